@@ -1,0 +1,99 @@
+"""``augmentgen`` command line. It only parses arguments into the configs the Python API uses."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import AugmentgenError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="augmentgen", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a class-conditional generator")
+    p.add_argument("--model", default="cgan", help="model family or preset (see `augmentgen models`)")
+    p.add_argument("--data", default="fashion-mnist-small",
+                   help="built-in name, ImageFolder dir, .npz file, or hf:<path>")
+    p.add_argument("--data-dir", help="folder with the built-in datasets' files (no downloads)")
+    p.add_argument("--out", default="runs/augmentgen", help="output folder")
+    p.add_argument("--per-class", type=int, help="train on a seeded subset of N images per class")
+    p.add_argument("--imbalance", type=float, help="long-tailed subset with this majority/minority ratio")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument("--set", dest="model_set", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a field of the model's config, e.g. --set loss=bce (repeatable)")
+    from .training.config import TrainingConfig
+
+    defaults = TrainingConfig()
+    for name in ("steps", "batch_size", "seed", "checkpoint_every", "keep_checkpoints",
+                 "sample_every", "log_every", "num_workers"):
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+    p.add_argument("--ema-decay", type=float, default=defaults.ema_decay)
+    p.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default=defaults.mixed_precision)
+    p.add_argument("--log-with", help="Accelerate tracker, e.g. tensorboard")
+    p.add_argument("--on-divergence", choices=["stop", "rollback"], default=defaults.on_divergence)
+
+    s = sub.add_parser("sample", help="sample images from a saved generator")
+    s.add_argument("--model", required=True, help="folder of a saved generator")
+    s.add_argument("--per-class", type=int, default=8)
+    s.add_argument("--out", required=True, help="output file (.png grid)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default=None)
+
+    sub.add_parser("models", help="list model families and presets")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except AugmentgenError as exc:
+        print(f"augmentgen: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _train(args) -> int:
+    from ._config import parse_overrides
+    from .api import train
+    from .models import build_config
+
+    model_set = parse_overrides(type(build_config(args.model)), args.model_set)
+    training = {name: getattr(args, name) for name in (
+        "steps", "batch_size", "seed", "checkpoint_every", "keep_checkpoints", "sample_every",
+        "log_every", "num_workers", "ema_decay", "mixed_precision", "log_with", "on_divergence")}
+    generator = train(args.model, args.data, args.out, data_dir=args.data_dir,
+                      per_class=args.per_class, imbalance=args.imbalance, resume=args.resume,
+                      model_config=model_set, **training)
+    out = Path(args.out)
+    print(f"weights: {out / 'model.safetensors'}")
+    print(f"config:  {out / 'config.json'}")
+    print(f"samples: {out / 'samples.png'} (one row per class: {', '.join(generator.class_names)})")
+    return 0
+
+
+def _sample(args) -> int:
+    import torch
+
+    from .hub import from_pretrained
+    from .training.grid import save_sample_grid
+
+    generator = from_pretrained(args.model, device=args.device)
+    g = torch.Generator(device=generator.device).manual_seed(args.seed)
+    images, _ = generator.sample_per_class(args.per_class, generator=g)
+    path = save_sample_grid(images, args.per_class, args.out)
+    print(f"wrote {path} ({generator.num_classes} rows x {args.per_class})")
+    return 0
+
+
+def _models(args) -> int:
+    from .models import available_models
+
+    for name, description in available_models().items():
+        print(f"{name:12s} {description}")
+    return 0
+
+
+COMMANDS = {"train": _train, "sample": _sample, "models": _models}

@@ -1,0 +1,170 @@
+"""Saving and loading generators: ``config.json`` + ``model.safetensors``, nothing else.
+
+- Weights are safetensors only; nothing here unpickles anything.
+- Every file is written atomically (temporary name in the same folder, fsync, rename), so a
+  crash mid-save leaves the previous file intact.
+- safetensors does not notice flipped bits in tensor data, so a sha256 of the tensors is kept in
+  the file's metadata and checked on load, together with the config the weights were saved with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as safetensors_bytes
+
+from ..errors import CheckpointError, ConfigError
+from ..models.base import ConditionalGenerator
+from ..models.registry import build_generator, config_from_dict, config_to_dict
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+REFUSED_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise CheckpointError(f"could not write {path}: {exc}; the previous file is untouched") from exc
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        digest.update(name.encode())
+        digest.update(str(t.dtype).encode())
+        digest.update(str(tuple(t.shape)).encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def generator_tensors(generator: ConditionalGenerator) -> dict[str, torch.Tensor]:
+    """Every tensor that defines the generator: state dict plus family extras, unshared."""
+    tensors = {k: v.detach().cpu().clone().contiguous() for k, v in generator.state_dict().items()}
+    for key, value in generator.extra_state_tensors().items():
+        tensors.setdefault(key, value.detach().cpu().clone().contiguous())
+    return tensors
+
+
+def save_generator(generator: ConditionalGenerator, directory: str | os.PathLike,
+                   *, metadata: dict[str, str] | None = None) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` for ``generator`` into ``directory``."""
+    directory = Path(directory)
+    config = config_to_dict(generator.config)
+    config_json = json.dumps(config, indent=2, sort_keys=True)
+    tensors = generator_tensors(generator)
+    meta = {
+        "format": "pt",
+        "augmentgen_config": config_json,
+        "augmentgen_sha256": tensors_sha256(tensors),
+        **(metadata or {}),
+    }
+    atomic_write_bytes(directory / WEIGHTS_NAME, safetensors_bytes(tensors, metadata=meta))
+    atomic_write_bytes(directory / CONFIG_NAME, (config_json + "\n").encode())
+    return directory / WEIGHTS_NAME
+
+
+def read_config(directory: str | os.PathLike) -> dict[str, Any]:
+    path = Path(directory) / CONFIG_NAME
+    if not path.exists():
+        raise CheckpointError(f"{path} is missing; a saved generator folder holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON ({exc}); the file is corrupted") from exc
+
+
+def load_generator(directory: str | os.PathLike, *, device: str | torch.device | None = None) -> ConditionalGenerator:
+    """Rebuild a generator from a folder written by :func:`save_generator`, strictly."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"no saved generator at {directory}")
+    weights = directory / WEIGHTS_NAME
+    if not weights.exists():
+        pickles = sorted(p.name for p in directory.iterdir() if p.suffix in REFUSED_SUFFIXES)
+        if pickles:
+            raise CheckpointError(
+                f"{directory} has {pickles} but no {WEIGHTS_NAME}; augmentgen loads safetensors only "
+                "because pickle files can run arbitrary code when loaded"
+            )
+        raise CheckpointError(f"{weights} is missing")
+    config_dict = read_config(directory)
+    try:
+        config = config_from_dict(config_dict)
+    except ConfigError as exc:
+        raise CheckpointError(f"{directory / CONFIG_NAME} is not a valid generator config: {exc}") from exc
+    tensors, meta = _read_safetensors(weights)
+    saved_config = meta.get("augmentgen_config")
+    if saved_config is not None and json.loads(saved_config) != config_dict:
+        raise CheckpointError(
+            f"{CONFIG_NAME} does not match the config stored with the weights in {weights}; "
+            "one of the two files was replaced or edited"
+        )
+    expected = meta.get("augmentgen_sha256")
+    if expected is not None and tensors_sha256(tensors) != expected:
+        raise CheckpointError(f"{weights} is corrupted: its tensors do not match their stored sha256")
+    generator = build_generator(config)
+    load_tensors_strict(generator, tensors, source=str(weights))
+    return generator.to(device) if device is not None else generator
+
+
+def load_tensors_strict(generator: ConditionalGenerator, tensors: dict[str, torch.Tensor], *, source: str) -> None:
+    """Load ``tensors`` into ``generator``; any missing, unexpected or mis-shaped key is an error."""
+    own = generator.state_dict()
+    extras = set(generator.extra_state_tensors())
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own) - extras)
+    mismatched = [f"{k}: saved {tuple(tensors[k].shape)}, model {tuple(own[k].shape)}"
+                  for k in sorted(set(own) & set(tensors)) if tensors[k].shape != own[k].shape]
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing[:5]}{'...' if len(missing) > 5 else ''}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}")
+        if mismatched:
+            parts.append(f"shape mismatches {mismatched[:3]}")
+        raise CheckpointError(f"the weights in {source} do not fit the config: " + "; ".join(parts))
+    generator.load_state_dict({k: tensors[k] for k in own}, strict=True)
+    if hasattr(generator, "load_extra_state_tensors"):
+        generator.load_extra_state_tensors({k: tensors[k] for k in extras if k in tensors})
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file ({exc}); it is truncated or corrupted"
+        ) from exc
+    return tensors, meta

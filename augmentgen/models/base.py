@@ -1,0 +1,166 @@
+"""The interface every model family implements: :class:`ConditionalGenerator`."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from .._config import Config
+from ..errors import ConfigError, DataError
+
+
+@dataclasses.dataclass
+class GeneratorConfig(Config):
+    """Fields every family shares; each family's config subclasses this.
+
+    Args:
+        num_classes (int): number of classes the generator is conditioned on.
+        image_size (int): height and width of generated images (28, 32 or 64).
+        in_channels (int): image channels, 1 (grayscale) or 3 (RGB).
+        latent_dim (int): size of the noise / latent code.
+        class_names (list[str], optional): human-readable class names, ``num_classes`` of them.
+        learning_rate (float): learning rate of the family's optimizers.
+    """
+
+    family: ClassVar[str] = ""
+
+    num_classes: int = 10
+    image_size: int = 28
+    in_channels: int = 1
+    latent_dim: int = 64
+    class_names: list[str] | None = None
+    learning_rate: float = 2e-4
+
+    def __post_init__(self) -> None:
+        if self.num_classes < 2:
+            raise ConfigError(f"num_classes must be at least 2, got {self.num_classes}")
+        if self.image_size not in (28, 32, 64):
+            raise ConfigError(f"image_size must be 28, 32 or 64, got {self.image_size}")
+        if self.in_channels not in (1, 3):
+            raise ConfigError(f"in_channels must be 1 or 3, got {self.in_channels}")
+        if self.latent_dim < 1:
+            raise ConfigError(f"latent_dim must be positive, got {self.latent_dim}")
+        if self.class_names is not None and len(self.class_names) != self.num_classes:
+            raise ConfigError(
+                f"class_names has {len(self.class_names)} names but num_classes is {self.num_classes}"
+            )
+        if self.learning_rate <= 0:
+            raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.in_channels, self.image_size, self.image_size)
+
+
+class ConditionalGenerator(nn.Module):
+    """A generator of images conditioned on a class label.
+
+    Every model family implements this interface, and everything downstream (mixing,
+    metrics, the hub) sees generators only through it: ``num_classes``, ``class_names``,
+    ``image_shape`` and :meth:`sample`. Samples are in ``[-1, 1]``, shaped ``(N, C, H, W)``.
+    """
+
+    config_class: ClassVar[type[GeneratorConfig]] = GeneratorConfig
+
+    def __init__(self, config: GeneratorConfig):
+        super().__init__()
+        self.config = config
+
+    # ----------------------------------------------------------------- interface
+    @property
+    def family(self) -> str:
+        return type(self.config).family
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.config.class_names or [str(i) for i in range(self.num_classes)])
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.config.image_shape
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def generate(self, labels: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Map ``noise`` (N, latent_dim) and ``labels`` (N,) to images in [-1, 1], with autograd."""
+        raise NotImplementedError
+
+    def sample_noise(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw ``n`` latent codes from the family's prior on the model's device."""
+        return torch.randn(n, self.config.latent_dim, device=self.device, generator=generator)
+
+    @torch.inference_mode()
+    def sample(
+        self,
+        labels: torch.Tensor | list[int],
+        *,
+        generator: torch.Generator | None = None,
+        batch_size: int = 1024,
+    ) -> torch.Tensor:
+        """Sample one image per entry of ``labels``, batched and without autograd.
+
+        Args:
+            labels: class indices, shape (N,), any integer dtype, on any device.
+            generator: a ``torch.Generator`` on the model's device for reproducible samples.
+            batch_size: the most images generated per forward pass.
+
+        Returns:
+            A float tensor (N, C, H, W) in [-1, 1] on the model's device.
+        """
+        labels = self.check_labels(labels)
+        was_training = self.training
+        self.eval()
+        try:
+            chunks = [
+                self.generate(chunk, self.sample_noise(len(chunk), generator=generator))
+                for chunk in labels.split(batch_size)
+            ]
+        finally:
+            self.train(was_training)
+        if not chunks:
+            return torch.empty(0, *self.image_shape, device=self.device)
+        return torch.cat(chunks)
+
+    def sample_per_class(
+        self, n_per_class: int, *, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n_per_class`` images of every class, grouped by class: (images, labels)."""
+        labels = torch.arange(self.num_classes, device=self.device).repeat_interleave(n_per_class)
+        return self.sample(labels, generator=generator), labels
+
+    def check_labels(self, labels: torch.Tensor | list[int]) -> torch.Tensor:
+        """Validate labels and move them to the model's device as int64."""
+        labels = torch.as_tensor(labels)
+        if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.is_complex():
+            raise DataError(f"labels must be integers, got dtype {labels.dtype}")
+        if labels.ndim != 1:
+            raise DataError(f"labels must be 1-D (N,), got shape {tuple(labels.shape)}")
+        labels = labels.to(device=self.device, dtype=torch.long)
+        # One reduction and one host sync per call, not per sample.
+        if labels.numel() and not bool(((labels >= 0) & (labels < self.num_classes)).all()):
+            bad = labels[(labels < 0) | (labels >= self.num_classes)][:5].tolist()
+            raise DataError(
+                f"labels must be in [0, {self.num_classes - 1}] for this {self.num_classes}-class "
+                f"generator; got e.g. {bad}"
+            )
+        return labels
+
+    def extra_state_tensors(self) -> dict[str, torch.Tensor]:
+        """Tensors beyond the parameters that must be saved with the weights (e.g. fitted priors)."""
+        return {}
+
+    def __repr__(self) -> str:
+        c, h, w = self.image_shape
+        return (
+            f"{type(self).__name__}(family={self.family!r}, num_classes={self.num_classes}, "
+            f"image_shape=({c}, {h}, {w}), parameters={sum(p.numel() for p in self.parameters()):,})"
+        )

@@ -1,0 +1,3 @@
+"""Each family's training step; importing this package registers them."""
+
+from . import gan  # noqa: F401

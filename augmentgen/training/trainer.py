@@ -1,0 +1,327 @@
+"""The one trainer: an Accelerate loop shared by every model family.
+
+The family supplies its :class:`~augmentgen.training.step.TrainingStep`; the trainer owns the
+loop, seeding, precision, the generator's EMA, resumable checkpoints, divergence checks, sample
+grids, tracker logging, and the final ``config.json`` + ``model.safetensors``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import time
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate.utils import ProjectConfiguration, set_seed
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm.auto import tqdm
+
+from ..data.labelled import LabelledImages
+from ..errors import CheckpointError, DataError, TrainingDivergedError
+from ..hub.serialization import atomic_write_bytes, save_generator
+from ..models.base import ConditionalGenerator, GeneratorConfig
+from ..models.registry import build_generator
+from .config import TrainingConfig
+from .grid import save_sample_grid
+from .step import step_class
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+class TrainingProgress:
+    """The trainer's own resumable state (registered with Accelerate's checkpointing)."""
+
+    def __init__(self) -> None:
+        self.step = 0
+        self.images_seen = 0
+        self.train_seconds = 0.0
+        self.lr_scale = 1.0
+
+    def state_dict(self) -> dict:
+        return dict(vars(self))
+
+    def load_state_dict(self, state: dict) -> None:
+        vars(self).update(state)
+
+
+class Trainer:
+    """Train a conditional generator with Accelerate.
+
+    Args:
+        model_config: the family's config (e.g. from :func:`augmentgen.models.build_config`).
+        training_config: loop settings shared by every family.
+        output_dir: where checkpoints, sample grids, logs and the final weights go.
+
+    Example::
+
+        config = build_config("cgan", num_classes=10)
+        trainer = Trainer(config, TrainingConfig(steps=2000), "runs/demo")
+        generator = trainer.fit(load_data("fashion-mnist-small"))
+    """
+
+    def __init__(self, model_config: GeneratorConfig, training_config: TrainingConfig | None = None,
+                 output_dir: str | os.PathLike = "runs/augmentgen", *, accelerator: Accelerator | None = None):
+        self.model_config = model_config
+        self.config = training_config or TrainingConfig()
+        self.output_dir = Path(output_dir)
+        self.accelerator = accelerator or Accelerator(
+            mixed_precision=self.config.mixed_precision,
+            log_with=self.config.log_with,
+            project_config=ProjectConfiguration(project_dir=str(self.output_dir),
+                                                logging_dir=str(self.output_dir / "logs")),
+            # Seedable samplers make the data order a function of (seed, epoch), which is what
+            # lets a resumed run see the same batches as an uninterrupted one.
+            dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        )
+        self.progress = TrainingProgress()
+        self.history: list[dict[str, float]] = []
+
+    # ------------------------------------------------------------------ public
+    def fit(self, data: LabelledImages | Iterable, *, resume: bool = False) -> ConditionalGenerator:
+        """Train on ``data`` and return the final (EMA) generator, also saved to ``output_dir``.
+
+        ``data`` is a :class:`LabelledImages` or any DataLoader / iterable of (images, labels)
+        batches with images uint8 in [0, 255] or float in [-1, 1], shaped like the config says.
+        With ``resume=True`` training continues from the newest checkpoint in ``output_dir``.
+        """
+        acc, cfg = self.accelerator, self.config
+        set_seed(cfg.seed)  # before building the model: the seed also fixes the initialisation
+        generator = build_generator(self.model_config)
+        step = step_class(self.model_config.family)(generator, acc)
+        step.prepare()
+        plain_generator = acc.unwrap_model(step.generator)
+        ema = None
+        if cfg.ema_decay > 0:
+            ema = AveragedModel(plain_generator, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay),
+                                use_buffers=True)
+            acc.register_for_checkpointing(ema)
+        acc.register_for_checkpointing(self.progress)
+
+        loader = data.loader(cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers) \
+            if isinstance(data, LabelledImages) else data
+        self._check_data(data)
+        loader = acc.prepare(loader) if isinstance(loader, torch.utils.data.DataLoader) else loader
+
+        if resume:
+            self._load_latest_checkpoint()
+            for opt in step.optimizers():
+                _scale_lr(opt, self.progress.lr_scale)
+        elif acc.is_main_process and self._checkpoint_dirs():
+            raise CheckpointError(
+                f"{self.output_dir} already holds checkpoints; pass resume=True (--resume) to "
+                "continue that run, or choose another output folder"
+            )
+        if acc.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            if cfg.log_with:
+                acc.init_trackers("augmentgen", config={**self.model_config.to_dict(), **cfg.to_dict()})
+
+        batches = self._batches(loader, start=self.progress.step)
+        bar = tqdm(total=cfg.steps, initial=self.progress.step, disable=not acc.is_local_main_process,
+                   desc=f"train {self.model_config.family}", dynamic_ncols=True)
+        start = time.perf_counter() - self.progress.train_seconds
+        while self.progress.step < cfg.steps:
+            real_images, labels = next(batches)
+            real_images, labels = self._to_model_range(real_images), labels.long()
+            losses = step(real_images, labels)
+            self.progress.step += 1
+            self.progress.images_seen += real_images.shape[0] * acc.num_processes
+            if not self._losses_finite(losses, plain_generator):
+                if cfg.on_divergence == "rollback" and self._checkpoint_dirs():
+                    self._rollback(step, losses)
+                    batches = self._batches(loader, start=self.progress.step)
+                    bar.n = self.progress.step
+                    continue
+                raise TrainingDivergedError(
+                    f"training diverged at step {self.progress.step}: "
+                    + ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
+                    + "; lower the learning rate or use on_divergence='rollback'"
+                )
+            if ema is not None:
+                ema.update_parameters(plain_generator)
+            bar.update(1)
+            s = self.progress.step
+            if s % cfg.log_every == 0 or s == cfg.steps:
+                values = {k: float(v) for k, v in losses.items()}
+                self.progress.train_seconds = time.perf_counter() - start
+                values["images_per_second"] = self.progress.images_seen / max(self.progress.train_seconds, 1e-9)
+                self.history.append({"step": s, **values})
+                bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k.endswith("loss")})
+                if cfg.log_with:
+                    acc.log(values, step=s)
+            if cfg.sample_every and s % cfg.sample_every == 0 and s < cfg.steps:
+                self._write_grid(self._final_generator(ema, plain_generator), f"samples/step-{s:07d}.png")
+            if cfg.checkpoint_every and s % cfg.checkpoint_every == 0 and s < cfg.steps:
+                self.progress.train_seconds = time.perf_counter() - start
+                self.save_checkpoint()
+        bar.close()
+        self.progress.train_seconds = time.perf_counter() - start
+
+        final = self._final_generator(ema, plain_generator)
+        step.finish(final, loader)
+        final.eval()
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            self._write_outputs(final)
+        if cfg.log_with:
+            acc.end_training()
+        return final
+
+    def save_checkpoint(self) -> Path:
+        """Write a resumable checkpoint (models, optimizers, EMA, RNG, progress) atomically."""
+        acc = self.accelerator
+        root = self.output_dir / CHECKPOINT_DIR
+        final = root / f"step-{self.progress.step:07d}"
+        tmp = root / f".tmp-step-{self.progress.step:07d}"
+        if acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            root.mkdir(parents=True, exist_ok=True)
+        acc.wait_for_everyone()
+        try:
+            acc.save_state(str(tmp))
+        except OSError as exc:
+            if acc.is_main_process:
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise CheckpointError(
+                f"could not write a checkpoint to {root}: {exc}; earlier checkpoints are intact"
+            ) from exc
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)  # the checkpoint only exists under its real name once complete
+            for old in self._checkpoint_dirs()[: -self.config.keep_checkpoints]:
+                shutil.rmtree(old, ignore_errors=True)
+        acc.wait_for_everyone()
+        return final
+
+    # ------------------------------------------------------------------ internals
+    def _check_data(self, data) -> None:
+        expected = self.model_config.image_shape
+        if isinstance(data, LabelledImages):
+            if data.image_shape != expected:
+                raise DataError(
+                    f"the data's images are {data.image_shape} (C, H, W) but the model expects "
+                    f"{expected}; set in_channels / image_size to match, or resize the data"
+                )
+            if data.num_classes != self.model_config.num_classes:
+                raise DataError(
+                    f"the data has {data.num_classes} classes but the model config says "
+                    f"{self.model_config.num_classes}"
+                )
+
+    def _to_model_range(self, images: torch.Tensor) -> torch.Tensor:
+        expected = self.model_config.image_shape
+        if tuple(images.shape[1:]) != expected:
+            raise DataError(f"a batch has images shaped {tuple(images.shape[1:])}; the model expects {expected}")
+        if images.dtype == torch.uint8:
+            return images.float().div_(127.5).sub_(1.0)
+        if not images.dtype.is_floating_point:
+            raise DataError(f"images must be uint8 or float, got {images.dtype}")
+        return images.float()
+
+    def _batches(self, loader, start: int) -> Iterator:
+        """An endless stream of batches; with a sized loader, batch ``start`` comes first."""
+        acc = self.accelerator
+        try:
+            per_epoch = len(loader)
+        except TypeError:
+            per_epoch = 0
+        if per_epoch == 0:
+            while True:
+                yield from loader
+        epoch, skip = divmod(start, per_epoch)
+        while True:
+            if hasattr(loader, "set_epoch"):
+                loader.set_epoch(epoch)
+            yield from (acc.skip_first_batches(loader, skip) if skip else loader)
+            epoch, skip = epoch + 1, 0
+
+    def _losses_finite(self, losses: dict[str, torch.Tensor], generator: torch.nn.Module) -> bool:
+        # One reduction and one host sync per step.
+        values = torch.stack([v.detach().float().reshape(()) for v in losses.values()])
+        ok = torch.isfinite(values).all()
+        if self.progress.step % self.config.log_every == 0:
+            ok = ok & torch.stack([torch.isfinite(p).all() for p in generator.parameters()]).all()
+        return bool(ok)
+
+    def _rollback(self, step, losses) -> None:
+        bad_step = self.progress.step
+        self._load_latest_checkpoint()
+        self.progress.lr_scale *= 0.5
+        for opt in step.optimizers():
+            _scale_lr(opt, 0.5)
+        warnings.warn(
+            f"losses became non-finite at step {bad_step} ({', '.join(f'{k}={float(v):.3g}' for k, v in losses.items())}); "
+            f"rolled back to step {self.progress.step} with learning rates x{self.progress.lr_scale:g}",
+            stacklevel=2,
+        )
+
+    def _checkpoint_dirs(self) -> list[Path]:
+        root = self.output_dir / CHECKPOINT_DIR
+        if not root.is_dir():
+            return []
+        return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-"))
+
+    def _load_latest_checkpoint(self) -> None:
+        dirs = self._checkpoint_dirs()
+        if not dirs:
+            raise CheckpointError(f"nothing to resume: no checkpoints in {self.output_dir / CHECKPOINT_DIR}")
+        # Accelerate's RNG / optimizer files are its own pickles; they are only ever read from
+        # the user's own output folder, never from a downloaded model.
+        self.accelerator.load_state(str(dirs[-1]))
+
+    def _final_generator(self, ema, plain_generator) -> ConditionalGenerator:
+        return ema.module if ema is not None else plain_generator
+
+    def _write_grid(self, generator: ConditionalGenerator, name: str) -> Path | None:
+        if not self.accelerator.is_main_process:
+            return None
+        g = torch.Generator(device=generator.device).manual_seed(self.config.seed)
+        images, labels = generator.sample_per_class(self.config.samples_per_class, generator=g)
+        _warn_if_collapsed(images, labels, generator.class_names, self.progress.step)
+        return save_sample_grid(images, self.config.samples_per_class, self.output_dir / name)
+
+    def _write_outputs(self, generator: ConditionalGenerator) -> None:
+        save_generator(generator, self.output_dir, metadata={"steps": str(self.progress.step)})
+        grid = self._write_grid(generator, "samples.png")
+        summary = {
+            "family": self.model_config.family,
+            "steps": self.progress.step,
+            "train_seconds": round(self.progress.train_seconds, 2),
+            "images_per_second": round(self.progress.images_seen / max(self.progress.train_seconds, 1e-9), 1),
+            "steps_per_second": round(self.progress.step / max(self.progress.train_seconds, 1e-9), 3),
+            "num_processes": self.accelerator.num_processes,
+            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "training_config": self.config.to_dict(),
+            "sample_grid": grid.name if grid else None,
+            "history": self.history,
+        }
+        atomic_write_bytes(self.output_dir / "training.json", json.dumps(summary, indent=2).encode())
+
+
+def _scale_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] *= factor
+
+
+def _warn_if_collapsed(images: torch.Tensor, labels: torch.Tensor, names: list[str], step: int) -> None:
+    """Warn when all samples of a class are nearly identical (per-class mode collapse)."""
+    n_per_class = int((labels == labels[0]).sum())
+    if n_per_class < 2:
+        return
+    per_class = images.reshape(-1, n_per_class, images[0].numel())  # (classes, n, pixels)
+    spread = per_class.std(dim=1).mean(dim=1)  # (classes,)
+    collapsed = (spread < 0.02).nonzero().flatten().tolist()
+    if collapsed and not math.isnan(float(spread.sum())):
+        warnings.warn(
+            f"step {step}: samples of class(es) {[names[i] for i in collapsed]} are nearly identical "
+            "(per-class mode collapse); try a larger dataset, stronger DiffAugment or a lower learning rate",
+            stacklevel=2,
+        )

@@ -1,0 +1,46 @@
+"""Shared fixtures: tiny datasets and configs so every test runs in seconds on a CPU."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from augmentgen.data import LabelledImages
+
+# Real datasets live beside the checkout (../shared/data), never downloaded.
+SHARED_DATA = Path(os.environ.get("AUGMENTGEN_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def requires_shared_data(name: str):
+    return pytest.mark.skipif(not (SHARED_DATA / name).is_dir(),
+                              reason=f"{SHARED_DATA / name} not present")
+
+
+def make_images(n_per_class: int = 8, num_classes: int = 3, channels: int = 1, size: int = 28,
+                seed: int = 0) -> LabelledImages:
+    """Synthetic, class-separable images: class c is a bright square at a class-specific spot."""
+    rng = np.random.default_rng(seed)
+    n = n_per_class * num_classes
+    images = rng.integers(0, 40, size=(n, channels, size, size), dtype=np.uint8)
+    labels = np.repeat(np.arange(num_classes), n_per_class)
+    step = size // num_classes
+    for i, c in enumerate(labels):
+        images[i, :, c * step: c * step + step, 4: size - 4] = 220
+    return LabelledImages(images, labels, [f"class{c}" for c in range(num_classes)], source="synthetic")
+
+
+@pytest.fixture
+def tiny_data() -> LabelledImages:
+    return make_images()
+
+
+TINY_GAN = {"generator_width": 8, "discriminator_width": 8, "latent_dim": 16}
