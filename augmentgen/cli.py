@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     defaults = TrainingConfig()
     for name in ("steps", "batch_size", "seed", "checkpoint_every", "keep_checkpoints",
-                 "sample_every", "log_every", "num_workers"):
+                 "sample_every", "samples_per_class", "log_every", "num_workers"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     p.add_argument("--ema-decay", type=float, default=defaults.ema_decay)
     p.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default=defaults.mixed_precision)
@@ -62,11 +62,15 @@ def _train(args) -> int:
 
     model_set = parse_overrides(type(build_config(args.model)), args.model_set)
     training = {name: getattr(args, name) for name in (
-        "steps", "batch_size", "seed", "checkpoint_every", "keep_checkpoints", "sample_every",
+        "steps", "batch_size", "seed", "checkpoint_every", "keep_checkpoints", "sample_every", "samples_per_class",
         "log_every", "num_workers", "ema_decay", "mixed_precision", "log_with", "on_divergence")}
     generator = train(args.model, args.data, args.out, data_dir=args.data_dir,
                       per_class=args.per_class, imbalance=args.imbalance, resume=args.resume,
                       model_config=model_set, **training)
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:  # under `accelerate launch`, one report is enough
+        return 0
     out = Path(args.out)
     print(f"weights: {out / 'model.safetensors'}")
     print(f"config:  {out / 'config.json'}")

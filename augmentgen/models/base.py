@@ -98,7 +98,9 @@ class ConditionalGenerator(nn.Module):
         """Draw ``n`` latent codes from the family's prior on the model's device."""
         return torch.randn(n, self.config.latent_dim, device=self.device, generator=generator)
 
-    @torch.inference_mode()
+    # no_grad rather than inference_mode: inference tensors cannot be saved for backward, and
+    # samples are meant to be fed to a classifier that is being trained.
+    @torch.no_grad()
     def sample(
         self,
         labels: torch.Tensor | list[int],

@@ -194,6 +194,7 @@ class Trainer:
             ) from exc
         acc.wait_for_everyone()
         if acc.is_main_process:
+            _fsync_tree(tmp)  # on disk before the rename makes it the checkpoint to resume from
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)  # the checkpoint only exists under its real name once complete
             for old in self._checkpoint_dirs()[: -self.config.keep_checkpoints]:
@@ -325,3 +326,15 @@ def _warn_if_collapsed(images: torch.Tensor, labels: torch.Tensor, names: list[s
             "(per-class mode collapse); try a larger dataset, stronger DiffAugment or a lower learning rate",
             stacklevel=2,
         )
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in directory.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

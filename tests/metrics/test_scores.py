@@ -1,0 +1,78 @@
+"""Classifier-based scores on fake generators with known answers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from augmentgen.errors import DataError
+from augmentgen.metrics import (
+    class_consistency,
+    classification_accuracy_score,
+    downstream_gain,
+    train_classifier,
+    validation_split,
+)
+from tests.conftest import make_images
+from tests.metrics.fakes import RealImagesGenerator
+
+FAST = dict(steps=25, batch_size=24, width=8)
+
+
+@pytest.fixture(scope="module")
+def split():
+    return make_images(n_per_class=16, num_classes=3, seed=0), make_images(n_per_class=12, num_classes=3, seed=1)
+
+
+@pytest.fixture(scope="module")
+def real_classifier(split):
+    return train_classifier(split[0], seed=0, augment="none", **FAST)
+
+
+def test_class_consistency_of_right_and_wrong_class_generators(split, real_classifier):
+    train, _ = split
+    right = class_consistency(RealImagesGenerator(train), real_classifier, 20)
+    wrong = class_consistency(RealImagesGenerator(train, shift=1), real_classifier, 20)
+    assert right["mean"] > 0.9 and min(right["per_class"].values()) > 0.8
+    assert wrong["mean"] < 0.1
+    assert list(right["per_class"]) == train.class_names
+
+
+def test_cas_of_a_perfect_generator_is_close_to_the_real_classifier(split):
+    train, test = split
+    perfect = classification_accuracy_score(RealImagesGenerator(train), test, real_data=train,
+                                            n_per_class=16, seed=0, augment="none", **FAST)
+    wrong = classification_accuracy_score(RealImagesGenerator(train, shift=1), test,
+                                          n_per_class=16, seed=0, augment="none", **FAST)
+    assert perfect["acc_real"] > 0.9
+    assert abs(perfect["cas"] - perfect["acc_real"]) < 0.1
+    assert wrong["cas"] < 0.1 and wrong["acc_real"] is None
+    assert len(perfect["cas_per_class"]) == 3
+
+
+def test_validation_split_is_stratified_disjoint_and_seeded():
+    data = make_images(n_per_class=10, num_classes=3)
+    fit, val = validation_split(data, 0.2, seed=0)
+    assert fit.class_counts == [8, 8, 8] and val.class_counts == [2, 2, 2]
+    again_fit, _ = validation_split(data, 0.2, seed=0)
+    assert torch.equal(fit.images, again_fit.images)
+    rows = torch.cat([fit.images, val.images]).flatten(1)
+    assert len(torch.unique(rows, dim=0)) == len(data)
+    with pytest.raises(DataError):
+        validation_split(make_images(n_per_class=1, num_classes=2))
+
+
+def test_downstream_gain_runs_every_arm_and_chooses_the_ratio_on_validation(split):
+    train, test = split
+    report = downstream_gain(RealImagesGenerator(train), train, test, seed=0,
+                             candidate_ratios=(0.25, 0.75), **FAST)
+    assert set(report["ratio_selection"]) == {0.25, 0.75}
+    assert report["ratio"] in (0.25, 0.75)
+    assert report["delta"] == pytest.approx(report["acc_mixed"] - report["acc_real_classic"])
+    for key in ("acc_real_classic", "acc_mixed", "acc_real_noaug"):
+        assert report[key] > 0.85, (key, report[key])
+    fixed = downstream_gain(RealImagesGenerator(train, shift=1), train, test, seed=0, ratio=1.0,
+                            include_noaug=False, **FAST)
+    # Every training row replaced by an image of the wrong class: the classifier learns nothing
+    # useful (chance level or below, 3 classes) and the gain is strongly negative.
+    assert fixed["ratio_selection"] is None and fixed["acc_mixed"] < 0.4 and fixed["delta"] < -0.5

@@ -1,0 +1,233 @@
+"""SyntheticMix and augment_loader: ratios, labels, masks, balancing, dtype/range/layout, seeds."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from augmentgen.errors import ConfigError, DataError
+from augmentgen.mixing import SyntheticMix, allocate_counts, augment_loader
+from augmentgen.models import build_config, build_generator
+
+
+@pytest.fixture(scope="module")
+def gen():
+    torch.manual_seed(0)
+    return build_generator(build_config("cgan", num_classes=3, generator_width=8, latent_dim=8))
+
+
+@pytest.fixture(scope="module")
+def gen_rgb32():
+    torch.manual_seed(0)
+    return build_generator(build_config("cgan", num_classes=3, generator_width=8, latent_dim=8,
+                                        image_size=32, in_channels=3))
+
+
+def batch(n=20, channels=1, size=28, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(n, channels, size, size, generator=g).to(dtype)
+    labels = torch.randint(0, 3, (n,), generator=g)
+    return images, labels
+
+
+@pytest.mark.parametrize("ratio,n", [(0.0, 0), (0.25, 5), (0.5, 10), (1.0, 20)])
+def test_replace_keeps_size_and_labels(gen, ratio, n):
+    images, labels = batch()
+    out, out_labels, mask = SyntheticMix(gen, ratio, seed=0, output_range=(0, 1))(images, labels, return_mask=True)
+    assert out.shape == images.shape and mask.dtype == torch.bool
+    assert int(mask.sum()) == n
+    assert torch.equal(out_labels, labels)  # balance=None: each replaced row keeps its label
+    assert torch.equal(out[~mask], images[~mask])
+    if n:
+        assert not torch.allclose(out[mask], images[mask])
+
+
+def test_replace_row_gets_image_of_its_class(gen):
+    # The synthetic image of a replaced row is exactly the generator's sample for that row's class.
+    images, labels = batch()
+    mix = SyntheticMix(gen, 0.5, seed=3)
+    out, out_labels, mask = mix(images, labels, return_mask=True)
+    rows = mask.nonzero().flatten()
+    rng = torch.Generator().manual_seed(3)
+    chosen = torch.randperm(20, generator=rng)[:10]
+    assert set(chosen.tolist()) == set(rows.tolist())
+    expected = gen.sample(labels[chosen], generator=rng)
+    assert torch.allclose(out[chosen], expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("ratio,b,n", [(0.5, 20, 10), (0.3, 10, 3), (0.25, 6, 2), (1.5, 4, 6)])
+def test_append_adds_round_ratio_rows(gen, ratio, b, n):
+    images, labels = batch(b)
+    out, out_labels, mask = SyntheticMix(gen, ratio, mode="append", seed=0)(images, labels, return_mask=True)
+    assert out.shape[0] == b + n and out_labels.shape[0] == b + n
+    assert mask.tolist() == [False] * b + [True] * n
+    assert torch.equal(out[:b], images) and torch.equal(out_labels[:b], labels)
+    # balance=None copies classes present in the batch
+    assert set(out_labels[b:].tolist()) <= set(labels.tolist())
+
+
+def test_uniform_balance_is_exact(gen):
+    images, _ = batch(30)
+    labels = torch.zeros(30, dtype=torch.long)
+    out, out_labels, mask = SyntheticMix(gen, 0.5, mode="append", balance="uniform", seed=0)(
+        images, labels, return_mask=True)
+    assert torch.bincount(out_labels[mask], minlength=3).tolist() == [5, 5, 5]
+
+
+def test_dict_balance_by_index_and_name(gen):
+    images, labels = batch(40)
+    mix = SyntheticMix(gen, 0.5, mode="replace", balance={0: 3.0, "2": 1.0}, seed=0)
+    out, out_labels, mask = mix(images, labels, return_mask=True)
+    # replace + balance: the replaced rows take the label of their synthetic image
+    assert torch.bincount(out_labels[mask], minlength=3).tolist() == [15, 0, 5]
+    assert torch.equal(out_labels[~mask], labels[~mask])
+
+
+def test_allocate_counts_largest_remainder():
+    counts = allocate_counts(10, torch.tensor([1.0, 1.0, 1.0]))
+    assert counts.sum() == 10 and sorted(counts.tolist()) == [3, 3, 4]
+    assert allocate_counts(7, torch.tensor([0.0, 2.0, 5.0])).tolist() == [0, 2, 5]
+    assert allocate_counts(0, torch.tensor([1.0, 1.0])).tolist() == [0, 0]
+
+
+def test_inverse_frequency_tops_up_to_majority(gen):
+    # Real batches: 6 of class 0, 3 of class 1, 1 of class 2; 5 synthetic rows per batch.
+    labels = torch.tensor([0] * 6 + [1] * 3 + [2])
+    images = torch.rand(10, 1, 28, 28)
+    mix = SyntheticMix(gen, 0.5, mode="append", balance="inverse-frequency", seed=0)
+    _, out_labels, mask = mix(images, labels, return_mask=True)
+    # deficits after the real rows: [0, 3, 5] -> 5 rows split 3:5 by largest remainder
+    synthetic = torch.bincount(out_labels[mask], minlength=3).tolist()
+    assert synthetic[0] == 0 and sum(synthetic) == 5 and synthetic[2] >= synthetic[1] >= 1
+    # Deficit per batch is 3 + 5 = 8 > 5 rows, so totals keep climbing but never overtake class 0.
+    for _ in range(5):
+        mix(images, labels)
+    counts = mix.class_counts.tolist()
+    assert counts[0] == 36 and max(counts) == 36 and sum(counts) == 6 * 15
+
+
+def test_inverse_frequency_fills_exactly_when_rows_suffice(gen):
+    labels = torch.tensor([0] * 6 + [1] * 3 + [2])
+    images = torch.rand(10, 1, 28, 28)
+    mix = SyntheticMix(gen, 1.1, mode="append", balance="inverse-frequency", seed=0)  # 11 rows
+    _, out_labels, mask = mix(images, labels, return_mask=True)
+    synthetic = torch.bincount(out_labels[mask], minlength=3)
+    # deficits [0, 3, 5] filled exactly, the 3 spare rows spread one per class
+    assert synthetic.tolist() == [1, 4, 6]
+    assert mix.class_counts.tolist() == [7, 7, 7]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.uint8])
+def test_dtype_and_range_preserved(gen, dtype):
+    images, labels = batch(dtype=torch.float32)
+    if dtype == torch.uint8:
+        images = (images * 255).to(torch.uint8)
+    else:
+        images = images.to(dtype)
+    out, _, mask = SyntheticMix(gen, 0.5, seed=0, output_range=(0, 1))(images, labels, return_mask=True)
+    assert out.dtype == dtype and out.device == images.device
+    synthetic = out[mask].float()
+    if dtype == torch.uint8:
+        assert synthetic.max() > 1  # [0, 255], not [0, 1]
+    else:
+        assert synthetic.min() >= 0 and synthetic.max() <= 1
+
+
+def test_mean_std_normalisation_matches_torchvision(gen):
+    from torchvision.transforms import v2
+
+    from augmentgen.transforms.functional import from_generator_range
+
+    mean, std = [0.2860], [0.3530]
+    fake = torch.rand(2, 1, 28, 28) * 2 - 1
+    expected = v2.Normalize(mean, std)((fake + 1) / 2)
+    assert torch.allclose(from_generator_range(fake, mean=mean, std=std), expected, atol=1e-6)
+    images, labels = batch(10)
+    out, _ = SyntheticMix(gen, 1.0, seed=0, mean=mean, std=std)(images, labels)
+    unit = out * std[0] + mean[0]  # back to [0, 1]
+    assert unit.min() >= -1e-5 and unit.max() <= 1 + 1e-5
+    assert not torch.allclose(out, unit, atol=1e-3)  # normalised, not left in [0, 1]
+
+
+@pytest.mark.parametrize("mode", ["replace", "append"])
+def test_channels_last_preserved(gen_rgb32, mode):
+    images = torch.rand(8, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, 3, (8,))
+    out, _ = SyntheticMix(gen_rgb32, 0.5, mode=mode, seed=0)(images, labels)
+    assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
+
+
+def test_input_not_modified(gen):
+    images, labels = batch()
+    before, before_labels = images.clone(), labels.clone()
+    SyntheticMix(gen, 1.0, balance="uniform", seed=0)(images, labels)
+    assert torch.equal(images, before) and torch.equal(labels, before_labels)
+
+
+def test_seed_determinism(gen):
+    images, labels = batch()
+    a = SyntheticMix(gen, 0.5, mode="append", balance="uniform", seed=7)
+    b = SyntheticMix(gen, 0.5, mode="append", balance="uniform", seed=7)
+    c = SyntheticMix(gen, 0.5, mode="append", balance="uniform", seed=8)
+    for _ in range(2):
+        (xa, ya), (xb, yb), (xc, _) = a(images, labels), b(images, labels), c(images, labels)
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+        assert not torch.equal(xa, xc)
+
+
+def test_bf16_autocast_runs(gen):
+    images, labels = batch()
+    out, _ = SyntheticMix(gen, 0.5, seed=0, autocast=True)(images, labels)
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("images,match", [
+    (torch.rand(4, 3, 28, 28), "channel"),
+    (torch.rand(4, 1, 32, 32), "32"),
+    (torch.rand(4, 28, 28), r"\(B, C, H, W\)"),
+    (torch.randint(0, 3, (4, 1, 28, 28)), "float or uint8"),
+])
+def test_shape_and_dtype_mismatch_errors(gen, images, match):
+    with pytest.raises(DataError, match=match):
+        SyntheticMix(gen, 0.5)(images, torch.zeros(4, dtype=torch.long))
+
+
+def test_label_errors(gen):
+    images = torch.rand(4, 1, 28, 28)
+    with pytest.raises(DataError, match="CutMix"):
+        SyntheticMix(gen)(images, torch.zeros(4, 3))
+    with pytest.raises(DataError, match="4 images but 3 labels"):
+        SyntheticMix(gen)(images, torch.zeros(3, dtype=torch.long))
+
+
+def test_device_mismatch_names_fix(gen):
+    images = torch.rand(4, 1, 28, 28, device="meta")
+    with pytest.raises(DataError, match=r"generator.to\('meta'\)"):
+        SyntheticMix(gen)(images, torch.zeros(4, dtype=torch.long, device="meta"))
+
+
+def test_config_errors(gen):
+    with pytest.raises(ConfigError):
+        SyntheticMix(gen, 1.5)
+    with pytest.raises(ConfigError):
+        SyntheticMix(gen, mode="swap")
+    with pytest.raises(ConfigError, match="class index"):
+        SyntheticMix(gen, balance={"cat": 1.0})
+    with pytest.raises(ConfigError, match="prefetch"):
+        SyntheticMix(gen, prefetch=True)
+
+
+def test_augment_loader_wraps_dataloader(gen):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    images = torch.rand(24, 1, 28, 28)
+    labels = torch.arange(24) % 3
+    loader = DataLoader(TensorDataset(images, labels), batch_size=8)
+    wrapped = augment_loader(loader, gen, 0.5, mode="append", seed=0)
+    assert len(wrapped) == 3
+    shapes = [(x.shape[0], y.shape[0]) for x, y in wrapped]
+    assert shapes == [(12, 12)] * 3
+    # dict batches too
+    dict_loader = [{"image": images[:8], "label": labels[:8]}]
+    out = next(iter(augment_loader(dict_loader, gen, 0.25, seed=0)))
+    assert out["image"].shape == (8, 1, 28, 28) and torch.equal(out["label"], labels[:8])

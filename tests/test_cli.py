@@ -1,0 +1,40 @@
+import json
+import subprocess
+import sys
+
+from augmentgen.cli import main
+from augmentgen.hub import load_generator
+
+
+def test_train_then_sample_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--model", "cgan", "--data", "fashion-mnist-small", "--per-class", "4",
+                 "--out", str(out), "--steps", "3", "--batch-size", "8", "--sample-every", "0",
+                 "--set", "generator_width=8", "--set", "discriminator_width=8", "--seed", "1"])
+    assert code == 0
+    assert f"weights: {out / 'model.safetensors'}" in capsys.readouterr().out
+    generator = load_generator(out)
+    assert generator.config.generator_width == 8 and generator.class_names[1] == "Trouser"
+    assert json.loads((out / "training.json").read_text())["training_config"]["seed"] == 1
+
+    assert main(["sample", "--model", str(out), "--per-class", "3", "--out", str(tmp_path / "g.png")]) == 0
+    from PIL import Image
+
+    width, height = Image.open(tmp_path / "g.png").size
+    assert height > width  # 10 rows (classes) of 3 images
+
+
+def test_errors_are_one_line_messages_with_exit_code_2(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    assert "no data at" in capsys.readouterr().err
+    assert main(["train", "--set", "no_such_field=1", "--out", str(tmp_path / "o")]) == 2
+    assert "no field" in capsys.readouterr().err
+    assert main(["sample", "--model", str(tmp_path), "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "config.json" in err or "model.safetensors" in err
+
+
+def test_python_dash_m_lists_models():
+    result = subprocess.run([sys.executable, "-m", "augmentgen", "models"], capture_output=True, text=True,
+                            check=True)
+    assert "cgan" in result.stdout and "wgan-gp" in result.stdout

@@ -1,0 +1,27 @@
+"""Every example runs end to end on the embedded dataset (the CI check that the docs work)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.mark.parametrize("script,args,expected", [
+    ("plain_pytorch_loop.py", [], "synthetic images seen: 224"),  # 7 batches x 32 rows
+    ("albumentations_pipeline.py", ["--num-workers", "2"], "test accuracy:"),
+    ("hf_datasets_pipeline.py", [], "rows: 700 (200 synthetic)"),
+])
+def test_example_runs(script, args, expected):
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "NO_ALBUMENTATIONS_UPDATE": "1",
+           "OMP_NUM_THREADS": "2"}
+    result = subprocess.run([sys.executable, str(EXAMPLES / script), "--epochs", "1", *args],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert expected in result.stdout
+    assert "test accuracy:" in result.stdout

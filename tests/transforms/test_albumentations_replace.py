@@ -1,0 +1,64 @@
+"""AlbumentationsReplaceWithSynthetic in A.Compose, with the label as a keyword target."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+A = pytest.importorskip("albumentations")
+
+from augmentgen.errors import DataError  # noqa: E402
+from augmentgen.mixing import SyntheticPool  # noqa: E402
+from augmentgen.models import build_config, build_generator  # noqa: E402
+from augmentgen.transforms import AlbumentationsReplaceWithSynthetic  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def pool():
+    torch.manual_seed(0)
+    g = build_generator(build_config("cgan", num_classes=3, generator_width=8, latent_dim=8))
+    return SyntheticPool(g, per_class=4, seed=0)
+
+
+def bank_hwc(pool, label):
+    return [pool.images[label, i].permute(1, 2, 0).numpy() for i in range(pool.per_class)]
+
+
+@pytest.mark.parametrize("shape,dtype", [((28, 28, 1), np.uint8), ((28, 28, 3), np.uint8),
+                                         ((28, 28, 1), np.float32)])
+def test_compose_end_to_end(pool, shape, dtype):
+    image = np.full(shape, 3, dtype=dtype) if dtype == np.uint8 else np.full(shape, 0.01, dtype)
+    original = image.copy()
+    compose = A.Compose([AlbumentationsReplaceWithSynthetic(pool, p=1.0), A.HorizontalFlip(p=0.0)],
+                        seed=0)
+    out = compose(image=image, label=2)
+    assert out["label"] == 2 and out["image"].dtype == dtype and out["image"].shape == shape
+    assert np.array_equal(image, original)
+    got = out["image"][..., :1]
+    if dtype == np.float32:
+        got = np.round(got * 255).astype(np.uint8)
+    assert any(np.array_equal(got, b) for b in bank_hwc(pool, 2))
+
+
+def test_probability_and_pickle(pool):
+    image = np.zeros((28, 28, 1), np.uint8)
+    t = AlbumentationsReplaceWithSynthetic(pool, p=0.0)
+    assert np.array_equal(A.Compose([t])(image=image, label=1)["image"], image)
+    clone = pickle.loads(pickle.dumps(A.Compose([AlbumentationsReplaceWithSynthetic(pool, p=1.0)])))
+    out = clone(image=image, label=1)["image"]
+    assert any(np.array_equal(out, b) for b in bank_hwc(pool, 1))
+
+
+def test_errors(pool):
+    compose = A.Compose([AlbumentationsReplaceWithSynthetic(pool, p=1.0)])
+    with pytest.raises(ValueError, match="label"):
+        compose(image=np.zeros((28, 28, 1), np.uint8))
+    with pytest.raises(DataError, match="Resize"):
+        compose(image=np.zeros((32, 32, 1), np.uint8), label=0)
+    with pytest.raises(DataError, match="out of range"):
+        compose(image=np.zeros((28, 28, 1), np.uint8), label=5)
