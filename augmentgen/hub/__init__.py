@@ -1,16 +1,33 @@
-"""Saving, loading and (later) sharing generators."""
+"""Saving, loading and sharing generators: local folders, the shipped zoo and the Hugging Face Hub.
 
-from .serialization import CONFIG_NAME, WEIGHTS_NAME, load_generator, save_generator
+A saved generator is a folder with ``config.json`` (the family's config, which picks the class),
+``model.safetensors`` (weights, with a sha256 and the config in its metadata), and, from
+:func:`save_pretrained`, a ``README.md`` model card and a ``samples.png`` grid.
+"""
 
+from .card import render_model_card
+from .remote import download, from_pretrained, push_to_hub
+from .serialization import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    atomic_write_bytes,
+    load_generator,
+    save_generator,
+    save_pretrained,
+)
+from .zoo import list_pretrained, pretrained_dir
 
-def from_pretrained(path, *, device=None):
-    """Load any saved generator (any family) from its folder; the family is read from config.json."""
-    return load_generator(path, device=device)
-
-
-def save_pretrained(generator, directory, **metadata):
-    """Save ``generator`` as ``config.json`` + ``model.safetensors`` in ``directory``."""
-    return save_generator(generator, directory, metadata={k: str(v) for k, v in metadata.items()})
-
-
-__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "from_pretrained", "load_generator", "save_generator", "save_pretrained"]
+__all__ = [
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "atomic_write_bytes",
+    "download",
+    "from_pretrained",
+    "list_pretrained",
+    "load_generator",
+    "pretrained_dir",
+    "push_to_hub",
+    "render_model_card",
+    "save_generator",
+    "save_pretrained",
+]

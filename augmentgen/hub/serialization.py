@@ -28,6 +28,10 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 REFUSED_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
+# Read once at import: os.umask can only be read by setting it, which would race with threads later.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
@@ -35,6 +39,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates 0600 files; give the result the permissions a plain open() would.
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -56,6 +62,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in name order."""
     digest = hashlib.sha256()
     for name in sorted(tensors):
         t = tensors[name].detach().cpu().contiguous()
@@ -93,6 +100,7 @@ def save_generator(generator: ConditionalGenerator, directory: str | os.PathLike
 
 
 def read_config(directory: str | os.PathLike) -> dict[str, Any]:
+    """The parsed ``config.json`` of a saved generator folder."""
     path = Path(directory) / CONFIG_NAME
     if not path.exists():
         raise CheckpointError(f"{path} is missing; a saved generator folder holds {CONFIG_NAME} and {WEIGHTS_NAME}")
@@ -168,3 +176,70 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
             f"{path} is not a readable safetensors file ({exc}); it is truncated or corrupted"
         ) from exc
     return tensors, meta
+
+
+def save_pretrained(
+    generator: ConditionalGenerator,
+    directory: str | os.PathLike,
+    *,
+    dataset: str | None = None,
+    metrics: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
+    description: str | None = None,
+    grid: str | os.PathLike | bool = True,
+    license: str = "apache-2.0",
+    name: str | None = None,
+    repo_id: str | None = None,
+    tags: list[str] | None = None,
+) -> Path:
+    """Save ``generator`` as a shareable folder: weights, config, model card and sample grid.
+
+    Writes ``config.json`` and ``model.safetensors`` (:func:`save_generator`), ``samples.png``
+    (one row per class) and a ``README.md`` model card with YAML front matter
+    (``library_name: augmentgen``, licence, tags). The result loads with
+    :func:`augmentgen.from_pretrained` and uploads with :func:`augmentgen.push_to_hub`.
+
+    Args:
+        generator: the generator to save.
+        directory: the folder to write (created if needed).
+        dataset: what it was trained on (a built-in dataset name or free text).
+        metrics: measured figures for the card, e.g. ``{"class_consistency": 0.93}``.
+        training: the trainer's summary (steps, train_seconds, command, ...); by default the
+            ``training.json`` the trainer left in ``directory``, when there is one.
+        description: one line saying what this generator is (also listed by
+            :func:`augmentgen.list_pretrained` for zoo models).
+        grid: ``True`` to draw an 8-per-class sample grid (seed 0), a path to copy an existing
+            grid from, or ``False`` for none.
+        license, name, repo_id, tags: card fields (licence id, title, the id users load it by,
+            extra tags).
+
+    Returns:
+        The folder written.
+    """
+    import shutil
+
+    from .card import read_training_summary, render_model_card
+
+    directory = Path(directory)
+    save_generator(generator, directory)
+    if training is None:
+        training = read_training_summary(directory)
+    grid_name = None
+    if grid is True:
+        from ..training.grid import save_sample_grid
+
+        g = torch.Generator(device=generator.device).manual_seed(0)
+        images, _ = generator.sample_per_class(8, generator=g)
+        grid_name = save_sample_grid(images, 8, directory / "samples.png").name
+    elif grid:
+        grid_path = Path(grid)
+        if not grid_path.is_file():
+            raise CheckpointError(f"sample grid {grid_path} does not exist")
+        if grid_path.resolve() != (directory / grid_path.name).resolve():
+            shutil.copyfile(grid_path, directory / grid_path.name)
+        grid_name = grid_path.name
+    card = render_model_card(generator, name=name or directory.name, dataset=dataset, metrics=metrics,
+                             training=training, description=description, grid=grid_name, license=license,
+                             repo_id=repo_id, tags=tags)
+    atomic_write_bytes(directory / "README.md", card.encode())
+    return directory

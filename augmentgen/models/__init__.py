@@ -1,6 +1,12 @@
 """Model families. Importing this package registers every built-in family by name."""
 
-from . import gan  # noqa: F401  (registers "cgan" and the "wgan-gp" preset)
+from . import (  # noqa: F401  (the encoder families)
+    aae,
+    ae,
+    aegan,
+    gan,  # noqa: F401  (registers "cgan" and the "wgan-gp" preset)
+    vae,
+)
 from .base import ConditionalGenerator, GeneratorConfig
 from .registry import (
     available_models,

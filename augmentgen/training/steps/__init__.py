@@ -1,3 +1,3 @@
 """Each family's training step; importing this package registers them."""
 
-from . import gan  # noqa: F401
+from . import aae, ae, aegan, gan, vae  # noqa: F401

@@ -1,0 +1,60 @@
+"""Measuring whether synthetic data helps: the reference classifier, scores and distances.
+
+Every feature-space figure (FID, KID, precision/recall, density/coverage) is measured on the
+penultimate layer of :class:`ReferenceClassifier` trained on the real training data; reports
+name that extractor (:data:`EXTRACTOR_NAME`) so figures are never compared across extractors.
+"""
+
+from .classifier import (
+    EXTRACTOR_NAME,
+    ClassifierFeatures,
+    ReferenceClassifier,
+    classic_augment,
+    evaluate_accuracy,
+    features,
+    per_class_accuracy,
+    predict,
+    train_classifier,
+)
+from .distances import (
+    density_coverage,
+    feature_distances,
+    frechet_distance,
+    kernel_distance,
+    knn_radii,
+    per_class_fid,
+    precision_recall,
+)
+from .scores import (
+    class_consistency,
+    classification_accuracy_score,
+    downstream_gain,
+    make_synthetic_mix,
+    sample_uint8_per_class,
+    validation_split,
+)
+
+__all__ = [
+    "EXTRACTOR_NAME",
+    "ClassifierFeatures",
+    "ReferenceClassifier",
+    "class_consistency",
+    "classic_augment",
+    "classification_accuracy_score",
+    "density_coverage",
+    "downstream_gain",
+    "evaluate_accuracy",
+    "feature_distances",
+    "features",
+    "frechet_distance",
+    "kernel_distance",
+    "knn_radii",
+    "make_synthetic_mix",
+    "per_class_accuracy",
+    "per_class_fid",
+    "precision_recall",
+    "predict",
+    "sample_uint8_per_class",
+    "train_classifier",
+    "validation_split",
+]

@@ -1,0 +1,364 @@
+"""The reference classifier every augmentgen metric and benchmark uses.
+
+One small, documented network trained one way, so that downstream gain (ΔAcc), CAS, class
+consistency and the feature distances (FID, KID, precision/recall, density/coverage) are
+always measured with the same yardstick:
+
+* :class:`ReferenceClassifier`: a ResNet-8 (a 3x3 stem and three residual stages with batch
+  norm, global average pooling and a linear head) for 1- or 3-channel images of 28 or 32 px.
+* :func:`train_classifier`: AdamW with a one-cycle schedule and label smoothing 0.1, trained
+  for a fixed number of steps on batches drawn from in-memory uint8 data by one tensor index
+  (no DataLoader, no per-sample Python), with optional batched classic augmentation and an
+  optional ``synthetic_mix`` callable that rewrites each batch (e.g. a ``SyntheticMix``).
+* :func:`evaluate_accuracy`, :func:`predict`, :func:`features` and
+  :class:`ClassifierFeatures` (the penultimate layer as an ``nn.Module`` with a
+  ``num_features`` attribute, which torchmetrics' FID/KID accept as ``feature=``).
+
+Images enter the network as float in [-1, 1], the generators' range; uint8 input is converted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.labelled import LabelledImages, check_integer_labels
+from ..errors import ConfigError, DataError
+
+SyntheticMixFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+#: The name reports print next to every feature-space figure, so that figures measured with
+#: different extractors are never compared.
+EXTRACTOR_NAME = "augmentgen ResNet-8 reference classifier (penultimate layer)"
+
+
+# --------------------------------------------------------------------------- the network
+class _ResidualBlock(nn.Module):
+    """Two 3x3 conv-BN layers with an identity (or 1x1 strided projection) shortcut."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.shortcut = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ReferenceClassifier(nn.Module):
+    """ResNet-8: the small classifier behind every augmentgen metric.
+
+    Layout for a (C, 28, 28) input and ``width`` w: 3x3 conv-BN-ReLU stem (w, 28x28), residual
+    blocks (w, 14x14, stride 2), (2w, 7x7, stride 2) and (4w, 7x7), global average pooling ->
+    ``4w`` features (the penultimate layer used as the FID feature space), linear ->
+    ``num_classes`` logits. 8 weight layers (plus 1x1 projections), ~78 k parameters at w=16;
+    downsampling right after the stem keeps a training step cheap enough for CPU benchmarks.
+
+    Args:
+        num_classes (int): number of classes.
+        in_channels (int): 1 (grayscale) or 3 (RGB).
+        image_size (int): 28 or 32 (any size >= 8 works; recorded for reports).
+        width (int, optional, defaults to 16): channels of the first stage; the later stages
+            have 2x and 4x as many.
+    """
+
+    def __init__(self, num_classes: int, in_channels: int = 1, image_size: int = 28, width: int = 16):
+        super().__init__()
+        if num_classes < 2:
+            raise ConfigError(f"num_classes must be at least 2, got {num_classes}")
+        if in_channels not in (1, 3):
+            raise ConfigError(f"in_channels must be 1 or 3, got {in_channels}")
+        if width < 1:
+            raise ConfigError(f"width must be positive, got {width}")
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.image_size = image_size
+        self.width = width
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()
+        )
+        self.stages = nn.Sequential(
+            _ResidualBlock(width, width, 2),
+            _ResidualBlock(width, 2 * width, 2),
+            _ResidualBlock(2 * width, 4 * width, 1),
+        )
+        self.num_features = 4 * width
+        self.head = nn.Linear(self.num_features, num_classes)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Penultimate-layer features (N, 4*width) of float images (N, C, H, W) in [-1, 1]."""
+        x = self.stages(self.stem(images))  # (N, 4w, H/4, W/4)
+        return x.mean(dim=(2, 3))  # (N, 4w)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (N, num_classes) of float images (N, C, H, W) in [-1, 1]."""
+        return self.head(self.features(images))
+
+
+# --------------------------------------------------------------------------- data helpers
+def as_float_images(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images become float in [-1, 1]; float images are taken to be in [-1, 1] already."""
+    images = torch.as_tensor(images)
+    if images.dtype == torch.uint8:
+        return images.float().div_(127.5).sub_(1.0)
+    if not images.dtype.is_floating_point:
+        raise DataError(f"images must be uint8 or float in [-1, 1], got dtype {images.dtype}")
+    return images.float()
+
+
+def as_images_and_labels(data) -> tuple[torch.Tensor, torch.Tensor, list[str] | None]:
+    """Accept a :class:`LabelledImages` or an ``(images, labels)`` pair."""
+    if isinstance(data, LabelledImages):
+        return data.images, data.labels, data.class_names
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        images, labels = torch.as_tensor(data[0]), check_integer_labels(data[1])
+        if images.ndim != 4 or images.shape[1] not in (1, 3):
+            raise DataError(f"images must be (N, C, H, W) with C 1 or 3, got {tuple(images.shape)}")
+        if len(images) != len(labels) or len(labels) == 0:
+            raise DataError(f"{len(images)} images but {len(labels)} labels")
+        return images, labels, None
+    raise DataError(f"expected LabelledImages or (images, labels), got {type(data).__name__}")
+
+
+def looks_like_digits(class_names: list[str] | None) -> bool:
+    """Class names "0".."9": digits, where a horizontal flip changes the meaning."""
+    return class_names is not None and all(name.strip().isdigit() for name in class_names)
+
+
+# --------------------------------------------------------------------------- augmentation
+def classic_augment(
+    images: torch.Tensor,
+    *,
+    hflip: bool,
+    affine: bool,
+    generator: torch.Generator | None = None,
+    max_shift: float = 0.125,
+    max_rotation: float = 10.0,
+    scale_range: tuple[float, float] = (0.9, 1.1),
+) -> torch.Tensor:
+    """The strongest classic augmentation for a dataset, on a whole batch in one ``grid_sample``.
+
+    Every image gets a random translation of up to ``max_shift * size`` whole pixels with black
+    fill (the same as a random crop of a zero-padded image, torchvision's ``RandomCrop(padding=)``);
+    with ``hflip`` a random horizontal flip (natural images, clothing); with ``affine`` a random
+    rotation within ``±max_rotation`` degrees and scaling within ``scale_range`` (digits,
+    where a flip would change the class).
+
+    Args:
+        images: float (B, C, H, W) in [-1, 1].
+        generator: a ``torch.Generator`` on ``images``' device for reproducible draws.
+
+    Returns:
+        A new float tensor (B, C, H, W) in [-1, 1].
+    """
+    b, _, h, w = images.shape
+    device = images.device
+    draw = lambda *shape: torch.rand(*shape, device=device, generator=generator)  # noqa: E731
+    # Whole-pixel shifts: with align_corners=False a shift of 2k/W lands on pixel centres, so
+    # bilinear sampling copies pixels exactly, like a crop of a padded image.
+    pad_h, pad_w = max(1, round(max_shift * h)), max(1, round(max_shift * w))
+    shift_x = (draw(b) * (2 * pad_w + 1)).floor() - pad_w
+    shift_y = (draw(b) * (2 * pad_h + 1)).floor() - pad_h
+    theta = torch.zeros(b, 2, 3, device=device)
+    sx = torch.ones(b, device=device)
+    if hflip:
+        sx = torch.where(draw(b) < 0.5, -sx, sx)
+    if affine:
+        angle = (draw(b) * 2 - 1) * math.radians(max_rotation)
+        scale = scale_range[0] + draw(b) * (scale_range[1] - scale_range[0])
+        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+        theta[:, 0, 0], theta[:, 0, 1] = cos * sx, -sin
+        theta[:, 1, 0], theta[:, 1, 1] = sin * sx, cos
+    else:
+        theta[:, 0, 0], theta[:, 1, 1] = sx, 1.0
+    theta[:, 0, 2] = -2 * shift_x / w
+    theta[:, 1, 2] = -2 * shift_y / h
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    # Sample (x + 1) with zero padding and shift back: out-of-image pixels become -1 (black).
+    out = F.grid_sample(images + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return out.sub_(1.0)
+
+
+# --------------------------------------------------------------------------- training
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def train_classifier(
+    train_data,
+    *,
+    steps: int = 500,
+    batch_size: int = 128,
+    seed: int = 0,
+    augment: Literal["none", "classic"] = "classic",
+    synthetic_mix: SyntheticMixFn | None = None,
+    lr: float = 3e-3,
+    weight_decay: float = 5e-4,
+    width: int = 16,
+    num_classes: int | None = None,
+    hflip: bool | None = None,
+    device: str | torch.device | None = None,
+) -> ReferenceClassifier:
+    """Train the :class:`ReferenceClassifier` for a fixed budget of ``steps``.
+
+    Batches are drawn by shuffled epochs over the in-memory uint8 data with one tensor index
+    per batch. Each batch is turned into float [-1, 1], then ``synthetic_mix`` (if given)
+    rewrites it, then classic augmentation (if ``augment="classic"``) is applied to the whole
+    batch, synthetic rows included, so arms with and without synthetic data differ only by
+    the synthetic rows.
+
+    Args:
+        train_data: a :class:`LabelledImages` or ``(images uint8 (N, C, H, W), labels (N,))``.
+        steps: optimizer steps (the budget every compared arm shares).
+        batch_size: images per step (capped at the dataset size).
+        seed: seeds the initialisation, the batch order and the augmentation draws.
+        augment: ``"classic"`` (see :func:`classic_augment`) or ``"none"``.
+        synthetic_mix: ``f(images float [-1, 1] (B, C, H, W), labels (B,)) -> (images, labels)``
+            on the training device, e.g. a ``SyntheticMix``; applied to every batch.
+        lr: peak learning rate of the one-cycle schedule (AdamW).
+        weight_decay: AdamW weight decay.
+        width: network width (see :class:`ReferenceClassifier`).
+        num_classes: defaults to the data's number of classes (``max label + 1`` for pairs).
+        hflip: allow horizontal flips in classic augmentation; by default yes, unless the class
+            names are digits (then a small rotation/scale affine is used instead).
+        device: defaults to CUDA when available.
+
+    Returns:
+        The trained classifier in eval mode.
+    """
+    if augment not in ("none", "classic"):
+        raise ConfigError(f"augment must be 'none' or 'classic', got {augment!r}")
+    if steps < 1 or batch_size < 1:
+        raise ConfigError(f"steps and batch_size must be positive, got {steps} and {batch_size}")
+    images, labels, class_names = as_images_and_labels(train_data)
+    if images.dtype != torch.uint8:
+        raise DataError("train_classifier needs uint8 images (N, C, H, W)")
+    num_classes = num_classes or (len(class_names) if class_names else int(labels.max()) + 1)
+    device = torch.device(device) if device is not None else default_device()
+    if hflip is None:
+        hflip = not looks_like_digits(class_names)
+    affine = not hflip
+    images, labels = images.to(device), labels.to(device)
+    n = len(labels)
+    batch_size = min(batch_size, n)
+
+    # fork_rng: seeding the initialisation must not change the caller's global RNG stream.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        model = ReferenceClassifier(num_classes, images.shape[1], images.shape[-1], width).to(device)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
+    model.train()
+    order, cursor = torch.randperm(n, device=device, generator=gen), 0
+    for _ in range(steps):
+        if cursor + batch_size > n:  # a new shuffled epoch; the tail of the last one is dropped
+            order, cursor = torch.randperm(n, device=device, generator=gen), 0
+        index = order[cursor: cursor + batch_size]
+        cursor += batch_size
+        batch_images, batch_labels = as_float_images(images[index]), labels[index]
+        if synthetic_mix is not None:
+            batch_images, batch_labels = synthetic_mix(batch_images, batch_labels)
+            batch_images, batch_labels = batch_images.to(device).float(), batch_labels.to(device).long()
+        if augment == "classic":
+            batch_images = classic_augment(batch_images, hflip=hflip, affine=affine, generator=gen)
+        loss = F.cross_entropy(model(batch_images), batch_labels, label_smoothing=0.1)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    return model.eval()
+
+
+# --------------------------------------------------------------------------- inference
+def _model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.inference_mode()
+def _batched(model: nn.Module, fn, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    was_training = model.training
+    model.eval()
+    device = _model_device(model)
+    try:
+        outs = [fn(as_float_images(chunk.to(device))) for chunk in torch.as_tensor(images).split(batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(outs) if outs else torch.empty(0, device=device)
+
+
+def predict_logits(model: nn.Module, images: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
+    """Logits (N, num_classes) of uint8 or float [-1, 1] images, batched, in eval mode."""
+    return _batched(model, model, images, batch_size)
+
+
+def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
+    """Predicted class indices (N,) of uint8 or float [-1, 1] images."""
+    return predict_logits(model, images, batch_size=batch_size).argmax(dim=1)
+
+
+def features(model: ReferenceClassifier, images: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
+    """Penultimate-layer features (N, model.num_features) of uint8 or float [-1, 1] images."""
+    return _batched(model, model.features, images, batch_size)
+
+
+def evaluate_accuracy(model: nn.Module, data, *, batch_size: int = 1024) -> float:
+    """Top-1 accuracy (in [0, 1]) of ``model`` on a :class:`LabelledImages` or (images, labels)."""
+    images, labels, _ = as_images_and_labels(data)
+    predicted = predict(model, images, batch_size=batch_size)
+    return float((predicted.cpu() == labels.cpu()).float().mean())
+
+
+def per_class_accuracy(model: nn.Module, data, *, num_classes: int | None = None,
+                       batch_size: int = 1024) -> list[float]:
+    """Accuracy on each class's images (NaN for a class with no images), one host sync."""
+    images, labels, class_names = as_images_and_labels(data)
+    num_classes = num_classes or (len(class_names) if class_names else int(labels.max()) + 1)
+    labels = labels.cpu()
+    correct = (predict(model, images, batch_size=batch_size).cpu() == labels).double()
+    hits = torch.zeros(num_classes, dtype=torch.float64).index_add_(0, labels, correct)
+    counts = torch.bincount(labels, minlength=num_classes).double()
+    return (hits / counts).tolist()
+
+
+class ClassifierFeatures(nn.Module):
+    """A trained classifier's penultimate layer as a feature extractor for torchmetrics.
+
+    ``FrechetInceptionDistance(feature=ClassifierFeatures(clf))`` and the KID equivalent call
+    it on every ``update``; it accepts uint8 or float [-1, 1] images, always runs in eval mode
+    and returns float features (N, num_features) on the classifier's device.
+
+    Args:
+        classifier (ReferenceClassifier): a trained classifier (its weights are not changed).
+        name (str, optional): the extractor's name shown in reports.
+    """
+
+    def __init__(self, classifier: ReferenceClassifier, name: str = EXTRACTOR_NAME):
+        super().__init__()
+        self.classifier = classifier.eval()
+        self.num_features = classifier.num_features
+        self.name = name
+
+    def train(self, mode: bool = True) -> ClassifierFeatures:
+        # Batch-norm statistics must stay frozen: torchmetrics never calls eval() for us.
+        super().train(False)
+        return self
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        device = _model_device(self.classifier)
+        return self.classifier.features(as_float_images(images.to(device))).float()

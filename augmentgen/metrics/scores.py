@@ -1,0 +1,238 @@
+"""Scores that ask a classifier whether synthetic data is useful.
+
+* :func:`class_consistency`: the share of class-``c`` samples that a classifier trained on real
+  data assigns to ``c``, per class.
+* :func:`classification_accuracy_score` (CAS, Ravuri & Vinyals 2019): train the reference
+  classifier on synthetic data only and test it on real data, next to the same classifier
+  trained on the real data.
+* :func:`downstream_gain` (ΔAcc): test accuracy of the reference classifier trained on real data
+  plus synthetic data (through :class:`~augmentgen.mixing.SyntheticMix`) minus the same
+  classifier, budget and classic augmentation on the real data alone. The mixing ratio is
+  chosen on a validation split carved from the training data, never on the test set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ..data.labelled import LabelledImages
+from ..errors import ConfigError, DataError
+from ..models.base import ConditionalGenerator
+from .classifier import (
+    as_images_and_labels,
+    default_device,
+    evaluate_accuracy,
+    per_class_accuracy,
+    train_classifier,
+)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Float images in [-1, 1] to uint8 [0, 255] (how synthetic images are stored and shown)."""
+    return images.add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _seeded(generator: ConditionalGenerator, seed: int) -> torch.Generator:
+    return torch.Generator(device=generator.device).manual_seed(seed)
+
+
+def _as_labelled(data) -> LabelledImages:
+    if isinstance(data, LabelledImages):
+        return data
+    images, labels, _ = as_images_and_labels(data)
+    return LabelledImages(images, labels)
+
+
+def sample_uint8_per_class(generator: ConditionalGenerator, n_per_class: int, *, seed: int = 0,
+                           batch_size: int = 1024) -> LabelledImages:
+    """``n_per_class`` synthetic images of every class as a uint8 :class:`LabelledImages` on the CPU."""
+    if n_per_class < 1:
+        raise ConfigError(f"n_per_class must be positive, got {n_per_class}")
+    labels = torch.arange(generator.num_classes, device=generator.device).repeat_interleave(n_per_class)
+    images = generator.sample(labels, generator=_seeded(generator, seed), batch_size=batch_size)
+    return LabelledImages(to_uint8(images).cpu(), labels.cpu(), generator.class_names,
+                          source=f"synthetic:{generator.family}")
+
+
+def class_consistency(generator: ConditionalGenerator, classifier: torch.nn.Module, n_per_class: int = 100,
+                      *, seed: int = 0) -> dict:
+    """Share of each class's synthetic samples that ``classifier`` assigns to that class.
+
+    Args:
+        generator: the conditional generator to check.
+        classifier: a classifier trained on real data (e.g. from :func:`train_classifier`).
+        n_per_class: samples drawn per class.
+        seed: seeds the generator's noise.
+
+    Returns:
+        ``{"per_class": {class name: share in [0, 1]}, "mean": mean share, "n_per_class": n}``.
+    """
+    synthetic = sample_uint8_per_class(generator, n_per_class, seed=seed)
+    shares = per_class_accuracy(classifier, synthetic, num_classes=generator.num_classes)
+    names = generator.class_names
+    return {"per_class": dict(zip(names, shares)), "mean": float(sum(shares) / len(shares)),
+            "n_per_class": n_per_class}
+
+
+def classification_accuracy_score(
+    generator: ConditionalGenerator,
+    test_data,
+    *,
+    real_data=None,
+    n_per_class: int = 500,
+    steps: int = 500,
+    batch_size: int = 128,
+    seed: int = 0,
+    augment: str = "classic",
+    width: int = 16,
+    device: str | torch.device | None = None,
+) -> dict:
+    """CAS: accuracy on real ``test_data`` of the reference classifier trained on synthetic data only.
+
+    The classifier is trained on a fixed set of ``n_per_class`` synthetic images per class with
+    the same budget (``steps``, ``batch_size``, ``augment``) as the real-data classifier, which
+    is trained on ``real_data`` when given, so the two figures sit side by side.
+
+    Returns:
+        ``{"cas", "cas_per_class", "acc_real", "acc_real_per_class", "n_per_class", "steps", "seed"}``
+        (``acc_real*`` are None without ``real_data``).
+    """
+    common = dict(steps=steps, batch_size=batch_size, seed=seed, augment=augment, width=width,
+                  device=device)
+    synthetic = sample_uint8_per_class(generator, n_per_class, seed=seed)
+    model = train_classifier(synthetic, **common)
+    report = {
+        "cas": evaluate_accuracy(model, test_data),
+        "cas_per_class": per_class_accuracy(model, test_data, num_classes=generator.num_classes),
+        "acc_real": None, "acc_real_per_class": None,
+        "n_per_class": n_per_class, "steps": steps, "seed": seed,
+    }
+    if real_data is not None:
+        real_model = train_classifier(real_data, num_classes=generator.num_classes, **common)
+        report["acc_real"] = evaluate_accuracy(real_model, test_data)
+        report["acc_real_per_class"] = per_class_accuracy(real_model, test_data,
+                                                          num_classes=generator.num_classes)
+    return report
+
+
+# --------------------------------------------------------------------------- downstream gain
+def make_synthetic_mix(generator: ConditionalGenerator, ratio: float, *, seed: int):
+    """The batch mixer of arm b: ``SyntheticMix`` replacing a share ``ratio`` of each batch's rows
+    with synthetic images of the same classes."""
+    from ..mixing import SyntheticMix
+
+    return SyntheticMix(generator, ratio, mode="replace", seed=seed)
+
+
+def validation_split(data: LabelledImages, fraction: float = 0.2, *, seed: int = 0
+                     ) -> tuple[LabelledImages, LabelledImages]:
+    """A seeded, stratified (train, validation) split: ``fraction`` of every class (at least one
+    image, and at least one left for training) goes to validation."""
+    if not 0 < fraction < 1:
+        raise ConfigError(f"validation fraction must be in (0, 1), got {fraction}")
+    counts = torch.bincount(data.labels, minlength=data.num_classes)
+    if int(counts.min()) < 2:
+        raise DataError("every class needs at least 2 images to carve a validation split")
+    gen = torch.Generator().manual_seed(seed)
+    # Rank rows randomly within their class: sort by (label, random key) in one pass.
+    keys = data.labels.double() + torch.rand(len(data), generator=gen, dtype=torch.float64) * 0.5
+    order = keys.argsort()
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(len(data)) - starts.repeat_interleave(counts)
+    n_val = (counts.double() * fraction).round().long().clamp(1, None).minimum(counts - 1)
+    is_val = rank < n_val[data.labels]
+    return data.subset(torch.nonzero(~is_val).flatten()), data.subset(torch.nonzero(is_val).flatten())
+
+
+def downstream_gain(
+    generator: ConditionalGenerator,
+    train_data,
+    test_data,
+    *,
+    steps: int = 500,
+    seed: int = 0,
+    ratio: float | None = None,
+    candidate_ratios: Sequence[float] = (0.25, 0.5),
+    validation_fraction: float = 0.2,
+    batch_size: int = 128,
+    width: int = 16,
+    include_noaug: bool = True,
+    device: str | torch.device | None = None,
+) -> dict:
+    """ΔAcc: does mixing ``generator``'s samples into training improve real test accuracy?
+
+    Arms, all with the same :class:`ReferenceClassifier`, ``steps``, ``batch_size`` and seed:
+    ``acc_real_classic`` (real data + classic augmentation), ``acc_mixed`` (the same + a share
+    ``ratio`` of every batch replaced by synthetic images of the same classes through
+    ``SyntheticMix``, augmented like the real rows), and ``acc_real_noaug`` (real data, no
+    augmentation, for reference). ``delta = acc_mixed - acc_real_classic``; it can be negative,
+    and is reported as it is.
+
+    With ``ratio=None`` each of ``candidate_ratios`` is tried on a stratified validation split
+    carved from ``train_data`` (``validation_fraction`` of each class; the classifier trains on
+    the rest) and the best is used; the test set is only touched by the final arms.
+
+    Returns:
+        A dict with ``acc_real_classic``, ``acc_mixed``, ``delta``, ``acc_real_noaug``,
+        ``ratio``, ``ratio_selection`` (validation accuracy per candidate, or None), the
+        per-class test accuracies of each arm, ``steps``, ``batch_size`` and ``seed``.
+    """
+    train_data, test_data = _as_labelled(train_data), _as_labelled(test_data)
+    if generator.image_shape != train_data.image_shape:
+        raise DataError(f"the generator makes {generator.image_shape} images but the data is "
+                        f"{train_data.image_shape}")
+    if generator.num_classes != train_data.num_classes:
+        raise DataError(f"the generator has {generator.num_classes} classes, the data {train_data.num_classes}")
+    device = torch.device(device) if device is not None else default_device()
+    original_device = generator.device
+    generator.to(device)  # SyntheticMix samples on the batch's device
+    common = dict(steps=steps, batch_size=batch_size, width=width, device=device,
+                  num_classes=train_data.num_classes)
+    try:
+        selection = None
+        if ratio is None:
+            fit, val = validation_split(train_data, validation_fraction, seed=seed)
+            selection = {}
+            for candidate in candidate_ratios:
+                model = train_classifier(fit, seed=seed, augment="classic",
+                                         synthetic_mix=make_synthetic_mix(generator, candidate, seed=seed),
+                                         **common)
+                selection[float(candidate)] = evaluate_accuracy(model, val)
+            # Ties go to the smaller ratio (less synthetic data).
+            ratio = max(sorted(selection), key=lambda r: selection[r])
+        real = train_classifier(train_data, seed=seed, augment="classic", **common)
+        mixed = train_classifier(train_data, seed=seed, augment="classic",
+                                 synthetic_mix=make_synthetic_mix(generator, ratio, seed=seed), **common)
+        report = {
+            "acc_real_classic": evaluate_accuracy(real, test_data),
+            "acc_mixed": evaluate_accuracy(mixed, test_data),
+            "acc_real_noaug": None,
+            "ratio": float(ratio),
+            "ratio_selection": selection,
+            "per_class_real_classic": per_class_accuracy(real, test_data),
+            "per_class_mixed": per_class_accuracy(mixed, test_data),
+            "per_class_real_noaug": None,
+            "steps": steps, "batch_size": batch_size, "seed": seed,
+        }
+        report["delta"] = report["acc_mixed"] - report["acc_real_classic"]
+        if include_noaug:
+            plain = train_classifier(train_data, seed=seed, augment="none", **common)
+            report["acc_real_noaug"] = evaluate_accuracy(plain, test_data)
+            report["per_class_real_noaug"] = per_class_accuracy(plain, test_data)
+    finally:
+        generator.to(original_device)
+    return report
+
+
+__all__ = [
+    "class_consistency",
+    "classification_accuracy_score",
+    "downstream_gain",
+    "make_synthetic_mix",
+    "sample_uint8_per_class",
+    "to_uint8",
+    "validation_split",
+]

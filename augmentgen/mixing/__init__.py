@@ -1,0 +1,30 @@
+"""Putting synthetic samples into training pipelines.
+
+- :class:`SyntheticMix` / :func:`augment_loader`: batch level, on the classifier's device.
+- :class:`SyntheticPool`: a shared-memory bank for per-sample transforms in DataLoader workers.
+- :func:`synthesize` and friends: Hugging Face ``datasets`` (imported on first use).
+- :func:`write_samples`: export to a grid, an ImageFolder, ``.npz`` or a saved HF dataset.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .batch import AugmentedLoader, SyntheticMix, allocate_counts, augment_loader
+from .export import write_samples
+from .pool import SyntheticPool
+
+_HF_NAMES = {"synthesize", "synthesize_iterable", "mark_real", "add_synthetic", "synthetic_transform",
+             "balance_counts"}
+
+__all__ = ["AugmentedLoader", "SyntheticMix", "SyntheticPool", "allocate_counts", "augment_loader",
+           "write_samples", *sorted(_HF_NAMES)]
+
+
+def __getattr__(name: str) -> Any:
+    # datasets takes a while to import; only HF users pay for it.
+    if name in _HF_NAMES:
+        from . import hf
+
+        return getattr(hf, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

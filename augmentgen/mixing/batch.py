@@ -1,0 +1,364 @@
+"""Batch-level mixing on the classifier's device: :class:`SyntheticMix` and :func:`augment_loader`.
+
+Like torchvision's ``v2.CutMix`` / ``v2.MixUp``, this works on collated batches
+``(images (B, C, H, W), labels (B,))`` after they reach the device, so synthetic images are made
+in one batched forward pass where the classifier runs, with no host-device copies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+import torch
+
+from ..errors import ConfigError, DataError
+from ..models.base import ConditionalGenerator
+from ..transforms.functional import from_generator_range
+
+Balance = None | Literal["uniform", "inverse-frequency"] | Mapping[int | str, float]
+
+
+def allocate_counts(n: int | torch.Tensor, weights: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Split ``n`` rows over classes in proportion to ``weights`` (largest-remainder rounding).
+
+    Every class gets ``floor(n * w_k / sum(w))`` rows and the leftover rows go to the largest
+    fractional parts (ties broken at random), so the counts always sum to exactly ``n`` and
+    differ from the exact proportions by less than one row. Runs on ``weights``' device.
+    """
+    weights = weights.to(torch.float64)
+    exact = weights / weights.sum() * n
+    counts = exact.floor()
+    remainder = exact - counts
+    jitter = torch.rand(remainder.shape, generator=generator, device=weights.device, dtype=torch.float64)
+    leftover = torch.as_tensor(n, device=weights.device) - counts.sum().round()
+    # Rank classes by fractional part; the tiny jitter only breaks exact ties.
+    order = torch.argsort(remainder + jitter * 1e-9, descending=True)
+    bonus = (torch.arange(len(weights), device=weights.device) < leftover).to(torch.float64)
+    counts[order] += bonus
+    return counts.long()
+
+
+class SyntheticMix:
+    """Mix a generator's samples into training batches, on the batch's device.
+
+    ``images, labels = mix(images, labels)`` returns a batch in which a share ``ratio`` of the rows
+    is synthetic. The output has the input's dtype, device, memory layout (``channels_last`` is
+    kept) and value range: state once what the classifier expects (``output_range=(0, 1)``, or
+    ``mean``/``std`` as given to ``v2.Normalize``) and the generator's ``[-1, 1]`` output is mapped
+    to it. ``uint8`` batches get ``uint8`` synthetic rows in ``[0, 255]``.
+
+    Args:
+        generator (ConditionalGenerator): any conditional generator, on the device where batches
+            will be (``generator.to("cuda")``).
+        ratio (float, defaults to 0.5): ``replace``: share of rows replaced, in [0, 1];
+            ``append``: ``round(ratio * B)`` rows are appended, any ratio >= 0.
+        mode (str, defaults to ``"replace"``): ``"replace"`` keeps the batch size; ``"append"``
+            grows the batch.
+        balance (defaults to None): classes of the synthetic rows. ``None``: the classes of the
+            batch (``replace`` keeps each replaced row's label; ``append`` copies the classes of
+            randomly drawn rows). ``"uniform"``: every class equally often. ``{class: weight}``
+            (index or class name): in proportion to the weights. ``"inverse-frequency"``: rows go
+            to the classes furthest below the most frequent one in the running counts of the
+            labels this mixer has output, so over many batches every class is topped up to the
+            majority count. With a balance, ``replace`` gives each replaced row the label of its
+            new synthetic image.
+        output_range (tuple[float, float], defaults to (-1, 1)): value range of float batches.
+        mean, std (sequence of float, optional): torchvision-style normalisation of float
+            batches (applied to ``[0, 1]`` images); overrides ``output_range``.
+        seed (int, optional): seeds the row choice, class draws and generator noise, so the same
+            batches give the same output.
+        autocast (bool, defaults to False): run the generator under bf16 autocast.
+        compile (bool, defaults to False): ``torch.compile`` the generator's sampling.
+        prefetch (bool, defaults to False): on CUDA, generate the next synthetic batch on a side
+            stream while the classifier trains on this one. Needs a ``balance`` that does not
+            depend on the batch (``"uniform"`` or a dict) and a constant batch size; ignored
+            without CUDA.
+    """
+
+    def __init__(
+        self,
+        generator: ConditionalGenerator,
+        ratio: float = 0.5,
+        *,
+        mode: Literal["replace", "append"] = "replace",
+        balance: Balance = None,
+        output_range: tuple[float, float] = (-1.0, 1.0),
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        seed: int | None = None,
+        autocast: bool = False,
+        compile: bool = False,
+        prefetch: bool = False,
+    ):
+        if not isinstance(generator, ConditionalGenerator):
+            raise ConfigError(f"generator must be a ConditionalGenerator, got {type(generator).__name__}")
+        if mode not in ("replace", "append"):
+            raise ConfigError(f"mode must be 'replace' or 'append', got {mode!r}")
+        if not (ratio >= 0) or (mode == "replace" and ratio > 1):
+            raise ConfigError(f"ratio must be in [0, 1] for mode='replace' (>= 0 for 'append'), got {ratio}")
+        if (mean is None) != (std is None):
+            raise ConfigError("give both mean and std (or neither)")
+        self.generator = generator
+        self.ratio = float(ratio)
+        self.mode = mode
+        self.balance = balance
+        self.output_range = output_range
+        self.mean, self.std = mean, std
+        self.seed = seed
+        self.autocast = autocast
+        self.prefetch = prefetch
+        self._class_weights = self._parse_balance(balance)
+        if prefetch and not (balance == "uniform" or isinstance(balance, Mapping)):
+            raise ConfigError("prefetch=True needs balance='uniform' or a {class: weight} dict: "
+                              "the next batch's classes must be known before it arrives")
+        device = generator.device
+        self._rng = torch.Generator(device=device)
+        if seed is not None:
+            self._rng.manual_seed(seed)
+        else:
+            self._rng.seed()
+        # Running counts of the labels this mixer has output (for balance="inverse-frequency").
+        self.class_counts = torch.zeros(generator.num_classes, dtype=torch.long, device=device)
+        self._sample = torch.compile(generator.sample) if compile else generator.sample
+        self._stream = None
+        self._prefetched: tuple[int, torch.Tensor, torch.Tensor] | None = None
+        if prefetch and device.type == "cuda" and torch.cuda.is_available():
+            self._stream = torch.cuda.Stream(device=device)
+
+    # ------------------------------------------------------------------ setup
+    def _parse_balance(self, balance: Balance) -> torch.Tensor | None:
+        k = self.generator.num_classes
+        if balance is None or balance == "inverse-frequency":
+            return None
+        if balance == "uniform":
+            return torch.ones(k)
+        if isinstance(balance, Mapping):
+            names = self.generator.class_names
+            weights = torch.zeros(k)
+            for key, weight in balance.items():
+                index = names.index(key) if isinstance(key, str) and key in names else key
+                if not isinstance(index, int) or not 0 <= index < k:
+                    raise ConfigError(f"balance key {key!r} is not a class index in [0, {k - 1}] "
+                                      f"or a class name of {names}")
+                if weight < 0:
+                    raise ConfigError(f"balance weights must be >= 0, got {weight} for {key!r}")
+                weights[index] = float(weight)
+            if weights.sum() <= 0:
+                raise ConfigError("balance weights must not all be zero")
+            return weights
+        raise ConfigError(f"balance must be None, 'uniform', 'inverse-frequency' or a "
+                          f"{{class: weight}} dict, got {balance!r}")
+
+    def reset_counts(self) -> None:
+        """Forget the running label counts used by ``balance="inverse-frequency"``."""
+        self.class_counts.zero_()
+
+    # ------------------------------------------------------------------ checks
+    def _check(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        if not isinstance(images, torch.Tensor) or images.ndim != 4:
+            raise DataError("SyntheticMix takes collated batches: images (B, C, H, W) and labels (B,); "
+                            f"got images {type(images).__name__} "
+                            f"{tuple(images.shape) if isinstance(images, torch.Tensor) else ''}")
+        c, h, w = self.generator.image_shape
+        if tuple(images.shape[1:]) != (c, h, w):
+            raise DataError(
+                f"the generator makes ({c}, {h}, {w}) images but the batch is {tuple(images.shape[1:])}: "
+                f"resize / convert the batch to {c} channel(s) at {h}x{w} before mixing (e.g. "
+                "v2.Resize, v2.Grayscale(num_output_channels=...)), or use a generator trained at "
+                "that shape"
+            )
+        if images.device != self.generator.device:
+            raise DataError(
+                f"the batch is on {images.device} but the generator is on {self.generator.device}: "
+                f"move one of them (generator.to({str(images.device)!r}) or images.to(...)) so that "
+                "mixing needs no host-device copy"
+            )
+        if not (images.dtype.is_floating_point or images.dtype == torch.uint8):
+            raise DataError(f"images must be float or uint8, got {images.dtype}")
+        if not isinstance(labels, torch.Tensor) or labels.ndim != 1 or labels.dtype.is_floating_point:
+            raise DataError(
+                "labels must be an integer tensor (B,) of class indices; mix before one-hot "
+                "encoding, CutMix or MixUp"
+            )
+        if len(labels) != len(images):
+            raise DataError(f"{len(images)} images but {len(labels)} labels")
+        if labels.device != images.device:
+            raise DataError(f"labels are on {labels.device} but images on {images.device}; "
+                            f"use labels.to({str(images.device)!r})")
+
+    # ------------------------------------------------------------------ core
+    def num_synthetic(self, batch_size: int) -> int:
+        """Synthetic rows for a batch of ``batch_size`` real rows: ``round(ratio * B)``."""
+        return int(math.floor(self.ratio * batch_size + 0.5))
+
+    def _draw_classes(self, n: int) -> torch.Tensor:
+        """Classes of ``n`` synthetic rows chosen by ``balance`` (device tensor, shuffled)."""
+        if self._class_weights is not None:
+            counts = allocate_counts(n, self._class_weights.to(self.class_counts.device),
+                                     generator=self._rng)
+        else:
+            counts = self._topup_counts(n)
+        return self._expand_counts(counts, n)
+
+    def _topup_counts(self, n: int) -> torch.Tensor:
+        """``inverse-frequency``: rows per class that close the gap to the most frequent class.
+
+        If the gaps add up to at least ``n``, the ``n`` rows are split in proportion to them;
+        otherwise every gap is filled exactly and the spare rows are spread uniformly, so a rare
+        class never overtakes the majority. Computed on the device, without a host sync.
+        """
+        deficit = (self.class_counts.max() - self.class_counts).to(torch.float64)
+        total = deficit.sum()
+        proportional = allocate_counts(
+            n, torch.where(total > 0, deficit, torch.ones_like(deficit)), generator=self._rng)
+        spare = (n - total).clamp(min=0)
+        topped = deficit.long() + allocate_counts(spare, torch.ones_like(deficit), generator=self._rng)
+        return torch.where(total >= n, proportional, topped)
+
+    def _expand_counts(self, counts: torch.Tensor, n: int) -> torch.Tensor:
+        classes = torch.repeat_interleave(
+            torch.arange(len(counts), device=counts.device), counts, output_size=n)
+        return classes[torch.randperm(n, device=counts.device, generator=self._rng)]
+
+    def _generate(self, classes: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(), torch.autocast(classes.device.type, dtype=torch.bfloat16,
+                                                    enabled=self.autocast):
+            fake_images = self._sample(classes, generator=self._rng)
+        return fake_images.float()
+
+    def _synthetic_batch(self, n: int, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(classes, images) for ``n`` synthetic rows; ``labels`` given when classes follow the batch."""
+        classes = labels if labels is not None else self._draw_classes(n)
+        return classes, self._generate(classes)
+
+    def _next_prefetched(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # Side-stream prefetch (CUDA only): take the batch made during the previous step, then
+        # start the next one so the classifier's step overlaps with generation.
+        current = torch.cuda.current_stream(self.generator.device)
+        if self._prefetched is not None and self._prefetched[0] == n:
+            current.wait_stream(self._stream)
+            _, classes, fake_images = self._prefetched
+            classes.record_stream(current)
+            fake_images.record_stream(current)
+        else:
+            classes, fake_images = self._synthetic_batch(n, None)
+        self._stream.wait_stream(current)
+        with torch.cuda.stream(self._stream):
+            self._prefetched = (n, *self._synthetic_batch(n, None))
+        return classes, fake_images
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor, *, return_mask: bool = False):
+        """Mix synthetic rows into ``(images, labels)``.
+
+        Returns:
+            ``(images, labels)``, or ``(images, labels, mask)`` with ``return_mask=True`` where
+            ``mask`` is a bool tensor (B',) that is True on synthetic rows.
+        """
+        self._check(images, labels)
+        batch = len(images)
+        n = self.num_synthetic(batch)
+        device = images.device
+        if self.mode == "replace":
+            rows = torch.randperm(batch, device=device, generator=self._rng)[:n]
+        else:
+            # Rows whose classes the appended rows copy (balance=None).
+            rows = (torch.randint(batch, (n,), device=device, generator=self._rng) if batch
+                    else torch.empty(0, dtype=torch.long, device=device))
+        follow_batch = self.balance is None
+        if self.balance == "inverse-frequency":
+            # Count what the classifier sees of the real rows before choosing the top-up.
+            kept = labels if self.mode == "append" else labels[_complement(rows, batch)]
+            self.class_counts += torch.bincount(kept.long(), minlength=self.generator.num_classes)
+        if self._stream is not None:
+            classes, fake_images = self._next_prefetched(n)
+        else:
+            classes, fake_images = self._synthetic_batch(n, labels[rows] if follow_batch else None)
+        if self.balance == "inverse-frequency":
+            self.class_counts += torch.bincount(classes, minlength=self.generator.num_classes)
+        fake_images = from_generator_range(
+            fake_images, output_range=self.output_range, mean=self.mean, std=self.std,
+            dtype=images.dtype)
+        memory_format = (torch.channels_last
+                         if images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous()
+                         else torch.contiguous_format)
+        fake_labels = classes.to(labels.dtype)
+        if self.mode == "replace":
+            out_images = images.clone(memory_format=torch.preserve_format)
+            out_images[rows] = fake_images
+            out_labels = labels.clone()
+            out_labels[rows] = fake_labels
+            mask = torch.zeros(batch, dtype=torch.bool, device=device)
+            mask[rows] = True
+        else:
+            out_images = torch.cat([images, fake_images.contiguous(memory_format=memory_format)])
+            out_labels = torch.cat([labels, fake_labels])
+            mask = torch.cat([torch.zeros(batch, dtype=torch.bool, device=device),
+                              torch.ones(n, dtype=torch.bool, device=device)])
+        out_images = out_images.contiguous(memory_format=memory_format)
+        if return_mask:
+            return out_images, out_labels, mask
+        return out_images, out_labels
+
+    def __repr__(self) -> str:
+        return (f"SyntheticMix(ratio={self.ratio}, mode={self.mode!r}, balance={self.balance!r}, "
+                f"generator={type(self.generator).__name__})")
+
+
+def _complement(rows: torch.Tensor, batch: int) -> torch.Tensor:
+    keep = torch.ones(batch, dtype=torch.bool, device=rows.device)
+    keep[rows] = False
+    return keep
+
+
+class AugmentedLoader:
+    """An iterable over ``loader`` whose batches go through a :class:`SyntheticMix`.
+
+    Batches may be ``(images, labels)`` tuples/lists or dicts with ``image_key``/``label_key``;
+    they are moved to the generator's device (``non_blocking``) before mixing. ``len()`` is the
+    wrapped loader's. Made by :func:`augment_loader`.
+    """
+
+    def __init__(self, loader: Iterable, mix: SyntheticMix, *, image_key: str = "image",
+                 label_key: str = "label", to_device: bool = True):
+        self.loader = loader
+        self.mix = mix
+        self.image_key, self.label_key = image_key, label_key
+        self.to_device = to_device
+
+    def __len__(self) -> int:
+        return len(self.loader)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[Any]:
+        device = self.mix.generator.device
+        for batch in self.loader:
+            if isinstance(batch, Mapping):
+                images, labels = batch[self.image_key], batch[self.label_key]
+            elif isinstance(batch, (tuple, list)) and len(batch) == 2:
+                images, labels = batch
+            else:
+                raise DataError("augment_loader needs batches of (images, labels) or dicts with "
+                                f"{self.image_key!r}/{self.label_key!r}; got {type(batch).__name__}")
+            if self.to_device:
+                images = images.to(device, non_blocking=True)
+                labels = labels.to(device, non_blocking=True)
+            images, labels = self.mix(images, labels)
+            if isinstance(batch, Mapping):
+                # Other per-row keys cannot follow appended rows; keep only image and label.
+                yield {self.image_key: images, self.label_key: labels}
+            else:
+                yield type(batch)((images, labels)) if isinstance(batch, list) else (images, labels)
+
+
+def augment_loader(loader: Iterable, generator: ConditionalGenerator, ratio: float = 0.5, *,
+                   image_key: str = "image", label_key: str = "label", to_device: bool = True,
+                   **mix_kwargs: Any) -> AugmentedLoader:
+    """Wrap any DataLoader so that every batch it yields is mixed with synthetic rows.
+
+    ``for images, labels in augment_loader(loader, generator, ratio=0.5): ...`` — the loop is
+    unchanged. ``mix_kwargs`` go to :class:`SyntheticMix` (``mode``, ``balance``,
+    ``output_range``, ``mean``/``std``, ``seed``, ...). Batches are moved to the generator's device.
+    """
+    return AugmentedLoader(loader, SyntheticMix(generator, ratio, **mix_kwargs),
+                           image_key=image_key, label_key=label_key, to_device=to_device)

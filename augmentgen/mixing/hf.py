@@ -1,0 +1,245 @@
+"""Hugging Face ``datasets``: synthetic rows that concatenate with the user's dataset.
+
+``synthesize(generator, per_class=100, like=train_ds)`` returns a ``datasets.Dataset`` whose
+features are ``train_ds``'s (same image and ClassLabel columns) plus a ``synthetic`` bool, so
+``concatenate_datasets([mark_real(train_ds), synthetic_ds])`` works; :func:`add_synthetic` does
+both in one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from ..models.base import ConditionalGenerator
+from ..transforms.functional import to_uint8
+
+SYNTHETIC = "synthetic"
+
+
+def _datasets():
+    import datasets
+
+    return datasets
+
+
+def _columns(features) -> tuple[str, str]:
+    """(image column, label column) of ``features``: the first Image and the first ClassLabel."""
+    ds = _datasets()
+    image = next((k for k, f in features.items() if isinstance(f, ds.Image)), None)
+    label = next((k for k, f in features.items() if isinstance(f, ds.ClassLabel)), None)
+    if image is None or label is None:
+        raise DataError(
+            f"cannot match features {dict(features)}: synthetic rows need one Image column and one "
+            "ClassLabel column; cast yours first, e.g. ds.cast_column('label', "
+            "ClassLabel(names=[...])) and ds.cast_column('image', Image())"
+        )
+    return image, label
+
+
+def synthetic_features(generator: ConditionalGenerator, like=None):
+    """The features of synthetic rows: ``like``'s (a Dataset or Features) plus ``synthetic``.
+
+    Without ``like``: ``image`` (Image), ``label`` (ClassLabel with the generator's class names),
+    ``synthetic`` (bool). Raises :class:`DataError` saying why when ``like`` cannot be matched.
+    """
+    ds = _datasets()
+    if like is None:
+        return ds.Features({"image": ds.Image(), "label": ds.ClassLabel(names=generator.class_names),
+                            SYNTHETIC: ds.Value("bool")})
+    features = like if isinstance(like, ds.Features) else getattr(like, "features", None)
+    if features is None:
+        raise DataError(f"like= must be a datasets.Dataset or datasets.Features, got {type(like).__name__}")
+    image_column, label_column = _columns(features)
+    class_label = features[label_column]
+    if class_label.num_classes != generator.num_classes:
+        raise DataError(
+            f"the dataset's {label_column!r} has {class_label.num_classes} classes "
+            f"({class_label.names[:5]}...) but the generator has {generator.num_classes} "
+            f"({generator.class_names[:5]}...); use a generator trained on this dataset's classes"
+        )
+    others = [k for k in features if k not in (image_column, label_column, SYNTHETIC)]
+    if others:
+        raise DataError(
+            f"synthetic rows cannot fill the column(s) {others}; drop them first "
+            f"(ds.remove_columns({others})) so the features can be aligned"
+        )
+    if SYNTHETIC in features and features[SYNTHETIC] != ds.Value("bool"):
+        raise DataError(f"the dataset already has a {SYNTHETIC!r} column of type {features[SYNTHETIC]}, "
+                        "not bool; rename it")
+    return ds.Features({image_column: features[image_column], label_column: class_label,
+                        SYNTHETIC: ds.Value("bool")})
+
+
+def balance_counts(labels, num_classes: int) -> list[int]:
+    """Images per class that top every class up to the majority count (``per_class="balance"``)."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)
+    return (counts.max() - counts).tolist()
+
+
+def _per_class_counts(generator: ConditionalGenerator, per_class, like) -> list[int]:
+    k = generator.num_classes
+    if per_class == "balance":
+        if like is None or not hasattr(like, "column_names"):
+            raise DataError('per_class="balance" needs like=<your datasets.Dataset> to count its labels')
+        _, label_column = _columns(like.features)
+        return balance_counts(like[label_column], k)
+    if isinstance(per_class, Mapping):
+        counts = [0] * k
+        for key, n in per_class.items():
+            index = generator.class_names.index(key) if isinstance(key, str) and key in generator.class_names else key
+            if not isinstance(index, int) or not 0 <= index < k:
+                raise DataError(f"per_class key {key!r} is neither a class index nor one of {generator.class_names}")
+            counts[index] = int(n)
+        return counts
+    if isinstance(per_class, int) and per_class >= 0:
+        return [per_class] * k
+    raise DataError(f"per_class must be an int, a {{class: n}} dict or 'balance', got {per_class!r}")
+
+
+def _to_arrays(images_uint8: torch.Tensor) -> list[np.ndarray]:
+    # (N, C, H, W) -> N arrays (H, W) or (H, W, 3), the layouts datasets' Image encodes.
+    array = images_uint8.permute(0, 2, 3, 1).cpu().numpy()
+    if array.shape[-1] == 1:
+        array = array[..., 0]
+    return list(array)
+
+
+def _generate_rows(generator: ConditionalGenerator, labels: torch.Tensor, *, batch_size: int,
+                   rng: torch.Generator) -> Iterator[tuple[list[np.ndarray], list[int]]]:
+    for chunk in labels.split(batch_size):
+        fake_images = generator.sample(chunk.to(generator.device), generator=rng, batch_size=batch_size)
+        yield _to_arrays(to_uint8(fake_images)), chunk.tolist()
+
+
+def _rng(generator: ConditionalGenerator, seed: int | None) -> torch.Generator:
+    rng = torch.Generator(device=generator.device)
+    if seed is None:
+        rng.seed()
+    else:
+        rng.manual_seed(seed)
+    return rng
+
+
+def synthesize(generator: ConditionalGenerator, per_class: int | Mapping | str = 100, *, like=None,
+               seed: int | None = 0, batch_size: int = 1024):
+    """Sample a ``datasets.Dataset`` of synthetic labelled images.
+
+    Args:
+        generator: any :class:`ConditionalGenerator`.
+        per_class: images per class: an int, a ``{class index or name: n}`` dict, or
+            ``"balance"`` to top every class of ``like`` up to its majority count.
+        like: the user's ``datasets.Dataset`` (or its ``Features``): the result gets the same
+            image and ClassLabel columns, so ``concatenate_datasets`` accepts both once the user's
+            dataset has a ``synthetic`` column (:func:`mark_real`). Without it the columns are
+            ``image``, ``label`` (ClassLabel with the generator's class names), ``synthetic``.
+        seed: seeds the samples (same seed, same rows); None for fresh randomness.
+        batch_size: images generated per forward pass.
+
+    Returns:
+        A ``datasets.Dataset`` grouped by class, with ``synthetic`` True on every row.
+    """
+    ds = _datasets()
+    features = synthetic_features(generator, like)
+    image_column, label_column = _columns(features)
+    counts = _per_class_counts(generator, per_class, like)
+    labels = torch.repeat_interleave(torch.arange(generator.num_classes), torch.tensor(counts))
+    images: list[np.ndarray] = []
+    for arrays, _ in _generate_rows(generator, labels, batch_size=batch_size, rng=_rng(generator, seed)):
+        images.extend(arrays)
+    return ds.Dataset.from_dict(
+        {image_column: images, label_column: labels.tolist(), SYNTHETIC: [True] * len(images)},
+        features=features)
+
+
+def synthesize_iterable(generator: ConditionalGenerator, *, like=None, num_samples: int | None = None,
+                        balance: Mapping | None = None, seed: int | None = 0, batch_size: int = 256):
+    """A ``datasets.IterableDataset`` that generates synthetic rows on the fly, ``batch_size`` at a time.
+
+    Classes are drawn uniformly (or by ``balance`` weights ``{class: weight}``); the stream is
+    endless unless ``num_samples`` is given. Interleave it with a streamed dataset:
+    ``datasets.interleave_datasets([mark_real(real_stream), synthetic_stream], probabilities=...)``.
+    """
+    ds = _datasets()
+    features = synthetic_features(generator, like)
+    image_column, label_column = _columns(features)
+    weights = torch.ones(generator.num_classes)
+    if balance:
+        weights = torch.zeros(generator.num_classes)
+        for key, w in balance.items():
+            weights[generator.class_names.index(key) if isinstance(key, str) else key] = float(w)
+    weights_list = weights.tolist()
+
+    def rows(seed=seed, num_samples=num_samples):
+        rng = _rng(generator, seed)
+        draw = torch.Generator().manual_seed(seed) if seed is not None else None
+        made = 0
+        while num_samples is None or made < num_samples:
+            n = batch_size if num_samples is None else min(batch_size, num_samples - made)
+            labels = torch.multinomial(torch.tensor(weights_list), n, replacement=True, generator=draw)
+            for arrays, classes in _generate_rows(generator, labels, batch_size=batch_size, rng=rng):
+                for array, label in zip(arrays, classes):
+                    yield {image_column: array, label_column: label, SYNTHETIC: True}
+            made += n
+
+    return ds.IterableDataset.from_generator(rows, features=features)
+
+
+def mark_real(dataset, value: bool = False):
+    """``dataset`` with a ``synthetic`` bool column (False), so it concatenates with synthetic rows."""
+    ds = _datasets()
+    if SYNTHETIC in dataset.column_names:
+        return dataset
+    if isinstance(dataset, ds.IterableDataset):
+        features = None
+        if dataset.features is not None:  # map() would forget them; state them so casts still work
+            features = ds.Features({**dataset.features, SYNTHETIC: ds.Value("bool")})
+        return dataset.map(lambda row: {SYNTHETIC: value}, features=features)
+    return dataset.add_column(SYNTHETIC, [value] * len(dataset),
+                              feature=ds.Value("bool"))
+
+
+def add_synthetic(dataset, generator: ConditionalGenerator, per_class: int | Mapping | str = 100, *,
+                  seed: int | None = 0, batch_size: int = 1024):
+    """``dataset`` plus synthetic rows of every class: the one-line HF change.
+
+    Equivalent to ``concatenate_datasets([mark_real(dataset), synthesize(generator, per_class,
+    like=dataset)])``. ``per_class="balance"`` tops every class up to the majority count.
+    """
+    ds = _datasets()
+    synthetic = synthesize(generator, per_class, like=dataset, seed=seed, batch_size=batch_size)
+    return ds.concatenate_datasets([mark_real(dataset), synthetic])
+
+
+def synthetic_transform(pool, p: float = 0.5, *, image_column: str = "image", label_column: str = "label",
+                        seed: int | None = None) -> Callable[[dict[str, list]], dict[str, list]]:
+    """A function for ``dataset.with_transform(...)`` that replaces images by pool images.
+
+    Each row's image is replaced, with probability ``p``, by a random
+    :class:`~augmentgen.mixing.SyntheticPool` image of its class (a PIL image, as the ``Image``
+    feature decodes to). The choice is made for the whole batch of rows at once. Use as
+    ``train_ds = train_ds.with_transform(synthetic_transform(pool, p=0.3))``; compose your own
+    transform after it by calling it first inside yours.
+    """
+    import PIL.Image
+
+    rng = torch.Generator().manual_seed(seed) if seed is not None else None
+
+    def transform(batch: dict[str, list]) -> dict[str, list]:
+        labels = torch.as_tensor(batch[label_column], dtype=torch.long)
+        replace = torch.rand(len(labels), generator=rng) < p
+        rows = replace.nonzero().flatten()
+        if len(rows):
+            drawn = _to_arrays(pool.draw(labels[rows], generator=rng))
+            images = list(batch[image_column])
+            for row, array in zip(rows.tolist(), drawn):
+                old = images[row]
+                new = PIL.Image.fromarray(array)
+                images[row] = new.convert(old.mode) if isinstance(old, PIL.Image.Image) and old.mode != new.mode else new
+            batch = {**batch, image_column: images}
+        return batch
+
+    return transform

@@ -1,0 +1,91 @@
+"""Conditional adversarial autoencoder (Makhzani et al. 2015, the supervised variant).
+
+A deterministic encoder q(z | x, y), a decoder p(x | z, y) that receives the class, and (in the
+training step) a discriminator on the latent code that tells prior samples from encoded ones.
+Matching the aggregate posterior to the prior is what makes decoding prior samples work; with
+the class given to the decoder the code is free to hold the within-class style only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Literal
+
+import torch
+
+from ..errors import ConfigError
+from ._encoder import EncoderFamilyConfig, EncoderGenerator
+from .registry import register_family
+
+
+@dataclasses.dataclass
+class AAEConfig(EncoderFamilyConfig):
+    """Config of the ``aae`` family (fields of :class:`EncoderFamilyConfig` plus the ones below).
+
+    Args:
+        prior (str, defaults to ``"gaussian"``): the code's prior: ``"gaussian"`` N(0, I),
+            ``"uniform"`` U[-√3, √3]^d (unit variance), or ``"mixture"`` of Gaussians.
+        prior_components (int, defaults to 10): components of the mixture prior, with means
+            ±``prior_radius`` on the coordinate axes and equal weights.
+        prior_radius (float, defaults to 2.0): distance of each mixture component's mean from 0.
+        prior_component_std (float, defaults to 0.5): standard deviation of each component.
+        adversarial_weight (float, defaults to 1.0): weight of the encoder's "fool the latent
+            discriminator" loss against the reconstruction loss.
+        discriminator_hidden (int, defaults to 128): width of the latent discriminator's two
+            hidden layers.
+        discriminator_lr_scale (float, defaults to 0.5): discriminator lr / autoencoder lr.
+    """
+
+    prior: Literal["gaussian", "uniform", "mixture"] = "gaussian"
+    prior_components: int = 10
+    prior_radius: float = 2.0
+    prior_component_std: float = 0.5
+    adversarial_weight: float = 1.0
+    discriminator_hidden: int = 128
+    discriminator_lr_scale: float = 0.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.prior_components < 1 or self.prior_components > 2 * self.latent_dim:
+            raise ConfigError(
+                f"prior_components must be in [1, 2 * latent_dim = {2 * self.latent_dim}], "
+                f"got {self.prior_components}"
+            )
+        if self.prior_radius < 0 or self.prior_component_std <= 0:
+            raise ConfigError("prior_radius must be >= 0 and prior_component_std > 0")
+        if self.adversarial_weight < 0 or self.discriminator_hidden < 1:
+            raise ConfigError("adversarial_weight must be >= 0 and discriminator_hidden >= 1")
+        if self.discriminator_lr_scale <= 0:
+            raise ConfigError("discriminator_lr_scale must be positive")
+
+
+@register_family("aae")
+class AAEGenerator(EncoderGenerator):
+    """Supervised adversarial autoencoder (latent discriminator; class given to the decoder)."""
+
+    config_class = AAEConfig
+    variational = False
+
+    def __init__(self, config: AAEConfig):
+        super().__init__(config)
+        # Component k sits at +radius on axis k (k < d) or -radius on axis k - d.
+        k = torch.arange(config.prior_components)
+        means = torch.zeros(config.prior_components, config.latent_dim)
+        means[k, k % config.latent_dim] = torch.where(k < config.latent_dim, 1.0, -1.0) * config.prior_radius
+        self.register_buffer("prior_means", means)  # (components, latent)
+
+    def sample_noise(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        c, d, dev = self.config, self.config.latent_dim, self.device
+        if c.prior == "uniform":
+            return (torch.rand(n, d, device=dev, generator=generator) * 2 - 1) * math.sqrt(3.0)
+        noise = torch.randn(n, d, device=dev, generator=generator)
+        if c.prior == "gaussian":
+            return noise
+        component = torch.randint(0, c.prior_components, (n,), device=dev, generator=generator)
+        return self.prior_means[component] + c.prior_component_std * noise
+
+    def code_scale(self, labels: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        scale = c.prior_component_std if c.prior == "mixture" else 1.0
+        return torch.full((len(labels), c.latent_dim), scale, device=labels.device)

@@ -1,0 +1,66 @@
+"""``ReplaceWithSynthetic`` for albumentations 2.x pipelines (imported only when used)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import albumentations as A
+import numpy as np
+
+from ..errors import DataError
+
+
+class AlbumentationsReplaceWithSynthetic(A.ImageOnlyTransform):
+    """With probability ``p``, replace ``image`` by a pool image of the class passed as ``label``.
+
+    Use it in ``A.Compose`` and pass the class as a keyword target:
+    ``A.Compose([AlbumentationsReplaceWithSynthetic(pool, p=0.3), A.HorizontalFlip()])(image=img,
+    label=3)``. Images are HWC numpy arrays, uint8 or float32 in ``[0, 1]``; the replacement has
+    the same dtype and shape (a grayscale pool fills RGB images by repeating the channel). Images
+    come from a :class:`~augmentgen.mixing.SyntheticPool`, so no model runs in the worker.
+
+    Args:
+        pool (SyntheticPool): the bank of synthetic images.
+        label_key (str, defaults to ``"label"``): the keyword the class is passed under.
+        p (float, defaults to 0.5): probability of replacing the image.
+    """
+
+    def __init__(self, pool, label_key: str = "label", p: float = 0.5):
+        super().__init__(p=p)
+        self.pool = pool
+        self.label_key = label_key
+
+    @property
+    def targets_as_params(self) -> list[str]:
+        return [self.label_key]
+
+    def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        label = data[self.label_key]
+        if isinstance(label, np.ndarray) and label.size == 1:
+            label = label.item()
+        if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
+            raise DataError(f"{self.label_key}= must be one integer class index, got {label!r}")
+        if not 0 <= int(label) < self.pool.num_classes:
+            raise DataError(f"{self.label_key}={label} is out of range for a "
+                            f"{self.pool.num_classes}-class pool")
+        return {"label": int(label), "position": int(self.random_generator.integers(self.pool.per_class))}
+
+    def apply(self, img: np.ndarray, label: int = 0, position: int = 0, **params: Any) -> np.ndarray:
+        synthetic = self.pool.images[label, position].permute(1, 2, 0).numpy()  # (H, W, C) uint8
+        height, width = img.shape[:2]
+        if synthetic.shape[:2] != (height, width):
+            raise DataError(f"pool images are {synthetic.shape[0]}x{synthetic.shape[1]} but the image "
+                            f"is {height}x{width}; put A.Resize({synthetic.shape[0]}, "
+                            f"{synthetic.shape[1]}) before this transform")
+        channels = img.shape[2] if img.ndim == 3 else 1
+        if synthetic.shape[2] != channels:
+            if synthetic.shape[2] != 1:
+                raise DataError(f"pool images have {synthetic.shape[2]} channels, the image {channels}")
+            synthetic = np.repeat(synthetic, channels, axis=2)
+        if img.ndim == 2:
+            synthetic = synthetic[..., 0]
+        out = synthetic.astype(img.dtype) if img.dtype == np.uint8 else (synthetic / 255.0).astype(img.dtype)
+        return np.ascontiguousarray(out)
+
+    def get_transform_init_args_names(self) -> tuple[str, ...]:
+        return ("pool", "label_key")

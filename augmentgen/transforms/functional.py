@@ -1,0 +1,101 @@
+"""Pure tensor functions behind the transforms and :class:`~augmentgen.mixing.SyntheticMix`.
+
+Generators produce float images in ``[-1, 1]``; classifiers expect something else (``[0, 1]``,
+``uint8``, or torchvision's mean/std normalisation). These functions map between the two. They
+are batched, allocate a new tensor, never modify their input, and keep the input's device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from ..errors import DataError
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Map float images in ``[-1, 1]`` to ``uint8`` in ``[0, 255]`` (rounded, clamped)."""
+    return images.add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def uint8_to_unit(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Map ``uint8`` images to floats in ``[0, 1]`` (the ``v2.ToDtype(scale=True)`` convention)."""
+    return images.to(dtype).div_(255.0)
+
+
+def _per_channel(values: Sequence[float] | torch.Tensor, channels: int, like: torch.Tensor,
+                 what: str) -> torch.Tensor:
+    values = torch.as_tensor(values, dtype=like.dtype, device=like.device).flatten()
+    if values.numel() not in (1, channels):
+        raise DataError(f"{what} has {values.numel()} values but the images have {channels} channels")
+    return values.view(1, -1, 1, 1)
+
+
+def from_generator_range(
+    images: torch.Tensor,
+    *,
+    output_range: tuple[float, float] = (-1.0, 1.0),
+    mean: Sequence[float] | torch.Tensor | None = None,
+    std: Sequence[float] | torch.Tensor | None = None,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Map generator output in ``[-1, 1]`` to the value range a classifier expects.
+
+    Args:
+        images: float tensor (N, C, H, W) in ``[-1, 1]``.
+        output_range: ``(low, high)`` the ``[-1, 1]`` interval is mapped onto, e.g. ``(0, 1)``.
+            Ignored when ``mean``/``std`` are given.
+        mean, std: per-channel (or scalar) normalisation applied to ``[0, 1]`` images, exactly
+            like ``v2.Normalize(mean, std)`` after ``v2.ToDtype(torch.float32, scale=True)``.
+        dtype: output dtype; ``torch.uint8`` gives ``[0, 255]`` and ignores the range arguments.
+
+    Returns:
+        A new tensor (N, C, H, W) on the input's device.
+    """
+    dtype = dtype or images.dtype
+    if dtype == torch.uint8:
+        return to_uint8(images)
+    if not dtype.is_floating_point:
+        raise DataError(f"cannot map generator output to dtype {dtype}; use a float dtype or uint8")
+    # Compute in float32 at least: bf16 images would lose the last bits of the normalisation.
+    work = images.to(torch.promote_types(dtype, torch.float32))
+    if (mean is None) != (std is None):
+        raise DataError("give both mean and std (or neither)")
+    if mean is not None:
+        unit = work.add(1.0).mul_(0.5)
+        out = unit.sub_(_per_channel(mean, work.shape[1], work, "mean")).div_(
+            _per_channel(std, work.shape[1], work, "std"))
+    else:
+        low, high = (float(v) for v in output_range)
+        if high <= low:
+            raise DataError(f"output_range must be (low, high) with low < high, got {output_range}")
+        out = work.add(1.0).mul_((high - low) / 2.0).add_(low)
+    return out.to(dtype)
+
+
+def like_input(images_uint8: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Convert ``uint8`` images to ``like``'s dtype: uint8 stays, floats are scaled to ``[0, 1]``.
+
+    This is the convention of torchvision's ``v2.ToDtype(..., scale=True)``: float image tensors
+    hold values in ``[0, 1]``.
+    """
+    images_uint8 = images_uint8.to(like.device)
+    if like.dtype == torch.uint8:
+        return images_uint8.clone()
+    if like.dtype.is_floating_point:
+        return uint8_to_unit(images_uint8, like.dtype)
+    raise DataError(f"image tensors must be uint8 or float, got {like.dtype}")
+
+
+def match_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """Repeat a single channel to ``channels`` (grayscale generator, RGB pipeline); else fail."""
+    have = images.shape[-3]
+    if have == channels:
+        return images
+    if have == 1:
+        return images.expand(*images.shape[:-3], channels, *images.shape[-2:])
+    raise DataError(
+        f"the synthetic images have {have} channels but the sample has {channels}; "
+        "use a generator trained with in_channels matching your data (or v2.Grayscale)"
+    )

@@ -1,0 +1,126 @@
+"""``ReplaceWithSynthetic``: a torchvision transforms v2 transform fed by a :class:`SyntheticPool`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+from torch.utils._pytree import tree_flatten, tree_unflatten
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from ..errors import ConfigError, DataError
+from . import functional as F
+
+
+def _find_label(sample: Any, label_key: str) -> tuple[int, Any]:
+    """(class index, the label object itself) of a tuple or dict sample."""
+    if isinstance(sample, Mapping):
+        if label_key not in sample:
+            raise DataError(f"ReplaceWithSynthetic needs the class: the sample dict has no "
+                            f"{label_key!r} key (keys: {list(sample)}); pass label_key=...")
+        label = sample[label_key]
+    elif isinstance(sample, (tuple, list)) and len(sample) >= 2:
+        label = sample[1]
+    else:
+        raise DataError("ReplaceWithSynthetic needs the class: call it on (image, label) or on a "
+                        f"{{'image': ..., {label_key!r}: ...}} dict, not on a bare {type(sample).__name__}")
+    if isinstance(label, torch.Tensor):
+        if label.numel() != 1 or label.dtype.is_floating_point:
+            raise DataError(f"the label must be one integer class index, got a tensor {tuple(label.shape)} "
+                            f"{label.dtype}")
+        return int(label.item()), label
+    if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
+        return int(label), label
+    raise DataError(f"the label must be an integer class index, got {type(label).__name__}")
+
+
+def pool_image_like(image_uint8: torch.Tensor, inpt: Any) -> Any:
+    """Return the pool image (C, H, W) uint8 as the same kind of object as ``inpt``."""
+    if isinstance(inpt, PIL.Image.Image):
+        array = image_uint8.permute(1, 2, 0).numpy()
+        out = PIL.Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+        if out.size != inpt.size:
+            raise DataError(f"pool images are {out.size[0]}x{out.size[1]} but the sample is "
+                            f"{inpt.size[0]}x{inpt.size[1]}; put ReplaceWithSynthetic after a "
+                            f"v2.Resize({out.size[1]}) (or use a generator trained at that size)")
+        return out.convert(inpt.mode) if out.mode != inpt.mode else out
+    if isinstance(inpt, torch.Tensor):
+        if inpt.shape[-2:] != image_uint8.shape[-2:]:
+            raise DataError(f"pool images are {tuple(image_uint8.shape[-2:])} but the sample is "
+                            f"{tuple(inpt.shape[-2:])}; put ReplaceWithSynthetic after a "
+                            f"v2.Resize({tuple(image_uint8.shape[-2:])})")
+        out = F.like_input(F.match_channels(image_uint8, inpt.shape[-3]), inpt)
+        out = out.contiguous()
+        return tv_tensors.wrap(out, like=inpt) if isinstance(inpt, tv_tensors.TVTensor) else out
+    raise DataError(f"cannot replace an image of type {type(inpt).__name__}")
+
+
+class ReplaceWithSynthetic(v2.Transform):
+    """With probability ``p``, replace a sample's image by a synthetic image of the same class.
+
+    Takes ``(image, label, ...)`` tuples or dicts with ``"image"`` and ``label_key``; the image may
+    be a PIL image, a tensor (uint8, or float in ``[0, 1]``) or a ``tv_tensors.Image``, and the
+    replacement has the same type, mode/dtype and size. Images come from a
+    :class:`~augmentgen.mixing.SyntheticPool`, so no model runs in the worker. Other leaves pass
+    through; the input is never modified in place.
+
+    Args:
+        pool (SyntheticPool): the bank of synthetic images.
+        p (float, defaults to 0.5): probability that a sample's image is replaced.
+        label_key (str, defaults to ``"label"``): the class key of dict samples.
+
+    Example::
+
+        transform = v2.Compose([ReplaceWithSynthetic(pool, p=0.3), v2.ToImage(),
+                                v2.ToDtype(torch.float32, scale=True)])
+        dataset = torchvision.datasets.FashionMNIST(..., transforms=transform)  # (img, label)
+    """
+
+    _transformed_types = (PIL.Image.Image, torch.Tensor, tv_tensors.Image)
+
+    def __init__(self, pool, p: float = 0.5, *, label_key: str = "label"):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ConfigError(f"p must be in [0, 1], got {p}")
+        self.pool = pool
+        self.p = p
+        self.label_key = label_key
+
+    def forward(self, *inputs: Any) -> Any:
+        # Overridden (as v2.CutMix does) because the class label is a pass-through leaf that
+        # v2.Transform.forward never shows to make_params; the rest is the stock contract.
+        sample = inputs if len(inputs) > 1 else inputs[0]
+        label, label_leaf = _find_label(sample, self.label_key)
+        flat_inputs, spec = tree_flatten(sample)
+        # Hide the label from torchvision's "first plain tensor is the image" heuristic, so a
+        # tensor label listed before the image is never mistaken for it.
+        needs_transform_list = self._needs_transform_list(
+            [None if x is label_leaf else x for x in flat_inputs])
+        params = self.make_params([x for x, needs in zip(flat_inputs, needs_transform_list) if needs])
+        params["label"] = label
+        flat_outputs = [self.transform(x, params) if needs else x
+                        for x, needs in zip(flat_inputs, needs_transform_list)]
+        return tree_unflatten(flat_outputs, spec)
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        replace = bool(torch.rand(()) < self.p)
+        # One bank position per call: every image leaf of the sample gets the same replacement.
+        position = int(torch.randint(self.pool.per_class, ()))
+        return {"replace": replace, "position": position}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        # Masks, boxes, videos, ... pass through: only images are replaced.
+        is_other_tv_tensor = isinstance(inpt, tv_tensors.TVTensor) and not isinstance(inpt, tv_tensors.Image)
+        if not params["replace"] or is_other_tv_tensor:
+            return inpt
+        label = params["label"]
+        if not 0 <= label < self.pool.num_classes:
+            raise DataError(f"label {label} is out of range for a {self.pool.num_classes}-class pool")
+        return pool_image_like(self.pool.images[label, params["position"]], inpt)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, pool={self.pool!r}"
