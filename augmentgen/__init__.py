@@ -1,16 +1,49 @@
 """augmentgen: class-conditional generators for generative data augmentation.
 
-Train a generator on a small labelled dataset, then mix its samples into any training pipeline.
+Train a generator on a small labelled dataset, mix its samples into any training pipeline, and
+measure whether they help::
+
+    import augmentgen
+
+    generator = augmentgen.train("aae", "fashion-mnist-small", "runs/aae")
+    mix = augmentgen.SyntheticMix(generator, ratio=0.25, output_range=(0, 1))
+    images, labels = mix(images, labels)          # inside your training loop
+    report = augmentgen.evaluate_generator(generator, train_data, test_data)
 """
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
 
 from .api import train
 from .data import LabelledImages, load_data
-from .errors import AugmentgenError, CheckpointError, ConfigError, DataError, TrainingDivergedError
-from .hub import from_pretrained, save_pretrained
+from .errors import (
+    AugmentgenError,
+    CheckpointError,
+    ConfigError,
+    DataError,
+    TrainingDivergedError,
+    UnknownFamilyError,
+)
+from .hub import from_pretrained, list_pretrained, push_to_hub, save_pretrained
+from .metrics.report import evaluate_generator
+from .mixing import SyntheticMix, SyntheticPool, augment_loader, write_samples
 from .models import ConditionalGenerator, available_models, build_config
 from .training import Trainer, TrainingConfig
+
+# Hugging Face datasets helpers are imported on first use: `datasets` is slow to import.
+_LAZY = {"synthesize": "augmentgen.mixing.hf", "synthesize_iterable": "augmentgen.mixing.hf"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'augmentgen' has no attribute {name!r}")
+
 
 __all__ = [
     "AugmentgenError",
@@ -19,13 +52,23 @@ __all__ = [
     "ConfigError",
     "DataError",
     "LabelledImages",
+    "SyntheticMix",
+    "SyntheticPool",
     "Trainer",
     "TrainingConfig",
     "TrainingDivergedError",
+    "UnknownFamilyError",
+    "augment_loader",
     "available_models",
     "build_config",
+    "evaluate_generator",
     "from_pretrained",
+    "list_pretrained",
     "load_data",
+    "push_to_hub",
     "save_pretrained",
+    "synthesize",
+    "synthesize_iterable",
     "train",
+    "write_samples",
 ]

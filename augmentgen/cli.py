@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import AugmentgenError
+from .errors import AugmentgenError, DataError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,9 +38,25 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="sample images from a saved generator")
     s.add_argument("--model", required=True, help="folder of a saved generator")
     s.add_argument("--per-class", type=int, default=8)
-    s.add_argument("--out", required=True, help="output file (.png grid)")
+    s.add_argument("--out", required=True, help="output file (grid: .png, npz: .npz) or folder")
+    s.add_argument("--format", choices=["grid", "imagefolder", "npz", "hf"], default="grid",
+                   help="grid: one PNG, a row per class; imagefolder: OUT/<class>/*.png; npz: "
+                        "images/labels/classes arrays; hf: a saved datasets.Dataset")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default=None)
+
+    e = sub.add_parser("eval", help="measure a generator on real data: consistency, CAS, ΔAcc, FID")
+    e.add_argument("--model", required=True, help="folder or hub id of a saved generator")
+    e.add_argument("--data", required=True, help="the real training data (same forms as train --data)")
+    e.add_argument("--test-data", help="held-out real data; default: the test split of a built-in --data")
+    e.add_argument("--data-dir", help="folder with the built-in datasets' files (no downloads)")
+    e.add_argument("--per-class", type=int, help="evaluate on a seeded subset of N training images per class")
+    e.add_argument("--steps", type=int, default=500, help="training steps of every classifier")
+    e.add_argument("--samples-per-class", type=int, default=200)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default=None)
+    e.add_argument("--out", default=None, help="folder for eval.json and eval.png (default: the model folder "
+                                               "when it is a local folder, else ./eval)")
 
     sub.add_parser("models", help="list model families and presets")
     return parser
@@ -82,13 +98,42 @@ def _sample(args) -> int:
     import torch
 
     from .hub import from_pretrained
+    from .mixing import write_samples
     from .training.grid import save_sample_grid
 
     generator = from_pretrained(args.model, device=args.device)
-    g = torch.Generator(device=generator.device).manual_seed(args.seed)
-    images, _ = generator.sample_per_class(args.per_class, generator=g)
-    path = save_sample_grid(images, args.per_class, args.out)
-    print(f"wrote {path} ({generator.num_classes} rows x {args.per_class})")
+    if args.format == "grid":
+        g = torch.Generator(device=generator.device).manual_seed(args.seed)
+        images, _ = generator.sample_per_class(args.per_class, generator=g)
+        path = save_sample_grid(images, args.per_class, args.out)
+        print(f"wrote {path} ({generator.num_classes} rows x {args.per_class})")
+        return 0
+    path = write_samples(generator, args.per_class, args.out, args.format, seed=args.seed)
+    print(f"wrote {path} ({args.format}: {args.per_class} images x {generator.num_classes} classes)")
+    return 0
+
+
+def _eval(args) -> int:
+    from .data import load_data
+    from .data.sources import BUILTIN_DATASETS
+    from .hub import from_pretrained
+    from .metrics.report import evaluate_generator, format_report, plot_per_class, write_report
+
+    generator = from_pretrained(args.model, device=args.device)
+    train_data = load_data(args.data, data_dir=args.data_dir, per_class=args.per_class, seed=args.seed,
+                           channels=generator.image_shape[0])
+    if args.test_data:
+        test_data = load_data(args.test_data, data_dir=args.data_dir, channels=generator.image_shape[0])
+    elif args.data in BUILTIN_DATASETS:
+        test_data = load_data(args.data, split="test", data_dir=args.data_dir, channels=generator.image_shape[0])
+    else:
+        raise DataError(f"{args.data} has no test split augmentgen knows of; pass --test-data with "
+                        "held-out real images (never the training images)")
+    report = evaluate_generator(generator, train_data, test_data, steps=args.steps,
+                                n_per_class=args.samples_per_class, seed=args.seed, device=args.device)
+    out = Path(args.out) if args.out else (Path(args.model) if Path(args.model).is_dir() else Path("eval"))
+    print(format_report(report))
+    print(f"\nwrote {write_report(report, out / 'eval.json')} and {plot_per_class(report, out / 'eval.png')}")
     return 0
 
 
@@ -100,4 +145,4 @@ def _models(args) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "sample": _sample, "models": _models}
+COMMANDS = {"train": _train, "sample": _sample, "eval": _eval, "models": _models}

@@ -24,6 +24,35 @@ def test_train_then_sample_from_the_command_line(tmp_path, capsys):
     assert height > width  # 10 rows (classes) of 3 images
 
 
+def test_sample_formats_and_eval_report(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--data", "fashion-mnist-small", "--per-class", "4", "--out", str(out),
+                 "--steps", "2", "--batch-size", "8", "--sample-every", "0",
+                 "--set", "generator_width=8", "--set", "discriminator_width=8"]) == 0
+    assert main(["sample", "--model", str(out), "--per-class", "3", "--format", "npz",
+                 "--out", str(tmp_path / "s.npz")]) == 0
+    from augmentgen import load_data
+
+    samples = load_data(tmp_path / "s.npz")
+    assert samples.class_counts == [3] * 10 and samples.class_names[0] == "T-shirt/top"
+    assert main(["sample", "--model", str(out), "--per-class", "2", "--format", "imagefolder",
+                 "--out", str(tmp_path / "folder")]) == 0
+    assert len(list((tmp_path / "folder").glob("*/*.png"))) == 20
+    capsys.readouterr()
+
+    assert main(["eval", "--model", str(out), "--data", "fashion-mnist-small", "--per-class", "6",
+                 "--steps", "3", "--samples-per-class", "4", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "downstream gain" in printed and "CAS" in printed and "Trouser" in printed
+    report = json.loads((out / "eval.json").read_text())
+    assert report["n_train"] == 60 and report["n_test"] == 1000
+    assert report["downstream"]["delta"] == report["downstream"]["acc_mixed"] - report["downstream"]["acc_real_classic"]
+    assert report["extractor"]["name"] and (out / "eval.png").stat().st_size > 0
+    # A folder of images has no test split: refuse rather than test on the training images.
+    assert main(["eval", "--model", str(out), "--data", str(tmp_path / "folder")]) == 2
+    assert "--test-data" in capsys.readouterr().err
+
+
 def test_errors_are_one_line_messages_with_exit_code_2(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert "no data at" in capsys.readouterr().err

@@ -1,0 +1,191 @@
+"""Does synthetic data help? The benchmark protocol of augmentgen, one dataset and budget per run.
+
+For every seed (it draws the real subset and seeds every training):
+
+- the generator of each family is trained on that subset only, once, and serves arms b and c;
+- arms, all the same classifier (``augmentgen.metrics.ReferenceClassifier``, a ResNet-8 of
+  width 16) with the same number of steps and batch size:
+  (a) real + classic augmentation (random crop by padding; flips for clothing and objects,
+      small rotations/scaling for digits), (b) arm a + synthetic rows through ``SyntheticMix``
+  (``replace``; ``balance="inverse-frequency"`` on long-tailed data) with the ratio chosen on
+  a validation split carved from the subset (20% of each class), (c) synthetic only (CAS, the
+  same augmentation), (d) real without augmentation;
+- for long-tailed data also the accuracy on the five rarest classes.
+
+Writes ``benchmarks/results/downstream_<dataset>_<budget>.json`` after every cell (partial
+results survive an interruption), with per-seed figures, mean ± std and ΔAcc = b - a.
+
+    nice .venv/bin/python benchmarks/downstream.py --dataset fashion-mnist --per-class 50 \\
+        --families cgan,aae --seeds 0,1,2
+    nice .venv/bin/python benchmarks/downstream.py --dataset fashion-mnist --imbalance 100 --max-per-class 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import augmentgen
+from augmentgen.data import load_data
+from augmentgen.data.subsets import long_tailed_subset
+from augmentgen.metrics import evaluate_accuracy, per_class_accuracy, train_classifier, validation_split
+from augmentgen.metrics.scores import sample_uint8_per_class
+from augmentgen.mixing import SyntheticMix
+from augmentgen.models import build_config
+from augmentgen.training import Trainer, TrainingConfig
+
+ROOT = Path(__file__).resolve().parent
+DATA_DIR = Path(os.environ.get("AUGMENTGEN_DATA_DIR", ROOT.parents[1] / "shared" / "data"))
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def mean_std(values: list[float]) -> dict:
+    values = [v for v in values if v is not None]
+    if not values:
+        return {"mean": None, "std": None, "n": 0}
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "n": len(values)}
+
+
+def rarest_accuracy(per_class: list[float], counts: list[int], k: int = 5) -> float:
+    rarest = sorted(range(len(counts)), key=lambda c: counts[c])[:k]
+    return statistics.fmean(per_class[c] for c in rarest)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", default="fashion-mnist", choices=["mnist", "fashion-mnist", "cifar10"])
+    p.add_argument("--per-class", type=int, help="real images per class (balanced budget)")
+    p.add_argument("--imbalance", type=float, help="long-tailed budget: majority / minority ratio")
+    p.add_argument("--max-per-class", type=int, default=500, help="majority count of the long-tailed budget")
+    p.add_argument("--families", default="cgan,aae")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--gen-steps", type=int, default=600)
+    p.add_argument("--gen-batch-size", type=int, default=64)
+    p.add_argument("--clf-steps", type=int, default=300)
+    p.add_argument("--clf-batch-size", type=int, default=128)
+    p.add_argument("--ratios", default="0.25,0.5", help="mixing ratios tried on the validation split")
+    p.add_argument("--out", help="JSON path (default: benchmarks/results/downstream_<dataset>_<budget>.json)")
+    args = p.parse_args()
+    if (args.per_class is None) == (args.imbalance is None):
+        p.error("give exactly one of --per-class or --imbalance")
+
+    budget = f"{args.per_class}pc" if args.per_class else f"lt{args.imbalance:g}"
+    out = Path(args.out or ROOT / "results" / f"downstream_{args.dataset}_{budget}.json")
+    families = [f.strip() for f in args.families.split(",") if f.strip()]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    ratios = [float(r) for r in args.ratios.split(",")]
+    full = load_data(args.dataset, data_dir=DATA_DIR)
+    test = load_data(args.dataset, data_dir=DATA_DIR, split="test")
+    results = {
+        "benchmark": "downstream",
+        "dataset": args.dataset, "budget": budget, "n_test": len(test),
+        "classifier": "augmentgen.metrics.ReferenceClassifier (ResNet-8, width 16), AdamW lr 3e-3, cosine",
+        "clf_steps": args.clf_steps, "clf_batch_size": args.clf_batch_size,
+        "gen_steps": args.gen_steps, "gen_batch_size": args.gen_batch_size,
+        "ratios_tried": ratios, "seeds": seeds, "families": families,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}",
+        "torch": torch.__version__, "augmentgen": augmentgen.__version__, "git_commit": git_commit(),
+        "command": "python benchmarks/downstream.py " + " ".join(
+            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None and k != "out"),
+        "per_seed": [], "summary": {},
+    }
+    common = dict(steps=args.clf_steps, batch_size=args.clf_batch_size, num_classes=full.num_classes)
+    long_tailed = args.imbalance is not None
+
+    def save() -> None:
+        summary = {}
+        rows = results["per_seed"]
+        for arm in ("real_noaug", "real_classic"):
+            summary[arm] = mean_std([r[arm] for r in rows])
+        for family in families:
+            cells = [r["families"][family] for r in rows if family in r["families"]]
+            summary[family] = {key: mean_std([c[key] for c in cells])
+                               for key in ("acc_mixed", "delta", "cas", "gen_train_seconds")}
+            if long_tailed:
+                summary[family]["rarest5_mixed"] = mean_std([c["rarest5_mixed"] for c in cells])
+        if long_tailed:
+            summary["rarest5_real_classic"] = mean_std([r["rarest5_real_classic"] for r in rows])
+        results["summary"] = summary
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2) + "\n")
+
+    for seed in seeds:
+        if long_tailed:
+            subset = long_tailed_subset(full, args.imbalance, max_per_class=args.max_per_class, seed=seed)
+        else:
+            subset = load_data(full, per_class=args.per_class, seed=seed)
+        counts = subset.class_counts
+        t0 = time.perf_counter()
+        real = train_classifier(subset, seed=seed, augment="classic", **common)
+        plain = train_classifier(subset, seed=seed, augment="none", **common)
+        row = {
+            "seed": seed, "class_counts": counts,
+            "real_classic": evaluate_accuracy(real, test), "real_noaug": evaluate_accuracy(plain, test),
+            "real_classic_per_class": per_class_accuracy(real, test),
+            "real_arms_seconds": round(time.perf_counter() - t0, 1), "families": {},
+        }
+        if long_tailed:
+            row["rarest5_real_classic"] = rarest_accuracy(row["real_classic_per_class"], counts)
+        results["per_seed"].append(row)
+        print(f"seed {seed}: real+classic {row['real_classic']:.4f}, real {row['real_noaug']:.4f}", flush=True)
+        fit, val = validation_split(subset, 0.2, seed=seed)
+
+        for family in families:
+            config = build_config(family, num_classes=subset.num_classes, class_names=subset.class_names,
+                                  image_size=subset.image_shape[1], in_channels=subset.image_shape[0])
+            training = TrainingConfig(steps=args.gen_steps, batch_size=args.gen_batch_size, seed=seed,
+                                      checkpoint_every=0, sample_every=0, log_every=max(1, args.gen_steps // 10))
+            t0 = time.perf_counter()
+            with tempfile.TemporaryDirectory() as tmp:
+                generator = Trainer(config, training, tmp).fit(subset).eval()
+            gen_seconds = time.perf_counter() - t0
+            balance = "inverse-frequency" if long_tailed else None
+
+            def mix(ratio: float) -> SyntheticMix:
+                return SyntheticMix(generator, ratio, mode="replace", balance=balance, seed=seed)
+
+            selection = {r: evaluate_accuracy(train_classifier(fit, seed=seed, synthetic_mix=mix(r), **common), val)
+                         for r in ratios}
+            ratio = max(sorted(selection), key=lambda r: selection[r])  # ties: less synthetic data
+            mixed = train_classifier(subset, seed=seed, synthetic_mix=mix(ratio), **common)
+            # CAS: as many synthetic images per class as the largest real class, same budget.
+            synthetic = sample_uint8_per_class(generator, max(counts), seed=seed)
+            cas_model = train_classifier(synthetic, seed=seed, **common)
+            cell = {
+                "ratio": ratio, "ratio_selection": selection,
+                "acc_mixed": evaluate_accuracy(mixed, test),
+                "cas": evaluate_accuracy(cas_model, test),
+                "mixed_per_class": per_class_accuracy(mixed, test),
+                "gen_train_seconds": round(gen_seconds, 1),
+                "cell_seconds": round(time.perf_counter() - t0, 1),
+            }
+            cell["delta"] = cell["acc_mixed"] - row["real_classic"]
+            if long_tailed:
+                cell["rarest5_mixed"] = rarest_accuracy(cell["mixed_per_class"], counts)
+            row["families"][family] = cell
+            print(f"seed {seed} {family}: mixed {cell['acc_mixed']:.4f} (ratio {ratio}), "
+                  f"ΔAcc {cell['delta']:+.4f}, CAS {cell['cas']:.4f}, {cell['cell_seconds']} s", flush=True)
+            save()
+        save()
+    print(json.dumps(results["summary"], indent=2))
+
+
+if __name__ == "__main__":
+    main()
