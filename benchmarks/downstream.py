@@ -158,7 +158,7 @@ def main() -> None:
             gen_seconds = time.perf_counter() - t0
             balance = "inverse-frequency" if long_tailed else None
 
-            def mix(ratio: float) -> SyntheticMix:
+            def mix(ratio: float, generator=generator, balance=balance, seed=seed) -> SyntheticMix:
                 return SyntheticMix(generator, ratio, mode="replace", balance=balance, seed=seed)
 
             selection = {r: evaluate_accuracy(train_classifier(fit, seed=seed, synthetic_mix=mix(r), **common), val)

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import ProjectConfiguration, set_seed
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from ..data.labelled import LabelledImages
@@ -99,7 +99,7 @@ class Trainer:
         plain_generator = acc.unwrap_model(step.generator)
         ema = None
         if cfg.ema_decay > 0:
-            ema = AveragedModel(plain_generator, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay),
+            ema = AveragedModel(plain_generator, multi_avg_fn=ema_with_warmup(cfg.ema_decay),
                                 use_buffers=True)
             acc.register_for_checkpointing(ema)
         acc.register_for_checkpointing(self.progress)
@@ -338,3 +338,28 @@ def _fsync_tree(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def ema_with_warmup(decay: float):
+    """EMA update for ``AveragedModel`` whose decay ramps up as ``min(decay, (1 + n) / (10 + n))``.
+
+    A fixed 0.999 would keep 37% of the random initialisation after 1000 updates: short runs
+    on small datasets (the common case here) would sample from a half-trained average.
+    """
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
+        # The weight stays a device tensor: no host sync per step.
+        n = num_averaged.to(torch.float32)
+        weight = 1.0 - torch.clamp((1.0 + n) / (10.0 + n), max=decay)
+        floating = [(a, c) for a, c in zip(averaged, current) if a.is_floating_point()]
+        if floating:
+            a, c = (list(t) for t in zip(*floating))
+            step = torch._foreach_sub(c, a)
+            torch._foreach_mul_(step, weight.to(a[0].device))
+            torch._foreach_add_(a, step)
+        for a, c in zip(averaged, current):
+            if not a.is_floating_point():  # e.g. BatchNorm's num_batches_tracked
+                a.copy_(c)
+
+    return update

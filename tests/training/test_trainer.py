@@ -146,3 +146,19 @@ def test_plain_dataloader_of_float_batches(tmp_path, tiny_data):
     loader = torch.utils.data.DataLoader(dataset, batch_size=8, shuffle=True, drop_last=True)
     Trainer(tiny_config(tiny_data), tiny_training(steps=4), tmp_path).fit(loader)
     assert (tmp_path / "model.safetensors").exists()
+
+
+def test_ema_warms_up_then_follows_the_configured_decay():
+    from augmentgen.training.trainer import ema_with_warmup
+
+    update = ema_with_warmup(0.999)
+    average, current = [torch.zeros(3)], [torch.ones(3)]
+    update(average, current, torch.tensor(0))
+    # First update weights the new value by 1 - 1/10: short runs are not stuck at the init.
+    torch.testing.assert_close(average[0], torch.full((3,), 0.9))
+    average = [torch.zeros(3)]
+    update(average, current, torch.tensor(100_000))
+    torch.testing.assert_close(average[0], torch.full((3,), 0.001))
+    counts = [torch.tensor(3)]
+    update(counts, [torch.tensor(7)], torch.tensor(5))
+    assert counts[0].item() == 7

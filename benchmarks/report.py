@@ -1,0 +1,331 @@
+"""Turn the benchmark JSON files into ``REPORT.md`` (markdown tables) and ``downstream.png``.
+
+Reads every ``*.json`` in ``--results`` (default ``benchmarks/results``) that one of the
+benchmark scripts wrote, and skips the ones that are missing:
+
+* ``downstream_<dataset>_<budget>.json`` (``benchmarks/downstream.py``): accuracy of every arm,
+  mean ± std over seeds, plus a bar plot of them (``downstream.png``, needs matplotlib);
+* ``family_quality.json`` (``benchmarks/family_quality.py``): class consistency and diversity;
+* ``throughput.json`` (``benchmarks/throughput.py``): training / sampling speed, peak memory;
+* ``mixing_overhead.json`` and ``pool_fill_rate.json``: the cost of ``SyntheticMix`` and
+  ``SyntheticPool``.
+
+Every table names the file it came from, the machine and the git commit, so the README can
+quote it as is::
+
+    .venv/bin/python benchmarks/report.py
+    .venv/bin/python benchmarks/report.py --results /tmp/results --out /tmp/results/REPORT.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FIXED_FILES = ("family_quality.json", "throughput.json", "mixing_overhead.json", "pool_fill_rate.json")
+
+
+# --- formatting helpers
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None else f"{100 * value:.{digits}f}"
+
+
+def mean_std_pct(stats: dict | None, signed: bool = False) -> str:
+    """``{"mean", "std", "n"}`` (fractions) as "mean ± std" in percent."""
+    if not stats or stats.get("mean") is None:
+        return "–"
+    sign = "+" if signed else ""
+    return f"{100 * stats['mean']:{sign}.1f} ± {100 * (stats.get('std') or 0.0):.1f}"
+
+
+def num(value: float | None, fmt: str = ",.1f") -> str:
+    return "–" if value is None else format(value, fmt)
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def describe_machine(machine: str | dict | None) -> str:
+    """The scripts write the machine either as one string or as a dict of fields."""
+    if machine is None:
+        return "unknown machine"
+    if isinstance(machine, str):
+        return machine
+    parts = [machine.get("platform") or machine.get("processor")]
+    if machine.get("cpu_count"):
+        parts.append(f"{machine['cpu_count']} CPUs")
+    if machine.get("torch_threads"):
+        parts.append(f"torch threads {machine['torch_threads']}")
+    if machine.get("device"):
+        parts.append(f"device {machine['device']}" + (f" ({machine['gpu']})" if machine.get("gpu") else ""))
+    return ", ".join(p for p in parts if p)
+
+
+def provenance(name: str, payload: dict) -> str:
+    """The line under every table: source file, machine, commit, versions, command."""
+    commit = payload.get("git_commit")
+    torch_version = payload.get("torch") or payload.get("torch_version")  # the scripts differ in the key
+    bits = [f"Source: `{name}`", f"machine: {describe_machine(payload.get('machine'))}",
+            f"commit: `{commit[:12]}`" if commit else "commit: unknown"]
+    if torch_version:
+        bits.append(f"torch {torch_version}")
+    if payload.get("augmentgen"):
+        bits.append(f"augmentgen {payload['augmentgen']}")
+    line = "_" + "; ".join(bits) + "._"
+    if payload.get("command"):
+        line += f"\n\n_Command:_ `{payload['command']}`"
+    return line
+
+
+# --- one section per benchmark
+
+
+def downstream_section(name: str, d: dict) -> str:
+    summary = d.get("summary", {})
+    long_tailed = "rarest5_real_classic" in summary or str(d.get("budget", "")).startswith("lt")
+    n_seeds = len(d.get("per_seed", [])) or len(d.get("seeds", []))
+    header = ["Arm", "Test accuracy (%)", "ΔAcc vs real + classic (pp)"]
+    if long_tailed:
+        header.append("Rarest-5 accuracy (%)")
+    header.append("n seeds")
+
+    def row(arm: str, acc: dict | None, delta: dict | None = None, rarest: dict | None = None) -> list[str]:
+        cells = [arm, mean_std_pct(acc), mean_std_pct(delta, signed=True) if delta else "–"]
+        if long_tailed:
+            cells.append(mean_std_pct(rarest))
+        cells.append(str((acc or {}).get("n", n_seeds)))
+        return cells
+
+    rows = [row("real, no augmentation", summary.get("real_noaug")),
+            row("real + classic augmentation", summary.get("real_classic"),
+                rarest=summary.get("rarest5_real_classic"))]
+    for family in d.get("families", []):
+        f = summary.get(family)
+        if not f:
+            continue
+        rows.append(row(f"real + classic + synthetic (`{family}`)", f.get("acc_mixed"), f.get("delta"),
+                        f.get("rarest5_mixed")))
+        rows.append(row(f"synthetic only, CAS (`{family}`)", f.get("cas")))
+
+    # The mixing ratio is chosen per seed on a validation split; say which ones won.
+    ratios = {family: [seed_row["families"][family]["ratio"] for seed_row in d.get("per_seed", [])
+                       if family in seed_row.get("families", {})] for family in d.get("families", [])}
+    gen_seconds = {family: (summary.get(family) or {}).get("gen_train_seconds") for family in d.get("families", [])}
+    notes = [
+        f"Generators: {d.get('gen_steps')} steps, batch {d.get('gen_batch_size')}; classifier "
+        f"({d.get('classifier', 'ReferenceClassifier')}): {d.get('clf_steps')} steps, batch "
+        f"{d.get('clf_batch_size')}; test set {d.get('n_test')} images; seeds {d.get('seeds')}.",
+        f"Mixing ratio chosen per seed on a validation split from {d.get('ratios_tried')}"
+        + (": " + ", ".join(f"`{f}` {r}" for f, r in ratios.items() if r) if any(ratios.values()) else "") + ".",
+        "Generator training time (s, mean): "
+        + ", ".join(f"`{f}` {num(s.get('mean'))}" for f, s in gen_seconds.items() if s and s.get("mean") is not None)
+        + ".",
+    ]
+    budget = d.get("budget", "?")
+    kind = f"long-tailed, imbalance {budget[2:]}" if long_tailed else f"{budget[:-2]} per class" \
+        if str(budget).endswith("pc") else budget
+    return "\n\n".join([
+        f"### Downstream accuracy: {d.get('dataset', '?')}, {kind}",
+        "Accuracy in percent, mean ± std over seeds (ΔAcc in percentage points).",
+        table(header, rows), " ".join(notes), provenance(name, d),
+    ])
+
+
+def family_quality_section(name: str, d: dict) -> str:
+    real_spread = d.get("real_subset_within_class_spread")
+    header = ["Family", "Class consistency (%)", "Min per-class (%)", "`vary` consistency (%)",
+              "Within-class spread", "Spread / real", "Training (s)"]
+    rows = []
+    for family, f in d.get("families", {}).items():
+        spread = f.get("within_class_spread")
+        ratio = spread / real_spread if spread is not None and real_spread else None
+        rows.append([f"`{family}`", pct(f.get("class_consistency")), pct(f.get("min_class_consistency")),
+                     pct(f.get("vary_class_consistency")), num(spread, ".3f"), num(ratio, ".2f"),
+                     num(f.get("train_seconds"))])
+    classifier = d.get("classifier", {})
+    notes = (f"Generators trained on {d.get('data')} for {d.get('steps')} steps, batch {d.get('batch_size')}. "
+             f"Judge: {classifier.get('model')} trained on the {classifier.get('trained_on')} "
+             f"({classifier.get('steps')} steps, test accuracy {pct(classifier.get('test_accuracy'))}%); "
+             f"it calls {pct(d.get('real_subset_consistency'))}% of the real subset correctly. "
+             f"Within-class spread: mean per-pixel std within a class, in [-1, 1] units; the real subset's "
+             f"is {num(real_spread, '.3f')}.")
+    return "\n\n".join(["### Class consistency and diversity per family", table(header, rows), notes,
+                        provenance(name, d)])
+
+
+def throughput_section(name: str, d: dict) -> str:
+    out = []
+    training = d.get("training")
+    if training:
+        runs = training.get("runs", {})
+        rows = [
+            ["augmentgen `Trainer`", num(training.get("ours_images_per_s_median")),
+             ", ".join(num(r["images_per_s"]) for r in runs.get("ours", []))],
+            ["plain eager fp32 loop", num(training.get("plain_images_per_s_median")),
+             ", ".join(num(r["images_per_s"]) for r in runs.get("plain", []))],
+            ["ratio ours / plain", num(training.get("ratio_ours_over_plain"), ".3f"), ""],
+        ]
+        out += ["### Training throughput (`cgan`)",
+                table(["Loop", "Images/s (median)", "Runs (images/s)"], rows),
+                f"{training.get('model')}; {training.get('data')}; device {training.get('device')}. "
+                f"{training.get('timing')} Ours includes: {'; '.join(training.get('ours_includes', []))}. "
+                f"Plain loop: {training.get('plain_loop')}."]
+    sampling = d.get("sampling")
+    if sampling:
+        figures = sampling.get("figures", {})
+        variants = [v for v in ("cpu", "cuda", "cuda_bf16") if any(v in f for f in figures.values())]
+        rows = [[f"`{model}`", *(num((f.get(v) or {}).get("images_per_s_median"), ",.0f") for v in variants)]
+                for model, f in figures.items()]
+        labels = {"cpu": "CPU fp32", "cuda": "CUDA fp32", "cuda_bf16": "CUDA bf16 autocast"}
+        out += ["### Sampling throughput (images/s)",
+                table(["Model", *(labels[v] for v in variants)], rows), sampling.get("timing", "")]
+    memory = d.get("peak_memory")
+    if memory:
+        figures = memory.get("figures", {})
+        has_cuda = any("cuda_max_allocated_mib" in f for f in figures.values())
+        header = ["Measurement", "What", "Peak RSS above imports (MiB)"] + (["CUDA max allocated (MiB)"] if has_cuda else [])
+        rows = []
+        for key, f in figures.items():
+            if "error" in f:
+                rows.append([f"`{key}`", f"failed: {f['error']}", "–"] + (["–"] if has_cuda else []))
+                continue
+            rows.append([f"`{key}`", f.get("what", ""), num(f.get("peak_rss_above_imports_mib"), ",.0f")]
+                        + ([num(f.get("cuda_max_allocated_mib"), ",.0f")] if has_cuda else []))
+        out += ["### Peak memory", table(header, rows), memory.get("method", "")]
+    if not out:
+        return ""
+    return "\n\n".join([*out, provenance(name, d)])
+
+
+def mixing_overhead_section(name: str, d: dict) -> str:
+    f, s = d.get("figures", {}), d.get("settings", {})
+    rows = [
+        ["training step without mixing (s, median)", num(f.get("baseline_step_s_median"), ".4f")],
+        ["training step with `SyntheticMix` (s, median)", num(f.get("mixed_step_s_median"), ".4f")],
+        ["`SyntheticMix` call alone (s, median)", num(f.get("mix_call_s_median"), ".4f")],
+        ["overhead (%)", num(f.get("overhead_percent"), "+.1f")],
+        ["synthetic rows per step", str(f.get("synthetic_rows_per_step", "–"))],
+    ]
+    settings = (f"{d.get('description', '')}. Device {s.get('device')}, batch {s.get('batch_size')}, "
+                f"ratio {s.get('ratio')}, {s.get('steps')} timed steps after {s.get('warmup')} warm-up, "
+                f"bf16 {s.get('bf16')}, channels_last {s.get('channels_last')}.")
+    return "\n\n".join(["### `SyntheticMix` overhead", table(["", "Value"], rows), settings, provenance(name, d)])
+
+
+def pool_fill_rate_section(name: str, d: dict) -> str:
+    rows = [[f"`cgan` {config}", str(f.get("images")), num(f.get("refresh_s_median"), ".3f"),
+             num(f.get("images_per_s"), ",.0f"), num(f.get("bank_mib"), ".1f")]
+            for config, f in d.get("figures", {}).items()]
+    s = d.get("settings", {})
+    settings = (f"`SyntheticPool.refresh()` (sample, convert to uint8, write the shared bank), median of "
+                f"{s.get('repeats')} refreshes; device {s.get('device')}, per class {s.get('per_class')}, "
+                f"batch {s.get('batch_size')}.")
+    return "\n\n".join(["### `SyntheticPool` fill rate",
+                        table(["Generator", "Images", "Refresh (s)", "Images/s", "Bank (MiB)"], rows),
+                        settings, provenance(name, d)])
+
+
+SECTIONS = {
+    "family_quality.json": family_quality_section,
+    "throughput.json": throughput_section,
+    "mixing_overhead.json": mixing_overhead_section,
+    "pool_fill_rate.json": pool_fill_rate_section,
+}
+
+
+# --- plot
+
+
+def plot_downstream(files: dict[str, dict], path: Path) -> Path | None:
+    """Bars of mean ± std accuracy per arm, one panel per downstream file; None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only, no display
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    most_arms = max(2 + 2 * len(d.get("families", [])) for d in files.values())
+    fig, axes = plt.subplots(1, len(files), figsize=(len(files) * max(4.0, 1.0 + 0.6 * most_arms), 4.5),
+                             squeeze=False)
+    for ax, (name, d) in zip(axes[0], files.items()):
+        summary = d.get("summary", {})
+        arms = [("real", summary.get("real_noaug")), ("real+classic", summary.get("real_classic"))]
+        for family in d.get("families", []):
+            f = summary.get(family) or {}
+            arms += [(f"+{family}", f.get("acc_mixed")), (f"CAS {family}", f.get("cas"))]
+        arms = [(label, s) for label, s in arms if s and s.get("mean") is not None]
+        means = [100 * s["mean"] for _, s in arms]
+        stds = [100 * (s.get("std") or 0.0) for _, s in arms]
+        colors = ["#9e9e9e", "#616161"] + ["#1f77b4", "#aec7e8"] * len(d.get("families", []))
+        ax.bar(range(len(arms)), means, yerr=stds, capsize=4, color=colors[:len(arms)])
+        ax.set_xticks(range(len(arms)), [label for label, _ in arms], rotation=30, ha="right")
+        ax.set_ylabel("test accuracy (%)")
+        n = max((s.get("n", 0) for _, s in arms), default=0)
+        ax.set_title(f"{d.get('dataset', '?')}, {d.get('budget', '?')} (n={n} seeds)\n{name}", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+# --- main
+
+
+def load(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        print(f"skipping {path}: {exc}", file=sys.stderr)
+        return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default=str(RESULTS), help="folder of the benchmark JSON files")
+    parser.add_argument("--out", help="markdown file to write (default: <results>/REPORT.md); "
+                                      "downstream.png goes next to it")
+    args = parser.parse_args()
+    results = Path(args.results)
+    out = Path(args.out) if args.out else results / "REPORT.md"
+
+    downstream = {p.name: d for p in sorted(results.glob("downstream_*.json")) if (d := load(p)) is not None}
+    sections = [downstream_section(name, d) for name, d in downstream.items()]
+    plot = plot_downstream(downstream, out.parent / "downstream.png") if downstream else None
+    if plot is not None:
+        sections.insert(0, f"![Downstream accuracy, mean ± std over seeds]({plot.name})")
+    for file_name, section in SECTIONS.items():
+        path = results / file_name
+        if path.exists() and (d := load(path)) is not None:
+            text = section(file_name, d)
+            if text:
+                sections.append(text)
+    known = set(downstream) | set(SECTIONS)
+    unknown = sorted(p.name for p in results.glob("*.json") if p.name not in known)
+
+    lines = ["# augmentgen benchmark results", "",
+             f"Generated by `{shlex.join(['python', 'benchmarks/report.py', *sys.argv[1:]])}` from the JSON "
+             f"files in `{results}`; the benchmark scripts in `benchmarks/` write them.", ""]
+    if not sections:
+        lines.append("No benchmark results found.")
+    lines.append("\n\n".join(sections))
+    if unknown:
+        lines += ["", "Files not reported (unknown format): " + ", ".join(f"`{n}`" for n in unknown)]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines).rstrip() + "\n")
+    print(f"wrote {out}" + (f" and {plot}" if plot else ""))
+
+
+if __name__ == "__main__":
+    main()
