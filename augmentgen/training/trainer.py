@@ -125,7 +125,9 @@ class Trainer:
 
         batches = self._batches(loader, start=self.progress.step)
         bar = tqdm(total=cfg.steps, initial=self.progress.step, disable=not acc.is_local_main_process,
-                   desc=f"train {self.model_config.family}", dynamic_ncols=True)
+                   desc=f"train {self.model_config.family}", dynamic_ncols=True,
+                   # Logs redirected to a file get a line every 30 s, not one per step.
+                   mininterval=0.1 if sys.stderr.isatty() else 30.0)
         start = time.perf_counter() - self.progress.train_seconds
         while self.progress.step < cfg.steps:
             real_images, labels = next(batches)
