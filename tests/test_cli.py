@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from augmentgen.cli import main
 from augmentgen.hub import load_generator
 
@@ -67,3 +69,20 @@ def test_python_dash_m_lists_models():
     result = subprocess.run([sys.executable, "-m", "augmentgen", "models"], capture_output=True, text=True,
                             check=True)
     assert "cgan" in result.stdout and "wgan-gp" in result.stdout
+
+
+@pytest.mark.parametrize("model", ["cgan", "wgan-gp", "aae", "vae", "aegan", "ae"])
+def test_every_family_trains_saves_loads_and_samples_from_the_cli(model, tmp_path, capsys):
+    from augmentgen.models import build_config
+
+    out = tmp_path / model
+    widths = [f"{name}=8" for name in type(build_config(model)).field_names() if name.endswith("_width")]
+    args = ["train", "--model", model, "--data", "fashion-mnist-small", "--per-class", "3", "--out", str(out),
+            "--steps", "2", "--batch-size", "6", "--sample-every", "0", "--samples-per-class", "2"]
+    for item in widths:
+        args += ["--set", item]
+    assert main(args) == 0
+    generator = load_generator(out)
+    assert generator.family == ("cgan" if model == "wgan-gp" else model)
+    assert main(["sample", "--model", str(out), "--per-class", "2", "--out", str(tmp_path / "g.png")]) == 0
+    assert (tmp_path / "g.png").stat().st_size > 0
