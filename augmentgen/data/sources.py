@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zipfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -210,8 +211,9 @@ def from_npz(path: str | os.PathLike, *, channels: int | None = None) -> Labelle
             classes = [str(c) for c in archive["classes"]] if "classes" in archive.files else None
     except DataError:
         raise
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from exc
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        # np.load raises any of these for truncated, empty or non-npz files.
+        raise DataError(f"cannot read {path} as an .npz file: {exc or type(exc).__name__}") from exc
     images = images_to_uint8_nchw(images, what=f"images in {path}", channels=channels)
     return LabelledImages(images, labels, classes, source=str(path))
 
