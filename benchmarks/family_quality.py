@@ -78,6 +78,8 @@ def main() -> None:
     p.add_argument("--classifier-steps", type=int, default=400)
     p.add_argument("--samples-per-class", type=int, default=100)
     p.add_argument("--data-dir", default=str(DEFAULT_DATA))
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a model config field of every family that has it (repeatable)")
     p.add_argument("--out", default=str(ROOT / "results" / "family_quality.json"))
     args = p.parse_args()
     torch.manual_seed(args.seed)
@@ -113,13 +115,16 @@ def main() -> None:
         "augmentgen": augmentgen.__version__ if hasattr(augmentgen, "__version__") else None,
         "git_commit": git_commit(),
         "command": "nice -n 10 .venv/bin/python benchmarks/family_quality.py "
-                   f"--steps {args.steps} --seed {args.seed} --classifier-steps {args.classifier_steps}",
+                   f"--steps {args.steps} --seed {args.seed} --classifier-steps {args.classifier_steps} "
+                   f"--families {args.families}" + "".join(f" --set {o}" for o in args.overrides),
     }
     print(json.dumps(results["classifier"]), flush=True)
 
     grids = ROOT / "results" / "grids"
     for family in [f.strip() for f in args.families.split(",") if f.strip()]:
-        config = build_config(family, num_classes=subset.num_classes, class_names=subset.class_names)
+        fields = type(build_config(family)).field_names()
+        overrides = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.overrides) if k in fields}
+        config = build_config(family, num_classes=subset.num_classes, class_names=subset.class_names, **overrides)
         training = TrainingConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed,
                                   checkpoint_every=0, sample_every=0, log_every=max(1, args.steps // 10))
         with tempfile.TemporaryDirectory() as tmp:

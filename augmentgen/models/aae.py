@@ -35,6 +35,10 @@ class AAEConfig(EncoderFamilyConfig):
         discriminator_hidden (int, defaults to 128): width of the latent discriminator's two
             hidden layers.
         discriminator_lr_scale (float, defaults to 0.5): discriminator lr / autoencoder lr.
+        class_conditional_discriminator (bool, defaults to True): the latent discriminator also
+            sees the class, matching every class's codes to the prior; without it only the
+            aggregate is matched and, on small datasets, codes keep the class and samples from
+            the prior ignore the requested label.
     """
 
     prior: Literal["gaussian", "uniform", "mixture"] = "gaussian"
@@ -44,6 +48,7 @@ class AAEConfig(EncoderFamilyConfig):
     adversarial_weight: float = 1.0
     discriminator_hidden: int = 128
     discriminator_lr_scale: float = 0.5
+    class_conditional_discriminator: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()

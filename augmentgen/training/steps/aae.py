@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..losses import bce_discriminator_loss, bce_generator_loss
 from ..regularizers import reconstruction_loss
@@ -12,17 +13,25 @@ from .ae import AutoencoderStep
 
 
 class LatentDiscriminator(nn.Module):
-    """MLP telling prior samples (real) from encoded codes (fake): (B, latent) -> logits (B,)."""
+    """MLP telling prior samples (real) from encoded codes (fake): (B, latent) -> logits (B,).
 
-    def __init__(self, latent_dim: int, hidden: int):
+    With ``num_classes`` it also sees each code's class (one-hot), so it matches q(z | y) to the
+    prior for every class rather than only the aggregate q(z): otherwise the code is free to
+    carry the class and the decoder learns to ignore the label it is given.
+    """
+
+    def __init__(self, latent_dim: int, hidden: int, num_classes: int = 0):
         super().__init__()
+        self.num_classes = num_classes
         self.net = nn.Sequential(
-            nn.Linear(latent_dim, hidden), nn.LeakyReLU(0.2),
+            nn.Linear(latent_dim + num_classes, hidden), nn.LeakyReLU(0.2),
             nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
             nn.Linear(hidden, 1),
         )
 
-    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+    def forward(self, codes: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.num_classes:
+            codes = torch.cat([codes, F.one_hot(labels, self.num_classes).to(codes.dtype)], dim=1)
         return self.net(codes).squeeze(1)
 
 
@@ -39,7 +48,8 @@ class AAEStep(AutoencoderStep):
     def prepare(self) -> None:
         super().prepare()
         c = self.config
-        self.discriminator = LatentDiscriminator(c.latent_dim, c.discriminator_hidden)
+        self.discriminator = LatentDiscriminator(
+            c.latent_dim, c.discriminator_hidden, c.num_classes if c.class_conditional_discriminator else 0)
         d_opt = torch.optim.Adam(self.discriminator.parameters(),
                                  lr=c.learning_rate * c.discriminator_lr_scale, betas=tuple(c.betas))
         self.discriminator, self.d_opt = self.accelerator.prepare(self.discriminator, d_opt)
@@ -53,7 +63,7 @@ class AAEStep(AutoencoderStep):
         with torch.no_grad():
             codes = g.encode(real_images, labels)[0]
             prior = g.sample_noise(b)
-        logits = self.discriminator(torch.cat([prior, codes]))
+        logits = self.discriminator(torch.cat([prior, codes]), torch.cat([labels, labels]))
         d_loss = bce_discriminator_loss(logits[:b], logits[b:])
         self.d_opt.zero_grad(set_to_none=True)
         self.accelerator.backward(d_loss)
@@ -63,7 +73,7 @@ class AAEStep(AutoencoderStep):
         self.plain_discriminator.requires_grad_(False)
         _, out, penalties = self.autoencode(real_images, labels)
         rec = reconstruction_loss(out.reconstruction, real_images, c.reconstruction_loss)
-        adv = bce_generator_loss(self.plain_discriminator(out.mean))
+        adv = bce_generator_loss(self.plain_discriminator(out.mean, labels))
         self.update(rec + c.adversarial_weight * adv + sum(penalties.values()))
         self.plain_discriminator.requires_grad_(True)
         return {"rec_loss": rec.detach(), "d_loss": d_loss.detach(), "encoder_adv_loss": adv.detach(),
