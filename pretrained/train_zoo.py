@@ -93,7 +93,7 @@ def measure(generator, dataset: str, cache: Path, *, per_class: int = 500, class
         "classifier_real_test_accuracy": round(evaluate_accuracy(judge, test_data), 4),
         # FID of n generated vs n real test images; real training vs real test images of the same
         # size gives the floor the figure should be read against.
-        "fid": round(frechet_distance(test_data.images[:n], fake, feature), 3),
+        "fid": round(frechet_distance(test_data.images[:n], fake.images, feature), 3),
         "fid_real_floor": round(frechet_distance(test_data.images[:n], real_a, feature), 3),
     }
     if cas:
