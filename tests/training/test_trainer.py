@@ -1,5 +1,6 @@
 import errno
 import json
+import os
 
 import pytest
 import torch
@@ -162,3 +163,21 @@ def test_ema_warms_up_then_follows_the_configured_decay():
     counts = [torch.tensor(3)]
     update(counts, [torch.tensor(7)], torch.tensor(5))
     assert counts[0].item() == 7
+
+
+@pytest.mark.parametrize("error", [errno.EACCES, errno.EROFS, errno.ENOSPC])
+def test_unwritable_output_when_saving_the_final_model_keeps_what_was_saved(tmp_path, tiny_data, monkeypatch, error):
+    # Running as root ignores chmod, so the read-only / full filesystem is simulated at the write.
+    Trainer(tiny_config(tiny_data), tiny_training(steps=4), tmp_path).fit(tiny_data)  # checkpoint at 3
+    before = (tmp_path / "model.safetensors").read_bytes()
+
+    def failing_fdopen(*args, **kwargs):
+        raise OSError(error, os.strerror(error))
+
+    monkeypatch.setattr("augmentgen.hub.serialization.os.fdopen", failing_fdopen)
+    trainer = Trainer(tiny_config(tiny_data), tiny_training(steps=6), tmp_path)
+    with pytest.raises(CheckpointError, match=os.strerror(error)):
+        trainer.fit(tiny_data, resume=True)
+    assert (tmp_path / "model.safetensors").read_bytes() == before  # the old model, whole
+    assert not list(tmp_path.glob(".model.safetensors.*"))  # no temporary file left behind
+    assert load_generator(tmp_path).num_classes == 3
