@@ -98,7 +98,16 @@ def sync(device: torch.device) -> None:
 
 
 def peak_rss_mib() -> float:
-    """The process's peak resident set size so far, in MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    """The process's peak resident set size so far, in MiB.
+
+    On Linux, VmHWM from /proc: ru_maxrss survives execve, so a child started by a large parent
+    would report the parent's peak. Elsewhere ru_maxrss (KiB on Linux, bytes on macOS).
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
