@@ -27,12 +27,12 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from provenance import git_commit
 
 import augmentgen
 from augmentgen.data import load_data
@@ -45,14 +45,6 @@ from augmentgen.training import Trainer, TrainingConfig
 
 ROOT = Path(__file__).resolve().parent
 DATA_DIR = Path(os.environ.get("AUGMENTGEN_DATA_DIR", ROOT.parents[1] / "shared" / "data"))
-
-
-def git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def mean_std(values: list[float]) -> dict:

@@ -25,12 +25,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from provenance import git_commit
 
 import augmentgen
 from augmentgen.data import load_data
@@ -58,14 +58,6 @@ def within_class_spread(images: torch.Tensor, labels: torch.Tensor, num_classes:
     mean = onehot.T @ flat / counts[:, None]
     var = onehot.T @ flat.square() / counts[:, None] - mean.square()
     return float((var.clamp(min=0) * counts[:, None] / (counts[:, None] - 1)).sqrt().mean())
-
-
-def git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def main() -> None:

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
 import torch
+from provenance import git_commit, machine
 
 from augmentgen.mixing import SyntheticPool
 from augmentgen.models import build_config, build_generator
@@ -29,28 +27,6 @@ from augmentgen.models import build_config, build_generator
 # --- small helpers, copied into each benchmark so every script stands alone
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def machine(device: torch.device) -> dict:
-    info = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "device": str(device),
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
-def git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).resolve().parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def write(name: str, payload: dict) -> Path:
