@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
-
 import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -13,6 +11,12 @@ from augmentgen.mixing import SyntheticPool
 from augmentgen.models import build_config, build_generator
 from augmentgen.transforms import ReplaceWithSynthetic
 
+
+def send_to_worker(obj):
+    """What a spawned DataLoader worker receives: the object through ForkingPickler, as DataLoader sends it."""
+    from multiprocessing.reduction import ForkingPickler
+
+    return ForkingPickler.loads(ForkingPickler.dumps(obj))
 
 @pytest.fixture(scope="module")
 def gen():
@@ -59,7 +63,7 @@ def test_refresh_in_place_and_every_k_epochs(gen):
 
 def test_pickle_drops_generator(gen):
     pool = SyntheticPool(gen, per_class=2, seed=0)
-    copy = pickle.loads(pickle.dumps(pool))
+    copy = send_to_worker(pool)
     assert copy.generator is None and torch.equal(copy.images, pool.images)
     with pytest.raises(DataError, match="main process"):
         copy.refresh()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 
 import numpy as np
 import pytest
@@ -17,6 +16,12 @@ from augmentgen.mixing import SyntheticPool  # noqa: E402
 from augmentgen.models import build_config, build_generator  # noqa: E402
 from augmentgen.transforms import AlbumentationsReplaceWithSynthetic  # noqa: E402
 
+
+def send_to_worker(obj):
+    """What a spawned DataLoader worker receives: the object through ForkingPickler, as DataLoader sends it."""
+    from multiprocessing.reduction import ForkingPickler
+
+    return ForkingPickler.loads(ForkingPickler.dumps(obj))
 
 @pytest.fixture(scope="module")
 def pool():
@@ -49,7 +54,7 @@ def test_probability_and_pickle(pool):
     image = np.zeros((28, 28, 1), np.uint8)
     t = AlbumentationsReplaceWithSynthetic(pool, p=0.0)
     assert np.array_equal(A.Compose([t])(image=image, label=1)["image"], image)
-    clone = pickle.loads(pickle.dumps(A.Compose([AlbumentationsReplaceWithSynthetic(pool, p=1.0)])))
+    clone = send_to_worker(A.Compose([AlbumentationsReplaceWithSynthetic(pool, p=1.0)]))
     out = clone(image=image, label=1)["image"]
     assert any(np.array_equal(out, b) for b in bank_hwc(pool, 1))
 

@@ -18,6 +18,12 @@ from augmentgen.transforms import ReplaceWithSynthetic
 from augmentgen.transforms import functional as F
 
 
+def send_to_worker(obj):
+    """What a spawned DataLoader worker receives: the object through ForkingPickler, as DataLoader sends it."""
+    from multiprocessing.reduction import ForkingPickler
+
+    return ForkingPickler.loads(ForkingPickler.dumps(obj))
+
 @pytest.fixture(scope="module")
 def pool():
     torch.manual_seed(0)
@@ -63,7 +69,7 @@ def test_checker_type_dtype_no_inplace_pickle(pool, kind):
         assert image.mode == inpt.mode and image.size == inpt.size
     assert in_bank(pool, as_uint8(image), 2)
     assert pickle.dumps(inpt) == snapshot  # input untouched
-    clone = pickle.loads(pickle.dumps(transform))
+    clone = send_to_worker(transform)
     assert torch.equal(clone.pool.images, pool.images) and clone.p == 1.0
     image2, _ = clone(inpt, 2)
     assert type(image2) is type(inpt)
