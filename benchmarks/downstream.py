@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import torch
-from provenance import git_commit
+from harness import git_commit
 
 import augmentgen
 from augmentgen.data import load_data

@@ -16,34 +16,16 @@ Writes benchmarks/results/mixing_overhead.json.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
-from pathlib import Path
 
 import torch
 import torchvision
-from provenance import git_commit, machine
+from harness import git_commit, machine, sync, write
 from torch import nn
 
 from augmentgen.mixing import SyntheticMix
 from augmentgen.models import build_config, build_generator
-
-# --- small helpers, copied into each benchmark so every script stands alone
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def write(name: str, payload: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(payload, indent=2) + "\n")
-    return path
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main() -> None:

@@ -49,7 +49,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from provenance import git_commit, machine
+from harness import git_commit, machine, sync
 
 import augmentgen
 from augmentgen.models import available_models, build_config, build_generator
@@ -68,11 +68,6 @@ PEAK_TRAIN_STEPS = 10  # the high-water mark is reached in the first steps (opti
 def command_line() -> str:
     # sys.orig_argv keeps the interpreter and its flags; sys.argv only the script's arguments.
     return shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def peak_rss_mib() -> float:

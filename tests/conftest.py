@@ -38,6 +38,13 @@ def make_images(n_per_class: int = 8, num_classes: int = 3, channels: int = 1, s
     return LabelledImages(images, labels, [f"class{c}" for c in range(num_classes)], source="synthetic")
 
 
+def send_to_worker(obj):
+    """What a spawned DataLoader worker receives: the object through ForkingPickler, as DataLoader sends it."""
+    from multiprocessing.reduction import ForkingPickler
+
+    return ForkingPickler.loads(ForkingPickler.dumps(obj))
+
+
 @pytest.fixture
 def tiny_data() -> LabelledImages:
     return make_images()

@@ -10,13 +10,8 @@ from augmentgen.errors import ConfigError, DataError
 from augmentgen.mixing import SyntheticPool
 from augmentgen.models import build_config, build_generator
 from augmentgen.transforms import ReplaceWithSynthetic
+from tests.conftest import send_to_worker
 
-
-def send_to_worker(obj):
-    """What a spawned DataLoader worker receives: the object through ForkingPickler, as DataLoader sends it."""
-    from multiprocessing.reduction import ForkingPickler
-
-    return ForkingPickler.loads(ForkingPickler.dumps(obj))
 
 @pytest.fixture(scope="module")
 def gen():

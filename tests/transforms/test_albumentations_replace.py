@@ -15,13 +15,8 @@ from augmentgen.errors import DataError  # noqa: E402
 from augmentgen.mixing import SyntheticPool  # noqa: E402
 from augmentgen.models import build_config, build_generator  # noqa: E402
 from augmentgen.transforms import AlbumentationsReplaceWithSynthetic  # noqa: E402
+from tests.conftest import send_to_worker  # noqa: E402
 
-
-def send_to_worker(obj):
-    """What a spawned DataLoader worker receives: the object through ForkingPickler, as DataLoader sends it."""
-    from multiprocessing.reduction import ForkingPickler
-
-    return ForkingPickler.loads(ForkingPickler.dumps(obj))
 
 @pytest.fixture(scope="module")
 def pool():

@@ -1,10 +1,12 @@
-"""What every benchmark JSON records about where its figures come from (machine, versions, commit).
+"""Shared pieces of the benchmark scripts: provenance (machine, versions, commit), CUDA sync, and
+writing results to ``benchmarks/results/``.
 
 The scripts run as ``python benchmarks/<name>.py``, so this module is importable beside them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -37,3 +39,20 @@ def machine(device: torch.device | str = "cpu") -> dict:
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def write(name: str, payload: dict) -> Path:
+    """Write ``payload`` to ``benchmarks/results/<name>.json``."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued CUDA work so timings cover it; a no-op on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
