@@ -13,7 +13,10 @@ For every seed (it draws the real subset and seeds every training):
 - for long-tailed data also the accuracy on the five rarest classes.
 
 Writes ``benchmarks/results/downstream_<dataset>_<budget>.json`` after every cell (partial
-results survive an interruption), with per-seed figures, mean ± std and ΔAcc = b - a.
+results survive an interruption), with per-seed figures, mean ± std and ΔAcc = b - a. A run
+adds to an existing file of the same protocol: seeds and families already measured are kept and
+skipped, so a cell can be extended (more seeds, another family) or resumed; ``--fresh`` starts
+over. Every row and cell records the git commit it was measured at.
 
     nice .venv/bin/python benchmarks/downstream.py --dataset fashion-mnist --per-class 50 \\
         --families cgan,aae --seeds 0,1,2
@@ -74,6 +77,7 @@ def main() -> None:
     p.add_argument("--clf-batch-size", type=int, default=128)
     p.add_argument("--ratios", default="0.25,0.5", help="mixing ratios tried on the validation split")
     p.add_argument("--out", help="JSON path (default: benchmarks/results/downstream_<dataset>_<budget>.json)")
+    p.add_argument("--fresh", action="store_true", help="overwrite the JSON instead of adding to it")
     args = p.parse_args()
     if (args.per_class is None) == (args.imbalance is None):
         p.error("give exactly one of --per-class or --imbalance")
@@ -85,19 +89,39 @@ def main() -> None:
     ratios = [float(r) for r in args.ratios.split(",")]
     full = load_data(args.dataset, data_dir=DATA_DIR)
     test = load_data(args.dataset, data_dir=DATA_DIR, split="test")
-    results = {
+    commit = git_commit()
+    command = "python benchmarks/downstream.py " + " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+        if v is not None and v is not False and k not in ("out", "fresh"))
+    protocol = {
         "benchmark": "downstream",
         "dataset": args.dataset, "budget": budget, "n_test": len(test),
         "classifier": "augmentgen.metrics.ReferenceClassifier (ResNet-8, width 16), AdamW lr 3e-3, cosine",
         "clf_steps": args.clf_steps, "clf_batch_size": args.clf_batch_size,
         "gen_steps": args.gen_steps, "gen_batch_size": args.gen_batch_size,
-        "ratios_tried": ratios, "seeds": seeds, "families": families,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}",
-        "torch": torch.__version__, "augmentgen": augmentgen.__version__, "git_commit": git_commit(),
-        "command": "python benchmarks/downstream.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None and k != "out"),
-        "per_seed": [], "summary": {},
+        "ratios_tried": ratios,
     }
+    results = {**protocol, "seeds": [], "families": [], "commands": [], "per_seed": [], "summary": {}}
+    if out.exists() and not args.fresh:
+        previous = json.loads(out.read_text())
+        changed = {k: (previous.get(k), v) for k, v in protocol.items() if previous.get(k) != v}
+        if changed:
+            p.error(f"{out} holds another protocol ({changed}); pass --fresh to overwrite or --out")
+        results.update({k: previous[k] for k in ("seeds", "families", "per_seed")})
+        # Files written before per-cell provenance: one commit and command for the whole file.
+        for row in results["per_seed"]:
+            row.setdefault("git_commit", previous.get("git_commit"))
+            for cell in row["families"].values():
+                cell.setdefault("git_commit", previous.get("git_commit"))
+        results["commands"] = previous.get("commands") or [previous["command"]]
+    results["seeds"] = sorted(set(results["seeds"]) | set(seeds))
+    results["families"] = list(dict.fromkeys(results["families"] + families))
+    results["commands"].append(command)
+    results.update({
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}",
+        "torch": torch.__version__, "augmentgen": augmentgen.__version__,
+    })
+    rows_by_seed = {row["seed"]: row for row in results["per_seed"]}
     common = dict(steps=args.clf_steps, batch_size=args.clf_batch_size, num_classes=full.num_classes)
     long_tailed = args.imbalance is not None
 
@@ -106,7 +130,7 @@ def main() -> None:
         rows = results["per_seed"]
         for arm in ("real_noaug", "real_classic"):
             summary[arm] = mean_std([r[arm] for r in rows])
-        for family in families:
+        for family in results["families"]:
             cells = [r["families"][family] for r in rows if family in r["families"]]
             summary[family] = {key: mean_std([c[key] for c in cells])
                                for key in ("acc_mixed", "delta", "cas", "gen_train_seconds")}
@@ -116,7 +140,9 @@ def main() -> None:
             summary["rarest5_real_classic"] = mean_std([r["rarest5_real_classic"] for r in rows])
         results["summary"] = summary
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2) + "\n")
+        partial = out.with_suffix(".json.partial")
+        partial.write_text(json.dumps(results, indent=2) + "\n")
+        partial.replace(out)  # a kill mid-write leaves the previous file whole
 
     for seed in seeds:
         if long_tailed:
@@ -124,22 +150,32 @@ def main() -> None:
         else:
             subset = load_data(full, per_class=args.per_class, seed=seed)
         counts = subset.class_counts
-        t0 = time.perf_counter()
-        real = train_classifier(subset, seed=seed, augment="classic", **common)
-        plain = train_classifier(subset, seed=seed, augment="none", **common)
-        row = {
-            "seed": seed, "class_counts": counts,
-            "real_classic": evaluate_accuracy(real, test), "real_noaug": evaluate_accuracy(plain, test),
-            "real_classic_per_class": per_class_accuracy(real, test),
-            "real_arms_seconds": round(time.perf_counter() - t0, 1), "families": {},
-        }
-        if long_tailed:
-            row["rarest5_real_classic"] = rarest_accuracy(row["real_classic_per_class"], counts)
-        results["per_seed"].append(row)
+        row = rows_by_seed.get(seed)
+        if row is None:
+            t0 = time.perf_counter()
+            real = train_classifier(subset, seed=seed, augment="classic", **common)
+            plain = train_classifier(subset, seed=seed, augment="none", **common)
+            row = {
+                "seed": seed, "class_counts": counts, "git_commit": commit,
+                "real_classic": evaluate_accuracy(real, test), "real_noaug": evaluate_accuracy(plain, test),
+                "real_classic_per_class": per_class_accuracy(real, test),
+                "real_arms_seconds": round(time.perf_counter() - t0, 1), "families": {},
+            }
+            if long_tailed:
+                row["rarest5_real_classic"] = rarest_accuracy(row["real_classic_per_class"], counts)
+            results["per_seed"].append(row)
+            results["per_seed"].sort(key=lambda r: r["seed"])
+            save()
+        elif row["class_counts"] != counts:
+            raise SystemExit(f"seed {seed}: the stored subset has counts {row['class_counts']}, "
+                             f"this run drew {counts}; the data or the subset draw changed, pass --fresh")
         print(f"seed {seed}: real+classic {row['real_classic']:.4f}, real {row['real_noaug']:.4f}", flush=True)
+        todo = [f for f in families if f not in row["families"]]
+        if not todo:
+            continue
         fit, val = validation_split(subset, 0.2, seed=seed)
 
-        for family in families:
+        for family in todo:
             config = build_config(family, num_classes=subset.num_classes, class_names=subset.class_names,
                                   image_size=subset.image_shape[1], in_channels=subset.image_shape[0])
             training = TrainingConfig(steps=args.gen_steps, batch_size=args.gen_batch_size, seed=seed,
@@ -165,7 +201,7 @@ def main() -> None:
                 "acc_mixed": evaluate_accuracy(mixed, test),
                 "cas": evaluate_accuracy(cas_model, test),
                 "mixed_per_class": per_class_accuracy(mixed, test),
-                "gen_train_seconds": round(gen_seconds, 1),
+                "gen_train_seconds": round(gen_seconds, 1), "git_commit": commit,
                 "cell_seconds": round(time.perf_counter() - t0, 1),
             }
             cell["delta"] = cell["acc_mixed"] - row["real_classic"]

@@ -72,17 +72,18 @@ def describe_machine(machine: str | dict | None) -> str:
 
 def provenance(name: str, payload: dict) -> str:
     """The line under every table: source file, machine, commit, versions, command."""
-    commit = payload.get("git_commit")
+    commits = sorted({row["git_commit"] for row in payload.get("per_seed", []) if row.get("git_commit")})
+    commit = payload.get("git_commit") or (", ".join(c[:12] for c in commits) if commits else None)
     torch_version = payload.get("torch") or payload.get("torch_version")  # the scripts differ in the key
     bits = [f"Source: `{name}`", f"machine: {describe_machine(payload.get('machine'))}",
-            f"commit: `{commit[:12]}`" if commit else "commit: unknown"]
+            f"commit: `{commit if ',' in commit else commit[:12]}`" if commit else "commit: unknown"]
     if torch_version:
         bits.append(f"torch {torch_version}")
     if payload.get("augmentgen"):
         bits.append(f"augmentgen {payload['augmentgen']}")
     line = "_" + "; ".join(bits) + "._"
-    if payload.get("command"):
-        line += f"\n\n_Command:_ `{payload['command']}`"
+    for command in payload.get("commands") or ([payload["command"]] if payload.get("command") else []):
+        line += f"\n\n_Command:_ `{command}`"
     return line
 
 
