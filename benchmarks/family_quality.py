@@ -112,7 +112,7 @@ def main() -> None:
     }
     print(json.dumps(results["classifier"]), flush=True)
 
-    grids = ROOT / "results" / "grids"
+    grids = Path(args.out).parent / "grids"  # experiments written elsewhere keep the committed grids
     for family in [f.strip() for f in args.families.split(",") if f.strip()]:
         fields = type(build_config(family)).field_names()
         overrides = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.overrides) if k in fields}
