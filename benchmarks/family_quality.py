@@ -74,6 +74,12 @@ def main() -> None:
                    help="override a model config field of every family that has it (repeatable)")
     p.add_argument("--out", default=str(ROOT / "results" / "family_quality.json"))
     args = p.parse_args()
+    families = [f.strip() for f in args.families.split(",") if f.strip()]
+    known = set().union(*(type(build_config(f)).field_names() for f in families))
+    for override in args.overrides:
+        key = override.split("=", 1)[0]
+        if "=" not in override or key not in known:
+            p.error(f"--set {override}: expected KEY=VALUE with KEY a config field of {', '.join(families)}")
     torch.manual_seed(args.seed)
 
     subset = load_data("fashion-mnist", data_dir=args.data_dir, per_class=args.per_class, seed=args.seed)
@@ -113,7 +119,7 @@ def main() -> None:
     print(json.dumps(results["classifier"]), flush=True)
 
     grids = Path(args.out).parent / "grids"  # experiments written elsewhere keep the committed grids
-    for family in [f.strip() for f in args.families.split(",") if f.strip()]:
+    for family in families:
         fields = type(build_config(family)).field_names()
         overrides = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.overrides) if k in fields}
         config = build_config(family, num_classes=subset.num_classes, class_names=subset.class_names, **overrides)
