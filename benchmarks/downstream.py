@@ -15,7 +15,8 @@ For every seed (it draws the real subset and seeds every training):
 Writes ``benchmarks/results/downstream_<dataset>_<budget>.json`` after every cell (partial
 results survive an interruption), with per-seed figures, mean ± std and ΔAcc = b - a. A run
 adds to an existing file of the same protocol: seeds and families already measured are kept and
-skipped, so a cell can be extended (more seeds, another family) or resumed; ``--fresh`` starts
+skipped, so a cell can be extended (more seeds, another family) or resumed; ``--remeasure``
+measures the given families again (after one of their defaults changed); ``--fresh`` starts
 over. Every row and cell records the git commit it was measured at.
 
     nice .venv/bin/python benchmarks/downstream.py --dataset fashion-mnist --per-class 50 \\
@@ -78,6 +79,8 @@ def main() -> None:
     p.add_argument("--ratios", default="0.25,0.5", help="mixing ratios tried on the validation split")
     p.add_argument("--out", help="JSON path (default: benchmarks/results/downstream_<dataset>_<budget>.json)")
     p.add_argument("--fresh", action="store_true", help="overwrite the JSON instead of adding to it")
+    p.add_argument("--remeasure", action="store_true",
+                   help="measure --families again for --seeds even where the JSON has them (after a default changed)")
     args = p.parse_args()
     if (args.per_class is None) == (args.imbalance is None):
         p.error("give exactly one of --per-class or --imbalance")
@@ -92,7 +95,9 @@ def main() -> None:
     commit = git_commit()
     command = "python benchmarks/downstream.py " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-        if v is not None and v is not False and k not in ("out", "fresh"))
+        if v is not None and v is not False and k not in ("out", "fresh", "remeasure"))
+    if args.remeasure:
+        command += " --remeasure"
     protocol = {
         "benchmark": "downstream",
         "dataset": args.dataset, "budget": budget, "n_test": len(test),
@@ -170,7 +175,7 @@ def main() -> None:
             raise SystemExit(f"seed {seed}: the stored subset has counts {row['class_counts']}, "
                              f"this run drew {counts}; the data or the subset draw changed, pass --fresh")
         print(f"seed {seed}: real+classic {row['real_classic']:.4f}, real {row['real_noaug']:.4f}", flush=True)
-        todo = [f for f in families if f not in row["families"]]
+        todo = [f for f in families if args.remeasure or f not in row["families"]]
         if not todo:
             continue
         fit, val = validation_split(subset, 0.2, seed=seed)
