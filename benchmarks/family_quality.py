@@ -112,7 +112,8 @@ def main() -> None:
         "torch": torch.__version__,
         "augmentgen": augmentgen.__version__ if hasattr(augmentgen, "__version__") else None,
         "git_commit": git_commit(),
-        "command": "nice -n 10 .venv/bin/python benchmarks/family_quality.py "
+        "overrides": args.overrides,
+        "command": "python benchmarks/family_quality.py "
                    f"--steps {args.steps} --seed {args.seed} --classifier-steps {args.classifier_steps} "
                    f"--families {args.families}" + "".join(f" --set {o}" for o in args.overrides),
     }

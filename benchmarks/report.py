@@ -5,7 +5,7 @@ benchmark scripts wrote, and skips the ones that are missing:
 
 * ``downstream_<dataset>_<budget>.json`` (``benchmarks/downstream.py``): accuracy of every arm,
   mean ± std over seeds, plus a bar plot of them (``downstream.png``, needs matplotlib);
-* ``family_quality.json`` (``benchmarks/family_quality.py``): class consistency and diversity;
+* ``family_quality*.json`` (``benchmarks/family_quality.py``): class consistency and diversity;
 * ``throughput.json`` (``benchmarks/throughput.py``): training / sampling speed, peak memory;
 * ``mixing_overhead.json`` and ``pool_fill_rate.json``: the cost of ``SyntheticMix`` and
   ``SyntheticPool``.
@@ -26,7 +26,6 @@ import sys
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-FIXED_FILES = ("family_quality.json", "throughput.json", "mixing_overhead.json", "pool_fill_rate.json")
 
 
 # --- formatting helpers
@@ -159,7 +158,9 @@ def family_quality_section(name: str, d: dict) -> str:
              f"it calls {pct(d.get('real_subset_consistency'))}% of the real subset correctly. "
              f"Within-class spread: mean per-pixel std within a class, in [-1, 1] units; the real subset's "
              f"is {num(real_spread, '.3f')}.")
-    return "\n\n".join(["### Class consistency and diversity per family", table(header, rows), notes,
+    overrides = "".join(f" --set {o}" for o in d.get("overrides", [])) or ""
+    title = f"### Class consistency and diversity per family ({d.get('steps')} steps{overrides})"
+    return "\n\n".join([title, table(header, rows), notes,
                         provenance(name, d)])
 
 
@@ -235,8 +236,8 @@ def pool_fill_rate_section(name: str, d: dict) -> str:
                         settings, provenance(name, d)])
 
 
-SECTIONS = {
-    "family_quality.json": family_quality_section,
+SECTIONS = {  # file-name pattern -> section
+    "family_quality*.json": family_quality_section,
     "throughput.json": throughput_section,
     "mixing_overhead.json": mixing_overhead_section,
     "pool_fill_rate.json": pool_fill_rate_section,
@@ -306,13 +307,12 @@ def main() -> None:
     plot = plot_downstream(downstream, out.parent / "downstream.png") if downstream else None
     if plot is not None:
         sections.insert(0, f"![Downstream accuracy, mean ± std over seeds]({plot.name})")
-    for file_name, section in SECTIONS.items():
-        path = results / file_name
-        if path.exists() and (d := load(path)) is not None:
-            text = section(file_name, d)
-            if text:
+    known = set(downstream)
+    for pattern, section in SECTIONS.items():
+        for path in sorted(results.glob(pattern)):
+            known.add(path.name)
+            if (d := load(path)) is not None and (text := section(path.name, d)):
                 sections.append(text)
-    known = set(downstream) | set(SECTIONS)
     unknown = sorted(p.name for p in results.glob("*.json") if p.name not in known)
 
     lines = ["# augmentgen benchmark results", "",
