@@ -68,6 +68,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="fashion-mnist", choices=["mnist", "fashion-mnist", "cifar10"])
     p.add_argument("--per-class", type=int, help="real images per class (balanced budget)")
+    p.add_argument("--all", action="store_true", help="the whole training set (CIFAR-10's shared 4000 images)")
     p.add_argument("--imbalance", type=float, help="long-tailed budget: majority / minority ratio")
     p.add_argument("--max-per-class", type=int, default=500, help="majority count of the long-tailed budget")
     p.add_argument("--families", default="cgan,aae")
@@ -82,10 +83,10 @@ def main() -> None:
     p.add_argument("--remeasure", action="store_true",
                    help="measure --families again for --seeds even where the JSON has them (after a default changed)")
     args = p.parse_args()
-    if (args.per_class is None) == (args.imbalance is None):
-        p.error("give exactly one of --per-class or --imbalance")
+    if sum((args.per_class is not None, args.imbalance is not None, args.all)) != 1:
+        p.error("give exactly one of --per-class, --imbalance or --all")
 
-    budget = f"{args.per_class}pc" if args.per_class else f"lt{args.imbalance:g}"
+    budget = "all" if args.all else f"{args.per_class}pc" if args.per_class else f"lt{args.imbalance:g}"
     out = Path(args.out or ROOT / "results" / f"downstream_{args.dataset}_{budget}.json")
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -95,9 +96,8 @@ def main() -> None:
     commit = git_commit()
     command = "python benchmarks/downstream.py " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-        if v is not None and v is not False and k not in ("out", "fresh", "remeasure"))
-    if args.remeasure:
-        command += " --remeasure"
+        if v is not None and v is not False and k not in ("out", "fresh", "remeasure", "all"))
+    command += "".join(f" --{flag}" for flag in ("all", "remeasure") if getattr(args, flag))
     protocol = {
         "benchmark": "downstream",
         "dataset": args.dataset, "budget": budget, "n_test": len(test),
@@ -152,6 +152,8 @@ def main() -> None:
     for seed in seeds:
         if long_tailed:
             subset = long_tailed_subset(full, args.imbalance, max_per_class=args.max_per_class, seed=seed)
+        elif args.all:
+            subset = full  # the seed still varies the validation split and every training
         else:
             subset = load_data(full, per_class=args.per_class, seed=seed)
         counts = subset.class_counts

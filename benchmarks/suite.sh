@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The CPU benchmark suite, one part per dataset so that each part runs (and re-runs) alone:
+#
+#   bash benchmarks/suite.sh mnist|fashion-mnist|cifar10|performance|all
+#
+# Every part adds to the JSON files in benchmarks/results/ (downstream.py keeps the seeds and
+# families already measured), then regenerates REPORT.md. Set PYTHON to pick the interpreter
+# (default .venv/bin/python) and SEEDS to change the seeds (default 0,1,2). Two parts can run
+# side by side on a 2-core machine with OMP_NUM_THREADS=1 each; two 2-thread processes on two
+# cores slow each other down many times over.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-.venv/bin/python}
+SEEDS=${SEEDS:-0,1,2}
+downstream() { "$PYTHON" benchmarks/downstream.py --seeds "$SEEDS" "$@"; }
+
+part=${1:?usage: bash benchmarks/suite.sh mnist|fashion-mnist|cifar10|performance|all}
+case "$part" in
+  mnist)
+    downstream --dataset mnist --per-class 10 --families cgan,aae
+    downstream --dataset mnist --per-class 50 --families cgan,aae ;;
+  fashion-mnist)
+    downstream --dataset fashion-mnist --per-class 10 --families cgan,aae
+    downstream --dataset fashion-mnist --per-class 50 --families cgan,aae,vae,ae,aegan
+    downstream --dataset fashion-mnist --imbalance 100 --max-per-class 500 --families cgan,aae ;;
+  cifar10)
+    downstream --dataset cifar10 --all --families cgan,aae ;;
+  performance)
+    "$PYTHON" benchmarks/family_quality.py --steps 1000 --seed 0
+    "$PYTHON" benchmarks/throughput.py --steps 30 --repeats 3
+    "$PYTHON" benchmarks/mixing_overhead.py --warmup 3 --steps 10
+    "$PYTHON" benchmarks/pool_fill_rate.py ;;
+  all)
+    for p in mnist fashion-mnist cifar10 performance; do bash "$0" "$p"; done ;;
+  *) echo "unknown part '$part': mnist, fashion-mnist, cifar10, performance or all" >&2; exit 2 ;;
+esac
+"$PYTHON" benchmarks/report.py
