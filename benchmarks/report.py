@@ -89,6 +89,37 @@ def provenance(name: str, payload: dict) -> str:
 # --- one section per benchmark
 
 
+def budget_label(d: dict) -> str:
+    budget = str(d.get("budget", "?"))
+    if budget.startswith("lt"):
+        return f"long-tailed, imbalance {budget[2:]}"
+    if budget.endswith("pc"):
+        return f"{budget[:-2]} per class"
+    return "all training images" if budget == "all" else budget
+
+
+def downstream_overview(files: dict[str, dict]) -> str:
+    """One row per dataset, budget and family: the real arms, then the family's figures."""
+    header = ["Dataset", "Budget", "Real, no aug.", "Real + classic", "Family", "+ synthetic", "ΔAcc",
+              "CAS", "Seeds"]
+    rows = []
+    for d in files.values():
+        s = d.get("summary", {})
+        first = [d.get("dataset", "?"), budget_label(d), mean_std_pct(s.get("real_noaug")),
+                 mean_std_pct(s.get("real_classic"))]
+        for i, family in enumerate(f for f in d.get("families", []) if s.get(f)):
+            f = s[family]
+            rows.append((first if i == 0 else [""] * len(first))
+                        + [f"`{family}`", mean_std_pct(f.get("acc_mixed")), mean_std_pct(f.get("delta"), signed=True),
+                           mean_std_pct(f.get("cas")), str((f.get("acc_mixed") or {}).get("n", 0))])
+    return "\n\n".join([
+        "### Downstream overview",
+        "Test accuracy in percent, mean ± std over seeds; ΔAcc = (real + classic + synthetic) − (real + "
+        "classic), in points; CAS: trained on synthetic data only. Details per file below.",
+        table(header, rows),
+    ])
+
+
 def downstream_section(name: str, d: dict) -> str:
     summary = d.get("summary", {})
     long_tailed = "rarest5_real_classic" in summary or str(d.get("budget", "")).startswith("lt")
@@ -120,6 +151,9 @@ def downstream_section(name: str, d: dict) -> str:
     ratios = {family: [seed_row["families"][family]["ratio"] for seed_row in d.get("per_seed", [])
                        if family in seed_row.get("families", {})] for family in d.get("families", [])}
     gen_seconds = {family: (summary.get(family) or {}).get("gen_train_seconds") for family in d.get("families", [])}
+    commits = {family: sorted({seed_row["families"][family].get("git_commit") or "unknown"
+                               for seed_row in d.get("per_seed", []) if family in seed_row.get("families", {})})
+               for family in d.get("families", [])}
     notes = [
         f"Generators: {d.get('gen_steps')} steps, batch {d.get('gen_batch_size')}; classifier "
         f"({d.get('classifier', 'ReferenceClassifier')}): {d.get('clf_steps')} steps, batch "
@@ -129,6 +163,8 @@ def downstream_section(name: str, d: dict) -> str:
         "Generator training time (s, mean): "
         + ", ".join(f"`{f}` {num(s.get('mean'))}" for f, s in gen_seconds.items() if s and s.get("mean") is not None)
         + ".",
+        "Each family measured at commit "
+        + ", ".join(f"`{f}` " + "/".join(f"`{c[:7]}`" for c in cs) for f, cs in commits.items() if cs) + ".",
     ]
     budget = d.get("budget", "?")
     kind = f"long-tailed, imbalance {budget[2:]}" if long_tailed else f"{budget[:-2]} per class" \
@@ -304,6 +340,8 @@ def main() -> None:
 
     downstream = {p.name: d for p in sorted(results.glob("downstream_*.json")) if (d := load(p)) is not None}
     sections = [downstream_section(name, d) for name, d in downstream.items()]
+    if downstream:
+        sections.insert(0, downstream_overview(downstream))
     plot = plot_downstream(downstream, out.parent / "downstream.png") if downstream else None
     if plot is not None:
         sections.insert(0, f"![Downstream accuracy, mean ± std over seeds]({plot.name})")
