@@ -17,7 +17,9 @@ results survive an interruption), with per-seed figures, mean ± std and ΔAcc =
 adds to an existing file of the same protocol: seeds and families already measured are kept and
 skipped, so a cell can be extended (more seeds, another family) or resumed; ``--remeasure``
 measures the given families again (after one of their defaults changed); ``--fresh`` starts
-over. Every row and cell records the git commit it was measured at.
+over. Every row and cell records the git commit it was measured at. Saves take a file lock and
+fold this run's rows into the file as it is on disk, so two parts of the same dataset and
+budget (say, two families in two lanes) can run side by side.
 
     nice .venv/bin/python benchmarks/downstream.py --dataset fashion-mnist --per-class 50 \\
         --families cgan,aae --seeds 0,1,2
@@ -27,6 +29,7 @@ over. Every row and cell records the git commit it was measured at.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import platform
@@ -126,11 +129,39 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}",
         "torch": torch.__version__, "augmentgen": augmentgen.__version__,
     })
-    rows_by_seed = {row["seed"]: row for row in results["per_seed"]}
+    rows_by_seed = {row["seed"]: row for row in results["per_seed"]}  # the rows this run writes into
+    measured: list[tuple[int, str | None]] = []  # (seed, None) for real arms, (seed, family) for a cell
+    merge_disk = not args.fresh
     common = dict(steps=args.clf_steps, batch_size=args.clf_batch_size, num_classes=full.num_classes)
     long_tailed = args.imbalance is not None
 
+    def merge_from_disk() -> None:
+        """Fold what this run measured into the file as it is now: another run of the same
+        dataset and budget (another lane, other seeds or families) may have written to it."""
+        disk = json.loads(out.read_text())
+        disk_rows = {row["seed"]: row for row in disk["per_seed"]}
+        for seed, family in measured:
+            mine = rows_by_seed[seed]
+            if seed not in disk_rows:
+                disk_rows[seed] = {**mine, "families": {}}
+            if family is not None:
+                disk_rows[seed]["families"][family] = mine["families"][family]
+        results["per_seed"] = sorted(disk_rows.values(), key=lambda r: r["seed"])
+        results["seeds"] = sorted(set(disk["seeds"]) | set(results["seeds"]))
+        results["families"] = list(dict.fromkeys(disk["families"] + results["families"]))
+        results["commands"] = list(dict.fromkeys(disk.get("commands", []) + results["commands"]))
+
     def save() -> None:
+        nonlocal merge_disk
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out.with_suffix(".json.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if merge_disk and out.exists():
+                merge_from_disk()
+            merge_disk = True
+            write_summary_and_file()
+
+    def write_summary_and_file() -> None:
         summary = {}
         rows = results["per_seed"]
         for arm in ("real_noaug", "real_classic"):
@@ -144,7 +175,6 @@ def main() -> None:
         if long_tailed:
             summary["rarest5_real_classic"] = mean_std([r["rarest5_real_classic"] for r in rows])
         results["summary"] = summary
-        out.parent.mkdir(parents=True, exist_ok=True)
         partial = out.with_suffix(".json.partial")
         partial.write_text(json.dumps(results, indent=2) + "\n")
         partial.replace(out)  # a kill mid-write leaves the previous file whole
@@ -172,6 +202,8 @@ def main() -> None:
                 row["rarest5_real_classic"] = rarest_accuracy(row["real_classic_per_class"], counts)
             results["per_seed"].append(row)
             results["per_seed"].sort(key=lambda r: r["seed"])
+            rows_by_seed[seed] = row
+            measured.append((seed, None))
             save()
         elif row["class_counts"] != counts:
             raise SystemExit(f"seed {seed}: the stored subset has counts {row['class_counts']}, "
@@ -215,6 +247,7 @@ def main() -> None:
             if long_tailed:
                 cell["rarest5_mixed"] = rarest_accuracy(cell["mixed_per_class"], counts)
             row["families"][family] = cell
+            measured.append((seed, family))
             print(f"seed {seed} {family}: mixed {cell['acc_mixed']:.4f} (ratio {ratio}), "
                   f"ΔAcc {cell['delta']:+.4f}, CAS {cell['cas']:.4f}, {cell['cell_seconds']} s", flush=True)
             save()
