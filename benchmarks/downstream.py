@@ -67,6 +67,17 @@ def rarest_accuracy(per_class: list[float], counts: list[int], k: int = 5) -> fl
     return statistics.fmean(per_class[c] for c in rarest)
 
 
+def fill_legacy_provenance(data: dict) -> dict:
+    """Files written before per-row provenance hold one commit and one command for the whole
+    file: copy them into every row and cell, so that merging keeps them."""
+    for row in data["per_seed"]:
+        row.setdefault("git_commit", data.get("git_commit"))
+        for cell in row["families"].values():
+            cell.setdefault("git_commit", data.get("git_commit"))
+    data.setdefault("commands", [data["command"]] if data.get("command") else [])
+    return data
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="fashion-mnist", choices=["mnist", "fashion-mnist", "cifar10"])
@@ -115,13 +126,8 @@ def main() -> None:
         changed = {k: (previous.get(k), v) for k, v in protocol.items() if previous.get(k) != v}
         if changed:
             p.error(f"{out} holds another protocol ({changed}); pass --fresh to overwrite or --out")
-        results.update({k: previous[k] for k in ("seeds", "families", "per_seed")})
-        # Files written before per-cell provenance: one commit and command for the whole file.
-        for row in results["per_seed"]:
-            row.setdefault("git_commit", previous.get("git_commit"))
-            for cell in row["families"].values():
-                cell.setdefault("git_commit", previous.get("git_commit"))
-        results["commands"] = previous.get("commands") or [previous["command"]]
+        fill_legacy_provenance(previous)
+        results.update({k: previous[k] for k in ("seeds", "families", "per_seed", "commands")})
     results["seeds"] = sorted(set(results["seeds"]) | set(seeds))
     results["families"] = list(dict.fromkeys(results["families"] + families))
     results["commands"].append(command)
@@ -138,7 +144,7 @@ def main() -> None:
     def merge_from_disk() -> None:
         """Fold what this run measured into the file as it is now: another run of the same
         dataset and budget (another lane, other seeds or families) may have written to it."""
-        disk = json.loads(out.read_text())
+        disk = fill_legacy_provenance(json.loads(out.read_text()))
         disk_rows = {row["seed"]: row for row in disk["per_seed"]}
         for seed, family in measured:
             mine = rows_by_seed[seed]
