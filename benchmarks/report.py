@@ -166,11 +166,8 @@ def downstream_section(name: str, d: dict) -> str:
         "Each family measured at commit "
         + ", ".join(f"`{f}` " + "/".join(f"`{c[:7]}`" for c in cs) for f, cs in commits.items() if cs) + ".",
     ]
-    budget = d.get("budget", "?")
-    kind = f"long-tailed, imbalance {budget[2:]}" if long_tailed else f"{budget[:-2]} per class" \
-        if str(budget).endswith("pc") else budget
     return "\n\n".join([
-        f"### Downstream accuracy: {d.get('dataset', '?')}, {kind}",
+        f"### Downstream accuracy: {d.get('dataset', '?')}, {budget_label(d)}",
         "Accuracy in percent, mean ± std over seeds (ΔAcc in percentage points).",
         table(header, rows), " ".join(notes), provenance(name, d),
     ])
@@ -194,7 +191,7 @@ def family_quality_section(name: str, d: dict) -> str:
              f"it calls {pct(d.get('real_subset_consistency'))}% of the real subset correctly. "
              f"Within-class spread: mean per-pixel std within a class, in [-1, 1] units; the real subset's "
              f"is {num(real_spread, '.3f')}.")
-    overrides = "".join(f" --set {o}" for o in d.get("overrides", [])) or ""
+    overrides = "".join(f" --set {o}" for o in d.get("overrides", []))
     title = f"### Class consistency and diversity per family ({d.get('steps')} steps{overrides})"
     return "\n\n".join([title, table(header, rows), notes,
                         provenance(name, d)])
