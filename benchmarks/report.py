@@ -120,6 +120,29 @@ def downstream_overview(files: dict[str, dict]) -> str:
     ])
 
 
+def downstream_cost(files: dict[str, dict]) -> str:
+    """What each part of the suite cost to measure: the seconds every row and cell recorded."""
+    header = ["Dataset", "Budget", "Real arms", "Per family", "Total", "Machine"]
+    rows, total = [], 0.0
+    for d in files.values():
+        per_seed = d.get("per_seed", [])
+        real = sum(r.get("real_arms_seconds") or 0 for r in per_seed)
+        families = {f: sum(r["families"][f].get("cell_seconds") or 0 for r in per_seed if f in r.get("families", {}))
+                    for f in d.get("families", [])}
+        cost = real + sum(families.values())
+        total += cost
+        rows.append([d.get("dataset", "?"), budget_label(d), f"{real / 60:.0f} min",
+                     ", ".join(f"`{f}` {s / 60:.0f}" for f, s in families.items() if s) + " min",
+                     f"{cost / 60:.0f} min", describe_machine(d.get("machine"))])
+    return "\n\n".join([
+        "### What the downstream suite costs",
+        "Compute time recorded in the files (all seeds; a family's time covers its generator, the ratio "
+        "selection, arm b and CAS). Parts that ran side by side share the CPU, so these are upper bounds "
+        f"for one part alone. Sum over all files: {total / 3600:.1f} h.",
+        table(header, rows),
+    ])
+
+
 def downstream_section(name: str, d: dict) -> str:
     summary = d.get("summary", {})
     long_tailed = "rarest5_real_classic" in summary or str(d.get("budget", "")).startswith("lt")
@@ -338,7 +361,7 @@ def main() -> None:
     downstream = {p.name: d for p in sorted(results.glob("downstream_*.json")) if (d := load(p)) is not None}
     sections = [downstream_section(name, d) for name, d in downstream.items()]
     if downstream:
-        sections.insert(0, downstream_overview(downstream))
+        sections[:0] = [downstream_overview(downstream), downstream_cost(downstream)]
     plot = plot_downstream(downstream, out.parent / "downstream.png") if downstream else None
     if plot is not None:
         sections.insert(0, f"![Downstream accuracy, mean ± std over seeds]({plot.name})")
