@@ -39,6 +39,8 @@ METRIC_DESCRIPTIONS = {
                        "training data, in percentage points",
     "fid": "Fréchet distance between real and generated images in the feature space of augmentgen's "
            "feature extractor (lower is better; not comparable to Inception FID)",
+    "fid_real_floor": "the same distance between two sets of real images of the same size: the lowest FID "
+                      "to expect with this many samples and this feature extractor",
 }
 
 

@@ -186,6 +186,17 @@ def test_model_card_states_the_facts(tmp_path):
     assert (tmp_path / "samples.png").stat().st_size > 100
 
 
+def test_model_card_explains_every_zoo_metric(tmp_path):
+    # The zoo's cards carry these figures; a bare number in a card is a defect.
+    metrics = {"class_consistency": 0.9, "classifier_real_test_accuracy": 0.95, "fid": 3.0,
+               "fid_real_floor": 0.1, "cas": 0.8}
+    save_pretrained(tiny_generator(), tmp_path, grid=False, metrics=metrics)
+    rows = [line for line in (tmp_path / "README.md").read_text().splitlines()
+            if line.startswith("| ") and line.split("|")[1].strip() in metrics]
+    assert len(rows) == len(metrics)
+    assert all(line.split("|")[3].strip() for line in rows), rows
+
+
 def test_model_card_never_invents_figures(tmp_path):
     save_pretrained(tiny_generator(), tmp_path, grid=False)
     card = (tmp_path / "README.md").read_text()
