@@ -64,6 +64,8 @@ def evaluate_generator(
     device = torch.device(device) if device is not None else default_device()
     generator = generator.to(device).eval()
     start = time.perf_counter()
+    # The reference classifier is also the real-data arm of CAS and of the downstream gain (same
+    # data, augmentation, budget and seed), so it is trained once instead of three times.
     reference = train_classifier(train_data, steps=steps, seed=seed, device=device).eval()
     report = {
         "generator": repr(generator),
@@ -72,10 +74,11 @@ def evaluate_generator(
         "extractor": extractor_description(reference, trained_on=train_data.source, steps=steps, seed=seed),
         "reference_accuracy": evaluate_accuracy(reference, test_data),
         "class_consistency": class_consistency(generator, reference, n_per_class, seed=seed),
-        "cas": classification_accuracy_score(generator, test_data, real_data=train_data,
+        "cas": classification_accuracy_score(generator, test_data, real_model=reference,
                                              n_per_class=n_per_class, steps=steps, seed=seed, device=device),
         "downstream": downstream_gain(generator, train_data, test_data, steps=steps, seed=seed,
-                                      candidate_ratios=candidate_ratios, device=device),
+                                      candidate_ratios=candidate_ratios, device=device,
+                                      real_classic_model=reference),
         "distances": feature_distances(generator, reference, test_data, n_per_class=n_per_class, seed=seed),
         "n_train": len(train_data), "n_test": len(test_data), "seed": seed, "steps": steps,
         "device": str(device), "machine": platform.platform(), "torch": torch.__version__,

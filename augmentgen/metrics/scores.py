@@ -21,6 +21,7 @@ from ..data.labelled import LabelledImages
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator
 from .classifier import (
+    ReferenceClassifier,
     as_images_and_labels,
     default_device,
     evaluate_accuracy,
@@ -88,16 +89,18 @@ def classification_accuracy_score(
     augment: str = "classic",
     width: int = 16,
     device: str | torch.device | None = None,
+    real_model: ReferenceClassifier | None = None,
 ) -> dict:
     """CAS: accuracy on real ``test_data`` of the reference classifier trained on synthetic data only.
 
     The classifier is trained on a fixed set of ``n_per_class`` synthetic images per class with
     the same budget (``steps``, ``batch_size``, ``augment``) as the real-data classifier, which
-    is trained on ``real_data`` when given, so the two figures sit side by side.
+    is trained on ``real_data`` when given, so the two figures sit side by side. Pass
+    ``real_model`` instead when a classifier with that budget is already trained on the real data.
 
     Returns:
         ``{"cas", "cas_per_class", "acc_real", "acc_real_per_class", "n_per_class", "steps", "seed"}``
-        (``acc_real*`` are None without ``real_data``).
+        (``acc_real*`` are None without ``real_data`` or ``real_model``).
     """
     common = dict(steps=steps, batch_size=batch_size, seed=seed, augment=augment, width=width,
                   device=device)
@@ -109,8 +112,9 @@ def classification_accuracy_score(
         "acc_real": None, "acc_real_per_class": None,
         "n_per_class": n_per_class, "steps": steps, "seed": seed,
     }
-    if real_data is not None:
+    if real_model is None and real_data is not None:
         real_model = train_classifier(real_data, num_classes=generator.num_classes, **common)
+    if real_model is not None:
         report["acc_real"] = evaluate_accuracy(real_model, test_data)
         report["acc_real_per_class"] = per_class_accuracy(real_model, test_data,
                                                           num_classes=generator.num_classes)
@@ -161,6 +165,7 @@ def downstream_gain(
     width: int = 16,
     include_noaug: bool = True,
     device: str | torch.device | None = None,
+    real_classic_model: ReferenceClassifier | None = None,
 ) -> dict:
     """ΔAcc: does mixing ``generator``'s samples into training improve real test accuracy?
 
@@ -174,6 +179,8 @@ def downstream_gain(
     With ``ratio=None`` each of ``candidate_ratios`` is tried on a stratified validation split
     carved from ``train_data`` (``validation_fraction`` of each class; the classifier trains on
     the rest) and the best is used; the test set is only touched by the final arms.
+    ``real_classic_model``: a classifier already trained on ``train_data`` with classic
+    augmentation and this budget and seed, used as the first arm instead of training it again.
 
     Returns:
         A dict with ``acc_real_classic``, ``acc_mixed``, ``delta``, ``acc_real_noaug``,
@@ -203,7 +210,9 @@ def downstream_gain(
                 selection[float(candidate)] = evaluate_accuracy(model, val)
             # Ties go to the smaller ratio (less synthetic data).
             ratio = max(sorted(selection), key=lambda r: selection[r])
-        real = train_classifier(train_data, seed=seed, augment="classic", **common)
+        real = real_classic_model
+        if real is None:
+            real = train_classifier(train_data, seed=seed, augment="classic", **common)
         mixed = train_classifier(train_data, seed=seed, augment="classic",
                                  synthetic_mix=make_synthetic_mix(generator, ratio, seed=seed), **common)
         report = {
