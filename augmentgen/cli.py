@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--steps", type=int, default=500, help="training steps of every classifier")
     e.add_argument("--samples-per-class", type=int, default=200)
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--repeats", type=int, default=1,
+                   help="measure the downstream gain with N seeds and report mean ± std (its classifiers "
+                        "are trained N times)")
     e.add_argument("--device", default=None)
     e.add_argument("--out", default=None, help="folder for eval.json and eval.png (default: the model folder "
                                                "when it is a local folder, else ./eval)")
@@ -130,7 +133,8 @@ def _eval(args) -> int:
         raise DataError(f"{args.data} has no test split augmentgen knows of; pass --test-data with "
                         "held-out real images (never the training images)")
     report = evaluate_generator(generator, train_data, test_data, steps=args.steps,
-                                n_per_class=args.samples_per_class, seed=args.seed, device=args.device)
+                                n_per_class=args.samples_per_class, seed=args.seed, repeats=args.repeats,
+                                device=args.device)
     out = Path(args.out) if args.out else (Path(args.model) if Path(args.model).is_dir() else Path("eval"))
     print(format_report(report))
     print(f"\nwrote {write_report(report, out / 'eval.json')} and {plot_per_class(report, out / 'eval.png')}")

@@ -43,13 +43,14 @@ def test_sample_formats_and_eval_report(tmp_path, capsys):
     capsys.readouterr()
 
     assert main(["eval", "--model", str(out), "--data", "fashion-mnist-small", "--per-class", "6",
-                 "--steps", "3", "--samples-per-class", "4", "--device", "cpu"]) == 0
+                 "--steps", "3", "--samples-per-class", "4", "--device", "cpu", "--repeats", "2"]) == 0
     printed = capsys.readouterr().out
     assert "downstream gain" in printed and "CAS" in printed and "Trouser" in printed
     report = json.loads((out / "eval.json").read_text())
     assert report["n_train"] == 60 and report["n_test"] == 1000
     assert report["downstream"]["delta"] == report["downstream"]["acc_mixed"] - report["downstream"]["acc_real_classic"]
     assert report["extractor"]["name"] and (out / "eval.png").stat().st_size > 0
+    assert report["downstream_seeds"]["seeds"] == [0, 1] and "over 2 seeds" in printed
     # A folder of images has no test split: refuse rather than test on the training images.
     assert main(["eval", "--model", str(out), "--data", str(tmp_path / "folder")]) == 2
     assert "--test-data" in capsys.readouterr().err

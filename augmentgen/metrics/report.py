@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import platform
+import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 
 from ..data import LabelledImages
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator
 from .classifier import default_device, evaluate_accuracy, train_classifier
 from .distances import extractor_description, feature_distances
@@ -34,6 +35,7 @@ def evaluate_generator(
     n_per_class: int = 200,
     seed: int = 0,
     candidate_ratios: Sequence[float] = (0.25, 0.5),
+    repeats: int = 1,
     device: str | torch.device | None = None,
 ) -> dict:
     """Every augmentgen metric of ``generator`` on the user's data, as one JSON-ready dict.
@@ -46,12 +48,18 @@ def evaluate_generator(
         n_per_class: synthetic images per class for consistency, CAS and the distances.
         seed: seeds classifiers, sampling and the validation split.
         candidate_ratios: mixing ratios tried on the validation split for the downstream gain.
+        repeats: measure the downstream gain with this many seeds (``seed``, ``seed + 1``, ...):
+            its seed-to-seed spread is often as large as the gain itself.
         device: where classifiers train and the generator samples (default: CUDA if available).
 
     Returns:
         ``{"extractor", "reference_accuracy", "class_consistency", "cas", "downstream",
-        "distances", "seconds", ...}``; see the sub-reports' docstrings for their fields.
+        "downstream_seeds", "distances", "seconds", ...}``: ``downstream`` is the gain at
+        ``seed`` with its per-class figures, ``downstream_seeds`` every seed's ΔAcc with their mean
+        and standard deviation (None for one seed); see the sub-reports' docstrings for the rest.
     """
+    if repeats < 1:
+        raise ConfigError(f"repeats must be at least 1, got {repeats}")
     if generator.image_shape != train_data.image_shape or generator.image_shape != test_data.image_shape:
         raise DataError(
             f"the generator makes {generator.image_shape} images, the training data is "
@@ -83,8 +91,29 @@ def evaluate_generator(
         "n_train": len(train_data), "n_test": len(test_data), "seed": seed, "steps": steps,
         "device": str(device), "machine": platform.platform(), "torch": torch.__version__,
     }
+    gains = [report["downstream"]] + [
+        downstream_gain(generator, train_data, test_data, steps=steps, seed=seed + i,
+                        candidate_ratios=candidate_ratios, device=device, include_noaug=False)
+        for i in range(1, repeats)
+    ]
+    deltas = [g["delta"] for g in gains]
+    report["downstream_seeds"] = {
+        "seeds": [seed + i for i in range(repeats)],
+        "delta": deltas, "acc_real_classic": [g["acc_real_classic"] for g in gains],
+        "acc_mixed": [g["acc_mixed"] for g in gains], "ratio": [g["ratio"] for g in gains],
+        "delta_mean": statistics.fmean(deltas),
+        "delta_std": statistics.stdev(deltas) if repeats > 1 else None,
+    }
     report["seconds"] = round(time.perf_counter() - start, 1)
     return report
+
+
+def _gain(report: dict) -> str:
+    seeds = report.get("downstream_seeds")
+    if not seeds or seeds["delta_std"] is None:
+        return f"{100 * report['downstream']['delta']:+5.1f} pts (one seed: --repeats 3 shows its spread)"
+    return (f"{100 * seeds['delta_mean']:+5.1f} ± {100 * seeds['delta_std']:.1f} pts "
+            f"(mean ± std over {len(seeds['delta'])} seeds)")
 
 
 def format_report(report: dict) -> str:
@@ -101,7 +130,7 @@ def format_report(report: dict) -> str:
         f"{'accuracy, real data (same budget)':34s} {pct(cas['acc_real'])}",
         f"{'accuracy, real + classic aug':34s} {pct(down['acc_real_classic'])}",
         f"{'accuracy, real + aug + synthetic':34s} {pct(down['acc_mixed'])} (ratio {down['ratio']:g})",
-        f"{'downstream gain (ΔAcc)':34s} {100 * down['delta']:+5.1f} pts",
+        f"{'downstream gain (ΔAcc)':34s} {_gain(report)}",
         f"{'FID (extractor above)':34s} {dist['fid']:.2f}",
         f"{'KID':34s} {dist['kid']:.4f} ± {dist['kid_std']:.4f}",
         f"{'precision / recall':34s} {dist['precision']:.3f} / {dist['recall']:.3f}",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import augmentgen.metrics.report as report_module
 import augmentgen.metrics.scores as scores_module
+from augmentgen.errors import ConfigError
 from augmentgen.metrics import downstream_gain
 from augmentgen.metrics.report import evaluate_generator, format_report
 from tests.conftest import make_images
@@ -43,4 +45,24 @@ def test_reference_classifier_serves_as_the_real_arms(split, monkeypatch):
     alone = downstream_gain(generator, train, test, steps=STEPS, seed=0)
     for key in ("acc_real_classic", "acc_mixed", "acc_real_noaug", "ratio", "delta"):
         assert report["downstream"][key] == alone[key], key
-    assert "downstream gain" in format_report(report)
+    assert "downstream gain" in format_report(report) and "one seed" in format_report(report)
+    assert report["downstream_seeds"]["delta"] == [report["downstream"]["delta"]]
+    assert report["downstream_seeds"]["delta_std"] is None
+
+
+def test_repeats_measure_the_gain_at_every_seed(split):
+    train, test = split
+    generator = RealImagesGenerator(train, shift=1)
+    report = evaluate_generator(generator, train, test, steps=STEPS, n_per_class=10, seed=3, repeats=3)
+    seeds = report["downstream_seeds"]
+    assert seeds["seeds"] == [3, 4, 5] and seeds["delta"][0] == report["downstream"]["delta"]
+    for i, seed in enumerate(seeds["seeds"][1:], start=1):
+        alone = downstream_gain(generator, train, test, steps=STEPS, seed=seed, include_noaug=False)
+        assert seeds["delta"][i] == alone["delta"] and seeds["acc_mixed"][i] == alone["acc_mixed"]
+    deltas = torch.tensor(seeds["delta"], dtype=torch.float64)
+    assert seeds["delta_mean"] == pytest.approx(deltas.mean().item())
+    assert seeds["delta_std"] == pytest.approx(deltas.std().item())
+    assert "over 3 seeds" in format_report(report)
+
+    with pytest.raises(ConfigError, match="repeats"):
+        evaluate_generator(generator, train, test, steps=STEPS, repeats=0)
