@@ -38,8 +38,8 @@ from augmentgen.hub import load_generator, save_pretrained
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("AUGMENTGEN_DATA_DIR", ROOT.parent / "shared" / "data"))
 
-# name -> how it is trained: the step counts the published models were trained with (about 9 to
-# 20 minutes per model on a 2-core CPU; each card records its own command and time).
+# name -> how it is trained: the step counts the published models were trained with (9 to 11
+# minutes per model on a 2-core CPU; each card records its own command and time).
 ZOO: dict[str, dict] = {
     "cgan-mnist": dict(model="cgan", data="mnist", steps=1000, batch_size=64,
                        description="Conditional GAN (projection D + aux classifier) on MNIST digits, 28x28 grayscale"),
