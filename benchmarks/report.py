@@ -313,9 +313,13 @@ def plot_downstream(files: dict[str, dict], path: Path) -> Path | None:
     except ImportError:
         return None
     most_arms = max(2 + 2 * len(d.get("families", [])) for d in files.values())
-    fig, axes = plt.subplots(1, len(files), figsize=(len(files) * max(4.0, 1.0 + 0.6 * most_arms), 4.5),
+    cols = min(3, len(files))  # a grid, so the panels stay readable as datasets are added
+    rows = -(-len(files) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * max(4.0, 1.0 + 0.6 * most_arms), rows * 4.5),
                              squeeze=False)
-    for ax, (name, d) in zip(axes[0], files.items()):
+    for ax in axes.flat[len(files):]:
+        ax.set_visible(False)
+    for ax, (name, d) in zip(axes.flat, files.items()):
         summary = d.get("summary", {})
         arms = [("real", summary.get("real_noaug")), ("real+classic", summary.get("real_classic"))]
         for family in d.get("families", []):
