@@ -46,6 +46,7 @@ def test_sample_formats_and_eval_report(tmp_path, capsys):
                  "--steps", "3", "--samples-per-class", "4", "--device", "cpu", "--repeats", "2"]) == 0
     printed = capsys.readouterr().out
     assert "downstream gain" in printed and "CAS" in printed and "Trouser" in printed
+    assert "real, no augmentation" in printed
     report = json.loads((out / "eval.json").read_text())
     assert report["n_train"] == 60 and report["n_test"] == 1000
     assert report["downstream"]["delta"] == report["downstream"]["acc_mixed"] - report["downstream"]["acc_real_classic"]
