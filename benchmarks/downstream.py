@@ -110,7 +110,8 @@ def main() -> None:
     commit = git_commit()
     command = "python benchmarks/downstream.py " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-        if v is not None and v is not False and k not in ("out", "fresh", "remeasure", "all"))
+        if v is not None and v is not False and k not in ("out", "fresh", "remeasure", "all")
+        and not (k == "max_per_class" and args.imbalance is None))  # only long-tailed runs use it
     command += "".join(f" --{flag}" for flag in ("all", "remeasure") if getattr(args, flag))
     protocol = {
         "benchmark": "downstream",
