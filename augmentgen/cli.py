@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import AugmentgenError, DataError
+from .errors import AugmentgenError, ConfigError, DataError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--steps", type=int, default=500, help="training steps of every classifier")
     e.add_argument("--samples-per-class", type=int, default=200)
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--ratios", default="0.25,0.5",
+                   help="comma-separated mixing ratios tried on a validation split for the downstream gain; "
+                        "include 0 to let it decide against mixing")
     e.add_argument("--repeats", type=int, default=1,
                    help="measure the downstream gain with N seeds and report mean ± std (its classifiers "
                         "are trained N times)")
@@ -116,11 +119,23 @@ def _sample(args) -> int:
     return 0
 
 
+def _ratios(text: str) -> list[float]:
+    try:
+        ratios = [float(r) for r in text.split(",") if r.strip()]
+    except ValueError:
+        ratios = []
+    if not ratios or any(not 0 <= r <= 1 for r in ratios):
+        raise ConfigError(f"--ratios takes comma-separated numbers in [0, 1] like 0,0.25,0.5; got {text!r}")
+    return ratios
+
+
 def _eval(args) -> int:
     from .data import load_data
     from .data.sources import BUILTIN_DATASETS
     from .hub import from_pretrained
     from .metrics.report import evaluate_generator, format_report, plot_per_class, write_report
+
+    ratios = _ratios(args.ratios)  # before any loading, so a typo fails at once
 
     generator = from_pretrained(args.model, device=args.device)
     train_data = load_data(args.data, data_dir=args.data_dir, per_class=args.per_class, seed=args.seed,
@@ -134,6 +149,7 @@ def _eval(args) -> int:
                         "held-out real images (never the training images)")
     report = evaluate_generator(generator, train_data, test_data, steps=args.steps,
                                 n_per_class=args.samples_per_class, seed=args.seed, repeats=args.repeats,
+                                candidate_ratios=ratios,
                                 device=args.device)
     out = Path(args.out) if args.out else (Path(args.model) if Path(args.model).is_dir() else Path("eval"))
     print(format_report(report))

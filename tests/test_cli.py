@@ -43,7 +43,8 @@ def test_sample_formats_and_eval_report(tmp_path, capsys):
     capsys.readouterr()
 
     assert main(["eval", "--model", str(out), "--data", "fashion-mnist-small", "--per-class", "6",
-                 "--steps", "3", "--samples-per-class", "4", "--device", "cpu", "--repeats", "2"]) == 0
+                 "--steps", "3", "--samples-per-class", "4", "--device", "cpu", "--repeats", "2",
+                 "--ratios", "0,0.5"]) == 0
     printed = capsys.readouterr().out
     assert "downstream gain" in printed and "CAS" in printed and "Trouser" in printed
     assert "real, no augmentation" in printed
@@ -52,12 +53,15 @@ def test_sample_formats_and_eval_report(tmp_path, capsys):
     assert report["downstream"]["delta"] == report["downstream"]["acc_mixed"] - report["downstream"]["acc_real_classic"]
     assert report["extractor"]["name"] and (out / "eval.png").stat().st_size > 0
     assert report["downstream_seeds"]["seeds"] == [0, 1] and "over 2 seeds" in printed
+    assert set(report["downstream"]["ratio_selection"]) == {"0.0", "0.5"}  # JSON keys
     # A folder of images has no test split: refuse rather than test on the training images.
     assert main(["eval", "--model", str(out), "--data", str(tmp_path / "folder")]) == 2
     assert "--test-data" in capsys.readouterr().err
 
 
 def test_errors_are_one_line_messages_with_exit_code_2(tmp_path, capsys):
+    assert main(["eval", "--model", str(tmp_path / "none"), "--data", "mnist", "--ratios", "0,half"]) == 2
+    assert "--ratios" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert "no data at" in capsys.readouterr().err
     assert main(["train", "--set", "no_such_field=1", "--out", str(tmp_path / "o")]) == 2

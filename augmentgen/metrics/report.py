@@ -131,7 +131,8 @@ def format_report(report: dict) -> str:
         # arm is shown because classic augmentation can cost accuracy at small budgets.
         f"{'accuracy, real, no augmentation':34s} {pct(down['acc_real_noaug'])}",
         f"{'accuracy, real + classic aug':34s} {pct(down['acc_real_classic'])}",
-        f"{'accuracy, real + aug + synthetic':34s} {pct(down['acc_mixed'])} (ratio {down['ratio']:g})",
+        f"{'accuracy, real + aug + synthetic':34s} {pct(down['acc_mixed'])} (ratio {down['ratio']:g}"
+        + (": the validation split chose no synthetic data)" if down["ratio"] == 0 else ")"),
         f"{'downstream gain (ΔAcc)':34s} {_gain(report)}",
         f"{'FID (extractor above)':34s} {dist['fid']:.2f}",
         f"{'KID':34s} {dist['kid']:.4f} ± {dist['kid_std']:.4f}",

@@ -178,7 +178,8 @@ def downstream_gain(
 
     With ``ratio=None`` each of ``candidate_ratios`` is tried on a stratified validation split
     carved from ``train_data`` (``validation_fraction`` of each class; the classifier trains on
-    the rest) and the best is used; the test set is only touched by the final arms.
+    the rest) and the best is used; the test set is only touched by the final arms. A candidate
+    of 0 lets the validation split decide against mixing at all (then ``delta`` is 0).
     ``real_classic_model``: a classifier already trained on ``train_data`` with classic
     augmentation and this budget and seed, used as the first arm instead of training it again.
 
@@ -204,17 +205,18 @@ def downstream_gain(
             fit, val = validation_split(train_data, validation_fraction, seed=seed)
             selection = {}
             for candidate in candidate_ratios:
-                model = train_classifier(fit, seed=seed, augment="classic",
-                                         synthetic_mix=make_synthetic_mix(generator, candidate, seed=seed),
-                                         **common)
+                mix = make_synthetic_mix(generator, candidate, seed=seed) if candidate else None
+                model = train_classifier(fit, seed=seed, augment="classic", synthetic_mix=mix, **common)
                 selection[float(candidate)] = evaluate_accuracy(model, val)
             # Ties go to the smaller ratio (less synthetic data).
             ratio = max(sorted(selection), key=lambda r: selection[r])
         real = real_classic_model
         if real is None:
             real = train_classifier(train_data, seed=seed, augment="classic", **common)
-        mixed = train_classifier(train_data, seed=seed, augment="classic",
-                                 synthetic_mix=make_synthetic_mix(generator, ratio, seed=seed), **common)
+        # Ratio 0 (validation says: do not mix) is the real + classic arm itself.
+        mixed = real if ratio == 0 else train_classifier(
+            train_data, seed=seed, augment="classic",
+            synthetic_mix=make_synthetic_mix(generator, ratio, seed=seed), **common)
         report = {
             "acc_real_classic": evaluate_accuracy(real, test_data),
             "acc_mixed": evaluate_accuracy(mixed, test_data),
