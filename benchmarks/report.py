@@ -98,6 +98,11 @@ def budget_label(d: dict) -> str:
     return "all training images" if budget == "all" else budget
 
 
+def family_cells(d: dict, family: str) -> list[dict]:
+    """The cells one family has in a downstream file, one per seed that measured it."""
+    return [row["families"][family] for row in d.get("per_seed", []) if family in row.get("families", {})]
+
+
 def downstream_overview(files: dict[str, dict]) -> str:
     """One row per dataset, budget and family: the real arms, then the family's figures."""
     header = ["Dataset", "Budget", "Real, no aug.", "Real + classic", "Family", "+ synthetic", "ΔAcc",
@@ -125,10 +130,8 @@ def downstream_cost(files: dict[str, dict]) -> str:
     header = ["Dataset", "Budget", "Real arms", "Per family", "Total", "Machine"]
     rows, total = [], 0.0
     for d in files.values():
-        per_seed = d.get("per_seed", [])
-        real = sum(r.get("real_arms_seconds") or 0 for r in per_seed)
-        families = {f: sum(r["families"][f].get("cell_seconds") or 0 for r in per_seed if f in r.get("families", {}))
-                    for f in d.get("families", [])}
+        real = sum(r.get("real_arms_seconds") or 0 for r in d.get("per_seed", []))
+        families = {f: sum(c.get("cell_seconds") or 0 for c in family_cells(d, f)) for f in d.get("families", [])}
         cost = real + sum(families.values())
         total += cost
         rows.append([d.get("dataset", "?"), budget_label(d), f"{real / 60:.0f} min",
@@ -171,11 +174,9 @@ def downstream_section(name: str, d: dict) -> str:
         rows.append(row(f"synthetic only, CAS (`{family}`)", f.get("cas")))
 
     # The mixing ratio is chosen per seed on a validation split; say which ones won.
-    ratios = {family: [seed_row["families"][family]["ratio"] for seed_row in d.get("per_seed", [])
-                       if family in seed_row.get("families", {})] for family in d.get("families", [])}
+    ratios = {family: [c["ratio"] for c in family_cells(d, family)] for family in d.get("families", [])}
     gen_seconds = {family: (summary.get(family) or {}).get("gen_train_seconds") for family in d.get("families", [])}
-    commits = {family: sorted({seed_row["families"][family].get("git_commit") or "unknown"
-                               for seed_row in d.get("per_seed", []) if family in seed_row.get("families", {})})
+    commits = {family: sorted({c.get("git_commit") or "unknown" for c in family_cells(d, family)})
                for family in d.get("families", [])}
     notes = [
         f"Generators: {d.get('gen_steps')} steps, batch {d.get('gen_batch_size')}; classifier "
