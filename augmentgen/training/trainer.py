@@ -110,9 +110,9 @@ class Trainer:
         loader = acc.prepare(loader) if isinstance(loader, torch.utils.data.DataLoader) else loader
 
         if resume:
+            # No rescaling here: the optimizers' state in the checkpoint already holds the rates
+            # times progress.lr_scale (set together by _rollback), so load_state restores both.
             self._load_latest_checkpoint()
-            for opt in step.optimizers():
-                _scale_lr(opt, self.progress.lr_scale)
         elif acc.is_main_process and self._checkpoint_dirs():
             raise CheckpointError(
                 f"{self.output_dir} already holds checkpoints; pass resume=True (--resume) to "

@@ -118,6 +118,51 @@ def test_divergence_rollback_lowers_lr_and_finishes(tmp_path, tiny_data, monkeyp
     assert (tmp_path / "model.safetensors").exists()
 
 
+def test_resume_after_a_rollback_keeps_the_once_halved_learning_rates(tmp_path, tiny_data, monkeypatch):
+    # Issue 16: a checkpoint written after a rollback already holds the halved rates (and
+    # lr_scale=0.5); resuming from it must not halve them a second time.
+    config = tiny_training(steps=9, sample_every=0, on_divergence="rollback")
+    original = GANStep.__call__
+    lrs = lambda step: [g["lr"] for opt in step.optimizers() for g in opt.param_groups]  # noqa: E731
+    calls, seen = {"n": 0}, {}
+
+    def nan_at_5(self, *args):
+        calls["n"] += 1
+        seen.setdefault("initial", lrs(self))
+        losses = original(self, *args)
+        if calls["n"] == 5:  # step 5 diverges: back to the step-3 checkpoint, rates x0.5
+            losses["g_loss"] = torch.tensor(float("nan"))
+        return losses
+
+    monkeypatch.setattr(GANStep, "__call__", nan_at_5)
+    with pytest.warns(UserWarning, match="rolled back to step 3"):
+        full = Trainer(tiny_config(tiny_data), config, tmp_path / "full").fit(tiny_data)
+
+    def nan_at_5_then_crash(self, *args):
+        if calls["n"] == 9:  # step 8: after the rollback and the step-6 checkpoint
+            seen["before"] = lrs(self)
+            raise Interrupt
+        return nan_at_5(self, *args)
+
+    calls["n"] = 0
+    monkeypatch.setattr(GANStep, "__call__", nan_at_5_then_crash)
+    with pytest.warns(UserWarning, match="rolled back to step 3"), pytest.raises(Interrupt):
+        Trainer(tiny_config(tiny_data), config, tmp_path / "cut").fit(tiny_data)
+    assert seen["before"] == [lr * 0.5 for lr in seen["initial"]]
+
+    def record(self, *args):
+        seen.setdefault("resumed", lrs(self))
+        return original(self, *args)
+
+    monkeypatch.setattr(GANStep, "__call__", record)
+    trainer = Trainer(tiny_config(tiny_data), config, tmp_path / "cut")
+    resumed = trainer.fit(tiny_data, resume=True)
+    assert seen["resumed"] == seen["before"]  # halved once, not twice
+    assert trainer.progress.lr_scale == 0.5
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
 def test_disk_full_during_checkpoint_keeps_the_previous_one(tmp_path, tiny_data, monkeypatch):
     trainer = Trainer(tiny_config(tiny_data), tiny_training(steps=7), tmp_path)
     original = trainer.accelerator.save_state
