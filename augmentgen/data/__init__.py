@@ -2,7 +2,7 @@
 
 from .labelled import LabelledImages
 from .sources import BUILTIN_DATASETS, load_data
-from .subsets import balanced_subset, long_tailed_counts, long_tailed_subset
+from .subsets import balanced_subset, long_tailed_counts, long_tailed_subset, per_class_subset
 
 __all__ = [
     "BUILTIN_DATASETS",
@@ -11,4 +11,5 @@ __all__ = [
     "load_data",
     "long_tailed_counts",
     "long_tailed_subset",
+    "per_class_subset",
 ]

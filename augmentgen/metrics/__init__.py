@@ -10,12 +10,14 @@ from .classifier import (
     ClassifierFeatures,
     ReferenceClassifier,
     classic_augment,
+    classifier_steps,
     evaluate_accuracy,
     features,
     per_class_accuracy,
     predict,
     train_classifier,
 )
+from .coverage import coverage_report, diversity_ratio, novelty_ratio
 from .distances import (
     density_coverage,
     feature_distances,
@@ -33,6 +35,7 @@ from .scores import (
     sample_uint8_per_class,
     validation_split,
 )
+from .stats import format_interval, oracle_share, paired_difference, t_quantile_975
 
 __all__ = [
     "EXTRACTOR_NAME",
@@ -41,20 +44,28 @@ __all__ = [
     "class_consistency",
     "classic_augment",
     "classification_accuracy_score",
+    "classifier_steps",
+    "coverage_report",
     "density_coverage",
+    "diversity_ratio",
     "downstream_gain",
     "evaluate_accuracy",
     "feature_distances",
     "features",
+    "format_interval",
     "frechet_distance",
     "kernel_distance",
     "knn_radii",
     "make_synthetic_mix",
+    "novelty_ratio",
+    "oracle_share",
+    "paired_difference",
     "per_class_accuracy",
     "per_class_fid",
     "precision_recall",
     "predict",
     "sample_uint8_per_class",
+    "t_quantile_975",
     "train_classifier",
     "validation_split",
 ]

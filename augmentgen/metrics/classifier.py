@@ -198,10 +198,25 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def classifier_steps(n_real: int, batch_size: int, *, epochs: float, min_steps: int = 0) -> int:
+    """Optimizer steps for ``epochs`` passes over ``n_real`` real images (at least ``min_steps``).
+
+    The downstream protocol budgets every classifier in epochs of its *real* training set, so an
+    arm trained on twice the real data gets twice the steps, and an arm with synthetic rows
+    appended to each batch sees exactly the real rows of the arm without them.
+    """
+    if epochs <= 0:
+        raise ConfigError(f"epochs must be positive, got {epochs}")
+    per_epoch = max(1, n_real // min(batch_size, n_real))  # the tail of an epoch is dropped
+    return max(int(min_steps), math.ceil(epochs * per_epoch))
+
+
 def train_classifier(
     train_data,
     *,
     steps: int = 500,
+    epochs: float | None = None,
+    min_steps: int = 0,
     batch_size: int = 128,
     seed: int = 0,
     augment: Literal["none", "classic"] = "classic",
@@ -221,9 +236,17 @@ def train_classifier(
     batch, synthetic rows included, so arms with and without synthetic data differ only by
     the synthetic rows.
 
+    Paired arms: the batch order, the augmentation of the real rows and the augmentation of
+    appended rows come from three separate random streams seeded by ``seed``, so two arms with
+    the same seed and data see the same real rows, in the same order, augmented the same way,
+    whether or not a ``synthetic_mix`` in ``mode="append"`` adds rows to each batch.
+
     Args:
         train_data: a :class:`LabelledImages` or ``(images uint8 (N, C, H, W), labels (N,))``.
-        steps: optimizer steps (the budget every compared arm shares).
+        steps: optimizer steps, when ``epochs`` is not given.
+        epochs: budget in passes over the real training data (see :func:`classifier_steps`);
+            overrides ``steps``.
+        min_steps: the least number of steps an ``epochs`` budget gives (tiny datasets).
         batch_size: images per step (capped at the dataset size).
         seed: seeds the initialisation, the batch order and the augmentation draws.
         augment: ``"classic"`` (see :func:`classic_augment`) or ``"none"``.
@@ -242,9 +265,11 @@ def train_classifier(
     """
     if augment not in ("none", "classic"):
         raise ConfigError(f"augment must be 'none' or 'classic', got {augment!r}")
+    images, labels, class_names = as_images_and_labels(train_data)
+    if epochs is not None:
+        steps = classifier_steps(len(labels), max(batch_size, 1), epochs=epochs, min_steps=min_steps)
     if steps < 1 or batch_size < 1:
         raise ConfigError(f"steps and batch_size must be positive, got {steps} and {batch_size}")
-    images, labels, class_names = as_images_and_labels(train_data)
     if images.dtype != torch.uint8:
         raise DataError("train_classifier needs uint8 images (N, C, H, W)")
     num_classes = num_classes or (len(class_names) if class_names else int(labels.max()) + 1)
@@ -260,14 +285,17 @@ def train_classifier(
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         model = ReferenceClassifier(num_classes, images.shape[1], images.shape[-1], width).to(device)
-    gen = torch.Generator(device=device).manual_seed(seed)
+    # Three streams (see the docstring): rows appended by a mixer draw their augmentation from
+    # their own stream, so they cannot shift the batch order or the real rows' augmentation.
+    order_rng, real_aug_rng, extra_aug_rng = (
+        torch.Generator(device=device).manual_seed(seed + offset) for offset in (0, 1_000_003, 2_000_006))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
     model.train()
-    order, cursor = torch.randperm(n, device=device, generator=gen), 0
+    order, cursor = torch.randperm(n, device=device, generator=order_rng), 0
     for _ in range(steps):
         if cursor + batch_size > n:  # a new shuffled epoch; the tail of the last one is dropped
-            order, cursor = torch.randperm(n, device=device, generator=gen), 0
+            order, cursor = torch.randperm(n, device=device, generator=order_rng), 0
         index = order[cursor: cursor + batch_size]
         cursor += batch_size
         batch_images, batch_labels = as_float_images(images[index]), labels[index]
@@ -275,7 +303,12 @@ def train_classifier(
             batch_images, batch_labels = synthetic_mix(batch_images, batch_labels)
             batch_images, batch_labels = batch_images.to(device).float(), batch_labels.to(device).long()
         if augment == "classic":
-            batch_images = classic_augment(batch_images, hflip=hflip, affine=affine, generator=gen)
+            kw = dict(hflip=hflip, affine=affine)
+            head = classic_augment(batch_images[:batch_size], generator=real_aug_rng, **kw)
+            if len(batch_images) > batch_size:  # rows appended after the real ones
+                tail = classic_augment(batch_images[batch_size:], generator=extra_aug_rng, **kw)
+                head = torch.cat([head, tail])
+            batch_images = head
         loss = F.cross_entropy(model(batch_images), batch_labels, label_smoothing=0.1)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

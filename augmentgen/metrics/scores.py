@@ -7,8 +7,10 @@
   trained on the real data.
 * :func:`downstream_gain` (ΔAcc): test accuracy of the reference classifier trained on real data
   plus synthetic data (through :class:`~augmentgen.mixing.SyntheticMix`) minus the same
-  classifier, budget and classic augmentation on the real data alone. The mixing ratio is
-  chosen on a validation split carved from the training data, never on the test set.
+  classifier, budget and classic augmentation on the real data alone. Synthetic rows are
+  appended to each batch by default, so both arms see the same real rows the same number of
+  times. The mixing ratio is chosen on a validation split carved from the training data, never
+  on the test set.
 """
 
 from __future__ import annotations
@@ -122,12 +124,14 @@ def classification_accuracy_score(
 
 
 # --------------------------------------------------------------------------- downstream gain
-def make_synthetic_mix(generator: ConditionalGenerator, ratio: float, *, seed: int):
-    """The batch mixer of arm b: ``SyntheticMix`` replacing a share ``ratio`` of each batch's rows
-    with synthetic images of the same classes."""
+def make_synthetic_mix(generator: ConditionalGenerator, ratio: float, *, seed: int,
+                       mode: str = "append", balance=None):
+    """The batch mixer of arm b: ``SyntheticMix`` adding ``round(ratio * B)`` synthetic rows to each
+    batch of B real rows (``mode="append"``, equal real exposure), or replacing a share ``ratio``
+    of the rows (``mode="replace"``), with the classes of the batch unless ``balance`` says."""
     from ..mixing import SyntheticMix
 
-    return SyntheticMix(generator, ratio, mode="replace", seed=seed)
+    return SyntheticMix(generator, ratio, mode=mode, balance=balance, seed=seed)
 
 
 def validation_split(data: LabelledImages, fraction: float = 0.2, *, seed: int = 0
@@ -157,9 +161,13 @@ def downstream_gain(
     test_data,
     *,
     steps: int = 500,
+    epochs: float | None = None,
+    min_steps: int = 0,
     seed: int = 0,
     ratio: float | None = None,
-    candidate_ratios: Sequence[float] = (0.25, 0.5),
+    candidate_ratios: Sequence[float] = (0.25, 0.5, 1.0),
+    mode: str = "append",
+    balance=None,
     validation_fraction: float = 0.2,
     batch_size: int = 128,
     width: int = 16,
@@ -169,12 +177,15 @@ def downstream_gain(
 ) -> dict:
     """ΔAcc: does mixing ``generator``'s samples into training improve real test accuracy?
 
-    Arms, all with the same :class:`ReferenceClassifier`, ``steps``, ``batch_size`` and seed:
-    ``acc_real_classic`` (real data + classic augmentation), ``acc_mixed`` (the same + a share
-    ``ratio`` of every batch replaced by synthetic images of the same classes through
-    ``SyntheticMix``, augmented like the real rows), and ``acc_real_noaug`` (real data, no
+    Arms, all with the same :class:`ReferenceClassifier`, budget, ``batch_size`` and seed (so the
+    same initialisation, batch order and augmentation of the real rows):
+    ``acc_real_classic`` (real data + classic augmentation), ``acc_mixed`` (the same +
+    ``round(ratio * batch_size)`` synthetic rows of the batch's classes appended to every batch
+    through ``SyntheticMix``, augmented like the real rows; ``mode="replace"`` replaces rows
+    instead, which shows the mixed arm fewer real rows), and ``acc_real_noaug`` (real data, no
     augmentation, for reference). ``delta = acc_mixed - acc_real_classic``; it can be negative,
-    and is reported as it is.
+    and is reported as it is. ``epochs`` budgets every arm in passes over its real training
+    data (see :func:`~augmentgen.metrics.classifier_steps`) instead of a fixed ``steps``.
 
     With ``ratio=None`` each of ``candidate_ratios`` is tried on a stratified validation split
     carved from ``train_data`` (``validation_fraction`` of each class; the classifier trains on
@@ -197,16 +208,20 @@ def downstream_gain(
     device = torch.device(device) if device is not None else default_device()
     original_device = generator.device
     generator.to(device)  # SyntheticMix samples on the batch's device
-    common = dict(steps=steps, batch_size=batch_size, width=width, device=device,
-                  num_classes=train_data.num_classes)
+    common = dict(steps=steps, epochs=epochs, min_steps=min_steps, batch_size=batch_size, width=width,
+                  device=device, num_classes=train_data.num_classes)
+
+    def mix(r: float):
+        return make_synthetic_mix(generator, r, seed=seed, mode=mode, balance=balance) if r else None
+
     try:
         selection = None
         if ratio is None:
             fit, val = validation_split(train_data, validation_fraction, seed=seed)
             selection = {}
             for candidate in candidate_ratios:
-                mix = make_synthetic_mix(generator, candidate, seed=seed) if candidate else None
-                model = train_classifier(fit, seed=seed, augment="classic", synthetic_mix=mix, **common)
+                model = train_classifier(fit, seed=seed, augment="classic", synthetic_mix=mix(candidate),
+                                         **common)
                 selection[float(candidate)] = evaluate_accuracy(model, val)
             # Ties go to the smaller ratio (less synthetic data).
             ratio = max(sorted(selection), key=lambda r: selection[r])
@@ -216,7 +231,7 @@ def downstream_gain(
         # Ratio 0 (validation says: do not mix) is the real + classic arm itself.
         mixed = real if ratio == 0 else train_classifier(
             train_data, seed=seed, augment="classic",
-            synthetic_mix=make_synthetic_mix(generator, ratio, seed=seed), **common)
+            synthetic_mix=mix(ratio), **common)
         report = {
             "acc_real_classic": evaluate_accuracy(real, test_data),
             "acc_mixed": evaluate_accuracy(mixed, test_data),
@@ -226,7 +241,7 @@ def downstream_gain(
             "per_class_real_classic": per_class_accuracy(real, test_data),
             "per_class_mixed": per_class_accuracy(mixed, test_data),
             "per_class_real_noaug": None,
-            "steps": steps, "batch_size": batch_size, "seed": seed,
+            "steps": steps, "epochs": epochs, "mode": mode, "batch_size": batch_size, "seed": seed,
         }
         report["delta"] = report["acc_mixed"] - report["acc_real_classic"]
         if include_noaug:

@@ -16,7 +16,7 @@ from augmentgen.metrics import (
 from tests.conftest import make_images
 from tests.metrics.fakes import RealImagesGenerator
 
-FAST = dict(steps=25, batch_size=24, width=8)
+FAST = dict(steps=40, batch_size=24, width=8)
 
 
 @pytest.fixture(scope="module")
@@ -72,16 +72,18 @@ def test_downstream_gain_runs_every_arm_and_chooses_the_ratio_on_validation(spli
     for key in ("acc_real_classic", "acc_mixed", "acc_real_noaug"):
         assert report[key] > 0.85, (key, report[key])
     fixed = downstream_gain(RealImagesGenerator(train, shift=1), train, test, seed=0, ratio=1.0,
-                            include_noaug=False, **FAST)
+                            mode="replace", include_noaug=False, **FAST)
     # Every training row replaced by an image of the wrong class: the classifier learns nothing
     # useful (chance level or below, 3 classes) and the gain is strongly negative.
     assert fixed["ratio_selection"] is None and fixed["acc_mixed"] < 0.4 and fixed["delta"] < -0.5
+    assert fixed["mode"] == "replace" and report["mode"] == "append"
 
 
 def test_ratio_zero_lets_validation_decide_against_mixing(split):
     train, test = split
     wrong = RealImagesGenerator(train, shift=1)  # synthetic rows of the wrong class only hurt
-    report = downstream_gain(wrong, train, test, seed=0, candidate_ratios=(0.0, 1.0), include_noaug=False, **FAST)
+    report = downstream_gain(wrong, train, test, seed=0, candidate_ratios=(0.0, 1.0), mode="replace",
+                             include_noaug=False, **FAST)
     assert report["ratio_selection"][0.0] > report["ratio_selection"][1.0]
     assert report["ratio"] == 0.0 and report["delta"] == 0.0
     assert report["acc_mixed"] == report["acc_real_classic"]
