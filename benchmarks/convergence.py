@@ -17,6 +17,7 @@ import argparse
 import json
 import statistics
 import time
+from pathlib import Path
 
 from harness import RESULTS, git_commit, machine
 from protocol import draw_cell, load_split
@@ -48,10 +49,19 @@ def main() -> None:
     epochs = sorted(float(e) for e in args.epochs.split(","))
     seeds = [int(s) for s in args.seeds.split(",")]
     full, test = load_split(args.dataset), load_split(args.dataset, "test")
+    out = Path(args.out or RESULTS / f"convergence_{args.dataset}_{args.budget}.json")
+    settings = {"batch_size": args.batch_size, "min_steps": args.min_steps, "width": args.width}
     rows = []
+    if out.exists():  # resume or extend: keep the (seed, budget) points measured with these settings
+        previous = json.loads(out.read_text())
+        if {k: previous.get("settings", {}).get(k) for k in settings} == settings:
+            rows = [r for r in previous["rows"] if r["seed"] in seeds and r["epochs"] in epochs]
+    done = {(r["seed"], r["epochs"]) for r in rows}
     for seed in seeds:
         cell = draw_cell(full, args.dataset, args.budget, seed)
         for e in epochs:
+            if (seed, e) in done:
+                continue
             t0 = time.perf_counter()
             model = train_classifier(cell.subset, epochs=e, min_steps=args.min_steps, batch_size=args.batch_size,
                                      width=args.width, seed=seed, num_classes=full.num_classes)
@@ -62,6 +72,7 @@ def main() -> None:
                 "seconds": round(time.perf_counter() - t0, 1),
             })
             print(json.dumps(rows[-1]), flush=True)
+    rows.sort(key=lambda r: (r["seed"], r["epochs"]))
     mean = {split: {e: statistics.fmean(r[split] for r in rows if r["epochs"] == e) for e in epochs}
             for split in ("heldout", "test")}
     threshold = args.threshold / 100
@@ -70,7 +81,7 @@ def main() -> None:
         "benchmark": "convergence", "dataset": args.dataset, "budget": args.budget,
         "n_real": len(cell.subset), "n_heldout": len(cell.heldout), "n_test": len(test),
         "classifier": f"ReferenceClassifier (ResNet-8, width {args.width}), real + classic augmentation",
-        "batch_size": args.batch_size, "min_steps": args.min_steps, "seeds": seeds,
+        "settings": settings, "batch_size": args.batch_size, "min_steps": args.min_steps, "seeds": seeds,
         "threshold_points": args.threshold, "epochs_tried": epochs,
         "mean_heldout": {str(e): v for e, v in mean["heldout"].items()},
         "mean_test": {str(e): v for e, v in mean["test"].items()},
@@ -80,10 +91,10 @@ def main() -> None:
         "command": "python benchmarks/convergence.py " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None),
     }
-    out = args.out or RESULTS / f"convergence_{args.dataset}_{args.budget}.json"
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    with open(out, "w") as f:
-        f.write(json.dumps(result, indent=2) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_suffix(".json.partial")
+    partial.write_text(json.dumps(result, indent=2) + "\n")
+    partial.replace(out)
     print(f"chosen: {chosen:g} epochs (held-out accuracy by budget: "
           + ", ".join(f"{e:g}: {100 * v:.2f}%" for e, v in mean["heldout"].items()) + f"); wrote {out}")
 
