@@ -175,3 +175,20 @@ def test_embedded_subset_matches_original_files():
     index = np.load(__import__("augmentgen").data.sources.resources.files("augmentgen.data")
                     / "embedded" / "fashion_mnist_small.npz")["train_indices"]
     assert torch.equal(full.images[torch.from_numpy(index)], small.images)
+
+
+def test_per_class_subsets_of_one_seed_are_nested_or_disjoint():
+    from augmentgen.data import balanced_subset, per_class_subset
+    from tests.conftest import make_images
+
+    data = make_images(n_per_class=20, num_classes=3, seed=0)
+    rows = lambda d: {bytes(x.numpy().tobytes()) for x in d.images}  # noqa: E731
+    small = per_class_subset(data, [5, 5, 5], seed=4)
+    assert torch.equal(small.images, balanced_subset(data, 5, seed=4).images)
+    double = per_class_subset(data, [10, 10, 10], seed=4)
+    outside = per_class_subset(data, [10, 10, 10], seed=4, offset=[5, 5, 5])
+    assert rows(small) < rows(double)
+    assert not rows(small) & rows(outside)
+    assert double.class_counts == [10, 10, 10] and outside.class_counts == [10, 10, 10]
+    with pytest.raises(DataError, match="too few images"):
+        per_class_subset(data, [15, 15, 15], seed=4, offset=10)

@@ -87,3 +87,65 @@ def test_bad_arguments_raise():
         train_classifier(data, steps=1, augment="heavy")
     with pytest.raises(DataError):
         train_classifier((data.to_float(), data.labels), steps=1)
+
+
+def test_an_epoch_budget_counts_passes_over_the_real_rows():
+    from augmentgen.metrics import classifier_steps
+
+    assert classifier_steps(500, 128, epochs=100) == 300  # 3 full batches an epoch, the tail dropped
+    assert classifier_steps(1000, 128, epochs=100) == 700  # twice the data: more than twice the steps
+    assert classifier_steps(100, 128, epochs=50, min_steps=100) == 100  # a batch is the whole set
+    assert classifier_steps(100, 128, epochs=0.5) == 1
+    with pytest.raises(ConfigError):
+        classifier_steps(100, 128, epochs=0)
+
+
+def _recording(log, mix=None):
+    """A synthetic_mix that records the real rows it is given, then (optionally) mixes."""
+    def record(images, labels):
+        log.append(images.clone())
+        return mix(images, labels) if mix is not None else (images, labels)
+    return record
+
+
+def test_appended_synthetic_rows_leave_the_real_rows_and_their_order_unchanged(separable):
+    """Equal real exposure: the mixed arm sees exactly the real rows of the classic arm, in the
+    same order, and every real row is augmented the same way."""
+    from augmentgen.mixing import SyntheticMix
+    from tests.metrics.fakes import RealImagesGenerator
+
+    train, _ = separable
+    common = dict(epochs=4, batch_size=16, seed=3, width=4, augment="classic")
+    plain_rows, mixed_rows, augmented = [], [], {}
+    train_classifier(train, synthetic_mix=_recording(plain_rows), **common)
+    append = SyntheticMix(RealImagesGenerator(train), 0.5, mode="append", seed=3)
+    train_classifier(train, synthetic_mix=_recording(mixed_rows, append), **common)
+    assert len(plain_rows) == len(mixed_rows) == 4 * (48 // 16)  # 4 epochs of 3 batches
+    seen = torch.cat(plain_rows)
+    assert len(seen) == 4 * 48  # each of the 48 real images 4 times
+    for a, b in zip(plain_rows, mixed_rows):
+        assert torch.equal(a, b)
+
+    # The augmentation of the real rows does not depend on the appended rows either.
+    import augmentgen.metrics.classifier as classifier_module
+
+    original = classifier_module.classic_augment
+
+    def spy(images, **kw):
+        out = original(images, **kw)
+        augmented.setdefault(kw["generator"] is not None and len(images), []).append(out)
+        return out
+
+    for arm, mix in (("plain", None), ("mixed", SyntheticMix(RealImagesGenerator(train), 0.5, mode="append", seed=3))):
+        augmented.clear()
+        classifier_module.classic_augment = spy
+        try:
+            train_classifier(train, synthetic_mix=mix, **common)
+        finally:
+            classifier_module.classic_augment = original
+        if arm == "plain":
+            real_plain = list(augmented[16])
+        else:
+            assert [len(t) for t in augmented[8]] == [8] * 12  # the appended rows, separately
+            for a, b in zip(real_plain, augmented[16]):
+                assert torch.equal(a, b)
