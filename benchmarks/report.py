@@ -3,8 +3,10 @@
 Reads every ``*.json`` in ``--results`` (default ``benchmarks/results``) that one of the
 benchmark scripts wrote, and skips the ones that are missing:
 
-* ``downstream_<dataset>_<budget>.json`` (``benchmarks/downstream.py``): accuracy of every arm,
-  mean ± std over seeds, plus a bar plot of them (``downstream.png``, needs matplotlib);
+* ``downstream_v2_<dataset>_<budget>.json`` (``benchmarks/downstream.py``): every arm's accuracy,
+  ΔAcc and the oracle gain as paired differences with 95% intervals, plus a forest plot of them
+  (``downstream.png``, needs matplotlib); protocol v1 files live in ``results/v1/``;
+* ``convergence_<dataset>_<budget>.json`` (``benchmarks/convergence.py``): the classifier budget;
 * ``family_quality*.json`` (``benchmarks/family_quality.py``): class consistency and diversity;
 * ``throughput.json`` (``benchmarks/throughput.py``): training / sampling speed, peak memory;
 * ``mixing_overhead.json`` and ``pool_fill_rate.json``: the cost of ``SyntheticMix`` and
@@ -103,24 +105,71 @@ def family_cells(d: dict, family: str) -> list[dict]:
     return [row["families"][family] for row in d.get("per_seed", []) if family in row.get("families", {})]
 
 
+def interval_pct(stats: dict | None) -> str:
+    """A paired difference (``augmentgen.metrics.paired_difference``) as "+1.2 [−0.3, +2.7] (4/5)"."""
+    if not stats or stats.get("mean") is None:
+        return "–"
+    text = f"{100 * stats['mean']:+.1f}"
+    if stats.get("ci95"):
+        low, high = stats["ci95"]
+        text += f" [{100 * low:+.1f}, {100 * high:+.1f}]"
+    return text + f" ({stats['n_positive']}/{stats['n']})"
+
+
+def ratio_text(stats: dict | None) -> str:
+    return "–" if not stats or stats.get("mean") is None else f"{stats['mean']:.2f}"
+
+
 def downstream_overview(files: dict[str, dict]) -> str:
-    """One row per dataset, budget and family: the real arms, then the family's figures."""
-    header = ["Dataset", "Budget", "Real, no aug.", "Real + classic", "Family", "+ synthetic", "ΔAcc",
-              "CAS", "Seeds"]
+    """One row per cell and family: classic arm, oracle gain, ΔAcc with its interval, coverage."""
+    header = ["Dataset", "Budget", "Real + classic", "Oracle gain", "Family", "ΔAcc", "Oracle share", "CAS",
+              "Diversity (pixels / features)", "Novelty (pixels)", "Seeds"]
     rows = []
     for d in files.values():
         s = d.get("summary", {})
-        first = [d.get("dataset", "?"), budget_label(d), mean_std_pct(s.get("real_noaug")),
-                 mean_std_pct(s.get("real_classic"))]
+        first = [d.get("dataset", "?"), budget_label(d), mean_std_pct(s.get("real_classic")),
+                 interval_pct(s.get("oracle_gain"))]
         for i, family in enumerate(f for f in d.get("families", []) if s.get(f)):
             f = s[family]
-            rows.append((first if i == 0 else [""] * len(first))
-                        + [f"`{family}`", mean_std_pct(f.get("acc_mixed")), mean_std_pct(f.get("delta"), signed=True),
-                           mean_std_pct(f.get("cas")), str((f.get("acc_mixed") or {}).get("n", 0))])
+            share = f.get("oracle_share")
+            rows.append((first if i == 0 else [""] * len(first)) + [
+                f"`{family}`", interval_pct(f.get("delta")), "–" if share is None else f"{100 * share:.0f}%",
+                mean_std_pct(f.get("cas")),
+                f"{ratio_text(f.get('diversity_pixels'))} / {ratio_text(f.get('diversity_features'))}",
+                ratio_text(f.get("novelty_pixels")), str(f["delta"]["n"])])
     return "\n\n".join([
-        "### Downstream overview",
-        "Test accuracy in percent, mean ± std over seeds; ΔAcc = (real + classic + synthetic) − (real + "
-        "classic), in points; CAS: trained on synthetic data only. Details per file below.",
+        "### Downstream overview (protocol v2)",
+        "Test accuracy in percent, mean ± std over seeds. ΔAcc = (real + classic + synthetic rows appended) − "
+        "(real + classic), and oracle gain = (real + classic on twice the real images) − (real + classic), in "
+        "points: mean of the paired per-seed differences, [95% t interval], (seeds > 0 / seeds). Oracle "
+        "share = mean ΔAcc / mean oracle gain. CAS: trained on synthetic data only. Diversity: median "
+        "pairwise distance within a class of samples ÷ of held-out real images (1 = as diverse as real "
+        "data); novelty: distance to the nearest training image of the class, samples ÷ held-out real "
+        "images (0 = copies). Medians over classes, means over seeds.",
+        table(header, rows),
+    ])
+
+
+def convergence_section(files: dict[str, dict]) -> str:
+    """The classic arm's accuracy against its budget, and the budget chosen per cell."""
+    header = ["Dataset", "Budget", "Epochs (steps)", "Held-out accuracy", "Test accuracy", "Chosen", "Seeds"]
+    rows = []
+    for d in files.values():
+        steps = {r["epochs"]: r["steps"] for r in d.get("rows", [])}
+        tried = d.get("epochs_tried", [])
+        rows.append([
+            d.get("dataset", "?"), budget_label(d),
+            ", ".join(f"{e:g} ({steps.get(e, '?')})" for e in tried),
+            ", ".join(pct(d["mean_heldout"][str(e)], 2) for e in tried),
+            ", ".join(pct(d["mean_test"][str(e)], 2) for e in tried),
+            f"{d['chosen_epochs']:g}" + ("" if d.get("converged", True) else " (not converged)"),
+            ", ".join(map(str, d.get("seeds", []))),
+        ])
+    return "\n\n".join([
+        "### Classifier budget: convergence of the real + classic arm",
+        "Accuracy in percent at each budget (epochs of the real subset), mean over the seeds shown. The "
+        "budget chosen is the smallest one whose doubling adds less than 0.3 points on held-out real "
+        "training images outside the subset; the test accuracy is shown, never used.",
         table(header, rows),
     ])
 
@@ -140,59 +189,59 @@ def downstream_cost(files: dict[str, dict]) -> str:
     return "\n\n".join([
         "### What the downstream suite costs",
         "Compute time recorded in the files (all seeds; a family's time covers its generator, the ratio "
-        "selection, arm b and CAS). Parts that ran side by side share the CPU, so these are upper bounds "
-        f"for one part alone. Sum over all files: {total / 3600:.1f} h.",
+        "selection, arm b, CAS and the coverage figures). Parts that ran side by side share the CPU, so "
+        f"these are upper bounds for one part alone. Sum over all files: {total / 3600:.1f} h.",
         table(header, rows),
     ])
 
 
 def downstream_section(name: str, d: dict) -> str:
     summary = d.get("summary", {})
-    long_tailed = "rarest5_real_classic" in summary or str(d.get("budget", "")).startswith("lt")
-    n_seeds = len(d.get("per_seed", [])) or len(d.get("seeds", []))
-    header = ["Arm", "Test accuracy (%)", "ΔAcc vs real + classic (pp)"]
+    long_tailed = bool(d.get("long_tailed"))
+    header = ["Arm", "Test accuracy (%)", "Paired difference vs real + classic (pts)"]
     if long_tailed:
-        header.append("Rarest-5 accuracy (%)")
-    header.append("n seeds")
+        header.append("Rarest-5 (%, or its difference)")
+    header.append("Seeds")
 
-    def row(arm: str, acc: dict | None, delta: dict | None = None, rarest: dict | None = None) -> list[str]:
-        cells = [arm, mean_std_pct(acc), mean_std_pct(delta, signed=True) if delta else "–"]
+    def row(arm: str, acc: dict | None, delta: dict | None = None, rarest: str = "–") -> list[str]:
+        cells = [arm, mean_std_pct(acc), interval_pct(delta)]
         if long_tailed:
-            cells.append(mean_std_pct(rarest))
-        cells.append(str((acc or {}).get("n", n_seeds)))
-        return cells
+            cells.append(rarest)
+        return cells + [str((acc or {}).get("n", 0))]
 
-    rows = [row("real, no augmentation", summary.get("real_noaug")),
-            row("real + classic augmentation", summary.get("real_classic"),
-                rarest=summary.get("rarest5_real_classic"))]
+    rows = [row("(a) real + classic augmentation", summary.get("real_classic"),
+                rarest=mean_std_pct(summary.get("rarest5_real_classic"))),
+            row("(d) real, no augmentation", summary.get("real_noaug")),
+            row("(e) oracle: real + classic, twice the real images", summary.get("oracle_classic"),
+                summary.get("oracle_gain"))]
     for family in d.get("families", []):
         f = summary.get(family)
         if not f:
             continue
-        rows.append(row(f"real + classic + synthetic (`{family}`)", f.get("acc_mixed"), f.get("delta"),
-                        f.get("rarest5_mixed")))
-        rows.append(row(f"synthetic only, CAS (`{family}`)", f.get("cas")))
-
-    # The mixing ratio is chosen per seed on a validation split; say which ones won.
-    ratios = {family: [c["ratio"] for c in family_cells(d, family)] for family in d.get("families", [])}
-    gen_seconds = {family: (summary.get(family) or {}).get("gen_train_seconds") for family in d.get("families", [])}
+        rows.append(row(f"(b) real + classic + synthetic (`{family}`)", f.get("acc_mixed"), f.get("delta"),
+                        interval_pct(f.get("rarest5_delta"))))
+        rows.append(row(f"(c) synthetic only, CAS (`{family}`)", f.get("cas")))
+    per_seed = d.get("per_seed", [])
+    steps = sorted({(r.get("steps_real"), r.get("steps_oracle")) for r in per_seed})
     commits = {family: sorted({c.get("git_commit") or "unknown" for c in family_cells(d, family)})
                for family in d.get("families", [])}
     notes = [
-        f"Generators: {d.get('gen_steps')} steps, batch {d.get('gen_batch_size')}; classifier "
-        f"({d.get('classifier', 'ReferenceClassifier')}): {d.get('clf_steps')} steps, batch "
-        f"{d.get('clf_batch_size')}; test set {d.get('n_test')} images; seeds {d.get('seeds')}.",
-        f"Mixing ratio chosen per seed on a validation split from {d.get('ratios_tried')}"
-        + (": " + ", ".join(f"`{f}` {r}" for f, r in ratios.items() if r) if any(ratios.values()) else "") + ".",
+        f"Generators: {d.get('gen_steps')} steps, batch {d.get('gen_batch_size')}. Classifier: "
+        f"{d.get('classifier', 'ReferenceClassifier')}, {d.get('clf_epochs'):g} epochs of its real data "
+        f"(steps real / oracle: {', '.join(f'{a} / {b}' for a, b in steps)}), batch {d.get('clf_batch_size')} "
+        f"real rows. {d.get('mixing')}. Test set {d.get('n_test')} images; seeds {d.get('seeds')}.",
+        f"Append ratio chosen per seed on a validation split from {d.get('ratios_tried')}: "
+        + ", ".join(f"`{f}` {(summary.get(f) or {}).get('ratios_chosen')}" for f in d.get("families", [])) + ".",
         "Generator training time (s, mean): "
-        + ", ".join(f"`{f}` {num(s.get('mean'))}" for f, s in gen_seconds.items() if s and s.get("mean") is not None)
-        + ".",
-        "Each family measured at commit "
-        + ", ".join(f"`{f}` " + "/".join(f"`{c[:7]}`" for c in cs) for f, cs in commits.items() if cs) + ".",
+        + ", ".join(f"`{f}` {num(((summary.get(f) or {}).get('gen_train_seconds') or {}).get('mean'))}"
+                    for f in d.get("families", [])) + ".",
+        "Measured at commit " + ", ".join(f"`{f}` " + "/".join(f"`{c[:7]}`" for c in cs)
+                                          for f, cs in commits.items() if cs) + ".",
     ]
     return "\n\n".join([
         f"### Downstream accuracy: {d.get('dataset', '?')}, {budget_label(d)}",
-        "Accuracy in percent, mean ± std over seeds (ΔAcc in percentage points).",
+        "Accuracy in percent, mean ± std over seeds; differences are paired per seed: mean [95% t "
+        "interval] (seeds > 0 / seeds).",
         table(header, rows), " ".join(notes), provenance(name, d),
     ])
 
@@ -305,7 +354,7 @@ SECTIONS = {  # file-name pattern -> section
 
 
 def plot_downstream(files: dict[str, dict], path: Path) -> Path | None:
-    """Bars of mean ± std accuracy per arm, one panel per downstream file; None without matplotlib."""
+    """A forest plot: ΔAcc with its 95% interval per cell and family, the oracle gain beside it."""
     try:
         import matplotlib
 
@@ -313,29 +362,26 @@ def plot_downstream(files: dict[str, dict], path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    most_arms = max(2 + 2 * len(d.get("families", [])) for d in files.values())
-    cols = min(3, len(files))  # a grid, so the panels stay readable as datasets are added
-    rows = -(-len(files) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * max(4.0, 1.0 + 0.6 * most_arms), rows * 4.5),
-                             squeeze=False)
-    for ax in axes.flat[len(files):]:
-        ax.set_visible(False)
-    for ax, (name, d) in zip(axes.flat, files.items()):
-        summary = d.get("summary", {})
-        arms = [("real", summary.get("real_noaug")), ("real+classic", summary.get("real_classic"))]
-        for family in d.get("families", []):
-            f = summary.get(family) or {}
-            arms += [(f"+{family}", f.get("acc_mixed")), (f"CAS {family}", f.get("cas"))]
-        arms = [(label, s) for label, s in arms if s and s.get("mean") is not None]
-        means = [100 * s["mean"] for _, s in arms]
-        stds = [100 * (s.get("std") or 0.0) for _, s in arms]
-        colors = ["#9e9e9e", "#616161"] + ["#1f77b4", "#aec7e8"] * len(d.get("families", []))
-        ax.bar(range(len(arms)), means, yerr=stds, capsize=4, color=colors[:len(arms)])
-        ax.set_xticks(range(len(arms)), [label for label, _ in arms], rotation=30, ha="right")
-        ax.set_ylabel("test accuracy (%)")
-        n = max((s.get("n", 0) for _, s in arms), default=0)
-        ax.set_title(f"{d.get('dataset', '?')}, {d.get('budget', '?')} (n={n} seeds)\n{name}", fontsize=9)
-        ax.grid(axis="y", alpha=0.3)
+    entries = []  # (label, paired stats, is_oracle)
+    for d in files.values():
+        s = d.get("summary", {})
+        cell = f"{d.get('dataset', '?')} {d.get('budget', '?')}"
+        if s.get("oracle_gain"):
+            entries.append((f"{cell}: oracle (2x real)", s["oracle_gain"], True))
+        entries += [(f"{cell}: {f}", s[f]["delta"], False) for f in d.get("families", []) if s.get(f)]
+    if not entries:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(entries) + 1.2))
+    for y, (_, stats, oracle) in enumerate(reversed(entries)):
+        mean = 100 * stats["mean"]
+        low, high = (100 * v for v in stats["ci95"]) if stats.get("ci95") else (mean, mean)
+        color = "#9e9e9e" if oracle else ("#1f77b4" if low > 0 else "#d62728" if high < 0 else "#555555")
+        ax.plot([low, high], [y, y], color=color, linewidth=2)
+        ax.plot([mean], [y], "s" if oracle else "o", color=color)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(range(len(entries)), [label for label, _, _ in reversed(entries)], fontsize=8)
+    ax.set_xlabel("difference in test accuracy vs real + classic (points), mean and 95% t interval")
+    ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -363,14 +409,17 @@ def main() -> None:
     results = Path(args.results)
     out = Path(args.out) if args.out else results / "REPORT.md"
 
-    downstream = {p.name: d for p in sorted(results.glob("downstream_*.json")) if (d := load(p)) is not None}
+    downstream = {p.name: d for p in sorted(results.glob("downstream_v2_*.json")) if (d := load(p)) is not None}
+    convergence = {p.name: d for p in sorted(results.glob("convergence_*.json")) if (d := load(p)) is not None}
     sections = [downstream_section(name, d) for name, d in downstream.items()]
     if downstream:
         sections[:0] = [downstream_overview(downstream), downstream_cost(downstream)]
+    if convergence:
+        sections.insert(1 if downstream else 0, convergence_section(convergence))
     plot = plot_downstream(downstream, out.parent / "downstream.png") if downstream else None
     if plot is not None:
-        sections.insert(0, f"![Downstream accuracy, mean ± std over seeds]({plot.name})")
-    known = set(downstream)
+        sections.insert(0, f"![ΔAcc and oracle gain per cell, mean and 95% interval over paired seeds]({plot.name})")
+    known = set(downstream) | set(convergence)
     for pattern, section in SECTIONS.items():
         for path in sorted(results.glob(pattern)):
             known.add(path.name)
