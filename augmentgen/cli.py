@@ -51,15 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--test-data", help="held-out real data; default: the test split of a built-in --data")
     e.add_argument("--data-dir", help="folder with the built-in datasets' files (no downloads)")
     e.add_argument("--per-class", type=int, help="evaluate on a seeded subset of N training images per class")
-    e.add_argument("--steps", type=int, default=500, help="training steps of every classifier")
+    e.add_argument("--steps", type=int, default=500, help="training steps of every classifier (without --epochs)")
+    e.add_argument("--epochs", type=float, default=None,
+                   help="budget every classifier in passes over its real training data instead of --steps "
+                        "(at least --min-steps steps); benchmarks/convergence.py measures what a dataset needs")
+    e.add_argument("--min-steps", type=int, default=100, help="the fewest steps an --epochs budget gives")
     e.add_argument("--samples-per-class", type=int, default=200)
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--ratios", default="0.25,0.5",
-                   help="comma-separated mixing ratios tried on a validation split for the downstream gain; "
-                        "include 0 to let it decide against mixing")
+    e.add_argument("--ratios", default="0.25,0.5,1",
+                   help="comma-separated ratios (synthetic rows appended per real row of a batch) tried on a "
+                        "validation split for the downstream gain; include 0 to let it decide against mixing")
     e.add_argument("--repeats", type=int, default=1,
-                   help="measure the downstream gain with N seeds and report mean ± std (its classifiers "
-                        "are trained N times)")
+                   help="measure the downstream gain with N paired seeds and report its mean with a 95%% "
+                        "interval (its classifiers are trained N times; 5 is the benchmark's choice)")
     e.add_argument("--device", default=None)
     e.add_argument("--out", default=None, help="folder for eval.json and eval.png (default: the model folder "
                                                "when it is a local folder, else ./eval)")
@@ -124,8 +128,9 @@ def _ratios(text: str) -> list[float]:
         ratios = [float(r) for r in text.split(",") if r.strip()]
     except ValueError:
         ratios = []
-    if not ratios or any(not 0 <= r <= 1 for r in ratios):
-        raise ConfigError(f"--ratios takes comma-separated numbers in [0, 1] like 0,0.25,0.5; got {text!r}")
+    if not ratios or any(not r >= 0 for r in ratios):
+        raise ConfigError("--ratios takes comma-separated numbers >= 0 (synthetic rows per real row) like "
+                          f"0,0.25,0.5,1; got {text!r}")
     return ratios
 
 
@@ -147,7 +152,8 @@ def _eval(args) -> int:
     else:
         raise DataError(f"{args.data} has no test split augmentgen knows of; pass --test-data with "
                         "held-out real images (never the training images)")
-    report = evaluate_generator(generator, train_data, test_data, steps=args.steps,
+    report = evaluate_generator(generator, train_data, test_data, steps=args.steps, epochs=args.epochs,
+                                min_steps=args.min_steps,
                                 n_per_class=args.samples_per_class, seed=args.seed, repeats=args.repeats,
                                 candidate_ratios=ratios,
                                 device=args.device)

@@ -52,7 +52,7 @@ def test_sample_formats_and_eval_report(tmp_path, capsys):
     assert report["n_train"] == 60 and report["n_test"] == 1000
     assert report["downstream"]["delta"] == report["downstream"]["acc_mixed"] - report["downstream"]["acc_real_classic"]
     assert report["extractor"]["name"] and (out / "eval.png").stat().st_size > 0
-    assert report["downstream_seeds"]["seeds"] == [0, 1] and "over 2 seeds" in printed
+    assert report["downstream_seeds"]["seeds"] == [0, 1] and "over 2 paired seeds" in printed
     assert set(report["downstream"]["ratio_selection"]) == {"0.0", "0.5"}  # JSON keys
     # A folder of images has no test split: refuse rather than test on the training images.
     assert main(["eval", "--model", str(out), "--data", str(tmp_path / "folder")]) == 2

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import platform
-import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from ..models.base import ConditionalGenerator
 from .classifier import default_device, evaluate_accuracy, train_classifier
 from .distances import extractor_description, feature_distances
 from .scores import class_consistency, classification_accuracy_score, downstream_gain
+from .stats import paired_difference
 
 
 def evaluate_generator(
@@ -32,9 +32,11 @@ def evaluate_generator(
     test_data: LabelledImages,
     *,
     steps: int = 500,
+    epochs: float | None = None,
+    min_steps: int = 0,
     n_per_class: int = 200,
     seed: int = 0,
-    candidate_ratios: Sequence[float] = (0.25, 0.5),
+    candidate_ratios: Sequence[float] = (0.25, 0.5, 1.0),
     repeats: int = 1,
     device: str | torch.device | None = None,
 ) -> dict:
@@ -45,18 +47,23 @@ def evaluate_generator(
         train_data: the real data the generator was trained on (or the user's training set).
         test_data: held-out real data; only the final test figures touch it.
         steps: budget of every classifier trained (reference, CAS, each downstream arm).
+        epochs: budget every classifier in passes over its own training data instead (at least
+            ``min_steps`` steps), as the benchmark protocol does.
         n_per_class: synthetic images per class for consistency, CAS and the distances.
         seed: seeds classifiers, sampling and the validation split.
-        candidate_ratios: mixing ratios tried on the validation split for the downstream gain.
-        repeats: measure the downstream gain with this many seeds (``seed``, ``seed + 1``, ...):
-            its seed-to-seed spread is often as large as the gain itself.
+        candidate_ratios: append ratios (synthetic rows per real row) tried on the validation
+            split for the downstream gain; 0 lets it decide against mixing.
+        repeats: measure the downstream gain with this many paired seeds (``seed``, ``seed + 1``,
+            ...) and report the mean with a 95% t interval: its seed-to-seed spread is often as
+            large as the gain itself.
         device: where classifiers train and the generator samples (default: CUDA if available).
 
     Returns:
         ``{"extractor", "reference_accuracy", "class_consistency", "cas", "downstream",
         "downstream_seeds", "distances", "seconds", ...}``: ``downstream`` is the gain at
-        ``seed`` with its per-class figures, ``downstream_seeds`` every seed's ΔAcc with their mean
-        and standard deviation (None for one seed); see the sub-reports' docstrings for the rest.
+        ``seed`` with its per-class figures, ``downstream_seeds`` every seed's ΔAcc with
+        :func:`~augmentgen.metrics.paired_difference`'s mean, standard deviation, 95% interval and
+        count of positive seeds (None for one seed); see the sub-reports' docstrings for the rest.
     """
     if repeats < 1:
         raise ConfigError(f"repeats must be at least 1, got {repeats}")
@@ -74,35 +81,36 @@ def evaluate_generator(
     start = time.perf_counter()
     # The reference classifier is also the real-data arm of CAS and of the downstream gain (same
     # data, augmentation, budget and seed), so it is trained once instead of three times.
-    reference = train_classifier(train_data, steps=steps, seed=seed, device=device).eval()
+    budget = dict(steps=steps, epochs=epochs, min_steps=min_steps)
+    reference = train_classifier(train_data, seed=seed, device=device, **budget).eval()
     report = {
         "generator": repr(generator),
         "family": generator.family,
         "class_names": generator.class_names,
-        "extractor": extractor_description(reference, trained_on=train_data.source, steps=steps, seed=seed),
+        "extractor": extractor_description(reference, trained_on=train_data.source, seed=seed, **budget),
         "reference_accuracy": evaluate_accuracy(reference, test_data),
         "class_consistency": class_consistency(generator, reference, n_per_class, seed=seed),
         "cas": classification_accuracy_score(generator, test_data, real_model=reference,
-                                             n_per_class=n_per_class, steps=steps, seed=seed, device=device),
-        "downstream": downstream_gain(generator, train_data, test_data, steps=steps, seed=seed,
+                                             n_per_class=n_per_class, seed=seed, device=device, **budget),
+        "downstream": downstream_gain(generator, train_data, test_data, seed=seed, **budget,
                                       candidate_ratios=candidate_ratios, device=device,
                                       real_classic_model=reference),
         "distances": feature_distances(generator, reference, test_data, n_per_class=n_per_class, seed=seed),
-        "n_train": len(train_data), "n_test": len(test_data), "seed": seed, "steps": steps,
+        "n_train": len(train_data), "n_test": len(test_data), "seed": seed, "steps": steps, "epochs": epochs,
         "device": str(device), "machine": platform.platform(), "torch": torch.__version__,
     }
     gains = [report["downstream"]] + [
-        downstream_gain(generator, train_data, test_data, steps=steps, seed=seed + i,
+        downstream_gain(generator, train_data, test_data, seed=seed + i, **budget,
                         candidate_ratios=candidate_ratios, device=device, include_noaug=False)
         for i in range(1, repeats)
     ]
-    deltas = [g["delta"] for g in gains]
+    paired = paired_difference([g["acc_mixed"] for g in gains], [g["acc_real_classic"] for g in gains])
     report["downstream_seeds"] = {
         "seeds": [seed + i for i in range(repeats)],
-        "delta": deltas, "acc_real_classic": [g["acc_real_classic"] for g in gains],
+        "delta": paired["differences"], "acc_real_classic": [g["acc_real_classic"] for g in gains],
         "acc_mixed": [g["acc_mixed"] for g in gains], "ratio": [g["ratio"] for g in gains],
-        "delta_mean": statistics.fmean(deltas),
-        "delta_std": statistics.stdev(deltas) if repeats > 1 else None,
+        "delta_mean": paired["mean"], "delta_std": paired["std"], "delta_ci95": paired["ci95"],
+        "n_positive": paired["n_positive"],
     }
     report["seconds"] = round(time.perf_counter() - start, 1)
     return report
@@ -110,10 +118,11 @@ def evaluate_generator(
 
 def _gain(report: dict) -> str:
     seeds = report.get("downstream_seeds")
-    if not seeds or seeds["delta_std"] is None:
-        return f"{100 * report['downstream']['delta']:+5.1f} pts (one seed: --repeats 3 shows its spread)"
-    return (f"{100 * seeds['delta_mean']:+5.1f} ± {100 * seeds['delta_std']:.1f} pts "
-            f"(mean ± std over {len(seeds['delta'])} seeds)")
+    if not seeds or seeds.get("delta_ci95") is None:
+        return f"{100 * report['downstream']['delta']:+5.1f} pts (one seed: --repeats 5 gives an interval)"
+    low, high = seeds["delta_ci95"]
+    return (f"{100 * seeds['delta_mean']:+5.1f} pts, 95% interval [{100 * low:+.1f}, {100 * high:+.1f}] "
+            f"over {len(seeds['delta'])} paired seeds, {seeds['n_positive']} positive")
 
 
 def format_report(report: dict) -> str:

@@ -86,6 +86,8 @@ def classification_accuracy_score(
     real_data=None,
     n_per_class: int = 500,
     steps: int = 500,
+    epochs: float | None = None,
+    min_steps: int = 0,
     batch_size: int = 128,
     seed: int = 0,
     augment: str = "classic",
@@ -104,8 +106,8 @@ def classification_accuracy_score(
         ``{"cas", "cas_per_class", "acc_real", "acc_real_per_class", "n_per_class", "steps", "seed"}``
         (``acc_real*`` are None without ``real_data`` or ``real_model``).
     """
-    common = dict(steps=steps, batch_size=batch_size, seed=seed, augment=augment, width=width,
-                  device=device)
+    common = dict(steps=steps, epochs=epochs, min_steps=min_steps, batch_size=batch_size, seed=seed,
+                  augment=augment, width=width, device=device)
     synthetic = sample_uint8_per_class(generator, n_per_class, seed=seed)
     model = train_classifier(synthetic, **common)
     report = {

@@ -35,8 +35,8 @@ def test_reference_classifier_serves_as_the_real_arms(split, monkeypatch):
     generator = RealImagesGenerator(train, shift=1)
     report = evaluate_generator(generator, train, test, steps=STEPS, n_per_class=10)
 
-    # reference, CAS on synthetic, two ratio candidates, mixed arm, no-augmentation arm
-    assert len(trained) == 6 and sum(trained) == 3
+    # reference, CAS on synthetic, three ratio candidates, mixed arm, no-augmentation arm
+    assert len(trained) == 7 and sum(trained) == 4
     assert report["cas"]["acc_real"] == report["reference_accuracy"]
     assert report["downstream"]["acc_real_classic"] == report["reference_accuracy"]
 
@@ -62,7 +62,10 @@ def test_repeats_measure_the_gain_at_every_seed(split):
     deltas = torch.tensor(seeds["delta"], dtype=torch.float64)
     assert seeds["delta_mean"] == pytest.approx(deltas.mean().item())
     assert seeds["delta_std"] == pytest.approx(deltas.std().item())
-    assert "over 3 seeds" in format_report(report)
+    half = 4.303 * deltas.std().item() / 3 ** 0.5  # t(0.975, 2 degrees of freedom)
+    assert seeds["delta_ci95"] == pytest.approx([deltas.mean().item() - half, deltas.mean().item() + half])
+    assert seeds["n_positive"] == int((deltas > 0).sum())
+    assert "over 3 paired seeds" in format_report(report)
 
     with pytest.raises(ConfigError, match="repeats"):
         evaluate_generator(generator, train, test, steps=STEPS, repeats=0)
