@@ -21,6 +21,7 @@ from ..data import LabelledImages
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator
 from .classifier import default_device, evaluate_accuracy, train_classifier
+from .coverage import coverage_report
 from .distances import extractor_description, feature_distances
 from .scores import class_consistency, classification_accuracy_score, downstream_gain
 from .stats import paired_difference
@@ -96,6 +97,10 @@ def evaluate_generator(
                                       candidate_ratios=candidate_ratios, device=device,
                                       real_classic_model=reference),
         "distances": feature_distances(generator, reference, test_data, n_per_class=n_per_class, seed=seed),
+        # Held-out real images for the coverage ratios: the test set, as for the distances above
+        # (a reported figure, never used to choose anything).
+        "coverage": coverage_report(generator, reference, train_data, test_data, n_per_class=n_per_class,
+                                    seed=seed),
         "n_train": len(train_data), "n_test": len(test_data), "seed": seed, "steps": steps, "epochs": epochs,
         "device": str(device), "machine": platform.platform(), "torch": torch.__version__,
     }
@@ -125,9 +130,18 @@ def _gain(report: dict) -> str:
             f"over {len(seeds['delta'])} paired seeds, {seeds['n_positive']} positive")
 
 
+def _number(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.2f}"  # NaN: too few images
+
+
+def _ratio(summary: dict) -> str:
+    """A coverage ratio's median over classes."""
+    return _number(summary.get("median"))
+
+
 def format_report(report: dict) -> str:
     """A plain-text table of :func:`evaluate_generator`'s report, per-class rows included."""
-    down, cas, dist = report["downstream"], report["cas"], report["distances"]
+    down, cas, dist, cover = report["downstream"], report["cas"], report["distances"], report["coverage"]
     pct = lambda v: "   -  " if v is None else f"{100 * v:5.1f}%"  # noqa: E731
     lines = [
         f"feature extractor: {report['extractor']['name']} (trained on {report['extractor']['trained_on']}, "
@@ -147,8 +161,12 @@ def format_report(report: dict) -> str:
         f"{'KID':34s} {dist['kid']:.4f} ± {dist['kid_std']:.4f}",
         f"{'precision / recall':34s} {dist['precision']:.3f} / {dist['recall']:.3f}",
         f"{'density / coverage':34s} {dist['density']:.3f} / {dist['coverage']:.3f}",
+        f"{'diversity ratio (pixels / features)':34s} {_ratio(cover['diversity_pixels'])} / "
+        f"{_ratio(cover['diversity_features'])}   (1 = as spread as real images of the class)",
+        f"{'novelty ratio (pixels / features)':34s} {_ratio(cover['novelty_pixels'])} / "
+        f"{_ratio(cover['novelty_features'])}   (0 = copies of training images, 1 = as new as real ones)",
         "",
-        f"{'class':20s} {'consist.':>8s} {'CAS':>7s} {'real':>7s} {'+synth':>7s} {'FID':>8s}",
+        f"{'class':20s} {'consist.':>8s} {'CAS':>7s} {'real':>7s} {'+synth':>7s} {'FID':>8s} {'divers.':>8s}",
     ]
     fids = dist.get("per_class_fid") or []
     for i, name in enumerate(report["class_names"]):
@@ -156,7 +174,8 @@ def format_report(report: dict) -> str:
         lines.append(
             f"{name[:20]:20s} {pct(report['class_consistency']['per_class'][name]):>8s} "
             f"{pct(cas['cas_per_class'][i]):>7s} {pct(down['per_class_real_classic'][i]):>7s} "
-            f"{pct(down['per_class_mixed'][i]):>7s} {'-' if fid is None else f'{fid:8.2f}':>8s}"
+            f"{pct(down['per_class_mixed'][i]):>7s} {'-' if fid is None else f'{fid:8.2f}':>8s} "
+            f"{_number(cover['diversity_pixels']['per_class'][i]):>8s}"
         )
     return "\n".join(lines)
 

@@ -46,6 +46,11 @@ def test_reference_classifier_serves_as_the_real_arms(split, monkeypatch):
     for key in ("acc_real_classic", "acc_mixed", "acc_real_noaug", "ratio", "delta"):
         assert report["downstream"][key] == alone[key], key
     assert "downstream gain" in format_report(report) and "one seed" in format_report(report)
+    # Coverage ratios against held-out real images (the test set), per class.
+    for key in ("diversity_pixels", "diversity_features", "novelty_pixels", "novelty_features"):
+        assert len(report["coverage"][key]["per_class"]) == 3
+    assert 0 < report["coverage"]["diversity_pixels"]["median"] < 3
+    assert "diversity ratio" in format_report(report) and "novelty ratio" in format_report(report)
     assert report["downstream_seeds"]["delta"] == [report["downstream"]["delta"]]
     assert report["downstream_seeds"]["delta_std"] is None
 
