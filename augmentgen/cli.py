@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="grid: one PNG, a row per class; imagefolder: OUT/<class>/*.png; npz: "
                         "images/labels/classes arrays; hf: a saved datasets.Dataset")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--temperature", default="1", metavar="T",
+                   help="sampling temperature: below 1 concentrates each class's samples (0: the class's "
+                        "centre), above 1 spreads them; one float, or comma-separated floats, one per class "
+                        "in class order (e.g. 1,1,0.5)")
     s.add_argument("--device", default=None)
 
     e = sub.add_parser("eval", help="measure a generator on real data: consistency, CAS, ΔAcc, FID")
@@ -111,15 +115,25 @@ def _sample(args) -> int:
     from .mixing import write_samples
     from .training.grid import save_sample_grid
 
+    # Parsed before loading, so a typo fails at once; the generator checks values and length.
+    try:
+        temperature = [float(t) for t in args.temperature.split(",")]
+    except ValueError:
+        raise ConfigError("--temperature takes a float >= 0 or comma-separated floats >= 0, one per class "
+                          f"in class order (like 0.5 or 1,1,0.5); got {args.temperature!r}") from None
+    temperature = temperature[0] if len(temperature) == 1 else temperature
     generator = from_pretrained(args.model, device=args.device)
+    temperature = generator.check_temperature(temperature)
+    at = "" if temperature == 1.0 else f", temperature {args.temperature}"
     if args.format == "grid":
         g = torch.Generator(device=generator.device).manual_seed(args.seed)
-        images, _ = generator.sample_per_class(args.per_class, generator=g)
+        images, _ = generator.sample_per_class(args.per_class, generator=g, temperature=temperature)
         path = save_sample_grid(images, args.per_class, args.out)
-        print(f"wrote {path} ({generator.num_classes} rows x {args.per_class})")
+        print(f"wrote {path} ({generator.num_classes} rows x {args.per_class}{at})")
         return 0
-    path = write_samples(generator, args.per_class, args.out, args.format, seed=args.seed)
-    print(f"wrote {path} ({args.format}: {args.per_class} images x {generator.num_classes} classes)")
+    path = write_samples(generator, args.per_class, args.out, args.format, seed=args.seed,
+                         temperature=temperature)
+    print(f"wrote {path} ({args.format}: {args.per_class} images x {generator.num_classes} classes{at})")
     return 0
 
 

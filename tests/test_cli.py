@@ -92,3 +92,38 @@ def test_every_family_trains_saves_loads_and_samples_from_the_cli(model, tmp_pat
     assert generator.family == ("cgan" if model == "wgan-gp" else model)
     assert main(["sample", "--model", str(out), "--per-class", "2", "--out", str(tmp_path / "g.png")]) == 0
     assert (tmp_path / "g.png").stat().st_size > 0
+
+
+def test_sample_temperature_flag_takes_a_float_or_one_per_class(tmp_path, capsys):
+    import torch
+
+    from augmentgen import load_data
+    from augmentgen.hub import save_generator
+    from augmentgen.models import build_config, build_generator
+
+    torch.manual_seed(0)
+    generator = build_generator(build_config("cgan", num_classes=3, generator_width=8, latent_dim=8))
+    save_generator(generator, tmp_path / "model")
+    model = ["sample", "--model", str(tmp_path / "model"), "--per-class", "3", "--format", "npz"]
+
+    def images(name, *flags):
+        assert main([*model, "--out", str(tmp_path / name), *flags]) == 0
+        return load_data(tmp_path / name).images.view(3, 3, 1, 28, 28)
+
+    default, one = images("d.npz"), images("one.npz", "--temperature", "1")
+    assert torch.equal(default, one)
+    cold = images("cold.npz", "--temperature", "0")
+    assert "temperature 0" in capsys.readouterr().out
+    assert all(torch.equal(cold[k, i], cold[k, 0]) for k in range(3) for i in range(3))
+    mixed = images("mixed.npz", "--temperature", "1,0,2")
+    assert torch.equal(mixed[0], default[0]) and torch.equal(mixed[1], cold[1])
+    assert not torch.equal(mixed[2], default[2])
+    assert main(["sample", "--model", str(tmp_path / "model"), "--per-class", "2", "--temperature", "0.5",
+                 "--out", str(tmp_path / "g.png")]) == 0
+    assert (tmp_path / "g.png").stat().st_size > 0
+    capsys.readouterr()
+    for bad, message in [("warm", "--temperature takes"), ("1,,2", "--temperature takes"),
+                         ("1,1", "2 values but this generator has 3 classes"), ("-1", ">= 0")]:
+        assert main([*model, "--out", str(tmp_path / "bad.npz"), "--temperature", bad]) == 2
+        assert message in capsys.readouterr().err, bad
+    assert not (tmp_path / "bad.npz").exists()

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import torch
 
 from ..errors import ConfigError, DataError
-from ..models.base import ConditionalGenerator
+from ..models.base import ConditionalGenerator, Temperature
 from ..transforms.functional import from_generator_range
 
 Balance = None | Literal["uniform", "inverse-frequency"] | Mapping[int | str, float]
@@ -69,6 +69,10 @@ class SyntheticMix:
             batches (applied to ``[0, 1]`` images); overrides ``output_range``.
         seed (int, optional): seeds the row choice, class draws and generator noise, so the same
             batches give the same output.
+        temperature (float or sequence of float, defaults to 1.0): sampling temperature of the
+            synthetic rows (:meth:`ConditionalGenerator.sample`): below 1 concentrates each class's
+            samples towards its centre (0: one image per class), above 1 spreads them; one float,
+            or ``num_classes`` floats indexed by class. 1 gives exactly the samples without it.
         autocast (bool, defaults to False): run the generator under bf16 autocast.
         compile (bool, defaults to False): ``torch.compile`` the generator's sampling.
         prefetch (bool, defaults to False): on CUDA, generate the next synthetic batch on a side
@@ -88,6 +92,7 @@ class SyntheticMix:
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         seed: int | None = None,
+        temperature: Temperature = 1.0,
         autocast: bool = False,
         compile: bool = False,
         prefetch: bool = False,
@@ -107,6 +112,8 @@ class SyntheticMix:
         self.output_range = output_range
         self.mean, self.std = mean, std
         self.seed = seed
+        # Validated once here (a float or a tuple of floats), so a bad value fails before training.
+        self.temperature = generator.check_temperature(temperature)
         self.autocast = autocast
         self.prefetch = prefetch
         self._class_weights = self._parse_balance(balance)
@@ -225,7 +232,7 @@ class SyntheticMix:
     def _generate(self, classes: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode(), torch.autocast(classes.device.type, dtype=torch.bfloat16,
                                                     enabled=self.autocast):
-            fake_images = self._sample(classes, generator=self._rng)
+            fake_images = self._sample(classes, generator=self._rng, temperature=self.temperature)
         return fake_images.float()
 
     def _synthetic_batch(self, n: int, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -302,7 +309,8 @@ class SyntheticMix:
         return out_images, out_labels
 
     def __repr__(self) -> str:
-        return (f"SyntheticMix(ratio={self.ratio}, mode={self.mode!r}, balance={self.balance!r}, "
+        temperature = "" if self.temperature == 1.0 else f", temperature={self.temperature!r}"
+        return (f"SyntheticMix(ratio={self.ratio}, mode={self.mode!r}, balance={self.balance!r}{temperature}, "
                 f"generator={type(self.generator).__name__})")
 
 
@@ -358,7 +366,7 @@ def augment_loader(loader: Iterable, generator: ConditionalGenerator, ratio: flo
 
     ``for images, labels in augment_loader(loader, generator, ratio=0.5): ...`` — the loop is
     unchanged. ``mix_kwargs`` go to :class:`SyntheticMix` (``mode``, ``balance``,
-    ``output_range``, ``mean``/``std``, ``seed``, ...). Batches are moved to the generator's device.
+    ``output_range``, ``mean``/``std``, ``seed``, ``temperature``, ...). Batches are moved to the generator's device.
     """
     return AugmentedLoader(loader, SyntheticMix(generator, ratio, **mix_kwargs),
                            image_key=image_key, label_key=label_key, to_device=to_device)

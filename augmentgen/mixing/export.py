@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..models.base import ConditionalGenerator
+from ..models.base import ConditionalGenerator, Temperature
 from ..transforms.functional import to_uint8
 
 FORMATS = ("grid", "imagefolder", "npz", "hf")
@@ -24,8 +24,12 @@ def safe_class_dir(name: str) -> str:
 
 def write_samples(generator: ConditionalGenerator, per_class: int, out: str | os.PathLike,
                   format: Literal["grid", "imagefolder", "npz", "hf"] = "grid", *, seed: int = 0,
-                  batch_size: int = 1024) -> Path:
+                  batch_size: int = 1024, temperature: Temperature = 1.0) -> Path:
     """Sample ``per_class`` images of every class and write them to ``out``.
+
+    ``temperature`` is :meth:`ConditionalGenerator.sample`'s: below 1 concentrates each class's
+    samples towards its centre (0: one image per class), above 1 spreads them; one float, or
+    ``num_classes`` floats indexed by class (``augmentgen sample --temperature``).
 
     Formats:
         - ``grid``: one PNG, one row per class (``out`` is the file).
@@ -42,15 +46,17 @@ def write_samples(generator: ConditionalGenerator, per_class: int, out: str | os
         raise ConfigError(f"format must be one of {FORMATS}, got {format!r}")
     if per_class < 1:
         raise ConfigError(f"per_class must be at least 1, got {per_class}")
+    temperature = generator.check_temperature(temperature)  # before any file is written
     out = Path(out)
     if format == "hf":
         from .hf import synthesize
 
-        synthesize(generator, per_class, seed=seed, batch_size=batch_size).save_to_disk(str(out))
+        synthesize(generator, per_class, seed=seed, batch_size=batch_size,
+                   temperature=temperature).save_to_disk(str(out))
         return out
     rng = torch.Generator(device=generator.device).manual_seed(seed)
     labels = torch.arange(generator.num_classes, device=generator.device).repeat_interleave(per_class)
-    fake_images = generator.sample(labels, generator=rng, batch_size=batch_size)
+    fake_images = generator.sample(labels, generator=rng, batch_size=batch_size, temperature=temperature)
     if format == "grid":
         from torchvision.utils import make_grid, save_image
 

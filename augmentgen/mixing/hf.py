@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..models.base import ConditionalGenerator
+from ..models.base import ConditionalGenerator, Temperature
 from ..transforms.functional import to_uint8
 
 SYNTHETIC = "synthetic"
@@ -109,9 +109,11 @@ def _to_arrays(images_uint8: torch.Tensor) -> list[np.ndarray]:
 
 
 def _generate_rows(generator: ConditionalGenerator, labels: torch.Tensor, *, batch_size: int,
-                   rng: torch.Generator) -> Iterator[tuple[list[np.ndarray], list[int]]]:
+                   rng: torch.Generator, temperature: Temperature = 1.0,
+                   ) -> Iterator[tuple[list[np.ndarray], list[int]]]:
     for chunk in labels.split(batch_size):
-        fake_images = generator.sample(chunk.to(generator.device), generator=rng, batch_size=batch_size)
+        fake_images = generator.sample(chunk.to(generator.device), generator=rng, batch_size=batch_size,
+                                       temperature=temperature)
         yield _to_arrays(to_uint8(fake_images)), chunk.tolist()
 
 
@@ -125,7 +127,7 @@ def _rng(generator: ConditionalGenerator, seed: int | None) -> torch.Generator:
 
 
 def synthesize(generator: ConditionalGenerator, per_class: int | Mapping | str = 100, *, like=None,
-               seed: int | None = 0, batch_size: int = 1024):
+               seed: int | None = 0, batch_size: int = 1024, temperature: Temperature = 1.0):
     """Sample a ``datasets.Dataset`` of synthetic labelled images.
 
     Args:
@@ -138,17 +140,23 @@ def synthesize(generator: ConditionalGenerator, per_class: int | Mapping | str =
             ``image``, ``label`` (ClassLabel with the generator's class names), ``synthetic``.
         seed: seeds the samples (same seed, same rows); None for fresh randomness.
         batch_size: images generated per forward pass.
+        temperature: sampling temperature (:meth:`ConditionalGenerator.sample`): below 1
+            concentrates each class's images towards its centre (0: one image per class, repeated),
+            above 1 spreads them; one float, or ``num_classes`` floats indexed by class. 1 gives
+            exactly the rows made without it.
 
     Returns:
         A ``datasets.Dataset`` grouped by class, with ``synthetic`` True on every row.
     """
     ds = _datasets()
+    temperature = generator.check_temperature(temperature)  # fail before any work
     features = synthetic_features(generator, like)
     image_column, label_column = _columns(features)
     counts = _per_class_counts(generator, per_class, like)
     labels = torch.repeat_interleave(torch.arange(generator.num_classes), torch.tensor(counts))
     images: list[np.ndarray] = []
-    for arrays, _ in _generate_rows(generator, labels, batch_size=batch_size, rng=_rng(generator, seed)):
+    for arrays, _ in _generate_rows(generator, labels, batch_size=batch_size, rng=_rng(generator, seed),
+                                    temperature=temperature):
         images.extend(arrays)
     return ds.Dataset.from_dict(
         {image_column: images, label_column: labels.tolist(), SYNTHETIC: [True] * len(images)},
@@ -156,14 +164,17 @@ def synthesize(generator: ConditionalGenerator, per_class: int | Mapping | str =
 
 
 def synthesize_iterable(generator: ConditionalGenerator, *, like=None, num_samples: int | None = None,
-                        balance: Mapping | None = None, seed: int | None = 0, batch_size: int = 256):
+                        balance: Mapping | None = None, seed: int | None = 0, batch_size: int = 256,
+                        temperature: Temperature = 1.0):
     """A ``datasets.IterableDataset`` that generates synthetic rows on the fly, ``batch_size`` at a time.
 
     Classes are drawn uniformly (or by ``balance`` weights ``{class: weight}``); the stream is
     endless unless ``num_samples`` is given. Interleave it with a streamed dataset:
     ``datasets.interleave_datasets([mark_real(real_stream), synthetic_stream], probabilities=...)``.
+    ``temperature`` is :func:`synthesize`'s (checked here, not when the stream is first read).
     """
     ds = _datasets()
+    temperature = generator.check_temperature(temperature)
     features = synthetic_features(generator, like)
     image_column, label_column = _columns(features)
     weights = torch.ones(generator.num_classes)
@@ -180,7 +191,8 @@ def synthesize_iterable(generator: ConditionalGenerator, *, like=None, num_sampl
         while num_samples is None or made < num_samples:
             n = batch_size if num_samples is None else min(batch_size, num_samples - made)
             labels = torch.multinomial(torch.tensor(weights_list), n, replacement=True, generator=draw)
-            for arrays, classes in _generate_rows(generator, labels, batch_size=batch_size, rng=rng):
+            for arrays, classes in _generate_rows(generator, labels, batch_size=batch_size, rng=rng,
+                                                  temperature=temperature):
                 for array, label in zip(arrays, classes):
                     yield {image_column: array, label_column: label, SYNTHETIC: True}
             made += n
@@ -203,14 +215,16 @@ def mark_real(dataset, value: bool = False):
 
 
 def add_synthetic(dataset, generator: ConditionalGenerator, per_class: int | Mapping | str = 100, *,
-                  seed: int | None = 0, batch_size: int = 1024):
+                  seed: int | None = 0, batch_size: int = 1024, temperature: Temperature = 1.0):
     """``dataset`` plus synthetic rows of every class: the one-line HF change.
 
     Equivalent to ``concatenate_datasets([mark_real(dataset), synthesize(generator, per_class,
-    like=dataset)])``. ``per_class="balance"`` tops every class up to the majority count.
+    like=dataset)])``. ``per_class="balance"`` tops every class up to the majority count;
+    ``temperature`` is :func:`synthesize`'s.
     """
     ds = _datasets()
-    synthetic = synthesize(generator, per_class, like=dataset, seed=seed, batch_size=batch_size)
+    synthetic = synthesize(generator, per_class, like=dataset, seed=seed, batch_size=batch_size,
+                           temperature=temperature)
     return ds.concatenate_datasets([mark_real(dataset), synthetic])
 
 

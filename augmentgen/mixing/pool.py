@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ConfigError, DataError
-from ..models.base import ConditionalGenerator
+from ..models.base import ConditionalGenerator, Temperature
 from ..transforms.functional import to_uint8
 
 
@@ -27,14 +27,19 @@ class SyntheticPool:
         seed (int, optional): seeds the bank's contents (each refresh draws new images).
         refresh_every (int, optional): with :meth:`step_epoch` called once per epoch, refresh the
             bank every this many epochs.
+        temperature (float or sequence of float, defaults to 1.0): sampling temperature of the
+            bank (:meth:`ConditionalGenerator.sample`): below 1 concentrates each class's images
+            towards its centre (0: every image of a class is the same), above 1 spreads them;
+            one float, or ``num_classes`` floats indexed by class.
     """
 
     def __init__(self, generator: ConditionalGenerator, per_class: int = 256, *, batch_size: int = 1024,
-                 seed: int | None = None, refresh_every: int | None = None):
+                 seed: int | None = None, refresh_every: int | None = None, temperature: Temperature = 1.0):
         if per_class < 1:
             raise ConfigError(f"per_class must be at least 1, got {per_class}")
         if refresh_every is not None and refresh_every < 1:
             raise ConfigError(f"refresh_every must be a positive number of epochs, got {refresh_every}")
+        self.temperature = generator.check_temperature(temperature)  # a float or a tuple of floats
         self.generator: ConditionalGenerator | None = generator
         self.per_class = per_class
         self.batch_size = batch_size
@@ -63,7 +68,8 @@ class SyntheticPool:
         labels = torch.arange(self.num_classes, device=self.generator.device).repeat_interleave(self.per_class)
         for start in range(0, len(labels), self.batch_size):
             chunk = labels[start:start + self.batch_size]
-            fake_images = self.generator.sample(chunk, generator=self._rng, batch_size=self.batch_size)
+            fake_images = self.generator.sample(chunk, generator=self._rng, batch_size=self.batch_size,
+                                                temperature=self.temperature)
             flat[start:start + len(chunk)].copy_(to_uint8(fake_images))
         self.refreshes += 1
 

@@ -95,6 +95,16 @@ class AAEGenerator(EncoderGenerator):
         component = torch.randint(0, c.prior_components, (n,), device=dev, generator=generator)
         return self.prior_means[component] + c.prior_component_std * noise
 
+    def scale_noise(self, noise: torch.Tensor, labels: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+        # The Gaussian and uniform priors are centred at 0 (the default). A mixture code is
+        # scaled around its nearest component mean, the mode it was drawn from (but for the rare
+        # code that lies closer to another component), so 0 decodes a mode, not the origin.
+        if self.config.prior != "mixture":
+            return super().scale_noise(noise, labels, temperature)
+        centre = self.prior_means[torch.cdist(noise, self.prior_means).argmin(dim=1)]  # (n, latent)
+        t = temperature.to(noise.dtype)[:, None]
+        return torch.where(t == 1, noise, centre + t * (noise - centre))  # t == 1: bit-identical
+
     def code_scale(self, labels: torch.Tensor) -> torch.Tensor:
         c = self.config
         scale = c.prior_component_std if c.prior == "mixture" else 1.0

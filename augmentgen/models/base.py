@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
@@ -10,6 +12,9 @@ from torch import nn
 
 from .._config import Config
 from ..errors import ConfigError, DataError
+
+#: A sampling temperature: one float for every class, or one per class (index = class label).
+Temperature = float | Sequence[float] | torch.Tensor
 
 
 @dataclasses.dataclass
@@ -98,6 +103,67 @@ class ConditionalGenerator(nn.Module):
         """Draw ``n`` latent codes from the family's prior on the model's device."""
         return torch.randn(n, self.config.latent_dim, device=self.device, generator=generator)
 
+    def scale_noise(self, noise: torch.Tensor, labels: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+        """Scale ``sample_noise`` output by a temperature around the prior's centre, without random draws.
+
+        The default is for priors centred at 0 (N(0, I), a zero-mean uniform): ``noise * t``.
+        Families whose noise is centred elsewhere (a mixture's component means) override it to
+        scale the deviation from that centre. Families that map the noise to a per-class code
+        afterwards (the ``ae``'s fitted Gaussian, mean + L·noise) need no override: scaling the
+        zero-mean noise scales the code's deviation from the class mean. A row with ``t == 1``
+        must come back bit-identical; :meth:`sample` skips the call when every class is at 1.
+
+        Args:
+            noise: (N, latent_dim) from :meth:`sample_noise`.
+            labels: (N,) int64 class of each row.
+            temperature: (N,) float, the temperature of each row (already looked up by label),
+                every value finite and >= 0.
+
+        Returns:
+            The scaled noise, shaped and typed like ``noise``.
+        """
+        return noise * temperature.to(noise.dtype).view(-1, *([1] * (noise.ndim - 1)))
+
+    def check_temperature(self, temperature: Temperature) -> float | tuple[float, ...]:
+        """Validate a sampling temperature: a float, or a tuple of ``num_classes`` floats.
+
+        Accepts a number, a 0-d tensor, or a sequence / 1-D tensor (or array) of ``num_classes``
+        numbers indexed by class label. Every value must be finite and >= 0. Raises
+        :class:`~augmentgen.errors.ConfigError` saying what is wrong and how to fix it.
+        """
+        k = self.num_classes
+        usage = f"give one float >= 0 for all classes, or {k} floats >= 0, one per class indexed by class label"
+        if isinstance(temperature, (bool, str, bytes)):
+            raise ConfigError(f"temperature must be a number or a sequence of numbers, got {temperature!r}; {usage}")
+        try:
+            values = torch.as_tensor(temperature).detach()
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ConfigError(f"temperature must be a number or a sequence of numbers, got "
+                              f"{temperature!r} ({exc}); {usage}") from None
+        if values.dtype == torch.bool or values.is_complex():
+            raise ConfigError(f"temperature must be real numbers, got dtype {values.dtype}; {usage}")
+        if values.ndim > 1 or (values.ndim == 1 and len(values) != k):
+            shape = f"{len(values)} values" if values.ndim == 1 else f"shape {tuple(values.shape)}"
+            raise ConfigError(f"temperature has {shape} but this generator has {k} classes; {usage}")
+        floats = [float(v) for v in values.cpu().double().reshape(-1).tolist()]  # one copy, K values
+        bad = [(i, v) for i, v in enumerate(floats) if not (math.isfinite(v) and v >= 0)]
+        if bad:
+            where = "" if values.ndim == 0 else f" for class {bad[0][0]} ({self.class_names[bad[0][0]]!r})"
+            raise ConfigError(
+                f"temperature must be finite and >= 0, got {bad[0][1]}{where}: 0 decodes the prior's "
+                "centre, values below 1 concentrate samples, 1 samples the prior as trained and "
+                "values above 1 spread them"
+            )
+        return floats[0] if values.ndim == 0 else tuple(floats)
+
+    def _temperature_table(self, temperature: Temperature) -> torch.Tensor | None:
+        """(num_classes,) float32 temperatures on the model's device, or None when all are 1."""
+        checked = self.check_temperature(temperature)
+        values = [checked] * self.num_classes if isinstance(checked, float) else list(checked)
+        if all(v == 1.0 for v in values):
+            return None  # the plain path: bit-identical to sampling without a temperature
+        return torch.tensor(values, dtype=torch.float32, device=self.device)
+
     # no_grad rather than inference_mode: inference tensors cannot be saved for backward, and
     # samples are meant to be fed to a classifier that is being trained.
     @torch.no_grad()
@@ -107,6 +173,7 @@ class ConditionalGenerator(nn.Module):
         *,
         generator: torch.Generator | None = None,
         batch_size: int = 1024,
+        temperature: Temperature = 1.0,
     ) -> torch.Tensor:
         """Sample one image per entry of ``labels``, batched and without autograd.
 
@@ -114,18 +181,28 @@ class ConditionalGenerator(nn.Module):
             labels: class indices, shape (N,), any integer dtype, on any device.
             generator: a ``torch.Generator`` on the model's device for reproducible samples.
             batch_size: the most images generated per forward pass.
+            temperature: scale of the noise around the prior's centre before decoding (see
+                :meth:`scale_noise`): 1 samples the prior as trained (bit-identical to not giving
+                it), below 1 concentrates samples towards the class's centre (truncation-like; 0
+                decodes the centre itself), above 1 spreads them. A float for every class, or a
+                sequence / tensor of ``num_classes`` floats indexed by label. It draws no extra
+                random numbers, so the same ``generator`` seed gives the same noise at any
+                temperature. For ``ae`` it multiplies the config's ``prior_temperature``.
 
         Returns:
             A float tensor (N, C, H, W) in [-1, 1] on the model's device.
         """
         labels = self.check_labels(labels)
+        table = self._temperature_table(temperature)
         was_training = self.training
         self.eval()
         try:
-            chunks = [
-                self.generate(chunk, self.sample_noise(len(chunk), generator=generator))
-                for chunk in labels.split(batch_size)
-            ]
+            chunks = []
+            for chunk in labels.split(batch_size):
+                noise = self.sample_noise(len(chunk), generator=generator)
+                if table is not None:
+                    noise = self.scale_noise(noise, chunk, table[chunk])  # one gather per chunk
+                chunks.append(self.generate(chunk, noise))
         finally:
             self.train(was_training)
         if not chunks:
@@ -133,11 +210,14 @@ class ConditionalGenerator(nn.Module):
         return torch.cat(chunks)
 
     def sample_per_class(
-        self, n_per_class: int, *, generator: torch.Generator | None = None
+        self, n_per_class: int, *, generator: torch.Generator | None = None, temperature: Temperature = 1.0
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n_per_class`` images of every class, grouped by class: (images, labels)."""
+        """``n_per_class`` images of every class, grouped by class: (images, labels).
+
+        ``temperature`` is :meth:`sample`'s: a float, or one per class.
+        """
         labels = torch.arange(self.num_classes, device=self.device).repeat_interleave(n_per_class)
-        return self.sample(labels, generator=generator), labels
+        return self.sample(labels, generator=generator, temperature=temperature), labels
 
     def check_labels(self, labels: torch.Tensor | list[int]) -> torch.Tensor:
         """Validate labels and move them to the model's device as int64."""

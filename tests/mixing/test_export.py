@@ -46,3 +46,17 @@ def test_hf(gen, tmp_path):
 def test_bad_format(gen, tmp_path):
     with pytest.raises(ConfigError, match="format"):
         write_samples(gen, 2, tmp_path / "x", "zip")
+
+
+def test_temperature_passes_through_write_samples(gen, tmp_path):
+    rng = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    to_uint8 = lambda x: x.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)  # noqa: E731
+    labels = torch.arange(3).repeat_interleave(2)
+    for temperature in (0.0, [2.0, 0.0, 0.5]):
+        data = load_data(str(write_samples(gen, 2, tmp_path / "t.npz", "npz", temperature=temperature)))
+        assert torch.equal(data.images, to_uint8(gen.sample(labels, generator=rng(), temperature=temperature)))
+    assert torch.equal(data.images[2], data.images[3])  # class 1 at temperature 0
+    assert write_samples(gen, 2, tmp_path / "g.png", "grid", temperature=0.5).stat().st_size > 0
+    with pytest.raises(ConfigError, match="temperature"):
+        write_samples(gen, 2, tmp_path / "bad.npz", "npz", temperature=[1.0, 1.0])
+    assert not (tmp_path / "bad.npz").exists()

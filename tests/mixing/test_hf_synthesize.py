@@ -8,7 +8,7 @@ import torch
 
 datasets = pytest.importorskip("datasets")
 
-from augmentgen.errors import DataError  # noqa: E402
+from augmentgen.errors import ConfigError, DataError  # noqa: E402
 from augmentgen.mixing import SyntheticPool  # noqa: E402
 from augmentgen.mixing.hf import (  # noqa: E402
     add_synthetic,
@@ -112,3 +112,21 @@ def test_iterable_dataset_path(gen):
     mixed = datasets.interleave_datasets(
         [mark_real(real), synthesize_iterable(gen, like=user_dataset(), num_samples=3, seed=0)])
     assert sum(r["synthetic"] for r in mixed) == 3
+
+
+def test_temperature_passes_through_synthesize(gen):
+    arr = lambda d: np.stack([np.array(im) for im in d["image"]])  # noqa: E731
+    assert np.array_equal(arr(synthesize(gen, 3, seed=0, temperature=[1, 1, 1])), arr(synthesize(gen, 3, seed=0)))
+    cold = arr(synthesize(gen, 3, seed=0, temperature=0.0)).reshape(3, 3, 28, 28)
+    assert all(np.array_equal(cold[k, i], cold[k, 0]) for k in range(3) for i in range(3))
+    assert not np.array_equal(cold[0, 0], cold[1, 0])
+    both = add_synthetic(user_dataset(), gen, per_class=2, temperature=0.0)
+    synthetic = arr(both.filter(lambda row: row["synthetic"]).rename_column("img", "image"))
+    assert np.array_equal(synthetic.reshape(3, 2, 28, 28)[:, 0], cold[:, 0])
+    rows = list(synthesize_iterable(gen, num_samples=4, batch_size=2, seed=0, balance={"c": 1.0},
+                                    temperature=[1.0, 1.0, 0.0]))
+    assert all(np.array_equal(np.array(r["image"]), cold[2, 0]) for r in rows)
+    with pytest.raises(ConfigError, match="temperature"):
+        synthesize(gen, 1, temperature=-0.1)
+    with pytest.raises(ConfigError, match="4 values"):
+        synthesize_iterable(gen, temperature=[1, 1, 1, 1])  # checked when made, not when read

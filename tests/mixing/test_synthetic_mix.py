@@ -231,3 +231,26 @@ def test_augment_loader_wraps_dataloader(gen):
     dict_loader = [{"image": images[:8], "label": labels[:8]}]
     out = next(iter(augment_loader(dict_loader, gen, 0.25, seed=0)))
     assert out["image"].shape == (8, 1, 28, 28) and torch.equal(out["label"], labels[:8])
+
+
+def test_temperature_passes_through_to_the_generator(gen):
+    images, labels = batch()
+    default = SyntheticMix(gen, 0.5, mode="append", balance="uniform", seed=4)(images, labels)
+    one = SyntheticMix(gen, 0.5, mode="append", balance="uniform", seed=4, temperature=1.0)(images, labels)
+    assert torch.equal(one[0], default[0]) and torch.equal(one[1], default[1])  # bit for bit
+    # Per class [1, 0, 1]: every synthetic row of class 1 is the decoded prior centre of class 1.
+    out, out_labels, mask = SyntheticMix(gen, 1.0, mode="append", balance="uniform", seed=4,
+                                         temperature=[1.0, 0.0, 1.0])(images, labels, return_mask=True)
+    fake, fake_labels = out[mask], out_labels[mask]
+    ones = fake[fake_labels == 1]
+    assert len(ones) >= 2 and torch.equal(ones, ones[:1].expand_as(ones))
+    # (up to rounding: a 1-row forward and the mixer's range mapping may differ in the last bit)
+    torch.testing.assert_close(ones[0], gen.sample([1], temperature=0.0)[0], atol=1e-5, rtol=0)
+    assert not torch.equal(fake[fake_labels == 0][0], fake[fake_labels == 0][1])
+    assert "temperature=(1.0, 0.0, 1.0)" in repr(SyntheticMix(gen, temperature=[1, 0, 1]))
+    wrapped = augment_loader([(images, labels)], gen, 1.0, mode="append", balance="uniform", temperature=0.0)
+    assert wrapped.mix.temperature == 0.0
+    with pytest.raises(ConfigError, match="temperature"):
+        SyntheticMix(gen, temperature=-1.0)
+    with pytest.raises(ConfigError, match="2 values but this generator has 3 classes"):
+        SyntheticMix(gen, temperature=[0.5, 0.5])

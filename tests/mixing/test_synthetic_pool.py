@@ -93,3 +93,19 @@ def test_workers_read_the_shared_bank(gen, context):
     # Persistent workers see a refresh because the bank is rewritten in shared memory.
     pool.refresh()
     check()
+
+
+def test_temperature_zero_pool_holds_one_image_per_class(gen):
+    pool = SyntheticPool(gen, per_class=4, seed=0, temperature=0.0)
+    for k in range(3):
+        assert torch.equal(pool.images[k], pool.images[k, :1].expand_as(pool.images[k]))
+    assert not torch.equal(pool.images[0, 0], pool.images[1, 0])
+    # Per class: only class 1 collapses; class 0 is the default pool's, image for image.
+    mixed = SyntheticPool(gen, per_class=4, seed=0, temperature=[1.0, 0.0, 2.0])
+    assert torch.equal(mixed.images[0], SyntheticPool(gen, per_class=4, seed=0).images[0])
+    assert torch.equal(mixed.images[1], pool.images[1])
+    assert send_to_worker(mixed).temperature == (1.0, 0.0, 2.0)
+    mixed.refresh()  # refreshes keep the temperature
+    assert torch.equal(mixed.images[1], pool.images[1])
+    with pytest.raises(ConfigError, match="temperature"):
+        SyntheticPool(gen, per_class=2, temperature=[1.0, float("nan"), 1.0])

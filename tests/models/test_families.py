@@ -4,7 +4,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 
-from augmentgen.errors import DataError
+from augmentgen.errors import ConfigError, DataError
 from augmentgen.hub import load_generator, save_generator
 from augmentgen.models import build_config, build_generator
 from augmentgen.training.step import step_class
@@ -116,3 +116,101 @@ def test_contractive_and_weight_penalties_are_reported_when_switched_on(family):
     assert float(losses["contractive_loss"]) > 0 and float(losses["weight_loss"]) > 0
     plain = tiny_step(family)(images, labels)
     assert "contractive_loss" not in plain and "weight_loss" not in plain
+
+
+# ---------------------------------------------------------------- sampling temperature (issue 21)
+# Every registered family, and every aae prior: (family, config overrides).
+SAMPLERS = [("cgan", {"generator_width": 8, "discriminator_width": 8, "latent_dim": 8}),
+            *[(family, {}) for family in FAMILIES],
+            ("aae", {"prior": "uniform"}), ("aae", {"prior": "mixture"})]
+SAMPLER_IDS = [family + ("-" + o["prior"] if "prior" in o else "") for family, o in SAMPLERS]
+# Priors centred at 0 (the ae's noise is N(0, I) too; its class mean is added after the noise).
+ZERO_MEAN = [s for s in SAMPLERS if s[1].get("prior") != "mixture"]
+
+
+def tiny_sampler(family, overrides, seed=0):
+    torch.manual_seed(seed)
+    config = (build_config(family, num_classes=3, **overrides) if family == "cgan"
+              else tiny_config(family, **overrides))
+    generator = build_generator(config).eval()
+    if family == "ae":  # a fitted-looking prior: class means away from 0, non-unit spread
+        generator.prior_mean.copy_(torch.randn(3, 8))
+        generator.prior_scale_tril.copy_(torch.diag_embed(0.5 + torch.rand(3, 8)))
+    return generator
+
+
+def seeded_sample(generator, labels, seed=0, **kwargs):
+    return generator.sample(labels, generator=torch.Generator().manual_seed(seed), **kwargs)
+
+
+def test_the_temperature_tests_cover_every_registered_family():
+    from augmentgen.models import available_models
+
+    assert {type(build_config(name)).family for name in available_models()} == {f for f, _ in SAMPLERS}
+
+
+@pytest.mark.parametrize("family, overrides", SAMPLERS, ids=SAMPLER_IDS)
+def test_temperature_one_is_bit_identical_to_the_default(family, overrides):
+    generator = tiny_sampler(family, overrides)
+    labels = torch.tensor([0, 1, 2, 2, 1, 0, 0])
+    default = seeded_sample(generator, labels, batch_size=3)
+    for one in (1.0, 1, [1.0, 1.0, 1.0], (1, 1, 1), torch.ones(3), torch.tensor(1.0)):
+        assert torch.equal(seeded_sample(generator, labels, batch_size=3, temperature=one), default), one
+    images, per_class_labels = generator.sample_per_class(2, generator=torch.Generator().manual_seed(0),
+                                                          temperature=1.0)
+    assert torch.equal(images, seeded_sample(generator, per_class_labels))
+
+
+@pytest.mark.parametrize("family, overrides", ZERO_MEAN, ids=[SAMPLER_IDS[SAMPLERS.index(s)] for s in ZERO_MEAN])
+def test_temperature_zero_decodes_the_prior_centre_whatever_the_noise(family, overrides):
+    generator = tiny_sampler(family, overrides)
+    labels = torch.tensor([0, 1, 2] * 4)
+    cold = seeded_sample(generator, labels, seed=0, temperature=0.0)
+    assert torch.equal(cold, seeded_sample(generator, labels, seed=1, temperature=0))  # noise is irrelevant
+    with torch.no_grad():
+        if family == "ae":  # the centre of the class's fitted Gaussian
+            centre = generator.decode(generator.prior_mean[labels], labels)
+        else:
+            centre = generator.generate(labels, torch.zeros(len(labels), generator.config.latent_dim))
+    assert torch.equal(cold, centre)
+    assert (cold[0] - cold[1]).abs().mean() > 1e-4  # one image per class, not one in all
+
+
+@pytest.mark.parametrize("family, overrides", SAMPLERS, ids=SAMPLER_IDS)
+def test_spread_within_a_class_grows_with_temperature(family, overrides):
+    generator = tiny_sampler(family, overrides)
+    labels = torch.full((48,), 1)
+    spread = [float(seeded_sample(generator, labels, seed=2, temperature=t).std(dim=0).mean())
+              for t in (0.5, 1.0, 2.0)]
+    assert spread[0] < spread[1] < spread[2], spread
+
+
+@pytest.mark.parametrize("family, overrides", SAMPLERS, ids=SAMPLER_IDS)
+def test_per_class_temperature_changes_only_its_class(family, overrides):
+    generator = tiny_sampler(family, overrides)
+    labels = torch.tensor([0, 1, 2] * 5)
+    mixed = seeded_sample(generator, labels, temperature=[1.0, 0.0, 2.0])
+    # Each class gets exactly what that class's temperature for all would give it (same noise).
+    for k, t in enumerate([1.0, 0.0, 2.0]):
+        assert torch.equal(mixed[labels == k], seeded_sample(generator, labels, temperature=t)[labels == k]), k
+    assert torch.equal(mixed[labels == 0], seeded_sample(generator, labels)[labels == 0])
+    if overrides.get("prior") != "mixture":  # centred at one point: class 1 at temperature 0 is one image
+        ones = mixed[labels == 1]
+        assert torch.equal(ones, ones[:1].expand_as(ones))
+    assert torch.equal(seeded_sample(generator, labels, temperature=torch.tensor([1.0, 0.0, 2.0])), mixed)
+
+
+@pytest.mark.parametrize("temperature, message", [
+    (-0.5, r"finite and >= 0, got -0.5"), (float("nan"), "finite and >= 0"), (float("inf"), "finite"),
+    ([1.0, -1.0, 1.0], r"class 1 \('1'\)"), ([1.0, 1.0], "2 values but this generator has 3 classes"),
+    (torch.ones(2, 3), r"shape \(2, 3\)"), ("hot", "number"), (True, "number"), ([1, "a", 2], "number"),
+])
+def test_bad_temperatures_raise_config_errors_that_say_the_fix(temperature, message):
+    generator = tiny_sampler("vae", {})
+    with pytest.raises(ConfigError, match=message) as info:
+        generator.sample([0, 1], temperature=temperature)
+    assert "temperature" in str(info.value)
+    if "classes" in message:
+        assert "indexed by class" in str(info.value)
+    with pytest.raises(ConfigError):
+        generator.sample_per_class(1, temperature=temperature)
