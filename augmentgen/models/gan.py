@@ -10,6 +10,7 @@ when there are only a few hundred training images.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Literal
 
 import torch
@@ -40,6 +41,24 @@ class CGANConfig(GeneratorConfig):
             for none).
         betas (tuple[float, float], defaults to (0.0, 0.9)): Adam betas of both optimizers.
         discriminator_lr_scale (float, defaults to 2.0): discriminator lr / generator lr (TTUR).
+        lecam_weight (float, defaults to 0.0): weight of the LeCam regulariser on the discriminator
+            (Tseng et al. 2021, "Regularizing Generative Adversarial Networks under Limited
+            Data"): EMAs (decay 0.99) of the mean realness on real and on fake images are kept,
+            and ``mean((D(real) - ema_fake)^2) + mean((D(fake) - ema_real)^2)`` is added to the
+            discriminator loss, which keeps the discriminator from over-fitting a small training
+            set. The EMAs are saved in checkpoints. 0 disables it (the paper's BigGAN runs use 0.3).
+        diversity_weight (float, defaults to 0.0): weight of the mode-seeking term on the
+            generator (Mao et al. 2019, "Mode Seeking Generative Adversarial Networks for Diverse
+            Image Synthesis"; Yang et al. 2019, "Diversity-Sensitive Conditional Generative
+            Adversarial Networks"): each generator update also generates a second image per label
+            from fresh noise and adds ``1 / (mean|G(z1) - G(z2)| / mean|z1 - z2| + 1e-5)``, which
+            penalises samples of a class that stay alike when the noise changes. Both sets also
+            get the adversarial and class losses. 0 disables it (and the second set is not
+            generated).
+        r1_weight (float, defaults to 0.0): gamma of the R1 gradient penalty on real images
+            (Mescheder et al. 2018, "Which Training Methods for GANs do actually Converge?"):
+            ``gamma / 2 * mean ||grad_x D(x)||^2`` on the (augmented) real images of the
+            discriminator update. 0 disables it; typical values are 0.1 to 10.
     """
 
     latent_dim: int = 64
@@ -52,6 +71,9 @@ class CGANConfig(GeneratorConfig):
     diffaugment: str = "translation,cutout"
     betas: tuple[float, float] = (0.0, 0.9)
     discriminator_lr_scale: float = 2.0
+    lecam_weight: float = 0.0
+    diversity_weight: float = 0.0
+    r1_weight: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -65,6 +87,15 @@ class CGANConfig(GeneratorConfig):
         bad = [p for p in self.diffaugment.split(",") if p.strip() and p.strip() not in known]
         if bad:
             raise ConfigError(f"unknown DiffAugment op(s) {bad}; choose from {sorted(known)}")
+        for name, what in (("lecam_weight", "LeCam regularisation"),
+                           ("diversity_weight", "the mode-seeking diversity term"),
+                           ("r1_weight", "the R1 penalty")):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(
+                    f"{name} must be a finite number >= 0, got {value!r}; use 0 to disable {what} "
+                    "or a positive weight to enable it"
+                )
 
 
 @register_family("cgan")

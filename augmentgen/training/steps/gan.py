@@ -4,11 +4,53 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from ...errors import CheckpointError
 from ...models.gan import ProjectionDiscriminator
 from ..diffaugment import diff_augment
-from ..losses import ADVERSARIAL_LOSSES, gradient_penalty
+from ..losses import (
+    ADVERSARIAL_LOSSES,
+    gradient_penalty,
+    lecam_regularizer,
+    mode_seeking_loss,
+    r1_penalty,
+)
 from ..step import TrainingStep, register_step
+
+
+class LeCamEMA(nn.Module):
+    """The LeCam regulariser's state: EMAs of the discriminator's mean realness on real and fake.
+
+    Buffers (``real``, ``fake``, ``num_updates``) so that they follow the module's device and
+    go into checkpoints through ``state_dict``. The first update copies the batch means (no
+    pull toward an arbitrary 0 at the start); later ones use ``decay``. Updates stay on the
+    device: no host sync per step.
+    """
+
+    def __init__(self, decay: float = 0.99):
+        super().__init__()
+        self.decay = decay
+        self.register_buffer("real", torch.zeros(()))
+        self.register_buffer("fake", torch.zeros(()))
+        self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def update(self, real_mean: torch.Tensor, fake_mean: torch.Tensor) -> None:
+        keep = (self.num_updates > 0).float() * self.decay  # 0 on the first update
+        for ema, value in ((self.real, real_mean), (self.fake, fake_mean)):
+            ema.mul_(keep).add_(value.detach().float().reshape(()) * (1.0 - keep))
+        self.num_updates.add_(1)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        expected = set(self.state_dict())
+        if strict and set(state_dict) != expected:
+            raise CheckpointError(
+                f"the checkpoint holds {sorted(state_dict)} where the LeCam state {sorted(expected)} "
+                "was expected: it was written with another lecam_weight (0 vs > 0); resume with "
+                "the model config the run was started with"
+            )
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
 
 @register_step("cgan")
@@ -18,6 +60,11 @@ class GANStep(TrainingStep):
     The auxiliary class head on the discriminator is trained on real images only; the generator
     is asked to make images it classifies as their label (AC-GAN's generator term), which is
     what keeps samples class-consistent on a few hundred training images.
+
+    Optional regularisers for small datasets, each off at weight 0 (and then costing nothing,
+    drawing no random numbers): LeCam (``lecam_weight``) and R1 (``r1_weight``) on the
+    discriminator, the mode-seeking diversity term (``diversity_weight``) on the generator.
+    Their unweighted values are logged as ``d_lecam``, ``d_r1`` and ``g_diversity`` when on.
     """
 
     def prepare(self) -> None:
@@ -32,6 +79,14 @@ class GANStep(TrainingStep):
         )
         self.plain_discriminator = self.accelerator.unwrap_model(self.discriminator)
         self.d_loss_fn, self.g_loss_fn = ADVERSARIAL_LOSSES[c.loss]
+        self.lecam = None
+        if c.lecam_weight > 0:
+            # Registered for checkpointing rather than passed through accelerator.prepare: a
+            # module without parameters cannot be DDP-wrapped. Only when on, so checkpoints of
+            # runs without LeCam keep their layout. The EMAs are updated from means averaged
+            # over processes, so every process holds the same values (those saved).
+            self.lecam = LeCamEMA(decay=0.99).to(self.accelerator.device)
+            self.accelerator.register_for_checkpointing(self.lecam)
 
     def _noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.config.latent_dim, device=self.accelerator.device)
@@ -40,6 +95,7 @@ class GANStep(TrainingStep):
         c, acc = self.config, self.accelerator
         policy = c.diffaugment
         b = real_images.shape[0]
+        extra: dict[str, torch.Tensor] = {}
 
         # Discriminator: one forward on real and fake together (a single DDP forward per
         # backward), the generator run without autograd.
@@ -58,6 +114,19 @@ class GANStep(TrainingStep):
                 d_loss = d_loss + c.gradient_penalty * gradient_penalty(
                     self.plain_discriminator, real_images, fake_images, labels
                 ) + 1e-3 * real_logits.square().mean()  # drift term keeps critic values bounded
+            if self.lecam is not None:
+                means = torch.stack([real_logits.mean(), fake_logits.mean()]).detach().float()
+                means = acc.reduce(means, reduction="mean")  # a copy when single-process
+                self.lecam.update(means[0], means[1])
+                d_lecam = lecam_regularizer(real_logits, fake_logits, self.lecam.real, self.lecam.fake)
+                d_loss = d_loss + c.lecam_weight * d_lecam
+                extra["d_lecam"] = d_lecam.detach()
+            if c.r1_weight > 0:
+                # On the augmented reals the discriminator just saw, through the plain module
+                # (double backward through a DDP forward is not supported), like WGAN-GP above.
+                d_r1 = r1_penalty(self.plain_discriminator, both[:b], labels)
+                d_loss = d_loss + (c.r1_weight / 2) * d_r1
+                extra["d_r1"] = d_r1.detach()
             self.d_opt.zero_grad(set_to_none=True)
             acc.backward(d_loss)
             self.d_opt.step()
@@ -65,15 +134,25 @@ class GANStep(TrainingStep):
         # Generator: through the plain (un-DDP) discriminator with its parameters frozen, so
         # DDP never waits for discriminator gradients and none leak into its next update.
         self.plain_discriminator.requires_grad_(False)
-        fake_images = self.generator(self._noise(b), labels)
-        fake_logits, fake_class = self.plain_discriminator(diff_augment(fake_images, policy), labels)
+        noise = self._noise(b)
+        g_labels = labels
+        if c.diversity_weight > 0:
+            # A second image per label from fresh noise, in the same (single DDP) forward.
+            noise = torch.cat([noise, self._noise(b)])
+            g_labels = torch.cat([labels, labels])
+        fake_images = self.generator(noise, g_labels)
+        fake_logits, fake_class = self.plain_discriminator(diff_augment(fake_images, policy), g_labels)
         g_adv = self.g_loss_fn(fake_logits)
-        g_cls = F.cross_entropy(fake_class, labels)
+        g_cls = F.cross_entropy(fake_class, g_labels)
         g_loss = g_adv + c.class_loss_weight * g_cls
+        if c.diversity_weight > 0:
+            g_div = mode_seeking_loss(fake_images[:b], fake_images[b:], noise[:b], noise[b:])
+            g_loss = g_loss + c.diversity_weight * g_div
+            extra["g_diversity"] = g_div.detach()
         self.g_opt.zero_grad(set_to_none=True)
         acc.backward(g_loss)
         self.g_opt.step()
         self.plain_discriminator.requires_grad_(True)
 
         return {"d_loss": d_adv.detach(), "g_loss": g_adv.detach(),
-                "d_class_loss": d_cls.detach(), "g_class_loss": g_cls.detach()}
+                "d_class_loss": d_cls.detach(), "g_class_loss": g_cls.detach(), **extra}
