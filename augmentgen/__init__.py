@@ -29,7 +29,14 @@ from .errors import (
 )
 from .hub import from_pretrained, list_pretrained, push_to_hub, save_pretrained
 from .metrics.report import evaluate_generator
-from .mixing import SyntheticMix, SyntheticPool, augment_loader, write_samples
+from .mixing import (
+    SyntheticMix,
+    SyntheticPool,
+    TeacherLabels,
+    augment_loader,
+    weighted_cross_entropy,
+    write_samples,
+)
 from .models import ConditionalGenerator, available_models, build_config
 from .training import Trainer, TrainingConfig
 
@@ -54,6 +61,7 @@ __all__ = [
     "LabelledImages",
     "SyntheticMix",
     "SyntheticPool",
+    "TeacherLabels",
     "Trainer",
     "TrainingConfig",
     "TrainingDivergedError",
@@ -70,5 +78,6 @@ __all__ = [
     "synthesize",
     "synthesize_iterable",
     "train",
+    "weighted_cross_entropy",
     "write_samples",
 ]

@@ -1,6 +1,8 @@
 """Putting synthetic samples into training pipelines.
 
 - :class:`SyntheticMix` / :func:`augment_loader`: batch level, on the classifier's device.
+- :class:`TeacherLabels` / :func:`weighted_cross_entropy`: a teacher's soft targets and a lower
+  loss weight for synthetic rows (``SyntheticMix(teacher=..., filter_threshold=..., soft_labels=...)``).
 - :class:`SyntheticPool`: a shared-memory bank for per-sample transforms in DataLoader workers.
 - :func:`synthesize` and friends: Hugging Face ``datasets`` (imported on first use).
 - :func:`write_samples`: export to a grid, an ImageFolder, ``.npz`` or a saved HF dataset.
@@ -13,12 +15,13 @@ from typing import Any
 from .batch import AugmentedLoader, SyntheticMix, allocate_counts, augment_loader
 from .export import write_samples
 from .pool import SyntheticPool
+from .teacher import TeacherLabels, weighted_cross_entropy
 
 _HF_NAMES = {"synthesize", "synthesize_iterable", "mark_real", "add_synthetic", "synthetic_transform",
              "balance_counts"}
 
-__all__ = ["AugmentedLoader", "SyntheticMix", "SyntheticPool", "allocate_counts", "augment_loader",
-           "write_samples", *sorted(_HF_NAMES)]
+__all__ = ["AugmentedLoader", "SyntheticMix", "SyntheticPool", "TeacherLabels", "allocate_counts",
+           "augment_loader", "weighted_cross_entropy", "write_samples", *sorted(_HF_NAMES)]
 
 
 def __getattr__(name: str) -> Any:

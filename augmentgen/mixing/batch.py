@@ -12,10 +12,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
+from torch import nn
 
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, Temperature
 from ..transforms.functional import from_generator_range
+from .teacher import TeacherLabels, one_hot
 
 Balance = None | Literal["uniform", "inverse-frequency"] | Mapping[int | str, float]
 
@@ -78,7 +80,59 @@ class SyntheticMix:
         prefetch (bool, defaults to False): on CUDA, generate the next synthetic batch on a side
             stream while the classifier trains on this one. Needs a ``balance`` that does not
             depend on the batch (``"uniform"`` or a dict) and a constant batch size; ignored
-            without CUDA.
+            without CUDA. Not with ``filter_threshold``.
+        teacher (nn.Module, optional): a classifier trained on the real data (e.g.
+            :class:`augmentgen.metrics.ReferenceClassifier`) taking float images in the
+            generator's ``[-1, 1]`` range and returning logits (N, K); on the generator's device.
+            It always runs in eval mode under ``inference_mode``; the train/eval mode of each of
+            its modules is restored afterwards. Needs ``filter_threshold`` and/or ``soft_labels``.
+        filter_threshold (float, optional): teacher filtering, in [0, 1]. A candidate synthetic
+            image is accepted when the teacher's probability (softmax of its logits) for the
+            row's class is >= ``filter_threshold``; rejected candidates are never output. Each
+            round generates ``oversample`` candidates per still-empty synthetic row in one
+            batched generator call and gives every row an accepted candidate of its class while
+            the class has some left. Rows still empty after ``max_rounds`` rounds are dropped
+            (``append``: fewer rows are appended; ``replace``: the real rows stay, with their
+            labels and ``mask`` False).
+        oversample (int, defaults to 4): candidates generated per needed row in each round, >= 1.
+        max_rounds (int, defaults to 2): rounds of candidates before a row is dropped, >= 1.
+        min_acceptance (float, defaults to 0.0): per-class floor in [0, 1] on the running
+            acceptance rate (accepted / candidates, counted on the device over every call, see
+            :meth:`acceptance_rates`). A class below it gets no synthetic rows at all; its rows
+            still get first-round candidates, so its rate keeps being measured and it comes
+            back once the rate recovers. Needs ``filter_threshold``.
+        soft_labels (bool, defaults to False): return float targets (B', K) instead of class
+            indices, as torchvision's ``v2.MixUp``/``v2.CutMix`` do (``F.cross_entropy(logits,
+            targets)`` works unchanged): real rows one-hot, synthetic rows ``soft_label_weight *
+            softmax(teacher_logits / label_temperature) + (1 - soft_label_weight) *
+            one_hot(class)`` (:class:`~augmentgen.mixing.teacher.TeacherLabels`); every row sums to 1.
+            Needs ``teacher``; draws no random numbers, so the images and ``mask`` are those of
+            the same mixer without soft labels.
+        label_temperature (float, defaults to 1.0): divides the teacher's logits before the
+            softmax of the soft targets, > 0.
+        soft_label_weight (float, defaults to 1.0): share of the teacher's softmax in the soft
+            targets, in [0, 1]; the rest is the one-hot class.
+        soft_real_labels (bool, defaults to False): give the real rows the teacher's soft
+            targets too (mapped back to ``[-1, 1]`` for the teacher from ``output_range`` /
+            ``mean``/``std`` / uint8), so the gain from soft labels can be told apart from the
+            gain from synthetic rows: train the baseline on real data only with
+            ``TeacherLabels(teacher, label_temperature, soft_label_weight, num_classes, ...)``,
+            which gives the same targets. Needs ``soft_labels``.
+
+    A lower loss weight for synthetic rows takes the mask, in one line (see
+    :func:`~augmentgen.mixing.teacher.weighted_cross_entropy`)::
+
+        images, targets, mask = mix(images, labels, return_mask=True)
+        loss = weighted_cross_entropy(model(images), targets, mask, synthetic_weight=0.5)
+        # the same, written out (hard or soft targets):
+        w = torch.where(mask, 0.5, 1.0); loss = (F.cross_entropy(logits, targets, reduction="none") * w).sum() / w.sum()
+
+    Host syncs: soft labels add none (the teacher's forward is queued like the generator's).
+    ``filter_threshold`` adds one per round that runs, reading the number of rows still empty
+    (which sizes the next round) and, in ``append``, the number of rows kept (which sizes the
+    output): one in the usual case where the first round fills every row, at most
+    ``max_rounds`` in ``append`` and ``max_rounds - 1`` in ``replace``. (Each generator call
+    also makes :meth:`ConditionalGenerator.sample`'s own label check, with or without a teacher.)
     """
 
     def __init__(
@@ -96,6 +150,15 @@ class SyntheticMix:
         autocast: bool = False,
         compile: bool = False,
         prefetch: bool = False,
+        teacher: nn.Module | None = None,
+        filter_threshold: float | None = None,
+        oversample: int = 4,
+        max_rounds: int = 2,
+        min_acceptance: float = 0.0,
+        soft_labels: bool = False,
+        label_temperature: float = 1.0,
+        soft_label_weight: float = 1.0,
+        soft_real_labels: bool = False,
     ):
         if not isinstance(generator, ConditionalGenerator):
             raise ConfigError(f"generator must be a ConditionalGenerator, got {type(generator).__name__}")
@@ -105,6 +168,18 @@ class SyntheticMix:
             raise ConfigError(f"ratio must be in [0, 1] for mode='replace' (>= 0 for 'append'), got {ratio}")
         if (mean is None) != (std is None):
             raise ConfigError("give both mean and std (or neither)")
+        self._teacher_labels = self._check_teacher(
+            generator, teacher, filter_threshold=filter_threshold, oversample=oversample,
+            max_rounds=max_rounds, min_acceptance=min_acceptance, soft_labels=soft_labels,
+            label_temperature=label_temperature, soft_label_weight=soft_label_weight,
+            soft_real_labels=soft_real_labels, prefetch=prefetch, output_range=output_range,
+            mean=mean, std=std)
+        self.teacher = teacher
+        self.filter_threshold = None if filter_threshold is None else float(filter_threshold)
+        self.oversample, self.max_rounds = int(oversample), int(max_rounds)
+        self.min_acceptance = float(min_acceptance)
+        self.soft_labels, self.soft_real_labels = bool(soft_labels), bool(soft_real_labels)
+        self.label_temperature, self.soft_label_weight = float(label_temperature), float(soft_label_weight)
         self.generator = generator
         self.ratio = float(ratio)
         self.mode = mode
@@ -128,6 +203,9 @@ class SyntheticMix:
             self._rng.seed()
         # Running counts of the labels this mixer has output (for balance="inverse-frequency").
         self.class_counts = torch.zeros(generator.num_classes, dtype=torch.long, device=device)
+        # Running teacher-filter counts per class (candidates generated, candidates accepted).
+        self.candidate_counts = torch.zeros(generator.num_classes, dtype=torch.long, device=device)
+        self.accepted_counts = torch.zeros(generator.num_classes, dtype=torch.long, device=device)
         self._sample = torch.compile(generator.sample) if compile else generator.sample
         self._stream = None
         self._prefetched: tuple[int, torch.Tensor, torch.Tensor] | None = None
@@ -158,9 +236,76 @@ class SyntheticMix:
         raise ConfigError(f"balance must be None, 'uniform', 'inverse-frequency' or a "
                           f"{{class: weight}} dict, got {balance!r}")
 
+    @staticmethod
+    def _check_teacher(generator: ConditionalGenerator, teacher: nn.Module | None, *,
+                       filter_threshold: float | None, oversample: int, max_rounds: int,
+                       min_acceptance: float, soft_labels: bool, label_temperature: float,
+                       soft_label_weight: float, soft_real_labels: bool, prefetch: bool,
+                       output_range: tuple[float, float], mean: Sequence[float] | None,
+                       std: Sequence[float] | None) -> TeacherLabels | None:
+        """Validate the teacher options; the :class:`TeacherLabels` the mixer uses, or None."""
+        def is_number(value: Any) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+        for name, value in (("oversample", oversample), ("max_rounds", max_rounds)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be an int >= 1, got {value!r}")
+        if filter_threshold is not None and not (is_number(filter_threshold) and 0 <= filter_threshold <= 1):
+            raise ConfigError(f"filter_threshold must be a probability in [0, 1] (or None for no "
+                              f"filtering), got {filter_threshold!r}")
+        if not (is_number(min_acceptance) and 0 <= min_acceptance <= 1):
+            raise ConfigError(f"min_acceptance must be in [0, 1], got {min_acceptance!r}")
+        if not (is_number(label_temperature) and label_temperature > 0):
+            raise ConfigError(f"label_temperature must be a finite number > 0, got {label_temperature!r}")
+        if not (is_number(soft_label_weight) and 0 <= soft_label_weight <= 1):
+            raise ConfigError(f"soft_label_weight must be in [0, 1] (0: one-hot labels, 1: the teacher's "
+                              f"soft targets only), got {soft_label_weight!r}")
+        if min_acceptance > 0 and filter_threshold is None:
+            raise ConfigError("min_acceptance needs filter_threshold: acceptance rates are those of "
+                              "the teacher filter")
+        if soft_real_labels and not soft_labels:
+            raise ConfigError("soft_real_labels=True needs soft_labels=True")
+        if teacher is None:
+            if filter_threshold is not None:
+                raise ConfigError("filter_threshold needs a teacher: pass teacher=<a classifier "
+                                  "trained on the real data>, e.g. an augmentgen.metrics.ReferenceClassifier")
+            if soft_labels:
+                raise ConfigError("soft_labels=True needs a teacher: pass teacher=<a classifier "
+                                  "trained on the real data>, e.g. an augmentgen.metrics.ReferenceClassifier")
+            return None
+        if not isinstance(teacher, nn.Module):
+            raise ConfigError(f"teacher must be an nn.Module (a classifier returning logits), got "
+                              f"{type(teacher).__name__}")
+        if filter_threshold is None and not soft_labels:
+            raise ConfigError("a teacher is given but unused: set filter_threshold=... (teacher "
+                              "filtering) and/or soft_labels=True")
+        if prefetch and filter_threshold is not None:
+            raise ConfigError("prefetch=True cannot be combined with filter_threshold: the rejection "
+                              "rounds need the accepted counts before the batch is built")
+        tensor = next(iter(teacher.parameters()), None)
+        tensor = next(iter(teacher.buffers()), None) if tensor is None else tensor
+        if tensor is not None and tensor.device != generator.device:
+            raise ConfigError(f"the teacher is on {tensor.device} but the generator on {generator.device}: "
+                              f"use teacher.to({str(generator.device)!r})")
+        return TeacherLabels(teacher, label_temperature, soft_label_weight, generator.num_classes,
+                             output_range=output_range, mean=mean, std=std)
+
     def reset_counts(self) -> None:
         """Forget the running label counts used by ``balance="inverse-frequency"``."""
         self.class_counts.zero_()
+
+    def acceptance_rates(self) -> torch.Tensor:
+        """Running per-class acceptance rate of the teacher filter: accepted / candidates.
+
+        A float64 CPU tensor (num_classes,), NaN for classes that have had no candidates yet.
+        One host sync: call it for logging, not in the training step.
+        """
+        return (self.accepted_counts.double() / self.candidate_counts.double()).cpu()
+
+    def reset_acceptance(self) -> None:
+        """Forget the running acceptance counts (``acceptance_rates`` and ``min_acceptance``)."""
+        self.candidate_counts.zero_()
+        self.accepted_counts.zero_()
 
     # ------------------------------------------------------------------ checks
     def _check(self, images: torch.Tensor, labels: torch.Tensor) -> None:
@@ -240,6 +385,58 @@ class SyntheticMix:
         classes = labels if labels is not None else self._draw_classes(n)
         return classes, self._generate(classes)
 
+    def _filtered_batch(self, classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, int | None]:
+        """Teacher filtering with batched oversampling: ``(images, logits, kept, n_kept)``.
+
+        ``images`` (n, C, H, W) in ``[-1, 1]`` holds an accepted image of ``classes[i]`` where
+        ``kept[i]`` (bool, n) is True; ``logits`` are the teacher's logits of those images (with
+        ``soft_labels``, else None); ``n_kept`` is ``kept.sum()`` read on the host (None in
+        ``replace`` mode when the last round did not need a sync).
+        """
+        n, k = len(classes), self.generator.num_classes
+        device = classes.device
+        images = torch.zeros(n, *self.generator.image_shape, device=device)
+        logits = torch.zeros(n, k, device=device) if self.soft_labels else None
+        kept = torch.zeros(n, dtype=torch.bool, device=device)
+        allowed = torch.ones(n, dtype=torch.bool, device=device)  # False: class below min_acceptance
+        if n == 0:
+            return images, logits, kept, 0
+        slots = torch.arange(n, device=device)  # the rows this round tries to fill
+        n_kept = None
+        for round_index in range(self.max_rounds):
+            slot_classes = classes[slots]
+            candidate_classes = slot_classes.repeat(self.oversample)  # one generator call
+            candidates = self._generate(candidate_classes)
+            candidate_logits = self._teacher_labels.logits(candidates)
+            probability = torch.softmax(candidate_logits, dim=1).gather(1, candidate_classes.view(-1, 1))
+            accepted = probability.view(-1) >= self.filter_threshold
+            self.candidate_counts.index_add_(0, candidate_classes, torch.ones_like(candidate_classes))
+            self.accepted_counts.index_add_(0, candidate_classes, accepted.long())
+            got, source = _match_accepted(slot_classes, candidate_classes, accepted, k)
+            images[slots] = torch.where(got.view(-1, 1, 1, 1), candidates[source], images[slots])
+            if logits is not None:
+                logits[slots] = torch.where(got.view(-1, 1), candidate_logits[source], logits[slots])
+            kept[slots] = got
+            if round_index == 0 and self.min_acceptance > 0:
+                # Running rate after this round's candidates; a class with none yet passes.
+                rate = torch.where(self.candidate_counts > 0,
+                                   self.accepted_counts.double() / self.candidate_counts.clamp(min=1).double(),
+                                   torch.ones((), dtype=torch.float64, device=device))
+                allowed = rate[classes] >= self.min_acceptance
+                kept &= allowed
+            last = round_index == self.max_rounds - 1
+            if last and self.mode == "replace":
+                break  # replace keeps the batch size: nothing to read on the host
+            pending = ~kept & allowed
+            # The one host sync of the round: how many rows are still empty (sizes the next
+            # round) and how many are kept (sizes the appended rows).
+            n_pending, n_kept = torch.stack([pending.sum(), kept.sum()]).tolist()
+            if n_pending == 0 or last:
+                break
+            # Indices of the pending rows without another sync: a stable sort puts them first.
+            slots = torch.argsort(pending.to(torch.uint8), descending=True, stable=True)[:n_pending]
+        return images, logits, kept, n_kept
+
     def _next_prefetched(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         # Side-stream prefetch (CUDA only): take the batch made during the previous step, then
         # start the next one so the classifier's step overlaps with generation.
@@ -261,7 +458,8 @@ class SyntheticMix:
 
         Returns:
             ``(images, labels)``, or ``(images, labels, mask)`` with ``return_mask=True`` where
-            ``mask`` is a bool tensor (B',) that is True on synthetic rows.
+            ``mask`` is a bool tensor (B',) that is True on synthetic rows. With
+            ``soft_labels=True`` the labels are float32 targets (B', K).
         """
         self._check(images, labels)
         batch = len(images)
@@ -278,12 +476,29 @@ class SyntheticMix:
             # Count what the classifier sees of the real rows before choosing the top-up.
             kept = labels if self.mode == "append" else labels[_complement(rows, batch)]
             self.class_counts += torch.bincount(kept.long(), minlength=self.generator.num_classes)
-        if self._stream is not None:
+        kept, fake_logits, n_kept = None, None, n
+        if self.filter_threshold is not None:
+            classes = (labels[rows] if follow_batch else self._draw_classes(n)).long()
+            fake_images, fake_logits, kept, n_kept = self._filtered_batch(classes)
+        elif self._stream is not None:
             classes, fake_images = self._next_prefetched(n)
         else:
             classes, fake_images = self._synthetic_batch(n, labels[rows] if follow_batch else None)
+        if self.soft_labels and fake_logits is None:
+            fake_logits = self._teacher_labels.logits(fake_images)
         if self.balance == "inverse-frequency":
-            self.class_counts += torch.bincount(classes, minlength=self.generator.num_classes)
+            if kept is None:
+                self.class_counts += torch.bincount(classes, minlength=self.generator.num_classes)
+            else:
+                # Kept synthetic rows, and (replace) the real rows left where a row was dropped.
+                self.class_counts.index_add_(0, classes, kept.long())
+                if self.mode == "replace":
+                    self.class_counts.index_add_(0, labels[rows].long(), (~kept).long())
+        if kept is not None and self.mode == "append" and n_kept < n:
+            # Only the kept rows are appended (n_kept was read in the filter's sync).
+            keep = torch.argsort(kept.to(torch.uint8), descending=True, stable=True)[:n_kept]
+            classes, fake_images = classes[keep], fake_images[keep]
+            fake_logits = None if fake_logits is None else fake_logits[keep]
         fake_images = from_generator_range(
             fake_images, output_range=self.output_range, mean=self.mean, std=self.std,
             dtype=images.dtype)
@@ -291,18 +506,31 @@ class SyntheticMix:
                          if images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous()
                          else torch.contiguous_format)
         fake_labels = classes.to(labels.dtype)
+        if self.soft_labels:
+            fake_labels = self._teacher_labels.targets_from_logits(fake_logits, classes)
+            real_labels = (self._teacher_labels(images, labels)[1] if self.soft_real_labels
+                           else one_hot(labels, self.generator.num_classes))
+        else:
+            real_labels = labels
         if self.mode == "replace":
             out_images = images.clone(memory_format=torch.preserve_format)
-            out_images[rows] = fake_images
-            out_labels = labels.clone()
-            out_labels[rows] = fake_labels
+            out_labels = real_labels.clone() if real_labels is labels else real_labels
             mask = torch.zeros(batch, dtype=torch.bool, device=device)
-            mask[rows] = True
+            if kept is None:
+                out_images[rows] = fake_images
+                out_labels[rows] = fake_labels
+                mask[rows] = True
+            else:
+                # Rows whose class got no accepted candidate keep their real image and label.
+                out_images[rows] = torch.where(kept.view(-1, 1, 1, 1), fake_images, images[rows])
+                keep_label = kept.view(-1, *([1] * (fake_labels.ndim - 1)))
+                out_labels[rows] = torch.where(keep_label, fake_labels, real_labels[rows])
+                mask[rows] = kept
         else:
             out_images = torch.cat([images, fake_images.contiguous(memory_format=memory_format)])
-            out_labels = torch.cat([labels, fake_labels])
+            out_labels = torch.cat([real_labels, fake_labels])
             mask = torch.cat([torch.zeros(batch, dtype=torch.bool, device=device),
-                              torch.ones(n, dtype=torch.bool, device=device)])
+                              torch.ones(n_kept, dtype=torch.bool, device=device)])
         out_images = out_images.contiguous(memory_format=memory_format)
         if return_mask:
             return out_images, out_labels, mask
@@ -310,8 +538,40 @@ class SyntheticMix:
 
     def __repr__(self) -> str:
         temperature = "" if self.temperature == 1.0 else f", temperature={self.temperature!r}"
-        return (f"SyntheticMix(ratio={self.ratio}, mode={self.mode!r}, balance={self.balance!r}{temperature}, "
-                f"generator={type(self.generator).__name__})")
+        teacher = ""
+        if self.teacher is not None:
+            teacher = f", teacher={type(self.teacher).__name__}"
+            if self.filter_threshold is not None:
+                teacher += f", filter_threshold={self.filter_threshold}"
+            if self.soft_labels:
+                teacher += f", soft_labels=True{', soft_real_labels=True' if self.soft_real_labels else ''}"
+        return (f"SyntheticMix(ratio={self.ratio}, mode={self.mode!r}, balance={self.balance!r}{temperature}"
+                f"{teacher}, generator={type(self.generator).__name__})")
+
+
+def _match_accepted(slot_classes: torch.Tensor, candidate_classes: torch.Tensor, accepted: torch.Tensor,
+                    num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Give each row an accepted candidate of its class, per class up to what is needed.
+
+    The j-th row of class c (in row order) gets the j-th accepted candidate of class c (in
+    candidate order) if there is one. Returns ``(got (m,) bool, source (m,) candidate index,
+    meaningful where got)``. Fixed shapes throughout: no host sync.
+    """
+    m, device = len(slot_classes), slot_classes.device
+    # Rank of each row among the rows of its class.
+    row_counts = torch.zeros(num_classes, dtype=torch.long, device=device).index_add_(
+        0, slot_classes, torch.ones_like(slot_classes))
+    row_order = torch.argsort(slot_classes, stable=True)
+    ranks = torch.empty_like(slot_classes).scatter_(
+        0, row_order, torch.arange(m, device=device) - (row_counts.cumsum(0) - row_counts)[slot_classes[row_order]])
+    # Accepted candidates grouped by class (rejected ones sorted last).
+    accepted_counts = torch.zeros(num_classes, dtype=torch.long, device=device).index_add_(
+        0, candidate_classes, accepted.long())
+    candidate_order = torch.argsort(torch.where(accepted, candidate_classes, num_classes), stable=True)
+    got = ranks < accepted_counts[slot_classes]
+    position = (accepted_counts.cumsum(0) - accepted_counts)[slot_classes] + ranks
+    source = candidate_order[position.clamp(max=len(candidate_classes) - 1)]
+    return got, source
 
 
 def _complement(rows: torch.Tensor, batch: int) -> torch.Tensor:

@@ -254,3 +254,21 @@ def test_temperature_passes_through_to_the_generator(gen):
         SyntheticMix(gen, temperature=-1.0)
     with pytest.raises(ConfigError, match="2 values but this generator has 3 classes"):
         SyntheticMix(gen, temperature=[0.5, 0.5])
+
+
+@pytest.mark.parametrize("mode", ["replace", "append"])
+@pytest.mark.parametrize("balance", [None, "uniform", "inverse-frequency"])
+def test_teacher_options_at_their_defaults_change_nothing(gen, mode, balance):
+    # Bit for bit, with the same random draws (the generator state after each call matches too).
+    defaults = dict(teacher=None, filter_threshold=None, oversample=4, max_rounds=2, min_acceptance=0.0,
+                    soft_labels=False, label_temperature=1.0, soft_label_weight=1.0, soft_real_labels=False)
+    plain = SyntheticMix(gen, 0.5, mode=mode, balance=balance, seed=11, output_range=(0, 1))
+    explicit = SyntheticMix(gen, 0.5, mode=mode, balance=balance, seed=11, output_range=(0, 1), **defaults)
+    for seed in range(3):
+        images, labels = batch(seed=seed)
+        a, b = plain(images, labels, return_mask=True), explicit(images, labels, return_mask=True)
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+        assert a[1].dtype == labels.dtype and a[1].ndim == 1
+        assert torch.equal(plain._rng.get_state(), explicit._rng.get_state())
+    assert torch.equal(plain.class_counts, explicit.class_counts)
+    assert repr(plain) == repr(explicit)

@@ -1,0 +1,372 @@
+"""SyntheticMix with a teacher: filtering, per-class floor, soft labels; TeacherLabels; weighted_cross_entropy."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from augmentgen.errors import ConfigError, DataError
+from augmentgen.mixing import SyntheticMix, TeacherLabels, augment_loader, weighted_cross_entropy
+from augmentgen.models.base import ConditionalGenerator, GeneratorConfig
+from tests.conftest import make_images
+from tests.metrics.fakes import RealImagesGenerator
+
+K = 3
+
+
+class SquareTeacher(nn.Module):
+    """Logits = ``scale`` x the mean of each class's band of rows (where make_images puts class c's
+    bright square). At scale 3 an image of class c gets p(c) ~ 0.93 and p(other) ~ 0.035, so a
+    threshold of 0.5 accepts exactly the images that show the row's class. The dropout would make
+    the logits random if the teacher ever ran in train mode."""
+
+    def __init__(self, scale: float = 3.0, num_classes: int = K, size: int = 28):
+        super().__init__()
+        self.scale, self.num_classes, self.step = scale, num_classes, size // num_classes
+        self.dropout = nn.Dropout(0.9)
+        self.anchor = nn.Parameter(torch.zeros(()))
+
+    def forward(self, images):
+        rows = images.float().mean(dim=(1, 3))[:, : self.num_classes * self.step]
+        bands = rows.view(len(images), self.num_classes, self.step).mean(-1)
+        return self.dropout(self.scale * bands) + self.anchor
+
+
+class WrongClassGenerator(ConditionalGenerator):
+    """Real make_images images; a sample of class c shows class c+1 with probability ``wrong[c]``."""
+
+    def __init__(self, data, wrong):
+        c, h, _ = data.image_shape
+        super().__init__(GeneratorConfig(num_classes=data.num_classes, image_size=h, in_channels=c,
+                                         latent_dim=2, class_names=data.class_names))
+        order = data.labels.argsort()
+        self.register_buffer("bank", data.to_float()[order])
+        counts = torch.bincount(data.labels, minlength=data.num_classes)
+        self.register_buffer("counts", counts)
+        self.register_buffer("starts", torch.cumsum(counts, 0) - counts)
+        self.register_buffer("wrong", torch.tensor(wrong, dtype=torch.float32))
+        self.anchor = nn.Parameter(torch.zeros(1))
+
+    def generate(self, labels, noise):
+        uniform = 0.5 * (1 + torch.erf(noise / math.sqrt(2)))  # N(0, 1) -> U(0, 1)
+        source = torch.where(uniform[:, 1] < self.wrong[labels], (labels + 1) % self.num_classes, labels)
+        offset = (uniform[:, 0] * self.counts[source]).long().minimum(self.counts[source] - 1)
+        return self.bank[self.starts[source] + offset]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_images(n_per_class=8)
+
+
+@pytest.fixture(scope="module")
+def real(data):
+    return data.to_float(), data.labels  # a real batch in [-1, 1], 8 rows per class
+
+
+@pytest.fixture
+def teacher():
+    return SquareTeacher()
+
+
+def eval_logits(teacher, images):
+    was = [(m, m.training) for m in teacher.modules()]
+    teacher.eval()
+    with torch.no_grad():
+        out = teacher(images)
+    for m, mode in was:
+        m.training = mode
+    return out
+
+
+def predicted(teacher, images):
+    return eval_logits(teacher, images).argmax(1)
+
+
+# --------------------------------------------------------------------------- filtering
+@pytest.mark.parametrize("label_dtype", [torch.long, torch.int32])
+def test_filter_drops_exactly_the_classes_the_teacher_rejects_append(data, real, teacher, label_dtype):
+    # Class 1 always comes out as class 2: the teacher rejects all of it, accepts all of 0 and 2.
+    gen = WrongClassGenerator(data, [0.0, 1.0, 0.0])
+    images, labels = real[0][:12], real[1][:12].to(label_dtype)
+    mix = SyntheticMix(gen, 1.0, mode="append", balance="uniform", seed=0, teacher=teacher,
+                       filter_threshold=0.5)  # 4 rows per class wanted
+    out, out_labels, mask = mix(images, labels, return_mask=True)
+    assert out.shape == (20, 1, 28, 28) and out.dtype == images.dtype and out.device == images.device
+    assert out_labels.shape == (20,) and out_labels.dtype == label_dtype and mask.dtype == torch.bool
+    assert mask.tolist() == [False] * 12 + [True] * 8
+    assert torch.equal(out[:12], images) and torch.equal(out_labels[:12], labels)
+    assert torch.bincount(out_labels[mask].long(), minlength=K).tolist() == [4, 0, 4]
+    assert torch.equal(predicted(teacher, out[mask]), out_labels[mask].long())
+    # oversample=4: 16 candidates per class in round 1; class 1's 4 empty rows get 16 more in round 2.
+    assert mix.candidate_counts.tolist() == [16, 32, 16]
+    assert mix.accepted_counts.tolist() == [16, 0, 16]
+    assert mix.acceptance_rates().tolist() == [1.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+def test_filter_replace_keeps_real_rows_of_rejected_classes(data, real, teacher, dtype):
+    gen = WrongClassGenerator(data, [0.0, 1.0, 0.0])
+    images, labels = real
+    images = ((images + 1) * 127.5).round().to(torch.uint8) if dtype == torch.uint8 else images
+    mix = SyntheticMix(gen, 0.5, seed=1, teacher=teacher, filter_threshold=0.5)  # balance=None
+    out, out_labels, mask = mix(images, labels, return_mask=True)
+    assert out.shape == images.shape and out.dtype == dtype and mask.shape == (24,)
+    assert torch.equal(out_labels, labels)  # balance=None keeps every label
+    assert torch.equal(out[~mask], images[~mask])
+    assert torch.equal(out[labels == 1], images[labels == 1]) and not mask[labels == 1].any()
+    assert 0 < int(mask.sum()) < 12  # the 12 replaced rows minus those of class 1
+    assert torch.equal(predicted(teacher, out[mask].float() / 127.5 - 1 if dtype == torch.uint8 else out[mask]),
+                       labels[mask])
+    assert mix.acceptance_rates()[1] == 0.0
+
+
+def test_a_wholly_wrong_generator_adds_nothing(data, real, teacher):
+    gen = RealImagesGenerator(data, shift=1)
+    images, labels = real
+    out, out_labels, mask = SyntheticMix(gen, 0.5, mode="append", seed=0, teacher=teacher,
+                                         filter_threshold=0.5)(images, labels, return_mask=True)
+    assert torch.equal(out, images) and torch.equal(out_labels, labels) and not mask.any()
+    out, out_labels, mask = SyntheticMix(gen, 1.0, seed=0, teacher=teacher,
+                                         filter_threshold=0.5)(images, labels, return_mask=True)
+    assert torch.equal(out, images) and torch.equal(out_labels, labels) and not mask.any()
+
+
+def test_min_acceptance_floor_drops_a_half_wrong_class(data, real, teacher):
+    gen = WrongClassGenerator(data, [0.0, 0.5, 0.0])  # class 1: about half its samples accepted
+    images, labels = real[0][:12], real[1][:12]
+    kwargs = dict(mode="append", balance="uniform", seed=2, teacher=teacher, filter_threshold=0.5)
+    free, floor_low, floor_high = (SyntheticMix(gen, 1.0, min_acceptance=m, **kwargs) for m in (0.0, 0.3, 0.7))
+    for _ in range(3):
+        for mix, expected in ((free, [4, 4, 4]), (floor_low, [4, 4, 4]), (floor_high, [4, 0, 4])):
+            _, out_labels, mask = mix(images, labels, return_mask=True)
+            assert torch.bincount(out_labels[mask], minlength=K).tolist() == expected
+    rates = floor_high.acceptance_rates()
+    assert rates[0] == 1.0 and rates[2] == 1.0 and 0.3 < rates[1] < 0.7
+    # A floored class still gets its first-round candidates (16 a call), but no retry round.
+    assert floor_high.candidate_counts.tolist() == [48, 48, 48]
+
+
+def test_max_rounds_and_oversample(data, real, teacher):
+    gen = WrongClassGenerator(data, [0.0, 0.5, 0.0])
+    images, labels = real[0][:12], real[1][:12]
+    kwargs = dict(mode="append", balance="uniform", seed=3, teacher=teacher, filter_threshold=0.5, oversample=1)
+    one = SyntheticMix(gen, 1.0, max_rounds=1, **kwargs)
+    _, out_labels, mask = one(images, labels, return_mask=True)
+    # One candidate per row, one round: class 1 keeps exactly the rows whose candidate was accepted.
+    assert one.candidate_counts.tolist() == [4, 4, 4]
+    assert torch.bincount(out_labels[mask], minlength=K).tolist() == [4, int(one.accepted_counts[1]), 4]
+    assert int(one.accepted_counts[1]) < 4  # (seed 3: some were rejected)
+    many = SyntheticMix(gen, 1.0, max_rounds=40, **kwargs)
+    _, out_labels, mask = many(images, labels, return_mask=True)
+    assert torch.bincount(out_labels[mask], minlength=K).tolist() == [4, 4, 4]
+    assert many.accepted_counts.tolist() == [4, 4, 4] and int(many.candidate_counts[1]) > 4
+
+
+def test_filter_is_deterministic_with_a_seed(data, real, teacher):
+    gen = WrongClassGenerator(data, [0.0, 0.5, 0.3])
+    images, labels = real
+    a, b, c = (SyntheticMix(gen, 0.5, mode=m, balance="uniform", seed=s, teacher=teacher, filter_threshold=0.5)
+               for m, s in (("append", 7), ("append", 7), ("append", 8)))
+    for _ in range(3):
+        ra, rb, rc = (mix(images, labels, return_mask=True) for mix in (a, b, c))
+        assert all(torch.equal(x, y) for x, y in zip(ra, rb))
+        assert not torch.equal(ra[0][ra[2]], rc[0][rc[2]])
+    assert torch.equal(a.candidate_counts, b.candidate_counts) and torch.equal(a.accepted_counts, b.accepted_counts)
+
+
+def test_teacher_mode_is_restored(data, real, teacher):
+    gen = WrongClassGenerator(data, [0.0, 0.5, 0.0])
+    mix = SyntheticMix(gen, 0.5, seed=0, teacher=teacher, filter_threshold=0.5, soft_labels=True)
+    teacher.train()
+    mix(*real)
+    assert teacher.training and teacher.dropout.training
+    teacher.eval()
+    teacher.dropout.train()  # mixed modes come back as they were
+    mix(*real)
+    assert not teacher.training and teacher.dropout.training
+
+
+def test_one_host_read_per_call_when_the_first_round_fills(data, real, teacher, monkeypatch):
+    # Counts the mixer's own reads of device values (Tensor.tolist called from mixing/batch.py).
+    reads = []
+    tolist = torch.Tensor.tolist
+
+    def counting(self):
+        if sys._getframe(1).f_code.co_filename.endswith(os.path.join("mixing", "batch.py")):
+            reads.append(1)
+        return tolist(self)
+
+    monkeypatch.setattr(torch.Tensor, "tolist", counting)
+    images, labels = real
+    for mode, wrong, expected in (("append", [0.0, 0.0, 0.0], 1), ("replace", [0.0, 0.0, 0.0], 1),
+                                  ("append", [0.0, 1.0, 0.0], 2), ("replace", [0.0, 1.0, 0.0], 1)):
+        mix = SyntheticMix(WrongClassGenerator(data, wrong), 0.5, mode=mode, balance="uniform", seed=0,
+                           teacher=teacher, filter_threshold=0.5)
+        reads.clear()
+        mix(images, labels)
+        assert len(reads) == expected, (mode, wrong)
+
+
+# --------------------------------------------------------------------------- soft labels
+@pytest.mark.parametrize("mode", ["append", "replace"])
+@pytest.mark.parametrize("weight,temperature", [(1.0, 1.0), (0.7, 2.0)])
+def test_soft_targets(data, real, teacher, mode, weight, temperature):
+    gen = RealImagesGenerator(data)
+    images, labels = real
+    kwargs = dict(mode=mode, balance="uniform", seed=5)
+    teacher.train()  # must not matter: the teacher runs in eval mode (the dropout would show)
+    soft = SyntheticMix(gen, 0.5, teacher=teacher, soft_labels=True, label_temperature=temperature,
+                        soft_label_weight=weight, **kwargs)
+    hard = SyntheticMix(gen, 0.5, **kwargs)
+    out, targets, mask = soft(images, labels, return_mask=True)
+    hard_out, hard_labels, hard_mask = hard(images, labels, return_mask=True)
+    # Soft labels draw no random numbers: same images and rows as without them.
+    assert torch.equal(out, hard_out) and torch.equal(mask, hard_mask)
+    assert targets.shape == (len(out), K) and targets.dtype == torch.float32
+    torch.testing.assert_close(targets.sum(1), torch.ones(len(out)), atol=1e-6, rtol=0)
+    assert torch.equal(targets[~mask], F.one_hot(hard_labels[~mask], K).float())
+    expected = (weight * torch.softmax(eval_logits(teacher, out[mask]) / temperature, 1)
+                + (1 - weight) * F.one_hot(hard_labels[mask], K).float())
+    torch.testing.assert_close(targets[mask], expected, atol=1e-5, rtol=0)
+    logits = torch.randn(len(out), K, requires_grad=True)
+    F.cross_entropy(logits, targets).backward()
+    weighted_cross_entropy(logits, targets, mask, 0.5).backward()
+    assert torch.isfinite(logits.grad).all()
+
+
+def test_soft_targets_with_filter_come_from_the_accepted_image(data, real, teacher):
+    gen = WrongClassGenerator(data, [0.0, 0.5, 0.0])
+    images, labels = real
+    mix = SyntheticMix(gen, 1.0, mode="append", balance="uniform", seed=0, teacher=teacher,
+                       filter_threshold=0.5, soft_labels=True, label_temperature=2.0)
+    out, targets, mask = mix(images, labels, return_mask=True)
+    assert int(mask.sum()) == 24
+    expected = torch.softmax(eval_logits(teacher, out[mask]) / 2.0, 1)
+    torch.testing.assert_close(targets[mask], expected, atol=1e-5, rtol=0)
+    assert (targets[mask].max(1).values > 0.5).all()  # all accepted: the teacher agrees with the class
+
+
+@pytest.mark.parametrize("mode", ["append", "replace"])
+def test_soft_real_labels_match_teacher_labels(data, real, teacher, mode):
+    gen = RealImagesGenerator(data)
+    images01, labels = (real[0] + 1) / 2, real[1]  # a pipeline in [0, 1]
+    mix = SyntheticMix(gen, 0.5, mode=mode, seed=0, output_range=(0, 1), teacher=teacher,
+                       soft_labels=True, soft_real_labels=True, label_temperature=2.0, soft_label_weight=0.6)
+    out, targets, mask = mix(images01, labels, return_mask=True)
+    baseline = TeacherLabels(teacher, 2.0, 0.6, K, output_range=(0, 1))
+    same_images, real_targets = baseline(images01, labels)
+    assert same_images is images01
+    b = len(images01)
+    real_rows = ~mask[:b]
+    assert torch.equal(targets[:b][real_rows], real_targets[real_rows])  # bit for bit
+    # and that is the formula on the images mapped back to [-1, 1]
+    expected = 0.6 * torch.softmax(eval_logits(teacher, images01 * 2 - 1) / 2.0, 1) + 0.4 * F.one_hot(labels, K)
+    torch.testing.assert_close(real_targets, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(targets.sum(1), torch.ones(len(out)), atol=1e-6, rtol=0)
+
+
+def test_teacher_labels_input_ranges(real, teacher):
+    images, labels = real
+    expected = TeacherLabels(teacher, num_classes=K)(images, labels)[1]
+    assert torch.equal(expected, torch.softmax(eval_logits(teacher, images), 1))
+    as_uint8 = ((images + 1) * 127.5).round().to(torch.uint8)
+    torch.testing.assert_close(TeacherLabels(teacher)(as_uint8, labels)[1], expected, atol=1e-5, rtol=0)
+    mean, std = [0.3], [0.4]
+    normalised = ((images + 1) / 2 - mean[0]) / std[0]
+    torch.testing.assert_close(TeacherLabels(teacher, mean=mean, std=std)(normalised, labels)[1], expected,
+                               atol=1e-5, rtol=0)
+    hard = TeacherLabels(teacher, 5.0, 0.0)(images, labels)[1]
+    assert torch.equal(hard, F.one_hot(labels, K).float())
+
+
+def test_augment_loader_with_soft_labels(data, real, teacher):
+    batches = [(real[0][:8], real[1][:8])]
+    images, targets = next(iter(augment_loader(batches, RealImagesGenerator(data), 0.5, mode="append",
+                                               seed=0, teacher=teacher, soft_labels=True)))
+    assert images.shape == (12, 1, 28, 28) and targets.shape == (12, K) and targets.dtype == torch.float32
+
+
+# --------------------------------------------------------------------------- weighted loss
+def test_weighted_cross_entropy_by_hand():
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 1.0, 1.0]])
+    targets = torch.tensor([0, 2, 2, 1])
+    mask = torch.tensor([False, True, True, False])
+    e = math.e
+    ce = [math.log(e ** 2 + 2) - 2, math.log(e + 2), math.log(e ** 3 + 2) - 3, math.log(3)]
+    expected = (ce[0] + ce[3] + 0.25 * (ce[1] + ce[2])) / (2 + 2 * 0.25)
+    assert math.isclose(float(weighted_cross_entropy(logits, targets, mask, 0.25)), expected, rel_tol=1e-6)
+    # soft targets: CE = -sum_k t_k log softmax_k
+    soft = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0], [0.2, 0.0, 0.8], [1 / 3, 1 / 3, 1 / 3]])
+    log_p = [[x - math.log(sum(math.exp(v) for v in row)) for x in row] for row in logits.tolist()]
+    soft_ce = [-sum(t * lp for t, lp in zip(trow, lrow)) for trow, lrow in zip(soft.tolist(), log_p)]
+    expected = (soft_ce[0] + soft_ce[3] + 3.0 * (soft_ce[1] + soft_ce[2])) / (2 + 2 * 3.0)
+    assert math.isclose(float(weighted_cross_entropy(logits, soft, mask, 3.0)), expected, rel_tol=1e-6)
+
+
+def test_weighted_cross_entropy_with_weight_one_is_cross_entropy():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(10, 4, generator=g)
+    hard = torch.randint(0, 4, (10,), generator=g)
+    soft = torch.softmax(torch.randn(10, 4, generator=g), 1)
+    mask = torch.rand(10, generator=g) > 0.5
+    for targets in (hard, soft):
+        torch.testing.assert_close(weighted_cross_entropy(logits, targets, mask, 1.0),
+                                   F.cross_entropy(logits, targets))
+    # Weight 0 on an all-synthetic batch: a zero loss, not NaN, and gradients flow.
+    logits.requires_grad_(True)
+    loss = weighted_cross_entropy(logits, hard, torch.ones(10, dtype=torch.bool), 0.0)
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and torch.equal(logits.grad, torch.zeros_like(logits))
+    with pytest.raises(ConfigError, match="synthetic_weight"):
+        weighted_cross_entropy(logits, hard, mask, -0.5)
+    with pytest.raises(DataError, match="bool"):
+        weighted_cross_entropy(logits, hard, mask.long(), 0.5)
+
+
+# --------------------------------------------------------------------------- config errors
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(filter_threshold=0.5), "filter_threshold needs a teacher"),
+    (dict(soft_labels=True), "soft_labels=True needs a teacher"),
+    (dict(teacher=True, filter_threshold=1.5), "filter_threshold must be"),
+    (dict(teacher=True, filter_threshold=-0.1), "filter_threshold must be"),
+    (dict(teacher=True, filter_threshold=True), "filter_threshold must be"),
+    (dict(teacher=True, soft_labels=True, soft_label_weight=-0.1), "soft_label_weight"),
+    (dict(teacher=True, soft_labels=True, soft_label_weight=1.5), "soft_label_weight"),
+    (dict(teacher=True, soft_labels=True, label_temperature=0.0), "label_temperature"),
+    (dict(teacher=True, filter_threshold=0.5, oversample=0), "oversample"),
+    (dict(teacher=True, filter_threshold=0.5, max_rounds=0), "max_rounds"),
+    (dict(teacher=True, filter_threshold=0.5, min_acceptance=-0.1), "min_acceptance"),
+    (dict(teacher=True, soft_labels=True, min_acceptance=0.5), "min_acceptance needs filter_threshold"),
+    (dict(teacher=True, soft_real_labels=True, filter_threshold=0.5), "soft_real_labels=True needs soft_labels"),
+    (dict(teacher=True), "unused"),
+    (dict(teacher="resnet", soft_labels=True), "nn.Module"),
+    (dict(teacher=True, filter_threshold=0.5, balance="uniform", prefetch=True), "prefetch"),
+])
+def test_config_errors(data, teacher, kwargs, match):
+    if kwargs.get("teacher") is True:
+        kwargs["teacher"] = teacher
+    with pytest.raises(ConfigError, match=match):
+        SyntheticMix(RealImagesGenerator(data), 0.5, **kwargs)
+
+
+def test_teacher_errors(data, real, teacher):
+    with pytest.raises(ConfigError, match=r"teacher.to\('cpu'\)"):
+        SyntheticMix(RealImagesGenerator(data), teacher=SquareTeacher().to("meta"), soft_labels=True)
+    for kwargs, match in ((dict(label_temperature=-1.0), "label_temperature"),
+                          (dict(soft_label_weight=2.0), "soft_label_weight"),
+                          (dict(num_classes=1), "num_classes"),
+                          (dict(output_range=(1, 0)), "output_range")):
+        with pytest.raises(ConfigError, match=match):
+            TeacherLabels(teacher, **kwargs)
+    with pytest.raises(ConfigError, match="nn.Module"):
+        TeacherLabels(lambda x: x)
+    mix = SyntheticMix(RealImagesGenerator(data), teacher=SquareTeacher(num_classes=2), soft_labels=True)
+    with pytest.raises(DataError, match="2 logits per image but there are 3 classes"):
+        mix(*real)
