@@ -250,8 +250,9 @@ def train_classifier(
         batch_size: images per step (capped at the dataset size).
         seed: seeds the initialisation, the batch order and the augmentation draws.
         augment: ``"classic"`` (see :func:`classic_augment`) or ``"none"``.
-        synthetic_mix: ``f(images float [-1, 1] (B, C, H, W), labels (B,)) -> (images, labels)``
-            on the training device, e.g. a ``SyntheticMix``; applied to every batch.
+        synthetic_mix: ``f(images float [-1, 1] (B, C, H, W), labels (B,)) -> (images, targets)``
+            on the training device, e.g. a ``SyntheticMix``; applied to every batch. ``targets``
+            are class indices (B',) or soft targets (B', K) such as teacher probabilities.
         lr: peak learning rate of the one-cycle schedule (AdamW).
         weight_decay: AdamW weight decay.
         width: network width (see :class:`ReferenceClassifier`).
@@ -301,7 +302,10 @@ def train_classifier(
         batch_images, batch_labels = as_float_images(images[index]), labels[index]
         if synthetic_mix is not None:
             batch_images, batch_labels = synthetic_mix(batch_images, batch_labels)
-            batch_images, batch_labels = batch_images.to(device).float(), batch_labels.to(device).long()
+            # Class indices (B,) or soft targets (B, K), e.g. SyntheticMix(soft_labels=True).
+            batch_labels = batch_labels.to(device)
+            batch_images = batch_images.to(device).float()
+            batch_labels = batch_labels.float() if batch_labels.is_floating_point() else batch_labels.long()
         if augment == "classic":
             kw = dict(hflip=hflip, affine=affine)
             head = classic_augment(batch_images[:batch_size], generator=real_aug_rng, **kw)

@@ -149,3 +149,18 @@ def test_appended_synthetic_rows_leave_the_real_rows_and_their_order_unchanged(s
             assert [len(t) for t in augmented[8]] == [8] * 12  # the appended rows, separately
             for a, b in zip(real_plain, augmented[16]):
                 assert torch.equal(a, b)
+
+
+def test_soft_targets_from_the_mixer_train_the_classifier(separable):
+    """A synthetic_mix may return (B, K) soft targets (teacher probabilities, as v2 MixUp does)."""
+    train, test = separable
+
+    def one_hot(images, labels):
+        return images, torch.nn.functional.one_hot(labels, 3).float()
+
+    soft = train_classifier(train, steps=40, batch_size=24, seed=0, width=8, augment="none", synthetic_mix=one_hot)
+    hard = train_classifier(train, steps=40, batch_size=24, seed=0, width=8, augment="none")
+    # One-hot targets are the same loss as class indices: the same weights up to float error.
+    for a, b in zip(soft.state_dict().values(), hard.state_dict().values()):
+        torch.testing.assert_close(a.float(), b.float(), rtol=1e-4, atol=1e-5)
+    assert evaluate_accuracy(soft, test) >= 0.9
