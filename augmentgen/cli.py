@@ -62,9 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--min-steps", type=int, default=100, help="the fewest steps an --epochs budget gives")
     e.add_argument("--samples-per-class", type=int, default=200)
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--ratios", default="0.25,0.5,1",
+    e.add_argument("--ratios", default="0,0.25,0.5,1",
                    help="comma-separated ratios (synthetic rows appended per real row of a batch) tried on a "
-                        "validation split for the downstream gain; include 0 to let it decide against mixing")
+                        "validation split for the downstream gain; 0 lets it decide against mixing")
+    e.add_argument("--methods", default="plain",
+                   help="comma-separated ways of using the synthetic rows, each tried at every ratio: plain, "
+                        "filter (teacher filtering), soft (teacher soft labels, credited against the same "
+                        "teacher on real rows)")
     e.add_argument("--repeats", type=int, default=1,
                    help="measure the downstream gain with N paired seeds and report its mean with a 95%% "
                         "interval (its classifiers are trained N times; 5 is the benchmark's choice)")
@@ -148,6 +152,16 @@ def _ratios(text: str) -> list[float]:
     return ratios
 
 
+def _methods(text: str) -> list[str]:
+    from .metrics.scores import MIXING_METHODS
+
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in MIXING_METHODS]
+    if not methods or unknown:
+        raise ConfigError(f"--methods takes comma-separated names from {sorted(MIXING_METHODS)}; got {text!r}")
+    return methods
+
+
 def _eval(args) -> int:
     from .data import load_data
     from .data.sources import BUILTIN_DATASETS
@@ -155,6 +169,7 @@ def _eval(args) -> int:
     from .metrics.report import evaluate_generator, format_report, plot_per_class, write_report
 
     ratios = _ratios(args.ratios)  # before any loading, so a typo fails at once
+    methods = _methods(args.methods)
 
     generator = from_pretrained(args.model, device=args.device)
     train_data = load_data(args.data, data_dir=args.data_dir, per_class=args.per_class, seed=args.seed,
@@ -169,7 +184,7 @@ def _eval(args) -> int:
     report = evaluate_generator(generator, train_data, test_data, steps=args.steps, epochs=args.epochs,
                                 min_steps=args.min_steps,
                                 n_per_class=args.samples_per_class, seed=args.seed, repeats=args.repeats,
-                                candidate_ratios=ratios,
+                                candidate_ratios=ratios, methods=methods,
                                 device=args.device)
     out = Path(args.out) if args.out else (Path(args.model) if Path(args.model).is_dir() else Path("eval"))
     print(format_report(report))

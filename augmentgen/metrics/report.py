@@ -37,7 +37,8 @@ def evaluate_generator(
     min_steps: int = 0,
     n_per_class: int = 200,
     seed: int = 0,
-    candidate_ratios: Sequence[float] = (0.25, 0.5, 1.0),
+    candidate_ratios: Sequence[float] = (0.0, 0.25, 0.5, 1.0),
+    methods: Sequence[str] = ("plain",),
     repeats: int = 1,
     device: str | torch.device | None = None,
 ) -> dict:
@@ -53,7 +54,11 @@ def evaluate_generator(
         n_per_class: synthetic images per class for consistency, CAS and the distances.
         seed: seeds classifiers, sampling and the validation split.
         candidate_ratios: append ratios (synthetic rows per real row) tried on the validation
-            split for the downstream gain; 0 lets it decide against mixing.
+            split for the downstream gain; 0 (the default includes it) lets it decide against
+            mixing.
+        methods: ways of using the synthetic rows tried with every ratio
+            (:data:`~augmentgen.metrics.scores.MIXING_METHODS`: ``"plain"``, ``"filter"``,
+            ``"soft"``).
         repeats: measure the downstream gain with this many paired seeds (``seed``, ``seed + 1``,
             ...) and report the mean with a 95% t interval: its seed-to-seed spread is often as
             large as the gain itself.
@@ -94,7 +99,7 @@ def evaluate_generator(
         "cas": classification_accuracy_score(generator, test_data, real_model=reference,
                                              n_per_class=n_per_class, seed=seed, device=device, **budget),
         "downstream": downstream_gain(generator, train_data, test_data, seed=seed, **budget,
-                                      candidate_ratios=candidate_ratios, device=device,
+                                      candidate_ratios=candidate_ratios, methods=methods, device=device,
                                       real_classic_model=reference),
         "distances": feature_distances(generator, reference, test_data, n_per_class=n_per_class, seed=seed),
         # Held-out real images for the coverage ratios: the test set, as for the distances above
@@ -106,7 +111,8 @@ def evaluate_generator(
     }
     gains = [report["downstream"]] + [
         downstream_gain(generator, train_data, test_data, seed=seed + i, **budget,
-                        candidate_ratios=candidate_ratios, device=device, include_noaug=False)
+                        candidate_ratios=candidate_ratios, methods=methods, device=device,
+                        include_noaug=False)
         for i in range(1, repeats)
     ]
     paired = paired_difference([g["acc_mixed"] for g in gains], [g["acc_real_classic"] for g in gains])
@@ -114,6 +120,7 @@ def evaluate_generator(
         "seeds": [seed + i for i in range(repeats)],
         "delta": paired["differences"], "acc_real_classic": [g["acc_real_classic"] for g in gains],
         "acc_mixed": [g["acc_mixed"] for g in gains], "ratio": [g["ratio"] for g in gains],
+        "method": [g["method"] for g in gains],
         "delta_mean": paired["mean"], "delta_std": paired["std"], "delta_ci95": paired["ci95"],
         "n_positive": paired["n_positive"],
     }
@@ -128,6 +135,27 @@ def _gain(report: dict) -> str:
     low, high = seeds["delta_ci95"]
     return (f"{100 * seeds['delta_mean']:+5.1f} pts, 95% interval [{100 * low:+.1f}, {100 * high:+.1f}] "
             f"over {len(seeds['delta'])} paired seeds, {seeds['n_positive']} positive")
+
+
+def _choice(down: dict) -> str:
+    if down["method"] in ("none", "soft-control"):
+        return "the validation split chose no synthetic data"
+    return f"{down['method']}, ratio {down['ratio']:g}, chosen on the validation split"
+
+
+def _selection_lines(down: dict) -> list[str]:
+    """The validation accuracy of every method and ratio tried, and the verdict."""
+    if not down.get("selection"):
+        return []
+    lines = ["", "validation split (chooses the method; the test set is not used):"]
+    best = max(down["selection"].values())
+    for name, accuracy in down["selection"].items():
+        mark = "  <- chosen" if accuracy == best and name.split("@")[0] == down["method"] else ""
+        lines.append(f"  {name:32s} {100 * accuracy:5.1f}%{mark}")
+    if down.get("acc_teacher_control") is not None:
+        lines.append(f"  test: teacher soft labels on real rows only {100 * down['acc_teacher_control']:5.1f}%, "
+                     f"synthetic rows add {100 * down['delta_vs_control']:+.1f} pts to it")
+    return lines + [f"verdict: {down['verdict']}"]
 
 
 def _number(value: float | None) -> str:
@@ -154,8 +182,7 @@ def format_report(report: dict) -> str:
         # arm is shown because classic augmentation can cost accuracy at small budgets.
         f"{'accuracy, real, no augmentation':34s} {pct(down['acc_real_noaug'])}",
         f"{'accuracy, real + classic aug':34s} {pct(down['acc_real_classic'])}",
-        f"{'accuracy, real + aug + synthetic':34s} {pct(down['acc_mixed'])} (ratio {down['ratio']:g}"
-        + (": the validation split chose no synthetic data)" if down["ratio"] == 0 else ")"),
+        f"{'accuracy, real + aug + synthetic':34s} {pct(down['acc_mixed'])} ({_choice(down)})",
         f"{'downstream gain (ΔAcc)':34s} {_gain(report)}",
         f"{'FID (extractor above)':34s} {dist['fid']:.2f}",
         f"{'KID':34s} {dist['kid']:.4f} ± {dist['kid_std']:.4f}",
@@ -165,6 +192,7 @@ def format_report(report: dict) -> str:
         f"{_ratio(cover['diversity_features'])}   (1 = as spread as real images of the class)",
         f"{'novelty ratio (pixels / features)':34s} {_ratio(cover['novelty_pixels'])} / "
         f"{_ratio(cover['novelty_features'])}   (0 = copies of training images, 1 = as new as real ones)",
+        *_selection_lines(down),
         "",
         f"{'class':20s} {'consist.':>8s} {'CAS':>7s} {'real':>7s} {'+synth':>7s} {'FID':>8s} {'divers.':>8s}",
     ]

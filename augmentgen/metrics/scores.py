@@ -127,13 +127,14 @@ def classification_accuracy_score(
 
 # --------------------------------------------------------------------------- downstream gain
 def make_synthetic_mix(generator: ConditionalGenerator, ratio: float, *, seed: int,
-                       mode: str = "append", balance=None):
+                       mode: str = "append", balance=None, **options):
     """The batch mixer of arm b: ``SyntheticMix`` adding ``round(ratio * B)`` synthetic rows to each
     batch of B real rows (``mode="append"``, equal real exposure), or replacing a share ``ratio``
-    of the rows (``mode="replace"``), with the classes of the batch unless ``balance`` says."""
+    of the rows (``mode="replace"``), with the classes of the batch unless ``balance`` says;
+    ``options`` go to ``SyntheticMix`` (``teacher``, ``filter_threshold``, ``soft_labels``, ...)."""
     from ..mixing import SyntheticMix
 
-    return SyntheticMix(generator, ratio, mode=mode, balance=balance, seed=seed)
+    return SyntheticMix(generator, ratio, mode=mode, balance=balance, seed=seed, **options)
 
 
 def validation_split(data: LabelledImages, fraction: float = 0.2, *, seed: int = 0
@@ -157,6 +158,38 @@ def validation_split(data: LabelledImages, fraction: float = 0.2, *, seed: int =
     return data.subset(torch.nonzero(~is_val).flatten()), data.subset(torch.nonzero(is_val).flatten())
 
 
+#: Ways of using synthetic rows that :func:`downstream_gain` can try on the validation split:
+#: ``SyntheticMix`` options, the teacher being the real + classic classifier of the same data.
+#: ``soft`` is credited against a control arm whose *real* rows get the same teacher targets,
+#: so the gain counts only what the synthetic rows add (soft labels alone can help).
+MIXING_METHODS: dict[str, dict] = {
+    "plain": {},
+    "filter": {"filter_threshold": 0.5},
+    "soft": {"soft_labels": True, "label_temperature": 2.0, "soft_label_weight": 0.5},
+}
+
+
+def _method_kwargs(method: str) -> dict:
+    if method not in MIXING_METHODS:
+        raise ConfigError(f"unknown mixing method {method!r}; choose from {sorted(MIXING_METHODS)}")
+    return MIXING_METHODS[method]
+
+
+def _teacher_control(teacher, num_classes: int):
+    """The control arm of a soft-label method: the same teacher targets on real rows only."""
+    from ..mixing import TeacherLabels
+
+    kw = MIXING_METHODS["soft"]
+    return TeacherLabels(teacher, kw["label_temperature"], kw["soft_label_weight"], num_classes)
+
+
+def _choose(selection: dict[tuple[str, float], float]) -> tuple[str, float]:
+    """Best validation accuracy; ties go to no synthetic data, then the smaller ratio, then the
+    simpler method (the order of ``MIXING_METHODS``)."""
+    order = {m: i for i, m in enumerate(["none", "soft-control", *MIXING_METHODS])}
+    return max(sorted(selection, key=lambda k: (k[1], order[k[0]])), key=lambda k: selection[k])
+
+
 def downstream_gain(
     generator: ConditionalGenerator,
     train_data,
@@ -168,6 +201,7 @@ def downstream_gain(
     seed: int = 0,
     ratio: float | None = None,
     candidate_ratios: Sequence[float] = (0.25, 0.5, 1.0),
+    methods: Sequence[str] = ("plain",),
     mode: str = "append",
     balance=None,
     validation_fraction: float = 0.2,
@@ -189,17 +223,23 @@ def downstream_gain(
     and is reported as it is. ``epochs`` budgets every arm in passes over its real training
     data (see :func:`~augmentgen.metrics.classifier_steps`) instead of a fixed ``steps``.
 
-    With ``ratio=None`` each of ``candidate_ratios`` is tried on a stratified validation split
-    carved from ``train_data`` (``validation_fraction`` of each class; the classifier trains on
-    the rest) and the best is used; the test set is only touched by the final arms. A candidate
-    of 0 lets the validation split decide against mixing at all (then ``delta`` is 0).
+    With ``ratio=None`` every method of ``methods`` (see :data:`MIXING_METHODS`: ``"plain"``,
+    ``"filter"`` (teacher filtering), ``"soft"`` (teacher soft labels)) at every ratio of
+    ``candidate_ratios`` is tried on a stratified validation split carved from ``train_data``
+    (``validation_fraction`` of each class; the classifiers, and the teacher, train on the rest)
+    and the best is used; the test set is only touched by the final arms. A candidate ratio of 0
+    lets the validation split decide against synthetic data (then ``delta`` is 0 and
+    ``verdict`` says so). The teacher of the final arms is the real + classic classifier.
+    A ``soft`` choice also reports ``acc_teacher_control`` (the teacher's soft targets on real
+    rows only) and ``delta_vs_control``, the part of the gain the synthetic rows caused.
     ``real_classic_model``: a classifier already trained on ``train_data`` with classic
     augmentation and this budget and seed, used as the first arm instead of training it again.
 
     Returns:
         A dict with ``acc_real_classic``, ``acc_mixed``, ``delta``, ``acc_real_noaug``,
-        ``ratio``, ``ratio_selection`` (validation accuracy per candidate, or None), the
-        per-class test accuracies of each arm, ``steps``, ``batch_size`` and ``seed``.
+        ``method``, ``ratio``, ``verdict``, ``selection`` (validation accuracy per
+        ``"method@ratio"``, or None), ``ratio_selection`` (the ``plain`` method's by ratio, or
+        None), the per-class test accuracies of each arm, ``steps``, ``batch_size`` and ``seed``.
     """
     train_data, test_data = _as_labelled(train_data), _as_labelled(test_data)
     if generator.image_shape != train_data.image_shape:
@@ -207,45 +247,75 @@ def downstream_gain(
                         f"{train_data.image_shape}")
     if generator.num_classes != train_data.num_classes:
         raise DataError(f"the generator has {generator.num_classes} classes, the data {train_data.num_classes}")
+    methods = list(methods)
+    for method in methods:
+        _method_kwargs(method)
+    if ratio is not None and len(methods) != 1:
+        raise ConfigError(f"a fixed ratio needs exactly one method, got {methods}")
     device = torch.device(device) if device is not None else default_device()
     original_device = generator.device
     generator.to(device)  # SyntheticMix samples on the batch's device
+    k = train_data.num_classes
     common = dict(steps=steps, epochs=epochs, min_steps=min_steps, batch_size=batch_size, width=width,
-                  device=device, num_classes=train_data.num_classes)
+                  device=device, num_classes=k)
 
-    def mix(r: float):
-        return make_synthetic_mix(generator, r, seed=seed, mode=mode, balance=balance) if r else None
+    def mix(method: str, r: float, teacher):
+        if method == "soft-control":
+            return _teacher_control(teacher, k)
+        if not r or method == "none":
+            return None
+        kw = _method_kwargs(method)
+        return make_synthetic_mix(generator, r, seed=seed, mode=mode, balance=balance,
+                                  **({**kw, "teacher": teacher} if kw else {}))
 
     try:
         selection = None
+        method = methods[0]
         if ratio is None:
             fit, val = validation_split(train_data, validation_fraction, seed=seed)
+            needs_teacher = 0 in candidate_ratios or any(m != "plain" for m in methods)
+            fit_classic = train_classifier(fit, seed=seed, augment="classic", **common) if needs_teacher else None
             selection = {}
-            for candidate in candidate_ratios:
-                model = train_classifier(fit, seed=seed, augment="classic", synthetic_mix=mix(candidate),
-                                         **common)
-                selection[float(candidate)] = evaluate_accuracy(model, val)
-            # Ties go to the smaller ratio (less synthetic data).
-            ratio = max(sorted(selection), key=lambda r: selection[r])
+            if 0 in candidate_ratios:
+                selection[("none", 0.0)] = evaluate_accuracy(fit_classic, val)
+                if "soft" in methods:  # soft labels without synthetic rows: no credit to the generator
+                    control = train_classifier(fit, seed=seed, augment="classic",
+                                               synthetic_mix=mix("soft-control", 0.0, fit_classic), **common)
+                    selection[("soft-control", 0.0)] = evaluate_accuracy(control, val)
+            for m in methods:
+                for candidate in (float(r) for r in candidate_ratios if r):
+                    model = train_classifier(fit, seed=seed, augment="classic",
+                                             synthetic_mix=mix(m, candidate, fit_classic), **common)
+                    selection[(m, candidate)] = evaluate_accuracy(model, val)
+            method, ratio = _choose(selection)
         real = real_classic_model
         if real is None:
             real = train_classifier(train_data, seed=seed, augment="classic", **common)
         # Ratio 0 (validation says: do not mix) is the real + classic arm itself.
-        mixed = real if ratio == 0 else train_classifier(
-            train_data, seed=seed, augment="classic",
-            synthetic_mix=mix(ratio), **common)
+        mixed = real if method == "none" else train_classifier(
+            train_data, seed=seed, augment="classic", synthetic_mix=mix(method, ratio, real), **common)
         report = {
             "acc_real_classic": evaluate_accuracy(real, test_data),
             "acc_mixed": evaluate_accuracy(mixed, test_data),
             "acc_real_noaug": None,
+            "method": method,
             "ratio": float(ratio),
-            "ratio_selection": selection,
+            "selection": None if selection is None else {f"{m}@{r:g}": v for (m, r), v in selection.items()},
+            "ratio_selection": None if selection is None else {
+                r: v for (m, r), v in selection.items() if m in ("plain", "none")} or None,
             "per_class_real_classic": per_class_accuracy(real, test_data),
             "per_class_mixed": per_class_accuracy(mixed, test_data),
             "per_class_real_noaug": None,
+            "acc_teacher_control": None, "delta_vs_control": None,
             "steps": steps, "epochs": epochs, "mode": mode, "batch_size": batch_size, "seed": seed,
         }
         report["delta"] = report["acc_mixed"] - report["acc_real_classic"]
+        if report["method"] == "soft":
+            control = train_classifier(train_data, seed=seed, augment="classic",
+                                       synthetic_mix=_teacher_control(real, k), **common)
+            report["acc_teacher_control"] = evaluate_accuracy(control, test_data)
+            report["delta_vs_control"] = report["acc_mixed"] - report["acc_teacher_control"]
+        report["verdict"] = verdict(report)
         if include_noaug:
             plain = train_classifier(train_data, seed=seed, augment="none", **common)
             report["acc_real_noaug"] = evaluate_accuracy(plain, test_data)
@@ -255,7 +325,23 @@ def downstream_gain(
     return report
 
 
+def verdict(report: dict) -> str:
+    """One plain sentence on a :func:`downstream_gain` report: mix or do not mix."""
+    if report["method"] == "none":
+        return ("do not use synthetic data for this dataset: on the validation split no method and "
+                "ratio beat real data with classic augmentation alone")
+    if report["method"] == "soft-control":
+        return ("do not use synthetic data for this dataset: on the validation split the teacher's "
+                "soft labels on the real rows alone did best (no synthetic rows)")
+    chosen = f"{report['method']} at ratio {report['ratio']:g}"
+    if report["delta"] <= 0:
+        return (f"validation chose {chosen}, but it did not beat classic augmentation on the test "
+                f"data ({100 * report['delta']:+.1f} pts): do not rely on it without more seeds")
+    return f"use {chosen}: {100 * report['delta']:+.1f} pts on the test data at this seed"
+
+
 __all__ = [
+    "MIXING_METHODS",
     "class_consistency",
     "classification_accuracy_score",
     "downstream_gain",
@@ -263,4 +349,5 @@ __all__ = [
     "sample_uint8_per_class",
     "to_uint8",
     "validation_split",
+    "verdict",
 ]

@@ -33,7 +33,8 @@ def test_reference_classifier_serves_as_the_real_arms(split, monkeypatch):
     monkeypatch.setattr(scores_module, "train_classifier", counting)
     monkeypatch.setattr(report_module, "train_classifier", counting)
     generator = RealImagesGenerator(train, shift=1)
-    report = evaluate_generator(generator, train, test, steps=STEPS, n_per_class=10)
+    report = evaluate_generator(generator, train, test, steps=STEPS, n_per_class=10,
+                                candidate_ratios=(0.25, 0.5, 1.0))
 
     # reference, CAS on synthetic, three ratio candidates, mixed arm, no-augmentation arm
     assert len(trained) == 7 and sum(trained) == 4
@@ -42,7 +43,7 @@ def test_reference_classifier_serves_as_the_real_arms(split, monkeypatch):
 
     # Reusing the reference changes no figure: the arm trained on its own gives the same numbers.
     monkeypatch.setattr(scores_module, "train_classifier", original)
-    alone = downstream_gain(generator, train, test, steps=STEPS, seed=0)
+    alone = downstream_gain(generator, train, test, steps=STEPS, seed=0, candidate_ratios=(0.25, 0.5, 1.0))
     for key in ("acc_real_classic", "acc_mixed", "acc_real_noaug", "ratio", "delta"):
         assert report["downstream"][key] == alone[key], key
     assert "downstream gain" in format_report(report) and "one seed" in format_report(report)
@@ -62,7 +63,8 @@ def test_repeats_measure_the_gain_at_every_seed(split):
     seeds = report["downstream_seeds"]
     assert seeds["seeds"] == [3, 4, 5] and seeds["delta"][0] == report["downstream"]["delta"]
     for i, seed in enumerate(seeds["seeds"][1:], start=1):
-        alone = downstream_gain(generator, train, test, steps=STEPS, seed=seed, include_noaug=False)
+        alone = downstream_gain(generator, train, test, steps=STEPS, seed=seed, include_noaug=False,
+                                candidate_ratios=(0.0, 0.25, 0.5, 1.0))  # evaluate_generator's default
         assert seeds["delta"][i] == alone["delta"] and seeds["acc_mixed"][i] == alone["acc_mixed"]
     deltas = torch.tensor(seeds["delta"], dtype=torch.float64)
     assert seeds["delta_mean"] == pytest.approx(deltas.mean().item())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from augmentgen.errors import DataError
+from augmentgen.errors import ConfigError, DataError
 from augmentgen.metrics import (
     class_consistency,
     classification_accuracy_score,
@@ -87,3 +87,31 @@ def test_ratio_zero_lets_validation_decide_against_mixing(split):
     assert report["ratio_selection"][0.0] > report["ratio_selection"][1.0]
     assert report["ratio"] == 0.0 and report["delta"] == 0.0
     assert report["acc_mixed"] == report["acc_real_classic"]
+
+
+def test_methods_are_chosen_on_validation_and_none_wins_against_a_wrong_generator(split):
+    train, test = split
+    wrong = RealImagesGenerator(train, shift=1)  # every synthetic row of the wrong class
+    report = downstream_gain(wrong, train, test, seed=0, candidate_ratios=(0.0, 1.0),
+                             methods=("plain", "filter", "soft"), mode="replace", include_noaug=False, **FAST)
+    assert set(report["selection"]) == {"none@0", "soft-control@0", "plain@1", "filter@1", "soft@1"}
+    # Wrong rows replacing every real row ruin the classifier; the teacher filter rejects them all
+    # (its replace arm keeps the real rows), so it can only tie with no synthetic data.
+    assert report["selection"]["plain@1"] < report["selection"]["none@0"] - 0.3
+    assert report["selection"]["filter@1"] == pytest.approx(report["selection"]["none@0"], abs=0.1)
+    assert report["method"] in ("none", "soft-control")
+    assert report["verdict"].startswith("do not use synthetic data")
+    assert report["ratio_selection"] == {0.0: report["selection"]["none@0"], 1.0: report["selection"]["plain@1"]}
+
+
+def test_a_soft_label_method_is_credited_against_the_same_teacher_on_real_rows(split):
+    train, test = split
+    report = downstream_gain(RealImagesGenerator(train), train, test, seed=0, ratio=0.5, methods=("soft",),
+                             include_noaug=False, **FAST)
+    assert report["method"] == "soft" and report["selection"] is None
+    assert report["acc_teacher_control"] is not None
+    assert report["delta_vs_control"] == pytest.approx(report["acc_mixed"] - report["acc_teacher_control"])
+    with pytest.raises(ConfigError, match="unknown mixing method"):
+        downstream_gain(RealImagesGenerator(train), train, test, methods=("sharpen",), **FAST)
+    with pytest.raises(ConfigError, match="exactly one method"):
+        downstream_gain(RealImagesGenerator(train), train, test, ratio=0.5, methods=("plain", "soft"), **FAST)
