@@ -1,9 +1,17 @@
-"""A plain PyTorch training loop, plus the one line that adds synthetic data.
+"""A plain PyTorch training loop, plus the lines that add synthetic data.
 
-Runs on the embedded ``fashion-mnist-small`` dataset (500 training images) in seconds on a CPU:
+Runs on the embedded ``fashion-mnist-small`` dataset (500 training images) in seconds on a CPU,
+with the shipped zoo generator ``augmentgen/cgan-fashion-mnist`` (offline):
 
-    python examples/plain_pytorch_loop.py                 # an untrained tiny generator (plumbing only)
-    python examples/plain_pytorch_loop.py --model DIR     # a generator saved by `augmentgen train`
+    python examples/plain_pytorch_loop.py                          # the zoo generator
+    python examples/plain_pytorch_loop.py --model DIR              # a generator saved by `augmentgen train`
+    python examples/plain_pytorch_loop.py --synthetic-weight 0.5   # synthetic rows count half in the loss
+
+Synthetic rows are appended to each batch (``mode="append"``), so the classifier sees every real
+image as often as without them; ``return_mask=True`` says which rows are synthetic, for a
+weighted loss. With a teacher classifier trained on the real data, ``SyntheticMix(...,
+teacher=teacher, soft_labels=True)`` returns (B, K) soft targets instead, which the same
+``cross_entropy`` / ``weighted_cross_entropy`` line takes unchanged.
 """
 
 from __future__ import annotations
@@ -14,8 +22,7 @@ import torch
 from torch import nn
 
 import augmentgen
-from augmentgen.mixing import augment_loader
-from augmentgen.models import build_config, build_generator
+from augmentgen.mixing import SyntheticMix, weighted_cross_entropy
 
 
 def tiny_classifier(num_classes: int) -> nn.Module:
@@ -28,7 +35,9 @@ def tiny_classifier(num_classes: int) -> nn.Module:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", help="folder of a saved generator (default: untrained tiny cgan)")
+    parser.add_argument("--model", default="augmentgen/cgan-fashion-mnist",
+                        help="folder or zoo id of a saved generator")
+    parser.add_argument("--synthetic-weight", type=float, default=1.0, help="loss weight of synthetic rows")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -36,38 +45,34 @@ def main() -> None:
 
     train = augmentgen.load_data("fashion-mnist-small", split="train")
     test = augmentgen.load_data("fashion-mnist-small", split="test")
-    if args.model:
-        generator = augmentgen.from_pretrained(args.model)
-    else:
-        # An untrained generator shows the plumbing; train one with `augmentgen train` for real gains.
-        generator = build_generator(build_config("cgan", num_classes=train.num_classes, generator_width=8,
-                                                 latent_dim=16, class_names=train.class_names))
+    generator = augmentgen.from_pretrained(args.model)
 
     classifier = tiny_classifier(train.num_classes)
     optimizer = torch.optim.AdamW(classifier.parameters(), lr=3e-3)
     loader = train.loader(batch_size=64, seed=args.seed)  # uint8 (B, 1, 28, 28) batches
 
-    # ---- the one line that adds synthetic data: half of every batch becomes generated images
-    loader = augment_loader(loader, generator, ratio=0.5, seed=args.seed)  # <-- augmentgen
+    # ---- augmentgen: 32 generated images of the batch's classes appended to every 64 real ones
+    mix = SyntheticMix(generator, ratio=0.5, mode="append", seed=args.seed)
 
     seen_synthetic = 0
     for epoch in range(args.epochs):
         classifier.train()
         for images, labels in loader:
+            images, labels, synthetic = mix(images, labels, return_mask=True)  # <-- augmentgen
             # The mixed batch is uint8 like the real one, so the usual preprocessing still applies.
             images = images.float().div(255).sub(0.5).div(0.5)
-            loss = nn.functional.cross_entropy(classifier(images), labels)
+            loss = weighted_cross_entropy(classifier(images), labels, synthetic, args.synthetic_weight)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            seen_synthetic += loader.mix.num_synthetic(len(labels))
+            seen_synthetic += synthetic.sum()  # stays on the device: no sync per step
         print(f"epoch {epoch}: loss {loss.item():.3f}")
 
     classifier.eval()
     with torch.no_grad():
         logits = classifier(test.images.float().div(255).sub(0.5).div(0.5))
     accuracy = (logits.argmax(1) == test.labels).float().mean().item()
-    print(f"synthetic images seen: {seen_synthetic}")
+    print(f"synthetic images seen: {int(seen_synthetic)}")
     print(f"test accuracy: {accuracy:.3f}")
 
 
