@@ -16,6 +16,10 @@ the real subset and seeds the generator and every classifier, so the arms of a s
   (d) real without augmentation;
   (e) the oracle: arm a on twice the real data (the subset plus as many other real images per
       class), the gain a perfect generator could at most be expected to match;
+- ``--families cgan+filter,cgan+soft`` adds arm b with teacher filtering or teacher soft labels
+  (``augmentgen.metrics.scores.MIXING_METHODS``; the teacher is arm a's classifier, or arm a
+  trained on the selection split while the ratio is chosen); a soft-label cell also trains the
+  control, arm a with the same teacher targets on its real rows, and reports b − control;
 - on the full test set: ΔAcc = b − a and the oracle gain e − a, summarised over seeds as the mean
   of the paired differences with a 95% t interval and the number of positive seeds, and the
   oracle share = mean ΔAcc / mean oracle gain. Within-class diversity and novelty of each
@@ -54,8 +58,8 @@ from augmentgen.metrics import (
     train_classifier,
     validation_split,
 )
-from augmentgen.metrics.scores import sample_uint8_per_class
-from augmentgen.mixing import SyntheticMix
+from augmentgen.metrics.scores import MIXING_METHODS, sample_uint8_per_class
+from augmentgen.mixing import SyntheticMix, TeacherLabels
 from augmentgen.models import build_config
 from augmentgen.training import Trainer, TrainingConfig
 
@@ -95,10 +99,16 @@ def summarise(results: dict) -> dict:
         entry = {
             "delta": delta,
             "acc_mixed": mean_std([c["acc_mixed"] for _, c in paired]),
-            "cas": mean_std([c["cas"] for _, c in paired]),
+            "cas": mean_std([c.get("cas") for _, c in paired]),
             "gen_train_seconds": mean_std([c["gen_train_seconds"] for _, c in paired]),
             "ratios_chosen": [c["ratio"] for _, c in paired],
         }
+        controls = [(r, c) for r, c in paired if c.get("acc_teacher_control") is not None]
+        if controls:  # soft labels: credit only what the synthetic rows add to the same teacher
+            entry["delta_vs_control"] = paired_difference([c["acc_mixed"] for _, c in controls],
+                                                          [c["acc_teacher_control"] for _, c in controls])
+            entry["teacher_control_gain"] = paired_difference([c["acc_teacher_control"] for _, c in controls],
+                                                              [r["real_classic"] for r, _ in controls])
         oracle_rows = [(r, c) for r, c in paired if r["oracle_classic"] is not None]
         if oracle_rows:
             gain = statistics.fmean(r["oracle_classic"] - r["real_classic"] for r, _ in oracle_rows)
@@ -122,6 +132,8 @@ class Arms:
         self.common = dict(epochs=args.epochs, min_steps=args.min_steps, batch_size=args.clf_batch_size,
                            width=args.clf_width, num_classes=cell.subset.num_classes)
         self.batch_size, self.ratios, self.gen_steps = args.clf_batch_size, args.ratios, args.gen_steps
+        self._generators: dict = {}
+        self._fit_teacher = None
 
     def steps(self, data) -> int:
         return classifier_steps(len(data), self.batch_size, epochs=self.common["epochs"],
@@ -163,34 +175,58 @@ class Arms:
         with tempfile.TemporaryDirectory() as tmp:
             return Trainer(config, training, tmp).fit(subset).eval()
 
-    def family_cell(self, family: str, real_model, row: dict) -> dict:
+    def generator_for(self, family: str):
+        """The seed's generator of ``family``, trained once however many methods use it."""
+        if family not in self._generators:
+            t0 = time.perf_counter()
+            self._generators[family] = (self.train_generator(family), round(time.perf_counter() - t0, 1))
+        return self._generators[family]
+
+    def fit_teacher(self, fit):
+        """The classic arm on the selection split: the teacher of the candidates tried on it."""
+        if self._fit_teacher is None:
+            self._fit_teacher = self.train(fit, augment="classic")
+        return self._fit_teacher
+
+    def family_cell(self, spec: str, real_model, row: dict) -> dict:
+        """One family (``cgan``) or one family with a mixing method (``cgan+soft``, see
+        ``augmentgen.metrics.scores.MIXING_METHODS``); CAS and coverage belong to the plain cell."""
         t0 = time.perf_counter()
-        generator = self.train_generator(family)
-        gen_seconds = time.perf_counter() - t0
+        family, _, method = spec.partition("+")
+        method = method or "plain"
+        options = MIXING_METHODS[method]
+        generator, gen_seconds = self.generator_for(family)
         balance = "inverse-frequency" if self.cell.long_tailed else None
 
-        def mix(ratio: float) -> SyntheticMix:
-            return SyntheticMix(generator, ratio, mode="append", balance=balance, seed=self.seed)
+        def mix(ratio: float, teacher) -> SyntheticMix:
+            extra = {**options, "teacher": teacher} if options else {}
+            return SyntheticMix(generator, ratio, mode="append", balance=balance, seed=self.seed, **extra)
 
         fit, val = validation_split(self.cell.subset, 0.2, seed=self.seed)
-        selection = {r: evaluate_accuracy(self.train(fit, synthetic_mix=mix(r)), val) for r in self.ratios}
+        teacher = self.fit_teacher(fit) if options else None
+        selection = {r: evaluate_accuracy(self.train(fit, synthetic_mix=mix(r, teacher)), val) for r in self.ratios}
         ratio = max(sorted(selection), key=lambda r: selection[r])  # ties: less synthetic data
-        mixed = self.train(self.cell.subset, synthetic_mix=mix(ratio))
-        counts = self.cell.subset.class_counts
-        synthetic = sample_uint8_per_class(generator, max(counts), seed=self.seed)
-        cas_model = self.train(synthetic)
+        mixed = self.train(self.cell.subset, synthetic_mix=mix(ratio, real_model))
         cell = {
-            "ratio": ratio, "ratio_selection": selection,
+            "method": method, "ratio": ratio, "ratio_selection": selection,
             "acc_mixed": evaluate_accuracy(mixed, self.test),
-            "cas": evaluate_accuracy(cas_model, self.test),
             "mixed_per_class": per_class_accuracy(mixed, self.test),
-            "coverage": (coverage_report(generator, real_model, self.cell.subset, self.cell.heldout, seed=self.seed)
-                         if self.cell.heldout is not None else None),
-            "gen_train_seconds": round(gen_seconds, 1),
+            "gen_train_seconds": gen_seconds,
         }
+        if method == "plain":
+            counts = self.cell.subset.class_counts
+            cas_model = self.train(sample_uint8_per_class(generator, max(counts), seed=self.seed))
+            cell["cas"] = evaluate_accuracy(cas_model, self.test)
+            cell["coverage"] = (coverage_report(generator, real_model, self.cell.subset, self.cell.heldout,
+                                                seed=self.seed) if self.cell.heldout is not None else None)
+        if options.get("soft_labels"):  # the control: the same teacher's targets on the real rows only
+            control = TeacherLabels(real_model, options["label_temperature"], options["soft_label_weight"],
+                                    self.cell.subset.num_classes)
+            cell["acc_teacher_control"] = evaluate_accuracy(self.train(self.cell.subset, synthetic_mix=control),
+                                                            self.test)
         cell["delta"] = cell["acc_mixed"] - row["real_classic"]
         if self.cell.long_tailed:
-            cell["rarest5_mixed"] = rarest_accuracy(cell["mixed_per_class"], counts)
+            cell["rarest5_mixed"] = rarest_accuracy(cell["mixed_per_class"], self.cell.subset.class_counts)
         cell["cell_seconds"] = round(time.perf_counter() - t0, 1)
         return cell
 
@@ -262,7 +298,8 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="fashion-mnist", choices=sorted(CELLS))
     p.add_argument("--budget", default="50pc", help="10pc, 50pc, 200pc (CIFAR-10) or lt100")
-    p.add_argument("--families", default="cgan,aae")
+    p.add_argument("--families", default="cgan,aae",
+                   help="families, each optionally with a mixing method: cgan,aae,cgan+filter,cgan+soft")
     p.add_argument("--seeds", default="0,1,2,3,4")
     p.add_argument("--epochs", type=float,
                    help="classifier budget in epochs of the real data (default: the cell's convergence file)")
@@ -278,6 +315,9 @@ def parse_args() -> argparse.Namespace:
     if args.budget not in CELLS[args.dataset]:
         p.error(f"{args.dataset} has the budgets {CELLS[args.dataset]}, not {args.budget!r}")
     args.families = [f.strip() for f in args.families.split(",") if f.strip()]
+    bad = [f for f in args.families if f.partition("+")[2] and f.partition("+")[2] not in MIXING_METHODS]
+    if bad:
+        p.error(f"unknown mixing method in {bad}; methods: {sorted(MIXING_METHODS)}")
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.ratios = [float(r) for r in args.ratios.split(",")]
     if args.epochs is None:
@@ -334,8 +374,10 @@ def main() -> None:
         for family in todo:
             result = arms.family_cell(family, real_model, row)
             file.put_cell(seed, family, {**result, "git_commit": commit})
+            extra = "".join(f", {name} {result[key]:.4f}" for key, name in
+                            (("cas", "CAS"), ("acc_teacher_control", "teacher control")) if key in result)
             print(f"seed {seed} {family}: mixed {result['acc_mixed']:.4f} (ratio {result['ratio']}), "
-                  f"ΔAcc {result['delta']:+.4f}, CAS {result['cas']:.4f}, {result['cell_seconds']} s", flush=True)
+                  f"ΔAcc {result['delta']:+.4f}{extra}, {result['cell_seconds']} s", flush=True)
     print(json.dumps(file.results["summary"], indent=2))
 
 

@@ -220,7 +220,13 @@ def downstream_section(name: str, d: dict) -> str:
             continue
         rows.append(row(f"(b) real + classic + synthetic (`{family}`)", f.get("acc_mixed"), f.get("delta"),
                         interval_pct(f.get("rarest5_delta"))))
-        rows.append(row(f"(c) synthetic only, CAS (`{family}`)", f.get("cas")))
+        if f.get("delta_vs_control"):
+            rows.append(row(f"(b) `{family}` vs the teacher's soft labels on real rows only",
+                            f.get("acc_mixed"), f.get("delta_vs_control")))
+            rows.append(row(f"control: teacher soft labels on real rows (`{family}`)", None,
+                            f.get("teacher_control_gain")))
+        if (f.get("cas") or {}).get("mean") is not None:
+            rows.append(row(f"(c) synthetic only, CAS (`{family}`)", f.get("cas")))
     per_seed = d.get("per_seed", [])
     steps = sorted({(r.get("steps_real"), r.get("steps_oracle")) for r in per_seed})
     commits = {family: sorted({c.get("git_commit") or "unknown" for c in family_cells(d, family)})
