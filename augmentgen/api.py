@@ -43,7 +43,16 @@ def train(
             drawn with ``seed``).
         resume: continue from the newest checkpoint in ``output_dir``.
         model_config: overrides of the family's config fields (e.g. ``{"loss": "bce"}``).
-        **training: :class:`TrainingConfig` fields (``steps``, ``batch_size``, ``seed``, ...).
+        **training: :class:`TrainingConfig` fields (``steps``, ``batch_size``, ``seed``, ...),
+            among them ``init_from`` to fine-tune a pretrained generator (a folder, a zoo id such as
+            ``"augmentgen/cgan-mnist"`` or a hub id; ``model`` must be of its family), with
+            ``freeze_discriminator_layers`` and ``transfer_lr_scale``.
+
+    Example::
+
+        # 10 images per class of new classes, starting from the zoo's MNIST cgan
+        train("cgan", "my_images/", "runs/few-shot", init_from="augmentgen/cgan-mnist",
+              per_class=10, steps=500, transfer_lr_scale=0.5)
 
     Returns:
         The trained (EMA) generator, in eval mode.

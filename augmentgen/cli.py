@@ -34,6 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default=defaults.mixed_precision)
     p.add_argument("--log-with", help="Accelerate tracker, e.g. tensorboard")
     p.add_argument("--on-divergence", choices=["stop", "rollback"], default=defaults.on_divergence)
+    p.add_argument("--init-from", metavar="ID",
+                   help="fine-tune a pretrained generator of the same family and image shape: a model folder, "
+                        "a zoo id (augmentgen/cgan-mnist) or a hub id; class tables start afresh when the "
+                        "classes differ")
+    p.add_argument("--freeze-discriminator-layers", type=int, metavar="N",
+                   default=defaults.freeze_discriminator_layers,
+                   help="with --init-from: keep the first N conv blocks of the transferred encoder fixed "
+                        "(FreezeD; encoder families only, a saved cgan holds no discriminator)")
+    p.add_argument("--transfer-lr-scale", type=float, metavar="X", default=defaults.transfer_lr_scale,
+                   help="with --init-from: learning-rate multiplier for the transferred parameters")
 
     s = sub.add_parser("sample", help="sample images from a saved generator")
     s.add_argument("--model", required=True, help="folder of a saved generator")
@@ -97,7 +107,8 @@ def _train(args) -> int:
     model_set = parse_overrides(type(build_config(args.model)), args.model_set)
     training = {name: getattr(args, name) for name in (
         "steps", "batch_size", "seed", "checkpoint_every", "keep_checkpoints", "sample_every", "samples_per_class",
-        "log_every", "num_workers", "ema_decay", "mixed_precision", "log_with", "on_divergence")}
+        "log_every", "num_workers", "ema_decay", "mixed_precision", "log_with", "on_divergence", "init_from",
+        "freeze_discriminator_layers", "transfer_lr_scale")}
     generator = train(args.model, args.data, args.out, data_dir=args.data_dir,
                       per_class=args.per_class, imbalance=args.imbalance, resume=args.resume,
                       model_config=model_set, **training)
@@ -109,6 +120,13 @@ def _train(args) -> int:
     print(f"weights: {out / 'model.safetensors'}")
     print(f"config:  {out / 'config.json'}")
     print(f"samples: {out / 'samples.png'} (one row per class: {', '.join(generator.class_names)})")
+    if args.init_from:
+        import json
+
+        report = json.loads((out / "training.json").read_text()).get("init_from", {})
+        print(f"from:    {args.init_from} ({len(report.get('copied', []))} tensors copied, "
+              f"{len(report.get('reinitialised', []))} class-dependent ones reinitialised, "
+              f"{len(report.get('skipped', []))} skipped; see init_from in {out / 'training.json'})")
     return 0
 
 

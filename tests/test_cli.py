@@ -129,3 +129,33 @@ def test_sample_temperature_flag_takes_a_float_or_one_per_class(tmp_path, capsys
         assert main([*model, "--out", str(tmp_path / "bad.npz"), "--temperature", bad]) == 2
         assert message in capsys.readouterr().err, bad
     assert not (tmp_path / "bad.npz").exists()
+
+
+def test_train_init_from_a_saved_generator_from_the_command_line(tmp_path, capsys):
+    import torch
+
+    from augmentgen.hub import save_pretrained
+    from augmentgen.models import build_config, build_generator
+
+    torch.manual_seed(5)
+    source = tmp_path / "source"  # 3 classes: fashion-mnist-small's 10 get fresh class tables
+    save_pretrained(build_generator(build_config("cgan", num_classes=3, generator_width=8, discriminator_width=8,
+                                                 latent_dim=16)), source, grid=False)
+    out = tmp_path / "run"
+    args = ["train", "--model", "cgan", "--data", "fashion-mnist-small", "--per-class", "2", "--out", str(out),
+            "--steps", "2", "--batch-size", "6", "--sample-every", "0", "--samples-per-class", "2",
+            "--set", "generator_width=8", "--set", "discriminator_width=8", "--set", "latent_dim=16",
+            "--init-from", str(source), "--transfer-lr-scale", "0.5"]
+    assert main(args) == 0
+    assert f"from:    {source} (" in capsys.readouterr().out
+    summary = json.loads((out / "training.json").read_text())
+    assert summary["steps"] == 2 and summary["training_config"]["transfer_lr_scale"] == 0.5
+    assert summary["init_from"]["id"] == str(source) and len(summary["init_from"]["sha256"]) == 64
+    assert "decoder.embed.weight" in summary["init_from"]["reinitialised"]
+    assert "decoder.project.weight" in summary["init_from"]["copied"]
+    assert load_generator(out).num_classes == 10
+
+    assert main(["train", "--model", "aae", "--data", "fashion-mnist-small", "--per-class", "2",
+                 "--out", str(tmp_path / "aae"), "--steps", "2", "--init-from", str(source)]) == 2
+    assert "--model cgan" in capsys.readouterr().err
+    assert not (tmp_path / "aae" / "model.safetensors").exists()

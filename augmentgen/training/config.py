@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Literal
 
 from .._config import Config
@@ -30,6 +31,30 @@ class TrainingConfig(Config):
         num_workers (int, defaults to 0): DataLoader workers when the trainer builds the loader.
         on_divergence (str, defaults to ``"stop"``): on a NaN/inf loss, ``"stop"`` with an error or
             ``"rollback"`` to the last checkpoint with half the learning rate.
+        init_from (str, optional): start from a pretrained generator (fine-tuning, e.g. on a few
+            images of new classes): a folder written by ``save_pretrained`` or the trainer, a
+            zoo id such as ``"augmentgen/cgan-mnist"``, or a hub repo id, loaded with
+            :func:`augmentgen.from_pretrained`. Its family, ``image_size`` and ``in_channels``
+            must be the run's. Every generator tensor whose name and shape match is copied
+            (for the encoder families that includes the encoder; discriminators are never
+            saved, so they start from scratch); when the classes differ (another count, or
+            other class names) the class-dependent tensors (class embeddings, conditional batch
+            norm tables, fitted class priors) keep their fresh initialisation instead. See
+            :func:`augmentgen.training.transfer.transfer_weights`. Only a fresh run loads the
+            weights; a resumed one reads them from its checkpoint (the source must still be
+            loadable, for its tensor names and shapes). The source's id and weights' sha256 go
+            into ``training.json`` and the saved weights' metadata.
+        freeze_discriminator_layers (int, defaults to 0): FreezeD (Mo et al. 2020) needs
+            pretrained discriminator layers, and a saved generator holds none. For the encoder
+            families (``aae``, ``vae``, ``aegan``, ``ae``) it freezes the first N conv blocks of
+            the transferred *encoder*, the pretrained network that reads real images
+            (``requires_grad=False``: they end the run exactly as transferred); N goes up to 3
+            (28/32 px) or 4 (64 px). For ``cgan`` any value above 0 is an error, since its
+            discriminator starts from scratch. Needs ``init_from``.
+        transfer_lr_scale (float, defaults to 1.0): learning-rate multiplier for the
+            parameters copied from ``init_from`` (e.g. 0.1 to fine-tune them gently while the
+            reinitialised class tables and the fresh discriminator learn at the full rate).
+            They get their own optimizer param groups. Not 1: needs ``init_from``.
     """
 
     steps: int = 2000
@@ -45,6 +70,9 @@ class TrainingConfig(Config):
     log_with: str | None = None
     num_workers: int = 0
     on_divergence: Literal["stop", "rollback"] = "stop"
+    init_from: str | None = None
+    freeze_discriminator_layers: int = 0
+    transfer_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "samples_per_class", "log_every", "keep_checkpoints"):
@@ -55,3 +83,17 @@ class TrainingConfig(Config):
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.init_from is not None and not self.init_from.strip():
+            raise ConfigError("init_from must be a model folder or a zoo / hub id such as "
+                              "'augmentgen/cgan-mnist', got an empty string; leave it unset to train from scratch")
+        if self.freeze_discriminator_layers < 0:
+            raise ConfigError(f"freeze_discriminator_layers must be >= 0, got {self.freeze_discriminator_layers}")
+        if not (math.isfinite(self.transfer_lr_scale) and self.transfer_lr_scale > 0):
+            raise ConfigError(f"transfer_lr_scale must be a finite number > 0, got {self.transfer_lr_scale!r}; "
+                              "1 trains the transferred parameters at the normal learning rate")
+        if self.init_from is None:
+            for name, default in (("freeze_discriminator_layers", 0), ("transfer_lr_scale", 1.0)):
+                if getattr(self, name) != default:
+                    raise ConfigError(f"{name}={getattr(self, name)!r} only acts on weights transferred from a "
+                                      "pretrained generator; set init_from too, or leave it at "
+                                      f"{default}")

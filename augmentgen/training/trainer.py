@@ -2,7 +2,8 @@
 
 The family supplies its :class:`~augmentgen.training.step.TrainingStep`; the trainer owns the
 loop, seeding, precision, the generator's EMA, resumable checkpoints, divergence checks, sample
-grids, tracker logging, and the final ``config.json`` + ``model.safetensors``.
+grids, tracker logging, the final ``config.json`` + ``model.safetensors``, and starting from a
+pretrained generator (``TrainingConfig.init_from``, see :mod:`augmentgen.training.transfer`).
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from ..data.labelled import LabelledImages
-from ..errors import CheckpointError, DataError, TrainingDivergedError
-from ..hub.serialization import atomic_write_bytes, save_generator
+from ..errors import CheckpointError, ConfigError, DataError, TrainingDivergedError
+from ..hub.serialization import atomic_write_bytes, generator_tensors, save_generator, tensors_sha256
 from ..models.base import ConditionalGenerator, GeneratorConfig
 from ..models.registry import build_generator
 from .config import TrainingConfig
 from .grid import save_sample_grid
 from .step import step_class
+from .transfer import freeze_feature_blocks, scale_lr_of, transfer_weights
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -82,6 +84,11 @@ class Trainer:
         )
         self.progress = TrainingProgress()
         self.history: list[dict[str, float]] = []
+        #: With ``init_from``: the source (id, sha256, family, classes) and the transfer report
+        #: (``copied`` / ``reinitialised`` / ``skipped`` / ``frozen`` tensor names), set by ``fit``.
+        self.init_source: dict | None = None
+        #: The family's training step of the last ``fit`` (its optimizers, modules).
+        self.step = None
 
     # ------------------------------------------------------------------ public
     def fit(self, data: LabelledImages | Iterable, *, resume: bool = False) -> ConditionalGenerator:
@@ -90,13 +97,33 @@ class Trainer:
         ``data`` is a :class:`LabelledImages` or any DataLoader / iterable of (images, labels)
         batches with images uint8 in [0, 255] or float in [-1, 1], shaped like the config says.
         With ``resume=True`` training continues from the newest checkpoint in ``output_dir``.
+        With ``init_from`` set, a fresh run starts from that pretrained generator's weights.
         """
         acc, cfg = self.accelerator, self.config
+        self.init_source = None
+        # Loaded (and checked against the run's family and image shape) before anything is
+        # built or written, and before seeding, so the run draws the same random numbers.
+        source = self._load_init_source() if cfg.init_from else None
         set_seed(cfg.seed)  # before building the model: the seed also fixes the initialisation
         generator = build_generator(self.model_config)
+        frozen: list[str] = []
+        if source is not None:
+            # A resumed run's weights come from its checkpoint: only the report is recomputed,
+            # so that freezing and param groups are set up as in the run that wrote it.
+            report = self._transfer(generator, source, dry_run=resume)
+            if cfg.freeze_discriminator_layers:
+                frozen = freeze_feature_blocks(generator, cfg.freeze_discriminator_layers, report["copied"])
+            self.init_source["frozen"] = frozen
+            source = None  # only its tensors were needed
         step = step_class(self.model_config.family)(generator, acc)
         step.prepare()
+        self.step = step
         plain_generator = acc.unwrap_model(step.generator)
+        if self.init_source is not None and cfg.transfer_lr_scale != 1.0:
+            params = dict(plain_generator.named_parameters())
+            transferred = [params[n] for n in self.init_source["copied"] if n in params]
+            for opt in step.optimizers():
+                scale_lr_of(opt, transferred, cfg.transfer_lr_scale)
         ema = None
         if cfg.ema_decay > 0:
             ema = AveragedModel(plain_generator, multi_avg_fn=ema_with_warmup(cfg.ema_decay),
@@ -205,6 +232,70 @@ class Trainer:
         return final
 
     # ------------------------------------------------------------------ internals
+    def _load_init_source(self) -> ConditionalGenerator:
+        """The ``init_from`` generator, refused unless its family and image shape are the run's."""
+        from ..hub.remote import from_pretrained
+
+        name, run = self.config.init_from, self.model_config
+        source = from_pretrained(name)
+        family, src = type(run).family, source.config
+        if source.family != family:
+            raise ConfigError(
+                f"init_from={name!r} holds a generator of family {source.family!r} but this run's model is of "
+                f"family {family!r}, and weights only transfer within a family: train a {source.family!r} model "
+                f"(--model {source.family}), or start from a generator of family {family!r}"
+            )
+        wrong = []
+        if src.in_channels != run.in_channels:
+            wrong.append(f"{src.in_channels} channel(s) where this run's images have {run.in_channels} "
+                         f"(convert the images, e.g. load_data(..., channels={src.in_channels}))")
+        if src.image_size != run.image_size:
+            wrong.append(f"{src.image_size}x{src.image_size} pixels where this run's images are "
+                         f"{run.image_size}x{run.image_size} (resize them to {src.image_size}x{src.image_size})")
+        if wrong:
+            raise DataError(
+                f"init_from={name!r} makes images with " + " and ".join(wrong) + "; or pick a pretrained "
+                f"model with in_channels={run.in_channels} and image_size={run.image_size}"
+            )
+        return source
+
+    def _transfer(self, generator: ConditionalGenerator, source: ConditionalGenerator, *, dry_run: bool) -> dict:
+        """Copy ``source``'s fitting tensors into ``generator`` and set :attr:`init_source`."""
+        name = self.config.init_from
+        same_classes = source.num_classes == generator.num_classes and source.class_names == generator.class_names
+        report = transfer_weights(generator, source.state_dict(), reinit_class_dependent=not same_classes,
+                                  dry_run=dry_run)
+        src, run = source.config.to_dict(), self.model_config.to_dict()
+        differ = ", ".join(f"{k}={src[k]!r} (this run: {run[k]!r})" for k in sorted(src)
+                           if k not in ("num_classes", "class_names") and src[k] != run.get(k))
+        if not report["copied"]:
+            raise ConfigError(
+                f"no tensor of init_from={name!r} fits this run's {generator.family} model (their configs differ "
+                f"in {differ or 'nothing but the classes'}); set those config fields to the pretrained model's "
+                "values (--set KEY=VALUE, model_config=) to fine-tune it"
+            )
+        if report["skipped"]:
+            warnings.warn(
+                f"{len(report['skipped'])} tensor(s) of this run's generator are not in init_from={name!r} or have "
+                f"another shape there, and start from scratch: {report['skipped'][:4]}"
+                f"{'...' if len(report['skipped']) > 4 else ''}; the configs differ in {differ or 'nothing'}; set "
+                "those fields to the pretrained model's values to transfer them",
+                stacklevel=3,
+            )
+        self.init_source = {
+            "id": str(name),
+            # The sha256 that load_generator checked against the source's safetensors metadata
+            # (``augmentgen_sha256``): the same function of the same tensors.
+            "sha256": tensors_sha256(generator_tensors(source)),
+            "family": source.family,
+            "num_classes": source.num_classes,
+            "class_names": source.class_names,
+            "same_classes": same_classes,
+            "transfer_lr_scale": self.config.transfer_lr_scale,
+            **report,
+        }
+        return report
+
     def _check_data(self, data) -> None:
         expected = self.model_config.image_shape
         if isinstance(data, LabelledImages):
@@ -292,7 +383,11 @@ class Trainer:
         return save_sample_grid(images, self.config.samples_per_class, self.output_dir / name)
 
     def _write_outputs(self, generator: ConditionalGenerator) -> None:
-        save_generator(generator, self.output_dir, metadata={"steps": str(self.progress.step)})
+        metadata = {"steps": str(self.progress.step)}
+        if self.init_source is not None:
+            metadata.update(augmentgen_init_from=self.init_source["id"],
+                            augmentgen_init_from_sha256=self.init_source["sha256"])
+        save_generator(generator, self.output_dir, metadata=metadata)
         grid = self._write_grid(generator, "samples.png")
         summary = {
             "family": self.model_config.family,
@@ -306,6 +401,8 @@ class Trainer:
             "sample_grid": grid.name if grid else None,
             "history": self.history,
         }
+        if self.init_source is not None:
+            summary["init_from"] = self.init_source
         atomic_write_bytes(self.output_dir / "training.json", json.dumps(summary, indent=2).encode())
 
 
