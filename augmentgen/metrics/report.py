@@ -148,9 +148,9 @@ def _selection_lines(down: dict) -> list[str]:
     if not down.get("selection"):
         return []
     lines = ["", "validation split (chooses the method; the test set is not used):"]
-    best = max(down["selection"].values())
+    chosen = f"{down['method']}@{down['ratio']:g}"  # the choice downstream_gain made, not re-derived
     for name, accuracy in down["selection"].items():
-        mark = "  <- chosen" if accuracy == best and name.split("@")[0] == down["method"] else ""
+        mark = "  <- chosen" if name == chosen else ""
         lines.append(f"  {name:32s} {100 * accuracy:5.1f}%{mark}")
     if down.get("acc_teacher_control") is not None:
         lines.append(f"  test: teacher soft labels on real rows only {100 * down['acc_teacher_control']:5.1f}%, "

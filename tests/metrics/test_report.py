@@ -76,3 +76,13 @@ def test_repeats_measure_the_gain_at_every_seed(split):
 
     with pytest.raises(ConfigError, match="repeats"):
         evaluate_generator(generator, train, test, steps=STEPS, repeats=0)
+
+
+def test_the_selection_table_marks_the_choice_once_even_on_ties():
+    from augmentgen.metrics.report import _selection_lines
+
+    down = {"selection": {"none@0": 0.8, "plain@0.25": 0.9, "plain@0.5": 0.9}, "method": "plain", "ratio": 0.25,
+            "verdict": "use plain at ratio 0.25", "acc_teacher_control": None}
+    lines = _selection_lines(down)
+    assert [line for line in lines if "<- chosen" in line] == ["  plain@0.25                        90.0%  <- chosen"]
+    assert lines[-1] == "verdict: use plain at ratio 0.25"
