@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
-
+from ._version import __version__
+from . import families  # noqa: F401  (registers the built-in model families by name)
 from .api import train
 from .data import LabelledImages, load_data
 from .errors import (

@@ -133,9 +133,9 @@ def _train(args) -> int:
 def _sample(args) -> int:
     import torch
 
+    from ._images import save_sample_grid
     from .hub import from_pretrained
     from .mixing import write_samples
-    from .training.grid import save_sample_grid
 
     # Parsed before loading, so a typo fails at once; the generator checks values and length.
     try:

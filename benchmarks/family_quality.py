@@ -33,6 +33,7 @@ import torch
 from harness import git_commit
 
 import augmentgen
+from augmentgen._images import save_sample_grid
 from augmentgen.data import load_data
 from augmentgen.metrics import (
     class_consistency,
@@ -43,7 +44,6 @@ from augmentgen.metrics import (
 )
 from augmentgen.models import build_config
 from augmentgen.training.config import TrainingConfig
-from augmentgen.training.grid import save_sample_grid
 from augmentgen.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parent

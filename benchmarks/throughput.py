@@ -52,10 +52,11 @@ import torch.nn.functional as F
 from harness import git_commit, machine, sync
 
 import augmentgen
+from augmentgen.families.gan import CGANGenerator
 from augmentgen.models import available_models, build_config, build_generator
-from augmentgen.models.gan import CGANGenerator, ProjectionDiscriminator
+from augmentgen.models.blocks import ProjectionDiscriminator
+from augmentgen.models.losses import hinge_discriminator_loss, hinge_generator_loss
 from augmentgen.training import Trainer, TrainingConfig
-from augmentgen.training.losses import hinge_discriminator_loss, hinge_generator_loss
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DATASET = "fashion-mnist-small"
@@ -225,7 +226,7 @@ def training_throughput(args, device: torch.device) -> dict:
         "plain_loop": "textbook eager fp32: one fake batch per step, reused for the G update; D(real) "
                       "and D(fake) as two forwards; D parameter gradients computed in the G update "
                       "and zeroed before the next D update; no EMA, no checks",
-        "ours_step": "augmentgen.training.steps.gan.GANStep: G forward under no_grad for the D update, "
+        "ours_step": "augmentgen.families.gan.GANStep: G forward under no_grad for the D update, "
                      "one D forward on cat(real, fake), a fresh G forward for the G update with D frozen",
         "ours_images_per_s_median": ours_median,
         "plain_images_per_s_median": plain_median,

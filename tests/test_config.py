@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from augmentgen._config import parse_overrides
 from augmentgen.errors import ConfigError
+from augmentgen.families.gan import CGANConfig
 from augmentgen.models import build_config, config_from_dict, config_to_dict
-from augmentgen.models.gan import CGANConfig
 from augmentgen.training import TrainingConfig
 
 

@@ -1,12 +1,15 @@
-"""Model families. Importing this package registers every built-in family by name."""
+"""The generator interface: what every family implements and everything above it relies on.
 
-from . import (  # noqa: F401  (the encoder families)
-    aae,
-    ae,
-    aegan,
-    gan,  # noqa: F401  (registers "cgan" and the "wgan-gp" preset)
-    vae,
-)
+- :class:`ConditionalGenerator` / :class:`GeneratorConfig` (``base``): sampling, labels, shapes.
+- :class:`TrainingStep` (``step``): one family's optimisation step, driven by the trainer.
+- the registry (``registry``): family name -> generator class and training step; presets.
+- shared pieces the families build on: ``blocks``, ``encoder``, ``losses``, ``regularizers``,
+  ``diffaugment``.
+
+The families themselves live in :mod:`augmentgen.families`, one module each; importing
+``augmentgen`` registers them.
+"""
+
 from .base import ConditionalGenerator, GeneratorConfig
 from .registry import (
     available_models,
@@ -17,11 +20,14 @@ from .registry import (
     generator_class,
     register_family,
     register_preset,
+    step_class,
 )
+from .step import TrainingStep
 
 __all__ = [
     "ConditionalGenerator",
     "GeneratorConfig",
+    "TrainingStep",
     "available_models",
     "build_config",
     "build_generator",
@@ -30,4 +36,5 @@ __all__ = [
     "generator_class",
     "register_family",
     "register_preset",
+    "step_class",
 ]

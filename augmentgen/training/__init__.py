@@ -1,7 +1,7 @@
-"""The Accelerate trainer shared by every family, and each family's training step."""
+"""The Accelerate trainer shared by every family; each family brings its own training step."""
 
+from ..models.step import TrainingStep
 from .config import TrainingConfig
-from .step import TrainingStep, register_step
 from .trainer import Trainer
 
-__all__ = ["Trainer", "TrainingConfig", "TrainingStep", "register_step"]
+__all__ = ["Trainer", "TrainingConfig", "TrainingStep"]

@@ -1,6 +1,6 @@
 """The one trainer: an Accelerate loop shared by every model family.
 
-The family supplies its :class:`~augmentgen.training.step.TrainingStep`; the trainer owns the
+The family supplies its :class:`~augmentgen.models.step.TrainingStep`; the trainer owns the
 loop, seeding, precision, the generator's EMA, resumable checkpoints, divergence checks, sample
 grids, tracker logging, the final ``config.json`` + ``model.safetensors``, and starting from a
 pretrained generator (``TrainingConfig.init_from``, see :mod:`augmentgen.training.transfer`).
@@ -24,14 +24,13 @@ from accelerate.utils import ProjectConfiguration, set_seed
 from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
+from .._images import save_sample_grid, to_signed_unit
 from ..data.labelled import LabelledImages
 from ..errors import CheckpointError, ConfigError, DataError, TrainingDivergedError
 from ..hub.serialization import atomic_write_bytes, generator_tensors, save_generator, tensors_sha256
 from ..models.base import ConditionalGenerator, GeneratorConfig
-from ..models.registry import build_generator
+from ..models.registry import build_generator, step_class
 from .config import TrainingConfig
-from .grid import save_sample_grid
-from .step import step_class
 from .transfer import freeze_feature_blocks, scale_lr_of, transfer_weights
 
 CHECKPOINT_DIR = "checkpoints"
@@ -314,11 +313,7 @@ class Trainer:
         expected = self.model_config.image_shape
         if tuple(images.shape[1:]) != expected:
             raise DataError(f"a batch has images shaped {tuple(images.shape[1:])}; the model expects {expected}")
-        if images.dtype == torch.uint8:
-            return images.float().div_(127.5).sub_(1.0)
-        if not images.dtype.is_floating_point:
-            raise DataError(f"images must be uint8 or float, got {images.dtype}")
-        return images.float()
+        return to_signed_unit(images)
 
     def _batches(self, loader, start: int) -> Iterator:
         """An endless stream of batches; with a sized loader, batch ``start`` comes first."""

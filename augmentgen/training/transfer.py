@@ -30,6 +30,8 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..models.base import ConditionalGenerator
+from ..models.encoder import EncoderGenerator
+from ..models.registry import build_generator
 
 
 def class_dependent_names(generator: ConditionalGenerator) -> list[str]:
@@ -53,8 +55,6 @@ def class_dependent_names(generator: ConditionalGenerator) -> list[str]:
     The probe model is built with the global RNG state saved and restored, so calling this
     does not change the random numbers a run draws afterwards.
     """
-    from ..models.registry import build_generator
-
     config = generator.config.replace(num_classes=generator.num_classes + 1, class_names=None)
     with torch.random.fork_rng(devices=[]):
         probe = {k: tuple(v.shape) for k, v in build_generator(config).state_dict().items()}
@@ -131,8 +131,6 @@ def feature_blocks(generator: ConditionalGenerator) -> list[list[tuple[str, nn.P
     discriminator. Families without an encoder (``cgan``) raise :class:`ConfigError`: their
     discriminator is not part of a saved generator, so there is no pretrained one to freeze.
     """
-    from ..models._encoder import EncoderGenerator
-
     if not isinstance(generator, EncoderGenerator):
         raise ConfigError(
             f"freeze_discriminator_layers freezes pretrained discriminator layers (FreezeD), but a saved "

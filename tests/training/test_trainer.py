@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from augmentgen.errors import CheckpointError, DataError, TrainingDivergedError
+from augmentgen.families.gan import GANStep
 from augmentgen.hub import load_generator
 from augmentgen.models import build_config
 from augmentgen.training import Trainer, TrainingConfig
-from augmentgen.training.steps.gan import GANStep
 from tests.conftest import TINY_GAN, make_images
 
 

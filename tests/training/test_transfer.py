@@ -7,11 +7,10 @@ import torch
 from safetensors import safe_open
 
 from augmentgen.errors import ConfigError, DataError
+from augmentgen.families.gan import GANStep
 from augmentgen.hub import load_generator, save_pretrained
-from augmentgen.models import build_config, build_generator
+from augmentgen.models import build_config, build_generator, step_class
 from augmentgen.training import Trainer, TrainingConfig
-from augmentgen.training.step import step_class
-from augmentgen.training.steps.gan import GANStep
 from augmentgen.training.transfer import class_dependent_names, transfer_weights
 from tests.conftest import TINY_GAN, make_images
 

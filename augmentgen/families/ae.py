@@ -5,17 +5,24 @@ Gaussian per class to the latent codes of the training images and stores it in b
 (``prior_mean`` (K, d) and ``prior_scale_tril`` (K, d, d)), so it is saved in
 ``model.safetensors`` and loaded strictly with the weights. Sampling draws from the class's
 Gaussian and decodes with the label.
+
+The module holds the family whole: :class:`AEConfig`, :class:`AEGenerator` and its training
+step :class:`AEStep`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 
 import torch
 
+from .._images import to_signed_unit
 from ..errors import ConfigError
-from ._encoder import EncoderFamilyConfig, EncoderGenerator
-from .registry import register_family
+from ..models.base import ConditionalGenerator
+from ..models.encoder import AutoencoderStep, EncoderFamilyConfig, EncoderGenerator
+from ..models.registry import register_family
+from ..models.regularizers import reconstruction_loss
 
 
 @dataclasses.dataclass
@@ -44,7 +51,6 @@ class AEConfig(EncoderFamilyConfig):
             raise ConfigError("prior_temperature and code_noise must be >= 0")
 
 
-@register_family("ae")
 class AEGenerator(EncoderGenerator):
     """Conditional autoencoder with a per-class Gaussian fitted to its latent codes."""
 
@@ -88,3 +94,37 @@ class AEGenerator(EncoderGenerator):
         cov = torch.where((counts >= 2)[:, None, None], cov, eye)
         self.prior_mean.copy_(means.float())
         self.prior_scale_tril.copy_(torch.linalg.cholesky(cov).float())
+
+
+class AEStep(AutoencoderStep):
+    """Reconstruction (+ optional contractive / weight penalties); ``finish`` fits the
+    per-class latent Gaussians the generator samples from."""
+
+    def __call__(self, real_images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        c = self.config
+        _, out, penalties = self.autoencode(real_images, labels, code_noise=c.code_noise)
+        rec = reconstruction_loss(out.reconstruction, real_images, c.reconstruction_loss)
+        self.update(rec + sum(penalties.values()))
+        return {"rec_loss": rec.detach(), **{k: v.detach() for k, v in penalties.items()}}
+
+    @torch.no_grad()
+    def finish(self, generator: ConditionalGenerator, batches: Iterable) -> None:
+        """Encode one pass over the training batches and fit ``generator``'s class priors."""
+        was_training = generator.training
+        generator.eval()
+        codes, labels = [], []
+        for images, y in batches:
+            images = to_signed_unit(images.to(generator.device))
+            y = y.to(generator.device).long()
+            codes.append(generator.encode(images, y)[0])
+            labels.append(y)
+        generator.train(was_training)
+        if not codes:
+            return
+        codes, labels = torch.cat(codes), torch.cat(labels)
+        # Every process fits the same prior from everyone's codes.
+        codes, labels = self.accelerator.gather_for_metrics((codes, labels))
+        generator.fit_prior(codes, labels)
+
+
+register_family("ae", AEGenerator, step=AEStep)

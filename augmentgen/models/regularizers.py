@@ -90,7 +90,7 @@ def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 def encoder_penalties(config, output, inputs: torch.Tensor, encoder: nn.Module) -> dict[str, torch.Tensor]:
     """The contractive and weight penalties an encoder family's config asks for, weighted.
 
-    ``output`` is the family's :class:`~augmentgen.models._encoder.AutoencoderOutput` computed
+    ``output`` is the family's :class:`~augmentgen.models.encoder.AutoencoderOutput` computed
     from ``inputs`` (which needs ``requires_grad`` when ``config.contractive_weight > 0``).
     Returns only the terms that are switched on, keyed ``contractive_loss`` / ``weight_loss``.
     """

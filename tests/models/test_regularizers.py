@@ -6,16 +6,16 @@ import torch
 from torch import nn
 
 from augmentgen.errors import CheckpointError
+from augmentgen.families.gan import LeCamEMA
 from augmentgen.models import build_config, build_generator
-from augmentgen.training.losses import lecam_regularizer, mode_seeking_loss, r1_penalty
-from augmentgen.training.regularizers import (
+from augmentgen.models.losses import lecam_regularizer, mode_seeking_loss, r1_penalty
+from augmentgen.models.regularizers import (
     contractive_penalty,
     gaussian_kl,
     jacobian_frobenius_norm,
     reconstruction_loss,
     weight_penalty,
 )
-from augmentgen.training.steps.gan import LeCamEMA
 
 
 def test_hutchinson_estimate_matches_the_exact_jacobian_norm():

@@ -1,4 +1,9 @@
-"""The contract between the trainer and a family: :class:`TrainingStep`, registered by family name."""
+"""The contract between the trainer and a family: :class:`TrainingStep`.
+
+A family registers its step with its generator (``register_family(name, step=...)`` in
+:mod:`augmentgen.models.registry`); the trainer asks the registry for it and never switches on
+the family's name.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,7 @@ from collections.abc import Iterable
 import torch
 from accelerate import Accelerator
 
-from ..errors import UnknownFamilyError
-from ..models.base import ConditionalGenerator
-
-_STEPS: dict[str, type[TrainingStep]] = {}
+from .base import ConditionalGenerator
 
 
 class TrainingStep:
@@ -40,21 +42,3 @@ class TrainingStep:
 
     def finish(self, generator: ConditionalGenerator, batches: Iterable) -> None:
         """Called once after the last step with the final (EMA) generator; default: nothing."""
-
-
-def register_step(family: str):
-    """Class decorator: the training step of model family ``family``."""
-
-    def decorate(cls: type[TrainingStep]) -> type[TrainingStep]:
-        _STEPS[family] = cls
-        return cls
-
-    return decorate
-
-
-def step_class(family: str) -> type[TrainingStep]:
-    from . import steps  # noqa: F401  (registers the built-in steps)
-
-    if family not in _STEPS:
-        raise UnknownFamilyError(f"no training step registered for model family {family!r}")
-    return _STEPS[family]

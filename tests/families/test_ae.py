@@ -7,10 +7,9 @@ from safetensors import safe_open
 
 from augmentgen.errors import ConfigError
 from augmentgen.hub import load_generator
-from augmentgen.models import build_config, build_generator
+from augmentgen.models import build_config, build_generator, step_class
+from augmentgen.models.regularizers import jacobian_frobenius_norm
 from augmentgen.training import TrainingConfig
-from augmentgen.training.regularizers import jacobian_frobenius_norm
-from augmentgen.training.step import step_class
 from augmentgen.training.trainer import Trainer
 from tests.conftest import make_images
 

@@ -1,4 +1,5 @@
-"""Checks every encoder family passes (aae, vae, aegan, ae) on tiny configs."""
+"""What the encoder families (aae, vae, aegan, ae) share beyond the conformance suite: ``vary``,
+the encoder penalties; and sampling temperature for every family and prior."""
 
 import pytest
 import torch
@@ -6,8 +7,7 @@ from accelerate import Accelerator
 
 from augmentgen.errors import ConfigError, DataError
 from augmentgen.hub import load_generator, save_generator
-from augmentgen.models import build_config, build_generator
-from augmentgen.training.step import step_class
+from augmentgen.models import build_config, build_generator, step_class
 from tests.conftest import make_images
 
 FAMILIES = ["aae", "vae", "aegan", "ae"]
@@ -29,17 +29,6 @@ def tiny_step(family, seed=0, **overrides):
 def fixed_batch():
     data = make_images(n_per_class=6, num_classes=3)
     return data.to_float(), data.labels
-
-
-@pytest.mark.parametrize("family", FAMILIES)
-def test_steps_on_a_fixed_batch_lower_the_reconstruction_loss(family):
-    step = tiny_step(family)
-    images, labels = fixed_batch()
-    losses = [step(images, labels) for _ in range(25)]
-    assert all(torch.isfinite(v).all() for d in losses for v in d.values())
-    first = sum(float(d["rec_loss"]) for d in losses[:3]) / 3
-    last = sum(float(d["rec_loss"]) for d in losses[-3:]) / 3
-    assert last < 0.8 * first, (first, last)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

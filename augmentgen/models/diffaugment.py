@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
+
 
 def color(x: torch.Tensor) -> torch.Tensor:
     b = x.shape[0]
@@ -55,3 +57,12 @@ def diff_augment(x: torch.Tensor, policy: str) -> torch.Tensor:
         if name:
             x = OPS[name](x)
     return x
+
+
+def check_policy(policy: str) -> None:
+    """Raise :class:`ConfigError` unless every op of the comma-separated ``policy`` is known
+    (configs call this in ``__post_init__``, so a typo fails when the config is built)."""
+    known = {"color", "translation", "cutout"}
+    bad = [p for p in policy.split(",") if p.strip() and p.strip() not in known]
+    if bad:
+        raise ConfigError(f"unknown DiffAugment op(s) {bad}; choose from {sorted(known)}")

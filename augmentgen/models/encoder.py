@@ -8,6 +8,8 @@
 - :class:`EncoderGenerator`: a :class:`ConditionalGenerator` holding encoder and decoder, with
   ``encode`` / ``decode`` / ``vary``. Because both halves live in the saved module, ``vary``
   works on a generator loaded from disk.
+- :class:`AutoencoderStep`: the shared half of their training steps (the autoencoder's
+  optimizer, the forward with the contractive penalty's input gradient, the update).
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ from typing import Literal, NamedTuple
 import torch
 from torch import nn
 
+from .._images import to_signed_unit
 from ..errors import ConfigError, DataError
-from ._blocks import ConditionalDecoder, ConvEncoder
 from .base import ConditionalGenerator, GeneratorConfig
+from .blocks import ConditionalDecoder, ConvEncoder
+from .regularizers import encoder_penalties
+from .step import TrainingStep
 
 
 @dataclasses.dataclass
@@ -103,7 +108,6 @@ class AutoencoderOutput(NamedTuple):
     reconstruction: torch.Tensor  # (b, c, h, w) decoded from ``code``
     mean: torch.Tensor  # (b, latent) the encoder's code (posterior mean for variational ones)
     logvar: torch.Tensor | None  # (b, latent) posterior log variance, variational families only
-    code: torch.Tensor  # (b, latent) what was decoded: a posterior sample in training, else mean
     prior_images: torch.Tensor | None  # (m, c, h, w) decoded ``prior_noise``, when given
 
 
@@ -145,8 +149,7 @@ class EncoderGenerator(ConditionalGenerator):
         return self.decode(self.prior_code(noise, labels), labels)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor,
-                prior_noise: torch.Tensor | None = None,
-                prior_labels: torch.Tensor | None = None, code_noise: float = 0.0) -> AutoencoderOutput:
+                prior_noise: torch.Tensor | None = None, code_noise: float = 0.0) -> AutoencoderOutput:
         """Encode and reconstruct ``images``; also decode ``prior_noise`` in the same pass.
 
         Both decodes share one decoder call, so a training step that needs reconstructions
@@ -160,12 +163,11 @@ class EncoderGenerator(ConditionalGenerator):
         if code_noise > 0 and self.training:
             code = code + code_noise * torch.randn_like(code)
         if prior_noise is None:
-            return AutoencoderOutput(self.decode(code, labels), mean, logvar, code, None)
-        prior_labels = labels if prior_labels is None else prior_labels
-        both = self.decode(torch.cat([code, self.prior_code(prior_noise, prior_labels)]),
-                           torch.cat([labels, prior_labels]))
+            return AutoencoderOutput(self.decode(code, labels), mean, logvar, None)
+        # Prior samples are decoded with the batch's own labels.
+        both = self.decode(torch.cat([code, self.prior_code(prior_noise, labels)]), labels.repeat(2))
         b = images.shape[0]
-        return AutoencoderOutput(both[:b], mean, logvar, code, both[b:])
+        return AutoencoderOutput(both[:b], mean, logvar, both[b:])
 
     # ------------------------------------------------------------------ vary
     @torch.inference_mode()
@@ -199,11 +201,7 @@ class EncoderGenerator(ConditionalGenerator):
             raise DataError(f"vary got {len(images)} images but {len(labels)} labels")
         if not (strength >= 0.0):  # also rejects NaN
             raise DataError(f"strength must be >= 0, got {strength}")
-        if images.dtype == torch.uint8:
-            images = images.float() / 127.5 - 1.0
-        elif not images.dtype.is_floating_point:
-            raise DataError(f"images must be float in [-1, 1] or uint8, got {images.dtype}")
-        images = images.to(self.device, torch.float32)
+        images = to_signed_unit(images).to(self.device)
         was_training = self.training
         self.eval()
         try:
@@ -217,3 +215,26 @@ class EncoderGenerator(ConditionalGenerator):
         if not chunks:
             return torch.empty(0, *self.image_shape, device=self.device)
         return torch.cat(chunks)
+
+
+class AutoencoderStep(TrainingStep):
+    """Shared parts of the encoder families' steps: the autoencoder's optimizer, the forward
+    with the contractive penalty's input gradient switched on, and the penalties."""
+
+    def prepare(self) -> None:
+        c = self.config
+        opt = torch.optim.Adam(self.generator.parameters(), lr=c.learning_rate, betas=tuple(c.betas))
+        self.generator, self.ae_opt = self.accelerator.prepare(self.generator, opt)
+        self.plain_generator = self.accelerator.unwrap_model(self.generator)
+
+    def autoencode(self, real_images: torch.Tensor, labels: torch.Tensor, **kwargs):
+        """One (DDP) forward; returns (inputs, output, penalty terms)."""
+        # The contractive penalty differentiates the code w.r.t. the input images.
+        inputs = real_images.detach().requires_grad_(self.config.contractive_weight > 0)
+        out = self.generator(inputs, labels, **kwargs)
+        return inputs, out, encoder_penalties(self.config, out, inputs, self.plain_generator.encoder)
+
+    def update(self, loss: torch.Tensor) -> None:
+        self.ae_opt.zero_grad(set_to_none=True)
+        self.accelerator.backward(loss)
+        self.ae_opt.step()

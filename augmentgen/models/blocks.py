@@ -1,5 +1,9 @@
 """Layers shared by several families. Kept small on purpose: a family copies a helper rather
-than growing an abstraction here."""
+than growing an abstraction here.
+
+:class:`ProjectionDiscriminator` is here, not in the ``cgan`` module, because the ``aegan``
+family uses it too and families never import one another.
+"""
 
 from __future__ import annotations
 
@@ -100,3 +104,27 @@ class ConditionalDecoder(nn.Module):
             h = conv(nn.functional.interpolate(h, scale_factor=2.0, mode="nearest"))
         h = torch.relu(self.out_norm(h, labels))
         return torch.tanh(self.to_image(h))  # (b, c, H, W)
+
+
+class ProjectionDiscriminator(nn.Module):
+    """Spectral-norm conv discriminator with projection conditioning and a class head.
+
+    Built from any config with ``in_channels``, ``image_size``, ``discriminator_width`` and
+    ``num_classes``. ``forward`` returns (realness logits (B,), class logits (B, num_classes)).
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        self.features = ConvEncoder(
+            config.in_channels, config.image_size, config.discriminator_width, spectral=True
+        )
+        ch = self.features.out_channels
+        self.realness = sn_linear(ch, 1)
+        self.projection = spectral_norm(nn.Embedding(config.num_classes, ch))
+        self.classifier = nn.Linear(ch, config.num_classes)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b = images.shape[0]
+        h = self.features.net(images).sum(dim=(2, 3))  # (b, ch): global sum pooling
+        realness = self.realness(h).view(b) + (self.projection(labels) * h).sum(dim=1)
+        return realness, self.classifier(h)

@@ -1,0 +1,152 @@
+"""The family conformance suite: every registered model (family or preset) passes these checks.
+
+In the style of diffusers' ``ModelTesterMixin``: one parametrized class, run for every name
+:func:`augmentgen.available_models` lists. A new family gets the whole suite by adding one line
+to ``TINY``: the smallest config that trains in a few CPU steps, and the loss its training step
+should lower on a fixed batch. Family-specific behaviour is tested next to this file.
+"""
+
+import json
+
+import pytest
+import torch
+from accelerate import Accelerator
+
+from augmentgen.errors import DataError
+from augmentgen.hub import load_generator, save_generator
+from augmentgen.models import (
+    ConditionalGenerator,
+    TrainingStep,
+    available_models,
+    build_config,
+    build_generator,
+    config_from_dict,
+    config_to_dict,
+    step_class,
+)
+from tests.conftest import make_images
+
+_GAN = {"generator_width": 8, "discriminator_width": 8, "latent_dim": 8}
+_ENCODER = {"encoder_width": 8, "decoder_width": 8, "latent_dim": 8}
+
+#: model name -> (tiny config values, the loss its step lowers on a fixed batch)
+TINY = {
+    "cgan": (_GAN, "d_loss"),
+    "wgan-gp": (_GAN, "d_loss"),
+    "aae": ({**_ENCODER, "discriminator_hidden": 16}, "rec_loss"),
+    "ae": (_ENCODER, "rec_loss"),
+    "aegan": ({**_ENCODER, "discriminator_width": 8}, "rec_loss"),
+    "vae": (_ENCODER, "rec_loss"),
+}
+NUM_CLASSES = 3
+
+
+def tiny_config(name: str, **values):
+    return build_config(name, num_classes=NUM_CLASSES, **TINY[name][0], **values)
+
+
+def seeded(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def fixed_batch(channels: int = 1, size: int = 28):
+    data = make_images(n_per_class=6, num_classes=NUM_CLASSES, channels=channels, size=size)
+    return data.to_float(), data.labels
+
+
+def test_every_registered_model_is_in_the_suite():
+    assert set(available_models()) == set(TINY)
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+class TestFamilyConformance:
+    def tiny_step(self, name: str, seed: int = 0, **values) -> TrainingStep:
+        torch.manual_seed(seed)
+        generator = build_generator(tiny_config(name, **values))
+        step = step_class(type(generator.config).family)(generator, Accelerator(cpu=True))
+        step.prepare()
+        return step
+
+    def test_config_round_trips_through_json(self, name):
+        config = tiny_config(name, class_names=["a", "b", "c"])
+        again = config_from_dict(json.loads(json.dumps(config_to_dict(config))))
+        assert again == config and type(again) is type(config)
+
+    @pytest.mark.parametrize(("channels", "size"), [(1, 28), (3, 32)])
+    def test_samples_have_the_interface_shape_range_and_dtype(self, name, channels, size):
+        generator = build_generator(tiny_config(name, in_channels=channels, image_size=size))
+        assert isinstance(generator, ConditionalGenerator)
+        assert generator.image_shape == (channels, size, size) and generator.num_classes == NUM_CLASSES
+        generator.train()
+        images = generator.sample(torch.tensor([0, 1, 2, 2, 1]), generator=seeded())
+        assert images.shape == (5, channels, size, size) and images.dtype == torch.float32
+        assert images.min() >= -1 and images.max() <= 1 and not images.requires_grad
+        assert generator.training  # sampling does not change the module's mode
+
+    def test_seeded_sampling_is_deterministic_chunk_invariant_and_label_conditioned(self, name):
+        generator = build_generator(tiny_config(name)).eval()
+        labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+        whole = generator.sample(labels, generator=seeded(3))
+        assert torch.equal(whole, generator.sample(labels, generator=seeded(3)))
+        # Chunks draw the same noise (torch draws >= 16 normals at a time the same way whatever
+        # the count); only the kernels' blocking over the batch may differ.
+        torch.testing.assert_close(whole, generator.sample(labels, generator=seeded(3), batch_size=4))
+        same_noise = [generator.sample(torch.full((4,), k), generator=seeded(5)) for k in (0, 2)]
+        assert (same_noise[0] - same_noise[1]).abs().mean() > 1e-3  # other class, other images
+
+    @pytest.mark.parametrize(("labels", "message"), [
+        ([0, 3], r"\[0, 2\]"), ([-1], r"\[0, 2\]"), (torch.tensor([0.0, 1.0]), "integers"),
+        (torch.zeros(2, 2, dtype=torch.long), "1-D")])
+    def test_bad_labels_raise_a_data_error_that_names_the_range(self, name, labels, message):
+        generator = build_generator(tiny_config(name))
+        with pytest.raises(DataError, match=message):
+            generator.sample(labels)
+
+    def test_training_steps_lower_the_loss_on_a_fixed_batch(self, name):
+        step = self.tiny_step(name)
+        assert step.optimizers(), "a step lists its optimizers so the trainer can lower their rates"
+        plain = step.accelerator.unwrap_model(step.generator)
+        before = [p.detach().clone() for p in plain.parameters()]
+        images, labels = fixed_batch()
+        losses = [step(images, labels) for _ in range(25)]
+        assert all(torch.isfinite(v).all() and not v.requires_grad for d in losses for v in d.values())
+        watched = TINY[name][1]
+        first = sum(float(d[watched]) for d in losses[:3]) / 3
+        last = sum(float(d[watched]) for d in losses[-3:]) / 3
+        assert last < first, (watched, first, last)
+        assert any(not torch.equal(a, b) for a, b in zip(before, plain.parameters()))
+
+    def test_seeded_training_is_deterministic(self, name):
+        images, labels = fixed_batch()
+        runs = []
+        for _ in range(2):
+            step = self.tiny_step(name, seed=7)
+            runs.append([{k: float(v) for k, v in step(images, labels).items()} for _ in range(3)])
+        assert runs[0] == runs[1]
+
+    def test_save_load_round_trip_gives_identical_weights_and_samples(self, name, tmp_path):
+        step = self.tiny_step(name)
+        images, labels = fixed_batch()
+        for _ in range(3):  # move weights and batch-norm statistics off their initial values
+            step(images, labels)
+        generator = step.accelerator.unwrap_model(step.generator).eval()
+        step.finish(generator, [(images, labels)])
+        save_generator(generator, tmp_path)
+        loaded = load_generator(tmp_path)
+        assert type(loaded) is type(generator) and loaded.config == generator.config
+        state = loaded.state_dict()
+        assert set(state) == set(generator.state_dict())
+        assert all(torch.equal(t, state[k]) for k, t in generator.state_dict().items())
+        query = torch.tensor([0, 1, 2, 0, 1, 2])
+        assert torch.equal(generator.sample(query, generator=seeded(11)),
+                           loaded.sample(query, generator=seeded(11)))
+
+    def test_vary_where_supported(self, name):
+        generator = build_generator(tiny_config(name)).eval()
+        if not hasattr(generator, "vary"):
+            pytest.skip(f"{name} has no encoder, so no vary")
+        images, labels = fixed_batch()
+        varied = generator.vary(images[:5], labels[:5], 0.5, generator=seeded())
+        assert varied.shape == images[:5].shape and not varied.requires_grad
+        assert varied.min() >= -1 and varied.max() <= 1
+        assert torch.equal(varied, generator.vary(images[:5], labels[:5], 0.5, generator=seeded()))
