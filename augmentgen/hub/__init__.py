@@ -5,7 +5,9 @@ A saved generator is a folder with ``config.json`` (the family's config, which p
 :func:`save_pretrained`, a ``README.md`` model card and a ``samples.png`` grid.
 """
 
+from ..models.base import ConditionalGenerator
 from .card import render_model_card
+from .mixin import PretrainedMixin, attach_hub_methods
 from .remote import download, from_pretrained, push_to_hub
 from .serialization import (
     CONFIG_NAME,
@@ -17,10 +19,18 @@ from .serialization import (
 )
 from .zoo import list_pretrained, pretrained_dir
 
+# gen.save_pretrained / gen.push_to_hub / SomeGenerator.from_pretrained are hub code, but
+# ConditionalGenerator lives in the interface layer, which must not import the layer above it.
+# So the hub attaches them here; `import augmentgen` always imports the hub, so every generator
+# has them.
+attach_hub_methods(ConditionalGenerator)
+
 __all__ = [
     "CONFIG_NAME",
     "WEIGHTS_NAME",
+    "PretrainedMixin",
     "atomic_write_bytes",
+    "attach_hub_methods",
     "download",
     "from_pretrained",
     "list_pretrained",

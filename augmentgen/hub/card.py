@@ -11,10 +11,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import ModelCardData
+from huggingface_hub import ModelCard, ModelCardData, constants
 
 from ..models.base import ConditionalGenerator
 
+CARD_NAME = constants.REPOCARD_NAME  # README.md
+# huggingface_hub writes the YAML front matter in place of {{ card_data }}; the Markdown is ours.
+CARD_TEMPLATE = "---\n{{ card_data }}\n---\n\n{{ body }}"
 TAGS = ["augmentgen", "generative-data-augmentation", "conditional-image-generation"]
 DEFAULT_LICENSE = "apache-2.0"
 
@@ -93,7 +96,6 @@ def render_model_card(
     title = name or f"{generator.family} generator"
     n_params = sum(p.numel() for p in generator.parameters())
     lines = [
-        "---", meta.to_yaml(), "---", "",
         f"# {title}", "",
         description or f"A class-conditional `{generator.family}` image generator made with augmentgen.", "",
         "## Model", "",
@@ -113,7 +115,7 @@ def render_model_card(
     if grid:
         lines += ["## Samples", "", f"One row per class, seed 0: ![samples]({grid})", ""]
     lines += ["## Licence", "", f"`{license}` for the weights and this card. The training data keeps its own licence.", ""]
-    return "\n".join(lines)
+    return str(ModelCard.from_template(meta, template_str=CARD_TEMPLATE, body="\n".join(lines)))
 
 
 def _training_section(training: dict[str, Any]) -> list[str]:
@@ -160,17 +162,3 @@ def read_training_summary(directory: str | Path) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
-
-
-def read_card_metadata(path: str | Path) -> dict[str, Any]:
-    """The YAML front matter of a model card (``{}`` when it has none)."""
-    import yaml
-
-    text = Path(path).read_text(encoding="utf-8")
-    if not text.startswith("---"):
-        return {}
-    end = text.find("\n---", 3)
-    if end < 0:
-        return {}
-    data = yaml.safe_load(text[3:end])
-    return data if isinstance(data, dict) else {}

@@ -15,14 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub import HfApi, constants, snapshot_download
+from huggingface_hub import errors as hf_errors
+from huggingface_hub.file_download import repo_folder_name
+from huggingface_hub.utils import validate_repo_id
 
+from .._version import __version__
 from ..errors import CheckpointError
 from ..models.base import ConditionalGenerator
-from .card import render_model_card
-from .serialization import CONFIG_NAME, REFUSED_SUFFIXES, WEIGHTS_NAME, load_generator
+from .card import CARD_NAME, render_model_card
+from .serialization import CONFIG_NAME, REFUSED_SUFFIXES, WEIGHTS_NAME, load_generator, save_pretrained
 from .zoo import resolve_shipped
 
-CARD_NAME = "README.md"
 # Everything a published generator consists of; nothing else is downloaded or uploaded.
 HUB_FILES = [CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, "*.png"]
 
@@ -83,29 +87,20 @@ def download(
 ) -> Path:
     """Fetch a generator's files from the hub into the cache and return the snapshot folder.
 
-    A failed first download removes the repo's cache entry it started, so a later call (or an
-    offline one) never sees a half-written snapshot.
+    Only :data:`HUB_FILES` are fetched. A failed first download removes the repo's cache entry it
+    started, so a later call (or an offline one) never sees a half-written snapshot.
+
+    Raises:
+        CheckpointError: an invalid id, a missing repo or revision, offline and not cached, or a
+            repo without safetensors weights, each with what to do about it.
     """
-    from huggingface_hub import constants, snapshot_download
-    from huggingface_hub.errors import (
-        HfHubHTTPError,
-        HFValidationError,
-        LocalEntryNotFoundError,
-        OfflineModeIsEnabled,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-    from huggingface_hub.file_download import repo_folder_name
-
-    from .. import __version__
-
-    cache = Path(cache_dir or constants.HF_HUB_CACHE).expanduser()
-    where = f"{repo_id}" + (f" at revision {revision!r}" if revision else "")
     try:
-        storage = cache / repo_folder_name(repo_id=repo_id, repo_type="model")
-    except HFValidationError as exc:
+        validate_repo_id(repo_id)
+    except hf_errors.HFValidationError as exc:
         raise CheckpointError(f"{repo_id!r} is neither a local folder nor a valid hub repo id ({exc})") from exc
-    fresh = not storage.exists()
+    cache = Path(cache_dir or constants.HF_HUB_CACHE).expanduser()
+    entry = cache / repo_folder_name(repo_id=repo_id, repo_type="model")
+    fresh = not entry.exists()
     try:
         folder = Path(snapshot_download(
             repo_id, revision=revision, cache_dir=str(cache), token=token,
@@ -113,52 +108,59 @@ def download(
             library_name="augmentgen", library_version=__version__,
         ))
     except BaseException as exc:
-        if fresh and storage.exists():  # never leave a half-written entry behind
-            shutil.rmtree(storage, ignore_errors=True)
-        if isinstance(exc, HFValidationError):
-            raise CheckpointError(f"{repo_id!r} is neither a local folder nor a valid hub repo id ({exc})") from exc
-        if isinstance(exc, RevisionNotFoundError):
-            raise CheckpointError(f"{repo_id} has no revision {revision!r} (branch, tag or commit) on "
-                                  f"{constants.ENDPOINT}") from exc
-        if isinstance(exc, RepositoryNotFoundError):
-            raise CheckpointError(
-                f"no model repo {repo_id!r} on {constants.ENDPOINT} (or it is private or gated: log in "
-                "with `hf auth login` or pass token=); for a local folder, check the path"
-            ) from exc
-        if isinstance(exc, (LocalEntryNotFoundError, OfflineModeIsEnabled)):
-            if local_files_only or constants.is_offline_mode():
-                raise CheckpointError(
-                    f"{where} is not in the hub cache ({cache}) and downloads are off "
-                    "(HF_HUB_OFFLINE=1 or local_files_only=True); download it once online, or pass a local folder"
-                ) from exc
-            raise CheckpointError(
-                f"could not reach {constants.ENDPOINT} to download {where}, and it is not in the hub cache "
-                f"({cache}); check the connection, or pass a local folder"
-            ) from exc
-        if isinstance(exc, HfHubHTTPError):
-            raise CheckpointError(f"the hub refused to serve {where}: {exc}") from exc
-        raise
+        if fresh:  # never leave a half-written entry behind
+            shutil.rmtree(entry, ignore_errors=True)
+        error = _download_error(exc, repo_id, revision, cache, local_files_only)
+        if error is None:
+            raise
+        raise error from exc
     if not (folder / WEIGHTS_NAME).is_file():
-        refused = _pickled_files(repo_id, revision, token)
-        if refused:
-            raise CheckpointError(
-                f"{where} has {refused} but no {WEIGHTS_NAME}; augmentgen loads safetensors only, "
-                "because pickle files can run arbitrary code when loaded. Ask the author to publish "
-                "safetensors weights (augmentgen.push_to_hub does)"
-            )
-        raise CheckpointError(f"{where} has no {WEIGHTS_NAME}; it is not an augmentgen generator repo")
+        raise _no_safetensors_error(repo_id, revision, token)
     return folder
 
 
-def _pickled_files(repo_id: str, revision: str | None, token) -> list[str]:
-    """Names of pickle-format weight files in the repo (best effort; [] when it cannot tell)."""
-    from huggingface_hub import HfApi
+def _where(repo_id: str, revision: str | None) -> str:
+    return repo_id + (f" at revision {revision!r}" if revision else "")
 
+
+def _download_error(exc: BaseException, repo_id: str, revision: str | None, cache: Path,
+                    local_files_only: bool) -> CheckpointError | None:
+    """The CheckpointError saying why ``snapshot_download`` failed, or None to let ``exc`` through."""
+    where, endpoint = _where(repo_id, revision), constants.ENDPOINT
+    # Subclasses before their bases: both not-found errors are HfHubHTTPErrors.
+    if isinstance(exc, hf_errors.RevisionNotFoundError):
+        return CheckpointError(f"{repo_id} has no revision {revision!r} (branch, tag or commit) on {endpoint}")
+    if isinstance(exc, hf_errors.RepositoryNotFoundError):
+        return CheckpointError(
+            f"no model repo {repo_id!r} on {endpoint} (or it is private or gated: log in "
+            "with `hf auth login` or pass token=); for a local folder, check the path")
+    if isinstance(exc, (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled)):
+        if local_files_only or constants.is_offline_mode():
+            return CheckpointError(
+                f"{where} is not in the hub cache ({cache}) and downloads are off "
+                "(HF_HUB_OFFLINE=1 or local_files_only=True); download it once online, or pass a local folder")
+        return CheckpointError(
+            f"could not reach {endpoint} to download {where}, and it is not in the hub cache "
+            f"({cache}); check the connection, or pass a local folder")
+    if isinstance(exc, hf_errors.HfHubHTTPError):
+        return CheckpointError(f"the hub refused to serve {where}: {exc}")
+    return None
+
+
+def _no_safetensors_error(repo_id: str, revision: str | None, token: str | bool | None) -> CheckpointError:
+    """The error for a repo without ``model.safetensors``, naming its pickle files if it has any."""
+    where = _where(repo_id, revision)
     try:
         files = HfApi(token=token).list_repo_files(repo_id, revision=revision)
-    except Exception:  # offline or refused: the caller still reports the missing safetensors
-        return []
-    return sorted(f for f in files if f.endswith(REFUSED_SUFFIXES))
+    except Exception:  # offline or refused: still report the missing safetensors
+        files = []
+    pickles = sorted(f for f in files if f.endswith(REFUSED_SUFFIXES))
+    if pickles:
+        return CheckpointError(
+            f"{where} has {pickles} but no {WEIGHTS_NAME}; augmentgen loads safetensors only, "
+            "because pickle files can run arbitrary code when loaded. Ask the author to publish "
+            "safetensors weights (augmentgen.push_to_hub does)")
+    return CheckpointError(f"{where} has no {WEIGHTS_NAME}; it is not an augmentgen generator repo")
 
 
 def push_to_hub(
@@ -195,24 +197,10 @@ def push_to_hub(
     Returns:
         The ``CommitInfo`` of the upload (its ``commit_url``, ``oid``, ...).
     """
-    from .serialization import save_pretrained
-
-    if api is None:
-        from huggingface_hub import HfApi
-
-        api = HfApi(token=token)
+    api = api if api is not None else HfApi(token=token)
     with tempfile.TemporaryDirectory(prefix="augmentgen-push-") as tmp:
         staging = Path(tmp)
-        if isinstance(generator_or_dir, ConditionalGenerator):
-            save_pretrained(generator_or_dir, staging, repo_id=repo_id, **card)
-        else:
-            source = Path(generator_or_dir)
-            generator = load_generator(source)  # refuse to publish anything that would not load
-            for pattern in (CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, "*.png"):
-                for f in source.glob(pattern):
-                    shutil.copy2(f, staging / f.name)
-            if not (staging / CARD_NAME).exists():
-                (staging / CARD_NAME).write_text(render_model_card(generator, repo_id=repo_id, **card))
+        _stage(generator_or_dir, staging, repo_id, card)
         try:
             api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
             if revision is not None:
@@ -223,3 +211,18 @@ def push_to_hub(
             )
         except OSError as exc:  # huggingface_hub's HTTP errors and offline mode are OSErrors
             raise CheckpointError(f"could not push to {repo_id}: {exc}") from exc
+
+
+def _stage(generator_or_dir: ConditionalGenerator | str | os.PathLike, staging: Path, repo_id: str,
+           card: dict[str, Any]) -> None:
+    """Put exactly the files to upload in ``staging``: :data:`HUB_FILES`, a card always among them."""
+    if isinstance(generator_or_dir, ConditionalGenerator):
+        save_pretrained(generator_or_dir, staging, repo_id=repo_id, **card)
+        return
+    source = Path(generator_or_dir)
+    generator = load_generator(source)  # refuse to publish anything that would not load
+    for pattern in HUB_FILES:
+        for f in source.glob(pattern):
+            shutil.copy2(f, staging / f.name)
+    if not (staging / CARD_NAME).exists():
+        (staging / CARD_NAME).write_text(render_model_card(generator, repo_id=repo_id, **card), encoding="utf-8")

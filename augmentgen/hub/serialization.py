@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,11 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
+from .._images import save_sample_grid
 from ..errors import CheckpointError, ConfigError
 from ..models.base import ConditionalGenerator
 from ..models.registry import build_generator, config_from_dict, config_to_dict
+from .card import CARD_NAME, DEFAULT_LICENSE, read_training_summary, render_model_card
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -74,11 +77,8 @@ def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
 
 
 def generator_tensors(generator: ConditionalGenerator) -> dict[str, torch.Tensor]:
-    """Every tensor that defines the generator: state dict plus family extras, unshared."""
-    tensors = {k: v.detach().cpu().clone().contiguous() for k, v in generator.state_dict().items()}
-    for key, value in generator.extra_state_tensors().items():
-        tensors.setdefault(key, value.detach().cpu().clone().contiguous())
-    return tensors
+    """Every tensor that defines the generator (its state dict), on the CPU and unshared."""
+    return {k: v.detach().cpu().clone().contiguous() for k, v in generator.state_dict().items()}
 
 
 def save_generator(generator: ConditionalGenerator, directory: str | os.PathLike,
@@ -147,9 +147,8 @@ def load_generator(directory: str | os.PathLike, *, device: str | torch.device |
 def load_tensors_strict(generator: ConditionalGenerator, tensors: dict[str, torch.Tensor], *, source: str) -> None:
     """Load ``tensors`` into ``generator``; any missing, unexpected or mis-shaped key is an error."""
     own = generator.state_dict()
-    extras = set(generator.extra_state_tensors())
     missing = sorted(set(own) - set(tensors))
-    unexpected = sorted(set(tensors) - set(own) - extras)
+    unexpected = sorted(set(tensors) - set(own))
     mismatched = [f"{k}: saved {tuple(tensors[k].shape)}, model {tuple(own[k].shape)}"
                   for k in sorted(set(own) & set(tensors)) if tensors[k].shape != own[k].shape]
     if missing or unexpected or mismatched:
@@ -161,9 +160,7 @@ def load_tensors_strict(generator: ConditionalGenerator, tensors: dict[str, torc
         if mismatched:
             parts.append(f"shape mismatches {mismatched[:3]}")
         raise CheckpointError(f"the weights in {source} do not fit the config: " + "; ".join(parts))
-    generator.load_state_dict({k: tensors[k] for k in own}, strict=True)
-    if hasattr(generator, "load_extra_state_tensors"):
-        generator.load_extra_state_tensors({k: tensors[k] for k in extras if k in tensors})
+    generator.load_state_dict(tensors, strict=True)
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -187,7 +184,7 @@ def save_pretrained(
     training: dict[str, Any] | None = None,
     description: str | None = None,
     grid: str | os.PathLike | bool = True,
-    license: str = "apache-2.0",
+    license: str = DEFAULT_LICENSE,
     name: str | None = None,
     repo_id: str | None = None,
     tags: list[str] | None = None,
@@ -216,30 +213,29 @@ def save_pretrained(
     Returns:
         The folder written.
     """
-    import shutil
-
-    from .card import read_training_summary, render_model_card
-
     directory = Path(directory)
     save_generator(generator, directory)
     if training is None:
         training = read_training_summary(directory)
-    grid_name = None
-    if grid is True:
-        from ..training.grid import save_sample_grid
-
-        g = torch.Generator(device=generator.device).manual_seed(0)
-        images, _ = generator.sample_per_class(8, generator=g)
-        grid_name = save_sample_grid(images, 8, directory / "samples.png").name
-    elif grid:
-        grid_path = Path(grid)
-        if not grid_path.is_file():
-            raise CheckpointError(f"sample grid {grid_path} does not exist")
-        if grid_path.resolve() != (directory / grid_path.name).resolve():
-            shutil.copyfile(grid_path, directory / grid_path.name)
-        grid_name = grid_path.name
+    grid_name = _write_grid(generator, directory, grid)
     card = render_model_card(generator, name=name or directory.name, dataset=dataset, metrics=metrics,
                              training=training, description=description, grid=grid_name, license=license,
                              repo_id=repo_id, tags=tags)
-    atomic_write_bytes(directory / "README.md", card.encode())
+    atomic_write_bytes(directory / CARD_NAME, card.encode())
     return directory
+
+
+def _write_grid(generator: ConditionalGenerator, directory: Path, grid: str | os.PathLike | bool) -> str | None:
+    """Draw (``True``) or copy (a path) the sample grid into ``directory``; its file name, or None."""
+    if grid is True:
+        g = torch.Generator(device=generator.device).manual_seed(0)
+        images, _ = generator.sample_per_class(8, generator=g)
+        return save_sample_grid(images, 8, directory / "samples.png").name
+    if not grid:
+        return None
+    grid_path = Path(grid)
+    if not grid_path.is_file():
+        raise CheckpointError(f"sample grid {grid_path} does not exist")
+    if grid_path.resolve() != (directory / grid_path.name).resolve():
+        shutil.copyfile(grid_path, directory / grid_path.name)
+    return grid_path.name

@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .card import read_card_metadata
+from huggingface_hub import metadata_load
+
+from .card import CARD_NAME
 from .serialization import CONFIG_NAME, WEIGHTS_NAME
 
 ZOO_NAMESPACE = "augmentgen"
@@ -38,9 +40,9 @@ def list_pretrained() -> dict[str, str]:
     out = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and _is_model_folder(p)):
         description = ""
-        if (folder / "README.md").is_file():
+        if (folder / CARD_NAME).is_file():
             try:
-                description = str(read_card_metadata(folder / "README.md").get("description") or "")
+                description = str((metadata_load(folder / CARD_NAME) or {}).get("description") or "")
             except Exception:  # a hand-edited card with broken YAML still lists the model
                 description = ""
         out[f"{ZOO_NAMESPACE}/{folder.name}"] = description or "(no description in its model card)"

@@ -236,34 +236,8 @@ class ConditionalGenerator(nn.Module):
             )
         return labels
 
-    # ------------------------------------------------------------------ hub (ModelHubMixin style)
-    def save_pretrained(self, save_directory, **kwargs):
-        """Save as ``config.json`` + ``model.safetensors`` + model card; see :func:`augmentgen.save_pretrained`."""
-        from ..hub import save_pretrained
-
-        return save_pretrained(self, save_directory, **kwargs)
-
-    def push_to_hub(self, repo_id: str, **kwargs):
-        """Upload to the Hugging Face Hub; see :func:`augmentgen.push_to_hub`."""
-        from ..hub import push_to_hub
-
-        return push_to_hub(self, repo_id, **kwargs)
-
-    @classmethod
-    def from_pretrained(cls, repo_id_or_dir, revision: str | None = None, device=None, **kwargs):
-        """Load a saved generator (folder, zoo id or hub id); it must be of this class."""
-        from ..errors import ConfigError
-        from ..hub import from_pretrained
-
-        generator = from_pretrained(repo_id_or_dir, revision=revision, device=device, **kwargs)
-        if not isinstance(generator, cls):
-            raise ConfigError(f"{repo_id_or_dir} holds a {type(generator).__name__} ({generator.family!r}), "
-                              f"not a {cls.__name__}; use augmentgen.from_pretrained to load any family")
-        return generator
-
-    def extra_state_tensors(self) -> dict[str, torch.Tensor]:
-        """Tensors beyond the parameters that must be saved with the weights (e.g. fitted priors)."""
-        return {}
+    # save_pretrained / push_to_hub / from_pretrained are attached by augmentgen.hub (hub/mixin.py):
+    # this layer must not import the one above it.
 
     def __repr__(self) -> str:
         c, h, w = self.image_shape

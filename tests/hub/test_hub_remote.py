@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from huggingface_hub import metadata_load
 
 import augmentgen.hub.zoo as zoo
 from augmentgen.errors import CheckpointError
 from augmentgen.hub import from_pretrained, list_pretrained, push_to_hub, save_pretrained
-from augmentgen.hub.card import read_card_metadata
 from tests.hub.conftest import tiny_generator
 
 REPO = "someone/tiny-cgan"
@@ -179,7 +179,7 @@ def test_shipped_zoo_loads_offline_and_is_documented(offline_hub, monkeypatch):
     for repo_id in listed:
         folder = SHIPPED / repo_id.split("/")[1]
         assert sum(p.stat().st_size for p in folder.iterdir()) <= 10 * 2**20
-        meta = read_card_metadata(folder / "README.md")
+        meta = metadata_load(folder / "README.md")
         assert meta["library_name"] == "augmentgen"
         assert "class_consistency" in (folder / "README.md").read_text()
     generator = from_pretrained("augmentgen/cgan-fashion-mnist")
