@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._version import __version__
 from . import families  # noqa: F401  (registers the built-in model families by name)
+from ._version import __version__ as __version__
 from .api import train
 from .data import LabelledImages, load_data
 from .errors import (

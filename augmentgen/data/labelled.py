@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .._images import to_signed_unit
 from ..errors import DataError
 
 
@@ -102,7 +103,7 @@ class LabelledImages(Dataset):
 
     def to_float(self) -> torch.Tensor:
         """All images as float in [-1, 1] (the generators' range)."""
-        return self.images.float().div_(127.5).sub_(1.0)
+        return to_signed_unit(self.images)
 
     def __repr__(self) -> str:
         c, h, w = self.image_shape

@@ -221,25 +221,28 @@ def from_npz(path: str | os.PathLike, *, channels: int | None = None) -> Labelle
 def from_image_folder(root: str | os.PathLike, *, channels: int | None = None) -> LabelledImages:
     """A folder with one sub-folder of images per class (torchvision's ImageFolder layout)."""
     from PIL import Image, UnidentifiedImageError
+    from torchvision.datasets.folder import make_dataset
 
     root = Path(root)
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not class_dirs:
+    # torchvision's find_classes would also take hidden folders (.ipynb_checkpoints) as classes.
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
         raise DataError(f"{root} has no class sub-folders (expected {root}/<class>/<image>.png)")
-    arrays, labels = [], []
-    for label, class_dir in enumerate(class_dirs):
-        files = sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise DataError(f"class folder {class_dir} has no images")
-        for file in files:
-            try:
-                with Image.open(file) as image:
-                    arrays.append(_image_to_hwc(image, channels))
-            except (UnidentifiedImageError, OSError) as exc:
-                raise DataError(f"cannot read image {file}: {exc}") from exc
-            labels.append(label)
+    try:
+        samples = make_dataset(str(root), {name: i for i, name in enumerate(classes)},
+                               extensions=tuple(IMAGE_SUFFIXES))
+    except FileNotFoundError as exc:  # a class folder without images
+        raise DataError(f"{exc}; every class folder needs at least one image "
+                        f"({', '.join(sorted(IMAGE_SUFFIXES))})") from exc
+    arrays = []
+    for file, _ in samples:
+        try:
+            with Image.open(file) as image:
+                arrays.append(_image_to_hwc(image, channels))
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DataError(f"cannot read image {file}: {exc}") from exc
     images = _stack_images(arrays, what=f"images in {root}", channels=channels)
-    return LabelledImages(images, labels, [d.name for d in class_dirs], source=str(root))
+    return LabelledImages(images, [label for _, label in samples], classes, source=str(root))
 
 
 def from_torch_dataset(dataset, *, channels: int | None = None) -> LabelledImages:

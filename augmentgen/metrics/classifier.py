@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._images import to_signed_unit
 from ..data.labelled import LabelledImages, check_integer_labels
 from ..errors import ConfigError, DataError
 
@@ -112,12 +113,7 @@ class ReferenceClassifier(nn.Module):
 # --------------------------------------------------------------------------- data helpers
 def as_float_images(images: torch.Tensor) -> torch.Tensor:
     """uint8 images become float in [-1, 1]; float images are taken to be in [-1, 1] already."""
-    images = torch.as_tensor(images)
-    if images.dtype == torch.uint8:
-        return images.float().div_(127.5).sub_(1.0)
-    if not images.dtype.is_floating_point:
-        raise DataError(f"images must be uint8 or float in [-1, 1], got dtype {images.dtype}")
-    return images.float()
+    return to_signed_unit(torch.as_tensor(images))
 
 
 def as_images_and_labels(data) -> tuple[torch.Tensor, torch.Tensor, list[str] | None]:
@@ -277,7 +273,6 @@ def train_classifier(
     device = torch.device(device) if device is not None else default_device()
     if hflip is None:
         hflip = not looks_like_digits(class_names)
-    affine = not hflip
     images, labels = images.to(device), labels.to(device)
     n = len(labels)
     batch_size = min(batch_size, n)
@@ -293,32 +288,49 @@ def train_classifier(
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
     model.train()
-    order, cursor = torch.randperm(n, device=device, generator=order_rng), 0
-    for _ in range(steps):
-        if cursor + batch_size > n:  # a new shuffled epoch; the tail of the last one is dropped
-            order, cursor = torch.randperm(n, device=device, generator=order_rng), 0
-        index = order[cursor: cursor + batch_size]
-        cursor += batch_size
+    for index in _epoch_batches(n, batch_size, steps, order_rng):
         batch_images, batch_labels = as_float_images(images[index]), labels[index]
         if synthetic_mix is not None:
-            batch_images, batch_labels = synthetic_mix(batch_images, batch_labels)
-            # Class indices (B,) or soft targets (B, K), e.g. SyntheticMix(soft_labels=True).
-            batch_labels = batch_labels.to(device)
-            batch_images = batch_images.to(device).float()
-            batch_labels = batch_labels.float() if batch_labels.is_floating_point() else batch_labels.long()
+            batch_images, batch_labels = _mixed(synthetic_mix, batch_images, batch_labels, device)
         if augment == "classic":
-            kw = dict(hflip=hflip, affine=affine)
-            head = classic_augment(batch_images[:batch_size], generator=real_aug_rng, **kw)
-            if len(batch_images) > batch_size:  # rows appended after the real ones
-                tail = classic_augment(batch_images[batch_size:], generator=extra_aug_rng, **kw)
-                head = torch.cat([head, tail])
-            batch_images = head
+            batch_images = _augment_rows(batch_images, batch_size, real_aug_rng, extra_aug_rng,
+                                         hflip=hflip, affine=not hflip)
         loss = F.cross_entropy(model(batch_images), batch_labels, label_smoothing=0.1)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
     return model.eval()
+
+
+def _epoch_batches(n: int, batch_size: int, steps: int, rng: torch.Generator):
+    """``steps`` index tensors of ``batch_size`` rows, by shuffled epochs (tails dropped)."""
+    order, cursor = torch.randperm(n, device=rng.device, generator=rng), 0
+    for _ in range(steps):
+        if cursor + batch_size > n:  # a new shuffled epoch; the tail of the last one is dropped
+            order, cursor = torch.randperm(n, device=rng.device, generator=rng), 0
+        yield order[cursor: cursor + batch_size]
+        cursor += batch_size
+
+
+def _mixed(synthetic_mix: SyntheticMixFn, images: torch.Tensor, labels: torch.Tensor,
+           device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mixer's batch on ``device``: float images, and class indices (B,) as int64 or soft
+    targets (B, K) as float (e.g. ``SyntheticMix(soft_labels=True)``)."""
+    images, targets = synthetic_mix(images, labels)
+    targets = targets.to(device)
+    targets = targets.float() if targets.is_floating_point() else targets.long()
+    return images.to(device).float(), targets
+
+
+def _augment_rows(images: torch.Tensor, num_real: int, real_rng: torch.Generator,
+                  extra_rng: torch.Generator, **kw) -> torch.Tensor:
+    """Classic augmentation, the first ``num_real`` rows from ``real_rng`` and rows a mixer
+    appended after them from ``extra_rng`` (so appended rows never shift the real rows' draws)."""
+    head = classic_augment(images[:num_real], generator=real_rng, **kw)
+    if len(images) > num_real:
+        head = torch.cat([head, classic_augment(images[num_real:], generator=extra_rng, **kw)])
+    return head
 
 
 # --------------------------------------------------------------------------- inference

@@ -73,15 +73,7 @@ def evaluate_generator(
     """
     if repeats < 1:
         raise ConfigError(f"repeats must be at least 1, got {repeats}")
-    if generator.image_shape != train_data.image_shape or generator.image_shape != test_data.image_shape:
-        raise DataError(
-            f"the generator makes {generator.image_shape} images, the training data is "
-            f"{train_data.image_shape} and the test data {test_data.image_shape}; "
-            "pass channels= to load_data or use a generator trained on this data"
-        )
-    if not generator.num_classes == train_data.num_classes == test_data.num_classes:
-        raise DataError(f"class counts differ: generator {generator.num_classes}, training data "
-                        f"{train_data.num_classes}, test data {test_data.num_classes}")
+    _check_data_matches(generator, train_data, test_data)
     device = torch.device(device) if device is not None else default_device()
     generator = generator.to(device).eval()
     start = time.perf_counter()
@@ -115,15 +107,7 @@ def evaluate_generator(
                         include_noaug=False)
         for i in range(1, repeats)
     ]
-    paired = paired_difference([g["acc_mixed"] for g in gains], [g["acc_real_classic"] for g in gains])
-    report["downstream_seeds"] = {
-        "seeds": [seed + i for i in range(repeats)],
-        "delta": paired["differences"], "acc_real_classic": [g["acc_real_classic"] for g in gains],
-        "acc_mixed": [g["acc_mixed"] for g in gains], "ratio": [g["ratio"] for g in gains],
-        "method": [g["method"] for g in gains],
-        "delta_mean": paired["mean"], "delta_std": paired["std"], "delta_ci95": paired["ci95"],
-        "n_positive": paired["n_positive"],
-    }
+    report["downstream_seeds"] = _paired_seeds(gains, [seed + i for i in range(repeats)])
     report["seconds"] = round(time.perf_counter() - start, 1)
     return report
 
@@ -264,3 +248,29 @@ def write_report(report: dict, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_strict_json(report), indent=2, allow_nan=False) + "\n")
     return path
+
+
+def _check_data_matches(generator: ConditionalGenerator, train_data: LabelledImages,
+                        test_data: LabelledImages) -> None:
+    if generator.image_shape != train_data.image_shape or generator.image_shape != test_data.image_shape:
+        raise DataError(
+            f"the generator makes {generator.image_shape} images, the training data is "
+            f"{train_data.image_shape} and the test data {test_data.image_shape}; "
+            "pass channels= to load_data or use a generator trained on this data"
+        )
+    if not generator.num_classes == train_data.num_classes == test_data.num_classes:
+        raise DataError(f"class counts differ: generator {generator.num_classes}, training data "
+                        f"{train_data.num_classes}, test data {test_data.num_classes}")
+
+
+def _paired_seeds(gains: list[dict], seeds: list[int]) -> dict:
+    """Every seed's downstream figures with their paired mean difference and 95% interval."""
+    paired = paired_difference([g["acc_mixed"] for g in gains], [g["acc_real_classic"] for g in gains])
+    return {
+        "seeds": seeds,
+        "delta": paired["differences"], "acc_real_classic": [g["acc_real_classic"] for g in gains],
+        "acc_mixed": [g["acc_mixed"] for g in gains], "ratio": [g["ratio"] for g in gains],
+        "method": [g["method"] for g in gains],
+        "delta_mean": paired["mean"], "delta_std": paired["std"], "delta_ci95": paired["ci95"],
+        "n_positive": paired["n_positive"],
+    }

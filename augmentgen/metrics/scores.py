@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
+from .._images import to_uint8
 from ..data.labelled import LabelledImages
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator
@@ -30,11 +31,6 @@ from .classifier import (
     per_class_accuracy,
     train_classifier,
 )
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Float images in [-1, 1] to uint8 [0, 255] (how synthetic images are stored and shown)."""
-    return images.add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def _seeded(generator: ConditionalGenerator, seed: int) -> torch.Generator:
@@ -255,74 +251,90 @@ def downstream_gain(
     device = torch.device(device) if device is not None else default_device()
     original_device = generator.device
     generator.to(device)  # SyntheticMix samples on the batch's device
-    k = train_data.num_classes
-    common = dict(steps=steps, epochs=epochs, min_steps=min_steps, batch_size=batch_size, width=width,
-                  device=device, num_classes=k)
-
-    def mix(method: str, r: float, teacher):
-        if method == "soft-control":
-            return _teacher_control(teacher, k)
-        if not r or method == "none":
-            return None
-        kw = _method_kwargs(method)
-        return make_synthetic_mix(generator, r, seed=seed, mode=mode, balance=balance,
-                                  **({**kw, "teacher": teacher} if kw else {}))
-
+    arms = _GainArms(generator, seed=seed, mode=mode, balance=balance, steps=steps, epochs=epochs,
+                     min_steps=min_steps, batch_size=batch_size, width=width, device=device)
     try:
-        selection = None
-        method = methods[0]
+        selection, method = None, methods[0]
         if ratio is None:
             fit, val = validation_split(train_data, validation_fraction, seed=seed)
-            needs_teacher = 0 in candidate_ratios or any(m != "plain" for m in methods)
-            fit_classic = train_classifier(fit, seed=seed, augment="classic", **common) if needs_teacher else None
-            selection = {}
-            if 0 in candidate_ratios:
-                selection[("none", 0.0)] = evaluate_accuracy(fit_classic, val)
-                if "soft" in methods:  # soft labels without synthetic rows: no credit to the generator
-                    control = train_classifier(fit, seed=seed, augment="classic",
-                                               synthetic_mix=mix("soft-control", 0.0, fit_classic), **common)
-                    selection[("soft-control", 0.0)] = evaluate_accuracy(control, val)
-            for m in methods:
-                for candidate in (float(r) for r in candidate_ratios if r):
-                    model = train_classifier(fit, seed=seed, augment="classic",
-                                             synthetic_mix=mix(m, candidate, fit_classic), **common)
-                    selection[(m, candidate)] = evaluate_accuracy(model, val)
+            selection = arms.select(fit, val, methods, candidate_ratios)
             method, ratio = _choose(selection)
-        real = real_classic_model
-        if real is None:
-            real = train_classifier(train_data, seed=seed, augment="classic", **common)
-        # Ratio 0 (validation says: do not mix) is the real + classic arm itself.
-        mixed = real if method == "none" else train_classifier(
-            train_data, seed=seed, augment="classic", synthetic_mix=mix(method, ratio, real), **common)
-        report = {
-            "acc_real_classic": evaluate_accuracy(real, test_data),
-            "acc_mixed": evaluate_accuracy(mixed, test_data),
-            "acc_real_noaug": None,
-            "method": method,
-            "ratio": float(ratio),
-            "selection": None if selection is None else {f"{m}@{r:g}": v for (m, r), v in selection.items()},
-            "ratio_selection": None if selection is None else {
-                r: v for (m, r), v in selection.items() if m in ("plain", "none")} or None,
-            "per_class_real_classic": per_class_accuracy(real, test_data),
-            "per_class_mixed": per_class_accuracy(mixed, test_data),
-            "per_class_real_noaug": None,
-            "acc_teacher_control": None, "delta_vs_control": None,
-            "steps": steps, "epochs": epochs, "mode": mode, "batch_size": batch_size, "seed": seed,
-        }
-        report["delta"] = report["acc_mixed"] - report["acc_real_classic"]
-        if report["method"] == "soft":
-            control = train_classifier(train_data, seed=seed, augment="classic",
-                                       synthetic_mix=_teacher_control(real, k), **common)
-            report["acc_teacher_control"] = evaluate_accuracy(control, test_data)
-            report["delta_vs_control"] = report["acc_mixed"] - report["acc_teacher_control"]
+        report = arms.final(train_data, test_data, method, float(ratio), real_classic_model)
+        report["selection"] = None if selection is None else {
+            f"{m}@{r:g}": v for (m, r), v in selection.items()}
+        report["ratio_selection"] = None if selection is None else {
+            r: v for (m, r), v in selection.items() if m in ("plain", "none")} or None
         report["verdict"] = verdict(report)
         if include_noaug:
-            plain = train_classifier(train_data, seed=seed, augment="none", **common)
+            plain = arms.train(train_data, augment="none")
             report["acc_real_noaug"] = evaluate_accuracy(plain, test_data)
             report["per_class_real_noaug"] = per_class_accuracy(plain, test_data)
     finally:
         generator.to(original_device)
     return report
+
+
+class _GainArms:
+    """The classifier arms of :func:`downstream_gain`, all with one budget, seed and device."""
+
+    def __init__(self, generator: ConditionalGenerator, *, seed: int, mode: str, balance, **budget):
+        self.generator, self.seed, self.mode, self.balance = generator, seed, mode, balance
+        self.budget = {**budget, "num_classes": generator.num_classes}
+
+    def train(self, data: LabelledImages, augment: str = "classic", synthetic_mix=None) -> ReferenceClassifier:
+        return train_classifier(data, seed=self.seed, augment=augment, synthetic_mix=synthetic_mix,
+                                **self.budget)
+
+    def mix(self, method: str, ratio: float, teacher: ReferenceClassifier):
+        """The batch mixer of ``method`` at ``ratio``, with ``teacher`` where the method needs one."""
+        if method == "soft-control":
+            return _teacher_control(teacher, self.generator.num_classes)
+        if not ratio or method == "none":
+            return None
+        kw = _method_kwargs(method)
+        return make_synthetic_mix(self.generator, ratio, seed=self.seed, mode=self.mode, balance=self.balance,
+                                  **({**kw, "teacher": teacher} if kw else {}))
+
+    def select(self, fit: LabelledImages, val: LabelledImages, methods: list[str],
+               candidate_ratios: Sequence[float]) -> dict[tuple[str, float], float]:
+        """Validation accuracy of every (method, ratio) candidate; the teacher trains on ``fit``."""
+        needs_teacher = 0 in candidate_ratios or any(m != "plain" for m in methods)
+        teacher = self.train(fit) if needs_teacher else None
+        selection = {}
+        if 0 in candidate_ratios:
+            selection[("none", 0.0)] = evaluate_accuracy(teacher, val)
+            if "soft" in methods:  # soft labels without synthetic rows: no credit to the generator
+                control = self.train(fit, synthetic_mix=self.mix("soft-control", 0.0, teacher))
+                selection[("soft-control", 0.0)] = evaluate_accuracy(control, val)
+        for m in methods:
+            for candidate in (float(r) for r in candidate_ratios if r):
+                model = self.train(fit, synthetic_mix=self.mix(m, candidate, teacher))
+                selection[(m, candidate)] = evaluate_accuracy(model, val)
+        return selection
+
+    def final(self, train_data: LabelledImages, test_data: LabelledImages, method: str, ratio: float,
+              real: ReferenceClassifier | None) -> dict:
+        """The test-set arms of the chosen ``method`` and ``ratio`` (the only use of the test set)."""
+        real = real if real is not None else self.train(train_data)
+        # Ratio 0 (validation says: do not mix) is the real + classic arm itself.
+        mixed = real if method == "none" else self.train(train_data, synthetic_mix=self.mix(method, ratio, real))
+        b = self.budget
+        report = {
+            "acc_real_classic": evaluate_accuracy(real, test_data),
+            "acc_mixed": evaluate_accuracy(mixed, test_data),
+            "acc_real_noaug": None, "method": method, "ratio": ratio,
+            "per_class_real_classic": per_class_accuracy(real, test_data),
+            "per_class_mixed": per_class_accuracy(mixed, test_data),
+            "per_class_real_noaug": None, "acc_teacher_control": None, "delta_vs_control": None,
+            "steps": b["steps"], "epochs": b["epochs"], "mode": self.mode, "batch_size": b["batch_size"],
+            "seed": self.seed,
+        }
+        report["delta"] = report["acc_mixed"] - report["acc_real_classic"]
+        if method == "soft":  # the teacher's soft targets on real rows only: what the rows add
+            control = self.train(train_data, synthetic_mix=_teacher_control(real, self.generator.num_classes))
+            report["acc_teacher_control"] = evaluate_accuracy(control, test_data)
+            report["delta_vs_control"] = report["acc_mixed"] - report["acc_teacher_control"]
+        return report
 
 
 def verdict(report: dict) -> str:

@@ -10,9 +10,9 @@ from typing import Literal
 import numpy as np
 import torch
 
+from .._images import save_sample_grid, to_uint8
 from ..errors import ConfigError
 from ..models.base import ConditionalGenerator, Temperature
-from ..transforms.functional import to_uint8
 
 FORMATS = ("grid", "imagefolder", "npz", "hf")
 
@@ -58,13 +58,7 @@ def write_samples(generator: ConditionalGenerator, per_class: int, out: str | os
     labels = torch.arange(generator.num_classes, device=generator.device).repeat_interleave(per_class)
     fake_images = generator.sample(labels, generator=rng, batch_size=batch_size, temperature=temperature)
     if format == "grid":
-        from torchvision.utils import make_grid, save_image
-
-        out.parent.mkdir(parents=True, exist_ok=True)
-        grid = make_grid(fake_images.float().cpu(), nrow=per_class, padding=2, pad_value=1.0,
-                         normalize=True, value_range=(-1, 1))
-        save_image(grid, out)
-        return out
+        return save_sample_grid(fake_images, per_class, out)
     images = to_uint8(fake_images).cpu()
     if format == "npz":
         out.parent.mkdir(parents=True, exist_ok=True)

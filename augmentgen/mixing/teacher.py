@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._images import to_signed_unit
 from ..errors import ConfigError, DataError
 from ..transforms.functional import _per_channel
 
@@ -54,10 +55,8 @@ def to_generator_range(
     ``mean``/``std`` (torchvision style, applied to ``[0, 1]`` images). The default range
     ``(-1, 1)`` returns the images unchanged (as float32).
     """
-    if images.dtype == torch.uint8:
-        return images.float().div_(127.5).sub_(1.0)
-    if not images.dtype.is_floating_point:
-        raise DataError(f"images must be float or uint8, got {images.dtype}")
+    if images.dtype == torch.uint8 or not images.dtype.is_floating_point:
+        return to_signed_unit(images)  # uint8 is [0, 255] whatever the range; other dtypes fail
     work = images.float()
     if mean is not None:
         channels = work.shape[1]

@@ -11,12 +11,10 @@ from collections.abc import Sequence
 
 import torch
 
+from .._images import to_uint8
 from ..errors import DataError
 
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Map float images in ``[-1, 1]`` to ``uint8`` in ``[0, 255]`` (rounded, clamped)."""
-    return images.add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+__all__ = ["from_generator_range", "to_uint8", "uint8_to_unit"]
 
 
 def uint8_to_unit(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
