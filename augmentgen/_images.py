@@ -6,6 +6,7 @@ them (the data readers, the families, the trainer, the hub, the mixers and the m
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -36,5 +37,11 @@ def save_sample_grid(images: torch.Tensor, per_row: int, path: str | Path) -> Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     grid = make_grid(images.detach().float().cpu(), nrow=per_row, padding=2, pad_value=1.0,
                      normalize=True, value_range=(-1, 1))
-    save_image(grid, path)
+    # Written beside the target and renamed over it, so a kill never leaves a truncated PNG.
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        save_image(grid, partial, format="png")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
