@@ -36,6 +36,7 @@ from .mixing import (
     augment_loader,
     weighted_cross_entropy,
     write_samples,
+    write_shards,
 )
 from .models import ConditionalGenerator, available_models, build_config
 from .training import Trainer, TrainingConfig
@@ -80,4 +81,5 @@ __all__ = [
     "train",
     "weighted_cross_entropy",
     "write_samples",
+    "write_shards",
 ]

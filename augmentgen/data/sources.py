@@ -108,6 +108,9 @@ def _load_source(source, *, split, data_dir, image_column, label_column, channel
                           or (path / "dataset_dict.json").exists()):
         return from_hf_disk(path, image_column=image_column, label_column=label_column,
                             channels=channels)
+    if path.is_dir() and any((path / "data").glob("*.parquet")):
+        return from_parquet_folder(path, image_column=image_column, label_column=label_column,
+                                   channels=channels)
     if path.is_dir():
         return from_image_folder(path, channels=channels)
     raise DataError(f"cannot read {spec!r}: expected a folder, an .npz file, or hf:<path>")
@@ -276,6 +279,26 @@ def from_hf_disk(path, **kwargs) -> LabelledImages:
         if "train" not in ds:
             raise DataError(f"{path} holds splits {list(ds)}; point at one split's folder")
         ds = ds["train"]
+    return from_hf_dataset(ds, **kwargs)
+
+
+def from_parquet_folder(path, **kwargs) -> LabelledImages:
+    """A folder of Parquet shards under ``data/`` (what ``augmentgen sample --format hf`` writes).
+
+    Read as one ``train`` split with ``datasets.load_dataset("parquet", data_dir=...)``; a bank
+    still being written (no ``synthesis.json`` beside a ``manifest.json``) is refused, since it
+    would silently lack the classes of its unfinished shards.
+    """
+    import datasets
+
+    path = Path(path)
+    if (path / "manifest.json").exists() and not (path / "synthesis.json").exists():
+        raise DataError(f"{path} is a synthetic bank that is not complete (no synthesis.json yet); "
+                        "rerun the `augmentgen sample` command that started it to finish it")
+    try:
+        ds = datasets.load_dataset("parquet", data_dir=str(path), split="train")
+    except (FileNotFoundError, ValueError) as exc:
+        raise DataError(f"cannot load the Parquet shards in {path}: {exc}") from exc
     return from_hf_dataset(ds, **kwargs)
 
 

@@ -6,6 +6,8 @@
 - :class:`SyntheticPool`: a shared-memory bank for per-sample transforms in DataLoader workers.
 - :func:`synthesize` and friends: Hugging Face ``datasets`` (imported on first use).
 - :func:`write_samples`: export to a grid, an ImageFolder, ``.npz`` or a saved HF dataset.
+- :func:`write_shards`: synthesis at scale, Parquet shards from one process or many, resumable
+  (``augmentgen sample --format hf``); ``datasets.load_dataset("parquet", data_dir=out)`` reads them.
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ from typing import Any
 from .batch import AugmentedLoader, SyntheticMix, allocate_counts, augment_loader
 from .export import write_samples
 from .pool import SyntheticPool
+from .shards import completed_shards, shard_seed, write_shards
 from .teacher import TeacherLabels, weighted_cross_entropy
 
 _HF_NAMES = {"synthesize", "synthesize_iterable", "mark_real", "add_synthetic", "synthetic_transform",
              "balance_counts"}
 
 __all__ = ["AugmentedLoader", "SyntheticMix", "SyntheticPool", "TeacherLabels", "allocate_counts",
-           "augment_loader", "weighted_cross_entropy", "write_samples", *sorted(_HF_NAMES)]
+           "augment_loader", "completed_shards", "shard_seed", "weighted_cross_entropy", "write_samples",
+           "write_shards", *sorted(_HF_NAMES)]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,565 @@
+"""Synthesis at scale: a generator's samples as Parquet shards, from one process or many.
+
+:func:`write_shards` fills the grid of ``per_class`` images of every class, ``shard_size`` images
+a shard, and writes each shard as one Parquet file in the Hugging Face ``datasets`` format:
+``image`` (Image), ``label`` (ClassLabel with the generator's class names), ``synthetic`` (True),
+``generator`` (its id) and ``seed`` (the run's seed). Under ``accelerate launch`` or ``torchrun``
+each rank takes a disjoint share of the shards, and shard (class ``c``, chunk ``j``) is sampled
+from its own seed :func:`shard_seed` (seed, c, j), so the rows are the same for any number of
+processes. A rank holds one batch of images at a time (and its shard's noise), whatever
+``per_class`` is. A killed run resumes from the shards already complete when rerun with the same
+arguments; other arguments into the same folder are refused before anything is written.
+
+Layout of ``out``::
+
+    data/train-CCCCC-JJJJJ.parquet   shard: class C, images [J * shard_size, (J + 1) * shard_size)
+    manifest.json                    the run's arguments and the shards done (what resuming reads)
+    .progress/rank-RRRRR.json        the shards each rank has finished in the current run
+    README.md, synthesis.json        dataset card and metadata, written last by the main rank
+
+Load it as one dataset, or stream it straight into a training loop::
+
+    import datasets, torch
+
+    bank = datasets.load_dataset("parquet", data_dir="synth", split="train")
+    stream = datasets.load_dataset("parquet", data_dir="synth", split="train", streaming=True)
+    stream = stream.shuffle(seed=0, buffer_size=10_000).with_format("torch")
+    for batch in torch.utils.data.DataLoader(stream, batch_size=256):
+        images, labels = batch["image"], batch["label"]   # uint8 (B, C, H, W), int64 (B,)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import heapq
+import json
+import math
+import os
+import resource
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._images import to_uint8
+from .._version import __version__
+from ..errors import ConfigError, DataError
+from ..models.base import ConditionalGenerator, Temperature
+from ..models.registry import config_to_dict
+from .hf import SYNTHETIC, _to_arrays, synthetic_features
+from .teacher import TeacherLabels, evaluating
+
+__all__ = ["Shard", "assign_shards", "completed_shards", "plan_shards", "process_device", "shard_seed",
+           "write_shards"]
+
+FORMAT = "augmentgen-synthesis/1"
+DATA_DIR = "data"
+MANIFEST = "manifest.json"
+METADATA = "synthesis.json"
+PROGRESS_DIR = ".progress"
+CARD = "README.md"
+SEED_DERIVATION = ("shard (class c, chunk j) draws its noise from torch.Generator().manual_seed(s) with "
+                   "s = numpy.random.SeedSequence([seed, c, j]).generate_state(1, numpy.uint64)[0] >> 1")
+
+# How a user gives each argument that must match to resume (CLI flag, Python keyword).
+_FLAGS = {"generator_sha256": ("--model", "generator"), "per_class": ("--per-class", "per_class"),
+          "seed": ("--seed", "seed"), "shard_size": ("--shard-size", "shard_size"),
+          "temperature": ("--temperature", "temperature"), "teacher_sha256": (None, "teacher"),
+          "filter_threshold": (None, "filter_threshold"), "format": (None, None)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """One Parquet file of the grid: images ``start`` to ``stop - 1`` of class ``label``."""
+
+    label: int
+    chunk: int
+    start: int
+    stop: int
+
+    @property
+    def name(self) -> str:
+        return f"train-{self.label:05d}-{self.chunk:05d}"
+
+    @property
+    def file(self) -> str:
+        """Its path relative to the output folder."""
+        return f"{DATA_DIR}/{self.name}.parquet"
+
+
+def plan_shards(num_classes: int, per_class: int, shard_size: int) -> list[Shard]:
+    """Every shard of the grid, class by class: ``ceil(per_class / shard_size)`` per class."""
+    return [Shard(k, j, j * shard_size, min((j + 1) * shard_size, per_class))
+            for k in range(num_classes) for j in range(math.ceil(per_class / shard_size))]
+
+
+def assign_shards(shards: list[Shard], num_processes: int) -> list[list[Shard]]:
+    """Split ``shards`` into ``num_processes`` disjoint shares with about as many images each.
+
+    Largest shard first, to the share with the fewest images so far (ties: the lowest rank); each
+    share in grid order. Every rank computes the same split from the same list, with no messages.
+    """
+    heap = [(0, rank) for rank in range(num_processes)]
+    shares: list[list[Shard]] = [[] for _ in range(num_processes)]
+    for shard in sorted(shards, key=lambda s: (s.start - s.stop, s.label, s.chunk)):
+        images, rank = heapq.heappop(heap)
+        shares[rank].append(shard)
+        heapq.heappush(heap, (images + shard.stop - shard.start, rank))
+    return [sorted(share, key=lambda s: (s.label, s.chunk)) for share in shares]
+
+
+def shard_seed(seed: int, label: int, chunk: int) -> int:
+    """The 63-bit seed of shard (``label``, ``chunk``), derived from the run's ``seed`` alone.
+
+    ``numpy.random.SeedSequence([seed, label, chunk])`` mixes the three numbers, so neighbouring
+    shards get unrelated streams and no shard's seed depends on which process samples it.
+    """
+    return int(np.random.SeedSequence([seed, label, chunk]).generate_state(1, np.uint64)[0]) >> 1
+
+
+def fingerprint(module: nn.Module, extra: Any = None) -> str:
+    """sha256 of ``module``'s tensors (names, dtypes, shapes, bytes) and of ``extra`` as JSON."""
+    digest = hashlib.sha256(json.dumps(extra, sort_keys=True, default=str).encode())
+    tensors = dict(module.state_dict())
+    extra_state = getattr(module, "extra_state_tensors", None)  # tensors saved beside the state_dict
+    if callable(extra_state):
+        tensors.update({f"extra_state.{k}": v for k, v in extra_state().items()})
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _state():
+    """Accelerate's process state; ``ACCELERATE_USE_CPU=1`` joins CPU ranks into one gloo group."""
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    # Accelerator() reads this flag itself; PartialState() does not, and without it two CPU
+    # ranks under torchrun would each see a world of one.
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+
+
+def process_device() -> torch.device:
+    """This process's device: its own GPU under ``accelerate launch`` / ``torchrun``, else the default."""
+    return _state().device
+
+
+def completed_shards(out: str | os.PathLike) -> dict[str, dict]:
+    """The shards of ``out`` that are complete, by name: the manifest's and the ranks' progress."""
+    out = Path(out)
+    done = dict(_read_json(out / MANIFEST).get("done", {})) if (out / MANIFEST).is_file() else {}
+    for path in sorted((out / PROGRESS_DIR).glob("rank-*.json")):
+        done.update(_read_json(path).get("shards", {}))
+    return done
+
+
+# --------------------------------------------------------------------------- files
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {path} ({exc}); it is not a synthesis folder augmentgen wrote intact: "
+                        "pick a new --out") from None
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    """fsync ``tmp``, rename it onto ``path`` and make the rename durable."""
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        _replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _atomic_json(path: Path, payload: dict) -> None:
+    _atomic_text(path, json.dumps(payload, indent=1) + "\n")
+
+
+# --------------------------------------------------------------------------- checks
+def _check_arguments(generator, per_class, seed, shard_size, batch_size, teacher, filter_threshold) -> None:
+    if not isinstance(generator, ConditionalGenerator):
+        raise ConfigError(f"generator must be a ConditionalGenerator, got {type(generator).__name__}")
+    for name, value, low in (("per_class", per_class, 1), ("shard_size", shard_size, 1),
+                             ("batch_size", batch_size, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
+    if (teacher is None) != (filter_threshold is None):
+        raise ConfigError("teacher filtering needs both teacher=<a classifier returning logits, on the "
+                          "generator's device> and filter_threshold=<a probability in [0, 1]>; give both or neither")
+    if teacher is None:
+        return
+    if (isinstance(filter_threshold, bool) or not isinstance(filter_threshold, (int, float))
+            or not 0 <= filter_threshold <= 1):
+        raise ConfigError(f"filter_threshold must be a probability in [0, 1], got {filter_threshold!r}")
+    TeacherLabels(teacher, num_classes=generator.num_classes)  # checks it is an nn.Module
+    tensor = next(iter(teacher.parameters()), next(iter(teacher.buffers()), None))
+    if tensor is not None and tensor.device != generator.device:
+        raise ConfigError(f"the teacher is on {tensor.device} but the generator on {generator.device}: "
+                          f"use teacher.to({str(generator.device)!r})")
+
+
+def _identity(generator, per_class, seed, shard_size, temperature, teacher, filter_threshold) -> dict:
+    """What a rerun must repeat to resume: everything that decides the rows."""
+    identity = {
+        "format": FORMAT, "generator_sha256": fingerprint(generator, config_to_dict(generator.config)),
+        "per_class": per_class, "seed": seed, "shard_size": shard_size, "temperature": temperature,
+        "teacher_sha256": None if teacher is None else fingerprint(teacher),
+        "filter_threshold": None if filter_threshold is None else float(filter_threshold),
+    }
+    return json.loads(json.dumps(identity))  # tuples become lists, as they read back
+
+
+def _mismatch(out: Path, manifest: dict, identity: dict) -> str:
+    old = manifest.get("identity", {})
+    changed = [key for key in identity if old.get(key) != identity[key]]
+    said, fix = [], []
+    for key in changed:
+        flag, keyword = _FLAGS.get(key, (None, key))
+        if key == "generator_sha256":
+            said.append(f"the generator differs (weights sha256 {str(old.get(key))[:12]}... there, "
+                        f"{identity[key][:12]}... now)")
+            fix.append(f"--model {manifest.get('model') or manifest.get('generator_id')}")
+        elif key == "teacher_sha256":
+            said.append("the teacher differs" if old.get(key) and identity[key] else
+                        "a teacher filtered that run but none is given now" if old.get(key) else
+                        "no teacher filtered that run but one is given now")
+            fix.append("the same teacher" if old.get(key) else "no teacher")
+        else:
+            said.append(f"{keyword or key} is {old.get(key)!r} there but {identity[key]!r} now")
+            value = old.get(key)
+            if value is None:
+                fix.append(f"no {flag or keyword}")
+            elif flag:
+                fix.append(f"{flag} {','.join(map(str, value)) if isinstance(value, list) else value}")
+            elif keyword:
+                fix.append(f"{keyword}={value!r}")
+    return (f"{out} already holds a synthesis run made with other arguments: {'; '.join(said)}. Nothing was "
+            f"written. To resume that run, rerun with its arguments ({', '.join(fix)}); to make a different "
+            f"bank, pass a new --out (or delete {out} first).")
+
+
+def _check_folder(out: Path, identity: dict) -> dict | None:
+    """The manifest of the run ``out`` holds (None for a new or empty folder); refuses any other folder."""
+    if (out / MANIFEST).is_file():
+        manifest = _read_json(out / MANIFEST)
+        if manifest.get("identity") != identity:
+            raise ConfigError(_mismatch(out, manifest, identity))
+        return manifest
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; synthesis writes a folder: pick a new --out")
+    if out.is_dir() and any(not p.name.startswith(f".{MANIFEST}.") for p in out.iterdir()):
+        raise ConfigError(f"{out} is not empty and holds no {MANIFEST}, so it is not a synthesis run to resume; "
+                          "pick a new (or empty) --out so nothing of yours is overwritten")
+    return None
+
+
+def _check_world(state) -> None:
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != state.num_processes:
+        raise ConfigError(
+            f"{launched} processes were launched but each sees a world of {state.num_processes}, so every one "
+            "would write every shard: on a machine without GPUs set ACCELERATE_USE_CPU=1 (ACCELERATE_USE_CPU=1 "
+            f"accelerate launch --multi_gpu --num_processes {launched} -m augmentgen sample ...)")
+
+
+# --------------------------------------------------------------------------- sampling
+def _temperature_table(generator: ConditionalGenerator, temperature) -> torch.Tensor | None:
+    values = [temperature] * generator.num_classes if isinstance(temperature, float) else list(temperature)
+    if all(v == 1.0 for v in values):
+        return None  # as ConditionalGenerator.sample: t = 1 leaves the noise untouched
+    return torch.tensor(values, dtype=torch.float32, device=generator.device)
+
+
+def _batches(generator: ConditionalGenerator, shard: Shard, *, seed: int, batch_size: int,
+             table: torch.Tensor | None, teacher_labels: TeacherLabels | None,
+             threshold: float | None) -> Iterator[tuple[list[np.ndarray], int]]:
+    """``shard``'s accepted images as uint8 arrays, ``batch_size`` candidates at a time: (arrays, candidates)."""
+    device = generator.device
+    rng = torch.Generator(device=device).manual_seed(shard_seed(seed, shard.label, shard.chunk))
+    n = shard.stop - shard.start
+    # The whole shard's noise at once (n x latent_dim floats): the rows do not depend on batch_size.
+    noise = generator.sample_noise(n, generator=rng)
+    labels = torch.full((n,), shard.label, dtype=torch.long, device=device)
+    for start in range(0, n, batch_size):
+        z, y = noise[start:start + batch_size], labels[start:start + batch_size]
+        with evaluating(generator):
+            if table is not None:
+                z = generator.scale_noise(z, y, table[y])
+            images = generator.generate(y, z).float()
+        if teacher_labels is not None:
+            probability = torch.softmax(teacher_labels.logits(images), dim=1)[:, shard.label]
+            images = images[probability >= threshold]
+        yield _to_arrays(to_uint8(images)), len(y)
+
+
+def _features(generator: ConditionalGenerator):
+    import datasets
+
+    return datasets.Features({**synthetic_features(generator), "generator": datasets.Value("string"),
+                              "seed": datasets.Value("int64")})
+
+
+def _write_shard(out: Path, shard: Shard, batches, features, constants: dict) -> dict:
+    """Write ``shard`` to a temporary file beside its final name, then rename it into place."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = out / shard.file
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    schema = features.arrow_schema  # carries the Image / ClassLabel features for load_dataset
+    rows = candidates = 0
+    try:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for arrays, made in batches:
+                candidates += made
+                n = len(arrays)
+                if n:
+                    columns = {"image": arrays, "label": [shard.label] * n, SYNTHETIC: [True] * n,
+                               **{key: [value] * n for key, value in constants.items()}}
+                    writer.write_table(pa.Table.from_pydict(features.encode_batch(columns), schema=schema))
+                rows += n
+        _replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return {"file": shard.file, "label": shard.label, "chunk": shard.chunk, "rows": rows, "candidates": candidates}
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+class _RankLog:
+    """This rank's progress file, rewritten atomically after every shard it finishes."""
+
+    def __init__(self, out: Path, rank: int):
+        self.path = out / PROGRESS_DIR / f"rank-{rank:05d}.json"
+        self.rank, self.shards, self.started = rank, {}, time.perf_counter()
+
+    def write(self, name: str | None = None, record: dict | None = None) -> None:
+        if name is not None:
+            self.shards[name] = record
+        _atomic_json(self.path, {"rank": self.rank, "shards": self.shards, "peak_rss_mib": _peak_rss_mib(),
+                                 "seconds": time.perf_counter() - self.started})
+
+
+def _run_rank(generator, out: Path, mine: list[Shard], *, seed, batch_size, temperature, teacher,
+              filter_threshold, features, constants, state, progress: bool) -> None:
+    from tqdm import tqdm
+
+    log = _RankLog(out, state.process_index)
+    table = _temperature_table(generator, temperature)
+    teacher_labels = None if teacher is None else TeacherLabels(teacher, num_classes=generator.num_classes)
+    desc = "synthesis" if state.num_processes == 1 else f"synthesis, rank 0 of {state.num_processes}"
+    with tqdm(total=sum(s.stop - s.start for s in mine), unit="img", desc=desc, dynamic_ncols=True,
+              disable=not (progress and state.is_main_process)) as bar:
+        for shard in mine:
+            batches = _batches(generator, shard, seed=seed, batch_size=batch_size, table=table,
+                               teacher_labels=teacher_labels, threshold=filter_threshold)
+            record = _write_shard(out, shard, _counted(batches, bar), features, constants)
+            log.write(shard.name, record)
+    log.write()  # this run's time and peak memory, also for a rank that had nothing to do
+
+
+def _counted(batches, bar):
+    for arrays, made in batches:
+        yield arrays, made
+        bar.update(made)
+
+
+# --------------------------------------------------------------------------- main rank
+def _progress_logs(out: Path) -> list[tuple[Path, dict]]:
+    return [(path, _read_json(path)) for path in sorted((out / PROGRESS_DIR).glob("rank-*.json"))]
+
+
+def _start(out: Path, manifest: dict | None, identity: dict, info: dict) -> None:
+    """Main rank, before any shard: merge what earlier runs finished into the manifest."""
+    if manifest is None:
+        out.mkdir(parents=True, exist_ok=True)
+        manifest = {"identity": identity, **info, "complete": False, "done": {}}
+        _atomic_json(out / MANIFEST, manifest)  # first, so a rerun knows the folder is ours
+    (out / DATA_DIR).mkdir(exist_ok=True)
+    (out / PROGRESS_DIR).mkdir(exist_ok=True)
+    for folder in (out, out / DATA_DIR, out / PROGRESS_DIR):
+        for tmp in folder.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)  # half-written by a killed run
+    done = {name: record for name, record in completed_shards(out).items() if (out / record["file"]).is_file()}
+    _atomic_json(out / MANIFEST, {**manifest, "done": done})
+    for path, _ in _progress_logs(out):
+        path.unlink()  # merged above
+
+
+def _finish(out: Path, plan: list[Shard], features, seconds: float, num_processes: int) -> None:
+    """Main rank, after every rank: the complete manifest, then the card, then the metadata last."""
+    manifest = _read_json(out / MANIFEST)
+    logs = _progress_logs(out)
+    done = dict(manifest["done"])
+    for _, log in logs:
+        done.update(log["shards"])
+    missing = [s.name for s in plan if s.name not in done]
+    if missing:
+        raise DataError(f"{len(missing)} shard(s) of {out} were not written (e.g. {missing[:3]}); rerun the "
+                        "same command to write them")
+    manifest = {**manifest, "done": {s.name: done[s.name] for s in plan}, "complete": True}
+    _atomic_json(out / MANIFEST, manifest)
+    for path, _ in logs:
+        path.unlink()
+    metadata = _metadata(manifest, features, [log for _, log in logs], seconds, num_processes)
+    if metadata["rows"] == 0:
+        warnings.warn(f"the teacher accepted none of the {sum(metadata['candidates_per_class'])} candidates at "
+                      f"filter_threshold={metadata['filter_threshold']}, so {out} holds no rows (load_dataset "
+                      "finds no data): lower the threshold and write to a new folder", stacklevel=3)
+    _atomic_text(out / CARD, _card(metadata))
+    _atomic_json(out / METADATA, metadata)  # last: once it exists, the bank is complete
+
+
+def _metadata(manifest: dict, features, logs: list[dict], seconds: float, num_processes: int) -> dict:
+    import datasets
+    import pyarrow
+
+    identity = manifest["identity"]
+    k = len(manifest["class_names"])
+    rows, candidates = [0] * k, [0] * k
+    for record in manifest["done"].values():
+        rows[record["label"]] += record["rows"]
+        candidates[record["label"]] += record["candidates"]
+    filtering = identity["teacher_sha256"] is not None
+    made = sum(r["candidates"] for log in logs for r in log["shards"].values())
+    ranks = [{"rank": log["rank"], "shards": sorted(log["shards"]), "images_generated":
+              sum(r["candidates"] for r in log["shards"].values()), "seconds": log["seconds"],
+              "peak_rss_mib": log["peak_rss_mib"]} for log in logs]
+    return {
+        "format": FORMAT, **{key: manifest[key] for key in ("generator_id", "model", "family", "class_names",
+                                                            "image_shape")},
+        **{key: value for key, value in identity.items() if key != "format"},
+        "seed_derivation": SEED_DERIVATION, "rows": sum(rows), "rows_per_class": rows,
+        "candidates_per_class": candidates,
+        "acceptance_rate": sum(rows) / max(sum(candidates), 1) if filtering else None,
+        "acceptance_rate_per_class": [r / c if c else None for r, c in zip(rows, candidates)] if filtering else None,
+        "shards": len(manifest["done"]), "features": features.to_dict(),
+        "last_run": {"num_processes": num_processes, "seconds": seconds, "images_generated": made,
+                     "images_per_second": made / seconds if seconds > 0 else None, "ranks": ranks},
+        "versions": {"augmentgen": __version__, "torch": torch.__version__, "datasets": datasets.__version__,
+                     "pyarrow": pyarrow.__version__},
+        "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _card(metadata: dict) -> str:
+    accepted = ("" if metadata["acceptance_rate"] is None else
+                f" A teacher kept {metadata['acceptance_rate']:.1%} of the candidates "
+                f"(probability of the class >= {metadata['filter_threshold']}).")
+    return (
+        "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n    path: data/*.parquet\n"
+        "tags:\n- synthetic\n- augmentgen\n---\n\n"
+        f"# Synthetic images from `{metadata['generator_id']}`\n\n"
+        f"{metadata['rows']} images of {len(metadata['class_names'])} classes ({', '.join(metadata['class_names'])}), "
+        f"{metadata['per_class']} candidates per class, sampled by augmentgen {metadata['versions']['augmentgen']} "
+        f"from a `{metadata['family']}` generator (weights sha256 {metadata['generator_sha256']}) with seed "
+        f"{metadata['seed']}.{accepted} Every row has `synthetic=True`. Details: `{METADATA}`.\n\n"
+        "```python\nimport datasets\n\nbank = datasets.load_dataset(\"parquet\", data_dir=\"<this folder>\", "
+        "split=\"train\")\n```\n")
+
+
+# --------------------------------------------------------------------------- entry point
+def write_shards(generator: ConditionalGenerator, per_class: int, out: str | os.PathLike, *, seed: int = 0,
+                 shard_size: int = 4096, batch_size: int = 1024, temperature: Temperature = 1.0,
+                 teacher: nn.Module | None = None, filter_threshold: float | None = None,
+                 generator_id: str | None = None, model: str | None = None, progress: bool = True) -> dict:
+    """Sample ``per_class`` images of every class into ``out`` as Parquet shards; resumable, multi-process.
+
+    Run it the same way in every process (``accelerate launch`` / ``torchrun``, one or many nodes,
+    ``out`` on storage they all see): each rank writes a disjoint share of the shards and the
+    main rank writes ``README.md`` and ``synthesis.json`` last. Rerun the same call after a
+    crash to resume; a call with other arguments into the same folder raises
+    :class:`~augmentgen.errors.ConfigError` saying what differs, before anything is written.
+
+    Args:
+        generator: any :class:`ConditionalGenerator`, on this process's device (:func:`process_device`).
+        per_class: images per class (candidates per class with a teacher), >= 1.
+        out: the output folder: new, empty, or one this function started.
+        seed: the run's seed, >= 0; shard (c, j) is sampled from :func:`shard_seed` ``(seed, c, j)``.
+        shard_size: images per Parquet file: the unit of resuming and of sharing work.
+        batch_size: images per forward pass: what a rank holds in memory. The noise does not
+            depend on it, so neither do the rows (up to the forward pass's float rounding, which
+            some hardware varies with the batch size).
+        temperature: :meth:`ConditionalGenerator.sample`'s sampling temperature.
+        teacher, filter_threshold: teacher filtering, as in ``SyntheticMix(teacher=...,
+            filter_threshold=...)``: a candidate is kept when the teacher's softmax probability of
+            its class is >= ``filter_threshold``, so the bank holds only accepted rows (fewer than
+            ``per_class``); the acceptance rates go into ``synthesis.json``. The teacher takes
+            float images in ``[-1, 1]`` and returns logits, on the generator's device.
+        generator_id: the ``generator`` column; defaults to ``model``, else ``<family>-<sha256[:12]>``.
+        model: where the generator came from (the CLI's ``--model``), named in error messages.
+        progress: a tqdm bar (images/s) on the main rank.
+
+    Returns:
+        The metadata of ``synthesis.json`` (rows per class, acceptance rates, the last run's
+        images/s and peak memory per rank), on every rank; with ``already_complete=True`` added
+        when ``out`` was complete before the call (its files are left as they were).
+
+    Example::
+
+        meta = write_shards(generator, 10_000, "synth", shard_size=4096)
+        bank = datasets.load_dataset("parquet", data_dir="synth", split="train")
+    """
+    state = _state()
+    _check_world(state)
+    _check_arguments(generator, per_class, seed, shard_size, batch_size, teacher, filter_threshold)
+    temperature = generator.check_temperature(temperature)
+    out = Path(out)
+    identity = _identity(generator, per_class, seed, shard_size, temperature, teacher, filter_threshold)
+    manifest = _check_folder(out, identity)  # on every rank, before anyone writes
+    info = {"generator_id": generator_id or model or f"{generator.family}-{identity['generator_sha256'][:12]}",
+            "model": model, "family": generator.family, "class_names": generator.class_names,
+            "image_shape": list(generator.image_shape)}
+    state.wait_for_everyone()
+    if state.is_main_process:
+        _start(out, manifest, identity, info)
+    state.wait_for_everyone()
+    manifest = _read_json(out / MANIFEST)
+    plan = plan_shards(generator.num_classes, per_class, shard_size)
+    pending = [s for s in plan if s.name not in manifest["done"]]
+    if not pending and (out / METADATA).is_file():
+        return {**_read_json(out / METADATA), "already_complete": True}  # nothing is rewritten
+    features = _features(generator)
+    started = time.perf_counter()
+    _run_rank(generator, out, assign_shards(pending, state.num_processes)[state.process_index], seed=seed,
+              batch_size=batch_size, temperature=temperature, teacher=teacher, filter_threshold=filter_threshold,
+              features=features, constants={"generator": manifest["generator_id"], "seed": seed}, state=state,
+              progress=progress)
+    state.wait_for_everyone()
+    if state.is_main_process:
+        _finish(out, plan, features, time.perf_counter() - started, state.num_processes)
+    state.wait_for_everyone()
+    return _read_json(out / METADATA)
