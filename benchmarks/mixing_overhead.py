@@ -1,13 +1,29 @@
-"""Training-step overhead of ``SyntheticMix(ratio=0.5)`` on a ResNet-18 classifier step.
+"""Training-step overhead of ``SyntheticMix(ratio=0.5)`` on a ResNet-18 classifier step, generated
+on the fly and drawn from a ``SyntheticPool``.
 
 One run times the same ResNet-18 (torchvision, ``num_classes=10``, random init) training step at
-32x32, batch 256, without and with ``SyntheticMix(ratio=0.5, mode="replace")`` (same batch
-size, so the difference is the cost of making 128 synthetic images and writing them into the
-batch). The two variants alternate step by step, so background load hits both alike; each
-reports the median of ``--steps`` timed steps after ``--warmup`` untimed ones. The generator is
-the default 32x32 RGB ``cgan`` (random weights: speed does not depend on training).
+32x32, batch 256, in three arms: without mixing (baseline), with ``SyntheticMix(generator, 0.5)``
+(the generator runs in every step) and with ``SyntheticMix(pool, 0.5)`` (the rows are indexed
+from a bank of ``--pool-per-class`` images per class filled beforehand). All arms use
+``mode="replace"`` (same batch size, so the difference is the cost of making or fetching 128
+synthetic rows and writing them into the batch). The arms take turns step by step, cycling
+through all six orders, so background load hits them alike; each reports the median of
+``--steps`` timed steps after ``--warmup`` untimed ones, and the paired figure (median over rounds
+of arm / baseline in the same round) is reported beside the ratio of medians.
 
-    nice -n 10 python benchmarks/mixing_overhead.py --warmup 5 --steps 10
+The pool's fill is timed apart: the first fill, then a refresh (``pool.step_epoch()`` with
+``refresh_every=1``) every ``--fill-every`` timed rounds, outside any timed step. Its cost per step
+is the median fill over ``--epoch-steps`` steps x ``--refresh-every`` epochs (196 steps: a
+CIFAR-10 epoch of 50,000 images at batch 256). ``--probe-steps`` > 0 also measures whether a
+refill in a background thread would help: ``refresh()`` then that many pool steps, against the
+same steps with ``refresh()`` running in a thread beside them.
+
+The generator is the default 32x32 RGB ``cgan`` (random weights: speed does not depend on
+training). The CPU run behind ``results/mixing_overhead.json`` (the timed rounds stop after
+450 s, so the whole run stays under 10 minutes on the shared 2-core CPU)::
+
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/mixing_overhead.py --warmup 4 --steps 120 \\
+        --fill-every 12 --probe-steps 4 --probe-repeats 1 --max-rounds-s 450
     python benchmarks/mixing_overhead.py --device cuda --warmup 20 --steps 100   # on a GPU
 
 Writes benchmarks/results/mixing_overhead.json.
@@ -16,7 +32,13 @@ Writes benchmarks/results/mixing_overhead.json.
 from __future__ import annotations
 
 import argparse
+import itertools
+import os
+import random
+import shlex
 import statistics
+import sys
+import threading
 import time
 
 import torch
@@ -24,12 +46,19 @@ import torchvision
 from harness import git_commit, machine, sync, write
 from torch import nn
 
-from augmentgen.mixing import SyntheticMix
-from augmentgen.models import build_config, build_generator
+from augmentgen.mixing import SyntheticMix, SyntheticPool
+from augmentgen.models.registry import build_config, build_generator
+
+ARMS = ("baseline", "mixed", "pool")  # "mixed": on the fly, the key earlier results used
+
+
+def command_line() -> str:
+    # sys.orig_argv keeps the interpreter and its flags; sys.argv only the script's arguments.
+    return shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--warmup", type=int, default=5)
@@ -38,6 +67,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast for the classifier and generator")
+    parser.add_argument("--pool-per-class", type=int, default=256, help="bank images per class")
+    parser.add_argument("--fill-every", type=int, default=12, help="timed rounds between timed refreshes (0: none)")
+    parser.add_argument("--epoch-steps", type=int, default=196,
+                        help="steps per epoch for the amortised fill cost (196: CIFAR-10 at batch 256)")
+    parser.add_argument("--refresh-every", type=int, default=1, help="epochs between refreshes, amortised")
+    parser.add_argument("--probe-steps", type=int, default=6,
+                        help="pool steps beside a background refresh (0: skip the probe)")
+    parser.add_argument("--probe-repeats", type=int, default=2)
+    parser.add_argument("--max-rounds-s", type=float, default=None,
+                        help="stop the timed rounds after this many seconds (the CPU is shared: keeps the run bounded)")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
@@ -47,6 +86,15 @@ def main() -> None:
     generator = build_generator(build_config("cgan", num_classes=10, image_size=32, in_channels=3)).to(device)
     mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)  # CIFAR-10 normalisation
     mix = SyntheticMix(generator, args.ratio, seed=args.seed, mean=mean, std=std, autocast=args.bf16)
+    sync(device)
+    start = time.perf_counter()
+    # The bank lives where the batches are, so drawing from it needs no host-device copy.
+    pool = SyntheticPool(generator, args.pool_per_class, seed=args.seed + 1, refresh_every=1,
+                         device=None if device.type == "cpu" else device)
+    sync(device)
+    first_fill = time.perf_counter() - start
+    pool_mix = SyntheticMix(pool, args.ratio, seed=args.seed, mean=mean, std=std)
+    mixers = {"baseline": None, "mixed": mix, "pool": pool_mix}
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     classifier = classifier.to(memory_format=memory_format)
     data_rng = torch.Generator(device=device).manual_seed(args.seed)
@@ -56,11 +104,11 @@ def main() -> None:
         labels = torch.randint(0, 10, (args.batch_size,), device=device, generator=data_rng)
         return images.contiguous(memory_format=memory_format), labels
 
-    def step(images, labels, mixing: bool) -> tuple[float, float]:
+    def step(images, labels, mixer: SyntheticMix | None) -> tuple[float, float]:
         sync(device)
         start = time.perf_counter()
-        if mixing:
-            images, labels = mix(images, labels)
+        if mixer is not None:
+            images, labels = mixer(images, labels)
         sync(device)
         mixed = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
@@ -72,41 +120,133 @@ def main() -> None:
         end = time.perf_counter()
         return end - start, mixed - start
 
-    times = {"baseline": [], "mixed": [], "mix_call": []}
+    def timed_fill() -> float:
+        sync(device)
+        start = time.perf_counter()
+        pool.step_epoch()  # refresh_every=1: every call refreshes
+        sync(device)
+        return time.perf_counter() - start
+
+    orders = list(itertools.permutations(ARMS))
+    times: dict[str, list[float]] = {"baseline": [], "mixed": [], "pool": [], "mix_call": [], "pool_mix_call": [],
+                                     "pool_fill": []}
+    rounds_start = time.perf_counter()
     for i in range(args.warmup + args.steps):
-        # Alternate the order too, so neither variant always runs right after the other.
-        order = (False, True) if i % 2 == 0 else (True, False)
-        for mixing in order:
-            total, mix_time = step(*real_batch(), mixing)
+        if args.max_rounds_s is not None and i > args.warmup and time.perf_counter() - rounds_start > args.max_rounds_s:
+            print(f"stopping after {i - args.warmup} timed rounds (--max-rounds-s {args.max_rounds_s})", flush=True)
+            break
+        if args.fill_every and i >= args.warmup and (i - args.warmup) % args.fill_every == 0:
+            times["pool_fill"].append(timed_fill())
+        # Cycle through every order, so no arm always runs right after another.
+        for arm in orders[i % len(orders)]:
+            total, mix_time = step(*real_batch(), mixers[arm])
             if i >= args.warmup:
-                times["mixed" if mixing else "baseline"].append(total)
-                if mixing:
-                    times["mix_call"].append(mix_time)
+                times[arm].append(total)
+                if arm != "baseline":
+                    times["mix_call" if arm == "mixed" else "pool_mix_call"].append(mix_time)
         print(f"step {i}: {'warmup' if i < args.warmup else 'timed'}", flush=True)
 
-    baseline, mixed = statistics.median(times["baseline"]), statistics.median(times["mixed"])
+    probe = None
+    if args.probe_steps > 0:
+        probe = {"serial_s": [], "background_s": [], "steps": args.probe_steps}
+        for r in range(args.probe_repeats):
+            for background in ((False, True) if r % 2 == 0 else (True, False)):
+                sync(device)
+                start = time.perf_counter()
+                thread = threading.Thread(target=pool.refresh) if background else None
+                if thread is not None:
+                    thread.start()
+                else:
+                    pool.refresh()
+                for _ in range(args.probe_steps):
+                    step(*real_batch(), pool_mix)
+                if thread is not None:
+                    thread.join()
+                sync(device)
+                probe["background_s" if background else "serial_s"].append(time.perf_counter() - start)
+            print(f"background probe {r}: serial {probe['serial_s'][-1]:.2f} s, "
+                  f"background {probe['background_s'][-1]:.2f} s", flush=True)
+        serial, background = statistics.median(probe["serial_s"]), statistics.median(probe["background_s"])
+        probe.update(serial_s_median=serial, background_s_median=background,
+                     background_saving_percent=100.0 * (serial - background) / serial)
+
+    median = {arm: statistics.median(times[arm]) for arm in ARMS}
+    baseline = median["baseline"]
+
+    def paired(arm: str) -> float:
+        return 100.0 * (statistics.median(a / b for a, b in zip(times[arm], times["baseline"])) - 1.0)
+
+    def paired_interval(arm: str, resamples: int = 2000) -> list[float]:
+        # Percentile bootstrap over rounds (seeded): how far noise alone moves the paired median.
+        ratios = [a / b for a, b in zip(times[arm], times["baseline"])]
+        rng = random.Random(args.seed)
+        medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(resamples))
+        return [100.0 * (medians[int(0.025 * resamples)] - 1.0), 100.0 * (medians[int(0.975 * resamples) - 1] - 1.0)]
+
+    fills = [first_fill, *times["pool_fill"]]
+    fill = statistics.median(fills)
+    amortised = fill / (args.epoch_steps * args.refresh_every)
     figures = {
         "baseline_step_s_median": baseline,
-        "mixed_step_s_median": mixed,
+        "mixed_step_s_median": median["mixed"],
         "mix_call_s_median": statistics.median(times["mix_call"]),
-        "overhead_percent": 100.0 * (mixed - baseline) / baseline,
+        "mix_call_percent_of_baseline": 100.0 * statistics.median(times["mix_call"]) / baseline,
+        "overhead_percent": 100.0 * (median["mixed"] - baseline) / baseline,
+        "overhead_percent_paired": paired("mixed"),
+        "overhead_percent_paired_95ci": paired_interval("mixed"),
         "synthetic_rows_per_step": mix.num_synthetic(args.batch_size),
+        "timed_rounds": len(times["baseline"]),
+        "pool_step_s_median": median["pool"],
+        "pool_mix_call_s_median": statistics.median(times["pool_mix_call"]),
+        "pool_mix_call_percent_of_baseline": 100.0 * statistics.median(times["pool_mix_call"]) / baseline,
+        "pool_overhead_percent": 100.0 * (median["pool"] - baseline) / baseline,
+        "pool_overhead_percent_paired": paired("pool"),
+        "pool_overhead_percent_paired_95ci": paired_interval("pool"),
+        "pool_images": len(pool),
+        "pool_fill_s_median": fill,
+        "pool_fill_s_first": first_fill,
+        "pool_fill_images_per_s": len(pool) / fill,
+        "pool_fill_amortised_s_per_step": amortised,
+        "pool_fill_amortised_percent": 100.0 * amortised / baseline,
+        "pool_overhead_with_fill_percent": 100.0 * (median["pool"] + amortised - baseline) / baseline,
+        "pool_draws_per_bank_image_per_epoch": mix.num_synthetic(args.batch_size) * args.epoch_steps / len(pool),
     }
+    if probe is not None:
+        figures["background_refill_saving_percent"] = probe["background_saving_percent"]
     payload = {
         "benchmark": "mixing_overhead",
-        "description": "ResNet-18 training step, 32x32, with vs without SyntheticMix (replace), interleaved",
+        "description": ("ResNet-18 training step, 32x32, without SyntheticMix, with SyntheticMix (replace) "
+                        "generating on the fly, and with SyntheticMix drawing from a SyntheticPool; interleaved"),
         "settings": vars(args),
         "figures": figures,
-        "raw_seconds": times,
+        "raw_seconds": {**times, "pool_fill": fills},
+        "background_refill_probe": probe,
         "generator": repr(generator),
-        "seeds": {"torch": args.seed, "data": args.seed, "mix": args.seed},
+        "pool": repr(pool),
+        "seeds": {"torch": args.seed, "data": args.seed, "mix": args.seed, "pool": args.seed + 1},
         "machine": machine(device),
         "torch_version": torch.__version__,
+        "torchvision_version": torchvision.__version__,
+        "environment": {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "nice": os.nice(0)},
+        "command": command_line(),
         "git_commit": git_commit(),
     }
     path = write("mixing_overhead", payload)
-    print(f"baseline step {baseline:.3f} s, with SyntheticMix({args.ratio}) {mixed:.3f} s "
-          f"(+{figures['overhead_percent']:.1f}%), mix call alone {figures['mix_call_s_median']:.3f} s")
+    print(f"baseline step {baseline:.3f} s; SyntheticMix({args.ratio}) on the fly {median['mixed']:.3f} s "
+          f"({figures['overhead_percent']:+.1f}%, paired {figures['overhead_percent_paired']:+.1f}% "
+          f"[{figures['overhead_percent_paired_95ci'][0]:+.1f}, {figures['overhead_percent_paired_95ci'][1]:+.1f}]), "
+          f"mix call {figures['mix_call_s_median']:.3f} s")
+    print(f"from a pool of {len(pool)} images: {median['pool']:.3f} s ({figures['pool_overhead_percent']:+.1f}%, "
+          f"paired {figures['pool_overhead_percent_paired']:+.1f}% [{figures['pool_overhead_percent_paired_95ci'][0]:+.1f}, "
+          f"{figures['pool_overhead_percent_paired_95ci'][1]:+.1f}]), mix call {figures['pool_mix_call_s_median']:.4f} s "
+          f"({figures['pool_mix_call_percent_of_baseline']:.2f}% of the baseline step)")
+    print(f"pool fill {fill:.2f} s median of {len(fills)} ({figures['pool_fill_images_per_s']:.0f} images/s), "
+          f"amortised over {args.epoch_steps} steps x {args.refresh_every} epoch(s): {amortised:.4f} s/step "
+          f"({figures['pool_fill_amortised_percent']:.1f}%); pool step + fill "
+          f"{figures['pool_overhead_with_fill_percent']:+.1f}%")
+    if probe is not None:
+        print(f"background refill probe ({args.probe_steps} steps): serial {probe['serial_s_median']:.2f} s, "
+              f"background {probe['background_s_median']:.2f} s ({probe['background_saving_percent']:+.1f}%)")
     print(f"wrote {path}")
 
 

@@ -2,7 +2,9 @@
 
 Like torchvision's ``v2.CutMix`` / ``v2.MixUp``, this works on collated batches
 ``(images (B, C, H, W), labels (B,))`` after they reach the device, so synthetic images are made
-in one batched forward pass where the classifier runs, with no host-device copies.
+in one batched forward pass where the classifier runs, with no host-device copies; or, from a
+:class:`~augmentgen.mixing.SyntheticPool`, indexed from a bank filled beforehand, so the step
+runs no generator at all (the fast path for CPU training).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from .._images import to_signed_unit
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, Temperature
 from ..transforms.functional import from_generator_range
+from .pool import SyntheticPool, _ranks_in_class
 from .teacher import TeacherLabels, one_hot
 
 Balance = None | Literal["uniform", "inverse-frequency"] | Mapping[int | str, float]
@@ -52,8 +56,10 @@ class SyntheticMix:
     to it. ``uint8`` batches get ``uint8`` synthetic rows in ``[0, 255]``.
 
     Args:
-        generator (ConditionalGenerator): any conditional generator, on the device where batches
-            will be (``generator.to("cuda")``).
+        generator (ConditionalGenerator or SyntheticPool): any conditional generator, on the
+            device where batches will be (``generator.to("cuda")``); or a
+            :class:`~augmentgen.mixing.SyntheticPool`, whose bank the synthetic rows are drawn
+            from instead of running a generator in the step (see *Mixing from a pool* below).
         ratio (float, defaults to 0.5): ``replace``: share of rows replaced, in [0, 1];
             ``append``: ``round(ratio * B)`` rows are appended, any ratio >= 0.
         mode (str, defaults to ``"replace"``): ``"replace"`` keeps the batch size; ``"append"``
@@ -69,8 +75,8 @@ class SyntheticMix:
         output_range (tuple[float, float], defaults to (-1, 1)): value range of float batches.
         mean, std (sequence of float, optional): torchvision-style normalisation of float
             batches (applied to ``[0, 1]`` images); overrides ``output_range``.
-        seed (int, optional): seeds the row choice, class draws and generator noise, so the same
-            batches give the same output.
+        seed (int, optional): seeds the row choice, class draws and generator noise (or, from a
+            pool, which bank images are drawn), so the same batches give the same output.
         temperature (float or sequence of float, defaults to 1.0): sampling temperature of the
             synthetic rows (:meth:`ConditionalGenerator.sample`): below 1 concentrates each class's
             samples towards its centre (0: one image per class), above 1 spreads them; one float,
@@ -127,6 +133,21 @@ class SyntheticMix:
         # the same, written out (hard or soft targets):
         w = torch.where(mask, 0.5, 1.0); loss = (F.cross_entropy(logits, targets, reduction="none") * w).sum() / w.sum()
 
+    Mixing from a pool: ``SyntheticMix(SyntheticPool(generator, per_class=256, refresh_every=1),
+    0.5)`` draws each step's synthetic rows from the pool's uint8 bank by batched indexing on the
+    bank's device (the batch must be there too: ``SyntheticPool(..., device="cuda")`` for GPU
+    batches), with this mixer's own seeded random stream; within one batch a class's rows are
+    distinct bank images while it needs at most ``per_class``. Call ``pool.step_epoch()`` once
+    per epoch to refill the bank every ``refresh_every`` epochs. The rows are the bank's 8-bit
+    images mapped to the batch's dtype and range like generated ones (``uint8`` batches get the
+    bank's bytes). ``mode``, ``balance``, ``output_range``/``mean``/``std``, ``seed``,
+    ``soft_labels`` (the teacher runs on the drawn rows in the step) and ``return_mask`` work as
+    with a generator. Options that act on a generator in the step are a
+    :class:`~augmentgen.errors.ConfigError` naming where they go instead: ``temperature`` and
+    teacher filtering (``filter_threshold``) belong to the pool, which applies them once at fill
+    time (``SyntheticPool(generator, temperature=..., teacher=..., filter_threshold=...)``), and
+    ``min_acceptance``, ``autocast``, ``compile`` and ``prefetch`` have nothing to act on.
+
     Host syncs: soft labels add none (the teacher's forward is queued like the generator's).
     ``filter_threshold`` adds one per round that runs, reading the number of rows still empty
     (which sizes the next round) and, in ``append``, the number of rows kept (which sizes the
@@ -137,7 +158,7 @@ class SyntheticMix:
 
     def __init__(
         self,
-        generator: ConditionalGenerator,
+        generator: ConditionalGenerator | SyntheticPool,
         ratio: float = 0.5,
         *,
         mode: Literal["replace", "append"] = "replace",
@@ -160,16 +181,26 @@ class SyntheticMix:
         soft_label_weight: float = 1.0,
         soft_real_labels: bool = False,
     ):
-        if not isinstance(generator, ConditionalGenerator):
-            raise ConfigError(f"generator must be a ConditionalGenerator, got {type(generator).__name__}")
+        pool = generator if isinstance(generator, SyntheticPool) else None
+        if pool is None and not isinstance(generator, ConditionalGenerator):
+            raise ConfigError(f"generator must be a ConditionalGenerator or a SyntheticPool, got "
+                              f"{type(generator).__name__}")
         if mode not in ("replace", "append"):
             raise ConfigError(f"mode must be 'replace' or 'append', got {mode!r}")
         if not (ratio >= 0) or (mode == "replace" and ratio > 1):
             raise ConfigError(f"ratio must be in [0, 1] for mode='replace' (>= 0 for 'append'), got {ratio}")
         if (mean is None) != (std is None):
             raise ConfigError("give both mean and std (or neither)")
+        if pool is not None:
+            self._check_pool_options(temperature=temperature, autocast=autocast, compile=compile,
+                                     prefetch=prefetch, filter_threshold=filter_threshold,
+                                     min_acceptance=min_acceptance)
+        self.pool = pool
+        # A pool source has no generator in the step (and an unpickled pool has none at all).
+        self.generator = None if pool is not None else generator
+        self._source = generator
         self._teacher_labels = self._check_teacher(
-            generator, teacher, filter_threshold=filter_threshold, oversample=oversample,
+            self.num_classes, self.device, teacher, filter_threshold=filter_threshold, oversample=oversample,
             max_rounds=max_rounds, min_acceptance=min_acceptance, soft_labels=soft_labels,
             label_temperature=label_temperature, soft_label_weight=soft_label_weight,
             soft_real_labels=soft_real_labels, prefetch=prefetch, output_range=output_range,
@@ -180,7 +211,6 @@ class SyntheticMix:
         self.min_acceptance = float(min_acceptance)
         self.soft_labels, self.soft_real_labels = bool(soft_labels), bool(soft_real_labels)
         self.label_temperature, self.soft_label_weight = float(label_temperature), float(soft_label_weight)
-        self.generator = generator
         self.ratio = float(ratio)
         self.mode = mode
         self.balance = balance
@@ -188,39 +218,91 @@ class SyntheticMix:
         self.mean, self.std = mean, std
         self.seed = seed
         # Validated once here (a float or a tuple of floats), so a bad value fails before training.
-        self.temperature = generator.check_temperature(temperature)
+        # A pool's images were sampled at its own temperature.
+        self.temperature = pool.temperature if pool is not None else generator.check_temperature(temperature)
         self.autocast = autocast
         self.prefetch = prefetch
         self._class_weights = self._parse_balance(balance)
         if prefetch and not (balance == "uniform" or isinstance(balance, Mapping)):
             raise ConfigError("prefetch=True needs balance='uniform' or a {class: weight} dict: "
                               "the next batch's classes must be known before it arrives")
-        device = generator.device
+        device = self.device
         self._rng = torch.Generator(device=device)
         if seed is not None:
             self._rng.manual_seed(seed)
         else:
             self._rng.seed()
         # Running counts of the labels this mixer has output (for balance="inverse-frequency").
-        self.class_counts = torch.zeros(generator.num_classes, dtype=torch.long, device=device)
+        self.class_counts = torch.zeros(self.num_classes, dtype=torch.long, device=device)
         # Running teacher-filter counts per class (candidates generated, candidates accepted).
-        self.candidate_counts = torch.zeros(generator.num_classes, dtype=torch.long, device=device)
-        self.accepted_counts = torch.zeros(generator.num_classes, dtype=torch.long, device=device)
-        self._sample = torch.compile(generator.sample) if compile else generator.sample
+        self.candidate_counts = torch.zeros(self.num_classes, dtype=torch.long, device=device)
+        self.accepted_counts = torch.zeros(self.num_classes, dtype=torch.long, device=device)
+        if pool is None:
+            self._sample = torch.compile(generator.sample) if compile else generator.sample
         self._stream = None
         self._prefetched: tuple[int, torch.Tensor, torch.Tensor] | None = None
         if prefetch and device.type == "cuda" and torch.cuda.is_available():
             self._stream = torch.cuda.Stream(device=device)
 
+    # ------------------------------------------------------------------ source
+    @property
+    def num_classes(self) -> int:
+        """Number of classes of the generator or pool."""
+        return self._source.num_classes
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names of the generator or pool."""
+        return list(self._source.class_names)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the synthetic rows."""
+        return tuple(self._source.image_shape)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the synthetic rows are made: the generator's device, or the pool's bank's."""
+        return self.pool.images.device if self.pool is not None else self.generator.device
+
     # ------------------------------------------------------------------ setup
+    @staticmethod
+    def _check_pool_options(*, temperature: Temperature, autocast: bool, compile: bool, prefetch: bool,
+                            filter_threshold: float | None, min_acceptance: float) -> None:
+        """Options that act on a generator in the step: a clear error naming where they go instead."""
+        if filter_threshold is not None:
+            raise ConfigError(
+                "filter_threshold cannot apply to a SyntheticPool source: the pool's images are made when "
+                "it fills, not in the step. Filter them there, once per refresh: SyntheticPool(generator, "
+                "per_class, teacher=teacher, filter_threshold=...); keep teacher=... here only for "
+                "soft_labels=True")
+        if min_acceptance != 0.0:
+            raise ConfigError(
+                "min_acceptance cannot apply to a SyntheticPool source: acceptance is measured when the "
+                "pool fills (pool.acceptance_rates()); to leave a class out of the mix give it weight 0 "
+                "in balance={class: weight}")
+        if not (isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
+                and temperature == 1.0):
+            raise ConfigError(
+                "temperature cannot apply to a SyntheticPool source: its images are already sampled. "
+                "Give it to the pool: SyntheticPool(generator, temperature=...)")
+        for name, value in (("autocast", autocast), ("compile", compile)):
+            if value:
+                raise ConfigError(
+                    f"{name}=True speeds up the generator's forward in the step, but a SyntheticPool "
+                    f"source runs no generator in the step: drop {name}=True")
+        if prefetch:
+            raise ConfigError("prefetch=True overlaps generation with the step, but a SyntheticPool source "
+                              "only indexes its bank: drop prefetch=True")
+
     def _parse_balance(self, balance: Balance) -> torch.Tensor | None:
-        k = self.generator.num_classes
+        k = self.num_classes
         if balance is None or balance == "inverse-frequency":
             return None
         if balance == "uniform":
             return torch.ones(k)
         if isinstance(balance, Mapping):
-            names = self.generator.class_names
+            names = self.class_names
             weights = torch.zeros(k)
             for key, weight in balance.items():
                 index = names.index(key) if isinstance(key, str) and key in names else key
@@ -237,7 +319,7 @@ class SyntheticMix:
                           f"{{class: weight}} dict, got {balance!r}")
 
     @staticmethod
-    def _check_teacher(generator: ConditionalGenerator, teacher: nn.Module | None, *,
+    def _check_teacher(num_classes: int, device: torch.device, teacher: nn.Module | None, *,
                        filter_threshold: float | None, oversample: int, max_rounds: int,
                        min_acceptance: float, soft_labels: bool, label_temperature: float,
                        soft_label_weight: float, soft_real_labels: bool, prefetch: bool,
@@ -284,10 +366,10 @@ class SyntheticMix:
                               "rounds need the accepted counts before the batch is built")
         tensor = next(iter(teacher.parameters()), None)
         tensor = next(iter(teacher.buffers()), None) if tensor is None else tensor
-        if tensor is not None and tensor.device != generator.device:
-            raise ConfigError(f"the teacher is on {tensor.device} but the generator on {generator.device}: "
-                              f"use teacher.to({str(generator.device)!r})")
-        return TeacherLabels(teacher, label_temperature, soft_label_weight, generator.num_classes,
+        if tensor is not None and tensor.device != device:
+            raise ConfigError(f"the teacher is on {tensor.device} but the generator on {device}: "
+                              f"use teacher.to({str(device)!r})")
+        return TeacherLabels(teacher, label_temperature, soft_label_weight, num_classes,
                              output_range=output_range, mean=mean, std=std)
 
     def reset_counts(self) -> None:
@@ -313,15 +395,21 @@ class SyntheticMix:
             raise DataError("SyntheticMix takes collated batches: images (B, C, H, W) and labels (B,); "
                             f"got images {type(images).__name__} "
                             f"{tuple(images.shape) if isinstance(images, torch.Tensor) else ''}")
-        c, h, w = self.generator.image_shape
+        c, h, w = self.image_shape
+        source = "the pool holds" if self.pool is not None else "the generator makes"
         if tuple(images.shape[1:]) != (c, h, w):
             raise DataError(
-                f"the generator makes ({c}, {h}, {w}) images but the batch is {tuple(images.shape[1:])}: "
+                f"{source} ({c}, {h}, {w}) images but the batch is {tuple(images.shape[1:])}: "
                 f"resize / convert the batch to {c} channel(s) at {h}x{w} before mixing (e.g. "
                 "v2.Resize, v2.Grayscale(num_output_channels=...)), or use a generator trained at "
                 "that shape"
             )
-        if images.device != self.generator.device:
+        if images.device != self.device:
+            if self.pool is not None:
+                raise DataError(
+                    f"the batch is on {images.device} but the pool's bank is on {self.device}: build the "
+                    f"pool there (SyntheticPool(generator, ..., device={str(images.device)!r})) or move "
+                    "the batch, so that mixing needs no host-device copy")
             raise DataError(
                 f"the batch is on {images.device} but the generator is on {self.generator.device}: "
                 f"move one of them (generator.to({str(images.device)!r}) or images.to(...)) so that "
@@ -383,6 +471,10 @@ class SyntheticMix:
     def _synthetic_batch(self, n: int, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(classes, images) for ``n`` synthetic rows; ``labels`` given when classes follow the batch."""
         classes = labels if labels is not None else self._draw_classes(n)
+        if self.pool is not None:
+            # Batched indexing on the bank's device; back to [-1, 1] so that the range mapping
+            # and the teacher's soft labels below treat pooled rows exactly like generated ones.
+            return classes, to_signed_unit(self.pool.take(classes, generator=self._rng))
         return classes, self._generate(classes)
 
     def _filtered_batch(self, classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, int | None]:
@@ -393,9 +485,9 @@ class SyntheticMix:
         ``soft_labels``, else None); ``n_kept`` is ``kept.sum()`` read on the host (None in
         ``replace`` mode when the last round did not need a sync).
         """
-        n, k = len(classes), self.generator.num_classes
+        n, k = len(classes), self.num_classes
         device = classes.device
-        images = torch.zeros(n, *self.generator.image_shape, device=device)
+        images = torch.zeros(n, *self.image_shape, device=device)
         logits = torch.zeros(n, k, device=device) if self.soft_labels else None
         kept = torch.zeros(n, dtype=torch.bool, device=device)
         allowed = torch.ones(n, dtype=torch.bool, device=device)  # False: class below min_acceptance
@@ -440,7 +532,7 @@ class SyntheticMix:
     def _next_prefetched(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         # Side-stream prefetch (CUDA only): take the batch made during the previous step, then
         # start the next one so the classifier's step overlaps with generation.
-        current = torch.cuda.current_stream(self.generator.device)
+        current = torch.cuda.current_stream(self.device)
         if self._prefetched is not None and self._prefetched[0] == n:
             current.wait_stream(self._stream)
             _, classes, fake_images = self._prefetched
@@ -475,7 +567,7 @@ class SyntheticMix:
         if self.balance == "inverse-frequency":
             # Count what the classifier sees of the real rows before choosing the top-up.
             kept = labels if self.mode == "append" else labels[_complement(rows, batch)]
-            self.class_counts += torch.bincount(kept.long(), minlength=self.generator.num_classes)
+            self.class_counts += torch.bincount(kept.long(), minlength=self.num_classes)
         kept, fake_logits, n_kept = None, None, n
         if self.filter_threshold is not None:
             classes = (labels[rows] if follow_batch else self._draw_classes(n)).long()
@@ -488,7 +580,7 @@ class SyntheticMix:
             fake_logits = self._teacher_labels.logits(fake_images)
         if self.balance == "inverse-frequency":
             if kept is None:
-                self.class_counts += torch.bincount(classes, minlength=self.generator.num_classes)
+                self.class_counts += torch.bincount(classes, minlength=self.num_classes)
             else:
                 # Kept synthetic rows, and (replace) the real rows left where a row was dropped.
                 self.class_counts.index_add_(0, classes, kept.long())
@@ -509,7 +601,7 @@ class SyntheticMix:
         if self.soft_labels:
             fake_labels = self._teacher_labels.targets_from_logits(fake_logits, classes)
             real_labels = (self._teacher_labels(images, labels)[1] if self.soft_real_labels
-                           else one_hot(labels, self.generator.num_classes))
+                           else one_hot(labels, self.num_classes))
         else:
             real_labels = labels
         if self.mode == "replace":
@@ -545,6 +637,9 @@ class SyntheticMix:
                 teacher += f", filter_threshold={self.filter_threshold}"
             if self.soft_labels:
                 teacher += f", soft_labels=True{', soft_real_labels=True' if self.soft_real_labels else ''}"
+        if self.pool is not None:
+            return (f"SyntheticMix(ratio={self.ratio}, mode={self.mode!r}, balance={self.balance!r}{teacher}, "
+                    f"pool={self.pool!r})")
         return (f"SyntheticMix(ratio={self.ratio}, mode={self.mode!r}, balance={self.balance!r}{temperature}"
                 f"{teacher}, generator={type(self.generator).__name__})")
 
@@ -557,13 +652,8 @@ def _match_accepted(slot_classes: torch.Tensor, candidate_classes: torch.Tensor,
     candidate order) if there is one. Returns ``(got (m,) bool, source (m,) candidate index,
     meaningful where got)``. Fixed shapes throughout: no host sync.
     """
-    m, device = len(slot_classes), slot_classes.device
-    # Rank of each row among the rows of its class.
-    row_counts = torch.zeros(num_classes, dtype=torch.long, device=device).index_add_(
-        0, slot_classes, torch.ones_like(slot_classes))
-    row_order = torch.argsort(slot_classes, stable=True)
-    ranks = torch.empty_like(slot_classes).scatter_(
-        0, row_order, torch.arange(m, device=device) - (row_counts.cumsum(0) - row_counts)[slot_classes[row_order]])
+    device = slot_classes.device
+    ranks = _ranks_in_class(slot_classes, num_classes)  # of each row among the rows of its class
     # Accepted candidates grouped by class (rejected ones sorted last).
     accepted_counts = torch.zeros(num_classes, dtype=torch.long, device=device).index_add_(
         0, candidate_classes, accepted.long())
@@ -584,8 +674,8 @@ class AugmentedLoader:
     """An iterable over ``loader`` whose batches go through a :class:`SyntheticMix`.
 
     Batches may be ``(images, labels)`` tuples/lists or dicts with ``image_key``/``label_key``;
-    they are moved to the generator's device (``non_blocking``) before mixing. ``len()`` is the
-    wrapped loader's. Made by :func:`augment_loader`.
+    they are moved to the mixer's device (the generator's, or the pool's bank's; ``non_blocking``)
+    before mixing. ``len()`` is the wrapped loader's. Made by :func:`augment_loader`.
     """
 
     def __init__(self, loader: Iterable, mix: SyntheticMix, *, image_key: str = "image",
@@ -599,7 +689,7 @@ class AugmentedLoader:
         return len(self.loader)  # type: ignore[arg-type]
 
     def __iter__(self) -> Iterator[Any]:
-        device = self.mix.generator.device
+        device = self.mix.device
         for batch in self.loader:
             if isinstance(batch, Mapping):
                 images, labels = batch[self.image_key], batch[self.label_key]
@@ -619,14 +709,16 @@ class AugmentedLoader:
                 yield type(batch)((images, labels)) if isinstance(batch, list) else (images, labels)
 
 
-def augment_loader(loader: Iterable, generator: ConditionalGenerator, ratio: float = 0.5, *,
+def augment_loader(loader: Iterable, generator: ConditionalGenerator | SyntheticPool, ratio: float = 0.5, *,
                    image_key: str = "image", label_key: str = "label", to_device: bool = True,
                    **mix_kwargs: Any) -> AugmentedLoader:
     """Wrap any DataLoader so that every batch it yields is mixed with synthetic rows.
 
     ``for images, labels in augment_loader(loader, generator, ratio=0.5): ...`` — the loop is
     unchanged. ``mix_kwargs`` go to :class:`SyntheticMix` (``mode``, ``balance``,
-    ``output_range``, ``mean``/``std``, ``seed``, ``temperature``, ...). Batches are moved to the generator's device.
+    ``output_range``, ``mean``/``std``, ``seed``, ``temperature``, ...). ``generator`` may be a
+    :class:`~augmentgen.mixing.SyntheticPool` (call ``pool.step_epoch()`` after each epoch).
+    Batches are moved to the generator's device (or the pool's bank's).
     """
     return AugmentedLoader(loader, SyntheticMix(generator, ratio, **mix_kwargs),
                            image_key=image_key, label_key=label_key, to_device=to_device)

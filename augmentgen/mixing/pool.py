@@ -1,24 +1,43 @@
-"""A bank of synthetic images per class in shared memory, for per-sample transforms in workers."""
+"""A bank of synthetic images per class, for per-sample transforms in workers and for batch mixing."""
 
 from __future__ import annotations
 
-import torch
+import math
+import warnings
 
+import torch
+from torch import nn
+
+from .._images import to_uint8
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, Temperature
-from ..transforms.functional import to_uint8
+from .teacher import TeacherLabels
+
+
+def _ranks_in_class(classes: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Rank of each entry among the entries of its class, in order: ``[2, 0, 2, 2] -> [0, 0, 1, 2]``.
+
+    Fixed shapes throughout (a stable sort and a scatter), so no host sync.
+    """
+    n, device = len(classes), classes.device
+    counts = torch.zeros(num_classes, dtype=torch.long, device=device).index_add_(
+        0, classes, torch.ones_like(classes))
+    order = torch.argsort(classes, stable=True)
+    return torch.empty_like(classes).scatter_(
+        0, order, torch.arange(n, device=device) - (counts.cumsum(0) - counts)[classes[order]])
 
 
 class SyntheticPool:
-    """``per_class`` synthetic images of every class, as uint8 in shared memory.
+    """``per_class`` synthetic images of every class, stored as uint8 (K, N, C, H, W).
 
-    DataLoader workers should not run a generator (one copy of the model per worker, on the CPU).
-    The pool samples the whole bank in large batches where the generator lives (on the GPU when
-    there is one), stores it as ``uint8`` (K, N, C, H, W) on the CPU in shared memory, and the
-    per-sample transforms (:class:`~augmentgen.transforms.ReplaceWithSynthetic`) only index it.
-    Pickling the pool (spawned workers) sends the bank's shared-memory handle, never the
-    generator; :meth:`refresh` rewrites the bank in place, so workers, persistent ones included,
-    see the new images.
+    DataLoader workers should not run a generator (one copy of the model per worker, on the CPU),
+    and a CPU training step should not wait for one either. The pool samples the whole bank in
+    large batches where the generator lives (on the GPU when there is one) and stores it as
+    ``uint8``; the per-sample transforms (:class:`~augmentgen.transforms.ReplaceWithSynthetic`)
+    and the batch mixer (``SyntheticMix(pool, ratio)``) only index it. By default the bank is on
+    the CPU in shared memory: pickling the pool (spawned workers) sends the bank's shared-memory
+    handle, never the generator or the teacher; :meth:`refresh` rewrites the bank in place, so
+    workers, persistent ones included, see the new images.
 
     Args:
         generator (ConditionalGenerator): the generator to sample from.
@@ -31,10 +50,37 @@ class SyntheticPool:
             bank (:meth:`ConditionalGenerator.sample`): below 1 concentrates each class's images
             towards its centre (0: every image of a class is the same), above 1 spreads them;
             one float, or ``num_classes`` floats indexed by class.
+        device (torch.device or str, optional): where the bank lives. ``None`` (the default): the
+            CPU, in shared memory, as DataLoader workers need it. Give the classifier's device
+            (``"cuda"``) to mix a GPU batch from the pool without host-device copies
+            (``SyntheticMix(pool, ratio)``); such a bank is not for workers.
+        teacher (nn.Module, optional): teacher filtering at fill time: a classifier trained on the
+            real data taking float images in ``[-1, 1]`` and returning logits (N, K), on the
+            generator's device (as for :class:`~augmentgen.mixing.SyntheticMix`). Needs
+            ``filter_threshold``. The bank then holds only candidates the teacher accepts, and
+            the filter costs nothing in the training step.
+        filter_threshold (float, optional): a candidate is accepted when the teacher's probability
+            for its class is >= this, in [0, 1]. Each round generates ``oversample`` candidates
+            per still-empty slot; a class still short after ``max_rounds`` rounds fills its
+            remaining slots by repeating its accepted images (with a warning; see
+            :attr:`distinct_counts`), and a class with no accepted candidate at all is a
+            :class:`~augmentgen.errors.DataError` that leaves the previous bank untouched.
+        oversample (int, defaults to 4): candidates per empty slot in each round, >= 1.
+        max_rounds (int, defaults to 4): rounds of candidates per refresh, >= 1.
+
+    Attributes:
+        images (torch.Tensor): the bank, uint8 (K, N, C, H, W) in ``[0, 255]``.
+        distinct_counts (torch.Tensor): int64 (K,) CPU: distinct images per class after the last
+            refresh (``per_class`` unless the teacher filter ran short).
+        candidate_counts, accepted_counts (torch.Tensor): int64 (K,) CPU: teacher-filter
+            candidates and accepted candidates per class in the last refresh (zeros without a
+            teacher); :meth:`acceptance_rates` divides them.
     """
 
     def __init__(self, generator: ConditionalGenerator, per_class: int = 256, *, batch_size: int = 1024,
-                 seed: int | None = None, refresh_every: int | None = None, temperature: Temperature = 1.0):
+                 seed: int | None = None, refresh_every: int | None = None, temperature: Temperature = 1.0,
+                 device: torch.device | str | None = None, teacher: nn.Module | None = None,
+                 filter_threshold: float | None = None, oversample: int = 4, max_rounds: int = 4):
         if per_class < 1:
             raise ConfigError(f"per_class must be at least 1, got {per_class}")
         if refresh_every is not None and refresh_every < 1:
@@ -47,6 +93,10 @@ class SyntheticPool:
         self.num_classes = generator.num_classes
         self.class_names = generator.class_names
         self.image_shape = generator.image_shape
+        self._teacher_labels = self._check_filter(generator, teacher, filter_threshold, oversample, max_rounds)
+        self.teacher = teacher
+        self.filter_threshold = None if filter_threshold is None else float(filter_threshold)
+        self.oversample, self.max_rounds = int(oversample), int(max_rounds)
         self.epoch = 0
         self.refreshes = 0
         self._rng = torch.Generator(device=generator.device)
@@ -54,16 +104,57 @@ class SyntheticPool:
             self._rng.manual_seed(seed)
         else:
             self._rng.seed()
-        # (K, N, C, H, W) uint8 in shared memory: workers read it without copies.
-        self.images = torch.empty(self.num_classes, per_class, *self.image_shape, dtype=torch.uint8)
-        self.images.share_memory_()
+        k = self.num_classes
+        self.distinct_counts = torch.zeros(k, dtype=torch.long)
+        self.candidate_counts = torch.zeros(k, dtype=torch.long)
+        self.accepted_counts = torch.zeros(k, dtype=torch.long)
+        if device is None:
+            # (K, N, C, H, W) uint8 in shared memory: workers read it without copies.
+            self.images = torch.empty(k, per_class, *self.image_shape, dtype=torch.uint8)
+            self.images.share_memory_()
+        else:
+            self.images = torch.empty(k, per_class, *self.image_shape, dtype=torch.uint8, device=device)
         self.refresh()
+
+    @staticmethod
+    def _check_filter(generator: ConditionalGenerator, teacher: nn.Module | None, filter_threshold: float | None,
+                      oversample: int, max_rounds: int) -> TeacherLabels | None:
+        for name, value in (("oversample", oversample), ("max_rounds", max_rounds)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be an int >= 1, got {value!r}")
+        if filter_threshold is not None and (
+                isinstance(filter_threshold, bool) or not isinstance(filter_threshold, (int, float))
+                or not math.isfinite(filter_threshold) or not 0 <= filter_threshold <= 1):
+            raise ConfigError(f"filter_threshold must be a probability in [0, 1] (or None for no "
+                              f"filtering), got {filter_threshold!r}")
+        if teacher is None:
+            if filter_threshold is not None:
+                raise ConfigError("filter_threshold needs a teacher: pass teacher=<a classifier trained "
+                                  "on the real data>, e.g. an augmentgen.metrics.ReferenceClassifier")
+            return None
+        if filter_threshold is None:
+            raise ConfigError("a teacher is given but unused: the pool uses it only to filter its images; "
+                              "set filter_threshold=... (soft labels are SyntheticMix(pool, teacher=..., "
+                              "soft_labels=True))")
+        if not isinstance(teacher, nn.Module):
+            raise ConfigError(f"teacher must be an nn.Module (a classifier returning logits), got "
+                              f"{type(teacher).__name__}")
+        tensor = next(iter(teacher.parameters()), None)
+        tensor = next(iter(teacher.buffers()), None) if tensor is None else tensor
+        if tensor is not None and tensor.device != generator.device:
+            raise ConfigError(f"the teacher is on {tensor.device} but the generator on {generator.device}: "
+                              f"use teacher.to({str(generator.device)!r}) (it filters at fill time)")
+        return TeacherLabels(teacher, num_classes=generator.num_classes)
 
     def refresh(self) -> None:
         """Sample a new bank, in batches of ``batch_size``, and write it over the old one in place."""
         if self.generator is None:
             raise DataError("this SyntheticPool copy has no generator (it was unpickled in a worker); "
                             "call refresh() in the main process")
+        if self._teacher_labels is not None:
+            self._refresh_filtered()
+            self.refreshes += 1
+            return
         flat = self.images.view(-1, *self.image_shape)
         labels = torch.arange(self.num_classes, device=self.generator.device).repeat_interleave(self.per_class)
         for start in range(0, len(labels), self.batch_size):
@@ -71,7 +162,67 @@ class SyntheticPool:
             fake_images = self.generator.sample(chunk, generator=self._rng, batch_size=self.batch_size,
                                                 temperature=self.temperature)
             flat[start:start + len(chunk)].copy_(to_uint8(fake_images))
+        self.distinct_counts.fill_(self.per_class)
         self.refreshes += 1
+
+    def _refresh_filtered(self) -> None:
+        # Fill time, not the training step: host-side bookkeeping per chunk is fine here. The new
+        # bank is built aside and copied in at the end, so a failed refresh keeps the old one.
+        k, n = self.num_classes, self.per_class
+        device = self.generator.device
+        staging = torch.empty(k, n, *self.image_shape, dtype=torch.uint8, device=device)
+        filled = torch.zeros(k, dtype=torch.long, device=device)
+        candidates = torch.zeros(k, dtype=torch.long, device=device)
+        accepted = torch.zeros(k, dtype=torch.long, device=device)
+        for _ in range(self.max_rounds):
+            need = n - filled
+            if int(need.sum()) == 0:
+                break
+            labels = torch.arange(k, device=device).repeat_interleave(need * self.oversample)
+            for chunk in labels.split(self.batch_size):
+                chunk = chunk[filled[chunk] < n]  # classes that filled up earlier in this round
+                if len(chunk) == 0:
+                    continue
+                fake_images = self.generator.sample(chunk, generator=self._rng, batch_size=self.batch_size,
+                                                    temperature=self.temperature)
+                logits = self._teacher_labels.logits(fake_images)
+                probability = torch.softmax(logits, dim=1).gather(1, chunk.view(-1, 1)).view(-1)
+                ok = probability >= self.filter_threshold
+                candidates.index_add_(0, chunk, torch.ones_like(chunk))
+                accepted.index_add_(0, chunk, ok.long())
+                ok_classes = chunk[ok]
+                slots = filled[ok_classes] + _ranks_in_class(ok_classes, k)
+                fits = slots < n
+                staging[ok_classes[fits], slots[fits]] = to_uint8(fake_images[ok][fits])
+                filled.index_add_(0, ok_classes[fits], torch.ones_like(ok_classes[fits]))
+        filled_cpu = filled.cpu()
+        empty = (filled_cpu == 0).nonzero().flatten().tolist()
+        if empty:
+            names = ", ".join(f"{self.class_names[c]!r} (0 of {int(candidates[c])} candidates)" for c in empty)
+            raise DataError(
+                f"the teacher accepted no candidate of class {names} at filter_threshold="
+                f"{self.filter_threshold}: lower filter_threshold, raise oversample / max_rounds, or check "
+                "that the generator makes that class (the bank was left as it was)")
+        short = (filled_cpu < n).nonzero().flatten().tolist()
+        for c in short:
+            # Repeat the accepted images cyclically: rejected candidates are never stored.
+            have = int(filled_cpu[c])
+            staging[c, have:] = staging[c, torch.arange(n - have, device=device) % have]
+        if short:
+            warnings.warn(
+                "SyntheticPool teacher filter ran short after "
+                f"{self.max_rounds} rounds; repeated accepted images for class(es) "
+                + ", ".join(f"{self.class_names[c]!r} ({int(filled_cpu[c])} distinct of {n})" for c in short)
+                + ": raise oversample / max_rounds or lower filter_threshold for more distinct images",
+                stacklevel=3)
+        self.images.copy_(staging)
+        self.distinct_counts.copy_(filled_cpu)
+        self.candidate_counts.copy_(candidates.cpu())
+        self.accepted_counts.copy_(accepted.cpu())
+
+    def acceptance_rates(self) -> torch.Tensor:
+        """Teacher-filter acceptance per class in the last refresh: float64 (K,), NaN without a teacher."""
+        return self.accepted_counts.double() / self.candidate_counts.double()
 
     def step_epoch(self) -> bool:
         """Call once at the end of every epoch; refreshes every ``refresh_every`` epochs.
@@ -88,7 +239,8 @@ class SyntheticPool:
         """Random bank images of the classes in ``labels``, as new uint8 tensors.
 
         ``labels`` is an int (returns (C, H, W)) or an integer tensor (N,) (returns (N, C, H, W)).
-        Uses the global torch RNG by default, which DataLoader seeds per worker.
+        Uses the global torch RNG by default, which DataLoader seeds per worker. For whole batches
+        in a training step, :meth:`take` draws without a host sync.
         """
         labels_t = torch.as_tensor(labels, dtype=torch.long)
         if labels_t.numel() and not bool(((labels_t >= 0) & (labels_t < self.num_classes)).all()):
@@ -97,16 +249,39 @@ class SyntheticPool:
         # Advanced indexing copies, so callers may modify the result without touching the bank.
         return self.images[labels_t, positions]
 
+    def take(self, labels: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Bank images for a batch: uint8 (N, C, H, W), a new tensor on the bank's device.
+
+        ``labels`` is an integer tensor (N,) on the bank's device. Batched indexing only (no
+        per-sample loop, no host sync on CUDA): each class's bank is shuffled with ``generator``
+        (on the bank's device) and a class's rows take its images in that order, so the rows of
+        one call are distinct images while a class needs at most ``per_class`` of them (then the
+        order wraps around). Labels outside ``[0, K)`` are a :class:`DataError` on the CPU; on
+        CUDA the indexing asserts (checking would cost a sync).
+        """
+        device = self.images.device
+        labels = labels.to(device=device, dtype=torch.long)
+        if device.type == "cpu" and labels.numel() and not bool(((labels >= 0) & (labels < self.num_classes)).all()):
+            raise DataError(f"labels must be in [0, {self.num_classes - 1}] for this pool, got "
+                            f"{sorted(set(labels.tolist()))}")
+        order = torch.rand(self.num_classes, self.per_class, generator=generator, device=device).argsort(dim=1)
+        positions = order[labels, _ranks_in_class(labels, self.num_classes) % self.per_class]
+        return self.images[labels, positions]
+
     def __len__(self) -> int:
         return self.num_classes * self.per_class
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["generator"] = None  # workers only read the bank
+        state["teacher"] = None
+        state["_teacher_labels"] = None
         state["_rng"] = None
         return state
 
     def __repr__(self) -> str:
         c, h, w = self.image_shape
-        return (f"SyntheticPool({self.num_classes} classes x {self.per_class}, shape=({c}, {h}, {w}), "
-                f"refreshes={self.refreshes})")
+        device = "" if self.images.device.type == "cpu" else f", device={str(self.images.device)!r}"
+        teacher = "" if self.filter_threshold is None else f", filter_threshold={self.filter_threshold}"
+        return (f"SyntheticPool({self.num_classes} classes x {self.per_class}, shape=({c}, {h}, {w}){device}"
+                f"{teacher}, refreshes={self.refreshes})")

@@ -272,3 +272,194 @@ def test_teacher_options_at_their_defaults_change_nothing(gen, mode, balance):
         assert torch.equal(plain._rng.get_state(), explicit._rng.get_state())
     assert torch.equal(plain.class_counts, explicit.class_counts)
     assert repr(plain) == repr(explicit)
+
+
+# --------------------------------------------------------------------------- from a SyntheticPool
+@pytest.fixture(scope="module")
+def pool(gen):
+    from augmentgen.mixing import SyntheticPool
+
+    return SyntheticPool(gen, per_class=16, seed=0)
+
+
+def bank_positions(pool, images_uint8, labels):
+    """For each row, the index of the bank image of its class it equals (-1 if none)."""
+    bank = pool.images[labels.long()]  # (n, N, C, H, W)
+    hits = (bank == images_uint8.unsqueeze(1)).flatten(2).all(-1)  # (n, N)
+    return torch.where(hits.any(1), hits.float().argmax(1), -1)
+
+
+def test_pool_rows_are_bank_images_of_their_class_replace(gen, pool):
+    images, labels = batch(40)
+    images = (images * 255).to(torch.uint8)
+    out, out_labels, mask = SyntheticMix(pool, 0.5, seed=0)(images, labels, return_mask=True)
+    assert out.shape == images.shape and out.dtype == torch.uint8 and int(mask.sum()) == 20
+    assert torch.equal(out_labels, labels)  # balance=None: each replaced row keeps its label
+    assert torch.equal(out[~mask], images[~mask])
+    # uint8 batches get the bank's bytes exactly, each from its own class's bank.
+    assert (bank_positions(pool, out[mask], out_labels[mask]) >= 0).all()
+
+
+def test_pool_rows_follow_balance_append(gen, pool):
+    images, _ = batch(30)
+    labels = torch.zeros(30, dtype=torch.long)
+    mix = SyntheticMix(pool, 0.5, mode="append", balance="uniform", seed=0)
+    out, out_labels, mask = mix(images, labels, return_mask=True)
+    assert mask.tolist() == [False] * 30 + [True] * 15
+    assert torch.bincount(out_labels[mask], minlength=3).tolist() == [5, 5, 5]
+    dict_mix = SyntheticMix(pool, 0.5, balance={0: 3.0, "2": 1.0}, seed=0)
+    _, dict_labels, dict_mask = dict_mix(*batch(40), return_mask=True)
+    assert torch.bincount(dict_labels[dict_mask], minlength=3).tolist() == [15, 0, 5]
+
+
+def test_pool_rows_of_a_class_are_distinct_within_a_batch(gen, pool):
+    # 15 rows of class 0 from a bank of 16: all different bank images; 40 rows wrap around the bank.
+    images = torch.rand(15, 1, 28, 28)
+    labels = torch.zeros(15, dtype=torch.long)
+    out, _, mask = SyntheticMix(pool, 1.0, seed=2, output_range=(0, 1))(images, labels, return_mask=True)
+    rows = (out[mask] * 255).round().to(torch.uint8)
+    positions = bank_positions(pool, rows, labels)
+    assert (positions >= 0).all() and len(set(positions.tolist())) == 15
+    many = SyntheticMix(pool, 1.0, mode="append", balance={0: 1.0}, seed=2)
+    _, _, big_mask = many(torch.rand(40, 1, 28, 28), torch.zeros(40, dtype=torch.long), return_mask=True)
+    assert int(big_mask.sum()) == 40
+
+
+def test_pool_inverse_frequency_tops_up_like_the_generator(gen, pool):
+    labels = torch.tensor([0] * 6 + [1] * 3 + [2])
+    images = torch.rand(10, 1, 28, 28)
+    mix = SyntheticMix(pool, 1.1, mode="append", balance="inverse-frequency", seed=0)
+    _, out_labels, mask = mix(images, labels, return_mask=True)
+    assert torch.bincount(out_labels[mask], minlength=3).tolist() == [1, 4, 6]
+    assert mix.class_counts.tolist() == [7, 7, 7]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.uint8])
+def test_pool_rows_obey_dtype_and_range(gen, pool, dtype):
+    images, labels = batch(dtype=torch.float32)
+    images = (images * 255).to(torch.uint8) if dtype == torch.uint8 else images.to(dtype)
+    from_pool = SyntheticMix(pool, 0.5, seed=0, output_range=(0, 1))
+    on_the_fly = SyntheticMix(gen, 0.5, seed=0, output_range=(0, 1))
+    (out, out_labels, mask), (fly, _, fly_mask) = (m(images, labels, return_mask=True) for m in (from_pool, on_the_fly))
+    assert out.dtype == fly.dtype == dtype and out.shape == fly.shape and torch.equal(mask, fly_mask)
+    synthetic = out[mask].double()
+    if dtype == torch.uint8:
+        assert (bank_positions(pool, out[mask], out_labels[mask]) >= 0).all()
+    else:
+        assert synthetic.min() >= 0 and synthetic.max() <= 1
+        # The bank's bytes mapped to (0, 1), i.e. u / 255, up to the dtype's rounding.
+        as_bytes = (synthetic * 255).round().to(torch.uint8)
+        assert (bank_positions(pool, as_bytes, out_labels[mask]) >= 0).all()
+        atol = 1e-2 if dtype == torch.bfloat16 else 1e-6
+        torch.testing.assert_close(synthetic, as_bytes.double() / 255, atol=atol, rtol=0)
+
+
+def test_pool_rows_obey_mean_std_like_generated_rows(gen, pool):
+    mean, std = [0.2860], [0.3530]
+    images, labels = batch(10)
+    out, out_labels, mask = SyntheticMix(pool, 1.0, seed=0, mean=mean, std=std)(images, labels, return_mask=True)
+    unit = out * std[0] + mean[0]  # back to [0, 1]
+    assert unit.min() >= -1e-5 and unit.max() <= 1 + 1e-5
+    as_bytes = (unit * 255).round().to(torch.uint8)
+    assert (bank_positions(pool, as_bytes, out_labels) >= 0).all()
+
+
+@pytest.mark.parametrize("mode", ["replace", "append"])
+def test_pool_keeps_channels_last(gen_rgb32, mode):
+    from augmentgen.mixing import SyntheticPool
+
+    images = torch.rand(8, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    out, _ = SyntheticMix(SyntheticPool(gen_rgb32, per_class=4, seed=0), 0.5, mode=mode, seed=0)(
+        images, torch.randint(0, 3, (8,)))
+    assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
+
+
+def test_pool_mix_is_seeded_and_refresh_changes_the_rows(gen):
+    from augmentgen.mixing import SyntheticPool
+
+    pool = SyntheticPool(gen, per_class=8, seed=0)
+    images, labels = batch()
+    a, b, c = (SyntheticMix(pool, 0.5, mode="append", balance="uniform", seed=s) for s in (7, 7, 8))
+    for _ in range(2):
+        (xa, ya), (xb, yb), (xc, _) = a(images, labels), b(images, labels), c(images, labels)
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+        assert not torch.equal(xa, xc)
+    # The mixer's own stream: drawing does not touch the pool's fill stream or the global RNG.
+    pool_state, global_state = pool._rng.get_state(), torch.get_rng_state()
+    SyntheticMix(pool, 0.5, seed=7)(images, labels)
+    assert torch.equal(pool._rng.get_state(), pool_state) and torch.equal(torch.get_rng_state(), global_state)
+    before, _, mask = SyntheticMix(pool, 0.5, seed=3)(images, labels, return_mask=True)
+    old_bank = pool.images.clone()
+    pool.refresh()
+    after, after_labels, after_mask = SyntheticMix(pool, 0.5, seed=3)(images, labels, return_mask=True)
+    assert torch.equal(mask, after_mask)  # same seed: the same rows are replaced ...
+    assert not torch.equal(before[mask], after[mask])  # ... by images of the new bank
+    rows = ((after[after_mask] + 1) * 127.5).round().to(torch.uint8)
+    assert (bank_positions(pool, rows, after_labels[after_mask]) >= 0).all()
+    assert not torch.equal(pool.images, old_bank)
+
+
+def test_pool_unpickled_in_a_worker_still_feeds_a_mixer(gen, pool):
+    from tests.conftest import send_to_worker
+
+    copy = send_to_worker(pool)
+    assert copy.generator is None
+    images, labels = batch()
+    a = SyntheticMix(pool, 0.5, seed=1)(images, labels)
+    b = SyntheticMix(copy, 0.5, seed=1)(images, labels)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_pool_soft_labels_use_the_teacher_on_the_drawn_rows(gen, pool):
+    from torch import nn
+
+    from augmentgen.mixing import TeacherLabels
+
+    torch.manual_seed(0)
+    teacher = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 3))
+    images, labels = batch()
+    mix = SyntheticMix(pool, 0.5, seed=0, output_range=(0, 1), teacher=teacher, soft_labels=True,
+                       label_temperature=2.0, soft_label_weight=0.5)
+    out, targets, mask = mix(images, labels, return_mask=True)
+    hard, hard_labels, hard_mask = SyntheticMix(pool, 0.5, seed=0, output_range=(0, 1))(images, labels, return_mask=True)
+    assert torch.equal(out, hard) and torch.equal(mask, hard_mask)  # soft labels draw no random numbers
+    assert targets.shape == (20, 3) and torch.allclose(targets.sum(1), torch.ones(20))
+    expected = TeacherLabels(teacher, 2.0, 0.5, 3, output_range=(0, 1))(out[mask], hard_labels[mask])[1]
+    torch.testing.assert_close(targets[mask], expected, atol=1e-5, rtol=0)
+    assert torch.equal(targets[~mask].argmax(1), labels[~mask])
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"filter_threshold": 0.5, "teacher": torch.nn.Linear(1, 3)}, r"filter_threshold cannot apply.*SyntheticPool\(generator"),
+    ({"min_acceptance": 0.2}, r"min_acceptance cannot apply.*balance="),
+    ({"temperature": 0.5}, r"temperature cannot apply.*SyntheticPool\(generator, temperature="),
+    ({"temperature": [1.0, 0.0, 1.0]}, "temperature cannot apply"),
+    ({"autocast": True}, r"drop autocast=True"),
+    ({"compile": True}, r"drop compile=True"),
+    ({"prefetch": True, "balance": "uniform"}, r"drop prefetch=True"),
+])
+def test_pool_options_that_cannot_apply_name_the_fix(gen, pool, kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        SyntheticMix(pool, 0.5, **kwargs)
+
+
+def test_pool_errors_name_the_pool(gen, pool):
+    with pytest.raises(DataError, match=r"pool's bank is on cpu.*device='meta'"):
+        SyntheticMix(pool)(torch.rand(4, 1, 28, 28, device="meta"), torch.zeros(4, dtype=torch.long, device="meta"))
+    with pytest.raises(DataError, match=r"the pool holds \(1, 28, 28\)"):
+        SyntheticMix(pool)(torch.rand(4, 3, 28, 28), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ConfigError, match="ConditionalGenerator or a SyntheticPool"):
+        SyntheticMix(torch.nn.Linear(1, 1))
+
+
+def test_pool_augment_loader_and_repr(gen, pool):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    images, labels = torch.rand(24, 1, 28, 28), torch.arange(24) % 3
+    wrapped = augment_loader(DataLoader(TensorDataset(images, labels), batch_size=8), pool, 0.5,
+                             mode="append", seed=0)
+    assert [(x.shape[0], y.shape[0]) for x, y in wrapped] == [(12, 12)] * 3
+    mix = SyntheticMix(pool, 0.25)
+    assert mix.generator is None and mix.pool is pool and mix.device == torch.device("cpu")
+    assert mix.num_classes == 3 and mix.image_shape == (1, 28, 28)
+    assert repr(mix).startswith("SyntheticMix(ratio=0.25, mode='replace'") and "pool=SyntheticPool(3 classes" in repr(mix)

@@ -1,14 +1,19 @@
-"""SyntheticPool: bank contents, shared memory, refresh, DataLoader workers (fork and spawn)."""
+"""SyntheticPool: bank contents, shared memory, refresh, DataLoader workers (fork and spawn), batched
+take(), the bank's device and teacher filtering at fill time."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from augmentgen.errors import ConfigError, DataError
-from augmentgen.mixing import SyntheticPool
+from augmentgen.mixing import SyntheticMix, SyntheticPool
 from augmentgen.models import build_config, build_generator
+from augmentgen.models.base import ConditionalGenerator, GeneratorConfig
 from augmentgen.transforms import ReplaceWithSynthetic
 from tests.conftest import send_to_worker
 
@@ -109,3 +114,137 @@ def test_temperature_zero_pool_holds_one_image_per_class(gen):
     assert torch.equal(mixed.images[1], pool.images[1])
     with pytest.raises(ConfigError, match="temperature"):
         SyntheticPool(gen, per_class=2, temperature=[1.0, float("nan"), 1.0])
+
+
+# --------------------------------------------------------------------------- take(): batches
+def test_take_draws_distinct_bank_images_per_class_then_wraps(gen):
+    pool = SyntheticPool(gen, per_class=6, seed=0)
+    labels = torch.tensor([2, 0, 2, 2, 0, 2, 2, 2])  # class 2 needs 6: every bank image once
+    rng = torch.Generator().manual_seed(0)
+    taken = pool.take(labels, generator=rng)
+    assert taken.shape == (8, 1, 28, 28) and taken.dtype == torch.uint8
+    match = (pool.images[labels].unsqueeze(2) == taken.unsqueeze(1).unsqueeze(1)).flatten(3).all(-1)
+    positions = match[:, :, 0].float().argmax(1)
+    assert match.any(1).all()
+    assert sorted(positions[labels == 2].tolist()) == list(range(6))
+    assert len(set(positions[labels == 0].tolist())) == 2
+    # Seeded: the same stream gives the same rows; the result is a copy, not a view of the bank.
+    assert torch.equal(pool.take(labels, generator=torch.Generator().manual_seed(0)), taken)
+    bank = pool.images.clone()
+    taken.zero_()
+    assert torch.equal(pool.images, bank)
+    # More rows than the bank holds: the order wraps around, every row still of its class.
+    many = pool.take(torch.ones(13, dtype=torch.long), generator=rng)
+    assert all(any(torch.equal(row, pool.images[1, i]) for i in range(6)) for row in many)
+    assert pool.take(torch.empty(0, dtype=torch.long)).shape == (0, 1, 28, 28)
+    with pytest.raises(DataError, match=r"in \[0, 2\]"):
+        pool.take(torch.tensor([0, 3]))
+
+
+def test_bank_on_a_given_device_is_the_same_bank(gen):
+    shared = SyntheticPool(gen, per_class=3, seed=4)
+    placed = SyntheticPool(gen, per_class=3, seed=4, device="cpu")
+    assert torch.equal(placed.images, shared.images) and placed.images.device == torch.device("cpu")
+    assert shared.images.is_shared() and not placed.images.is_shared()  # only the default is for workers
+    assert placed.distinct_counts.tolist() == [3, 3, 3] and placed.acceptance_rates().isnan().all()
+
+
+# --------------------------------------------------------------------------- teacher filter at fill time
+class SquareTeacher(nn.Module):
+    """Logits = 3 x the mean brightness of each class's band of rows, where make_images draws class
+    c's square: an image of class c gets p(c) ~ 0.93, so a 0.5 threshold accepts exactly the images
+    that show their class. The dropout would randomise it if it ever ran in train mode."""
+
+    def __init__(self, num_classes=3, size=28):
+        super().__init__()
+        self.num_classes, self.step = num_classes, size // num_classes
+        self.dropout = nn.Dropout(0.9)
+        self.anchor = nn.Parameter(torch.zeros(()))
+
+    def forward(self, images):
+        rows = images.float().mean(dim=(1, 3))[:, : self.num_classes * self.step]
+        return self.dropout(3.0 * rows.view(len(images), self.num_classes, self.step).mean(-1)) + self.anchor
+
+
+class WrongClassGenerator(ConditionalGenerator):
+    """Real make_images images; a sample of class c shows class c+1 with probability ``wrong[c]``."""
+
+    def __init__(self, data, wrong):
+        c, h, _ = data.image_shape
+        super().__init__(GeneratorConfig(num_classes=data.num_classes, image_size=h, in_channels=c,
+                                         latent_dim=2, class_names=data.class_names))
+        order = data.labels.argsort()
+        self.register_buffer("bank", data.to_float()[order])
+        counts = torch.bincount(data.labels, minlength=data.num_classes)
+        self.register_buffer("counts", counts)
+        self.register_buffer("starts", torch.cumsum(counts, 0) - counts)
+        self.register_buffer("wrong", torch.tensor(wrong, dtype=torch.float32))
+        self.anchor = nn.Parameter(torch.zeros(1))
+
+    def generate(self, labels, noise):
+        uniform = 0.5 * (1 + torch.erf(noise / math.sqrt(2)))  # N(0, 1) -> U(0, 1)
+        source = torch.where(uniform[:, 1] < self.wrong[labels], (labels + 1) % self.num_classes, labels)
+        offset = (uniform[:, 0] * self.counts[source]).long().minimum(self.counts[source] - 1)
+        return self.bank[self.starts[source] + offset]
+
+
+def shown_class(teacher, bank):
+    """The class each bank image (K, N, C, H, W) uint8 shows, by the teacher."""
+    teacher.eval()
+    with torch.no_grad():
+        return teacher(bank.flatten(0, 1).float() / 127.5 - 1).argmax(1).view(bank.shape[:2])
+
+
+def test_teacher_filter_keeps_only_accepted_images(tiny_data):
+    gen = WrongClassGenerator(tiny_data, [0.0, 0.5, 0.0])  # half of class 1's samples show class 2
+    teacher = SquareTeacher()
+    pool = SyntheticPool(gen, per_class=8, batch_size=10, seed=0, teacher=teacher, filter_threshold=0.5)
+    assert teacher.training  # the filter ran it in eval mode, then restored its mode
+    classes = torch.arange(3).view(3, 1).expand(3, 8)
+    assert torch.equal(shown_class(teacher, pool.images), classes)  # no wrong-class image in the bank
+    assert pool.distinct_counts.tolist() == [8, 8, 8]
+    rates = pool.acceptance_rates()
+    assert rates[0] == 1.0 and rates[2] == 1.0 and 0.2 < rates[1] < 0.8
+    # The mix from this pool only ever outputs accepted images, at no filtering cost in the step.
+    images, labels = tiny_data.to_float(), tiny_data.labels
+    out, out_labels, mask = SyntheticMix(pool, 1.0, seed=0)(images, labels, return_mask=True)
+    assert torch.equal(shown_class(teacher, ((out[mask] + 1) * 127.5).round().to(torch.uint8)[None])[0],
+                       out_labels[mask])
+    assert "filter_threshold=0.5" in repr(pool)
+    copy = send_to_worker(pool)
+    assert copy.teacher is None and torch.equal(copy.images, pool.images)
+
+
+def test_teacher_filter_short_class_repeats_its_accepted_images(tiny_data):
+    gen = WrongClassGenerator(tiny_data, [0.0, 0.5, 0.0])  # about 4 of class 1's 8 candidates pass
+    teacher = SquareTeacher()
+    with pytest.warns(UserWarning, match=r"'class1' \(\d distinct of 8\)"):
+        pool = SyntheticPool(gen, per_class=8, seed=1, teacher=teacher, filter_threshold=0.5,
+                             oversample=1, max_rounds=1)
+    distinct = int(pool.distinct_counts[1])
+    assert 0 < distinct < 8 and pool.distinct_counts[0] == 8
+    assert (shown_class(teacher, pool.images)[1] == 1).all()  # repeats, never a rejected candidate
+    assert torch.equal(pool.images[1, distinct:], pool.images[1, torch.arange(8 - distinct) % distinct])
+
+
+def test_teacher_filter_with_no_accepted_image_fails_and_keeps_the_bank(tiny_data):
+    gen = WrongClassGenerator(tiny_data, [0.0, 0.0, 0.0])
+    pool = SyntheticPool(gen, per_class=4, seed=0, teacher=SquareTeacher(), filter_threshold=0.5)
+    bank = pool.images.clone()
+    gen.wrong[1] = 1.0  # class 1 now never shows class 1
+    with pytest.raises(DataError, match=r"no candidate of class 'class1' \(0 of \d+ candidates\).*lower filter_threshold"):
+        pool.refresh()
+    assert torch.equal(pool.images, bank) and pool.refreshes == 1
+
+
+def test_teacher_filter_config_errors(gen, tiny_data):
+    with pytest.raises(ConfigError, match="filter_threshold needs a teacher"):
+        SyntheticPool(gen, per_class=2, filter_threshold=0.5)
+    with pytest.raises(ConfigError, match="teacher is given but unused"):
+        SyntheticPool(gen, per_class=2, teacher=SquareTeacher())
+    with pytest.raises(ConfigError, match=r"filter_threshold must be a probability in \[0, 1\]"):
+        SyntheticPool(gen, per_class=2, teacher=SquareTeacher(), filter_threshold=1.5)
+    with pytest.raises(ConfigError, match="oversample must be an int >= 1"):
+        SyntheticPool(gen, per_class=2, teacher=SquareTeacher(), filter_threshold=0.5, oversample=0)
+    with pytest.raises(ConfigError, match=r"teacher.to\('cpu'\)"):
+        SyntheticPool(gen, per_class=2, teacher=SquareTeacher().to("meta"), filter_threshold=0.5)
