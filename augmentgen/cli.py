@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(FreezeD; encoder families only, a saved cgan holds no discriminator)")
     p.add_argument("--transfer-lr-scale", type=float, metavar="X", default=defaults.transfer_lr_scale,
                    help="with --init-from: learning-rate multiplier for the transferred parameters")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=defaults.compile,
+                   help="torch.compile the generator and discriminator (pays off on GPUs, not on CPUs)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=defaults.channels_last,
+                   help="channels-last memory layout for the modules and batches while training (default: on)")
+    p.add_argument("--optimizer-kernel", choices=["default", "foreach", "fused"], default=defaults.optimizer_kernel,
+                   help="implementation of the family's Adam optimizers")
 
     s = sub.add_parser("sample", help="sample images from a saved generator")
     s.add_argument("--model", required=True, help="folder of a saved generator")
@@ -51,7 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output file (grid: .png, npz: .npz) or folder")
     s.add_argument("--format", choices=["grid", "imagefolder", "npz", "hf"], default="grid",
                    help="grid: one PNG, a row per class; imagefolder: OUT/<class>/*.png; npz: "
-                        "images/labels/classes arrays; hf: a saved datasets.Dataset")
+                        "images/labels/classes arrays; hf: Parquet shards for datasets.load_dataset('parquet', "
+                        "data_dir=OUT), resumable, and shared across processes under accelerate launch / torchrun")
+    s.add_argument("--shard-size", type=int, default=4096,
+                   help="hf: images per Parquet shard, the unit of resuming (a rerun must repeat it)")
+    s.add_argument("--batch-size", type=int, default=1024,
+                   help="hf: images per forward pass, what each process holds in memory (does not change the rows)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--temperature", default="1", metavar="T",
                    help="sampling temperature: below 1 concentrates each class's samples (0: the class's "
@@ -108,7 +119,7 @@ def _train(args) -> int:
     training = {name: getattr(args, name) for name in (
         "steps", "batch_size", "seed", "checkpoint_every", "keep_checkpoints", "sample_every", "samples_per_class",
         "log_every", "num_workers", "ema_decay", "mixed_precision", "log_with", "on_divergence", "init_from",
-        "freeze_discriminator_layers", "transfer_lr_scale")}
+        "freeze_discriminator_layers", "transfer_lr_scale", "compile", "channels_last", "optimizer_kernel")}
     generator = train(args.model, args.data, args.out, data_dir=args.data_dir,
                       per_class=args.per_class, imbalance=args.imbalance, resume=args.resume,
                       model_config=model_set, **training)
@@ -144,6 +155,8 @@ def _sample(args) -> int:
         raise ConfigError("--temperature takes a float >= 0 or comma-separated floats >= 0, one per class "
                           f"in class order (like 0.5 or 1,1,0.5); got {args.temperature!r}") from None
     temperature = temperature[0] if len(temperature) == 1 else temperature
+    if args.format == "hf":
+        return _sample_shards(args, temperature)
     generator = from_pretrained(args.model, device=args.device)
     temperature = generator.check_temperature(temperature)
     at = "" if temperature == 1.0 else f", temperature {args.temperature}"
@@ -156,6 +169,27 @@ def _sample(args) -> int:
     path = write_samples(generator, args.per_class, args.out, args.format, seed=args.seed,
                          temperature=temperature)
     print(f"wrote {path} ({args.format}: {args.per_class} images x {generator.num_classes} classes{at})")
+    return 0
+
+
+def _sample_shards(args, temperature) -> int:
+    from accelerate import PartialState
+
+    from .hub import from_pretrained
+    from .mixing.shards import process_device, write_shards
+
+    generator = from_pretrained(args.model, device=args.device or process_device())  # this rank's GPU
+    meta = write_shards(generator, args.per_class, args.out, seed=args.seed, shard_size=args.shard_size,
+                        batch_size=args.batch_size, temperature=temperature, model=args.model)
+    if not PartialState().is_main_process:  # under a launcher, one report is enough
+        return 0
+    run = meta["last_run"]
+    done = ("already complete, nothing generated" if meta.get("already_complete") else
+            f"{run['images_generated']} generated now by {run['num_processes']} process(es) at "
+            f"{run['images_per_second']:.0f} images/s")
+    print(f"wrote {args.out} (hf: {meta['rows']} images of {len(meta['class_names'])} classes in {meta['shards']} "
+          f"Parquet shards; {done})")
+    print(f"load:  datasets.load_dataset('parquet', data_dir={str(args.out)!r}, split='train')")
     return 0
 
 

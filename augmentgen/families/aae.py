@@ -141,12 +141,18 @@ class LatentDiscriminator(nn.Module):
 
 
 class AAEStep(AutoencoderStep):
-    """Makhzani et al.'s three phases on every batch.
+    """Makhzani et al.'s three phases on every batch, from one autoencoder forward.
 
-    1. the latent discriminator learns prior samples vs. codes (BCE), codes made without autograd;
-    2. reconstruction (MSE or BCE) and 3. the encoder's "fool the discriminator" loss, summed
-       into one backward through the frozen, unwrapped discriminator: one DDP forward per
-       backward, and the same gradients as taking the two phases on the same codes.
+    1. the latent discriminator learns prior samples vs. codes (BCE) on the detached codes of
+       that forward;
+    2. reconstruction (MSE or BCE) and 3. the encoder's "fool the discriminator" loss, through
+       the just-updated, frozen and unwrapped discriminator, summed into one backward: one DDP
+       forward per backward.
+
+    The gradients are those of encoding twice (a no-grad encode for phase 1, then the forward
+    for phases 2 and 3), the layout before issue 17: the encoder is deterministic (no batch
+    norm, no sampling), so the detached codes are the same numbers, and the random draws come
+    in the same order (prior samples first).
     """
 
     def prepare(self) -> None:
@@ -162,12 +168,11 @@ class AAEStep(AutoencoderStep):
     def __call__(self, real_images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         c, g = self.config, self.plain_generator
         b = real_images.shape[0]
+        prior = g.sample_noise(b)  # drawn before the penalties' probes, as before
+        _, out, penalties = self.autoencode(real_images, labels)
 
-        # Phase 1: the discriminator, on prior samples and current codes in one forward.
-        with torch.no_grad():
-            codes = g.encode(real_images, labels)[0]
-            prior = g.sample_noise(b)
-        logits = self.discriminator(torch.cat([prior, codes]), torch.cat([labels, labels]))
+        # Phase 1: the discriminator, on prior samples and the detached codes in one forward.
+        logits = self.discriminator(torch.cat([prior, out.mean.detach()]), torch.cat([labels, labels]))
         d_loss = bce_discriminator_loss(logits[:b], logits[b:])
         self.d_opt.zero_grad(set_to_none=True)
         self.accelerator.backward(d_loss)
@@ -175,7 +180,6 @@ class AAEStep(AutoencoderStep):
 
         # Phases 2 + 3: reconstruction and encoder regularisation, discriminator frozen.
         self.plain_discriminator.requires_grad_(False)
-        _, out, penalties = self.autoencode(real_images, labels)
         rec = reconstruction_loss(out.reconstruction, real_images, c.reconstruction_loss)
         adv = bce_generator_loss(self.plain_discriminator(out.mean, labels))
         self.update(rec + c.adversarial_weight * adv + sum(penalties.values()))

@@ -74,9 +74,16 @@ class AEGANGenerator(EncoderGenerator):
 
 
 class AEGANStep(AutoencoderStep):
-    """Discriminator on real vs. (reconstructions + prior samples), then the autoencoder on
-    λ_rec · rec + β · KL + λ_adv · (adversarial + class loss), through the frozen, unwrapped
-    discriminator (one DDP forward per backward)."""
+    """One autoencoder forward per step (reconstructions and prior samples in one decoder call)
+    serves both updates: the discriminator on real vs. those images (detached), then the
+    autoencoder on λ_rec · rec + β · KL + λ_adv · (adversarial + class loss) through the
+    just-updated, frozen and unwrapped discriminator (one DDP forward per backward).
+
+    Since issue 17 the discriminator sees the very reconstructions and prior samples the
+    autoencoder then trains on (the textbook GAN's reuse of one fake batch), where it used to
+    see those of a second, no-grad forward with its own prior and reparameterisation noise;
+    the decoder's batch-norm statistics now move once per step instead of twice.
+    """
 
     def prepare(self) -> None:
         super().prepare()
@@ -94,10 +101,10 @@ class AEGANStep(AutoencoderStep):
         c, g = self.config, self.plain_generator
         b = real_images.shape[0]
         policy = c.diffaugment
+        _, out, penalties = self.autoencode(real_images, labels, prior_noise=g.sample_noise(b))
 
-        with torch.no_grad():
-            fake = g(real_images, labels, prior_noise=g.sample_noise(b))
-        both = diff_augment(torch.cat([real_images, fake.reconstruction, fake.prior_images]), policy)
+        fakes = torch.cat([out.reconstruction, out.prior_images])  # (2b, c, h, w)
+        both = diff_augment(torch.cat([real_images, fakes.detach()]), policy)
         logits, class_logits = self.discriminator(both, labels.repeat(3))
         d_adv = self.d_loss_fn(logits[:b], logits[b:])
         d_cls = F.cross_entropy(class_logits[:b], labels)
@@ -106,11 +113,9 @@ class AEGANStep(AutoencoderStep):
         self.d_opt.step()
 
         self.plain_discriminator.requires_grad_(False)
-        _, out, penalties = self.autoencode(real_images, labels, prior_noise=g.sample_noise(b))
         rec = reconstruction_loss(out.reconstruction, real_images, c.reconstruction_loss)
         kl = gaussian_kl(out.mean, out.logvar) / c.latent_dim
-        fakes = diff_augment(torch.cat([out.reconstruction, out.prior_images]), policy)
-        fake_logits, fake_class = self.plain_discriminator(fakes, labels.repeat(2))
+        fake_logits, fake_class = self.plain_discriminator(diff_augment(fakes, policy), labels.repeat(2))
         g_adv = self.g_loss_fn(fake_logits)
         g_cls = F.cross_entropy(fake_class, labels.repeat(2))
         loss = (c.reconstruction_weight * rec + c.kl_weight * kl

@@ -164,6 +164,12 @@ class LeCamEMA(nn.Module):
 class GANStep(TrainingStep):
     """Alternating discriminator / generator updates with DiffAugment on both real and fake.
 
+    One generator forward per step (``discriminator_steps`` of them with ``discriminator_steps
+    > 1``): as in the textbook (PyTorch DCGAN tutorial) loop, the batch of fakes made with
+    autograd serves the last discriminator update (detached) and then the generator update
+    (through the updated discriminator). Earlier discriminator updates draw their own fakes
+    without autograd.
+
     The auxiliary class head on the discriminator is trained on real images only; the generator
     is asked to make images it classifies as their label (AC-GAN's generator term), which is
     what keeps samples class-consistent on a few hundred training images.
@@ -199,70 +205,94 @@ class GANStep(TrainingStep):
         return torch.randn(n, self.config.latent_dim, device=self.accelerator.device)
 
     def __call__(self, real_images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        c, acc = self.config, self.accelerator
-        policy = c.diffaugment
+        c = self.config
         b = real_images.shape[0]
         extra: dict[str, torch.Tensor] = {}
-
-        # Discriminator: one forward on real and fake together (a single DDP forward per
-        # backward), the generator run without autograd.
-        for _ in range(c.discriminator_steps):
+        # With discriminator_steps > 1 (WGAN-GP's critic loop), the updates before the last get
+        # fresh noise each, without autograd: reusing one batch of fakes for several critic
+        # updates would fit the critic to those particular samples. Only the last shares the
+        # generator update's fakes, which is exact: the generator's weights do not change
+        # between the two, so that batch is a sample of the current generator for both.
+        for _ in range(c.discriminator_steps - 1):
             with torch.no_grad():
                 fake_images = self.generator(self._noise(b), labels)
-            both = diff_augment(torch.cat([real_images, fake_images]), policy)
-            logits, class_logits = self.discriminator(both, torch.cat([labels, labels]))
-            real_logits, fake_logits = logits[:b], logits[b:]
-            d_adv = self.d_loss_fn(real_logits, fake_logits)
-            d_cls = F.cross_entropy(class_logits[:b], labels)
-            d_loss = d_adv + c.class_loss_weight * d_cls
-            if c.loss == "wgan-gp":
-                # The plain module shares the DDP module's parameters, so these gradients are
-                # summed into the same backward and all-reduced with the rest.
-                d_loss = d_loss + c.gradient_penalty * gradient_penalty(
-                    self.plain_discriminator, real_images, fake_images, labels
-                ) + 1e-3 * real_logits.square().mean()  # drift term keeps critic values bounded
-            if self.lecam is not None:
-                means = torch.stack([real_logits.mean(), fake_logits.mean()]).detach().float()
-                means = acc.reduce(means, reduction="mean")  # a copy when single-process
-                self.lecam.update(means[0], means[1])
-                d_lecam = lecam_regularizer(real_logits, fake_logits, self.lecam.real, self.lecam.fake)
-                d_loss = d_loss + c.lecam_weight * d_lecam
-                extra["d_lecam"] = d_lecam.detach()
-            if c.r1_weight > 0:
-                # On the augmented reals the discriminator just saw, through the plain module
-                # (double backward through a DDP forward is not supported), like WGAN-GP above.
-                d_r1 = r1_penalty(self.plain_discriminator, both[:b], labels)
-                d_loss = d_loss + (c.r1_weight / 2) * d_r1
-                extra["d_r1"] = d_r1.detach()
-            self.d_opt.zero_grad(set_to_none=True)
-            acc.backward(d_loss)
-            self.d_opt.step()
+            self._discriminator_update(real_images, fake_images, labels, extra)
 
-        # Generator: through the plain (un-DDP) discriminator with its parameters frozen, so
-        # DDP never waits for discriminator gradients and none leak into its next update.
-        self.plain_discriminator.requires_grad_(False)
-        noise = self._noise(b)
-        g_labels = labels
+        noise, g_labels = self._noise(b), labels
         if c.diversity_weight > 0:
             # A second image per label from fresh noise, in the same (single DDP) forward.
             noise = torch.cat([noise, self._noise(b)])
             g_labels = torch.cat([labels, labels])
         fake_images = self.generator(noise, g_labels)
-        fake_logits, fake_class = self.plain_discriminator(diff_augment(fake_images, policy), g_labels)
+        # Detached: the discriminator's loss must not reach the generator (the DCGAN tutorial's
+        # fake.detach()); with the diversity term on, it sees the first set, b images as before.
+        d_adv, d_cls = self._discriminator_update(real_images, fake_images[:b].detach(), labels, extra)
+        g_adv, g_cls = self._generator_update(fake_images, noise, g_labels, extra)
+        return {"d_loss": d_adv.detach(), "g_loss": g_adv.detach(),
+                "d_class_loss": d_cls.detach(), "g_class_loss": g_cls.detach(), **extra}
+
+    def _discriminator_update(self, real_images: torch.Tensor, fake_images: torch.Tensor, labels: torch.Tensor,
+                              extra: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """One discriminator update on real and (detached) fake images; returns (d_adv, d_cls).
+
+        One forward on real and fake together: a single DDP forward per backward.
+        """
+        c, acc = self.config, self.accelerator
+        b = real_images.shape[0]
+        both = diff_augment(torch.cat([real_images, fake_images]), c.diffaugment)
+        logits, class_logits = self.discriminator(both, torch.cat([labels, labels]))
+        real_logits, fake_logits = logits[:b], logits[b:]
+        d_adv = self.d_loss_fn(real_logits, fake_logits)
+        d_cls = F.cross_entropy(class_logits[:b], labels)
+        d_loss = d_adv + c.class_loss_weight * d_cls
+        if c.loss == "wgan-gp":
+            # The plain module shares the DDP module's parameters, so these gradients are
+            # summed into the same backward and all-reduced with the rest. It stays eager under
+            # TrainingConfig.compile: compiled graphs do not support the double backward.
+            d_loss = d_loss + c.gradient_penalty * gradient_penalty(
+                self.plain_discriminator, real_images, fake_images, labels
+            ) + 1e-3 * real_logits.square().mean()  # drift term keeps critic values bounded
+        if self.lecam is not None:
+            means = torch.stack([real_logits.mean(), fake_logits.mean()]).detach().float()
+            means = acc.reduce(means, reduction="mean")  # a copy when single-process
+            self.lecam.update(means[0], means[1])
+            d_lecam = lecam_regularizer(real_logits, fake_logits, self.lecam.real, self.lecam.fake)
+            d_loss = d_loss + c.lecam_weight * d_lecam
+            extra["d_lecam"] = d_lecam.detach()
+        if c.r1_weight > 0:
+            # On the augmented reals the discriminator just saw, through the plain module
+            # (double backward through a DDP forward is not supported), like WGAN-GP above.
+            d_r1 = r1_penalty(self.plain_discriminator, both[:b], labels)
+            d_loss = d_loss + (c.r1_weight / 2) * d_r1
+            extra["d_r1"] = d_r1.detach()
+        self.d_opt.zero_grad(set_to_none=True)
+        acc.backward(d_loss)
+        self.d_opt.step()
+        return d_adv, d_cls
+
+    def _generator_update(self, fake_images: torch.Tensor, noise: torch.Tensor, labels: torch.Tensor,
+                          extra: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The generator update on its fakes through the just-updated discriminator; returns (g_adv, g_cls).
+
+        Through the plain (un-DDP) discriminator with its parameters frozen, so DDP never waits
+        for discriminator gradients, none leak into its next update, and none are computed.
+        """
+        c = self.config
+        self.plain_discriminator.requires_grad_(False)
+        fake_logits, fake_class = self.plain_discriminator(diff_augment(fake_images, c.diffaugment), labels)
         g_adv = self.g_loss_fn(fake_logits)
-        g_cls = F.cross_entropy(fake_class, g_labels)
+        g_cls = F.cross_entropy(fake_class, labels)
         g_loss = g_adv + c.class_loss_weight * g_cls
         if c.diversity_weight > 0:
+            b = fake_images.shape[0] // 2
             g_div = mode_seeking_loss(fake_images[:b], fake_images[b:], noise[:b], noise[b:])
             g_loss = g_loss + c.diversity_weight * g_div
             extra["g_diversity"] = g_div.detach()
         self.g_opt.zero_grad(set_to_none=True)
-        acc.backward(g_loss)
+        self.accelerator.backward(g_loss)
         self.g_opt.step()
         self.plain_discriminator.requires_grad_(True)
-
-        return {"d_loss": d_adv.detach(), "g_loss": g_adv.detach(),
-                "d_class_loss": d_cls.detach(), "g_class_loss": g_cls.detach(), **extra}
+        return g_adv, g_cls
 
 
 register_family("cgan", CGANGenerator, step=GANStep)

@@ -8,6 +8,7 @@ pretrained generator (``TrainingConfig.init_from``, see :mod:`augmentgen.trainin
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -21,7 +22,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import ProjectConfiguration, set_seed
-from torch.optim.swa_utils import AveragedModel
+from torch import nn
 from tqdm.auto import tqdm
 
 from .._images import save_sample_grid, to_signed_unit
@@ -88,6 +89,8 @@ class Trainer:
         self.init_source: dict | None = None
         #: The family's training step of the last ``fit`` (its optimizers, modules).
         self.step = None
+        #: The generator's EMA of the last ``fit`` (``None`` with ``ema_decay=0``).
+        self.ema: GeneratorEMA | None = None
 
     # ------------------------------------------------------------------ public
     def fit(self, data: LabelledImages | Iterable, *, resume: bool = False) -> ConditionalGenerator:
@@ -98,112 +101,32 @@ class Trainer:
         With ``resume=True`` training continues from the newest checkpoint in ``output_dir``.
         With ``init_from`` set, a fresh run starts from that pretrained generator's weights.
         """
-        acc, cfg = self.accelerator, self.config
-        self.init_source = None
-        # Loaded (and checked against the run's family and image shape) before anything is
-        # built or written, and before seeding, so the run draws the same random numbers.
-        source = self._load_init_source() if cfg.init_from else None
-        set_seed(cfg.seed)  # before building the model: the seed also fixes the initialisation
-        generator = build_generator(self.model_config)
-        frozen: list[str] = []
-        if source is not None:
-            # A resumed run's weights come from its checkpoint: only the report is recomputed,
-            # so that freezing and param groups are set up as in the run that wrote it.
-            report = self._transfer(generator, source, dry_run=resume)
-            if cfg.freeze_discriminator_layers:
-                frozen = freeze_feature_blocks(generator, cfg.freeze_discriminator_layers, report["copied"])
-            self.init_source["frozen"] = frozen
-            source = None  # only its tensors were needed
-        step = step_class(self.model_config.family)(generator, acc)
-        step.prepare()
-        self.step = step
-        plain_generator = acc.unwrap_model(step.generator)
-        if self.init_source is not None and cfg.transfer_lr_scale != 1.0:
-            params = dict(plain_generator.named_parameters())
-            transferred = [params[n] for n in self.init_source["copied"] if n in params]
-            for opt in step.optimizers():
-                scale_lr_of(opt, transferred, cfg.transfer_lr_scale)
-        ema = None
-        if cfg.ema_decay > 0:
-            ema = AveragedModel(plain_generator, multi_avg_fn=ema_with_warmup(cfg.ema_decay),
-                                use_buffers=True)
-            acc.register_for_checkpointing(ema)
-        acc.register_for_checkpointing(self.progress)
+        self._check_speed_options()
+        plain_generator = self._build(resume)
+        loader = self._prepare_data(data)
+        self._start(resume)
+        self._train(loader, plain_generator)
 
-        loader = data.loader(cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers) \
-            if isinstance(data, LabelledImages) else data
-        self._check_data(data)
-        loader = acc.prepare(loader) if isinstance(loader, torch.utils.data.DataLoader) else loader
-
-        if resume:
-            # No rescaling here: the optimizers' state in the checkpoint already holds the rates
-            # times progress.lr_scale (set together by _rollback), so load_state restores both.
-            self._load_latest_checkpoint()
-        elif acc.is_main_process and self._checkpoint_dirs():
-            raise CheckpointError(
-                f"{self.output_dir} already holds checkpoints; pass resume=True (--resume) to "
-                "continue that run, or choose another output folder"
-            )
-        if acc.is_main_process:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            if cfg.log_with:
-                acc.init_trackers("augmentgen", config={**self.model_config.to_dict(), **cfg.to_dict()})
-
-        batches = self._batches(loader, start=self.progress.step)
-        bar = tqdm(total=cfg.steps, initial=self.progress.step, disable=not acc.is_local_main_process,
-                   desc=f"train {self.model_config.family}", dynamic_ncols=True,
-                   # Logs redirected to a file get a line every 30 s, not one per step.
-                   mininterval=0.1 if sys.stderr.isatty() else 30.0)
-        start = time.perf_counter() - self.progress.train_seconds
-        while self.progress.step < cfg.steps:
-            real_images, labels = next(batches)
-            real_images, labels = self._to_model_range(real_images), labels.long()
-            losses = step(real_images, labels)
-            self.progress.step += 1
-            self.progress.images_seen += real_images.shape[0] * acc.num_processes
-            if not self._losses_finite(losses, plain_generator):
-                if cfg.on_divergence == "rollback" and self._checkpoint_dirs():
-                    self._rollback(step, losses)
-                    batches = self._batches(loader, start=self.progress.step)
-                    bar.n = self.progress.step
-                    continue
-                raise TrainingDivergedError(
-                    f"training diverged at step {self.progress.step}: "
-                    + ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
-                    + "; lower the learning rate or use on_divergence='rollback'"
-                )
-            if ema is not None:
-                ema.update_parameters(plain_generator)
-            bar.update(1)
-            s = self.progress.step
-            if s % cfg.log_every == 0 or s == cfg.steps:
-                values = {k: float(v) for k, v in losses.items()}
-                self.progress.train_seconds = time.perf_counter() - start
-                values["images_per_second"] = self.progress.images_seen / max(self.progress.train_seconds, 1e-9)
-                self.history.append({"step": s, **values})
-                bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k.endswith("loss")})
-                if cfg.log_with:
-                    acc.log(values, step=s)
-            if cfg.sample_every and s % cfg.sample_every == 0 and s < cfg.steps:
-                self._write_grid(self._final_generator(ema, plain_generator), f"samples/step-{s:07d}.png")
-            if cfg.checkpoint_every and s % cfg.checkpoint_every == 0 and s < cfg.steps:
-                self.progress.train_seconds = time.perf_counter() - start
-                self.save_checkpoint()
-        bar.close()
-        self.progress.train_seconds = time.perf_counter() - start
-
-        final = self._final_generator(ema, plain_generator)
-        step.finish(final, loader)
-        final.eval()
+        acc = self.accelerator
+        final = self.ema.module if self.ema is not None else plain_generator
+        self.step.finish(final, loader)
+        # Safetensors stores contiguous tensors only; the layout is a training-time choice.
+        final.to(memory_format=torch.contiguous_format).eval()
         acc.wait_for_everyone()
         if acc.is_main_process:
             self._write_outputs(final)
-        if cfg.log_with:
+        if self.config.log_with:
             acc.end_training()
         return final
 
     def save_checkpoint(self) -> Path:
         """Write a resumable checkpoint (models, optimizers, EMA, RNG, progress) atomically."""
+        # Not Accelerate's rotation (ProjectConfiguration(automatic_checkpoint_naming=True,
+        # total_limit=K)): save_state then deletes the oldest checkpoints *before* writing the new
+        # one, and writes it in place under its final name (accelerate 1.15, Accelerator.save_state).
+        # With K=1 a crash mid-write leaves no complete checkpoint, and with any K a half-written
+        # checkpoint_N is what load_state would resume from. Here the new one is written under a
+        # temporary name, fsynced, renamed into place, and only then are old ones removed.
         acc = self.accelerator
         root = self.output_dir / CHECKPOINT_DIR
         final = root / f"step-{self.progress.step:07d}"
@@ -231,6 +154,199 @@ class Trainer:
         return final
 
     # ------------------------------------------------------------------ internals
+    def _check_speed_options(self) -> None:
+        """Refuse the speed options that cannot work with this run's model, before anything is built."""
+        cfg = self.config
+        if cfg.compile and getattr(self.model_config, "contractive_weight", 0.0) > 0:
+            raise ConfigError(
+                "compile=True cannot train with contractive_weight > 0: the contractive penalty "
+                "differentiates the generator's encoder twice, and torch.compile does not support a "
+                "double backward; set compile=False or contractive_weight=0"
+            )
+
+    def _build(self, resume: bool) -> ConditionalGenerator:
+        """Seed, build the generator (from ``init_from`` when set) and the family's step, apply the
+        speed options and set up the EMA; returns the plain (unwrapped, uncompiled) generator."""
+        acc, cfg = self.accelerator, self.config
+        self.init_source = None
+        # Loaded (and checked against the run's family and image shape) before anything is
+        # built or written, and before seeding, so the run draws the same random numbers.
+        source = self._load_init_source() if cfg.init_from else None
+        set_seed(cfg.seed)  # before building the model: the seed also fixes the initialisation
+        generator = build_generator(self.model_config)
+        if source is not None:
+            # A resumed run's weights come from its checkpoint: only the report is recomputed,
+            # so that freezing and param groups are set up as in the run that wrote it.
+            report = self._transfer(generator, source, dry_run=resume)
+            frozen: list[str] = []
+            if cfg.freeze_discriminator_layers:
+                frozen = freeze_feature_blocks(generator, cfg.freeze_discriminator_layers, report["copied"])
+            self.init_source["frozen"] = frozen
+            source = None  # only its tensors were needed
+        step = step_class(self.model_config.family)(generator, acc)
+        step.prepare()
+        self.step = step
+        plain_generator = acc.unwrap_model(step.generator)
+        if self.init_source is not None and cfg.transfer_lr_scale != 1.0:
+            params = dict(plain_generator.named_parameters())
+            transferred = [params[n] for n in self.init_source["copied"] if n in params]
+            for opt in step.optimizers():
+                scale_lr_of(opt, transferred, cfg.transfer_lr_scale)
+        self._apply_speed_options(step)
+        self.ema = None
+        if cfg.ema_decay > 0:
+            self.ema = GeneratorEMA(plain_generator, cfg.ema_decay)
+            acc.register_for_checkpointing(self.ema)
+        acc.register_for_checkpointing(self.progress)
+        return plain_generator
+
+    def _apply_speed_options(self, step) -> None:
+        """``optimizer_kernel``, ``channels_last`` and ``compile``, after ``step.prepare``, before any update."""
+        cfg, acc = self.config, self.accelerator
+        if cfg.optimizer_kernel != "default":
+            for opt in step.optimizers():
+                _set_optimizer_kernel(opt, cfg.optimizer_kernel)
+        if cfg.channels_last:
+            # In place (the parameters stay the objects the optimizers hold; their state is
+            # created on the first update, in the same layout). Under DDP the buckets were laid
+            # out before this: correct, at the cost of a copy per bucket.
+            seen: set[int] = set()
+            for value in list(vars(step).values()):
+                if isinstance(value, torch.nn.Module):
+                    module = acc.unwrap_model(value)
+                    if id(module) not in seen:
+                        seen.add(id(module))
+                        module.to(memory_format=torch.channels_last)
+        if cfg.compile:
+            # Only the modules the step calls by these names: the plain_* ones it keeps for
+            # double-backward penalties (WGAN-GP, R1) and the EMA stay eager.
+            for name in ("generator", "discriminator"):
+                module = getattr(step, name, None)
+                if isinstance(module, torch.nn.Module):
+                    setattr(step, name, torch.compile(module))
+
+    def _prepare_data(self, data):
+        cfg, acc = self.config, self.accelerator
+        loader = data.loader(cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers) \
+            if isinstance(data, LabelledImages) else data
+        self._check_data(data)
+        return acc.prepare(loader) if isinstance(loader, torch.utils.data.DataLoader) else loader
+
+    def _start(self, resume: bool) -> None:
+        """Load the newest checkpoint (``resume``) or refuse to overwrite one; open the trackers."""
+        acc, cfg = self.accelerator, self.config
+        if resume:
+            # No rescaling here: the optimizers' state in the checkpoint already holds the rates
+            # times progress.lr_scale (set together by _rollback), so load_state restores both.
+            self._load_latest_checkpoint()
+        elif acc.is_main_process and self._checkpoint_dirs():
+            raise CheckpointError(
+                f"{self.output_dir} already holds checkpoints; pass resume=True (--resume) to "
+                "continue that run, or choose another output folder"
+            )
+        if acc.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            if cfg.log_with:
+                acc.init_trackers("augmentgen", config={**self.model_config.to_dict(), **cfg.to_dict()})
+
+    def _train(self, loader, plain_generator: ConditionalGenerator) -> None:
+        """The loop. Losses stay on the device; the host reads them only at a check step."""
+        cfg = self.config
+        batches = self._batches(loader, start=self.progress.step)
+        bar = tqdm(total=cfg.steps, initial=self.progress.step, disable=not self.accelerator.is_local_main_process,
+                   desc=f"train {self.model_config.family}", dynamic_ncols=True,
+                   # Logs redirected to a file get a line every 30 s, not one per step.
+                   mininterval=0.1 if sys.stderr.isatty() else 30.0)
+        start = time.perf_counter() - self.progress.train_seconds
+        pending: list[dict[str, torch.Tensor]] = []  # the losses of the steps since the last check
+        while self.progress.step < cfg.steps:
+            pending.append(self._train_step(*next(batches), plain_generator))
+            bar.update(1)
+            s = self.progress.step
+            if not self._is_check_step(s):
+                continue
+            values = self._read_losses(pending, plain_generator)
+            pending = []
+            if values is None:  # diverged and rolled back
+                batches = self._batches(loader, start=self.progress.step)
+                bar.n = self.progress.step
+                continue
+            self.progress.train_seconds = time.perf_counter() - start
+            if s % cfg.log_every == 0 or s == cfg.steps:
+                self._log(values, s, bar)
+            if cfg.sample_every and s % cfg.sample_every == 0 and s < cfg.steps:
+                self._write_grid(self.ema.module if self.ema is not None else plain_generator,
+                                 f"samples/step-{s:07d}.png")
+            if cfg.checkpoint_every and s % cfg.checkpoint_every == 0 and s < cfg.steps:
+                self.progress.train_seconds = time.perf_counter() - start
+                self.save_checkpoint()
+        bar.close()
+        self.progress.train_seconds = time.perf_counter() - start
+
+    def _train_step(self, real_images: torch.Tensor, labels: torch.Tensor,
+                    plain_generator: ConditionalGenerator) -> dict[str, torch.Tensor]:
+        real_images, labels = self._to_model_range(real_images), labels.long()
+        if self.config.channels_last:
+            real_images = real_images.contiguous(memory_format=torch.channels_last)
+        losses = self.step(real_images, labels)
+        self.progress.step += 1
+        self.progress.images_seen += real_images.shape[0] * self.accelerator.num_processes
+        if self.ema is not None:
+            self.ema.update(plain_generator)
+        return losses
+
+    def _is_check_step(self, s: int) -> bool:
+        """Log steps, the last step, and every step that writes something (grid, checkpoint):
+        nothing is written from a state that has not been checked."""
+        cfg = self.config
+        return (s % cfg.log_every == 0 or s == cfg.steps
+                or bool(cfg.sample_every and s % cfg.sample_every == 0)
+                or bool(cfg.checkpoint_every and s % cfg.checkpoint_every == 0))
+
+    def _read_losses(self, pending: list[dict[str, torch.Tensor]],
+                     generator: torch.nn.Module) -> dict[str, float] | None:
+        """Read the pending losses and a parameter check in one host transfer.
+
+        Returns the last step's values when every one is finite. Otherwise rolls back
+        (``on_divergence="rollback"``, returning ``None``) or raises :class:`TrainingDivergedError`.
+        With several processes the values are averaged over them first (one all-reduce per
+        check), so a NaN on any rank reaches all and every rank takes the same decision.
+        """
+        flat = [v.detach().float().reshape(()) for losses in pending for v in losses.values()]
+        # The infinity norm is inf / NaN exactly when a parameter is: one batched reduction.
+        norms = torch._foreach_norm([p.detach() for p in generator.parameters()], ord=math.inf)
+        flat.append(torch.isfinite(torch.stack(norms).float()).all().float())
+        packed = torch.stack(flat)
+        if self.accelerator.num_processes > 1:
+            packed = self.accelerator.reduce(packed, reduction="mean")
+        read = packed.tolist()  # the one host sync per check
+        params_finite, first = read.pop() == 1.0, self.progress.step - len(pending) + 1
+        rows, i = [], 0
+        for losses in pending:
+            rows.append(dict(zip(losses, read[i:i + len(losses)])))
+            i += len(losses)
+        bad = next((n for n, row in enumerate(rows) if not all(map(math.isfinite, row.values()))), None)
+        if bad is None and params_finite:
+            return rows[-1]
+        bad_step, values = (first + bad, rows[bad]) if bad is not None else (self.progress.step, rows[-1])
+        what = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
+        if bad is None:
+            what += ", with non-finite generator parameters"
+        if self.config.on_divergence == "rollback" and self._checkpoint_dirs():
+            self._rollback(bad_step, what)
+            return None
+        raise TrainingDivergedError(
+            f"training diverged at step {bad_step}: {what}; lower the learning rate or use "
+            "on_divergence='rollback'"
+        )
+
+    def _log(self, values: dict[str, float], s: int, bar) -> None:
+        values = {**values, "images_per_second": self.progress.images_seen / max(self.progress.train_seconds, 1e-9)}
+        self.history.append({"step": s, **values})
+        bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k.endswith("loss")})
+        if self.config.log_with:
+            self.accelerator.log(values, step=s)
+
     def _load_init_source(self) -> ConditionalGenerator:
         """The ``init_from`` generator, refused unless its family and image shape are the run's."""
         from ..hub.remote import from_pretrained
@@ -332,24 +448,15 @@ class Trainer:
             yield from (acc.skip_first_batches(loader, skip) if skip else loader)
             epoch, skip = epoch + 1, 0
 
-    def _losses_finite(self, losses: dict[str, torch.Tensor], generator: torch.nn.Module) -> bool:
-        # One reduction and one host sync per step.
-        values = torch.stack([v.detach().float().reshape(()) for v in losses.values()])
-        ok = torch.isfinite(values).all()
-        if self.progress.step % self.config.log_every == 0:
-            ok = ok & torch.stack([torch.isfinite(p).all() for p in generator.parameters()]).all()
-        return bool(ok)
-
-    def _rollback(self, step, losses) -> None:
-        bad_step = self.progress.step
+    def _rollback(self, bad_step: int, what: str) -> None:
         self._load_latest_checkpoint()
         self.progress.lr_scale *= 0.5
-        for opt in step.optimizers():
+        for opt in self.step.optimizers():
             _scale_lr(opt, 0.5)
         warnings.warn(
-            f"losses became non-finite at step {bad_step} ({', '.join(f'{k}={float(v):.3g}' for k, v in losses.items())}); "
+            f"losses became non-finite at step {bad_step} ({what}); "
             f"rolled back to step {self.progress.step} with learning rates x{self.progress.lr_scale:g}",
-            stacklevel=2,
+            stacklevel=3,
         )
 
     def _checkpoint_dirs(self) -> list[Path]:
@@ -365,9 +472,6 @@ class Trainer:
         # Accelerate's RNG / optimizer files are its own pickles; they are only ever read from
         # the user's own output folder, never from a downloaded model.
         self.accelerator.load_state(str(dirs[-1]))
-
-    def _final_generator(self, ema, plain_generator) -> ConditionalGenerator:
-        return ema.module if ema is not None else plain_generator
 
     def _write_grid(self, generator: ConditionalGenerator, name: str) -> Path | None:
         if not self.accelerator.is_main_process:
@@ -434,11 +538,80 @@ def _fsync_tree(directory: Path) -> None:
         os.close(fd)
 
 
+def _set_optimizer_kernel(optimizer: torch.optim.Optimizer, kernel: str) -> None:
+    """Switch ``optimizer`` (before its first step) to its ``"foreach"`` or ``"fused"`` implementation.
+
+    Torch's Adam-like optimizers read both flags from each param group at every step, so setting
+    them here is what passing ``foreach=`` / ``fused=`` to the constructor would have done; the
+    flags are saved in (and restored from) the optimizer's state dict.
+    """
+    if kernel not in optimizer.defaults:
+        raise ConfigError(
+            f"optimizer_kernel={kernel!r}: this family's {type(optimizer).__name__} has no {kernel} "
+            "implementation; use optimizer_kernel='default'"
+        )
+    for group in [optimizer.defaults, *optimizer.param_groups]:
+        for flag in ("foreach", "fused"):
+            if flag in group:
+                group[flag] = flag == kernel
+
+
+class GeneratorEMA(nn.Module):
+    """Exponential moving average of a generator's parameters and floating-point buffers.
+
+    The update of ``AveragedModel(model, multi_avg_fn=ema_with_warmup(decay), use_buffers=True)``
+    (the first update copies, the n-th then moves by ``1 - min(decay, (1 + n) / (10 + n))``),
+    as one ``torch._foreach_lerp_`` and without a host sync: the update count is kept on the host
+    (``AveragedModel`` reads its count tensor back twice per update). Integer buffers (batch
+    norm's ``num_batches_tracked``) are copied. The state dict is ``AveragedModel``'s
+    (``n_averaged``, ``module.*``), so checkpoints written before issue 17 load unchanged.
+
+    Args:
+        model: the generator to average (deep-copied into :attr:`module`).
+        decay: the decay once warmed up, in [0, 1).
+    """
+
+    def __init__(self, model: nn.Module, decay: float):
+        super().__init__()
+        self.module = copy.deepcopy(model)
+        self.decay = decay
+        device = next(model.parameters()).device
+        self.register_buffer("n_averaged", torch.tensor(0, dtype=torch.long, device=device))
+        self._updates = 0  # host copy of n_averaged
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        """Move the average towards ``model``'s current parameters and buffers."""
+        floating, current, integer, integer_current = [], [], [], []
+        for a, c in zip([*self.module.parameters(), *self.module.buffers()], [*model.parameters(), *model.buffers()]):
+            if a.is_floating_point():
+                floating.append(a.detach())
+                current.append(c.detach())
+            else:
+                integer.append(a)
+                integer_current.append(c)
+        n = self._updates
+        if n == 0:
+            torch._foreach_copy_(floating, current)
+        else:
+            torch._foreach_lerp_(floating, current, 1.0 - min(self.decay, (1.0 + n) / (10.0 + n)))
+        if integer:
+            torch._foreach_copy_(integer, integer_current)
+        self._updates = n + 1
+        self.n_averaged.fill_(self._updates)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        self._updates = int(self.n_averaged)  # once per load, not per step
+        return result
+
+
 def ema_with_warmup(decay: float):
     """EMA update for ``AveragedModel`` whose decay ramps up as ``min(decay, (1 + n) / (10 + n))``.
 
     A fixed 0.999 would keep 37% of the random initialisation after 1000 updates: short runs
-    on small datasets (the common case here) would sample from a half-trained average.
+    on small datasets (the common case here) would sample from a half-trained average. The
+    trainer applies the same formula with :class:`GeneratorEMA`; this is its reference.
     """
 
     @torch.no_grad()

@@ -61,15 +61,21 @@ def test_regulariser_weights_must_be_finite_and_non_negative(field, value):
         build_config("cgan", **{field: value})
 
 
-def _step_before_issue_21(self, real_images, labels):
-    """``GANStep.__call__`` as it was before issue 21 (commit b3686c0), kept verbatim as the
-    reference that the default (all weights 0) step must reproduce bit for bit."""
+def _step_without_regularisers(self, real_images, labels):
+    """``GANStep.__call__`` with the regularisers stripped, kept verbatim as the reference that the
+    default (all weights 0) step must reproduce bit for bit (issue 21: weights at 0 cost nothing).
+
+    Issue 17 replaced the earlier reference (commit b3686c0: a no-grad generator forward for every
+    discriminator update and a fresh one for the generator update) with the textbook layout below:
+    one generator forward with autograd whose fakes serve the last discriminator update (detached)
+    and the generator update. That changes the training numbers on purpose, so the reference
+    moved with it.
+    """
     c, acc = self.config, self.accelerator
     policy = c.diffaugment
     b = real_images.shape[0]
-    for _ in range(c.discriminator_steps):
-        with torch.no_grad():
-            fake_images = self.generator(self._noise(b), labels)
+
+    def d_update(fake_images):
         both = diff_augment(torch.cat([real_images, fake_images]), policy)
         logits, class_logits = self.discriminator(both, torch.cat([labels, labels]))
         real_logits, fake_logits = logits[:b], logits[b:]
@@ -83,8 +89,15 @@ def _step_before_issue_21(self, real_images, labels):
         self.d_opt.zero_grad(set_to_none=True)
         acc.backward(d_loss)
         self.d_opt.step()
-    self.plain_discriminator.requires_grad_(False)
+        return d_adv, d_cls
+
+    for _ in range(c.discriminator_steps - 1):
+        with torch.no_grad():
+            fake_images = self.generator(self._noise(b), labels)
+        d_update(fake_images)
     fake_images = self.generator(self._noise(b), labels)
+    d_adv, d_cls = d_update(fake_images.detach())
+    self.plain_discriminator.requires_grad_(False)
     fake_logits, fake_class = self.plain_discriminator(diff_augment(fake_images, policy), labels)
     g_adv = self.g_loss_fn(fake_logits)
     g_cls = F.cross_entropy(fake_class, labels)
@@ -135,7 +148,7 @@ def _assert_same_tensors(a: dict, b: dict):
 def test_with_every_weight_at_zero_training_is_bit_identical_to_before(tmp_path, tiny_data, monkeypatch, overrides):
     config = _tiny_config(tiny_data, **overrides)
     new = _fit_recording_the_step(config, _tiny_training(), tmp_path / "new", tiny_data, monkeypatch)
-    monkeypatch.setattr(GANStep, "__call__", _step_before_issue_21)
+    monkeypatch.setattr(GANStep, "__call__", _step_without_regularisers)
     old = _fit_recording_the_step(config, _tiny_training(), tmp_path / "old", tiny_data, monkeypatch)
     (new_ema, new_step, new_trainer, new_rng), (old_ema, old_step, old_trainer, old_rng) = new, old
     _assert_same_tensors(new_ema.state_dict(), old_ema.state_dict())
@@ -219,10 +232,42 @@ def test_diversity_term_generates_a_second_set_from_fresh_noise_for_the_same_lab
     step.generator.forward = recording_forward
     images, labels = tiny_data.to_float()[:9], tiny_data.labels[:9]
     step(images, labels)
-    (_, d_labels, d_grad), (g_noise, g_labels, g_grad) = calls  # one D-update and one G-update forward
-    assert not d_grad and g_grad and d_labels.shape == (9,)
+    ((g_noise, g_labels, g_grad),) = calls  # one forward, shared by the D update and the G update
+    assert g_grad
     assert torch.equal(g_labels, torch.cat([labels, labels]))  # both halves in one batched forward
     assert not torch.equal(g_noise[:9], g_noise[9:])
+
+
+@pytest.mark.parametrize("overrides", [{}, {"diversity_weight": 1.0},
+                                       {"loss": "wgan-gp", "discriminator_steps": 3, "r1_weight": 1.0}],
+                         ids=["hinge", "diversity", "wgan-gp-3"])
+def test_one_generator_forward_with_autograd_serves_the_last_d_update_and_the_g_update(tiny_data, overrides):
+    # Issue 17: the textbook reuse of one fake batch. Earlier critic updates get their own fakes
+    # (fresh noise, no autograd); the last one sees the G update's fakes, detached.
+    step = _tiny_step(diffaugment="", **overrides)
+    g_calls, d_inputs = [], []
+    g_forward, d_forward = step.generator.forward, step.discriminator.forward
+
+    def recording_g(noise, labels):
+        out = g_forward(noise, labels)
+        g_calls.append((torch.is_grad_enabled(), out))
+        return out
+
+    def recording_d(x, y):
+        d_training = next(step.plain_discriminator.parameters()).requires_grad  # frozen in the G update
+        if d_training and torch.is_grad_enabled() and x.shape[0] == 18:  # a D update's cat(real, fake)
+            d_inputs.append(x[9:].clone())
+        return d_forward(x, y)
+
+    step.generator.forward, step.discriminator.forward = recording_g, recording_d
+    images, labels = tiny_data.to_float()[:9], tiny_data.labels[:9]
+    step(images, labels)
+    k = step.config.discriminator_steps
+    assert [grad for grad, _ in g_calls] == [False] * (k - 1) + [True]
+    assert len(d_inputs) == k
+    for (_, fakes), seen in zip(g_calls, d_inputs):
+        assert torch.equal(seen, fakes[:9].detach())
+    assert g_calls[-1][1].requires_grad and not d_inputs[-1].requires_grad
 
 
 class Interrupt(Exception):
