@@ -10,9 +10,17 @@ from .errors import AugmentgenError, ConfigError, DataError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``augmentgen`` command line: ``train``, ``sample``, ``eval`` and ``models``."""
     parser = argparse.ArgumentParser(prog="augmentgen", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_train_command(sub)
+    _add_sample_command(sub)
+    _add_eval_command(sub)
+    sub.add_parser("models", help="list model families and presets")
+    return parser
 
+
+def _add_train_command(sub) -> None:
     p = sub.add_parser("train", help="train a class-conditional generator")
     p.add_argument("--model", default="cgan", help="model family or preset (see `augmentgen models`)")
     p.add_argument("--data", default="fashion-mnist-small",
@@ -51,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer-kernel", choices=["default", "foreach", "fused"], default=defaults.optimizer_kernel,
                    help="implementation of the family's Adam optimizers")
 
+
+def _add_sample_command(sub) -> None:
     s = sub.add_parser("sample", help="sample images from a saved generator")
     s.add_argument("--model", required=True, help="folder of a saved generator")
     s.add_argument("--per-class", type=int, default=8)
@@ -70,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "in class order (e.g. 1,1,0.5)")
     s.add_argument("--device", default=None)
 
+
+def _add_eval_command(sub) -> None:
     e = sub.add_parser("eval", help="measure a generator on real data: consistency, CAS, ΔAcc, FID")
     e.add_argument("--model", required=True, help="folder or hub id of a saved generator")
     e.add_argument("--data", required=True, help="the real training data (same forms as train --data)")
@@ -96,9 +108,6 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default=None)
     e.add_argument("--out", default=None, help="folder for eval.json and eval.png (default: the model folder "
                                                "when it is a local folder, else ./eval)")
-
-    sub.add_parser("models", help="list model families and presets")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
