@@ -126,7 +126,8 @@ class Trainer:
         # one, and writes it in place under its final name (accelerate 1.15, Accelerator.save_state).
         # With K=1 a crash mid-write leaves no complete checkpoint, and with any K a half-written
         # checkpoint_N is what load_state would resume from. Here the new one is written under a
-        # temporary name, fsynced, renamed into place, and only then are old ones removed.
+        # temporary name, fsynced, renamed into place, and only then are old ones removed
+        # (tests/training/test_trainer.py shows both behaviours under a failing save).
         acc = self.accelerator
         root = self.output_dir / CHECKPOINT_DIR
         final = root / f"step-{self.progress.step:07d}"

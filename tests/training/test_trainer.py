@@ -183,6 +183,32 @@ def test_disk_full_during_checkpoint_keeps_the_previous_one(tmp_path, tiny_data,
     assert checkpoints == ["step-0000003"]  # no half-written step-6, no temp folder
 
 
+def test_accelerates_own_rotation_would_lose_the_last_checkpoint_on_a_failed_save(tmp_path, monkeypatch):
+    """Why the trainer rotates checkpoints itself (see Trainer.save_checkpoint): with
+    ProjectConfiguration(automatic_checkpoint_naming=True, total_limit=1), Accelerator.save_state
+    deletes the previous checkpoint before it writes the next, so a save that fails (disk full)
+    leaves no complete checkpoint; the test above shows ours keeps the previous one."""
+    import accelerate.accelerator
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+
+    acc = Accelerator(cpu=True, project_config=ProjectConfiguration(
+        project_dir=str(tmp_path), automatic_checkpoint_naming=True, total_limit=1))
+    model, optimizer = acc.prepare(torch.nn.Linear(2, 2), torch.optim.SGD(torch.nn.Linear(2, 2).parameters()))
+    acc.save_state()
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["checkpoint_0"]
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(accelerate.accelerator, "save_accelerator_state", disk_full)
+    with pytest.raises(OSError):
+        acc.save_state()
+    left = sorted((tmp_path / "checkpoints").iterdir())
+    assert [p.name for p in left] == ["checkpoint_1"]  # checkpoint_0 is gone ...
+    assert not any(p.name.startswith("random_states") for p in left[0].iterdir())  # ... and _1 is partial
+
+
 def test_data_that_does_not_fit_the_model_is_refused(tmp_path, tiny_data):
     rgb = make_images(channels=3)
     with pytest.raises(DataError, match="in_channels"):
