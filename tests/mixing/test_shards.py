@@ -83,9 +83,11 @@ def test_one_process_bank_loads_as_one_dataset_with_its_features(model, referenc
 
 def test_two_processes_write_disjoint_shards_with_the_same_rows_as_one(model, reference, tmp_path):
     two = tmp_path / "two"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+    # `accelerate launch`, as a user runs it on CPU: --multi_gpu with ACCELERATE_USE_CPU gives two
+    # joined gloo ranks (--cpu alone would silently run one process).
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
                "-m", "augmentgen", *sample(model, two)]
-    # ACCELERATE_USE_CPU joins the two gloo ranks instead of running twice alone.
     result = subprocess.run(command, capture_output=True, text=True, timeout=240,
                             env={**ENV, "ACCELERATE_USE_CPU": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
