@@ -62,7 +62,6 @@ def diff_augment(x: torch.Tensor, policy: str) -> torch.Tensor:
 def check_policy(policy: str) -> None:
     """Raise :class:`ConfigError` unless every op of the comma-separated ``policy`` is known
     (configs call this in ``__post_init__``, so a typo fails when the config is built)."""
-    known = {"color", "translation", "cutout"}
-    bad = [p for p in policy.split(",") if p.strip() and p.strip() not in known]
+    bad = [p for p in policy.split(",") if p.strip() and p.strip() not in OPS]
     if bad:
-        raise ConfigError(f"unknown DiffAugment op(s) {bad}; choose from {sorted(known)}")
+        raise ConfigError(f"unknown DiffAugment op(s) {bad}; choose from {sorted(OPS)}")
