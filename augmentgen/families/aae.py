@@ -83,6 +83,10 @@ class AAEGenerator(EncoderGenerator):
     config_class = AAEConfig
     variational = False
 
+    @property
+    def centred_gaussian_prior(self) -> bool:  # the uniform and mixture priors are not
+        return self.config.prior == "gaussian"
+
     def __init__(self, config: AAEConfig):
         super().__init__(config)
         # Component k sits at +radius on axis k (k < d) or -radius on axis k - d.

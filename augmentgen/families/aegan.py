@@ -71,6 +71,7 @@ class AEGANGenerator(EncoderGenerator):
 
     config_class = AEGANConfig
     variational = True
+    centred_gaussian_prior = True
 
 
 class AEGANStep(AutoencoderStep):

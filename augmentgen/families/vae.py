@@ -44,6 +44,7 @@ class VAEGenerator(EncoderGenerator):
 
     config_class = VAEConfig
     variational = True
+    centred_gaussian_prior = True
 
 
 class VAEStep(AutoencoderStep):

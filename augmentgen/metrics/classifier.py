@@ -32,6 +32,7 @@ from ..data.labelled import LabelledImages, check_integer_labels
 from ..errors import ConfigError, DataError
 
 SyntheticMixFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+BatchTransformFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 #: The name reports print next to every feature-space figure, so that figures measured with
 #: different extractors are never compared.
@@ -223,6 +224,9 @@ def train_classifier(
     num_classes: int | None = None,
     hflip: bool | None = None,
     device: str | torch.device | None = None,
+    batch_transform: BatchTransformFn | None = None,
+    sampler: Literal["epochs", "class-balanced"] = "epochs",
+    logit_adjustment: float = 0.0,
 ) -> ReferenceClassifier:
     """Train the :class:`ReferenceClassifier` for a fixed budget of ``steps``.
 
@@ -256,12 +260,27 @@ def train_classifier(
         hflip: allow horizontal flips in classic augmentation; by default yes, unless the class
             names are digits (then a small rotation/scale affine is used instead).
         device: defaults to CUDA when available.
+        batch_transform: ``f(images, labels) -> (images, targets)`` applied last, after the
+            classic augmentation, e.g. torchvision's ``v2.RandomChoice([v2.MixUp(...),
+            v2.CutMix(...)])``; its global-RNG draws are seeded from ``seed`` (and the caller's
+            global RNG is left as it was).
+        sampler: ``"epochs"`` (shuffled passes over the data) or ``"class-balanced"`` (every
+            batch drawn with replacement, each class equally likely: class-balanced
+            resampling for long-tailed data).
+        logit_adjustment: τ of the logit-adjusted loss (Menon et al. 2021): the cross-entropy
+            of ``logits + τ log π`` with π the training labels' class frequencies, so rare
+            classes get larger margins; predictions use the plain logits. 0 disables it.
 
     Returns:
         The trained classifier in eval mode.
     """
     if augment not in ("none", "classic"):
         raise ConfigError(f"augment must be 'none' or 'classic', got {augment!r}")
+    if sampler not in ("epochs", "class-balanced"):
+        raise ConfigError(f"sampler must be 'epochs' or 'class-balanced', got {sampler!r}")
+    if not (isinstance(logit_adjustment, (int, float)) and math.isfinite(logit_adjustment)
+            and logit_adjustment >= 0):
+        raise ConfigError(f"logit_adjustment (τ) must be a finite number >= 0, got {logit_adjustment!r}")
     images, labels, class_names = as_images_and_labels(train_data)
     if epochs is not None:
         steps = classifier_steps(len(labels), max(batch_size, 1), epochs=epochs, min_steps=min_steps)
@@ -287,19 +306,30 @@ def train_classifier(
         torch.Generator(device=device).manual_seed(seed + offset) for offset in (0, 1_000_003, 2_000_006))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
+    batches = (_epoch_batches(n, batch_size, steps, order_rng) if sampler == "epochs"
+               else _balanced_batches(labels, num_classes, batch_size, steps, order_rng))
+    adjustment = _logit_adjustment(labels, num_classes, logit_adjustment)
     model.train()
-    for index in _epoch_batches(n, batch_size, steps, order_rng):
-        batch_images, batch_labels = as_float_images(images[index]), labels[index]
-        if synthetic_mix is not None:
-            batch_images, batch_labels = _mixed(synthetic_mix, batch_images, batch_labels, device)
-        if augment == "classic":
-            batch_images = _augment_rows(batch_images, batch_size, real_aug_rng, extra_aug_rng,
-                                         hflip=hflip, affine=not hflip)
-        loss = F.cross_entropy(model(batch_images), batch_labels, label_smoothing=0.1)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
+    # batch_transform draws from the global RNG (v2.MixUp/CutMix do): seed it, restore it after.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed + 3_000_009)
+        for index in batches:
+            batch_images, batch_labels = as_float_images(images[index]), labels[index]
+            if synthetic_mix is not None:
+                batch_images, batch_labels = _mixed(synthetic_mix, batch_images, batch_labels, device)
+            if augment == "classic":
+                batch_images = _augment_rows(batch_images, batch_size, real_aug_rng, extra_aug_rng,
+                                             hflip=hflip, affine=not hflip)
+            if batch_transform is not None:
+                batch_images, batch_labels = batch_transform(batch_images, batch_labels)
+            logits = model(batch_images)
+            if adjustment is not None:
+                logits = logits + adjustment
+            loss = F.cross_entropy(logits, batch_labels, label_smoothing=0.1)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
     return model.eval()
 
 
@@ -311,6 +341,26 @@ def _epoch_batches(n: int, batch_size: int, steps: int, rng: torch.Generator):
             order, cursor = torch.randperm(n, device=rng.device, generator=rng), 0
         yield order[cursor: cursor + batch_size]
         cursor += batch_size
+
+
+def _balanced_batches(labels: torch.Tensor, num_classes: int, batch_size: int, steps: int,
+                      rng: torch.Generator):
+    """``steps`` index tensors of ``batch_size`` rows drawn with replacement, each row's class
+    uniform over the classes present and the row uniform within its class."""
+    counts = torch.bincount(labels, minlength=num_classes).double()
+    row_weight = (1.0 / counts)[labels]  # each class's rows share one class's mass
+    for _ in range(steps):
+        yield torch.multinomial(row_weight, batch_size, replacement=True, generator=rng)
+
+
+def _logit_adjustment(labels: torch.Tensor, num_classes: int, tau: float) -> torch.Tensor | None:
+    """``τ log π`` (1, K) of the training labels' class frequencies, or None for τ = 0."""
+    if tau == 0:
+        return None
+    prior = torch.bincount(labels, minlength=num_classes).double() / len(labels)
+    # A class absent from the data gets the smallest present frequency, not log 0.
+    prior = torch.where(prior > 0, prior, prior[prior > 0].min())
+    return (tau * prior.log()).float().view(1, -1)
 
 
 def _mixed(synthetic_mix: SyntheticMixFn, images: torch.Tensor, labels: torch.Tensor,

@@ -1,6 +1,8 @@
 """Putting synthetic samples into training pipelines.
 
 - :class:`SyntheticMix` / :func:`augment_loader`: batch level, on the classifier's device.
+- :class:`VariationSource`: rows made from the batch's real rows (vary / interpolate /
+  extrapolate their codes); :class:`RealRowSource` and :class:`PixelMixSource`, its controls.
 - :class:`TeacherLabels` / :func:`weighted_cross_entropy`: a teacher's soft targets and a lower
   loss weight for synthetic rows (``SyntheticMix(teacher=..., filter_threshold=..., soft_labels=...)``).
 - :class:`SyntheticPool`: a shared-memory bank for per-sample transforms in DataLoader workers.
@@ -18,14 +20,16 @@ from .batch import AugmentedLoader, SyntheticMix, allocate_counts, augment_loade
 from .export import write_samples
 from .pool import SyntheticPool
 from .shards import completed_shards, shard_seed, write_shards
+from .sources import AnchoredSource, PixelMixSource, RealRowSource, VariationSource
 from .teacher import TeacherLabels, weighted_cross_entropy
 
 _HF_NAMES = {"synthesize", "synthesize_iterable", "mark_real", "add_synthetic", "synthetic_transform",
              "balance_counts"}
 
-__all__ = ["AugmentedLoader", "SyntheticMix", "SyntheticPool", "TeacherLabels", "allocate_counts",
-           "augment_loader", "completed_shards", "shard_seed", "weighted_cross_entropy", "write_samples",
-           "write_shards", *sorted(_HF_NAMES)]
+__all__ = ["AnchoredSource", "AugmentedLoader", "PixelMixSource", "RealRowSource", "SyntheticMix",
+           "SyntheticPool", "TeacherLabels", "VariationSource", "allocate_counts", "augment_loader",
+           "completed_shards", "shard_seed", "weighted_cross_entropy", "write_samples", "write_shards",
+           *sorted(_HF_NAMES)]
 
 
 def __getattr__(name: str) -> Any:

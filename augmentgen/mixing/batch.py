@@ -21,7 +21,8 @@ from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, Temperature
 from ..transforms.functional import from_generator_range
 from .pool import SyntheticPool, _ranks_in_class
-from .teacher import TeacherLabels, one_hot
+from .sources import AnchoredSource
+from .teacher import TeacherLabels, one_hot, to_generator_range
 
 Balance = None | Literal["uniform", "inverse-frequency"] | Mapping[int | str, float]
 
@@ -182,9 +183,10 @@ class SyntheticMix:
         soft_real_labels: bool = False,
     ):
         pool = generator if isinstance(generator, SyntheticPool) else None
-        if pool is None and not isinstance(generator, ConditionalGenerator):
-            raise ConfigError(f"generator must be a ConditionalGenerator or a SyntheticPool, got "
-                              f"{type(generator).__name__}")
+        anchored = generator if isinstance(generator, AnchoredSource) else None
+        if pool is None and anchored is None and not isinstance(generator, ConditionalGenerator):
+            raise ConfigError(f"generator must be a ConditionalGenerator, a SyntheticPool or a row source "
+                              f"such as VariationSource, got {type(generator).__name__}")
         if mode not in ("replace", "append"):
             raise ConfigError(f"mode must be 'replace' or 'append', got {mode!r}")
         if not (ratio >= 0) or (mode == "replace" and ratio > 1):
@@ -195,9 +197,15 @@ class SyntheticMix:
             self._check_pool_options(temperature=temperature, autocast=autocast, compile=compile,
                                      prefetch=prefetch, filter_threshold=filter_threshold,
                                      min_acceptance=min_acceptance)
+        if anchored is not None:
+            self._check_anchored_options(anchored, mode=mode, balance=balance, temperature=temperature,
+                                         autocast=autocast, compile=compile, prefetch=prefetch,
+                                         filter_threshold=filter_threshold)
         self.pool = pool
-        # A pool source has no generator in the step (and an unpickled pool has none at all).
-        self.generator = None if pool is not None else generator
+        self.anchored = anchored
+        # A pool source has no generator in the step (and an unpickled pool has none at all);
+        # an anchored source holds its own (or none: the pixel-space controls).
+        self.generator = None if pool is not None or anchored is not None else generator
         self._source = generator
         self._teacher_labels = self._check_teacher(
             self.num_classes, self.device, teacher, filter_threshold=filter_threshold, oversample=oversample,
@@ -219,7 +227,8 @@ class SyntheticMix:
         self.seed = seed
         # Validated once here (a float or a tuple of floats), so a bad value fails before training.
         # A pool's images were sampled at its own temperature.
-        self.temperature = pool.temperature if pool is not None else generator.check_temperature(temperature)
+        self.temperature = (pool.temperature if pool is not None else 1.0 if anchored is not None
+                            else generator.check_temperature(temperature))
         self.autocast = autocast
         self.prefetch = prefetch
         self._class_weights = self._parse_balance(balance)
@@ -237,7 +246,7 @@ class SyntheticMix:
         # Running teacher-filter counts per class (candidates generated, candidates accepted).
         self.candidate_counts = torch.zeros(self.num_classes, dtype=torch.long, device=device)
         self.accepted_counts = torch.zeros(self.num_classes, dtype=torch.long, device=device)
-        if pool is None:
+        if pool is None and anchored is None:
             self._sample = torch.compile(generator.sample) if compile else generator.sample
         self._stream = None
         self._prefetched: tuple[int, torch.Tensor, torch.Tensor] | None = None
@@ -263,7 +272,9 @@ class SyntheticMix:
     @property
     def device(self) -> torch.device:
         """Where the synthetic rows are made: the generator's device, or the pool's bank's."""
-        return self.pool.images.device if self.pool is not None else self.generator.device
+        if self.pool is not None:
+            return self.pool.images.device
+        return self.generator.device if self.anchored is None else self.anchored.device
 
     # ------------------------------------------------------------------ setup
     @staticmethod
@@ -294,6 +305,29 @@ class SyntheticMix:
         if prefetch:
             raise ConfigError("prefetch=True overlaps generation with the step, but a SyntheticPool source "
                               "only indexes its bank: drop prefetch=True")
+
+    @staticmethod
+    def _check_anchored_options(source: AnchoredSource, *, mode: str, balance: Balance, temperature: Temperature,
+                                autocast: bool, compile: bool, prefetch: bool,
+                                filter_threshold: float | None) -> None:
+        """Options that have nothing to act on with a source made from the batch's real rows."""
+        if mode == "replace" and balance is not None:
+            raise ConfigError(f"{type(source).__name__} makes each row from a real row and keeps its label, so "
+                              "mode='replace' varies rows in place and cannot rebalance classes: use "
+                              "mode='append' with balance=..., or balance=None")
+        if not (isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and temperature == 1.0):
+            raise ConfigError(f"temperature does not apply to {type(source).__name__}: its rows are made from "
+                              "real rows, not sampled; VariationSource(strength=...) sets how far they move")
+        if filter_threshold is not None:
+            raise ConfigError(f"filter_threshold does not apply to {type(source).__name__}: rows made from real "
+                              "rows keep their real row's label; use teacher=..., soft_labels=True for soft targets")
+        for name, value in (("autocast", autocast), ("compile", compile), ("prefetch", prefetch)):
+            if value:
+                raise ConfigError(f"{name}=True acts on a free generator's sampling; {type(source).__name__} "
+                                  f"makes rows from the batch: drop {name}=True")
+        for name in ("num_classes", "image_shape", "device"):
+            if getattr(source, name, None) is None:
+                raise ConfigError(f"{type(source).__name__} has no {name}; build it with one")
 
     def _parse_balance(self, balance: Balance) -> torch.Tensor | None:
         k = self.num_classes
@@ -554,6 +588,8 @@ class SyntheticMix:
             ``soft_labels=True`` the labels are float32 targets (B', K).
         """
         self._check(images, labels)
+        if self.anchored is not None:
+            return self._mix_anchored(images, labels, return_mask=return_mask)
         batch = len(images)
         n = self.num_synthetic(batch)
         device = images.device
@@ -591,6 +627,15 @@ class SyntheticMix:
             keep = torch.argsort(kept.to(torch.uint8), descending=True, stable=True)[:n_kept]
             classes, fake_images = classes[keep], fake_images[keep]
             fake_logits = None if fake_logits is None else fake_logits[keep]
+        return self._assemble(images, labels, rows, classes, fake_images, fake_logits, kept, n_kept,
+                              return_mask=return_mask)
+
+    def _assemble(self, images: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor, classes: torch.Tensor,
+                  fake_images: torch.Tensor, fake_logits: torch.Tensor | None, kept: torch.Tensor | None,
+                  n_kept: int, *, return_mask: bool):
+        """The output batch: synthetic rows (``[-1, 1]``) mapped to the batch's dtype and range,
+        put in place of ``rows`` (replace) or after the batch (append), with their targets."""
+        batch, device = len(images), images.device
         fake_images = from_generator_range(
             fake_images, output_range=self.output_range, mean=self.mean, std=self.std,
             dtype=images.dtype)
@@ -628,6 +673,48 @@ class SyntheticMix:
             return out_images, out_labels, mask
         return out_images, out_labels
 
+    def _mix_anchored(self, images: torch.Tensor, labels: torch.Tensor, *, return_mask: bool):
+        """``__call__`` with an anchored source: each synthetic row is made from a real row of the
+        batch (``replace``: the row it replaces; ``append``: rows drawn by ``balance``)."""
+        batch = len(images)
+        n = self.num_synthetic(batch)
+        device = images.device
+        if self.balance == "inverse-frequency":
+            self.class_counts += torch.bincount(labels.long(), minlength=self.num_classes)
+        if self.mode == "replace":
+            rows = torch.randperm(batch, device=device, generator=self._rng)[:n]
+        else:
+            rows = self._anchor_rows(labels.long(), n)
+        real = to_generator_range(images, output_range=self.output_range, mean=self.mean, std=self.std)
+        fake_images = self.anchored.rows(real, labels.long(), rows, rng=self._rng)
+        classes = labels[rows].long()
+        if self.balance == "inverse-frequency":
+            self.class_counts += torch.bincount(classes, minlength=self.num_classes)
+        fake_logits = self._teacher_labels.logits(fake_images) if self.soft_labels else None
+        return self._assemble(images, labels, rows, classes, fake_images, fake_logits, None, n,
+                              return_mask=return_mask)
+
+    def _anchor_rows(self, labels: torch.Tensor, n: int) -> torch.Tensor:
+        """Rows of the batch that ``n`` appended rows start from: uniform over the batch's rows
+        (``balance=None``: its class mix), else classes allocated by their ``balance`` weight
+        among the classes present (``inverse-frequency``: the gap to the most frequent class),
+        then a random row of each allocated class."""
+        batch, device = len(labels), labels.device
+        if batch == 0 or n == 0:
+            return torch.zeros(0, dtype=torch.long, device=device)
+        if self.balance is None:
+            return torch.randint(batch, (n,), device=device, generator=self._rng)
+        present = torch.bincount(labels, minlength=self.num_classes) > 0
+        if self._class_weights is not None:
+            weights = self._class_weights.to(device, torch.float64)
+        else:
+            weights = (self.class_counts.max() - self.class_counts).double()
+        weights = weights * present
+        # No present class has weight (or every gap is closed): the classes present, equally.
+        weights = torch.where(weights.sum() > 0, weights, present.double())
+        classes = self._expand_counts(allocate_counts(n, weights, generator=self._rng), n)
+        return random_row_of_class(labels, classes, rng=self._rng)
+
     def __repr__(self) -> str:
         temperature = "" if self.temperature == 1.0 else f", temperature={self.temperature!r}"
         teacher = ""
@@ -662,6 +749,19 @@ def _match_accepted(slot_classes: torch.Tensor, candidate_classes: torch.Tensor,
     position = (accepted_counts.cumsum(0) - accepted_counts)[slot_classes] + ranks
     source = candidate_order[position.clamp(max=len(candidate_classes) - 1)]
     return got, source
+
+
+def random_row_of_class(labels: torch.Tensor, classes: torch.Tensor, *,
+                        rng: torch.Generator | None = None) -> torch.Tensor:
+    """For each of ``classes``, a uniformly random row index of the batch with that label (every
+    class asked for must be in ``labels``). Batched: one sort and two searches, no host sync."""
+    order = torch.argsort(labels, stable=True)
+    sorted_labels = labels[order].contiguous()
+    classes = classes.contiguous()
+    start = torch.searchsorted(sorted_labels, classes)
+    count = torch.searchsorted(sorted_labels, classes, right=True) - start
+    pick = (torch.rand(len(classes), device=labels.device, generator=rng) * count).floor().long()
+    return order[(start + pick).clamp(max=len(labels) - 1)]
 
 
 def _complement(rows: torch.Tensor, batch: int) -> torch.Tensor:

@@ -120,6 +120,11 @@ class EncoderGenerator(ConditionalGenerator):
 
     variational: bool = False
 
+    #: Codes of a prior centred at 0 with Gaussian shells (vae, aegan, the aae's default prior):
+    #: interpolating between two codes then follows the sphere (slerp) so that the mix keeps
+    #: the norm the decoder saw in training. Families with other priors set it False.
+    centred_gaussian_prior: bool = False
+
     def __init__(self, config: EncoderFamilyConfig):
         super().__init__(config)
         self.encoder = ConditionalEncoder(config, variational=self.variational)

@@ -1,0 +1,218 @@
+"""Anchored row sources: VariationSource (vary / interpolate / extrapolate) and its controls."""
+
+from __future__ import annotations
+
+import tempfile
+
+import numpy as np
+import pytest
+import torch
+
+from augmentgen.data import LabelledImages
+from augmentgen.errors import ConfigError
+from augmentgen.mixing import PixelMixSource, RealRowSource, SyntheticMix, VariationSource
+from augmentgen.mixing.sources import same_class_partners, slerp
+from augmentgen.models import build_config, build_generator
+from augmentgen.training import Trainer, TrainingConfig
+
+MODES = ("vary", "interpolate", "extrapolate")
+TINY_ENCODER = {"encoder_width": 8, "decoder_width": 8, "latent_dim": 8}
+
+
+def shifted_squares(n_per_class: int = 24, num_classes: int = 3, seed: int = 0) -> LabelledImages:
+    """Class c: a bright bar in row band c at a random horizontal place, so that two images of a
+    class differ and an image's own variation can be told from a free sample of its class."""
+    rng = np.random.default_rng(seed)
+    n = n_per_class * num_classes
+    images = rng.integers(0, 30, size=(n, 1, 28, 28), dtype=np.uint8)
+    labels = np.repeat(np.arange(num_classes), n_per_class)
+    for i, c in enumerate(labels):
+        x = int(rng.integers(0, 20))
+        images[i, 0, c * 9: c * 9 + 9, x: x + 8] = 230
+    return LabelledImages(images, labels, [f"class{c}" for c in range(num_classes)], source="synthetic")
+
+
+@pytest.fixture(scope="module")
+def data() -> LabelledImages:
+    return shifted_squares()
+
+
+@pytest.fixture(scope="module")
+def trained_ae(data):
+    config = build_config("ae", num_classes=3, **TINY_ENCODER)
+    training = TrainingConfig(steps=150, batch_size=24, seed=0, checkpoint_every=0, sample_every=0,
+                              log_every=150)
+    with tempfile.TemporaryDirectory() as tmp:
+        return Trainer(config, training, tmp).fit(data).eval()
+
+
+@pytest.fixture(scope="module", params=["aae", "vae", "ae", "aegan"])
+def encoder_gen(request):
+    torch.manual_seed(0)
+    return build_generator(build_config(request.param, num_classes=3, **TINY_ENCODER)).eval()
+
+
+def signed(data: LabelledImages, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    images = data.images[:n].float() / 127.5 - 1
+    return images, data.labels[:n].clone()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_appended_rows_keep_their_real_rows_labels_and_the_batch_range(encoder_gen, data, mode):
+    images, labels = signed(data)
+    unit = (images + 1) / 2  # a ToTensor batch in [0, 1]
+    mix = SyntheticMix(VariationSource(encoder_gen, mode), 0.5, mode="append", output_range=(0, 1), seed=0)
+    out, targets, mask = mix(unit, labels, return_mask=True)
+    n = round(0.5 * len(labels))
+    assert out.shape == (len(labels) + n, 1, 28, 28) and mask.sum() == n
+    assert torch.equal(out[: len(labels)], unit) and torch.equal(targets[: len(labels)], labels)
+    assert out[len(labels):].min() >= 0 and out[len(labels):].max() <= 1
+    # Each synthetic row's label is a label of the batch (its anchor's), never a drawn one.
+    anchors_rng = torch.Generator().manual_seed(0)
+    expected_rows = torch.randint(len(labels), (n,), generator=anchors_rng)
+    assert torch.equal(targets[len(labels):], labels[expected_rows])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_variations_are_seeded(encoder_gen, data, mode):
+    images, labels = signed(data)
+    outs = [SyntheticMix(VariationSource(encoder_gen, mode), 1.0, mode="append", seed=seed)(images, labels)[0]
+            for seed in (3, 3, 4)]
+    assert torch.equal(outs[0], outs[1])
+    assert not torch.equal(outs[0], outs[2])
+
+
+def test_same_class_partners_are_other_rows_of_the_class():
+    labels = torch.tensor([0, 1, 0, 2, 1, 0, 2, 2, 0, 3])
+    anchors = torch.arange(len(labels)).repeat(50)
+    partners = same_class_partners(labels, anchors, rng=torch.Generator().manual_seed(0))
+    assert torch.equal(labels[partners], labels[anchors])
+    single = labels[anchors] == 3  # class 3 has one row: it is its own partner
+    assert torch.equal(partners[single], anchors[single])
+    assert (partners[~single] != anchors[~single]).all()
+    # Every other row of a class is drawn: class 0 has rows 0, 2, 5, 8.
+    assert set(partners[anchors == 0].tolist()) == {2, 5, 8}
+
+
+def test_interpolation_partners_share_the_class(trained_ae, data):
+    """Interpolating with a partner of the same class stays in that class: for the bar images the
+    bar stays in the class's row band."""
+    images, labels = signed(data)
+    source = VariationSource(trained_ae, "interpolate", weight_range=(0.5, 0.5))
+    anchors = torch.arange(len(labels))
+    rows = source.rows(images, labels, anchors, rng=torch.Generator().manual_seed(0))
+    band_energy = torch.stack([rows[:, 0, c * 9: c * 9 + 9].mean(dim=(1, 2)) for c in range(3)], dim=1)
+    assert (band_energy.argmax(dim=1) == labels).float().mean() >= 0.9
+
+
+def test_variations_sit_nearer_their_real_row_than_free_samples(trained_ae, data):
+    images, labels = signed(data)
+    anchors = torch.arange(len(labels))
+    rng = torch.Generator().manual_seed(0)
+    free = trained_ae.sample(labels, generator=rng)
+    free_distance = (free - images).flatten(1).norm(dim=1).mean()
+    for mode in MODES:
+        rows = VariationSource(trained_ae, mode).rows(images, labels, anchors, rng=rng)
+        distance = (rows - images).flatten(1).norm(dim=1).mean()
+        assert distance < 0.8 * free_distance, mode
+
+
+def test_one_batched_encode_and_decode_per_call(trained_ae, data, monkeypatch):
+    """No per-row Python: interpolating 72 rows encodes once (both rows of every pair) and decodes once."""
+    images, labels = signed(data)
+    calls = {"encode": 0, "decode": 0}
+    for name in calls:
+        original = getattr(trained_ae, name)
+
+        def counted(*args, _original=original, _name=name, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(trained_ae, name, counted)
+    VariationSource(trained_ae, "interpolate").rows(images, labels, torch.arange(len(labels)))
+    assert calls == {"encode": 1, "decode": 1}
+
+
+def test_slerp_keeps_the_norm_of_equal_norm_codes():
+    a, b = torch.randn(64, 8), torch.randn(64, 8)
+    b = b / b.norm(dim=1, keepdim=True) * a.norm(dim=1, keepdim=True)
+    mid = slerp(a, b, torch.full((64,), 0.5))
+    assert torch.allclose(mid.norm(dim=1), a.norm(dim=1), rtol=1e-4)
+    assert torch.allclose(slerp(a, b, torch.zeros(64)), a, atol=1e-5)
+    assert torch.allclose(slerp(a, a, torch.full((64,), 0.3)), a, atol=1e-5)  # parallel: linear
+
+
+def test_extrapolation_moves_away_from_the_partner(trained_ae, data):
+    images, labels = signed(data)
+    g = trained_ae
+    anchors = torch.arange(len(labels))
+    rows = VariationSource(g, "extrapolate", extrapolation_range=(1.0, 1.0)).rows(
+        images, labels, anchors, rng=torch.Generator().manual_seed(5))
+    partners = same_class_partners(labels, anchors, rng=torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        z_i, z_j = g.encode(images, labels)[0], g.encode(images[partners], labels)[0]
+        expected = g.decode(2 * z_i - z_j, labels)
+    assert torch.allclose(rows, expected, atol=1e-5)
+
+
+def test_real_row_control_appends_real_rows_of_the_batch(data):
+    images, labels = signed(data)
+    mix = SyntheticMix(RealRowSource(3, (1, 28, 28)), 0.5, mode="append", balance="uniform", seed=0)
+    out, targets = mix(images, labels)
+    extra, extra_labels = out[len(labels):], targets[len(labels):]
+    assert torch.equal(torch.bincount(extra_labels, minlength=3), torch.tensor([12, 12, 12]))
+    matches = (extra[:, None] - images[None]).flatten(2).abs().amax(dim=2) < 1e-6  # (extra, batch)
+    assert matches.any(dim=1).all()
+    assert (labels[matches.float().argmax(dim=1)] == extra_labels).all()
+
+
+def test_pixel_mix_control_blends_two_rows_of_one_class(data):
+    images, labels = signed(data)
+    source = PixelMixSource(3, (1, 28, 28), weight_range=(0.5, 0.5))
+    anchors = torch.arange(len(labels))
+    rows = source.rows(images, labels, anchors, rng=torch.Generator().manual_seed(1))
+    partners = same_class_partners(labels, anchors, rng=torch.Generator().manual_seed(1))
+    assert torch.allclose(rows, 0.5 * images + 0.5 * images[partners])
+
+
+def test_inverse_frequency_balance_tops_up_rare_classes_from_their_rows(data):
+    images, labels = signed(data)
+    keep = torch.cat([torch.arange(0, 24), torch.arange(24, 28), torch.arange(48, 50)])  # 24 / 4 / 2
+    mix = SyntheticMix(RealRowSource(3, (1, 28, 28)), 1.0, mode="append", balance="inverse-frequency", seed=0)
+    _, targets = mix(images[keep], labels[keep])
+    extra = torch.bincount(targets[len(keep):], minlength=3)
+    assert extra[0] == 0 and extra[1] + extra[2] == len(keep)
+    assert torch.equal(mix.class_counts, torch.bincount(targets, minlength=3))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"mode": "replace", "balance": "uniform"}, "cannot rebalance"),
+    ({"temperature": 0.5}, "temperature does not apply"),
+    ({"prefetch": True}, "drop prefetch"),
+])
+def test_options_that_cannot_apply_name_the_fix(encoder_gen, kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        SyntheticMix(VariationSource(encoder_gen), 0.5, **kwargs)
+
+
+def test_source_errors_name_the_problem(encoder_gen):
+    cgan = build_generator(build_config("cgan", num_classes=3, generator_width=8, latent_dim=8))
+    with pytest.raises(ConfigError, match="cannot vary real images"):
+        VariationSource(cgan)
+    with pytest.raises(ConfigError, match="mode must be one of"):
+        VariationSource(encoder_gen, "blend")
+    with pytest.raises(ConfigError, match="strength"):
+        VariationSource(encoder_gen, strength=float("nan"))
+    with pytest.raises(ConfigError, match="weight_range"):
+        VariationSource(encoder_gen, "interpolate", weight_range=(0.8, 0.2))
+    with pytest.raises(ConfigError, match="num_classes"):
+        RealRowSource(1, (1, 28, 28))
+
+
+def test_replace_mode_varies_rows_in_place(encoder_gen, data):
+    images, labels = signed(data)
+    out, targets, mask = SyntheticMix(VariationSource(encoder_gen), 0.25, mode="replace", seed=0)(
+        images, labels, return_mask=True)
+    assert out.shape == images.shape and torch.equal(targets, labels)
+    assert mask.sum() == round(0.25 * len(labels))
+    assert torch.equal(out[~mask], images[~mask]) and not torch.equal(out[mask], images[mask])
