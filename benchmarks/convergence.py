@@ -34,6 +34,38 @@ def choose_epochs(epochs: list[float], accuracy: dict[float, float], threshold: 
     return epochs[-1]
 
 
+def summarise(args, rows: list[dict], epochs: list[float], seeds: list[int], settings: dict, cell, test) -> dict:
+    """The sweep's JSON from the points measured so far (budgets without a point yet are left out)."""
+    rows.sort(key=lambda r: (r["seed"], r["epochs"]))
+    measured = [e for e in epochs if any(r["epochs"] == e for r in rows)]
+    mean = {split: {e: statistics.fmean(r[split] for r in rows if r["epochs"] == e) for e in measured}
+            for split in ("heldout", "test")}
+    chosen = choose_epochs(measured, mean["heldout"], args.threshold / 100)
+    complete = len(rows) == len(epochs) * len(seeds)
+    return {
+        "benchmark": "convergence", "dataset": args.dataset, "budget": args.budget,
+        "n_real": len(cell.subset), "n_heldout": len(cell.heldout), "n_test": len(test),
+        "classifier": f"ReferenceClassifier (ResNet-8, width {args.width}), real + classic augmentation",
+        "settings": settings, "batch_size": args.batch_size, "min_steps": args.min_steps, "seeds": seeds,
+        "threshold_points": args.threshold, "epochs_tried": epochs, "complete": complete,
+        "mean_heldout": {str(e): v for e, v in mean["heldout"].items()},
+        "mean_test": {str(e): v for e, v in mean["test"].items()},
+        "chosen_epochs": chosen,
+        "converged": chosen != epochs[-1] or len(epochs) == 1,
+        "rows": rows, "machine": machine(), "git_commit": git_commit(),
+        "command": "python benchmarks/convergence.py " + " ".join(
+            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None),
+    }
+
+
+def save(out: Path, result: dict) -> None:
+    """Atomic write: a kill mid-write leaves the previous file whole."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_suffix(".json.partial")
+    partial.write_text(json.dumps(result, indent=2) + "\n")
+    partial.replace(out)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", required=True, choices=["mnist", "fashion-mnist", "cifar10"])
@@ -72,29 +104,13 @@ def main() -> None:
                 "seconds": round(time.perf_counter() - t0, 1),
             })
             print(json.dumps(rows[-1]), flush=True)
-    rows.sort(key=lambda r: (r["seed"], r["epochs"]))
-    mean = {split: {e: statistics.fmean(r[split] for r in rows if r["epochs"] == e) for e in epochs}
-            for split in ("heldout", "test")}
-    threshold = args.threshold / 100
-    chosen = choose_epochs(epochs, mean["heldout"], threshold)
-    result = {
-        "benchmark": "convergence", "dataset": args.dataset, "budget": args.budget,
-        "n_real": len(cell.subset), "n_heldout": len(cell.heldout), "n_test": len(test),
-        "classifier": f"ReferenceClassifier (ResNet-8, width {args.width}), real + classic augmentation",
-        "settings": settings, "batch_size": args.batch_size, "min_steps": args.min_steps, "seeds": seeds,
-        "threshold_points": args.threshold, "epochs_tried": epochs,
-        "mean_heldout": {str(e): v for e, v in mean["heldout"].items()},
-        "mean_test": {str(e): v for e, v in mean["test"].items()},
-        "chosen_epochs": chosen,
-        "converged": chosen != epochs[-1] or len(epochs) == 1,
-        "rows": rows, "machine": machine(), "git_commit": git_commit(),
-        "command": "python benchmarks/convergence.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None),
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_suffix(".json.partial")
-    partial.write_text(json.dumps(result, indent=2) + "\n")
-    partial.replace(out)
+            # Saved after every point, so that a killed sweep resumes where it stopped.
+            result = summarise(args, rows, epochs, seeds, settings, cell, test)
+            save(out, result)
+    result = summarise(args, rows, epochs, seeds, settings, draw_cell(full, args.dataset, args.budget, seeds[-1]), test)
+    save(out, result)
+    chosen = result["chosen_epochs"]
+    mean = {"heldout": {float(e): v for e, v in result["mean_heldout"].items()}}
     print(f"chosen: {chosen:g} epochs (held-out accuracy by budget: "
           + ", ".join(f"{e:g}: {100 * v:.2f}%" for e, v in mean["heldout"].items()) + f"); wrote {out}")
 

@@ -315,7 +315,11 @@ def parse_args() -> argparse.Namespace:
         if not convergence.exists():
             p.error(f"no --epochs and no {convergence.name}: run benchmarks/convergence.py --dataset "
                     f"{args.dataset} --budget {args.budget} first, or pass --epochs")
-        args.epochs = float(json.loads(convergence.read_text())["chosen_epochs"])
+        sweep = json.loads(convergence.read_text())
+        if not sweep.get("complete", True):
+            p.error(f"{convergence.name} is a sweep still under way: finish it (rerun convergence.py, it "
+                    "resumes) or pass --epochs")
+        args.epochs = float(sweep["chosen_epochs"])
     return args
 
 
