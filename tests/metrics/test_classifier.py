@@ -164,3 +164,53 @@ def test_soft_targets_from_the_mixer_train_the_classifier(separable):
     for a, b in zip(soft.state_dict().values(), hard.state_dict().values()):
         torch.testing.assert_close(a.float(), b.float(), rtol=1e-4, atol=1e-5)
     assert evaluate_accuracy(soft, test) >= 0.9
+
+
+# --------------------------------------------------------------------------- the strong baselines
+def test_class_balanced_sampler_draws_every_class_equally_often():
+    from augmentgen.metrics.classifier import _balanced_batches
+
+    labels = torch.tensor([0] * 90 + [1] * 9 + [2] * 1)  # long-tailed: 90 / 9 / 1
+    rng = torch.Generator().manual_seed(0)
+    drawn = torch.cat(list(_balanced_batches(labels, 3, 60, 200, rng)))
+    share = torch.bincount(labels[drawn], minlength=3).double() / len(drawn)
+    assert torch.allclose(share, torch.full((3,), 1 / 3, dtype=torch.float64), atol=0.02)
+
+
+def test_logit_adjustment_is_tau_log_prior_and_leaves_predictions_plain(separable):
+    from augmentgen.metrics.classifier import _logit_adjustment
+
+    labels = torch.tensor([0] * 6 + [1] * 3 + [2] * 1)
+    adjustment = _logit_adjustment(labels, 3, 1.0)
+    assert torch.allclose(adjustment, torch.tensor([[0.6, 0.3, 0.1]]).log())
+    assert _logit_adjustment(labels, 3, 0.0) is None
+    train, test = separable
+    model = train_classifier(train, steps=30, batch_size=24, seed=0, width=8, augment="none", logit_adjustment=1.0)
+    assert evaluate_accuracy(model, test) >= 0.9  # balanced data: the adjustment is a constant shift
+
+
+def test_batch_transform_runs_last_and_is_seeded_without_touching_the_global_rng(separable):
+    from torchvision.transforms import v2
+
+    train, _ = separable
+    seen = []
+
+    def mixup_cutmix(images, labels, _t=v2.RandomChoice([v2.MixUp(num_classes=3), v2.CutMix(num_classes=3)])):
+        seen.append(images.clone())
+        images, targets = _t(images, labels)
+        assert targets.shape == (len(labels), 3)  # soft targets, as v2 returns them
+        return images, targets
+
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    models = [train_classifier(train, steps=4, batch_size=24, seed=0, width=8, batch_transform=mixup_cutmix)
+              for _ in range(2)]
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert len(seen) == 8
+    assert all(torch.equal(a, b) for a, b in zip(seen[:4], seen[4:]))  # augmented before the transform
+    for a, b in zip(models[0].state_dict().values(), models[1].state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(ConfigError, match="sampler"):
+        train_classifier(train, steps=1, sampler="balanced")
+    with pytest.raises(ConfigError, match="logit_adjustment"):
+        train_classifier(train, steps=1, logit_adjustment=float("nan"))
