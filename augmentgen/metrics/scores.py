@@ -158,10 +158,15 @@ def validation_split(data: LabelledImages, fraction: float = 0.2, *, seed: int =
 #: ``SyntheticMix`` options, the teacher being the real + classic classifier of the same data.
 #: ``soft`` is credited against a control arm whose *real* rows get the same teacher targets,
 #: so the gain counts only what the synthetic rows add (soft labels alone can help).
+#: ``vary`` / ``interpolate`` / ``extrapolate`` make the rows from the batch's real rows
+#: (:class:`~augmentgen.mixing.VariationSource`, encoder families only) instead of sampling them.
 MIXING_METHODS: dict[str, dict] = {
     "plain": {},
     "filter": {"filter_threshold": 0.5},
     "soft": {"soft_labels": True, "label_temperature": 2.0, "soft_label_weight": 0.5},
+    "vary": {"variation": "vary"},
+    "interpolate": {"variation": "interpolate"},
+    "extrapolate": {"variation": "extrapolate"},
 }
 
 
@@ -291,14 +296,19 @@ class _GainArms:
             return _teacher_control(teacher, self.generator.num_classes)
         if not ratio or method == "none":
             return None
-        kw = _method_kwargs(method)
+        kw = dict(_method_kwargs(method))
+        if "variation" in kw:  # rows made from the batch's real rows
+            from ..mixing import VariationSource
+
+            source = VariationSource(self.generator, kw.pop("variation"))
+            return make_synthetic_mix(source, ratio, seed=self.seed, mode=self.mode, balance=self.balance)
         return make_synthetic_mix(self.generator, ratio, seed=self.seed, mode=self.mode, balance=self.balance,
                                   **({**kw, "teacher": teacher} if kw else {}))
 
     def select(self, fit: LabelledImages, val: LabelledImages, methods: list[str],
                candidate_ratios: Sequence[float]) -> dict[tuple[str, float], float]:
         """Validation accuracy of every (method, ratio) candidate; the teacher trains on ``fit``."""
-        needs_teacher = 0 in candidate_ratios or any(m != "plain" for m in methods)
+        needs_teacher = 0 in candidate_ratios or any(m in ("filter", "soft") for m in methods)
         teacher = self.train(fit) if needs_teacher else None
         selection = {}
         if 0 in candidate_ratios:

@@ -115,3 +115,20 @@ def test_a_soft_label_method_is_credited_against_the_same_teacher_on_real_rows(s
         downstream_gain(RealImagesGenerator(train), train, test, methods=("sharpen",), **FAST)
     with pytest.raises(ConfigError, match="exactly one method"):
         downstream_gain(RealImagesGenerator(train), train, test, ratio=0.5, methods=("plain", "soft"), **FAST)
+
+
+def test_variation_modes_are_candidates_chosen_on_validation(split):
+    from augmentgen.models import build_config, build_generator
+
+    train, test = split
+    torch.manual_seed(0)
+    ae = build_generator(build_config("ae", num_classes=3, encoder_width=8, decoder_width=8, latent_dim=8)).eval()
+    report = downstream_gain(ae, train, test, seed=0, candidate_ratios=(0.0, 0.5),
+                             methods=("vary", "interpolate", "extrapolate"), include_noaug=False, **FAST)
+    assert set(report["selection"]) == {"none@0", "vary@0.5", "interpolate@0.5", "extrapolate@0.5"}
+    assert report["method"] in ("none", "vary", "interpolate", "extrapolate")
+    best = max(report["selection"].values())
+    assert report["selection"][f"{report['method']}@{report['ratio']:g}"] == best
+    cgan = build_generator(build_config("cgan", num_classes=3, generator_width=8, latent_dim=8))
+    with pytest.raises(ConfigError, match="cannot vary real images"):
+        downstream_gain(cgan, train, test, ratio=0.5, methods=("vary",), **FAST)
