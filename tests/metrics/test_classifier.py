@@ -195,9 +195,11 @@ def test_batch_transform_runs_last_and_is_seeded_without_touching_the_global_rng
     train, _ = separable
     seen = []
 
-    def mixup_cutmix(images, labels, _t=v2.RandomChoice([v2.MixUp(num_classes=3), v2.CutMix(num_classes=3)])):
+    choice = v2.RandomChoice([v2.MixUp(num_classes=3), v2.CutMix(num_classes=3)])
+
+    def mixup_cutmix(images, labels):
         seen.append(images.clone())
-        images, targets = _t(images, labels)
+        images, targets = choice(images, labels)
         assert targets.shape == (len(labels), 3)  # soft targets, as v2 returns them
         return images, targets
 
