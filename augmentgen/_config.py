@@ -3,21 +3,43 @@
 Every config in augmentgen (each model family's, the trainer's) subclasses :class:`Config`.
 The CLI, the Python API and ``from_pretrained`` all build configs through ``from_dict``, so
 a value is validated the same way wherever it comes from.
+
+Every config also gets the generic number checks of :func:`check_numbers` when it is
+constructed, before its own ``__post_init__`` checks: no NaN or infinite floats, no integer
+beyond 64 bits, and the ranges that the shared field names imply (``learning_rate`` and
+``*_lr_scale`` > 0, Adam ``betas`` in [0, 1), ``*_weight`` and ``gradient_penalty`` >= 0).
+Families use the same argument names, so each one gets these checks without repeating them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import math
 import types
 import typing
 from typing import Any, Self
 
 from .errors import ConfigError
 
+_INT64_MAX = 2**63 - 1
+
 
 class Config:
-    """Mixin for dataclass configs: ``to_dict`` / ``from_dict`` / ``replace`` with validation."""
+    """Mixin for dataclass configs: ``to_dict`` / ``from_dict`` / ``replace`` with validation.
+
+    Subclasses' own ``__post_init__`` run after :func:`check_numbers` (see ``__init_subclass__``).
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("__post_init__")
+        if own is not None and not getattr(own, "_checks_numbers_first", False):
+            cls.__post_init__ = _checking_numbers_first(own)
+
+    def __post_init__(self) -> None:
+        check_numbers(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _to_jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -40,6 +62,8 @@ class Config:
         kwargs = {name: _coerce(cls.__name__, name, hints[name], value) for name, value in values.items()}
         try:
             return cls(**kwargs)
+        except ConfigError:
+            raise  # already names the config and the field
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"invalid {cls.__name__}: {exc}") from exc
 
@@ -49,7 +73,61 @@ class Config:
 
     @classmethod
     def field_names(cls) -> list[str]:
+        """The names of the fields ``from_dict`` accepts."""
         return [f.name for f in dataclasses.fields(cls) if f.init]
+
+
+def _checking_numbers_first(post_init):
+    """Wrap a subclass's ``__post_init__`` so that :func:`check_numbers` runs once, before it.
+
+    A family's ``__post_init__`` calling ``super().__post_init__()`` reaches its parent's wrapper,
+    which skips the check: only the outermost one (the instance's class's) runs it.
+    """
+
+    @functools.wraps(post_init)
+    def __post_init__(self) -> None:
+        if type(self).__post_init__ is __post_init__:
+            check_numbers(self)
+        post_init(self)
+
+    __post_init__._checks_numbers_first = True
+    return __post_init__
+
+
+def check_numbers(config: Any) -> None:
+    """Refuse NaN / infinite floats, integers beyond 64 bits and values outside the ranges that
+    the shared field names imply, each with a :class:`ConfigError` naming the field and its range."""
+    owner = type(config).__name__
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        items = value if isinstance(value, (list, tuple)) else [value]
+        for item in items:
+            if isinstance(item, bool) or not isinstance(item, (int, float)):
+                continue
+            if isinstance(item, int) and abs(item) > _INT64_MAX:
+                raise ConfigError(f"{owner}.{field.name}={item} is too large: integers must be within "
+                                  f"+-{_INT64_MAX} (64 bits)")
+            _check_range(owner, field, float(item))
+
+
+def _check_range(owner: str, field: dataclasses.Field, value: float) -> None:
+    name = field.name
+    example = field.default if field.default is not dataclasses.MISSING else None
+    if name == "betas":
+        if not (math.isfinite(value) and 0.0 <= value < 1.0):
+            raise ConfigError(f"{owner}.betas must be two Adam betas in [0, 1), like [0.0, 0.9] or [0.5, 0.999], "
+                              f"got {value!r} in it")
+    elif name == "learning_rate" or name.endswith(("_lr", "lr_scale")):
+        if not (math.isfinite(value) and value > 0):
+            hint = f" (default {example!r})" if example is not None else ""
+            raise ConfigError(f"{owner}.{name} must be a finite number > 0{hint}, got {value!r}")
+    elif name.endswith("_weight") or name == "gradient_penalty":
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"{owner}.{name} must be a finite number >= 0, got {value!r}; use 0 to disable "
+                              "that term or a positive weight to enable it")
+    elif not math.isfinite(value):
+        hint = f" (default {example!r})" if example is not None else ""
+        raise ConfigError(f"{owner}.{name} must be a finite number{hint}, got {value!r}")
 
 
 def parse_overrides(cls: type[Config], pairs: list[str]) -> dict[str, Any]:
@@ -131,7 +209,11 @@ def _coerce(owner: str, name: str, hint: Any, value: Any) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} must be a number, got {value!r}")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond float range, e.g. 1 followed by 400 zeros
+            raise ConfigError(f"{where} must be a finite number within +-1.8e308, got an integer of "
+                              f"{len(str(abs(value)))} digits") from None
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where} must be a string, got {value!r}")

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
-from .data import LabelledImages, load_data
+from .data import BUILTIN_DATASETS, LabelledImages, load_data
 from .errors import DataError
 from .models import ConditionalGenerator, build_config
 from .training import Trainer, TrainingConfig
+from .training.config import check_tracker_installed
+from .training.run_folder import check_run_folder
+
+#: The data ``train`` uses when given none: 500 Fashion-MNIST images shipped in the package, a
+#: demo, which the start-up summary (and the CLI, on stderr) says loudly.
+DEMO_DATA = "fashion-mnist-small"
+#: Folder names that hold a dataset's splits, not a class of images.
+_SPLIT_NAMES = {"train", "training", "val", "valid", "validation", "test", "testing", "eval"}
+_HF_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
 
 
 def model_config_for(model: str, data: LabelledImages, **overrides: Any):
@@ -21,16 +31,47 @@ def model_config_for(model: str, data: LabelledImages, **overrides: Any):
     return build_config(model, **values)
 
 
+def check_data_path(data: Any, *, option: str = "--data") -> None:
+    """Refuse a folder whose subfolders are a dataset's splits (``train/``, ``val/``, ...).
+
+    ImageFolder reads each subfolder as a class: such a folder would train a generator of the
+    classes 'train' and 'val', each a mix of every real class. Checked before loading, with the
+    path to pass instead.
+    """
+    if not isinstance(data, (str, os.PathLike)) or str(data) in BUILTIN_DATASETS or str(data).startswith("hf:"):
+        return
+    path = Path(data).expanduser()
+    if (not path.is_dir() or any((path / name).exists() for name in _HF_MARKERS)
+            or any((path / "data").glob("*.parquet"))):
+        return  # not read as an ImageFolder
+    splits = sorted(d.name for d in path.iterdir()
+                    if d.is_dir() and d.name.lower() in _SPLIT_NAMES and any(c.is_dir() for c in d.iterdir()))
+    if not splits:
+        return
+    train_split = next((s for s in splits if s.lower() in ("train", "training")), splits[0])
+    held_out = [s for s in splits if s != train_split]
+    also = f" (and --test-data {path / held_out[0]} for eval)" if held_out else ""
+    raise DataError(
+        f"{path} holds the split folders {splits}, which would be read as {len(splits)} classes of images; "
+        f"point {option} at one split's folder, e.g. {option} {path / train_split}{also}"
+    )
+
+
 def train(
     model: str = "cgan",
-    data: Any = "fashion-mnist-small",
+    data: Any = DEMO_DATA,
     output_dir: str | os.PathLike = "runs/augmentgen",
     *,
     data_dir: str | None = None,
     per_class: int | None = None,
     imbalance: float | None = None,
+    channels: int | None = None,
+    image_column: str | None = None,
+    label_column: str | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     model_config: dict[str, Any] | None = None,
+    command: str | None = None,
     **training: Any,
 ) -> ConditionalGenerator:
     """Train generator ``model`` on ``data`` and save it to ``output_dir``.
@@ -39,10 +80,14 @@ def train(
         model: a family or preset name (see :func:`augmentgen.available_models`).
         data: anything :func:`augmentgen.load_data` accepts.
         output_dir: where ``config.json``, ``model.safetensors``, grids and checkpoints go.
-        data_dir, per_class, imbalance: passed to :func:`augmentgen.load_data` (the subset is
-            drawn with ``seed``).
-        resume: continue from the newest checkpoint in ``output_dir``.
+        data_dir, per_class, imbalance, channels, image_column, label_column: passed to
+            :func:`augmentgen.load_data` (the subset is drawn with ``seed``).
+        resume: continue from the newest checkpoint in ``output_dir`` (the same data and config;
+            ``steps`` at least the run's).
+        overwrite: start over in an ``output_dir`` that already holds a model or a run, clearing
+            its previous outputs first; without it (or ``resume``) such a folder is refused.
         model_config: overrides of the family's config fields (e.g. ``{"loss": "bce"}``).
+        command: the command line recorded in ``training.json`` (the CLI passes its own).
         **training: :class:`TrainingConfig` fields (``steps``, ``batch_size``, ``seed``, ...),
             among them ``init_from`` to fine-tune a pretrained generator (a folder, a zoo id such as
             ``"augmentgen/cgan-mnist"`` or a hub id; ``model`` must be of its family), with
@@ -58,7 +103,21 @@ def train(
         The trained (EMA) generator, in eval mode.
     """
     training_config = TrainingConfig.from_dict(training)
+    _refuse_before_loading(model, data, output_dir, training_config, model_config, resume=resume, overwrite=overwrite)
     dataset = load_data(data, data_dir=data_dir, per_class=per_class, imbalance=imbalance,
-                        seed=training_config.seed)
+                        seed=training_config.seed, channels=channels, image_column=image_column,
+                        label_column=label_column)
     config = model_config_for(model, dataset, **(model_config or {}))
-    return Trainer(config, training_config, output_dir).fit(dataset, resume=resume)
+    trainer = Trainer(config, training_config, output_dir, command=command)
+    return trainer.fit(dataset, resume=resume, overwrite=overwrite)
+
+
+def _refuse_before_loading(model: str, data: Any, output_dir, training_config: TrainingConfig,
+                           model_config: dict[str, Any] | None, *, resume: bool, overwrite: bool) -> None:
+    """Everything that can be refused without the data, refused before loading it (which can take
+    minutes): the tracker, the output folder, the model's config overrides, a split-parent folder."""
+    check_tracker_installed(training_config.log_with)
+    check_run_folder(output_dir, resume=resume, overwrite=overwrite, steps=training_config.steps)
+    from_data = {"num_classes", "class_names", "in_channels", "image_size"}  # filled in from the data
+    build_config(model, **{k: v for k, v in (model_config or {}).items() if k not in from_data})
+    check_data_path(data)

@@ -1,47 +1,110 @@
-"""``augmentgen`` command line. It only parses arguments into the configs the Python API uses."""
+"""``augmentgen`` command line. It only parses arguments into the configs the Python API uses.
+
+Every error augmentgen raises on purpose is printed as one ``augmentgen: error: ...`` line with
+exit code 2; Ctrl-C exits with 130 (after ``train`` checkpointed its last completed step and
+printed the command that resumes it).
+"""
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+import warnings
 from pathlib import Path
 
+from ._version import __version__
 from .errors import AugmentgenError, ConfigError, DataError
+
+DESCRIPTION = ("Train class-conditional image generators on a small labelled dataset, sample images from them, "
+               "and measure whether those images help a classifier.")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's help ends with its default; an unset one says so instead of 'None'."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "%(default)" in text or "(default:" in text or action.default is argparse.SUPPRESS \
+                or not action.option_strings:
+            return text
+        if action.default is None or action.default == []:
+            return f"{text} (default: not set)"
+        if isinstance(action.default, bool) and action.nargs == 0:
+            return f"{text} (default: {'on' if action.default else 'off'})"
+        return f"{text} (default: %(default)s)"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``augmentgen`` command line: ``train``, ``sample``, ``eval`` and ``models``."""
-    parser = argparse.ArgumentParser(prog="augmentgen", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    # allow_abbrev=False everywhere: with it, `--channels 3` silently meant `--channels-last`.
+    parser = argparse.ArgumentParser(prog="augmentgen", description=DESCRIPTION, formatter_class=_HelpFormatter,
+                                     allow_abbrev=False)
+    parser.add_argument("--version", action="version", version=f"augmentgen {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train_command(sub)
     _add_sample_command(sub)
     _add_eval_command(sub)
-    sub.add_parser("models", help="list model families and presets")
+    _subcommand(sub, "models", "list model families and presets")
     return parser
 
 
+def _subcommand(sub, name: str, help_text: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".",
+                          formatter_class=_HelpFormatter, allow_abbrev=False)
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="folder with the built-in datasets' files (nothing is downloaded)")
+    p.add_argument("--image-column", metavar="NAME",
+                   help="Hugging Face dataset: the image column, when it is not 'image' or 'img'")
+    p.add_argument("--label-column", metavar="NAME",
+                   help="Hugging Face dataset: the label column, when it is not 'label' or 'labels'")
+
+
 def _add_train_command(sub) -> None:
-    p = sub.add_parser("train", help="train a class-conditional generator")
-    p.add_argument("--model", default="cgan", help="model family or preset (see `augmentgen models`)")
-    p.add_argument("--data", default="fashion-mnist-small",
-                   help="built-in name, ImageFolder dir, .npz file, or hf:<path>")
-    p.add_argument("--data-dir", help="folder with the built-in datasets' files (no downloads)")
-    p.add_argument("--out", default="runs/augmentgen", help="output folder")
-    p.add_argument("--per-class", type=int, help="train on a seeded subset of N images per class")
-    p.add_argument("--imbalance", type=float, help="long-tailed subset with this majority/minority ratio")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    p.add_argument("--set", dest="model_set", action="append", default=[], metavar="KEY=VALUE",
-                   help="set a field of the model's config, e.g. --set loss=bce (repeatable)")
     from .training.config import TrainingConfig
 
     defaults = TrainingConfig()
-    for name in ("steps", "batch_size", "seed", "checkpoint_every", "keep_checkpoints",
-                 "sample_every", "samples_per_class", "log_every", "num_workers"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
-    p.add_argument("--ema-decay", type=float, default=defaults.ema_decay)
-    p.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default=defaults.mixed_precision)
-    p.add_argument("--log-with", help="Accelerate tracker, e.g. tensorboard")
-    p.add_argument("--on-divergence", choices=["stop", "rollback"], default=defaults.on_divergence)
+    p = _subcommand(sub, "train", "train a class-conditional generator")
+    p.add_argument("--model", default="cgan", help="model family or preset (see `augmentgen models`)")
+    p.add_argument("--data", help="your labelled images: an ImageFolder folder (one subfolder per class), an .npz "
+                                  "file, hf:<path> of a saved Hugging Face dataset, or a built-in name "
+                                  "(default: fashion-mnist-small, the embedded 500-image demo set, not your data)")
+    _add_data_options(p)
+    p.add_argument("--channels", type=int, choices=[1, 3],
+                   help="convert the images to 1 (grayscale) or 3 (RGB) channels, e.g. for a folder that mixes both")
+    p.add_argument("--out", default="runs/augmentgen", help="output folder of the run")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start over in an --out that already holds a model or run, clearing its previous outputs")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its newest checkpoint (same data and settings, "
+                        "--steps at least the run's)")
+    p.add_argument("--per-class", type=int, help="train on a seeded subset of N images per class")
+    p.add_argument("--imbalance", type=float, help="long-tailed subset with this majority/minority ratio")
+    p.add_argument("--set", dest="model_set", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a field of the model's config, e.g. --set loss=bce (repeatable)")
+    helps = {"steps": "optimisation steps (one batch each)", "batch_size": "images per step and process",
+             "seed": "seed of the initialisation, the data order and the subsets",
+             "checkpoint_every": "steps between resumable checkpoints, and the last step (0: none)",
+             "keep_checkpoints": "how many of the newest checkpoints to keep",
+             "sample_every": "steps between sample grids (0: only at the end)",
+             "samples_per_class": "columns of the sample grids", "log_every": "steps between logged losses",
+             "num_workers": "DataLoader worker processes"}
+    for name, text in helps.items():
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name), help=text)
+    p.add_argument("--ema-decay", type=float, default=defaults.ema_decay,
+                   help="decay of the generator's moving average, which is the saved generator (0: none)")
+    p.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default=defaults.mixed_precision,
+                   help="autocast precision (fp16 acts on GPUs only)")
+    p.add_argument("--log-with", metavar="TRACKER",
+                   help="log losses to an installed tracker: tensorboard, wandb, ... or all")
+    p.add_argument("--on-divergence", choices=["stop", "rollback"], default=defaults.on_divergence,
+                   help="on a NaN/inf loss: stop with an error, or roll back to the last checkpoint at half the "
+                        "learning rate")
+    _add_transfer_and_speed_options(p, defaults)
+
+def _add_transfer_and_speed_options(p: argparse.ArgumentParser, defaults) -> None:
     p.add_argument("--init-from", metavar="ID",
                    help="fine-tune a pretrained generator of the same family and image shape: a model folder, "
                         "a zoo id (augmentgen/cgan-mnist) or a hub id; class tables start afresh when the "
@@ -55,15 +118,15 @@ def _add_train_command(sub) -> None:
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=defaults.compile,
                    help="torch.compile the generator and discriminator (pays off on GPUs, not on CPUs)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=defaults.channels_last,
-                   help="channels-last memory layout for the modules and batches while training (default: on)")
+                   help="channels-last memory layout for the modules and batches while training")
     p.add_argument("--optimizer-kernel", choices=["default", "foreach", "fused"], default=defaults.optimizer_kernel,
                    help="implementation of the family's Adam optimizers")
 
 
 def _add_sample_command(sub) -> None:
-    s = sub.add_parser("sample", help="sample images from a saved generator")
-    s.add_argument("--model", required=True, help="folder of a saved generator")
-    s.add_argument("--per-class", type=int, default=8)
+    s = _subcommand(sub, "sample", "sample images from a saved generator")
+    s.add_argument("--model", required=True, help="folder or hub id of a saved generator")
+    s.add_argument("--per-class", type=int, default=8, help="images per class")
     s.add_argument("--out", required=True, help="output file (grid: .png, npz: .npz) or folder")
     s.add_argument("--format", choices=["grid", "imagefolder", "npz", "hf"], default="grid",
                    help="grid: one PNG, a row per class; imagefolder: OUT/<class>/*.png; npz: "
@@ -73,28 +136,28 @@ def _add_sample_command(sub) -> None:
                    help="hf: images per Parquet shard, the unit of resuming (a rerun must repeat it)")
     s.add_argument("--batch-size", type=int, default=1024,
                    help="hf: images per forward pass, what each process holds in memory (does not change the rows)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="seed of the noise")
     s.add_argument("--temperature", default="1", metavar="T",
                    help="sampling temperature: below 1 concentrates each class's samples (0: the class's "
                         "centre), above 1 spreads them; one float, or comma-separated floats, one per class "
                         "in class order (e.g. 1,1,0.5)")
-    s.add_argument("--device", default=None)
+    s.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the GPU when there is one)")
 
 
 def _add_eval_command(sub) -> None:
-    e = sub.add_parser("eval", help="measure a generator on real data: consistency, CAS, ΔAcc, FID")
+    e = _subcommand(sub, "eval", "measure a generator on real data: consistency, CAS, ΔAcc, FID")
     e.add_argument("--model", required=True, help="folder or hub id of a saved generator")
     e.add_argument("--data", required=True, help="the real training data (same forms as train --data)")
     e.add_argument("--test-data", help="held-out real data; default: the test split of a built-in --data")
-    e.add_argument("--data-dir", help="folder with the built-in datasets' files (no downloads)")
+    _add_data_options(e)
     e.add_argument("--per-class", type=int, help="evaluate on a seeded subset of N training images per class")
     e.add_argument("--steps", type=int, default=500, help="training steps of every classifier (without --epochs)")
     e.add_argument("--epochs", type=float, default=None,
                    help="budget every classifier in passes over its real training data instead of --steps "
                         "(at least --min-steps steps); benchmarks/convergence.py measures what a dataset needs")
     e.add_argument("--min-steps", type=int, default=100, help="the fewest steps an --epochs budget gives")
-    e.add_argument("--samples-per-class", type=int, default=200)
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--samples-per-class", type=int, default=200, help="synthetic images per class")
+    e.add_argument("--seed", type=int, default=0, help="seed of the subsets, samples and classifiers")
     e.add_argument("--ratios", default="0,0.25,0.5,1",
                    help="comma-separated ratios (synthetic rows appended per real row of a batch) tried on a "
                         "validation split for the downstream gain; 0 lets it decide against mixing")
@@ -105,23 +168,95 @@ def _add_eval_command(sub) -> None:
     e.add_argument("--repeats", type=int, default=1,
                    help="measure the downstream gain with N paired seeds and report its mean with a 95%% "
                         "interval (its classifiers are trained N times; 5 is the benchmark's choice)")
-    e.add_argument("--device", default=None)
-    e.add_argument("--out", default=None, help="folder for eval.json and eval.png (default: the model folder "
-                                               "when it is a local folder, else ./eval)")
+    e.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the GPU when there is one)")
+    e.add_argument("--out", help="folder for eval.json and eval.png, checked writable before any work (default: the "
+                                 "model folder when it is a local folder, else ./eval)")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``augmentgen`` command line on ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
+    format_warning = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning  # the library's warnings are messages for the user
     try:
         return COMMANDS[args.command](args)
     except AugmentgenError as exc:
-        print(f"augmentgen: error: {exc}", file=sys.stderr)
+        if _is_main_process():
+            print(f"augmentgen: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:
+        return _interrupted(args, exc)
+    finally:
+        warnings.formatwarning = format_warning
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    if category is UserWarning:
+        return f"augmentgen: warning: {message}\n"
+    return f"{filename}:{lineno}: {category.__name__}: {message}\n"
+
+
+def _is_main_process() -> bool:
+    """Under a launcher, only rank 0 reports (the others hold the same error)."""
+    if "accelerate" not in sys.modules:
+        return True
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
+
+
+def _interrupted(args, exc: KeyboardInterrupt) -> int:
+    """Ctrl-C: no traceback, exit code 130 (128 + SIGINT), and how to continue a training run."""
+    if not _is_main_process():
+        return 130
+    step = getattr(exc, "step", None)
+    if step is not None:  # training.TrainingInterrupted: the last completed step is checkpointed
+        print(f"augmentgen: interrupted at step {step}; saved a checkpoint in {exc.checkpoint}", file=sys.stderr)
+        print(f"augmentgen: to continue the run: {_resume_command(args.argv)}", file=sys.stderr)
+        return 130
+    print("augmentgen: interrupted (Ctrl-C)", file=sys.stderr)
+    if args.command == "train" and "augmentgen.training.checkpoint" in sys.modules:
+        from .training.checkpoint import checkpoint_dirs
+
+        if checkpoint_dirs(args.out):
+            print(f"augmentgen: its newest checkpoint is {checkpoint_dirs(args.out)[-1]}; to continue the run: "
+                  f"{_resume_command(args.argv)}", file=sys.stderr)
+    return 130
+
+
+def _resume_command(argv: list[str]) -> str:
+    """The command that continues this run: the same arguments, with --resume and without --overwrite."""
+    args = [a for a in argv if a != "--overwrite"]
+    return shlex.join(["augmentgen", *args, *([] if "--resume" in args else ["--resume"])])
+
+
+def _check_device(name: str | None) -> None:
+    """Refuse a --device that is malformed or absent here, before any model is loaded."""
+    if name is None:
+        return
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError(f"--device {name!r} is not a device ({exc}); use cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"--device {name}: no CUDA GPU is available here (torch.cuda.is_available() is "
+                              "False); use --device cpu, or leave --device unset to use a GPU when there is one")
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"--device {name}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}; "
+                              "pick one of them")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {name}: Apple's MPS backend is not available here; use --device cpu")
 
 
 def _train(args) -> int:
     from ._config import parse_overrides
-    from .api import train
+    from .api import DEMO_DATA, train
     from .models import build_config
 
     model_set = parse_overrides(type(build_config(args.model)), args.model_set)
@@ -129,12 +264,15 @@ def _train(args) -> int:
         "steps", "batch_size", "seed", "checkpoint_every", "keep_checkpoints", "sample_every", "samples_per_class",
         "log_every", "num_workers", "ema_decay", "mixed_precision", "log_with", "on_divergence", "init_from",
         "freeze_discriminator_layers", "transfer_lr_scale", "compile", "channels_last", "optimizer_kernel")}
-    generator = train(args.model, args.data, args.out, data_dir=args.data_dir,
-                      per_class=args.per_class, imbalance=args.imbalance, resume=args.resume,
-                      model_config=model_set, **training)
-    from accelerate import PartialState
-
-    if not PartialState().is_main_process:  # under `accelerate launch`, one report is enough
+    data = args.data
+    if data is None and _is_main_process():
+        print(f"augmentgen: notice: no --data given: training on {DEMO_DATA}, the embedded 500-image Fashion-MNIST "
+              "DEMO set, not your images; pass --data PATH to train on yours", file=sys.stderr)
+    generator = train(args.model, data or DEMO_DATA, args.out, data_dir=args.data_dir, per_class=args.per_class,
+                      imbalance=args.imbalance, channels=args.channels, image_column=args.image_column,
+                      label_column=args.label_column, resume=args.resume, overwrite=args.overwrite,
+                      model_config=model_set, command=shlex.join(["augmentgen", *args.argv]), **training)
+    if not _is_main_process():  # under `accelerate launch`, one report is enough
         return 0
     out = Path(args.out)
     print(f"weights: {out / 'model.safetensors'}")
@@ -164,6 +302,7 @@ def _sample(args) -> int:
         raise ConfigError("--temperature takes a float >= 0 or comma-separated floats >= 0, one per class "
                           f"in class order (like 0.5 or 1,1,0.5); got {args.temperature!r}") from None
     temperature = temperature[0] if len(temperature) == 1 else temperature
+    _check_device(args.device)
     if args.format == "hf":
         return _sample_shards(args, temperature)
     generator = from_pretrained(args.model, device=args.device)
@@ -224,30 +363,37 @@ def _methods(text: str) -> list[str]:
 
 
 def _eval(args) -> int:
+    from .api import check_data_path
     from .data import load_data
     from .data.sources import BUILTIN_DATASETS
     from .hub import from_pretrained
     from .metrics.report import evaluate_generator, format_report, plot_per_class, write_report
+    from .training.run_folder import check_writable
 
-    ratios = _ratios(args.ratios)  # before any loading, so a typo fails at once
+    # Everything that can fail without computing fails first: the evaluation can take hours.
+    ratios = _ratios(args.ratios)
     methods = _methods(args.methods)
-
-    generator = from_pretrained(args.model, device=args.device)
-    train_data = load_data(args.data, data_dir=args.data_dir, per_class=args.per_class, seed=args.seed,
-                           channels=generator.image_shape[0])
+    _check_device(args.device)
+    out = Path(args.out) if args.out else (Path(args.model) if Path(args.model).is_dir() else Path("eval"))
+    check_writable(out, "--out" if args.out else "the report folder (--out)")
+    check_data_path(args.data)
     if args.test_data:
-        test_data = load_data(args.test_data, data_dir=args.data_dir, channels=generator.image_shape[0])
-    elif args.data in BUILTIN_DATASETS:
-        test_data = load_data(args.data, split="test", data_dir=args.data_dir, channels=generator.image_shape[0])
-    else:
+        check_data_path(args.test_data, option="--test-data")
+    elif args.data not in BUILTIN_DATASETS:
         raise DataError(f"{args.data} has no test split augmentgen knows of; pass --test-data with "
                         "held-out real images (never the training images)")
+
+    generator = from_pretrained(args.model, device=args.device)
+    columns = {"data_dir": args.data_dir, "channels": generator.image_shape[0], "image_column": args.image_column,
+               "label_column": args.label_column}
+    train_data = load_data(args.data, per_class=args.per_class, seed=args.seed, **columns)
+    test_data = load_data(args.test_data, **columns) if args.test_data else \
+        load_data(args.data, split="test", **columns)
     report = evaluate_generator(generator, train_data, test_data, steps=args.steps, epochs=args.epochs,
                                 min_steps=args.min_steps,
                                 n_per_class=args.samples_per_class, seed=args.seed, repeats=args.repeats,
                                 candidate_ratios=ratios, methods=methods,
                                 device=args.device)
-    out = Path(args.out) if args.out else (Path(args.model) if Path(args.model).is_dir() else Path("eval"))
     print(format_report(report))
     print(f"\nwrote {write_report(report, out / 'eval.json')} and {plot_per_class(report, out / 'eval.png')}")
     return 0

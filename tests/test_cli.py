@@ -159,3 +159,168 @@ def test_train_init_from_a_saved_generator_from_the_command_line(tmp_path, capsy
                  "--out", str(tmp_path / "aae"), "--steps", "2", "--init-from", str(source)]) == 2
     assert "--model cgan" in capsys.readouterr().err
     assert not (tmp_path / "aae" / "model.safetensors").exists()
+
+
+# ---------------------------------------------------------------- issue 28: work never lost or mixed up
+TINY = ["--set", "generator_width=8", "--set", "discriminator_width=8", "--set", "latent_dim=16"]
+
+
+def tiny_train(out, *extra):
+    return ["train", "--data", "fashion-mnist-small", "--per-class", "2", "--out", str(out), "--steps", "2",
+            "--batch-size", "6", "--sample-every", "0", "--samples-per-class", "2", "--checkpoint-every", "0",
+            *TINY, *extra]
+
+
+def test_a_finished_run_is_never_overwritten_silently(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(tiny_train(out)) == 0
+    (out / "eval.json").write_text("{}")
+    before = (out / "model.safetensors").read_bytes()
+    aae = ["train", "--model", "aae", "--data", "fashion-mnist-small", "--per-class", "2", "--out", str(out),
+           "--steps", "2", "--batch-size", "6", "--sample-every", "0", "--set", "encoder_width=8",
+           "--set", "decoder_width=8"]
+    capsys.readouterr()
+    assert main(aae) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("augmentgen: error: ") and err.count("\n") == 1
+    assert "already holds a trained model" in err and "--overwrite" in err and "--resume" in err
+    assert (out / "model.safetensors").read_bytes() == before
+    assert main([*aae, "--overwrite"]) == 0
+    assert load_generator(out).family == "aae" and not (out / "eval.json").exists()
+
+
+def test_out_that_is_a_file_is_refused_before_loading_anything(tmp_path, capsys):
+    file = tmp_path / "taken"
+    file.write_text("x")
+    assert main(tiny_train(file)) == 2
+    assert "is an existing file" in capsys.readouterr().err
+    # eval: before the model is even loaded (it does not exist), so before hours of compute
+    assert main(["eval", "--model", str(tmp_path / "none"), "--data", "fashion-mnist-small", "--out", str(file)]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
+def test_resume_refusals_name_the_difference_and_the_fix(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(tiny_train(out, "--checkpoint-every", "1")) == 0
+    capsys.readouterr()
+    assert main(tiny_train(out, "--checkpoint-every", "1", "--resume", "--steps", "1")) == 2
+    assert "already at step 2" in capsys.readouterr().err
+    assert main(tiny_train(out, "--checkpoint-every", "1", "--resume", "--steps", "3", "--set", "loss=bce")) == 2
+    err = capsys.readouterr().err
+    assert "loss is 'hinge' there but 'bce' now. Nothing was changed. To resume, rerun with --set loss=hinge" in err
+    assert main(tiny_train(out, "--checkpoint-every", "1", "--resume", "--steps", "3", "--per-class", "3")) == 2
+    assert "the data's fingerprint is" in capsys.readouterr().err
+    assert main(tiny_train(out, "--checkpoint-every", "1", "--resume", "--steps", "3")) == 0
+    assert json.loads((out / "training.json").read_text())["steps"] == 3
+
+
+def test_start_up_summary_and_the_demo_data_notice(tmp_path, capsys):
+    args = tiny_train(tmp_path / "run")
+    del args[1:3]  # no --data
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "no --data given" in captured.err and "DEMO" in captured.err
+    for line in ("data:       fashion-mnist-small:train", "DEMO set", "examples:   20",
+                 "classes:    10: T-shirt/top, Trouser,", "image size: 28x28, 1 channel", "batch size: 6 per process",
+                 "steps:      2", "device:     cpu", f"output:     {tmp_path / 'run'}"):
+        assert line in captured.out, line
+
+
+def test_training_json_records_a_command_the_user_can_rerun(tmp_path):
+    out = tmp_path / "my run"
+    assert main(tiny_train(out)) == 0
+    command = json.loads((out / "training.json").read_text())["command"]
+    assert command.startswith("augmentgen train --data fashion-mnist-small") and f"'{out}'" in command
+
+
+def test_a_folder_of_split_folders_is_refused_with_the_split_to_pass(tmp_path, capsys):
+    for split in ("train", "val"):
+        (tmp_path / "data" / split / "cat").mkdir(parents=True)
+    assert main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "split folders ['train', 'val']" in err and f"--data {tmp_path / 'data' / 'train'}" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_abbreviations_are_off_and_version_and_defaults_are_shown(capsys):
+    from augmentgen import __version__
+    from augmentgen.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--chan", "3"])  # once an abbreviation of --channels-last
+    assert exit_info.value.code == 2
+    parser = build_parser()
+    args = parser.parse_args(["train", "--channels", "3"])
+    assert args.channels == 3 and args.channels_last is True
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"augmentgen {__version__}"
+    choices = parser._subparsers._group_actions[0].choices
+    for name, sub in choices.items():
+        for action in sub._actions:
+            if action.option_strings and action.dest not in ("help",):
+                assert "default:" in sub.formatter_class("x")._get_help_string(action), (name, action.dest)
+    text = choices["train"].format_help()
+    assert "(default: 2000)" in text and "only parses arguments" not in parser.format_help()
+
+
+def test_data_loading_options_reach_load_data(tmp_path):
+    import numpy as np
+
+    from tests.conftest import make_images
+
+    data = make_images(n_per_class=4)  # grayscale
+    np.savez(tmp_path / "gray.npz", images=data.images.numpy(), labels=data.labels.numpy(),
+             classes=np.array(data.class_names))
+    out = tmp_path / "rgb"
+    args = tiny_train(out, "--channels", "3")
+    args[args.index("--data") + 1] = str(tmp_path / "gray.npz")
+    assert main(args) == 0
+    assert load_generator(out).config.in_channels == 3
+
+
+def test_unavailable_device_logger_and_oversized_widths_are_clear_errors(tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["sample", "--model", str(tmp_path / "none"), "--out", str(tmp_path / "g.png"),
+                 "--device", "cuda"]) == 2
+    assert "no CUDA GPU is available" in capsys.readouterr().err
+    monkeypatch.setattr("augmentgen.training.config.importlib.util.find_spec", lambda name: None)
+    assert main([*tiny_train(tmp_path / "logged"), "--log-with", "wandb"]) == 2
+    assert "pip install wandb" in capsys.readouterr().err
+    assert not (tmp_path / "logged").exists()
+    assert main([*tiny_train(tmp_path / "wide"), "--set", f"generator_width={2**40}"]) == 2
+    err = capsys.readouterr().err
+    assert "could not allocate" in err and "generator_width=1099511627776" in err and "--set=generator_width=32" in err
+    assert main([*tiny_train(tmp_path / "inf"), "--set", "learning_rate=1e400"]) == 2
+    assert "learning_rate must be a finite number > 0" in capsys.readouterr().err
+
+
+def test_ctrl_c_saves_a_checkpoint_prints_the_resume_command_and_exits_130(tmp_path, capsys, monkeypatch):
+    import os
+    import signal
+
+    from augmentgen.families.gan import GANStep
+
+    original, calls = GANStep.__call__, {"n": 0}
+
+    def step(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, *args)
+
+    monkeypatch.setattr(GANStep, "__call__", step)
+    out = tmp_path / "run"
+    args = [*tiny_train(out, "--overwrite"), "--steps", "4"]
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert "interrupted at step 2" in err and "Traceback" not in err
+    resume = err.split("to continue the run: ")[1].strip()
+    assert resume.startswith("augmentgen train") and resume.endswith("--resume") and "--overwrite" not in resume
+    monkeypatch.setattr(GANStep, "__call__", original)
+    import shlex
+
+    assert main(shlex.split(resume)[1:]) == 0
+    assert json.loads((out / "training.json").read_text())["steps"] == 4

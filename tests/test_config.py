@@ -59,3 +59,47 @@ def test_fuzzed_training_configs_raise_only_config_errors(values):
         TrainingConfig.from_dict(values)
     except ConfigError:
         pass
+
+
+# ---------------------------------------------------------------- issue 28: values checked at construction
+@pytest.mark.parametrize("family", ["cgan", "aae", "vae", "ae", "aegan"])
+@pytest.mark.parametrize("field, value, message", [
+    ("learning_rate", float("nan"), r"learning_rate must be a finite number > 0 \(default"),
+    ("learning_rate", float("inf"), r"learning_rate must be a finite number > 0"),
+    ("discriminator_lr_scale", 0.0, r"discriminator_lr_scale must be a finite number > 0"),
+    ("betas", [0.5, 1.0], r"betas must be two Adam betas in \[0, 1\)"),
+    ("betas", [-0.1, 0.9], r"betas must be two Adam betas in \[0, 1\)"),
+    ("adversarial_weight", float("nan"), r"adversarial_weight must be a finite number >= 0"),
+    ("latent_dim", 2**64, r"latent_dim=18446744073709551616 is too large"),
+])
+def test_every_family_refuses_non_finite_and_out_of_range_values(family, field, value, message):
+    from augmentgen.models import generator_class
+
+    cls = generator_class(build_config(family).family).config_class
+    if field not in cls.field_names():
+        pytest.skip(f"{family} has no {field}")
+    with pytest.raises(ConfigError, match=message):
+        build_config(family, **{field: value})
+    with pytest.raises(ConfigError, match=message):  # constructed directly, not through from_dict
+        cls(**{field: tuple(value) if isinstance(value, list) else value})
+
+
+def test_overflowing_values_are_config_errors_not_overflow_errors():
+    huge = 10**400  # what JSON gives for `--set learning_rate=1000...0`
+    with pytest.raises(ConfigError, match="learning_rate must be a finite number within"):
+        CGANConfig.from_dict({"learning_rate": huge})
+    with pytest.raises(ConfigError, match="learning_rate must be a finite number > 0"):
+        CGANConfig.from_dict(parse_overrides(CGANConfig, ["learning_rate=1e400"]))  # JSON reads it as inf
+
+
+@pytest.mark.parametrize("field, value", [("ema_decay", float("nan")), ("transfer_lr_scale", float("inf")),
+                                          ("steps", 2**70)])
+def test_training_config_refuses_non_finite_and_overflowing_values(field, value):
+    with pytest.raises(ConfigError, match=field):
+        TrainingConfig(**{field: value})
+
+
+def test_a_family_error_is_not_wrapped_twice():
+    with pytest.raises(ConfigError) as info:
+        CGANConfig.from_dict({"learning_rate": float("nan")})
+    assert str(info.value).startswith("CGANConfig.learning_rate must be")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 from typing import Literal
 
@@ -123,3 +124,27 @@ class TrainingConfig(Config):
                     raise ConfigError(f"{name}={getattr(self, name)!r} only acts on weights transferred from a "
                                       "pretrained generator; set init_from too, or leave it at "
                                       f"{default}")
+
+
+#: Accelerate's trackers and the module each needs (``log_with="all"`` takes whichever are installed).
+TRACKER_MODULES = {"tensorboard": "tensorboard", "wandb": "wandb", "comet_ml": "comet_ml", "mlflow": "mlflow",
+                   "aim": "aim", "clearml": "clearml", "dvclive": "dvclive", "swanlab": "swanlab",
+                   "trackio": "trackio"}
+
+
+def check_tracker_installed(log_with: str | None) -> None:
+    """Refuse a ``log_with`` tracker that is unknown or not installed, before any training.
+
+    Accelerate only warns about a missing tracker and then logs nothing, which a user finds out
+    after the run. Checked here rather than in :class:`TrainingConfig`, so that a config written
+    on one machine still loads on another.
+    """
+    if log_with is None or log_with == "all":
+        return
+    if log_with not in TRACKER_MODULES:
+        raise ConfigError(f"log_with={log_with!r} is not a tracker Accelerate knows; use one of "
+                          f"{sorted(TRACKER_MODULES)} or 'all' (--log-with)")
+    module = TRACKER_MODULES[log_with]
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(f"log_with={log_with!r} needs the {module!r} package, which is not installed; "
+                          f"pip install {module}, or train without --log-with (log_with=None)")

@@ -8,33 +8,51 @@ pretrained generator (``TrainingConfig.init_from``, see :mod:`augmentgen.trainin
 
 from __future__ import annotations
 
-import copy
+import dataclasses
+import hashlib
 import json
 import math
 import os
-import shutil
+import shlex
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import ProjectConfiguration, set_seed
-from torch import nn
 from tqdm.auto import tqdm
 
 from .._images import save_sample_grid, to_signed_unit
 from ..data.labelled import LabelledImages
-from ..errors import CheckpointError, ConfigError, DataError, TrainingDivergedError
+from ..errors import ConfigError, DataError, TrainingDivergedError
 from ..hub.serialization import atomic_write_bytes, generator_tensors, save_generator, tensors_sha256
 from ..models.base import ConditionalGenerator, GeneratorConfig
-from ..models.registry import build_generator, step_class
-from .config import TrainingConfig
+from ..models.registry import build_generator, config_to_dict, step_class
+from .checkpoint import (
+    CHECKPOINT_DIR,
+    checkpoint_dirs,
+    load_newest_checkpoint,
+    newest_manifest,
+    write_checkpoint,
+)
+from .config import TrainingConfig, check_tracker_installed
+from .ema import GeneratorEMA, ema_with_warmup
+from .run_folder import (
+    RESUME_FIELDS,
+    check_resume_matches,
+    check_run_folder,
+    default_command,
+    prepare_run_folder,
+)
 from .transfer import freeze_feature_blocks, scale_lr_of, transfer_weights
 
-CHECKPOINT_DIR = "checkpoints"
+__all__ = ["CHECKPOINT_DIR", "GeneratorEMA", "Trainer", "TrainingInterrupted", "TrainingProgress", "ema_with_warmup"]
 
 
 class TrainingProgress:
@@ -47,10 +65,26 @@ class TrainingProgress:
         self.lr_scale = 1.0
 
     def state_dict(self) -> dict:
+        """The counters, for Accelerate's checkpoint."""
         return dict(vars(self))
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the counters of a checkpoint."""
         vars(self).update(state)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped :meth:`Trainer.fit` after it checkpointed the last completed step.
+
+    A ``KeyboardInterrupt``, so a script stops as on any Ctrl-C. ``step``: the step reached;
+    ``checkpoint``: the folder to resume from (``fit(data, resume=True)``, ``--resume``).
+    """
+
+    def __init__(self, step: int, checkpoint: Path | None, output_dir: Path):
+        where = f"saved a checkpoint in {checkpoint}" if checkpoint else "no checkpoint could be saved"
+        super().__init__(f"training interrupted at step {step}; {where}; continue with fit(data, resume=True) "
+                         "(--resume on the command line)")
+        self.step, self.checkpoint, self.output_dir = step, checkpoint, output_dir
 
 
 class Trainer:
@@ -60,6 +94,9 @@ class Trainer:
         model_config: the family's config (e.g. from :func:`augmentgen.models.build_config`).
         training_config: loop settings shared by every family.
         output_dir: where checkpoints, sample grids, logs and the final weights go.
+        accelerator: an ``Accelerator`` of your own (default: one built from ``training_config``).
+        command: the command line recorded in ``training.json`` to rerun this run (default: this
+            process's, with ``python -m augmentgen`` / ``accelerate launch`` as ``augmentgen``).
 
     Example::
 
@@ -69,10 +106,14 @@ class Trainer:
     """
 
     def __init__(self, model_config: GeneratorConfig, training_config: TrainingConfig | None = None,
-                 output_dir: str | os.PathLike = "runs/augmentgen", *, accelerator: Accelerator | None = None):
+                 output_dir: str | os.PathLike = "runs/augmentgen", *, accelerator: Accelerator | None = None,
+                 command: str | None = None):
         self.model_config = model_config
         self.config = training_config or TrainingConfig()
         self.output_dir = Path(output_dir)
+        self.command = command
+        if accelerator is None:
+            check_tracker_installed(self.config.log_with)  # Accelerate would only warn, then log nothing
         self.accelerator = accelerator or Accelerator(
             mixed_precision=self.config.mixed_precision,
             log_with=self.config.log_with,
@@ -91,23 +132,40 @@ class Trainer:
         self.step = None
         #: The generator's EMA of the last ``fit`` (``None`` with ``ema_decay=0``).
         self.ema: GeneratorEMA | None = None
+        #: What every checkpoint's ``run.json`` records of this run (model config, the training
+        #: fields a resume must repeat, the data), set by ``fit``.
+        self.manifest: dict = {}
 
     # ------------------------------------------------------------------ public
-    def fit(self, data: LabelledImages | Iterable, *, resume: bool = False) -> ConditionalGenerator:
+    def fit(self, data: LabelledImages | Iterable, *, resume: bool = False,
+            overwrite: bool = False) -> ConditionalGenerator:
         """Train on ``data`` and return the final (EMA) generator, also saved to ``output_dir``.
 
         ``data`` is a :class:`LabelledImages` or any DataLoader / iterable of (images, labels)
         batches with images uint8 in [0, 255] or float in [-1, 1], shaped like the config says.
-        With ``resume=True`` training continues from the newest checkpoint in ``output_dir``.
-        With ``init_from`` set, a fresh run starts from that pretrained generator's weights.
+        With ``resume=True`` training continues from the newest checkpoint in ``output_dir``,
+        refusing other data, another config or fewer ``steps`` than the run has done. A folder
+        that already holds a model or a run is refused unless ``resume`` or ``overwrite`` is
+        given; ``overwrite=True`` first clears its previous outputs. With ``init_from`` set, a
+        fresh run starts from that pretrained generator's weights. Ctrl-C checkpoints the last
+        completed step and raises :class:`TrainingInterrupted`.
         """
         self._check_speed_options()
-        plain_generator = self._build(resume)
+        cfg, acc = self.config, self.accelerator
+        check_run_folder(self.output_dir, resume=resume, overwrite=overwrite, steps=cfg.steps)
+        self._check_data(data)
+        self.manifest = self._describe_run(data)
+        resuming = resume and bool(checkpoint_dirs(self.output_dir))  # only a partial first one: start anew
+        saved = newest_manifest(self.output_dir) if resuming else None
+        if saved is not None:
+            check_resume_matches(self.output_dir, saved, self.manifest)
+        plain_generator = self._build_or_explain(resuming)
         loader = self._prepare_data(data)
-        self._start(resume)
+        # Only now, with every check passed, is anything in the folder changed.
+        self._start(resume, overwrite)
+        self._print_summary(data, resuming)
         self._train(loader, plain_generator)
 
-        acc = self.accelerator
         final = self.ema.module if self.ema is not None else plain_generator
         self.step.finish(final, loader)
         # Safetensors stores contiguous tensors only; the layout is a training-time choice.
@@ -115,44 +173,15 @@ class Trainer:
         acc.wait_for_everyone()
         if acc.is_main_process:
             self._write_outputs(final)
-        if self.config.log_with:
+        if cfg.log_with:
             acc.end_training()
         return final
 
     def save_checkpoint(self) -> Path:
-        """Write a resumable checkpoint (models, optimizers, EMA, RNG, progress) atomically."""
-        # Not Accelerate's rotation (ProjectConfiguration(automatic_checkpoint_naming=True,
-        # total_limit=K)): save_state then deletes the oldest checkpoints *before* writing the new
-        # one, and writes it in place under its final name (accelerate 1.15, Accelerator.save_state).
-        # With K=1 a crash mid-write leaves no complete checkpoint, and with any K a half-written
-        # checkpoint_N is what load_state would resume from. Here the new one is written under a
-        # temporary name, fsynced, renamed into place, and only then are old ones removed
-        # (tests/training/test_trainer.py shows both behaviours under a failing save).
-        acc = self.accelerator
-        root = self.output_dir / CHECKPOINT_DIR
-        final = root / f"step-{self.progress.step:07d}"
-        tmp = root / f".tmp-step-{self.progress.step:07d}"
-        if acc.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)
-            root.mkdir(parents=True, exist_ok=True)
-        acc.wait_for_everyone()
-        try:
-            acc.save_state(str(tmp))
-        except OSError as exc:
-            if acc.is_main_process:
-                shutil.rmtree(tmp, ignore_errors=True)
-            raise CheckpointError(
-                f"could not write a checkpoint to {root}: {exc}; earlier checkpoints are intact"
-            ) from exc
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            _fsync_tree(tmp)  # on disk before the rename makes it the checkpoint to resume from
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(tmp, final)  # the checkpoint only exists under its real name once complete
-            for old in self._checkpoint_dirs()[: -self.config.keep_checkpoints]:
-                shutil.rmtree(old, ignore_errors=True)
-        acc.wait_for_everyone()
-        return final
+        """Write a resumable checkpoint (models, optimizers, EMA, RNG, progress, the run's
+        manifest) atomically; see :func:`augmentgen.training.checkpoint.write_checkpoint`."""
+        return write_checkpoint(self.accelerator, self.output_dir, self.progress.step,
+                                keep=self.config.keep_checkpoints, manifest=self.manifest)
 
     # ------------------------------------------------------------------ internals
     def _check_speed_options(self) -> None:
@@ -233,22 +262,73 @@ class Trainer:
         self._check_data(data)
         return acc.prepare(loader) if isinstance(loader, torch.utils.data.DataLoader) else loader
 
-    def _start(self, resume: bool) -> None:
-        """Load the newest checkpoint (``resume``) or refuse to overwrite one; open the trackers."""
+    def _start(self, resume: bool, overwrite: bool) -> None:
+        """Clear the folder (``overwrite``) or load the newest good checkpoint (``resume``); open the trackers."""
         acc, cfg = self.accelerator, self.config
+        resume = prepare_run_folder(self.output_dir, resume=resume, overwrite=overwrite, steps=cfg.steps,
+                                    is_main_process=acc.is_main_process)
+        acc.wait_for_everyone()
         if resume:
             # No rescaling here: the optimizers' state in the checkpoint already holds the rates
             # times progress.lr_scale (set together by _rollback), so load_state restores both.
-            self._load_latest_checkpoint()
-        elif acc.is_main_process and self._checkpoint_dirs():
-            raise CheckpointError(
-                f"{self.output_dir} already holds checkpoints; pass resume=True (--resume) to "
-                "continue that run, or choose another output folder"
-            )
+            load_newest_checkpoint(acc, self.output_dir)
         if acc.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             if cfg.log_with:
                 acc.init_trackers("augmentgen", config={**self.model_config.to_dict(), **cfg.to_dict()})
+
+    def _build_or_explain(self, resume: bool) -> ConditionalGenerator:
+        """:meth:`_build`, turning a failed allocation (a width far too large) into a ConfigError."""
+        try:
+            return self._build(resume)
+        except (RuntimeError, MemoryError, TypeError) as exc:
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if not (isinstance(exc, MemoryError) or "alloc" in text.lower() or "overflow" in text.lower()):
+                raise
+            config = self.model_config
+            defaults = {f.name: f.default for f in dataclasses.fields(config)}
+            # The families' layer-size fields: *_width, *_hidden, ddpm's block_out_channels.
+            widths = {k: v for k, v in config.to_dict().items() if k.endswith(("_width", "_hidden", "out_channels"))}
+            fix = " ".join(shlex.quote(f"--set={k}={json.dumps(defaults[k])}") for k in widths)
+            sizes = ", ".join(f"{k}={v}" for k, v in widths.items()) or "its layer sizes"
+            raise ConfigError(
+                f"could not allocate the {config.family} model ({text[:160]}): {sizes} are too large for this "
+                f"machine's memory; lower them, e.g. to the defaults with {fix or '--set'} (the same names in "
+                "model_config=)"
+            ) from exc
+
+    def _describe_run(self, data) -> dict:
+        """The manifest every checkpoint records, which a resume must match."""
+        training = self.config.to_dict()
+        return {"model": config_to_dict(self.model_config),
+                "training": {k: training[k] for k in RESUME_FIELDS},
+                "data": describe_data(data, self.model_config)}
+
+    def _print_summary(self, data, resume: bool) -> None:
+        """What is about to be trained, printed once before the first step (like accelerate's examples)."""
+        acc, cfg, config, described = self.accelerator, self.config, self.model_config, self.manifest["data"]
+        if not acc.is_main_process:
+            return
+        names = config.class_names or [str(i) for i in range(config.num_classes)]
+        shown = ", ".join(names[:20]) + (f", ... ({len(names) - 20} more)" if len(names) > 20 else "")
+        source = described["source"] or type(data).__name__
+        if str(source).startswith("fashion-mnist-small"):
+            source += "  <- the embedded 500-image DEMO set, not your data (pass --data / data=)"
+        examples = described["examples"] if described["examples"] is not None else "unknown (an iterable)"
+        c, h, w = config.image_shape
+        precision = "" if acc.mixed_precision == "no" else f", {acc.mixed_precision} mixed precision"
+        resumed = f" (resuming at step {self.progress.step})" if resume else ""
+        print("\n".join([
+            f"***** augmentgen: training {config.family} *****",
+            f"  data:       {source}",
+            f"  examples:   {examples}",
+            f"  classes:    {config.num_classes}: {shown}",
+            f"  image size: {h}x{w}, {c} channel{'s' if c > 1 else ''}",
+            f"  batch size: {cfg.batch_size} per process x {acc.num_processes} process(es)",
+            f"  steps:      {cfg.steps}{resumed}",
+            f"  device:     {acc.device}{precision}",
+            f"  output:     {self.output_dir}",
+        ]), flush=True)
 
     def _train(self, loader, plain_generator: ConditionalGenerator) -> None:
         """The loop. Losses stay on the device; the host reads them only at a check step."""
@@ -260,29 +340,54 @@ class Trainer:
                    mininterval=0.1 if sys.stderr.isatty() else 30.0)
         start = time.perf_counter() - self.progress.train_seconds
         pending: list[dict[str, torch.Tensor]] = []  # the losses of the steps since the last check
-        while self.progress.step < cfg.steps:
-            pending.append(self._train_step(*next(batches), plain_generator))
-            bar.update(1)
-            s = self.progress.step
-            if not self._is_check_step(s):
-                continue
-            values = self._read_losses(pending, plain_generator)
-            pending = []
-            if values is None:  # diverged and rolled back
-                batches = self._batches(loader, start=self.progress.step)
-                bar.n = self.progress.step
-                continue
-            self.progress.train_seconds = time.perf_counter() - start
-            if s % cfg.log_every == 0 or s == cfg.steps:
-                self._log(values, s, bar)
-            if cfg.sample_every and s % cfg.sample_every == 0 and s < cfg.steps:
-                self._write_grid(self.ema.module if self.ema is not None else plain_generator,
-                                 f"samples/step-{s:07d}.png")
-            if cfg.checkpoint_every and s % cfg.checkpoint_every == 0 and s < cfg.steps:
+        with _StopRequest() as stop:
+            while self.progress.step < cfg.steps:
+                pending.append(self._train_step(*next(batches), plain_generator))
+                bar.update(1)
+                s = self.progress.step
+                if self._stop_requested(stop, s):
+                    bar.close()
+                    self._stop(pending, plain_generator, start)
+                if not self._is_check_step(s):
+                    continue
+                values = self._read_losses(pending, plain_generator)
+                pending = []
+                if values is None:  # diverged and rolled back
+                    batches = self._batches(loader, start=self.progress.step)
+                    bar.n = self.progress.step
+                    continue
                 self.progress.train_seconds = time.perf_counter() - start
-                self.save_checkpoint()
+                if s % cfg.log_every == 0 or s == cfg.steps:
+                    self._log(values, s, bar)
+                if cfg.sample_every and s % cfg.sample_every == 0 and s < cfg.steps:
+                    self._write_grid(self.ema.module if self.ema is not None else plain_generator,
+                                     f"samples/step-{s:07d}.png")
+                # The last step too: a finished run can be resumed to train further (more steps).
+                if cfg.checkpoint_every and (s % cfg.checkpoint_every == 0 or s == cfg.steps):
+                    self.save_checkpoint()
         bar.close()
         self.progress.train_seconds = time.perf_counter() - start
+
+    def _stop_requested(self, stop: _StopRequest, s: int) -> bool:
+        """Whether Ctrl-C was pressed; with several processes, on any of them (decided together
+        at check steps, so that every rank stops at the same step)."""
+        acc = self.accelerator
+        if acc.num_processes == 1:
+            return stop.requested
+        if not self._is_check_step(s):
+            return False
+        flag = torch.tensor(float(stop.requested), device=acc.device)
+        return bool(acc.reduce(flag, reduction="sum").item() > 0)
+
+    def _stop(self, pending: list[dict[str, torch.Tensor]], generator: ConditionalGenerator, start: float) -> None:
+        """After Ctrl-C: check the pending steps, checkpoint the current one, raise TrainingInterrupted."""
+        values = self._read_losses(pending, generator) if pending else {}
+        self.progress.train_seconds = time.perf_counter() - start
+        # A divergence rolled back (values None) already left the state of the newest checkpoint.
+        path = self.save_checkpoint() if values is not None else checkpoint_dirs(self.output_dir)[-1]
+        if self.config.log_with:
+            self.accelerator.end_training()
+        raise TrainingInterrupted(self.progress.step, path, self.output_dir)
 
     def _train_step(self, real_images: torch.Tensor, labels: torch.Tensor,
                     plain_generator: ConditionalGenerator) -> dict[str, torch.Tensor]:
@@ -333,7 +438,7 @@ class Trainer:
         what = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
         if bad is None:
             what += ", with non-finite generator parameters"
-        if self.config.on_divergence == "rollback" and self._checkpoint_dirs():
+        if self.config.on_divergence == "rollback" and checkpoint_dirs(self.output_dir):
             self._rollback(bad_step, what)
             return None
         raise TrainingDivergedError(
@@ -450,7 +555,7 @@ class Trainer:
             epoch, skip = epoch + 1, 0
 
     def _rollback(self, bad_step: int, what: str) -> None:
-        self._load_latest_checkpoint()
+        load_newest_checkpoint(self.accelerator, self.output_dir)
         self.progress.lr_scale *= 0.5
         for opt in self.step.optimizers():
             _scale_lr(opt, 0.5)
@@ -459,20 +564,6 @@ class Trainer:
             f"rolled back to step {self.progress.step} with learning rates x{self.progress.lr_scale:g}",
             stacklevel=3,
         )
-
-    def _checkpoint_dirs(self) -> list[Path]:
-        root = self.output_dir / CHECKPOINT_DIR
-        if not root.is_dir():
-            return []
-        return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-"))
-
-    def _load_latest_checkpoint(self) -> None:
-        dirs = self._checkpoint_dirs()
-        if not dirs:
-            raise CheckpointError(f"nothing to resume: no checkpoints in {self.output_dir / CHECKPOINT_DIR}")
-        # Accelerate's RNG / optimizer files are its own pickles; they are only ever read from
-        # the user's own output folder, never from a downloaded model.
-        self.accelerator.load_state(str(dirs[-1]))
 
     def _write_grid(self, generator: ConditionalGenerator, name: str) -> Path | None:
         if not self.accelerator.is_main_process:
@@ -496,7 +587,8 @@ class Trainer:
             "images_per_second": round(self.progress.images_seen / max(self.progress.train_seconds, 1e-9), 1),
             "steps_per_second": round(self.progress.step / max(self.progress.train_seconds, 1e-9), 3),
             "num_processes": self.accelerator.num_processes,
-            "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "command": self.command or default_command(),
+            "data": self.manifest.get("data"),
             "training_config": self.config.to_dict(),
             "sample_grid": grid.name if grid else None,
             "history": self.history,
@@ -527,18 +619,6 @@ def _warn_if_collapsed(images: torch.Tensor, labels: torch.Tensor, names: list[s
         )
 
 
-def _fsync_tree(directory: Path) -> None:
-    for path in directory.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _set_optimizer_kernel(optimizer: torch.optim.Optimizer, kernel: str) -> None:
     """Switch ``optimizer`` (before its first step) to its ``"foreach"`` or ``"fused"`` implementation.
 
@@ -557,77 +637,51 @@ def _set_optimizer_kernel(optimizer: torch.optim.Optimizer, kernel: str) -> None
                 group[flag] = flag == kernel
 
 
-class GeneratorEMA(nn.Module):
-    """Exponential moving average of a generator's parameters and floating-point buffers.
+def describe_data(data, model_config: GeneratorConfig) -> dict:
+    """Source, size, classes, image shape and (for :class:`LabelledImages`) a sha256 fingerprint
+    of ``data``: what a resumed run's data must repeat. Hashing is cheap next to training (about
+    0.2 s for MNIST's 47 MB)."""
+    if isinstance(data, LabelledImages):
+        digest = hashlib.sha256(np.ascontiguousarray(data.images.numpy()).data)
+        digest.update(np.ascontiguousarray(data.labels.numpy()).data)
+        return {"source": data.source, "examples": len(data), "class_names": data.class_names,
+                "num_classes": data.num_classes, "image_shape": list(data.image_shape),
+                "fingerprint": digest.hexdigest()}
+    try:
+        examples = len(getattr(data, "dataset", data))
+    except TypeError:
+        examples = None
+    return {"source": type(data).__name__, "examples": examples, "class_names": model_config.class_names,
+            "num_classes": model_config.num_classes, "image_shape": list(model_config.image_shape),
+            "fingerprint": None}
 
-    The update of ``AveragedModel(model, multi_avg_fn=ema_with_warmup(decay), use_buffers=True)``
-    (the first update copies, the n-th then moves by ``1 - min(decay, (1 + n) / (10 + n))``),
-    as one ``torch._foreach_lerp_`` and without a host sync: the update count is kept on the host
-    (``AveragedModel`` reads its count tensor back twice per update). Integer buffers (batch
-    norm's ``num_batches_tracked``) are copied. The state dict is ``AveragedModel``'s
-    (``n_averaged``, ``module.*``), so checkpoints written before issue 17 load unchanged.
 
-    Args:
-        model: the generator to average (deep-copied into :attr:`module`).
-        decay: the decay once warmed up, in [0, 1).
+class _StopRequest:
+    """Turns the first Ctrl-C (SIGINT) into a request that the loop honours after the current step.
+
+    Stopping inside a step would checkpoint a half-updated model (a discriminator updated, its
+    generator not). A second Ctrl-C interrupts at once, as usual. Installed only from the main
+    thread (where Python delivers signals) and not where SIGINT is ignored (background jobs).
     """
 
-    def __init__(self, model: nn.Module, decay: float):
-        super().__init__()
-        self.module = copy.deepcopy(model)
-        self.decay = decay
-        device = next(model.parameters()).device
-        self.register_buffer("n_averaged", torch.tensor(0, dtype=torch.long, device=device))
-        self._updates = 0  # host copy of n_averaged
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+        self._installed = False
 
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        """Move the average towards ``model``'s current parameters and buffers."""
-        floating, current, integer, integer_current = [], [], [], []
-        for a, c in zip([*self.module.parameters(), *self.module.buffers()], [*model.parameters(), *model.buffers()]):
-            if a.is_floating_point():
-                floating.append(a.detach())
-                current.append(c.detach())
-            else:
-                integer.append(a)
-                integer_current.append(c)
-        n = self._updates
-        if n == 0:
-            torch._foreach_copy_(floating, current)
-        else:
-            torch._foreach_lerp_(floating, current, 1.0 - min(self.decay, (1.0 + n) / (10.0 + n)))
-        if integer:
-            torch._foreach_copy_(integer, integer_current)
-        self._updates = n + 1
-        self.n_averaged.fill_(self._updates)
+    def __enter__(self) -> _StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+            if previous is not signal.SIG_IGN:
+                self._previous = previous
+                signal.signal(signal.SIGINT, self._handle)
+                self._installed = True
+        return self
 
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
-        self._updates = int(self.n_averaged)  # once per load, not per step
-        return result
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
-
-def ema_with_warmup(decay: float):
-    """EMA update for ``AveragedModel`` whose decay ramps up as ``min(decay, (1 + n) / (10 + n))``.
-
-    A fixed 0.999 would keep 37% of the random initialisation after 1000 updates: short runs
-    on small datasets (the common case here) would sample from a half-trained average. The
-    trainer applies the same formula with :class:`GeneratorEMA`; this is its reference.
-    """
-
-    @torch.no_grad()
-    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
-        # The weight stays a device tensor: no host sync per step.
-        n = num_averaged.to(torch.float32)
-        weight = 1.0 - torch.clamp((1.0 + n) / (10.0 + n), max=decay)
-        floating = [(a, c) for a, c in zip(averaged, current) if a.is_floating_point()]
-        if floating:
-            a, c = (list(t) for t in zip(*floating))
-            step = torch._foreach_sub(c, a)
-            torch._foreach_mul_(step, weight.to(a[0].device))
-            torch._foreach_add_(a, step)
-        for a, c in zip(averaged, current):
-            if not a.is_floating_point():  # e.g. BatchNorm's num_batches_tracked
-                a.copy_(c)
-
-    return update
+    def __exit__(self, *exc_info) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.default_int_handler)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -81,14 +82,16 @@ def test_two_processes_write_once_resume_and_count_steps_like_one(tmp_path, data
     first = subprocess.run(train_command(data_file, out, "--steps", "3", "--checkpoint-every", "2",
                                          launcher=two_ranks), capture_output=True, text=True, timeout=240, env=env_two)
     assert first.returncode == 0, first.stderr[-3000:]
-    (out / "model.safetensors").unlink()  # as if stopped after the checkpoint, before the end
+    # As if stopped after the step-2 checkpoint, before the end (the last step is checkpointed too).
+    (out / "model.safetensors").unlink()
+    shutil.rmtree(out / "checkpoints" / "step-0000003")
     second = subprocess.run(train_command(data_file, out, "--steps", "5", "--checkpoint-every", "2", "--resume",
                                           launcher=two_ranks), capture_output=True, text=True, timeout=240, env=env_two)
     assert second.returncode == 0, second.stderr[-3000:]
     summary = json.loads((out / "training.json").read_text())
     assert summary["num_processes"] == 2 and summary["steps"] == 5
     assert second.stdout.count("weights:") == 1  # reported by the main process only
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000002", "step-0000004"]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000004", "step-0000005"]
 
     one = tmp_path / "one"
     run(train_command(data_file, one, "--steps", "5", "--checkpoint-every", "2"))

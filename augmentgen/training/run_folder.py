@@ -1,0 +1,192 @@
+"""The output folder of a run: what a new run, ``overwrite`` and ``resume`` may do with it.
+
+The rules, checked before any data is loaded or any model built:
+
+- a folder holding a trained model or a run (``model.safetensors``, ``config.json``,
+  ``training.json`` or ``checkpoints/``) is never trained over silently: a new run needs
+  ``overwrite`` (which first clears that folder's previous outputs, and only those) or
+  ``resume``;
+- ``resume`` never moves a run backwards, and continues only the same run: the same data and
+  the same config as its newest checkpoint's manifest records;
+- a run killed while writing its first checkpoint left only a partial ``.tmp-step-*`` folder:
+  ``resume`` removes it and starts a new run, with a warning.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from ..errors import CheckpointError, ConfigError, DataError
+from .checkpoint import CHECKPOINT_DIR, checkpoint_dirs, checkpoint_step, partial_checkpoints
+
+#: What a run writes into its folder; ``overwrite`` removes these and nothing else.
+RUN_OUTPUTS = ("model.safetensors", "config.json", "training.json", "samples.png", "samples", CHECKPOINT_DIR,
+               "logs", "eval.json", "eval.png")
+#: The outputs that mean the folder holds a model or a run that must not be lost.
+_RUN_MARKERS = ("model.safetensors", "config.json", "training.json", CHECKPOINT_DIR)
+#: TrainingConfig fields a resumed run must repeat: they decide the data order (seed,
+#: batch_size), the EMA, and the weights and param groups a checkpoint holds.
+RESUME_FIELDS = ("seed", "batch_size", "ema_decay", "init_from", "freeze_discriminator_layers", "transfer_lr_scale")
+#: Model config fields that come from the data; the data check reports them.
+_DATA_FIELDS = ("num_classes", "class_names", "in_channels", "image_size")
+_START_OVER = "to start a new run pass --overwrite (overwrite=True) or another --out"
+
+
+def check_writable(path: str | os.PathLike, what: str = "--out") -> None:
+    """Refuse ``path`` as an output folder when it is a file or cannot be written, before any work."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{what} {path} is an existing file, not a folder; choose a folder path")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{what} {path} cannot be created: {existing} is a file; choose another folder path")
+    try:  # os.access trusts permission bits only: a read-only filesystem or root's view needs a real write
+        fd, probe = tempfile.mkstemp(prefix=".augmentgen-write-test-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} is not writable: {exc.strerror or exc} (in {existing}); "
+                          "choose a folder you can write to") from exc
+
+
+def check_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite: bool, steps: int) -> None:
+    """Refuse what ``resume`` / ``overwrite`` / a new run may not do in ``output_dir``; changes nothing."""
+    out = Path(output_dir)
+    if resume and overwrite:
+        raise ConfigError("resume and overwrite contradict each other: --resume continues the run in "
+                          f"{out}, --overwrite deletes it; pass one of them")
+    check_writable(out)
+    held = [name for name in _RUN_MARKERS if (out / name).exists()]
+    if not resume:
+        if held and not overwrite:
+            raise CheckpointError(
+                f"{out} already holds a trained model or run ({', '.join(held)}); nothing was changed. Pass "
+                "--overwrite (overwrite=True) to start over, clearing that folder's previous outputs, --resume "
+                "(resume=True) to continue its run, or choose another --out"
+            )
+        return
+    complete = checkpoint_dirs(out)
+    if not complete and not partial_checkpoints(out):
+        trained = " It holds a model trained without checkpoints (checkpoint_every=0)." if held else ""
+        raise CheckpointError(f"nothing to resume: no checkpoints in {out / CHECKPOINT_DIR}.{trained} "
+                              "Run without --resume (resume=False) to start a new run, adding --overwrite "
+                              "to replace what the folder holds")
+    if complete and steps < checkpoint_step(complete[-1]):
+        at = checkpoint_step(complete[-1])
+        raise ConfigError(
+            f"cannot resume {out} with steps={steps}: its run is already at step {at}, and a run never moves "
+            f"backwards. Nothing was changed. To train it further, rerun with --resume --steps N for an N above "
+            f"{at} (steps=N); {_START_OVER}"
+        )
+
+
+def prepare_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite: bool, steps: int,
+                       is_main_process: bool = True) -> bool:
+    """Check ``output_dir`` (:func:`check_run_folder`), then clear it for ``overwrite`` and remove
+    partial checkpoints for ``resume``. Returns whether there is a checkpoint to resume from."""
+    out = Path(output_dir)
+    check_run_folder(out, resume=resume, overwrite=overwrite, steps=steps)
+    if overwrite and is_main_process:
+        for name in RUN_OUTPUTS:
+            target = out / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+    if not resume:
+        return False
+    partial = partial_checkpoints(out)
+    if is_main_process:
+        for path in partial:  # never resumable: their writer died before the rename
+            shutil.rmtree(path, ignore_errors=True)
+    if checkpoint_dirs(out):
+        return True
+    if is_main_process:
+        warnings.warn(f"{out} holds no complete checkpoint: its run stopped while writing its first one. "
+                      f"Removed the partial {', '.join(p.name for p in partial)} and started a new run",
+                      stacklevel=3)
+    return False
+
+
+def check_resume_matches(output_dir: str | os.PathLike, saved: dict[str, Any], now: dict[str, Any]) -> None:
+    """Refuse to resume the run whose checkpoint manifest is ``saved`` with the data and config ``now``."""
+    data = _data_differences(saved.get("data") or {}, now["data"])
+    if data:
+        raise DataError(_refusal(output_dir, data, "the same --data (and --per-class / --imbalance / --seed) "
+                                                   "as the run was trained on"))
+    old_model, new_model = saved.get("model") or {}, now["model"]
+    config: list[tuple[str, Any, Any]] = []
+    fixes: list[str] = []
+    if old_model.get("family", new_model["family"]) != new_model["family"]:
+        config.append(("the model family", old_model["family"], new_model["family"]))
+        fixes.append(f"--model {old_model['family']}")
+    else:
+        for key in sorted(set(old_model) - {"family", *_DATA_FIELDS}):
+            if key in new_model and old_model[key] != new_model[key]:
+                config.append((key, old_model[key], new_model[key]))
+                value = old_model[key] if isinstance(old_model[key], str) else _json(old_model[key])
+                fixes.append(shlex.join(["--set", f"{key}={value}"]))
+    for key in RESUME_FIELDS:
+        old, new = (saved.get("training") or {}).get(key, now["training"][key]), now["training"][key]
+        if old != new:
+            config.append((key, old, new))
+            flag = "--" + key.replace("_", "-")
+            fixes.append(f"{flag} {shlex.quote(str(old))}" if old is not None else f"no {flag}")
+    if config:
+        raise ConfigError(_refusal(output_dir, config, " ".join(fixes) + " (the same names in Python)"))
+
+
+def _data_differences(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
+    differences = []
+    for key, what in (("class_names", "the class names"), ("num_classes", "the number of classes"),
+                      ("image_shape", "the image shape (C, H, W)"), ("fingerprint", "the data's fingerprint")):
+        if old.get(key) is not None and new.get(key) is not None and old[key] != new[key]:
+            differences.append((what, old[key], new[key]))
+    if differences and old.get("examples") != new.get("examples"):
+        differences.append(("the number of examples", old.get("examples"), new.get("examples")))
+    return differences
+
+
+def _refusal(output_dir, differences: list[tuple[str, Any, Any]], fix: str) -> str:
+    what = "; ".join(f"{name} is {_show(old)} there but {_show(new)} now" for name, old, new in differences)
+    return (f"cannot resume {output_dir}: {what}. Nothing was changed. To resume, rerun with {fix}; "
+            f"{_START_OVER}")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str) and len(value) == 64:  # a sha256: its head is enough to tell them apart
+        return repr(value[:12] + "...")
+    if isinstance(value, list) and len(value) > 6:
+        return repr(value[:6])[:-1] + ", ...]"
+    return repr(value)
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+def default_command(argv: list[str] | None = None) -> str:
+    """The command line that reruns this process, with the program name normalised.
+
+    ``python -m augmentgen``, ``accelerate launch -m augmentgen`` and the ``augmentgen`` script
+    all become ``augmentgen ...``; a script of the user's becomes ``python script.py ...``.
+    """
+    argv = list(sys.argv if argv is None else argv)
+    program = Path(argv[0]) if argv else Path("python")
+    if program.name in ("augmentgen", "augmentgen.exe") or (program.name == "__main__.py"
+                                                          and program.parent.name == "augmentgen"):
+        head = ["augmentgen"]
+    else:
+        head = ["python", argv[0]] if argv else ["python"]
+    return shlex.join([*head, *argv[1:]])

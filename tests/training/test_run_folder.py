@@ -1,0 +1,224 @@
+"""Issue 28: a user's work is never lost or mixed up (the output folder, resume, Ctrl-C).
+
+Tiny cgan runs of a few steps on synthetic 28x28 images: seconds each on a CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+import torch
+
+from augmentgen.errors import CheckpointError, ConfigError, DataError
+from augmentgen.families.gan import GANStep
+from augmentgen.hub import load_generator
+from augmentgen.models import build_config
+from augmentgen.training import Trainer, TrainingConfig, TrainingInterrupted
+from augmentgen.training.run_folder import check_writable, default_command
+from tests.conftest import TINY_GAN, make_images
+
+
+def tiny_config(data, family="cgan", **overrides):
+    return build_config(family, num_classes=data.num_classes, class_names=data.class_names,
+                        **{**TINY_GAN, **overrides})
+
+
+def tiny_training(**overrides):
+    values = dict(steps=6, batch_size=8, checkpoint_every=3, sample_every=0, samples_per_class=2, log_every=1, seed=0)
+    return TrainingConfig(**{**values, **overrides})
+
+
+def fit(out, data, *, config=None, resume=False, overwrite=False, **training):
+    trainer = Trainer(config or tiny_config(data), tiny_training(**training), out)
+    return trainer, trainer.fit(data, resume=resume, overwrite=overwrite)
+
+
+def steps_of(out):
+    return sorted(p.name for p in (out / "checkpoints").iterdir())
+
+
+def assert_same_weights(a, b):
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        torch.testing.assert_close(x, y, rtol=0, atol=0, msg=name)
+
+
+# ---------------------------------------------------------------- a finished run is never overwritten
+def test_a_folder_holding_a_model_is_refused_without_overwrite_or_resume(tmp_path, tiny_data):
+    # Today's code only refused folders with checkpoints: a run with checkpoint_every=0 was replaced.
+    fit(tmp_path, tiny_data, checkpoint_every=0, steps=2)
+    before = (tmp_path / "model.safetensors").read_bytes()
+    aae = build_config("aae", num_classes=3, class_names=tiny_data.class_names, encoder_width=8, decoder_width=8)
+    with pytest.raises(CheckpointError, match=r"already holds a trained model.*--overwrite.*--resume") as info:
+        fit(tmp_path, tiny_data, config=aae, steps=2)
+    assert "model.safetensors" in str(info.value) and "nothing was changed" in str(info.value)
+    assert (tmp_path / "model.safetensors").read_bytes() == before
+    assert load_generator(tmp_path).family == "cgan"
+
+
+def test_overwrite_clears_the_previous_outputs_and_only_those(tmp_path, tiny_data):
+    fit(tmp_path, tiny_data, steps=6, sample_every=3)
+    (tmp_path / "eval.json").write_text("{}")  # an evaluation of the old model
+    (tmp_path / "notes.txt").write_text("mine")  # not an output of a run
+    fit(tmp_path, tiny_data, overwrite=True, steps=2, checkpoint_every=0)
+    assert not (tmp_path / "eval.json").exists() and not (tmp_path / "checkpoints").exists()
+    assert not (tmp_path / "samples").exists()  # the old run's step grids
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assert json.loads((tmp_path / "training.json").read_text())["steps"] == 2
+
+
+def test_resume_and_overwrite_together_are_refused(tmp_path, tiny_data):
+    with pytest.raises(ConfigError, match="contradict"):
+        fit(tmp_path, tiny_data, resume=True, overwrite=True)
+
+
+def test_an_output_path_that_is_a_file_or_unwritable_is_refused_before_training(tmp_path, tiny_data, monkeypatch):
+    file = tmp_path / "file"
+    file.write_text("x")
+    with pytest.raises(ConfigError, match="is an existing file"):
+        fit(file, tiny_data)
+    with pytest.raises(ConfigError, match="is a file"):
+        check_writable(file / "run")
+
+    def read_only(*args, **kwargs):  # root ignores permission bits: simulate a read-only filesystem
+        raise OSError(30, os.strerror(30))
+
+    monkeypatch.setattr("augmentgen.training.run_folder.tempfile.mkstemp", read_only)
+    monkeypatch.setattr(GANStep, "__call__", lambda *a: pytest.fail("trained despite an unwritable --out"))
+    with pytest.raises(ConfigError, match="not writable: Read-only file system"):
+        fit(tmp_path / "run", tiny_data)
+
+
+# ---------------------------------------------------------------- resume has no holes
+def test_the_last_step_is_checkpointed_and_resuming_further_equals_one_longer_run(tmp_path, tiny_data):
+    _, straight = fit(tmp_path / "straight", tiny_data, steps=8)
+    fit(tmp_path / "extended", tiny_data, steps=5)
+    assert steps_of(tmp_path / "extended") == ["step-0000003", "step-0000005"]  # 5 is not a multiple of 3
+    trainer, extended = fit(tmp_path / "extended", tiny_data, steps=8, resume=True)
+    assert [h["step"] for h in trainer.history] == [6, 7, 8]
+    assert_same_weights(straight, extended)
+
+
+def test_resume_never_moves_a_run_backwards(tmp_path, tiny_data):
+    fit(tmp_path, tiny_data, steps=6)
+    with pytest.raises(ConfigError, match=r"already at step 6.*never moves backwards.*--steps N for an N above 6"):
+        fit(tmp_path, tiny_data, steps=3, resume=True)
+    assert steps_of(tmp_path) == ["step-0000003", "step-0000006"]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"classes": 4}, r"the class names is \[.*\] there but \[.*\] now"),
+    ({"seed": 7}, r"the data's fingerprint is '[0-9a-f]{12}\.\.\.' there but '[0-9a-f]{12}\.\.\.' now"),
+    ({"loss": "bce"}, r"loss is 'hinge' there but 'bce' now\. Nothing was changed\. To resume, rerun with "
+                      r"--set loss=hinge.*--overwrite"),
+    ({"batch_size": 4}, r"batch_size is 8 there but 4 now.*--batch-size 8"),
+    ({"family": "aae"}, r"the model family is 'cgan' there but 'aae' now.*--model cgan"),
+])
+def test_resume_with_other_data_or_another_config_is_refused(tmp_path, tiny_data, change, message):
+    fit(tmp_path, tiny_data, steps=3)
+    before = steps_of(tmp_path)
+    data = make_images(num_classes=change.get("classes", 3), seed=change.get("seed", 0))
+    config = tiny_config(data, **({"loss": change["loss"]} if "loss" in change else {}))
+    if "family" in change:
+        config = build_config("aae", num_classes=3, class_names=data.class_names, encoder_width=8, decoder_width=8)
+    error = DataError if "classes" in change or "seed" in change else ConfigError
+    with pytest.raises(error, match=message):
+        fit(tmp_path, data, config=config, resume=True, steps=6, batch_size=change.get("batch_size", 8))
+    assert steps_of(tmp_path) == before
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, tiny_data):
+    _, straight = fit(tmp_path / "straight", tiny_data, steps=9)
+    out = tmp_path / "cut"
+    fit(out, tiny_data, steps=6)
+    weights = next((out / "checkpoints" / "step-0000006").glob("model*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0xFF  # a bit flip in tensor data: safetensors itself would load it silently
+    weights.write_bytes(bytes(data))
+    with pytest.warns(UserWarning, match=r"step-0000006 is damaged: .*sha256.*resumed from .* step-0000003"):
+        trainer, resumed = fit(out, tiny_data, steps=9, resume=True)
+    assert [h["step"] for h in trainer.history] == [4, 5, 6, 7, 8, 9]
+    assert_same_weights(straight, resumed)
+
+
+def test_every_checkpoint_damaged_is_a_clear_error(tmp_path, tiny_data):
+    fit(tmp_path, tiny_data, steps=3, keep_checkpoints=1)
+    (tmp_path / "checkpoints" / "step-0000003" / "run.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match=r"no checkpoint .* can be loaded.*run.json is unreadable.*--overwrite"):
+        fit(tmp_path, tiny_data, steps=6, resume=True)
+
+
+def test_resume_after_a_kill_during_the_first_checkpoint_starts_a_new_run(tmp_path, tiny_data):
+    partial = tmp_path / "checkpoints" / ".tmp-step-0000003"
+    partial.mkdir(parents=True)
+    (partial / "model.safetensors").write_bytes(b"half")
+    with pytest.raises(CheckpointError, match="--resume"):  # not silently trained over without a flag
+        fit(tmp_path, tiny_data)
+    with pytest.warns(UserWarning, match=r"no complete checkpoint.*Removed the partial .tmp-step-0000003 and "
+                                         r"started a new run"):
+        trainer, _ = fit(tmp_path, tiny_data, resume=True)
+    assert [h["step"] for h in trainer.history] == [1, 2, 3, 4, 5, 6]
+    assert steps_of(tmp_path) == ["step-0000003", "step-0000006"]
+
+
+# ---------------------------------------------------------------- Ctrl-C
+def _sigint_at(step_number, monkeypatch):
+    original, calls = GANStep.__call__, {"n": 0}
+
+    def step(self, *args):
+        calls["n"] += 1
+        losses = original(self, *args)
+        if calls["n"] == step_number:  # in the middle of the loop, as a user's Ctrl-C would be
+            os.kill(os.getpid(), signal.SIGINT)
+        return losses
+
+    monkeypatch.setattr(GANStep, "__call__", step)
+    return original
+
+
+def test_ctrl_c_checkpoints_the_current_step_and_resumes_exactly(tmp_path, tiny_data, monkeypatch):
+    _, straight = fit(tmp_path / "straight", tiny_data, steps=6)
+    handler = signal.getsignal(signal.SIGINT)
+    original = _sigint_at(4, monkeypatch)
+    with pytest.raises(TrainingInterrupted, match="interrupted at step 4") as info:
+        fit(tmp_path / "cut", tiny_data, steps=6)
+    assert isinstance(info.value, KeyboardInterrupt) and info.value.step == 4
+    assert info.value.checkpoint.name == "step-0000004" and info.value.checkpoint.is_dir()
+    assert signal.getsignal(signal.SIGINT) is handler  # restored
+    monkeypatch.setattr(GANStep, "__call__", original)
+    _, resumed = fit(tmp_path / "cut", tiny_data, steps=6, resume=True)
+    assert_same_weights(straight, resumed)
+
+
+def test_the_recorded_command_is_one_a_user_can_rerun(tmp_path):
+    main = str(tmp_path / "site-packages" / "augmentgen" / "__main__.py")  # python -m / accelerate launch -m
+    assert default_command([main, "train", "--out", "my run"]) == "augmentgen train --out 'my run'"
+    assert default_command(["/usr/bin/augmentgen", "train"]) == "augmentgen train"
+    assert default_command(["train.py", "--lr", "1"]) == "python train.py --lr 1"
+
+
+def test_ctrl_c_in_a_real_process_exits_130_without_a_traceback(tmp_path, tiny_data):
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    np.savez(tmp_path / "tiny.npz", images=tiny_data.images.numpy(), labels=tiny_data.labels.numpy())
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "augmentgen", "train", "--data", str(tmp_path / "tiny.npz"),
+               "--out", str(tmp_path / "run"), "--steps", "100000", "--batch-size", "8", "--sample-every", "0",
+               "--checkpoint-every", "5", *[f"--set={k}={v}" for k, v in TINY_GAN.items()]]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "run" / "checkpoints" / "step-0000005").is_dir():  # well inside the loop
+        assert process.poll() is None and time.monotonic() < deadline, "training ended or never started"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "augmentgen: interrupted at step" in err
+    assert err.strip().splitlines()[-1].endswith("--resume")
+    assert any(p.name.startswith("step-") for p in (tmp_path / "run" / "checkpoints").iterdir())
