@@ -164,7 +164,8 @@ def _add_eval_command(sub) -> None:
     e.add_argument("--methods", default="plain",
                    help="comma-separated ways of using the synthetic rows, each tried at every ratio: plain, "
                         "filter (teacher filtering), soft (teacher soft labels, credited against the same "
-                        "teacher on real rows)")
+                        "teacher on real rows); with an encoder family also vary, interpolate, extrapolate "
+                        "(rows made from the batch's real rows)")
     e.add_argument("--repeats", type=int, default=1,
                    help="measure the downstream gain with N paired seeds and report its mean with a 95%% "
                         "interval (its classifiers are trained N times; 5 is the benchmark's choice)")

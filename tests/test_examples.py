@@ -16,6 +16,8 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
     ("plain_pytorch_loop.py", [], "synthetic images seen: 224"),  # 7 batches x 32 rows
     ("albumentations_pipeline.py", ["--num-workers", "2"], "test accuracy:"),
     ("hf_datasets_pipeline.py", [], "rows: 700 (200 synthetic)"),
+    ("variations.py", ["--gen-steps", "5"], "rows made from real rows: 224"),  # 7 batches x 32 rows
+    ("variations.py", ["--control"], "source=RealRowSource"),
 ])
 def test_example_runs(script, args, expected):
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "NO_ALBUMENTATIONS_UPDATE": "1",

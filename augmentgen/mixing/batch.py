@@ -727,6 +727,9 @@ class SyntheticMix:
         if self.pool is not None:
             return (f"SyntheticMix(ratio={self.ratio}, mode={self.mode!r}, balance={self.balance!r}{teacher}, "
                     f"pool={self.pool!r})")
+        if self.anchored is not None:
+            return (f"SyntheticMix(ratio={self.ratio}, mode={self.mode!r}, balance={self.balance!r}{teacher}, "
+                    f"source={self.anchored!r})")
         return (f"SyntheticMix(ratio={self.ratio}, mode={self.mode!r}, balance={self.balance!r}{temperature}"
                 f"{teacher}, generator={type(self.generator).__name__})")
 
