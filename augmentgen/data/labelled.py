@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .._images import to_signed_unit
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 
 class LabelledImages(Dataset):
@@ -94,6 +94,8 @@ class LabelledImages(Dataset):
     def loader(self, batch_size: int, *, shuffle: bool = True, drop_last: bool = True,
                seed: int | None = None, num_workers: int = 0) -> DataLoader:
         """A DataLoader of (images uint8 (B, C, H, W), labels (B,)) batches, gathered in one index."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         return DataLoader(
             self, batch_size=min(batch_size, len(self)) if drop_last else batch_size,

@@ -7,6 +7,7 @@ Hugging Face dataset (object, ``load_from_disk`` folder, or ``hf:<path>``), any 
 
 from __future__ import annotations
 
+import difflib
 import gzip
 import os
 import zipfile
@@ -17,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
+from .folder_index import read_class_index
 from .labelled import LabelledImages
 from .subsets import balanced_subset, long_tailed_subset
 
@@ -62,7 +64,8 @@ def load_data(
         split: ``"train"`` or ``"test"`` for built-in datasets.
         data_dir: folder of the built-in datasets' files (``<data_dir>/mnist/...``); defaults
             to the ``AUGMENTGEN_DATA_DIR`` environment variable.
-        per_class: keep at most this many images per class (seeded, class-balanced).
+        per_class: keep exactly this many images of every class (seeded, class-balanced); a
+            class with fewer images is a DataError naming it, never a silently smaller subset.
         imbalance: keep a long-tailed subset: class ``c`` keeps ``n_max * imbalance^(-c/(C-1))``
             images, so the rarest class has ``imbalance`` times fewer than the commonest.
         seed: seed of the subset draws.
@@ -71,6 +74,8 @@ def load_data(
         channels: convert images to this many channels (1 or 3) instead of refusing mixed
             grayscale and RGB input.
     """
+    if channels not in (None, 1, 3):
+        raise ConfigError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
     data = _load_source(source, split=split, data_dir=data_dir, image_column=image_column,
                         label_column=label_column, channels=channels)
     if imbalance is not None:
@@ -98,9 +103,12 @@ def _load_source(source, *, split, data_dir, image_column, label_column, channel
                             channels=channels)
     path = Path(spec).expanduser()
     if not path.exists():
+        close = difflib.get_close_matches(spec, list(BUILTIN_DATASETS), n=1)
         raise DataError(
             f"no data at {spec!r}: not a built-in dataset ({', '.join(BUILTIN_DATASETS)}), "
-            "and no such file or folder"
+            "and no such file or folder" + (f"; did you mean {close[0]!r}?" if close else
+                                            "; a Hugging Face dataset is read from a save_to_disk folder "
+                                            "given as hf:<folder>")
         )
     if path.is_file() and path.suffix == ".npz":
         return from_npz(path, channels=channels)
@@ -137,8 +145,10 @@ def images_to_uint8_nchw(images: np.ndarray, *, what: str = "images", channels: 
         raise DataError(f"{what} must be (N, H, W), (N, H, W, C) or (N, C, H, W); got {images.shape}")
     if images.dtype != np.uint8:
         if np.issubdtype(images.dtype, np.floating):
-            if images.size and (np.nanmin(images) < 0 or np.nanmax(images) > 1 or np.isnan(images).any()):
-                raise DataError(f"float {what} must be in [0, 1]; got values outside it")
+            check_finite(images, what)
+            if images.size and (images.min() < 0 or images.max() > 1):
+                raise DataError(f"float {what} must be in [0, 1]; got values in [{images.min():g}, "
+                                f"{images.max():g}] (scale 0-255 images by 1/255, or pass them as uint8)")
             images = np.round(images * 255).astype(np.uint8)
         elif np.issubdtype(images.dtype, np.integer):
             if images.size and (images.min() < 0 or images.max() > 255):
@@ -149,6 +159,21 @@ def images_to_uint8_nchw(images: np.ndarray, *, what: str = "images", channels: 
     if channels is not None and images.shape[1] != channels:
         images = _convert_channels(images, channels)
     return np.ascontiguousarray(images)
+
+
+def check_finite(images: np.ndarray, what: str = "images") -> None:
+    """Refuse float images (N, ...) holding NaN or infinite values, saying how many."""
+    finite = np.isfinite(images)
+    if finite.all():
+        return
+    bad_images = int((~finite.reshape(len(images), -1)).any(axis=1).sum())
+    nan, inf = int(np.isnan(images).sum()), int(np.isinf(images).sum())
+    which = f"{what} holds" if len(images) == 1 else f"{bad_images} of {len(images)} float {what} hold"
+    every = ", every value NaN" if nan == images.size else ""
+    raise DataError(
+        f"{which} non-finite values ({nan} NaN, {inf} infinite{every}); "
+        "images must be finite floats in [0, 1] or uint8: check the step that produced them "
+        "(a division by zero, a diverged model)")
 
 
 def _convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
@@ -182,6 +207,7 @@ def _image_to_hwc(image, channels: int | None) -> np.ndarray:
     if arr.ndim != 3:
         raise DataError(f"an image has shape {arr.shape}; expected (H, W), (H, W, C) or (C, H, W)")
     if np.issubdtype(arr.dtype, np.floating):
+        check_finite(arr[None], "the float image")
         if arr.size and (arr.min() < 0 or arr.max() > 1):
             raise DataError("float images must be in [0, 1] (e.g. torchvision's ToTensor output)")
         arr = np.round(arr * 255).astype(np.uint8)
@@ -203,36 +229,78 @@ def _stack_images(arrays: list[np.ndarray], *, what: str, channels: int | None) 
 
 
 # ----------------------------------------------------------------- sources
+NPZ_LAYOUT = ("arrays 'images' (uint8 0-255, or floats in [0, 1]; shaped (N, H, W), (N, H, W, C) or "
+              "(N, C, H, W)), 'labels' (N integers) and optionally 'classes' (N class names as strings), "
+              "as np.savez(path, images=..., labels=..., classes=...) writes them")
+
+
+def _npz_reason(exc: BaseException) -> str:
+    """numpy's reason for refusing a file, without its advice to allow pickles (augmentgen never unpickles)."""
+    text = str(exc) or type(exc).__name__
+    if "pickle" in text.lower():
+        return "it holds pickled Python objects, which augmentgen never loads because they can run code"
+    return text
+
+
+def _read_npz(path) -> dict[str, np.ndarray]:
+    """The ``images``, ``labels`` and ``classes`` arrays of an ``.npz``; DataError for anything else."""
+    bad = f"{path} is not a valid images/labels .npz file"
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        # np.load raises any of these for truncated, empty, pickled or non-npz files.
+        raise DataError(f"{bad} ({_npz_reason(exc)}); expected {NPZ_LAYOUT}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):  # a lone .npy array under an .npz name
+        raise DataError(f"{bad} (it is a single .npy array of shape {np.shape(archive)}); expected {NPZ_LAYOUT}")
+    with archive:
+        missing = {"images", "labels"} - set(archive.files)
+        if missing:
+            raise DataError(f"{bad} (it lacks array(s) {sorted(missing)}; it has {archive.files}); "
+                            f"expected {NPZ_LAYOUT}")
+        arrays = {}
+        for key in ("images", "labels", "classes"):
+            if key not in archive.files:
+                continue
+            try:
+                arrays[key] = archive[key]
+            except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+                raise DataError(f"{bad}: its array {key!r} is unreadable ({_npz_reason(exc)}); "
+                                f"expected {NPZ_LAYOUT}") from None
+    # Whole-number float labels are accepted (LabelledImages checks them); strings are not labels.
+    for key, kinds, what in (("labels", "iufb", "integers"), ("classes", "US", "strings")):
+        if key in arrays and arrays[key].size and arrays[key].dtype.kind not in kinds:
+            raise DataError(f"{bad}: its {key!r} array has dtype {arrays[key].dtype}, not {what}; "
+                            f"expected {NPZ_LAYOUT}")
+    return arrays
+
+
 def from_npz(path: str | os.PathLike, *, channels: int | None = None) -> LabelledImages:
     """An ``.npz`` with ``images``, ``labels`` and optionally ``classes`` (no pickle is loaded)."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = {"images", "labels"} - set(archive.files)
-            if missing:
-                raise DataError(f"{path} lacks array(s) {sorted(missing)}; it has {archive.files}")
-            images, labels = archive["images"], archive["labels"]
-            classes = [str(c) for c in archive["classes"]] if "classes" in archive.files else None
-    except DataError:
-        raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        # np.load raises any of these for truncated, empty or non-npz files.
-        raise DataError(f"cannot read {path} as an .npz file: {exc or type(exc).__name__}") from exc
-    images = images_to_uint8_nchw(images, what=f"images in {path}", channels=channels)
-    return LabelledImages(images, labels, classes, source=str(path))
+    arrays = _read_npz(path)
+    classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else None
+    images = images_to_uint8_nchw(arrays["images"], what=f"images in {path}", channels=channels)
+    return LabelledImages(images, arrays["labels"], classes, source=str(path))
 
 
 def from_image_folder(root: str | os.PathLike, *, channels: int | None = None) -> LabelledImages:
-    """A folder with one sub-folder of images per class (torchvision's ImageFolder layout)."""
+    """A folder with one sub-folder of images per class (torchvision's ImageFolder layout).
+
+    Classes are numbered in sorted folder order, as torchvision does, unless the folder has a
+    ``classes.json`` (what :func:`~augmentgen.mixing.write_samples` writes): then its class order
+    and original names (``"T-shirt/top"`` for ``00_T-shirt_top``) are used.
+    """
     from PIL import Image, UnidentifiedImageError
     from torchvision.datasets.folder import make_dataset
 
     root = Path(root)
     # torchvision's find_classes would also take hidden folders (.ipynb_checkpoints) as classes.
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
         raise DataError(f"{root} has no class sub-folders (expected {root}/<class>/<image>.png)")
+    index = read_class_index(root, folders)
+    folders, classes = index if index is not None else (folders, folders)
     try:
-        samples = make_dataset(str(root), {name: i for i, name in enumerate(classes)},
+        samples = make_dataset(str(root), {name: i for i, name in enumerate(folders)},
                                extensions=tuple(IMAGE_SUFFIXES))
     except FileNotFoundError as exc:  # a class folder without images
         raise DataError(f"{exc}; every class folder needs at least one image "
@@ -244,6 +312,8 @@ def from_image_folder(root: str | os.PathLike, *, channels: int | None = None) -
                 arrays.append(_image_to_hwc(image, channels))
         except (UnidentifiedImageError, OSError) as exc:
             raise DataError(f"cannot read image {file}: {exc}") from exc
+        except DataError as exc:
+            raise DataError(f"image {file}: {exc}") from None
     images = _stack_images(arrays, what=f"images in {root}", channels=channels)
     return LabelledImages(images, [label for _, label in samples], classes, source=str(root))
 
@@ -255,7 +325,10 @@ def from_torch_dataset(dataset, *, channels: int | None = None) -> LabelledImage
         item = dataset[i]
         if not isinstance(item, (tuple, list)) or len(item) < 2:
             raise DataError(f"dataset item {i} is a {type(item).__name__}; expected (image, label)")
-        arrays.append(_image_to_hwc(item[0], channels))
+        try:
+            arrays.append(_image_to_hwc(item[0], channels))
+        except DataError as exc:
+            raise DataError(f"dataset item {i}: {exc}") from None
         labels.append(item[1] if not isinstance(item[1], torch.Tensor) else item[1].item())
     if not arrays:
         raise DataError("the dataset is empty")
@@ -269,12 +342,25 @@ def _is_hf_dataset(obj) -> bool:
 
 
 def from_hf_disk(path, **kwargs) -> LabelledImages:
+    """A Hugging Face dataset saved with ``save_to_disk`` (a ``Dataset`` or ``DatasetDict`` folder).
+
+    Only local folders are read: augmentgen never downloads, so a hub id (``hf:user/name``) is
+    refused with the ``save_to_disk`` step that makes it local.
+    """
     import datasets
 
+    folder = Path(str(path)).expanduser()
+    if not folder.is_dir():
+        raise DataError(
+            f"hf:{path} is not a local folder: augmentgen reads Hugging Face datasets only from disk "
+            "and never downloads them. Where the hub is reachable, save it once with "
+            f"datasets.load_dataset({str(path)!r}).save_to_disk('some/folder'), then pass "
+            "'hf:some/folder' (or load it yourself and pass the Dataset object)")
     try:
-        ds = datasets.load_from_disk(str(path))
+        ds = datasets.load_from_disk(str(folder))
     except (FileNotFoundError, ValueError) as exc:
-        raise DataError(f"cannot load a Hugging Face dataset from {path}: {exc}") from exc
+        raise DataError(f"{folder} is a folder but not a dataset written by save_to_disk ({exc}); "
+                        "point at the folder save_to_disk wrote, or at one split's folder in it") from None
     if isinstance(ds, datasets.DatasetDict):
         if "train" not in ds:
             raise DataError(f"{path} holds splits {list(ds)}; point at one split's folder")
@@ -308,20 +394,29 @@ def from_hf_dataset(ds, *, image_column: str | None = None, label_column: str | 
     import datasets
 
     columns = list(ds.column_names)
+    for given, role in ((image_column, "image_column"), (label_column, "label_column")):
+        if given is not None and given not in columns:
+            close = difflib.get_close_matches(given, columns, n=1)
+            raise DataError(f"{role}={given!r} is not a column of the dataset; its columns are {columns}"
+                            + (f"; did you mean {close[0]!r}?" if close else ""))
     image_column = image_column or next((c for c in ("image", "img") if c in columns), None)
     label_column = label_column or next((c for c in ("label", "labels") if c in columns), None)
-    if image_column not in columns or label_column not in columns:
+    if image_column is None or label_column is None:
         raise DataError(
-            f"cannot find the image and label columns among {columns}; "
-            "pass image_column=... and label_column=..."
+            f"cannot find the {'image' if image_column is None else 'label'} column among {columns} "
+            "(looked for image/img and label/labels); pass image_column=... and label_column=..."
         )
     feature = ds.features[label_column]
     names = list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
+    labels = np.asarray(ds[label_column])
+    if labels.dtype.kind not in "iufb":
+        raise DataError(f"the label column {label_column!r} holds {feature} values, not class indices; "
+                        f"encode it first: ds = ds.class_encode_column({label_column!r})")
     arrays = [_image_to_hwc(img, channels) for img in ds[image_column]]
     if not arrays:
         raise DataError("the Hugging Face dataset is empty")
     images = _stack_images(arrays, what="dataset images", channels=channels)
-    return LabelledImages(images, np.asarray(ds[label_column]), names, source="hf")
+    return LabelledImages(images, labels, names, source="hf")
 
 
 # ----------------------------------------------------------------- built-ins

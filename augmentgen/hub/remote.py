@@ -8,6 +8,7 @@ only has those is refused with an explanation instead of being fetched.
 
 from __future__ import annotations
 
+import difflib
 import os
 import shutil
 import tempfile
@@ -25,7 +26,7 @@ from ..errors import CheckpointError
 from ..models.base import ConditionalGenerator
 from .card import CARD_NAME, render_model_card
 from .serialization import CONFIG_NAME, REFUSED_SUFFIXES, WEIGHTS_NAME, load_generator, save_pretrained
-from .zoo import resolve_shipped
+from .zoo import resolve_shipped, zoo_ids
 
 # Everything a published generator consists of; nothing else is downloaded or uploaded.
 HUB_FILES = [CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, "*.png"]
@@ -58,7 +59,10 @@ def from_pretrained(
 
     Raises:
         CheckpointError: nothing loadable there (missing, offline and not cached, unknown
-            revision, pickle-only repo, corrupted or mismatched files), with the reason.
+            revision, pickle-only repo, corrupted or mismatched files), with the reason. When
+            the name is neither a local folder nor a zoo model, the message says that first,
+            with the known zoo ids and close matches ("did you mean ...?"), then what the hub
+            said; a name written as a path (``./runs/x``, ``/abs/x``) never reaches the hub.
     """
     path = Path(repo_id_or_dir).expanduser()
     if path.is_dir():
@@ -69,12 +73,52 @@ def from_pretrained(
         raise CheckpointError(f"{path} is a file; pass the folder that holds {CONFIG_NAME} and {WEIGHTS_NAME}")
     repo_id = str(repo_id_or_dir)
     if path.exists() or repo_id.startswith((".", "/", "~")) or repo_id.count("/") > 1 or os.sep + os.sep in repo_id:
-        raise CheckpointError(f"no saved generator folder at {path}")
+        # Written as a path, so never a hub id: no network attempt, and no network error to report.
+        raise CheckpointError(_nothing_named(repo_id, path, zoo=False) + "; pass the folder that "
+                              "save_pretrained or `augmentgen train --out` wrote")
     if revision is None and (shipped := resolve_shipped(repo_id)) is not None:
         return load_generator(shipped, device=device)
-    folder = download(repo_id, revision=revision, cache_dir=cache_dir, token=token,
-                      local_files_only=local_files_only)
+    try:
+        folder = download(repo_id, revision=revision, cache_dir=cache_dir, token=token,
+                          local_files_only=local_files_only)
+    except _RepoUnavailable as exc:
+        # The likelier mistake first (a typo in a folder or zoo name), then what the hub said.
+        hint = _nothing_named(repo_id, path)
+        raise CheckpointError(f"{hint}{' ' if hint.endswith('?') else '. '}As a hub repo: {exc}") from exc
     return load_generator(folder, device=device)
+
+
+class _RepoUnavailable(CheckpointError):
+    """The hub has no such repo, or it could not be asked: the id may be a mistyped folder or zoo id."""
+
+
+def _model_folders_beside(path: Path) -> dict[str, str]:
+    """Saved generator folders next to where ``path`` points, as the user would type them."""
+    parent = path.parent if str(path.parent) not in ("", ".") else Path(".")
+    try:
+        entries = sorted(parent.iterdir())[:500] if parent.is_dir() else []
+    except OSError:
+        return {}
+    typed_parent = "" if str(path.parent) in ("", ".") else str(path.parent) + "/"
+    return {typed_parent + p.name: typed_parent + p.name for p in entries
+            if not p.name.startswith(".") and (p / CONFIG_NAME).is_file()}
+
+
+def _nothing_named(repo_id: str, path: Path, *, zoo: bool = True) -> str:
+    """'no local folder X and no zoo model named X; known zoo ids: ...; did you mean ...?'
+
+    With ``zoo=False`` (``repo_id`` is written as a path) the zoo is only named in suggestions.
+    """
+    ids = zoo_ids()
+    candidates = {**{i: i for i in ids}, **{i.split("/", 1)[1]: i for i in ids}, **_model_folders_beside(path)}
+    close = difflib.get_close_matches(repo_id, list(candidates), n=3, cutoff=0.6)
+    suggestions = list(dict.fromkeys(candidates[c] for c in close))
+    guess = f"; did you mean {' or '.join(map(repr, suggestions))}?" if suggestions else ""
+    if not zoo:
+        return f"no local folder {repo_id!r} (nothing at {path.absolute()}){guess}"
+    known = f"known zoo ids: {', '.join(ids)}" if ids else "no pretrained zoo is installed here"
+    return (f"no local folder {repo_id!r} (nothing at {path.absolute()}) and no zoo model named "
+            f"{repo_id!r}; {known}{guess}")
 
 
 def download(
@@ -97,7 +141,7 @@ def download(
     try:
         validate_repo_id(repo_id)
     except hf_errors.HFValidationError as exc:
-        raise CheckpointError(f"{repo_id!r} is neither a local folder nor a valid hub repo id ({exc})") from exc
+        raise _RepoUnavailable(f"{repo_id!r} is not a valid hub repo id ({exc})") from exc
     cache = Path(cache_dir or constants.HF_HUB_CACHE).expanduser()
     entry = cache / repo_folder_name(repo_id=repo_id, repo_type="model")
     fresh = not entry.exists()
@@ -131,15 +175,15 @@ def _download_error(exc: BaseException, repo_id: str, revision: str | None, cach
     if isinstance(exc, hf_errors.RevisionNotFoundError):
         return CheckpointError(f"{repo_id} has no revision {revision!r} (branch, tag or commit) on {endpoint}")
     if isinstance(exc, hf_errors.RepositoryNotFoundError):
-        return CheckpointError(
+        return _RepoUnavailable(
             f"no model repo {repo_id!r} on {endpoint} (or it is private or gated: log in "
             "with `hf auth login` or pass token=); for a local folder, check the path")
     if isinstance(exc, (hf_errors.LocalEntryNotFoundError, hf_errors.OfflineModeIsEnabled)):
         if local_files_only or constants.is_offline_mode():
-            return CheckpointError(
+            return _RepoUnavailable(
                 f"{where} is not in the hub cache ({cache}) and downloads are off "
                 "(HF_HUB_OFFLINE=1 or local_files_only=True); download it once online, or pass a local folder")
-        return CheckpointError(
+        return _RepoUnavailable(
             f"could not reach {endpoint} to download {where}, and it is not in the hub cache "
             f"({cache}); check the connection, or pass a local folder")
     if isinstance(exc, hf_errors.HfHubHTTPError):

@@ -29,6 +29,14 @@ def _is_model_folder(path: Path) -> bool:
     return (path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file()
 
 
+def zoo_ids() -> list[str]:
+    """The ids of the shipped zoo models, sorted, without reading their cards (for suggestions)."""
+    root = pretrained_dir()
+    if not root.is_dir():
+        return []
+    return sorted(f"{ZOO_NAMESPACE}/{p.name}" for p in root.iterdir() if p.is_dir() and _is_model_folder(p))
+
+
 def list_pretrained() -> dict[str, str]:
     """The shipped pretrained generators, ``{"augmentgen/<name>": one-line description}``.
 

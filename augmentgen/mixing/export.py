@@ -1,9 +1,17 @@
-"""Writing a generator's samples to disk: a grid, an ImageFolder, an ``.npz`` or an HF dataset."""
+"""Writing a generator's samples to disk: a grid, an ImageFolder, an ``.npz`` or an HF dataset.
+
+Every format but the preview grid is written into a hidden temporary sibling of ``out`` and
+renamed into place when complete, so a crash never leaves a half-written export, and an existing
+export is never silently mixed with or replaced by a new one.
+"""
 
 from __future__ import annotations
 
 import os
-import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -11,20 +19,76 @@ import numpy as np
 import torch
 
 from .._images import save_sample_grid, to_uint8
-from ..errors import ConfigError
+from ..data.folder_index import CLASSES_FILE, class_folder_names, safe_folder_name, write_class_index
+from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, Temperature
 
 FORMATS = ("grid", "imagefolder", "npz", "hf")
+# What marks a folder as an earlier export that overwrite=True may replace.
+_EXPORT_MARKERS = {"imagefolder": (CLASSES_FILE,), "hf": ("dataset_info.json", "state.json", "dataset_dict.json")}
 
 
 def safe_class_dir(name: str) -> str:
-    """A folder name for a class name (``"T-shirt/top"`` -> ``"T-shirt_top"``)."""
-    return re.sub(r"[^\w.\- ]", "_", name).strip() or "_"
+    """A folder-safe form of a class name (``"T-shirt/top"`` -> ``"T-shirt_top"``).
+
+    The ImageFolder export prefixes it with the class index (``00_T-shirt_top``); see
+    :func:`augmentgen.data.folder_index.class_folder_names`.
+    """
+    return safe_folder_name(name)
+
+
+def _positive_int(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"{what} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _check_target(target: Path, format: str, overwrite: bool) -> None:
+    """Refuse to write where the export would mix with, or silently replace, existing files."""
+    if not target.exists() and not target.is_symlink():
+        return
+    if target.is_dir() and not target.is_symlink() and not any(target.iterdir()):
+        return  # an empty folder holds nothing to lose or mix
+    if format == "npz":
+        if target.is_file() and overwrite:
+            return
+        raise DataError(f"{target} already exists; choose another file name, or pass overwrite=True to "
+                        "replace it" if target.is_file() else f"{target} exists and is not a file; choose "
+                        "another file name")
+    if not overwrite:
+        raise DataError(f"{target} already exists and is not empty: writing there would mix these samples "
+                        "with its files. Choose another folder, or pass overwrite=True to replace an "
+                        "earlier export in it")
+    markers = _EXPORT_MARKERS[format]
+    if not target.is_dir() or target.is_symlink() or not any((target / m).is_file() for m in markers):
+        raise DataError(f"{target} is not an earlier {format} export (no {' or '.join(markers)} in it), "
+                        "so overwrite=True will not delete it; choose another folder, or remove it yourself")
+
+
+@contextmanager
+def _staged(target: Path, format: str, overwrite: bool) -> Iterator[Path]:
+    """A path to write ``target`` at, in a hidden sibling folder; moved into place on success."""
+    target = target.absolute()  # "out" or "." has no usable parent or name otherwise
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # A sibling, so the final rename stays on one file system (atomic); hidden, so readers of
+    # the parent folder (an ImageFolder of exports, a glob) never see a partial export.
+    scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
+    staged = scratch / target.name
+    try:
+        yield staged
+        _check_target(target, format, overwrite)  # again: another process may have written meanwhile
+        if target.is_dir() and not target.is_symlink() and not any(target.iterdir()):
+            target.rmdir()  # Windows cannot rename onto an empty folder
+        elif (target.exists() or target.is_symlink()) and not (target.is_file() and staged.is_file()):
+            os.replace(target, scratch / "replaced")  # removed with the scratch folder below
+        os.replace(staged, target)  # a file over a file: atomic
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def write_samples(generator: ConditionalGenerator, per_class: int, out: str | os.PathLike,
                   format: Literal["grid", "imagefolder", "npz", "hf"] = "grid", *, seed: int = 0,
-                  batch_size: int = 1024, temperature: Temperature = 1.0) -> Path:
+                  batch_size: int = 1024, temperature: Temperature = 1.0, overwrite: bool = False) -> Path:
     """Sample ``per_class`` images of every class and write them to ``out``.
 
     ``temperature`` is :meth:`ConditionalGenerator.sample`'s: below 1 concentrates each class's
@@ -32,27 +96,41 @@ def write_samples(generator: ConditionalGenerator, per_class: int, out: str | os
     ``num_classes`` floats indexed by class (``augmentgen sample --temperature``).
 
     Formats:
-        - ``grid``: one PNG, one row per class (``out`` is the file).
-        - ``imagefolder``: ``out/<class>/<class>_<i>.png`` (torchvision ``ImageFolder`` and
-          ``datasets.load_dataset("imagefolder")`` read it; note both sort folders by name).
+        - ``grid``: one PNG, one row per class (``out`` is the file; an existing one is replaced).
+        - ``imagefolder``: ``out/<index>_<class>/<index>_<class>_<i>.png`` plus ``out/classes.json``.
+          The zero-padded index prefix (``00_T-shirt_top``) makes the sorted folder order, which
+          torchvision's ``ImageFolder`` and ``datasets.load_dataset("imagefolder")`` number
+          classes by, the generator's class order; ``augmentgen.load_data(out)`` also restores
+          the original names (``"T-shirt/top"``) from ``classes.json``.
         - ``npz``: ``images`` uint8 (N, C, H, W), ``labels`` int64, ``classes`` str; readable with
-          ``augmentgen.load_data(out)``, no pickle.
+          ``augmentgen.load_data(out)``, no pickle. ``.npz`` is appended to ``out`` if missing.
         - ``hf``: ``datasets.Dataset.save_to_disk(out)`` with :func:`synthesize`'s features.
+
+    Except for the grid, the output is written into a hidden sibling of ``out`` and renamed into
+    place once complete. ``out`` must not exist yet (an empty folder is fine): an existing file
+    or non-empty folder is a :class:`~augmentgen.errors.DataError`, raised before any sampling,
+    unless ``overwrite=True``, which replaces an earlier export of the same format (never a
+    folder augmentgen did not write).
 
     Returns:
         The path written.
     """
     if format not in FORMATS:
         raise ConfigError(f"format must be one of {FORMATS}, got {format!r}")
-    if per_class < 1:
-        raise ConfigError(f"per_class must be at least 1, got {per_class}")
+    per_class = _positive_int(per_class, "per_class")
+    batch_size = _positive_int(batch_size, "batch_size")
     temperature = generator.check_temperature(temperature)  # before any file is written
-    out = Path(out)
+    out = Path(out).expanduser()
+    if format == "npz" and out.suffix != ".npz":
+        out = out.with_name(out.name + ".npz")  # what np.savez would have done
+    if format != "grid":
+        _check_target(out, format, overwrite)  # before the (possibly long) sampling
     if format == "hf":
         from .hf import synthesize
 
-        synthesize(generator, per_class, seed=seed, batch_size=batch_size,
-                   temperature=temperature).save_to_disk(str(out))
+        dataset = synthesize(generator, per_class, seed=seed, batch_size=batch_size, temperature=temperature)
+        with _staged(out, format, overwrite) as staged:
+            dataset.save_to_disk(str(staged))
         return out
     rng = torch.Generator(device=generator.device).manual_seed(seed)
     labels = torch.arange(generator.num_classes, device=generator.device).repeat_interleave(per_class)
@@ -60,19 +138,31 @@ def write_samples(generator: ConditionalGenerator, per_class: int, out: str | os
     if format == "grid":
         return save_sample_grid(fake_images, per_class, out)
     images = to_uint8(fake_images).cpu()
-    if format == "npz":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(out, images=images.numpy(), labels=labels.cpu().numpy(),
-                            classes=np.asarray(generator.class_names, dtype=str))
-        return out if out.suffix == ".npz" else out.with_name(out.name + ".npz")
+    with _staged(out, format, overwrite) as staged:
+        write = _write_npz if format == "npz" else _write_image_folder
+        write(staged, images, generator.class_names, per_class)
+    return out
+
+
+def _write_npz(path: Path, images: torch.Tensor, class_names: list[str], per_class: int) -> None:
+    """``images``, ``labels`` and ``classes`` arrays for uint8 images grouped by class."""
+    labels = np.arange(len(class_names), dtype=np.int64).repeat(per_class)
+    with open(path, "wb") as f:  # a file object: np.savez appends no suffix
+        np.savez_compressed(f, images=images.numpy(), labels=labels, classes=np.asarray(class_names, dtype=str))
+
+
+def _write_image_folder(root: Path, images: torch.Tensor, class_names: list[str], per_class: int) -> None:
+    """``root/<index>_<class>/*.png`` and ``root/classes.json`` for uint8 images grouped by class."""
     from PIL import Image
 
+    folders = class_folder_names(class_names)
+    width = max(5, len(str(per_class - 1)))
     arrays = images.permute(0, 2, 3, 1).numpy()
-    for k, name in enumerate(generator.class_names):
-        folder = out / safe_class_dir(name)
-        folder.mkdir(parents=True, exist_ok=True)
+    root.mkdir()
+    for k, folder in enumerate(folders):
+        (root / folder).mkdir()
         for i in range(per_class):  # one PNG file per image: file I/O, not a hot path
             array = arrays[k * per_class + i]
             Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(
-                folder / f"{safe_class_dir(name)}_{i:05d}.png")
-    return out
+                root / folder / f"{folder}_{i:0{width}d}.png")
+    write_class_index(root, class_names, folders)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, Temperature
 from ..transforms.functional import to_uint8
 
@@ -80,9 +80,25 @@ def balance_counts(labels, num_classes: int) -> list[int]:
     return (counts.max() - counts).tolist()
 
 
+def _class_index(generator: ConditionalGenerator, key, what: str) -> int:
+    """The class index of a ``{class: value}`` key: an index or a class name."""
+    if isinstance(key, str) and key in generator.class_names:
+        return generator.class_names.index(key)
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool) and 0 <= key < generator.num_classes:
+        return int(key)
+    raise ConfigError(f"{what} key {key!r} is neither a class index in [0, {generator.num_classes - 1}] "
+                      f"nor one of the class names {generator.class_names}")
+
+
+def _count(value, what: str, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{what} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def _per_class_counts(generator: ConditionalGenerator, per_class, like) -> list[int]:
     k = generator.num_classes
-    if per_class == "balance":
+    if isinstance(per_class, str) and per_class == "balance":
         if like is None or not hasattr(like, "column_names"):
             raise DataError('per_class="balance" needs like=<your datasets.Dataset> to count its labels')
         _, label_column = _columns(like.features)
@@ -90,14 +106,14 @@ def _per_class_counts(generator: ConditionalGenerator, per_class, like) -> list[
     if isinstance(per_class, Mapping):
         counts = [0] * k
         for key, n in per_class.items():
-            index = generator.class_names.index(key) if isinstance(key, str) and key in generator.class_names else key
-            if not isinstance(index, int) or not 0 <= index < k:
-                raise DataError(f"per_class key {key!r} is neither a class index nor one of {generator.class_names}")
-            counts[index] = int(n)
+            counts[_class_index(generator, key, "per_class")] = _count(n, f"per_class[{key!r}]", minimum=0)
+        if not sum(counts):
+            raise ConfigError(f"per_class={dict(per_class)} asks for no images at all; "
+                              "give some class a count >= 1")
         return counts
-    if isinstance(per_class, int) and per_class >= 0:
-        return [per_class] * k
-    raise DataError(f"per_class must be an int, a {{class: n}} dict or 'balance', got {per_class!r}")
+    if isinstance(per_class, (int, np.integer)) and not isinstance(per_class, bool):
+        return [_count(per_class, "per_class", minimum=1)] * k
+    raise ConfigError(f"per_class must be an int >= 1, a {{class: n}} dict or 'balance', got {per_class!r}")
 
 
 def _to_arrays(images_uint8: torch.Tensor) -> list[np.ndarray]:
@@ -150,6 +166,7 @@ def synthesize(generator: ConditionalGenerator, per_class: int | Mapping | str =
     """
     ds = _datasets()
     temperature = generator.check_temperature(temperature)  # fail before any work
+    _count(batch_size, "batch_size", minimum=1)
     features = synthetic_features(generator, like)
     image_column, label_column = _columns(features)
     counts = _per_class_counts(generator, per_class, like)
@@ -175,14 +192,12 @@ def synthesize_iterable(generator: ConditionalGenerator, *, like=None, num_sampl
     """
     ds = _datasets()
     temperature = generator.check_temperature(temperature)
+    _count(batch_size, "batch_size", minimum=1)
+    if num_samples is not None:
+        _count(num_samples, "num_samples", minimum=1)
     features = synthetic_features(generator, like)
     image_column, label_column = _columns(features)
-    weights = torch.ones(generator.num_classes)
-    if balance:
-        weights = torch.zeros(generator.num_classes)
-        for key, w in balance.items():
-            weights[generator.class_names.index(key) if isinstance(key, str) else key] = float(w)
-    weights_list = weights.tolist()
+    weights_list = _class_weights(generator, balance)
 
     def rows(seed=seed, num_samples=num_samples):
         rng = _rng(generator, seed)
@@ -198,6 +213,24 @@ def synthesize_iterable(generator: ConditionalGenerator, *, like=None, num_sampl
             made += n
 
     return ds.IterableDataset.from_generator(rows, features=features)
+
+
+def _class_weights(generator: ConditionalGenerator, balance: Mapping | None) -> list[float]:
+    """Class draw weights of :func:`synthesize_iterable`: uniform, or ``balance``'s (finite, >= 0, not all 0)."""
+    if not balance:
+        return [1.0] * generator.num_classes
+    weights = [0.0] * generator.num_classes
+    for key, w in balance.items():
+        try:
+            weight = float(w)
+        except (TypeError, ValueError):
+            weight = float("nan")
+        if isinstance(w, bool) or not (0 <= weight < float("inf")):  # also refuses NaN
+            raise ConfigError(f"balance[{key!r}] must be a finite weight >= 0, got {w!r}")
+        weights[_class_index(generator, key, "balance")] = weight
+    if not sum(weights):
+        raise ConfigError(f"balance={dict(balance)} gives every class weight 0; give some class a weight > 0")
+    return weights
 
 
 def mark_real(dataset, value: bool = False):
@@ -240,6 +273,8 @@ def synthetic_transform(pool, p: float = 0.5, *, image_column: str = "image", la
     """
     import PIL.Image
 
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+        raise ConfigError(f"p must be a probability in [0, 1], got {p!r}")
     rng = torch.Generator().manual_seed(seed) if seed is not None else None
 
     def transform(batch: dict[str, list]) -> dict[str, list]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from collections.abc import Sequence
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -15,6 +17,9 @@ from ..errors import ConfigError, DataError
 
 #: A sampling temperature: one float for every class, or one per class (index = class label).
 Temperature = float | Sequence[float] | torch.Tensor
+
+#: Labels: a 1-D integer tensor or array, or a list of class indices and class names.
+LabelsLike = torch.Tensor | np.ndarray | Sequence[int | str]
 
 
 @dataclasses.dataclass
@@ -169,7 +174,7 @@ class ConditionalGenerator(nn.Module):
     @torch.no_grad()
     def sample(
         self,
-        labels: torch.Tensor | list[int],
+        labels: LabelsLike,
         *,
         generator: torch.Generator | None = None,
         batch_size: int = 1024,
@@ -178,7 +183,8 @@ class ConditionalGenerator(nn.Module):
         """Sample one image per entry of ``labels``, batched and without autograd.
 
         Args:
-            labels: class indices, shape (N,), any integer dtype, on any device.
+            labels: one class per image: a 1-D integer tensor or array (N,) on any device, or a
+                list of class indices and/or class names (``["Bag", "Bag", 0]``).
             generator: a ``torch.Generator`` on the model's device for reproducible samples.
             batch_size: the most images generated per forward pass.
             temperature: scale of the noise around the prior's centre before decoding (see
@@ -193,6 +199,8 @@ class ConditionalGenerator(nn.Module):
             A float tensor (N, C, H, W) in [-1, 1] on the model's device.
         """
         labels = self.check_labels(labels)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
         table = self._temperature_table(temperature)
         was_training = self.training
         self.eval()
@@ -214,27 +222,90 @@ class ConditionalGenerator(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``n_per_class`` images of every class, grouped by class: (images, labels).
 
-        ``temperature`` is :meth:`sample`'s: a float, or one per class.
+        ``temperature`` is :meth:`sample`'s: a float, or one per class. ``n_per_class`` must be a
+        positive int (a :class:`~augmentgen.errors.ConfigError` otherwise).
         """
+        if isinstance(n_per_class, bool) or not isinstance(n_per_class, (int, np.integer)) or n_per_class < 1:
+            raise ConfigError(f"n_per_class must be a positive int (images of each class), got {n_per_class!r}")
         labels = torch.arange(self.num_classes, device=self.device).repeat_interleave(n_per_class)
         return self.sample(labels, generator=generator, temperature=temperature), labels
 
-    def check_labels(self, labels: torch.Tensor | list[int]) -> torch.Tensor:
-        """Validate labels and move them to the model's device as int64."""
-        labels = torch.as_tensor(labels)
-        if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.is_complex():
-            raise DataError(f"labels must be integers, got dtype {labels.dtype}")
+    def check_labels(self, labels: LabelsLike) -> torch.Tensor:
+        """Validate labels and return them on the model's device as int64 (N,).
+
+        Accepts a 1-D integer tensor or array (the fast path: one reduction, no Python loop), or
+        a list / tuple of class indices and class names (``["Bag", 3]``). Anything else is a
+        :class:`~augmentgen.errors.DataError` naming the accepted forms and the class names.
+        """
+        if isinstance(labels, (str, bytes, int, float)) or labels is None:
+            raise DataError(self._labels_error(f"labels is the single {type(labels).__name__} {labels!r}, "
+                                               "not a sequence", self._single_label_fix(labels)))
+        if isinstance(labels, (list, tuple)):  # int64 even when empty (as_tensor([]) is float)
+            labels = torch.tensor([self._label_index(item, i) for i, item in enumerate(labels)], dtype=torch.long)
+        elif isinstance(labels, np.ndarray) and labels.dtype.kind in "US":  # an array of class names
+            labels = torch.tensor([self._label_index(str(item), i) for i, item in enumerate(labels.reshape(-1))],
+                                  dtype=torch.long)
+        try:
+            labels = torch.as_tensor(labels)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise DataError(self._labels_error(f"labels is a {type(labels).__name__} that torch cannot "
+                                               f"read ({exc})")) from None
+        # Shape first: a float one-hot (N, K) tensor is better told to argmax than to .long().
         if labels.ndim != 1:
-            raise DataError(f"labels must be 1-D (N,), got shape {tuple(labels.shape)}")
+            one_hot = labels.ndim == 2 and labels.shape[-1] == self.num_classes
+            raise DataError(self._labels_error(
+                f"labels has shape {tuple(labels.shape)}, not (N,)",
+                "for one-hot labels pass labels.argmax(1)" if one_hot else "flatten them first"))
+        if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.is_complex():
+            raise DataError(self._labels_error(
+                f"labels has dtype {labels.dtype}, not an integer dtype",
+                "float labels are refused rather than rounded: use labels.long() if they are whole"))
         labels = labels.to(device=self.device, dtype=torch.long)
         # One reduction and one host sync per call, not per sample.
         if labels.numel() and not bool(((labels >= 0) & (labels < self.num_classes)).all()):
             bad = labels[(labels < 0) | (labels >= self.num_classes)][:5].tolist()
             raise DataError(
-                f"labels must be in [0, {self.num_classes - 1}] for this {self.num_classes}-class "
-                f"generator; got e.g. {bad}"
+                f"labels {bad} are out of range: this {self.num_classes}-class generator takes "
+                f"class indices in [0, {self.num_classes - 1}] or class names; {self._names_hint()}"
             )
         return labels
+
+    def _names_hint(self) -> str:
+        names = self.class_names
+        shown = ", ".join(repr(n) for n in names[:20]) + (", ..." if len(names) > 20 else "")
+        return f"its classes are {shown}"
+
+    def _labels_error(self, problem: str, fix: str = "") -> str:
+        """``problem``, then ``fix``, then the accepted label forms and the class names."""
+        return (f"{problem}; {fix + '; ' if fix else ''}labels take one class per image: a list of "
+                f"class indices (ints in [0, {self.num_classes - 1}]) and/or class names, or a 1-D "
+                f"integer tensor or array; {self._names_hint()}")
+
+    @staticmethod
+    def _single_label_fix(label) -> str:
+        if isinstance(label, (int, str)) and not isinstance(label, bool):
+            return (f"pass [{label!r}] for one image of that class, or sample_per_class(n) for n images "
+                    "of every class")
+        return ""
+
+    def _label_index(self, item, position: int) -> int:
+        """The class index of one entry of a list of labels: an int, a 0-d int tensor, or a class name."""
+        if isinstance(item, torch.Tensor) and item.ndim == 0 and not item.dtype.is_floating_point \
+                and item.dtype != torch.bool:
+            item = item.item()
+        if isinstance(item, np.integer):
+            item = int(item)
+        if isinstance(item, str):
+            names = self.class_names
+            if item in names:
+                return names.index(item)
+            close = difflib.get_close_matches(item, names, n=3)
+            guess = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+            raise DataError(f"labels[{position}] = {item!r} is not a class name of this generator; "
+                            f"{guess}{self._names_hint()}")
+        if isinstance(item, int) and not isinstance(item, bool):
+            return item  # the range is checked once for the whole tensor
+        raise DataError(self._labels_error(f"labels[{position}] is the {type(item).__name__} {item!r}"))
 
     # save_pretrained / push_to_hub / from_pretrained are attached by augmentgen.hub (hub/mixin.py):
     # this layer must not import the one above it.

@@ -8,26 +8,31 @@ import albumentations as A
 import numpy as np
 
 from ..errors import DataError
+from .v2 import check_pool
 
 
 class AlbumentationsReplaceWithSynthetic(A.ImageOnlyTransform):
     """With probability ``p``, replace ``image`` by a pool image of the class passed as ``label``.
 
-    Use it in ``A.Compose`` and pass the class as a keyword target:
-    ``A.Compose([AlbumentationsReplaceWithSynthetic(pool, p=0.3), A.HorizontalFlip()])(image=img,
-    label=3)``. Images are HWC numpy arrays, uint8 or float32 in ``[0, 1]``; the replacement has
-    the same dtype and shape (a grayscale pool fills RGB images by repeating the channel). Images
-    come from a :class:`~augmentgen.mixing.SyntheticPool`, so no model runs in the worker.
+    Use it in ``A.Compose`` and pass the class as a keyword target (see the example). Images are
+    HWC numpy arrays, uint8 or float32 in ``[0, 1]``; the replacement has the same dtype and shape
+    (a grayscale pool fills RGB images by repeating the channel). Images come from a
+    :class:`~augmentgen.mixing.SyntheticPool`, so no model runs in the worker.
 
     Args:
         pool (SyntheticPool): the bank of synthetic images.
         label_key (str, defaults to ``"label"``): the keyword the class is passed under.
         p (float, defaults to 0.5): probability of replacing the image.
+
+    Example::
+
+        transform = A.Compose([AlbumentationsReplaceWithSynthetic(pool, p=0.3), A.HorizontalFlip()])
+        out = transform(image=image_hwc_uint8, label=2)  # out["image"]: same shape and dtype
     """
 
     def __init__(self, pool, label_key: str = "label", p: float = 0.5):
         super().__init__(p=p)
-        self.pool = pool
+        self.pool = check_pool(pool)
         self.label_key = label_key
 
     @property

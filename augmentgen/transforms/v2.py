@@ -13,7 +13,21 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from ..errors import ConfigError, DataError
+from ..models.base import ConditionalGenerator
 from . import functional as F
+
+
+def check_pool(pool: Any) -> Any:
+    """Refuse a generator where a :class:`~augmentgen.mixing.SyntheticPool` is needed, saying why."""
+    if isinstance(pool, ConditionalGenerator):
+        raise ConfigError(
+            "got a generator where a SyntheticPool is needed: a generator in a per-sample transform "
+            "would run in every DataLoader worker, one image at a time. Build the bank once with "
+            "pool = augmentgen.mixing.SyntheticPool(generator, per_class=256) and pass pool")
+    if not all(hasattr(pool, name) for name in ("images", "num_classes", "per_class")):
+        raise ConfigError(f"expected a SyntheticPool (with images, num_classes, per_class), got a "
+                          f"{type(pool).__name__}")
+    return pool
 
 
 def _find_label(sample: Any, label_key: str) -> tuple[int, Any]:
@@ -26,8 +40,11 @@ def _find_label(sample: Any, label_key: str) -> tuple[int, Any]:
     elif isinstance(sample, (tuple, list)) and len(sample) >= 2:
         label = sample[1]
     else:
-        raise DataError("ReplaceWithSynthetic needs the class: call it on (image, label) or on a "
-                        f"{{'image': ..., {label_key!r}: ...}} dict, not on a bare {type(sample).__name__}")
+        raise DataError(
+            f"ReplaceWithSynthetic needs the class but got a bare {type(sample).__name__}: call it on "
+            f"(image, label) or on a {{'image': ..., {label_key!r}: ...}} dict. torchvision datasets "
+            "pass only the image to transform=, so wrap the dataset instead: "
+            "SyntheticDataset(ImageFolder(root, transform=...), pool, p=0.3)")
     if isinstance(label, torch.Tensor):
         if label.numel() != 1 or label.dtype.is_floating_point:
             raise DataError(f"the label must be one integer class index, got a tensor {tuple(label.shape)} "
@@ -68,6 +85,13 @@ class ReplaceWithSynthetic(v2.Transform):
     :class:`~augmentgen.mixing.SyntheticPool`, so no model runs in the worker. Other leaves pass
     through; the input is never modified in place.
 
+    Stock torchvision datasets (``ImageFolder``, ``FashionMNIST``, ``CIFAR10``) pass only the
+    image to ``transform=`` and do not take ``transforms=``: wrap them in
+    :class:`~augmentgen.transforms.SyntheticDataset` instead, which runs this transform on the
+    (image, class) pair and then the dataset's own transform. Use this class directly where the
+    class is passed along: a ``transforms=`` two-argument callable of a VisionDataset that calls
+    ``self.transforms(image, target)``, or your own ``__getitem__``.
+
     Args:
         pool (SyntheticPool): the bank of synthetic images.
         p (float, defaults to 0.5): probability that a sample's image is replaced.
@@ -77,16 +101,17 @@ class ReplaceWithSynthetic(v2.Transform):
 
         transform = v2.Compose([ReplaceWithSynthetic(pool, p=0.3), v2.ToImage(),
                                 v2.ToDtype(torch.float32, scale=True)])
-        dataset = torchvision.datasets.FashionMNIST(..., transforms=transform)  # (img, label)
+        image, label = transform(pil_image, 2)  # (image, class) in, (image, class) out
+        sample = transform({"image": pil_image, "label": 2})  # or a dict
     """
 
     _transformed_types = (PIL.Image.Image, torch.Tensor, tv_tensors.Image)
 
     def __init__(self, pool, p: float = 0.5, *, label_key: str = "label"):
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ConfigError(f"p must be in [0, 1], got {p}")
-        self.pool = pool
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+            raise ConfigError(f"p must be a probability in [0, 1], got {p!r}")
+        self.pool = check_pool(pool)
         self.p = p
         self.label_key = label_key
 

@@ -133,9 +133,9 @@ def test_local_files_only_with_nothing_cached(local_hub, tmp_path):
 
 
 def test_invalid_repo_id_is_a_clear_error(offline_hub):
-    with pytest.raises(CheckpointError, match="neither a local folder nor a valid hub repo id"):
+    with pytest.raises(CheckpointError, match=r"^no local folder 'bad id with spaces'.*not a valid hub repo id"):
         from_pretrained("bad id with spaces")
-    with pytest.raises(CheckpointError, match="no saved generator folder"):
+    with pytest.raises(CheckpointError, match=r"^no local folder './not/here' \(nothing at .*not/here\)"):
         from_pretrained("./not/here")
 
 
@@ -164,6 +164,39 @@ def test_zoo_id_with_a_revision_goes_to_the_hub(fake_zoo, local_hub, tmp_path):
     save_pretrained(other, tmp_path / "hubcopy", grid=False)
     local_hub.add_folder("augmentgen/tiny-mnist", tmp_path / "hubcopy", revision="v2")
     assert _same_weights(other, from_pretrained("augmentgen/tiny-mnist", revision="v2"))
+
+
+def _load_error(repo_id, **kwargs) -> str:
+    with pytest.raises(CheckpointError) as info:
+        from_pretrained(repo_id, **kwargs)
+    return str(info.value)
+
+
+def test_mistyped_zoo_id_is_named_before_the_hub_failure(fake_zoo, offline_hub):
+    message = _load_error("augmentgen/tiny-mnst")
+    assert message.startswith("no local folder 'augmentgen/tiny-mnst' (nothing at ")
+    assert ("and no zoo model named 'augmentgen/tiny-mnst'; known zoo ids: augmentgen/tiny-mnist; "
+            "did you mean 'augmentgen/tiny-mnist'? As a hub repo: ") in message
+    assert message.index("did you mean") < message.index("not in the hub cache")
+    # The zoo name without its namespace, as a user might type it.
+    assert "did you mean 'augmentgen/tiny-mnist'?" in _load_error("tiny-mnist")
+
+
+def test_mistyped_local_folder_suggests_the_folder(fake_zoo, offline_hub, tmp_path, monkeypatch):
+    save_pretrained(tiny_generator(), tmp_path / "runs" / "final", grid=False)
+    monkeypatch.chdir(tmp_path)
+    message = _load_error("runs/finl")  # a valid hub id too: reported after the local hint
+    assert message.startswith("no local folder 'runs/finl'") and "did you mean 'runs/final'?" in message
+    message = _load_error("./runs/exp/finl")  # a path: no hub attempt at all
+    assert message.startswith("no local folder './runs/exp/finl'") and "hub" not in message
+    assert _same_weights(tiny_generator(), from_pretrained("runs/final"))
+
+
+def test_mistyped_id_online_names_the_missing_folder_then_the_missing_repo(local_hub, tmp_path):
+    message = _load_error("someone/misssing", cache_dir=tmp_path / "cache")
+    assert message.startswith("no local folder 'someone/misssing'")
+    assert message.endswith("for a local folder, check the path")
+    assert "As a hub repo: no model repo 'someone/misssing'" in message
 
 
 SHIPPED = Path(__file__).resolve().parents[2] / "pretrained"

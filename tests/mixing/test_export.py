@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from augmentgen.data import load_data
-from augmentgen.errors import ConfigError
+from augmentgen.errors import ConfigError, DataError
 from augmentgen.mixing import write_samples
 from augmentgen.models import build_config, build_generator
 
@@ -28,12 +28,125 @@ def test_npz_round_trip(gen, tmp_path):
 
 def test_imagefolder_and_grid(gen, tmp_path):
     out = write_samples(gen, 2, tmp_path / "folder", "imagefolder")
-    assert sorted(p.name for p in out.iterdir()) == ["T-shirt_top", "b", "c"]
+    assert sorted(p.name for p in out.iterdir()) == ["00_T-shirt_top", "01_b", "02_c", "classes.json"]
     assert load_data(str(out)).class_counts == [2, 2, 2]
     grid = write_samples(gen, 2, tmp_path / "grid.png", "grid")
     from PIL import Image
     with Image.open(grid) as im:
         assert im.size == (2 * 30 + 2, 3 * 30 + 2)
+
+
+@pytest.fixture(scope="module")
+def unsorted_gen():
+    """Class names whose alphabetical order is not the class order, two of which sanitise alike."""
+    torch.manual_seed(1)
+    return build_generator(build_config("cgan", num_classes=4, generator_width=8, latent_dim=8,
+                                        class_names=["T-shirt/top", "Bag", "a/b", "a_b"]))
+
+
+def test_imagefolder_round_trip_keeps_class_order_and_names(unsorted_gen, tmp_path):
+    folder = write_samples(unsorted_gen, 2, tmp_path / "folder", "imagefolder", seed=3)
+    npz = write_samples(unsorted_gen, 2, tmp_path / "same.npz", "npz", seed=3)
+    data, reference = load_data(folder), load_data(npz)
+    assert data.class_names == reference.class_names == ["T-shirt/top", "Bag", "a/b", "a_b"]
+    assert torch.equal(data.labels, reference.labels) and torch.equal(data.images, reference.images)
+    # Readers that ignore classes.json number the sorted folders: the index prefix makes that
+    # the generator's class order too, and "a/b" / "a_b" stay two classes.
+    from torchvision.datasets import ImageFolder
+
+    assert ImageFolder(str(folder)).class_to_idx == {"00_T-shirt_top": 0, "01_Bag": 1, "02_a_b": 2, "03_a_b": 3}
+    datasets = pytest.importorskip("datasets")
+    hf = datasets.load_dataset("imagefolder", data_dir=str(folder), split="train")
+    assert hf.features["label"].names == ["00_T-shirt_top", "01_Bag", "02_a_b", "03_a_b"]
+
+
+def test_dot_class_names_stay_inside_the_folder(tmp_path):
+    torch.manual_seed(0)
+    g = build_generator(build_config("cgan", num_classes=3, generator_width=8, latent_dim=8,
+                                     class_names=["..", ".hidden", "x"]))
+    out = write_samples(g, 1, tmp_path / "out" / "folder", "imagefolder")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["folder"]
+    assert load_data(out).class_names == ["..", ".hidden", "x"]
+
+
+def _no_partial_left(parent):
+    return not [p.name for p in parent.iterdir() if ".partial-" in p.name]
+
+
+def test_export_into_a_non_empty_folder_is_refused_before_sampling(gen, tmp_path, monkeypatch):
+    out = tmp_path / "synth"
+    out.mkdir()
+    (out / "old.png").write_bytes(b"the user's earlier file")
+    monkeypatch.setattr(type(gen), "sample", lambda *a, **k: pytest.fail("sampled before refusing"))
+    for format in ("imagefolder", "hf"):
+        with pytest.raises(DataError, match=rf"{out} already exists and is not empty.*overwrite=True"):
+            write_samples(gen, 2, out, format)
+    assert [p.name for p in out.iterdir()] == ["old.png"] and _no_partial_left(tmp_path)
+    # overwrite=True replaces only an earlier export, never a folder augmentgen did not write.
+    with pytest.raises(DataError, match="not an earlier imagefolder export"):
+        write_samples(gen, 2, out, "imagefolder", overwrite=True)
+    assert (out / "old.png").read_bytes() == b"the user's earlier file"
+
+
+def test_second_export_is_refused_and_overwrite_replaces_the_first_whole(gen, tmp_path):
+    out = write_samples(gen, 3, tmp_path / "synth", "imagefolder", seed=0)
+    with pytest.raises(DataError, match="already exists"):
+        write_samples(gen, 2, out, "imagefolder", seed=1)
+    assert load_data(out).class_counts == [3, 3, 3]
+    write_samples(gen, 2, out, "imagefolder", seed=1, overwrite=True)
+    assert load_data(out).class_counts == [2, 2, 2]  # nothing left over from the first export
+    assert torch.equal(load_data(out).images, load_data(write_samples(gen, 2, tmp_path / "s.npz", "npz",
+                                                                     seed=1)).images)
+    assert _no_partial_left(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert load_data(write_samples(gen, 1, empty, "imagefolder")).class_counts == [1, 1, 1]
+
+
+def test_npz_and_hf_are_not_replaced_silently(gen, tmp_path):
+    first = write_samples(gen, 2, tmp_path / "s", "npz", seed=0)
+    assert first == tmp_path / "s.npz"
+    with pytest.raises(DataError, match=r"s.npz already exists.*overwrite=True"):
+        write_samples(gen, 2, tmp_path / "s.npz", "npz", seed=1)
+    before = load_data(first).images
+    write_samples(gen, 2, first, "npz", seed=1, overwrite=True)
+    assert not torch.equal(load_data(first).images, before)
+    pytest.importorskip("datasets")
+    hf = write_samples(gen, 1, tmp_path / "hf", "hf")
+    with pytest.raises(DataError, match="already exists"):
+        write_samples(gen, 1, hf, "hf")
+    assert load_data(f"hf:{write_samples(gen, 2, hf, 'hf', overwrite=True)}").class_counts == [2, 2, 2]
+    assert _no_partial_left(tmp_path)
+
+
+def test_a_crash_mid_export_leaves_no_partial_folder(gen, tmp_path, monkeypatch):
+    from PIL import Image
+
+    saved = []
+
+    def failing_save(self, path, *args, **kwargs):
+        saved.append(path)
+        if len(saved) == 4:
+            raise OSError("disk full")
+        return original(self, path, *args, **kwargs)
+
+    original = Image.Image.save
+    monkeypatch.setattr(Image.Image, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        write_samples(gen, 2, tmp_path / "synth", "imagefolder")
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor its hidden partial sibling
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"per_class": 0}, "per_class must be a positive int"),
+    ({"per_class": -5}, "per_class must be a positive int"),
+    ({"per_class": 2.5}, "per_class must be a positive int"),
+    ({"per_class": 2, "batch_size": 0}, "batch_size must be a positive int"),
+])
+def test_counts_are_checked_before_anything_is_written(gen, tmp_path, kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        write_samples(gen, out=tmp_path / "x", format="imagefolder", **kwargs)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_hf(gen, tmp_path):
@@ -53,7 +166,8 @@ def test_temperature_passes_through_write_samples(gen, tmp_path):
     to_uint8 = lambda x: x.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)  # noqa: E731
     labels = torch.arange(3).repeat_interleave(2)
     for temperature in (0.0, [2.0, 0.0, 0.5]):
-        data = load_data(str(write_samples(gen, 2, tmp_path / "t.npz", "npz", temperature=temperature)))
+        data = load_data(str(write_samples(gen, 2, tmp_path / "t.npz", "npz", temperature=temperature,
+                                           overwrite=True)))
         assert torch.equal(data.images, to_uint8(gen.sample(labels, generator=rng(), temperature=temperature)))
     assert torch.equal(data.images[2], data.images[3])  # class 1 at temperature 0
     assert write_samples(gen, 2, tmp_path / "g.png", "grid", temperature=0.5).stat().st_size > 0

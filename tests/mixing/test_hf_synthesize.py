@@ -130,3 +130,37 @@ def test_temperature_passes_through_synthesize(gen):
         synthesize(gen, 1, temperature=-0.1)
     with pytest.raises(ConfigError, match="4 values"):
         synthesize_iterable(gen, temperature=[1, 1, 1, 1])  # checked when made, not when read
+
+
+@pytest.mark.parametrize("per_class, match", [
+    (-5, "per_class must be an int >= 1, got -5"),
+    (0, "per_class must be an int >= 1, got 0"),
+    (True, "per_class must be an int >= 1, a"),
+    (2.5, "per_class must be an int >= 1, a"),
+    ("balanced", "per_class must be an int >= 1, a .* or 'balance'"),
+    ({"a": -1}, r"per_class\['a'\] must be an int >= 0, got -1"),
+    ({"z": 2}, r"per_class key 'z' is neither a class index in \[0, 2\] nor one of the class names"),
+    ({5: 2}, "per_class key 5 is neither"),
+    ({"a": 0, 1: 0}, "asks for no images at all"),
+])
+def test_bad_counts_are_config_errors(gen, per_class, match):
+    with pytest.raises(ConfigError, match=match):
+        synthesize(gen, per_class)
+
+
+def test_bad_stream_and_transform_arguments_are_config_errors(gen):
+    for kwargs, match in (({"num_samples": 0}, "num_samples must be an int >= 1"),
+                          ({"num_samples": -3}, "num_samples must be an int >= 1"),
+                          ({"batch_size": 0}, "batch_size must be an int >= 1"),
+                          ({"balance": {"a": -1.0}}, r"balance\['a'\] must be a finite weight >= 0"),
+                          ({"balance": {"a": float("nan")}}, "finite weight"),
+                          ({"balance": {"zz": 1.0}}, "balance key 'zz' is neither"),
+                          ({"balance": {"a": 0, "b": 0}}, "every class weight 0")):
+        with pytest.raises(ConfigError, match=match):
+            synthesize_iterable(gen, **kwargs)
+    with pytest.raises(ConfigError, match="batch_size must be an int >= 1"):
+        synthesize(gen, 2, batch_size=0)
+    with pytest.raises(ConfigError, match=r"p must be a probability in \[0, 1\]"):
+        synthetic_transform(SyntheticPool(gen, per_class=2, seed=0), p=-0.1)
+    rows = list(synthesize_iterable(gen, num_samples=4, balance={"c": 1.0}, batch_size=2))
+    assert [row["label"] for row in rows] == [2, 2, 2, 2]

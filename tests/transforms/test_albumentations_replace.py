@@ -62,3 +62,12 @@ def test_errors(pool):
         compose(image=np.zeros((32, 32, 1), np.uint8), label=0)
     with pytest.raises(DataError, match="out of range"):
         compose(image=np.zeros((28, 28, 1), np.uint8), label=5)
+
+
+def test_docstring_example_runs(pool):
+    from tests.transforms.test_synthetic_dataset import _example
+
+    namespace = {"A": A, "AlbumentationsReplaceWithSynthetic": AlbumentationsReplaceWithSynthetic, "pool": pool,
+                 "image_hwc_uint8": np.full((28, 28, 1), 9, np.uint8)}
+    exec(_example(AlbumentationsReplaceWithSynthetic), namespace)
+    assert namespace["out"]["image"].shape == (28, 28, 1) and namespace["out"]["image"].dtype == np.uint8
