@@ -111,7 +111,8 @@ def test_contractive_and_weight_penalties_are_reported_when_switched_on(family):
 # Every registered family, and every aae prior: (family, config overrides).
 SAMPLERS = [("cgan", {"generator_width": 8, "discriminator_width": 8, "latent_dim": 8}),
             *[(family, {}) for family in FAMILIES],
-            ("aae", {"prior": "uniform"}), ("aae", {"prior": "mixture"})]
+            ("aae", {"prior": "uniform"}), ("aae", {"prior": "mixture"}),
+            ("ddpm", {"unet_width": 8, "channel_multipliers": [1, 2], "sampling_steps": 3})]
 SAMPLER_IDS = [family + ("-" + o["prior"] if "prior" in o else "") for family, o in SAMPLERS]
 # Priors centred at 0 (the ae's noise is N(0, I) too; its class mean is added after the noise).
 ZERO_MEAN = [s for s in SAMPLERS if s[1].get("prior") != "mixture"]
@@ -119,7 +120,7 @@ ZERO_MEAN = [s for s in SAMPLERS if s[1].get("prior") != "mixture"]
 
 def tiny_sampler(family, overrides, seed=0):
     torch.manual_seed(seed)
-    config = (build_config(family, num_classes=3, **overrides) if family == "cgan"
+    config = (build_config(family, num_classes=3, **overrides) if family in ("cgan", "ddpm")
               else tiny_config(family, **overrides))
     generator = build_generator(config).eval()
     if family == "ae":  # a fitted-looking prior: class means away from 0, non-unit spread
@@ -160,7 +161,7 @@ def test_temperature_zero_decodes_the_prior_centre_whatever_the_noise(family, ov
         if family == "ae":  # the centre of the class's fitted Gaussian
             centre = generator.decode(generator.prior_mean[labels], labels)
         else:
-            centre = generator.generate(labels, torch.zeros(len(labels), generator.config.latent_dim))
+            centre = generator.generate(labels, generator.sample_noise(len(labels)).zero_())
     assert torch.equal(cold, centre)
     assert (cold[0] - cold[1]).abs().mean() > 1e-4  # one image per class, not one in all
 

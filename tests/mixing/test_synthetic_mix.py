@@ -24,8 +24,10 @@ def gen_rgb32():
 
 
 def batch(n=20, channels=1, size=28, dtype=torch.float32, seed=0):
+    """Float batches in the generators' [-1, 1] (what the mixer then infers), uint8 in [0, 255]."""
     g = torch.Generator().manual_seed(seed)
-    images = torch.rand(n, channels, size, size, generator=g).to(dtype)
+    images = torch.rand(n, channels, size, size, generator=g)
+    images = (images * 255).to(dtype) if dtype == torch.uint8 else (images * 2 - 1).to(dtype)
     labels = torch.randint(0, 3, (n,), generator=g)
     return images, labels
 
@@ -448,7 +450,7 @@ def test_pool_errors_name_the_pool(gen, pool):
         SyntheticMix(pool)(torch.rand(4, 1, 28, 28, device="meta"), torch.zeros(4, dtype=torch.long, device="meta"))
     with pytest.raises(DataError, match=r"the pool holds \(1, 28, 28\)"):
         SyntheticMix(pool)(torch.rand(4, 3, 28, 28), torch.zeros(4, dtype=torch.long))
-    with pytest.raises(ConfigError, match="ConditionalGenerator or a SyntheticPool"):
+    with pytest.raises(ConfigError, match="ConditionalGenerator, a SyntheticPool or a row source"):
         SyntheticMix(torch.nn.Linear(1, 1))
 
 
@@ -463,3 +465,53 @@ def test_pool_augment_loader_and_repr(gen, pool):
     assert mix.generator is None and mix.pool is pool and mix.device == torch.device("cpu")
     assert mix.num_classes == 3 and mix.image_shape == (1, 28, 28)
     assert repr(mix).startswith("SyntheticMix(ratio=0.25, mode='replace'") and "pool=SyntheticPool(3 classes" in repr(mix)
+
+
+# --------------------------------------------------------------------------- value range, state
+@pytest.mark.parametrize("low, expected", [(0.0, (0.0, 1.0)), (-1.0, (-1.0, 1.0))])
+def test_the_value_range_is_read_off_the_first_float_batch(gen, low, expected):
+    g = torch.Generator().manual_seed(0)
+    images = low + (1 - low) * torch.rand(20, 1, 28, 28, generator=g)
+    labels = torch.randint(0, 3, (20,), generator=g)
+    mix = SyntheticMix(gen, 0.5, mode="append", seed=0)
+    out, _ = mix(images, labels)
+    assert mix.output_range == expected
+    assert out[20:].min() >= expected[0] and out[20:].max() <= expected[1]
+    stated = SyntheticMix(gen, 0.5, mode="append", seed=0, output_range=expected)(images, labels)[0]
+    assert torch.equal(out, stated)  # inferring is the same as saying it
+
+
+def test_a_batch_outside_both_ranges_names_mean_std(gen):
+    images = torch.randn(8, 1, 28, 28) * 2  # normalised images
+    with pytest.raises(DataError, match=r"neither \[0, 1\].*mean=\.\.\., std=\.\.\."):
+        SyntheticMix(gen, 0.5)(images, torch.zeros(8, dtype=torch.long))
+    mixed, _ = SyntheticMix(gen, 0.5, mean=[0.5], std=[0.5])(images, torch.zeros(8, dtype=torch.long))
+    assert mixed.shape == images.shape
+    with pytest.raises(ConfigError, match="output_range"):
+        SyntheticMix(gen, 0.5, output_range=(1, 0))
+
+
+def test_the_readme_one_liner_is_right_for_a_totensor_loader(gen):
+    """augment_loader on ToTensor-style [0, 1] batches gives synthetic rows in [0, 1], not [-1, 1]."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    data = TensorDataset(torch.rand(32, 1, 28, 28), torch.arange(32) % 3)
+    for images, _labels in augment_loader(DataLoader(data, batch_size=16), gen, ratio=0.5):
+        assert images.min() >= 0 and images.max() <= 1 and len(images) == 16
+
+
+@pytest.mark.parametrize("mode", ["replace", "append"])
+def test_a_resumed_mixer_continues_the_same_stream(gen, mode):
+    batches = [batch(seed=s) for s in range(5)]
+    one_run = SyntheticMix(gen, 0.5, mode=mode, balance="inverse-frequency", seed=7)
+    expected = [one_run(*b) for b in batches]
+    first = SyntheticMix(gen, 0.5, mode=mode, balance="inverse-frequency", seed=7)
+    for b in batches[:3]:
+        first(*b)
+    state = first.state_dict()
+    resumed = SyntheticMix(gen, 0.5, mode=mode, balance="inverse-frequency", seed=123)  # another seed
+    resumed.load_state_dict(state)
+    for b, (images, labels) in zip(batches[3:], expected[3:]):
+        out, targets = resumed(*b)
+        assert torch.equal(out, images) and torch.equal(targets, labels)
+    assert torch.equal(resumed.class_counts, one_run.class_counts)

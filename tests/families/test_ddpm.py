@@ -1,0 +1,204 @@
+"""What is specific to the ``ddpm`` family; the shared checks are in test_conformance.py."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from accelerate import Accelerator
+
+from augmentgen.errors import ConfigError, DataError
+from augmentgen.families.ddpm import DDPMGenerator
+from augmentgen.hub import load_generator
+from augmentgen.models import build_config, build_generator, step_class
+from augmentgen.training import Trainer, TrainingConfig
+from tests.conftest import make_images
+
+TINY = {"num_classes": 3, "unet_width": 8, "channel_multipliers": [1, 2], "sampling_steps": 3, "learning_rate": 1e-3}
+LABELS = torch.tensor([0, 1, 2, 0, 1, 2])
+
+
+def seeded(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def tiny_generator(seed: int = 0, **values) -> DDPMGenerator:
+    torch.manual_seed(seed)
+    return build_generator(build_config("ddpm", **{**TINY, **values})).eval()
+
+
+def tiny_step(seed: int = 0, **values):
+    step = step_class("ddpm")(tiny_generator(seed, **values).train(), Accelerator(cpu=True))
+    step.prepare()
+    return step
+
+
+def fixed_batch():
+    data = make_images(n_per_class=6, num_classes=3)
+    return data.to_float(), data.labels
+
+
+@pytest.fixture(scope="module")
+def trained() -> DDPMGenerator:
+    """The tiny model after 30 steps on the fixed batch: a denoiser, if a rough one."""
+    step = tiny_step()
+    images, labels = fixed_batch()
+    for _ in range(30):
+        step(images, labels)
+    return step.plain_generator.eval()
+
+
+def test_importing_augmentgen_does_not_import_diffusers():
+    # diffusers takes seconds to import; only building a ddpm model may pay for it.
+    code = "import sys, augmentgen; assert 'ddpm' in augmentgen.available_models(); " \
+           "assert 'diffusers' not in sys.modules, 'diffusers imported at package import'"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_config_validation_and_the_preset():
+    large = build_config("ddpm-large")
+    assert large.block_out_channels == (64, 128, 256, 256) and large.attention_levels == (2, 3)
+    with pytest.raises(ConfigError, match="norm_num_groups"):
+        build_config("ddpm", unet_width=12)
+    with pytest.raises(ConfigError, match="channel_multipliers"):
+        build_config("ddpm", channel_multipliers=[])
+    with pytest.raises(ConfigError, match="attention_levels"):
+        build_config("ddpm", attention_levels=[3])
+    with pytest.raises(ConfigError, match="label_dropout > 0"):
+        build_config("ddpm", label_dropout=0.0)  # the default guidance needs the unconditional model
+    assert build_config("ddpm", label_dropout=0.0, guidance_scale=1.0).guidance_scale == 1.0
+    with pytest.raises(ConfigError, match="prediction_type"):
+        build_config("ddpm", prediction_type="sample")
+    with pytest.raises(ConfigError, match="sampling_steps"):
+        tiny_generator().sample([0], sampling_steps=0)
+
+
+def test_four_levels_pad_28_to_32_and_crop_back():
+    generator = tiny_generator(channel_multipliers=[1, 1, 2, 2])
+    assert generator.pad == (2, 2) and generator.unet.config.sample_size == 32
+    assert generator.sample([0, 1], generator=seeded()).shape == (2, 1, 28, 28)
+    x = torch.randn(2, 1, 28, 28)
+    assert generator(x, torch.tensor([10, 900]), torch.tensor([0, 3])).shape == x.shape  # 3: "no class"
+
+
+def test_seeded_sampling_is_deterministic_and_temperature_scales_the_start():
+    generator = tiny_generator()
+    first = generator.sample(LABELS, generator=seeded(1))
+    assert torch.equal(first, generator.sample(LABELS, generator=seeded(1)))
+    assert not torch.allclose(first, generator.sample(LABELS, generator=seeded(2)))
+    # Temperature 0: every sample of a class starts from zero noise, so they are one image.
+    cold = generator.sample(torch.zeros(3, dtype=torch.long), generator=seeded(1), temperature=0.0)
+    assert torch.equal(cold[0], cold[1]) and torch.equal(cold[0], cold[2])
+
+
+def test_guidance_scale_changes_samples_and_one_is_the_plain_conditional_model():
+    generator = tiny_generator()
+    samples = {w: generator.sample(LABELS, generator=seeded(), guidance_scale=w) for w in (0.0, 1.0, 3.0)}
+    assert (samples[0.0] - samples[3.0]).abs().mean() > 1e-3
+    assert (samples[1.0] - samples[3.0]).abs().mean() > 1e-3
+    # w = 0 is the unconditional model: the label no longer matters.
+    unconditional = [generator.sample(torch.full((4,), k), generator=seeded(), guidance_scale=0.0) for k in (0, 2)]
+    assert torch.equal(unconditional[0], unconditional[1])
+    # The per-call option is the config's value, and it does not leak into later calls.
+    assert torch.equal(samples[1.0], tiny_generator(guidance_scale=1.0).sample(LABELS, generator=seeded()))
+    assert torch.equal(generator.sample(LABELS, generator=seeded()),
+                       generator.sample(LABELS, generator=seeded(), guidance_scale=2.0))
+    images, labels = generator.sample_per_class(2, generator=seeded(), guidance_scale=0.0)
+    assert torch.equal(images, generator.sample(labels, generator=seeded(), guidance_scale=0.0))
+    # The same options for code that calls sample without them (mixers, the shard writer).
+    with generator.sampling_options(guidance_scale=0.0):
+        assert torch.equal(generator.sample(LABELS, generator=seeded()), samples[0.0])
+        assert torch.equal(generator.sample(LABELS, generator=seeded(), guidance_scale=3.0), samples[3.0])
+    assert not torch.equal(generator.sample(LABELS, generator=seeded()), samples[0.0])  # the block ended
+
+
+def test_guidance_is_one_batched_forward_per_solver_step():
+    generator = tiny_generator(sampling_steps=4)
+    batches = []
+    handle = generator.unet.register_forward_pre_hook(lambda module, args: batches.append(args[0].shape[0]))
+    try:
+        generator.sample(LABELS, generator=seeded(), guidance_scale=2.0)
+        generator.sample(LABELS, generator=seeded(), guidance_scale=1.0)
+    finally:
+        handle.remove()
+    assert batches == [12] * 4 + [6] * 4
+
+
+def test_label_dropout_feeds_the_null_class_at_the_rate_configured():
+    images, labels = fixed_batch()
+    images, labels = images.repeat(8, 1, 1, 1), labels.repeat(8)  # 144 rows: a rate can be read
+    for rate in (0.0, 0.5):
+        step = tiny_step(label_dropout=rate, guidance_scale=1.0 if rate == 0 else 2.0)
+        seen = []
+        step.plain_generator.unet.register_forward_pre_hook(
+            lambda module, args, kwargs, seen=seen: seen.append(kwargs["class_labels"].clone()), with_kwargs=True)
+        step(images, labels)
+        null = seen[0] == step.plain_generator.null_label
+        kept = ~null
+        assert torch.equal(seen[0][kept], labels[kept])  # the others keep their class
+        if rate == 0:
+            assert not null.any()
+        else:
+            assert 0.3 < null.float().mean() < 0.7
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_both_objectives_train_and_sample(prediction_type):
+    step = tiny_step(prediction_type=prediction_type)
+    assert step.scheduler.config.prediction_type == prediction_type
+    assert step.plain_generator.sampler().config.prediction_type == prediction_type
+    images, labels = fixed_batch()
+    losses = [float(step(images, labels)["diffusion_loss"]) for _ in range(25)]
+    assert sum(losses[-3:]) < sum(losses[:3]), losses
+    samples = step.plain_generator.sample(LABELS, generator=seeded())
+    assert torch.isfinite(samples).all() and samples.abs().max() <= 1
+
+
+def test_the_objectives_differ():
+    # Same seed, same draws: only the target differs (noise vs velocity), so the first loss does.
+    images, labels = fixed_batch()
+    eps, v = (float(tiny_step(seed=3, prediction_type=p)(images, labels)["diffusion_loss"])
+              for p in ("epsilon", "v_prediction"))
+    assert eps != v
+
+
+def test_vary_is_sdedit_from_the_input_at_small_strength_to_a_free_sample_at_one(trained):
+    generator = trained
+    images, labels = fixed_batch()
+    x, y = images[:6], labels[:6]
+    assert torch.equal(generator.vary(x, y, 0.0), x)
+    near = generator.vary(x, y, 0.05, generator=seeded())
+    far = generator.vary(x, y, 0.9, generator=seeded())
+    assert (near - x).abs().mean() < 0.1 and (near - x).abs().mean() < 0.5 * (far - x).abs().mean()
+    # Strength 1 starts from the same noise draw as sample: the same images, bit for bit.
+    assert torch.equal(generator.vary(x, y, 1.0, generator=seeded(4)), generator.sample(y, generator=seeded(4)))
+    assert torch.equal(generator.vary(x, y, 0.5, generator=seeded(5)), generator.vary(x, y, 0.5, generator=seeded(5)))
+    uint8 = ((x + 1) * 127.5).round().to(torch.uint8)
+    assert generator.vary(uint8, y, 0.3, generator=seeded()).shape == x.shape
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(DataError, match="strength"):
+            generator.vary(x, y, bad)
+    with pytest.raises(DataError, match="labels"):
+        generator.vary(x, y[:3], 0.5)
+
+
+def test_sampling_timesteps_follow_the_strength():
+    generator = tiny_generator()
+    full = generator.sampling_timesteps(1.0, 25)
+    assert len(full) == 25 and full[0] > 990 and list(full) == sorted(full, reverse=True)
+    half = generator.sampling_timesteps(0.5, 25)
+    assert len(half) == 13 and abs(half[0] - full[0] / 2) <= 1
+    assert len(generator.sampling_timesteps(1e-4, 25)) == 1  # never an empty run
+
+
+def test_the_trainer_trains_it_with_ema_and_the_saved_model_loads(tmp_path):
+    config = build_config("ddpm", **TINY)
+    trainer = Trainer(config, TrainingConfig(steps=4, batch_size=9, log_every=2, checkpoint_every=2,
+                                             sample_every=0, samples_per_class=2), tmp_path)
+    generator = trainer.fit(make_images(n_per_class=6, num_classes=3))
+    assert trainer.ema is not None and generator is trainer.ema.module
+    assert [row["step"] for row in trainer.history] == [2, 4] and "diffusion_loss" in trainer.history[0]
+    loaded = load_generator(tmp_path)
+    assert isinstance(loaded, DDPMGenerator) and loaded.config == config
+    assert torch.equal(loaded.sample(LABELS, generator=seeded()), generator.sample(LABELS, generator=seeded()))
+    assert (tmp_path / "samples.png").exists()
