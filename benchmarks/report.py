@@ -3,7 +3,10 @@
 Reads every ``*.json`` in ``--results`` (default ``benchmarks/results``) that one of the
 benchmark scripts wrote, and skips the ones that are missing:
 
-* ``downstream_v2_<dataset>_<budget>.json`` (``benchmarks/downstream.py``): every arm's accuracy,
+* ``downstream_v3_<dataset>_<budget>.json`` (``benchmarks/downstream.py``, protocol v3): the
+  baselines, the controls and the synthetic arms on top of the best baseline, as paired
+  differences with 95% intervals, and the one-row-per-cell matrix the README quotes;
+* ``downstream_v2_<dataset>_<budget>.json`` (protocol v2, made at commit 46e1800): every arm's accuracy,
   ΔAcc and the oracle gain as paired differences with 95% intervals, plus a forest plot of them
   (``downstream.png``, needs matplotlib); protocol v1 files live in ``results/v1/``;
 * ``convergence_<dataset>_<budget>.json`` (``benchmarks/convergence.py``): the classifier budget;
@@ -398,6 +401,75 @@ def plot_downstream(files: dict[str, dict], path: Path) -> Path | None:
 # --- main
 
 
+# --- protocol v3: baselines, controls and sources on top of the best baseline
+
+V3_ARM_NAMES = {"a": "(a) real + classic", "f": "(f) + MixUp/CutMix", "g": "(g) + class-balanced resampling",
+                "h": "(h) + logit-adjusted loss", "e": "(e) oracle: twice the real images",
+                "r": "(r) B + copies of real rows (control)", "p": "(p) B + same-class pixel MixUp (control)"}
+
+
+def v3_arm_name(key: str) -> str:
+    if key in V3_ARM_NAMES:
+        return V3_ARM_NAMES[key]
+    family, _, kind = key.partition(":")
+    return f"B + `{family}` {'rows made from real rows' if kind == 'variation' else 'free samples'}"
+
+
+def v3_synthetic_keys(d: dict) -> list[str]:
+    return [k for k in d.get("summary", {}).get("arms", {}) if ":" in k]
+
+
+def downstream_v3_matrix(files: dict[str, dict]) -> str:
+    """One row per cell: the best baseline, the best synthetic arm and its paired differences."""
+    header = ["Cell", "Best baseline (chosen per seed)", "Best synthetic arm", "ΔAcc vs B", "ΔAcc vs (r)",
+              "ΔAcc vs (a)", "Oracle gain", "Oracle share", "Seeds"]
+    rows = []
+    for d in files.values():
+        s = d.get("summary", {})
+        keys = v3_synthetic_keys(d)
+        if not keys:
+            continue
+        best = max(keys, key=lambda k: ((s[k].get("vs_best_baseline") or {}).get("mean") or -1))
+        e = s[best]
+        share = e.get("oracle_share")
+        chosen = ", ".join(sorted(set(x for x in s.get("best_baseline_chosen", []) if x)))
+        rows.append([f"{d.get('dataset')} {budget_label(d)}", f"{mean_std_pct(s.get('best_baseline'))} ({chosen})",
+                     v3_arm_name(best), interval_pct(e.get("vs_best_baseline")), interval_pct(e.get("vs_r")),
+                     interval_pct(e.get("vs_a")), interval_pct(s.get("oracle_gain")),
+                     "–" if share is None else f"{100 * share:.0f}%", str(s["arms"][best]["n"])])
+    if not rows:
+        return ""
+    return ("## The answer per cell (protocol v3)\n\n" + table(header, rows)
+            + "\n\nB: the best non-generative arm of each seed, chosen on the validation split; "
+            "differences are paired per seed, mean [95% t interval] (positive seeds / seeds), in points. The best "
+            "synthetic arm is the one with the highest mean ΔAcc vs B among the cell's synthetic arms; every arm "
+            "is in the cell's table below.")
+
+
+def downstream_v3_section(name: str, d: dict) -> str:
+    s, lt = d.get("summary", {}), d.get("long_tailed")
+    arms = s.get("arms", {})
+    header = ["Arm", "Test accuracy (%)", "vs best baseline B", "vs (r)", "vs (p)", "vs (a)", "Oracle share"]
+    header += ["Rare five vs B"] if lt else []
+    rows = []
+    for key in sorted(arms, key=lambda k: (":" in k, k not in V3_ARM_NAMES, list(V3_ARM_NAMES).index(k)
+                                           if k in V3_ARM_NAMES else 0, k)):
+        e = s.get(key, {})
+        share = e.get("oracle_share")
+        row = [v3_arm_name(key), mean_std_pct(arms[key]), interval_pct(e.get("vs_best_baseline")),
+               interval_pct(e.get("vs_r")), interval_pct(e.get("vs_p")), interval_pct(e.get("vs_a")),
+               "–" if share is None else f"{100 * share:.0f}%"]
+        if lt:
+            row.append(interval_pct(e.get("rarest5_vs_best_baseline")))
+        rows.append(row)
+    modes = {k: s[k].get("modes_chosen") for k in v3_synthetic_keys(d) if s.get(k, {}).get("modes_chosen")}
+    notes = [f"Best baseline chosen on validation per seed: {s.get('best_baseline_chosen')}; "
+             f"oracle gain (e − a): {interval_pct(s.get('oracle_gain'))}."]
+    notes += [f"`{k}` modes chosen on validation per seed: {v}." for k, v in modes.items()]
+    return (f"### {d.get('dataset')}, {budget_label(d)} (protocol v3, appended ratio {d.get('appended_ratio')})\n\n"
+            + table(header, rows) + "\n\n" + " ".join(notes) + "\n\n" + provenance(name, d))
+
+
 def load(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -415,6 +487,7 @@ def main() -> None:
     results = Path(args.results)
     out = Path(args.out) if args.out else results / "REPORT.md"
 
+    v3 = {p.name: d for p in sorted(results.glob("downstream_v3_*.json")) if (d := load(p)) is not None}
     downstream = {p.name: d for p in sorted(results.glob("downstream_v2_*.json")) if (d := load(p)) is not None}
     convergence = {p.name: d for p in sorted(results.glob("convergence_*.json")) if (d := load(p)) is not None}
     sections = [downstream_section(name, d) for name, d in downstream.items()]
@@ -425,7 +498,10 @@ def main() -> None:
     plot = plot_downstream(downstream, out.parent / "downstream.png") if downstream else None
     if plot is not None:
         sections.insert(0, f"![ΔAcc and oracle gain per cell, mean and 95% interval over paired seeds]({plot.name})")
-    known = set(downstream) | set(convergence)
+    if v3:
+        sections[:0] = [text for text in [downstream_v3_matrix(v3),
+                                          *(downstream_v3_section(n, d) for n, d in v3.items())] if text]
+    known = set(downstream) | set(convergence) | set(v3)
     for pattern, section in SECTIONS.items():
         for path in sorted(results.glob(pattern)):
             known.add(path.name)

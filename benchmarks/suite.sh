@@ -4,7 +4,7 @@
 #   bash benchmarks/suite.sh mnist|fashion-mnist|cifar10|performance|all
 #
 # Every part adds to the JSON files in benchmarks/results/ (downstream.py keeps the seeds and
-# families already measured), then regenerates REPORT.md. Set PYTHON to pick the interpreter
+# arms already measured), then regenerates REPORT.md. Set PYTHON to pick the interpreter
 # (default .venv/bin/python) and SEEDS to change the seeds (default 0,1,2,3,4). Two parts can run
 # side by side on a 2-core machine with OMP_NUM_THREADS=1 each; two 2-thread processes on two
 # cores slow each other down many times over. `all` runs the dataset parts that way, in two lanes.
@@ -16,19 +16,19 @@ downstream() { "$PYTHON" benchmarks/downstream.py --seeds "$SEEDS" "$@"; }
 # The classifier budget of a cell, chosen on held-out training images (kept when already measured:
 # convergence.py resumes from its JSON).
 converge() { "$PYTHON" benchmarks/convergence.py --dataset "$1" --budget "$2" ${3:+--epochs "$3"}; }
-cell() { converge "$1" "$2" "${4:-}"; downstream --dataset "$1" --budget "$2" --families "$3"; }
+cell() { converge "$1" "$2" "${4:-}"; downstream --dataset "$1" --budget "$2" --sources "$3"; }
 
 part=${1:?usage: bash benchmarks/suite.sh mnist|fashion-mnist|cifar10|performance|all}
 case "$part" in
   mnist)
-    cell mnist 10pc cgan,aae 100,200,400,800,1600
-    cell mnist 50pc cgan,aae ;;
+    cell mnist 10pc aae:variation,cgan:free 100,200,400,800,1600
+    cell mnist 50pc aae:variation,cgan:free ;;
   fashion-mnist)
-    cell fashion-mnist 50pc cgan,aae,vae,ae,aegan
-    cell fashion-mnist 10pc cgan,aae 100,200,400,800
-    cell fashion-mnist lt100 cgan,aae ;;
+    cell fashion-mnist 50pc aae:variation,cgan:free,vae:variation,ae:variation,aegan:variation
+    cell fashion-mnist 10pc aae:variation,cgan:free 100,200,400,800
+    cell fashion-mnist lt100 aae:variation,cgan:free ;;
   cifar10)
-    cell cifar10 200pc cgan,aae ;;
+    cell cifar10 200pc aae:variation,cgan:free ;;
   performance)
     "$PYTHON" benchmarks/family_quality.py --steps 1000 --seed 0
     "$PYTHON" benchmarks/throughput.py --steps 30 --repeats 3
