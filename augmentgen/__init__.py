@@ -30,9 +30,12 @@ from .errors import (
 from .hub import from_pretrained, list_pretrained, push_to_hub, save_pretrained
 from .metrics.report import evaluate_generator
 from .mixing import (
+    PixelMixSource,
+    RealRowSource,
     SyntheticMix,
     SyntheticPool,
     TeacherLabels,
+    VariationSource,
     augment_loader,
     weighted_cross_entropy,
     write_samples,
@@ -60,6 +63,8 @@ __all__ = [
     "ConfigError",
     "DataError",
     "LabelledImages",
+    "PixelMixSource",
+    "RealRowSource",
     "SyntheticMix",
     "SyntheticPool",
     "TeacherLabels",
@@ -67,6 +72,7 @@ __all__ = [
     "TrainingConfig",
     "TrainingDivergedError",
     "UnknownFamilyError",
+    "VariationSource",
     "augment_loader",
     "available_models",
     "build_config",

@@ -12,3 +12,15 @@ def test_unknown_attribute_is_an_attribute_error():
 
     with pytest.raises(AttributeError, match="no attribute"):
         augmentgen.no_such_thing  # noqa: B018
+
+
+def test_the_public_api_is_what_it_was():
+    """A snapshot: adding or removing a public name is a decision (update this list and CHANGELOG)."""
+    assert sorted(augmentgen.__all__) == [
+        "AugmentgenError", "CheckpointError", "ConditionalGenerator", "ConfigError", "DataError",
+        "LabelledImages", "PixelMixSource", "RealRowSource", "SyntheticMix", "SyntheticPool", "TeacherLabels",
+        "Trainer", "TrainingConfig", "TrainingDivergedError", "UnknownFamilyError", "VariationSource",
+        "augment_loader", "available_models", "build_config", "evaluate_generator", "from_pretrained",
+        "list_pretrained", "load_data", "push_to_hub", "save_pretrained", "synthesize", "synthesize_iterable",
+        "train", "weighted_cross_entropy", "write_samples", "write_shards",
+    ]

@@ -49,6 +49,24 @@ NUM_CLASSES = 3
 CHUNKED_SAMPLE_TOLERANCE = {"ddpm": 5e-4, "ddpm-large": 5e-4}
 
 
+#: Pinned behaviour (like diffusers' ``expected_slice``): pixels [12:15, 12:15] of the last of
+#: ``sample([0, 1, 2])`` from the tiny config built after ``torch.manual_seed(0)``, with a
+#: generator seeded 0. An unintended change to initialisation, noise or sampling fails here;
+#: an intended one updates the slice and says so in CHANGELOG.
+EXPECTED_SLICES = {
+    "aae": [-0.0933, -0.1016, -0.1199, -0.0798, -0.0775, -0.1300, -0.0873, -0.0637, -0.1150],
+    "ae": [-0.0933, -0.1016, -0.1199, -0.0798, -0.0775, -0.1300, -0.0873, -0.0637, -0.1150],
+    "aegan": [-0.0653, -0.0773, -0.0982, -0.0471, -0.0551, -0.0882, -0.0743, -0.0785, -0.0968],
+    "cgan": [-0.0319, -0.0275, -0.0230, -0.0440, -0.0386, -0.0156, -0.0478, -0.0476, -0.0216],
+    "ddpm": [-0.8788, -1.0000, -0.8959, 1.0000, -1.0000, -0.7245, 1.0000, 1.0000, -1.0000],
+    "ddpm-large": [-0.5253, -1.0000, -0.9597, 0.8609, -1.0000, -0.6475, 1.0000, -0.5854, -0.7539],
+    "vae": [-0.0653, -0.0773, -0.0982, -0.0471, -0.0551, -0.0882, -0.0743, -0.0785, -0.0968],
+    "wgan-gp": [-0.0319, -0.0275, -0.0230, -0.0440, -0.0386, -0.0156, -0.0478, -0.0476, -0.0216],
+}
+#: An iterative solver compounds float rounding over its steps: a wider tolerance there.
+SLICE_TOLERANCE = {"ddpm": 2e-3, "ddpm-large": 2e-3}
+
+
 def tiny_config(name: str, **values):
     return build_config(name, num_classes=NUM_CLASSES, **TINY[name][0], **values)
 
@@ -63,7 +81,17 @@ def fixed_batch(channels: int = 1, size: int = 28):
 
 
 def test_every_registered_model_is_in_the_suite():
-    assert set(available_models()) == set(TINY)
+    assert set(available_models()) == set(TINY) == set(EXPECTED_SLICES)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_SLICES))
+def test_sampling_matches_the_pinned_slice(name):
+    torch.manual_seed(0)
+    generator = build_generator(tiny_config(name)).eval()
+    images = generator.sample(torch.tensor([0, 1, 2]), generator=seeded(0))
+    got = images[-1, 0, 12:15, 12:15].flatten()
+    expected = torch.tensor(EXPECTED_SLICES[name])
+    assert torch.allclose(got, expected, atol=SLICE_TOLERANCE.get(name, 2e-4)), got.tolist()
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
