@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 from collections.abc import Sequence
-from typing import ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -14,6 +16,9 @@ from torch import nn
 
 from .._config import Config
 from ..errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from typing import Self
 
 #: A sampling temperature: one float for every class, or one per class (index = class label).
 Temperature = float | Sequence[float] | torch.Tensor
@@ -161,8 +166,9 @@ class ConditionalGenerator(nn.Module):
             )
         return floats[0] if values.ndim == 0 else tuple(floats)
 
-    def _temperature_table(self, temperature: Temperature) -> torch.Tensor | None:
-        """(num_classes,) float32 temperatures on the model's device, or None when all are 1."""
+    def temperature_table(self, temperature: Temperature) -> torch.Tensor | None:
+        """``temperature`` checked and laid out per class: (num_classes,) float32 on the model's
+        device, indexed by label, or None when every class's is 1 (leave the noise untouched)."""
         checked = self.check_temperature(temperature)
         values = [checked] * self.num_classes if isinstance(checked, float) else list(checked)
         if all(v == 1.0 for v in values):
@@ -201,7 +207,7 @@ class ConditionalGenerator(nn.Module):
         labels = self.check_labels(labels)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
-        table = self._temperature_table(temperature)
+        table = self.temperature_table(temperature)
         was_training = self.training
         self.eval()
         try:
@@ -316,3 +322,17 @@ class ConditionalGenerator(nn.Module):
             f"{type(self).__name__}(family={self.family!r}, num_classes={self.num_classes}, "
             f"image_shape=({c}, {h}, {w}), parameters={sum(p.numel() for p in self.parameters()):,})"
         )
+
+    if TYPE_CHECKING:
+        # The hub layer (above this one) attaches these at import (augmentgen/hub/__init__.py);
+        # declared here so that editors and type checkers see them. Never executed.
+        def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> Path:
+            """Save as ``config.json`` + ``model.safetensors`` + model card (:func:`augmentgen.save_pretrained`)."""
+
+        def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
+            """Upload to the Hugging Face Hub (:func:`augmentgen.push_to_hub`)."""
+
+        @classmethod
+        def from_pretrained(cls, repo_id_or_dir: str | os.PathLike, revision: str | None = None,
+                            device: str | torch.device | None = None, **kwargs: Any) -> Self:
+            """Load a saved generator of this class (folder, zoo id or hub id)."""

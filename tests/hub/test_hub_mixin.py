@@ -69,3 +69,19 @@ def test_the_mixin_is_what_the_generator_exposes():
     assert ConditionalGenerator.save_pretrained is PretrainedMixin.save_pretrained
     assert ConditionalGenerator.push_to_hub is PretrainedMixin.push_to_hub
     assert vars(ConditionalGenerator)["from_pretrained"] is vars(PretrainedMixin)["from_pretrained"]
+
+
+def test_the_hub_methods_are_declared_on_the_interface_for_type_checkers():
+    """models/base.py declares (under TYPE_CHECKING) exactly the methods the hub attaches."""
+    import ast
+    import inspect
+
+    from augmentgen.hub.mixin import HUB_METHODS
+    from augmentgen.models import base
+
+    tree = ast.parse(inspect.getsource(base))
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "ConditionalGenerator")
+    block = next(n for n in cls.body if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING")
+    assert {f.name for f in block.body if isinstance(f, ast.FunctionDef)} == set(HUB_METHODS)
+    for name in HUB_METHODS:  # and at run time they are the hub's
+        assert getattr(base.ConditionalGenerator, name).__qualname__.startswith("PretrainedMixin.")
