@@ -274,13 +274,7 @@ def train_classifier(
     Returns:
         The trained classifier in eval mode.
     """
-    if augment not in ("none", "classic"):
-        raise ConfigError(f"augment must be 'none' or 'classic', got {augment!r}")
-    if sampler not in ("epochs", "class-balanced"):
-        raise ConfigError(f"sampler must be 'epochs' or 'class-balanced', got {sampler!r}")
-    if not (isinstance(logit_adjustment, (int, float)) and math.isfinite(logit_adjustment)
-            and logit_adjustment >= 0):
-        raise ConfigError(f"logit_adjustment (τ) must be a finite number >= 0, got {logit_adjustment!r}")
+    _check_options(augment, sampler, logit_adjustment)
     images, labels, class_names = as_images_and_labels(train_data)
     if epochs is not None:
         steps = classifier_steps(len(labels), max(batch_size, 1), epochs=epochs, min_steps=min_steps)
@@ -296,32 +290,21 @@ def train_classifier(
     n = len(labels)
     batch_size = min(batch_size, n)
 
-    # fork_rng: seeding the initialisation must not change the caller's global RNG stream.
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        model = ReferenceClassifier(num_classes, images.shape[1], images.shape[-1], width).to(device)
-    # Three streams (see the docstring): rows appended by a mixer draw their augmentation from
-    # their own stream, so they cannot shift the batch order or the real rows' augmentation.
-    order_rng, real_aug_rng, extra_aug_rng = (
-        torch.Generator(device=device).manual_seed(seed + offset) for offset in (0, 1_000_003, 2_000_006))
+    model, (order_rng, real_aug_rng, extra_aug_rng) = _seeded_model_and_streams(
+        num_classes, images.shape[1], images.shape[-1], width, seed, device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
     batches = (_epoch_batches(n, batch_size, steps, order_rng) if sampler == "epochs"
                else _balanced_batches(labels, num_classes, batch_size, steps, order_rng))
     adjustment = _logit_adjustment(labels, num_classes, logit_adjustment)
+    prepared = _prepared_batches(images, labels, batches, synthetic_mix=synthetic_mix, augment=augment,
+                                 batch_transform=batch_transform, rngs=(real_aug_rng, extra_aug_rng),
+                                 batch_size=batch_size, hflip=hflip, device=device)
     model.train()
     # batch_transform draws from the global RNG (v2.MixUp/CutMix do): seed it, restore it after.
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed + 3_000_009)
-        for index in batches:
-            batch_images, batch_labels = as_float_images(images[index]), labels[index]
-            if synthetic_mix is not None:
-                batch_images, batch_labels = _mixed(synthetic_mix, batch_images, batch_labels, device)
-            if augment == "classic":
-                batch_images = _augment_rows(batch_images, batch_size, real_aug_rng, extra_aug_rng,
-                                             hflip=hflip, affine=not hflip)
-            if batch_transform is not None:
-                batch_images, batch_labels = batch_transform(batch_images, batch_labels)
+        for batch_images, batch_labels in prepared:
             logits = model(batch_images)
             if adjustment is not None:
                 logits = logits + adjustment
@@ -331,6 +314,46 @@ def train_classifier(
             optimizer.step()
             schedule.step()
     return model.eval()
+
+
+def _seeded_model_and_streams(num_classes: int, channels: int, size: int, width: int, seed: int,
+                              device: torch.device) -> tuple[ReferenceClassifier, tuple[torch.Generator, ...]]:
+    """The network initialised from ``seed`` and the three random streams of a run."""
+    # fork_rng: seeding the initialisation must not change the caller's global RNG stream.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        model = ReferenceClassifier(num_classes, channels, size, width).to(device)
+    # Three streams (see train_classifier): rows appended by a mixer draw their augmentation from
+    # their own stream, so they cannot shift the batch order or the real rows' augmentation.
+    streams = tuple(torch.Generator(device=device).manual_seed(seed + offset)
+                    for offset in (0, 1_000_003, 2_000_006))
+    return model, streams
+
+
+def _check_options(augment: str, sampler: str, logit_adjustment: float) -> None:
+    if augment not in ("none", "classic"):
+        raise ConfigError(f"augment must be 'none' or 'classic', got {augment!r}")
+    if sampler not in ("epochs", "class-balanced"):
+        raise ConfigError(f"sampler must be 'epochs' or 'class-balanced', got {sampler!r}")
+    if not (isinstance(logit_adjustment, (int, float)) and math.isfinite(logit_adjustment)
+            and logit_adjustment >= 0):
+        raise ConfigError(f"logit_adjustment (τ) must be a finite number >= 0, got {logit_adjustment!r}")
+
+
+def _prepared_batches(images: torch.Tensor, labels: torch.Tensor, batches, *, synthetic_mix, augment: str,
+                      batch_transform, rngs: tuple[torch.Generator, torch.Generator], batch_size: int,
+                      hflip: bool, device: torch.device):
+    """Each step's batch as the network sees it: float [-1, 1], then the mixer's rows, then the
+    classic augmentation (real and appended rows from their own streams), then the transform."""
+    for index in batches:
+        batch_images, batch_labels = as_float_images(images[index]), labels[index]
+        if synthetic_mix is not None:
+            batch_images, batch_labels = _mixed(synthetic_mix, batch_images, batch_labels, device)
+        if augment == "classic":
+            batch_images = _augment_rows(batch_images, batch_size, *rngs, hflip=hflip, affine=not hflip)
+        if batch_transform is not None:
+            batch_images, batch_labels = batch_transform(batch_images, batch_labels)
+        yield batch_images, batch_labels
 
 
 def _epoch_batches(n: int, batch_size: int, steps: int, rng: torch.Generator):
