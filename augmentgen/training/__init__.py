@@ -2,12 +2,14 @@
 
 One concern per module: ``trainer`` (the loop), ``checkpoint`` (resumable checkpoints),
 ``run_folder`` (what a new, overwriting or resumed run may do with its output folder), ``ema``
-(the generator's moving average), ``transfer`` (starting from a pretrained generator) and
-``config`` (:class:`TrainingConfig`).
+(the generator's moving average), ``transfer`` (starting from a pretrained generator),
+``budget`` (training to a time budget), ``snapshots`` (scoring snapshots on the training images
+and keeping the best) and ``config`` (:class:`TrainingConfig`).
 """
 
 from ..models.step import TrainingStep
-from .config import TrainingConfig
+from .config import TrainingConfig, parse_duration
+from .snapshots import TrainingDataScore
 from .trainer import Trainer, TrainingInterrupted
 
-__all__ = ["Trainer", "TrainingConfig", "TrainingInterrupted", "TrainingStep"]
+__all__ = ["Trainer", "TrainingConfig", "TrainingDataScore", "TrainingInterrupted", "TrainingStep", "parse_duration"]

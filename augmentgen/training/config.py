@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+import re
 from typing import Literal
 
 from .._config import Config
@@ -16,7 +17,9 @@ class TrainingConfig(Config):
     """Settings of the one trainer, shared by every family.
 
     Args:
-        steps (int, defaults to 2000): optimisation steps (one step = one batch).
+        steps (int, optional): optimisation steps (one step = one batch). Without
+            ``time_budget`` it defaults to 2000; with one it is an upper bound on the steps the
+            budget chooses (``None``: no bound).
         batch_size (int, defaults to 64): images per step and process.
         seed (int, defaults to 0): seeds the initialisation, the data order and the noise.
         mixed_precision (str, defaults to ``"no"``): ``"no"``, ``"bf16"`` or ``"fp16"`` (fp16 only
@@ -79,9 +82,23 @@ class TrainingConfig(Config):
             ``foreach`` on GPUs), ``"foreach"`` (batched over parameters) or ``"fused"`` (one
             kernel per step). The same update up to floating-point rounding; an optimizer
             without that option is a :class:`~augmentgen.errors.ConfigError`.
+        time_budget (float or str, optional): train for as many steps as fit in this many
+            seconds of :meth:`Trainer.fit <augmentgen.training.Trainer.fit>`, saving included.
+            A number of seconds or a duration string (``"90s"``, ``"20m"``, ``"1h30m"``; see
+            :func:`parse_duration`), stored as seconds. After a few warm-up steps the trainer
+            measures the step time and the cost of what the run writes (grids, checkpoints,
+            scored snapshots, the final save) and fixes the number of steps from them; see
+            :mod:`augmentgen.training.budget`. A resumed run keeps the step count its first
+            process chose.
+        snapshot_every (int, defaults to 0): steps between scored snapshots of the generator the
+            run would save (its EMA); the last step is always one. 0: none, unless
+            ``select_snapshot="best"``, which then takes 10 snapshots spread over the run. The
+            scores read the training images only (see :mod:`augmentgen.training.snapshots`).
+        select_snapshot (str, defaults to ``"last"``): which snapshot is saved: ``"last"`` (the
+            end of training, as without snapshots) or ``"best"`` (the highest score).
     """
 
-    steps: int = 2000
+    steps: int | None = None
     batch_size: int = 64
     seed: int = 0
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
@@ -100,12 +117,23 @@ class TrainingConfig(Config):
     compile: bool = False
     channels_last: bool = True
     optimizer_kernel: Literal["default", "foreach", "fused"] = "default"
+    time_budget: float | str | None = None
+    snapshot_every: int = 0
+    select_snapshot: Literal["last", "best"] = "last"
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "samples_per_class", "log_every", "keep_checkpoints"):
+        if self.time_budget is not None:
+            self.time_budget = parse_duration(self.time_budget, "time_budget")
+        elif self.steps is None:
+            self.steps = DEFAULT_STEPS
+        if self.steps is not None and self.steps < 1:
+            raise ConfigError(f"steps must be at least 1, got {self.steps}")
+        if self.select_snapshot not in ("last", "best"):
+            raise ConfigError(f"select_snapshot must be 'last' or 'best', got {self.select_snapshot!r}")
+        for name in ("batch_size", "samples_per_class", "log_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("checkpoint_every", "sample_every", "num_workers"):
+        for name in ("checkpoint_every", "sample_every", "num_workers", "snapshot_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -124,6 +152,36 @@ class TrainingConfig(Config):
                     raise ConfigError(f"{name}={getattr(self, name)!r} only acts on weights transferred from a "
                                       "pretrained generator; set init_from too, or leave it at "
                                       f"{default}")
+
+
+#: The steps of a run without ``time_budget`` or ``steps``.
+DEFAULT_STEPS = 2000
+_DURATION = re.compile(r"(?:(?P<h>\d+(?:\.\d*)?)h)?(?:(?P<m>\d+(?:\.\d*)?)m)?(?:(?P<s>\d+(?:\.\d*)?)s?)?")
+_DURATION_FORMS = ("seconds as a number > 0 (90, 2.5) or a duration string: '90s', '20m', '1h', '1h30m', "
+                   "'1h30m15s', '1.5h'")
+
+
+def parse_duration(value: float | int | str, name: str = "duration") -> float:
+    """Seconds from a number of seconds or a duration string (``"90s"``, ``"20m"``, ``"1h30m"``).
+
+    A string is hours, minutes and seconds in that order, each optional and each a decimal
+    number with its unit (``h``, ``m``, ``s``; a bare number is seconds). Anything else, zero,
+    a negative or a non-finite value is a :class:`ConfigError` naming the accepted forms.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigError(f"{name} must be {_DURATION_FORMS}; got {value!r}")
+    if isinstance(value, str):
+        match = _DURATION.fullmatch(value.strip().lower().replace(" ", ""))
+        if not value.strip() or match is None or not any(match.groupdict().values()):
+            raise ConfigError(f"{name} must be {_DURATION_FORMS}; got {value!r}")
+        parts = {k: float(v) for k, v in match.groupdict().items() if v is not None}
+        seconds = parts.get("h", 0.0) * 3600 + parts.get("m", 0.0) * 60 + parts.get("s", 0.0)
+    else:
+        seconds = float(value)
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigError(f"{name} must be {_DURATION_FORMS}; got {value!r}, which is not a positive, finite "
+                          "time")
+    return seconds
 
 
 #: Accelerate's trackers and the module each needs (``log_with="all"`` takes whichever are installed).

@@ -8,8 +8,11 @@ pretrained generator (``TrainingConfig.init_from``, see :mod:`augmentgen.trainin
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import hashlib
+import io
 import json
 import math
 import os
@@ -19,7 +22,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +37,7 @@ from ..errors import ConfigError, DataError, TrainingDivergedError
 from ..hub.serialization import atomic_write_bytes, generator_tensors, save_generator, tensors_sha256
 from ..models.base import ConditionalGenerator, GeneratorConfig
 from ..models.registry import build_generator, config_to_dict, step_class
+from .budget import TimeBudget, synchronize
 from .checkpoint import (
     CHECKPOINT_DIR,
     checkpoint_dirs,
@@ -50,7 +54,14 @@ from .run_folder import (
     default_command,
     prepare_run_folder,
 )
+from .snapshots import SnapshotSelector, TrainingDataScore
 from .transfer import freeze_feature_blocks, scale_lr_of, transfer_weights
+
+#: ``factory(train_data) -> scorer``; ``scorer(generator)`` returns a dict with a ``"score"``.
+SnapshotScorerFactory = Callable[[LabelledImages], Callable[[ConditionalGenerator], dict]]
+#: TrainingConfig fields a resume must repeat besides RESUME_FIELDS: they decide what the
+#: checkpoints hold (the snapshot selector's state).
+_SNAPSHOT_FIELDS = ("snapshot_every", "select_snapshot")
 
 __all__ = ["CHECKPOINT_DIR", "GeneratorEMA", "Trainer", "TrainingInterrupted", "TrainingProgress", "ema_with_warmup"]
 
@@ -63,6 +74,7 @@ class TrainingProgress:
         self.images_seen = 0
         self.train_seconds = 0.0
         self.lr_scale = 1.0
+        self.planned_steps: int | None = None  # the steps a time budget chose (kept on resume)
 
     def state_dict(self) -> dict:
         """The counters, for Accelerate's checkpoint."""
@@ -97,6 +109,10 @@ class Trainer:
         accelerator: an ``Accelerator`` of your own (default: one built from ``training_config``).
         command: the command line recorded in ``training.json`` to rerun this run (default: this
             process's, with ``python -m augmentgen`` / ``accelerate launch`` as ``augmentgen``).
+        snapshot_scorer: with ``snapshot_every`` / ``select_snapshot="best"``, what scores the
+            snapshots: ``factory(train_data) -> scorer``, ``scorer(generator) -> {"score": ...}``
+            (default: :class:`~augmentgen.training.snapshots.TrainingDataScore`, which reads the
+            training images only).
 
     Example::
 
@@ -107,8 +123,9 @@ class Trainer:
 
     def __init__(self, model_config: GeneratorConfig, training_config: TrainingConfig | None = None,
                  output_dir: str | os.PathLike = "runs/augmentgen", *, accelerator: Accelerator | None = None,
-                 command: str | None = None):
+                 command: str | None = None, snapshot_scorer: SnapshotScorerFactory | None = None):
         self.model_config = model_config
+        self.snapshot_scorer = snapshot_scorer
         self.config = training_config or TrainingConfig()
         self.output_dir = Path(output_dir)
         self.command = command
@@ -135,6 +152,12 @@ class Trainer:
         #: What every checkpoint's ``run.json`` records of this run (model config, the training
         #: fields a resume must repeat, the data), set by ``fit``.
         self.manifest: dict = {}
+        #: With ``time_budget``: the clock and the step count it chose, set by ``fit``.
+        self.budget: TimeBudget | None = None
+        #: With snapshots: every snapshot's scores and the kept one's weights, set by ``fit``.
+        self.snapshots: SnapshotSelector | None = None
+        self._scorer = None
+        self._train_data: LabelledImages | None = None
 
     # ------------------------------------------------------------------ public
     def fit(self, data: LabelledImages | Iterable, *, resume: bool = False,
@@ -148,26 +171,40 @@ class Trainer:
         that already holds a model or a run is refused unless ``resume`` or ``overwrite`` is
         given; ``overwrite=True`` first clears its previous outputs. With ``init_from`` set, a
         fresh run starts from that pretrained generator's weights. Ctrl-C checkpoints the last
-        completed step and raises :class:`TrainingInterrupted`.
+        completed step and raises :class:`TrainingInterrupted`. With ``time_budget`` it trains
+        as many steps as fit (:mod:`augmentgen.training.budget`); with ``snapshot_every`` or
+        ``select_snapshot="best"`` it scores snapshots on the training images and saves the
+        selected one (:mod:`augmentgen.training.snapshots`).
         """
+        clock = time.perf_counter()  # a time budget counts from here: everything fit does is in it
         self._check_speed_options()
         cfg, acc = self.config, self.accelerator
-        check_run_folder(self.output_dir, resume=resume, overwrite=overwrite, steps=cfg.steps)
+        self._check_snapshot_options(data)
+        check_run_folder(self.output_dir, resume=resume, overwrite=overwrite, steps=self._step_bound())
         self._check_data(data)
         self.manifest = self._describe_run(data)
         resuming = resume and bool(checkpoint_dirs(self.output_dir))  # only a partial first one: start anew
         saved = newest_manifest(self.output_dir) if resuming else None
         if saved is not None:
             check_resume_matches(self.output_dir, saved, self.manifest)
+            self._check_snapshot_resume(saved)
+        self.budget = TimeBudget(cfg.time_budget, cfg.steps, clock) if cfg.time_budget is not None else None
         plain_generator = self._build_or_explain(resuming)
         loader = self._prepare_data(data)
         # Only now, with every check passed, is anything in the folder changed.
         self._start(resume, overwrite)
+        self._train_data = data if isinstance(data, LabelledImages) else None
+        self._start_snapshots(data)
+        if self.budget is not None and self.progress.planned_steps is not None:
+            self.budget.adopt(self.progress.planned_steps)
         self._print_summary(data, resuming)
         self._train(loader, plain_generator)
 
         final = self.ema.module if self.ema is not None else plain_generator
-        self.step.finish(final, loader)
+        self._restore_kept_snapshot(final)
+        # With snapshots, the loader the snapshots were finished with: the saved generator is then
+        # exactly the one scored.
+        self.step.finish(final, self._finish_loader() if self.snapshots is not None else loader)
         # Safetensors stores contiguous tensors only; the layout is a training-time choice.
         final.to(memory_format=torch.contiguous_format).eval()
         acc.wait_for_everyone()
@@ -177,6 +214,13 @@ class Trainer:
             acc.end_training()
         return final
 
+    def last_step(self) -> int:
+        """The step this run ends at: ``steps``, or what its time budget chose (while the budget
+        is still measuring: ``steps``, or ``sys.maxsize`` without one)."""
+        if self.budget is not None and self.budget.total_steps is not None:
+            return self.budget.total_steps
+        return self._step_bound()
+
     def save_checkpoint(self) -> Path:
         """Write a resumable checkpoint (models, optimizers, EMA, RNG, progress, the run's
         manifest) atomically; see :func:`augmentgen.training.checkpoint.write_checkpoint`."""
@@ -184,6 +228,42 @@ class Trainer:
                                 keep=self.config.keep_checkpoints, manifest=self.manifest)
 
     # ------------------------------------------------------------------ internals
+    def _step_bound(self) -> int:
+        """``steps``, or no bound (a time budget without ``steps``)."""
+        return self.config.steps if self.config.steps is not None else sys.maxsize
+
+    def _snapshots_on(self) -> bool:
+        return self.config.snapshot_every > 0 or self.config.select_snapshot == "best"
+
+    def _check_snapshot_options(self, data) -> None:
+        """Snapshots are scored against the training images: refuse data that does not hold them."""
+        if self._snapshots_on() and not isinstance(data, LabelledImages):
+            raise ConfigError(
+                "snapshot_every / select_snapshot='best' score snapshots against the training images, which needs "
+                f"the data as LabelledImages (augmentgen.load_data(...)), not a {type(data).__name__}; pass it "
+                "that way, or train without snapshots (snapshot_every=0, select_snapshot='last')"
+            )
+
+    def _check_snapshot_resume(self, saved: dict) -> None:
+        """Refuse to resume with other snapshot settings: they decide what the checkpoints hold."""
+        old = {"snapshot_every": 0, "select_snapshot": "last", **(saved.get("training") or {})}
+        differ = [(k, old[k], getattr(self.config, k)) for k in _SNAPSHOT_FIELDS if old[k] != getattr(self.config, k)]
+        if differ:
+            what = "; ".join(f"{k} is {a!r} there but {b!r} now" for k, a, b in differ)
+            fix = " ".join(f"--{k.replace('_', '-')} {a}" for k, a, _ in differ)
+            raise ConfigError(f"cannot resume {self.output_dir}: {what}. Nothing was changed. To resume, rerun "
+                              f"with {fix} (the same names in Python); to start a new run pass --overwrite "
+                              "(overwrite=True) or another --out")
+
+    def _start_snapshots(self, data) -> None:
+        """Build the snapshot scorer (the default one trains its classifier on ``data`` here)."""
+        if not self._snapshots_on():
+            return
+        cfg, acc = self.config, self.accelerator
+        factory = self.snapshot_scorer or functools.partial(TrainingDataScore, seed=cfg.seed, device=acc.device)
+        with _rng_kept(acc.device):  # the run draws the same random numbers with and without snapshots
+            self._scorer = factory(data)
+
     def _check_speed_options(self) -> None:
         """Refuse the speed options that cannot work with this run's model, before anything is built."""
         cfg = self.config
@@ -228,6 +308,10 @@ class Trainer:
             self.ema = GeneratorEMA(plain_generator, cfg.ema_decay)
             acc.register_for_checkpointing(self.ema)
         acc.register_for_checkpointing(self.progress)
+        self.snapshots = None
+        if self._snapshots_on():  # registered last: checkpoints without snapshots keep their layout
+            self.snapshots = SnapshotSelector(cfg.select_snapshot)
+            acc.register_for_checkpointing(self.snapshots)
         return plain_generator
 
     def _apply_speed_options(self, step) -> None:
@@ -265,7 +349,7 @@ class Trainer:
     def _start(self, resume: bool, overwrite: bool) -> None:
         """Clear the folder (``overwrite``) or load the newest good checkpoint (``resume``); open the trackers."""
         acc, cfg = self.accelerator, self.config
-        resume = prepare_run_folder(self.output_dir, resume=resume, overwrite=overwrite, steps=cfg.steps,
+        resume = prepare_run_folder(self.output_dir, resume=resume, overwrite=overwrite, steps=self._step_bound(),
                                     is_main_process=acc.is_main_process)
         acc.wait_for_everyone()
         if resume:
@@ -301,7 +385,7 @@ class Trainer:
         """The manifest every checkpoint records, which a resume must match."""
         training = self.config.to_dict()
         return {"model": config_to_dict(self.model_config),
-                "training": {k: training[k] for k in RESUME_FIELDS},
+                "training": {k: training[k] for k in (*RESUME_FIELDS, *_SNAPSHOT_FIELDS)},
                 "data": describe_data(data, self.model_config)}
 
     def _print_summary(self, data, resume: bool) -> None:
@@ -325,26 +409,38 @@ class Trainer:
             f"  classes:    {config.num_classes}: {shown}",
             f"  image size: {h}x{w}, {c} channel{'s' if c > 1 else ''}",
             f"  batch size: {cfg.batch_size} per process x {acc.num_processes} process(es)",
-            f"  steps:      {cfg.steps}{resumed}",
+            f"  steps:      {self._describe_steps()}{resumed}",
             f"  device:     {acc.device}{precision}",
             f"  output:     {self.output_dir}",
         ]), flush=True)
+
+    def _describe_steps(self) -> str:
+        cfg, budget = self.config, self.budget
+        if budget is None:
+            return str(cfg.steps)
+        if budget.resumed_plan:
+            return f"{budget.total_steps} (chosen by the run's time budget of {budget.seconds:g} s)"
+        bound = f", at most {cfg.steps}" if cfg.steps is not None else ""
+        return f"as many as fit in {budget.seconds:g} s{bound} (set after a short warm-up)"
 
     def _train(self, loader, plain_generator: ConditionalGenerator) -> None:
         """The loop. Losses stay on the device; the host reads them only at a check step."""
         cfg = self.config
         batches = self._batches(loader, start=self.progress.step)
-        bar = tqdm(total=cfg.steps, initial=self.progress.step, disable=not self.accelerator.is_local_main_process,
+        total = self.last_step()
+        bar = tqdm(total=total if total != sys.maxsize else None, initial=self.progress.step,
+                   disable=not self.accelerator.is_local_main_process,
                    desc=f"train {self.model_config.family}", dynamic_ncols=True,
                    # Logs redirected to a file get a line every 30 s, not one per step.
                    mininterval=0.1 if sys.stderr.isatty() else 30.0)
         start = time.perf_counter() - self.progress.train_seconds
         pending: list[dict[str, torch.Tensor]] = []  # the losses of the steps since the last check
         with _StopRequest() as stop:
-            while self.progress.step < cfg.steps:
+            while self.progress.step < self.last_step():
                 pending.append(self._train_step(*next(batches), plain_generator))
                 bar.update(1)
                 s = self.progress.step
+                self._follow_budget(s, plain_generator, bar)
                 if self._stop_requested(stop, s):
                     bar.close()
                     self._stop(pending, plain_generator, start)
@@ -357,13 +453,16 @@ class Trainer:
                     bar.n = self.progress.step
                     continue
                 self.progress.train_seconds = time.perf_counter() - start
-                if s % cfg.log_every == 0 or s == cfg.steps:
+                last = self.last_step()
+                if s % cfg.log_every == 0 or s == last:
                     self._log(values, s, bar)
-                if cfg.sample_every and s % cfg.sample_every == 0 and s < cfg.steps:
-                    self._write_grid(self.ema.module if self.ema is not None else plain_generator,
-                                     f"samples/step-{s:07d}.png")
+                if cfg.sample_every and s % cfg.sample_every == 0 and s < last:
+                    self._write_grid(self._saved_generator(plain_generator), f"samples/step-{s:07d}.png")
+                if self._is_snapshot_step(s) and not self.snapshots.has(s):  # before the checkpoint, which then holds it
+                    self.snapshots.offer(s, self._score_snapshot(self._saved_generator(plain_generator)),
+                                         self._saved_generator(plain_generator))
                 # The last step too: a finished run can be resumed to train further (more steps).
-                if cfg.checkpoint_every and (s % cfg.checkpoint_every == 0 or s == cfg.steps):
+                if cfg.checkpoint_every and (s % cfg.checkpoint_every == 0 or s == last):
                     self.save_checkpoint()
         bar.close()
         self.progress.train_seconds = time.perf_counter() - start
@@ -405,9 +504,124 @@ class Trainer:
         """Log steps, the last step, and every step that writes something (grid, checkpoint):
         nothing is written from a state that has not been checked."""
         cfg = self.config
-        return (s % cfg.log_every == 0 or s == cfg.steps
+        return (s % cfg.log_every == 0 or s == self.last_step()
                 or bool(cfg.sample_every and s % cfg.sample_every == 0)
-                or bool(cfg.checkpoint_every and s % cfg.checkpoint_every == 0))
+                or bool(cfg.checkpoint_every and s % cfg.checkpoint_every == 0)
+                or self._is_snapshot_step(s))
+
+    def _snapshot_every(self) -> int:
+        """``snapshot_every``; for ``select_snapshot="best"`` without it, a tenth of the run (0
+        while a time budget has not chosen the run's length yet)."""
+        cfg = self.config
+        if cfg.snapshot_every or not self._snapshots_on():
+            return cfg.snapshot_every
+        last = self.last_step()
+        return 0 if last == sys.maxsize or (self.budget is not None and self.budget.total_steps is None) \
+            else max(1, last // 10)
+
+    def _is_snapshot_step(self, s: int) -> bool:
+        """Every ``snapshot_every`` steps and the last step, when snapshots are on."""
+        if self.snapshots is None:
+            return False
+        every = self._snapshot_every()
+        return s == self.last_step() or bool(every and s % every == 0)
+
+    def _saved_generator(self, plain_generator: ConditionalGenerator) -> ConditionalGenerator:
+        """The generator the run would save now: the EMA one, or the trained one without EMA."""
+        return self.ema.module if self.ema is not None else plain_generator
+
+    def _finish_loader(self):
+        """Every training image once, in order: the loader a snapshot's ``finish`` reads. Its own
+        loader, so the training loader's position and epoch counter stay untouched."""
+        return self._train_data.loader(self.config.batch_size, shuffle=False, drop_last=False)
+
+    def _finished_copy(self, generator: ConditionalGenerator) -> ConditionalGenerator:
+        """A copy of ``generator`` as the run would save it: after the family's ``finish`` (e.g.
+        ``ae`` fits its class priors). Without :class:`LabelledImages` data, a plain copy."""
+        snapshot = copy.deepcopy(generator)
+        if self._train_data is not None:
+            self.step.finish(snapshot, self._finish_loader())
+        return snapshot.eval()
+
+    def _score_snapshot(self, generator: ConditionalGenerator) -> dict[str, float]:
+        """Score a finished copy of ``generator``; the same numbers on every process (averaged)."""
+        acc = self.accelerator
+        with _rng_kept(acc.device):  # scoring draws no random numbers from the training's streams
+            scores = self._scorer(self._finished_copy(generator))
+        if not isinstance(scores, dict) or "score" not in scores:
+            raise ConfigError(f"a snapshot scorer must return a dict with a 'score', got {scores!r}")
+        scores = {k: float(v) for k, v in scores.items()}
+        if acc.num_processes > 1:
+            averaged = acc.reduce(torch.tensor(list(scores.values()), device=acc.device), reduction="mean")
+            scores = dict(zip(scores, averaged.tolist()))
+        return scores
+
+    def _restore_kept_snapshot(self, final: ConditionalGenerator) -> None:
+        """With ``select_snapshot="best"``, put the best snapshot's weights into ``final``."""
+        kept = self.snapshots
+        if kept is None or kept.select != "best" or kept.kept_weights is None or kept.kept_step == self.progress.step:
+            return
+        final.load_state_dict(kept.kept_weights)
+
+    def _follow_budget(self, s: int, generator: ConditionalGenerator, bar) -> None:
+        """With a time budget: time the warm-up, then choose the run's steps; later, stop early
+        (making step ``s`` the last) if finishing the plan would overrun the budget."""
+        budget = self.budget
+        if budget is None:
+            return
+        if budget.total_steps is not None:  # again after a rollback restored older progress
+            self.progress.planned_steps = budget.total_steps
+        if budget.total_steps is None:
+            if budget.warmup_done(s, self.accelerator.device):
+                self.progress.planned_steps = self._plan_budget(s, self._saved_generator(generator))
+                bar.total = self.progress.planned_steps
+                bar.refresh()
+        elif s < budget.total_steps and self._budget_behind(s):
+            budget.stopped_early_at = budget.total_steps = self.progress.planned_steps = s
+            bar.total = s
+            warnings.warn(f"stopped at step {s} to end within the time budget of {budget.seconds:g} s; it had "
+                          f"planned {budget.chosen_steps} steps from its warm-up (the machine became slower?)",
+                          stacklevel=3)
+
+    def _plan_budget(self, s: int, generator: ConditionalGenerator) -> int:
+        """Measure what the run does besides steps, then let the budget choose the run's steps
+        (the fewest any process chose, so that every process stops at the same step)."""
+        cfg, acc = self.config, self.accelerator
+        with _rng_kept(acc.device):  # measuring draws no random numbers from the training's streams
+            noise = torch.Generator(device=generator.device).manual_seed(cfg.seed)
+            _, grid = _timed(lambda: generator.sample_per_class(cfg.samples_per_class, generator=noise), acc.device)
+            _, finish = _timed(lambda: self._finished_copy(generator), acc.device)
+        snapshot = 0.0
+        if self.snapshots is not None:  # timed on a real snapshot (this step's), which the selector gets
+            scores, snapshot = _timed(lambda: self._score_snapshot(generator), acc.device)
+            self.snapshots.offer(s, scores, generator)
+        save = 2 * _serialise_seconds([generator])  # serialise + hash; writing is about as much again
+        modules = [v for v in vars(self.step).values() if isinstance(v, (torch.nn.Module, torch.optim.Optimizer))]
+        checkpoint = 3 * _serialise_seconds([*modules, *([self.ema] if self.ema else [])]) if cfg.checkpoint_every \
+            else 0.0
+        final = {"grid": grid, "finish": finish, "save": save, "checkpoint": checkpoint}
+        periodic = {"grid": (grid, cfg.sample_every), "checkpoint": (checkpoint, cfg.checkpoint_every)}
+        if self.snapshots is not None:
+            final["snapshot"] = snapshot
+            if cfg.snapshot_every:
+                periodic["snapshot"] = (snapshot, cfg.snapshot_every)
+            else:  # a tenth of the run apart, wherever the run ends
+                final["snapshots_spread"] = 10 * snapshot
+        total = self.budget.plan(s, final=final, periodic=periodic)
+        if acc.num_processes > 1:
+            total = int(acc.gather(torch.tensor([total], device=acc.device)).min().item())
+            self.budget.total_steps = self.budget.chosen_steps = total
+        return total
+
+    def _budget_behind(self, s: int) -> bool:
+        """:meth:`TimeBudget.behind`, decided together at check steps with several processes."""
+        acc = self.accelerator
+        if acc.num_processes == 1:
+            return self.budget.behind()
+        if not self._is_check_step(s):
+            return False
+        flag = torch.tensor(float(self.budget.behind()), device=acc.device)
+        return bool(acc.reduce(flag, reduction="sum").item() > 0)
 
     def _read_losses(self, pending: list[dict[str, torch.Tensor]],
                      generator: torch.nn.Module) -> dict[str, float] | None:
@@ -574,7 +788,9 @@ class Trainer:
         return save_sample_grid(images, self.config.samples_per_class, self.output_dir / name)
 
     def _write_outputs(self, generator: ConditionalGenerator) -> None:
-        metadata = {"steps": str(self.progress.step)}
+        kept = self.snapshots
+        best = kept is not None and kept.select == "best" and kept.kept_step is not None
+        metadata = {"steps": str(kept.kept_step if best else self.progress.step)}
         if self.init_source is not None:
             metadata.update(augmentgen_init_from=self.init_source["id"],
                             augmentgen_init_from_sha256=self.init_source["sha256"])
@@ -595,7 +811,35 @@ class Trainer:
         }
         if self.init_source is not None:
             summary["init_from"] = self.init_source
+        if self.budget is not None:
+            summary["time_budget"] = self.budget.record(self.progress.step)
+        if kept is not None:
+            summary["snapshots"] = kept.summary(self._snapshot_every(), self.progress.step)
         atomic_write_bytes(self.output_dir / "training.json", json.dumps(summary, indent=2).encode())
+
+
+def _rng_kept(device: torch.device):
+    """A context in which random draws leave the global CPU (and this CUDA device's) streams as they were."""
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
+
+
+def _timed(work, device: torch.device) -> tuple:
+    """``work()`` and its wall seconds, the device's queued work included."""
+    synchronize(device)
+    begin = time.perf_counter()
+    result = work()
+    synchronize(device)
+    return result, time.perf_counter() - begin
+
+
+def _serialise_seconds(objects: list) -> float:
+    """Seconds to serialise the state dicts of ``objects`` in memory and hash them: a measured
+    stand-in for writing them (a final save or a checkpoint) without touching the run's folder."""
+    begin = time.perf_counter()
+    buffer = io.BytesIO()
+    torch.save([o.state_dict() for o in objects], buffer)
+    hashlib.sha256(buffer.getbuffer()).hexdigest()
+    return time.perf_counter() - begin
 
 
 def _scale_lr(optimizer: torch.optim.Optimizer, factor: float) -> None:

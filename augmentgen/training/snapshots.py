@@ -1,0 +1,190 @@
+"""Best snapshot, not last: score the generator a run would save, on its training images only.
+
+With ``TrainingConfig(snapshot_every=N)`` the trainer scores a snapshot of the generator it
+would save (the EMA one, after the family's ``finish``, on a copy) every ``N`` steps and at the
+last step; with ``select_snapshot="best"`` it saves the best-scoring one instead of the last.
+
+The default score, :class:`TrainingDataScore`, reads nothing but the training images the run
+is fitted on, so selecting a snapshot can never leak test data into the model:
+
+- **class consistency**: the share of each class's samples that a small classifier, trained on
+  the training images at the start of the run, assigns to that class (a generator that draws
+  the wrong class, or noise, scores low);
+- **within-class diversity**: the median pairwise pixel distance among a class's samples over
+  the same median among that class's training images, capped at 1 (a collapsed class, every
+  sample alike, scores 0; more spread than the real images earns nothing more).
+
+The score is their product averaged over the classes. It lives here rather than in
+:mod:`augmentgen.metrics` because the trainer may not import the measures (they are siblings
+in one layer); the measures' :class:`~augmentgen.metrics.ReferenceClassifier` is the larger
+evaluation-grade network. Any ``factory(train_data) -> scorer`` can replace it
+(``Trainer(snapshot_scorer=...)``), where ``scorer(generator)`` returns a dict with a
+``"score"`` (higher is better) and any other numbers to record.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._images import to_signed_unit
+from ..data.labelled import LabelledImages
+from ..models.base import ConditionalGenerator
+
+#: Images drawn per class for each score: 32, fewer with many classes (about 1024 in all).
+MAX_SAMPLES_PER_CLASS = 32
+#: Real images per class that enter the real-data spread.
+MAX_REAL_PER_CLASS = 256
+
+
+def samples_per_class(num_classes: int) -> int:
+    """How many images of each class a snapshot's score draws."""
+    return max(8, min(MAX_SAMPLES_PER_CLASS, 1024 // max(num_classes, 1)))
+
+
+class SnapshotClassifier(nn.Module):
+    """A small CNN classifier of training images: two strided convolutions, pooled, then linear."""
+
+    def __init__(self, num_classes: int, in_channels: int, width: int = 16):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.head = nn.Linear(2 * width, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (B, num_classes) of images (B, C, H, W) in [-1, 1]."""
+        return self.head(self.features(images))
+
+
+def fit_reference_classifier(train_data: LabelledImages, *, seed: int = 0, steps: int = 200, batch_size: int = 32,
+                             device: torch.device | str = "cpu") -> SnapshotClassifier:
+    """Train :class:`SnapshotClassifier` on ``train_data`` (seeded; the global RNG is left as it was)."""
+    device = torch.device(device)
+    images, labels = train_data.images, train_data.labels
+    rng = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        model = SnapshotClassifier(train_data.num_classes, images.shape[1]).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        index = torch.randint(len(labels), (min(batch_size, len(labels)),), generator=rng)
+        batch = to_signed_unit(images[index].to(device))
+        loss = F.cross_entropy(model(batch), labels[index].to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+def class_spread(images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Median pairwise Euclidean distance among each class's images (num_classes,); NaN for a
+    class with fewer than 2. ``images`` float in [-1, 1] (N, C, H, W)."""
+    flat = images.flatten(1).float()
+    out = torch.full((num_classes,), math.nan, device=flat.device)
+    for c in range(num_classes):
+        rows = flat[labels.to(flat.device) == c]
+        if len(rows) >= 2:
+            rows = rows - rows[:1]  # keeps cdist's matrix-product path exact for identical rows
+            i, j = torch.triu_indices(len(rows), len(rows), offset=1, device=rows.device)
+            out[c] = torch.cdist(rows, rows)[i, j].median()
+    return out
+
+
+class TrainingDataScore:
+    """Score generator snapshots against the training images only (see the module docstring).
+
+    Args:
+        train_data: the run's training images; the only data this object ever reads.
+        seed: seeds the classifier, the real-image subset and the samples' noise.
+        device: where the classifier and the distances run (the generator's device).
+        classifier_steps: optimisation steps of the classifier.
+    """
+
+    def __init__(self, train_data: LabelledImages, *, seed: int = 0, device: torch.device | str = "cpu",
+                 classifier_steps: int = 200):
+        self.num_classes, self.seed = train_data.num_classes, seed
+        self.classifier = fit_reference_classifier(train_data, seed=seed, steps=classifier_steps, device=device)
+        subset = _per_class_subset(train_data.labels, self.num_classes, MAX_REAL_PER_CLASS, seed)
+        real = to_signed_unit(train_data.images[subset].to(device))
+        self.real_spread = class_spread(real, train_data.labels[subset], self.num_classes)
+
+    @torch.no_grad()
+    def __call__(self, generator: ConditionalGenerator) -> dict[str, float]:
+        """``{"score", "class_consistency", "diversity"}`` of ``generator``'s samples (means over classes)."""
+        noise = torch.Generator(device=generator.device).manual_seed(self.seed)
+        images, labels = generator.sample_per_class(samples_per_class(self.num_classes), generator=noise)
+        device = next(self.classifier.parameters()).device
+        images, labels = images.to(device), labels.to(device)
+        predicted = self.classifier(images).argmax(dim=1)
+        hits = torch.zeros(self.num_classes, device=device).index_add_(0, labels, (predicted == labels).float())
+        consistency = hits / torch.bincount(labels, minlength=self.num_classes).clamp(min=1)
+        ratio = class_spread(images, labels, self.num_classes) / self.real_spread
+        # A class whose real images cannot give a spread (fewer than 2) is judged on consistency alone.
+        diversity = torch.nan_to_num(ratio, nan=1.0, posinf=1.0).clamp(max=1.0)
+        score = (consistency * diversity).mean()
+        return {"score": float(score), "class_consistency": float(consistency.mean()),
+                "diversity": float(diversity.mean())}
+
+
+def _per_class_subset(labels: torch.Tensor, num_classes: int, cap: int, seed: int) -> torch.Tensor:
+    """Indices of at most ``cap`` rows of each class, a seeded random subset."""
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    keep = [order[labels[order] == c][:cap] for c in range(num_classes)]
+    return torch.cat(keep)
+
+
+class SnapshotSelector:
+    """The scores of every snapshot, and a CPU copy of the weights of the one to keep.
+
+    Registered with Accelerate's checkpointing, so a resumed run remembers its earlier
+    snapshots and the best one's weights as of the checkpoint it resumes from.
+
+    Args:
+        select: ``"best"`` (keep the highest score; a tie goes to the later snapshot, which
+            trained longer) or ``"last"`` (record the scores, keep the end of training).
+    """
+
+    def __init__(self, select: str):
+        self.select = select
+        self.records: list[dict] = []
+        self.kept_step: int | None = None
+        self.kept_weights: dict[str, torch.Tensor] | None = None
+
+    def offer(self, step: int, scores: dict[str, float], generator: nn.Module) -> bool:
+        """Record snapshot ``step``; keep a copy of ``generator``'s weights if it is the best yet."""
+        self.records.append({"step": step, **scores})
+        score = scores["score"]
+        best = max((r["score"] for r in self.records[:-1] if not math.isnan(r["score"])), default=-math.inf)
+        keep = self.select == "last" or (not math.isnan(score) and score >= best) or self.kept_step is None
+        if keep:
+            self.kept_step = step
+            if self.select == "best":
+                self.kept_weights = {k: v.detach().to("cpu", copy=True).contiguous()
+                                     for k, v in generator.state_dict().items()}
+        return keep
+
+    def has(self, step: int) -> bool:
+        """Whether snapshot ``step`` was scored already."""
+        return any(r["step"] == step for r in self.records)
+
+    def state_dict(self) -> dict:
+        """The records and the kept weights, for Accelerate's checkpoint."""
+        return {"records": self.records, "kept_step": self.kept_step, "kept_weights": self.kept_weights}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` saved."""
+        self.records, self.kept_step = list(state["records"]), state["kept_step"]
+        self.kept_weights = state["kept_weights"]
+
+    def summary(self, every: int, last_step: int) -> dict:
+        """What ``training.json`` records: every snapshot's scores and the one saved."""
+        kept = self.kept_step if self.select == "best" else last_step
+        return {"select": self.select, "every": every, "kept_step": kept,
+                "scored_on": "the training images only", "records": self.records}
