@@ -6,11 +6,11 @@ them (the data readers, the families, the trainer, the hub, the mixers and the m
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
+from ._io import atomic_path
 from .errors import DataError
 
 
@@ -34,14 +34,9 @@ def save_sample_grid(images: torch.Tensor, per_row: int, path: str | Path) -> Pa
     from torchvision.utils import make_grid, save_image  # torchvision's image IO is slow to import
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     grid = make_grid(images.detach().float().cpu(), nrow=per_row, padding=2, pad_value=1.0,
                      normalize=True, value_range=(-1, 1))
     # Written beside the target and renamed over it, so a kill never leaves a truncated PNG.
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        save_image(grid, partial, format="png")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_path(path) as tmp:
+        save_image(grid, tmp, format="png")
     return path

@@ -31,3 +31,17 @@ def test_the_grid_replaces_an_old_file_and_leaves_no_partial_file(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["samples.png"]
     with Image.open(path) as image:  # 3 columns and 2 rows of 8 px with 2 px padding
         assert image.size == (3 * 10 + 2, 2 * 10 + 2)
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary_file(tmp_path):
+    from augmentgen._io import atomic_path, atomic_write_bytes
+
+    path = tmp_path / "a.json"
+    atomic_write_bytes(path, b"old")
+    with pytest.raises(RuntimeError, match="killed"), atomic_path(path) as tmp:
+        tmp.write_bytes(b"half of the new")
+        raise RuntimeError("killed mid-write")
+    assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["a.json"]
+    with atomic_path(path) as tmp:
+        tmp.write_text("new")
+    assert path.read_text() == "new" and oct(path.stat().st_mode & 0o777) != oct(0o600)

@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from .._images import save_sample_grid
+from .._io import atomic_write_bytes
 from ..errors import CheckpointError, ConfigError
 from ..models.base import ConditionalGenerator
 from ..models.registry import build_generator, config_from_dict, config_to_dict
@@ -30,39 +29,6 @@ from .card import CARD_NAME, DEFAULT_LICENSE, read_training_summary, render_mode
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 REFUSED_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-
-# Read once at import: os.umask can only be read by setting it, which would race with threads later.
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp creates 0600 files; give the result the permissions a plain open() would.
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise CheckpointError(f"could not write {path}: {exc}; the previous file is untouched") from exc
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
-
 
 def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
     """sha256 over every tensor's name, dtype, shape and bytes, in name order."""
@@ -237,5 +203,5 @@ def _write_grid(generator: ConditionalGenerator, directory: Path, grid: str | os
     if not grid_path.is_file():
         raise CheckpointError(f"sample grid {grid_path} does not exist")
     if grid_path.resolve() != (directory / grid_path.name).resolve():
-        shutil.copyfile(grid_path, directory / grid_path.name)
+        atomic_write_bytes(directory / grid_path.name, grid_path.read_bytes())
     return grid_path.name

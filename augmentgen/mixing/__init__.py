@@ -1,6 +1,7 @@
 """Putting synthetic samples into training pipelines.
 
-- :class:`SyntheticMix` / :func:`augment_loader`: batch level, on the classifier's device.
+- :class:`SyntheticMix` / :func:`augment_loader`: batch level, on the classifier's device;
+  :class:`TeacherFilter`: the teacher filter the mixer, the pool and the shard writer share.
 - :class:`VariationSource`: rows made from the batch's real rows (vary / interpolate /
   extrapolate their codes); :class:`RealRowSource` and :class:`PixelMixSource`, its controls.
 - :class:`TeacherLabels` / :func:`weighted_cross_entropy`: a teacher's soft targets and a lower
@@ -16,8 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .batch import AugmentedLoader, SyntheticMix, allocate_counts, augment_loader
+from .batch import SyntheticMix, allocate_counts
 from .export import write_samples
+from .filter import TeacherFilter
+from .loader import AugmentedLoader, augment_loader
 from .pool import SyntheticPool
 from .shards import completed_shards, shard_seed, write_shards
 from .sources import AnchoredSource, PixelMixSource, RealRowSource, VariationSource
@@ -27,7 +30,7 @@ _HF_NAMES = {"synthesize", "synthesize_iterable", "mark_real", "add_synthetic", 
              "balance_counts"}
 
 __all__ = ["AnchoredSource", "AugmentedLoader", "PixelMixSource", "RealRowSource", "SyntheticMix",
-           "SyntheticPool", "TeacherLabels", "VariationSource", "allocate_counts", "augment_loader",
+           "SyntheticPool", "TeacherFilter", "TeacherLabels", "VariationSource", "allocate_counts", "augment_loader",
            "completed_shards", "shard_seed", "weighted_cross_entropy", "write_samples", "write_shards",
            *sorted(_HF_NAMES)]
 

@@ -1,4 +1,4 @@
-"""Batch-level mixing on the classifier's device: :class:`SyntheticMix` and :func:`augment_loader`.
+"""Batch-level mixing on the classifier's device: :class:`SyntheticMix` (:func:`~augmentgen.mixing.augment_loader` wraps a loader with it).
 
 Like torchvision's ``v2.CutMix`` / ``v2.MixUp``, this works on collated batches
 ``(images (B, C, H, W), labels (B,))`` after they reach the device, so synthetic images are made
@@ -10,7 +10,7 @@ runs no generator at all (the fast path for CPU training).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import torch
@@ -20,11 +20,19 @@ from .._images import to_signed_unit
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, Temperature
 from ..transforms.functional import from_generator_range
-from .pool import SyntheticPool, _ranks_in_class
+from .checks import (
+    Balance,
+    check_anchored_options,
+    check_batch,
+    check_output_range,
+    check_pool_options,
+    check_teacher,
+    parse_balance,
+)
+from .filter import AcceptanceCounts, TeacherFilter
+from .pool import SyntheticPool
 from .sources import AnchoredSource
-from .teacher import TeacherLabels, one_hot, to_generator_range
-
-Balance = None | Literal["uniform", "inverse-frequency"] | Mapping[int | str, float]
+from .teacher import one_hot, to_generator_range
 
 
 def allocate_counts(n: int | torch.Tensor, weights: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -52,7 +60,8 @@ class SyntheticMix:
 
     ``images, labels = mix(images, labels)`` returns a batch in which a share ``ratio`` of the rows
     is synthetic. The output has the input's dtype, device, memory layout (``channels_last`` is
-    kept) and value range: state once what the classifier expects (``output_range=(0, 1)``, or
+    kept) and value range: the range of float batches is read off the first one (``[0, 1]`` as
+    ``ToTensor`` gives, or ``[-1, 1]``), or stated once (``output_range=(0, 1)``, or
     ``mean``/``std`` as given to ``v2.Normalize``) and the generator's ``[-1, 1]`` output is mapped
     to it. ``uint8`` batches get ``uint8`` synthetic rows in ``[0, 255]``.
 
@@ -73,7 +82,11 @@ class SyntheticMix:
             labels this mixer has output, so over many batches every class is topped up to the
             majority count. With a balance, ``replace`` gives each replaced row the label of its
             new synthetic image.
-        output_range (tuple[float, float], defaults to (-1, 1)): value range of float batches.
+        output_range (tuple[float, float], optional): value range of float batches. By default
+            it is inferred from the first float batch (one host read, once): ``(0, 1)`` when its
+            values lie in ``[0, 1]``, ``(-1, 1)`` when they lie in ``[-1, 1]`` with some below 0;
+            a batch outside both (normalised images) is refused with a message naming
+            ``mean``/``std`` and ``output_range``. Pass it to skip the inference.
         mean, std (sequence of float, optional): torchvision-style normalisation of float
             batches (applied to ``[0, 1]`` images); overrides ``output_range``.
         seed (int, optional): seeds the row choice, class draws and generator noise (or, from a
@@ -164,7 +177,7 @@ class SyntheticMix:
         *,
         mode: Literal["replace", "append"] = "replace",
         balance: Balance = None,
-        output_range: tuple[float, float] = (-1.0, 1.0),
+        output_range: tuple[float, float] | None = None,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         seed: int | None = None,
@@ -194,11 +207,11 @@ class SyntheticMix:
         if (mean is None) != (std is None):
             raise ConfigError("give both mean and std (or neither)")
         if pool is not None:
-            self._check_pool_options(temperature=temperature, autocast=autocast, compile=compile,
+            check_pool_options(temperature=temperature, autocast=autocast, compile=compile,
                                      prefetch=prefetch, filter_threshold=filter_threshold,
                                      min_acceptance=min_acceptance)
         if anchored is not None:
-            self._check_anchored_options(anchored, mode=mode, balance=balance, temperature=temperature,
+            check_anchored_options(anchored, mode=mode, balance=balance, temperature=temperature,
                                          autocast=autocast, compile=compile, prefetch=prefetch,
                                          filter_threshold=filter_threshold)
         self.pool = pool
@@ -207,11 +220,11 @@ class SyntheticMix:
         # an anchored source holds its own (or none: the pixel-space controls).
         self.generator = None if pool is not None or anchored is not None else generator
         self._source = generator
-        self._teacher_labels = self._check_teacher(
+        self._teacher_labels = check_teacher(
             self.num_classes, self.device, teacher, filter_threshold=filter_threshold, oversample=oversample,
             max_rounds=max_rounds, min_acceptance=min_acceptance, soft_labels=soft_labels,
             label_temperature=label_temperature, soft_label_weight=soft_label_weight,
-            soft_real_labels=soft_real_labels, prefetch=prefetch, output_range=output_range,
+            soft_real_labels=soft_real_labels, prefetch=prefetch, output_range=output_range or (-1.0, 1.0),
             mean=mean, std=std)
         self.teacher = teacher
         self.filter_threshold = None if filter_threshold is None else float(filter_threshold)
@@ -222,7 +235,7 @@ class SyntheticMix:
         self.ratio = float(ratio)
         self.mode = mode
         self.balance = balance
-        self.output_range = output_range
+        self.output_range = None if output_range is None else check_output_range(output_range)
         self.mean, self.std = mean, std
         self.seed = seed
         # Validated once here (a float or a tuple of floats), so a bad value fails before training.
@@ -231,7 +244,7 @@ class SyntheticMix:
                             else generator.check_temperature(temperature))
         self.autocast = autocast
         self.prefetch = prefetch
-        self._class_weights = self._parse_balance(balance)
+        self._class_weights = parse_balance(balance, self.num_classes, self.class_names)
         if prefetch and not (balance == "uniform" or isinstance(balance, Mapping)):
             raise ConfigError("prefetch=True needs balance='uniform' or a {class: weight} dict: "
                               "the next batch's classes must be known before it arrives")
@@ -243,9 +256,11 @@ class SyntheticMix:
             self._rng.seed()
         # Running counts of the labels this mixer has output (for balance="inverse-frequency").
         self.class_counts = torch.zeros(self.num_classes, dtype=torch.long, device=device)
-        # Running teacher-filter counts per class (candidates generated, candidates accepted).
-        self.candidate_counts = torch.zeros(self.num_classes, dtype=torch.long, device=device)
-        self.accepted_counts = torch.zeros(self.num_classes, dtype=torch.long, device=device)
+        # Teacher filtering: the rejection rounds and the running per-class acceptance counts.
+        self.filter = None if self.filter_threshold is None else TeacherFilter(
+            teacher, self.filter_threshold, self.oversample, self.max_rounds, num_classes=self.num_classes,
+            device=device, min_acceptance=self.min_acceptance)
+        self._acceptance = self.filter.counts if self.filter else AcceptanceCounts(self.num_classes, device)
         if pool is None and anchored is None:
             self._sample = torch.compile(generator.sample) if compile else generator.sample
         self._stream = None
@@ -262,7 +277,8 @@ class SyntheticMix:
     @property
     def class_names(self) -> list[str]:
         """Class names of the generator or pool."""
-        return list(self._source.class_names)
+        names = self._source.class_names  # a user's anchored source may have none
+        return list(names) if names is not None else [str(i) for i in range(self.num_classes)]
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -277,135 +293,6 @@ class SyntheticMix:
         return self.generator.device if self.anchored is None else self.anchored.device
 
     # ------------------------------------------------------------------ setup
-    @staticmethod
-    def _check_pool_options(*, temperature: Temperature, autocast: bool, compile: bool, prefetch: bool,
-                            filter_threshold: float | None, min_acceptance: float) -> None:
-        """Options that act on a generator in the step: a clear error naming where they go instead."""
-        if filter_threshold is not None:
-            raise ConfigError(
-                "filter_threshold cannot apply to a SyntheticPool source: the pool's images are made when "
-                "it fills, not in the step. Filter them there, once per refresh: SyntheticPool(generator, "
-                "per_class, teacher=teacher, filter_threshold=...); keep teacher=... here only for "
-                "soft_labels=True")
-        if min_acceptance != 0.0:
-            raise ConfigError(
-                "min_acceptance cannot apply to a SyntheticPool source: acceptance is measured when the "
-                "pool fills (pool.acceptance_rates()); to leave a class out of the mix give it weight 0 "
-                "in balance={class: weight}")
-        if not (isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
-                and temperature == 1.0):
-            raise ConfigError(
-                "temperature cannot apply to a SyntheticPool source: its images are already sampled. "
-                "Give it to the pool: SyntheticPool(generator, temperature=...)")
-        for name, value in (("autocast", autocast), ("compile", compile)):
-            if value:
-                raise ConfigError(
-                    f"{name}=True speeds up the generator's forward in the step, but a SyntheticPool "
-                    f"source runs no generator in the step: drop {name}=True")
-        if prefetch:
-            raise ConfigError("prefetch=True overlaps generation with the step, but a SyntheticPool source "
-                              "only indexes its bank: drop prefetch=True")
-
-    @staticmethod
-    def _check_anchored_options(source: AnchoredSource, *, mode: str, balance: Balance, temperature: Temperature,
-                                autocast: bool, compile: bool, prefetch: bool,
-                                filter_threshold: float | None) -> None:
-        """Options that have nothing to act on with a source made from the batch's real rows."""
-        if mode == "replace" and balance is not None:
-            raise ConfigError(f"{type(source).__name__} makes each row from a real row and keeps its label, so "
-                              "mode='replace' varies rows in place and cannot rebalance classes: use "
-                              "mode='append' with balance=..., or balance=None")
-        if not (isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and temperature == 1.0):
-            raise ConfigError(f"temperature does not apply to {type(source).__name__}: its rows are made from "
-                              "real rows, not sampled; VariationSource(strength=...) sets how far they move")
-        if filter_threshold is not None:
-            raise ConfigError(f"filter_threshold does not apply to {type(source).__name__}: rows made from real "
-                              "rows keep their real row's label; use teacher=..., soft_labels=True for soft targets")
-        for name, value in (("autocast", autocast), ("compile", compile), ("prefetch", prefetch)):
-            if value:
-                raise ConfigError(f"{name}=True acts on a free generator's sampling; {type(source).__name__} "
-                                  f"makes rows from the batch: drop {name}=True")
-        for name in ("num_classes", "image_shape", "device"):
-            if getattr(source, name, None) is None:
-                raise ConfigError(f"{type(source).__name__} has no {name}; build it with one")
-
-    def _parse_balance(self, balance: Balance) -> torch.Tensor | None:
-        k = self.num_classes
-        if balance is None or balance == "inverse-frequency":
-            return None
-        if balance == "uniform":
-            return torch.ones(k)
-        if isinstance(balance, Mapping):
-            names = self.class_names
-            weights = torch.zeros(k)
-            for key, weight in balance.items():
-                index = names.index(key) if isinstance(key, str) and key in names else key
-                if not isinstance(index, int) or not 0 <= index < k:
-                    raise ConfigError(f"balance key {key!r} is not a class index in [0, {k - 1}] "
-                                      f"or a class name of {names}")
-                if weight < 0:
-                    raise ConfigError(f"balance weights must be >= 0, got {weight} for {key!r}")
-                weights[index] = float(weight)
-            if weights.sum() <= 0:
-                raise ConfigError("balance weights must not all be zero")
-            return weights
-        raise ConfigError(f"balance must be None, 'uniform', 'inverse-frequency' or a "
-                          f"{{class: weight}} dict, got {balance!r}")
-
-    @staticmethod
-    def _check_teacher(num_classes: int, device: torch.device, teacher: nn.Module | None, *,
-                       filter_threshold: float | None, oversample: int, max_rounds: int,
-                       min_acceptance: float, soft_labels: bool, label_temperature: float,
-                       soft_label_weight: float, soft_real_labels: bool, prefetch: bool,
-                       output_range: tuple[float, float], mean: Sequence[float] | None,
-                       std: Sequence[float] | None) -> TeacherLabels | None:
-        """Validate the teacher options; the :class:`TeacherLabels` the mixer uses, or None."""
-        def is_number(value: Any) -> bool:
-            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-        for name, value in (("oversample", oversample), ("max_rounds", max_rounds)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be an int >= 1, got {value!r}")
-        if filter_threshold is not None and not (is_number(filter_threshold) and 0 <= filter_threshold <= 1):
-            raise ConfigError(f"filter_threshold must be a probability in [0, 1] (or None for no "
-                              f"filtering), got {filter_threshold!r}")
-        if not (is_number(min_acceptance) and 0 <= min_acceptance <= 1):
-            raise ConfigError(f"min_acceptance must be in [0, 1], got {min_acceptance!r}")
-        if not (is_number(label_temperature) and label_temperature > 0):
-            raise ConfigError(f"label_temperature must be a finite number > 0, got {label_temperature!r}")
-        if not (is_number(soft_label_weight) and 0 <= soft_label_weight <= 1):
-            raise ConfigError(f"soft_label_weight must be in [0, 1] (0: one-hot labels, 1: the teacher's "
-                              f"soft targets only), got {soft_label_weight!r}")
-        if min_acceptance > 0 and filter_threshold is None:
-            raise ConfigError("min_acceptance needs filter_threshold: acceptance rates are those of "
-                              "the teacher filter")
-        if soft_real_labels and not soft_labels:
-            raise ConfigError("soft_real_labels=True needs soft_labels=True")
-        if teacher is None:
-            if filter_threshold is not None:
-                raise ConfigError("filter_threshold needs a teacher: pass teacher=<a classifier "
-                                  "trained on the real data>, e.g. an augmentgen.metrics.ReferenceClassifier")
-            if soft_labels:
-                raise ConfigError("soft_labels=True needs a teacher: pass teacher=<a classifier "
-                                  "trained on the real data>, e.g. an augmentgen.metrics.ReferenceClassifier")
-            return None
-        if not isinstance(teacher, nn.Module):
-            raise ConfigError(f"teacher must be an nn.Module (a classifier returning logits), got "
-                              f"{type(teacher).__name__}")
-        if filter_threshold is None and not soft_labels:
-            raise ConfigError("a teacher is given but unused: set filter_threshold=... (teacher "
-                              "filtering) and/or soft_labels=True")
-        if prefetch and filter_threshold is not None:
-            raise ConfigError("prefetch=True cannot be combined with filter_threshold: the rejection "
-                              "rounds need the accepted counts before the batch is built")
-        tensor = next(iter(teacher.parameters()), None)
-        tensor = next(iter(teacher.buffers()), None) if tensor is None else tensor
-        if tensor is not None and tensor.device != device:
-            raise ConfigError(f"the teacher is on {tensor.device} but the generator on {device}: "
-                              f"use teacher.to({str(device)!r})")
-        return TeacherLabels(teacher, label_temperature, soft_label_weight, num_classes,
-                             output_range=output_range, mean=mean, std=std)
-
     def reset_counts(self) -> None:
         """Forget the running label counts used by ``balance="inverse-frequency"``."""
         self.class_counts.zero_()
@@ -416,51 +303,62 @@ class SyntheticMix:
         A float64 CPU tensor (num_classes,), NaN for classes that have had no candidates yet.
         One host sync: call it for logging, not in the training step.
         """
-        return (self.accepted_counts.double() / self.candidate_counts.double()).cpu()
+        return self._acceptance.rates()
 
     def reset_acceptance(self) -> None:
         """Forget the running acceptance counts (``acceptance_rates`` and ``min_acceptance``)."""
-        self.candidate_counts.zero_()
-        self.accepted_counts.zero_()
+        self._acceptance.reset()
 
-    # ------------------------------------------------------------------ checks
-    def _check(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        if not isinstance(images, torch.Tensor) or images.ndim != 4:
-            raise DataError("SyntheticMix takes collated batches: images (B, C, H, W) and labels (B,); "
-                            f"got images {type(images).__name__} "
-                            f"{tuple(images.shape) if isinstance(images, torch.Tensor) else ''}")
-        c, h, w = self.image_shape
-        source = "the pool holds" if self.pool is not None else "the generator makes"
-        if tuple(images.shape[1:]) != (c, h, w):
+    @property
+    def candidate_counts(self) -> torch.Tensor:
+        """Running teacher-filter candidates per class: int64 (num_classes,) on the device."""
+        return self._acceptance.candidates
+
+    @property
+    def accepted_counts(self) -> torch.Tensor:
+        """Running teacher-filter accepted candidates per class: int64 (num_classes,) on the device."""
+        return self._acceptance.accepted
+
+    def _infer_output_range(self, images: torch.Tensor) -> None:
+        """Read the value range off the first float batch (``output_range=None``, no mean/std)."""
+        if self.output_range is not None or self.mean is not None or not images.dtype.is_floating_point:
+            return
+        if images.numel() == 0:
+            return
+        low, high = (float(v) for v in torch.aminmax(images.detach().float()))  # one host read, once
+        if 0.0 <= low and high <= 1.0:
+            self.output_range = (0.0, 1.0)
+        elif -1.0 <= low and high <= 1.0:
+            self.output_range = (-1.0, 1.0)
+        else:
             raise DataError(
-                f"{source} ({c}, {h}, {w}) images but the batch is {tuple(images.shape[1:])}: "
-                f"resize / convert the batch to {c} channel(s) at {h}x{w} before mixing (e.g. "
-                "v2.Resize, v2.Grayscale(num_output_channels=...)), or use a generator trained at "
-                "that shape"
-            )
-        if images.device != self.device:
-            if self.pool is not None:
-                raise DataError(
-                    f"the batch is on {images.device} but the pool's bank is on {self.device}: build the "
-                    f"pool there (SyntheticPool(generator, ..., device={str(images.device)!r})) or move "
-                    "the batch, so that mixing needs no host-device copy")
-            raise DataError(
-                f"the batch is on {images.device} but the generator is on {self.generator.device}: "
-                f"move one of them (generator.to({str(images.device)!r}) or images.to(...)) so that "
-                "mixing needs no host-device copy"
-            )
-        if not (images.dtype.is_floating_point or images.dtype == torch.uint8):
-            raise DataError(f"images must be float or uint8, got {images.dtype}")
-        if not isinstance(labels, torch.Tensor) or labels.ndim != 1 or labels.dtype.is_floating_point:
-            raise DataError(
-                "labels must be an integer tensor (B,) of class indices; mix before one-hot "
-                "encoding, CutMix or MixUp"
-            )
-        if len(labels) != len(images):
-            raise DataError(f"{len(images)} images but {len(labels)} labels")
-        if labels.device != images.device:
-            raise DataError(f"labels are on {labels.device} but images on {images.device}; "
-                            f"use labels.to({str(images.device)!r})")
+                f"the batch's values span [{low:.3g}, {high:.3g}], neither [0, 1] (ToTensor) nor [-1, 1], so "
+                "synthetic rows cannot be put in its range: for normalised batches pass mean=..., std=... "
+                "(as given to v2.Normalize), else output_range=(low, high)")
+        if self._teacher_labels is not None:
+            self._teacher_labels.output_range = self.output_range
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        """The mixer's random stream, running counts and inferred range, so that a resumed
+        training run continues the same stream (``load_state_dict``), like any stateful
+        transform. A pool's bank is not part of it."""
+        return {"rng_state": self._rng.get_state(), "class_counts": self.class_counts.clone(),
+                "candidate_counts": self.candidate_counts.clone(),
+                "accepted_counts": self.accepted_counts.clone(), "output_range": self.output_range}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (from a mixer with the same classes)."""
+        counts = state["class_counts"]
+        if tuple(counts.shape) != (self.num_classes,):
+            raise ConfigError(f"the state is of a mixer with {len(counts)} classes, this one has {self.num_classes}")
+        self._rng.set_state(state["rng_state"].cpu() if self._rng.device.type == "cpu" else state["rng_state"])
+        for name in ("class_counts", "candidate_counts", "accepted_counts"):
+            getattr(self, name).copy_(state[name])
+        if state.get("output_range") is not None and self.mean is None:
+            self.output_range = tuple(state["output_range"])
+            if self._teacher_labels is not None:
+                self._teacher_labels.output_range = self.output_range
 
     # ------------------------------------------------------------------ core
     def num_synthetic(self, batch_size: int) -> int:
@@ -511,58 +409,6 @@ class SyntheticMix:
             return classes, to_signed_unit(self.pool.take(classes, generator=self._rng))
         return classes, self._generate(classes)
 
-    def _filtered_batch(self, classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, int | None]:
-        """Teacher filtering with batched oversampling: ``(images, logits, kept, n_kept)``.
-
-        ``images`` (n, C, H, W) in ``[-1, 1]`` holds an accepted image of ``classes[i]`` where
-        ``kept[i]`` (bool, n) is True; ``logits`` are the teacher's logits of those images (with
-        ``soft_labels``, else None); ``n_kept`` is ``kept.sum()`` read on the host (None in
-        ``replace`` mode when the last round did not need a sync).
-        """
-        n, k = len(classes), self.num_classes
-        device = classes.device
-        images = torch.zeros(n, *self.image_shape, device=device)
-        logits = torch.zeros(n, k, device=device) if self.soft_labels else None
-        kept = torch.zeros(n, dtype=torch.bool, device=device)
-        allowed = torch.ones(n, dtype=torch.bool, device=device)  # False: class below min_acceptance
-        if n == 0:
-            return images, logits, kept, 0
-        slots = torch.arange(n, device=device)  # the rows this round tries to fill
-        n_kept = None
-        for round_index in range(self.max_rounds):
-            slot_classes = classes[slots]
-            candidate_classes = slot_classes.repeat(self.oversample)  # one generator call
-            candidates = self._generate(candidate_classes)
-            candidate_logits = self._teacher_labels.logits(candidates)
-            probability = torch.softmax(candidate_logits, dim=1).gather(1, candidate_classes.view(-1, 1))
-            accepted = probability.view(-1) >= self.filter_threshold
-            self.candidate_counts.index_add_(0, candidate_classes, torch.ones_like(candidate_classes))
-            self.accepted_counts.index_add_(0, candidate_classes, accepted.long())
-            got, source = _match_accepted(slot_classes, candidate_classes, accepted, k)
-            images[slots] = torch.where(got.view(-1, 1, 1, 1), candidates[source], images[slots])
-            if logits is not None:
-                logits[slots] = torch.where(got.view(-1, 1), candidate_logits[source], logits[slots])
-            kept[slots] = got
-            if round_index == 0 and self.min_acceptance > 0:
-                # Running rate after this round's candidates; a class with none yet passes.
-                rate = torch.where(self.candidate_counts > 0,
-                                   self.accepted_counts.double() / self.candidate_counts.clamp(min=1).double(),
-                                   torch.ones((), dtype=torch.float64, device=device))
-                allowed = rate[classes] >= self.min_acceptance
-                kept &= allowed
-            last = round_index == self.max_rounds - 1
-            if last and self.mode == "replace":
-                break  # replace keeps the batch size: nothing to read on the host
-            pending = ~kept & allowed
-            # The one host sync of the round: how many rows are still empty (sizes the next
-            # round) and how many are kept (sizes the appended rows).
-            n_pending, n_kept = torch.stack([pending.sum(), kept.sum()]).tolist()
-            if n_pending == 0 or last:
-                break
-            # Indices of the pending rows without another sync: a stable sort puts them first.
-            slots = torch.argsort(pending.to(torch.uint8), descending=True, stable=True)[:n_pending]
-        return images, logits, kept, n_kept
-
     def _next_prefetched(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         # Side-stream prefetch (CUDA only): take the batch made during the previous step, then
         # start the next one so the classifier's step overlaps with generation.
@@ -587,7 +433,8 @@ class SyntheticMix:
             ``mask`` is a bool tensor (B',) that is True on synthetic rows. With
             ``soft_labels=True`` the labels are float32 targets (B', K).
         """
-        self._check(images, labels)
+        check_batch(images, labels, image_shape=self.image_shape, device=self.device, from_pool=self.pool is not None)
+        self._infer_output_range(images)
         if self.anchored is not None:
             return self._mix_anchored(images, labels, return_mask=return_mask)
         batch = len(images)
@@ -607,7 +454,10 @@ class SyntheticMix:
         kept, fake_logits, n_kept = None, None, n
         if self.filter_threshold is not None:
             classes = (labels[rows] if follow_batch else self._draw_classes(n)).long()
-            fake_images, fake_logits, kept, n_kept = self._filtered_batch(classes)
+            # Rows still empty after the rounds are dropped; append reads how many were kept.
+            fake_images, fake_logits, kept, n_kept = self.filter.fill_rows(
+                classes, self._generate, image_shape=self.image_shape, with_logits=self.soft_labels,
+                count_last=self.mode == "append")
         elif self._stream is not None:
             classes, fake_images = self._next_prefetched(n)
         else:
@@ -734,26 +584,6 @@ class SyntheticMix:
                 f"{teacher}, generator={type(self.generator).__name__})")
 
 
-def _match_accepted(slot_classes: torch.Tensor, candidate_classes: torch.Tensor, accepted: torch.Tensor,
-                    num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Give each row an accepted candidate of its class, per class up to what is needed.
-
-    The j-th row of class c (in row order) gets the j-th accepted candidate of class c (in
-    candidate order) if there is one. Returns ``(got (m,) bool, source (m,) candidate index,
-    meaningful where got)``. Fixed shapes throughout: no host sync.
-    """
-    device = slot_classes.device
-    ranks = _ranks_in_class(slot_classes, num_classes)  # of each row among the rows of its class
-    # Accepted candidates grouped by class (rejected ones sorted last).
-    accepted_counts = torch.zeros(num_classes, dtype=torch.long, device=device).index_add_(
-        0, candidate_classes, accepted.long())
-    candidate_order = torch.argsort(torch.where(accepted, candidate_classes, num_classes), stable=True)
-    got = ranks < accepted_counts[slot_classes]
-    position = (accepted_counts.cumsum(0) - accepted_counts)[slot_classes] + ranks
-    source = candidate_order[position.clamp(max=len(candidate_classes) - 1)]
-    return got, source
-
-
 def random_row_of_class(labels: torch.Tensor, classes: torch.Tensor, *,
                         rng: torch.Generator | None = None) -> torch.Tensor:
     """For each of ``classes``, a uniformly random row index of the batch with that label (every
@@ -771,57 +601,3 @@ def _complement(rows: torch.Tensor, batch: int) -> torch.Tensor:
     keep = torch.ones(batch, dtype=torch.bool, device=rows.device)
     keep[rows] = False
     return keep
-
-
-class AugmentedLoader:
-    """An iterable over ``loader`` whose batches go through a :class:`SyntheticMix`.
-
-    Batches may be ``(images, labels)`` tuples/lists or dicts with ``image_key``/``label_key``;
-    they are moved to the mixer's device (the generator's, or the pool's bank's; ``non_blocking``)
-    before mixing. ``len()`` is the wrapped loader's. Made by :func:`augment_loader`.
-    """
-
-    def __init__(self, loader: Iterable, mix: SyntheticMix, *, image_key: str = "image",
-                 label_key: str = "label", to_device: bool = True):
-        self.loader = loader
-        self.mix = mix
-        self.image_key, self.label_key = image_key, label_key
-        self.to_device = to_device
-
-    def __len__(self) -> int:
-        return len(self.loader)  # type: ignore[arg-type]
-
-    def __iter__(self) -> Iterator[Any]:
-        device = self.mix.device
-        for batch in self.loader:
-            if isinstance(batch, Mapping):
-                images, labels = batch[self.image_key], batch[self.label_key]
-            elif isinstance(batch, (tuple, list)) and len(batch) == 2:
-                images, labels = batch
-            else:
-                raise DataError("augment_loader needs batches of (images, labels) or dicts with "
-                                f"{self.image_key!r}/{self.label_key!r}; got {type(batch).__name__}")
-            if self.to_device:
-                images = images.to(device, non_blocking=True)
-                labels = labels.to(device, non_blocking=True)
-            images, labels = self.mix(images, labels)
-            if isinstance(batch, Mapping):
-                # Other per-row keys cannot follow appended rows; keep only image and label.
-                yield {self.image_key: images, self.label_key: labels}
-            else:
-                yield type(batch)((images, labels)) if isinstance(batch, list) else (images, labels)
-
-
-def augment_loader(loader: Iterable, generator: ConditionalGenerator | SyntheticPool, ratio: float = 0.5, *,
-                   image_key: str = "image", label_key: str = "label", to_device: bool = True,
-                   **mix_kwargs: Any) -> AugmentedLoader:
-    """Wrap any DataLoader so that every batch it yields is mixed with synthetic rows.
-
-    ``for images, labels in augment_loader(loader, generator, ratio=0.5): ...`` — the loop is
-    unchanged. ``mix_kwargs`` go to :class:`SyntheticMix` (``mode``, ``balance``,
-    ``output_range``, ``mean``/``std``, ``seed``, ``temperature``, ...). ``generator`` may be a
-    :class:`~augmentgen.mixing.SyntheticPool` (call ``pool.step_epoch()`` after each epoch).
-    Batches are moved to the generator's device (or the pool's bank's).
-    """
-    return AugmentedLoader(loader, SyntheticMix(generator, ratio, **mix_kwargs),
-                           image_key=image_key, label_key=label_key, to_device=to_device)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import torch
@@ -11,20 +10,7 @@ from torch import nn
 from .._images import to_uint8
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, Temperature
-from .teacher import TeacherLabels
-
-
-def _ranks_in_class(classes: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Rank of each entry among the entries of its class, in order: ``[2, 0, 2, 2] -> [0, 0, 1, 2]``.
-
-    Fixed shapes throughout (a stable sort and a scatter), so no host sync.
-    """
-    n, device = len(classes), classes.device
-    counts = torch.zeros(num_classes, dtype=torch.long, device=device).index_add_(
-        0, classes, torch.ones_like(classes))
-    order = torch.argsort(classes, stable=True)
-    return torch.empty_like(classes).scatter_(
-        0, order, torch.arange(n, device=device) - (counts.cumsum(0) - counts)[classes[order]])
+from .filter import AcceptanceCounts, TeacherFilter, ranks_in_class
 
 
 class SyntheticPool:
@@ -93,7 +79,7 @@ class SyntheticPool:
         self.num_classes = generator.num_classes
         self.class_names = generator.class_names
         self.image_shape = generator.image_shape
-        self._teacher_labels = self._check_filter(generator, teacher, filter_threshold, oversample, max_rounds)
+        self._filter = self._check_filter(generator, teacher, filter_threshold, oversample, max_rounds)
         self.teacher = teacher
         self.filter_threshold = None if filter_threshold is None else float(filter_threshold)
         self.oversample, self.max_rounds = int(oversample), int(max_rounds)
@@ -106,8 +92,7 @@ class SyntheticPool:
             self._rng.seed()
         k = self.num_classes
         self.distinct_counts = torch.zeros(k, dtype=torch.long)
-        self.candidate_counts = torch.zeros(k, dtype=torch.long)
-        self.accepted_counts = torch.zeros(k, dtype=torch.long)
+        self._counts = AcceptanceCounts(k)  # of the last refresh, on the CPU
         if device is None:
             # (K, N, C, H, W) uint8 in shared memory: workers read it without copies.
             self.images = torch.empty(k, per_class, *self.image_shape, dtype=torch.uint8)
@@ -118,15 +103,9 @@ class SyntheticPool:
 
     @staticmethod
     def _check_filter(generator: ConditionalGenerator, teacher: nn.Module | None, filter_threshold: float | None,
-                      oversample: int, max_rounds: int) -> TeacherLabels | None:
-        for name, value in (("oversample", oversample), ("max_rounds", max_rounds)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be an int >= 1, got {value!r}")
-        if filter_threshold is not None and (
-                isinstance(filter_threshold, bool) or not isinstance(filter_threshold, (int, float))
-                or not math.isfinite(filter_threshold) or not 0 <= filter_threshold <= 1):
-            raise ConfigError(f"filter_threshold must be a probability in [0, 1] (or None for no "
-                              f"filtering), got {filter_threshold!r}")
+                      oversample: int, max_rounds: int) -> TeacherFilter | None:
+        """The fill-time :class:`TeacherFilter`, or None without a teacher."""
+        TeacherFilter.check_options(threshold=filter_threshold, oversample=oversample, max_rounds=max_rounds)
         if teacher is None:
             if filter_threshold is not None:
                 raise ConfigError("filter_threshold needs a teacher: pass teacher=<a classifier trained "
@@ -136,22 +115,15 @@ class SyntheticPool:
             raise ConfigError("a teacher is given but unused: the pool uses it only to filter its images; "
                               "set filter_threshold=... (soft labels are SyntheticMix(pool, teacher=..., "
                               "soft_labels=True))")
-        if not isinstance(teacher, nn.Module):
-            raise ConfigError(f"teacher must be an nn.Module (a classifier returning logits), got "
-                              f"{type(teacher).__name__}")
-        tensor = next(iter(teacher.parameters()), None)
-        tensor = next(iter(teacher.buffers()), None) if tensor is None else tensor
-        if tensor is not None and tensor.device != generator.device:
-            raise ConfigError(f"the teacher is on {tensor.device} but the generator on {generator.device}: "
-                              f"use teacher.to({str(generator.device)!r}) (it filters at fill time)")
-        return TeacherLabels(teacher, num_classes=generator.num_classes)
+        return TeacherFilter(teacher, filter_threshold, oversample, max_rounds,
+                             num_classes=generator.num_classes, device=generator.device)
 
     def refresh(self) -> None:
         """Sample a new bank, in batches of ``batch_size``, and write it over the old one in place."""
         if self.generator is None:
             raise DataError("this SyntheticPool copy has no generator (it was unpickled in a worker); "
                             "call refresh() in the main process")
-        if self._teacher_labels is not None:
+        if self._filter is not None:
             self._refresh_filtered()
             self.refreshes += 1
             return
@@ -166,36 +138,15 @@ class SyntheticPool:
         self.refreshes += 1
 
     def _refresh_filtered(self) -> None:
-        # Fill time, not the training step: host-side bookkeeping per chunk is fine here. The new
-        # bank is built aside and copied in at the end, so a failed refresh keeps the old one.
-        k, n = self.num_classes, self.per_class
+        # The new bank is built aside and copied in at the end, so a failed refresh keeps the old one.
+        n = self.per_class
         device = self.generator.device
-        staging = torch.empty(k, n, *self.image_shape, dtype=torch.uint8, device=device)
-        filled = torch.zeros(k, dtype=torch.long, device=device)
-        candidates = torch.zeros(k, dtype=torch.long, device=device)
-        accepted = torch.zeros(k, dtype=torch.long, device=device)
-        for _ in range(self.max_rounds):
-            need = n - filled
-            if int(need.sum()) == 0:
-                break
-            labels = torch.arange(k, device=device).repeat_interleave(need * self.oversample)
-            for chunk in labels.split(self.batch_size):
-                chunk = chunk[filled[chunk] < n]  # classes that filled up earlier in this round
-                if len(chunk) == 0:
-                    continue
-                fake_images = self.generator.sample(chunk, generator=self._rng, batch_size=self.batch_size,
-                                                    temperature=self.temperature)
-                logits = self._teacher_labels.logits(fake_images)
-                probability = torch.softmax(logits, dim=1).gather(1, chunk.view(-1, 1)).view(-1)
-                ok = probability >= self.filter_threshold
-                candidates.index_add_(0, chunk, torch.ones_like(chunk))
-                accepted.index_add_(0, chunk, ok.long())
-                ok_classes = chunk[ok]
-                slots = filled[ok_classes] + _ranks_in_class(ok_classes, k)
-                fits = slots < n
-                staging[ok_classes[fits], slots[fits]] = to_uint8(fake_images[ok][fits])
-                filled.index_add_(0, ok_classes[fits], torch.ones_like(ok_classes[fits]))
-        filled_cpu = filled.cpu()
+        self._filter.counts.reset()  # the counts are those of this refresh
+        staging, filled_cpu = self._filter.fill_per_class(
+            n, lambda chunk: self.generator.sample(chunk, generator=self._rng, batch_size=self.batch_size,
+                                                   temperature=self.temperature),
+            batch_size=self.batch_size, image_shape=self.image_shape, device=device)
+        candidates = self._filter.counts.candidates
         empty = (filled_cpu == 0).nonzero().flatten().tolist()
         if empty:
             names = ", ".join(f"{self.class_names[c]!r} (0 of {int(candidates[c])} candidates)" for c in empty)
@@ -217,12 +168,21 @@ class SyntheticPool:
                 stacklevel=3)
         self.images.copy_(staging)
         self.distinct_counts.copy_(filled_cpu)
-        self.candidate_counts.copy_(candidates.cpu())
-        self.accepted_counts.copy_(accepted.cpu())
+        self._counts.copy_(self._filter.counts)
+
+    @property
+    def candidate_counts(self) -> torch.Tensor:
+        """Teacher-filter candidates per class in the last refresh: int64 (K,) CPU (zeros without a teacher)."""
+        return self._counts.candidates
+
+    @property
+    def accepted_counts(self) -> torch.Tensor:
+        """Teacher-filter accepted candidates per class in the last refresh: int64 (K,) CPU."""
+        return self._counts.accepted
 
     def acceptance_rates(self) -> torch.Tensor:
         """Teacher-filter acceptance per class in the last refresh: float64 (K,), NaN without a teacher."""
-        return self.accepted_counts.double() / self.candidate_counts.double()
+        return self._counts.rates()
 
     def step_epoch(self) -> bool:
         """Call once at the end of every epoch; refreshes every ``refresh_every`` epochs.
@@ -265,7 +225,7 @@ class SyntheticPool:
             raise DataError(f"labels must be in [0, {self.num_classes - 1}] for this pool, got "
                             f"{sorted(set(labels.tolist()))}")
         order = torch.rand(self.num_classes, self.per_class, generator=generator, device=device).argsort(dim=1)
-        positions = order[labels, _ranks_in_class(labels, self.num_classes) % self.per_class]
+        positions = order[labels, ranks_in_class(labels, self.num_classes) % self.per_class]
         return self.images[labels, positions]
 
     def __len__(self) -> int:
@@ -275,7 +235,7 @@ class SyntheticPool:
         state = self.__dict__.copy()
         state["generator"] = None  # workers only read the bank
         state["teacher"] = None
-        state["_teacher_labels"] = None
+        state["_filter"] = None
         state["_rng"] = None
         return state
 

@@ -31,7 +31,6 @@ Load it as one dataset, or stream it straight into a training loop::
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import heapq
 import json
 import math
@@ -48,17 +47,22 @@ import torch
 from torch import nn
 
 from .._images import to_uint8
+from .._io import atomic_path
 from .._version import __version__
 from ..errors import ConfigError, DataError
+from ..hub.serialization import generator_tensors, tensors_sha256
 from ..models.base import ConditionalGenerator, Temperature
 from ..models.registry import config_to_dict
+from .filter import TeacherFilter
 from .hf import SYNTHETIC, _to_arrays, synthetic_features
-from .teacher import TeacherLabels, evaluating
+from .teacher import evaluating
 
 __all__ = ["Shard", "assign_shards", "completed_shards", "plan_shards", "process_device", "shard_seed",
            "write_shards"]
 
-FORMAT = "augmentgen-synthesis/1"
+# /2: generator_sha256 is the weights' tensors_sha256 (the augmentgen_sha256 of model.safetensors) and the
+# config is its own field; /1 hashed weights and config together in another encoding.
+FORMAT = "augmentgen-synthesis/2"
 DATA_DIR = "data"
 MANIFEST = "manifest.json"
 METADATA = "synthesis.json"
@@ -123,18 +127,10 @@ def shard_seed(seed: int, label: int, chunk: int) -> int:
     return int(np.random.SeedSequence([seed, label, chunk]).generate_state(1, np.uint64)[0]) >> 1
 
 
-def fingerprint(module: nn.Module, extra: Any = None) -> str:
-    """sha256 of ``module``'s tensors (names, dtypes, shapes, bytes) and of ``extra`` as JSON."""
-    digest = hashlib.sha256(json.dumps(extra, sort_keys=True, default=str).encode())
-    tensors = dict(module.state_dict())
-    extra_state = getattr(module, "extra_state_tensors", None)  # tensors saved beside the state_dict
-    if callable(extra_state):
-        tensors.update({f"extra_state.{k}": v for k, v in extra_state().items()})
-    for name in sorted(tensors):
-        tensor = tensors[name].detach().cpu().contiguous()
-        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+def generator_sha256(generator: ConditionalGenerator) -> str:
+    """The sha256 of ``generator``'s weights: the ``augmentgen_sha256`` its ``model.safetensors`` records
+    (:func:`~augmentgen.hub.serialization.tensors_sha256`)."""
+    return tensors_sha256(generator_tensors(generator))
 
 
 def _state():
@@ -170,35 +166,9 @@ def _read_json(path: Path) -> dict:
                         "pick a new --out") from None
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _replace(tmp: Path, path: Path) -> None:
-    """fsync ``tmp``, rename it onto ``path`` and make the rename durable."""
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
 def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_text(text)
-        _replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _atomic_json(path: Path, payload: dict) -> None:
@@ -206,7 +176,9 @@ def _atomic_json(path: Path, payload: dict) -> None:
 
 
 # --------------------------------------------------------------------------- checks
-def _check_arguments(generator, per_class, seed, shard_size, batch_size, teacher, filter_threshold) -> None:
+def _check_arguments(generator, per_class, seed, shard_size, batch_size, teacher,
+                     filter_threshold) -> TeacherFilter | None:
+    """Refuse bad arguments before anything is written; the teacher filter, if one is asked for."""
     if not isinstance(generator, ConditionalGenerator):
         raise ConfigError(f"generator must be a ConditionalGenerator, got {type(generator).__name__}")
     for name, value, low in (("per_class", per_class, 1), ("shard_size", shard_size, 1),
@@ -217,23 +189,18 @@ def _check_arguments(generator, per_class, seed, shard_size, batch_size, teacher
         raise ConfigError("teacher filtering needs both teacher=<a classifier returning logits, on the "
                           "generator's device> and filter_threshold=<a probability in [0, 1]>; give both or neither")
     if teacher is None:
-        return
-    if (isinstance(filter_threshold, bool) or not isinstance(filter_threshold, (int, float))
-            or not 0 <= filter_threshold <= 1):
-        raise ConfigError(f"filter_threshold must be a probability in [0, 1], got {filter_threshold!r}")
-    TeacherLabels(teacher, num_classes=generator.num_classes)  # checks it is an nn.Module
-    tensor = next(iter(teacher.parameters()), next(iter(teacher.buffers()), None))
-    if tensor is not None and tensor.device != generator.device:
-        raise ConfigError(f"the teacher is on {tensor.device} but the generator on {generator.device}: "
-                          f"use teacher.to({str(generator.device)!r})")
+        return None
+    # One round of one candidate per row: the bank keeps the accepted ones among per_class candidates.
+    return TeacherFilter(teacher, filter_threshold, 1, 1, num_classes=generator.num_classes,
+                         device=generator.device)
 
 
 def _identity(generator, per_class, seed, shard_size, temperature, teacher, filter_threshold) -> dict:
     """What a rerun must repeat to resume: everything that decides the rows."""
     identity = {
-        "format": FORMAT, "generator_sha256": fingerprint(generator, config_to_dict(generator.config)),
-        "per_class": per_class, "seed": seed, "shard_size": shard_size, "temperature": temperature,
-        "teacher_sha256": None if teacher is None else fingerprint(teacher),
+        "format": FORMAT, "generator_sha256": generator_sha256(generator),
+        "generator_config": config_to_dict(generator.config), "per_class": per_class, "seed": seed, "shard_size": shard_size, "temperature": temperature,
+        "teacher_sha256": None if teacher is None else tensors_sha256(teacher.state_dict()),
         "filter_threshold": None if filter_threshold is None else float(filter_threshold),
     }
     return json.loads(json.dumps(identity))  # tuples become lists, as they read back
@@ -241,31 +208,47 @@ def _identity(generator, per_class, seed, shard_size, temperature, teacher, filt
 
 def _mismatch(out: Path, manifest: dict, identity: dict) -> str:
     old = manifest.get("identity", {})
+    if old.get("format") != identity["format"]:
+        # An earlier format hashed the generator another way: the hashes cannot be compared.
+        return (f"{out} holds a synthesis run written by an earlier augmentgen (format {old.get('format')!r}; this "
+                f"version writes {identity['format']!r} and records the generator's weights sha256 in another "
+                "encoding), so it cannot check that the shards there come from this generator and will not add "
+                f"to them. Nothing was written. Finish that run with the augmentgen version that started it, or "
+                f"pass a new --out (or delete {out} first).")
     changed = [key for key in identity if old.get(key) != identity[key]]
+    if "generator_sha256" in changed and "generator_config" in changed:
+        changed.remove("generator_config")  # one message for another generator
     said, fix = [], []
     for key in changed:
-        flag, keyword = _FLAGS.get(key, (None, key))
-        if key == "generator_sha256":
-            said.append(f"the generator differs (weights sha256 {str(old.get(key))[:12]}... there, "
-                        f"{identity[key][:12]}... now)")
-            fix.append(f"--model {manifest.get('model') or manifest.get('generator_id')}")
-        elif key == "teacher_sha256":
-            said.append("the teacher differs" if old.get(key) and identity[key] else
-                        "a teacher filtered that run but none is given now" if old.get(key) else
-                        "no teacher filtered that run but one is given now")
-            fix.append("the same teacher" if old.get(key) else "no teacher")
-        else:
-            said.append(f"{keyword or key} is {old.get(key)!r} there but {identity[key]!r} now")
-            value = old.get(key)
-            if value is None:
-                fix.append(f"no {flag or keyword}")
-            elif flag:
-                fix.append(f"{flag} {','.join(map(str, value)) if isinstance(value, list) else value}")
-            elif keyword:
-                fix.append(f"{keyword}={value!r}")
+        what, how = _difference(key, old.get(key), identity[key], manifest)
+        said.append(what)
+        fix += [how] if how else []
     return (f"{out} already holds a synthesis run made with other arguments: {'; '.join(said)}. Nothing was "
             f"written. To resume that run, rerun with its arguments ({', '.join(fix)}); to make a different "
             f"bank, pass a new --out (or delete {out} first).")
+
+
+def _difference(key: str, old: Any, new: Any, manifest: dict) -> tuple[str, str]:
+    """What differs in identity field ``key`` between the run in the folder and this call, and the fix."""
+    flag, keyword = _FLAGS.get(key, (None, key))
+    model = f"--model {manifest.get('model') or manifest.get('generator_id')}"
+    if key == "generator_sha256":
+        return f"the generator differs (weights sha256 {str(old)[:12]}... there, {new[:12]}... now)", model
+    if key == "generator_config":
+        old, new = old or {}, new or {}
+        fields = ", ".join(f"{name}: {old.get(name)!r} there, {new.get(name)!r} now"
+                           for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name))
+        return f"the generator's config differs ({fields})", model
+    if key == "teacher_sha256":
+        return ("the teacher differs" if old and new else
+                "a teacher filtered that run but none is given now" if old else
+                "no teacher filtered that run but one is given now"), ("the same teacher" if old else "no teacher")
+    said = f"{keyword or key} is {old!r} there but {new!r} now"
+    if old is None:
+        return said, f"no {flag or keyword}"
+    if flag:
+        return said, f"{flag} {','.join(map(str, old)) if isinstance(old, list) else old}"
+    return said, f"{keyword}={old!r}" if keyword else ""
 
 
 def _check_folder(out: Path, identity: dict) -> dict | None:
@@ -293,16 +276,9 @@ def _check_world(state) -> None:
 
 
 # --------------------------------------------------------------------------- sampling
-def _temperature_table(generator: ConditionalGenerator, temperature) -> torch.Tensor | None:
-    values = [temperature] * generator.num_classes if isinstance(temperature, float) else list(temperature)
-    if all(v == 1.0 for v in values):
-        return None  # as ConditionalGenerator.sample: t = 1 leaves the noise untouched
-    return torch.tensor(values, dtype=torch.float32, device=generator.device)
-
-
 def _batches(generator: ConditionalGenerator, shard: Shard, *, seed: int, batch_size: int,
-             table: torch.Tensor | None, teacher_labels: TeacherLabels | None,
-             threshold: float | None) -> Iterator[tuple[list[np.ndarray], int]]:
+             table: torch.Tensor | None,
+             teacher_filter: TeacherFilter | None) -> Iterator[tuple[list[np.ndarray], int]]:
     """``shard``'s accepted images as uint8 arrays, ``batch_size`` candidates at a time: (arrays, candidates)."""
     device = generator.device
     rng = torch.Generator(device=device).manual_seed(shard_seed(seed, shard.label, shard.chunk))
@@ -316,9 +292,8 @@ def _batches(generator: ConditionalGenerator, shard: Shard, *, seed: int, batch_
             if table is not None:
                 z = generator.scale_noise(z, y, table[y])
             images = generator.generate(y, z).float()
-        if teacher_labels is not None:
-            probability = torch.softmax(teacher_labels.logits(images), dim=1)[:, shard.label]
-            images = images[probability >= threshold]
+        if teacher_filter is not None:
+            images = images[teacher_filter.judge(images, y)[0]]
         yield _to_arrays(to_uint8(images)), len(y)
 
 
@@ -334,24 +309,17 @@ def _write_shard(out: Path, shard: Shard, batches, features, constants: dict) ->
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path = out / shard.file
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     schema = features.arrow_schema  # carries the Image / ClassLabel features for load_dataset
     rows = candidates = 0
-    try:
-        with pq.ParquetWriter(tmp, schema) as writer:
-            for arrays, made in batches:
-                candidates += made
-                n = len(arrays)
-                if n:
-                    columns = {"image": arrays, "label": [shard.label] * n, SYNTHETIC: [True] * n,
-                               **{key: [value] * n for key, value in constants.items()}}
-                    writer.write_table(pa.Table.from_pydict(features.encode_batch(columns), schema=schema))
-                rows += n
-        _replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(out / shard.file) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        for arrays, made in batches:
+            candidates += made
+            n = len(arrays)
+            if n:
+                columns = {"image": arrays, "label": [shard.label] * n, SYNTHETIC: [True] * n,
+                           **{key: [value] * n for key, value in constants.items()}}
+                writer.write_table(pa.Table.from_pydict(features.encode_batch(columns), schema=schema))
+            rows += n
     return {"file": shard.file, "label": shard.label, "chunk": shard.chunk, "rows": rows, "candidates": candidates}
 
 
@@ -373,19 +341,18 @@ class _RankLog:
                                  "seconds": time.perf_counter() - self.started})
 
 
-def _run_rank(generator, out: Path, mine: list[Shard], *, seed, batch_size, temperature, teacher,
-              filter_threshold, features, constants, state, progress: bool) -> None:
+def _run_rank(generator, out: Path, mine: list[Shard], *, seed, batch_size, temperature,
+              teacher_filter: TeacherFilter | None, features, constants, state, progress: bool) -> None:
     from tqdm import tqdm
 
     log = _RankLog(out, state.process_index)
-    table = _temperature_table(generator, temperature)
-    teacher_labels = None if teacher is None else TeacherLabels(teacher, num_classes=generator.num_classes)
+    table = generator.temperature_table(temperature)
     desc = "synthesis" if state.num_processes == 1 else f"synthesis, rank 0 of {state.num_processes}"
     with tqdm(total=sum(s.stop - s.start for s in mine), unit="img", desc=desc, dynamic_ncols=True,
               disable=not (progress and state.is_main_process)) as bar:
         for shard in mine:
             batches = _batches(generator, shard, seed=seed, batch_size=batch_size, table=table,
-                               teacher_labels=teacher_labels, threshold=filter_threshold)
+                               teacher_filter=teacher_filter)
             record = _write_shard(out, shard, _counted(batches, bar), features, constants)
             log.write(shard.name, record)
     log.write()  # this run's time and peak memory, also for a rank that had nothing to do
@@ -535,7 +502,7 @@ def write_shards(generator: ConditionalGenerator, per_class: int, out: str | os.
     """
     state = _state()
     _check_world(state)
-    _check_arguments(generator, per_class, seed, shard_size, batch_size, teacher, filter_threshold)
+    teacher_filter = _check_arguments(generator, per_class, seed, shard_size, batch_size, teacher, filter_threshold)
     temperature = generator.check_temperature(temperature)
     out = Path(out)
     identity = _identity(generator, per_class, seed, shard_size, temperature, teacher, filter_threshold)
@@ -555,9 +522,8 @@ def write_shards(generator: ConditionalGenerator, per_class: int, out: str | os.
     features = _features(generator)
     started = time.perf_counter()
     _run_rank(generator, out, assign_shards(pending, state.num_processes)[state.process_index], seed=seed,
-              batch_size=batch_size, temperature=temperature, teacher=teacher, filter_threshold=filter_threshold,
-              features=features, constants={"generator": manifest["generator_id"], "seed": seed}, state=state,
-              progress=progress)
+              batch_size=batch_size, temperature=temperature, teacher_filter=teacher_filter, features=features,
+              constants={"generator": manifest["generator_id"], "seed": seed}, state=state, progress=progress)
     state.wait_for_everyone()
     if state.is_main_process:
         _finish(out, plan, features, time.perf_counter() - started, state.num_processes)

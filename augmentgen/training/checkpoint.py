@@ -19,6 +19,7 @@ from pathlib import Path
 
 from accelerate import Accelerator
 
+from .._io import fsync_dir, fsync_tree
 from ..errors import CheckpointError
 
 CHECKPOINT_DIR = "checkpoints"
@@ -71,9 +72,10 @@ def write_checkpoint(accelerator: Accelerator, output_dir: str | os.PathLike, st
         if acc.is_main_process:
             files = {p.relative_to(tmp).as_posix(): _file_sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
             (tmp / MANIFEST_NAME).write_text(json.dumps({**manifest, "step": step, "files": files}, indent=1))
-            _fsync_tree(tmp)  # on disk before the rename makes it the checkpoint to resume from
+            fsync_tree(tmp)  # on disk before the rename makes it the checkpoint to resume from
             shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)  # the checkpoint only exists under its real name once complete
+            fsync_dir(root)  # make the rename itself durable
     except OSError as exc:
         if acc.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -158,15 +160,3 @@ def _file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _fsync_tree(directory: Path) -> None:
-    for path in directory.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -150,7 +150,7 @@ def test_pickle_weights_are_refused_without_being_opened(saved_generator, monkey
 
 def test_missing_folder_and_revision_on_a_folder(saved_generator, tmp_path):
     _, folder = saved_generator
-    with pytest.raises(CheckpointError, match="no saved generator folder"):
+    with pytest.raises(CheckpointError, match="no local folder"):
         from_pretrained(tmp_path / "nowhere")
     with pytest.raises(CheckpointError, match="is a file; pass the folder"):
         from_pretrained(folder / WEIGHTS_NAME)

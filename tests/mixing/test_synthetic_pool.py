@@ -3,19 +3,16 @@ take(), the bank's device and teacher filtering at fill time."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
-from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from augmentgen.errors import ConfigError, DataError
 from augmentgen.mixing import SyntheticMix, SyntheticPool
 from augmentgen.models import build_config, build_generator
-from augmentgen.models.base import ConditionalGenerator, GeneratorConfig
 from augmentgen.transforms import ReplaceWithSynthetic
 from tests.conftest import send_to_worker
+from tests.metrics.fakes import SquareTeacher, WrongClassGenerator
 
 
 @pytest.fixture(scope="module")
@@ -150,44 +147,6 @@ def test_bank_on_a_given_device_is_the_same_bank(gen):
 
 
 # --------------------------------------------------------------------------- teacher filter at fill time
-class SquareTeacher(nn.Module):
-    """Logits = 3 x the mean brightness of each class's band of rows, where make_images draws class
-    c's square: an image of class c gets p(c) ~ 0.93, so a 0.5 threshold accepts exactly the images
-    that show their class. The dropout would randomise it if it ever ran in train mode."""
-
-    def __init__(self, num_classes=3, size=28):
-        super().__init__()
-        self.num_classes, self.step = num_classes, size // num_classes
-        self.dropout = nn.Dropout(0.9)
-        self.anchor = nn.Parameter(torch.zeros(()))
-
-    def forward(self, images):
-        rows = images.float().mean(dim=(1, 3))[:, : self.num_classes * self.step]
-        return self.dropout(3.0 * rows.view(len(images), self.num_classes, self.step).mean(-1)) + self.anchor
-
-
-class WrongClassGenerator(ConditionalGenerator):
-    """Real make_images images; a sample of class c shows class c+1 with probability ``wrong[c]``."""
-
-    def __init__(self, data, wrong):
-        c, h, _ = data.image_shape
-        super().__init__(GeneratorConfig(num_classes=data.num_classes, image_size=h, in_channels=c,
-                                         latent_dim=2, class_names=data.class_names))
-        order = data.labels.argsort()
-        self.register_buffer("bank", data.to_float()[order])
-        counts = torch.bincount(data.labels, minlength=data.num_classes)
-        self.register_buffer("counts", counts)
-        self.register_buffer("starts", torch.cumsum(counts, 0) - counts)
-        self.register_buffer("wrong", torch.tensor(wrong, dtype=torch.float32))
-        self.anchor = nn.Parameter(torch.zeros(1))
-
-    def generate(self, labels, noise):
-        uniform = 0.5 * (1 + torch.erf(noise / math.sqrt(2)))  # N(0, 1) -> U(0, 1)
-        source = torch.where(uniform[:, 1] < self.wrong[labels], (labels + 1) % self.num_classes, labels)
-        offset = (uniform[:, 0] * self.counts[source]).long().minimum(self.counts[source] - 1)
-        return self.bank[self.starts[source] + offset]
-
-
 def shown_class(teacher, bank):
     """The class each bank image (K, N, C, H, W) uint8 shows, by the teacher."""
     teacher.eval()

@@ -1,0 +1,192 @@
+"""The input checks of :class:`~augmentgen.mixing.SyntheticMix`: options, sources and batches.
+
+Each check raises :class:`~augmentgen.errors.ConfigError` (options) or
+:class:`~augmentgen.errors.DataError` (batches) with a message that names the fix.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, DataError
+from ..models.base import Temperature
+from .filter import TeacherFilter
+from .sources import AnchoredSource
+from .teacher import TeacherLabels
+
+Balance = None | Literal["uniform", "inverse-frequency"] | Mapping[int | str, float]
+
+
+def check_pool_options(*, temperature: Temperature, autocast: bool, compile: bool, prefetch: bool,
+                       filter_threshold: float | None, min_acceptance: float) -> None:
+    """Options that act on a generator in the step: a clear error naming where they go instead."""
+    if filter_threshold is not None:
+        raise ConfigError(
+            "filter_threshold cannot apply to a SyntheticPool source: the pool's images are made when "
+            "it fills, not in the step. Filter them there, once per refresh: SyntheticPool(generator, "
+            "per_class, teacher=teacher, filter_threshold=...); keep teacher=... here only for "
+            "soft_labels=True")
+    if min_acceptance != 0.0:
+        raise ConfigError(
+            "min_acceptance cannot apply to a SyntheticPool source: acceptance is measured when the "
+            "pool fills (pool.acceptance_rates()); to leave a class out of the mix give it weight 0 "
+            "in balance={class: weight}")
+    if not (isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
+            and temperature == 1.0):
+        raise ConfigError(
+            "temperature cannot apply to a SyntheticPool source: its images are already sampled. "
+            "Give it to the pool: SyntheticPool(generator, temperature=...)")
+    for name, value in (("autocast", autocast), ("compile", compile)):
+        if value:
+            raise ConfigError(
+                f"{name}=True speeds up the generator's forward in the step, but a SyntheticPool "
+                f"source runs no generator in the step: drop {name}=True")
+    if prefetch:
+        raise ConfigError("prefetch=True overlaps generation with the step, but a SyntheticPool source "
+                          "only indexes its bank: drop prefetch=True")
+
+
+def check_anchored_options(source: AnchoredSource, *, mode: str, balance: Balance, temperature: Temperature,
+                           autocast: bool, compile: bool, prefetch: bool,
+                           filter_threshold: float | None) -> None:
+    """Options that have nothing to act on with a source made from the batch's real rows."""
+    if mode == "replace" and balance is not None:
+        raise ConfigError(f"{type(source).__name__} makes each row from a real row and keeps its label, so "
+                          "mode='replace' varies rows in place and cannot rebalance classes: use "
+                          "mode='append' with balance=..., or balance=None")
+    if not (isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and temperature == 1.0):
+        raise ConfigError(f"temperature does not apply to {type(source).__name__}: its rows are made from "
+                          "real rows, not sampled; VariationSource(strength=...) sets how far they move")
+    if filter_threshold is not None:
+        raise ConfigError(f"filter_threshold does not apply to {type(source).__name__}: rows made from real "
+                          "rows keep their real row's label; use teacher=..., soft_labels=True for soft targets")
+    for name, value in (("autocast", autocast), ("compile", compile), ("prefetch", prefetch)):
+        if value:
+            raise ConfigError(f"{name}=True acts on a free generator's sampling; {type(source).__name__} "
+                              f"makes rows from the batch: drop {name}=True")
+    for name in ("num_classes", "image_shape", "device"):
+        if getattr(source, name, None) is None:
+            raise ConfigError(f"{type(source).__name__} has no {name}; build it with one")
+
+
+def parse_balance(balance: Balance, num_classes: int, class_names: list[str]) -> torch.Tensor | None:
+    """``balance`` as (K,) class weights; None for ``None`` / ``"inverse-frequency"`` (no fixed weights)."""
+    k = num_classes
+    if balance is None or balance == "inverse-frequency":
+        return None
+    if balance == "uniform":
+        return torch.ones(k)
+    if isinstance(balance, Mapping):
+        names = class_names
+        weights = torch.zeros(k)
+        for key, weight in balance.items():
+            index = names.index(key) if isinstance(key, str) and key in names else key
+            if not isinstance(index, int) or not 0 <= index < k:
+                raise ConfigError(f"balance key {key!r} is not a class index in [0, {k - 1}] "
+                                  f"or a class name of {names}")
+            if weight < 0:
+                raise ConfigError(f"balance weights must be >= 0, got {weight} for {key!r}")
+            weights[index] = float(weight)
+        if weights.sum() <= 0:
+            raise ConfigError("balance weights must not all be zero")
+        return weights
+    raise ConfigError(f"balance must be None, 'uniform', 'inverse-frequency' or a "
+                      f"{{class: weight}} dict, got {balance!r}")
+
+
+def check_teacher(num_classes: int, device: torch.device, teacher: nn.Module | None, *,
+                  filter_threshold: float | None, oversample: int, max_rounds: int,
+                  min_acceptance: float, soft_labels: bool, label_temperature: float,
+                  soft_label_weight: float, soft_real_labels: bool, prefetch: bool,
+                  output_range: tuple[float, float], mean: Sequence[float] | None,
+                  std: Sequence[float] | None) -> TeacherLabels | None:
+    """Validate the teacher options; the :class:`TeacherLabels` the mixer uses, or None."""
+    def is_number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    TeacherFilter.check_options(threshold=filter_threshold, oversample=oversample, max_rounds=max_rounds,
+                                min_acceptance=min_acceptance)
+    if not (is_number(label_temperature) and label_temperature > 0):
+        raise ConfigError(f"label_temperature must be a finite number > 0, got {label_temperature!r}")
+    if not (is_number(soft_label_weight) and 0 <= soft_label_weight <= 1):
+        raise ConfigError(f"soft_label_weight must be in [0, 1] (0: one-hot labels, 1: the teacher's "
+                          f"soft targets only), got {soft_label_weight!r}")
+    if min_acceptance > 0 and filter_threshold is None:
+        raise ConfigError("min_acceptance needs filter_threshold: acceptance rates are those of "
+                          "the teacher filter")
+    if soft_real_labels and not soft_labels:
+        raise ConfigError("soft_real_labels=True needs soft_labels=True")
+    if teacher is None:
+        if filter_threshold is not None:
+            raise ConfigError("filter_threshold needs a teacher: pass teacher=<a classifier "
+                              "trained on the real data>, e.g. an augmentgen.metrics.ReferenceClassifier")
+        if soft_labels:
+            raise ConfigError("soft_labels=True needs a teacher: pass teacher=<a classifier "
+                              "trained on the real data>, e.g. an augmentgen.metrics.ReferenceClassifier")
+        return None
+    TeacherFilter.check_teacher(teacher, device)
+    if filter_threshold is None and not soft_labels:
+        raise ConfigError("a teacher is given but unused: set filter_threshold=... (teacher "
+                          "filtering) and/or soft_labels=True")
+    if prefetch and filter_threshold is not None:
+        raise ConfigError("prefetch=True cannot be combined with filter_threshold: the rejection "
+                          "rounds need the accepted counts before the batch is built")
+    return TeacherLabels(teacher, label_temperature, soft_label_weight, num_classes,
+                         output_range=output_range, mean=mean, std=std)
+
+
+def check_batch(images: torch.Tensor, labels: torch.Tensor, *, image_shape: tuple[int, int, int],
+                device: torch.device, from_pool: bool) -> None:
+    """A collated batch the mixer can take: shapes, dtypes and device, each with its fix."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise DataError("SyntheticMix takes collated batches: images (B, C, H, W) and labels (B,); "
+                        f"got images {type(images).__name__} "
+                        f"{tuple(images.shape) if isinstance(images, torch.Tensor) else ''}")
+    c, h, w = image_shape
+    source = "the pool holds" if from_pool else "the generator makes"
+    if tuple(images.shape[1:]) != (c, h, w):
+        raise DataError(
+            f"{source} ({c}, {h}, {w}) images but the batch is {tuple(images.shape[1:])}: "
+            f"resize / convert the batch to {c} channel(s) at {h}x{w} before mixing (e.g. "
+            "v2.Resize, v2.Grayscale(num_output_channels=...)), or use a generator trained at "
+            "that shape"
+        )
+    if images.device != device:
+        if from_pool:
+            raise DataError(
+                f"the batch is on {images.device} but the pool's bank is on {device}: build the "
+                f"pool there (SyntheticPool(generator, ..., device={str(images.device)!r})) or move "
+                "the batch, so that mixing needs no host-device copy")
+        raise DataError(
+            f"the batch is on {images.device} but the generator is on {device}: "
+            f"move one of them (generator.to({str(images.device)!r}) or images.to(...)) so that "
+            "mixing needs no host-device copy"
+        )
+    if not (images.dtype.is_floating_point or images.dtype == torch.uint8):
+        raise DataError(f"images must be float or uint8, got {images.dtype}")
+    if not isinstance(labels, torch.Tensor) or labels.ndim != 1 or labels.dtype.is_floating_point:
+        raise DataError(
+            "labels must be an integer tensor (B,) of class indices; mix before one-hot "
+            "encoding, CutMix or MixUp"
+        )
+    if len(labels) != len(images):
+        raise DataError(f"{len(images)} images but {len(labels)} labels")
+    if labels.device != images.device:
+        raise DataError(f"labels are on {labels.device} but images on {images.device}; "
+                        f"use labels.to({str(images.device)!r})")
+
+
+def check_output_range(output_range) -> tuple[float, float]:
+    """``(low, high)`` as floats, finite with ``low < high``."""
+    try:
+        low, high = (float(v) for v in output_range)
+    except (TypeError, ValueError):
+        raise ConfigError(f"output_range must be (low, high), got {output_range!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ConfigError(f"output_range must be (low, high) with low < high, got {output_range!r}")
+    return low, high

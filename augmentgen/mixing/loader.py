@@ -1,0 +1,67 @@
+"""Wrapping a DataLoader so that every batch it yields is mixed: :func:`augment_loader`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from ..errors import DataError
+from ..models.base import ConditionalGenerator
+from .batch import SyntheticMix
+from .pool import SyntheticPool
+
+__all__ = ["AugmentedLoader", "augment_loader"]
+
+
+class AugmentedLoader:
+    """An iterable over ``loader`` whose batches go through a :class:`SyntheticMix`.
+
+    Batches may be ``(images, labels)`` tuples/lists or dicts with ``image_key``/``label_key``;
+    they are moved to the mixer's device (the generator's, or the pool's bank's; ``non_blocking``)
+    before mixing. ``len()`` is the wrapped loader's. Made by :func:`augment_loader`.
+    """
+
+    def __init__(self, loader: Iterable, mix: SyntheticMix, *, image_key: str = "image",
+                 label_key: str = "label", to_device: bool = True):
+        self.loader = loader
+        self.mix = mix
+        self.image_key, self.label_key = image_key, label_key
+        self.to_device = to_device
+
+    def __len__(self) -> int:
+        return len(self.loader)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[Any]:
+        device = self.mix.device
+        for batch in self.loader:
+            if isinstance(batch, Mapping):
+                images, labels = batch[self.image_key], batch[self.label_key]
+            elif isinstance(batch, (tuple, list)) and len(batch) == 2:
+                images, labels = batch
+            else:
+                raise DataError("augment_loader needs batches of (images, labels) or dicts with "
+                                f"{self.image_key!r}/{self.label_key!r}; got {type(batch).__name__}")
+            if self.to_device:
+                images = images.to(device, non_blocking=True)
+                labels = labels.to(device, non_blocking=True)
+            images, labels = self.mix(images, labels)
+            if isinstance(batch, Mapping):
+                # Other per-row keys cannot follow appended rows; keep only image and label.
+                yield {self.image_key: images, self.label_key: labels}
+            else:
+                yield type(batch)((images, labels)) if isinstance(batch, list) else (images, labels)
+
+
+def augment_loader(loader: Iterable, generator: ConditionalGenerator | SyntheticPool, ratio: float = 0.5, *,
+                   image_key: str = "image", label_key: str = "label", to_device: bool = True,
+                   **mix_kwargs: Any) -> AugmentedLoader:
+    """Wrap any DataLoader so that every batch it yields is mixed with synthetic rows.
+
+    ``for images, labels in augment_loader(loader, generator, ratio=0.5): ...`` — the loop is
+    unchanged. ``mix_kwargs`` go to :class:`SyntheticMix` (``mode``, ``balance``,
+    ``output_range``, ``mean``/``std``, ``seed``, ``temperature``, ...). ``generator`` may be a
+    :class:`~augmentgen.mixing.SyntheticPool` (call ``pool.step_epoch()`` after each epoch).
+    Batches are moved to the generator's device (or the pool's bank's).
+    """
+    return AugmentedLoader(loader, SyntheticMix(generator, ratio, **mix_kwargs),
+                           image_key=image_key, label_key=label_key, to_device=to_device)
