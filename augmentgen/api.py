@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +118,9 @@ def _refuse_before_loading(model: str, data: Any, output_dir, training_config: T
     """Everything that can be refused without the data, refused before loading it (which can take
     minutes): the tracker, the output folder, the model's config overrides, a split-parent folder."""
     check_tracker_installed(training_config.log_with)
-    check_run_folder(output_dir, resume=resume, overwrite=overwrite, steps=training_config.steps)
+    # A budgeted run without --steps has no step bound yet: any recorded step count is below it.
+    steps = training_config.steps if training_config.steps is not None else sys.maxsize
+    check_run_folder(output_dir, resume=resume, overwrite=overwrite, steps=steps)
     from_data = {"num_classes", "class_names", "in_channels", "image_size"}  # filled in from the data
     build_config(model, **{k: v for k, v in (model_config or {}).items() if k not in from_data})
     check_data_path(data)

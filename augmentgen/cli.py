@@ -8,6 +8,8 @@ printed the command that resumes it).
 from __future__ import annotations
 
 import argparse
+import difflib
+import math
 import shlex
 import sys
 import warnings
@@ -35,11 +37,19 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one ``augmentgen: error: ...`` line (exit code 2), like every other error,
+    pointing at ``--help`` instead of printing the whole usage first. Subcommands inherit it."""
+
+    def error(self, message: str):
+        self.exit(2, f"augmentgen: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``augmentgen`` command line: ``train``, ``sample``, ``eval`` and ``models``."""
     # allow_abbrev=False everywhere: with it, `--channels 3` silently meant `--channels-last`.
-    parser = argparse.ArgumentParser(prog="augmentgen", description=DESCRIPTION, formatter_class=_HelpFormatter,
-                                     allow_abbrev=False)
+    parser = _Parser(prog="augmentgen", description=DESCRIPTION, formatter_class=_HelpFormatter,
+                     allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"augmentgen {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train_command(sub)
@@ -84,7 +94,9 @@ def _add_train_command(sub) -> None:
     p.add_argument("--imbalance", type=float, help="long-tailed subset with this majority/minority ratio")
     p.add_argument("--set", dest="model_set", action="append", default=[], metavar="KEY=VALUE",
                    help="set a field of the model's config, e.g. --set loss=bce (repeatable)")
-    helps = {"steps": "optimisation steps (one batch each)", "batch_size": "images per step and process",
+    helps = {"steps": "optimisation steps, one batch each (default: 2000; with --time-budget, as many as fit, "
+                      "and --steps bounds them)",
+             "batch_size": "images per step and process",
              "seed": "seed of the initialisation, the data order and the subsets",
              "checkpoint_every": "steps between resumable checkpoints, and the last step (0: none)",
              "keep_checkpoints": "how many of the newest checkpoints to keep",
@@ -92,7 +104,18 @@ def _add_train_command(sub) -> None:
              "samples_per_class": "columns of the sample grids", "log_every": "steps between logged losses",
              "num_workers": "DataLoader worker processes"}
     for name, text in helps.items():
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name), help=text)
+        # --steps unset means 2000, or what --time-budget fits: leave it out of args (no "default: None").
+        default = argparse.SUPPRESS if name == "steps" else getattr(defaults, name)
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=default, help=text)
+    p.add_argument("--time-budget", metavar="DURATION",
+                   help="train as many steps as fit in this wall time, saving included: seconds (600) or a "
+                        "duration (90s, 20m, 1h30m); --steps then bounds it")
+    p.add_argument("--snapshot-every", type=int, metavar="N", default=defaults.snapshot_every,
+                   help="steps between scored snapshots of the saved (EMA) generator, scored on the training "
+                        "images only; the last step is always one (0: none; with --select-snapshot best, 10 "
+                        "over the run)")
+    p.add_argument("--select-snapshot", choices=["last", "best"], default=defaults.select_snapshot,
+                   help="save the last snapshot, as without snapshots, or the best-scoring one")
     p.add_argument("--ema-decay", type=float, default=defaults.ema_decay,
                    help="decay of the generator's moving average, which is the saved generator (0: none)")
     p.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default=defaults.mixed_precision,
@@ -128,8 +151,12 @@ def _add_sample_command(sub) -> None:
     s.add_argument("--model", required=True, help="folder or hub id of a saved generator")
     s.add_argument("--per-class", type=int, default=8, help="images per class")
     s.add_argument("--out", required=True, help="output file (grid: .png, npz: .npz) or folder")
+    s.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier export at --out (a grid or .npz file, or a folder holding an "
+                        "imagefolder export's classes.json); without it an existing --out is refused")
     s.add_argument("--format", choices=["grid", "imagefolder", "npz", "hf"], default="grid",
-                   help="grid: one PNG, a row per class; imagefolder: OUT/<class>/*.png; npz: "
+                   help="grid: one PNG, a row per class; imagefolder: OUT/<index>_<class>/*.png plus "
+                        "OUT/classes.json (class order and names, read back by load_data); npz: "
                         "images/labels/classes arrays; hf: Parquet shards for datasets.load_dataset('parquet', "
                         "data_dir=OUT), resumable, and shared across processes under accelerate launch / torchrun")
     s.add_argument("--shard-size", type=int, default=4096,
@@ -177,7 +204,10 @@ def _add_eval_command(sub) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the ``augmentgen`` command line on ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _refuse_unrecognized(parser, args.command, unknown)
     args.argv = argv
     format_warning = warnings.formatwarning
     warnings.formatwarning = _one_line_warning  # the library's warnings are messages for the user
@@ -191,6 +221,25 @@ def main(argv: list[str] | None = None) -> int:
         return _interrupted(args, exc)
     finally:
         warnings.formatwarning = format_warning
+
+
+def _refuse_unrecognized(parser: argparse.ArgumentParser, command: str, unknown: list[str]) -> None:
+    """``unrecognized arguments: --stepz 3; did you mean --steps?`` (abbreviations are off)."""
+    sub = parser._subparsers._group_actions[0].choices[command]  # the parsers of the subcommands
+    options = [o for o in sub._option_string_actions if o.startswith("--")]
+    guesses = {g for token in unknown if token.startswith("-")
+               for g in difflib.get_close_matches(token.split("=")[0], options, n=1, cutoff=0.7)}
+    hint = f"; did you mean {' or '.join(sorted(guesses))}?" if guesses else ""
+    sub.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+
+
+def _check_counts(args, counts: dict[str, str]) -> None:
+    """Refuse a count option below 1, by its flag name and what it counts, before anything is loaded."""
+    for name, meaning in counts.items():
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} must be at least 1 ({meaning}), got {value}; pass {flag} N with N >= 1")
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -260,11 +309,13 @@ def _train(args) -> int:
     from .api import DEMO_DATA, train
     from .models import build_config
 
+    _check_counts(args, {"per_class": "training images of each class"})
     model_set = parse_overrides(type(build_config(args.model)), args.model_set)
-    training = {name: getattr(args, name) for name in (
+    training = {name: getattr(args, name, None) for name in (
         "steps", "batch_size", "seed", "checkpoint_every", "keep_checkpoints", "sample_every", "samples_per_class",
         "log_every", "num_workers", "ema_decay", "mixed_precision", "log_with", "on_divergence", "init_from",
-        "freeze_discriminator_layers", "transfer_lr_scale", "compile", "channels_last", "optimizer_kernel")}
+        "freeze_discriminator_layers", "transfer_lr_scale", "compile", "channels_last", "optimizer_kernel",
+        "time_budget", "snapshot_every", "select_snapshot")}
     data = args.data
     if data is None and _is_main_process():
         print(f"augmentgen: notice: no --data given: training on {DEMO_DATA}, the embedded 500-image Fashion-MNIST "
@@ -297,15 +348,16 @@ def _sample(args) -> int:
     from .mixing import write_samples
 
     # Parsed before loading, so a typo fails at once; the generator checks values and length.
-    try:
-        temperature = [float(t) for t in args.temperature.split(",")]
-    except ValueError:
-        raise ConfigError("--temperature takes a float >= 0 or comma-separated floats >= 0, one per class "
-                          f"in class order (like 0.5 or 1,1,0.5); got {args.temperature!r}") from None
-    temperature = temperature[0] if len(temperature) == 1 else temperature
+    temperature = _temperature(args.temperature)
+    _check_counts(args, {"per_class": "images of each class", "batch_size": "images per forward pass"})
     _check_device(args.device)
     if args.format == "hf":
+        if args.overwrite:
+            raise ConfigError("--overwrite does not apply to --format hf: rerunning the same command resumes "
+                              f"the bank in {args.out}; choose a new --out to start another, or delete it yourself")
         return _sample_shards(args, temperature)
+    if args.format == "grid":
+        _check_grid_target(Path(args.out), args.overwrite)
     generator = from_pretrained(args.model, device=args.device)
     temperature = generator.check_temperature(temperature)
     at = "" if temperature == 1.0 else f", temperature {args.temperature}"
@@ -315,10 +367,31 @@ def _sample(args) -> int:
         path = save_sample_grid(images, args.per_class, args.out)
         print(f"wrote {path} ({generator.num_classes} rows x {args.per_class}{at})")
         return 0
-    path = write_samples(generator, args.per_class, args.out, args.format, seed=args.seed,
-                         temperature=temperature)
+    try:
+        path = write_samples(generator, args.per_class, args.out, args.format, seed=args.seed,
+                             temperature=temperature, overwrite=args.overwrite)
+    except DataError as exc:  # the library's message names its Python argument; this is the flag
+        raise DataError(str(exc).replace("overwrite=True", "--overwrite")) from None
     print(f"wrote {path} ({args.format}: {args.per_class} images x {generator.num_classes} classes{at})")
     return 0
+
+
+def _temperature(text: str) -> float | list[float]:
+    try:
+        temperature = [float(t) for t in text.split(",")]
+    except ValueError:
+        raise ConfigError("--temperature takes a float >= 0 or comma-separated floats >= 0, one per class "
+                          f"in class order (like 0.5 or 1,1,0.5); got {text!r}") from None
+    return temperature[0] if len(temperature) == 1 else temperature
+
+
+def _check_grid_target(out: Path, overwrite: bool) -> None:
+    """A grid replaces only a file, and only with --overwrite: a file there may be another run's grid."""
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder, but --format grid writes one PNG file; pass a file path "
+                          "like grid.png, or --format imagefolder to write a folder of images")
+    if out.exists() and not overwrite:
+        raise DataError(f"{out} already exists; choose another file name, or pass --overwrite to replace it")
 
 
 def _sample_shards(args, temperature) -> int:
@@ -374,6 +447,13 @@ def _eval(args) -> int:
     # Everything that can fail without computing fails first: the evaluation can take hours.
     ratios = _ratios(args.ratios)
     methods = _methods(args.methods)
+    _check_counts(args, {"per_class": "training images of each class", "steps": "classifier training steps",
+                         "min_steps": "the fewest steps of an --epochs budget",
+                         "samples_per_class": "synthetic images of each class",
+                         "repeats": "paired seeds of the downstream gain"})
+    if args.epochs is not None and not (math.isfinite(args.epochs) and args.epochs > 0):
+        raise ConfigError(f"--epochs must be a finite number > 0 (passes over the real training data), got "
+                          f"{args.epochs}; or leave it unset to budget classifiers in --steps")
     _check_device(args.device)
     out = Path(args.out) if args.out else (Path(args.model) if Path(args.model).is_dir() else Path("eval"))
     check_writable(out, "--out" if args.out else "the report folder (--out)")
@@ -385,11 +465,14 @@ def _eval(args) -> int:
                         "held-out real images (never the training images)")
 
     generator = from_pretrained(args.model, device=args.device)
+    _check_methods_fit(generator, methods)
     columns = {"data_dir": args.data_dir, "channels": generator.image_shape[0], "image_column": args.image_column,
                "label_column": args.label_column}
     train_data = load_data(args.data, per_class=args.per_class, seed=args.seed, **columns)
     test_data = load_data(args.test_data, **columns) if args.test_data else \
         load_data(args.data, split="test", **columns)
+    held_out = f"--test-data {args.test_data}" if args.test_data else f"the test split of --data {args.data}"
+    _check_data_fits(generator, args.model, {f"--data {args.data}": train_data, held_out: test_data})
     report = evaluate_generator(generator, train_data, test_data, steps=args.steps, epochs=args.epochs,
                                 min_steps=args.min_steps,
                                 n_per_class=args.samples_per_class, seed=args.seed, repeats=args.repeats,
@@ -398,6 +481,30 @@ def _eval(args) -> int:
     print(format_report(report))
     print(f"\nwrote {write_report(report, out / 'eval.json')} and {plot_per_class(report, out / 'eval.png')}")
     return 0
+
+
+def _check_methods_fit(generator, methods: list[str]) -> None:
+    """A variation method the generator cannot run fails now, not after the first classifiers."""
+    from .mixing import VariationSource
+    from .mixing.sources import VARIATION_MODES
+
+    for method in methods:
+        if method in VARIATION_MODES:
+            try:
+                VariationSource(generator, method)
+            except ConfigError as exc:
+                raise ConfigError(f"--methods {method}: {exc}; or drop {method} from --methods") from None
+
+
+def _check_data_fits(generator, model: str, data: dict) -> None:
+    """The evaluation data must have the generator's classes and image shape."""
+    for where, dataset in data.items():
+        if dataset.num_classes != generator.num_classes:
+            raise DataError(f"{where} has {dataset.num_classes} classes but the generator --model {model} "
+                            f"makes {generator.num_classes}; evaluate it on the data it was trained on")
+        if dataset.image_shape != generator.image_shape:
+            raise DataError(f"{where} holds {dataset.image_shape} images but the generator --model {model} "
+                            f"makes {generator.image_shape}; evaluate it on the data it was trained on")
 
 
 def _models(args) -> int:

@@ -261,7 +261,7 @@ def test_abbreviations_are_off_and_version_and_defaults_are_shown(capsys):
             if action.option_strings and action.dest not in ("help",):
                 assert "default:" in sub.formatter_class("x")._get_help_string(action), (name, action.dest)
     text = choices["train"].format_help()
-    assert "(default: 2000)" in text and "only parses arguments" not in parser.format_help()
+    assert "(default: 2000;" in text and "only parses arguments" not in parser.format_help()
 
 
 def test_data_loading_options_reach_load_data(tmp_path):

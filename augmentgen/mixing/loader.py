@@ -35,6 +35,11 @@ class AugmentedLoader:
         device = self.mix.device
         for batch in self.loader:
             if isinstance(batch, Mapping):
+                missing = [k for k in (self.image_key, self.label_key) if k not in batch]
+                if missing:
+                    raise DataError(
+                        f"the loader's batches are dicts with keys {sorted(batch)}, without {missing}: pass "
+                        "augment_loader(..., image_key=<the images' key>, label_key=<the labels' key>)")
                 images, labels = batch[self.image_key], batch[self.label_key]
             elif isinstance(batch, (tuple, list)) and len(batch) == 2:
                 images, labels = batch

@@ -515,3 +515,11 @@ def test_a_resumed_mixer_continues_the_same_stream(gen, mode):
         out, targets = resumed(*b)
         assert torch.equal(out, images) and torch.equal(targets, labels)
     assert torch.equal(resumed.class_counts, one_run.class_counts)
+
+
+def test_dict_batches_with_other_keys_name_the_keys(gen):
+    batches = [{"pixel_values": torch.rand(4, 1, 28, 28) * 2 - 1, "labels": torch.zeros(4, dtype=torch.long)}]
+    with pytest.raises(DataError, match=r"keys \['labels', 'pixel_values'\].*image_key="):
+        next(iter(augment_loader(batches, gen, ratio=0.5)))
+    out = next(iter(augment_loader(batches, gen, ratio=0.5, image_key="pixel_values", label_key="labels")))
+    assert out["pixel_values"].shape == (4, 1, 28, 28)

@@ -244,10 +244,19 @@ def test_unwritable_output_when_saving_the_final_model_keeps_what_was_saved(tmp_
     Trainer(tiny_config(tiny_data), tiny_training(steps=4), tmp_path).fit(tiny_data)  # checkpoint at 3
     before = (tmp_path / "model.safetensors").read_bytes()
 
-    def failing_fdopen(*args, **kwargs):
+    import augmentgen.hub.serialization as serialization
+
+    real_write = serialization.atomic_write_bytes
+
+    def failing_mkstemp(*args, **kwargs):
         raise OSError(error, os.strerror(error))
 
-    monkeypatch.setattr("augmentgen.hub.serialization.os.fdopen", failing_fdopen)
+    def write_on_a_failing_disk(path, data):  # the saved model's writes only, through the real helper
+        with monkeypatch.context() as m:
+            m.setattr("augmentgen._io.tempfile.mkstemp", failing_mkstemp)
+            return real_write(path, data)
+
+    monkeypatch.setattr(serialization, "atomic_write_bytes", write_on_a_failing_disk)
     trainer = Trainer(tiny_config(tiny_data), tiny_training(steps=6), tmp_path)
     with pytest.raises(CheckpointError, match=os.strerror(error)):
         trainer.fit(tiny_data, resume=True)

@@ -1,0 +1,296 @@
+"""Issue 28: bad input gets one clear error naming the problem and the fix, no traceback, and
+nothing saved before is changed.
+
+One table of kinds of bad input. The CLI cases run ``augmentgen.cli.main`` (a few run
+``python -m augmentgen`` in a subprocess, the honest check that no traceback reaches the user)
+and check the exit code, that stderr is one ``augmentgen: error:`` line naming the problem and
+the fix, and that no ``Traceback`` is printed. The Python API cases check that the exception is
+one of :mod:`augmentgen.errors`' classes whose first line names the problem and the fix. Every
+case, CLI or API, runs beside one finished tiny run, its exports and data files, and checks that
+not one of their bytes changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import subprocess
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import augmentgen
+from augmentgen.cli import main
+from augmentgen.errors import AugmentgenError, CheckpointError, ConfigError, DataError, UnknownFamilyError
+from tests.conftest import make_images
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--set", "generator_width=8", "--set", "discriminator_width=8", "--set", "latent_dim=16"]
+
+
+def train_args(out: str, *extra: str) -> list[str]:
+    """The finished run's own command (2 steps, a checkpoint each), plus ``extra``."""
+    return ["train", "--data", "fashion-mnist-small", "--per-class", "2", "--out", out, "--steps", "2",
+            "--batch-size", "6", "--sample-every", "0", "--samples-per-class", "2", "--checkpoint-every", "1",
+            *TINY, *extra]
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory) -> SimpleNamespace:
+    """What a user has saved before the bad command: a finished run, three exports, data files."""
+    root = tmp_path_factory.mktemp("saved")
+    s = SimpleNamespace(root=root, run=root / "run", export=root / "export", npz=root / "samples.npz",
+                        grid=root / "grid.png", data=root / "data.npz", garbage=root / "garbage.npz",
+                        nan=root / "nan.npz", split=root / "split")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 2 steps: the mode-collapse warning is expected
+        assert main(train_args(str(s.run))) == 0
+    s.generator = augmentgen.from_pretrained(s.run, device="cpu")
+    for out, form in ((s.export, "imagefolder"), (s.npz, "npz"), (s.grid, "grid")):
+        augmentgen.write_samples(s.generator, 1, out, form)
+    data = make_images(n_per_class=4)
+    np.savez(s.data, images=data.images.numpy(), labels=data.labels.numpy(), classes=np.array(data.class_names))
+    s.garbage.write_bytes(b"these bytes are not an .npz file")
+    np.savez(s.nan, images=np.full((4, 28, 28), np.nan, np.float32), labels=np.array([0, 1, 0, 1]))
+    for split in ("train", "val"):
+        (s.split / split / "cat").mkdir(parents=True)
+        Image.new("L", (28, 28), 10).save(s.split / split / "cat" / "0.png")
+    return s
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root``, by relative path (a new or removed file shows too)."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# ------------------------------------------------------------------------------------------ the table
+@dataclass(frozen=True)
+class Case:
+    """One kind of bad input: CLI arguments (``{run}``-style placeholders) or a Python call.
+
+    ``problem`` and ``fix`` are phrases the first line of the message must contain; ``error`` is
+    the exception class of an API case; ``subprocess`` runs a CLI case as ``python -m augmentgen``.
+    """
+
+    id: str
+    problem: str
+    fix: str
+    argv: tuple[str, ...] = ()
+    call: Callable | None = None
+    error: type[AugmentgenError] = AugmentgenError
+    subprocess: bool = False
+
+
+def cli(id, argv, problem, fix, subprocess=False):
+    return Case(id, problem, fix, argv=tuple(argv), subprocess=subprocess)
+
+
+def api(id, call, error, problem, fix):
+    return Case(id, problem, fix, call=call, error=error)
+
+
+RUN = "{run}"
+NEW = "{new}"  # a path under the test's own tmp_path, free to be written
+
+CLI_CASES = [
+    # argument syntax: argparse's own errors, one line each
+    cli("train-int-flag-given-a-word", ["train", "--per-class", "abc"], "invalid int value: 'abc'",
+        "see `augmentgen train --help`", subprocess=True),
+    cli("train-mistyped-flag", ["train", "--stepz", "3"], "unrecognized arguments", "did you mean --steps?"),
+    cli("train-abbreviated-flag", ["train", "--chan", "3"], "unrecognized arguments", "did you mean --channels?"),
+    cli("train-channels-not-1-or-3", ["train", "--channels", "2"], "invalid choice: 2", "choose from 1, 3"),
+    cli("sample-missing-required", ["sample", "--per-class", "2"], "arguments are required: --model, --out",
+        "see `augmentgen sample --help`"),
+    # the model and its config
+    cli("train-unknown-model", train_args(NEW, "--model", "cgn"), "unknown model 'cgn'", "available:"),
+    cli("train-zero-steps", train_args(NEW, "--steps", "0"), "steps must be at least 1", "got 0"),
+    cli("train-negative-per-class", train_args(NEW, "--per-class", "-3"), "--per-class must be at least 1",
+        "pass --per-class N with N >= 1"),
+    cli("set-overflowing-float", train_args(NEW, "--set", "learning_rate=1e400"),
+        "learning_rate must be a finite number > 0", "(default 0.0002)"),
+    cli("set-betas-out-of-range", train_args(NEW, "--set", "betas=[1.5,0.9]"), "two Adam betas in [0, 1)",
+        "like [0.0, 0.9]"),
+    cli("set-unknown-choice", train_args(NEW, "--set", "loss=hingee"), "loss must be one of", "'hinge'"),
+    cli("set-unknown-field", train_args(NEW, "--set", "no_such_field=1"), "has no field 'no_such_field'",
+        "known fields"),
+    cli("set-without-equals", train_args(NEW, "--set", "loss"), "expected key=value", "got 'loss'"),
+    cli("train-unknown-tracker", train_args(NEW, "--log-with", "tensorbored"), "not a tracker Accelerate knows",
+        "use one of"),
+    cli("train-mistyped-zoo-id", train_args(NEW, "--init-from", "augmentgen/cgan-mnsit"),
+        "no zoo model named 'augmentgen/cgan-mnsit'", "did you mean 'augmentgen/cgan-mnist'"),
+    # the run folder: refused, and nothing in it changes
+    cli("train-into-a-finished-run", train_args(RUN), "already holds a trained model", "Pass --overwrite"),
+    cli("resume-with-fewer-steps", train_args(RUN, "--resume", "--steps", "1"), "already at step 2",
+        "--resume --steps N"),
+    cli("resume-and-overwrite", train_args(RUN, "--resume", "--overwrite"), "contradict each other",
+        "pass one of them"),
+    cli("resume-with-another-loss", train_args(RUN, "--resume", "--steps", "3", "--set", "loss=bce"),
+        "loss is 'hinge' there but 'bce' now", "rerun with --set loss=hinge"),
+    cli("resume-with-other-data", train_args(RUN, "--resume", "--steps", "3", "--per-class", "3"),
+        "fingerprint", "Nothing was changed"),
+    cli("train-out-is-a-file", train_args("{data}"), "is an existing file", "choose a folder path"),
+    # the data
+    cli("train-missing-data", train_args(NEW, "--data", "{new}/nothing"), "no data at", "hf:<folder>"),
+    cli("train-garbage-npz", train_args(NEW, "--data", "{garbage}"), "is not a valid images/labels .npz file",
+        "np.savez(path, images=..., labels=...", subprocess=True),
+    cli("train-all-nan-images", train_args(NEW, "--data", "{nan}"), "4 of 4 float images", "NaN"),
+    cli("train-folder-of-splits", train_args(NEW, "--data", "{split}"), "holds the split folders ['train', 'val']",
+        "--data {split}/train"),
+    cli("train-more-rows-than-data", train_args(NEW, "--per-class", "1000"),
+        "asks for more images than some classes have", "use per_class=50 or less"),
+    # sampling and exports: refused before sampling, and nothing there changes
+    cli("sample-mistyped-model-folder", ["sample", "--model", "{run}x", "--out", "{new}/g.png"], "no local folder",
+        "did you mean '{run}'"),
+    cli("sample-bad-device", ["sample", "--model", RUN, "--out", "{new}/g.png", "--device", "gpu"],
+        "--device 'gpu' is not a device", "use cpu, cuda, cuda:N or mps"),
+    cli("sample-negative-per-class", ["sample", "--model", RUN, "--out", "{new}/g.png", "--per-class", "-5"],
+        "--per-class must be at least 1 (images of each class), got -5", "pass --per-class N with N >= 1"),
+    cli("sample-zero-batch-size", ["sample", "--model", RUN, "--out", "{new}/s.npz", "--format", "npz",
+                                   "--batch-size", "0"], "--batch-size must be at least 1", "pass --batch-size N"),
+    cli("sample-bad-temperature", ["sample", "--model", RUN, "--out", "{new}/g.png", "--temperature", "hot"],
+        "--temperature takes a float", "like 0.5 or 1,1,0.5"),
+    cli("sample-zero-shard-size", ["sample", "--model", RUN, "--out", NEW, "--format", "hf", "--shard-size", "0"],
+        "shard_size must be an int >= 1", "got 0"),
+    cli("sample-into-an-export", ["sample", "--model", RUN, "--out", "{export}", "--format", "imagefolder"],
+        "already exists and is not empty", "pass --overwrite to replace an earlier export", subprocess=True),
+    cli("sample-over-an-npz", ["sample", "--model", RUN, "--out", "{npz}", "--format", "npz"],
+        "already exists", "pass --overwrite to replace it"),
+    cli("sample-over-a-grid", ["sample", "--model", RUN, "--out", "{grid}"], "already exists",
+        "pass --overwrite to replace it"),
+    cli("sample-grid-into-a-folder", ["sample", "--model", RUN, "--out", "{export}"], "is a folder",
+        "pass a file path like grid.png"),
+    cli("sample-overwrite-a-run-folder", ["sample", "--model", RUN, "--out", RUN, "--format", "imagefolder",
+                                          "--overwrite"], "is not an earlier imagefolder export",
+        "remove it yourself"),
+    cli("sample-hf-into-a-run-folder", ["sample", "--model", RUN, "--out", RUN, "--format", "hf"],
+        "not a synthesis run to resume", "pick a new (or empty) --out"),
+    cli("sample-hf-with-overwrite", ["sample", "--model", RUN, "--out", NEW, "--format", "hf", "--overwrite"],
+        "--overwrite does not apply to --format hf", "choose a new --out"),
+    # eval: refused before any classifier is trained
+    cli("eval-out-is-a-file", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--out", "{data}"],
+        "is an existing file", "choose a folder path"),
+    cli("eval-negative-ratio", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--ratios", "-1"],
+        "--ratios takes comma-separated numbers >= 0", "like 0,0.25,0.5,1"),
+    cli("eval-variation-without-encoder", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--out", NEW,
+                                           "--methods", "plain,vary"], "--methods vary: the cgan family cannot vary",
+        "drop vary from --methods"),
+    cli("eval-zero-samples", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--out", NEW,
+                              "--samples-per-class", "0"], "--samples-per-class must be at least 1",
+        "pass --samples-per-class N"),
+    cli("eval-data-without-test-split", ["eval", "--model", RUN, "--data", "{data}", "--out", NEW],
+        "has no test split", "pass --test-data"),
+    cli("eval-data-of-other-classes", ["eval", "--model", RUN, "--data", "{data}", "--test-data", "{data}",
+                                       "--out", NEW], "has 3 classes but the generator", "makes 10"),
+]
+
+
+def _hf_dataset():
+    datasets = pytest.importorskip("datasets")
+    features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(names=["x", "y"])})
+    return datasets.Dataset.from_dict({"img": [Image.new("L", (28, 28), v) for v in (0, 90)], "label": [0, 1]},
+                                      features=features)
+
+
+API_CASES = [
+    api("load-garbage-npz", lambda s, t: augmentgen.load_data(s.garbage), DataError,
+        "is not a valid images/labels .npz file", "as np.savez(path, images=..."),
+    api("load-all-nan-images", lambda s, t: augmentgen.load_data(s.nan), DataError, "4 of 4 float images", "NaN"),
+    api("load-hf-hub-id", lambda s, t: augmentgen.load_data("hf:someone/fashion"), DataError,
+        "is not a local folder", ".save_to_disk("),
+    api("load-mistyped-hf-column", lambda s, t: augmentgen.load_data(_hf_dataset(), image_column="image"),
+        DataError, "image_column='image' is not a column", "did you mean 'img'?"),
+    api("load-mistyped-builtin", lambda s, t: augmentgen.load_data("fashion-mnist-smal"), DataError,
+        "no data at 'fashion-mnist-smal'", "did you mean 'fashion-mnist-small'?"),
+    api("load-more-rows-than-data", lambda s, t: augmentgen.load_data(s.data, per_class=100), DataError,
+        "asks for more images than some classes have", "use per_class=4 or less"),
+    api("load-folder-of-splits", lambda s, t: augmentgen.train("cgan", s.split, t / "out", steps=2), DataError,
+        "holds the split folders", "point --data at one split's folder"),
+    api("load-mistyped-model-folder", lambda s, t: augmentgen.from_pretrained(f"{s.run}x"), CheckpointError,
+        "no local folder", "did you mean"),
+    api("load-mistyped-zoo-id", lambda s, t: augmentgen.from_pretrained("augmentgen/cgan-mnsit"), CheckpointError,
+        "no zoo model named", "did you mean 'augmentgen/cgan-mnist'"),
+    api("sample-one-class-name", lambda s, t: s.generator.sample("Bag"), DataError, "not a sequence",
+        "pass ['Bag']"),
+    api("sample-mistyped-class-name", lambda s, t: s.generator.sample(["Bagg"]), DataError,
+        "'Bagg' is not a class name", "did you mean 'Bag'?"),
+    api("sample-one-hot-labels", lambda s, t: s.generator.sample(torch.eye(10)), DataError,
+        "labels has shape (10, 10)", "pass labels.argmax(1)"),
+    api("sample-float-labels", lambda s, t: s.generator.sample(torch.tensor([0.0, 1.0])), DataError,
+        "not an integer dtype", "use labels.long()"),
+    api("sample-zero-per-class", lambda s, t: s.generator.sample_per_class(0), ConfigError,
+        "n_per_class must be a positive int", "got 0"),
+    api("export-into-an-export", lambda s, t: augmentgen.write_samples(s.generator, 1, s.export, "imagefolder"),
+        DataError, "already exists and is not empty", "pass overwrite=True"),
+    api("export-overwrite-a-run", lambda s, t: augmentgen.write_samples(s.generator, 1, s.run, "imagefolder",
+                                                                        overwrite=True),
+        DataError, "is not an earlier imagefolder export", "remove it yourself"),
+    api("train-over-a-finished-run", lambda s, t: augmentgen.train("cgan", "fashion-mnist-small", s.run, steps=2),
+        CheckpointError, "already holds a trained model", "overwrite=True"),
+    api("train-unknown-family", lambda s, t: augmentgen.build_config("cgn"), UnknownFamilyError,
+        "unknown model 'cgn'", "available:"),
+    api("config-nan-learning-rate", lambda s, t: augmentgen.build_config("cgan", learning_rate=float("nan")),
+        ConfigError, "learning_rate must be a finite number > 0", "(default 0.0002)"),
+    api("config-unknown-training-field", lambda s, t: augmentgen.train("cgan", s.data, t / "out", stepz=3),
+        ConfigError, "has no field(s) ['stepz']", "known fields"),
+    api("mix-ratio-above-one", lambda s, t: augmentgen.SyntheticMix(s.generator, ratio=2), ConfigError,
+        "ratio must be in [0, 1] for mode='replace'", "(>= 0 for 'append')"),
+]
+
+
+def _fill(text: str, saved: SimpleNamespace, tmp_path: Path) -> str:
+    """``text`` with ``{run}``, ``{export}``, ... replaced by the saved paths and ``{new}`` by a free one."""
+    paths = {name: str(value) for name, value in vars(saved).items() if isinstance(value, Path)}
+    return text.format(new=str(tmp_path / "new"), **paths)
+
+
+def _run_cli(argv: list[str], as_subprocess: bool, capsys) -> tuple[int, str]:
+    if as_subprocess:
+        result = subprocess.run([sys.executable, "-m", "augmentgen", *argv], capture_output=True, text=True,
+                                cwd=REPO, timeout=120)
+        return result.returncode, result.stderr
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's usage errors
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", CLI_CASES, ids=lambda c: c.id)
+def test_bad_command_line_gets_one_error_line_and_changes_nothing(case, saved, tmp_path, capsys):
+    before = snapshot(saved.root)
+    code, err = _run_cli([_fill(arg, saved, tmp_path) for arg in case.argv], case.subprocess, capsys)
+    assert "Traceback" not in err
+    assert code == 2, err
+    first, *rest = err.splitlines() or [""]
+    assert first.startswith("augmentgen: error: "), err
+    assert _fill(case.problem, saved, tmp_path) in first and _fill(case.fix, saved, tmp_path) in first, first
+    assert not rest, f"more than one line: {err}"
+    assert snapshot(saved.root) == before
+
+
+@pytest.mark.parametrize("case", API_CASES, ids=lambda c: c.id)
+def test_bad_python_call_raises_an_augmentgen_error_naming_problem_and_fix(case, saved, tmp_path):
+    before = snapshot(saved.root)
+    with pytest.raises(AugmentgenError) as info:
+        case.call(saved, tmp_path)
+    assert isinstance(info.value, case.error), repr(info.value)
+    first = str(info.value).splitlines()[0]
+    assert case.problem in first and case.fix in first, first
+    assert snapshot(saved.root) == before
+
+
+def test_the_table_covers_thirty_kinds_half_through_the_command_line():
+    ids = [c.id for c in CLI_CASES + API_CASES]
+    assert len(ids) == len(set(ids)) and len(ids) >= 30 and len(CLI_CASES) >= len(ids) / 2
+    assert sum(c.subprocess for c in CLI_CASES) >= 2
