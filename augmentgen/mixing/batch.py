@@ -22,16 +22,14 @@ from ..models.base import ConditionalGenerator, Temperature
 from ..transforms.functional import from_generator_range
 from .checks import (
     Balance,
-    check_anchored_options,
     check_batch,
     check_output_range,
-    check_pool_options,
+    check_source,
     check_teacher,
     parse_balance,
 )
 from .filter import AcceptanceCounts, TeacherFilter
 from .pool import SyntheticPool
-from .sources import AnchoredSource
 from .teacher import one_hot, to_generator_range
 
 
@@ -195,27 +193,11 @@ class SyntheticMix:
         soft_label_weight: float = 1.0,
         soft_real_labels: bool = False,
     ):
-        pool = generator if isinstance(generator, SyntheticPool) else None
-        anchored = generator if isinstance(generator, AnchoredSource) else None
-        if pool is None and anchored is None and not isinstance(generator, ConditionalGenerator):
-            raise ConfigError(f"generator must be a ConditionalGenerator, a SyntheticPool or a row source "
-                              f"such as VariationSource, got {type(generator).__name__}")
-        if mode not in ("replace", "append"):
-            raise ConfigError(f"mode must be 'replace' or 'append', got {mode!r}")
-        if not (ratio >= 0) or (mode == "replace" and ratio > 1):
-            raise ConfigError(f"ratio must be in [0, 1] for mode='replace' (>= 0 for 'append'), got {ratio}")
-        if (mean is None) != (std is None):
-            raise ConfigError("give both mean and std (or neither)")
-        if pool is not None:
-            check_pool_options(temperature=temperature, autocast=autocast, compile=compile,
-                                     prefetch=prefetch, filter_threshold=filter_threshold,
-                                     min_acceptance=min_acceptance)
-        if anchored is not None:
-            check_anchored_options(anchored, mode=mode, balance=balance, temperature=temperature,
-                                         autocast=autocast, compile=compile, prefetch=prefetch,
-                                         filter_threshold=filter_threshold)
-        self.pool = pool
-        self.anchored = anchored
+        pool, anchored = check_source(
+            generator, mode=mode, ratio=ratio, mean=mean, std=std, balance=balance, temperature=temperature,
+            autocast=autocast, compile=compile, prefetch=prefetch, filter_threshold=filter_threshold,
+            min_acceptance=min_acceptance)
+        self.pool, self.anchored = pool, anchored
         # A pool source has no generator in the step (and an unpickled pool has none at all);
         # an anchored source holds its own (or none: the pixel-space controls).
         self.generator = None if pool is not None or anchored is not None else generator
@@ -242,12 +224,12 @@ class SyntheticMix:
         # A pool's images were sampled at its own temperature.
         self.temperature = (pool.temperature if pool is not None else 1.0 if anchored is not None
                             else generator.check_temperature(temperature))
-        self.autocast = autocast
-        self.prefetch = prefetch
+        self.autocast, self.prefetch = autocast, prefetch
         self._class_weights = parse_balance(balance, self.num_classes, self.class_names)
-        if prefetch and not (balance == "uniform" or isinstance(balance, Mapping)):
-            raise ConfigError("prefetch=True needs balance='uniform' or a {class: weight} dict: "
-                              "the next batch's classes must be known before it arrives")
+        self._init_state(seed, teacher, compile=compile, prefetch=prefetch)
+
+    def _init_state(self, seed: int | None, teacher: nn.Module | None, *, compile: bool, prefetch: bool) -> None:
+        """The random stream, the running counts, the teacher filter, the sampler and the CUDA stream."""
         device = self.device
         self._rng = torch.Generator(device=device)
         if seed is not None:
@@ -261,8 +243,8 @@ class SyntheticMix:
             teacher, self.filter_threshold, self.oversample, self.max_rounds, num_classes=self.num_classes,
             device=device, min_acceptance=self.min_acceptance)
         self._acceptance = self.filter.counts if self.filter else AcceptanceCounts(self.num_classes, device)
-        if pool is None and anchored is None:
-            self._sample = torch.compile(generator.sample) if compile else generator.sample
+        if self.pool is None and self.anchored is None:
+            self._sample = torch.compile(self.generator.sample) if compile else self.generator.sample
         self._stream = None
         self._prefetched: tuple[int, torch.Tensor, torch.Tensor] | None = None
         if prefetch and device.type == "cuda" and torch.cuda.is_available():

@@ -14,12 +14,40 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DataError
-from ..models.base import Temperature
+from ..models.base import ConditionalGenerator, Temperature
 from .filter import TeacherFilter
+from .pool import SyntheticPool
 from .sources import AnchoredSource
 from .teacher import TeacherLabels
 
 Balance = None | Literal["uniform", "inverse-frequency"] | Mapping[int | str, float]
+
+
+def check_source(source, *, mode: str, ratio: float, mean, std, balance: Balance, temperature: Temperature,
+                 autocast: bool, compile: bool, prefetch: bool, filter_threshold: float | None,
+                 min_acceptance: float) -> tuple[SyntheticPool | None, AnchoredSource | None]:
+    """Check what a mixer draws from and its mode; ``(pool or None, anchored source or None)``."""
+    pool = source if isinstance(source, SyntheticPool) else None
+    anchored = source if isinstance(source, AnchoredSource) else None
+    if pool is None and anchored is None and not isinstance(source, ConditionalGenerator):
+        raise ConfigError(f"generator must be a ConditionalGenerator, a SyntheticPool or a row source "
+                          f"such as VariationSource, got {type(source).__name__}")
+    if mode not in ("replace", "append"):
+        raise ConfigError(f"mode must be 'replace' or 'append', got {mode!r}")
+    if not (ratio >= 0) or (mode == "replace" and ratio > 1):
+        raise ConfigError(f"ratio must be in [0, 1] for mode='replace' (>= 0 for 'append'), got {ratio}")
+    if (mean is None) != (std is None):
+        raise ConfigError("give both mean and std (or neither)")
+    if pool is not None:
+        check_pool_options(temperature=temperature, autocast=autocast, compile=compile, prefetch=prefetch,
+                           filter_threshold=filter_threshold, min_acceptance=min_acceptance)
+    if anchored is not None:
+        check_anchored_options(anchored, mode=mode, balance=balance, temperature=temperature, autocast=autocast,
+                               compile=compile, prefetch=prefetch, filter_threshold=filter_threshold)
+    if prefetch and not (balance == "uniform" or isinstance(balance, Mapping)):
+        raise ConfigError("prefetch=True needs balance='uniform' or a {class: weight} dict: "
+                          "the next batch's classes must be known before it arrives")
+    return pool, anchored
 
 
 def check_pool_options(*, temperature: Temperature, autocast: bool, compile: bool, prefetch: bool,
