@@ -86,9 +86,10 @@ def test_seeded_sampling_is_deterministic_and_temperature_scales_the_start():
     first = generator.sample(LABELS, generator=seeded(1))
     assert torch.equal(first, generator.sample(LABELS, generator=seeded(1)))
     assert not torch.allclose(first, generator.sample(LABELS, generator=seeded(2)))
-    # Temperature 0: every sample of a class starts from zero noise, so they are one image.
+    # Temperature 0: every sample of a class starts from zero noise, so they are one image (up to
+    # float rounding: with several threads, rows of one batch may take different kernel paths).
     cold = generator.sample(torch.zeros(3, dtype=torch.long), generator=seeded(1), temperature=0.0)
-    assert torch.equal(cold[0], cold[1]) and torch.equal(cold[0], cold[2])
+    assert torch.allclose(cold[0], cold[1], atol=2e-3) and torch.allclose(cold[0], cold[2], atol=2e-3)
 
 
 def test_guidance_scale_changes_samples_and_one_is_the_plain_conditional_model():
