@@ -46,6 +46,24 @@ def send_to_worker(obj):
 
 
 @pytest.fixture
+def sigint_delivered():
+    """Ctrl-C reaches this process even when the suite runs as a background job (``make test &``),
+    where the shell starts it with SIGINT ignored and the trainer rightly leaves it ignored."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def sigint_not_ignored() -> None:
+    """``preexec_fn`` of a subprocess that must receive Ctrl-C, whatever this process inherited."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
 def tiny_data() -> LabelledImages:
     return make_images()
 

@@ -297,7 +297,8 @@ def test_unavailable_device_logger_and_oversized_widths_are_clear_errors(tmp_pat
     assert "learning_rate must be a finite number > 0" in capsys.readouterr().err
 
 
-def test_ctrl_c_saves_a_checkpoint_prints_the_resume_command_and_exits_130(tmp_path, capsys, monkeypatch):
+def test_ctrl_c_saves_a_checkpoint_prints_the_resume_command_and_exits_130(tmp_path, capsys, monkeypatch,
+                                                                          sigint_delivered):
     import os
     import signal
 

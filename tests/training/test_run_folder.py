@@ -19,7 +19,7 @@ from augmentgen.hub import load_generator
 from augmentgen.models import build_config
 from augmentgen.training import Trainer, TrainingConfig, TrainingInterrupted
 from augmentgen.training.run_folder import check_writable, default_command
-from tests.conftest import TINY_GAN, make_images
+from tests.conftest import TINY_GAN, make_images, sigint_not_ignored
 
 
 def tiny_config(data, family="cgan", **overrides):
@@ -179,7 +179,7 @@ def _sigint_at(step_number, monkeypatch):
     return original
 
 
-def test_ctrl_c_checkpoints_the_current_step_and_resumes_exactly(tmp_path, tiny_data, monkeypatch):
+def test_ctrl_c_checkpoints_the_current_step_and_resumes_exactly(tmp_path, tiny_data, monkeypatch, sigint_delivered):
     _, straight = fit(tmp_path / "straight", tiny_data, steps=6)
     handler = signal.getsignal(signal.SIGINT)
     original = _sigint_at(4, monkeypatch)
@@ -211,7 +211,8 @@ def test_ctrl_c_in_a_real_process_exits_130_without_a_traceback(tmp_path, tiny_d
     command = [sys.executable, "-m", "augmentgen", "train", "--data", str(tmp_path / "tiny.npz"),
                "--out", str(tmp_path / "run"), "--steps", "100000", "--batch-size", "8", "--sample-every", "0",
                "--checkpoint-every", "5", *[f"--set={k}={v}" for k, v in TINY_GAN.items()]]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=sigint_not_ignored)
     deadline = time.monotonic() + 120
     while not (tmp_path / "run" / "checkpoints" / "step-0000005").is_dir():  # well inside the loop
         assert process.poll() is None and time.monotonic() < deadline, "training ended or never started"
