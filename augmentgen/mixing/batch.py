@@ -30,6 +30,7 @@ from .checks import (
 )
 from .filter import AcceptanceCounts, TeacherFilter
 from .pool import SyntheticPool
+from .sources import random_row_of_class
 from .teacher import one_hot, to_generator_range
 
 
@@ -564,19 +565,6 @@ class SyntheticMix:
                     f"source={self.anchored!r})")
         return (f"SyntheticMix(ratio={self.ratio}, mode={self.mode!r}, balance={self.balance!r}{temperature}"
                 f"{teacher}, generator={type(self.generator).__name__})")
-
-
-def random_row_of_class(labels: torch.Tensor, classes: torch.Tensor, *,
-                        rng: torch.Generator | None = None) -> torch.Tensor:
-    """For each of ``classes``, a uniformly random row index of the batch with that label (every
-    class asked for must be in ``labels``). Batched: one sort and two searches, no host sync."""
-    order = torch.argsort(labels, stable=True)
-    sorted_labels = labels[order].contiguous()
-    classes = classes.contiguous()
-    start = torch.searchsorted(sorted_labels, classes)
-    count = torch.searchsorted(sorted_labels, classes, right=True) - start
-    pick = (torch.rand(len(classes), device=labels.device, generator=rng) * count).floor().long()
-    return order[(start + pick).clamp(max=len(labels) - 1)]
 
 
 def _complement(rows: torch.Tensor, batch: int) -> torch.Tensor:

@@ -51,24 +51,40 @@ def _check_range(name: str, value, *, low: float, high: float | None = None) -> 
     return a, b
 
 
+def class_groups(labels: torch.Tensor, classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The batch's rows grouped by class: ``(order, start, count)`` where ``order`` sorts the rows
+    by label and rows ``order[start[i]: start[i] + count[i]]`` have label ``classes[i]``. One sort
+    and two searches on the labels' device, no host sync."""
+    order = torch.argsort(labels, stable=True)
+    sorted_labels = labels[order].contiguous()
+    classes = classes.contiguous()
+    start = torch.searchsorted(sorted_labels, classes)
+    return order, start, torch.searchsorted(sorted_labels, classes, right=True) - start
+
+
+def random_row_of_class(labels: torch.Tensor, classes: torch.Tensor, *,
+                        rng: torch.Generator | None = None) -> torch.Tensor:
+    """For each of ``classes``, a uniformly random row index of the batch with that label (every
+    class asked for must be in ``labels``)."""
+    order, start, count = class_groups(labels, classes)
+    pick = (torch.rand(len(classes), device=labels.device, generator=rng) * count).floor().long()
+    return order[(start + pick).clamp(max=len(labels) - 1)]
+
+
 def same_class_partners(labels: torch.Tensor, anchors: torch.Tensor, *, rng: torch.Generator | None = None) -> torch.Tensor:
     """For each anchor row index, a random *other* row of the batch with the same label.
 
     ``labels`` (B,) are the batch's labels and ``anchors`` (n,) indices into it. Each partner is
     drawn uniformly among the batch's rows of the anchor's class other than the anchor itself;
-    an anchor whose class has no other row in the batch gets itself. Batched on the labels'
-    device (one sort, no Python loop over rows, no host sync).
+    an anchor whose class has no other row in the batch gets itself. Batched (no host sync).
     """
     b = len(labels)
     if len(anchors) == 0:
         return anchors.clone()
-    order = torch.argsort(labels, stable=True)  # batch rows grouped by class
-    sorted_labels = labels[order].contiguous()
+    order, start, count = class_groups(labels, labels[anchors])
     position = torch.empty_like(order)
     position[order] = torch.arange(b, device=labels.device)  # each row's place in ``order``
-    cls = labels[anchors].contiguous()
-    start = torch.searchsorted(sorted_labels, cls)
-    others = (torch.searchsorted(sorted_labels, cls, right=True) - start - 1).clamp(min=0)
+    others = (count - 1).clamp(min=0)
     # A draw among the class's other rows: skip over the anchor's own place.
     pick = (torch.rand(len(anchors), device=labels.device, generator=rng) * others).floor().long()
     own = position[anchors] - start
