@@ -30,7 +30,9 @@ from .errors import (
 from .hub import from_pretrained, list_pretrained, push_to_hub, save_pretrained
 from .metrics.report import evaluate_generator
 from .mixing import (
+    GeneratorSource,
     PixelMixSource,
+    PoolSource,
     RealRowSource,
     SyntheticMix,
     SyntheticPool,
@@ -62,8 +64,10 @@ __all__ = [
     "ConditionalGenerator",
     "ConfigError",
     "DataError",
+    "GeneratorSource",
     "LabelledImages",
     "PixelMixSource",
+    "PoolSource",
     "RealRowSource",
     "SyntheticMix",
     "SyntheticPool",

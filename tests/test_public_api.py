@@ -18,7 +18,7 @@ def test_the_public_api_is_what_it_was():
     """A snapshot: adding or removing a public name is a decision (update this list and CHANGELOG)."""
     assert sorted(augmentgen.__all__) == [
         "AugmentgenError", "CheckpointError", "ConditionalGenerator", "ConfigError", "DataError",
-        "LabelledImages", "PixelMixSource", "RealRowSource", "SyntheticMix", "SyntheticPool", "TeacherLabels",
+        "GeneratorSource", "LabelledImages", "PixelMixSource", "PoolSource", "RealRowSource", "SyntheticMix", "SyntheticPool", "TeacherLabels",
         "Trainer", "TrainingConfig", "TrainingDivergedError", "UnknownFamilyError", "VariationSource",
         "augment_loader", "available_models", "build_config", "evaluate_generator", "from_pretrained",
         "list_pretrained", "load_data", "push_to_hub", "save_pretrained", "synthesize", "synthesize_iterable",

@@ -2,8 +2,10 @@
 
 - :class:`SyntheticMix` / :func:`augment_loader`: batch level, on the classifier's device;
   :class:`TeacherFilter`: the teacher filter the mixer, the pool and the shard writer share.
-- :class:`VariationSource`: rows made from the batch's real rows (vary / interpolate /
-  extrapolate their codes); :class:`RealRowSource` and :class:`PixelMixSource`, its controls.
+- Row sources: :class:`GeneratorSource` (a generator sampled in the step) and :class:`PoolSource`
+  (a :class:`SyntheticPool`'s bank), made from classes alone (:class:`FreeSource`);
+  :class:`VariationSource`, rows made from the batch's real rows (vary / interpolate /
+  extrapolate their codes), with its controls :class:`RealRowSource` and :class:`PixelMixSource`.
 - :class:`TeacherLabels` / :func:`weighted_cross_entropy`: a teacher's soft targets and a lower
   loss weight for synthetic rows (``SyntheticMix(teacher=..., filter_threshold=..., soft_labels=...)``).
 - :class:`SyntheticPool`: a shared-memory bank for per-sample transforms in DataLoader workers.
@@ -17,22 +19,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from .batch import SyntheticMix, allocate_counts
+from .batch import SyntheticMix
+from .counts import allocate_counts
 from .export import write_samples
 from .filter import TeacherFilter
+from .free_sources import FreeSource, GeneratorSource, PoolSource
 from .loader import AugmentedLoader, augment_loader
 from .pool import SyntheticPool
-from .shards import completed_shards, shard_seed, write_shards
+from .shard_manifest import completed_shards
+from .shards import shard_seed, write_shards
 from .sources import AnchoredSource, PixelMixSource, RealRowSource, VariationSource
 from .teacher import TeacherLabels, weighted_cross_entropy
 
 _HF_NAMES = {"synthesize", "synthesize_iterable", "mark_real", "add_synthetic", "synthetic_transform",
              "balance_counts"}
 
-__all__ = ["AnchoredSource", "AugmentedLoader", "PixelMixSource", "RealRowSource", "SyntheticMix",
-           "SyntheticPool", "TeacherFilter", "TeacherLabels", "VariationSource", "allocate_counts", "augment_loader",
-           "completed_shards", "shard_seed", "weighted_cross_entropy", "write_samples", "write_shards",
-           *sorted(_HF_NAMES)]
+__all__ = ["AnchoredSource", "AugmentedLoader", "FreeSource", "GeneratorSource", "PixelMixSource", "PoolSource",
+           "RealRowSource", "SyntheticMix", "SyntheticPool", "TeacherFilter", "TeacherLabels", "VariationSource",
+           "allocate_counts", "augment_loader", "completed_shards", "shard_seed", "weighted_cross_entropy",
+           "write_samples", "write_shards", *sorted(_HF_NAMES)]
 
 
 def __getattr__(name: str) -> Any:

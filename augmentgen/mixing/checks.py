@@ -16,38 +16,72 @@ from torch import nn
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, Temperature
 from .filter import TeacherFilter
+from .free_sources import FreeSource, GeneratorSource, PoolSource
 from .pool import SyntheticPool
 from .sources import AnchoredSource
 from .teacher import TeacherLabels
 
 Balance = None | Literal["uniform", "inverse-frequency"] | Mapping[int | str, float]
 
+#: The row sources augmentgen ships, as an error message names them.
+SOURCE_CLASSES = ("GeneratorSource", "PoolSource", "VariationSource", "RealRowSource", "PixelMixSource")
+
 
 def check_source(source, *, mode: str, ratio: float, mean, std, balance: Balance, temperature: Temperature,
                  autocast: bool, compile: bool, prefetch: bool, filter_threshold: float | None,
-                 min_acceptance: float) -> tuple[SyntheticPool | None, AnchoredSource | None]:
-    """Check what a mixer draws from and its mode; ``(pool or None, anchored source or None)``."""
-    pool = source if isinstance(source, SyntheticPool) else None
-    anchored = source if isinstance(source, AnchoredSource) else None
-    if pool is None and anchored is None and not isinstance(source, ConditionalGenerator):
+                 min_acceptance: float) -> FreeSource | AnchoredSource:
+    """Check what a mixer draws from and its mode; the row source (a bare generator or pool wrapped)."""
+    if not isinstance(source, (ConditionalGenerator, SyntheticPool, FreeSource, AnchoredSource)):
         raise ConfigError(f"generator must be a ConditionalGenerator, a SyntheticPool or a row source "
-                          f"such as VariationSource, got {type(source).__name__}")
+                          f"({', '.join(SOURCE_CLASSES)}, or a subclass of FreeSource or AnchoredSource), "
+                          f"got {type(source).__name__}")
     if mode not in ("replace", "append"):
         raise ConfigError(f"mode must be 'replace' or 'append', got {mode!r}")
     if not (ratio >= 0) or (mode == "replace" and ratio > 1):
         raise ConfigError(f"ratio must be in [0, 1] for mode='replace' (>= 0 for 'append'), got {ratio}")
     if (mean is None) != (std is None):
         raise ConfigError("give both mean and std (or neither)")
-    if pool is not None:
+    if isinstance(source, (SyntheticPool, PoolSource)):
         check_pool_options(temperature=temperature, autocast=autocast, compile=compile, prefetch=prefetch,
                            filter_threshold=filter_threshold, min_acceptance=min_acceptance)
-    if anchored is not None:
-        check_anchored_options(anchored, mode=mode, balance=balance, temperature=temperature, autocast=autocast,
+    elif isinstance(source, AnchoredSource):
+        check_anchored_options(source, mode=mode, balance=balance, temperature=temperature, autocast=autocast,
                                compile=compile, prefetch=prefetch, filter_threshold=filter_threshold)
+    elif isinstance(source, FreeSource):
+        check_free_source_options(source, temperature=temperature, autocast=autocast, compile=compile)
     if prefetch and not (balance == "uniform" or isinstance(balance, Mapping)):
         raise ConfigError("prefetch=True needs balance='uniform' or a {class: weight} dict: "
                           "the next batch's classes must be known before it arrives")
-    return pool, anchored
+    if isinstance(source, ConditionalGenerator):
+        return GeneratorSource(source, temperature, autocast=autocast, compile=compile)
+    return PoolSource(source) if isinstance(source, SyntheticPool) else source
+
+
+def check_free_source_options(source: FreeSource, *, temperature: Temperature, autocast: bool,
+                              compile: bool) -> None:
+    """The sampling options belong to a free source given as one, not to the mixer."""
+    if not _is_one(temperature):
+        raise ConfigError(f"temperature belongs to the source: {type(source).__name__} samples its own rows. "
+                          "Give it there (GeneratorSource(generator, temperature=...)), or pass the bare "
+                          "generator with SyntheticMix(generator, temperature=...)")
+    for name, value in (("autocast", autocast), ("compile", compile)):
+        if value:
+            raise ConfigError(f"{name}=True belongs to the source: {type(source).__name__} samples its own "
+                              f"rows. Give it there (GeneratorSource(generator, {name}=True)), or pass the "
+                              f"bare generator with SyntheticMix(generator, {name}=True)")
+    _check_source_shape(source)
+
+
+def _is_one(temperature: Temperature) -> bool:
+    """Whether ``temperature`` is the plain number 1 (the default: no temperature)."""
+    return isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and temperature == 1.0
+
+
+def _check_source_shape(source: FreeSource | AnchoredSource) -> None:
+    """A user's source must say what it makes and where."""
+    for name in ("num_classes", "image_shape", "device"):
+        if getattr(source, name, None) is None:
+            raise ConfigError(f"{type(source).__name__} has no {name}; build it with one")
 
 
 def check_pool_options(*, temperature: Temperature, autocast: bool, compile: bool, prefetch: bool,
@@ -64,8 +98,7 @@ def check_pool_options(*, temperature: Temperature, autocast: bool, compile: boo
             "min_acceptance cannot apply to a SyntheticPool source: acceptance is measured when the "
             "pool fills (pool.acceptance_rates()); to leave a class out of the mix give it weight 0 "
             "in balance={class: weight}")
-    if not (isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
-            and temperature == 1.0):
+    if not _is_one(temperature):
         raise ConfigError(
             "temperature cannot apply to a SyntheticPool source: its images are already sampled. "
             "Give it to the pool: SyntheticPool(generator, temperature=...)")
@@ -87,7 +120,7 @@ def check_anchored_options(source: AnchoredSource, *, mode: str, balance: Balanc
         raise ConfigError(f"{type(source).__name__} makes each row from a real row and keeps its label, so "
                           "mode='replace' varies rows in place and cannot rebalance classes: use "
                           "mode='append' with balance=..., or balance=None")
-    if not (isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and temperature == 1.0):
+    if not _is_one(temperature):
         raise ConfigError(f"temperature does not apply to {type(source).__name__}: its rows are made from "
                           "real rows, not sampled; VariationSource(strength=...) sets how far they move")
     if filter_threshold is not None:
@@ -97,9 +130,7 @@ def check_anchored_options(source: AnchoredSource, *, mode: str, balance: Balanc
         if value:
             raise ConfigError(f"{name}=True acts on a free generator's sampling; {type(source).__name__} "
                               f"makes rows from the batch: drop {name}=True")
-    for name in ("num_classes", "image_shape", "device"):
-        if getattr(source, name, None) is None:
-            raise ConfigError(f"{type(source).__name__} has no {name}; build it with one")
+    _check_source_shape(source)
 
 
 def parse_balance(balance: Balance, num_classes: int, class_names: list[str]) -> torch.Tensor | None:
@@ -218,3 +249,17 @@ def check_output_range(output_range) -> tuple[float, float]:
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise ConfigError(f"output_range must be (low, high) with low < high, got {output_range!r}")
     return low, high
+
+
+def infer_output_range(images: torch.Tensor) -> tuple[float, float]:
+    """The value range of a float batch: ``(0, 1)`` (``ToTensor``) or ``(-1, 1)``; a DataError
+    naming ``mean``/``std`` and ``output_range`` for anything else. One host read."""
+    low, high = (float(v) for v in torch.aminmax(images.detach().float()))
+    if 0.0 <= low and high <= 1.0:
+        return (0.0, 1.0)
+    if -1.0 <= low and high <= 1.0:
+        return (-1.0, 1.0)
+    raise DataError(
+        f"the batch's values span [{low:.3g}, {high:.3g}], neither [0, 1] (ToTensor) nor [-1, 1], so "
+        "synthetic rows cannot be put in its range: for normalised batches pass mean=..., std=... "
+        "(as given to v2.Normalize), else output_range=(low, high)")

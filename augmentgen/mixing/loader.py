@@ -8,7 +8,9 @@ from typing import Any
 from ..errors import DataError
 from ..models.base import ConditionalGenerator
 from .batch import SyntheticMix
+from .free_sources import FreeSource
 from .pool import SyntheticPool
+from .sources import AnchoredSource
 
 __all__ = ["AugmentedLoader", "augment_loader"]
 
@@ -57,16 +59,17 @@ class AugmentedLoader:
                 yield type(batch)((images, labels)) if isinstance(batch, list) else (images, labels)
 
 
-def augment_loader(loader: Iterable, generator: ConditionalGenerator | SyntheticPool, ratio: float = 0.5, *,
-                   image_key: str = "image", label_key: str = "label", to_device: bool = True,
+def augment_loader(loader: Iterable, generator: ConditionalGenerator | SyntheticPool | FreeSource | AnchoredSource,
+                   ratio: float = 0.5, *, image_key: str = "image", label_key: str = "label", to_device: bool = True,
                    **mix_kwargs: Any) -> AugmentedLoader:
     """Wrap any DataLoader so that every batch it yields is mixed with synthetic rows.
 
     ``for images, labels in augment_loader(loader, generator, ratio=0.5): ...`` — the loop is
     unchanged. ``mix_kwargs`` go to :class:`SyntheticMix` (``mode``, ``balance``,
     ``output_range``, ``mean``/``std``, ``seed``, ``temperature``, ...). ``generator`` may be a
-    :class:`~augmentgen.mixing.SyntheticPool` (call ``pool.step_epoch()`` after each epoch).
-    Batches are moved to the generator's device (or the pool's bank's).
+    :class:`~augmentgen.mixing.SyntheticPool` (call ``pool.step_epoch()`` after each epoch) or
+    any row source :class:`SyntheticMix` takes. Batches are moved to the generator's device (or
+    the pool's bank's, or the source's).
     """
     return AugmentedLoader(loader, SyntheticMix(generator, ratio, **mix_kwargs),
                            image_key=image_key, label_key=label_key, to_device=to_device)

@@ -17,6 +17,8 @@ Layout of ``out``::
     .progress/rank-RRRRR.json        the shards each rank has finished in the current run
     README.md, synthesis.json        dataset card and metadata, written last by the main rank
 
+(:mod:`~augmentgen.mixing.shard_manifest` writes and checks every file but the shards.)
+
 Load it as one dataset, or stream it straight into a training loop::
 
     import datasets, torch
@@ -32,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-import json
 import math
 import os
 import resource
@@ -40,42 +41,35 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from .._images import to_uint8
-from .._io import atomic_path
-from .._version import __version__
+from .._io import atomic_path, atomic_write_bytes
 from ..errors import ConfigError, DataError
-from ..hub.serialization import generator_tensors, tensors_sha256
 from ..models.base import ConditionalGenerator, Temperature
-from ..models.registry import config_to_dict
 from .filter import TeacherFilter
 from .hf import SYNTHETIC, _to_arrays, synthetic_features
+from .shard_manifest import (
+    CARD,
+    DATA_DIR,
+    MANIFEST,
+    METADATA,
+    PROGRESS_DIR,
+    check_folder,
+    completed_shards,
+    dataset_card,
+    read_json,
+    run_identity,
+    synthesis_metadata,
+    write_json,
+)
 from .teacher import evaluating
 
 __all__ = ["Shard", "assign_shards", "completed_shards", "plan_shards", "process_device", "shard_seed",
            "write_shards"]
-
-# /2: generator_sha256 is the weights' tensors_sha256 (the augmentgen_sha256 of model.safetensors) and the
-# config is its own field; /1 hashed weights and config together in another encoding.
-FORMAT = "augmentgen-synthesis/2"
-DATA_DIR = "data"
-MANIFEST = "manifest.json"
-METADATA = "synthesis.json"
-PROGRESS_DIR = ".progress"
-CARD = "README.md"
-SEED_DERIVATION = ("shard (class c, chunk j) draws its noise from torch.Generator().manual_seed(s) with "
-                   "s = numpy.random.SeedSequence([seed, c, j]).generate_state(1, numpy.uint64)[0] >> 1")
-
-# How a user gives each argument that must match to resume (CLI flag, Python keyword).
-_FLAGS = {"generator_sha256": ("--model", "generator"), "per_class": ("--per-class", "per_class"),
-          "seed": ("--seed", "seed"), "shard_size": ("--shard-size", "shard_size"),
-          "temperature": ("--temperature", "temperature"), "teacher_sha256": (None, "teacher"),
-          "filter_threshold": (None, "filter_threshold"), "format": (None, None)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,12 +121,6 @@ def shard_seed(seed: int, label: int, chunk: int) -> int:
     return int(np.random.SeedSequence([seed, label, chunk]).generate_state(1, np.uint64)[0]) >> 1
 
 
-def generator_sha256(generator: ConditionalGenerator) -> str:
-    """The sha256 of ``generator``'s weights: the ``augmentgen_sha256`` its ``model.safetensors`` records
-    (:func:`~augmentgen.hub.serialization.tensors_sha256`)."""
-    return tensors_sha256(generator_tensors(generator))
-
-
 def _state():
     """Accelerate's process state; ``ACCELERATE_USE_CPU=1`` joins CPU ranks into one gloo group."""
     from accelerate import PartialState
@@ -146,33 +134,6 @@ def _state():
 def process_device() -> torch.device:
     """This process's device: its own GPU under ``accelerate launch`` / ``torchrun``, else the default."""
     return _state().device
-
-
-def completed_shards(out: str | os.PathLike) -> dict[str, dict]:
-    """The shards of ``out`` that are complete, by name: the manifest's and the ranks' progress."""
-    out = Path(out)
-    done = dict(_read_json(out / MANIFEST).get("done", {})) if (out / MANIFEST).is_file() else {}
-    for path in sorted((out / PROGRESS_DIR).glob("rank-*.json")):
-        done.update(_read_json(path).get("shards", {}))
-    return done
-
-
-# --------------------------------------------------------------------------- files
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path} ({exc}); it is not a synthesis folder augmentgen wrote intact: "
-                        "pick a new --out") from None
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
-def _atomic_json(path: Path, payload: dict) -> None:
-    _atomic_text(path, json.dumps(payload, indent=1) + "\n")
 
 
 # --------------------------------------------------------------------------- checks
@@ -193,77 +154,6 @@ def _check_arguments(generator, per_class, seed, shard_size, batch_size, teacher
     # One round of one candidate per row: the bank keeps the accepted ones among per_class candidates.
     return TeacherFilter(teacher, filter_threshold, 1, 1, num_classes=generator.num_classes,
                          device=generator.device)
-
-
-def _identity(generator, per_class, seed, shard_size, temperature, teacher, filter_threshold) -> dict:
-    """What a rerun must repeat to resume: everything that decides the rows."""
-    identity = {
-        "format": FORMAT, "generator_sha256": generator_sha256(generator),
-        "generator_config": config_to_dict(generator.config), "per_class": per_class, "seed": seed, "shard_size": shard_size, "temperature": temperature,
-        "teacher_sha256": None if teacher is None else tensors_sha256(teacher.state_dict()),
-        "filter_threshold": None if filter_threshold is None else float(filter_threshold),
-    }
-    return json.loads(json.dumps(identity))  # tuples become lists, as they read back
-
-
-def _mismatch(out: Path, manifest: dict, identity: dict) -> str:
-    old = manifest.get("identity", {})
-    if old.get("format") != identity["format"]:
-        # An earlier format hashed the generator another way: the hashes cannot be compared.
-        return (f"{out} holds a synthesis run written by an earlier augmentgen (format {old.get('format')!r}; this "
-                f"version writes {identity['format']!r} and records the generator's weights sha256 in another "
-                "encoding), so it cannot check that the shards there come from this generator and will not add "
-                f"to them. Nothing was written. Finish that run with the augmentgen version that started it, or "
-                f"pass a new --out (or delete {out} first).")
-    changed = [key for key in identity if old.get(key) != identity[key]]
-    if "generator_sha256" in changed and "generator_config" in changed:
-        changed.remove("generator_config")  # one message for another generator
-    said, fix = [], []
-    for key in changed:
-        what, how = _difference(key, old.get(key), identity[key], manifest)
-        said.append(what)
-        fix += [how] if how else []
-    return (f"{out} already holds a synthesis run made with other arguments: {'; '.join(said)}. Nothing was "
-            f"written. To resume that run, rerun with its arguments ({', '.join(fix)}); to make a different "
-            f"bank, pass a new --out (or delete {out} first).")
-
-
-def _difference(key: str, old: Any, new: Any, manifest: dict) -> tuple[str, str]:
-    """What differs in identity field ``key`` between the run in the folder and this call, and the fix."""
-    flag, keyword = _FLAGS.get(key, (None, key))
-    model = f"--model {manifest.get('model') or manifest.get('generator_id')}"
-    if key == "generator_sha256":
-        return f"the generator differs (weights sha256 {str(old)[:12]}... there, {new[:12]}... now)", model
-    if key == "generator_config":
-        old, new = old or {}, new or {}
-        fields = ", ".join(f"{name}: {old.get(name)!r} there, {new.get(name)!r} now"
-                           for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name))
-        return f"the generator's config differs ({fields})", model
-    if key == "teacher_sha256":
-        return ("the teacher differs" if old and new else
-                "a teacher filtered that run but none is given now" if old else
-                "no teacher filtered that run but one is given now"), ("the same teacher" if old else "no teacher")
-    said = f"{keyword or key} is {old!r} there but {new!r} now"
-    if old is None:
-        return said, f"no {flag or keyword}"
-    if flag:
-        return said, f"{flag} {','.join(map(str, old)) if isinstance(old, list) else old}"
-    return said, f"{keyword}={old!r}" if keyword else ""
-
-
-def _check_folder(out: Path, identity: dict) -> dict | None:
-    """The manifest of the run ``out`` holds (None for a new or empty folder); refuses any other folder."""
-    if (out / MANIFEST).is_file():
-        manifest = _read_json(out / MANIFEST)
-        if manifest.get("identity") != identity:
-            raise ConfigError(_mismatch(out, manifest, identity))
-        return manifest
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; synthesis writes a folder: pick a new --out")
-    if out.is_dir() and any(not p.name.startswith(f".{MANIFEST}.") for p in out.iterdir()):
-        raise ConfigError(f"{out} is not empty and holds no {MANIFEST}, so it is not a synthesis run to resume; "
-                          "pick a new (or empty) --out so nothing of yours is overwritten")
-    return None
 
 
 def _check_world(state) -> None:
@@ -337,7 +227,7 @@ class _RankLog:
     def write(self, name: str | None = None, record: dict | None = None) -> None:
         if name is not None:
             self.shards[name] = record
-        _atomic_json(self.path, {"rank": self.rank, "shards": self.shards, "peak_rss_mib": _peak_rss_mib(),
+        write_json(self.path, {"rank": self.rank, "shards": self.shards, "peak_rss_mib": _peak_rss_mib(),
                                  "seconds": time.perf_counter() - self.started})
 
 
@@ -366,7 +256,7 @@ def _counted(batches, bar):
 
 # --------------------------------------------------------------------------- main rank
 def _progress_logs(out: Path) -> list[tuple[Path, dict]]:
-    return [(path, _read_json(path)) for path in sorted((out / PROGRESS_DIR).glob("rank-*.json"))]
+    return [(path, read_json(path)) for path in sorted((out / PROGRESS_DIR).glob("rank-*.json"))]
 
 
 def _start(out: Path, manifest: dict | None, identity: dict, info: dict) -> None:
@@ -374,21 +264,21 @@ def _start(out: Path, manifest: dict | None, identity: dict, info: dict) -> None
     if manifest is None:
         out.mkdir(parents=True, exist_ok=True)
         manifest = {"identity": identity, **info, "complete": False, "done": {}}
-        _atomic_json(out / MANIFEST, manifest)  # first, so a rerun knows the folder is ours
+        write_json(out / MANIFEST, manifest)  # first, so a rerun knows the folder is ours
     (out / DATA_DIR).mkdir(exist_ok=True)
     (out / PROGRESS_DIR).mkdir(exist_ok=True)
     for folder in (out, out / DATA_DIR, out / PROGRESS_DIR):
         for tmp in folder.glob(".*.tmp"):
             tmp.unlink(missing_ok=True)  # half-written by a killed run
     done = {name: record for name, record in completed_shards(out).items() if (out / record["file"]).is_file()}
-    _atomic_json(out / MANIFEST, {**manifest, "done": done})
+    write_json(out / MANIFEST, {**manifest, "done": done})
     for path, _ in _progress_logs(out):
         path.unlink()  # merged above
 
 
 def _finish(out: Path, plan: list[Shard], features, seconds: float, num_processes: int) -> None:
     """Main rank, after every rank: the complete manifest, then the card, then the metadata last."""
-    manifest = _read_json(out / MANIFEST)
+    manifest = read_json(out / MANIFEST)
     logs = _progress_logs(out)
     done = dict(manifest["done"])
     for _, log in logs:
@@ -398,64 +288,16 @@ def _finish(out: Path, plan: list[Shard], features, seconds: float, num_processe
         raise DataError(f"{len(missing)} shard(s) of {out} were not written (e.g. {missing[:3]}); rerun the "
                         "same command to write them")
     manifest = {**manifest, "done": {s.name: done[s.name] for s in plan}, "complete": True}
-    _atomic_json(out / MANIFEST, manifest)
+    write_json(out / MANIFEST, manifest)
     for path, _ in logs:
         path.unlink()
-    metadata = _metadata(manifest, features, [log for _, log in logs], seconds, num_processes)
+    metadata = synthesis_metadata(manifest, features, [log for _, log in logs], seconds, num_processes)
     if metadata["rows"] == 0:
         warnings.warn(f"the teacher accepted none of the {sum(metadata['candidates_per_class'])} candidates at "
                       f"filter_threshold={metadata['filter_threshold']}, so {out} holds no rows (load_dataset "
                       "finds no data): lower the threshold and write to a new folder", stacklevel=3)
-    _atomic_text(out / CARD, _card(metadata))
-    _atomic_json(out / METADATA, metadata)  # last: once it exists, the bank is complete
-
-
-def _metadata(manifest: dict, features, logs: list[dict], seconds: float, num_processes: int) -> dict:
-    import datasets
-    import pyarrow
-
-    identity = manifest["identity"]
-    k = len(manifest["class_names"])
-    rows, candidates = [0] * k, [0] * k
-    for record in manifest["done"].values():
-        rows[record["label"]] += record["rows"]
-        candidates[record["label"]] += record["candidates"]
-    filtering = identity["teacher_sha256"] is not None
-    made = sum(r["candidates"] for log in logs for r in log["shards"].values())
-    ranks = [{"rank": log["rank"], "shards": sorted(log["shards"]), "images_generated":
-              sum(r["candidates"] for r in log["shards"].values()), "seconds": log["seconds"],
-              "peak_rss_mib": log["peak_rss_mib"]} for log in logs]
-    return {
-        "format": FORMAT, **{key: manifest[key] for key in ("generator_id", "model", "family", "class_names",
-                                                            "image_shape")},
-        **{key: value for key, value in identity.items() if key != "format"},
-        "seed_derivation": SEED_DERIVATION, "rows": sum(rows), "rows_per_class": rows,
-        "candidates_per_class": candidates,
-        "acceptance_rate": sum(rows) / max(sum(candidates), 1) if filtering else None,
-        "acceptance_rate_per_class": [r / c if c else None for r, c in zip(rows, candidates)] if filtering else None,
-        "shards": len(manifest["done"]), "features": features.to_dict(),
-        "last_run": {"num_processes": num_processes, "seconds": seconds, "images_generated": made,
-                     "images_per_second": made / seconds if seconds > 0 else None, "ranks": ranks},
-        "versions": {"augmentgen": __version__, "torch": torch.__version__, "datasets": datasets.__version__,
-                     "pyarrow": pyarrow.__version__},
-        "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-
-
-def _card(metadata: dict) -> str:
-    accepted = ("" if metadata["acceptance_rate"] is None else
-                f" A teacher kept {metadata['acceptance_rate']:.1%} of the candidates "
-                f"(probability of the class >= {metadata['filter_threshold']}).")
-    return (
-        "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n    path: data/*.parquet\n"
-        "tags:\n- synthetic\n- augmentgen\n---\n\n"
-        f"# Synthetic images from `{metadata['generator_id']}`\n\n"
-        f"{metadata['rows']} images of {len(metadata['class_names'])} classes ({', '.join(metadata['class_names'])}), "
-        f"{metadata['per_class']} candidates per class, sampled by augmentgen {metadata['versions']['augmentgen']} "
-        f"from a `{metadata['family']}` generator (weights sha256 {metadata['generator_sha256']}) with seed "
-        f"{metadata['seed']}.{accepted} Every row has `synthetic=True`. Details: `{METADATA}`.\n\n"
-        "```python\nimport datasets\n\nbank = datasets.load_dataset(\"parquet\", data_dir=\"<this folder>\", "
-        "split=\"train\")\n```\n")
+    atomic_write_bytes(out / CARD, dataset_card(metadata).encode())
+    write_json(out / METADATA, metadata)  # last: once it exists, the bank is complete
 
 
 # --------------------------------------------------------------------------- entry point
@@ -505,8 +347,8 @@ def write_shards(generator: ConditionalGenerator, per_class: int, out: str | os.
     teacher_filter = _check_arguments(generator, per_class, seed, shard_size, batch_size, teacher, filter_threshold)
     temperature = generator.check_temperature(temperature)
     out = Path(out)
-    identity = _identity(generator, per_class, seed, shard_size, temperature, teacher, filter_threshold)
-    manifest = _check_folder(out, identity)  # on every rank, before anyone writes
+    identity = run_identity(generator, per_class, seed, shard_size, temperature, teacher, filter_threshold)
+    manifest = check_folder(out, identity)  # on every rank, before anyone writes
     info = {"generator_id": generator_id or model or f"{generator.family}-{identity['generator_sha256'][:12]}",
             "model": model, "family": generator.family, "class_names": generator.class_names,
             "image_shape": list(generator.image_shape)}
@@ -514,11 +356,11 @@ def write_shards(generator: ConditionalGenerator, per_class: int, out: str | os.
     if state.is_main_process:
         _start(out, manifest, identity, info)
     state.wait_for_everyone()
-    manifest = _read_json(out / MANIFEST)
+    manifest = read_json(out / MANIFEST)
     plan = plan_shards(generator.num_classes, per_class, shard_size)
     pending = [s for s in plan if s.name not in manifest["done"]]
     if not pending and (out / METADATA).is_file():
-        return {**_read_json(out / METADATA), "already_complete": True}  # nothing is rewritten
+        return {**read_json(out / METADATA), "already_complete": True}  # nothing is rewritten
     features = _features(generator)
     started = time.perf_counter()
     _run_rank(generator, out, assign_shards(pending, state.num_processes)[state.process_index], seed=seed,
@@ -528,4 +370,4 @@ def write_shards(generator: ConditionalGenerator, per_class: int, out: str | os.
     if state.is_main_process:
         _finish(out, plan, features, time.perf_counter() - started, state.num_processes)
     state.wait_for_everyone()
-    return _read_json(out / METADATA)
+    return read_json(out / METADATA)

@@ -1,8 +1,9 @@
 """Where synthetic rows come from: row sources that :class:`~augmentgen.mixing.SyntheticMix` draws on.
 
 A *free* source makes rows of given classes from nothing but the class (a generator sampling
-noise, a bank of samples). An *anchored* source makes each row from a real row of the batch and
-keeps that row's label; the mixer hands it the rows. This module holds the anchored sources:
+noise, a bank of samples: :mod:`~augmentgen.mixing.free_sources`). An *anchored* source makes
+each row from a real row of the batch and keeps that row's label; the mixer hands it the rows.
+This module holds the anchored sources:
 
 - :class:`VariationSource`: a generator's variations of real rows (encode, change the code,
   decode): ``vary`` perturbs the code; ``interpolate`` mixes it with the code of a second real

@@ -1,4 +1,5 @@
-"""Anchored row sources: VariationSource (vary / interpolate / extrapolate) and its controls."""
+"""Row sources: the anchored VariationSource (vary / interpolate / extrapolate) and its controls,
+and the free GeneratorSource and PoolSource that SyntheticMix wraps a bare generator or pool in."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ import torch
 
 from augmentgen.data import LabelledImages
 from augmentgen.errors import ConfigError
-from augmentgen.mixing import PixelMixSource, RealRowSource, SyntheticMix, VariationSource
+from augmentgen.mixing import (
+    FreeSource,
+    GeneratorSource,
+    PixelMixSource,
+    PoolSource,
+    RealRowSource,
+    SyntheticMix,
+    SyntheticPool,
+    VariationSource,
+)
 from augmentgen.mixing.sources import same_class_partners, slerp
 from augmentgen.models import build_config, build_generator
 from augmentgen.training import Trainer, TrainingConfig
@@ -216,3 +226,106 @@ def test_replace_mode_varies_rows_in_place(encoder_gen, data):
     assert out.shape == images.shape and torch.equal(targets, labels)
     assert mask.sum() == round(0.25 * len(labels))
     assert torch.equal(out[~mask], images[~mask]) and not torch.equal(out[mask], images[mask])
+
+
+# --------------------------------------------------------------------------- free sources
+@pytest.fixture(scope="module")
+def cgan():
+    torch.manual_seed(0)
+    return build_generator(build_config("cgan", num_classes=3, generator_width=8, latent_dim=8)).eval()
+
+
+def same_output(a: SyntheticMix, b: SyntheticMix, images: torch.Tensor, labels: torch.Tensor, calls: int = 2) -> bool:
+    """Whether two mixers give bit-identical batches, labels and masks over ``calls`` calls."""
+    for _ in range(calls):
+        for x, y in zip(a(images, labels, return_mask=True), b(images, labels, return_mask=True)):
+            if not torch.equal(x, y):
+                return False
+    return True
+
+
+@pytest.mark.parametrize("mode,balance,temperature", [
+    ("replace", None, 1.0), ("append", "uniform", 0.7), ("append", "inverse-frequency", [0.5, 1.0, 1.5]),
+    ("replace", {0: 1, 2: 3}, 1.0)])
+def test_a_generator_source_mixes_exactly_like_the_bare_generator(cgan, data, mode, balance, temperature):
+    images, labels = signed(data, 20)
+    bare = SyntheticMix(cgan, 0.5, mode=mode, balance=balance, temperature=temperature, seed=3)
+    wrapped = SyntheticMix(GeneratorSource(cgan, temperature), 0.5, mode=mode, balance=balance, seed=3)
+    assert same_output(bare, wrapped, images, labels)
+    assert wrapped.generator is cgan and wrapped.pool is None and wrapped.anchored is None
+    assert isinstance(bare.source, GeneratorSource) and bare.source.generator is cgan
+    assert repr(bare) == repr(wrapped) and wrapped.temperature == bare.temperature
+    assert (wrapped.num_classes, wrapped.class_names, wrapped.image_shape, wrapped.device) == (
+        bare.num_classes, bare.class_names, bare.image_shape, bare.device)
+
+
+def test_a_generator_source_filters_and_resumes_like_the_bare_generator(cgan, data):
+    images, labels = signed(data, 20)
+    teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 3)).eval()
+    kwargs = dict(mode="append", balance="uniform", teacher=teacher, filter_threshold=0.3, soft_labels=True)
+    bare = SyntheticMix(cgan, 0.5, seed=1, **kwargs)
+    wrapped = SyntheticMix(GeneratorSource(cgan), 0.5, seed=1, **kwargs)
+    assert same_output(bare, wrapped, images, labels)
+    resumed = SyntheticMix(GeneratorSource(cgan), 0.5, seed=99, **kwargs)
+    resumed.load_state_dict(bare.state_dict())
+    assert same_output(bare, resumed, images, labels)
+
+
+@pytest.mark.parametrize("mode,balance", [("replace", None), ("append", "uniform"), ("append", "inverse-frequency")])
+def test_a_pool_source_mixes_exactly_like_the_bare_pool(cgan, data, mode, balance):
+    pool = SyntheticPool(cgan, per_class=8, seed=0)
+    images, labels = signed(data, 20)
+    bare = SyntheticMix(pool, 0.5, mode=mode, balance=balance, seed=2)
+    wrapped = SyntheticMix(PoolSource(pool), 0.5, mode=mode, balance=balance, seed=2)
+    assert same_output(bare, wrapped, images, labels)
+    uint8 = ((images + 1) * 127.5).round().to(torch.uint8)
+    assert same_output(bare, wrapped, uint8, labels)
+    assert wrapped.pool is pool and wrapped.generator is None and isinstance(bare.source, PoolSource)
+    assert repr(bare) == repr(wrapped)
+
+
+def test_a_bad_source_is_refused_naming_what_is_accepted(cgan):
+    accepted = (r"ConditionalGenerator, a SyntheticPool or a row source \(GeneratorSource, PoolSource, "
+                r"VariationSource, RealRowSource, PixelMixSource, or a subclass of FreeSource or AnchoredSource\), "
+                r"got Linear")
+    with pytest.raises(ConfigError, match=accepted):
+        SyntheticMix(torch.nn.Linear(1, 1), 0.5)
+    with pytest.raises(ConfigError, match="GeneratorSource needs a ConditionalGenerator, got SyntheticPool"):
+        GeneratorSource(SyntheticPool(cgan, per_class=1, seed=0))
+    with pytest.raises(ConfigError, match="PoolSource needs a SyntheticPool, got CGANGenerator"):
+        PoolSource(cgan)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"temperature": 0.5}, r"temperature belongs to the source.*GeneratorSource\(generator, temperature="),
+    ({"autocast": True}, r"autocast=True belongs to the source"),
+    ({"compile": True}, r"compile=True belongs to the source"),
+])
+def test_sampling_options_of_a_given_generator_source_name_where_they_go(cgan, kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        SyntheticMix(GeneratorSource(cgan), 0.5, **kwargs)
+    SyntheticMix(cgan, 0.5, **kwargs)  # with the bare generator they are the mixer's to pass on
+
+
+def test_pool_options_are_refused_for_a_pool_source_as_for_a_pool(cgan):
+    pool = SyntheticPool(cgan, per_class=2, seed=0)
+    for source in (pool, PoolSource(pool)):
+        with pytest.raises(ConfigError, match=r"temperature cannot apply.*SyntheticPool\(generator, temperature="):
+            SyntheticMix(source, 0.5, temperature=0.5)
+
+
+class ClassShade(FreeSource):
+    """A toy free source: every row of class k is the flat image of value k / 2 - 1."""
+
+    num_classes, class_names, image_shape, device = 3, None, (1, 28, 28), torch.device("cpu")
+
+    def rows(self, classes, *, rng=None):
+        return (classes.float() / 2 - 1).view(-1, 1, 1, 1).expand(-1, *self.image_shape).clone()
+
+
+def test_a_user_free_source_is_one_small_class(data):
+    images, labels = signed(data, 12)
+    out, targets, mask = SyntheticMix(ClassShade(), 0.5, mode="append", balance="uniform", seed=0)(
+        images, labels, return_mask=True)
+    assert mask.sum() == 6 and torch.bincount(targets[mask], minlength=3).tolist() == [2, 2, 2]
+    assert torch.equal(out[mask], (targets[mask].float() / 2 - 1).view(-1, 1, 1, 1).expand(-1, 1, 28, 28))
