@@ -169,6 +169,11 @@ class AAEStep(AutoencoderStep):
         self.discriminator, self.d_opt = self.accelerator.prepare(self.discriminator, d_opt)
         self.plain_discriminator = self.accelerator.unwrap_model(self.discriminator)
 
+    def compilable_modules(self) -> dict[str, nn.Module]:
+        """The generator and the latent discriminator; ``plain_discriminator`` (the encoder's
+        update) stays eager."""
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
     def __call__(self, real_images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         c, g = self.config, self.plain_generator
         b = real_images.shape[0]

@@ -16,6 +16,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..errors import ConfigError
 from ..models.blocks import ProjectionDiscriminator
@@ -97,6 +98,11 @@ class AEGANStep(AutoencoderStep):
         self.discriminator, self.d_opt = self.accelerator.prepare(self.discriminator, d_opt)
         self.plain_discriminator = self.accelerator.unwrap_model(self.discriminator)
         self.d_loss_fn, self.g_loss_fn = ADVERSARIAL_LOSSES[c.loss]
+
+    def compilable_modules(self) -> dict[str, nn.Module]:
+        """The generator and the discriminator; ``plain_discriminator`` (the autoencoder's
+        update) stays eager."""
+        return {"generator": self.generator, "discriminator": self.discriminator}
 
     def __call__(self, real_images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         c, g = self.config, self.plain_generator

@@ -201,6 +201,11 @@ class GANStep(TrainingStep):
             self.lecam = LeCamEMA(decay=0.99).to(self.accelerator.device)
             self.accelerator.register_for_checkpointing(self.lecam)
 
+    def compilable_modules(self) -> dict[str, nn.Module]:
+        """The generator and the discriminator; ``plain_discriminator`` (the generator update,
+        and WGAN-GP's and R1's double backward) stays eager."""
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
     def _noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.config.latent_dim, device=self.accelerator.device)
 

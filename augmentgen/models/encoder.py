@@ -25,7 +25,7 @@ from ..errors import ConfigError, DataError
 from .base import ConditionalGenerator, GeneratorConfig
 from .blocks import ConditionalDecoder, ConvEncoder
 from .regularizers import encoder_penalties
-from .step import TrainingStep
+from .step import Blocks, TrainingStep
 
 
 @dataclasses.dataclass
@@ -225,6 +225,30 @@ class EncoderGenerator(ConditionalGenerator):
 class AutoencoderStep(TrainingStep):
     """Shared parts of the encoder families' steps: the autoencoder's optimizer, the forward
     with the contractive penalty's input gradient switched on, and the penalties."""
+
+    @classmethod
+    def check_training_options(cls, config: EncoderFamilyConfig, training_config) -> None:
+        """``compile`` cannot train the contractive penalty (a double backward)."""
+        if training_config.compile and config.contractive_weight > 0:
+            raise ConfigError(
+                "compile=True cannot train with contractive_weight > 0: the contractive penalty "
+                "differentiates the generator's encoder twice, and torch.compile does not support a "
+                "double backward; set compile=False or contractive_weight=0"
+            )
+
+    @classmethod
+    def freezable_blocks(cls, generator: EncoderGenerator) -> Blocks:
+        """The encoder's conv stack (``encoder.features.net``: 3 blocks at 28 and 32 px, 4 at 64
+        px), each a ``Conv2d`` with the layers after it up to the next one: the transferred
+        network that reads real images, the part FreezeD keeps fixed in a discriminator."""
+        net = generator.encoder.features.net
+        blocks: Blocks = []
+        for index, layer in enumerate(net):
+            if isinstance(layer, nn.Conv2d):
+                blocks.append([])
+            if blocks:
+                blocks[-1] += [(f"encoder.features.net.{index}.{n}", p) for n, p in layer.named_parameters()]
+        return blocks
 
     def prepare(self) -> None:
         c = self.config

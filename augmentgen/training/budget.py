@@ -28,23 +28,21 @@ time counting against the budget. To train a finished budgeted run further, resu
 
 from __future__ import annotations
 
+import hashlib
+import io
 import math
 import time
+from collections.abc import Callable
 
 import torch
+
+from ..models.base import ConditionalGenerator
+from .devices import rng_kept, synchronize
 
 #: Timed steps after the (untimed) first one.
 WARMUP_STEPS = 5
 #: The share of the budget the plan aims to use: the rest absorbs timing noise.
 TARGET = 0.97
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for ``device``'s queued work, so that a host clock read counts it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 class TimeBudget:
@@ -130,3 +128,52 @@ class TimeBudget:
                 "step_seconds": None if self.step_seconds is None else round(self.step_seconds, 6),
                 "overhead_seconds": self.overheads, "stopped_early_at": self.stopped_early_at,
                 "elapsed_seconds_at_save": round(self.elapsed(), 3)}
+
+
+def timed(work: Callable, device: torch.device) -> tuple:
+    """``work()`` and its wall seconds, the device's queued work included."""
+    synchronize(device)
+    begin = time.perf_counter()
+    result = work()
+    synchronize(device)
+    return result, time.perf_counter() - begin
+
+
+def serialise_seconds(objects: list) -> float:
+    """Seconds to serialise the state dicts of ``objects`` in memory and hash them: a measured
+    stand-in for writing them (a final save or a checkpoint) without touching the run's folder."""
+    begin = time.perf_counter()
+    buffer = io.BytesIO()
+    torch.save([o.state_dict() for o in objects], buffer)
+    hashlib.sha256(buffer.getbuffer()).hexdigest()
+    return time.perf_counter() - begin
+
+
+def measure_overheads(generator: ConditionalGenerator, *, config, device: torch.device,
+                      finished_copy: Callable, score: Callable | None,
+                      checkpointed: list) -> tuple[dict[str, float], dict[str, tuple[float, int]], dict | None]:
+    """Time what a run does besides steps, on ``generator`` (the one it would save), for
+    :meth:`TimeBudget.plan`: a sample grid, ``finished_copy`` (the family's ``finish``), a
+    scored snapshot (with ``score``), the final save and a checkpoint of ``checkpointed`` (the
+    objects a checkpoint holds), the last two serialised in memory.
+
+    Returns ``(final, periodic, scores)``: the arguments of :meth:`TimeBudget.plan` and the
+    snapshot's scores (``None`` without ``score``), which the selector can take as a real
+    snapshot of this step. Draws no random number from the training's streams.
+    """
+    with rng_kept(device):
+        noise = torch.Generator(device=generator.device).manual_seed(config.seed)
+        _, grid = timed(lambda: generator.sample_per_class(config.samples_per_class, generator=noise), device)
+        _, finish = timed(lambda: finished_copy(generator), device)
+    scores, snapshot = timed(lambda: score(generator), device) if score is not None else (None, 0.0)
+    save = 2 * serialise_seconds([generator])  # serialise + hash; writing is about as much again
+    checkpoint = 3 * serialise_seconds(checkpointed) if config.checkpoint_every else 0.0
+    final = {"grid": grid, "finish": finish, "save": save, "checkpoint": checkpoint}
+    periodic = {"grid": (grid, config.sample_every), "checkpoint": (checkpoint, config.checkpoint_every)}
+    if score is not None:
+        final["snapshot"] = snapshot
+        if config.snapshot_every:
+            periodic["snapshot"] = (snapshot, config.snapshot_every)
+        else:  # a tenth of the run apart, wherever the run ends
+            final["snapshots_spread"] = 10 * snapshot
+    return final, periodic, scores

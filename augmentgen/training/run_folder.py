@@ -14,6 +14,7 @@ The rules, checked before any data is loaded or any model built:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import shutil
@@ -23,7 +24,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ..data.labelled import LabelledImages
 from ..errors import CheckpointError, ConfigError, DataError
+from ..models.base import GeneratorConfig
 from .checkpoint import CHECKPOINT_DIR, checkpoint_dirs, checkpoint_step, partial_checkpoints
 
 #: What a run writes into its folder; ``overwrite`` removes these and nothing else.
@@ -190,3 +195,22 @@ def default_command(argv: list[str] | None = None) -> str:
     else:
         head = ["python", argv[0]] if argv else ["python"]
     return shlex.join([*head, *argv[1:]])
+
+
+def describe_data(data, model_config: GeneratorConfig) -> dict:
+    """Source, size, classes, image shape and (for :class:`LabelledImages`) a sha256 fingerprint
+    of ``data``: what a resumed run's data must repeat. Hashing is cheap next to training (about
+    0.2 s for MNIST's 47 MB)."""
+    if isinstance(data, LabelledImages):
+        digest = hashlib.sha256(np.ascontiguousarray(data.images.numpy()).data)
+        digest.update(np.ascontiguousarray(data.labels.numpy()).data)
+        return {"source": data.source, "examples": len(data), "class_names": data.class_names,
+                "num_classes": data.num_classes, "image_shape": list(data.image_shape),
+                "fingerprint": digest.hexdigest()}
+    try:
+        examples = len(getattr(data, "dataset", data))
+    except TypeError:
+        examples = None
+    return {"source": type(data).__name__, "examples": examples, "class_names": model_config.class_names,
+            "num_classes": model_config.num_classes, "image_shape": list(model_config.image_shape),
+            "fingerprint": None}

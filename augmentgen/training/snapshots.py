@@ -24,20 +24,31 @@ evaluation-grade network. Any ``factory(train_data) -> scorer`` can replace it
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from accelerate import Accelerator
 from torch import nn
 
 from .._images import to_signed_unit
 from ..data.labelled import LabelledImages
+from ..errors import ConfigError
 from ..models.base import ConditionalGenerator
+from .devices import rng_kept
 
 #: Images drawn per class for each score: 32, fewer with many classes (about 1024 in all).
 MAX_SAMPLES_PER_CLASS = 32
 #: Real images per class that enter the real-data spread.
 MAX_REAL_PER_CLASS = 256
+#: TrainingConfig fields a resume must repeat besides ``run_folder.RESUME_FIELDS``: they decide
+#: what the checkpoints hold (the snapshot selector's state).
+SNAPSHOT_FIELDS = ("snapshot_every", "select_snapshot")
+#: ``factory(train_data) -> scorer``; ``scorer(generator)`` returns a dict with a ``"score"``.
+SnapshotScorerFactory = Callable[[LabelledImages], Callable[[ConditionalGenerator], dict]]
 
 
 def samples_per_class(num_classes: int) -> int:
@@ -183,8 +194,77 @@ class SnapshotSelector:
         self.records, self.kept_step = list(state["records"]), state["kept_step"]
         self.kept_weights = state["kept_weights"]
 
+    def restore_best(self, generator: nn.Module, last_step: int) -> None:
+        """With ``select="best"``, load the kept weights into ``generator`` (trained to
+        ``last_step``) unless the kept snapshot is that last step."""
+        if self.select == "best" and self.kept_weights is not None and self.kept_step != last_step:
+            generator.load_state_dict(self.kept_weights)
+
     def summary(self, every: int, last_step: int) -> dict:
         """What ``training.json`` records: every snapshot's scores and the one saved."""
         kept = self.kept_step if self.select == "best" else last_step
         return {"select": self.select, "every": every, "kept_step": kept,
                 "scored_on": "the training images only", "records": self.records}
+
+
+# ---------------------------------------------------------------------- what the trainer calls
+def snapshots_on(config) -> bool:
+    """Whether ``config`` (a :class:`~augmentgen.training.TrainingConfig`) takes snapshots."""
+    return config.snapshot_every > 0 or config.select_snapshot == "best"
+
+
+def check_snapshot_data(config, data) -> None:
+    """Snapshots are scored against the training images: refuse data that does not hold them."""
+    if snapshots_on(config) and not isinstance(data, LabelledImages):
+        raise ConfigError(
+            "snapshot_every / select_snapshot='best' score snapshots against the training images, which needs "
+            f"the data as LabelledImages (augmentgen.load_data(...)), not a {type(data).__name__}; pass it "
+            "that way, or train without snapshots (snapshot_every=0, select_snapshot='last')"
+        )
+
+
+def check_snapshot_resume(config, saved: dict, output_dir: Path) -> None:
+    """Refuse to resume with other snapshot settings than the manifest ``saved`` records: they
+    decide what the checkpoints hold."""
+    old = {"snapshot_every": 0, "select_snapshot": "last", **(saved.get("training") or {})}
+    differ = [(k, old[k], getattr(config, k)) for k in SNAPSHOT_FIELDS if old[k] != getattr(config, k)]
+    if differ:
+        what = "; ".join(f"{k} is {a!r} there but {b!r} now" for k, a, b in differ)
+        fix = " ".join(f"--{k.replace('_', '-')} {a}" for k, a, _ in differ)
+        raise ConfigError(f"cannot resume {output_dir}: {what}. Nothing was changed. To resume, rerun "
+                          f"with {fix} (the same names in Python); to start a new run pass --overwrite "
+                          "(overwrite=True) or another --out")
+
+
+def snapshot_interval(config, last_step: int | None) -> int:
+    """``snapshot_every``; for ``select_snapshot="best"`` without it, a tenth of a run that ends
+    at ``last_step`` (0 while the run's length is unknown, ``None``)."""
+    if config.snapshot_every or not snapshots_on(config):
+        return config.snapshot_every
+    return 0 if last_step is None else max(1, last_step // 10)
+
+
+def build_scorer(factory: SnapshotScorerFactory | None, data: LabelledImages, *, seed: int,
+                 device: torch.device) -> Callable[[ConditionalGenerator], dict]:
+    """``factory(data)``, by default :class:`TrainingDataScore` (which trains its classifier on
+    ``data`` here), drawing no random number from the training's streams: the run draws the
+    same random numbers with and without snapshots."""
+    factory = factory or functools.partial(TrainingDataScore, seed=seed, device=device)
+    with rng_kept(device):
+        return factory(data)
+
+
+def score_snapshot(score: Callable[[], dict], accelerator: Accelerator) -> dict[str, float]:
+    """``score()`` (a scorer called on a finished copy of the generator, the copy made inside)
+    as floats, checked, and the same numbers on every process (averaged). Draws no random
+    number from the training's streams."""
+    with rng_kept(accelerator.device):
+        scores = score()
+    if not isinstance(scores, dict) or "score" not in scores:
+        raise ConfigError(f"a snapshot scorer must return a dict with a 'score', got {scores!r}")
+    scores = {k: float(v) for k, v in scores.items()}
+    if accelerator.num_processes > 1:
+        averaged = accelerator.reduce(torch.tensor(list(scores.values()), device=accelerator.device),
+                                      reduction="mean")
+        scores = dict(zip(scores, averaged.tolist()))
+    return scores

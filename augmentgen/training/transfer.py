@@ -4,7 +4,7 @@ Few-shot generation on new classes works far better from a generator pretrained 
 of other classes than from scratch (Wang et al. 2018, "Transferring GANs: generating images
 from limited data"; Mo et al. 2020, "Freeze the Discriminator: a Simple Baseline for
 Fine-Tuning GANs"). ``TrainingConfig(init_from=...)`` makes the trainer do that with the
-functions here:
+functions here (:func:`load_init_source` and :func:`transfer_from` are what the trainer calls):
 
 - :func:`transfer_weights` copies every tensor of the saved generator whose name and shape match
   the new run's model, and leaves the *class-dependent* ones (:func:`class_dependent_names`) at
@@ -23,15 +23,17 @@ one, the ``aegan``'s image one) are not saved either.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Collection, Iterable
 
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from ..models.base import ConditionalGenerator
-from ..models.encoder import EncoderGenerator
-from ..models.registry import build_generator
+from ..errors import ConfigError, DataError
+from ..hub.serialization import generator_tensors, tensors_sha256
+from ..models.base import ConditionalGenerator, GeneratorConfig
+from ..models.registry import build_generator, step_class
+from ..models.step import Blocks
 
 
 def class_dependent_names(generator: ConditionalGenerator) -> list[str]:
@@ -121,30 +123,26 @@ def transfer_weights(target: nn.Module, source_state: dict[str, torch.Tensor], *
     return report
 
 
-def feature_blocks(generator: ConditionalGenerator) -> list[list[tuple[str, nn.Parameter]]]:
+def feature_blocks(generator: ConditionalGenerator) -> Blocks:
     """The conv blocks that ``freeze_discriminator_layers`` counts, first to last.
 
-    Each block is a ``Conv2d`` with the layers after it up to the next one (activation, norm),
-    as ``(name, parameter)`` pairs. For the encoder families it is the encoder's conv stack
-    (``encoder.features.net``: 3 blocks at 28 and 32 px, 4 at 64 px): the encoder is the
-    transferred network that reads real images, the part FreezeD keeps fixed in a
-    discriminator. Families without an encoder (``cgan``) raise :class:`ConfigError`: their
-    discriminator is not part of a saved generator, so there is no pretrained one to freeze.
+    The family's training step declares them (:meth:`TrainingStep.freezable_blocks
+    <augmentgen.models.step.TrainingStep.freezable_blocks>`): each block is a ``Conv2d`` with
+    the layers after it up to the next one (activation, norm), as ``(name, parameter)`` pairs.
+    For the encoder families it is the encoder's conv stack (``encoder.features.net``: 3 blocks
+    at 28 and 32 px, 4 at 64 px): the encoder is the transferred network that reads real
+    images, the part FreezeD keeps fixed in a discriminator. Families that declare none
+    (``cgan``, ``ddpm``) raise :class:`ConfigError`: a ``cgan``'s discriminator is not part of a
+    saved generator, so there is no pretrained one to freeze.
     """
-    if not isinstance(generator, EncoderGenerator):
+    blocks = step_class(generator.family).freezable_blocks(generator)
+    if blocks is None:
         raise ConfigError(
             f"freeze_discriminator_layers freezes pretrained discriminator layers (FreezeD), but a saved "
             f"{generator.family} generator holds no discriminator: this run's discriminator starts from "
             "scratch, and freezing random layers is not FreezeD. Set freeze_discriminator_layers=0 "
             "(use transfer_lr_scale to slow the transferred generator down instead)"
         )
-    net = generator.encoder.features.net
-    blocks: list[list[tuple[str, nn.Parameter]]] = []
-    for index, layer in enumerate(net):
-        if isinstance(layer, nn.Conv2d):
-            blocks.append([])
-        if blocks:
-            blocks[-1] += [(f"encoder.features.net.{index}.{n}", p) for n, p in layer.named_parameters()]
     return blocks
 
 
@@ -205,3 +203,81 @@ def scale_lr_of(optimizer: torch.optim.Optimizer, parameters: Iterable[torch.Ten
         groups.append({**group, "params": scaled, "lr": group["lr"] * factor})
     optimizer.param_groups[:] = groups
     return moved
+
+
+def load_init_source(name: str, run: GeneratorConfig) -> ConditionalGenerator:
+    """The ``init_from`` generator ``name``, refused unless its family and image shape are those
+    of ``run``, this run's model config."""
+    from ..hub.remote import from_pretrained
+
+    source = from_pretrained(name)
+    family, src = type(run).family, source.config
+    if source.family != family:
+        raise ConfigError(
+            f"init_from={name!r} holds a generator of family {source.family!r} but this run's model is of "
+            f"family {family!r}, and weights only transfer within a family: train a {source.family!r} model "
+            f"(--model {source.family}), or start from a generator of family {family!r}"
+        )
+    wrong = []
+    if src.in_channels != run.in_channels:
+        wrong.append(f"{src.in_channels} channel(s) where this run's images have {run.in_channels} "
+                     f"(convert the images, e.g. load_data(..., channels={src.in_channels}))")
+    if src.image_size != run.image_size:
+        wrong.append(f"{src.image_size}x{src.image_size} pixels where this run's images are "
+                     f"{run.image_size}x{run.image_size} (resize them to {src.image_size}x{src.image_size})")
+    if wrong:
+        raise DataError(
+            f"init_from={name!r} makes images with " + " and ".join(wrong) + "; or pick a pretrained "
+            f"model with in_channels={run.in_channels} and image_size={run.image_size}"
+        )
+    return source
+
+
+def transfer_from(generator: ConditionalGenerator, source: ConditionalGenerator, *, name: str,
+                  run: GeneratorConfig, lr_scale: float, dry_run: bool) -> dict:
+    """Copy ``source``'s fitting tensors into ``generator`` (:func:`transfer_weights`); return
+    what ``training.json`` records of it (the trainer's ``init_source``): the source (``id``,
+    ``sha256``, family, classes) and the report. Refuses a source of which nothing fits; warns
+    about tensors that start from scratch. ``dry_run``: a resumed run, whose weights come from
+    its checkpoint, recomputes only the report."""
+    same_classes = source.num_classes == generator.num_classes and source.class_names == generator.class_names
+    report = transfer_weights(generator, source.state_dict(), reinit_class_dependent=not same_classes,
+                              dry_run=dry_run)
+    src, own = source.config.to_dict(), run.to_dict()
+    differ = ", ".join(f"{k}={src[k]!r} (this run: {own[k]!r})" for k in sorted(src)
+                       if k not in ("num_classes", "class_names") and src[k] != own.get(k))
+    if not report["copied"]:
+        raise ConfigError(
+            f"no tensor of init_from={name!r} fits this run's {generator.family} model (their configs differ "
+            f"in {differ or 'nothing but the classes'}); set those config fields to the pretrained model's "
+            "values (--set KEY=VALUE, model_config=) to fine-tune it"
+        )
+    if report["skipped"]:
+        warnings.warn(
+            f"{len(report['skipped'])} tensor(s) of this run's generator are not in init_from={name!r} or have "
+            f"another shape there, and start from scratch: {report['skipped'][:4]}"
+            f"{'...' if len(report['skipped']) > 4 else ''}; the configs differ in {differ or 'nothing'}; set "
+            "those fields to the pretrained model's values to transfer them",
+            stacklevel=3,
+        )
+    return {
+        "id": str(name),
+        # The sha256 that load_generator checked against the source's safetensors metadata
+        # (``augmentgen_sha256``): the same function of the same tensors.
+        "sha256": tensors_sha256(generator_tensors(source)),
+        "family": source.family,
+        "num_classes": source.num_classes,
+        "class_names": source.class_names,
+        "same_classes": same_classes,
+        "transfer_lr_scale": lr_scale,
+        **report,
+    }
+
+
+def scale_transferred_lr(optimizers: Iterable[torch.optim.Optimizer], generator: nn.Module,
+                         copied: Iterable[str], factor: float) -> None:
+    """:func:`scale_lr_of` for the parameters of ``generator`` named in ``copied``, in every optimizer."""
+    params = dict(generator.named_parameters())
+    transferred = [params[n] for n in copied if n in params]
+    for optimizer in optimizers:
+        scale_lr_of(optimizer, transferred, factor)

@@ -1,12 +1,21 @@
 """What is specific to the ``ddpm`` family; the shared checks are in test_conformance.py."""
 
+import contextlib
+import json
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 
+import numpy as np
 import pytest
 import torch
 from accelerate import Accelerator
+from safetensors.torch import load_file
 
+import augmentgen
 from augmentgen.errors import ConfigError, DataError
 from augmentgen.families.ddpm import DDPMGenerator
 from augmentgen.hub import load_generator
@@ -203,3 +212,66 @@ def test_the_trainer_trains_it_with_ema_and_the_saved_model_loads(tmp_path):
     assert isinstance(loaded, DDPMGenerator) and loaded.config == config
     assert torch.equal(loaded.sample(LABELS, generator=seeded()), generator.sample(LABELS, generator=seeded()))
     assert (tmp_path / "samples.png").exists()
+
+
+#: The run the kill test trains, the same from the command line and from Python.
+KILL_RUN = {"steps": 12, "checkpoint_every": 4, "batch_size": 8, "log_every": 4, "sample_every": 0,
+            "samples_per_class": 1, "seed": 0}
+
+
+@contextlib.contextmanager
+def one_thread():
+    """This process computes as the killed one does (``OMP_NUM_THREADS=1``): the same float arithmetic."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_run_killed_after_its_first_checkpoint_resumes_bit_identically_on_cpu(tmp_path):
+    """``augmentgen train --model ddpm`` killed (SIGKILL) after its step-4 checkpoint, mid-run,
+    loses everything in memory (the global RNG, the data order, the noise and timesteps drawn
+    so far); resumed from its folder, it ends with the weights of a run never interrupted."""
+    data = make_images(n_per_class=6, num_classes=3)  # 18 images: the resumed run crosses an epoch
+    data_file = tmp_path / "tiny.npz"
+    np.savez(data_file, images=data.images.numpy(), labels=data.labels.numpy(), classes=np.array(data.class_names))
+    model_config = {k: v for k, v in TINY.items() if k != "num_classes"}  # the data's
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in KILL_RUN.items()]
+    flags += [f"--set={k}={json.dumps(v)}" for k, v in model_config.items()]
+    killed = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
+    log = tmp_path / "killed.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "augmentgen", "train", "--model", "ddpm", "--data",
+                                    str(data_file), "--out", str(killed), *flags],
+                                   env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    outcome: dict = {}
+
+    def kill_after_the_first_checkpoint():
+        first = killed / "checkpoints" / "step-0000004"  # renamed into place once complete
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and process.poll() is None and not first.is_dir():
+            time.sleep(0.005)
+        process.send_signal(signal.SIGKILL)
+        outcome["returncode"] = process.wait()
+
+    killer = threading.Thread(target=kill_after_the_first_checkpoint, daemon=True)
+    killer.start()
+    with one_thread():  # the uninterrupted run, meanwhile, in this process
+        straight = augmentgen.train("ddpm", str(data_file), tmp_path / "straight", model_config=model_config,
+                                    **KILL_RUN)
+    killer.join(timeout=300)
+    assert outcome.get("returncode") == -signal.SIGKILL, log.read_text()[-3000:]
+    survivors = sorted(p.name for p in (killed / "checkpoints").iterdir() if p.name.startswith("step-"))
+    assert "step-0000004" <= survivors[-1] < "step-0000012", f"killed too late: {survivors}"
+
+    with one_thread():
+        resumed = augmentgen.train("ddpm", str(data_file), killed, model_config=model_config, resume=True,
+                                   **KILL_RUN)
+    assert json.loads((killed / "training.json").read_text())["steps"] == 12
+    saved = load_file(killed / "model.safetensors")
+    assert saved.keys() == straight.state_dict().keys()
+    for name, tensor in straight.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[name]) and torch.equal(tensor, saved[name]), name
