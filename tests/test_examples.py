@@ -18,6 +18,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
     ("hf_datasets_pipeline.py", [], "rows: 700 (200 synthetic)"),
     ("variations.py", ["--gen-steps", "5"], "rows made from real rows: 224"),  # 7 batches x 32 rows
     ("variations.py", ["--control"], "source=RealRowSource"),
+    ("variation_bank.py", ["--gen-steps", "5", "--per-image", "1"], "real images behind the bank: 500 of 500"),
 ])
 def test_example_runs(script, args, expected):
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "NO_ALBUMENTATIONS_UPDATE": "1",

@@ -1,16 +1,23 @@
-"""A bank of synthetic images per class, for per-sample transforms in workers and for batch mixing."""
+"""A bank of synthetic images per class (free samples, or variations of real images), for
+per-sample transforms in workers and for batch mixing."""
 
 from __future__ import annotations
 
+import math
+import os
 import warnings
 
 import torch
 from torch import nn
 
-from .._images import to_uint8
+from .._images import to_signed_unit, to_uint8
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, Temperature
 from .filter import AcceptanceCounts, TeacherFilter, ranks_in_class
+from .sources import AnchoredSource
+
+#: The knob of each VariationSource mode, recorded in ``SyntheticPool.variation``.
+_MODE_KNOB = {"vary": "strength", "interpolate": "weight_range", "extrapolate": "extrapolation_range"}
 
 
 class SyntheticPool:
@@ -56,6 +63,9 @@ class SyntheticPool:
 
     Attributes:
         images (torch.Tensor): the bank, uint8 (K, N, C, H, W) in ``[0, 255]``.
+        source_index (torch.Tensor or None): of a bank of variations (:meth:`from_variations`):
+            int64 (K, N) CPU, the index of the real image each row was made from; None otherwise.
+        variation (dict or None): how such a bank was made (source, mode, strength, seed, ...).
         distinct_counts (torch.Tensor): int64 (K,) CPU: distinct images per class after the last
             refresh (``per_class`` unless the teacher filter ran short).
         candidate_counts, accepted_counts (torch.Tensor): int64 (K,) CPU: teacher-filter
@@ -73,9 +83,7 @@ class SyntheticPool:
             raise ConfigError(f"refresh_every must be a positive number of epochs, got {refresh_every}")
         self.temperature = generator.check_temperature(temperature)  # a float or a tuple of floats
         self.generator: ConditionalGenerator | None = generator
-        self.per_class = per_class
         self.batch_size = batch_size
-        self.refresh_every = refresh_every
         self.num_classes = generator.num_classes
         self.class_names = generator.class_names
         self.image_shape = generator.image_shape
@@ -83,9 +91,21 @@ class SyntheticPool:
         self.teacher = teacher
         self.filter_threshold = None if filter_threshold is None else float(filter_threshold)
         self.oversample, self.max_rounds = int(oversample), int(max_rounds)
+        self._allocate(per_class, refresh_every=refresh_every, seed=seed, rng_device=generator.device,
+                       device=device)
+        self.refresh()
+
+    def _allocate(self, per_class: int, *, refresh_every: int | None, seed: int | None,
+                  rng_device: torch.device, device: torch.device | str | None) -> None:
+        """The empty bank, its counts and its seeded random stream (on ``rng_device``)."""
+        self.per_class = per_class
+        self.refresh_every = refresh_every
         self.epoch = 0
         self.refreshes = 0
-        self._rng = torch.Generator(device=generator.device)
+        self._variations: tuple | None = None  # (source, images, labels, progress) of a variation bank
+        self.source_index: torch.Tensor | None = None
+        self.variation: dict | None = None
+        self._rng = torch.Generator(device=rng_device)
         if seed is not None:
             self._rng.manual_seed(seed)
         else:
@@ -99,7 +119,6 @@ class SyntheticPool:
             self.images.share_memory_()
         else:
             self.images = torch.empty(k, per_class, *self.image_shape, dtype=torch.uint8, device=device)
-        self.refresh()
 
     @staticmethod
     def _check_filter(generator: ConditionalGenerator, teacher: nn.Module | None, filter_threshold: float | None,
@@ -119,7 +138,14 @@ class SyntheticPool:
                              num_classes=generator.num_classes, device=generator.device)
 
     def refresh(self) -> None:
-        """Sample a new bank, in batches of ``batch_size``, and write it over the old one in place."""
+        """Sample a new bank, in batches of ``batch_size``, and write it over the old one in place.
+
+        A bank made by :meth:`from_variations` makes new variations of the same real images (the
+        next draws of its seeded stream)."""
+        if self._variations is not None:
+            self._refresh_variations()
+            self.refreshes += 1
+            return
         if self.generator is None:
             raise DataError("this SyntheticPool copy has no generator (it was unpickled in a worker); "
                             "call refresh() in the main process")
@@ -169,6 +195,115 @@ class SyntheticPool:
         self.images.copy_(staging)
         self.distinct_counts.copy_(filled_cpu)
         self._counts.copy_(self._filter.counts)
+
+    # ------------------------------------------------------------------ a bank of variations
+    @classmethod
+    def from_variations(cls, source: AnchoredSource, images: torch.Tensor, labels: torch.Tensor, *,
+                        per_image: int = 4, seed: int | None = None, batch_size: int = 256,
+                        refresh_every: int | None = None, device: torch.device | str | None = None,
+                        progress: bool | None = None) -> SyntheticPool:
+        """A bank of variations of your training images, made once by an anchored source.
+
+        ``SyntheticPool.from_variations(VariationSource(generator, "vary"), train.images,
+        train.labels, per_image=4)`` runs the source over the real images, in batches of
+        ``batch_size`` on the source's device, and keeps the rows per class. A mixer
+        (``SyntheticMix(pool, ratio)``), the per-sample transforms and every other user of a pool
+        then only index the bank: the encoder (or a diffusion family's SDEdit, slow per row) never
+        runs in the step. Each row keeps its real image's class; :attr:`source_index` says which
+        image it was made from and :attr:`variation` how (mode, strength, seed).
+
+        Every class gets ``per_class = per_image * (images in the largest class)`` rows, so a
+        class with fewer images gets more variations of each (its images in a seeded random order,
+        each ⌊per_class / n⌋ or ⌈per_class / n⌉ times); every row is a separate draw. For
+        ``interpolate`` / ``extrapolate`` the second image of a pair is drawn among all the
+        images of the class (not recorded). The build holds the images on the source's device as
+        float32 (4 bytes a value) for the duration.
+
+        Args:
+            source (AnchoredSource): what makes the rows, e.g. ``VariationSource(generator,
+                "vary")``: an encoder family (``aae``, ``vae``, ``ae``, ``aegan``) or ``ddpm``.
+            images (torch.Tensor): the real images (N, C, H, W), uint8 in ``[0, 255]`` (as
+                ``LabelledImages.images``) or float in the generators' ``[-1, 1]``, shaped like
+                the source's generator's images, on any device.
+            labels (torch.Tensor): their class indices (N,); every class of the source needs one.
+            per_image (int, defaults to 4): variations per image of the largest class, >= 1.
+            seed (int, optional): seeds the bank: the same seed, ``batch_size`` and device give
+                the same bank (a random seed otherwise, recorded in :attr:`variation`).
+            batch_size (int, defaults to 256): rows made per call of the source.
+            refresh_every (int, optional): with :meth:`step_epoch`, make new variations every this
+                many epochs (the pool keeps the source and the images for :meth:`refresh`; a
+                pickled copy, as workers get, has neither).
+            device (torch.device or str, optional): where the bank lives, as for the constructor:
+                the CPU in shared memory by default (for DataLoader workers).
+            progress (bool, optional): a tqdm bar on the main process; ``None`` (the default)
+                shows it when stderr is a terminal.
+
+        Example::
+
+            pool = SyntheticPool.from_variations(VariationSource(generator, "vary"), train.images,
+                                                 train.labels, per_image=4, seed=0)
+            mix = SyntheticMix(pool, ratio=0.5, mode="append")
+            rows_of_image_7 = (pool.source_index == 7).nonzero()  # (class, position) pairs
+        """
+        images, labels, counts = _check_variation_inputs(source, images, labels, per_image, batch_size)
+        if refresh_every is not None and refresh_every < 1:
+            raise ConfigError(f"refresh_every must be a positive number of epochs, got {refresh_every}")
+        pool = cls.__new__(cls)
+        pool.generator, pool.teacher, pool._filter = None, None, None
+        pool.filter_threshold, pool.oversample, pool.max_rounds = None, 4, 4
+        pool.temperature, pool.batch_size = 1.0, batch_size
+        pool.num_classes, pool.image_shape = source.num_classes, tuple(source.image_shape)
+        pool.class_names = list(source.class_names or [str(c) for c in range(source.num_classes)])
+        pool._allocate(per_image * int(counts.max()), refresh_every=refresh_every, seed=seed,
+                       rng_device=torch.device(source.device), device=device)
+        pool.source_index = torch.empty(pool.num_classes, pool.per_class, dtype=torch.long)
+        if device is None:
+            pool.source_index.share_memory_()  # workers see refreshes, as they do the bank
+        mode = getattr(source, "mode", None)
+        knobs = {name: getattr(source, name) for name in ("strength", "weight_range", "extrapolation_range")
+                 if hasattr(source, name) and _MODE_KNOB.get(mode, name) == name}
+        generator = getattr(source, "generator", None)
+        pool.variation = {"source": repr(source), "family": getattr(generator, "family", None), "mode": mode,
+                          **knobs, "per_image": per_image, "images": len(labels),
+                          "seed": pool._rng.initial_seed(), "batch_size": batch_size}
+        pool._variations = (source, images, labels, progress)
+        pool.refresh()
+        return pool
+
+    @torch.no_grad()
+    def _refresh_variations(self) -> None:
+        from tqdm.auto import tqdm
+
+        source, images, labels, progress = self._variations
+        device = torch.device(source.device)
+        k, n = self.num_classes, self.per_class
+        labels = labels.to(device)
+        real = to_signed_unit(images.to(device))  # all of them: a pair's second image is any of its class
+        # Each class's images in a random order; slot s of class c is made from image s mod n_c of it.
+        order = torch.randperm(len(labels), generator=self._rng, device=device)
+        order = order[torch.argsort(labels[order], stable=True)]
+        count = torch.bincount(labels, minlength=k)
+        start = count.cumsum(0) - count
+        anchors = order[start[:, None] + torch.arange(n, device=device)[None, :] % count[:, None]].flatten()
+        flat, index = self.images.view(-1, *self.image_shape), self.source_index.view(-1)
+        dist = torch.distributed
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else int(os.environ.get("RANK", 0))
+        show = progress is not False and rank == 0
+        with tqdm(total=len(anchors), unit="img", desc="variations", dynamic_ncols=True,
+                  disable=None if progress is None and show else not show) as bar:
+            for lo in range(0, len(anchors), self.batch_size):
+                chunk = anchors[lo:lo + self.batch_size]
+                rows = source.rows(real, labels, chunk, rng=self._rng)
+                if not isinstance(rows, torch.Tensor) or tuple(rows.shape) != (len(chunk), *self.image_shape):
+                    raise DataError(f"{type(source).__name__}.rows returned "
+                                    f"{tuple(getattr(rows, 'shape', ()))} for {len(chunk)} anchors; it must "
+                                    f"return ({len(chunk)}, {', '.join(map(str, self.image_shape))}) in [-1, 1]")
+                # Rows and their provenance are written together: an interrupted refresh leaves a
+                # bank whose every row is a variation of the image its index names.
+                flat[lo:lo + len(chunk)].copy_(to_uint8(rows.float()))
+                index[lo:lo + len(chunk)].copy_(chunk)
+                bar.update(len(chunk))
+        self.distinct_counts.fill_(n)
 
     @property
     def candidate_counts(self) -> torch.Tensor:
@@ -237,11 +372,71 @@ class SyntheticPool:
         state["teacher"] = None
         state["_filter"] = None
         state["_rng"] = None
+        state["_variations"] = None  # the source (its generator) and the real images
         return state
 
     def __repr__(self) -> str:
         c, h, w = self.image_shape
         device = "" if self.images.device.type == "cpu" else f", device={str(self.images.device)!r}"
         teacher = "" if self.filter_threshold is None else f", filter_threshold={self.filter_threshold}"
+        made = "" if self.variation is None else (f", variations of {self.variation['images']} images "
+                                                  f"by {self.variation['source']}")
         return (f"SyntheticPool({self.num_classes} classes x {self.per_class}, shape=({c}, {h}, {w}){device}"
-                f"{teacher}, refreshes={self.refreshes})")
+                f"{teacher}{made}, refreshes={self.refreshes})")
+
+
+def _check_variation_inputs(source, images, labels, per_image, batch_size) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                    torch.Tensor]:
+    """(images, labels as int64, images per class on the CPU) for :meth:`SyntheticPool.from_variations`,
+    or a ConfigError / DataError naming the problem and its fix."""
+    if isinstance(source, ConditionalGenerator):
+        raise ConfigError("from_variations makes rows from real images through an anchored source: wrap the "
+                          "generator, SyntheticPool.from_variations(VariationSource(generator, 'vary'), images, "
+                          "labels); SyntheticPool(generator, per_class) is the bank of free samples")
+    if not isinstance(source, AnchoredSource):
+        raise ConfigError(f"source must be an anchored source such as VariationSource(generator, 'vary'), "
+                          f"got {type(source).__name__}")
+    for name in ("num_classes", "image_shape", "device"):
+        if getattr(source, name, None) is None:
+            raise ConfigError(f"{type(source).__name__} has no {name}; build it with one")
+    for name, value in (("per_image", per_image), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be an int >= 1, got {value!r}")
+    images, labels = torch.as_tensor(images), torch.as_tensor(labels)
+    shape = tuple(source.image_shape)
+    if images.ndim != 4 or len(images) == 0:
+        raise DataError(f"from_variations needs the real images as a tensor (N, {', '.join(map(str, shape))}) "
+                        f"with N >= 1 (e.g. train.images of a LabelledImages), got shape {tuple(images.shape)}")
+    if tuple(images.shape[1:]) != shape:
+        raise DataError(f"the source's generator takes {shape} images but the images are {tuple(images.shape[1:])}: "
+                        f"resize / convert them to {shape[0]} channel(s) at {shape[1]}x{shape[2]} (e.g. "
+                        "v2.Resize, v2.Grayscale), or use a generator trained at that shape")
+    if images.dtype.is_floating_point:
+        low, high = float(images.min()), float(images.max())
+        if not (math.isfinite(low) and math.isfinite(high) and low >= -1.001 and high <= 1.001):
+            raise DataError(f"float images must be in the generators' [-1, 1], got values in [{low:.3g}, {high:.3g}]: "
+                            "pass uint8 images in [0, 255], or images * 2 - 1 for images in [0, 1]")
+        if low >= 0:
+            warnings.warn("the float images are all in [0, 1]; they are taken to be in [-1, 1]. For ToTensor "
+                          "images pass images * 2 - 1 (or the uint8 images)", stacklevel=3)
+    elif images.dtype != torch.uint8:
+        raise DataError(f"images must be uint8 in [0, 255] or float in [-1, 1], got {images.dtype}")
+    if labels.ndim != 1 or labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise DataError(f"labels must be an integer tensor (N,) of class indices, got {labels.dtype} "
+                        f"{tuple(labels.shape)}")
+    if len(labels) != len(images):
+        raise DataError(f"{len(images)} images but {len(labels)} labels: give one class index per image")
+    labels, k = labels.long(), source.num_classes
+    bad = labels[(labels < 0) | (labels >= k)]
+    if len(bad):
+        raise DataError(f"labels {sorted(set(bad.tolist()))[:5]} are outside [0, {k - 1}]: the source's "
+                        f"generator knows {k} classes; pass class indices of those (map class names with "
+                        "its class_names)")
+    counts = torch.bincount(labels.cpu(), minlength=k)
+    missing = (counts == 0).nonzero().flatten().tolist()
+    if missing:
+        names = list(source.class_names or range(k))
+        raise DataError(f"no image of class {', '.join(repr(names[c]) for c in missing[:5])}: every row of a "
+                        f"variation bank is made from a real image of its class, so pass images of all {k} "
+                        "classes the source's generator knows")
+    return images, labels, counts

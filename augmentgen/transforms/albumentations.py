@@ -6,9 +6,10 @@ from typing import Any
 
 import albumentations as A
 import numpy as np
+import torch
 
 from ..errors import DataError
-from .v2 import check_pool
+from .anchored import check_pool_or_source, vary_like
 
 
 class AlbumentationsReplaceWithSynthetic(A.ImageOnlyTransform):
@@ -19,8 +20,15 @@ class AlbumentationsReplaceWithSynthetic(A.ImageOnlyTransform):
     (a grayscale pool fills RGB images by repeating the channel). Images come from a
     :class:`~augmentgen.mixing.SyntheticPool`, so no model runs in the worker.
 
+    Given an anchored source instead of a pool (``VariationSource(generator, "vary")``), the
+    replacement is a variation of the image itself, made with its label, in the image's dtype and
+    value range, seeded by the Compose's random stream (``A.Compose(..., seed=0)``). The generator
+    then runs once per replaced image, in the worker (see :mod:`augmentgen.transforms.anchored`
+    for the cost; ``SyntheticPool.from_variations`` makes a bank of variations in batches).
+
     Args:
-        pool (SyntheticPool): the bank of synthetic images.
+        pool (SyntheticPool or AnchoredSource): the bank of synthetic images, or a source of
+            variations of the image (``VariationSource`` in ``mode="vary"``).
         label_key (str, defaults to ``"label"``): the keyword the class is passed under.
         p (float, defaults to 0.5): probability of replacing the image.
 
@@ -32,7 +40,7 @@ class AlbumentationsReplaceWithSynthetic(A.ImageOnlyTransform):
 
     def __init__(self, pool, label_key: str = "label", p: float = 0.5):
         super().__init__(p=p)
-        self.pool = check_pool(pool)
+        self.pool, self.source = check_pool_or_source(pool)
         self.label_key = label_key
 
     @property
@@ -45,12 +53,20 @@ class AlbumentationsReplaceWithSynthetic(A.ImageOnlyTransform):
             label = label.item()
         if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
             raise DataError(f"{self.label_key}= must be one integer class index, got {label!r}")
-        if not 0 <= int(label) < self.pool.num_classes:
+        bank = self.pool if self.source is None else self.source
+        if not 0 <= int(label) < bank.num_classes:
             raise DataError(f"{self.label_key}={label} is out of range for a "
-                            f"{self.pool.num_classes}-class pool")
+                            f"{bank.num_classes}-class {'pool' if self.source is None else 'source'}")
+        if self.source is not None:
+            return {"label": int(label), "seed": int(self.random_generator.integers(2**62))}
         return {"label": int(label), "position": int(self.random_generator.integers(self.pool.per_class))}
 
     def apply(self, img: np.ndarray, label: int = 0, position: int = 0, **params: Any) -> np.ndarray:
+        if self.source is not None:
+            chw = torch.from_numpy(np.array(img))  # a writable copy: the input is never changed
+            chw = chw[None] if img.ndim == 2 else chw.permute(2, 0, 1)
+            out = vary_like(self.source, chw, label, seed=params["seed"])
+            return np.ascontiguousarray((out[0] if img.ndim == 2 else out.permute(1, 2, 0)).numpy())
         synthetic = self.pool.images[label, position].permute(1, 2, 0).numpy()  # (H, W, C) uint8
         height, width = img.shape[:2]
         if synthetic.shape[:2] != (height, width):
@@ -69,3 +85,6 @@ class AlbumentationsReplaceWithSynthetic(A.ImageOnlyTransform):
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         return ("pool", "label_key")
+
+    def get_transform_init_args(self) -> dict[str, Any]:
+        return {"pool": self.pool if self.source is None else self.source, "label_key": self.label_key}

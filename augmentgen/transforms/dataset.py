@@ -16,7 +16,7 @@ from typing import Any
 from torch.utils.data import Dataset, Subset
 from torchvision.datasets.vision import StandardTransform
 
-from .v2 import ReplaceWithSynthetic, check_pool
+from .v2 import ReplaceWithSynthetic
 
 _TRANSFORM_ATTRS = ("transform", "target_transform", "transforms")
 
@@ -67,7 +67,10 @@ class SyntheticDataset(Dataset):
 
     Args:
         dataset (Dataset): the real data, yielding ``(image, class index, ...)``.
-        pool (SyntheticPool): the bank of synthetic images, of the dataset's classes.
+        pool (SyntheticPool or AnchoredSource): the bank of synthetic images, of the dataset's
+            classes; or a ``VariationSource(generator, "vary")``, which replaces an image by a
+            variation of itself (one generator call per replaced image, see
+            :class:`~augmentgen.transforms.ReplaceWithSynthetic`).
         p (float, defaults to 0.5): probability that a sample's image is replaced.
 
     Example::
@@ -79,14 +82,19 @@ class SyntheticDataset(Dataset):
     """
 
     def __init__(self, dataset: Dataset, pool: Any, p: float = 0.5):
-        self.replace = ReplaceWithSynthetic(check_pool(pool), p=p)
+        self.replace = ReplaceWithSynthetic(pool, p=p)
         self.dataset = dataset
         self._raw, self._after = _without_transforms(dataset)
 
     @property
     def pool(self) -> Any:
-        """The :class:`~augmentgen.mixing.SyntheticPool` images are drawn from."""
+        """The :class:`~augmentgen.mixing.SyntheticPool` images are drawn from (None with a source)."""
         return self.replace.pool
+
+    @property
+    def source(self) -> Any:
+        """The anchored source that varies the images (None with a pool)."""
+        return self.replace.source
 
     @property
     def p(self) -> float:
@@ -111,4 +119,5 @@ class SyntheticDataset(Dataset):
         return getattr(self.__dict__["dataset"], name)
 
     def __repr__(self) -> str:
-        return f"SyntheticDataset({self.dataset!r}, p={self.p}, pool={self.pool!r})"
+        what = f"pool={self.pool!r}" if self.source is None else f"source={self.source!r}"
+        return f"SyntheticDataset({self.dataset!r}, p={self.p}, {what})"

@@ -1,4 +1,5 @@
-"""``ReplaceWithSynthetic``: a torchvision transforms v2 transform fed by a :class:`SyntheticPool`."""
+"""``ReplaceWithSynthetic``: a torchvision transforms v2 transform fed by a :class:`SyntheticPool`
+or by an anchored source (a variation of the sample's own image)."""
 
 from __future__ import annotations
 
@@ -13,21 +14,8 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from ..errors import ConfigError, DataError
-from ..models.base import ConditionalGenerator
 from . import functional as F
-
-
-def check_pool(pool: Any) -> Any:
-    """Refuse a generator where a :class:`~augmentgen.mixing.SyntheticPool` is needed, saying why."""
-    if isinstance(pool, ConditionalGenerator):
-        raise ConfigError(
-            "got a generator where a SyntheticPool is needed: a generator in a per-sample transform "
-            "would run in every DataLoader worker, one image at a time. Build the bank once with "
-            "pool = augmentgen.mixing.SyntheticPool(generator, per_class=256) and pass pool")
-    if not all(hasattr(pool, name) for name in ("images", "num_classes", "per_class")):
-        raise ConfigError(f"expected a SyntheticPool (with images, num_classes, per_class), got a "
-                          f"{type(pool).__name__}")
-    return pool
+from .anchored import check_pool_or_source, vary_like
 
 
 def _find_label(sample: Any, label_key: str) -> tuple[int, Any]:
@@ -76,6 +64,24 @@ def pool_image_like(image_uint8: torch.Tensor, inpt: Any) -> Any:
     raise DataError(f"cannot replace an image of type {type(inpt).__name__}")
 
 
+def _as_chw_uint8(image: PIL.Image.Image) -> torch.Tensor:
+    """A PIL image as a uint8 tensor (C, H, W) (modes ``L`` and ``RGB``)."""
+    if image.mode not in ("L", "RGB"):
+        raise DataError(f"cannot vary a PIL image of mode {image.mode!r}: convert it to 'L' or 'RGB' first")
+    array = np.array(image)  # a writable copy
+    return torch.from_numpy(array[..., None] if array.ndim == 2 else array).permute(2, 0, 1)
+
+
+def variation_like(source: Any, inpt: Any, label: int, seed: int) -> Any:
+    """The source's variation of ``inpt`` (PIL image or tensor), as the same kind of object."""
+    if isinstance(inpt, PIL.Image.Image):
+        return pool_image_like(vary_like(source, _as_chw_uint8(inpt), label, seed=seed), inpt)
+    if isinstance(inpt, torch.Tensor):
+        out = vary_like(source, inpt.as_subclass(torch.Tensor), label, seed=seed)
+        return tv_tensors.wrap(out, like=inpt) if isinstance(inpt, tv_tensors.TVTensor) else out
+    raise DataError(f"cannot replace an image of type {type(inpt).__name__}")
+
+
 class ReplaceWithSynthetic(v2.Transform):
     """With probability ``p``, replace a sample's image by a synthetic image of the same class.
 
@@ -92,10 +98,23 @@ class ReplaceWithSynthetic(v2.Transform):
     class is passed along: a ``transforms=`` two-argument callable of a VisionDataset that calls
     ``self.transforms(image, target)``, or your own ``__getitem__``.
 
+    Given an anchored source instead of a pool (``ReplaceWithSynthetic(VariationSource(generator,
+    "vary"), p=0.3)``), the replacement is a variation of the sample's own image, made with its
+    label: same type, size, dtype and value range (float tensors in ``[0, 1]``, so before
+    ``v2.Normalize``), seeded from torch's global random stream like the rest of v2 (DataLoader
+    seeds it per worker). The generator then runs once per replaced image, in the worker, on
+    the source's device (see :mod:`augmentgen.transforms.anchored` for the cost); a bank of
+    variations made once in batches, ``SyntheticPool.from_variations(source, images, labels)``,
+    is the fast path.
+
     Args:
-        pool (SyntheticPool): the bank of synthetic images.
+        pool (SyntheticPool or AnchoredSource): the bank of synthetic images, or a source of
+            variations of the sample's image (``VariationSource`` in ``mode="vary"``).
         p (float, defaults to 0.5): probability that a sample's image is replaced.
         label_key (str, defaults to ``"label"``): the class key of dict samples.
+
+    Attributes:
+        pool, source: the pool (``source`` None) or the anchored source (``pool`` None).
 
     Example::
 
@@ -111,7 +130,7 @@ class ReplaceWithSynthetic(v2.Transform):
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
             raise ConfigError(f"p must be a probability in [0, 1], got {p!r}")
-        self.pool = check_pool(pool)
+        self.pool, self.source = check_pool_or_source(pool)
         self.p = p
         self.label_key = label_key
 
@@ -133,6 +152,8 @@ class ReplaceWithSynthetic(v2.Transform):
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         replace = bool(torch.rand(()) < self.p)
+        if self.source is not None:  # a seed for the variation's noise, from the global stream
+            return {"replace": replace, "seed": int(torch.randint(2**62, ()))}
         # One bank position per call: every image leaf of the sample gets the same replacement.
         position = int(torch.randint(self.pool.per_class, ()))
         return {"replace": replace, "position": position}
@@ -143,9 +164,11 @@ class ReplaceWithSynthetic(v2.Transform):
         if not params["replace"] or is_other_tv_tensor:
             return inpt
         label = params["label"]
+        if self.source is not None:
+            return variation_like(self.source, inpt, label, params["seed"])
         if not 0 <= label < self.pool.num_classes:
             raise DataError(f"label {label} is out of range for a {self.pool.num_classes}-class pool")
         return pool_image_like(self.pool.images[label, params["position"]], inpt)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}, pool={self.pool!r}"
+        return f"p={self.p}, pool={self.pool!r}" if self.source is None else f"p={self.p}, source={self.source!r}"
