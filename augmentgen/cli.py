@@ -193,6 +193,16 @@ def _add_eval_command(sub) -> None:
                         "filter (teacher filtering), soft (teacher soft labels, credited against the same "
                         "teacher on real rows); with an encoder family also vary, interpolate, extrapolate "
                         "(rows made from the batch's real rows)")
+    e.add_argument("--baselines", default="strong",
+                   help="what you would do without a generator, each trained and the best (B) chosen on the validation "
+                        "split before the synthetic methods are tried on top of it: strong (classic augmentation and "
+                        "MixUp/CutMix, plus class-balanced resampling and logit adjustment when the class counts "
+                        "differ by more than 2x; a few more classifier runs, counted at start-up), none (classic "
+                        "augmentation alone), or comma-separated names from classic, mixup-cutmix, "
+                        "balanced-sampling, logit-adjustment")
+    e.add_argument("--metric", choices=["auto", "accuracy", "balanced"], default="auto",
+                   help="what the validation choices and the verdict compare: accuracy, balanced (mean per-class "
+                        "accuracy), or auto (balanced when the class counts differ by more than 2x)")
     e.add_argument("--repeats", type=int, default=1,
                    help="measure the downstream gain with N paired seeds and report its mean with a 95%% "
                         "interval (its classifiers are trained N times; 5 is the benchmark's choice)")
@@ -437,16 +447,25 @@ def _methods(text: str) -> list[str]:
 
 
 def _eval(args) -> int:
+    from tqdm.auto import tqdm
+
     from .api import check_data_path
     from .data import load_data
     from .data.sources import BUILTIN_DATASETS
     from .hub import from_pretrained
-    from .metrics.report import evaluate_generator, format_report, plot_per_class, write_report
+    from .metrics.report import (
+        evaluate_generator,
+        evaluation_plan,
+        format_report,
+        plot_per_class,
+        write_report,
+    )
     from .training.run_folder import check_writable
 
     # Everything that can fail without computing fails first: the evaluation can take hours.
     ratios = _ratios(args.ratios)
     methods = _methods(args.methods)
+    baselines = _baselines(args.baselines)
     _check_counts(args, {"per_class": "training images of each class", "steps": "classifier training steps",
                          "min_steps": "the fewest steps of an --epochs budget",
                          "samples_per_class": "synthetic images of each class",
@@ -473,14 +492,59 @@ def _eval(args) -> int:
         load_data(args.data, split="test", **columns)
     held_out = f"--test-data {args.test_data}" if args.test_data else f"the test split of --data {args.data}"
     _check_data_fits(generator, args.model, {f"--data {args.data}": train_data, held_out: test_data})
-    report = evaluate_generator(generator, train_data, test_data, steps=args.steps, epochs=args.epochs,
-                                min_steps=args.min_steps,
-                                n_per_class=args.samples_per_class, seed=args.seed, repeats=args.repeats,
-                                candidate_ratios=ratios, methods=methods,
-                                device=args.device)
+    choice = dict(candidate_ratios=ratios, methods=methods, baselines=baselines, metric=args.metric,
+                  repeats=args.repeats)
+    plan = evaluation_plan(train_data, **choice)
+    print(_eval_summary(args, generator, train_data, test_data, held_out, plan), flush=True)
+    with tqdm(total=plan["classifier_runs"], unit="classifier", desc="eval", dynamic_ncols=True) as bar:
+        report = evaluate_generator(generator, train_data, test_data, steps=args.steps, epochs=args.epochs,
+                                    min_steps=args.min_steps, n_per_class=args.samples_per_class, seed=args.seed,
+                                    device=args.device, progress=bar, **choice)
+    report["baselines_requested"] = args.baselines
     print(format_report(report))
     print(f"\nwrote {write_report(report, out / 'eval.json')} and {plot_per_class(report, out / 'eval.png')}")
     return 0
+
+
+def _baselines(text: str) -> str | list[str]:
+    from .metrics.baselines import BASELINES, check_baselines
+
+    try:
+        return check_baselines(text)
+    except ConfigError:
+        raise ConfigError(f"--baselines takes strong, none, or comma-separated names from {', '.join(BASELINES)}; "
+                          f"got {text!r}") from None
+
+
+def _eval_summary(args, generator, train_data, test_data, held_out: str, plan: dict) -> str:
+    """What `augmentgen eval` will train, printed before the first classifier starts."""
+    from .metrics.classifier import classifier_steps
+
+    counts = train_data.class_counts
+    budget = (f"{args.steps} steps" if args.epochs is None else
+              f"{args.epochs:g} epochs ({classifier_steps(len(train_data), 128, epochs=args.epochs, min_steps=args.min_steps)}"
+              " steps on all the training data)")
+    extra = plan["classifier_runs"] - plan["classifier_runs_classic_only"]
+    baselines = ", ".join(plan["baselines"])
+    if extra:
+        baselines += (f" (up to {extra} more classifier runs than --baselines none: {plan['classifier_runs']} "
+                      f"instead of {plan['classifier_runs_classic_only']})")
+    balance = (f"imbalanced, {min(counts)} to {max(counts)} per class: choices by {plan['metric']}"
+               if plan["imbalanced"] else f"{min(counts)} to {max(counts)} per class")
+    seeds = ("1 seed (one seed is not evidence: --repeats 5 gives an interval)" if args.repeats == 1
+             else f"{args.repeats} paired seeds, {args.seed} to {args.seed + args.repeats - 1}")
+    return "\n".join([
+        f"augmentgen eval: {generator.family} generator {args.model}",
+        f"  training data: --data {args.data}, {len(train_data)} images, {train_data.num_classes} classes ({balance}); "
+        "20% of each class is held out as the validation split that chooses everything",
+        f"  test data:     {held_out}, {len(test_data)} images, used once per final arm",
+        f"  baselines:     {baselines}",
+        f"  synthetic:     {', '.join(_methods(args.methods))} at ratios {args.ratios} on top of the best baseline "
+        "(ratio 0: do not mix)",
+        f"  seeds:         {seeds}",
+        f"  classifiers:   up to {plan['classifier_runs']} runs of {budget} each (reference, CAS, and per seed the "
+        "baselines, the synthetic candidates and the final arms)",
+    ])
 
 
 def _check_methods_fit(generator, methods: list[str]) -> None:

@@ -46,14 +46,35 @@ def test_sample_formats_and_eval_report(tmp_path, capsys):
                  "--steps", "3", "--samples-per-class", "4", "--device", "cpu", "--repeats", "2",
                  "--ratios", "0,0.5"]) == 0
     printed = capsys.readouterr().out
-    assert "downstream gain" in printed and "CAS" in printed and "Trouser" in printed
+    assert "B + synthetic vs B (accuracy" in printed and "CAS" in printed and "Trouser" in printed
     assert "real, no augmentation" in printed
+    # The start-up summary says what will be trained, before any of it is.
+    summary = printed[:printed.index("feature extractor:")]
+    assert "baselines:     classic, mixup-cutmix (up to 4 more classifier runs than --baselines none: 14 " \
+           "instead of 10)" in summary
+    assert "classifiers:   up to 14 runs of 3 steps each" in summary and "2 paired seeds, 0 to 1" in summary
     report = json.loads((out / "eval.json").read_text())
     assert report["n_train"] == 60 and report["n_test"] == 1000
-    assert report["downstream"]["delta"] == report["downstream"]["acc_mixed"] - report["downstream"]["acc_real_classic"]
+    down = report["downstream"]
+    assert down["baselines"] == ["classic", "mixup-cutmix"] and report["baselines_requested"] == "strong"
+    assert down["best_baseline"] == max(down["baseline_selection"], key=down["baseline_selection"].get)
+    assert down["delta"] == down["score_mixed"] - down["score_best_baseline"] and down["metric"] == "accuracy"
+    assert down["acc_best_baseline"] is not None and down["delta_vs_classic"] is not None
     assert report["extractor"]["name"] and (out / "eval.png").stat().st_size > 0
-    assert report["downstream_seeds"]["seeds"] == [0, 1] and "over 2 paired seeds" in printed
+    seeds = report["downstream_seeds"]
+    assert seeds["seeds"] == [0, 1] and "over 2 paired seeds" in printed and len(seeds["best_baseline"]) == 2
+    assert report["verdict"] == seeds["verdict"] and f"verdict: {report['verdict']}" in printed
+    assert report["decision"] in ("mix", "do not mix", "undecided")
+    assert report["classifier_runs"] <= 14
     assert set(report["downstream"]["ratio_selection"]) == {"0.0", "0.5"}  # JSON keys
+    # --baselines none: the comparison with classic augmentation alone, as before the baselines
+    assert main(["eval", "--model", str(out), "--data", "fashion-mnist-small", "--per-class", "6", "--steps", "2",
+                 "--samples-per-class", "2", "--device", "cpu", "--ratios", "0.5", "--baselines", "none",
+                 "--out", str(tmp_path / "plain")]) == 0
+    assert "baselines:     classic\n" in capsys.readouterr().out
+    plain = json.loads((tmp_path / "plain" / "eval.json").read_text())["downstream"]
+    assert plain["baselines"] == ["classic"] and plain["baseline_selection"] is None
+    assert plain["delta"] == plain["acc_mixed"] - plain["acc_real_classic"]
     # A folder of images has no test split: refuse rather than test on the training images.
     assert main(["eval", "--model", str(out), "--data", str(tmp_path / "folder")]) == 2
     assert "--test-data" in capsys.readouterr().err
@@ -71,6 +92,17 @@ def test_errors_are_one_line_messages_with_exit_code_2(tmp_path, capsys):
     assert main(["sample", "--model", str(tmp_path), "--out", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
     assert "config.json" in err or "model.safetensors" in err
+
+
+def test_eval_refuses_an_unknown_baseline_before_loading_anything(tmp_path, capsys):
+    assert main(["eval", "--model", str(tmp_path / "none"), "--data", "fashion-mnist-small",
+                 "--baselines", "classic,mixup"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("augmentgen: error: --baselines takes strong, none, or comma-separated names from classic, "
+                   "mixup-cutmix, balanced-sampling, logit-adjustment; got 'classic,mixup'\n")
+    result = subprocess.run([sys.executable, "-m", "augmentgen", "eval", "--model", str(tmp_path / "none"),
+                             "--data", "fashion-mnist-small", "--baselines", "best"], capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr and "--baselines" in result.stderr
 
 
 def test_python_dash_m_lists_models():

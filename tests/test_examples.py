@@ -28,3 +28,15 @@ def test_example_runs(script, args, expected):
     assert result.returncode == 0, result.stderr[-3000:]
     assert expected in result.stdout
     assert "test accuracy:" in result.stdout
+
+
+def test_demo_prints_a_verdict_and_the_benchmark_figures(tmp_path):
+    """`make demo` at a tiny budget: the validation choice runs, the verdict is printed as a
+    one-seed demo, and the benchmark figures come from the committed results files."""
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "2"}
+    result = subprocess.run([sys.executable, str(EXAMPLES / "demo.py"), "--gen-steps", "3", "--gen-time", "30s",
+                             "--epochs", "1", "--min-steps", "5", "--methods", "plain", "--out", str(tmp_path / "demo")],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "verdict: " in result.stdout
+    assert "protocol v3" in result.stdout and "protocol v2" in result.stdout

@@ -1,10 +1,12 @@
 """Measuring whether synthetic data helps: the reference classifier, scores and distances.
 
-Every feature-space figure (FID, KID, precision/recall, density/coverage) is measured on the
+:func:`downstream_gain` judges a generator against the best non-generative baseline
+(:mod:`.baselines`), both chosen on a validation split. Every feature-space figure (FID, KID, precision/recall, density/coverage) is measured on the
 penultimate layer of :class:`ReferenceClassifier` trained on the real training data; reports
 name that extractor (:data:`EXTRACTOR_NAME`) so figures are never compared across extractors.
 """
 
+from .baselines import BASELINES, baseline_options, mixup_cutmix, resolve_baselines
 from .classifier import (
     EXTRACTOR_NAME,
     ClassifierFeatures,
@@ -31,6 +33,8 @@ from .scores import (
     class_consistency,
     classification_accuracy_score,
     downstream_gain,
+    downstream_plan,
+    downstream_verdict,
     make_synthetic_mix,
     sample_uint8_per_class,
     validation_split,
@@ -38,9 +42,11 @@ from .scores import (
 from .stats import format_interval, oracle_share, paired_difference, t_quantile_975
 
 __all__ = [
+    "BASELINES",
     "EXTRACTOR_NAME",
     "ClassifierFeatures",
     "ReferenceClassifier",
+    "baseline_options",
     "class_consistency",
     "classic_augment",
     "classification_accuracy_score",
@@ -49,6 +55,8 @@ __all__ = [
     "density_coverage",
     "diversity_ratio",
     "downstream_gain",
+    "downstream_plan",
+    "downstream_verdict",
     "evaluate_accuracy",
     "feature_distances",
     "features",
@@ -57,6 +65,7 @@ __all__ = [
     "kernel_distance",
     "knn_radii",
     "make_synthetic_mix",
+    "mixup_cutmix",
     "novelty_ratio",
     "oracle_share",
     "paired_difference",
@@ -64,6 +73,7 @@ __all__ = [
     "per_class_fid",
     "precision_recall",
     "predict",
+    "resolve_baselines",
     "sample_uint8_per_class",
     "t_quantile_975",
     "train_classifier",

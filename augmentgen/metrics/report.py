@@ -2,9 +2,11 @@
 
 It trains the reference classifier on the user's real training data once and reports, on the
 real test data: class consistency, CAS next to the real-data accuracy, the downstream gain of
-mixing synthetic samples in (ratio picked on a validation split), and feature distances
-(FID, KID, precision/recall, density/coverage, per-class FID) on that classifier's features.
-``augmentgen eval`` prints :func:`format_report` and writes the JSON and :func:`plot_per_class`.
+mixing synthetic samples in against the best non-generative baseline (both chosen on a
+validation split) with its verdict, and feature distances (FID, KID, precision/recall,
+density/coverage, per-class FID) on that classifier's features. :func:`evaluation_plan` says
+beforehand how many classifiers that trains. ``augmentgen eval`` prints :func:`format_report`
+and writes the JSON and :func:`plot_per_class`.
 """
 
 from __future__ import annotations
@@ -20,11 +22,18 @@ import torch
 from ..data import LabelledImages
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator
+from .baselines import BASELINES
 from .classifier import default_device, evaluate_accuracy, train_classifier
 from .coverage import coverage_report
 from .distances import extractor_description, feature_distances
-from .scores import class_consistency, classification_accuracy_score, downstream_gain
-from .stats import paired_difference
+from .scores import (
+    class_consistency,
+    classification_accuracy_score,
+    downstream_gain,
+    downstream_plan,
+    downstream_verdict,
+)
+from .stats import format_interval
 
 
 def evaluate_generator(
@@ -39,8 +48,11 @@ def evaluate_generator(
     seed: int = 0,
     candidate_ratios: Sequence[float] = (0.0, 0.25, 0.5, 1.0),
     methods: Sequence[str] = ("plain",),
+    baselines: str | Sequence[str] | None = "strong",
+    metric: str = "auto",
     repeats: int = 1,
     device: str | torch.device | None = None,
+    progress=None,
 ) -> dict:
     """Every augmentgen metric of ``generator`` on the user's data, as one JSON-ready dict.
 
@@ -58,18 +70,30 @@ def evaluate_generator(
             mixing.
         methods: ways of using the synthetic rows tried with every ratio
             (:data:`~augmentgen.metrics.scores.MIXING_METHODS`: ``"plain"``, ``"filter"``,
-            ``"soft"``).
+            ``"soft"``, and ``"vary"`` / ``"interpolate"`` / ``"extrapolate"`` for encoder families).
+        baselines: what a user would do without a generator, each trained and the best chosen on
+            the validation split before the synthetic methods are tried on top of it:
+            ``"strong"`` (classic augmentation and MixUp/CutMix, plus class-balanced resampling
+            and logit adjustment on imbalanced data), ``"none"`` (classic augmentation alone),
+            or names from :data:`~augmentgen.metrics.baselines.BASELINES`.
+        metric: what chooses and what the verdict compares: ``"auto"`` (mean per-class accuracy
+            on imbalanced training data, else accuracy), ``"accuracy"`` or ``"balanced"``.
         repeats: measure the downstream gain with this many paired seeds (``seed``, ``seed + 1``,
             ...) and report the mean with a 95% t interval: its seed-to-seed spread is often as
             large as the gain itself.
         device: where classifiers train and the generator samples (default: CUDA if available).
+        progress: a tqdm bar advanced once per classifier trained (:func:`evaluation_plan` gives
+            its total).
 
     Returns:
         ``{"extractor", "reference_accuracy", "class_consistency", "cas", "downstream",
-        "downstream_seeds", "distances", "seconds", ...}``: ``downstream`` is the gain at
-        ``seed`` with its per-class figures, ``downstream_seeds`` every seed's ΔAcc with
-        :func:`~augmentgen.metrics.paired_difference`'s mean, standard deviation, 95% interval and
-        count of positive seeds (None for one seed); see the sub-reports' docstrings for the rest.
+        "downstream_seeds", "verdict", "decision", "distances", "seconds", ...}``: ``downstream``
+        is the report of :func:`~augmentgen.metrics.downstream_gain` at ``seed`` with its
+        per-class figures; ``downstream_seeds`` is :func:`~augmentgen.metrics.scores.downstream_verdict`
+        over every seed (each seed's best baseline, method, ratio and ΔAcc vs the best baseline,
+        their mean, standard deviation, 95% interval (None for one seed) and count of positive
+        seeds, the same against classic augmentation alone, the decision and its sentence);
+        ``verdict`` and ``decision`` repeat its last two; see the sub-reports' docstrings for the rest.
     """
     if repeats < 1:
         raise ConfigError(f"repeats must be at least 1, got {repeats}")
@@ -80,7 +104,10 @@ def evaluate_generator(
     # The reference classifier is also the real-data arm of CAS and of the downstream gain (same
     # data, augmentation, budget and seed), so it is trained once instead of three times.
     budget = dict(steps=steps, epochs=epochs, min_steps=min_steps)
-    reference = train_classifier(train_data, seed=seed, device=device, **budget).eval()
+    choice = dict(candidate_ratios=candidate_ratios, methods=methods, baselines=baselines, metric=metric,
+                  device=device, progress=progress)
+    reference = _counted_run(progress, "reference classifier (classic)",
+                             lambda: train_classifier(train_data, seed=seed, device=device, **budget).eval())
     report = {
         "generator": repr(generator),
         "family": generator.family,
@@ -88,10 +115,10 @@ def evaluate_generator(
         "extractor": extractor_description(reference, trained_on=train_data.source, seed=seed, **budget),
         "reference_accuracy": evaluate_accuracy(reference, test_data),
         "class_consistency": class_consistency(generator, reference, n_per_class, seed=seed),
-        "cas": classification_accuracy_score(generator, test_data, real_model=reference,
-                                             n_per_class=n_per_class, seed=seed, device=device, **budget),
-        "downstream": downstream_gain(generator, train_data, test_data, seed=seed, **budget,
-                                      candidate_ratios=candidate_ratios, methods=methods, device=device,
+        "cas": _counted_run(progress, "CAS: trained on synthetic images only", lambda: classification_accuracy_score(
+            generator, test_data, real_model=reference, n_per_class=n_per_class, seed=seed, device=device,
+            **budget)),
+        "downstream": downstream_gain(generator, train_data, test_data, seed=seed, **budget, **choice,
                                       real_classic_model=reference),
         "distances": feature_distances(generator, reference, test_data, n_per_class=n_per_class, seed=seed),
         # Held-out real images for the coverage ratios: the test set, as for the distances above
@@ -102,44 +129,96 @@ def evaluate_generator(
         "device": str(device), "machine": platform.platform(), "torch": torch.__version__,
     }
     gains = [report["downstream"]] + [
-        downstream_gain(generator, train_data, test_data, seed=seed + i, **budget,
-                        candidate_ratios=candidate_ratios, methods=methods, device=device,
-                        include_noaug=False)
+        downstream_gain(generator, train_data, test_data, seed=seed + i, **budget, **choice, include_noaug=False)
         for i in range(1, repeats)
     ]
-    report["downstream_seeds"] = _paired_seeds(gains, [seed + i for i in range(repeats)])
+    report["downstream_seeds"] = downstream_verdict(gains)
+    report["verdict"], report["decision"] = report["downstream_seeds"]["verdict"], report["downstream_seeds"]["decision"]
+    report["classifier_runs"] = 2 + sum(g["classifier_runs"] for g in gains)
     report["seconds"] = round(time.perf_counter() - start, 1)
     return report
 
 
-def _gain(report: dict) -> str:
-    seeds = report.get("downstream_seeds")
-    if not seeds or seeds.get("delta_ci95") is None:
-        return f"{100 * report['downstream']['delta']:+5.1f} pts (one seed: --repeats 5 gives an interval)"
-    low, high = seeds["delta_ci95"]
-    return (f"{100 * seeds['delta_mean']:+5.1f} pts, 95% interval [{100 * low:+.1f}, {100 * high:+.1f}] "
-            f"over {len(seeds['delta'])} paired seeds, {seeds['n_positive']} positive")
+def _counted_run(progress, what: str, train):
+    """One classifier run outside :func:`downstream_gain`, counted on the progress bar."""
+    if progress is not None:
+        progress.set_postfix_str(what, refresh=True)
+    result = train()
+    if progress is not None:
+        progress.update(1)
+    return result
 
 
-def _choice(down: dict) -> str:
-    if down["method"] in ("none", "soft-control"):
-        return "the validation split chose no synthetic data"
-    return f"{down['method']}, ratio {down['ratio']:g}, chosen on the validation split"
+def evaluation_plan(train_data, *, candidate_ratios: Sequence[float] = (0.0, 0.25, 0.5, 1.0),
+                    methods: Sequence[str] = ("plain",), baselines: str | Sequence[str] | None = "strong",
+                    metric: str = "auto", repeats: int = 1) -> dict:
+    """What :func:`evaluate_generator` will train, before it trains anything: the
+    :func:`~augmentgen.metrics.scores.downstream_plan` of the first seed, plus ``"classifier_runs"``
+    (at most this many classifiers in all, each with the full budget: the reference, CAS, and
+    the downstream arms of every seed) and ``"classifier_runs_classic_only"`` (the same with
+    ``baselines="none"``)."""
+    if repeats < 1:
+        raise ConfigError(f"repeats must be at least 1, got {repeats}")
+    common = dict(candidate_ratios=candidate_ratios, methods=methods, metric=metric)
+    first = downstream_plan(train_data, baselines=baselines, reuse_classic=True, **common)
+    later = downstream_plan(train_data, baselines=baselines, include_noaug=False, **common)
+    total = lambda key: 2 + first[key] + (repeats - 1) * later[key]  # noqa: E731
+    return {**first, "repeats": repeats, "classifier_runs": total("classifier_runs"),
+            "classifier_runs_classic_only": total("classifier_runs_classic_only")}
 
 
-def _selection_lines(down: dict) -> list[str]:
-    """The validation accuracy of every method and ratio tried, and the verdict."""
-    if not down.get("selection"):
-        return []
-    lines = ["", "validation split (chooses the method; the test set is not used):"]
-    chosen = f"{down['method']}@{down['ratio']:g}"  # the choice downstream_gain made, not re-derived
-    for name, accuracy in down["selection"].items():
-        mark = "  <- chosen" if name == chosen else ""
-        lines.append(f"  {name:32s} {100 * accuracy:5.1f}%{mark}")
+def _pct(value: float | None) -> str:
+    return "   -  " if value is None else f"{100 * value:5.1f}%"
+
+
+def _difference(summary: dict) -> str:
+    """A paired difference: one seed's value, or the mean with its interval."""
+    if summary["ci95"] is None:
+        return f"{100 * summary['mean']:+.1f} pts at one seed (not evidence: --repeats 5 gives an interval)"
+    return format_interval(summary)
+
+
+def format_downstream(down: dict, seeds: dict | None = None) -> str:
+    """The downstream part of a report as text: the validation choices (best baseline, then the
+    synthetic methods on top of it), the test accuracies of the final arms, the paired
+    differences and the verdict. ``down``: one :func:`~augmentgen.metrics.downstream_gain` report;
+    ``seeds``: :func:`~augmentgen.metrics.scores.downstream_verdict` over every seed (default:
+    ``down``'s seed alone)."""
+    seeds = seeds or downstream_verdict([down])
+    best, metric = down["best_baseline"], down["metric"]
+    lines = [f"downstream: does the generator beat the best baseline? (choices on a validation split of the "
+             f"training data, by {metric}; the test set is used once per final arm)"]
+    if down.get("baseline_selection"):
+        lines.append(f"  validation, baselines without a generator ({metric}):")
+        for name, score in down["baseline_selection"].items():
+            mark = "  <- best baseline B" if name == best else ""
+            lines.append(f"    {name:18s} {BASELINES[name]:42s} {_pct(score)}{mark}")
+    if down.get("selection"):
+        lines.append(f"  validation, synthetic methods on top of B = {best} ({metric}):")
+        chosen = f"{down['method']}@{down['ratio']:g}"  # the choice downstream_gain made, not re-derived
+        for name, score in down["selection"].items():
+            label = f"{name} (B alone)" if name == "none@0" else name
+            lines.append(f"    {label:61s} {_pct(score)}{'  <- chosen' if name == chosen else ''}")
+    chosen = ("no synthetic rows" if down["method"] in ("none", "soft-control")
+              else f"{down['method']} at ratio {down['ratio']:g}")
+    lines.append(f"  test accuracy (seed {down['seed']}):")
+    if down.get("acc_real_noaug") is not None:
+        lines.append(f"    {'real, no augmentation':61s} {_pct(down['acc_real_noaug'])}")
+    lines += [f"    {'classic augmentation':61s} {_pct(down['acc_real_classic'])}",
+              f"    {'best baseline B: ' + best:61s} {_pct(down['acc_best_baseline'])}",
+              f"    {'B + synthetic: ' + chosen:61s} {_pct(down['acc_mixed'])}"]
     if down.get("acc_teacher_control") is not None:
-        lines.append(f"  test: teacher soft labels on real rows only {100 * down['acc_teacher_control']:5.1f}%, "
-                     f"synthetic rows add {100 * down['delta_vs_control']:+.1f} pts to it")
-    return lines + [f"verdict: {down['verdict']}"]
+        lines.append(f"    {'B + teacher soft labels on real rows only (control)':61s} "
+                     f"{_pct(down['acc_teacher_control'])}")
+    n = len(seeds["seeds"])
+    over = "" if n == 1 else f", over {n} paired seeds {seeds['seeds']}"
+    vs_best = {"mean": seeds["delta_mean"], "ci95": seeds["delta_ci95"], "n": n, "n_positive": seeds["n_positive"]}
+    lines += [f"  B + synthetic vs B ({metric}{over}): {_difference(vs_best)}",
+              f"  B + synthetic vs classic augmentation alone: {_difference(seeds['delta_vs_classic'])}"]
+    if n > 1:
+        lines.append(f"  chosen per seed: B {seeds['best_baseline']}, method "
+                     f"{[f'{m}@{r:g}' for m, r in zip(seeds['method'], seeds['ratio'])]}")
+    return "\n".join([*lines, f"verdict: {seeds['verdict']}"])
 
 
 def _number(value: float | None) -> str:
@@ -154,7 +233,7 @@ def _ratio(summary: dict) -> str:
 def format_report(report: dict) -> str:
     """A plain-text table of :func:`evaluate_generator`'s report, per-class rows included."""
     down, cas, dist, cover = report["downstream"], report["cas"], report["distances"], report["coverage"]
-    pct = lambda v: "   -  " if v is None else f"{100 * v:5.1f}%"  # noqa: E731
+    pct = _pct
     lines = [
         f"feature extractor: {report['extractor']['name']} (trained on {report['extractor']['trained_on']}, "
         f"test accuracy {pct(report['reference_accuracy'])})",
@@ -162,12 +241,7 @@ def format_report(report: dict) -> str:
         f"{'metric':34s} value",
         f"{'class consistency':34s} {pct(report['class_consistency']['mean'])}",
         f"{'CAS (train synthetic, test real)':34s} {pct(cas['cas'])}",
-        # CAS's real-data arm is the real + classic arm below (one classifier); the no-augmentation
-        # arm is shown because classic augmentation can cost accuracy at small budgets.
-        f"{'accuracy, real, no augmentation':34s} {pct(down['acc_real_noaug'])}",
         f"{'accuracy, real + classic aug':34s} {pct(down['acc_real_classic'])}",
-        f"{'accuracy, real + aug + synthetic':34s} {pct(down['acc_mixed'])} ({_choice(down)})",
-        f"{'downstream gain (ΔAcc)':34s} {_gain(report)}",
         f"{'FID (extractor above)':34s} {dist['fid']:.2f}",
         f"{'KID':34s} {dist['kid']:.4f} ± {dist['kid_std']:.4f}",
         f"{'precision / recall':34s} {dist['precision']:.3f} / {dist['recall']:.3f}",
@@ -176,9 +250,11 @@ def format_report(report: dict) -> str:
         f"{_ratio(cover['diversity_features'])}   (1 = as spread as real images of the class)",
         f"{'novelty ratio (pixels / features)':34s} {_ratio(cover['novelty_pixels'])} / "
         f"{_ratio(cover['novelty_features'])}   (0 = copies of training images, 1 = as new as real ones)",
-        *_selection_lines(down),
         "",
-        f"{'class':20s} {'consist.':>8s} {'CAS':>7s} {'real':>7s} {'+synth':>7s} {'FID':>8s} {'divers.':>8s}",
+        format_downstream(down, report.get("downstream_seeds")),
+        "",
+        f"{'class':20s} {'consist.':>8s} {'CAS':>7s} {'classic':>7s} {'B':>7s} {'B+synth':>7s} {'FID':>8s} "
+        f"{'divers.':>8s}",
     ]
     fids = dist.get("per_class_fid") or []
     for i, name in enumerate(report["class_names"]):
@@ -186,25 +262,28 @@ def format_report(report: dict) -> str:
         lines.append(
             f"{name[:20]:20s} {pct(report['class_consistency']['per_class'][name]):>8s} "
             f"{pct(cas['cas_per_class'][i]):>7s} {pct(down['per_class_real_classic'][i]):>7s} "
-            f"{pct(down['per_class_mixed'][i]):>7s} {'-' if fid is None else f'{fid:8.2f}':>8s} "
+            f"{pct(down['per_class_best_baseline'][i]):>7s} {pct(down['per_class_mixed'][i]):>7s} {'-' if fid is None else f'{fid:8.2f}':>8s} "
             f"{_number(cover['diversity_pixels']['per_class'][i]):>8s}"
         )
     return "\n".join(lines)
 
 
 def plot_per_class(report: dict, path: str | Path) -> Path:
-    """A PNG of per-class bars: consistency, CAS, real and real+synthetic test accuracy.
+    """A PNG of per-class bars: consistency, CAS, and the test accuracy of classic augmentation,
+    of the best baseline B (when it is not classic augmentation) and of B + synthetic rows.
 
-    Drawn with Pillow (no plotting dependency): one group of four bars per class.
+    Drawn with Pillow (no plotting dependency): one group of bars per class.
     """
     from PIL import Image, ImageDraw
 
-    names = report["class_names"]
+    names, down = report["class_names"], report["downstream"]
     series = [
         ("class consistency", [report["class_consistency"]["per_class"][n] for n in names], (66, 133, 244)),
         ("CAS", report["cas"]["cas_per_class"], (219, 68, 55)),
-        ("real + aug", report["downstream"]["per_class_real_classic"], (120, 120, 120)),
-        ("real + aug + synthetic", report["downstream"]["per_class_mixed"], (15, 157, 88)),
+        ("classic", down["per_class_real_classic"], (120, 120, 120)),
+        *([(f"B: {down['best_baseline']}", down["per_class_best_baseline"], (244, 180, 0))]
+          if down["best_baseline"] != "classic" else []),
+        ("B + synthetic", down["per_class_mixed"], (15, 157, 88)),
     ]
     label_w, bar_h, group_gap, plot_w = 150, 6, 10, 400
     height = 40 + len(names) * (len(series) * bar_h + group_gap) + 20
@@ -261,16 +340,3 @@ def _check_data_matches(generator: ConditionalGenerator, train_data: LabelledIma
     if not generator.num_classes == train_data.num_classes == test_data.num_classes:
         raise DataError(f"class counts differ: generator {generator.num_classes}, training data "
                         f"{train_data.num_classes}, test data {test_data.num_classes}")
-
-
-def _paired_seeds(gains: list[dict], seeds: list[int]) -> dict:
-    """Every seed's downstream figures with their paired mean difference and 95% interval."""
-    paired = paired_difference([g["acc_mixed"] for g in gains], [g["acc_real_classic"] for g in gains])
-    return {
-        "seeds": seeds,
-        "delta": paired["differences"], "acc_real_classic": [g["acc_real_classic"] for g in gains],
-        "acc_mixed": [g["acc_mixed"] for g in gains], "ratio": [g["ratio"] for g in gains],
-        "method": [g["method"] for g in gains],
-        "delta_mean": paired["mean"], "delta_std": paired["std"], "delta_ci95": paired["ci95"],
-        "n_positive": paired["n_positive"],
-    }

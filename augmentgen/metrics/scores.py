@@ -5,12 +5,15 @@
 * :func:`classification_accuracy_score` (CAS, Ravuri & Vinyals 2019): train the reference
   classifier on synthetic data only and test it on real data, next to the same classifier
   trained on the real data.
-* :func:`downstream_gain` (ΔAcc): test accuracy of the reference classifier trained on real data
-  plus synthetic data (through :class:`~augmentgen.mixing.SyntheticMix`) minus the same
-  classifier, budget and classic augmentation on the real data alone. Synthetic rows are
-  appended to each batch by default, so both arms see the same real rows the same number of
-  times. The mixing ratio is chosen on a validation split carved from the training data, never
-  on the test set.
+* :func:`downstream_gain` (ΔAcc): does mixing synthetic rows in beat the best a user can do
+  without a generator? The best non-generative baseline B (classic augmentation, MixUp/CutMix,
+  and on imbalanced data class-balanced resampling and logit adjustment: :mod:`.baselines`) and
+  the best synthetic method on top of it are chosen on a validation split carved from the
+  training data, never on the test set; the test set then gives B + synthetic minus B, with the
+  same classifier, budget and seed. Synthetic rows are appended to each batch by default, so
+  both arms see the same real rows the same number of times. :func:`downstream_verdict` turns
+  one or several seeds into a decision (mix, do not mix, undecided) and one plain sentence;
+  :func:`downstream_plan` says beforehand how many classifiers that takes.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from .._images import to_uint8
 from ..data.labelled import LabelledImages
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator
+from .baselines import baseline_options, imbalance_ratio, is_imbalanced, resolve_baselines
 from .classifier import (
     ReferenceClassifier,
     as_images_and_labels,
@@ -31,6 +35,7 @@ from .classifier import (
     per_class_accuracy,
     train_classifier,
 )
+from .stats import format_interval, paired_difference
 
 
 def _seeded(generator: ConditionalGenerator, seed: int) -> torch.Generator:
@@ -191,6 +196,87 @@ def _choose(selection: dict[tuple[str, float], float]) -> tuple[str, float]:
     return max(sorted(selection, key=lambda k: (k[1], order[k[0]])), key=lambda k: selection[k])
 
 
+# --------------------------------------------------------------------------- what will be trained
+METRICS = {"accuracy": "accuracy", "balanced": "mean per-class accuracy"}
+
+
+def _resolve_metric(metric: str, class_counts: Sequence[int]) -> str:
+    """``"auto"``: mean per-class accuracy on imbalanced training data (its validation split is as
+    imbalanced, so accuracy would favour the common classes), else accuracy."""
+    if metric == "auto":
+        return METRICS["balanced" if is_imbalanced(class_counts) else "accuracy"]
+    if metric not in METRICS:
+        raise ConfigError(f"metric must be 'auto', 'accuracy' or 'balanced' (mean per-class accuracy), got {metric!r}")
+    return METRICS[metric]
+
+
+def _planned_runs(n_baselines: int, methods: Sequence[str], candidate_ratios: Sequence[float],
+                  ratio: float | None, include_noaug: bool, reuse_classic: bool) -> int:
+    """The most classifiers one :func:`downstream_gain` call trains (a run is skipped when
+    validation chooses the classic baseline or no synthetic rows)."""
+    selecting = ratio is None
+    runs = n_baselines if _baselines_on_fit(n_baselines, methods, candidate_ratios, selecting) else 0
+    if selecting:
+        runs += int(0 in candidate_ratios and "soft" in methods)
+        runs += len(methods) * len([r for r in candidate_ratios if r])
+    # final arms: classic, the best baseline, B + synthetic, the soft control, no augmentation
+    return runs + (not reuse_classic) + (n_baselines > 1) + 1 + ("soft" in methods) + include_noaug
+
+
+def _baselines_on_fit(n_baselines: int, methods: Sequence[str], candidate_ratios: Sequence[float],
+                      selecting: bool) -> bool:
+    """Whether the baselines train on the validation split's training part: to choose between
+    several, or as the "no synthetic rows" candidate and the teacher of ``filter`` / ``soft``."""
+    return n_baselines > 1 or (selecting and (0 in candidate_ratios or any(m in ("filter", "soft") for m in methods)))
+
+
+def downstream_plan(train_data, *, baselines: str | Sequence[str] | None = "strong", methods: Sequence[str] = ("plain",),
+                    candidate_ratios: Sequence[float] = (0.25, 0.5, 1.0), ratio: float | None = None,
+                    metric: str = "auto", include_noaug: bool = True, reuse_classic: bool = False) -> dict:
+    """What :func:`downstream_gain` will train with these arguments, before it trains anything.
+
+    ``train_data``: the training data, or its class counts. Returns ``{"baselines"`` (the names
+    that will be trained), ``"imbalanced"``, ``"imbalance_ratio"``, ``"metric"`` (what chooses
+    and what the verdict compares), ``"classifier_runs"`` (at most this many classifiers, each
+    with the full budget), ``"classifier_runs_classic_only"`` (the same with ``baselines="none"``:
+    the difference is what the baselines cost)``}``.
+    """
+    counts = train_data.class_counts if hasattr(train_data, "class_counts") else list(train_data)
+    names = resolve_baselines(baselines, counts)
+    for method in methods:
+        _method_kwargs(method)
+    shared = dict(methods=methods, candidate_ratios=candidate_ratios, ratio=ratio, include_noaug=include_noaug,
+                  reuse_classic=reuse_classic)
+    return {"baselines": names, "imbalanced": is_imbalanced(counts), "imbalance_ratio": imbalance_ratio(counts),
+            "metric": _resolve_metric(metric, counts),
+            "classifier_runs": _planned_runs(len(names), **shared),
+            "classifier_runs_classic_only": _planned_runs(1, **shared)}
+
+
+class _Runs:
+    """Counts the classifiers trained and moves an optional tqdm bar: one step per classifier,
+    its name beside the bar; runs the plan counted but that were not needed leave its total."""
+
+    def __init__(self, progress, planned: int):
+        self.progress, self.planned, self.done = progress, planned, 0
+
+    def train(self, what: str, **kwargs) -> ReferenceClassifier:
+        if self.progress is not None:
+            self.progress.set_postfix_str(what, refresh=True)
+        model = train_classifier(**kwargs)
+        self.done += 1
+        if self.progress is not None:
+            self.progress.update(1)
+        return model
+
+    def close(self) -> None:
+        """Take the runs that were planned but not needed off the bar's total."""
+        if self.progress is not None and self.planned > self.done and self.progress.total is not None:
+            self.progress.total -= self.planned - self.done
+            self.progress.refresh()
+
+
+# --------------------------------------------------------------------------- downstream gain
 def downstream_gain(
     generator: ConditionalGenerator,
     train_data,
@@ -203,6 +289,8 @@ def downstream_gain(
     ratio: float | None = None,
     candidate_ratios: Sequence[float] = (0.25, 0.5, 1.0),
     methods: Sequence[str] = ("plain",),
+    baselines: str | Sequence[str] | None = "strong",
+    metric: str = "auto",
     mode: str = "append",
     balance=None,
     validation_fraction: float = 0.2,
@@ -211,36 +299,47 @@ def downstream_gain(
     include_noaug: bool = True,
     device: str | torch.device | None = None,
     real_classic_model: ReferenceClassifier | None = None,
+    progress=None,
 ) -> dict:
-    """ΔAcc: does mixing ``generator``'s samples into training improve real test accuracy?
+    """ΔAcc: do ``generator``'s samples improve on the best a user can do without a generator?
 
-    Arms, all with the same :class:`ReferenceClassifier`, budget, ``batch_size`` and seed (so the
-    same initialisation, batch order and augmentation of the real rows):
-    ``acc_real_classic`` (real data + classic augmentation), ``acc_mixed`` (the same +
-    ``round(ratio * batch_size)`` synthetic rows of the batch's classes appended to every batch
-    through ``SyntheticMix``, augmented like the real rows; ``mode="replace"`` replaces rows
-    instead, which shows the mixed arm fewer real rows), and ``acc_real_noaug`` (real data, no
-    augmentation, for reference). ``delta = acc_mixed - acc_real_classic``; it can be negative,
-    and is reported as it is. ``epochs`` budgets every arm in passes over its real training
-    data (see :func:`~augmentgen.metrics.classifier_steps`) instead of a fixed ``steps``.
+    1. **Best baseline.** Every baseline of ``baselines`` (see :mod:`augmentgen.metrics.baselines`:
+       ``"strong"`` is classic augmentation and MixUp/CutMix, plus class-balanced resampling and
+       logit adjustment on imbalanced data; ``"none"`` is classic augmentation alone) trains on a
+       stratified validation split carved from ``train_data`` (``validation_fraction`` of each
+       class; the classifiers train on the rest); the best on the validation images is B.
+    2. **Synthetic methods on top of B.** With ``ratio=None`` every method of ``methods`` (see
+       :data:`MIXING_METHODS`) at every non-zero ratio of ``candidate_ratios`` trains with B's
+       options plus ``round(ratio * batch_size)`` synthetic rows appended to every batch
+       (``SyntheticMix``; ``mode="replace"`` replaces rows instead, showing fewer real rows), and
+       is scored on the same validation images. A candidate ratio of 0 is B alone: validation
+       can decide against synthetic data. The teacher of ``filter`` / ``soft`` is B's classifier.
+    3. **Final arms**, the only use of ``test_data``: classic augmentation, B, and B + the chosen
+       method, each trained on all of ``train_data``; with ``include_noaug`` also real data
+       without augmentation, for reference.
 
-    With ``ratio=None`` every method of ``methods`` (see :data:`MIXING_METHODS`: ``"plain"``,
-    ``"filter"`` (teacher filtering), ``"soft"`` (teacher soft labels)) at every ratio of
-    ``candidate_ratios`` is tried on a stratified validation split carved from ``train_data``
-    (``validation_fraction`` of each class; the classifiers, and the teacher, train on the rest)
-    and the best is used; the test set is only touched by the final arms. A candidate ratio of 0
-    lets the validation split decide against synthetic data (then ``delta`` is 0 and
-    ``verdict`` says so). The teacher of the final arms is the real + classic classifier.
-    A ``soft`` choice also reports ``acc_teacher_control`` (the teacher's soft targets on real
-    rows only) and ``delta_vs_control``, the part of the gain the synthetic rows caused.
+    All arms share the :class:`ReferenceClassifier`, budget (``steps``, or ``epochs`` of the
+    real data with at least ``min_steps``), ``batch_size`` and seed: the same initialisation,
+    batch order and augmentation of the real rows. The choices use ``metric``: ``"auto"`` is
+    the mean per-class accuracy when the training data is imbalanced (class counts differing by
+    more than 2x), else accuracy; ``"accuracy"`` or ``"balanced"`` force one.
     ``real_classic_model``: a classifier already trained on ``train_data`` with classic
-    augmentation and this budget and seed, used as the first arm instead of training it again.
+    augmentation and this budget and seed, used as the classic arm instead of training it again.
+    ``progress``: a tqdm bar (anything with ``update``, ``set_postfix_str`` and ``total``)
+    advanced once per classifier; :func:`downstream_plan` says how many to expect.
 
     Returns:
-        A dict with ``acc_real_classic``, ``acc_mixed``, ``delta``, ``acc_real_noaug``,
-        ``method``, ``ratio``, ``verdict``, ``selection`` (validation accuracy per
-        ``"method@ratio"``, or None), ``ratio_selection`` (the ``plain`` method's by ratio, or
-        None), the per-class test accuracies of each arm, ``steps``, ``batch_size`` and ``seed``.
+        A dict with ``best_baseline``, ``baselines`` (the names trained), ``baseline_selection``
+        (validation score of each, or None), ``method`` and ``ratio`` (``"none"`` and 0 when
+        validation chose B alone), ``selection`` (validation score per ``"method@ratio"`` on top
+        of B, ``"none@0"`` being B alone; None with a fixed ``ratio``), ``ratio_selection`` (the
+        ``plain`` method's by ratio), ``metric``, test accuracies ``acc_real_classic``,
+        ``acc_best_baseline``, ``acc_mixed``, ``acc_real_noaug`` and their ``per_class_*``,
+        the same in ``metric`` as ``score_*``, ``delta`` (``score_mixed - score_best_baseline``:
+        what the verdict reads; it can be negative and is reported as it is), ``delta_vs_classic``,
+        ``verdict`` (one seed: never a recommendation to mix), ``classifier_runs``, ``steps``,
+        ``batch_size``, ``seed``; a ``soft`` choice adds ``acc_teacher_control`` (the teacher's
+        soft targets on real rows only) and ``delta_vs_control``.
     """
     train_data, test_data = _as_labelled(train_data), _as_labelled(test_data)
     if generator.image_shape != train_data.image_shape:
@@ -253,47 +352,71 @@ def downstream_gain(
         _method_kwargs(method)
     if ratio is not None and len(methods) != 1:
         raise ConfigError(f"a fixed ratio needs exactly one method, got {methods}")
+    names = resolve_baselines(baselines, train_data.class_counts)
+    metric = _resolve_metric(metric, train_data.class_counts)
     device = torch.device(device) if device is not None else default_device()
+    runs = _Runs(progress, _planned_runs(len(names), methods, candidate_ratios, ratio, include_noaug,
+                                         real_classic_model is not None))
     original_device = generator.device
     generator.to(device)  # SyntheticMix samples on the batch's device
-    arms = _GainArms(generator, seed=seed, mode=mode, balance=balance, steps=steps, epochs=epochs,
-                     min_steps=min_steps, batch_size=batch_size, width=width, device=device)
+    arms = _GainArms(generator, runs, seed=seed, mode=mode, balance=balance, metric=metric, steps=steps,
+                     epochs=epochs, min_steps=min_steps, batch_size=batch_size, width=width, device=device)
     try:
-        selection, method = None, methods[0]
-        if ratio is None:
+        best, best_on_fit, baseline_selection, selection, method = "classic", None, None, None, methods[0]
+        selecting = ratio is None
+        if _baselines_on_fit(len(names), methods, candidate_ratios, selecting):
             fit, val = validation_split(train_data, validation_fraction, seed=seed)
-            selection = arms.select(fit, val, methods, candidate_ratios)
+            best, best_on_fit, baseline_selection = arms.select_baseline(fit, val, names)
+        if selecting:
+            if best_on_fit is None:  # only plain candidates, classic alone: no baseline on fit needed
+                fit, val = validation_split(train_data, validation_fraction, seed=seed)
+            selection = arms.select(fit, val, best, best_on_fit, methods, candidate_ratios)
             method, ratio = _choose(selection)
-        report = arms.final(train_data, test_data, method, float(ratio), real_classic_model)
+        report = arms.final(train_data, test_data, best, method, float(ratio), real_classic_model)
+        report.update(baselines=names, baseline_selection=baseline_selection)
         report["selection"] = None if selection is None else {
             f"{m}@{r:g}": v for (m, r), v in selection.items()}
         report["ratio_selection"] = None if selection is None else {
             r: v for (m, r), v in selection.items() if m in ("plain", "none")} or None
-        report["verdict"] = verdict(report)
         if include_noaug:
-            plain = arms.train(train_data, augment="none")
+            plain = runs.train("final: real, no augmentation", train_data=train_data, augment="none",
+                               **arms.common)
             report["acc_real_noaug"] = evaluate_accuracy(plain, test_data)
             report["per_class_real_noaug"] = per_class_accuracy(plain, test_data)
+        report["verdict"] = verdict(report)
+        report["classifier_runs"] = runs.done
     finally:
         generator.to(original_device)
+        runs.close()
     return report
 
 
 class _GainArms:
     """The classifier arms of :func:`downstream_gain`, all with one budget, seed and device."""
 
-    def __init__(self, generator: ConditionalGenerator, *, seed: int, mode: str, balance, **budget):
-        self.generator, self.seed, self.mode, self.balance = generator, seed, mode, balance
-        self.budget = {**budget, "num_classes": generator.num_classes}
+    def __init__(self, generator: ConditionalGenerator, runs: _Runs, *, seed: int, mode: str, balance,
+                 metric: str, **budget):
+        self.generator, self.runs, self.seed, self.mode, self.balance = generator, runs, seed, mode, balance
+        self.metric, self.num_classes = metric, generator.num_classes
+        self.common = {**budget, "seed": seed, "num_classes": generator.num_classes}
 
-    def train(self, data: LabelledImages, augment: str = "classic", synthetic_mix=None) -> ReferenceClassifier:
-        return train_classifier(data, seed=self.seed, augment=augment, synthetic_mix=synthetic_mix,
-                                **self.budget)
+    def train(self, what: str, data: LabelledImages, baseline: str = "classic", synthetic_mix=None
+              ) -> ReferenceClassifier:
+        """The classifier of ``baseline`` (classic augmentation and its options) on ``data``."""
+        return self.runs.train(what, train_data=data, augment="classic", synthetic_mix=synthetic_mix,
+                               **baseline_options(baseline, self.num_classes), **self.common)
 
-    def mix(self, method: str, ratio: float, teacher: ReferenceClassifier):
+    def score(self, model: ReferenceClassifier, data: LabelledImages) -> float:
+        """``metric`` of ``model`` on ``data``: accuracy, or the mean over the classes present."""
+        if self.metric == METRICS["accuracy"]:
+            return evaluate_accuracy(model, data)
+        per_class = torch.tensor(per_class_accuracy(model, data, num_classes=self.num_classes))
+        return float(per_class[~per_class.isnan()].mean())
+
+    def mix(self, method: str, ratio: float, teacher: ReferenceClassifier | None):
         """The batch mixer of ``method`` at ``ratio``, with ``teacher`` where the method needs one."""
         if method == "soft-control":
-            return _teacher_control(teacher, self.generator.num_classes)
+            return _teacher_control(teacher, self.num_classes)
         if not ratio or method == "none":
             return None
         kw = dict(_method_kwargs(method))
@@ -305,68 +428,143 @@ class _GainArms:
         return make_synthetic_mix(self.generator, ratio, seed=self.seed, mode=self.mode, balance=self.balance,
                                   **({**kw, "teacher": teacher} if kw else {}))
 
-    def select(self, fit: LabelledImages, val: LabelledImages, methods: list[str],
-               candidate_ratios: Sequence[float]) -> dict[tuple[str, float], float]:
-        """Validation accuracy of every (method, ratio) candidate; the teacher trains on ``fit``."""
-        needs_teacher = 0 in candidate_ratios or any(m in ("filter", "soft") for m in methods)
-        teacher = self.train(fit) if needs_teacher else None
+    def select_baseline(self, fit: LabelledImages, val: LabelledImages, names: list[str]
+                        ) -> tuple[str, ReferenceClassifier, dict[str, float]]:
+        """The best baseline on ``val`` (ties: the earlier, simpler one), its classifier, every score."""
+        models = {name: self.train(f"validation: baseline {name}", fit, name) for name in names}
+        scores = {name: self.score(model, val) for name, model in models.items()}
+        best = max(names, key=lambda name: scores[name])
+        return best, models[best], scores
+
+    def select(self, fit: LabelledImages, val: LabelledImages, best: str, best_on_fit: ReferenceClassifier | None,
+               methods: list[str], candidate_ratios: Sequence[float]) -> dict[tuple[str, float], float]:
+        """Validation score of every (method, ratio) candidate on top of baseline ``best``, whose
+        classifier ``best_on_fit`` is the ratio-0 candidate and the teacher."""
         selection = {}
         if 0 in candidate_ratios:
-            selection[("none", 0.0)] = evaluate_accuracy(teacher, val)
+            selection[("none", 0.0)] = self.score(best_on_fit, val)
             if "soft" in methods:  # soft labels without synthetic rows: no credit to the generator
-                control = self.train(fit, synthetic_mix=self.mix("soft-control", 0.0, teacher))
-                selection[("soft-control", 0.0)] = evaluate_accuracy(control, val)
+                control = self.train(f"validation: {best} + teacher soft labels, no synthetic rows", fit, best,
+                                     self.mix("soft-control", 0.0, best_on_fit))
+                selection[("soft-control", 0.0)] = self.score(control, val)
         for m in methods:
             for candidate in (float(r) for r in candidate_ratios if r):
-                model = self.train(fit, synthetic_mix=self.mix(m, candidate, teacher))
-                selection[(m, candidate)] = evaluate_accuracy(model, val)
+                model = self.train(f"validation: {best} + {m}@{candidate:g}", fit, best,
+                                   self.mix(m, candidate, best_on_fit))
+                selection[(m, candidate)] = self.score(model, val)
         return selection
 
-    def final(self, train_data: LabelledImages, test_data: LabelledImages, method: str, ratio: float,
-              real: ReferenceClassifier | None) -> dict:
-        """The test-set arms of the chosen ``method`` and ``ratio`` (the only use of the test set)."""
-        real = real if real is not None else self.train(train_data)
-        # Ratio 0 (validation says: do not mix) is the real + classic arm itself.
-        mixed = real if method == "none" else self.train(train_data, synthetic_mix=self.mix(method, ratio, real))
-        b = self.budget
-        report = {
-            "acc_real_classic": evaluate_accuracy(real, test_data),
-            "acc_mixed": evaluate_accuracy(mixed, test_data),
-            "acc_real_noaug": None, "method": method, "ratio": ratio,
-            "per_class_real_classic": per_class_accuracy(real, test_data),
-            "per_class_mixed": per_class_accuracy(mixed, test_data),
-            "per_class_real_noaug": None, "acc_teacher_control": None, "delta_vs_control": None,
-            "steps": b["steps"], "epochs": b["epochs"], "mode": self.mode, "batch_size": b["batch_size"],
-            "seed": self.seed,
-        }
-        report["delta"] = report["acc_mixed"] - report["acc_real_classic"]
+    def final(self, train_data: LabelledImages, test_data: LabelledImages, best: str, method: str, ratio: float,
+              classic: ReferenceClassifier | None) -> dict:
+        """The test-set arms of baseline ``best`` and ``method`` at ``ratio`` (the only use of the test set)."""
+        if classic is None:
+            classic = self.train("final: classic", train_data)
+        model = classic if best == "classic" else self.train(f"final: {best}", train_data, best)
+        # Method "none" (validation says: do not mix) is the best baseline's arm itself.
+        mixed = model if method == "none" else self.train(
+            f"final: {best} + {method}@{ratio:g}", train_data, best, self.mix(method, ratio, model))
+        b = self.common
+        report = {"metric": self.metric, "best_baseline": best, "method": method, "ratio": ratio,
+                  "acc_real_noaug": None, "per_class_real_noaug": None,
+                  "acc_teacher_control": None, "delta_vs_control": None}
+        for arm, classifier in (("real_classic", classic), ("best_baseline", model), ("mixed", mixed)):
+            report[f"acc_{arm}"] = evaluate_accuracy(classifier, test_data)
+            report[f"per_class_{arm}"] = per_class_accuracy(classifier, test_data, num_classes=self.num_classes)
+            report[f"score_{arm}"] = self.score(classifier, test_data)
+        report["delta"] = report["score_mixed"] - report["score_best_baseline"]
+        report["delta_vs_classic"] = report["score_mixed"] - report["score_real_classic"]
         if method == "soft":  # the teacher's soft targets on real rows only: what the rows add
-            control = self.train(train_data, synthetic_mix=_teacher_control(real, self.generator.num_classes))
+            control = self.train(f"final: {best} + teacher soft labels, no synthetic rows", train_data, best,
+                                 _teacher_control(model, self.num_classes))
             report["acc_teacher_control"] = evaluate_accuracy(control, test_data)
             report["delta_vs_control"] = report["acc_mixed"] - report["acc_teacher_control"]
+        report.update(steps=b["steps"], epochs=b["epochs"], mode=self.mode, batch_size=b["batch_size"], seed=self.seed)
         return report
 
 
+# --------------------------------------------------------------------------- the verdict
+def _counted(values: list[str]) -> str:
+    """``"a"`` for one seed or when every seed agrees; ``"a (3 seeds), b (2 seeds)"`` otherwise."""
+    if len(set(values)) == 1:
+        return values[0] + ("" if len(values) == 1 else " at every seed")
+    counts = {v: values.count(v) for v in dict.fromkeys(values)}
+    return ", ".join(f"{v} ({n} seed{'s' * (n > 1)})" for v, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _pts(value: float) -> str:
+    return f"{100 * value:+.1f} pts"
+
+
+def downstream_verdict(reports: Sequence[dict]) -> dict:
+    """The decision over one or several seeds' :func:`downstream_gain` reports (paired: each
+    seed's B + synthetic against the same seed's B).
+
+    ``decision`` is ``"mix"`` only when several seeds give a 95% interval of ``delta`` above 0;
+    ``"do not mix"`` when validation chose no synthetic rows at every seed, or the test
+    difference is not above 0 (mean at or below 0, or an interval that includes 0); and
+    ``"undecided"`` for one positive seed (one seed is not evidence: the text says do not mix
+    until several seeds show it).
+
+    Returns:
+        ``{"seeds", "best_baseline", "method", "ratio", "metric", "delta", "delta_mean",
+        "delta_std", "delta_ci95", "n_positive", "acc_real_classic", "acc_best_baseline",
+        "acc_mixed", "delta_vs_classic"`` (:func:`~augmentgen.metrics.paired_difference` of
+        B + synthetic against classic augmentation alone)``, "decision", "verdict"}``.
+    """
+    if not reports:
+        raise ConfigError("no seeds to judge")
+    n, metric = len(reports), reports[0]["metric"]
+    paired = paired_difference([r["score_mixed"] for r in reports], [r["score_best_baseline"] for r in reports])
+    vs_classic = paired_difference([r["score_mixed"] for r in reports], [r["score_real_classic"] for r in reports])
+    baseline = "Best baseline on the validation split: " + _counted([r["best_baseline"] for r in reports])
+    chosen = [r for r in reports if r["method"] not in ("none", "soft-control")]
+    picks = _counted(["none (B alone)" if r["method"] in ("none", "soft-control") else f"{r['method']} at ratio "
+                      f"{r['ratio']:g}" for r in reports])
+    on_test = (f"On the test data, B + synthetic vs B ({metric}): "
+               + (_pts(paired["mean"]) + " at one seed" if n == 1 else format_interval(paired)))
+    if not chosen:
+        decision = "do not mix"
+        soft = sum(r["method"] == "soft-control" for r in reports)
+        reason = [baseline, "No synthetic method on top of it beat it on the validation split"
+                  + ("" if n == 1 else f" ({n} of {n} seeds)")
+                  + ("" if not soft else f"; teacher soft labels on the real rows alone did best at {soft} of {n}, "
+                     "which needs no generator")]
+    else:
+        if paired["mean"] <= 0:
+            decision, tail = "do not mix", "it does not beat the best baseline"
+        elif n == 1:
+            decision, tail = "undecided", ("one seed is not evidence: do not mix until 5 paired seeds "
+                                           "(augmentgen eval --repeats 5) give an interval above 0")
+        elif paired["ci95"][0] > 0:
+            decision, tail = "mix", f"the interval is above 0 over {n} paired seeds"
+        else:
+            decision, tail = "do not mix", "the interval includes 0, so it is not shown to beat the best baseline"
+        reason = [baseline, f"Best synthetic method on top of it: {picks}", f"{on_test}: {tail}"]
+    return {
+        "seeds": [r["seed"] for r in reports], "best_baseline": [r["best_baseline"] for r in reports],
+        "method": [r["method"] for r in reports], "ratio": [r["ratio"] for r in reports], "metric": metric,
+        "delta": paired["differences"], "delta_mean": paired["mean"], "delta_std": paired["std"],
+        "delta_ci95": paired["ci95"], "n_positive": paired["n_positive"],
+        "acc_real_classic": [r["acc_real_classic"] for r in reports],
+        "acc_best_baseline": [r["acc_best_baseline"] for r in reports],
+        "acc_mixed": [r["acc_mixed"] for r in reports], "delta_vs_classic": vs_classic,
+        "decision": decision, "verdict": ". ".join([decision, *reason]) + ".",
+    }
+
+
 def verdict(report: dict) -> str:
-    """One plain sentence on a :func:`downstream_gain` report: mix or do not mix."""
-    if report["method"] == "none":
-        return ("do not use synthetic data for this dataset: on the validation split no method and "
-                "ratio beat real data with classic augmentation alone")
-    if report["method"] == "soft-control":
-        return ("do not use synthetic data for this dataset: on the validation split the teacher's "
-                "soft labels on the real rows alone did best (no synthetic rows)")
-    chosen = f"{report['method']} at ratio {report['ratio']:g}"
-    if report["delta"] <= 0:
-        return (f"validation chose {chosen}, but it did not beat classic augmentation on the test "
-                f"data ({100 * report['delta']:+.1f} pts): do not rely on it without more seeds")
-    return f"use {chosen}: {100 * report['delta']:+.1f} pts on the test data at this seed"
+    """The verdict of one seed's :func:`downstream_gain` report (see :func:`downstream_verdict`)."""
+    return downstream_verdict([report])["verdict"]
 
 
 __all__ = [
+    "METRICS",
     "MIXING_METHODS",
     "class_consistency",
     "classification_accuracy_score",
     "downstream_gain",
+    "downstream_plan",
+    "downstream_verdict",
     "make_synthetic_mix",
     "sample_uint8_per_class",
     "to_uint8",

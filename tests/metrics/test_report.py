@@ -34,19 +34,20 @@ def test_reference_classifier_serves_as_the_real_arms(split, monkeypatch):
     monkeypatch.setattr(report_module, "train_classifier", counting)
     generator = RealImagesGenerator(train, shift=1)
     report = evaluate_generator(generator, train, test, steps=STEPS, n_per_class=10,
-                                candidate_ratios=(0.25, 0.5, 1.0))
+                                candidate_ratios=(0.25, 0.5, 1.0), baselines="none")
 
     # reference, CAS on synthetic, three ratio candidates, mixed arm, no-augmentation arm
-    assert len(trained) == 7 and sum(trained) == 4
+    assert len(trained) == 7 and sum(trained) == 4 and report["classifier_runs"] == 7
     assert report["cas"]["acc_real"] == report["reference_accuracy"]
     assert report["downstream"]["acc_real_classic"] == report["reference_accuracy"]
 
     # Reusing the reference changes no figure: the arm trained on its own gives the same numbers.
     monkeypatch.setattr(scores_module, "train_classifier", original)
-    alone = downstream_gain(generator, train, test, steps=STEPS, seed=0, candidate_ratios=(0.25, 0.5, 1.0))
+    alone = downstream_gain(generator, train, test, steps=STEPS, seed=0, candidate_ratios=(0.25, 0.5, 1.0),
+                            baselines="none")
     for key in ("acc_real_classic", "acc_mixed", "acc_real_noaug", "ratio", "delta"):
         assert report["downstream"][key] == alone[key], key
-    assert "downstream gain" in format_report(report) and "one seed" in format_report(report)
+    assert "B + synthetic vs B (accuracy): " in format_report(report) and "at one seed" in format_report(report)
     # Coverage ratios against held-out real images (the test set), per class.
     for key in ("diversity_pixels", "diversity_features", "novelty_pixels", "novelty_features"):
         assert len(report["coverage"][key]["per_class"]) == 3
@@ -59,12 +60,13 @@ def test_reference_classifier_serves_as_the_real_arms(split, monkeypatch):
 def test_repeats_measure_the_gain_at_every_seed(split):
     train, test = split
     generator = RealImagesGenerator(train, shift=1)
-    report = evaluate_generator(generator, train, test, steps=STEPS, n_per_class=10, seed=3, repeats=3)
+    report = evaluate_generator(generator, train, test, steps=STEPS, n_per_class=10, seed=3, repeats=3,
+                                baselines="none")
     seeds = report["downstream_seeds"]
     assert seeds["seeds"] == [3, 4, 5] and seeds["delta"][0] == report["downstream"]["delta"]
     for i, seed in enumerate(seeds["seeds"][1:], start=1):
         alone = downstream_gain(generator, train, test, steps=STEPS, seed=seed, include_noaug=False,
-                                candidate_ratios=(0.0, 0.25, 0.5, 1.0))  # evaluate_generator's default
+                                candidate_ratios=(0.0, 0.25, 0.5, 1.0), baselines="none")  # as evaluate_generator
         assert seeds["delta"][i] == alone["delta"] and seeds["acc_mixed"][i] == alone["acc_mixed"]
     deltas = torch.tensor(seeds["delta"], dtype=torch.float64)
     assert seeds["delta_mean"] == pytest.approx(deltas.mean().item())
@@ -79,10 +81,17 @@ def test_repeats_measure_the_gain_at_every_seed(split):
 
 
 def test_the_selection_table_marks_the_choice_once_even_on_ties():
-    from augmentgen.metrics.report import _selection_lines
+    from augmentgen.metrics.report import format_downstream
 
-    down = {"selection": {"none@0": 0.8, "plain@0.25": 0.9, "plain@0.5": 0.9}, "method": "plain", "ratio": 0.25,
-            "verdict": "use plain at ratio 0.25", "acc_teacher_control": None}
-    lines = _selection_lines(down)
-    assert [line for line in lines if "<- chosen" in line] == ["  plain@0.25                        90.0%  <- chosen"]
-    assert lines[-1] == "verdict: use plain at ratio 0.25"
+    arm = {"acc_real_classic": 0.8, "acc_best_baseline": 0.82, "acc_mixed": 0.84, "acc_real_noaug": None,
+           "score_real_classic": 0.8, "score_best_baseline": 0.82, "score_mixed": 0.84}
+    down = {**arm, "seed": 0, "metric": "accuracy", "best_baseline": "mixup-cutmix",
+            "baseline_selection": {"classic": 0.8, "mixup-cutmix": 0.85},
+            "selection": {"none@0": 0.8, "plain@0.25": 0.9, "plain@0.5": 0.9}, "method": "plain", "ratio": 0.25,
+            "acc_teacher_control": None}
+    lines = format_downstream(down).splitlines()
+    assert [line for line in lines if "<- chosen" in line] == [f"    {'plain@0.25':61s}  90.0%  <- chosen"]
+    assert [line.split()[0] for line in lines if "<- best baseline B" in line] == ["mixup-cutmix"]
+    assert "    B + synthetic: plain at ratio 0.25" in "\n".join(lines)
+    assert lines[-1].startswith("verdict: undecided. Best baseline on the validation split: mixup-cutmix.")
+    assert "+2.0 pts at one seed" in lines[-1] and "+4.0 pts at one seed" in "\n".join(lines)  # vs B, vs classic

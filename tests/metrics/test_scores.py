@@ -65,14 +65,14 @@ def test_validation_split_is_stratified_disjoint_and_seeded():
 def test_downstream_gain_runs_every_arm_and_chooses_the_ratio_on_validation(split):
     train, test = split
     report = downstream_gain(RealImagesGenerator(train), train, test, seed=0,
-                             candidate_ratios=(0.25, 0.75), **FAST)
+                             candidate_ratios=(0.25, 0.75), baselines="none", **FAST)
     assert set(report["ratio_selection"]) == {0.25, 0.75}
     assert report["ratio"] in (0.25, 0.75)
     assert report["delta"] == pytest.approx(report["acc_mixed"] - report["acc_real_classic"])
     for key in ("acc_real_classic", "acc_mixed", "acc_real_noaug"):
         assert report[key] > 0.85, (key, report[key])
     fixed = downstream_gain(RealImagesGenerator(train, shift=1), train, test, seed=0, ratio=1.0,
-                            mode="replace", include_noaug=False, **FAST)
+                            mode="replace", include_noaug=False, baselines="none", **FAST)
     # Every training row replaced by an image of the wrong class: the classifier learns nothing
     # useful (chance level or below, 3 classes) and the gain is strongly negative.
     assert fixed["ratio_selection"] is None and fixed["acc_mixed"] < 0.4 and fixed["delta"] < -0.5
@@ -83,7 +83,7 @@ def test_ratio_zero_lets_validation_decide_against_mixing(split):
     train, test = split
     wrong = RealImagesGenerator(train, shift=1)  # synthetic rows of the wrong class only hurt
     report = downstream_gain(wrong, train, test, seed=0, candidate_ratios=(0.0, 1.0), mode="replace",
-                             include_noaug=False, **FAST)
+                             include_noaug=False, baselines="none", **FAST)
     assert report["ratio_selection"][0.0] > report["ratio_selection"][1.0]
     assert report["ratio"] == 0.0 and report["delta"] == 0.0
     assert report["acc_mixed"] == report["acc_real_classic"]
@@ -93,21 +93,22 @@ def test_methods_are_chosen_on_validation_and_none_wins_against_a_wrong_generato
     train, test = split
     wrong = RealImagesGenerator(train, shift=1)  # every synthetic row of the wrong class
     report = downstream_gain(wrong, train, test, seed=0, candidate_ratios=(0.0, 1.0),
-                             methods=("plain", "filter", "soft"), mode="replace", include_noaug=False, **FAST)
+                             methods=("plain", "filter", "soft"), mode="replace", include_noaug=False,
+                             baselines="none", **FAST)
     assert set(report["selection"]) == {"none@0", "soft-control@0", "plain@1", "filter@1", "soft@1"}
     # Wrong rows replacing every real row ruin the classifier; the teacher filter rejects them all
     # (its replace arm keeps the real rows), so it can only tie with no synthetic data.
     assert report["selection"]["plain@1"] < report["selection"]["none@0"] - 0.3
     assert report["selection"]["filter@1"] == pytest.approx(report["selection"]["none@0"], abs=0.1)
     assert report["method"] in ("none", "soft-control")
-    assert report["verdict"].startswith("do not use synthetic data")
+    assert report["verdict"].startswith("do not mix. Best baseline on the validation split: classic")
     assert report["ratio_selection"] == {0.0: report["selection"]["none@0"], 1.0: report["selection"]["plain@1"]}
 
 
 def test_a_soft_label_method_is_credited_against_the_same_teacher_on_real_rows(split):
     train, test = split
     report = downstream_gain(RealImagesGenerator(train), train, test, seed=0, ratio=0.5, methods=("soft",),
-                             include_noaug=False, **FAST)
+                             include_noaug=False, baselines="none", **FAST)
     assert report["method"] == "soft" and report["selection"] is None
     assert report["acc_teacher_control"] is not None
     assert report["delta_vs_control"] == pytest.approx(report["acc_mixed"] - report["acc_teacher_control"])
@@ -124,7 +125,8 @@ def test_variation_modes_are_candidates_chosen_on_validation(split):
     torch.manual_seed(0)
     ae = build_generator(build_config("ae", num_classes=3, encoder_width=8, decoder_width=8, latent_dim=8)).eval()
     report = downstream_gain(ae, train, test, seed=0, candidate_ratios=(0.0, 0.5),
-                             methods=("vary", "interpolate", "extrapolate"), include_noaug=False, **FAST)
+                             methods=("vary", "interpolate", "extrapolate"), include_noaug=False,
+                             baselines="none", **FAST)
     assert set(report["selection"]) == {"none@0", "vary@0.5", "interpolate@0.5", "extrapolate@0.5"}
     assert report["method"] in ("none", "vary", "interpolate", "extrapolate")
     best = max(report["selection"].values())
