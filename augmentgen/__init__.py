@@ -7,7 +7,7 @@ measure whether they help::
 
     generator = augmentgen.train("aae", "fashion-mnist-small", "runs/aae")
     mix = augmentgen.SyntheticMix(generator, ratio=0.25, output_range=(0, 1))
-    images, labels = mix(images, labels)          # inside your training loop
+    images, labels = mix(images, labels)          # in your loop: B real rows + round(0.25 * B) synthetic
     report = augmentgen.evaluate_generator(generator, train_data, test_data)
 """
 

@@ -243,8 +243,8 @@ API_CASES = [
         ConfigError, "learning_rate must be a finite number > 0", "(default 0.0002)"),
     api("config-unknown-training-field", lambda s, t: augmentgen.train("cgan", s.data, t / "out", stepz=3),
         ConfigError, "has no field(s) ['stepz']", "known fields"),
-    api("mix-ratio-above-one", lambda s, t: augmentgen.SyntheticMix(s.generator, ratio=2), ConfigError,
-        "ratio must be in [0, 1] for mode='replace'", "(>= 0 for 'append')"),
+    api("mix-ratio-above-one", lambda s, t: augmentgen.SyntheticMix(s.generator, ratio=2, mode="replace"),
+        ConfigError, "ratio must be in [0, 1] for mode='replace'", "(>= 0 for 'append')"),
 ]
 
 

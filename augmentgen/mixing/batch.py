@@ -41,10 +41,11 @@ from .teacher import one_hot, to_generator_range
 class SyntheticMix:
     """Mix a generator's samples into training batches, on the batch's device.
 
-    ``images, labels = mix(images, labels)`` returns a batch in which a share ``ratio`` of the rows
-    is synthetic. The output has the input's dtype, device, memory layout (``channels_last`` is
-    kept) and value range (read off the first float batch, or stated once); ``uint8`` batches get
-    ``uint8`` synthetic rows in ``[0, 255]``.
+    ``images, labels = mix(images, labels)`` returns the B real rows unchanged followed by
+    ``round(ratio * B)`` synthetic rows (with ``mode="replace"``, the batch with that many of its
+    rows replaced instead). The output has the input's dtype, device, memory layout
+    (``channels_last`` is kept) and value range (read off the first float batch, or stated once);
+    ``uint8`` batches get ``uint8`` synthetic rows in ``[0, 255]``.
 
     Args:
         generator (ConditionalGenerator, SyntheticPool or a row source): where the synthetic rows
@@ -55,13 +56,18 @@ class SyntheticMix:
             :class:`~augmentgen.mixing.GeneratorSource` or :class:`~augmentgen.mixing.PoolSource`;
             or an anchored source made from the batch's real rows
             (:class:`~augmentgen.mixing.VariationSource` and its controls).
-        ratio (float, defaults to 0.5): ``replace``: share of rows replaced, in [0, 1];
-            ``append``: ``round(ratio * B)`` rows are appended, any ratio >= 0.
-        mode (str, defaults to ``"replace"``): ``"replace"`` keeps the batch size; ``"append"``
-            grows the batch.
+        ratio (float, defaults to 0.5): ``round(ratio * B)`` synthetic rows are made for a batch
+            of B real rows; any ratio >= 0 for ``append``, in [0, 1] for ``replace`` (the share of
+            rows replaced).
+        mode (str, defaults to ``"append"``): ``"append"`` adds the synthetic rows after the real
+            ones, so the batch grows to ``B + round(ratio * B)`` and the classifier still sees
+            every real row it would see without mixing (equal real exposure: a change in accuracy
+            is then the synthetic rows' doing, not the loss of real rows). ``"replace"`` puts them
+            in place of real rows and keeps the batch size fixed (e.g. to bound memory), at the
+            cost of showing the classifier fewer real rows.
         balance (defaults to None): classes of the synthetic rows. ``None``: the classes of the
-            batch (``replace`` keeps each replaced row's label; ``append`` copies the classes of
-            randomly drawn rows). ``"uniform"``: every class equally often. ``{class: weight}``
+            batch (``append`` copies the classes of randomly drawn rows; ``replace`` keeps each
+            replaced row's label). ``"uniform"``: every class equally often. ``{class: weight}``
             (index or class name): in proportion to the weights. ``"inverse-frequency"``: to the
             classes furthest below the most frequent one in the running counts of the labels
             this mixer has output, so every class is topped up to the majority count. With a
@@ -120,7 +126,7 @@ class SyntheticMix:
     """
 
     def __init__(self, generator: ConditionalGenerator | SyntheticPool | FreeSource | AnchoredSource,
-                 ratio: float = 0.5, *, mode: Literal["replace", "append"] = "replace", balance: Balance = None,
+                 ratio: float = 0.5, *, mode: Literal["append", "replace"] = "append", balance: Balance = None,
                  output_range: tuple[float, float] | None = None, mean: Sequence[float] | None = None,
                  std: Sequence[float] | None = None, seed: int | None = None, temperature: Temperature = 1.0,
                  autocast: bool = False, compile: bool = False, prefetch: bool = False,

@@ -65,11 +65,13 @@ def augment_loader(loader: Iterable, generator: ConditionalGenerator | Synthetic
     """Wrap any DataLoader so that every batch it yields is mixed with synthetic rows.
 
     ``for images, labels in augment_loader(loader, generator, ratio=0.5): ...`` — the loop is
-    unchanged. ``mix_kwargs`` go to :class:`SyntheticMix` (``mode``, ``balance``,
-    ``output_range``, ``mean``/``std``, ``seed``, ``temperature``, ...). ``generator`` may be a
-    :class:`~augmentgen.mixing.SyntheticPool` (call ``pool.step_epoch()`` after each epoch) or
-    any row source :class:`SyntheticMix` takes. Batches are moved to the generator's device (or
-    the pool's bank's, or the source's).
+    unchanged. Each batch of B real rows comes out with ``round(ratio * B)`` synthetic rows
+    appended (:class:`SyntheticMix`'s default ``mode="append"``, which says why;
+    ``mode="replace"`` keeps B). ``mix_kwargs`` go to :class:`SyntheticMix` (``mode``,
+    ``balance``, ``output_range``, ``mean``/``std``, ``seed``, ``temperature``, ...).
+    ``generator`` may be a :class:`~augmentgen.mixing.SyntheticPool` (call ``pool.step_epoch()``
+    after each epoch) or any row source :class:`SyntheticMix` takes. Batches are moved to the
+    generator's device (or the pool's bank's, or the source's).
     """
     return AugmentedLoader(loader, SyntheticMix(generator, ratio, **mix_kwargs),
                            image_key=image_key, label_key=label_key, to_device=to_device)

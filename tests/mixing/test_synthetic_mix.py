@@ -35,7 +35,8 @@ def batch(n=20, channels=1, size=28, dtype=torch.float32, seed=0):
 @pytest.mark.parametrize("ratio,n", [(0.0, 0), (0.25, 5), (0.5, 10), (1.0, 20)])
 def test_replace_keeps_size_and_labels(gen, ratio, n):
     images, labels = batch()
-    out, out_labels, mask = SyntheticMix(gen, ratio, seed=0, output_range=(0, 1))(images, labels, return_mask=True)
+    out, out_labels, mask = SyntheticMix(gen, ratio, mode="replace", seed=0, output_range=(0, 1))(
+        images, labels, return_mask=True)
     assert out.shape == images.shape and mask.dtype == torch.bool
     assert int(mask.sum()) == n
     assert torch.equal(out_labels, labels)  # balance=None: each replaced row keeps its label
@@ -47,7 +48,7 @@ def test_replace_keeps_size_and_labels(gen, ratio, n):
 def test_replace_row_gets_image_of_its_class(gen):
     # The synthetic image of a replaced row is exactly the generator's sample for that row's class.
     images, labels = batch()
-    mix = SyntheticMix(gen, 0.5, seed=3)
+    mix = SyntheticMix(gen, 0.5, mode="replace", seed=3)
     out, out_labels, mask = mix(images, labels, return_mask=True)
     rows = mask.nonzero().flatten()
     rng = torch.Generator().manual_seed(3)
@@ -66,6 +67,38 @@ def test_append_adds_round_ratio_rows(gen, ratio, b, n):
     assert torch.equal(out[:b], images) and torch.equal(out_labels[:b], labels)
     # balance=None copies classes present in the batch
     assert set(out_labels[b:].tolist()) <= set(labels.tolist())
+
+
+@pytest.mark.parametrize("ratio,b,n", [(0.5, 20, 10), (0.3, 10, 3), (1.5, 4, 6)])
+def test_the_default_mode_is_append(gen, ratio, b, n):
+    # Equal real exposure by default: the B real rows come out unchanged, round(ratio * B) rows follow.
+    images, labels = batch(b)
+    mix = SyntheticMix(gen, ratio, seed=0)
+    assert mix.mode == "append" and "mode='append'" in repr(mix)
+    out, out_labels, mask = mix(images, labels, return_mask=True)
+    assert out.shape == (b + n, 1, 28, 28) and out_labels.shape == (b + n,)
+    assert mask.tolist() == [False] * b + [True] * n
+    assert torch.equal(out[:b], images) and torch.equal(out_labels[:b], labels)
+    explicit = SyntheticMix(gen, ratio, mode="append", seed=0)(images, labels, return_mask=True)
+    assert all(torch.equal(x, y) for x, y in zip((out, out_labels, mask), explicit))
+
+
+def test_augment_loader_appends_by_default(gen):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    images, labels = torch.rand(24, 1, 28, 28), torch.arange(24) % 3
+    wrapped = augment_loader(DataLoader(TensorDataset(images, labels), batch_size=8), gen, 0.5, seed=0)
+    assert wrapped.mix.mode == "append"
+    batches = list(wrapped)
+    assert len(batches) == 3
+    for i, (x, y) in enumerate(batches):
+        real = slice(8 * i, 8 * i + 8)
+        assert x.shape == (12, 1, 28, 28) and y.shape == (12,)
+        assert torch.equal(x[:8], images[real]) and torch.equal(y[:8], labels[real])
+    # dict batches too: the real rows, then round(0.25 * 8) = 2 appended rows
+    out = next(iter(augment_loader([{"image": images[:8], "label": labels[:8]}], gen, 0.25, seed=0)))
+    assert out["image"].shape == (10, 1, 28, 28) and out["label"].shape == (10,)
+    assert torch.equal(out["image"][:8], images[:8]) and torch.equal(out["label"][:8], labels[:8])
 
 
 def test_uniform_balance_is_exact(gen):
@@ -145,7 +178,7 @@ def test_mean_std_normalisation_matches_torchvision(gen):
     expected = v2.Normalize(mean, std)((fake + 1) / 2)
     assert torch.allclose(from_generator_range(fake, mean=mean, std=std), expected, atol=1e-6)
     images, labels = batch(10)
-    out, _ = SyntheticMix(gen, 1.0, seed=0, mean=mean, std=std)(images, labels)
+    out, _ = SyntheticMix(gen, 1.0, mode="replace", seed=0, mean=mean, std=std)(images, labels)  # every row
     unit = out * std[0] + mean[0]  # back to [0, 1]
     assert unit.min() >= -1e-5 and unit.max() <= 1 + 1e-5
     assert not torch.allclose(out, unit, atol=1e-3)  # normalised, not left in [0, 1]
@@ -159,10 +192,11 @@ def test_channels_last_preserved(gen_rgb32, mode):
     assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
 
 
-def test_input_not_modified(gen):
+@pytest.mark.parametrize("mode", ["replace", "append"])
+def test_input_not_modified(gen, mode):
     images, labels = batch()
     before, before_labels = images.clone(), labels.clone()
-    SyntheticMix(gen, 1.0, balance="uniform", seed=0)(images, labels)
+    SyntheticMix(gen, 1.0, mode=mode, balance="uniform", seed=0)(images, labels)
     assert torch.equal(images, before) and torch.equal(labels, before_labels)
 
 
@@ -210,7 +244,7 @@ def test_device_mismatch_names_fix(gen):
 
 def test_config_errors(gen):
     with pytest.raises(ConfigError):
-        SyntheticMix(gen, 1.5)
+        SyntheticMix(gen, 1.5, mode="replace")
     with pytest.raises(ConfigError):
         SyntheticMix(gen, mode="swap")
     with pytest.raises(ConfigError, match="class index"):
@@ -231,7 +265,7 @@ def test_augment_loader_wraps_dataloader(gen):
     assert shapes == [(12, 12)] * 3
     # dict batches too
     dict_loader = [{"image": images[:8], "label": labels[:8]}]
-    out = next(iter(augment_loader(dict_loader, gen, 0.25, seed=0)))
+    out = next(iter(augment_loader(dict_loader, gen, 0.25, mode="replace", seed=0)))
     assert out["image"].shape == (8, 1, 28, 28) and torch.equal(out["label"], labels[:8])
 
 
@@ -294,7 +328,7 @@ def bank_positions(pool, images_uint8, labels):
 def test_pool_rows_are_bank_images_of_their_class_replace(gen, pool):
     images, labels = batch(40)
     images = (images * 255).to(torch.uint8)
-    out, out_labels, mask = SyntheticMix(pool, 0.5, seed=0)(images, labels, return_mask=True)
+    out, out_labels, mask = SyntheticMix(pool, 0.5, mode="replace", seed=0)(images, labels, return_mask=True)
     assert out.shape == images.shape and out.dtype == torch.uint8 and int(mask.sum()) == 20
     assert torch.equal(out_labels, labels)  # balance=None: each replaced row keeps its label
     assert torch.equal(out[~mask], images[~mask])
@@ -309,7 +343,7 @@ def test_pool_rows_follow_balance_append(gen, pool):
     out, out_labels, mask = mix(images, labels, return_mask=True)
     assert mask.tolist() == [False] * 30 + [True] * 15
     assert torch.bincount(out_labels[mask], minlength=3).tolist() == [5, 5, 5]
-    dict_mix = SyntheticMix(pool, 0.5, balance={0: 3.0, "2": 1.0}, seed=0)
+    dict_mix = SyntheticMix(pool, 0.5, mode="replace", balance={0: 3.0, "2": 1.0}, seed=0)
     _, dict_labels, dict_mask = dict_mix(*batch(40), return_mask=True)
     assert torch.bincount(dict_labels[dict_mask], minlength=3).tolist() == [15, 0, 5]
 
@@ -359,7 +393,8 @@ def test_pool_rows_obey_dtype_and_range(gen, pool, dtype):
 def test_pool_rows_obey_mean_std_like_generated_rows(gen, pool):
     mean, std = [0.2860], [0.3530]
     images, labels = batch(10)
-    out, out_labels, mask = SyntheticMix(pool, 1.0, seed=0, mean=mean, std=std)(images, labels, return_mask=True)
+    out, out_labels, mask = SyntheticMix(pool, 1.0, mode="replace", seed=0, mean=mean, std=std)(
+        images, labels, return_mask=True)  # every row
     unit = out * std[0] + mean[0]  # back to [0, 1]
     assert unit.min() >= -1e-5 and unit.max() <= 1 + 1e-5
     as_bytes = (unit * 255).round().to(torch.uint8)
@@ -390,10 +425,11 @@ def test_pool_mix_is_seeded_and_refresh_changes_the_rows(gen):
     pool_state, global_state = pool._rng.get_state(), torch.get_rng_state()
     SyntheticMix(pool, 0.5, seed=7)(images, labels)
     assert torch.equal(pool._rng.get_state(), pool_state) and torch.equal(torch.get_rng_state(), global_state)
-    before, _, mask = SyntheticMix(pool, 0.5, seed=3)(images, labels, return_mask=True)
+    before, _, mask = SyntheticMix(pool, 0.5, mode="replace", seed=3)(images, labels, return_mask=True)
     old_bank = pool.images.clone()
     pool.refresh()
-    after, after_labels, after_mask = SyntheticMix(pool, 0.5, seed=3)(images, labels, return_mask=True)
+    after, after_labels, after_mask = SyntheticMix(pool, 0.5, mode="replace", seed=3)(
+        images, labels, return_mask=True)
     assert torch.equal(mask, after_mask)  # same seed: the same rows are replaced ...
     assert not torch.equal(before[mask], after[mask])  # ... by images of the new bank
     rows = ((after[after_mask] + 1) * 127.5).round().to(torch.uint8)
@@ -420,10 +456,11 @@ def test_pool_soft_labels_use_the_teacher_on_the_drawn_rows(gen, pool):
     torch.manual_seed(0)
     teacher = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 3))
     images, labels = batch()
-    mix = SyntheticMix(pool, 0.5, seed=0, output_range=(0, 1), teacher=teacher, soft_labels=True,
-                       label_temperature=2.0, soft_label_weight=0.5)
+    mix = SyntheticMix(pool, 0.5, mode="replace", seed=0, output_range=(0, 1), teacher=teacher,
+                       soft_labels=True, label_temperature=2.0, soft_label_weight=0.5)
     out, targets, mask = mix(images, labels, return_mask=True)
-    hard, hard_labels, hard_mask = SyntheticMix(pool, 0.5, seed=0, output_range=(0, 1))(images, labels, return_mask=True)
+    hard, hard_labels, hard_mask = SyntheticMix(pool, 0.5, mode="replace", seed=0, output_range=(0, 1))(
+        images, labels, return_mask=True)
     assert torch.equal(out, hard) and torch.equal(mask, hard_mask)  # soft labels draw no random numbers
     assert targets.shape == (20, 3) and torch.allclose(targets.sum(1), torch.ones(20))
     expected = TeacherLabels(teacher, 2.0, 0.5, 3, output_range=(0, 1))(out[mask], hard_labels[mask])[1]
@@ -464,7 +501,7 @@ def test_pool_augment_loader_and_repr(gen, pool):
     mix = SyntheticMix(pool, 0.25)
     assert mix.generator is None and mix.pool is pool and mix.device == torch.device("cpu")
     assert mix.num_classes == 3 and mix.image_shape == (1, 28, 28)
-    assert repr(mix).startswith("SyntheticMix(ratio=0.25, mode='replace'") and "pool=SyntheticPool(3 classes" in repr(mix)
+    assert repr(mix).startswith("SyntheticMix(ratio=0.25, mode='append'") and "pool=SyntheticPool(3 classes" in repr(mix)
 
 
 # --------------------------------------------------------------------------- value range, state
@@ -485,7 +522,8 @@ def test_a_batch_outside_both_ranges_names_mean_std(gen):
     images = torch.randn(8, 1, 28, 28) * 2  # normalised images
     with pytest.raises(DataError, match=r"neither \[0, 1\].*mean=\.\.\., std=\.\.\."):
         SyntheticMix(gen, 0.5)(images, torch.zeros(8, dtype=torch.long))
-    mixed, _ = SyntheticMix(gen, 0.5, mean=[0.5], std=[0.5])(images, torch.zeros(8, dtype=torch.long))
+    mixed, _ = SyntheticMix(gen, 0.5, mode="replace", mean=[0.5], std=[0.5])(
+        images, torch.zeros(8, dtype=torch.long))
     assert mixed.shape == images.shape
     with pytest.raises(ConfigError, match="output_range"):
         SyntheticMix(gen, 0.5, output_range=(1, 0))
@@ -497,7 +535,7 @@ def test_the_readme_one_liner_is_right_for_a_totensor_loader(gen):
 
     data = TensorDataset(torch.rand(32, 1, 28, 28), torch.arange(32) % 3)
     for images, _labels in augment_loader(DataLoader(data, batch_size=16), gen, ratio=0.5):
-        assert images.min() >= 0 and images.max() <= 1 and len(images) == 16
+        assert images.min() >= 0 and images.max() <= 1 and len(images) == 16 + 8  # appended by default
 
 
 @pytest.mark.parametrize("mode", ["replace", "append"])
@@ -521,5 +559,6 @@ def test_dict_batches_with_other_keys_name_the_keys(gen):
     batches = [{"pixel_values": torch.rand(4, 1, 28, 28) * 2 - 1, "labels": torch.zeros(4, dtype=torch.long)}]
     with pytest.raises(DataError, match=r"keys \['labels', 'pixel_values'\].*image_key="):
         next(iter(augment_loader(batches, gen, ratio=0.5)))
-    out = next(iter(augment_loader(batches, gen, ratio=0.5, image_key="pixel_values", label_key="labels")))
+    out = next(iter(augment_loader(batches, gen, ratio=0.5, mode="replace", image_key="pixel_values",
+                                   label_key="labels")))
     assert out["pixel_values"].shape == (4, 1, 28, 28)

@@ -73,7 +73,7 @@ def test_filter_replace_keeps_real_rows_of_rejected_classes(data, real, teacher,
     gen = WrongClassGenerator(data, [0.0, 1.0, 0.0])
     images, labels = real
     images = ((images + 1) * 127.5).round().to(torch.uint8) if dtype == torch.uint8 else images
-    mix = SyntheticMix(gen, 0.5, seed=1, teacher=teacher, filter_threshold=0.5)  # balance=None
+    mix = SyntheticMix(gen, 0.5, mode="replace", seed=1, teacher=teacher, filter_threshold=0.5)  # balance=None
     out, out_labels, mask = mix(images, labels, return_mask=True)
     assert out.shape == images.shape and out.dtype == dtype and mask.shape == (24,)
     assert torch.equal(out_labels, labels)  # balance=None keeps every label
@@ -91,7 +91,7 @@ def test_a_wholly_wrong_generator_adds_nothing(data, real, teacher):
     out, out_labels, mask = SyntheticMix(gen, 0.5, mode="append", seed=0, teacher=teacher,
                                          filter_threshold=0.5)(images, labels, return_mask=True)
     assert torch.equal(out, images) and torch.equal(out_labels, labels) and not mask.any()
-    out, out_labels, mask = SyntheticMix(gen, 1.0, seed=0, teacher=teacher,
+    out, out_labels, mask = SyntheticMix(gen, 1.0, mode="replace", seed=0, teacher=teacher,
                                          filter_threshold=0.5)(images, labels, return_mask=True)
     assert torch.equal(out, images) and torch.equal(out_labels, labels) and not mask.any()
 
