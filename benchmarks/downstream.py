@@ -19,7 +19,12 @@ of 128 real rows:
 3. **Synthetic arms on top of B**, the same number of appended rows: ``<family>:free`` (the
    generator's samples of the batch's classes) or ``<family>:variation`` (``VariationSource``:
    rows made from the batch's real rows; the mode, ``vary`` / ``interpolate`` / ``extrapolate``,
-   chosen on the validation split). Each generator trains on the subset only (600 steps).
+   chosen on the validation split, or for a generator without a code to mix (``ddpm``) the
+   ``vary`` strength). Each generator trains on the subset only (``--gen-steps``, 600 by default,
+   recorded in the arm). A suffix ``@bank`` (``ddpm:variation@bank``) draws the rows from a bank
+   made once (``SyntheticPool``; ``SyntheticPool.from_variations`` of the arm's own training
+   images, ``--bank-per-image`` rows per image of the largest class) instead of at every step:
+   what makes a slow generator affordable, and a different method, so a different arm.
 4. **Paired statistics** over seeds: ΔAcc of each synthetic arm against B, against (r) and
    against (a), the oracle gain e − a, as means of per-seed differences with a 95% t interval
    and the number of positive seeds; oracle share = ΔAcc vs B / oracle gain. Long-tailed cells
@@ -48,12 +53,14 @@ from pathlib import Path
 import torch
 from harness import RESULTS, git_commit, machine
 from protocol import CELLS, Cell, draw_cell, load_split
-from torchvision.transforms import v2
 
 import augmentgen
 from augmentgen.metrics import (
+    baselines,
     classifier_steps,
+    diversity_ratio,
     evaluate_accuracy,
+    novelty_ratio,
     oracle_share,
     paired_difference,
     per_class_accuracy,
@@ -61,22 +68,24 @@ from augmentgen.metrics import (
     train_classifier,
     validation_split,
 )
-from augmentgen.mixing import PixelMixSource, RealRowSource, SyntheticMix, VariationSource
+from augmentgen.mixing import PixelMixSource, RealRowSource, SyntheticMix, SyntheticPool, VariationSource
 from augmentgen.models import build_config
+from augmentgen.models.encoder import EncoderGenerator
 from augmentgen.training import Trainer, TrainingConfig
 
 PROTOCOL_VERSION = 3
 VARIATION_MODES = ("vary", "interpolate", "extrapolate")
+#: ``vary`` strengths tried on validation for a generator with ``vary`` but no code to mix (``ddpm``).
+VARY_STRENGTHS = (0.3, 0.5, 0.7)
+#: Generator settings an arm records itself (two runs may differ there, never within one arm).
+ARM_SETTINGS = ("gen_steps", "bank_per_image")
 BASELINE_NAMES = {"a": "classic", "f": "classic + MixUp/CutMix", "g": "classic + class-balanced resampling",
                   "h": "classic + logit-adjusted loss (tau 1)"}
 
 
 def baseline_options(name: str, num_classes: int) -> dict:
-    """``train_classifier`` options of a non-generative arm."""
-    if name == "f":
-        mix = v2.RandomChoice([v2.MixUp(num_classes=num_classes), v2.CutMix(num_classes=num_classes)])
-        return {"batch_transform": mix}
-    return {"a": {}, "g": {"sampler": "class-balanced"}, "h": {"logit_adjustment": 1.0}}[name]
+    """``train_classifier`` options of a non-generative arm, by its letter (the library's baselines)."""
+    return baselines.baseline_options(baselines.BENCHMARK_LETTERS[name], num_classes)
 
 
 # --------------------------------------------------------------------------- summaries
@@ -123,6 +132,10 @@ def summarise(results: dict) -> dict:
         if ":variation" in key:
             entry["vs_p"] = _paired(rows, acc(key), acc("p"))
             entry["modes_chosen"] = [r["arms"][key]["mode"] for r in rows if key in r["arms"]]
+        if ":" in key:
+            covered = [r["arms"][key]["coverage"] for r in rows if (r["arms"].get(key) or {}).get("coverage")]
+            entry["coverage"] = {name: mean_std([c[name] for c in covered])
+                                 for name in ("diversity_pixels", "novelty_pixels")} if covered else None
         delta = (entry["vs_best_baseline"] or {}).get("mean")
         entry["oracle_share"] = oracle_share(delta, gain) if delta is not None and gain else None
         if lt:
@@ -142,6 +155,7 @@ class Arms:
         self.common = dict(epochs=args.epochs, min_steps=args.min_steps, batch_size=args.clf_batch_size,
                            width=args.clf_width, num_classes=self.k)
         self.batch_size, self.ratio, self.gen_steps = args.clf_batch_size, args.ratio, args.gen_steps
+        self.bank_per_image = args.bank_per_image
         self.fit, self.val = validation_split(cell.subset, 0.2, seed=seed)
         self.baselines = ["a", "f", "g", "h"] if cell.long_tailed else ["a", "f"]
 
@@ -206,22 +220,84 @@ class Arms:
         with tempfile.TemporaryDirectory() as tmp:
             return Trainer(config, training, tmp).fit(subset).eval()
 
+    def rows_from(self, generator, kind: str, candidate: dict | None, data, bank: bool):
+        """What an arm draws from: the generator (free) or a variation source, made per step, or,
+        with ``bank``, a bank built once from ``data`` (the arm's own training images, so a
+        validation run never sees rows made from the validation images)."""
+        if kind == "free":
+            if not bank:
+                return generator
+            per_class = self.bank_per_image * max(data.class_counts)
+            return SyntheticPool(generator, per_class=per_class, seed=self.seed, batch_size=256)
+        source = VariationSource(generator, **candidate)
+        if not bank:
+            return source
+        return SyntheticPool.from_variations(source, data.images, data.labels, per_image=self.bank_per_image,
+                                             seed=self.seed, progress=False)
+
+    def variation_candidates(self, generator) -> list[dict]:
+        """The variation settings chosen among on validation: the three modes where the generator
+        has a code to mix (an encoder family), else ``vary`` at a few strengths (SDEdit of ``ddpm``)."""
+        if isinstance(generator, EncoderGenerator):
+            return [{"mode": m} for m in VARIATION_MODES]
+        return [{"mode": "vary", "strength": s} for s in VARY_STRENGTHS]
+
     def source_arm(self, spec: str, best: str) -> dict:
-        """``family:free`` or ``family:variation`` on top of B; the variation mode chosen on validation."""
-        family, kind = spec.split(":")
+        """``family:free`` or ``family:variation`` (``@bank``: from an offline bank) on top of B;
+        the variation setting chosen on validation."""
+        family, kind, bank = parse_source(spec)
         t0 = time.perf_counter()
         generator = self.train_generator(family)
-        gen_seconds = round(time.perf_counter() - t0, 1)
+        settings = {"gen_steps": self.gen_steps, "gen_train_seconds": round(time.perf_counter() - t0, 1),
+                    **({"bank_per_image": self.bank_per_image} if bank else {})}
         if kind == "free":
-            arm = self.appended_arm(best, generator)
-            return {**arm, "gen_train_seconds": gen_seconds, "seconds": round(time.perf_counter() - t0, 1)}
-        selection = {mode: self.score_val(self.train(self.fit, synthetic_mix=self.mixer(VariationSource(generator, mode)),
-                                                     **baseline_options(best, self.k)))
-                     for mode in VARIATION_MODES}
-        mode = max(VARIATION_MODES, key=lambda m: selection[m])
-        arm = self.appended_arm(best, VariationSource(generator, mode))
-        return {**arm, "mode": mode, "mode_selection": selection,
-                "gen_train_seconds": gen_seconds, "seconds": round(time.perf_counter() - t0, 1)}
+            arm = self.appended_arm(best, self.rows_from(generator, kind, None, self.cell.subset, bank))
+            return {**arm, **settings, "coverage": self.row_coverage(generator, None),
+                    "seconds": round(time.perf_counter() - t0, 1)}
+        candidates = self.variation_candidates(generator)
+        selection = [self.score_val(self.train(self.fit, synthetic_mix=self.mixer(
+            self.rows_from(generator, kind, c, self.fit, bank)), **baseline_options(best, self.k)))
+            for c in candidates]
+        chosen = candidates[max(range(len(candidates)), key=lambda i: selection[i])]  # ties: the first
+        arm = self.appended_arm(best, self.rows_from(generator, kind, chosen, self.cell.subset, bank))
+        return {**arm, "mode": chosen["mode"], **({"strength": chosen["strength"]} if "strength" in chosen else {}),
+                "mode_selection": {_label(c): v for c, v in zip(candidates, selection)},
+                **settings, "coverage": self.row_coverage(generator, chosen),
+                "seconds": round(time.perf_counter() - t0, 1)}
+
+    def row_coverage(self, generator, candidate: dict | None, rows_per_class: int = 100) -> dict | None:
+        """Pixel-space diversity and novelty ratios of the arm's rows (medians over classes):
+        free samples, or variations of the subset's images (``rows_per_class`` of the largest
+        class), against the held-out real images (``metrics.coverage``; 1 = like new real data)."""
+        held, subset = self.cell.heldout, self.cell.subset
+        if held is None:
+            return None
+        if candidate is None:
+            bank = SyntheticPool(generator, per_class=rows_per_class, seed=self.seed, batch_size=256)
+        else:
+            per_image = max(1, -(-rows_per_class // max(subset.class_counts)))
+            bank = SyntheticPool.from_variations(VariationSource(generator, **candidate), subset.images,
+                                                 subset.labels, per_image=per_image, seed=self.seed,
+                                                 progress=False)
+        rows = bank.images.flatten(0, 1)
+        labels = torch.arange(bank.num_classes).repeat_interleave(bank.per_class)
+        common = dict(num_classes=self.k, seed=self.seed)
+        diversity = diversity_ratio(rows, labels, held.images, held.labels, **common)
+        novelty = novelty_ratio(rows, labels, subset.images, subset.labels, held.images, held.labels, **common)
+        return {"diversity_pixels": diversity["median"], "novelty_pixels": novelty["median"],
+                "rows_per_class": bank.per_class, "space": "pixels"}
+
+
+def _label(candidate: dict) -> str:
+    """``vary`` or ``vary@0.5``: how a variation candidate is named in the file."""
+    return candidate["mode"] + (f"@{candidate['strength']:g}" if "strength" in candidate else "")
+
+
+def parse_source(spec: str) -> tuple[str, str, bool]:
+    """``family:kind[@bank]`` -> (family, kind, bank)."""
+    family, rest = spec.split(":")
+    kind, _, where = rest.partition("@")
+    return family, kind, where == "bank"
 
 
 # --------------------------------------------------------------------------- the results file
@@ -237,6 +313,8 @@ class ResultsFile:
             if changed:
                 raise SystemExit(f"{path} holds another protocol ({changed}); pass --fresh or --out")
             self.results.update({k: previous[k] for k in ("seeds", "sources", "per_seed", "commands")})
+            if "gen_steps" in previous:  # files from before the steps were recorded per arm
+                self.results["gen_steps"] = previous["gen_steps"]
         self.rows = {row["seed"]: row for row in self.results["per_seed"]}
         self.measured: list[tuple[int, str | None]] = []  # (seed, None): the row; (seed, key): an arm
 
@@ -291,14 +369,17 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--dataset", default="fashion-mnist", choices=sorted(CELLS))
     p.add_argument("--budget", default="50pc", help="10pc, 50pc, 200pc (CIFAR-10) or lt100")
     p.add_argument("--sources", default="aae:variation",
-                   help="synthetic arms, each <family>:free or <family>:variation, comma-separated")
+                   help="synthetic arms, each <family>:free or <family>:variation, comma-separated; a "
+                        "suffix @bank draws the rows from an offline bank (SyntheticPool) built once")
     p.add_argument("--seeds", default="0,1,2,3,4")
     p.add_argument("--epochs", type=float,
                    help="classifier budget in epochs of the real data (default: the cell's convergence file)")
     p.add_argument("--min-steps", type=int, default=100)
     p.add_argument("--clf-width", type=int, default=16, help="ResNet-8 width (64: the stronger classifier)")
     p.add_argument("--clf-batch-size", type=int, default=128)
-    p.add_argument("--gen-steps", type=int, default=600)
+    p.add_argument("--gen-steps", type=int, default=600, help="generator training steps (recorded per arm)")
+    p.add_argument("--bank-per-image", type=int, default=4,
+                   help="@bank arms: rows per real image of the largest class (recorded per arm)")
     p.add_argument("--ratio", type=float, default=0.5, help="appended rows per real row, every appended arm")
     p.add_argument("--out", help="JSON path (default: results/downstream_v3_<dataset>_<budget>[_w<width>].json)")
     p.add_argument("--fresh", action="store_true", help="overwrite the JSON instead of adding to it")
@@ -306,9 +387,10 @@ def parse_args() -> argparse.Namespace:
     if args.budget not in CELLS[args.dataset]:
         p.error(f"{args.dataset} has the budgets {CELLS[args.dataset]}, not {args.budget!r}")
     args.sources = [s.strip() for s in args.sources.split(",") if s.strip()]
-    bad = [s for s in args.sources if s.count(":") != 1 or s.split(":")[1] not in ("free", "variation")]
+    bad = [s for s in args.sources if s.count(":") != 1 or s.split(":")[1] not in
+           ("free", "variation", "free@bank", "variation@bank")]
     if bad:
-        p.error(f"sources must be <family>:free or <family>:variation, got {bad}")
+        p.error(f"sources must be <family>:free or <family>:variation, optionally with @bank, got {bad}")
     args.seeds = [int(s) for s in args.seeds.split(",")]
     if args.epochs is None:
         convergence = RESULTS / f"convergence_{args.dataset}_{args.budget}.json"
@@ -330,7 +412,7 @@ def protocol_of(args) -> dict:
         "classifier": f"augmentgen.metrics.ReferenceClassifier (ResNet-8, width {args.clf_width}), "
                       "AdamW lr 3e-3, one-cycle, label smoothing 0.1",
         "clf_epochs": args.epochs, "clf_min_steps": args.min_steps, "clf_width": args.clf_width,
-        "clf_batch_size": args.clf_batch_size, "gen_steps": args.gen_steps, "gen_batch_size": 64,
+        "clf_batch_size": args.clf_batch_size, "gen_batch_size": 64,
         "appended_ratio": args.ratio, "baselines": BASELINE_NAMES,
         "mixing": "SyntheticMix(mode='append'), equal real exposure; sources on top of the best baseline",
     }
@@ -352,10 +434,12 @@ def run_seed(file: ResultsFile, arms: Arms, args, commit: str | None) -> None:
         row = file.rows[seed]
     best = row["best_baseline"]
     wanted = arms.baselines + (["e"] if arms.cell.oracle is not None else []) + ["r"]
-    wanted += ["p"] if any(s.endswith(":variation") for s in args.sources) else []
+    wanted += ["p"] if any(":variation" in s for s in args.sources) else []
     for key in wanted + args.sources:
         if key in row["arms"]:
             continue
+        if ":" in key:
+            check_arm_settings(file, key, {"gen_steps": args.gen_steps, "bank_per_image": args.bank_per_image})
         if key in arms.baselines or key == "e":
             arm = arms.baseline_arm(key)
         elif key in ("r", "p"):
@@ -367,6 +451,23 @@ def run_seed(file: ResultsFile, arms: Arms, args, commit: str | None) -> None:
               f"{arm['seconds']} s", flush=True)
 
 
+def check_arm_settings(file: ResultsFile, key: str, settings: dict) -> None:
+    """Refuse to add a seed to an arm measured with other generator settings in other seeds."""
+    bank = "@bank" in key
+    for row in file.rows.values():
+        arm = row["arms"].get(key)
+        if arm is None:
+            continue
+        for name in ARM_SETTINGS:
+            if name == "bank_per_image" and not bank:
+                continue
+            recorded = arm.get(name, file.results.get(name))
+            if recorded != settings[name]:
+                flag = "--" + name.replace("_", "-")
+                raise SystemExit(f"arm {key} of seed {row['seed']} was measured with {name}={recorded}; "
+                                 f"pass {flag} {recorded} to add seeds to it (or --out for another file)")
+
+
 def main() -> None:
     args = parse_args()
     suffix = "" if args.clf_width == 16 else f"_w{args.clf_width}"
@@ -375,7 +476,7 @@ def main() -> None:
     command = (f"python benchmarks/downstream.py --dataset {args.dataset} --budget {args.budget} "
                f"--sources {','.join(args.sources)} --seeds {','.join(map(str, args.seeds))} --epochs {args.epochs} "
                f"--min-steps {args.min_steps} --clf-width {args.clf_width} --clf-batch-size {args.clf_batch_size} "
-               f"--gen-steps {args.gen_steps} --ratio {args.ratio}")
+               f"--gen-steps {args.gen_steps} --bank-per-image {args.bank_per_image} --ratio {args.ratio}")
     file.add_run(args.seeds, args.sources, command)
     file.results.update({"machine": machine(), "torch": torch.__version__, "augmentgen": augmentgen.__version__})
     commit = git_commit()

@@ -412,7 +412,9 @@ def v3_arm_name(key: str) -> str:
     if key in V3_ARM_NAMES:
         return V3_ARM_NAMES[key]
     family, _, kind = key.partition(":")
-    return f"B + `{family}` {'rows made from real rows' if kind == 'variation' else 'free samples'}"
+    kind, _, where = kind.partition("@")
+    rows = "rows made from real rows" if kind == "variation" else "free samples"
+    return f"B + `{family}` {rows}{', from a bank made once' if where == 'bank' else ''}"
 
 
 def v3_synthetic_keys(d: dict) -> list[str]:
@@ -451,6 +453,7 @@ def downstream_v3_section(name: str, d: dict) -> str:
     arms = s.get("arms", {})
     header = ["Arm", "Test accuracy (%)", "vs best baseline B", "vs (r)", "vs (p)", "vs (a)", "Oracle share"]
     header += ["Rare five vs B"] if lt else []
+    header += ["Diversity / novelty (pixels)"]
     rows = []
     for key in sorted(arms, key=lambda k: (":" in k, k not in V3_ARM_NAMES, list(V3_ARM_NAMES).index(k)
                                            if k in V3_ARM_NAMES else 0, k)):
@@ -461,13 +464,25 @@ def downstream_v3_section(name: str, d: dict) -> str:
                "–" if share is None else f"{100 * share:.0f}%"]
         if lt:
             row.append(interval_pct(e.get("rarest5_vs_best_baseline")))
+        row.append(coverage_text(e.get("coverage")))
         rows.append(row)
     modes = {k: s[k].get("modes_chosen") for k in v3_synthetic_keys(d) if s.get(k, {}).get("modes_chosen")}
     notes = [f"Best baseline chosen on validation per seed: {s.get('best_baseline_chosen')}; "
              f"oracle gain (e − a): {interval_pct(s.get('oracle_gain'))}."]
     notes += [f"`{k}` modes chosen on validation per seed: {v}." for k, v in modes.items()]
+    notes += ["Diversity / novelty: pixel-space ratios of an arm's rows against held-out real images "
+              "(diversity: within-class spread; novelty: distance to the nearest training image; 1 = like new "
+              "real images, novelty well below 1 = near copies), mean over the seeds measured (n)."]
     return (f"### {d.get('dataset')}, {budget_label(d)} (protocol v3, appended ratio {d.get('appended_ratio')})\n\n"
             + table(header, rows) + "\n\n" + " ".join(notes) + "\n\n" + provenance(name, d))
+
+
+def coverage_text(coverage: dict | None) -> str:
+    """``0.97 / 0.65 (n)``: mean diversity and novelty ratios of an arm's rows over the seeds measured."""
+    if not coverage or not coverage["diversity_pixels"]["n"]:
+        return "–"
+    d, n = coverage["diversity_pixels"], coverage["novelty_pixels"]
+    return f"{d['mean']:.2f} / {n['mean']:.2f} ({d['n']})"
 
 
 def load(path: Path) -> dict | None:
