@@ -21,6 +21,7 @@ import types
 import typing
 from typing import Any, Self
 
+from ._deprecation import rename_keys
 from .errors import ConfigError
 
 _INT64_MAX = 2**63 - 1
@@ -30,7 +31,12 @@ class Config:
     """Mixin for dataclass configs: ``to_dict`` / ``from_dict`` / ``replace`` with validation.
 
     Subclasses' own ``__post_init__`` run after :func:`check_numbers` (see ``__init_subclass__``).
+    A renamed field (:func:`augmentgen._deprecation.renamed_fields`) is still read under its old
+    key, with a ``FutureWarning``, so configs saved before the rename load.
     """
+
+    #: Old field name -> new one, for configs saved before a rename (see ``renamed_fields``).
+    _renamed_fields: typing.ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -52,6 +58,7 @@ class Config:
         """Build the config from plain values, rejecting unknown keys and wrong types."""
         if not isinstance(values, dict):
             raise ConfigError(f"{cls.__name__} expects a JSON object, got {type(values).__name__}")
+        values = rename_keys(values, cls._renamed_fields, owner=cls.__name__, stacklevel=2)
         fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
         unknown = sorted(set(values) - set(fields))
         if unknown:
@@ -69,6 +76,7 @@ class Config:
 
     def replace(self, **changes: Any) -> Self:
         """A copy with ``changes`` applied and validated like ``from_dict``."""
+        changes = rename_keys(changes, self._renamed_fields, owner=type(self).__name__, stacklevel=2)
         return type(self).from_dict({**self.to_dict(), **changes})
 
     @classmethod

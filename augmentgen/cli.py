@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 from ._version import __version__
-from .errors import AugmentgenError, ConfigError, DataError
+from .errors import AugmentgenError, ConfigError, DataError, UnknownFamilyError
 
 DESCRIPTION = ("Train class-conditional image generators on a small labelled dataset, sample images from them, "
                "and measure whether those images help a classifier.")
@@ -64,6 +64,37 @@ def _subcommand(sub, name: str, help_text: str) -> argparse.ArgumentParser:
                           formatter_class=_HelpFormatter, allow_abbrev=False)
 
 
+class _RenamedOption(argparse.Action):
+    """An option's old name: hidden from --help, stores into the new option's destination and
+    records the rename, which the command notes on stderr (:func:`_note_renamed_options`)."""
+
+    def __init__(self, option_strings, dest, *, new: str, **kwargs):
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace.renamed_options = [*getattr(namespace, "renamed_options", []), (option_string, self.new)]
+        setattr(namespace, self.dest, values)
+
+
+def _add_renamed_option(p: argparse.ArgumentParser, old: str, new: str) -> None:
+    """Accept ``old`` as a deprecated, hidden spelling of the option ``new`` added just before."""
+    target = p._option_string_actions[new]
+    p.add_argument(old, dest=target.dest, type=target.type, default=argparse.SUPPRESS, help=argparse.SUPPRESS,
+                   action=_RenamedOption, new=new)
+
+
+def _note_renamed_options(args) -> None:
+    """One stderr line per old option spelling used; refuses an option given under both names."""
+    from ._deprecation import renamed_message
+
+    for old, new in getattr(args, "renamed_options", []):
+        if new in args.argv or any(a.startswith(new + "=") for a in args.argv):
+            raise ConfigError(f"{old} and {new} are the same option ({old} is its old name); pass only {new}")
+        if _is_main_process():
+            print(f"augmentgen: warning: {renamed_message(old, new)}", file=sys.stderr)
+
+
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="folder with the built-in datasets' files (nothing is downloaded)")
     p.add_argument("--image-column", metavar="NAME",
@@ -77,7 +108,8 @@ def _add_train_command(sub) -> None:
 
     defaults = TrainingConfig()
     p = _subcommand(sub, "train", "train a class-conditional generator")
-    p.add_argument("--model", default="cgan", help="model family or preset (see `augmentgen models`)")
+    p.add_argument("--family", default="cgan", help="model family or preset (see `augmentgen models`)")
+    _add_renamed_option(p, "--model", "--family")
     p.add_argument("--data", help="your labelled images: an ImageFolder folder (one subfolder per class), an .npz "
                                   "file, hf:<path> of a saved Hugging Face dataset, or a built-in name "
                                   "(default: fashion-mnist-small, the embedded 500-image demo set, not your data)")
@@ -101,12 +133,13 @@ def _add_train_command(sub) -> None:
              "checkpoint_every": "steps between resumable checkpoints, and the last step (0: none)",
              "keep_checkpoints": "how many of the newest checkpoints to keep",
              "sample_every": "steps between sample grids (0: only at the end)",
-             "samples_per_class": "columns of the sample grids", "log_every": "steps between logged losses",
-             "num_workers": "DataLoader worker processes"}
+             "grid_per_class": "columns of the sample grids: images of each class",
+             "log_every": "steps between logged losses", "num_workers": "DataLoader worker processes"}
     for name, text in helps.items():
         # --steps unset means 2000, or what --time-budget fits: leave it out of args (no "default: None").
         default = argparse.SUPPRESS if name == "steps" else getattr(defaults, name)
         p.add_argument("--" + name.replace("_", "-"), type=int, default=default, help=text)
+    _add_renamed_option(p, "--samples-per-class", "--grid-per-class")
     p.add_argument("--time-budget", metavar="DURATION",
                    help="train as many steps as fit in this wall time, saving included: seconds (600) or a "
                         "duration (90s, 20m, 1h30m); --steps then bounds it")
@@ -153,16 +186,20 @@ def _add_sample_command(sub) -> None:
     s.add_argument("--out", required=True, help="output file (grid: .png, npz: .npz) or folder")
     s.add_argument("--overwrite", action="store_true",
                    help="replace an earlier export at --out (a grid or .npz file, or a folder holding an "
-                        "imagefolder export's classes.json); without it an existing --out is refused")
-    s.add_argument("--format", choices=["grid", "imagefolder", "npz", "hf"], default="grid",
+                        "imagefolder export's classes.json or an hf export's dataset files; not parquet, "
+                        "which resumes instead); without it an existing --out is refused")
+    s.add_argument("--format", choices=["grid", "imagefolder", "npz", "hf", "parquet"], default="grid",
                    help="grid: one PNG, a row per class; imagefolder: OUT/<index>_<class>/*.png plus "
                         "OUT/classes.json (class order and names, read back by load_data); npz: "
-                        "images/labels/classes arrays; hf: Parquet shards for datasets.load_dataset('parquet', "
-                        "data_dir=OUT), resumable, and shared across processes under accelerate launch / torchrun")
+                        "images/labels/classes arrays; hf: a Hugging Face dataset folder written by save_to_disk, "
+                        "for datasets.load_from_disk(OUT); parquet: Parquet shards for "
+                        "datasets.load_dataset('parquet', data_dir=OUT), resumable, and shared across processes "
+                        "under accelerate launch / torchrun (for large banks)")
     s.add_argument("--shard-size", type=int, default=4096,
-                   help="hf: images per Parquet shard, the unit of resuming (a rerun must repeat it)")
+                   help="parquet: images per Parquet shard, the unit of resuming (a rerun must repeat it)")
     s.add_argument("--batch-size", type=int, default=1024,
-                   help="hf: images per forward pass, what each process holds in memory (does not change the rows)")
+                   help="parquet: images per forward pass, what each process holds in memory (does not change "
+                        "the rows)")
     s.add_argument("--seed", type=int, default=0, help="seed of the noise")
     s.add_argument("--temperature", default="1", metavar="T",
                    help="sampling temperature: below 1 concentrates each class's samples (0: the class's "
@@ -319,10 +356,15 @@ def _train(args) -> int:
     from .api import DEMO_DATA, train
     from .models import build_config
 
-    _check_counts(args, {"per_class": "training images of each class"})
-    model_set = parse_overrides(type(build_config(args.model)), args.model_set)
+    _note_renamed_options(args)
+    _check_counts(args, {"per_class": "training images of each class",
+                         "grid_per_class": "columns of the sample grids"})
+    try:
+        model_set = parse_overrides(type(build_config(args.family)), args.model_set)
+    except UnknownFamilyError as exc:
+        raise UnknownFamilyError(f"--family {args.family}: {exc} (see `augmentgen models`)") from None
     training = {name: getattr(args, name, None) for name in (
-        "steps", "batch_size", "seed", "checkpoint_every", "keep_checkpoints", "sample_every", "samples_per_class",
+        "steps", "batch_size", "seed", "checkpoint_every", "keep_checkpoints", "sample_every", "grid_per_class",
         "log_every", "num_workers", "ema_decay", "mixed_precision", "log_with", "on_divergence", "init_from",
         "freeze_discriminator_layers", "transfer_lr_scale", "compile", "channels_last", "optimizer_kernel",
         "time_budget", "snapshot_every", "select_snapshot")}
@@ -330,7 +372,7 @@ def _train(args) -> int:
     if data is None and _is_main_process():
         print(f"augmentgen: notice: no --data given: training on {DEMO_DATA}, the embedded 500-image Fashion-MNIST "
               "DEMO set, not your images; pass --data PATH to train on yours", file=sys.stderr)
-    generator = train(args.model, data or DEMO_DATA, args.out, data_dir=args.data_dir, per_class=args.per_class,
+    generator = train(args.family, data or DEMO_DATA, args.out, data_dir=args.data_dir, per_class=args.per_class,
                       imbalance=args.imbalance, channels=args.channels, image_column=args.image_column,
                       label_column=args.label_column, resume=args.resume, overwrite=args.overwrite,
                       model_config=model_set, command=shlex.join(["augmentgen", *args.argv]), **training)
@@ -351,9 +393,6 @@ def _train(args) -> int:
 
 
 def _sample(args) -> int:
-    import torch
-
-    from ._images import save_sample_grid
     from .hub import from_pretrained
     from .mixing import write_samples
 
@@ -361,28 +400,27 @@ def _sample(args) -> int:
     temperature = _temperature(args.temperature)
     _check_counts(args, {"per_class": "images of each class", "batch_size": "images per forward pass"})
     _check_device(args.device)
-    if args.format == "hf":
+    if args.format == "parquet":
         if args.overwrite:
-            raise ConfigError("--overwrite does not apply to --format hf: rerunning the same command resumes "
+            raise ConfigError("--overwrite does not apply to --format parquet: rerunning the same command resumes "
                               f"the bank in {args.out}; choose a new --out to start another, or delete it yourself")
         return _sample_shards(args, temperature)
     if args.format == "grid":
-        _check_grid_target(Path(args.out), args.overwrite)
+        _check_grid_target(Path(args.out), args.overwrite)  # write_samples replaces a grid file without asking
     generator = from_pretrained(args.model, device=args.device)
     temperature = generator.check_temperature(temperature)
     at = "" if temperature == 1.0 else f", temperature {args.temperature}"
-    if args.format == "grid":
-        g = torch.Generator(device=generator.device).manual_seed(args.seed)
-        images, _ = generator.sample_per_class(args.per_class, generator=g, temperature=temperature)
-        path = save_sample_grid(images, args.per_class, args.out)
-        print(f"wrote {path} ({generator.num_classes} rows x {args.per_class}{at})")
-        return 0
     try:
         path = write_samples(generator, args.per_class, args.out, args.format, seed=args.seed,
                              temperature=temperature, overwrite=args.overwrite)
     except DataError as exc:  # the library's message names its Python argument; this is the flag
         raise DataError(str(exc).replace("overwrite=True", "--overwrite")) from None
+    if args.format == "grid":
+        print(f"wrote {path} ({generator.num_classes} rows x {args.per_class}{at})")
+        return 0
     print(f"wrote {path} ({args.format}: {args.per_class} images x {generator.num_classes} classes{at})")
+    if args.format == "hf":
+        print(f"load:  datasets.load_from_disk({str(path)!r})")
     return 0
 
 
@@ -419,8 +457,8 @@ def _sample_shards(args, temperature) -> int:
     done = ("already complete, nothing generated" if meta.get("already_complete") else
             f"{run['images_generated']} generated now by {run['num_processes']} process(es) at "
             f"{run['images_per_second']:.0f} images/s")
-    print(f"wrote {args.out} (hf: {meta['rows']} images of {len(meta['class_names'])} classes in {meta['shards']} "
-          f"Parquet shards; {done})")
+    print(f"wrote {args.out} (parquet: {meta['rows']} images of {len(meta['class_names'])} classes in "
+          f"{meta['shards']} shards; {done})")
     print(f"load:  datasets.load_dataset('parquet', data_dir={str(args.out)!r}, split='train')")
     return 0
 
@@ -498,7 +536,7 @@ def _eval(args) -> int:
     print(_eval_summary(args, generator, train_data, test_data, held_out, plan), flush=True)
     with tqdm(total=plan["classifier_runs"], unit="classifier", desc="eval", dynamic_ncols=True) as bar:
         report = evaluate_generator(generator, train_data, test_data, steps=args.steps, epochs=args.epochs,
-                                    min_steps=args.min_steps, n_per_class=args.samples_per_class, seed=args.seed,
+                                    min_steps=args.min_steps, per_class=args.samples_per_class, seed=args.seed,
                                     device=args.device, progress=bar, **choice)
     report["baselines_requested"] = args.baselines
     print(format_report(report))

@@ -1,10 +1,10 @@
-"""Synthesis at scale: ``augmentgen sample --format hf`` on 1 and 2 processes, images/s and peak RSS.
+"""Synthesis at scale: ``augmentgen sample --format parquet`` on 1 and 2 processes, images/s and peak RSS.
 
 The default 28x28 ``cgan`` (``build_config("cgan")``, 10 classes, random weights: speed does not
 depend on training) is saved to a temporary folder and sampled by the CLI exactly as a user runs
 it, with the CLI's default shard and batch sizes:
 
-- 1 process: ``python -m augmentgen sample --model M --per-class N --format hf --out DIR``;
+- 1 process: ``python -m augmentgen sample --model M --per-class N --format parquet --out DIR``;
 - 2 processes: ``ACCELERATE_USE_CPU=1 python -m torch.distributed.run --standalone
   --nproc_per_node 2 -m augmentgen sample ...`` (two gloo ranks; ``accelerate launch --cpu``
   would run one);
@@ -49,8 +49,8 @@ CLASSES = 10  # build_config("cgan")'s default
 
 
 def run_cli(model: Path, out: Path, per_class: int, processes: int, seed: int) -> dict:
-    """One ``augmentgen sample --format hf`` command; its figures from the bank's synthesis.json."""
-    sample = ["augmentgen", "sample", "--model", str(model), "--per-class", str(per_class), "--format", "hf",
+    """One ``augmentgen sample --format parquet`` command; its figures from the bank's synthesis.json."""
+    sample = ["augmentgen", "sample", "--model", str(model), "--per-class", str(per_class), "--format", "parquet",
               "--out", str(out), "--seed", str(seed)]
     if processes == 1:
         command = [sys.executable, "-m", *sample]
@@ -123,7 +123,7 @@ def main() -> None:
     images = per_class * CLASSES
     payload = {
         "benchmark": "synthesis_scale",
-        "description": "augmentgen sample --format hf (Parquet shards) of the default 28x28 cgan, random weights, "
+        "description": "augmentgen sample --format parquet (Parquet shards) of the default 28x28 cgan, random weights, "
                        "1 process vs 2 gloo ranks on this CPU, OMP_NUM_THREADS=1 per rank; default --shard-size "
                        "4096 and --batch-size 1024",
         "settings": vars(args),

@@ -98,7 +98,7 @@ def measure(generator, dataset: str, cache: Path, *, per_class: int = 500, class
         "fid_real_floor": round(frechet_distance(test_data.images[:n], real_a, feature), 3),
     }
     if cas:
-        report = classification_accuracy_score(generator, test_data, n_per_class=per_class,
+        report = classification_accuracy_score(generator, test_data, per_class=per_class,
                                                steps=classifier_steps, seed=0)
         metrics["cas"] = round(report["cas"], 4)
     metrics["_samples_per_class"] = per_class

@@ -40,7 +40,7 @@ TINY = ["--set", "generator_width=8", "--set", "discriminator_width=8", "--set",
 def train_args(out: str, *extra: str) -> list[str]:
     """The finished run's own command (2 steps, a checkpoint each), plus ``extra``."""
     return ["train", "--data", "fashion-mnist-small", "--per-class", "2", "--out", out, "--steps", "2",
-            "--batch-size", "6", "--sample-every", "0", "--samples-per-class", "2", "--checkpoint-every", "1",
+            "--batch-size", "6", "--sample-every", "0", "--grid-per-class", "2", "--checkpoint-every", "1",
             *TINY, *extra]
 
 
@@ -113,7 +113,7 @@ CLI_CASES = [
     cli("sample-missing-required", ["sample", "--per-class", "2"], "arguments are required: --model, --out",
         "see `augmentgen sample --help`"),
     # the model and its config
-    cli("train-unknown-model", train_args(NEW, "--model", "cgn"), "unknown model 'cgn'", "available:"),
+    cli("train-unknown-model", train_args(NEW, "--family", "cgn"), "--family cgn: unknown model 'cgn'", "available:"),
     cli("train-zero-steps", train_args(NEW, "--steps", "0"), "steps must be at least 1", "got 0"),
     cli("train-negative-per-class", train_args(NEW, "--per-class", "-3"), "--per-class must be at least 1",
         "pass --per-class N with N >= 1"),
@@ -160,7 +160,7 @@ CLI_CASES = [
                                    "--batch-size", "0"], "--batch-size must be at least 1", "pass --batch-size N"),
     cli("sample-bad-temperature", ["sample", "--model", RUN, "--out", "{new}/g.png", "--temperature", "hot"],
         "--temperature takes a float", "like 0.5 or 1,1,0.5"),
-    cli("sample-zero-shard-size", ["sample", "--model", RUN, "--out", NEW, "--format", "hf", "--shard-size", "0"],
+    cli("sample-zero-shard-size", ["sample", "--model", RUN, "--out", NEW, "--format", "parquet", "--shard-size", "0"],
         "shard_size must be an int >= 1", "got 0"),
     cli("sample-into-an-export", ["sample", "--model", RUN, "--out", "{export}", "--format", "imagefolder"],
         "already exists and is not empty", "pass --overwrite to replace an earlier export", subprocess=True),
@@ -173,10 +173,15 @@ CLI_CASES = [
     cli("sample-overwrite-a-run-folder", ["sample", "--model", RUN, "--out", RUN, "--format", "imagefolder",
                                           "--overwrite"], "is not an earlier imagefolder export",
         "remove it yourself"),
-    cli("sample-hf-into-a-run-folder", ["sample", "--model", RUN, "--out", RUN, "--format", "hf"],
+    cli("sample-parquet-into-a-run-folder", ["sample", "--model", RUN, "--out", RUN, "--format", "parquet"],
         "not a synthesis run to resume", "pick a new (or empty) --out"),
-    cli("sample-hf-with-overwrite", ["sample", "--model", RUN, "--out", NEW, "--format", "hf", "--overwrite"],
-        "--overwrite does not apply to --format hf", "choose a new --out"),
+    cli("sample-parquet-with-overwrite", ["sample", "--model", RUN, "--out", NEW, "--format", "parquet",
+                                          "--overwrite"], "--overwrite does not apply to --format parquet",
+        "choose a new --out"),
+    cli("sample-hf-into-a-run-folder", ["sample", "--model", RUN, "--out", RUN, "--format", "hf"],
+        "already exists and is not empty", "pass --overwrite to replace an earlier export"),
+    cli("sample-hf-overwrite-a-run-folder", ["sample", "--model", RUN, "--out", RUN, "--format", "hf",
+                                             "--overwrite"], "is not an earlier hf export", "remove it yourself"),
     # eval: refused before any classifier is trained
     cli("eval-out-is-a-file", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--out", "{data}"],
         "is an existing file", "choose a folder path"),
@@ -229,7 +234,7 @@ API_CASES = [
     api("sample-float-labels", lambda s, t: s.generator.sample(torch.tensor([0.0, 1.0])), DataError,
         "not an integer dtype", "use labels.long()"),
     api("sample-zero-per-class", lambda s, t: s.generator.sample_per_class(0), ConfigError,
-        "n_per_class must be a positive int", "got 0"),
+        "per_class must be a positive int", "got 0"),
     api("export-into-an-export", lambda s, t: augmentgen.write_samples(s.generator, 1, s.export, "imagefolder"),
         DataError, "already exists and is not empty", "pass overwrite=True"),
     api("export-overwrite-a-run", lambda s, t: augmentgen.write_samples(s.generator, 1, s.run, "imagefolder",

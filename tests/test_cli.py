@@ -1,3 +1,4 @@
+import argparse
 import json
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from augmentgen.hub import load_generator
 
 def test_train_then_sample_from_the_command_line(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["train", "--model", "cgan", "--data", "fashion-mnist-small", "--per-class", "4",
+    code = main(["train", "--family", "cgan", "--data", "fashion-mnist-small", "--per-class", "4",
                  "--out", str(out), "--steps", "3", "--batch-size", "8", "--sample-every", "0",
                  "--set", "generator_width=8", "--set", "discriminator_width=8", "--seed", "1"])
     assert code == 0
@@ -117,8 +118,8 @@ def test_every_family_trains_saves_loads_and_samples_from_the_cli(model, tmp_pat
 
     out = tmp_path / model
     widths = [f"{name}=8" for name in type(build_config(model)).field_names() if name.endswith("_width")]
-    args = ["train", "--model", model, "--data", "fashion-mnist-small", "--per-class", "3", "--out", str(out),
-            "--steps", "2", "--batch-size", "6", "--sample-every", "0", "--samples-per-class", "2"]
+    args = ["train", "--family", model, "--data", "fashion-mnist-small", "--per-class", "3", "--out", str(out),
+            "--steps", "2", "--batch-size", "6", "--sample-every", "0", "--grid-per-class", "2"]
     for item in widths:
         args += ["--set", item]
     assert main(args) == 0
@@ -174,8 +175,8 @@ def test_train_init_from_a_saved_generator_from_the_command_line(tmp_path, capsy
     save_pretrained(build_generator(build_config("cgan", num_classes=3, generator_width=8, discriminator_width=8,
                                                  latent_dim=16)), source, grid=False)
     out = tmp_path / "run"
-    args = ["train", "--model", "cgan", "--data", "fashion-mnist-small", "--per-class", "2", "--out", str(out),
-            "--steps", "2", "--batch-size", "6", "--sample-every", "0", "--samples-per-class", "2",
+    args = ["train", "--family", "cgan", "--data", "fashion-mnist-small", "--per-class", "2", "--out", str(out),
+            "--steps", "2", "--batch-size", "6", "--sample-every", "0", "--grid-per-class", "2",
             "--set", "generator_width=8", "--set", "discriminator_width=8", "--set", "latent_dim=16",
             "--init-from", str(source), "--transfer-lr-scale", "0.5"]
     assert main(args) == 0
@@ -187,9 +188,9 @@ def test_train_init_from_a_saved_generator_from_the_command_line(tmp_path, capsy
     assert "decoder.project.weight" in summary["init_from"]["copied"]
     assert load_generator(out).num_classes == 10
 
-    assert main(["train", "--model", "aae", "--data", "fashion-mnist-small", "--per-class", "2",
+    assert main(["train", "--family", "aae", "--data", "fashion-mnist-small", "--per-class", "2",
                  "--out", str(tmp_path / "aae"), "--steps", "2", "--init-from", str(source)]) == 2
-    assert "--model cgan" in capsys.readouterr().err
+    assert "--family cgan" in capsys.readouterr().err
     assert not (tmp_path / "aae" / "model.safetensors").exists()
 
 
@@ -199,7 +200,7 @@ TINY = ["--set", "generator_width=8", "--set", "discriminator_width=8", "--set",
 
 def tiny_train(out, *extra):
     return ["train", "--data", "fashion-mnist-small", "--per-class", "2", "--out", str(out), "--steps", "2",
-            "--batch-size", "6", "--sample-every", "0", "--samples-per-class", "2", "--checkpoint-every", "0",
+            "--batch-size", "6", "--sample-every", "0", "--grid-per-class", "2", "--checkpoint-every", "0",
             *TINY, *extra]
 
 
@@ -208,7 +209,7 @@ def test_a_finished_run_is_never_overwritten_silently(tmp_path, capsys):
     assert main(tiny_train(out)) == 0
     (out / "eval.json").write_text("{}")
     before = (out / "model.safetensors").read_bytes()
-    aae = ["train", "--model", "aae", "--data", "fashion-mnist-small", "--per-class", "2", "--out", str(out),
+    aae = ["train", "--family", "aae", "--data", "fashion-mnist-small", "--per-class", "2", "--out", str(out),
            "--steps", "2", "--batch-size", "6", "--sample-every", "0", "--set", "encoder_width=8",
            "--set", "decoder_width=8"]
     capsys.readouterr()
@@ -290,7 +291,7 @@ def test_abbreviations_are_off_and_version_and_defaults_are_shown(capsys):
     choices = parser._subparsers._group_actions[0].choices
     for name, sub in choices.items():
         for action in sub._actions:
-            if action.option_strings and action.dest not in ("help",):
+            if action.option_strings and action.dest not in ("help",) and action.help != argparse.SUPPRESS:
                 assert "default:" in sub.formatter_class("x")._get_help_string(action), (name, action.dest)
     text = choices["train"].format_help()
     assert "(default: 2000;" in text and "only parses arguments" not in parser.format_help()
@@ -357,3 +358,95 @@ def test_ctrl_c_saves_a_checkpoint_prints_the_resume_command_and_exits_130(tmp_p
 
     assert main(shlex.split(resume)[1:]) == 0
     assert json.loads((out / "training.json").read_text())["steps"] == 4
+
+
+# ---------------------------------------------------------------- names users can guess: sample formats
+def tiny_saved_model(path):
+    import torch
+
+    from augmentgen.hub import save_generator
+    from augmentgen.models import build_config, build_generator
+
+    torch.manual_seed(0)
+    save_generator(build_generator(build_config("cgan", num_classes=3, generator_width=8, latent_dim=8)), path)
+    return path
+
+
+#: sha256 of the grid `augmentgen sample --per-class 3` wrote from tiny_saved_model before its
+#: branch went through write_samples (recorded with the code of that time).
+GRID_SHA256 = {(): "b5fa1d356e7d4386c78cb8562434b4e65ef0fc31b68c5251745660d83b12bdcc",
+               ("--temperature", "0.5", "--seed", "3"): "b790187269c8a43e6d76d3f8e68a8bbd8cd74d8056df7571d09878309dc9fb32"}
+
+
+def test_sample_grid_writes_the_same_png_as_before(tmp_path, capsys):
+    import hashlib
+
+    import torch
+
+    from augmentgen._images import save_sample_grid
+
+    model = tiny_saved_model(tmp_path / "model")
+    generator = load_generator(model)
+    for flags, digest in GRID_SHA256.items():
+        out = tmp_path / f"grid{len(flags)}.png"
+        assert main(["sample", "--model", str(model), "--per-class", "3", "--out", str(out), *flags]) == 0
+        # what the CLI's own grid branch did: sample_per_class, then the grid writer
+        seed = int(flags[flags.index("--seed") + 1]) if "--seed" in flags else 0
+        temperature = float(flags[flags.index("--temperature") + 1]) if "--temperature" in flags else 1.0
+        images, _ = generator.sample_per_class(3, generator=torch.Generator().manual_seed(seed), temperature=temperature)
+        old = save_sample_grid(images, 3, tmp_path / "old.png")
+        assert out.read_bytes() == old.read_bytes()
+        assert hashlib.sha256(out.read_bytes()).hexdigest() == digest
+    assert "3 rows x 3, temperature 0.5" in capsys.readouterr().out
+    # the CLI's refusals stay: a folder as --out, an existing grid without --overwrite
+    assert main(["sample", "--model", str(model), "--out", str(tmp_path)]) == 2
+    assert "is a folder, but --format grid writes one PNG file" in capsys.readouterr().err
+    before = (tmp_path / "grid0.png").read_bytes()
+    assert main(["sample", "--model", str(model), "--per-class", "2", "--out", str(tmp_path / "grid0.png")]) == 2
+    assert "pass --overwrite to replace it" in capsys.readouterr().err
+    assert (tmp_path / "grid0.png").read_bytes() == before
+    assert main(["sample", "--model", str(model), "--per-class", "2", "--out", str(tmp_path / "grid0.png"),
+                 "--overwrite"]) == 0
+    assert (tmp_path / "grid0.png").read_bytes() != before
+
+
+def test_sample_format_hf_writes_a_save_to_disk_folder_and_parquet_writes_shards(tmp_path, capsys):
+    datasets = pytest.importorskip("datasets")
+    from augmentgen import load_data
+
+    model = tiny_saved_model(tmp_path / "model")
+    assert main(["sample", "--model", str(model), "--per-class", "2", "--format", "hf",
+                 "--out", str(tmp_path / "hf")]) == 0
+    printed = capsys.readouterr().out
+    assert "(hf: 2 images x 3 classes)" in printed and "datasets.load_from_disk(" in printed
+    saved = datasets.load_from_disk(str(tmp_path / "hf"))
+    assert len(saved) == 6 and saved.features["label"].names == ["0", "1", "2"]
+    assert not list((tmp_path / "hf").rglob("*.parquet"))
+    assert load_data(tmp_path / "hf").class_counts == [2, 2, 2]
+    # an earlier hf export is only replaced with --overwrite
+    assert main(["sample", "--model", str(model), "--format", "hf", "--out", str(tmp_path / "hf")]) == 2
+    assert "pass --overwrite to replace an earlier export" in capsys.readouterr().err
+    assert main(["sample", "--model", str(model), "--per-class", "1", "--format", "hf", "--overwrite",
+                 "--out", str(tmp_path / "hf")]) == 0
+    assert len(datasets.load_from_disk(str(tmp_path / "hf"))) == 3
+
+    assert main(["sample", "--model", str(model), "--per-class", "2", "--format", "parquet", "--shard-size", "1",
+                 "--out", str(tmp_path / "bank")]) == 0
+    printed = capsys.readouterr().out
+    assert "(parquet: 6 images of 3 classes in 6 shards;" in printed and "load_dataset('parquet'" in printed
+    assert len(list((tmp_path / "bank" / "data").glob("*.parquet"))) == 6
+    bank = datasets.load_dataset("parquet", data_dir=str(tmp_path / "bank"), split="train")
+    assert sorted(bank["label"]) == [0, 0, 1, 1, 2, 2]
+    with pytest.raises(FileNotFoundError):
+        datasets.load_from_disk(str(tmp_path / "bank"))
+
+
+def test_sample_help_names_each_format_for_what_it_writes():
+    from augmentgen.cli import build_parser
+
+    sample = build_parser()._subparsers._group_actions[0].choices["sample"]
+    text = " ".join(sample.format_help().split())
+    assert "hf: a Hugging Face dataset folder written by save_to_disk" in text
+    assert "parquet: Parquet shards for datasets.load_dataset('parquet', data_dir=OUT), resumable" in text
+    assert "--shard-size SHARD_SIZE parquet: images per Parquet shard" in text
+    assert "--batch-size BATCH_SIZE parquet: images per forward pass" in text

@@ -369,7 +369,7 @@ def from_hf_disk(path, **kwargs) -> LabelledImages:
 
 
 def from_parquet_folder(path, **kwargs) -> LabelledImages:
-    """A folder of Parquet shards under ``data/`` (what ``augmentgen sample --format hf`` writes).
+    """A folder of Parquet shards under ``data/`` (what ``augmentgen sample --format parquet`` writes).
 
     Read as one ``train`` split with ``datasets.load_dataset("parquet", data_dir=...)``; a bank
     still being written (no ``synthesis.json`` beside a ``manifest.json``) is refused, since it

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._deprecation import renamed_argument
 from .._images import to_signed_unit
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, GeneratorConfig, LabelsLike, Temperature
@@ -240,12 +241,13 @@ class DDPMGenerator(ConditionalGenerator):
         with self.sampling_options(guidance_scale, sampling_steps):
             return super().sample(labels, generator=generator, batch_size=batch_size, temperature=temperature)
 
-    def sample_per_class(self, n_per_class: int, *, generator: torch.Generator | None = None,
+    @renamed_argument("n_per_class", "per_class")
+    def sample_per_class(self, per_class: int, *, generator: torch.Generator | None = None,
                          temperature: Temperature = 1.0, guidance_scale: float | None = None,
                          sampling_steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`ConditionalGenerator.sample_per_class`, plus ``guidance_scale`` and ``sampling_steps``."""
         with self.sampling_options(guidance_scale, sampling_steps):
-            return super().sample_per_class(n_per_class, generator=generator, temperature=temperature)
+            return super().sample_per_class(per_class, generator=generator, temperature=temperature)
 
     @contextlib.contextmanager
     def sampling_options(self, guidance_scale: float | None = None,

@@ -28,6 +28,7 @@ import statistics
 
 import torch
 
+from .._deprecation import renamed_argument
 from ..data.labelled import check_integer_labels
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator
@@ -239,12 +240,13 @@ def novelty_ratio(samples: torch.Tensor, sample_labels: torch.Tensor, train: tor
 
 
 # --------------------------------------------------------------------------- for a generator
+@renamed_argument("n_per_class", "per_class")
 def coverage_report(generator: ConditionalGenerator, classifier: ReferenceClassifier, train_data,
-                    heldout_data, *, n_per_class: int = 200, seed: int = 0,
+                    heldout_data, *, per_class: int = 200, seed: int = 0,
                     max_per_class: int = 500) -> dict:
     """Diversity and novelty ratios of ``generator``'s samples, in pixel and feature space.
 
-    ``n_per_class`` images per class are drawn from ``generator`` (seeded by ``seed``) and
+    ``per_class`` images per class are drawn from ``generator`` (seeded by ``seed``) and
     compared, class by class, with ``train_data`` (the data the generator was trained on) and
     ``heldout_data`` (real images of the same classes it never saw), both :class:`LabelledImages`
     or ``(images uint8, labels)``. Pixel space is the flattened images in [-1, 1]; feature space
@@ -256,18 +258,18 @@ def coverage_report(generator: ConditionalGenerator, classifier: ReferenceClassi
         classifier: a :class:`ReferenceClassifier` trained on the real training data.
         train_data: the generator's training data.
         heldout_data: real images of the same classes, not in ``train_data``.
-        n_per_class: synthetic images per class (at least 2).
+        per_class: synthetic images per class (at least 2).
         seed: seeds the generator's noise and the subsets.
         max_per_class: see :func:`diversity_ratio`.
 
     Returns:
         ``{"diversity_pixels", "diversity_features", "novelty_pixels", "novelty_features"}``,
         each as :func:`diversity_ratio` / :func:`novelty_ratio` return it (a ratio per class
-        and their median and mean), with ``n_per_class``, ``seed``, ``max_per_class`` and
+        and their median and mean), with ``per_class``, ``seed``, ``max_per_class`` and
         ``extractor`` (the feature space's name). Computed on ``classifier``'s device.
     """
-    if n_per_class < 2:
-        raise ConfigError(f"n_per_class must be at least 2 to measure diversity, got {n_per_class}")
+    if isinstance(per_class, bool) or per_class < 2:
+        raise ConfigError(f"per_class must be at least 2 to measure diversity, got {per_class!r}")
     train_images, train_labels, train_names = as_images_and_labels(train_data)
     held_images, held_labels, held_names = as_images_and_labels(heldout_data)
     for name, images, names in (("train_data", train_images, train_names),
@@ -287,7 +289,7 @@ def coverage_report(generator: ConditionalGenerator, classifier: ReferenceClassi
         raise DataError(f"the classifier takes {in_channels}-channel images, the generator makes "
                         f"{generator.image_shape[0]}")
 
-    synthetic = sample_uint8_per_class(generator, n_per_class, seed=seed)
+    synthetic = sample_uint8_per_class(generator, per_class, seed=seed)
     device = next(classifier.parameters()).device
     spaces = {"pixels": lambda images: images.to(device),
               "features": lambda images: features(classifier, images)}
@@ -303,7 +305,7 @@ def coverage_report(generator: ConditionalGenerator, classifier: ReferenceClassi
             "diversity_features": report["diversity_features"],
             "novelty_pixels": report["novelty_pixels"],
             "novelty_features": report["novelty_features"],
-            "n_per_class": n_per_class, "seed": seed, "max_per_class": max_per_class,
+            "per_class": per_class, "seed": seed, "max_per_class": max_per_class,
             "extractor": EXTRACTOR_NAME}
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._deprecation import renamed_argument
 from ..errors import DataError
 from ..models.base import ConditionalGenerator
 from .classifier import ClassifierFeatures, ReferenceClassifier, as_images_and_labels
@@ -153,27 +154,32 @@ def extractor_description(classifier: ReferenceClassifier, **details) -> dict:
             "in_channels": classifier.in_channels, "image_size": classifier.image_size, **details}
 
 
+# per_class was the intra-class FID switch before it became the count (n_per_class): a bool
+# passed as per_class still means the switch, renamed intra_class_fid.
+@renamed_argument("per_class", "intra_class_fid", only_if=lambda value: isinstance(value, bool))
+@renamed_argument("n_per_class", "per_class")
 def feature_distances(
     generator: ConditionalGenerator,
     classifier: ReferenceClassifier,
     real_data,
     *,
-    n_per_class: int = 200,
+    per_class: int = 200,
     seed: int = 0,
     k_precision: int = 3,
     k_density: int = 5,
-    per_class: bool = True,
+    intra_class_fid: bool = True,
     kid_subsets: int = 50,
 ) -> dict:
     """FID, KID, precision/recall, density/coverage and intra-class FID of ``generator`` against
     ``real_data`` (a :class:`LabelledImages` or (images, labels)), on ``classifier``'s features.
 
-    ``n_per_class`` synthetic images are drawn per class (seeded by ``seed``).
+    ``per_class`` synthetic images are drawn per class (seeded by ``seed``); ``intra_class_fid``
+    adds the FID of each class (``"per_class_fid"``).
     """
     from .scores import sample_uint8_per_class
 
     real_images, real_labels, _ = as_images_and_labels(real_data)
-    synthetic = sample_uint8_per_class(generator, n_per_class, seed=seed)
+    synthetic = sample_uint8_per_class(generator, per_class, seed=seed)
     feature = ClassifierFeatures(classifier)
     real_f = classifier_features(classifier, real_images)
     fake_f = classifier_features(classifier, synthetic.images)
@@ -188,7 +194,7 @@ def feature_distances(
         "n_real": len(real_images), "n_synthetic": len(synthetic), "seed": seed,
         "per_class_fid": None,
     }
-    if per_class:
+    if intra_class_fid:
         report["per_class_fid"] = per_class_fid(real_images, real_labels, synthetic.images, synthetic.labels,
                                                 feature, generator.num_classes)
     return report

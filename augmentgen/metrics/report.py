@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from .._deprecation import renamed_argument
 from ..data import LabelledImages
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator
@@ -36,6 +37,7 @@ from .scores import (
 from .stats import format_interval
 
 
+@renamed_argument("n_per_class", "per_class")
 def evaluate_generator(
     generator: ConditionalGenerator,
     train_data: LabelledImages,
@@ -44,7 +46,7 @@ def evaluate_generator(
     steps: int = 500,
     epochs: float | None = None,
     min_steps: int = 0,
-    n_per_class: int = 200,
+    per_class: int = 200,
     seed: int = 0,
     candidate_ratios: Sequence[float] = (0.0, 0.25, 0.5, 1.0),
     methods: Sequence[str] = ("plain",),
@@ -63,7 +65,7 @@ def evaluate_generator(
         steps: budget of every classifier trained (reference, CAS, each downstream arm).
         epochs: budget every classifier in passes over its own training data instead (at least
             ``min_steps`` steps), as the benchmark protocol does.
-        n_per_class: synthetic images per class for consistency, CAS and the distances.
+        per_class: synthetic images per class for consistency, CAS, the distances and coverage.
         seed: seeds classifiers, sampling and the validation split.
         candidate_ratios: append ratios (synthetic rows per real row) tried on the validation
             split for the downstream gain; 0 (the default includes it) lets it decide against
@@ -114,16 +116,16 @@ def evaluate_generator(
         "class_names": generator.class_names,
         "extractor": extractor_description(reference, trained_on=train_data.source, seed=seed, **budget),
         "reference_accuracy": evaluate_accuracy(reference, test_data),
-        "class_consistency": class_consistency(generator, reference, n_per_class, seed=seed),
+        "class_consistency": class_consistency(generator, reference, per_class, seed=seed),
         "cas": _counted_run(progress, "CAS: trained on synthetic images only", lambda: classification_accuracy_score(
-            generator, test_data, real_model=reference, n_per_class=n_per_class, seed=seed, device=device,
+            generator, test_data, real_model=reference, per_class=per_class, seed=seed, device=device,
             **budget)),
         "downstream": downstream_gain(generator, train_data, test_data, seed=seed, **budget, **choice,
                                       real_classic_model=reference),
-        "distances": feature_distances(generator, reference, test_data, n_per_class=n_per_class, seed=seed),
+        "distances": feature_distances(generator, reference, test_data, per_class=per_class, seed=seed),
         # Held-out real images for the coverage ratios: the test set, as for the distances above
         # (a reported figure, never used to choose anything).
-        "coverage": coverage_report(generator, reference, train_data, test_data, n_per_class=n_per_class,
+        "coverage": coverage_report(generator, reference, train_data, test_data, per_class=per_class,
                                     seed=seed),
         "n_train": len(train_data), "n_test": len(test_data), "seed": seed, "steps": steps, "epochs": epochs,
         "device": str(device), "machine": platform.platform(), "torch": torch.__version__,

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 import torch
 
+from .._deprecation import renamed_argument
 from .._images import to_uint8
 from ..data.labelled import LabelledImages
 from ..errors import ConfigError, DataError
@@ -49,43 +50,47 @@ def _as_labelled(data) -> LabelledImages:
     return LabelledImages(images, labels)
 
 
-def sample_uint8_per_class(generator: ConditionalGenerator, n_per_class: int, *, seed: int = 0,
+@renamed_argument("n_per_class", "per_class")
+def sample_uint8_per_class(generator: ConditionalGenerator, per_class: int, *, seed: int = 0,
                            batch_size: int = 1024) -> LabelledImages:
-    """``n_per_class`` synthetic images of every class as a uint8 :class:`LabelledImages` on the CPU."""
-    if n_per_class < 1:
-        raise ConfigError(f"n_per_class must be positive, got {n_per_class}")
-    labels = torch.arange(generator.num_classes, device=generator.device).repeat_interleave(n_per_class)
+    """``per_class`` synthetic images of every class as a uint8 :class:`LabelledImages` on the CPU."""
+    if isinstance(per_class, bool) or per_class < 1:
+        raise ConfigError(f"per_class must be a positive int (synthetic images of each class), got {per_class!r}")
+    labels = torch.arange(generator.num_classes, device=generator.device).repeat_interleave(per_class)
     images = generator.sample(labels, generator=_seeded(generator, seed), batch_size=batch_size)
     return LabelledImages(to_uint8(images).cpu(), labels.cpu(), generator.class_names,
                           source=f"synthetic:{generator.family}")
 
 
-def class_consistency(generator: ConditionalGenerator, classifier: torch.nn.Module, n_per_class: int = 100,
+@renamed_argument("n_per_class", "per_class")
+def class_consistency(generator: ConditionalGenerator, classifier: torch.nn.Module, per_class: int = 100,
                       *, seed: int = 0) -> dict:
     """Share of each class's synthetic samples that ``classifier`` assigns to that class.
 
     Args:
         generator: the conditional generator to check.
         classifier: a classifier trained on real data (e.g. from :func:`train_classifier`).
-        n_per_class: samples drawn per class.
+        per_class: samples drawn per class.
         seed: seeds the generator's noise.
 
     Returns:
-        ``{"per_class": {class name: share in [0, 1]}, "mean": mean share, "n_per_class": n}``.
+        ``{"per_class": {class name: share in [0, 1]}, "mean": mean share, "n_per_class": n}``
+        (here ``"per_class"`` is the breakdown by class, so the count keeps the key ``n_per_class``).
     """
-    synthetic = sample_uint8_per_class(generator, n_per_class, seed=seed)
+    synthetic = sample_uint8_per_class(generator, per_class, seed=seed)
     shares = per_class_accuracy(classifier, synthetic, num_classes=generator.num_classes)
     names = generator.class_names
     return {"per_class": dict(zip(names, shares)), "mean": float(sum(shares) / len(shares)),
-            "n_per_class": n_per_class}
+            "n_per_class": per_class}
 
 
+@renamed_argument("n_per_class", "per_class")
 def classification_accuracy_score(
     generator: ConditionalGenerator,
     test_data,
     *,
     real_data=None,
-    n_per_class: int = 500,
+    per_class: int = 500,
     steps: int = 500,
     epochs: float | None = None,
     min_steps: int = 0,
@@ -98,24 +103,24 @@ def classification_accuracy_score(
 ) -> dict:
     """CAS: accuracy on real ``test_data`` of the reference classifier trained on synthetic data only.
 
-    The classifier is trained on a fixed set of ``n_per_class`` synthetic images per class with
+    The classifier is trained on a fixed set of ``per_class`` synthetic images per class with
     the same budget (``steps``, ``batch_size``, ``augment``) as the real-data classifier, which
     is trained on ``real_data`` when given, so the two figures sit side by side. Pass
     ``real_model`` instead when a classifier with that budget is already trained on the real data.
 
     Returns:
-        ``{"cas", "cas_per_class", "acc_real", "acc_real_per_class", "n_per_class", "steps", "seed"}``
+        ``{"cas", "cas_per_class", "acc_real", "acc_real_per_class", "per_class", "steps", "seed"}``
         (``acc_real*`` are None without ``real_data`` or ``real_model``).
     """
     common = dict(steps=steps, epochs=epochs, min_steps=min_steps, batch_size=batch_size, seed=seed,
                   augment=augment, width=width, device=device)
-    synthetic = sample_uint8_per_class(generator, n_per_class, seed=seed)
+    synthetic = sample_uint8_per_class(generator, per_class, seed=seed)
     model = train_classifier(synthetic, **common)
     report = {
         "cas": evaluate_accuracy(model, test_data),
         "cas_per_class": per_class_accuracy(model, test_data, num_classes=generator.num_classes),
         "acc_real": None, "acc_real_per_class": None,
-        "n_per_class": n_per_class, "steps": steps, "seed": seed,
+        "per_class": per_class, "steps": steps, "seed": seed,
     }
     if real_model is None and real_data is not None:
         real_model = train_classifier(real_data, num_classes=generator.num_classes, **common)

@@ -12,7 +12,7 @@
 - :func:`synthesize` and friends: Hugging Face ``datasets`` (imported on first use).
 - :func:`write_samples`: export to a grid, an ImageFolder, ``.npz`` or a saved HF dataset.
 - :func:`write_shards`: synthesis at scale, Parquet shards from one process or many, resumable
-  (``augmentgen sample --format hf``); ``datasets.load_dataset("parquet", data_dir=out)`` reads them.
+  (``augmentgen sample --format parquet``); ``datasets.load_dataset("parquet", data_dir=out)`` reads them.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .._config import Config
+from .._deprecation import renamed_argument
 from ..errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -223,17 +224,18 @@ class ConditionalGenerator(nn.Module):
             return torch.empty(0, *self.image_shape, device=self.device)
         return torch.cat(chunks)
 
+    @renamed_argument("n_per_class", "per_class")
     def sample_per_class(
-        self, n_per_class: int, *, generator: torch.Generator | None = None, temperature: Temperature = 1.0
+        self, per_class: int, *, generator: torch.Generator | None = None, temperature: Temperature = 1.0
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n_per_class`` images of every class, grouped by class: (images, labels).
+        """``per_class`` images of every class, grouped by class: (images, labels).
 
-        ``temperature`` is :meth:`sample`'s: a float, or one per class. ``n_per_class`` must be a
+        ``temperature`` is :meth:`sample`'s: a float, or one per class. ``per_class`` must be a
         positive int (a :class:`~augmentgen.errors.ConfigError` otherwise).
         """
-        if isinstance(n_per_class, bool) or not isinstance(n_per_class, (int, np.integer)) or n_per_class < 1:
-            raise ConfigError(f"n_per_class must be a positive int (images of each class), got {n_per_class!r}")
-        labels = torch.arange(self.num_classes, device=self.device).repeat_interleave(n_per_class)
+        if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 1:
+            raise ConfigError(f"per_class must be a positive int (images of each class), got {per_class!r}")
+        labels = torch.arange(self.num_classes, device=self.device).repeat_interleave(per_class)
         return self.sample(labels, generator=generator, temperature=temperature), labels
 
     def check_labels(self, labels: LabelsLike) -> torch.Tensor:

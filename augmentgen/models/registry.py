@@ -4,7 +4,8 @@ A *family* is one module, ``augmentgen/families/<family>.py``: its config class,
 its generator class and its :class:`~augmentgen.models.step.TrainingStep`, registered together
 with ``@register_family(name, step=StepClass)``.
 A *preset* is a family with some config values set (``wgan-gp`` is ``cgan`` with the WGAN-GP
-loss). Both are accepted wherever a model name is (``augmentgen train --model NAME``).
+loss). Both are accepted wherever a model name is (``augmentgen train --family NAME``,
+``augmentgen.train(NAME, ...)``).
 """
 
 from __future__ import annotations

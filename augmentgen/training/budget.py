@@ -163,7 +163,7 @@ def measure_overheads(generator: ConditionalGenerator, *, config, device: torch.
     """
     with rng_kept(device):
         noise = torch.Generator(device=generator.device).manual_seed(config.seed)
-        _, grid = timed(lambda: generator.sample_per_class(config.samples_per_class, generator=noise), device)
+        _, grid = timed(lambda: generator.sample_per_class(config.grid_per_class, generator=noise), device)
         _, finish = timed(lambda: finished_copy(generator), device)
     scores, snapshot = timed(lambda: score(generator), device) if score is not None else (None, 0.0)
     save = 2 * serialise_seconds([generator])  # serialise + hash; writing is about as much again

@@ -9,9 +9,11 @@ import re
 from typing import Literal
 
 from .._config import Config
+from .._deprecation import renamed_fields
 from ..errors import ConfigError
 
 
+@renamed_fields(samples_per_class="grid_per_class")
 @dataclasses.dataclass
 class TrainingConfig(Config):
     """Settings of the one trainer, shared by every family.
@@ -29,7 +31,8 @@ class TrainingConfig(Config):
         checkpoint_every (int, defaults to 500): steps between resumable checkpoints (0: never).
         keep_checkpoints (int, defaults to 2): how many of the newest checkpoints to keep.
         sample_every (int, defaults to 500): steps between sample grids (0: only at the end).
-        samples_per_class (int, defaults to 8): columns of the sample grid.
+        grid_per_class (int, defaults to 8): columns of the sample grids, images of each class
+            (``samples_per_class`` before; that keyword and key still work, with a ``FutureWarning``).
         log_every (int, defaults to 50): steps between logged loss values. It is also how often the
             host reads the losses to check them for NaN/inf (and the generator's parameters),
             folded into that one read: the steps in between never wait for the device. A
@@ -106,7 +109,7 @@ class TrainingConfig(Config):
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     sample_every: int = 500
-    samples_per_class: int = 8
+    grid_per_class: int = 8
     log_every: int = 50
     log_with: str | None = None
     num_workers: int = 0
@@ -130,7 +133,7 @@ class TrainingConfig(Config):
             raise ConfigError(f"steps must be at least 1, got {self.steps}")
         if self.select_snapshot not in ("last", "best"):
             raise ConfigError(f"select_snapshot must be 'last' or 'best', got {self.select_snapshot!r}")
-        for name in ("batch_size", "samples_per_class", "log_every", "keep_checkpoints"):
+        for name in ("batch_size", "grid_per_class", "log_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         for name in ("checkpoint_every", "sample_every", "num_workers", "snapshot_every"):

@@ -13,23 +13,23 @@ from .._images import save_sample_grid
 from ..models.base import ConditionalGenerator
 
 
-def write_grid(generator: ConditionalGenerator, path: Path, *, samples_per_class: int, seed: int,
+def write_grid(generator: ConditionalGenerator, path: Path, *, per_class: int, seed: int,
                step: int) -> Path:
-    """A grid of ``samples_per_class`` seeded samples of every class at ``path``; warns (with
+    """A grid of ``per_class`` seeded samples of every class at ``path``; warns (with
     the run's ``step``) when a class's samples are nearly identical."""
     g = torch.Generator(device=generator.device).manual_seed(seed)
-    images, labels = generator.sample_per_class(samples_per_class, generator=g)
+    images, labels = generator.sample_per_class(per_class, generator=g)
     warn_if_collapsed(images, labels, generator.class_names, step)
-    return save_sample_grid(images, samples_per_class, path)
+    return save_sample_grid(images, per_class, path)
 
 
 def warn_if_collapsed(images: torch.Tensor, labels: torch.Tensor, names: list[str], step: int) -> None:
     """Warn when all samples of a class are nearly identical (per-class mode collapse)."""
-    n_per_class = int((labels == labels[0]).sum())
-    if n_per_class < 2:
+    count = int((labels == labels[0]).sum())  # images of each class
+    if count < 2:
         return
-    per_class = images.reshape(-1, n_per_class, images[0].numel())  # (classes, n, pixels)
-    spread = per_class.std(dim=1).mean(dim=1)  # (classes,)
+    by_class = images.reshape(-1, count, images[0].numel())  # (classes, n, pixels)
+    spread = by_class.std(dim=1).mean(dim=1)  # (classes,)
     collapsed = (spread < 0.02).nonzero().flatten().tolist()
     if collapsed and not math.isnan(float(spread.sum())):
         warnings.warn(

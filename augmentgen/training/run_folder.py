@@ -131,9 +131,11 @@ def check_resume_matches(output_dir: str | os.PathLike, saved: dict[str, Any], n
     old_model, new_model = saved.get("model") or {}, now["model"]
     config: list[tuple[str, Any, Any]] = []
     fixes: list[str] = []
+    python = "the same names in Python"
     if old_model.get("family", new_model["family"]) != new_model["family"]:
         config.append(("the model family", old_model["family"], new_model["family"]))
-        fixes.append(f"--model {old_model['family']}")
+        fixes.append(f"--family {old_model['family']}")
+        python = f"in Python augmentgen.train({old_model['family']!r}, ...)"  # the family is train's model argument
     else:
         for key in sorted(set(old_model) - {"family", *_DATA_FIELDS}):
             if key in new_model and old_model[key] != new_model[key]:
@@ -147,7 +149,9 @@ def check_resume_matches(output_dir: str | os.PathLike, saved: dict[str, Any], n
             flag = "--" + key.replace("_", "-")
             fixes.append(f"{flag} {shlex.quote(str(old))}" if old is not None else f"no {flag}")
     if config:
-        raise ConfigError(_refusal(output_dir, config, " ".join(fixes) + " (the same names in Python)"))
+        if len(fixes) > 1 and not python.startswith("the same"):
+            python += " and the same names for the rest"
+        raise ConfigError(_refusal(output_dir, config, " ".join(fixes) + f" ({python})"))
 
 
 def _data_differences(old: dict, new: dict) -> list[tuple[str, Any, Any]]:

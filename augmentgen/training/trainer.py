@@ -541,7 +541,7 @@ class Trainer:
     def _write_grid(self, generator: ConditionalGenerator, name: str) -> Path | None:
         if not self.accelerator.is_main_process:
             return None
-        return write_grid(generator, self.output_dir / name, samples_per_class=self.config.samples_per_class,
+        return write_grid(generator, self.output_dir / name, per_class=self.config.grid_per_class,
                           seed=self.config.seed, step=self.progress.step)
 
     def _write_outputs(self, generator: ConditionalGenerator) -> None:

@@ -216,7 +216,7 @@ def load_init_source(name: str, run: GeneratorConfig) -> ConditionalGenerator:
         raise ConfigError(
             f"init_from={name!r} holds a generator of family {source.family!r} but this run's model is of "
             f"family {family!r}, and weights only transfer within a family: train a {source.family!r} model "
-            f"(--model {source.family}), or start from a generator of family {family!r}"
+            f"(--family {source.family}), or start from a generator of family {family!r}"
         )
     wrong = []
     if src.in_channels != run.in_channels:

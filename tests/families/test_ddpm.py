@@ -204,7 +204,7 @@ def test_sampling_timesteps_follow_the_strength():
 def test_the_trainer_trains_it_with_ema_and_the_saved_model_loads(tmp_path):
     config = build_config("ddpm", **TINY)
     trainer = Trainer(config, TrainingConfig(steps=4, batch_size=9, log_every=2, checkpoint_every=2,
-                                             sample_every=0, samples_per_class=2), tmp_path)
+                                             sample_every=0, grid_per_class=2), tmp_path)
     generator = trainer.fit(make_images(n_per_class=6, num_classes=3))
     assert trainer.ema is not None and generator is trainer.ema.module
     assert [row["step"] for row in trainer.history] == [2, 4] and "diffusion_loss" in trainer.history[0]
@@ -216,7 +216,7 @@ def test_the_trainer_trains_it_with_ema_and_the_saved_model_loads(tmp_path):
 
 #: The run the kill test trains, the same from the command line and from Python.
 KILL_RUN = {"steps": 12, "checkpoint_every": 4, "batch_size": 8, "log_every": 4, "sample_every": 0,
-            "samples_per_class": 1, "seed": 0}
+            "grid_per_class": 1, "seed": 0}
 
 
 @contextlib.contextmanager
@@ -244,7 +244,7 @@ def test_a_run_killed_after_its_first_checkpoint_resumes_bit_identically_on_cpu(
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
     log = tmp_path / "killed.log"
     with log.open("w") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "augmentgen", "train", "--model", "ddpm", "--data",
+        process = subprocess.Popen([sys.executable, "-m", "augmentgen", "train", "--family", "ddpm", "--data",
                                     str(data_file), "--out", str(killed), *flags],
                                    env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     outcome: dict = {}

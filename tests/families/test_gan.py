@@ -116,7 +116,7 @@ def _tiny_config(data, **overrides):
 
 
 def _tiny_training(**overrides):
-    values = dict(steps=5, batch_size=8, checkpoint_every=3, sample_every=0, samples_per_class=2,
+    values = dict(steps=5, batch_size=8, checkpoint_every=3, sample_every=0, grid_per_class=2,
                   log_every=1, seed=0)
     return TrainingConfig(**{**values, **overrides})
 

@@ -150,16 +150,16 @@ def classifier():
 def test_coverage_report_of_copying_and_collapsed_generators(split, classifier):
     train, heldout = split
     keys = ("diversity_pixels", "diversity_features", "novelty_pixels", "novelty_features")
-    copying = coverage_report(RealImagesGenerator(train), classifier, train, heldout, n_per_class=20)
+    copying = coverage_report(RealImagesGenerator(train), classifier, train, heldout, per_class=20)
     for key in keys:
         assert len(copying[key]["per_class"]) == 3 and set(copying[key]) == {"per_class", "median", "mean"}
-    assert copying["n_per_class"] == 20 and copying["seed"] == 0
+    assert copying["per_class"] == 20 and copying["seed"] == 0
     # The fake generator returns training images: novel by nothing, in both spaces.
     assert copying["novelty_pixels"]["per_class"] == [0.0] * 3
     assert max(copying["novelty_features"]["per_class"]) < 1e-3
     assert copying["diversity_pixels"]["median"] > 0.5
     collapsed = coverage_report(RealImagesGenerator(train, collapsed=True), classifier, train, heldout,
-                                n_per_class=20)
+                                per_class=20)
     assert collapsed["diversity_pixels"]["per_class"] == [0.0] * 3
     assert max(collapsed["diversity_features"]["per_class"]) < 1e-3
 
@@ -168,8 +168,8 @@ def test_coverage_report_refuses_mismatched_data(split, classifier):
     train, heldout = split
     generator = RealImagesGenerator(train)
     with pytest.raises(DataError, match="classes"):
-        coverage_report(generator, classifier, train, make_images(n_per_class=4, num_classes=4), n_per_class=4)
+        coverage_report(generator, classifier, train, make_images(n_per_class=4, num_classes=4), per_class=4)
     with pytest.raises(DataError, match="images"):
-        coverage_report(generator, classifier, train, make_images(n_per_class=4, size=32), n_per_class=4)
+        coverage_report(generator, classifier, train, make_images(n_per_class=4, size=32), per_class=4)
     with pytest.raises(ConfigError):
-        coverage_report(generator, classifier, train, heldout, n_per_class=1)
+        coverage_report(generator, classifier, train, heldout, per_class=1)

@@ -92,10 +92,10 @@ def test_per_class_fid_detects_the_swapped_class(data, extractor):
 
 
 def test_feature_distances_of_perfect_and_collapsed_generators(data, extractor):
-    perfect = feature_distances(RealImagesGenerator(data), extractor, data, n_per_class=60,
+    perfect = feature_distances(RealImagesGenerator(data), extractor, data, per_class=60,
                                 kid_subsets=10)
     collapsed = feature_distances(RealImagesGenerator(data, collapsed=True), extractor, data,
-                                  n_per_class=60, kid_subsets=10)
+                                  per_class=60, kid_subsets=10)
     assert perfect["recall"] > 0.9 and perfect["precision"] > 0.9 and perfect["coverage"] > 0.9
     # One image per class: 3 modes cover only the real points whose k-NN balls hold them.
     assert collapsed["recall"] < 0.1 and collapsed["coverage"] < 0.25

@@ -33,7 +33,7 @@ def test_reference_classifier_serves_as_the_real_arms(split, monkeypatch):
     monkeypatch.setattr(scores_module, "train_classifier", counting)
     monkeypatch.setattr(report_module, "train_classifier", counting)
     generator = RealImagesGenerator(train, shift=1)
-    report = evaluate_generator(generator, train, test, steps=STEPS, n_per_class=10,
+    report = evaluate_generator(generator, train, test, steps=STEPS, per_class=10,
                                 candidate_ratios=(0.25, 0.5, 1.0), baselines="none")
 
     # reference, CAS on synthetic, three ratio candidates, mixed arm, no-augmentation arm
@@ -60,7 +60,7 @@ def test_reference_classifier_serves_as_the_real_arms(split, monkeypatch):
 def test_repeats_measure_the_gain_at_every_seed(split):
     train, test = split
     generator = RealImagesGenerator(train, shift=1)
-    report = evaluate_generator(generator, train, test, steps=STEPS, n_per_class=10, seed=3, repeats=3,
+    report = evaluate_generator(generator, train, test, steps=STEPS, per_class=10, seed=3, repeats=3,
                                 baselines="none")
     seeds = report["downstream_seeds"]
     assert seeds["seeds"] == [3, 4, 5] and seeds["delta"][0] == report["downstream"]["delta"]

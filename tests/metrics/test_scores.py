@@ -41,9 +41,9 @@ def test_class_consistency_of_right_and_wrong_class_generators(split, real_class
 def test_cas_of_a_perfect_generator_is_close_to_the_real_classifier(split):
     train, test = split
     perfect = classification_accuracy_score(RealImagesGenerator(train), test, real_data=train,
-                                            n_per_class=16, seed=0, augment="none", **FAST)
+                                            per_class=16, seed=0, augment="none", **FAST)
     wrong = classification_accuracy_score(RealImagesGenerator(train, shift=1), test,
-                                          n_per_class=16, seed=0, augment="none", **FAST)
+                                          per_class=16, seed=0, augment="none", **FAST)
     assert perfect["acc_real"] > 0.9
     assert abs(perfect["cas"] - perfect["acc_real"]) < 0.1
     assert wrong["cas"] < 0.1 and wrong["acc_real"] is None

@@ -1,4 +1,4 @@
-"""Synthesis at scale (``augmentgen sample --format hf``): Parquet shards from 1 or 2 processes.
+"""Synthesis at scale (``augmentgen sample --format parquet``): Parquet shards from 1 or 2 processes.
 
 The 2-process run and the killed run are fresh ``python -m ...`` subprocesses, the way a user
 runs them (as in tests/training/test_processes.py); the reference runs are in-process.
@@ -45,7 +45,7 @@ def model(tmp_path_factory) -> Path:
 
 
 def sample(model: Path, out: Path, *extra: str) -> list[str]:
-    return ["sample", "--model", str(model), "--format", "hf", "--out", str(out), *GRID, *extra]
+    return ["sample", "--model", str(model), "--format", "parquet", "--out", str(out), *GRID, *extra]
 
 
 @pytest.fixture(scope="module")

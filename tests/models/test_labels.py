@@ -82,7 +82,7 @@ def test_refused_label_forms_name_problem_then_fix(gen, labels, problem, fix):
 
 @pytest.mark.parametrize("n", [0, -5, 2.5, True, "3"])
 def test_sample_per_class_refuses_non_positive_counts(gen, n):
-    with pytest.raises(ConfigError, match="n_per_class must be a positive int"):
+    with pytest.raises(ConfigError, match="per_class must be a positive int"):
         gen.sample_per_class(n)
 
 

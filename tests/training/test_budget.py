@@ -25,7 +25,7 @@ def tiny_config(data, family="cgan"):
 
 
 def budgeted(**overrides):
-    values = dict(batch_size=8, checkpoint_every=0, sample_every=0, samples_per_class=2, log_every=5, seed=0)
+    values = dict(batch_size=8, checkpoint_every=0, sample_every=0, grid_per_class=2, log_every=5, seed=0)
     return TrainingConfig(**{**values, **overrides})
 
 

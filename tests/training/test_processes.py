@@ -37,7 +37,7 @@ def train_command(data_file: Path, out: Path, *extra: str, launcher: list[str] |
     model_set = [f"--set={k}={v}" for k, v in TINY_GAN.items()]
     prefix = launcher or [sys.executable, "-m"]
     return [*prefix, "augmentgen", "train", "--data", str(data_file), "--out", str(out),
-            "--batch-size", "8", "--log-every", "1", "--sample-every", "1000", "--samples-per-class", "2", "--seed", "0",
+            "--batch-size", "8", "--log-every", "1", "--sample-every", "1000", "--grid-per-class", "2", "--seed", "0",
             *model_set, *extra]
 
 

@@ -20,7 +20,7 @@ class Crash(Exception):
 
 def tiny_run(name, data, out):
     config = build_config(name, num_classes=data.num_classes, class_names=data.class_names, **TINY[name][0])
-    training = TrainingConfig(steps=6, batch_size=8, checkpoint_every=2, sample_every=0, samples_per_class=2,
+    training = TrainingConfig(steps=6, batch_size=8, checkpoint_every=2, sample_every=0, grid_per_class=2,
                               log_every=1, seed=0)
     return Trainer(config, training, out)
 

@@ -28,7 +28,7 @@ def tiny_config(data, family="cgan", **overrides):
 
 
 def tiny_training(**overrides):
-    values = dict(steps=6, batch_size=8, checkpoint_every=3, sample_every=0, samples_per_class=2, log_every=1, seed=0)
+    values = dict(steps=6, batch_size=8, checkpoint_every=3, sample_every=0, grid_per_class=2, log_every=1, seed=0)
     return TrainingConfig(**{**values, **overrides})
 
 
@@ -115,7 +115,10 @@ def test_resume_never_moves_a_run_backwards(tmp_path, tiny_data):
     ({"loss": "bce"}, r"loss is 'hinge' there but 'bce' now\. Nothing was changed\. To resume, rerun with "
                       r"--set loss=hinge.*--overwrite"),
     ({"batch_size": 4}, r"batch_size is 8 there but 4 now.*--batch-size 8"),
-    ({"family": "aae"}, r"the model family is 'cgan' there but 'aae' now.*--model cgan"),
+    ({"family": "aae"}, r"the model family is 'cgan' there but 'aae' now.*rerun with --family cgan "
+                        r"\(in Python augmentgen\.train\('cgan', \.\.\.\)\)"),
+    ({"family": "aae", "batch_size": 4}, r"rerun with --family cgan --batch-size 8 \(in Python "
+                                         r"augmentgen\.train\('cgan', \.\.\.\) and the same names for the rest\)"),
 ])
 def test_resume_with_other_data_or_another_config_is_refused(tmp_path, tiny_data, change, message):
     fit(tmp_path, tiny_data, steps=3)

@@ -26,7 +26,7 @@ def tiny_config(data, family="cgan"):
 
 
 def tiny_training(**overrides):
-    values = dict(steps=6, batch_size=8, checkpoint_every=0, sample_every=0, samples_per_class=2, log_every=3,
+    values = dict(steps=6, batch_size=8, checkpoint_every=0, sample_every=0, grid_per_class=2, log_every=3,
                   seed=0)
     return TrainingConfig(**{**values, **overrides})
 

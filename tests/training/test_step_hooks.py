@@ -83,7 +83,7 @@ def toy_family(monkeypatch):
 def test_a_family_with_only_prepare_and_call_trains_with_the_defaults(tmp_path, toy_family):
     data = make_images(n_per_class=4)
     config = ToyConfig(num_classes=3, class_names=data.class_names)
-    training = TrainingConfig(steps=4, batch_size=6, checkpoint_every=2, sample_every=0, samples_per_class=2,
+    training = TrainingConfig(steps=4, batch_size=6, checkpoint_every=2, sample_every=0, grid_per_class=2,
                               log_every=1, seed=0, optimizer_kernel="foreach", select_snapshot="best")
     trainer = Trainer(config, training, tmp_path)
     generator = trainer.fit(data)

@@ -21,7 +21,7 @@ def tiny_config(data, **overrides):
 
 
 def tiny_training(**overrides):
-    values = dict(steps=6, batch_size=8, checkpoint_every=3, sample_every=3, samples_per_class=2,
+    values = dict(steps=6, batch_size=8, checkpoint_every=3, sample_every=3, grid_per_class=2,
                   log_every=1, seed=0)
     return TrainingConfig(**{**values, **overrides})
 

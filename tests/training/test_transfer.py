@@ -40,7 +40,7 @@ def save_source(path, family="cgan", *, num_classes=3, size=28, channels=1):
 
 
 def training(source, **overrides):
-    values = dict(steps=2, batch_size=6, checkpoint_every=0, sample_every=0, samples_per_class=2,
+    values = dict(steps=2, batch_size=6, checkpoint_every=0, sample_every=0, grid_per_class=2,
                   log_every=1, seed=0, init_from=str(source))
     return TrainingConfig(**{**values, **overrides})
 
@@ -106,7 +106,7 @@ def test_the_source_id_and_sha256_are_recorded(tmp_path):
 
 
 @pytest.mark.parametrize(("family", "size", "channels", "error", "match"), [
-    ("aae", 28, 1, ConfigError, r"family 'aae' but this run's model is of family 'cgan'.*--model aae"),
+    ("aae", 28, 1, ConfigError, r"family 'aae' but this run's model is of family 'cgan'.*--family aae"),
     ("cgan", 32, 1, DataError, r"32x32 pixels where this run's images are 28x28.*resize"),
     ("cgan", 28, 3, DataError, r"3 channel\(s\) where this run's images have 1.*channels=3"),
 ])
