@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ._deprecation import renamed_argument
 from .data import BUILTIN_DATASETS, LabelledImages, load_data
 from .errors import DataError
 from .models import ConditionalGenerator, build_config
@@ -58,8 +59,9 @@ def check_data_path(data: Any, *, option: str = "--data") -> None:
     )
 
 
+@renamed_argument("model", "family")
 def train(
-    model: str = "cgan",
+    family: str = "cgan",
     data: Any = DEMO_DATA,
     output_dir: str | os.PathLike = "runs/augmentgen",
     *,
@@ -75,10 +77,11 @@ def train(
     command: str | None = None,
     **training: Any,
 ) -> ConditionalGenerator:
-    """Train generator ``model`` on ``data`` and save it to ``output_dir``.
+    """Train a generator of ``family`` on ``data`` and save it to ``output_dir``.
 
     Args:
-        model: a family or preset name (see :func:`augmentgen.available_models`).
+        family: a family or preset name (see :func:`augmentgen.available_models`); the
+            keyword ``model=`` still works, with a ``FutureWarning``.
         data: anything :func:`augmentgen.load_data` accepts.
         output_dir: where ``config.json``, ``model.safetensors``, grids and checkpoints go.
         data_dir, per_class, imbalance, channels, image_column, label_column: passed to
@@ -91,7 +94,7 @@ def train(
         command: the command line recorded in ``training.json`` (the CLI passes its own).
         **training: :class:`TrainingConfig` fields (``steps``, ``batch_size``, ``seed``, ...),
             among them ``init_from`` to fine-tune a pretrained generator (a folder, a zoo id such as
-            ``"augmentgen/cgan-mnist"`` or a hub id; ``model`` must be of its family), with
+            ``"augmentgen/cgan-mnist"`` or a hub id; ``family`` must be its family), with
             ``freeze_discriminator_layers`` and ``transfer_lr_scale``.
 
     Example::
@@ -104,11 +107,11 @@ def train(
         The trained (EMA) generator, in eval mode.
     """
     training_config = TrainingConfig.from_dict(training)
-    _refuse_before_loading(model, data, output_dir, training_config, model_config, resume=resume, overwrite=overwrite)
+    _refuse_before_loading(family, data, output_dir, training_config, model_config, resume=resume, overwrite=overwrite)
     dataset = load_data(data, data_dir=data_dir, per_class=per_class, imbalance=imbalance,
                         seed=training_config.seed, channels=channels, image_column=image_column,
                         label_column=label_column)
-    config = model_config_for(model, dataset, **(model_config or {}))
+    config = model_config_for(family, dataset, **(model_config or {}))
     trainer = Trainer(config, training_config, output_dir, command=command)
     return trainer.fit(dataset, resume=resume, overwrite=overwrite)
 

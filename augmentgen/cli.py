@@ -220,7 +220,9 @@ def _add_eval_command(sub) -> None:
                    help="budget every classifier in passes over its real training data instead of --steps "
                         "(at least --min-steps steps); benchmarks/convergence.py measures what a dataset needs")
     e.add_argument("--min-steps", type=int, default=100, help="the fewest steps an --epochs budget gives")
-    e.add_argument("--samples-per-class", type=int, default=200, help="synthetic images per class")
+    e.add_argument("--synthetic-per-class", type=int, default=200,
+                   help="synthetic images per class for consistency, CAS and the distances")
+    _add_renamed_option(e, "--samples-per-class", "--synthetic-per-class")
     e.add_argument("--seed", type=int, default=0, help="seed of the subsets, samples and classifiers")
     e.add_argument("--ratios", default="0,0.25,0.5,1",
                    help="comma-separated ratios (synthetic rows appended per real row of a batch) tried on a "
@@ -501,12 +503,13 @@ def _eval(args) -> int:
     from .training.run_folder import check_writable
 
     # Everything that can fail without computing fails first: the evaluation can take hours.
+    _note_renamed_options(args)
     ratios = _ratios(args.ratios)
     methods = _methods(args.methods)
     baselines = _baselines(args.baselines)
     _check_counts(args, {"per_class": "training images of each class", "steps": "classifier training steps",
                          "min_steps": "the fewest steps of an --epochs budget",
-                         "samples_per_class": "synthetic images of each class",
+                         "synthetic_per_class": "synthetic images of each class",
                          "repeats": "paired seeds of the downstream gain"})
     if args.epochs is not None and not (math.isfinite(args.epochs) and args.epochs > 0):
         raise ConfigError(f"--epochs must be a finite number > 0 (passes over the real training data), got "
@@ -536,7 +539,7 @@ def _eval(args) -> int:
     print(_eval_summary(args, generator, train_data, test_data, held_out, plan), flush=True)
     with tqdm(total=plan["classifier_runs"], unit="classifier", desc="eval", dynamic_ncols=True) as bar:
         report = evaluate_generator(generator, train_data, test_data, steps=args.steps, epochs=args.epochs,
-                                    min_steps=args.min_steps, per_class=args.samples_per_class, seed=args.seed,
+                                    min_steps=args.min_steps, per_class=args.synthetic_per_class, seed=args.seed,
                                     device=args.device, progress=bar, **choice)
     report["baselines_requested"] = args.baselines
     print(format_report(report))

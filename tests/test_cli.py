@@ -44,7 +44,7 @@ def test_sample_formats_and_eval_report(tmp_path, capsys):
     capsys.readouterr()
 
     assert main(["eval", "--model", str(out), "--data", "fashion-mnist-small", "--per-class", "6",
-                 "--steps", "3", "--samples-per-class", "4", "--device", "cpu", "--repeats", "2",
+                 "--steps", "3", "--synthetic-per-class", "4", "--device", "cpu", "--repeats", "2",
                  "--ratios", "0,0.5"]) == 0
     printed = capsys.readouterr().out
     assert "B + synthetic vs B (accuracy" in printed and "CAS" in printed and "Trouser" in printed
@@ -70,7 +70,7 @@ def test_sample_formats_and_eval_report(tmp_path, capsys):
     assert set(report["downstream"]["ratio_selection"]) == {"0.0", "0.5"}  # JSON keys
     # --baselines none: the comparison with classic augmentation alone, as before the baselines
     assert main(["eval", "--model", str(out), "--data", "fashion-mnist-small", "--per-class", "6", "--steps", "2",
-                 "--samples-per-class", "2", "--device", "cpu", "--ratios", "0.5", "--baselines", "none",
+                 "--synthetic-per-class", "2", "--device", "cpu", "--ratios", "0.5", "--baselines", "none",
                  "--out", str(tmp_path / "plain")]) == 0
     assert "baselines:     classic\n" in capsys.readouterr().out
     plain = json.loads((tmp_path / "plain" / "eval.json").read_text())["downstream"]

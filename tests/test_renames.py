@@ -201,3 +201,34 @@ def test_an_old_run_folder_resumes_with_its_recorded_command(tmp_path, capsys):
     assert "is renamed" in capsys.readouterr().err
     resumed = json.loads((out / "training.json").read_text())
     assert resumed["steps"] == 3 and resumed["training_config"]["grid_per_class"] == 2
+
+
+def test_eval_synthetic_per_class_and_its_old_spelling():
+    """eval's count of synthetic images per class is --synthetic-per-class (--per-class is the
+    training subset); --samples-per-class still parses to it, hidden from the help."""
+    from augmentgen.cli import build_parser
+
+    evaluate = build_parser()._subparsers._group_actions[0].choices["eval"]
+    assert "--synthetic-per-class" in evaluate.format_help() and "--samples-per-class" not in evaluate.format_help()
+    args = evaluate.parse_args(["--model", "m", "--data", "d", "--samples-per-class", "3"])
+    assert args.synthetic_per_class == 3 and args.renamed_options == [("--samples-per-class", "--synthetic-per-class")]
+
+
+def test_train_takes_family_and_its_old_keyword_model(monkeypatch):
+    import augmentgen.api as api
+
+    seen = []
+    monkeypatch.setattr(api, "_refuse_before_loading", lambda family, *a, **k: seen.append(family) or exit_early())
+    with pytest.raises(_Stop):
+        api.train(family="vae")
+    with pytest.warns(FutureWarning, match="model is renamed family"), pytest.raises(_Stop):
+        api.train(model="aae")
+    assert seen == ["vae", "aae"]
+
+
+class _Stop(Exception):
+    pass
+
+
+def exit_early():
+    raise _Stop
