@@ -159,13 +159,15 @@ def convergence_section(files: dict[str, dict]) -> str:
     rows = []
     for d in files.values():
         steps = {r["epochs"]: r["steps"] for r in d.get("rows", [])}
-        tried = d.get("epochs_tried", [])
+        # A sweep under way holds means of the budgets measured so far only.
+        tried = [e for e in d.get("epochs_tried", []) if str(e) in d.get("mean_heldout", {})]
         rows.append([
             d.get("dataset", "?"), budget_label(d),
             ", ".join(f"{e:g} ({steps.get(e, '?')})" for e in tried),
             ", ".join(pct(d["mean_heldout"][str(e)], 2) for e in tried),
             ", ".join(pct(d["mean_test"][str(e)], 2) for e in tried),
-            f"{d['chosen_epochs']:g}" + ("" if d.get("converged", True) else " (not converged)"),
+            ("under way" if not d.get("complete", True) else
+             f"{d['chosen_epochs']:g}" + ("" if d.get("converged", True) else " (not converged)")),
             ", ".join(map(str, d.get("seeds", []))),
         ])
     return "\n\n".join([
