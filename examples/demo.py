@@ -107,6 +107,15 @@ def _cell(results: dict) -> str:
     return f"protocol v{results['protocol_version']}, {results['dataset']} {size}"
 
 
+def _oracle_line(results: dict) -> list[str]:
+    """The oracle's line (twice the real images), when the file has one."""
+    gain = results["summary"].get("oracle_gain")
+    if not gain:
+        return []
+    return [f"  {_cell(results)} ({_seeds(gain['n'], len(results['seeds']))}): twice the real images (the oracle) "
+            f"{format_interval(gain)}"]
+
+
 def _v3_lines(results: dict) -> list[str]:
     summary, planned = results["summary"], len(results["seeds"])
     lines = []
@@ -120,11 +129,7 @@ def _v3_lines(results: dict) -> list[str]:
         if vs_a:
             line += f"; vs classic augmentation alone {format_interval(vs_a)}"
         lines.append(line)
-    if summary.get("oracle_gain"):
-        gain = summary["oracle_gain"]
-        lines.append(f"  {_cell(results)} ({_seeds(gain['n'], planned)}): twice the real images (the oracle) "
-                     f"{format_interval(gain)}")
-    return lines
+    return lines + _oracle_line(results)
 
 
 def _v2_lines(results: dict) -> list[str]:
@@ -132,11 +137,7 @@ def _v2_lines(results: dict) -> list[str]:
     lines = [f"  {_cell(results)} ({_seeds(summary[family]['delta']['n'], planned)}): {family} samples appended vs "
              f"classic augmentation {format_interval(summary[family]['delta'])}"
              for family in results.get("families", []) if summary.get(family, {}).get("delta")]
-    if summary.get("oracle_gain"):
-        gain = summary["oracle_gain"]
-        lines.append(f"  {_cell(results)} ({_seeds(gain['n'], planned)}): twice the real images (the oracle) "
-                     f"{format_interval(gain)}")
-    return lines
+    return lines + _oracle_line(results)
 
 
 def benchmark_lines(folder: Path) -> list[str]:
