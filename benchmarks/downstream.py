@@ -11,7 +11,9 @@ of 128 real rows:
    cells also (g) class-balanced resampling and (h) the logit-adjusted loss (Menon et al. 2021,
    τ = 1); (e) the oracle: arm a on twice the real images. The **best baseline** B is chosen on a
    validation split carved from the subset (20% of each class; mean per-class accuracy on
-   long-tailed cells), never on the test set.
+   long-tailed cells), never on the test set. Where one split leaves too few images to choose on
+   (10 per class leave 2), the choice averages stratified folds that score every image once
+   (``protocol.SELECTION_FOLDS``, recorded as ``selection_folds``).
 2. **Controls on top of B**, ``round(ratio x 128)`` rows *appended* to every batch (equal real
    exposure: the same real rows in the same order, augmented the same way): (r) copies of real
    rows of the batch, re-augmented (more rows per step, no generator); (p) same-class pixel
@@ -52,7 +54,7 @@ from pathlib import Path
 
 import torch
 from harness import RESULTS, git_commit, machine
-from protocol import CELLS, Cell, draw_cell, load_split
+from protocol import CELLS, SELECTION_FOLDS, Cell, draw_cell, load_split
 
 import augmentgen
 from augmentgen.metrics import (
@@ -66,6 +68,7 @@ from augmentgen.metrics import (
     per_class_accuracy,
     predict,
     train_classifier,
+    validation_folds,
     validation_split,
 )
 from augmentgen.mixing import PixelMixSource, RealRowSource, SyntheticMix, SyntheticPool, VariationSource
@@ -79,6 +82,8 @@ VARIATION_MODES = ("vary", "interpolate", "extrapolate")
 VARY_STRENGTHS = (0.3, 0.5, 0.7)
 #: Generator settings an arm records itself (two runs may differ there, never within one arm).
 ARM_SETTINGS = ("gen_steps", "bank_per_image")
+#: Protocol fields added after files were written, and the value those older files used.
+PROTOCOL_DEFAULTS = {"selection_folds": 1}
 BASELINE_NAMES = {"a": "classic", "f": "classic + MixUp/CutMix", "g": "classic + class-balanced resampling",
                   "h": "classic + logit-adjusted loss (tau 1)"}
 
@@ -156,18 +161,25 @@ class Arms:
                            width=args.clf_width, num_classes=self.k)
         self.batch_size, self.ratio, self.gen_steps = args.clf_batch_size, args.ratio, args.gen_steps
         self.bank_per_image = args.bank_per_image
-        self.fit, self.val = validation_split(cell.subset, 0.2, seed=seed)
+        # (fit, val) pairs a choice is scored on: one 20% split, or stratified folds on tiny cells.
+        self.splits = (validation_folds(cell.subset, args.selection_folds, seed=seed) if args.selection_folds > 1
+                       else [validation_split(cell.subset, 0.2, seed=seed)])
         self.baselines = ["a", "f", "g", "h"] if cell.long_tailed else ["a", "f"]
 
     def train(self, data, **kw):
         return train_classifier(data, seed=self.seed, augment="classic", **self.common, **kw)
 
-    def score_val(self, model) -> float:
+    def score_val(self, model, val) -> float:
         """Validation score: accuracy, or mean per-class accuracy on long-tailed cells (whose
         validation split is as imbalanced as the subset)."""
         if self.cell.long_tailed:
-            return statistics.fmean(per_class_accuracy(model, self.val, num_classes=self.k))
-        return evaluate_accuracy(model, self.val)
+            return statistics.fmean(per_class_accuracy(model, val, num_classes=self.k))
+        return evaluate_accuracy(model, val)
+
+    def validate(self, options) -> float:
+        """The mean validation score over the splits of a choice: ``options(fit)`` are the
+        ``train_classifier`` options of the candidate trained on ``fit``."""
+        return statistics.fmean(self.score_val(self.train(fit, **options(fit)), val) for fit, val in self.splits)
 
     def test_arm(self, model, t0: float, **extra) -> dict:
         """Test accuracy (the test set's one use), per class, and the rare-five mean."""
@@ -182,7 +194,7 @@ class Arms:
 
     def choose_baseline(self) -> tuple[str, dict]:
         """The best non-generative arm on the validation split, and every candidate's score."""
-        scores = {b: self.score_val(self.train(self.fit, **baseline_options(b, self.k))) for b in self.baselines}
+        scores = {b: self.validate(lambda fit, b=b: baseline_options(b, self.k)) for b in self.baselines}
         return max(self.baselines, key=lambda b: scores[b]), scores  # ties: the earlier (simpler) arm
 
     def baseline_arm(self, name: str) -> dict:
@@ -255,9 +267,9 @@ class Arms:
             return {**arm, **settings, "coverage": self.row_coverage(generator, None),
                     "seconds": round(time.perf_counter() - t0, 1)}
         candidates = self.variation_candidates(generator)
-        selection = [self.score_val(self.train(self.fit, synthetic_mix=self.mixer(
-            self.rows_from(generator, kind, c, self.fit, bank)), **baseline_options(best, self.k)))
-            for c in candidates]
+        selection = [self.validate(lambda fit, c=c: {
+            "synthetic_mix": self.mixer(self.rows_from(generator, kind, c, fit, bank)),
+            **baseline_options(best, self.k)}) for c in candidates]
         chosen = candidates[max(range(len(candidates)), key=lambda i: selection[i])]  # ties: the first
         arm = self.appended_arm(best, self.rows_from(generator, kind, chosen, self.cell.subset, bank))
         return {**arm, "mode": chosen["mode"], **({"strength": chosen["strength"]} if "strength" in chosen else {}),
@@ -309,7 +321,8 @@ class ResultsFile:
         self.results = {**protocol, "seeds": [], "sources": [], "commands": [], "per_seed": [], "summary": {}}
         if path.exists() and not fresh:
             previous = json.loads(path.read_text())
-            changed = {k: (previous.get(k), v) for k, v in protocol.items() if previous.get(k) != v}
+            recorded = {k: previous.get(k, PROTOCOL_DEFAULTS.get(k)) for k in protocol}
+            changed = {k: (recorded[k], v) for k, v in protocol.items() if recorded[k] != v}
             if changed:
                 raise SystemExit(f"{path} holds another protocol ({changed}); pass --fresh or --out")
             self.results.update({k: previous[k] for k in ("seeds", "sources", "per_seed", "commands")})
@@ -381,6 +394,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--bank-per-image", type=int, default=4,
                    help="@bank arms: rows per real image of the largest class (recorded per arm)")
     p.add_argument("--ratio", type=float, default=0.5, help="appended rows per real row, every appended arm")
+    p.add_argument("--selection-folds", type=int,
+                   help="validation folds every choice averages (default: protocol.SELECTION_FOLDS of the "
+                        "budget; 1 = one 20%% split)")
     p.add_argument("--out", help="JSON path (default: results/downstream_v3_<dataset>_<budget>[_w<width>].json)")
     p.add_argument("--fresh", action="store_true", help="overwrite the JSON instead of adding to it")
     args = p.parse_args()
@@ -402,6 +418,8 @@ def parse_args() -> argparse.Namespace:
             p.error(f"{convergence.name} is a sweep still under way: finish it (rerun convergence.py, it "
                     "resumes) or pass --epochs")
         args.epochs = float(sweep["chosen_epochs"])
+    if args.selection_folds is None:
+        args.selection_folds = SELECTION_FOLDS.get(args.budget, 1)
     return args
 
 
@@ -413,7 +431,7 @@ def protocol_of(args) -> dict:
                       "AdamW lr 3e-3, one-cycle, label smoothing 0.1",
         "clf_epochs": args.epochs, "clf_min_steps": args.min_steps, "clf_width": args.clf_width,
         "clf_batch_size": args.clf_batch_size, "gen_batch_size": 64,
-        "appended_ratio": args.ratio, "baselines": BASELINE_NAMES,
+        "appended_ratio": args.ratio, "baselines": BASELINE_NAMES, "selection_folds": args.selection_folds,
         "mixing": "SyntheticMix(mode='append'), equal real exposure; sources on top of the best baseline",
     }
 
@@ -476,7 +494,8 @@ def main() -> None:
     command = (f"python benchmarks/downstream.py --dataset {args.dataset} --budget {args.budget} "
                f"--sources {','.join(args.sources)} --seeds {','.join(map(str, args.seeds))} --epochs {args.epochs} "
                f"--min-steps {args.min_steps} --clf-width {args.clf_width} --clf-batch-size {args.clf_batch_size} "
-               f"--gen-steps {args.gen_steps} --bank-per-image {args.bank_per_image} --ratio {args.ratio}")
+               f"--gen-steps {args.gen_steps} --bank-per-image {args.bank_per_image} --ratio {args.ratio} "
+               f"--selection-folds {args.selection_folds}")
     file.add_run(args.seeds, args.sources, command)
     file.results.update({"machine": machine(), "torch": torch.__version__, "augmentgen": augmentgen.__version__})
     commit = git_commit()

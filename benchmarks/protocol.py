@@ -29,6 +29,10 @@ CELLS = {
     "cifar10": ["200pc"],
 }
 LONG_TAIL_MAX = 500  # images of the commonest class in the long-tailed budget
+#: Validation folds a choice (best baseline, variation mode) averages, where one 20% split is too
+#: few images to choose on: 2 per class at 10/class, 1 of each rare class at lt100. k-fold scores
+#: every image once; 3 folds on lt100 because each of its runs is 3x longer. Others: one split.
+SELECTION_FOLDS = {"10pc": 5, "lt100": 3}
 
 
 @dataclass

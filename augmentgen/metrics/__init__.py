@@ -37,6 +37,7 @@ from .scores import (
     downstream_verdict,
     make_synthetic_mix,
     sample_uint8_per_class,
+    validation_folds,
     validation_split,
 )
 from .stats import format_interval, oracle_share, paired_difference, t_quantile_975
@@ -77,5 +78,6 @@ __all__ = [
     "sample_uint8_per_class",
     "t_quantile_975",
     "train_classifier",
+    "validation_folds",
     "validation_split",
 ]

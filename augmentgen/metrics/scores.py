@@ -143,12 +143,8 @@ def make_synthetic_mix(generator: ConditionalGenerator, ratio: float, *, seed: i
     return SyntheticMix(generator, ratio, mode=mode, balance=balance, seed=seed, **options)
 
 
-def validation_split(data: LabelledImages, fraction: float = 0.2, *, seed: int = 0
-                     ) -> tuple[LabelledImages, LabelledImages]:
-    """A seeded, stratified (train, validation) split: ``fraction`` of every class (at least one
-    image, and at least one left for training) goes to validation."""
-    if not 0 < fraction < 1:
-        raise ConfigError(f"validation fraction must be in (0, 1), got {fraction}")
+def _ranks_within_class(data: LabelledImages, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's seeded random rank among the rows of its class, and the class counts."""
     counts = torch.bincount(data.labels, minlength=data.num_classes)
     if int(counts.min()) < 2:
         raise DataError("every class needs at least 2 images to carve a validation split")
@@ -159,9 +155,39 @@ def validation_split(data: LabelledImages, fraction: float = 0.2, *, seed: int =
     starts = torch.cumsum(counts, 0) - counts
     rank = torch.empty_like(order)
     rank[order] = torch.arange(len(data)) - starts.repeat_interleave(counts)
-    n_val = (counts.double() * fraction).round().long().clamp(1, None).minimum(counts - 1)
-    is_val = rank < n_val[data.labels]
+    return rank, counts
+
+
+def _split(data: LabelledImages, is_val: torch.Tensor) -> tuple[LabelledImages, LabelledImages]:
     return data.subset(torch.nonzero(~is_val).flatten()), data.subset(torch.nonzero(is_val).flatten())
+
+
+def validation_split(data: LabelledImages, fraction: float = 0.2, *, seed: int = 0
+                     ) -> tuple[LabelledImages, LabelledImages]:
+    """A seeded, stratified (train, validation) split: ``fraction`` of every class (at least one
+    image, and at least one left for training) goes to validation."""
+    if not 0 < fraction < 1:
+        raise ConfigError(f"validation fraction must be in (0, 1), got {fraction}")
+    rank, counts = _ranks_within_class(data, seed)
+    n_val = (counts.double() * fraction).round().long().clamp(1, None).minimum(counts - 1)
+    return _split(data, rank < n_val[data.labels])
+
+
+def validation_folds(data: LabelledImages, folds: int = 5, *, seed: int = 0
+                     ) -> list[tuple[LabelledImages, LabelledImages]]:
+    """Seeded, stratified k-fold (train, validation) pairs: every image is in exactly one
+    validation fold, and every class keeps at least one training image in every fold.
+
+    On a few images per class one validation split is a coin toss (10 per class leave 2 per class
+    to score on); averaging a choice over the folds scores it on every image."""
+    if folds < 2:
+        raise ConfigError(f"validation folds must be at least 2, got {folds}; use validation_split for one")
+    rank, counts = _ranks_within_class(data, seed)
+    if int(counts.min()) < folds:
+        raise DataError(f"{folds} validation folds need at least {folds} images of every class, the "
+                        f"smallest has {int(counts.min())}; use fewer folds")
+    fold_of = rank % folds  # ranks are a random order within the class, so this deals them out evenly
+    return [_split(data, fold_of == k) for k in range(folds)]
 
 
 #: Ways of using synthetic rows that :func:`downstream_gain` can try on the validation split:
@@ -573,6 +599,7 @@ __all__ = [
     "make_synthetic_mix",
     "sample_uint8_per_class",
     "to_uint8",
+    "validation_folds",
     "validation_split",
     "verdict",
 ]

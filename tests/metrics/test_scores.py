@@ -11,6 +11,7 @@ from augmentgen.metrics import (
     classification_accuracy_score,
     downstream_gain,
     train_classifier,
+    validation_folds,
     validation_split,
 )
 from tests.conftest import make_images
@@ -60,6 +61,28 @@ def test_validation_split_is_stratified_disjoint_and_seeded():
     assert len(torch.unique(rows, dim=0)) == len(data)
     with pytest.raises(DataError):
         validation_split(make_images(n_per_class=1, num_classes=2))
+
+
+def test_validation_folds_put_every_image_in_exactly_one_stratified_fold():
+    data = make_images(n_per_class=10, num_classes=3)
+    folds = validation_folds(data, 5, seed=0)
+    assert len(folds) == 5
+    for fit, val in folds:
+        assert fit.class_counts == [8, 8, 8] and val.class_counts == [2, 2, 2]
+        assert len(torch.unique(torch.cat([fit.images, val.images]).flatten(1), dim=0)) == len(data)
+    vals = torch.cat([val.images for _, val in folds]).flatten(1)
+    assert len(torch.unique(vals, dim=0)) == len(data)  # each image validates exactly once
+    again = validation_folds(data, 5, seed=0)
+    other = validation_folds(data, 5, seed=1)
+    assert torch.equal(folds[0][1].images, again[0][1].images)
+    assert not torch.equal(folds[0][1].images, other[0][1].images)
+
+
+def test_validation_folds_refuse_too_few_images_or_folds():
+    with pytest.raises(DataError, match="at least 5 images"):
+        validation_folds(make_images(n_per_class=4, num_classes=2), 5)
+    with pytest.raises(ConfigError, match="at least 2"):
+        validation_folds(make_images(n_per_class=4, num_classes=2), 1)
 
 
 def test_downstream_gain_runs_every_arm_and_chooses_the_ratio_on_validation(split):
