@@ -52,6 +52,7 @@ def evaluate_generator(
     methods: Sequence[str] = ("plain",),
     baselines: str | Sequence[str] | None = "strong",
     metric: str = "auto",
+    balance="auto",
     repeats: int = 1,
     device: str | torch.device | None = None,
     progress=None,
@@ -80,6 +81,10 @@ def evaluate_generator(
             or names from :data:`~augmentgen.metrics.baselines.BASELINES`.
         metric: what chooses and what the verdict compares: ``"auto"`` (mean per-class accuracy
             on imbalanced training data, else accuracy), ``"accuracy"`` or ``"balanced"``.
+        balance: which classes the synthetic rows take (``SyntheticMix``'s ``balance``):
+            ``"auto"`` gives them to the classes shown least (``"inverse-frequency"``) on
+            imbalanced training data, else to the batch's classes; ``None``, ``"uniform"``,
+            ``"inverse-frequency"`` or a ``{class: weight}`` dict force one.
         repeats: measure the downstream gain with this many paired seeds (``seed``, ``seed + 1``,
             ...) and report the mean with a 95% t interval: its seed-to-seed spread is often as
             large as the gain itself.
@@ -107,7 +112,7 @@ def evaluate_generator(
     # data, augmentation, budget and seed), so it is trained once instead of three times.
     budget = dict(steps=steps, epochs=epochs, min_steps=min_steps)
     choice = dict(candidate_ratios=candidate_ratios, methods=methods, baselines=baselines, metric=metric,
-                  device=device, progress=progress)
+                  balance=balance, device=device, progress=progress)
     reference = _counted_run(progress, "reference classifier (classic)",
                              lambda: train_classifier(train_data, seed=seed, device=device, **budget).eval())
     report = {

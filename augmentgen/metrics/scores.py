@@ -241,6 +241,16 @@ def _resolve_metric(metric: str, class_counts: Sequence[int]) -> str:
     return METRICS[metric]
 
 
+def _resolve_balance(balance, class_counts: Sequence[int]):
+    """``"auto"``: the synthetic rows go to the classes the mixer has shown least
+    (``"inverse-frequency"``) on imbalanced training data, where extra rows matter most for the
+    rare classes, else they follow the batch's classes (``None``); anything else is
+    ``SyntheticMix``'s ``balance`` as it is."""
+    if balance == "auto":
+        return "inverse-frequency" if is_imbalanced(class_counts) else None
+    return balance
+
+
 def _planned_runs(n_baselines: int, methods: Sequence[str], candidate_ratios: Sequence[float],
                   ratio: float | None, include_noaug: bool, reuse_classic: bool) -> int:
     """The most classifiers one :func:`downstream_gain` call trains (a run is skipped when
@@ -323,7 +333,7 @@ def downstream_gain(
     baselines: str | Sequence[str] | None = "strong",
     metric: str = "auto",
     mode: str = "append",
-    balance=None,
+    balance="auto",
     validation_fraction: float = 0.2,
     batch_size: int = 128,
     width: int = 16,
@@ -353,7 +363,9 @@ def downstream_gain(
     real data with at least ``min_steps``), ``batch_size`` and seed: the same initialisation,
     batch order and augmentation of the real rows. The choices use ``metric``: ``"auto"`` is
     the mean per-class accuracy when the training data is imbalanced (class counts differing by
-    more than 2x), else accuracy; ``"accuracy"`` or ``"balanced"`` force one.
+    more than 2x), else accuracy; ``"accuracy"`` or ``"balanced"`` force one. ``balance`` says
+    which classes the synthetic rows take (``SyntheticMix``'s ``balance``); ``"auto"`` (the
+    default) is ``"inverse-frequency"`` on such imbalanced data, else the batch's classes.
     ``real_classic_model``: a classifier already trained on ``train_data`` with classic
     augmentation and this budget and seed, used as the classic arm instead of training it again.
     ``progress``: a tqdm bar (anything with ``update``, ``set_postfix_str`` and ``total``)
@@ -385,6 +397,7 @@ def downstream_gain(
         raise ConfigError(f"a fixed ratio needs exactly one method, got {methods}")
     names = resolve_baselines(baselines, train_data.class_counts)
     metric = _resolve_metric(metric, train_data.class_counts)
+    balance = _resolve_balance(balance, train_data.class_counts)
     device = torch.device(device) if device is not None else default_device()
     runs = _Runs(progress, _planned_runs(len(names), methods, candidate_ratios, ratio, include_noaug,
                                          real_classic_model is not None))
@@ -404,7 +417,7 @@ def downstream_gain(
             selection = arms.select(fit, val, best, best_on_fit, methods, candidate_ratios)
             method, ratio = _choose(selection)
         report = arms.final(train_data, test_data, best, method, float(ratio), real_classic_model)
-        report.update(baselines=names, baseline_selection=baseline_selection)
+        report.update(baselines=names, baseline_selection=baseline_selection, balance=balance)
         report["selection"] = None if selection is None else {
             f"{m}@{r:g}": v for (m, r), v in selection.items()}
         report["ratio_selection"] = None if selection is None else {

@@ -134,6 +134,10 @@ def test_imbalanced_data_switches_on_resampling_and_logit_adjustment(imbalanced,
     # Choices and the verdict read the mean per-class accuracy: its validation split is imbalanced too.
     assert report["metric"] == "mean per-class accuracy"
     assert report["score_mixed"] == pytest.approx(sum(report["per_class_mixed"]) / 3)
+    # balance="auto": the synthetic rows go to the classes shown least, where they matter most.
+    mixers = [c["synthetic_mix"] for c in spy.calls if c.get("synthetic_mix") is not None]
+    assert report["balance"] == "inverse-frequency"
+    assert mixers and all(m.balance == "inverse-frequency" for m in mixers)
     balanced_report = downstream_plan(balanced[0])
     assert balanced_report["baselines"] == ["classic", "mixup-cutmix"] and balanced_report["metric"] == "accuracy"
 
@@ -147,6 +151,7 @@ def test_baselines_none_is_the_classic_comparison_and_the_bar_ends_at_the_runs_d
     report = downstream_gain(RealImagesGenerator(train), train, test, baselines="none", candidate_ratios=(0.5,),
                              progress=bar, **FAST)
     assert report["baselines"] == ["classic"] and report["baseline_selection"] is None
+    assert report["balance"] is None  # balanced data: the rows follow the batch's classes
     assert report["best_baseline"] == "classic" and report["acc_best_baseline"] == report["acc_real_classic"]
     assert bar.n == bar.total == report["classifier_runs"]
     assert bar.postfix[0] == "validation: classic + plain@0.5" and bar.postfix[-1].startswith("final:")
