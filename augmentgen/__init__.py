@@ -42,6 +42,7 @@ from .mixing import (
     weighted_cross_entropy,
     write_samples,
     write_shards,
+    write_variation_shards,
 )
 from .models import ConditionalGenerator, available_models, build_config
 from .training import Trainer, TrainingConfig
@@ -92,4 +93,5 @@ __all__ = [
     "weighted_cross_entropy",
     "write_samples",
     "write_shards",
+    "write_variation_shards",
 ]

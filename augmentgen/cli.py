@@ -15,6 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from ._processes import is_main_process
 from ._version import __version__
 from .errors import AugmentgenError, ConfigError, DataError, UnknownFamilyError
 
@@ -89,9 +90,9 @@ def _note_renamed_options(args) -> None:
     from ._deprecation import renamed_message
 
     for old, new in getattr(args, "renamed_options", []):
-        if new in args.argv or any(a.startswith(new + "=") for a in args.argv):
+        if _given(args, new):
             raise ConfigError(f"{old} and {new} are the same option ({old} is its old name); pass only {new}")
-        if _is_main_process():
+        if is_main_process():
             print(f"augmentgen: warning: {renamed_message(old, new)}", file=sys.stderr)
 
 
@@ -199,13 +200,34 @@ def _add_sample_command(sub) -> None:
                    help="parquet: images per Parquet shard, the unit of resuming (a rerun must repeat it)")
     s.add_argument("--batch-size", type=int, default=1024,
                    help="parquet: images per forward pass, what each process holds in memory (does not change "
-                        "the rows)")
+                        "free samples; with --variations-of it does, so a rerun must repeat it)")
+    _add_variation_options(s)
     s.add_argument("--seed", type=int, default=0, help="seed of the noise")
     s.add_argument("--temperature", default="1", metavar="T",
                    help="sampling temperature: below 1 concentrates each class's samples (0: the class's "
                         "centre), above 1 spreads them; one float, or comma-separated floats, one per class "
                         "in class order (e.g. 1,1,0.5)")
     s.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the GPU when there is one)")
+
+
+def _add_variation_options(s: argparse.ArgumentParser) -> None:
+    from .mixing.sources import VARIATION_MODES
+
+    s.add_argument("--variations-of", metavar="DATA",
+                   help="with --format parquet: instead of free samples, a bank of variations of these real "
+                        "labelled images (same forms as train --data), each row made from one image, keeping its "
+                        "label and giving its index in a source_index column; needs an encoder family (aae, vae, "
+                        "ae, aegan; ddpm for --mode vary)")
+    s.add_argument("--mode", choices=VARIATION_MODES,
+                   help="with --variations-of: vary perturbs each image's code; interpolate / extrapolate mix it "
+                        "with / push it away from the code of another image of its class (default: vary)")
+    s.add_argument("--strength", type=float,
+                   help="with --variations-of --mode vary: the perturbation, in units of the code's scale "
+                        "(default: 0.5)")
+    s.add_argument("--per-image", type=int,
+                   help="with --variations-of: variations of each image of the largest class; every class gets "
+                        "this times as many rows as the largest class has images (default: 4)")
+    _add_data_options(s)
 
 
 def _add_eval_command(sub) -> None:
@@ -231,7 +253,8 @@ def _add_eval_command(sub) -> None:
                    help="comma-separated ways of using the synthetic rows, each tried at every ratio: plain, "
                         "filter (teacher filtering), soft (teacher soft labels, credited against the same "
                         "teacher on real rows); with an encoder family also vary, interpolate, extrapolate "
-                        "(rows made from the batch's real rows)")
+                        "(rows made from the batch's real rows), vary:S for vary at strength S (0.5 otherwise; "
+                        "e.g. vary:0.3,vary:0.7 lets validation choose the strength)")
     e.add_argument("--baselines", default="strong",
                    help="what you would do without a generator, each trained and the best (B) chosen on the validation "
                         "split before the synthetic methods are tried on top of it: strong (classic augmentation and "
@@ -263,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except AugmentgenError as exc:
-        if _is_main_process():
+        if is_main_process():
             print(f"augmentgen: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
@@ -297,18 +320,9 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"{filename}:{lineno}: {category.__name__}: {message}\n"
 
 
-def _is_main_process() -> bool:
-    """Under a launcher, only rank 0 reports (the others hold the same error)."""
-    if "accelerate" not in sys.modules:
-        return True
-    from accelerate import PartialState
-
-    return PartialState().is_main_process
-
-
 def _interrupted(args, exc: KeyboardInterrupt) -> int:
     """Ctrl-C: no traceback, exit code 130 (128 + SIGINT), and how to continue a training run."""
-    if not _is_main_process():
+    if not is_main_process():
         return 130
     step = getattr(exc, "step", None)
     if step is not None:  # training.TrainingInterrupted: the last completed step is checkpointed
@@ -371,14 +385,14 @@ def _train(args) -> int:
         "freeze_discriminator_layers", "transfer_lr_scale", "compile", "channels_last", "optimizer_kernel",
         "time_budget", "snapshot_every", "select_snapshot")}
     data = args.data
-    if data is None and _is_main_process():
+    if data is None and is_main_process():
         print(f"augmentgen: notice: no --data given: training on {DEMO_DATA}, the embedded 500-image Fashion-MNIST "
               "DEMO set, not your images; pass --data PATH to train on yours", file=sys.stderr)
     generator = train(args.family, data or DEMO_DATA, args.out, data_dir=args.data_dir, per_class=args.per_class,
                       imbalance=args.imbalance, channels=args.channels, image_column=args.image_column,
                       label_column=args.label_column, resume=args.resume, overwrite=args.overwrite,
                       model_config=model_set, command=shlex.join(["augmentgen", *args.argv]), **training)
-    if not _is_main_process():  # under `accelerate launch`, one report is enough
+    if not is_main_process():  # under `accelerate launch`, one report is enough
         return 0
     out = Path(args.out)
     print(f"weights: {out / 'model.safetensors'}")
@@ -400,13 +414,15 @@ def _sample(args) -> int:
 
     # Parsed before loading, so a typo fails at once; the generator checks values and length.
     temperature = _temperature(args.temperature)
-    _check_counts(args, {"per_class": "images of each class", "batch_size": "images per forward pass"})
+    _check_counts(args, {"per_class": "images of each class", "batch_size": "images per forward pass",
+                         "per_image": "variations of each image of the largest class"})
     _check_device(args.device)
+    _check_variation_options(args)
     if args.format == "parquet":
         if args.overwrite:
             raise ConfigError("--overwrite does not apply to --format parquet: rerunning the same command resumes "
                               f"the bank in {args.out}; choose a new --out to start another, or delete it yourself")
-        return _sample_shards(args, temperature)
+        return _sample_variation_shards(args) if args.variations_of else _sample_shards(args, temperature)
     if args.format == "grid":
         _check_grid_target(Path(args.out), args.overwrite)  # write_samples replaces a grid file without asking
     generator = from_pretrained(args.model, device=args.device)
@@ -455,13 +471,86 @@ def _sample_shards(args, temperature) -> int:
                         batch_size=args.batch_size, temperature=temperature, model=args.model)
     if not PartialState().is_main_process:  # under a launcher, one report is enough
         return 0
+    _report_shards(args.out, meta, "images")
+    return 0
+
+
+def _report_shards(out: str, meta: dict, what: str) -> None:
+    """The end of a parquet run: what the bank holds, what this run made, and how to load it."""
     run = meta["last_run"]
     done = ("already complete, nothing generated" if meta.get("already_complete") else
             f"{run['images_generated']} generated now by {run['num_processes']} process(es) at "
             f"{run['images_per_second']:.0f} images/s")
-    print(f"wrote {args.out} (parquet: {meta['rows']} images of {len(meta['class_names'])} classes in "
+    print(f"wrote {out} (parquet: {meta['rows']} {what} of {len(meta['class_names'])} classes in "
           f"{meta['shards']} shards; {done})")
-    print(f"load:  datasets.load_dataset('parquet', data_dir={str(args.out)!r}, split='train')")
+    print(f"load:  datasets.load_dataset('parquet', data_dir={str(out)!r}, split='train')")
+
+
+def _given(args, flag: str) -> bool:
+    """Whether ``flag`` is on the command line (as ``--flag value`` or ``--flag=value``)."""
+    return flag in args.argv or any(a.startswith(flag + "=") for a in args.argv)
+
+
+def _check_variation_options(args) -> None:
+    """--variations-of and its options go together, with --format parquet; refused before any loading."""
+    variation_only = [flag for flag, value in (("--mode", args.mode), ("--strength", args.strength),
+                                               ("--per-image", args.per_image), ("--data-dir", args.data_dir),
+                                               ("--image-column", args.image_column),
+                                               ("--label-column", args.label_column)) if value is not None]
+    if args.variations_of is None:
+        if variation_only:
+            raise ConfigError(f"{variation_only[0]} applies to a bank of variations of real images only: add "
+                              f"--variations-of DATA --format parquet, or drop {variation_only[0]}")
+        return
+    if args.format != "parquet":
+        raise ConfigError(f"--variations-of writes its bank as Parquet shards only: add --format parquet (--format "
+                          f"{args.format} exports free samples)")
+    for flag in ("--per-class", "--temperature"):
+        if _given(args, flag):
+            raise ConfigError(f"{flag} applies to free samples, not to --variations-of: every class gets --per-image "
+                              "times as many rows as the largest class has images; drop " + flag)
+    if args.strength is not None and (args.mode or "vary") != "vary":
+        raise ConfigError(f"--strength applies to --mode vary; --mode {args.mode} mixes two images' codes at a "
+                          "random weight instead: drop --strength")
+    if args.strength is not None and not (math.isfinite(args.strength) and args.strength >= 0):
+        raise ConfigError(f"--strength must be a finite number >= 0 (the perturbation in units of the code's "
+                          f"scale; 0 gives reconstructions), got {args.strength}")
+
+
+def _sample_variation_shards(args) -> int:
+    from accelerate import PartialState
+
+    from .api import check_data_path
+    from .data import load_data
+    from .hub import from_pretrained
+    from .mixing import VariationSource, write_variation_shards
+    from .mixing.shards import process_device
+
+    check_data_path(args.variations_of, option="--variations-of")
+    generator = from_pretrained(args.model, device=args.device or process_device())  # this rank's GPU
+    mode, strength = args.mode or "vary", 0.5 if args.strength is None else args.strength
+    _check_methods_fit(generator, [mode], option="--variations-of with --mode")
+    data = load_data(args.variations_of, data_dir=args.data_dir, channels=generator.image_shape[0],
+                     image_column=args.image_column, label_column=args.label_column)
+    _check_data_fits(generator, args.model, {f"--variations-of {args.variations_of}": data},
+                     fix="pass images of the classes and shape it was trained on")
+    source = VariationSource(generator, mode, strength=strength)
+    per_image = args.per_image or 4
+    main_process = PartialState().is_main_process
+    if main_process:
+        counts = data.class_counts
+        per_class = per_image * max(counts)
+        spread = f"{min(counts)}" if min(counts) == max(counts) else f"{min(counts)} to {max(counts)}"
+        print(f"augmentgen sample: variations of --variations-of {args.variations_of} ({len(data)} images, "
+              f"{data.num_classes} classes, {spread} per class) by the {generator.family} "
+              f"generator {args.model}, mode {mode}{f' (strength {strength:g})' if mode == 'vary' else ''}: "
+              f"{per_image} per image of the largest class, {per_class} rows per class, "
+              f"{per_class * data.num_classes} rows in shards of up to {args.shard_size}", flush=True)
+    meta = write_variation_shards(source, data.images, data.labels, args.out, per_image=per_image, seed=args.seed,
+                                  shard_size=args.shard_size, batch_size=args.batch_size, model=args.model,
+                                  data=args.variations_of)
+    if main_process:  # under a launcher, one report is enough
+        _report_shards(args.out, meta, f"variations of {meta['images']} real images")
     return 0
 
 
@@ -477,12 +566,16 @@ def _ratios(text: str) -> list[float]:
 
 
 def _methods(text: str) -> list[str]:
-    from .metrics.scores import MIXING_METHODS
+    from .metrics.scores import MIXING_METHODS, method_options
 
     methods = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in MIXING_METHODS]
-    if not methods or unknown:
+    if not methods:
         raise ConfigError(f"--methods takes comma-separated names from {sorted(MIXING_METHODS)}; got {text!r}")
+    for method in methods:
+        try:
+            method_options(method)
+        except ConfigError as exc:
+            raise ConfigError(f"--methods: {exc}") from None
     return methods
 
 
@@ -588,28 +681,32 @@ def _eval_summary(args, generator, train_data, test_data, held_out: str, plan: d
     ])
 
 
-def _check_methods_fit(generator, methods: list[str]) -> None:
-    """A variation method the generator cannot run fails now, not after the first classifiers."""
+def _check_methods_fit(generator, methods: list[str], *, option: str = "--methods") -> None:
+    """A variation method the generator cannot run fails now, not after the first classifiers (eval) or
+    once the data is loaded (sample --variations-of)."""
     from .mixing import VariationSource
     from .mixing.sources import VARIATION_MODES
 
     for method in methods:
-        if method in VARIATION_MODES:
+        mode = method.partition(":")[0]  # vary:0.3 is vary at strength 0.3
+        if mode in VARIATION_MODES:
             try:
-                VariationSource(generator, method)
+                VariationSource(generator, mode)
             except ConfigError as exc:
-                raise ConfigError(f"--methods {method}: {exc}; or drop {method} from --methods") from None
+                fix = f"or drop {method} from --methods" if option == "--methods" else "pass such a --model"
+                raise ConfigError(f"{option} {method}: {exc}; {fix}") from None
 
 
-def _check_data_fits(generator, model: str, data: dict) -> None:
-    """The evaluation data must have the generator's classes and image shape."""
+def _check_data_fits(generator, model: str, data: dict, *,
+                     fix: str = "evaluate it on the data it was trained on") -> None:
+    """The data must have the generator's classes and image shape."""
     for where, dataset in data.items():
         if dataset.num_classes != generator.num_classes:
             raise DataError(f"{where} has {dataset.num_classes} classes but the generator --model {model} "
-                            f"makes {generator.num_classes}; evaluate it on the data it was trained on")
+                            f"makes {generator.num_classes}; {fix}")
         if dataset.image_shape != generator.image_shape:
             raise DataError(f"{where} holds {dataset.image_shape} images but the generator --model {model} "
-                            f"makes {generator.image_shape}; evaluate it on the data it was trained on")
+                            f"makes {generator.image_shape}; {fix}")
 
 
 def _models(args) -> int:

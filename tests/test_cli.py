@@ -86,6 +86,8 @@ def test_errors_are_one_line_messages_with_exit_code_2(tmp_path, capsys):
     assert "--ratios" in capsys.readouterr().err
     assert main(["eval", "--model", str(tmp_path / "none"), "--data", "mnist", "--methods", "plain,sharpen"]) == 2
     assert "--methods" in capsys.readouterr().err
+    assert main(["eval", "--model", str(tmp_path / "none"), "--data", "mnist", "--methods", "vary:strong"]) == 2
+    assert "only vary takes a strength" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert "no data at" in capsys.readouterr().err
     assert main(["train", "--set", "no_such_field=1", "--out", str(tmp_path / "o")]) == 2

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -195,7 +196,9 @@ def validation_folds(data: LabelledImages, folds: int = 5, *, seed: int = 0
 #: ``soft`` is credited against a control arm whose *real* rows get the same teacher targets,
 #: so the gain counts only what the synthetic rows add (soft labels alone can help).
 #: ``vary`` / ``interpolate`` / ``extrapolate`` make the rows from the batch's real rows
-#: (:class:`~augmentgen.mixing.VariationSource`, encoder families only) instead of sampling them.
+#: (:class:`~augmentgen.mixing.VariationSource`, encoder families only) instead of sampling them;
+#: ``vary:<strength>`` (``vary:0.3``) sets ``vary``'s strength (0.5 otherwise), so the strength is
+#: chosen on validation like the rest.
 MIXING_METHODS: dict[str, dict] = {
     "plain": {},
     "filter": {"filter_threshold": 0.5},
@@ -206,10 +209,27 @@ MIXING_METHODS: dict[str, dict] = {
 }
 
 
-def _method_kwargs(method: str) -> dict:
-    if method not in MIXING_METHODS:
-        raise ConfigError(f"unknown mixing method {method!r}; choose from {sorted(MIXING_METHODS)}")
-    return MIXING_METHODS[method]
+def method_options(method: str) -> dict:
+    """The options of a mixing method's name: ``MIXING_METHODS[name]``, plus ``strength`` for
+    ``vary:<strength>`` (``"vary:0.3"`` is ``{"variation": "vary", "strength": 0.3}``).
+
+    Raises:
+        ConfigError: an unknown name, or a strength that is not a number >= 0 (or on another method).
+    """
+    name, colon, strength = method.partition(":")
+    if name not in MIXING_METHODS:
+        raise ConfigError(f"unknown mixing method {method!r}; choose from {sorted(MIXING_METHODS)}, or "
+                          "vary:<strength> like vary:0.3")
+    if not colon:
+        return MIXING_METHODS[name]
+    try:
+        value = float(strength)
+    except ValueError:
+        value = -1.0
+    if name != "vary" or not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"mixing method {method!r}: only vary takes a strength, a number >= 0 after a colon "
+                          "(like vary:0.3)")
+    return {**MIXING_METHODS[name], "strength": value}
 
 
 def _teacher_control(teacher, num_classes: int):
@@ -224,7 +244,8 @@ def _choose(selection: dict[tuple[str, float], float]) -> tuple[str, float]:
     """Best validation accuracy; ties go to no synthetic data, then the smaller ratio, then the
     simpler method (the order of ``MIXING_METHODS``)."""
     order = {m: i for i, m in enumerate(["none", "soft-control", *MIXING_METHODS])}
-    return max(sorted(selection, key=lambda k: (k[1], order[k[0]])), key=lambda k: selection[k])
+    rank = lambda k: (k[1], order[k[0].partition(":")[0]], k[0])  # noqa: E731  vary:0.3 ranks as vary
+    return max(sorted(selection, key=rank), key=lambda k: selection[k])
 
 
 # --------------------------------------------------------------------------- what will be trained
@@ -285,7 +306,7 @@ def downstream_plan(train_data, *, baselines: str | Sequence[str] | None = "stro
     counts = train_data.class_counts if hasattr(train_data, "class_counts") else list(train_data)
     names = resolve_baselines(baselines, counts)
     for method in methods:
-        _method_kwargs(method)
+        method_options(method)
     shared = dict(methods=methods, candidate_ratios=candidate_ratios, ratio=ratio, include_noaug=include_noaug,
                   reuse_classic=reuse_classic)
     return {"baselines": names, "imbalanced": is_imbalanced(counts), "imbalance_ratio": imbalance_ratio(counts),
@@ -392,7 +413,7 @@ def downstream_gain(
         raise DataError(f"the generator has {generator.num_classes} classes, the data {train_data.num_classes}")
     methods = list(methods)
     for method in methods:
-        _method_kwargs(method)
+        method_options(method)
     if ratio is not None and len(methods) != 1:
         raise ConfigError(f"a fixed ratio needs exactly one method, got {methods}")
     names = resolve_baselines(baselines, train_data.class_counts)
@@ -463,11 +484,11 @@ class _GainArms:
             return _teacher_control(teacher, self.num_classes)
         if not ratio or method == "none":
             return None
-        kw = dict(_method_kwargs(method))
+        kw = dict(method_options(method))
         if "variation" in kw:  # rows made from the batch's real rows
             from ..mixing import VariationSource
 
-            source = VariationSource(self.generator, kw.pop("variation"))
+            source = VariationSource(self.generator, kw.pop("variation"), **kw)  # kw: vary's strength
             return make_synthetic_mix(source, ratio, seed=self.seed, mode=self.mode, balance=self.balance)
         return make_synthetic_mix(self.generator, ratio, seed=self.seed, mode=self.mode, balance=self.balance,
                                   **({**kw, "teacher": teacher} if kw else {}))
@@ -604,6 +625,7 @@ def verdict(report: dict) -> str:
 __all__ = [
     "METRICS",
     "MIXING_METHODS",
+    "method_options",
     "class_consistency",
     "classification_accuracy_score",
     "downstream_gain",

@@ -13,6 +13,8 @@
 - :func:`write_samples`: export to a grid, an ImageFolder, ``.npz`` or a saved HF dataset.
 - :func:`write_shards`: synthesis at scale, Parquet shards from one process or many, resumable
   (``augmentgen sample --format parquet``); ``datasets.load_dataset("parquet", data_dir=out)`` reads them.
+- :func:`write_variation_shards`: the same for a bank of variations of the training set, each row
+  made from a real image and recording its index (``augmentgen sample --variations-of DATA``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from .shard_manifest import completed_shards
 from .shards import shard_seed, write_shards
 from .sources import AnchoredSource, PixelMixSource, RealRowSource, VariationSource
 from .teacher import TeacherLabels, weighted_cross_entropy
+from .variation_shards import write_variation_shards
 
 _HF_NAMES = {"synthesize", "synthesize_iterable", "mark_real", "add_synthetic", "synthetic_transform",
              "balance_counts"}
@@ -37,7 +40,7 @@ _HF_NAMES = {"synthesize", "synthesize_iterable", "mark_real", "add_synthetic", 
 __all__ = ["AnchoredSource", "AugmentedLoader", "FreeSource", "GeneratorSource", "PixelMixSource", "PoolSource",
            "RealRowSource", "SyntheticMix", "SyntheticPool", "TeacherFilter", "TeacherLabels", "VariationSource",
            "allocate_counts", "augment_loader", "completed_shards", "shard_seed", "weighted_cross_entropy",
-           "write_samples", "write_shards", *sorted(_HF_NAMES)]
+           "write_samples", "write_shards", "write_variation_shards", *sorted(_HF_NAMES)]
 
 
 def __getattr__(name: str) -> Any:

@@ -3,21 +3,18 @@ per-sample transforms in workers and for batch mixing."""
 
 from __future__ import annotations
 
-import math
-import os
 import warnings
 
 import torch
 from torch import nn
 
 from .._images import to_signed_unit, to_uint8
+from .._processes import is_main_process
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, Temperature
 from .filter import AcceptanceCounts, TeacherFilter, ranks_in_class
 from .sources import AnchoredSource
-
-#: The knob of each VariationSource mode, recorded in ``SyntheticPool.variation``.
-_MODE_KNOB = {"vary": "strength", "interpolate": "weight_range", "extrapolate": "extrapolation_range"}
+from .variations import check_variation_inputs, class_anchors, variation_rows, variation_settings
 
 
 class SyntheticPool:
@@ -217,7 +214,9 @@ class SyntheticPool:
         each ⌊per_class / n⌋ or ⌈per_class / n⌉ times); every row is a separate draw. For
         ``interpolate`` / ``extrapolate`` the second image of a pair is drawn among all the
         images of the class (not recorded). The build holds the images on the source's device as
-        float32 (4 bytes a value) for the duration.
+        float32 (4 bytes a value) for the duration. For a bank too large for memory, or made once
+        offline by many processes, :func:`~augmentgen.mixing.write_variation_shards` writes Parquet
+        shards by the same rule.
 
         Args:
             source (AnchoredSource): what makes the rows, e.g. ``VariationSource(generator,
@@ -245,7 +244,7 @@ class SyntheticPool:
             mix = SyntheticMix(pool, ratio=0.5, mode="append")
             rows_of_image_7 = (pool.source_index == 7).nonzero()  # (class, position) pairs
         """
-        images, labels, counts = _check_variation_inputs(source, images, labels, per_image, batch_size)
+        images, labels, counts = check_variation_inputs(source, images, labels, per_image, batch_size)
         if refresh_every is not None and refresh_every < 1:
             raise ConfigError(f"refresh_every must be a positive number of epochs, got {refresh_every}")
         pool = cls.__new__(cls)
@@ -259,12 +258,7 @@ class SyntheticPool:
         pool.source_index = torch.empty(pool.num_classes, pool.per_class, dtype=torch.long)
         if device is None:
             pool.source_index.share_memory_()  # workers see refreshes, as they do the bank
-        mode = getattr(source, "mode", None)
-        knobs = {name: getattr(source, name) for name in ("strength", "weight_range", "extrapolation_range")
-                 if hasattr(source, name) and _MODE_KNOB.get(mode, name) == name}
-        generator = getattr(source, "generator", None)
-        pool.variation = {"source": repr(source), "family": getattr(generator, "family", None), "mode": mode,
-                          **knobs, "per_image": per_image, "images": len(labels),
+        pool.variation = {**variation_settings(source), "per_image": per_image, "images": len(labels),
                           "seed": pool._rng.initial_seed(), "batch_size": batch_size}
         pool._variations = (source, images, labels, progress)
         pool.refresh()
@@ -280,24 +274,14 @@ class SyntheticPool:
         labels = labels.to(device)
         real = to_signed_unit(images.to(device))  # all of them: a pair's second image is any of its class
         # Each class's images in a random order; slot s of class c is made from image s mod n_c of it.
-        order = torch.randperm(len(labels), generator=self._rng, device=device)
-        order = order[torch.argsort(labels[order], stable=True)]
-        count = torch.bincount(labels, minlength=k)
-        start = count.cumsum(0) - count
-        anchors = order[start[:, None] + torch.arange(n, device=device)[None, :] % count[:, None]].flatten()
+        anchors = class_anchors(labels, n, k, rng=self._rng).flatten()
         flat, index = self.images.view(-1, *self.image_shape), self.source_index.view(-1)
-        dist = torch.distributed
-        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else int(os.environ.get("RANK", 0))
-        show = progress is not False and rank == 0
+        show = progress is not False and is_main_process()
         with tqdm(total=len(anchors), unit="img", desc="variations", dynamic_ncols=True,
                   disable=None if progress is None and show else not show) as bar:
             for lo in range(0, len(anchors), self.batch_size):
                 chunk = anchors[lo:lo + self.batch_size]
-                rows = source.rows(real, labels, chunk, rng=self._rng)
-                if not isinstance(rows, torch.Tensor) or tuple(rows.shape) != (len(chunk), *self.image_shape):
-                    raise DataError(f"{type(source).__name__}.rows returned "
-                                    f"{tuple(getattr(rows, 'shape', ()))} for {len(chunk)} anchors; it must "
-                                    f"return ({len(chunk)}, {', '.join(map(str, self.image_shape))}) in [-1, 1]")
+                rows = variation_rows(source, real, labels, chunk, rng=self._rng)
                 # Rows and their provenance are written together: an interrupted refresh leaves a
                 # bank whose every row is a variation of the image its index names.
                 flat[lo:lo + len(chunk)].copy_(to_uint8(rows.float()))
@@ -384,59 +368,3 @@ class SyntheticPool:
         return (f"SyntheticPool({self.num_classes} classes x {self.per_class}, shape=({c}, {h}, {w}){device}"
                 f"{teacher}{made}, refreshes={self.refreshes})")
 
-
-def _check_variation_inputs(source, images, labels, per_image, batch_size) -> tuple[torch.Tensor, torch.Tensor,
-                                                                                    torch.Tensor]:
-    """(images, labels as int64, images per class on the CPU) for :meth:`SyntheticPool.from_variations`,
-    or a ConfigError / DataError naming the problem and its fix."""
-    if isinstance(source, ConditionalGenerator):
-        raise ConfigError("from_variations makes rows from real images through an anchored source: wrap the "
-                          "generator, SyntheticPool.from_variations(VariationSource(generator, 'vary'), images, "
-                          "labels); SyntheticPool(generator, per_class) is the bank of free samples")
-    if not isinstance(source, AnchoredSource):
-        raise ConfigError(f"source must be an anchored source such as VariationSource(generator, 'vary'), "
-                          f"got {type(source).__name__}")
-    for name in ("num_classes", "image_shape", "device"):
-        if getattr(source, name, None) is None:
-            raise ConfigError(f"{type(source).__name__} has no {name}; build it with one")
-    for name, value in (("per_image", per_image), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{name} must be an int >= 1, got {value!r}")
-    images, labels = torch.as_tensor(images), torch.as_tensor(labels)
-    shape = tuple(source.image_shape)
-    if images.ndim != 4 or len(images) == 0:
-        raise DataError(f"from_variations needs the real images as a tensor (N, {', '.join(map(str, shape))}) "
-                        f"with N >= 1 (e.g. train.images of a LabelledImages), got shape {tuple(images.shape)}")
-    if tuple(images.shape[1:]) != shape:
-        raise DataError(f"the source's generator takes {shape} images but the images are {tuple(images.shape[1:])}: "
-                        f"resize / convert them to {shape[0]} channel(s) at {shape[1]}x{shape[2]} (e.g. "
-                        "v2.Resize, v2.Grayscale), or use a generator trained at that shape")
-    if images.dtype.is_floating_point:
-        low, high = float(images.min()), float(images.max())
-        if not (math.isfinite(low) and math.isfinite(high) and low >= -1.001 and high <= 1.001):
-            raise DataError(f"float images must be in the generators' [-1, 1], got values in [{low:.3g}, {high:.3g}]: "
-                            "pass uint8 images in [0, 255], or images * 2 - 1 for images in [0, 1]")
-        if low >= 0:
-            warnings.warn("the float images are all in [0, 1]; they are taken to be in [-1, 1]. For ToTensor "
-                          "images pass images * 2 - 1 (or the uint8 images)", stacklevel=3)
-    elif images.dtype != torch.uint8:
-        raise DataError(f"images must be uint8 in [0, 255] or float in [-1, 1], got {images.dtype}")
-    if labels.ndim != 1 or labels.dtype.is_floating_point or labels.dtype == torch.bool:
-        raise DataError(f"labels must be an integer tensor (N,) of class indices, got {labels.dtype} "
-                        f"{tuple(labels.shape)}")
-    if len(labels) != len(images):
-        raise DataError(f"{len(images)} images but {len(labels)} labels: give one class index per image")
-    labels, k = labels.long(), source.num_classes
-    bad = labels[(labels < 0) | (labels >= k)]
-    if len(bad):
-        raise DataError(f"labels {sorted(set(bad.tolist()))[:5]} are outside [0, {k - 1}]: the source's "
-                        f"generator knows {k} classes; pass class indices of those (map class names with "
-                        "its class_names)")
-    counts = torch.bincount(labels.cpu(), minlength=k)
-    missing = (counts == 0).nonzero().flatten().tolist()
-    if missing:
-        names = list(source.class_names or range(k))
-        raise DataError(f"no image of class {', '.join(repr(names[c]) for c in missing[:5])}: every row of a "
-                        f"variation bank is made from a real image of its class, so pass images of all {k} "
-                        "classes the source's generator knows")
-    return images, labels, counts

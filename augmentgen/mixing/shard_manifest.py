@@ -1,9 +1,10 @@
 """The files of a synthesis folder besides its shards: manifest, progress, metadata and card.
 
-What :func:`~augmentgen.mixing.write_shards` records so that a rerun resumes (the run's identity:
-everything that decides the rows) or is refused with what differs and how to resume, which
-shards are complete, and the ``synthesis.json`` and ``README.md`` written last. Every file is
-written atomically (:mod:`augmentgen._io`), so a killed run leaves whole files only.
+What :func:`~augmentgen.mixing.write_shards` and :func:`~augmentgen.mixing.write_variation_shards`
+record so that a rerun resumes (the run's identity: everything that decides the rows) or is
+refused with what differs and how to resume, which shards are complete, and the
+``synthesis.json`` and ``README.md`` written last. Every file is written atomically
+(:mod:`augmentgen._io`), so a killed run leaves whole files only.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -23,9 +23,11 @@ from ..errors import ConfigError, DataError
 from ..hub.serialization import generator_tensors, tensors_sha256
 from ..models.base import ConditionalGenerator, Temperature
 from ..models.registry import config_to_dict
+from .variations import MODE_KNOB
 
-__all__ = ["CARD", "DATA_DIR", "FORMAT", "MANIFEST", "METADATA", "PROGRESS_DIR", "check_folder",
-           "completed_shards", "dataset_card", "generator_sha256", "read_json", "run_identity", "synthesis_metadata", "write_json"]
+__all__ = ["CARD", "DATA_DIR", "FORMAT", "MANIFEST", "METADATA", "PROGRESS_DIR", "VARIATIONS", "check_folder",
+           "completed_shards", "dataset_card", "generator_sha256", "read_json", "run_identity", "synthesis_metadata",
+           "variation_identity", "write_json"]
 
 # /2: generator_sha256 is the weights' tensors_sha256 (the augmentgen_sha256 of model.safetensors) and the
 # config is its own field; /1 hashed weights and config together in another encoding.
@@ -37,12 +39,25 @@ PROGRESS_DIR = ".progress"
 CARD = "README.md"
 SEED_DERIVATION = ("shard (class c, chunk j) draws its noise from torch.Generator().manual_seed(s) with "
                    "s = numpy.random.SeedSequence([seed, c, j]).generate_state(1, numpy.uint64)[0] >> 1")
+#: The identity's ``kind`` of a bank of variations of real images (a bank of free samples has none).
+VARIATIONS = "variations"
+VARIATION_SEED_DERIVATION = (
+    "row s of class c is made from the class's real image s mod n_c, the class's images taken in the order "
+    "of torch.randperm(N, generator=torch.Generator().manual_seed(seed)) stably sorted by label; shard "
+    "(class c, chunk j) draws the source's random numbers from torch.Generator(device).manual_seed(s) with "
+    "s = numpy.random.SeedSequence([seed, c, j]).generate_state(1, numpy.uint64)[0] >> 1, batch_size rows a call")
 
 # How a user gives each argument that must match to resume (CLI flag, Python keyword).
 _FLAGS = {"generator_sha256": ("--model", "generator"), "per_class": ("--per-class", "per_class"),
           "seed": ("--seed", "seed"), "shard_size": ("--shard-size", "shard_size"),
           "temperature": ("--temperature", "temperature"), "teacher_sha256": (None, "teacher"),
-          "filter_threshold": (None, "filter_threshold"), "format": (None, None)}
+          "filter_threshold": (None, "filter_threshold"), "format": (None, None),
+          "per_image": ("--per-image", "per_image"), "batch_size": ("--batch-size", "batch_size"),
+          "mode": ("--mode", "mode"), "strength": ("--strength", "strength")}
+# Fields whose difference follows from another's: reported only when that one is the same.
+_FOLLOWS = {"generator_config": "generator_sha256", "images": "images_sha256", "strength": "mode",
+            "weight_range": "mode", "extrapolation_range": "mode"}
+_KINDS = {None: "free samples of a generator", VARIATIONS: "variations of real images"}
 
 
 # --------------------------------------------------------------------------- files
@@ -89,6 +104,22 @@ def run_identity(generator: ConditionalGenerator, per_class: int, seed: int, sha
     return json.loads(json.dumps(identity))  # tuples become lists, as they read back
 
 
+def variation_identity(generator: ConditionalGenerator, settings: dict, images_sha256: str, images: int,
+                       per_image: int, seed: int, shard_size: int, batch_size: int) -> dict:
+    """What a rerun of a bank of variations must repeat to resume: everything that decides the rows.
+
+    ``settings``: the source's type name (``source``), ``mode`` and that mode's knob;
+    ``images_sha256``: the sha256 of the real images (as the rows are made from them) and labels.
+    ``batch_size`` is part of it: the source draws its random numbers a call at a time.
+    """
+    identity = {
+        "format": FORMAT, "kind": VARIATIONS, "generator_sha256": generator_sha256(generator),
+        "generator_config": config_to_dict(generator.config), "images_sha256": images_sha256, "images": images,
+        **settings, "per_image": per_image, "seed": seed, "shard_size": shard_size, "batch_size": batch_size,
+    }
+    return json.loads(json.dumps(identity))
+
+
 def _mismatch(out: Path, manifest: dict, identity: dict) -> str:
     """The refusal of a rerun into ``out`` with other arguments: what differs, and how to resume."""
     old = manifest.get("identity", {})
@@ -99,12 +130,15 @@ def _mismatch(out: Path, manifest: dict, identity: dict) -> str:
                 "encoding), so it cannot check that the shards there come from this generator and will not add "
                 f"to them. Nothing was written. Finish that run with the augmentgen version that started it, or "
                 f"pass a new --out (or delete {out} first).")
+    if old.get("kind") != identity.get("kind"):
+        return (f"{out} holds a bank of {_KINDS.get(old.get('kind'), old.get('kind'))}, but this call writes "
+                f"{_KINDS[identity.get('kind')]}; the two never share a folder. Nothing was written. Pass a new "
+                f"--out (or delete {out} first).")
     changed = [key for key in identity if old.get(key) != identity[key]]
-    if "generator_sha256" in changed and "generator_config" in changed:
-        changed.remove("generator_config")  # one message for another generator
+    changed = [key for key in changed if _FOLLOWS.get(key) not in changed]  # one message per cause
     said, fix = [], []
     for key in changed:
-        what, how = _difference(key, old.get(key), identity[key], manifest)
+        what, how = _difference(key, old, identity, manifest)
         said.append(what)
         fix += [how] if how else []
     return (f"{out} already holds a synthesis run made with other arguments: {'; '.join(said)}. Nothing was "
@@ -112,10 +146,21 @@ def _mismatch(out: Path, manifest: dict, identity: dict) -> str:
             f"bank, pass a new --out (or delete {out} first).")
 
 
-def _difference(key: str, old: Any, new: Any, manifest: dict) -> tuple[str, str]:
-    """What differs in identity field ``key`` between the run in the folder and this call, and the fix."""
+def _difference(key: str, there: dict, now: dict, manifest: dict) -> tuple[str, str]:
+    """What differs in identity field ``key`` between the run in the folder (``there``) and this call
+    (``now``), and the fix."""
+    old, new = there.get(key), now.get(key)
     flag, keyword = _FLAGS.get(key, (None, key))
     model = f"--model {manifest.get('model') or manifest.get('generator_id')}"
+    if key == "images_sha256":
+        data = (f"--variations-of {manifest['data']}" if manifest.get("data") else
+                "the images and labels it was made from")
+        return (f"the real images or labels differ ({there.get('images')} images, sha256 {str(old)[:12]}... there; "
+                f"{now.get('images')} images, sha256 {new[:12]}... now)"), data
+    if key == "mode" and MODE_KNOB.get(old) in there:
+        knob = MODE_KNOB[old]  # the run's knob goes with its mode
+        return (f"mode is {old!r} there but {new!r} now",
+                f"--mode {old} {_difference(knob, there, {knob: None}, manifest)[1]}")
     if key == "generator_sha256":
         return f"the generator differs (weights sha256 {str(old)[:12]}... there, {new[:12]}... now)", model
     if key == "generator_config":
@@ -162,16 +207,17 @@ def synthesis_metadata(manifest: dict, features, logs: list[dict], seconds: floa
     for record in manifest["done"].values():
         rows[record["label"]] += record["rows"]
         candidates[record["label"]] += record["candidates"]
-    filtering = identity["teacher_sha256"] is not None
+    filtering = identity.get("teacher_sha256") is not None
     made = sum(r["candidates"] for log in logs for r in log["shards"].values())
     ranks = [{"rank": log["rank"], "shards": sorted(log["shards"]), "images_generated":
               sum(r["candidates"] for r in log["shards"].values()), "seconds": log["seconds"],
               "peak_rss_mib": log["peak_rss_mib"]} for log in logs]
     return {
-        "format": FORMAT, **{key: manifest[key] for key in ("generator_id", "model", "family", "class_names",
-                                                            "image_shape")},
+        "format": FORMAT, **{key: value for key, value in manifest.items() if key not in ("identity", "complete",
+                                                                                          "done")},
         **{key: value for key, value in identity.items() if key != "format"},
-        "seed_derivation": SEED_DERIVATION, "rows": sum(rows), "rows_per_class": rows,
+        "seed_derivation": VARIATION_SEED_DERIVATION if identity.get("kind") == VARIATIONS else SEED_DERIVATION,
+        "rows": sum(rows), "rows_per_class": rows,
         "candidates_per_class": candidates,
         "acceptance_rate": sum(rows) / max(sum(candidates), 1) if filtering else None,
         "acceptance_rate_per_class": [r / c if c else None for r, c in zip(rows, candidates)] if filtering else None,
@@ -186,16 +232,36 @@ def synthesis_metadata(manifest: dict, features, logs: list[dict], seconds: floa
 
 def dataset_card(metadata: dict) -> str:
     """The ``README.md`` that ``datasets.load_dataset`` and the Hub read: what the bank holds, how to load it."""
+    about = _variations_text(metadata) if metadata.get("kind") == VARIATIONS else _samples_text(metadata)
+    return (
+        "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n    path: data/*.parquet\n"
+        "tags:\n- synthetic\n- augmentgen\n---\n\n"
+        f"{about} Details: `{METADATA}`.\n\n"
+        "```python\nimport datasets\n\nbank = datasets.load_dataset(\"parquet\", data_dir=\"<this folder>\", "
+        "split=\"train\")\n```\n")
+
+
+def _samples_text(metadata: dict) -> str:
     accepted = ("" if metadata["acceptance_rate"] is None else
                 f" A teacher kept {metadata['acceptance_rate']:.1%} of the candidates "
                 f"(probability of the class >= {metadata['filter_threshold']}).")
     return (
-        "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n    path: data/*.parquet\n"
-        "tags:\n- synthetic\n- augmentgen\n---\n\n"
         f"# Synthetic images from `{metadata['generator_id']}`\n\n"
         f"{metadata['rows']} images of {len(metadata['class_names'])} classes ({', '.join(metadata['class_names'])}), "
         f"{metadata['per_class']} candidates per class, sampled by augmentgen {metadata['versions']['augmentgen']} "
         f"from a `{metadata['family']}` generator (weights sha256 {metadata['generator_sha256']}) with seed "
-        f"{metadata['seed']}.{accepted} Every row has `synthetic=True`. Details: `{METADATA}`.\n\n"
-        "```python\nimport datasets\n\nbank = datasets.load_dataset(\"parquet\", data_dir=\"<this folder>\", "
-        "split=\"train\")\n```\n")
+        f"{metadata['seed']}.{accepted} Every row has `synthetic=True`.")
+
+
+def _variations_text(metadata: dict) -> str:
+    knob = MODE_KNOB.get(metadata["mode"])
+    setting = f"mode `{metadata['mode']}`" + (f", {knob} {metadata[knob]}" if knob in metadata else "")
+    return (
+        f"# Variations of real images by `{metadata['generator_id']}`\n\n"
+        f"{metadata['rows']} images of {len(metadata['class_names'])} classes ({', '.join(metadata['class_names'])}), "
+        f"{metadata['per_class']} per class ({metadata['per_image']} per image of the largest class), made by "
+        f"augmentgen {metadata['versions']['augmentgen']} from {metadata['images']} real images (with their labels: "
+        f"sha256 {metadata['images_sha256']}) by `{metadata['made_by']}` ({setting}) of a `{metadata['family']}` "
+        f"generator (weights sha256 {metadata['generator_sha256']}) with seed {metadata['seed']}. Each row keeps "
+        "the class of the real image it was made from and gives that image's index in `source_index`; every row "
+        "has `synthetic=True`.")

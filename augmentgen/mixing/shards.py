@@ -19,6 +19,10 @@ Layout of ``out``::
 
 (:mod:`~augmentgen.mixing.shard_manifest` writes and checks every file but the shards.)
 
+One writer, :func:`write_bank`, does all of the above for a *row producer*: a function from a
+:class:`Shard` to its rows in batches. :func:`write_shards` hands it free samples of a
+generator; :func:`~augmentgen.mixing.write_variation_shards` variations of real images.
+
 Load it as one dataset, or stream it straight into a training loop::
 
     import datasets, torch
@@ -33,13 +37,14 @@ Load it as one dataset, or stream it straight into a training loop::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import heapq
 import math
 import os
 import resource
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -68,8 +73,13 @@ from .shard_manifest import (
 )
 from .teacher import evaluating
 
-__all__ = ["Shard", "assign_shards", "completed_shards", "plan_shards", "process_device", "shard_seed",
-           "write_shards"]
+__all__ = ["Batches", "Shard", "assign_shards", "bank_features", "bank_info", "check_int_arguments",
+           "completed_shards", "plan_shards", "process_device", "shard_seed", "write_bank", "write_shards"]
+
+#: Rows of one shard, a batch at a time: (columns, candidates made). ``columns`` holds the
+#: ``image`` arrays (uint8, as ``datasets.Image`` encodes them) and any per-row column of the
+#: bank's features besides ``label`` and ``synthetic``, which the writer adds with the constants.
+Batches = Iterator[tuple[dict[str, list], int]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,15 +147,20 @@ def process_device() -> torch.device:
 
 
 # --------------------------------------------------------------------------- checks
+def check_int_arguments(**values: tuple[int, int]) -> None:
+    """A ConfigError for the first ``name=(value, lowest)`` whose value is not an int >= lowest."""
+    for name, (value, low) in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
+
+
 def _check_arguments(generator, per_class, seed, shard_size, batch_size, teacher,
                      filter_threshold) -> TeacherFilter | None:
     """Refuse bad arguments before anything is written; the teacher filter, if one is asked for."""
     if not isinstance(generator, ConditionalGenerator):
         raise ConfigError(f"generator must be a ConditionalGenerator, got {type(generator).__name__}")
-    for name, value, low in (("per_class", per_class, 1), ("shard_size", shard_size, 1),
-                             ("batch_size", batch_size, 1), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
+    check_int_arguments(per_class=(per_class, 1), shard_size=(shard_size, 1), batch_size=(batch_size, 1),
+                        seed=(seed, 0))
     if (teacher is None) != (filter_threshold is None):
         raise ConfigError("teacher filtering needs both teacher=<a classifier returning logits, on the "
                           "generator's device> and filter_threshold=<a probability in [0, 1]>; give both or neither")
@@ -167,9 +182,8 @@ def _check_world(state) -> None:
 
 # --------------------------------------------------------------------------- sampling
 def _batches(generator: ConditionalGenerator, shard: Shard, *, seed: int, batch_size: int,
-             table: torch.Tensor | None,
-             teacher_filter: TeacherFilter | None) -> Iterator[tuple[list[np.ndarray], int]]:
-    """``shard``'s accepted images as uint8 arrays, ``batch_size`` candidates at a time: (arrays, candidates)."""
+             table: torch.Tensor | None, teacher_filter: TeacherFilter | None) -> Batches:
+    """The free-sample producer: ``shard``'s accepted images, ``batch_size`` candidates at a time."""
     device = generator.device
     rng = torch.Generator(device=device).manual_seed(shard_seed(seed, shard.label, shard.chunk))
     n = shard.stop - shard.start
@@ -184,17 +198,19 @@ def _batches(generator: ConditionalGenerator, shard: Shard, *, seed: int, batch_
             images = generator.generate(y, z).float()
         if teacher_filter is not None:
             images = images[teacher_filter.judge(images, y)[0]]
-        yield _to_arrays(to_uint8(images)), len(y)
+        yield {"image": _to_arrays(to_uint8(images))}, len(y)
 
 
-def _features(generator: ConditionalGenerator):
+def bank_features(generator: ConditionalGenerator, **columns):
+    """The features of a bank's rows: image, label (the generator's class names), synthetic, the
+    extra per-row ``columns`` (name=datasets feature), then the constants generator and seed."""
     import datasets
 
-    return datasets.Features({**synthetic_features(generator), "generator": datasets.Value("string"),
+    return datasets.Features({**synthetic_features(generator), **columns, "generator": datasets.Value("string"),
                               "seed": datasets.Value("int64")})
 
 
-def _write_shard(out: Path, shard: Shard, batches, features, constants: dict) -> dict:
+def _write_shard(out: Path, shard: Shard, batches: Batches, features, constants: dict) -> dict:
     """Write ``shard`` to a temporary file beside its final name, then rename it into place."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -202,11 +218,11 @@ def _write_shard(out: Path, shard: Shard, batches, features, constants: dict) ->
     schema = features.arrow_schema  # carries the Image / ClassLabel features for load_dataset
     rows = candidates = 0
     with atomic_path(out / shard.file) as tmp, pq.ParquetWriter(tmp, schema) as writer:
-        for arrays, made in batches:
+        for columns, made in batches:
             candidates += made
-            n = len(arrays)
+            n = len(columns["image"])
             if n:
-                columns = {"image": arrays, "label": [shard.label] * n, SYNTHETIC: [True] * n,
+                columns = {**columns, "label": [shard.label] * n, SYNTHETIC: [True] * n,
                            **{key: [value] * n for key, value in constants.items()}}
                 writer.write_table(pa.Table.from_pydict(features.encode_batch(columns), schema=schema))
             rows += n
@@ -231,26 +247,23 @@ class _RankLog:
                                  "seconds": time.perf_counter() - self.started})
 
 
-def _run_rank(generator, out: Path, mine: list[Shard], *, seed, batch_size, temperature,
-              teacher_filter: TeacherFilter | None, features, constants, state, progress: bool) -> None:
+def _run_rank(out: Path, mine: list[Shard], produce: Callable[[Shard], Batches], *, features, constants, state,
+              progress: bool, desc: str) -> None:
     from tqdm import tqdm
 
     log = _RankLog(out, state.process_index)
-    table = generator.temperature_table(temperature)
-    desc = "synthesis" if state.num_processes == 1 else f"synthesis, rank 0 of {state.num_processes}"
+    desc = desc if state.num_processes == 1 else f"{desc}, rank 0 of {state.num_processes}"
     with tqdm(total=sum(s.stop - s.start for s in mine), unit="img", desc=desc, dynamic_ncols=True,
               disable=not (progress and state.is_main_process)) as bar:
         for shard in mine:
-            batches = _batches(generator, shard, seed=seed, batch_size=batch_size, table=table,
-                               teacher_filter=teacher_filter)
-            record = _write_shard(out, shard, _counted(batches, bar), features, constants)
+            record = _write_shard(out, shard, _counted(produce(shard), bar), features, constants)
             log.write(shard.name, record)
     log.write()  # this run's time and peak memory, also for a rank that had nothing to do
 
 
-def _counted(batches, bar):
-    for arrays, made in batches:
-        yield arrays, made
+def _counted(batches: Batches, bar) -> Batches:
+    for columns, made in batches:
+        yield columns, made
         bar.update(made)
 
 
@@ -294,7 +307,7 @@ def _finish(out: Path, plan: list[Shard], features, seconds: float, num_processe
     metadata = synthesis_metadata(manifest, features, [log for _, log in logs], seconds, num_processes)
     if metadata["rows"] == 0:
         warnings.warn(f"the teacher accepted none of the {sum(metadata['candidates_per_class'])} candidates at "
-                      f"filter_threshold={metadata['filter_threshold']}, so {out} holds no rows (load_dataset "
+                      f"filter_threshold={metadata.get('filter_threshold')}, so {out} holds no rows (load_dataset "
                       "finds no data): lower the threshold and write to a new folder", stacklevel=3)
     atomic_write_bytes(out / CARD, dataset_card(metadata).encode())
     write_json(out / METADATA, metadata)  # last: once it exists, the bank is complete
@@ -342,30 +355,51 @@ def write_shards(generator: ConditionalGenerator, per_class: int, out: str | os.
         meta = write_shards(generator, 10_000, "synth", shard_size=4096)
         bank = datasets.load_dataset("parquet", data_dir="synth", split="train")
     """
-    state = _state()
-    _check_world(state)
     teacher_filter = _check_arguments(generator, per_class, seed, shard_size, batch_size, teacher, filter_threshold)
     temperature = generator.check_temperature(temperature)
-    out = Path(out)
     identity = run_identity(generator, per_class, seed, shard_size, temperature, teacher, filter_threshold)
-    manifest = check_folder(out, identity)  # on every rank, before anyone writes
-    info = {"generator_id": generator_id or model or f"{generator.family}-{identity['generator_sha256'][:12]}",
+    produce = functools.partial(_batches, generator, seed=seed, batch_size=batch_size,
+                                table=generator.temperature_table(temperature), teacher_filter=teacher_filter)
+    return write_bank(out, identity, bank_info(generator, identity, generator_id, model),
+                      plan_shards(generator.num_classes, per_class, shard_size), produce,
+                      features=bank_features(generator), progress=progress, desc="synthesis")
+
+
+def bank_info(generator: ConditionalGenerator, identity: dict, generator_id: str | None, model: str | None,
+              **more) -> dict:
+    """What the manifest records beside the identity: the ``generator`` column's id, where the generator
+    came from, its family, class names and image shape, and ``more``."""
+    return {"generator_id": generator_id or model or f"{generator.family}-{identity['generator_sha256'][:12]}",
             "model": model, "family": generator.family, "class_names": generator.class_names,
-            "image_shape": list(generator.image_shape)}
+            "image_shape": list(generator.image_shape), **more}
+
+
+def write_bank(out: str | os.PathLike, identity: dict, info: dict, plan: list[Shard],
+               produce: Callable[[Shard], Batches], *, features, progress: bool, desc: str) -> dict:
+    """The one writer behind :func:`write_shards` and :func:`~augmentgen.mixing.write_variation_shards`.
+
+    On every rank: refuse ``out`` if it holds another run (``identity`` differs), let the main
+    rank start or resume it (``manifest.json`` with ``identity`` and ``info``), write this rank's
+    share of the shards of ``plan`` not yet done, each from ``produce(shard)`` (its rows in
+    batches; its random numbers from the shard alone, so the rows do not depend on the rank),
+    and let the main rank finish (``README.md``, then ``synthesis.json``). Returns the metadata.
+    """
+    state = _state()
+    _check_world(state)
+    out = Path(out)
+    manifest = check_folder(out, identity)  # on every rank, before anyone writes
     state.wait_for_everyone()
     if state.is_main_process:
         _start(out, manifest, identity, info)
     state.wait_for_everyone()
     manifest = read_json(out / MANIFEST)
-    plan = plan_shards(generator.num_classes, per_class, shard_size)
     pending = [s for s in plan if s.name not in manifest["done"]]
     if not pending and (out / METADATA).is_file():
         return {**read_json(out / METADATA), "already_complete": True}  # nothing is rewritten
-    features = _features(generator)
     started = time.perf_counter()
-    _run_rank(generator, out, assign_shards(pending, state.num_processes)[state.process_index], seed=seed,
-              batch_size=batch_size, temperature=temperature, teacher_filter=teacher_filter, features=features,
-              constants={"generator": manifest["generator_id"], "seed": seed}, state=state, progress=progress)
+    _run_rank(out, assign_shards(pending, state.num_processes)[state.process_index], produce, features=features,
+              constants={"generator": manifest["generator_id"], "seed": identity["seed"]}, state=state,
+              progress=progress, desc=desc)
     state.wait_for_everyone()
     if state.is_main_process:
         _finish(out, plan, features, time.perf_counter() - started, state.num_processes)

@@ -14,6 +14,7 @@ from augmentgen.metrics import (
     validation_folds,
     validation_split,
 )
+from augmentgen.metrics.scores import method_options
 from tests.conftest import make_images
 from tests.metrics.fakes import RealImagesGenerator
 
@@ -157,3 +158,33 @@ def test_variation_modes_are_candidates_chosen_on_validation(split):
     cgan = build_generator(build_config("cgan", num_classes=3, generator_width=8, latent_dim=8))
     with pytest.raises(ConfigError, match="cannot vary real images"):
         downstream_gain(cgan, train, test, ratio=0.5, methods=("vary",), **FAST)
+
+
+def test_vary_strength_is_part_of_the_method_name():
+    assert method_options("vary") == {"variation": "vary"}
+    assert method_options("vary:0.3") == {"variation": "vary", "strength": 0.3}
+    for bad in ("vary:", "vary:-1", "vary:strong", "interpolate:0.3", "plain:1", "sharpen"):
+        with pytest.raises(ConfigError, match="vary:0.3"):
+            method_options(bad)
+
+
+def test_vary_strength_candidates_reach_the_variation_source(split, monkeypatch):
+    from augmentgen.metrics import scores as scores_module
+    from augmentgen.models import build_config, build_generator
+
+    train, test = split
+    mixers, original = [], scores_module.train_classifier
+
+    def spy(**kwargs):
+        mixers.append(kwargs.get("synthetic_mix"))
+        return original(**kwargs)
+
+    monkeypatch.setattr(scores_module, "train_classifier", spy)
+    torch.manual_seed(0)
+    ae = build_generator(build_config("ae", num_classes=3, encoder_width=8, decoder_width=8, latent_dim=8)).eval()
+    report = downstream_gain(ae, train, test, seed=0, candidate_ratios=(0.5,), methods=("vary:0.1", "vary:0.9"),
+                             include_noaug=False, baselines="none", **FAST)
+    assert set(report["selection"]) == {"vary:0.1@0.5", "vary:0.9@0.5"}
+    strengths = [m.source.strength for m in mixers if m is not None]
+    assert strengths[:2] == [0.1, 0.9]  # the two validation runs, in order
+    assert strengths[-1] == float(report["method"].partition(":")[2])  # the final arm: the chosen one
