@@ -26,11 +26,25 @@ of 128 real rows:
    recorded in the arm). A suffix ``@bank`` (``ddpm:variation@bank``) draws the rows from a bank
    made once (``SyntheticPool``; ``SyntheticPool.from_variations`` of the arm's own training
    images, ``--bank-per-image`` rows per image of the largest class) instead of at every step:
-   what makes a slow generator affordable, and a different method, so a different arm.
+   what makes a slow generator affordable, and a different method, so a different arm. Options
+   in brackets set fields of the family's config (``cgan[diversity_weight=0.1,lecam_weight=0.3]:free``,
+   values read like the CLI's ``--set``): a different generator, so a different arm, recorded
+   under its spec with its ``family_options`` (``cgan_regularisers.py`` picks these two on
+   validation). The options may also start the generator from a pretrained one, the CLI's
+   ``--init-from`` (``cgan[init_from=augmentgen/cgan-mnist]:free``: fine-tuned from the MNIST zoo
+   model; ``freeze_discriminator_layers`` and ``transfer_lr_scale`` too); the arm records the
+   weights' sha256 and what was copied (``init_source``). Options equal to the defaults are
+   dropped from the spec. ``--methods
+   plain,filter,soft`` makes the teacher methods of ``augmentgen.metrics.MIXING_METHODS``
+   candidates too (the teacher: B's classifier on the same training data): every arm chooses
+   (variation setting x method) on validation (``filter`` only for free samples: rows made from
+   real rows keep their row's label), and a seed where an arm chose ``soft`` adds the control (t),
+   B with the same teacher's soft targets on its real rows and no synthetic rows.
 4. **Paired statistics** over seeds: ΔAcc of each synthetic arm against B, against (r) and
    against (a), the oracle gain e − a, as means of per-seed differences with a 95% t interval
-   and the number of positive seeds; oracle share = ΔAcc vs B / oracle gain. Long-tailed cells
-   add per-class accuracy and the mean of the five rarest classes for every arm.
+   and the number of positive seeds; oracle share = ΔAcc vs B / oracle gain; an arm that chose
+   ``soft`` against (t), over those seeds. Long-tailed cells add per-class accuracy and the mean
+   of the five rarest classes for every arm.
 
 Writes ``benchmarks/results/downstream_v3_<dataset>_<budget>.json`` after every arm. A run adds
 to an existing file of the same protocol (seeds and arms there are kept and skipped), so a cell
@@ -39,7 +53,7 @@ and merge). The v2 files (``downstream_v2_*``, arms a-e only, made by this scrip
 46e1800) are kept as they are and never averaged with v3 figures.
 
     OMP_NUM_THREADS=1 python benchmarks/downstream.py --dataset fashion-mnist --budget 50pc \
-        --sources aae:variation,cgan:free --seeds 0,1,2
+        --sources 'aae:variation,cgan:free,cgan[diversity_weight=0.1]:free' --seeds 0,1,2
 """
 
 from __future__ import annotations
@@ -47,7 +61,10 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import re
+import shlex
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -57,6 +74,8 @@ from harness import RESULTS, git_commit, machine
 from protocol import CELLS, SELECTION_FOLDS, Cell, draw_cell, load_split
 
 import augmentgen
+from augmentgen._config import parse_overrides
+from augmentgen.errors import AugmentgenError, ConfigError, DataError
 from augmentgen.metrics import (
     baselines,
     classifier_steps,
@@ -71,7 +90,15 @@ from augmentgen.metrics import (
     validation_folds,
     validation_split,
 )
-from augmentgen.mixing import PixelMixSource, RealRowSource, SyntheticMix, SyntheticPool, VariationSource
+from augmentgen.metrics.scores import MIXING_METHODS, method_options
+from augmentgen.mixing import (
+    PixelMixSource,
+    RealRowSource,
+    SyntheticMix,
+    SyntheticPool,
+    TeacherLabels,
+    VariationSource,
+)
 from augmentgen.models import build_config
 from augmentgen.models.encoder import EncoderGenerator
 from augmentgen.training import Trainer, TrainingConfig
@@ -83,7 +110,16 @@ VARY_STRENGTHS = (0.3, 0.5, 0.7)
 #: Generator settings an arm records itself (two runs may differ there, never within one arm).
 ARM_SETTINGS = ("gen_steps", "bank_per_image")
 #: Protocol fields added after files were written, and the value those older files used.
-PROTOCOL_DEFAULTS = {"selection_folds": 1}
+PROTOCOL_DEFAULTS = {"selection_folds": 1, "methods": ["plain"]}
+#: ``--methods``: how an arm uses its rows (``MIXING_METHODS``); filter and soft need a teacher.
+TEACHER_METHODS = ("plain", "filter", "soft")
+#: Config fields a source's options may not set: the cell sets them (its classes and image shape).
+CELL_FIELDS = ("num_classes", "class_names", "image_size", "in_channels")
+#: Training fields a source's options may set besides the family's config: fine-tuning from a
+#: pretrained generator (``cgan[init_from=cgan-mnist]:free``), the CLI's ``--init-from``.
+TRANSFER_FIELDS = ("init_from", "freeze_discriminator_layers", "transfer_lr_scale")
+#: ``family[field=value,...]:kind[@bank]``; the options may hold brackets themselves (``betas=[0.0,0.9]``).
+SOURCE_SPEC = re.compile(r"(?P<family>[\w.-]+)(?:\[(?P<options>.*)\])?:(?P<kind>free|variation)(?P<bank>@bank)?")
 BASELINE_NAMES = {"a": "classic", "f": "classic + MixUp/CutMix", "g": "classic + class-balanced resampling",
                   "h": "classic + logit-adjusted loss (tau 1)"}
 
@@ -141,6 +177,7 @@ def summarise(results: dict) -> dict:
             covered = [r["arms"][key]["coverage"] for r in rows if (r["arms"].get(key) or {}).get("coverage")]
             entry["coverage"] = {name: mean_std([c[name] for c in covered])
                                  for name in ("diversity_pixels", "novelty_pixels")} if covered else None
+            entry.update(method_summary(rows, key, acc))
         delta = (entry["vs_best_baseline"] or {}).get("mean")
         entry["oracle_share"] = oracle_share(delta, gain) if delta is not None and gain else None
         if lt:
@@ -148,6 +185,18 @@ def summarise(results: dict) -> dict:
                 rows, rare(key), lambda r: r["arms"].get(r.get("best_baseline"), {}).get("rarest5"))
         summary[key] = entry
     return summary
+
+
+def method_summary(rows: list[dict], key: str, acc) -> dict:
+    """``methods_chosen`` of a synthetic arm whose method was chosen on validation, and ``vs_t``:
+    the arm against the teacher control (t) over the seeds where it chose ``soft`` (soft labels
+    alone can help, so only the gain over (t) is the synthetic rows' own). Empty for files
+    without methods, which stay as they were."""
+    chosen = [r["arms"][key].get("method") for r in rows if key in r["arms"]]
+    if not any(chosen):
+        return {}
+    soft = [r for r in rows if (r["arms"].get(key) or {}).get("method") == "soft"]
+    return {"methods_chosen": chosen, **({"vs_t": _paired(soft, acc(key), acc("t"))} if soft else {})}
 
 
 # --------------------------------------------------------------------------- arms
@@ -165,6 +214,12 @@ class Arms:
         self.splits = (validation_folds(cell.subset, args.selection_folds, seed=seed) if args.selection_folds > 1
                        else [validation_split(cell.subset, 0.2, seed=seed)])
         self.baselines = ["a", "f", "g", "h"] if cell.long_tailed else ["a", "f"]
+        self.methods = args.methods
+        # B's classifiers, the teacher of filter / soft: per baseline, one per split's fit part
+        # (None until trained) and one on the whole subset; trained once per seed, as the same
+        # seeded run gives the same model, and reused by every candidate and arm.
+        self.fold_models: dict[str, list] = {}
+        self.subset_models: dict[str, torch.nn.Module] = {}
 
     def train(self, data, **kw):
         return train_classifier(data, seed=self.seed, augment="classic", **self.common, **kw)
@@ -176,10 +231,17 @@ class Arms:
             return statistics.fmean(per_class_accuracy(model, val, num_classes=self.k))
         return evaluate_accuracy(model, val)
 
-    def validate(self, options) -> float:
-        """The mean validation score over the splits of a choice: ``options(fit)`` are the
-        ``train_classifier`` options of the candidate trained on ``fit``."""
-        return statistics.fmean(self.score_val(self.train(fit, **options(fit)), val) for fit, val in self.splits)
+    def validate(self, options, keep: list | None = None) -> float:
+        """The mean validation score over the splits of a choice: ``options(fit, i)`` are the
+        ``train_classifier`` options of the candidate trained on ``fit``, the fit part of split
+        ``i``; ``keep`` collects the classifiers, one per split."""
+        scores = []
+        for i, (fit, val) in enumerate(self.splits):
+            model = self.train(fit, **options(fit, i))
+            scores.append(self.score_val(model, val))
+            if keep is not None:
+                keep.append(model)
+        return statistics.fmean(scores)
 
     def test_arm(self, model, t0: float, **extra) -> dict:
         """Test accuracy (the test set's one use), per class, and the rare-five mean."""
@@ -194,53 +256,79 @@ class Arms:
 
     def choose_baseline(self) -> tuple[str, dict]:
         """The best non-generative arm on the validation split, and every candidate's score."""
-        scores = {b: self.validate(lambda fit, b=b: baseline_options(b, self.k)) for b in self.baselines}
-        return max(self.baselines, key=lambda b: scores[b]), scores  # ties: the earlier (simpler) arm
+        models = {b: [] for b in self.baselines}
+        scores = {b: self.validate(lambda fit, i, b=b: baseline_options(b, self.k), keep=models[b])
+                  for b in self.baselines}
+        best = max(self.baselines, key=lambda b: scores[b])  # ties: the earlier (simpler) arm
+        if any(m != "plain" for m in self.methods):  # B on every fit part: the candidates' teachers
+            self.fold_models[best] = models[best]
+        return best, scores
 
     def baseline_arm(self, name: str) -> dict:
         t0 = time.perf_counter()
         data = self.cell.oracle if name == "e" else self.cell.subset
         model = self.train(data, **baseline_options("a" if name == "e" else name, self.k))
+        if name != "e":  # B's model is the teacher of the final filter / soft arms and of (t)
+            self.subset_models[name] = model
         return self.test_arm(model, t0, steps=self.steps(data))
+
+    def fold_teacher(self, best: str, i: int):
+        """B's classifier on the fit part of split ``i`` (from ``choose_baseline``, or trained now
+        when this run resumed a seed whose baselines were chosen before)."""
+        models = self.fold_models.setdefault(best, [None] * len(self.splits))
+        if models[i] is None:
+            models[i] = self.train(self.splits[i][0], **baseline_options(best, self.k))
+        return models[i]
+
+    def subset_teacher(self, best: str):
+        """B's classifier on the whole subset: arm B's model, or trained now for a resumed seed."""
+        if best not in self.subset_models:
+            self.subset_models[best] = self.train(self.cell.subset, **baseline_options(best, self.k))
+        return self.subset_models[best]
 
     def steps(self, data) -> int:
         return classifier_steps(len(data), self.batch_size, epochs=self.common["epochs"],
                                 min_steps=self.common["min_steps"])
 
-    def mixer(self, source, seed_offset: int = 0) -> SyntheticMix:
+    def mixer(self, source, seed_offset: int = 0, **options) -> SyntheticMix:
+        """The arms' ``SyntheticMix`` of ``source``; ``options``: a teacher method's (``teacher=...``)."""
         balance = "inverse-frequency" if self.cell.long_tailed else None
-        return SyntheticMix(source, self.ratio, mode="append", balance=balance, seed=self.seed + seed_offset)
+        return SyntheticMix(source, self.ratio, mode="append", balance=balance, seed=self.seed + seed_offset,
+                            **options)
 
-    def appended_arm(self, best: str, source) -> dict:
-        """Arm B + ``source``'s rows appended, on the whole subset, scored on the test set."""
+    def mixed_arm(self, best: str, mix) -> dict:
+        """Arm B with ``mix`` rewriting each batch (appended rows, or (t)'s soft targets), on the
+        whole subset, scored on the test set."""
         t0 = time.perf_counter()
-        model = self.train(self.cell.subset, synthetic_mix=self.mixer(source), **baseline_options(best, self.k))
+        model = self.train(self.cell.subset, synthetic_mix=mix, **baseline_options(best, self.k))
         return self.test_arm(model, t0)
 
     def control(self, key: str, best: str) -> dict:
+        """(r), (p) or (t) on top of B; (t): B's own soft targets on its real rows, no synthetic rows."""
+        if key == "t":
+            soft = method_options("soft")
+            return self.mixed_arm(best, TeacherLabels(self.subset_teacher(best), soft["label_temperature"],
+                                                      soft["soft_label_weight"], self.k))
         shape, names = self.cell.subset.image_shape, self.cell.subset.class_names
         source = (RealRowSource(self.k, shape, class_names=names) if key == "r"
                   else PixelMixSource(self.k, shape, class_names=names))
-        return self.appended_arm(best, source)
+        return self.mixed_arm(best, self.mixer(source))
 
-    def train_generator(self, family: str):
-        subset = self.cell.subset
-        config = build_config(family, num_classes=subset.num_classes, class_names=subset.class_names,
-                              image_size=subset.image_shape[1], in_channels=subset.image_shape[0])
-        training = TrainingConfig(steps=self.gen_steps, batch_size=64, seed=self.seed, checkpoint_every=0,
-                                  sample_every=0, log_every=max(1, self.gen_steps // 10))
-        with tempfile.TemporaryDirectory() as tmp:
-            return Trainer(config, training, tmp).fit(subset).eval()
+    def train_generator(self, family: str, options: dict | None = None, provenance: dict | None = None):
+        return train_generator(family, self.cell.subset, steps=self.gen_steps, seed=self.seed, options=options,
+                               provenance=provenance)
 
-    def rows_from(self, generator, kind: str, candidate: dict | None, data, bank: bool):
+    def rows_from(self, generator, kind: str, candidate: dict | None, data, bank: bool,
+                  pool_filter: dict | None = None):
         """What an arm draws from: the generator (free) or a variation source, made per step, or,
         with ``bank``, a bank built once from ``data`` (the arm's own training images, so a
-        validation run never sees rows made from the validation images)."""
+        validation run never sees rows made from the validation images); ``pool_filter``
+        (``teacher``, ``filter_threshold``): the teacher filter of a bank of free samples."""
         if kind == "free":
             if not bank:
                 return generator
             per_class = self.bank_per_image * max(data.class_counts)
-            return SyntheticPool(generator, per_class=per_class, seed=self.seed, batch_size=256)
+            return SyntheticPool(generator, per_class=per_class, seed=self.seed, batch_size=256, **(pool_filter or {}))
         source = VariationSource(generator, **candidate)
         if not bank:
             return source
@@ -254,38 +342,95 @@ class Arms:
             return [{"mode": m} for m in VARIATION_MODES]
         return [{"mode": "vary", "strength": s} for s in VARY_STRENGTHS]
 
+    def candidates(self, generator, kind: str) -> list[tuple[dict | None, str]]:
+        """(variation setting, method) pairs chosen among on validation, method by method in the
+        order of ``--methods`` (plain first), so ties go to plain and then the earlier setting.
+        ``filter`` is for free samples only: a row made from a real row keeps that row's label, so
+        ``SyntheticMix`` refuses to filter it."""
+        settings = self.variation_candidates(generator) if kind == "variation" else [None]
+        methods = [m for m in self.methods if not (m == "filter" and kind == "variation")]
+        return [(setting, method) for method in methods for setting in settings]
+
+    def candidate_mix(self, generator, kind: str, bank: bool, candidate: tuple[dict | None, str], data,
+                      teacher) -> SyntheticMix:
+        """The mixer of ``candidate`` trained on ``data``, with ``teacher`` (B's classifier on
+        ``data``) where its method needs one. A bank is filtered once when it fills (``SyntheticMix``
+        filters only rows made in the step); soft labels are the mixer's in every case."""
+        setting, method = candidate
+        options = {**method_options(method), "teacher": teacher} if method != "plain" else {}
+        if method == "filter" and bank:
+            return self.mixer(self.rows_from(generator, kind, setting, data, bank, pool_filter=options))
+        return self.mixer(self.rows_from(generator, kind, setting, data, bank), **options)
+
+    def validate_candidate(self, generator, kind: str, bank: bool, best: str, candidate) -> float | None:
+        """``candidate``'s mean validation score on top of B; None (never chosen) where a filtered
+        bank's teacher accepted no sample of some class (``SyntheticPool`` refuses to fill)."""
+        def options(fit, i):
+            teacher = None if candidate[1] == "plain" else self.fold_teacher(best, i)
+            return {"synthetic_mix": self.candidate_mix(generator, kind, bank, candidate, fit, teacher),
+                    **baseline_options(best, self.k)}
+        try:
+            return self.validate(options)
+        except DataError as exc:
+            print(f"seed {self.seed} {_candidate_label(candidate)}: left out ({exc})", file=sys.stderr)
+            return None
+
     def source_arm(self, spec: str, best: str) -> dict:
-        """``family:free`` or ``family:variation`` (``@bank``: from an offline bank) on top of B;
-        the variation setting chosen on validation."""
-        family, kind, bank = parse_source(spec)
+        """``family:free`` or ``family:variation`` (``@bank``: from an offline bank; ``family[...]``:
+        with config options) on top of B; the variation setting and the method (``--methods``)
+        chosen on validation where there is more than one candidate."""
+        family, kind, bank, options = parse_source(spec)
         t0 = time.perf_counter()
-        generator = self.train_generator(family)
+        provenance = {}
+        generator = self.train_generator(family, options, provenance)
         settings = {"gen_steps": self.gen_steps, "gen_train_seconds": round(time.perf_counter() - t0, 1),
-                    **({"bank_per_image": self.bank_per_image} if bank else {})}
-        if kind == "free":
-            arm = self.appended_arm(best, self.rows_from(generator, kind, None, self.cell.subset, bank))
-            return {**arm, **settings, "coverage": self.row_coverage(generator, None),
-                    "seconds": round(time.perf_counter() - t0, 1)}
-        candidates = self.variation_candidates(generator)
-        selection = [self.validate(lambda fit, c=c: {
-            "synthetic_mix": self.mixer(self.rows_from(generator, kind, c, fit, bank)),
-            **baseline_options(best, self.k)}) for c in candidates]
-        chosen = candidates[max(range(len(candidates)), key=lambda i: selection[i])]  # ties: the first
-        arm = self.appended_arm(best, self.rows_from(generator, kind, chosen, self.cell.subset, bank))
-        return {**arm, "mode": chosen["mode"], **({"strength": chosen["strength"]} if "strength" in chosen else {}),
-                "mode_selection": {_label(c): v for c, v in zip(candidates, selection)},
-                **settings, "coverage": self.row_coverage(generator, chosen),
+                    **({"bank_per_image": self.bank_per_image} if bank else {}),
+                    **({"family_options": options} if options else {}), **provenance}
+        candidates = self.candidates(generator, kind)
+        selection = None
+        if len(candidates) > 1:
+            selection = [self.validate_candidate(generator, kind, bank, best, c) for c in candidates]
+            scored = [i for i, v in enumerate(selection) if v is not None]
+            chosen = candidates[max(scored, key=lambda i: selection[i])]  # ties: the first
+        else:
+            chosen = candidates[0]
+        setting, method = chosen
+        teacher = None if method == "plain" else self.subset_teacher(best)
+        arm = self.mixed_arm(best, self.candidate_mix(generator, kind, bank, chosen, self.cell.subset, teacher))
+        return {**arm, **self.choice_record(kind, chosen, candidates, selection), **settings,
+                "coverage": self.row_coverage(generator, setting, teacher if method == "filter" else None),
                 "seconds": round(time.perf_counter() - t0, 1)}
 
-    def row_coverage(self, generator, candidate: dict | None, rows_per_class: int = 100) -> dict | None:
+    def choice_record(self, kind: str, chosen, candidates: list, selection: list | None) -> dict:
+        """What an arm records of its choice: the variation ``mode`` (and ``strength``), the
+        ``method`` (only where ``--methods`` gave candidates, so plain files stay as they were),
+        and every candidate's validation score: ``mode_selection`` (``vary``, ``vary+soft``) for a
+        variation arm, ``method_selection`` for a free one."""
+        setting, method = chosen
+        record = {} if setting is None else {
+            "mode": setting["mode"], **({"strength": setting["strength"]} if "strength" in setting else {})}
+        if self.methods != ["plain"]:
+            record["method"] = method
+        if selection is not None:
+            name = "mode_selection" if kind == "variation" else "method_selection"
+            record[name] = {_candidate_label(c): v for c, v in zip(candidates, selection)}
+        return record
+
+    def row_coverage(self, generator, candidate: dict | None, teacher=None, rows_per_class: int = 100
+                     ) -> dict | None:
         """Pixel-space diversity and novelty ratios of the arm's rows (medians over classes):
-        free samples, or variations of the subset's images (``rows_per_class`` of the largest
-        class), against the held-out real images (``metrics.coverage``; 1 = like new real data)."""
+        free samples (kept by ``teacher``'s filter where the arm filters), or variations of the
+        subset's images (``rows_per_class`` of the largest class), against the held-out real
+        images (``metrics.coverage``; 1 = like new real data)."""
         held, subset = self.cell.heldout, self.cell.subset
         if held is None:
             return None
         if candidate is None:
-            bank = SyntheticPool(generator, per_class=rows_per_class, seed=self.seed, batch_size=256)
+            kept = {} if teacher is None else {**method_options("filter"), "teacher": teacher}
+            try:
+                bank = SyntheticPool(generator, per_class=rows_per_class, seed=self.seed, batch_size=256, **kept)
+            except DataError:  # the teacher accepted no sample of a class: no rows to measure
+                return None
         else:
             per_image = max(1, -(-rows_per_class // max(subset.class_counts)))
             bank = SyntheticPool.from_variations(VariationSource(generator, **candidate), subset.images,
@@ -305,11 +450,125 @@ def _label(candidate: dict) -> str:
     return candidate["mode"] + (f"@{candidate['strength']:g}" if "strength" in candidate else "")
 
 
-def parse_source(spec: str) -> tuple[str, str, bool]:
-    """``family:kind[@bank]`` -> (family, kind, bank)."""
-    family, rest = spec.split(":")
-    kind, _, where = rest.partition("@")
-    return family, kind, where == "bank"
+def _candidate_label(candidate: tuple[dict | None, str]) -> str:
+    """``vary`` (plain), ``vary@0.5+soft``, or a free arm's method (``filter``): a (setting,
+    method) candidate's name in the file."""
+    setting, method = candidate
+    if setting is None:
+        return method
+    return _label(setting) + ("" if method == "plain" else f"+{method}")
+
+
+def train_generator(family: str, data, *, steps: int, seed: int, options: dict | None = None,
+                    provenance: dict | None = None):
+    """The protocol's generator: ``family`` (its config with ``options`` applied; the
+    ``TRANSFER_FIELDS`` among them start it from a pretrained generator) trained on ``data``
+    only, batch 64, seeded, no checkpoints or sample grids, in eval mode. ``provenance``, when
+    given, receives ``init_source``: the pretrained weights' id, sha256 and what was copied."""
+    options = options or {}
+    transfer = {k: v for k, v in options.items() if k in TRANSFER_FIELDS}
+    model = {k: v for k, v in options.items() if k not in TRANSFER_FIELDS}
+    config = build_config(family, **model, num_classes=data.num_classes, class_names=data.class_names,
+                          image_size=data.image_shape[1], in_channels=data.image_shape[0])
+    training = TrainingConfig(steps=steps, batch_size=64, seed=seed, checkpoint_every=0,
+                              sample_every=0, log_every=max(1, steps // 10), **transfer)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(config, training, tmp)
+        generator = trainer.fit(data).eval()
+    if provenance is not None and trainer.init_source is not None:
+        provenance["init_source"] = {k: trainer.init_source[k] for k in
+                                     ("id", "sha256", "same_classes", "copied", "reinitialised", "skipped", "frozen")}
+    return generator
+
+
+def parse_source(spec: str) -> tuple[str, str, bool, dict]:
+    """``family[field=value,...]:kind[@bank]`` -> (family, kind, bank, options).
+
+    ``options`` are the config fields the spec sets that differ from the family's defaults, with
+    the config's own values (validated by ``build_config``, so ``1`` becomes ``1.0`` for a float
+    field), sorted by name: :func:`format_source` of them is the arm's key. A ``ValueError``
+    says what is wrong, naming the field and the family's fields."""
+    match = SOURCE_SPEC.fullmatch(spec.strip())
+    if match is None:
+        raise ValueError(f"source {spec!r} is not <family>:free or <family>:variation (optionally "
+                         "<family>[field=value,...] and a suffix @bank)")
+    family, kind, bank = match["family"], match["kind"], match["bank"] is not None
+    try:  # an unknown family fails here, before any arm runs; the message lists the known ones
+        defaults = build_config(family).to_dict()
+    except ConfigError as exc:
+        raise ValueError(f"source {spec!r}: {exc}") from None
+    options = family_options(family, match["options"], defaults) if match["options"] is not None else {}
+    return family, kind, bank, options
+
+
+def family_options(family: str, text: str, defaults: dict) -> dict:
+    """The options of ``family[text]`` that differ from the defaults, as the configs hold them:
+    fields of the family's config (``defaults``) and the ``TRANSFER_FIELDS`` of its training;
+    read like the CLI's ``--set`` (``parse_overrides``: JSON when it parses)."""
+    pairs = _split_top(text)
+    names = [pair.partition("=")[0].strip().replace("-", "_") for pair in pairs]
+    taken = [name for name in names if name in CELL_FIELDS]
+    if taken:
+        raise ValueError(f"{family}[{text}]: {taken} are the cell's (its classes and image shape), not the spec's")
+    transfer = [pair for pair, name in zip(pairs, names) if name in TRANSFER_FIELDS]
+    try:
+        values = parse_overrides(type(build_config(family)), [p for p in pairs if p not in transfer])
+        config = build_config(family, **values).to_dict()  # validated: the message names the field
+        options = {key: config[key] for key in values if config[key] != defaults[key]}
+        options.update(transfer_options(family, transfer))
+    except AugmentgenError as exc:  # a bad field or value, or an init_from that does not load
+        raise ValueError(f"{family}[{text}]: {exc}") from None
+    return dict(sorted(options.items()))
+
+
+def transfer_options(family: str, pairs: list[str]) -> dict:
+    """The ``TRANSFER_FIELDS`` of a spec that differ from ``TrainingConfig``'s defaults, validated
+    by it (``transfer_lr_scale`` needs ``init_from``); ``init_from`` must name a generator of
+    ``family`` that loads here (a folder or the zoo), so a wrong name stops the run at once."""
+    values = parse_overrides(TrainingConfig, pairs)
+    config, defaults = TrainingConfig(steps=1, **values).to_dict(), TrainingConfig(steps=1).to_dict()
+    if config["init_from"] is not None:
+        from augmentgen.hub import from_pretrained
+
+        source = from_pretrained(config["init_from"])
+        if source.family != family:
+            raise ConfigError(f"init_from={config['init_from']!r} is a {source.family!r} generator; weights "
+                              f"only transfer within a family: name a {family!r} model")
+    return {key: config[key] for key in values if config[key] != defaults[key]}
+
+
+def format_source(family: str, kind: str, bank: bool = False, options: dict | None = None) -> str:
+    """The spec :func:`parse_source` reads back: ``cgan[diversity_weight=0.1,lecam_weight=0.3]:free``."""
+    pairs = ",".join(f"{k}={_spec_value(v)}" for k, v in sorted((options or {}).items()))
+    return f"{family}{f'[{pairs}]' if pairs else ''}:{kind}{'@bank' if bank else ''}"
+
+
+def _spec_value(value) -> str:
+    """A value as a spec writes it: JSON, but a plain name (``cgan-mnist``) without quotes, as
+    ``parse_overrides`` reads it back the same."""
+    if isinstance(value, str) and re.fullmatch(r"[\w./-]+", value):
+        try:
+            json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _split_top(text: str, sep: str = ",") -> list[str]:
+    """``text`` split at the ``sep`` outside brackets and double quotes (``a=[1,2],b="x,y"``: two)."""
+    parts, depth, quoted, start = [], 0, False, 0
+    for i, char in enumerate(text):
+        if char == '"' and text[i - 1:i] != "\\":
+            quoted = not quoted
+        elif not quoted and char in "[{":
+            depth += 1
+        elif not quoted and char in "]}":
+            depth -= 1
+        elif char == sep and not quoted and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [part for part in parts if part.strip()]
 
 
 # --------------------------------------------------------------------------- the results file
@@ -321,8 +580,12 @@ class ResultsFile:
         self.results = {**protocol, "seeds": [], "sources": [], "commands": [], "per_seed": [], "summary": {}}
         if path.exists() and not fresh:
             previous = json.loads(path.read_text())
-            recorded = {k: previous.get(k, PROTOCOL_DEFAULTS.get(k)) for k in protocol}
-            changed = {k: (recorded[k], v) for k, v in protocol.items() if recorded[k] != v}
+            # A field at its default may be left out of the protocol (``methods``), so that files
+            # of runs without it are unchanged; compare those too, at their defaults.
+            fields = [*protocol, *(k for k in PROTOCOL_DEFAULTS if k not in protocol)]
+            recorded = {k: previous.get(k, PROTOCOL_DEFAULTS.get(k)) for k in fields}
+            current = {k: protocol.get(k, PROTOCOL_DEFAULTS.get(k)) for k in fields}
+            changed = {k: (recorded[k], current[k]) for k in fields if recorded[k] != current[k]}
             if changed:
                 raise SystemExit(f"{path} holds another protocol ({changed}); pass --fresh or --out")
             self.results.update({k: previous[k] for k in ("seeds", "sources", "per_seed", "commands")})
@@ -383,7 +646,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--budget", default="50pc", help="10pc, 50pc, 200pc (CIFAR-10) or lt100")
     p.add_argument("--sources", default="aae:variation",
                    help="synthetic arms, each <family>:free or <family>:variation, comma-separated; a "
-                        "suffix @bank draws the rows from an offline bank (SyntheticPool) built once")
+                        "suffix @bank draws the rows from an offline bank (SyntheticPool) built once; "
+                        "<family>[field=value,...] sets fields of the family's config, e.g. "
+                        "'cgan[diversity_weight=0.1,lecam_weight=0.3]:free' (quote it for the shell; a "
+                        "different arm, recorded under the spec with options equal to the defaults dropped)")
     p.add_argument("--seeds", default="0,1,2,3,4")
     p.add_argument("--epochs", type=float,
                    help="classifier budget in epochs of the real data (default: the cell's convergence file)")
@@ -394,6 +660,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--bank-per-image", type=int, default=4,
                    help="@bank arms: rows per real image of the largest class (recorded per arm)")
     p.add_argument("--ratio", type=float, default=0.5, help="appended rows per real row, every appended arm")
+    p.add_argument("--methods", default="plain",
+                   help="how a synthetic arm may use its rows, chosen on validation with its variation setting: "
+                        "plain, filter (teacher filter, free samples only), soft (teacher soft labels; adds the "
+                        "control t), comma-separated; the teacher is B's classifier on the same data")
     p.add_argument("--selection-folds", type=int,
                    help="validation folds every choice averages (default: protocol.SELECTION_FOLDS of the "
                         "budget; 1 = one 20%% split)")
@@ -402,25 +672,58 @@ def parse_args() -> argparse.Namespace:
     args = p.parse_args()
     if args.budget not in CELLS[args.dataset]:
         p.error(f"{args.dataset} has the budgets {CELLS[args.dataset]}, not {args.budget!r}")
-    args.sources = [s.strip() for s in args.sources.split(",") if s.strip()]
-    bad = [s for s in args.sources if s.count(":") != 1 or s.split(":")[1] not in
-           ("free", "variation", "free@bank", "variation@bank")]
-    if bad:
-        p.error(f"sources must be <family>:free or <family>:variation, optionally with @bank, got {bad}")
+    try:
+        args.sources = canonical_sources(args.sources)
+    except ValueError as exc:
+        p.error(f"--sources: {exc}")
     args.seeds = [int(s) for s in args.seeds.split(",")]
+    try:
+        args.methods = canonical_methods(args.methods)
+    except ValueError as exc:
+        p.error(f"--methods: {exc}")
     if args.epochs is None:
-        convergence = RESULTS / f"convergence_{args.dataset}_{args.budget}.json"
-        if not convergence.exists():
-            p.error(f"no --epochs and no {convergence.name}: run benchmarks/convergence.py --dataset "
-                    f"{args.dataset} --budget {args.budget} first, or pass --epochs")
-        sweep = json.loads(convergence.read_text())
-        if not sweep.get("complete", True):
-            p.error(f"{convergence.name} is a sweep still under way: finish it (rerun convergence.py, it "
-                    "resumes) or pass --epochs")
-        args.epochs = float(sweep["chosen_epochs"])
+        try:
+            args.epochs = convergence_epochs(args.dataset, args.budget)
+        except ValueError as exc:
+            p.error(str(exc))
     if args.selection_folds is None:
         args.selection_folds = SELECTION_FOLDS.get(args.budget, 1)
     return args
+
+
+def canonical_sources(text: str) -> list[str]:
+    """The specs of ``--sources`` as arm keys (:func:`format_source` of :func:`parse_source`), in
+    order, each once; a spec recorded under another spelling is said on stderr."""
+    keys = []
+    for spec in (s.strip() for s in _split_top(text)):  # commas inside [...] belong to the options
+        key = format_source(*parse_source(spec))
+        if key != spec:
+            print(f"downstream.py: source {spec} is recorded as {key}", file=sys.stderr)
+        keys.append(key)
+    return list(dict.fromkeys(keys))
+
+
+def canonical_methods(text: str) -> list[str]:
+    """The names of ``--methods``, each once, in the order of ``MIXING_METHODS`` (plain first:
+    validation ties go to the earlier), so the same set is always recorded the same way."""
+    names = {m.strip() for m in text.split(",") if m.strip()}
+    unknown = sorted(names - set(TEACHER_METHODS))
+    if unknown or not names:
+        raise ValueError(f"{unknown or text!r}: choose from {', '.join(TEACHER_METHODS)}")
+    return [m for m in MIXING_METHODS if m in names]
+
+
+def convergence_epochs(dataset: str, budget: str) -> float:
+    """The classifier budget ``convergence.py`` chose for the cell; a ``ValueError`` says what to run."""
+    convergence = RESULTS / f"convergence_{dataset}_{budget}.json"
+    if not convergence.exists():
+        raise ValueError(f"no --epochs and no {convergence.name}: run benchmarks/convergence.py --dataset "
+                         f"{dataset} --budget {budget} first, or pass --epochs")
+    sweep = json.loads(convergence.read_text())
+    if not sweep.get("complete", True):
+        raise ValueError(f"{convergence.name} is a sweep still under way: finish it (rerun convergence.py, it "
+                         "resumes) or pass --epochs")
+    return float(sweep["chosen_epochs"])
 
 
 def protocol_of(args) -> dict:
@@ -433,6 +736,8 @@ def protocol_of(args) -> dict:
         "clf_batch_size": args.clf_batch_size, "gen_batch_size": 64,
         "appended_ratio": args.ratio, "baselines": BASELINE_NAMES, "selection_folds": args.selection_folds,
         "mixing": "SyntheticMix(mode='append'), equal real exposure; sources on top of the best baseline",
+        # Left out at its default, so plain runs add to the files made before --methods existed.
+        **({"methods": args.methods} if args.methods != PROTOCOL_DEFAULTS["methods"] else {}),
     }
 
 
@@ -453,20 +758,25 @@ def run_seed(file: ResultsFile, arms: Arms, args, commit: str | None) -> None:
     best = row["best_baseline"]
     wanted = arms.baselines + (["e"] if arms.cell.oracle is not None else []) + ["r"]
     wanted += ["p"] if any(":variation" in s for s in args.sources) else []
-    for key in wanted + args.sources:
+    for key in wanted + args.sources + ["t"]:
+        # (t) once per seed where some arm, of this run or another lane's, chose soft labels
+        # (file.rows holds them all; row is the seed's row as this run found it).
+        now = file.rows[seed]["arms"]
+        if key == "t" and ("t" in now or not any(a.get("method") == "soft" for a in now.values())):
+            continue
         if key in row["arms"]:
             continue
         if ":" in key:
             check_arm_settings(file, key, {"gen_steps": args.gen_steps, "bank_per_image": args.bank_per_image})
         if key in arms.baselines or key == "e":
             arm = arms.baseline_arm(key)
-        elif key in ("r", "p"):
+        elif key in ("r", "p", "t"):
             arm = arms.control(key, best)
         else:
             arm = arms.source_arm(key, best)
         file.put_cell(seed, key, {**arm, "git_commit": commit})
-        print(f"seed {seed} {key}: {arm['acc']:.4f}{' (' + arm['mode'] + ')' if 'mode' in arm else ''}, "
-              f"{arm['seconds']} s", flush=True)
+        chosen = ", ".join(arm[k] for k in ("mode", "method") if k in arm)
+        print(f"seed {seed} {key}: {arm['acc']:.4f}{f' ({chosen})' if chosen else ''}, {arm['seconds']} s", flush=True)
 
 
 def check_arm_settings(file: ResultsFile, key: str, settings: dict) -> None:
@@ -492,10 +802,11 @@ def main() -> None:
     out = Path(args.out or RESULTS / f"downstream_v3_{args.dataset}_{args.budget}{suffix}.json")
     file = ResultsFile(out, protocol_of(args), args.fresh)
     command = (f"python benchmarks/downstream.py --dataset {args.dataset} --budget {args.budget} "
-               f"--sources {','.join(args.sources)} --seeds {','.join(map(str, args.seeds))} --epochs {args.epochs} "
+               f"--sources {shlex.quote(','.join(args.sources))} --seeds {','.join(map(str, args.seeds))} --epochs {args.epochs} "
                f"--min-steps {args.min_steps} --clf-width {args.clf_width} --clf-batch-size {args.clf_batch_size} "
                f"--gen-steps {args.gen_steps} --bank-per-image {args.bank_per_image} --ratio {args.ratio} "
-               f"--selection-folds {args.selection_folds}")
+               f"--selection-folds {args.selection_folds}"
+               + (f" --methods {','.join(args.methods)}" if args.methods != PROTOCOL_DEFAULTS["methods"] else ""))
     file.add_run(args.seeds, args.sources, command)
     file.results.update({"machine": machine(), "torch": torch.__version__, "augmentgen": augmentgen.__version__})
     commit = git_commit()

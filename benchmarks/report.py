@@ -11,6 +11,8 @@ benchmark scripts wrote, and skips the ones that are missing:
   (``downstream.png``, needs matplotlib); protocol v1 files live in ``results/v1/``;
 * ``convergence_<dataset>_<budget>.json`` (``benchmarks/convergence.py``): the classifier budget;
 * ``family_quality*.json`` (``benchmarks/family_quality.py``): class consistency and diversity;
+* ``cgan_regularisers_<dataset>_<budget>.json`` (``benchmarks/cgan_regularisers.py``): the
+  validation sweep of ``cgan``'s regularisers and the setting it chose;
 * ``throughput.json`` (``benchmarks/throughput.py``): training / sampling speed, peak memory;
 * ``mixing_overhead.json`` and ``pool_fill_rate.json``: the cost of ``SyntheticMix`` and
   ``SyntheticPool``.
@@ -281,6 +283,28 @@ def family_quality_section(name: str, d: dict) -> str:
                         provenance(name, d)])
 
 
+def cgan_regularisers_section(name: str, d: dict) -> str:
+    """The validation sweep of ``cgan``'s regularisers: medians over seeds per setting, the choice marked."""
+    chosen, floor = d.get("chosen", {}), d.get("min_agreement", 0.9)
+    header = ["Setting (`downstream.py` source)", "Seeds", "Diversity ratio", "Novelty ratio",
+              "Teacher agreement (%)", "Choice"]
+    rows = []
+    for spec, e in d.get("settings", {}).items():
+        agreement = e.get("teacher_agreement")
+        choice = ("**chosen**" if spec == chosen.get("spec") else
+                  "eligible" if agreement is not None and agreement >= floor else "–")
+        rows.append([f"`{spec}`", str(len(e.get("seeds") or [])), num(e.get("diversity_ratio"), ".2f"),
+                     num(e.get("novelty_ratio"), ".2f"), pct(agreement), choice])
+    teachers = ", ".join(f"seed {seed}: {pct(t.get('val_accuracy'))}%" for seed, t in d.get("teachers", {}).items())
+    notes = (f"`cgan` trained {d.get('gen_steps')} steps on the fit part (80%) of the subset; medians over seeds of "
+             f"{d.get('rows_per_class')} free samples per class: diversity against held-out real images, novelty "
+             f"against the fit images, agreement of a real + classic teacher trained on the fit part (its validation "
+             f"accuracy: {teachers or '–'}). Rule: {d.get('rule')}. Chosen: `{chosen.get('spec')}` "
+             f"({chosen.get('note')}).")
+    title = f"### `cgan` regularisers on validation: {d.get('dataset')}, {budget_label(d)}"
+    return "\n\n".join([title, table(header, rows), notes, provenance(name, {**d, "per_seed": d.get("runs", [])})])
+
+
 def throughput_section(name: str, d: dict) -> str:
     out = []
     training = d.get("training")
@@ -355,6 +379,7 @@ def pool_fill_rate_section(name: str, d: dict) -> str:
 
 SECTIONS = {  # file-name pattern -> section
     "family_quality*.json": family_quality_section,
+    "cgan_regularisers_*.json": cgan_regularisers_section,
     "throughput.json": throughput_section,
     "mixing_overhead.json": mixing_overhead_section,
     "pool_fill_rate.json": pool_fill_rate_section,
@@ -407,7 +432,8 @@ def plot_downstream(files: dict[str, dict], path: Path) -> Path | None:
 
 V3_ARM_NAMES = {"a": "(a) real + classic", "f": "(f) + MixUp/CutMix", "g": "(g) + class-balanced resampling",
                 "h": "(h) + logit-adjusted loss", "e": "(e) oracle: twice the real images",
-                "r": "(r) B + copies of real rows (control)", "p": "(p) B + same-class pixel MixUp (control)"}
+                "r": "(r) B + copies of real rows (control)", "p": "(p) B + same-class pixel MixUp (control)",
+                "t": "(t) B + its own soft labels on real rows, no synthetic rows (control)"}
 
 
 def v3_arm_name(key: str) -> str:
@@ -454,6 +480,9 @@ def downstream_v3_section(name: str, d: dict) -> str:
     s, lt = d.get("summary", {}), d.get("long_tailed")
     arms = s.get("arms", {})
     header = ["Arm", "Test accuracy (%)", "vs best baseline B", "vs (r)", "vs (p)", "vs (a)", "Oracle share"]
+    # Only files where some arm chose soft labels have (t); the others keep their columns.
+    with_t = any(s.get(k, {}).get("vs_t") for k in v3_synthetic_keys(d))
+    header += ["vs (t), soft seeds"] if with_t else []
     header += ["Rare five vs B"] if lt else []
     header += ["Diversity / novelty (pixels)"]
     rows = []
@@ -464,6 +493,8 @@ def downstream_v3_section(name: str, d: dict) -> str:
         row = [v3_arm_name(key), mean_std_pct(arms[key]), interval_pct(e.get("vs_best_baseline")),
                interval_pct(e.get("vs_r")), interval_pct(e.get("vs_p")), interval_pct(e.get("vs_a")),
                "–" if share is None else f"{100 * share:.0f}%"]
+        if with_t:
+            row.append(interval_pct(e.get("vs_t")))
         if lt:
             row.append(interval_pct(e.get("rarest5_vs_best_baseline")))
         row.append(coverage_text(e.get("coverage")))
@@ -472,6 +503,12 @@ def downstream_v3_section(name: str, d: dict) -> str:
     notes = [f"Best baseline chosen on validation per seed: {s.get('best_baseline_chosen')}; "
              f"oracle gain (e − a): {interval_pct(s.get('oracle_gain'))}."]
     notes += [f"`{k}` modes chosen on validation per seed: {v}." for k, v in modes.items()]
+    methods = {k: s[k]["methods_chosen"] for k in v3_synthetic_keys(d) if s.get(k, {}).get("methods_chosen")}
+    notes += [f"`{k}` methods chosen on validation per seed (plain, teacher filter, teacher soft labels; the "
+              f"teacher: B's classifier on the same data): {v}." for k, v in methods.items()]
+    if with_t:
+        notes += ["vs (t): over the seeds where the arm chose soft labels, against B with the same teacher's soft "
+                  "labels on its real rows and no synthetic rows, so the gain is the synthetic rows' own."]
     notes += ["Diversity / novelty: pixel-space ratios of an arm's rows against held-out real images "
               "(diversity: within-class spread; novelty: distance to the nearest training image; 1 = like new "
               "real images, novelty well below 1 = near copies), mean over the seeds measured (n)."]
