@@ -48,7 +48,8 @@ from .models import ConditionalGenerator, available_models, build_config
 from .training import Trainer, TrainingConfig
 
 # Hugging Face datasets helpers are imported on first use: `datasets` is slow to import.
-_LAZY = {"synthesize": "augmentgen.mixing.hf", "synthesize_iterable": "augmentgen.mixing.hf"}
+_LAZY = {"synthesize": "augmentgen.mixing.hf", "synthesize_iterable": "augmentgen.mixing.hf",
+         "synthesize_variations": "augmentgen.mixing.hf"}
 
 
 def __getattr__(name: str) -> Any:
@@ -89,6 +90,7 @@ __all__ = [
     "save_pretrained",
     "synthesize",
     "synthesize_iterable",
+    "synthesize_variations",
     "train",
     "weighted_cross_entropy",
     "write_samples",

@@ -22,6 +22,6 @@ def test_the_public_api_is_what_it_was():
         "Trainer", "TrainingConfig", "TrainingDivergedError", "UnknownFamilyError", "VariationSource",
         "augment_loader", "available_models", "build_config", "evaluate_generator", "from_pretrained",
         "list_pretrained", "load_data", "push_to_hub", "save_pretrained", "synthesize", "synthesize_iterable",
-        "train", "weighted_cross_entropy", "write_samples", "write_shards",
+        "synthesize_variations", "train", "weighted_cross_entropy", "write_samples", "write_shards",
         "write_variation_shards",
     ]

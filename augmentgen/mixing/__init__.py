@@ -9,7 +9,8 @@
 - :class:`TeacherLabels` / :func:`weighted_cross_entropy`: a teacher's soft targets and a lower
   loss weight for synthetic rows (``SyntheticMix(teacher=..., filter_threshold=..., soft_labels=...)``).
 - :class:`SyntheticPool`: a shared-memory bank for per-sample transforms in DataLoader workers.
-- :func:`synthesize` and friends: Hugging Face ``datasets`` (imported on first use).
+- :func:`synthesize` and friends: Hugging Face ``datasets`` (imported on first use);
+  :func:`synthesize_variations` makes the rows from the user's own images.
 - :func:`write_samples`: export to a grid, an ImageFolder, ``.npz`` or a saved HF dataset.
 - :func:`write_shards`: synthesis at scale, Parquet shards from one process or many, resumable
   (``augmentgen sample --format parquet``); ``datasets.load_dataset("parquet", data_dir=out)`` reads them.
@@ -34,8 +35,8 @@ from .sources import AnchoredSource, PixelMixSource, RealRowSource, VariationSou
 from .teacher import TeacherLabels, weighted_cross_entropy
 from .variation_shards import write_variation_shards
 
-_HF_NAMES = {"synthesize", "synthesize_iterable", "mark_real", "add_synthetic", "synthetic_transform",
-             "balance_counts"}
+_HF_NAMES = {"synthesize", "synthesize_iterable", "synthesize_variations", "mark_real", "add_synthetic",
+             "synthetic_transform", "balance_counts"}
 
 __all__ = ["AnchoredSource", "AugmentedLoader", "FreeSource", "GeneratorSource", "PixelMixSource", "PoolSource",
            "RealRowSource", "SyntheticMix", "SyntheticPool", "TeacherFilter", "TeacherLabels", "VariationSource",

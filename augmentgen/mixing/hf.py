@@ -3,7 +3,8 @@
 ``synthesize(generator, per_class=100, like=train_ds)`` returns a ``datasets.Dataset`` whose
 features are ``train_ds``'s (same image and ClassLabel columns) plus a ``synthetic`` bool, so
 ``concatenate_datasets([mark_real(train_ds), synthetic_ds])`` works; :func:`add_synthetic` does
-both in one call.
+both in one call. :func:`synthesize_variations` is the same for rows made from the user's own
+images by a :class:`~augmentgen.mixing.VariationSource`, each naming its image in ``source_index``.
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ from collections.abc import Callable, Iterator, Mapping
 import numpy as np
 import torch
 
+from ..data import LabelledImages
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, Temperature
 from ..transforms.functional import to_uint8
+from .pool import SyntheticPool
+from .sources import AnchoredSource
+from .variations import check_source, check_variation_inputs
 
 SYNTHETIC = "synthetic"
 
@@ -259,6 +264,86 @@ def add_synthetic(dataset, generator: ConditionalGenerator, per_class: int | Map
     synthetic = synthesize(generator, per_class, like=dataset, seed=seed, batch_size=batch_size,
                            temperature=temperature)
     return ds.concatenate_datasets([mark_real(dataset), synthetic])
+
+
+def synthesize_variations(source: AnchoredSource, dataset, per_image: int = 4, *, seed: int | None = 0,
+                          batch_size: int = 256, progress: bool | None = None):
+    """A ``datasets.Dataset`` of rows made from the user's own labelled images, each keeping its label.
+
+    The in-memory counterpart of :func:`~augmentgen.mixing.write_variation_shards`, with the rows
+    of :meth:`SyntheticPool.from_variations <augmentgen.mixing.SyntheticPool.from_variations>`:
+    every class gets ``per_image * (images in the largest class)`` rows, spread over its images by
+    the same rule (:func:`~augmentgen.mixing.variations.class_anchors`), made ``batch_size`` at a
+    time on the source's device. With the same seed and ``batch_size`` on the same device the rows
+    are the pool's, in the same order. The images are held as float32 on that device meanwhile.
+
+    Args:
+        source: what makes the rows: a :class:`~augmentgen.mixing.VariationSource` (``vary``,
+            ``interpolate``, ``extrapolate``), or another anchored source such as the control
+            :class:`~augmentgen.mixing.RealRowSource`.
+        dataset: the real images: a ``datasets.Dataset`` with one Image column and one ClassLabel
+            column (and at most a ``synthetic`` one), whose features the result reuses as
+            :func:`synthesize`'s ``like`` does, so ``concatenate_datasets([mark_real(dataset),
+            rows])`` works (real rows get ``source_index`` None); or a
+            :class:`~augmentgen.LabelledImages`, giving ``image`` / ``label`` columns with the
+            source's class names. Every class of the source needs an image, shaped like its images.
+        per_image: variations per image of the largest class, >= 1.
+        seed: seeds which images the rows come from and the rows themselves (same seed, same
+            rows); None for fresh randomness.
+        batch_size: rows made per call of the source; the source draws its random numbers a call
+            at a time, so it is part of what decides the rows.
+        progress: a tqdm bar on the main process; ``None`` shows it when stderr is a terminal.
+
+    Returns:
+        A ``datasets.Dataset`` grouped by class: ``dataset``'s image and label columns, ``synthetic``
+        True, and ``source_index`` (int64), the row of ``dataset`` each row was made from.
+    """
+    ds = _datasets()
+    features, images, labels = _variation_inputs(source, dataset, per_image, batch_size)
+    # Checked here too so that a message names this function, not the pool that makes the rows.
+    check_variation_inputs(source, images, labels, per_image, batch_size, caller="synthesize_variations",
+                           free="synthesize(generator, per_class)")
+    # The pool's rows, made by its one loop (same seed, batch size and device: the same rows).
+    pool = SyntheticPool.from_variations(source, images, labels, per_image=per_image, seed=seed,
+                                         batch_size=batch_size, progress=progress)
+    anchors = pool.source_index.flatten()
+    classes = torch.arange(pool.num_classes).repeat_interleave(pool.per_class)  # the bank is grouped by class
+    image_column, label_column = _columns(features)
+    return ds.Dataset.from_dict(
+        {image_column: _to_arrays(pool.images.flatten(0, 1)), label_column: classes.tolist(),
+         SYNTHETIC: [True] * len(anchors), "source_index": anchors.tolist()},
+        features=features)
+
+
+def _variation_inputs(source: AnchoredSource, dataset, per_image: int, batch_size: int):
+    """(features of the rows, real images, their labels), with every check that needs no image first."""
+    ds = _datasets()
+    check_source(source, "synthesize_variations", "synthesize(generator, per_class)")
+    _count(per_image, "per_image", minimum=1)
+    _count(batch_size, "batch_size", minimum=1)
+    if not isinstance(dataset, (LabelledImages, ds.Dataset)):
+        raise DataError(f"synthesize_variations reads the real images from a datasets.Dataset or a "
+                        f"LabelledImages, got {type(dataset).__name__}: pick a split (ds['train']) of a "
+                        "DatasetDict, or read other data with augmentgen.load_data(...)")
+    like = dataset if isinstance(dataset, ds.Dataset) else None
+    features = synthetic_features(source, like)
+    if "source_index" in features:
+        raise DataError("the dataset already has a 'source_index' column; rename or drop it")
+    features = ds.Features({**features, "source_index": ds.Value("int64")})
+    if like is None:
+        return features, dataset.images, dataset.labels
+    if len(dataset) == 0:
+        raise DataError("the dataset is empty: every row is made from one of its images; pass your "
+                        "training images")
+    image_column, label_column = _columns(features)
+    # One batched decode to uint8 (N, C, H, W); images of several shapes or modes come back as a list.
+    columns = dataset.with_format("torch", columns=[image_column, label_column])[:]
+    if not isinstance(columns[image_column], torch.Tensor):
+        shapes = sorted({tuple(image.shape) for image in columns[image_column]})
+        raise DataError(f"the {image_column!r} images differ in shape (C, H, W): {shapes[:4]}; give them one "
+                        f"mode and size, e.g. ds.cast_column({image_column!r}, Image(mode='L')) for "
+                        "grayscale and a resize in ds.map")
+    return features, columns[image_column], columns[label_column]
 
 
 def synthetic_transform(pool, p: float = 0.5, *, image_column: str = "image", label_column: str = "label",

@@ -67,7 +67,7 @@ def check_variation_inputs(source, images, labels, per_image, batch_size, *, cal
     """(images, labels as int64, images per class on the CPU) for a bank of variations, or a
     ConfigError / DataError naming the problem and its fix. ``caller`` is the function named in
     the messages, ``free`` the call that makes the bank of free samples instead."""
-    _check_source(source, caller, free)
+    check_source(source, caller, free)
     for name, value in (("per_image", per_image), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be an int >= 1, got {value!r}")
@@ -94,11 +94,13 @@ def check_variation_inputs(source, images, labels, per_image, batch_size, *, cal
     return images, labels, counts
 
 
-def _check_source(source, caller: str, free: str) -> None:
+def check_source(source, caller: str, free: str) -> None:
+    """``source`` is an anchored source with the attributes a bank reads; ``free``: the call that
+    banks free samples, named where a bare generator was passed."""
     if isinstance(source, ConditionalGenerator):
         raise ConfigError(f"{caller} makes rows from real images through an anchored source: wrap the "
-                          f"generator, {caller}(VariationSource(generator, 'vary'), images, labels, ...); "
-                          f"{free} is the bank of free samples")
+                          f"generator, VariationSource(generator, 'vary'), and pass that; {free} is the "
+                          "bank of free samples")
     if not isinstance(source, AnchoredSource):
         raise ConfigError(f"source must be an anchored source such as VariationSource(generator, 'vary'), "
                           f"got {type(source).__name__}")

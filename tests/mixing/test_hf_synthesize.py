@@ -8,14 +8,16 @@ import torch
 
 datasets = pytest.importorskip("datasets")
 
+from augmentgen.data import LabelledImages  # noqa: E402
 from augmentgen.errors import ConfigError, DataError  # noqa: E402
-from augmentgen.mixing import SyntheticPool  # noqa: E402
+from augmentgen.mixing import RealRowSource, SyntheticPool, VariationSource  # noqa: E402
 from augmentgen.mixing.hf import (  # noqa: E402
     add_synthetic,
     balance_counts,
     mark_real,
     synthesize,
     synthesize_iterable,
+    synthesize_variations,
     synthetic_transform,
 )
 from augmentgen.models import build_config, build_generator  # noqa: E402
@@ -164,3 +166,123 @@ def test_bad_stream_and_transform_arguments_are_config_errors(gen):
         synthetic_transform(SyntheticPool(gen, per_class=2, seed=0), p=-0.1)
     rows = list(synthesize_iterable(gen, num_samples=4, balance={"c": 1.0}, batch_size=2))
     assert [row["label"] for row in rows] == [2, 2, 2, 2]
+
+
+# ---------------------------------------------------------------- synthesize_variations
+@pytest.fixture(scope="module")
+def vae():
+    torch.manual_seed(0)
+    return build_generator(build_config("vae", num_classes=3, encoder_width=8, decoder_width=8, latent_dim=8,
+                                        class_names=NAMES)).eval()
+
+
+def distinct_dataset(counts=(4, 2, 1), seed=0):
+    """user_dataset's columns with a different random image in every row, so a copy names its row."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(3), counts)[rng.permutation(sum(counts))]  # not sorted by class
+    images = list(rng.integers(0, 256, size=(len(labels), 28, 28), dtype=np.uint8))
+    features = datasets.Features({"img": datasets.Image(), "fine": datasets.ClassLabel(names=NAMES)})
+    return datasets.Dataset.from_dict({"img": images, "fine": labels.tolist()}, features=features)
+
+
+def pixels(dataset, column="img"):
+    return np.stack([np.array(image) for image in dataset[column]])
+
+
+@pytest.mark.parametrize("mode", ["vary", "interpolate", "extrapolate"])
+def test_variations_keep_the_label_of_the_image_they_name(vae, mode):
+    real = distinct_dataset(counts=(4, 2, 1))
+    rows = synthesize_variations(VariationSource(vae, mode), real, per_image=2, seed=0, batch_size=5)
+    # Every class gets per_image * 4 (the largest class) rows, grouped by class.
+    assert len(rows) == 24 and list(rows["fine"]) == [0] * 8 + [1] * 8 + [2] * 8 and all(rows["synthetic"])
+    source_index = np.array(rows["source_index"])
+    assert np.array_equal(np.array(real["fine"])[source_index], np.array(rows["fine"]))
+    # Each class's 8 rows are spread over all of its images: 2 each for 4 images, 4 for 2, 8 for 1.
+    for c, n in enumerate((4, 2, 1)):
+        used = np.bincount(source_index[np.array(rows["fine"]) == c], minlength=len(real))
+        assert sorted(used[used > 0].tolist()) == [8 // n] * n
+    assert rows[0]["img"].size == (28, 28) and rows[0]["img"].mode == "L"
+
+
+def test_source_index_names_the_row_each_image_was_made_from():
+    # The control source copies its image: every row must be exactly the dataset row it names.
+    real = distinct_dataset(counts=(3, 5, 2))
+    rows = synthesize_variations(RealRowSource(3, (1, 28, 28), class_names=NAMES), real, per_image=1, seed=3)
+    assert len(rows) == 15
+    assert np.array_equal(pixels(rows), pixels(real)[np.array(rows["source_index"])])
+
+
+def test_features_are_likes_so_the_rows_concatenate(vae):
+    real = distinct_dataset()
+    rows = synthesize_variations(VariationSource(vae, "vary", strength=0.5), real, per_image=1, seed=0)
+    assert rows.features == datasets.Features({**real.features, "synthetic": datasets.Value("bool"),
+                                               "source_index": datasets.Value("int64")})
+    both = datasets.concatenate_datasets([mark_real(real), rows])
+    assert len(both) == 7 + 12 and list(both["synthetic"]) == [False] * 7 + [True] * 12
+    assert list(both["source_index"]) == [None] * 7 + list(rows["source_index"]) and both.features["fine"].names == NAMES
+
+
+def test_seeded_and_the_same_rows_as_the_in_memory_pool(vae):
+    real = distinct_dataset()
+    source = VariationSource(vae, "interpolate")
+    a = synthesize_variations(source, real, per_image=2, seed=1, batch_size=4)
+    b = synthesize_variations(source, real, per_image=2, seed=1, batch_size=4)
+    c = synthesize_variations(source, real, per_image=2, seed=2, batch_size=4)
+    assert np.array_equal(pixels(a), pixels(b)) and list(a["source_index"]) == list(b["source_index"])
+    assert not np.array_equal(pixels(a), pixels(c))
+    images = torch.as_tensor(pixels(real))[:, None]
+    pool = SyntheticPool.from_variations(source, images, torch.tensor(real["fine"]), per_image=2, seed=1,
+                                         batch_size=4)
+    assert np.array_equal(pixels(a), pool.images.flatten(0, 1)[:, 0].numpy())
+    assert list(a["source_index"]) == pool.source_index.flatten().tolist()
+
+
+def test_labelled_images_give_image_and_label_columns(vae):
+    real = distinct_dataset()
+    data = LabelledImages(torch.as_tensor(pixels(real))[:, None], real["fine"], NAMES)
+    rows = synthesize_variations(VariationSource(vae), data, per_image=1, seed=1, batch_size=4)
+    assert list(rows.features) == ["image", "label", "synthetic", "source_index"]
+    assert rows.features["label"].names == NAMES and list(rows["label"]) == [0] * 4 + [1] * 4 + [2] * 4
+    assert np.array_equal(pixels(rows, "image"),
+                          pixels(synthesize_variations(VariationSource(vae), real, per_image=1, seed=1,
+                                                       batch_size=4)))
+
+
+def test_progress_bar_on_request(vae, capsys):
+    synthesize_variations(VariationSource(vae), distinct_dataset(), per_image=1, progress=True)
+    assert "variations" in capsys.readouterr().err
+    synthesize_variations(VariationSource(vae), distinct_dataset(), per_image=1, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_variation_errors_name_the_problem_and_the_fix(vae):
+    real, source = distinct_dataset(), VariationSource(vae)
+    with pytest.raises(ConfigError, match=r"wrap the generator.*VariationSource\(generator, 'vary'\)"):
+        synthesize_variations(vae, real)
+    with pytest.raises(ConfigError, match="anchored source such as VariationSource"):
+        synthesize_variations(object(), real)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError, match="per_image must be an int >= 1"):
+            synthesize_variations(source, real, per_image=bad)
+    with pytest.raises(ConfigError, match="batch_size must be an int >= 1"):
+        synthesize_variations(source, real, batch_size=0)
+    with pytest.raises(DataError, match="the dataset is empty"):
+        synthesize_variations(source, real.select([]))
+    two_classes = real.cast_column("fine", datasets.ClassLabel(names=["x", "y", "z", "w"]))
+    with pytest.raises(DataError, match="has 4 classes.*generator has 3"):
+        synthesize_variations(source, two_classes)
+    with pytest.raises(DataError, match=r"no image of class 'c'.*all 3 classes"):
+        synthesize_variations(source, real.filter(lambda row: row["fine"] != 2))
+    big = datasets.Dataset.from_dict({"img": [np.zeros((32, 32), np.uint8)] * 3, "fine": [0, 1, 2]},
+                                     features=real.features)
+    with pytest.raises(DataError, match=r"takes \(1, 28, 28\) images but the images are \(1, 32, 32\)"):
+        synthesize_variations(source, big)
+    mixed = datasets.Dataset.from_dict({"img": [np.zeros((28, 28, 3), np.uint8), np.zeros((28, 28), np.uint8),
+                                                np.zeros((28, 28), np.uint8)], "fine": [0, 1, 2]},
+                                       features=real.features)
+    with pytest.raises(DataError, match=r"differ in shape.*cast_column\('img', Image\(mode='L'\)\)"):
+        synthesize_variations(source, mixed)
+    with pytest.raises(DataError, match="ClassLabel"):
+        synthesize_variations(source, real.cast_column("fine", datasets.Value("int64")))
+    with pytest.raises(DataError, match=r"pick a split \(ds\['train'\]\)"):
+        synthesize_variations(source, datasets.DatasetDict({"train": real}))

@@ -184,7 +184,7 @@ def test_other_arguments_other_images_or_free_samples_are_refused_before_anythin
 
 def test_bad_sources_and_arguments_name_the_fix(vae, real, tmp_path):
     images, labels = real
-    with pytest.raises(ConfigError, match=r"wrap the generator, write_variation_shards\(VariationSource"):
+    with pytest.raises(ConfigError, match=r"wrap the generator, VariationSource\(generator, 'vary'\), and pass that; write_shards"):
         write_variation_shards(vae, images, labels, tmp_path / "a", **KW)
     with pytest.raises(ConfigError, match="RealRowSource has no generator: pass a VariationSource"):
         write_variation_shards(RealRowSource(3, (1, 28, 28)), images, labels, tmp_path / "a", **KW)
