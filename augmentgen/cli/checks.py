@@ -1,0 +1,86 @@
+"""Checks of the parsed arguments that several commands share, each run before anything heavy
+is loaded (or, for the generator's fit, right after the generator is), so a bad option fails in
+seconds with an error that names the flag.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from .._processes import is_main_process
+from ..errors import ConfigError, DataError
+
+
+def _given(args, flag: str) -> bool:
+    """Whether ``flag`` is on the command line (as ``--flag value`` or ``--flag=value``)."""
+    return flag in args.argv or any(a.startswith(flag + "=") for a in args.argv)
+
+
+def _note_renamed_options(args) -> None:
+    """One stderr line per old option spelling used; refuses an option given under both names."""
+    from .._deprecation import renamed_message
+
+    for old, new in getattr(args, "renamed_options", []):
+        if _given(args, new):
+            raise ConfigError(f"{old} and {new} are the same option ({old} is its old name); pass only {new}")
+        if is_main_process():
+            print(f"augmentgen: warning: {renamed_message(old, new)}", file=sys.stderr)
+
+
+def _check_counts(args, counts: dict[str, str]) -> None:
+    """Refuse a count option below 1, by its flag name and what it counts, before anything is loaded."""
+    for name, meaning in counts.items():
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} must be at least 1 ({meaning}), got {value}; pass {flag} N with N >= 1")
+
+
+def _check_device(name: str | None) -> None:
+    """Refuse a --device that is malformed or absent here, before any model is loaded."""
+    if name is None:
+        return
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError(f"--device {name!r} is not a device ({exc}); use cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"--device {name}: no CUDA GPU is available here (torch.cuda.is_available() is "
+                              "False); use --device cpu, or leave --device unset to use a GPU when there is one")
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"--device {name}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}; "
+                              "pick one of them")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {name}: Apple's MPS backend is not available here; use --device cpu")
+
+
+def _check_methods_fit(generator, methods: list[str], *, option: str = "--methods") -> None:
+    """A variation method the generator cannot run fails now, not after the first classifiers (eval) or
+    once the data is loaded (sample --variations-of)."""
+    from ..mixing import VariationSource
+    from ..mixing.sources import VARIATION_MODES
+
+    for method in methods:
+        mode = method.partition(":")[0]  # vary:0.3 is vary at strength 0.3
+        if mode in VARIATION_MODES:
+            try:
+                VariationSource(generator, mode)
+            except ConfigError as exc:
+                fix = f"or drop {method} from --methods" if option == "--methods" else "pass such a --model"
+                raise ConfigError(f"{option} {method}: {exc}; {fix}") from None
+
+
+def _check_data_fits(generator, model: str, data: dict, *,
+                     fix: str = "evaluate it on the data it was trained on") -> None:
+    """The data must have the generator's classes and image shape."""
+    for where, dataset in data.items():
+        if dataset.num_classes != generator.num_classes:
+            raise DataError(f"{where} has {dataset.num_classes} classes but the generator --model {model} "
+                            f"makes {generator.num_classes}; {fix}")
+        if dataset.image_shape != generator.image_shape:
+            raise DataError(f"{where} holds {dataset.image_shape} images but the generator --model {model} "
+                            f"makes {generator.image_shape}; {fix}")

@@ -1,0 +1,138 @@
+"""``augmentgen eval``: every option checked before any work, a summary of the classifier runs it
+will take, then the report of :func:`augmentgen.evaluate_generator` written as eval.json and eval.png.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from ..errors import ConfigError, DataError
+from .checks import _check_counts, _check_data_fits, _check_device, _check_methods_fit, _note_renamed_options
+
+
+def _ratios(text: str) -> list[float]:
+    try:
+        ratios = [float(r) for r in text.split(",") if r.strip()]
+    except ValueError:
+        ratios = []
+    if not ratios or any(not r >= 0 for r in ratios):
+        raise ConfigError("--ratios takes comma-separated numbers >= 0 (synthetic rows per real row) like "
+                          f"0,0.25,0.5,1; got {text!r}")
+    return ratios
+
+
+def _methods(text: str) -> list[str]:
+    from ..metrics.scores import MIXING_METHODS, method_options
+
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    if not methods:
+        raise ConfigError(f"--methods takes comma-separated names from {sorted(MIXING_METHODS)}; got {text!r}")
+    for method in methods:
+        try:
+            method_options(method)
+        except ConfigError as exc:
+            raise ConfigError(f"--methods: {exc}") from None
+    return methods
+
+
+def _eval(args) -> int:
+    from tqdm.auto import tqdm
+
+    from ..api import check_data_path
+    from ..data import load_data
+    from ..data.sources import BUILTIN_DATASETS
+    from ..hub import from_pretrained
+    from ..metrics.report import (
+        evaluate_generator,
+        evaluation_plan,
+        format_report,
+        plot_per_class,
+        write_report,
+    )
+    from ..training.run_folder import check_writable
+
+    # Everything that can fail without computing fails first: the evaluation can take hours.
+    _note_renamed_options(args)
+    ratios = _ratios(args.ratios)
+    methods = _methods(args.methods)
+    baselines = _baselines(args.baselines)
+    _check_counts(args, {"per_class": "training images of each class", "steps": "classifier training steps",
+                         "min_steps": "the fewest steps of an --epochs budget",
+                         "synthetic_per_class": "synthetic images of each class",
+                         "repeats": "paired seeds of the downstream gain"})
+    if args.epochs is not None and not (math.isfinite(args.epochs) and args.epochs > 0):
+        raise ConfigError(f"--epochs must be a finite number > 0 (passes over the real training data), got "
+                          f"{args.epochs}; or leave it unset to budget classifiers in --steps")
+    _check_device(args.device)
+    out = Path(args.out) if args.out else (Path(args.model) if Path(args.model).is_dir() else Path("eval"))
+    check_writable(out, "--out" if args.out else "the report folder (--out)")
+    check_data_path(args.data)
+    if args.test_data:
+        check_data_path(args.test_data, option="--test-data")
+    elif args.data not in BUILTIN_DATASETS:
+        raise DataError(f"{args.data} has no test split augmentgen knows of; pass --test-data with "
+                        "held-out real images (never the training images)")
+
+    generator = from_pretrained(args.model, device=args.device)
+    _check_methods_fit(generator, methods)
+    columns = {"data_dir": args.data_dir, "channels": generator.image_shape[0], "image_column": args.image_column,
+               "label_column": args.label_column}
+    train_data = load_data(args.data, per_class=args.per_class, seed=args.seed, **columns)
+    test_data = load_data(args.test_data, **columns) if args.test_data else \
+        load_data(args.data, split="test", **columns)
+    held_out = f"--test-data {args.test_data}" if args.test_data else f"the test split of --data {args.data}"
+    _check_data_fits(generator, args.model, {f"--data {args.data}": train_data, held_out: test_data})
+    choice = dict(candidate_ratios=ratios, methods=methods, baselines=baselines, metric=args.metric,
+                  repeats=args.repeats)
+    plan = evaluation_plan(train_data, **choice)
+    print(_eval_summary(args, generator, train_data, test_data, held_out, plan), flush=True)
+    with tqdm(total=plan["classifier_runs"], unit="classifier", desc="eval", dynamic_ncols=True) as bar:
+        report = evaluate_generator(generator, train_data, test_data, steps=args.steps, epochs=args.epochs,
+                                    min_steps=args.min_steps, per_class=args.synthetic_per_class, seed=args.seed,
+                                    device=args.device, progress=bar, **choice)
+    report["baselines_requested"] = args.baselines
+    print(format_report(report))
+    print(f"\nwrote {write_report(report, out / 'eval.json')} and {plot_per_class(report, out / 'eval.png')}")
+    return 0
+
+
+def _baselines(text: str) -> str | list[str]:
+    from ..metrics.baselines import BASELINES, check_baselines
+
+    try:
+        return check_baselines(text)
+    except ConfigError:
+        raise ConfigError(f"--baselines takes strong, none, or comma-separated names from {', '.join(BASELINES)}; "
+                          f"got {text!r}") from None
+
+
+def _eval_summary(args, generator, train_data, test_data, held_out: str, plan: dict) -> str:
+    """What `augmentgen eval` will train, printed before the first classifier starts."""
+    from ..metrics.classifier import classifier_steps
+
+    counts = train_data.class_counts
+    budget = (f"{args.steps} steps" if args.epochs is None else
+              f"{args.epochs:g} epochs ({classifier_steps(len(train_data), 128, epochs=args.epochs, min_steps=args.min_steps)}"
+              " steps on all the training data)")
+    extra = plan["classifier_runs"] - plan["classifier_runs_classic_only"]
+    baselines = ", ".join(plan["baselines"])
+    if extra:
+        baselines += (f" (up to {extra} more classifier runs than --baselines none: {plan['classifier_runs']} "
+                      f"instead of {plan['classifier_runs_classic_only']})")
+    balance = (f"imbalanced, {min(counts)} to {max(counts)} per class: choices by {plan['metric']}"
+               if plan["imbalanced"] else f"{min(counts)} to {max(counts)} per class")
+    seeds = ("1 seed (one seed is not evidence: --repeats 5 gives an interval)" if args.repeats == 1
+             else f"{args.repeats} paired seeds, {args.seed} to {args.seed + args.repeats - 1}")
+    return "\n".join([
+        f"augmentgen eval: {generator.family} generator {args.model}",
+        f"  training data: --data {args.data}, {len(train_data)} images, {train_data.num_classes} classes ({balance}); "
+        "20% of each class is held out as the validation split that chooses everything",
+        f"  test data:     {held_out}, {len(test_data)} images, used once per final arm",
+        f"  baselines:     {baselines}",
+        f"  synthetic:     {', '.join(_methods(args.methods))} at ratios {args.ratios} on top of the best baseline "
+        "(ratio 0: do not mix)",
+        f"  seeds:         {seeds}",
+        f"  classifiers:   up to {plan['classifier_runs']} runs of {budget} each (reference, CAS, and per seed the "
+        "baselines, the synthetic candidates and the final arms)",
+    ])

@@ -1,0 +1,153 @@
+"""``augmentgen sample``: images from a saved generator as a grid, an image folder, .npz, a Hugging Face
+dataset, or resumable Parquet shards, the last either of free samples or of variations of real images
+(``--variations-of``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from ..errors import ConfigError, DataError
+from .checks import _check_counts, _check_data_fits, _check_device, _check_methods_fit, _given
+
+
+def _sample(args) -> int:
+    from ..hub import from_pretrained
+    from ..mixing import write_samples
+
+    # Parsed before loading, so a typo fails at once; the generator checks values and length.
+    temperature = _temperature(args.temperature)
+    _check_counts(args, {"per_class": "images of each class", "batch_size": "images per forward pass",
+                         "per_image": "variations of each image of the largest class"})
+    _check_device(args.device)
+    _check_variation_options(args)
+    if args.format == "parquet":
+        if args.overwrite:
+            raise ConfigError("--overwrite does not apply to --format parquet: rerunning the same command resumes "
+                              f"the bank in {args.out}; choose a new --out to start another, or delete it yourself")
+        return _sample_variation_shards(args) if args.variations_of else _sample_shards(args, temperature)
+    if args.format == "grid":
+        _check_grid_target(Path(args.out), args.overwrite)  # write_samples replaces a grid file without asking
+    generator = from_pretrained(args.model, device=args.device)
+    temperature = generator.check_temperature(temperature)
+    at = "" if temperature == 1.0 else f", temperature {args.temperature}"
+    try:
+        path = write_samples(generator, args.per_class, args.out, args.format, seed=args.seed,
+                             temperature=temperature, overwrite=args.overwrite)
+    except DataError as exc:  # the library's message names its Python argument; this is the flag
+        raise DataError(str(exc).replace("overwrite=True", "--overwrite")) from None
+    if args.format == "grid":
+        print(f"wrote {path} ({generator.num_classes} rows x {args.per_class}{at})")
+        return 0
+    print(f"wrote {path} ({args.format}: {args.per_class} images x {generator.num_classes} classes{at})")
+    if args.format == "hf":
+        print(f"load:  datasets.load_from_disk({str(path)!r})")
+    return 0
+
+
+def _temperature(text: str) -> float | list[float]:
+    try:
+        temperature = [float(t) for t in text.split(",")]
+    except ValueError:
+        raise ConfigError("--temperature takes a float >= 0 or comma-separated floats >= 0, one per class "
+                          f"in class order (like 0.5 or 1,1,0.5); got {text!r}") from None
+    return temperature[0] if len(temperature) == 1 else temperature
+
+
+def _check_grid_target(out: Path, overwrite: bool) -> None:
+    """A grid replaces only a file, and only with --overwrite: a file there may be another run's grid."""
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder, but --format grid writes one PNG file; pass a file path "
+                          "like grid.png, or --format imagefolder to write a folder of images")
+    if out.exists() and not overwrite:
+        raise DataError(f"{out} already exists; choose another file name, or pass --overwrite to replace it")
+
+
+def _sample_shards(args, temperature) -> int:
+    from accelerate import PartialState
+
+    from ..hub import from_pretrained
+    from ..mixing.shards import process_device, write_shards
+
+    generator = from_pretrained(args.model, device=args.device or process_device())  # this rank's GPU
+    meta = write_shards(generator, args.per_class, args.out, seed=args.seed, shard_size=args.shard_size,
+                        batch_size=args.batch_size, temperature=temperature, model=args.model)
+    if not PartialState().is_main_process:  # under a launcher, one report is enough
+        return 0
+    _report_shards(args.out, meta, "images")
+    return 0
+
+
+def _report_shards(out: str, meta: dict, what: str) -> None:
+    """The end of a parquet run: what the bank holds, what this run made, and how to load it."""
+    run = meta["last_run"]
+    done = ("already complete, nothing generated" if meta.get("already_complete") else
+            f"{run['images_generated']} generated now by {run['num_processes']} process(es) at "
+            f"{run['images_per_second']:.0f} images/s")
+    print(f"wrote {out} (parquet: {meta['rows']} {what} of {len(meta['class_names'])} classes in "
+          f"{meta['shards']} shards; {done})")
+    print(f"load:  datasets.load_dataset('parquet', data_dir={str(out)!r}, split='train')")
+
+
+def _check_variation_options(args) -> None:
+    """--variations-of and its options go together, with --format parquet; refused before any loading."""
+    variation_only = [flag for flag, value in (("--mode", args.mode), ("--strength", args.strength),
+                                               ("--per-image", args.per_image), ("--data-dir", args.data_dir),
+                                               ("--image-column", args.image_column),
+                                               ("--label-column", args.label_column)) if value is not None]
+    if args.variations_of is None:
+        if variation_only:
+            raise ConfigError(f"{variation_only[0]} applies to a bank of variations of real images only: add "
+                              f"--variations-of DATA --format parquet, or drop {variation_only[0]}")
+        return
+    if args.format != "parquet":
+        raise ConfigError(f"--variations-of writes its bank as Parquet shards only: add --format parquet (--format "
+                          f"{args.format} exports free samples)")
+    for flag in ("--per-class", "--temperature"):
+        if _given(args, flag):
+            raise ConfigError(f"{flag} applies to free samples, not to --variations-of: every class gets --per-image "
+                              "times as many rows as the largest class has images; drop " + flag)
+    if args.strength is not None and (args.mode or "vary") != "vary":
+        raise ConfigError(f"--strength applies to --mode vary; --mode {args.mode} mixes two images' codes at a "
+                          "random weight instead: drop --strength")
+    if args.strength is not None and not (math.isfinite(args.strength) and args.strength >= 0):
+        raise ConfigError(f"--strength must be a finite number >= 0 (the perturbation in units of the code's "
+                          f"scale; 0 gives reconstructions), got {args.strength}")
+
+
+def _sample_variation_shards(args) -> int:
+    from accelerate import PartialState
+
+    from ..api import check_data_path
+    from ..data import load_data
+    from ..hub import from_pretrained
+    from ..mixing import VariationSource, write_variation_shards
+    from ..mixing.shards import process_device
+
+    check_data_path(args.variations_of, option="--variations-of")
+    generator = from_pretrained(args.model, device=args.device or process_device())  # this rank's GPU
+    mode, strength = args.mode or "vary", 0.5 if args.strength is None else args.strength
+    _check_methods_fit(generator, [mode], option="--variations-of with --mode")
+    data = load_data(args.variations_of, data_dir=args.data_dir, channels=generator.image_shape[0],
+                     image_column=args.image_column, label_column=args.label_column)
+    _check_data_fits(generator, args.model, {f"--variations-of {args.variations_of}": data},
+                     fix="pass images of the classes and shape it was trained on")
+    source = VariationSource(generator, mode, strength=strength)
+    per_image = args.per_image or 4
+    main_process = PartialState().is_main_process
+    if main_process:
+        counts = data.class_counts
+        per_class = per_image * max(counts)
+        spread = f"{min(counts)}" if min(counts) == max(counts) else f"{min(counts)} to {max(counts)}"
+        print(f"augmentgen sample: variations of --variations-of {args.variations_of} ({len(data)} images, "
+              f"{data.num_classes} classes, {spread} per class) by the {generator.family} "
+              f"generator {args.model}, mode {mode}{f' (strength {strength:g})' if mode == 'vary' else ''}: "
+              f"{per_image} per image of the largest class, {per_class} rows per class, "
+              f"{per_class * data.num_classes} rows in shards of up to {args.shard_size}", flush=True)
+    meta = write_variation_shards(source, data.images, data.labels, args.out, per_image=per_image, seed=args.seed,
+                                  shard_size=args.shard_size, batch_size=args.batch_size, model=args.model,
+                                  data=args.variations_of)
+    if main_process:  # under a launcher, one report is enough
+        _report_shards(args.out, meta, f"variations of {meta['images']} real images")
+    return 0
