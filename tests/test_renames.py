@@ -232,3 +232,101 @@ class _Stop(Exception):
 
 def exit_early():
     raise _Stop
+
+
+# ------------------------------------------------------------------ generator -> source (SyntheticMix, augment_loader)
+def real_batch(generator, n: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    """A float batch in [0, 1] of the generator's shape, every class present."""
+    return torch.rand(n, *generator.image_shape, generator=seeded(1)), torch.arange(n) % generator.num_classes
+
+
+def same_mixing(first, second, images, labels, calls: int = 2) -> bool:
+    """Whether two mixers give the same batches, call after call."""
+    for _ in range(calls):
+        (a_images, a_labels), (b_images, b_labels) = first(images, labels), second(images, labels)
+        if not (torch.equal(a_images, b_images) and torch.equal(a_labels, b_labels)):
+            return False
+    return True
+
+
+@pytest.mark.parametrize("kind", ["generator", "generator source", "pool"])
+def test_synthetic_mix_takes_source_and_still_generator(generator, kind):
+    from augmentgen.mixing import GeneratorSource, SyntheticMix, SyntheticPool
+
+    source = {"generator": lambda: generator, "generator source": lambda: GeneratorSource(generator),
+              "pool": lambda: SyntheticPool(generator, per_class=4, batch_size=12, seed=0)}[kind]()
+    images, labels = real_batch(generator)
+    new = SyntheticMix(source=source, ratio=0.5, seed=3)
+    with pytest.warns(FutureWarning, match=r"^generator is renamed source; use source") as record:
+        old = SyntheticMix(generator=source, ratio=0.5, seed=3)
+    assert record[0].filename == __file__  # attributed to the caller's line
+    assert type(old.source) is type(new.source) and same_mixing(old, new, images, labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        positional = SyntheticMix(source, 0.5, seed=3)  # the first positional parameter, unchanged
+    assert same_mixing(positional, SyntheticMix(source=source, ratio=0.5, seed=3), images, labels)
+    with pytest.raises(TypeError, match=r"got both generator= and source=; .* pass only source"):
+        SyntheticMix(generator=source, source=source)
+
+
+def test_synthetic_mix_generator_attribute_is_still_the_bare_generator(generator):
+    """``mix.source`` is the row source; ``mix.generator`` is what it always was, the
+    ConditionalGenerator of a generator source (None for other sources): not renamed."""
+    from augmentgen.mixing import GeneratorSource, SyntheticMix
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mix = SyntheticMix(generator, 0.5)
+        assert isinstance(mix.source, GeneratorSource) and mix.generator is generator
+
+
+def test_augment_loader_takes_source_and_still_generator(generator):
+    from augmentgen.mixing import augment_loader
+
+    images, labels = real_batch(generator)
+    loader = [(images, labels), (images, labels)]
+    new = list(augment_loader(loader, source=generator, ratio=0.5, seed=3))
+    with pytest.warns(FutureWarning, match=r"^generator is renamed source; use source") as record:
+        old = list(augment_loader(loader, generator=generator, ratio=0.5, seed=3))
+    assert record[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        positional = list(augment_loader(loader, generator, 0.5, seed=3))  # the second positional parameter
+    assert len(new) == len(old) == len(positional) == 2
+    for (n_images, n_labels), (o_images, o_labels), (p_images, p_labels) in zip(new, old, positional):
+        assert len(n_images) == 9  # 6 real rows and round(0.5 * 6) synthetic ones
+        assert torch.equal(o_images, n_images) and torch.equal(o_labels, n_labels)
+        assert torch.equal(p_images, n_images) and torch.equal(p_labels, n_labels)
+    with pytest.raises(TypeError, match=r"got both generator= and source=; .* pass only source"):
+        augment_loader(loader, generator=generator, source=generator)
+
+
+def test_a_synthetic_mix_state_saved_before_the_rename_still_loads(generator):
+    """No key of the state names the source, so the rename leaves it as it was: a state saved by a
+    mixer built with ``generator=`` loads into one built with ``source=`` and continues its stream."""
+    import io
+
+    from augmentgen.mixing import SyntheticMix
+
+    images, labels = real_batch(generator)
+    with pytest.warns(FutureWarning, match="generator is renamed source"):
+        before = SyntheticMix(generator=generator, ratio=0.5, seed=3, balance="inverse-frequency")
+    before(images, labels)
+    buffer = io.BytesIO()
+    torch.save(before.state_dict(), buffer)  # as a checkpoint holds it
+    state = torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)
+    # the keys a state had before the rename
+    assert set(state) == {"rng_state", "class_counts", "candidate_counts", "accepted_counts", "output_range"}
+    after = SyntheticMix(source=generator, ratio=0.5, seed=99, balance="inverse-frequency")
+    after.load_state_dict(state)
+    assert same_mixing(before, after, images, labels)
+
+
+def test_make_synthetic_mix_takes_source_and_still_generator(generator):
+    from augmentgen.metrics import make_synthetic_mix
+
+    images, labels = real_batch(generator)
+    new = make_synthetic_mix(source=generator, ratio=0.5, seed=3)
+    with pytest.warns(FutureWarning, match=r"^generator is renamed source; use source"):
+        old = make_synthetic_mix(generator=generator, ratio=0.5, seed=3)
+    assert same_mixing(old, new, images, labels)

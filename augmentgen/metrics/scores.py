@@ -133,15 +133,16 @@ def classification_accuracy_score(
 
 
 # --------------------------------------------------------------------------- downstream gain
-def make_synthetic_mix(generator: ConditionalGenerator, ratio: float, *, seed: int,
-                       mode: str = "append", balance=None, **options):
-    """The batch mixer of arm b: ``SyntheticMix`` adding ``round(ratio * B)`` synthetic rows to each
+@renamed_argument("generator", "source")
+def make_synthetic_mix(source, ratio: float, *, seed: int, mode: str = "append", balance=None, **options):
+    """The batch mixer of arm b: ``SyntheticMix`` of ``source`` (a generator, a pool or a row
+    source, as ``SyntheticMix`` takes) adding ``round(ratio * B)`` synthetic rows to each
     batch of B real rows (``mode="append"``, equal real exposure), or replacing a share ``ratio``
     of the rows (``mode="replace"``), with the classes of the batch unless ``balance`` says;
     ``options`` go to ``SyntheticMix`` (``teacher``, ``filter_threshold``, ``soft_labels``, ...)."""
     from ..mixing import SyntheticMix
 
-    return SyntheticMix(generator, ratio, mode=mode, balance=balance, seed=seed, **options)
+    return SyntheticMix(source, ratio, mode=mode, balance=balance, seed=seed, **options)
 
 
 def _ranks_within_class(data: LabelledImages, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

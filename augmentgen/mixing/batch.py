@@ -18,6 +18,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from .._deprecation import renamed_argument
 from ..errors import ConfigError
 from ..models.base import ConditionalGenerator, Temperature
 from ..transforms.functional import from_generator_range
@@ -39,7 +40,8 @@ from .teacher import one_hot, to_generator_range
 
 
 class SyntheticMix:
-    """Mix a generator's samples into training batches, on the batch's device.
+    """Mix synthetic rows from a source (a generator, a pool or another row source) into training
+    batches, on the batch's device.
 
     ``images, labels = mix(images, labels)`` returns the B real rows unchanged followed by
     ``round(ratio * B)`` synthetic rows (with ``mode="replace"``, the batch with that many of its
@@ -48,8 +50,9 @@ class SyntheticMix:
     ``uint8`` batches get ``uint8`` synthetic rows in ``[0, 255]``.
 
     Args:
-        generator (ConditionalGenerator, SyntheticPool or a row source): where the synthetic rows
-            come from. A conditional generator on the batches' device (sampled in the step, as
+        source (ConditionalGenerator, SyntheticPool or a row source): where the synthetic rows
+            come from (formerly ``generator``: that keyword still works, with a ``FutureWarning``).
+            A conditional generator on the batches' device (sampled in the step, as
             :class:`~augmentgen.mixing.GeneratorSource`); a :class:`~augmentgen.mixing.SyntheticPool`
             (rows indexed from its bank, as :class:`~augmentgen.mixing.PoolSource`: ``temperature``
             and teacher filtering are then the pool's, applied when it fills); a
@@ -125,7 +128,8 @@ class SyntheticMix:
     row, at most ``max_rounds`` in ``append`` and ``max_rounds - 1`` in ``replace``.
     """
 
-    def __init__(self, generator: ConditionalGenerator | SyntheticPool | FreeSource | AnchoredSource,
+    @renamed_argument("generator", "source")
+    def __init__(self, source: ConditionalGenerator | SyntheticPool | FreeSource | AnchoredSource,
                  ratio: float = 0.5, *, mode: Literal["append", "replace"] = "append", balance: Balance = None,
                  output_range: tuple[float, float] | None = None, mean: Sequence[float] | None = None,
                  std: Sequence[float] | None = None, seed: int | None = None, temperature: Temperature = 1.0,
@@ -135,10 +139,11 @@ class SyntheticMix:
                  label_temperature: float = 1.0, soft_label_weight: float = 1.0, soft_real_labels: bool = False):
         #: Where the rows come from: a free source (a bare generator or pool is wrapped) or an anchored one.
         self.source = check_source(
-            generator, mode=mode, ratio=ratio, mean=mean, std=std, balance=balance, temperature=temperature,
+            source, mode=mode, ratio=ratio, mean=mean, std=std, balance=balance, temperature=temperature,
             autocast=autocast, compile=compile, prefetch=prefetch, filter_threshold=filter_threshold,
             min_acceptance=min_acceptance)
-        # What each kind of source is, for users who read them (None where it is not that kind).
+        # What each kind of source is, for users who read them (None where it is not that kind):
+        # ``generator`` is the ConditionalGenerator of a GeneratorSource, not the source itself.
         self.generator = self.source.generator if isinstance(self.source, GeneratorSource) else None
         self.pool = self.source.pool if isinstance(self.source, PoolSource) else None
         self.anchored = self.source if isinstance(self.source, AnchoredSource) else None
@@ -205,7 +210,7 @@ class SyntheticMix:
 
     @property
     def device(self) -> torch.device:
-        """Where the synthetic rows are made: the generator's device, or the pool's bank's."""
+        """Where the synthetic rows are made: the source's device (a generator's, or a pool's bank's)."""
         return self.source.device
 
     # ------------------------------------------------------------------ setup

@@ -32,7 +32,7 @@ def check_source(source, *, mode: str, ratio: float, mean, std, balance: Balance
                  min_acceptance: float) -> FreeSource | AnchoredSource:
     """Check what a mixer draws from and its mode; the row source (a bare generator or pool wrapped)."""
     if not isinstance(source, (ConditionalGenerator, SyntheticPool, FreeSource, AnchoredSource)):
-        raise ConfigError(f"generator must be a ConditionalGenerator, a SyntheticPool or a row source "
+        raise ConfigError(f"source must be a ConditionalGenerator, a SyntheticPool or a row source "
                           f"({', '.join(SOURCE_CLASSES)}, or a subclass of FreeSource or AnchoredSource), "
                           f"got {type(source).__name__}")
     if mode not in ("replace", "append"):

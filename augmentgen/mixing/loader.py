@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from .._deprecation import renamed_argument
 from ..errors import DataError
 from ..models.base import ConditionalGenerator
 from .batch import SyntheticMix
@@ -19,8 +20,9 @@ class AugmentedLoader:
     """An iterable over ``loader`` whose batches go through a :class:`SyntheticMix`.
 
     Batches may be ``(images, labels)`` tuples/lists or dicts with ``image_key``/``label_key``;
-    they are moved to the mixer's device (the generator's, or the pool's bank's; ``non_blocking``)
-    before mixing. ``len()`` is the wrapped loader's. Made by :func:`augment_loader`.
+    they are moved to the mixer's device (its source's: the generator's, or the pool's bank's;
+    ``non_blocking``) before mixing. ``len()`` is the wrapped loader's. Made by
+    :func:`augment_loader`.
     """
 
     def __init__(self, loader: Iterable, mix: SyntheticMix, *, image_key: str = "image",
@@ -59,7 +61,8 @@ class AugmentedLoader:
                 yield type(batch)((images, labels)) if isinstance(batch, list) else (images, labels)
 
 
-def augment_loader(loader: Iterable, generator: ConditionalGenerator | SyntheticPool | FreeSource | AnchoredSource,
+@renamed_argument("generator", "source")
+def augment_loader(loader: Iterable, source: ConditionalGenerator | SyntheticPool | FreeSource | AnchoredSource,
                    ratio: float = 0.5, *, image_key: str = "image", label_key: str = "label", to_device: bool = True,
                    **mix_kwargs: Any) -> AugmentedLoader:
     """Wrap any DataLoader so that every batch it yields is mixed with synthetic rows.
@@ -69,9 +72,11 @@ def augment_loader(loader: Iterable, generator: ConditionalGenerator | Synthetic
     appended (:class:`SyntheticMix`'s default ``mode="append"``, which says why;
     ``mode="replace"`` keeps B). ``mix_kwargs`` go to :class:`SyntheticMix` (``mode``,
     ``balance``, ``output_range``, ``mean``/``std``, ``seed``, ``temperature``, ...).
-    ``generator`` may be a :class:`~augmentgen.mixing.SyntheticPool` (call ``pool.step_epoch()``
-    after each epoch) or any row source :class:`SyntheticMix` takes. Batches are moved to the
-    generator's device (or the pool's bank's, or the source's).
+    ``source`` (formerly ``generator``: that keyword still works, with a ``FutureWarning``) is
+    where the synthetic rows come from: a conditional generator, a
+    :class:`~augmentgen.mixing.SyntheticPool` (call ``pool.step_epoch()`` after each epoch) or any
+    row source :class:`SyntheticMix` takes. Batches are moved to the source's device (the
+    generator's, or the pool's bank's).
     """
-    return AugmentedLoader(loader, SyntheticMix(generator, ratio, **mix_kwargs),
+    return AugmentedLoader(loader, SyntheticMix(source, ratio, **mix_kwargs),
                            image_key=image_key, label_key=label_key, to_device=to_device)
