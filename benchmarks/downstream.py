@@ -35,11 +35,13 @@ of 128 real rows:
    model; ``freeze_discriminator_layers`` and ``transfer_lr_scale`` too); the arm records the
    weights' sha256 and what was copied (``init_source``). Options equal to the defaults are
    dropped from the spec. ``--methods
-   plain,filter,soft`` makes the teacher methods of ``augmentgen.metrics.MIXING_METHODS``
-   candidates too (the teacher: B's classifier on the same training data): every arm chooses
-   (variation setting x method) on validation (``filter`` only for free samples: rows made from
-   real rows keep their row's label), and a seed where an arm chose ``soft`` adds the control (t),
-   B with the same teacher's soft targets on its real rows and no synthetic rows.
+   plain,filter,soft,weighted`` makes these methods of ``augmentgen.metrics.MIXING_METHODS``
+   candidates too (the teacher of ``filter`` / ``soft``: B's classifier on the same training
+   data; ``weighted``, no teacher, gives the appended rows half a real row's loss weight,
+   ``train_classifier``'s ``synthetic_weight``): every arm chooses (variation setting x method)
+   on validation (``filter`` only for free samples: rows made from real rows keep their row's
+   label), and a seed where an arm chose ``soft`` adds the control (t), B with the same teacher's
+   soft targets on its real rows and no synthetic rows.
 4. **Paired statistics** over seeds: ΔAcc of each synthetic arm against B, against (r) and
    against (a), the oracle gain e − a, as means of per-seed differences with a 95% t interval
    and the number of positive seeds; oracle share = ΔAcc vs B / oracle gain; an arm that chose
@@ -90,7 +92,7 @@ from augmentgen.metrics import (
     validation_folds,
     validation_split,
 )
-from augmentgen.metrics.scores import MIXING_METHODS, method_options
+from augmentgen.metrics.scores import MIXING_METHODS, method_options, split_method_options
 from augmentgen.mixing import (
     PixelMixSource,
     RealRowSource,
@@ -111,8 +113,10 @@ VARY_STRENGTHS = (0.3, 0.5, 0.7)
 ARM_SETTINGS = ("gen_steps", "bank_per_image")
 #: Protocol fields added after files were written, and the value those older files used.
 PROTOCOL_DEFAULTS = {"selection_folds": 1, "methods": ["plain"]}
-#: ``--methods``: how an arm uses its rows (``MIXING_METHODS``); filter and soft need a teacher.
-TEACHER_METHODS = ("plain", "filter", "soft")
+#: ``--methods``: how an arm uses its rows (``MIXING_METHODS``).
+METHODS = ("plain", "filter", "soft", "weighted")
+#: The methods that need a teacher (B's classifier); ``weighted`` is a loss weight, no teacher.
+TEACHER_METHODS = ("filter", "soft")
 #: Config fields a source's options may not set: the cell sets them (its classes and image shape).
 CELL_FIELDS = ("num_classes", "class_names", "image_size", "in_channels")
 #: Training fields a source's options may set besides the family's config: fine-tuning from a
@@ -260,7 +264,7 @@ class Arms:
         scores = {b: self.validate(lambda fit, i, b=b: baseline_options(b, self.k), keep=models[b])
                   for b in self.baselines}
         best = max(self.baselines, key=lambda b: scores[b])  # ties: the earlier (simpler) arm
-        if any(m != "plain" for m in self.methods):  # B on every fit part: the candidates' teachers
+        if any(m in TEACHER_METHODS for m in self.methods):  # B on every fit part: the candidates' teachers
             self.fold_models[best] = models[best]
         return best, scores
 
@@ -296,11 +300,12 @@ class Arms:
         return SyntheticMix(source, self.ratio, mode="append", balance=balance, seed=self.seed + seed_offset,
                             **options)
 
-    def mixed_arm(self, best: str, mix) -> dict:
+    def mixed_arm(self, best: str, mix, **options) -> dict:
         """Arm B with ``mix`` rewriting each batch (appended rows, or (t)'s soft targets), on the
-        whole subset, scored on the test set."""
+        whole subset, scored on the test set; ``options``: a method's ``train_classifier`` options
+        (``weighted``'s ``synthetic_weight``)."""
         t0 = time.perf_counter()
-        model = self.train(self.cell.subset, synthetic_mix=mix, **baseline_options(best, self.k))
+        model = self.train(self.cell.subset, synthetic_mix=mix, **baseline_options(best, self.k), **options)
         return self.test_arm(model, t0)
 
     def control(self, key: str, best: str) -> dict:
@@ -355,9 +360,10 @@ class Arms:
                       teacher) -> SyntheticMix:
         """The mixer of ``candidate`` trained on ``data``, with ``teacher`` (B's classifier on
         ``data``) where its method needs one. A bank is filtered once when it fills (``SyntheticMix``
-        filters only rows made in the step); soft labels are the mixer's in every case."""
+        filters only rows made in the step); soft labels are the mixer's in every case. The
+        method's ``train_classifier`` options go beside the mixer (``split_method_options``)."""
         setting, method = candidate
-        options = {**method_options(method), "teacher": teacher} if method != "plain" else {}
+        options = {**split_method_options(method)[0], "teacher": teacher} if method in TEACHER_METHODS else {}
         if method == "filter" and bank:
             return self.mixer(self.rows_from(generator, kind, setting, data, bank, pool_filter=options))
         return self.mixer(self.rows_from(generator, kind, setting, data, bank), **options)
@@ -366,9 +372,9 @@ class Arms:
         """``candidate``'s mean validation score on top of B; None (never chosen) where a filtered
         bank's teacher accepted no sample of some class (``SyntheticPool`` refuses to fill)."""
         def options(fit, i):
-            teacher = None if candidate[1] == "plain" else self.fold_teacher(best, i)
+            teacher = self.fold_teacher(best, i) if candidate[1] in TEACHER_METHODS else None
             return {"synthetic_mix": self.candidate_mix(generator, kind, bank, candidate, fit, teacher),
-                    **baseline_options(best, self.k)}
+                    **baseline_options(best, self.k), **split_method_options(candidate[1])[1]}
         try:
             return self.validate(options)
         except DataError as exc:
@@ -395,8 +401,9 @@ class Arms:
         else:
             chosen = candidates[0]
         setting, method = chosen
-        teacher = None if method == "plain" else self.subset_teacher(best)
-        arm = self.mixed_arm(best, self.candidate_mix(generator, kind, bank, chosen, self.cell.subset, teacher))
+        teacher = self.subset_teacher(best) if method in TEACHER_METHODS else None
+        arm = self.mixed_arm(best, self.candidate_mix(generator, kind, bank, chosen, self.cell.subset, teacher),
+                             **split_method_options(method)[1])
         return {**arm, **self.choice_record(kind, chosen, candidates, selection), **settings,
                 "coverage": self.row_coverage(generator, setting, teacher if method == "filter" else None),
                 "seconds": round(time.perf_counter() - t0, 1)}
@@ -663,7 +670,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--methods", default="plain",
                    help="how a synthetic arm may use its rows, chosen on validation with its variation setting: "
                         "plain, filter (teacher filter, free samples only), soft (teacher soft labels; adds the "
-                        "control t), comma-separated; the teacher is B's classifier on the same data")
+                        "control t), weighted (the appended rows count half a real row in the loss, "
+                        "train_classifier's synthetic_weight; no teacher), comma-separated; the teacher is B's "
+                        "classifier on the same data")
     p.add_argument("--selection-folds", type=int,
                    help="validation folds every choice averages (default: protocol.SELECTION_FOLDS of the "
                         "budget; 1 = one 20%% split)")
@@ -707,9 +716,9 @@ def canonical_methods(text: str) -> list[str]:
     """The names of ``--methods``, each once, in the order of ``MIXING_METHODS`` (plain first:
     validation ties go to the earlier), so the same set is always recorded the same way."""
     names = {m.strip() for m in text.split(",") if m.strip()}
-    unknown = sorted(names - set(TEACHER_METHODS))
+    unknown = sorted(names - set(METHODS))
     if unknown or not names:
-        raise ValueError(f"{unknown or text!r}: choose from {', '.join(TEACHER_METHODS)}")
+        raise ValueError(f"{unknown or text!r}: choose from {', '.join(METHODS)}")
     return [m for m in MIXING_METHODS if m in names]
 
 

@@ -504,8 +504,9 @@ def downstream_v3_section(name: str, d: dict) -> str:
              f"oracle gain (e − a): {interval_pct(s.get('oracle_gain'))}."]
     notes += [f"`{k}` modes chosen on validation per seed: {v}." for k, v in modes.items()]
     methods = {k: s[k]["methods_chosen"] for k in v3_synthetic_keys(d) if s.get(k, {}).get("methods_chosen")}
-    notes += [f"`{k}` methods chosen on validation per seed (plain, teacher filter, teacher soft labels; the "
-              f"teacher: B's classifier on the same data): {v}." for k, v in methods.items()]
+    notes += [f"`{k}` methods chosen on validation per seed (plain; filter, soft: the teacher's filter or soft "
+              f"labels, the teacher being B's classifier on the same data; weighted: synthetic rows at loss "
+              f"weight 0.5): {v}." for k, v in methods.items()]
     if with_t:
         notes += ["vs (t): over the seeds where the arm chose soft labels, against B with the same teacher's soft "
                   "labels on its real rows and no synthetic rows, so the gain is the synthetic rows' own."]

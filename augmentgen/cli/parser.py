@@ -232,7 +232,8 @@ def _add_eval_command(sub) -> None:
     e.add_argument("--methods", default="plain",
                    help="comma-separated ways of using the synthetic rows, each tried at every ratio: plain, "
                         "filter (teacher filtering), soft (teacher soft labels, credited against the same "
-                        "teacher on real rows); with an encoder family also vary, interpolate, extrapolate "
+                        "teacher on real rows), weighted (the rows count half a real row in the loss, no "
+                        "teacher); with an encoder family also vary, interpolate, extrapolate "
                         "(rows made from the batch's real rows), vary:S for vary at strength S (0.5 otherwise; "
                         "e.g. vary:0.3,vary:0.7 lets validation choose the strength)")
     e.add_argument("--baselines", default="strong",

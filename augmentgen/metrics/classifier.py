@@ -9,7 +9,8 @@ always measured with the same yardstick:
 * :func:`train_classifier`: AdamW with a one-cycle schedule and label smoothing 0.1, trained
   for a fixed number of steps on batches drawn from in-memory uint8 data by one tensor index
   (no DataLoader, no per-sample Python), with optional batched classic augmentation and an
-  optional ``synthetic_mix`` callable that rewrites each batch (e.g. a ``SyntheticMix``).
+  optional ``synthetic_mix`` callable that rewrites each batch (e.g. a ``SyntheticMix``), whose
+  appended rows may get a lower loss weight (``synthetic_weight``).
 * :func:`evaluate_accuracy`, :func:`predict`, :func:`features` and
   :class:`ClassifierFeatures` (the penultimate layer as an ``nn.Module`` with a
   ``num_features`` attribute, which torchmetrics' FID/KID accept as ``feature=``).
@@ -227,6 +228,7 @@ def train_classifier(
     batch_transform: BatchTransformFn | None = None,
     sampler: Literal["epochs", "class-balanced"] = "epochs",
     logit_adjustment: float = 0.0,
+    synthetic_weight: float = 1.0,
 ) -> ReferenceClassifier:
     """Train the :class:`ReferenceClassifier` for a fixed budget of ``steps``.
 
@@ -270,11 +272,21 @@ def train_classifier(
         logit_adjustment: τ of the logit-adjusted loss (Menon et al. 2021): the cross-entropy
             of ``logits + τ log π`` with π the training labels' class frequencies, so rare
             classes get larger margins; predictions use the plain logits. 0 disables it.
+        synthetic_weight: the loss weight of the rows ``synthetic_mix`` appends (a lower weight
+            for synthetic rows, as DiffuLT, Shao et al. 2024): each row's loss (label smoothing
+            and logit adjustment as for every row) counts 1 for the first ``batch_size`` rows of a
+            batch, the real ones, and ``synthetic_weight`` for the rows after them, normalised as
+            ``sum w_i CE_i / sum w_i`` (:func:`~augmentgen.mixing.weighted_cross_entropy`). 1
+            (the default) is the plain mean, computed as before. Needs a ``synthetic_mix`` that
+            appends (not ``mode="replace"``). A ``batch_transform`` mixes rows after the mixer:
+            a mixed row is weighted as the row at its position. At 0 the appended rows' targets
+            do not count, but their images still shape the batch-norm statistics of the step.
 
     Returns:
         The trained classifier in eval mode.
     """
     _check_options(augment, sampler, logit_adjustment)
+    _check_synthetic_weight(synthetic_weight, synthetic_mix)
     images, labels, class_names = as_images_and_labels(train_data)
     if epochs is not None:
         steps = classifier_steps(len(labels), max(batch_size, 1), epochs=epochs, min_steps=min_steps)
@@ -300,6 +312,7 @@ def train_classifier(
     prepared = _prepared_batches(images, labels, batches, synthetic_mix=synthetic_mix, augment=augment,
                                  batch_transform=batch_transform, rngs=(real_aug_rng, extra_aug_rng),
                                  batch_size=batch_size, hflip=hflip, device=device)
+    loss_of = _loss_function(synthetic_weight, batch_size)
     model.train()
     # batch_transform draws from the global RNG (v2.MixUp/CutMix do): seed it, restore it after.
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -308,7 +321,7 @@ def train_classifier(
             logits = model(batch_images)
             if adjustment is not None:
                 logits = logits + adjustment
-            loss = F.cross_entropy(logits, batch_labels, label_smoothing=0.1)
+            loss = loss_of(logits, batch_labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -338,6 +351,36 @@ def _check_options(augment: str, sampler: str, logit_adjustment: float) -> None:
     if not (isinstance(logit_adjustment, (int, float)) and math.isfinite(logit_adjustment)
             and logit_adjustment >= 0):
         raise ConfigError(f"logit_adjustment (τ) must be a finite number >= 0, got {logit_adjustment!r}")
+
+
+def _check_synthetic_weight(synthetic_weight: float, synthetic_mix) -> None:
+    if (isinstance(synthetic_weight, bool) or not isinstance(synthetic_weight, (int, float))
+            or not math.isfinite(synthetic_weight) or synthetic_weight < 0):
+        raise ConfigError(f"synthetic_weight must be a finite number >= 0 (the loss weight of the rows a "
+                          f"synthetic_mix appends), got {synthetic_weight!r}")
+    if synthetic_weight == 1:
+        return
+    if synthetic_mix is None:
+        raise ConfigError(f"synthetic_weight={synthetic_weight:g} weights the rows a synthetic_mix appends, "
+                          "but there is no synthetic_mix")
+    if getattr(synthetic_mix, "mode", None) == "replace":
+        raise ConfigError(f"synthetic_weight={synthetic_weight:g} weights the rows after the batch's real rows, "
+                          "but this synthetic_mix has mode='replace' (its synthetic rows take real rows' "
+                          "places); use mode='append'")
+
+
+def _loss_function(synthetic_weight: float, num_real: int):
+    """The step's loss of ``(logits, targets)``: label smoothing 0.1, and with ``synthetic_weight``
+    != 1 the rows after the first ``num_real`` weighted by it."""
+    if synthetic_weight == 1:  # the plain mean, exactly as before the weight existed
+        return lambda logits, targets: F.cross_entropy(logits, targets, label_smoothing=0.1)
+    from ..mixing.teacher import weighted_cross_entropy
+
+    def weighted(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        appended = torch.arange(len(logits), device=logits.device) >= num_real  # (B',) True after the real rows
+        return weighted_cross_entropy(logits, targets, appended, float(synthetic_weight), label_smoothing=0.1)
+
+    return weighted
 
 
 def _prepared_batches(images: torch.Tensor, labels: torch.Tensor, batches, *, synthetic_mix, augment: str,

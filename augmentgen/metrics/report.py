@@ -73,7 +73,9 @@ def evaluate_generator(
             mixing.
         methods: ways of using the synthetic rows tried with every ratio
             (:data:`~augmentgen.metrics.scores.MIXING_METHODS`: ``"plain"``, ``"filter"``,
-            ``"soft"``, and ``"vary"`` / ``"interpolate"`` / ``"extrapolate"`` for encoder families).
+            ``"soft"``, ``"weighted"`` (synthetic rows at loss weight 0.5), and ``"vary"`` (or
+            ``"vary:<strength>"``) / ``"interpolate"`` / ``"extrapolate"`` for generators that
+            make rows from real images).
         baselines: what a user would do without a generator, each trained and the best chosen on
             the validation split before the synthetic methods are tried on top of it:
             ``"strong"`` (classic augmentation and MixUp/CutMix, plus class-balanced resampling

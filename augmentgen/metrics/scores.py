@@ -199,11 +199,15 @@ def validation_folds(data: LabelledImages, folds: int = 5, *, seed: int = 0
 #: ``vary`` / ``interpolate`` / ``extrapolate`` make the rows from the batch's real rows
 #: (:class:`~augmentgen.mixing.VariationSource`, encoder families only) instead of sampling them;
 #: ``vary:<strength>`` (``vary:0.3``) sets ``vary``'s strength (0.5 otherwise), so the strength is
-#: chosen on validation like the rest.
+#: chosen on validation like the rest. ``weighted`` appends the rows as ``plain`` does and gives
+#: them half the loss weight of a real row (``train_classifier``'s ``synthetic_weight``, as
+#: DiffuLT, Shao et al. 2024); it needs no teacher. Options named in :data:`CLASSIFIER_OPTIONS`
+#: go to ``train_classifier``, the others to ``SyntheticMix`` (:func:`split_method_options`).
 MIXING_METHODS: dict[str, dict] = {
     "plain": {},
     "filter": {"filter_threshold": 0.5},
     "soft": {"soft_labels": True, "label_temperature": 2.0, "soft_label_weight": 0.5},
+    "weighted": {"synthetic_weight": 0.5},
     "vary": {"variation": "vary"},
     "interpolate": {"variation": "interpolate"},
     "extrapolate": {"variation": "extrapolate"},
@@ -231,6 +235,19 @@ def method_options(method: str) -> dict:
         raise ConfigError(f"mixing method {method!r}: only vary takes a strength, a number >= 0 after a colon "
                           "(like vary:0.3)")
     return {**MIXING_METHODS[name], "strength": value}
+
+
+#: The options of a mixing method that are ``train_classifier``'s rather than ``SyntheticMix``'s.
+CLASSIFIER_OPTIONS = ("synthetic_weight",)
+
+
+def split_method_options(method: str) -> tuple[dict, dict]:
+    """A mixing method's options (:func:`method_options`) as ``(mixer options, classifier options)``:
+    ``SyntheticMix``'s, and ``train_classifier``'s (:data:`CLASSIFIER_OPTIONS`), which go with the
+    mixer to every classifier it trains (``"weighted"`` is ``({}, {"synthetic_weight": 0.5})``)."""
+    options = method_options(method)
+    return ({k: v for k, v in options.items() if k not in CLASSIFIER_OPTIONS},
+            {k: v for k, v in options.items() if k in CLASSIFIER_OPTIONS})
 
 
 def _teacher_control(teacher, num_classes: int):
@@ -376,7 +393,8 @@ def downstream_gain(
        options plus ``round(ratio * batch_size)`` synthetic rows appended to every batch
        (``SyntheticMix``; ``mode="replace"`` replaces rows instead, showing fewer real rows), and
        is scored on the same validation images. A candidate ratio of 0 is B alone: validation
-       can decide against synthetic data. The teacher of ``filter`` / ``soft`` is B's classifier.
+       can decide against synthetic data. The teacher of ``filter`` / ``soft`` is B's classifier;
+       ``weighted`` needs none: its rows count half a real row in the loss.
     3. **Final arms**, the only use of ``test_data``: classic augmentation, B, and B + the chosen
        method, each trained on all of ``train_data``; with ``include_noaug`` also real data
        without augmentation, for reference.
@@ -413,10 +431,7 @@ def downstream_gain(
     if generator.num_classes != train_data.num_classes:
         raise DataError(f"the generator has {generator.num_classes} classes, the data {train_data.num_classes}")
     methods = list(methods)
-    for method in methods:
-        method_options(method)
-    if ratio is not None and len(methods) != 1:
-        raise ConfigError(f"a fixed ratio needs exactly one method, got {methods}")
+    _check_methods(methods, ratio, mode)
     names = resolve_baselines(baselines, train_data.class_counts)
     metric = _resolve_metric(metric, train_data.class_counts)
     balance = _resolve_balance(balance, train_data.class_counts)
@@ -457,6 +472,18 @@ def downstream_gain(
     return report
 
 
+def _check_methods(methods: list[str], ratio: float | None, mode: str) -> None:
+    """Every method known, one method for a fixed ratio, and a loss weight only on appended rows."""
+    for method in methods:
+        method_options(method)
+    if ratio is not None and len(methods) != 1:
+        raise ConfigError(f"a fixed ratio needs exactly one method, got {methods}")
+    weighted = [m for m in methods if split_method_options(m)[1]]
+    if weighted and mode == "replace":
+        raise ConfigError(f"method {weighted[0]} weights the loss of the rows appended after the real ones; it "
+                          "needs mode='append', not 'replace'")
+
+
 class _GainArms:
     """The classifier arms of :func:`downstream_gain`, all with one budget, seed and device."""
 
@@ -466,11 +493,15 @@ class _GainArms:
         self.metric, self.num_classes = metric, generator.num_classes
         self.common = {**budget, "seed": seed, "num_classes": generator.num_classes}
 
-    def train(self, what: str, data: LabelledImages, baseline: str = "classic", synthetic_mix=None
-              ) -> ReferenceClassifier:
-        """The classifier of ``baseline`` (classic augmentation and its options) on ``data``."""
+    def train(self, what: str, data: LabelledImages, baseline: str = "classic", synthetic_mix=None,
+              method: str | None = None) -> ReferenceClassifier:
+        """The classifier of ``baseline`` (classic augmentation and its options) on ``data``, with
+        ``synthetic_mix`` and the ``train_classifier`` options of ``method`` that made it (the loss
+        weight of ``weighted``), which go only with a mixer ("none" and "soft-control" have none)."""
+        mixing = synthetic_mix is not None and method not in (None, "none", "soft-control")
+        options = split_method_options(method)[1] if mixing else {}
         return self.runs.train(what, train_data=data, augment="classic", synthetic_mix=synthetic_mix,
-                               **baseline_options(baseline, self.num_classes), **self.common)
+                               **baseline_options(baseline, self.num_classes), **options, **self.common)
 
     def score(self, model: ReferenceClassifier, data: LabelledImages) -> float:
         """``metric`` of ``model`` on ``data``: accuracy, or the mean over the classes present."""
@@ -485,7 +516,7 @@ class _GainArms:
             return _teacher_control(teacher, self.num_classes)
         if not ratio or method == "none":
             return None
-        kw = dict(method_options(method))
+        kw = split_method_options(method)[0]  # the mixer's options; train() takes the classifier's
         if "variation" in kw:  # rows made from the batch's real rows
             from ..mixing import VariationSource
 
@@ -516,7 +547,7 @@ class _GainArms:
         for m in methods:
             for candidate in (float(r) for r in candidate_ratios if r):
                 model = self.train(f"validation: {best} + {m}@{candidate:g}", fit, best,
-                                   self.mix(m, candidate, best_on_fit))
+                                   self.mix(m, candidate, best_on_fit), m)
                 selection[(m, candidate)] = self.score(model, val)
         return selection
 
@@ -528,7 +559,7 @@ class _GainArms:
         model = classic if best == "classic" else self.train(f"final: {best}", train_data, best)
         # Method "none" (validation says: do not mix) is the best baseline's arm itself.
         mixed = model if method == "none" else self.train(
-            f"final: {best} + {method}@{ratio:g}", train_data, best, self.mix(method, ratio, model))
+            f"final: {best} + {method}@{ratio:g}", train_data, best, self.mix(method, ratio, model), method)
         b = self.common
         report = {"metric": self.metric, "best_baseline": best, "method": method, "ratio": ratio,
                   "acc_real_noaug": None, "per_class_real_noaug": None,
@@ -624,9 +655,11 @@ def verdict(report: dict) -> str:
 
 
 __all__ = [
+    "CLASSIFIER_OPTIONS",
     "METRICS",
     "MIXING_METHODS",
     "method_options",
+    "split_method_options",
     "class_consistency",
     "classification_accuracy_score",
     "downstream_gain",

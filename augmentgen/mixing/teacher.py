@@ -188,11 +188,15 @@ def weighted_cross_entropy(
     targets: torch.Tensor,
     mask: torch.Tensor,
     synthetic_weight: float = 1.0,
+    *,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Cross-entropy with weight 1 on real rows and ``synthetic_weight`` on synthetic rows.
 
-    ``sum_i w_i * CE_i / sum_i w_i`` with ``w_i = synthetic_weight`` where ``mask`` is True, else 1;
-    with ``synthetic_weight=1`` it is ``F.cross_entropy(logits, targets)``. The one-line form::
+    ``sum_i w_i * CE_i / sum_i w_i`` with ``w_i = synthetic_weight`` where ``mask`` is True, else 1,
+    and ``CE_i`` the row's ``F.cross_entropy`` with ``label_smoothing``; with ``synthetic_weight=1``
+    it is ``F.cross_entropy(logits, targets, label_smoothing=label_smoothing)`` (up to float
+    rounding). The one-line form::
 
         w = torch.where(mask, synthetic_weight, 1.0)
         loss = (F.cross_entropy(logits, targets, reduction="none") * w).sum() / w.sum()
@@ -202,6 +206,9 @@ def weighted_cross_entropy(
         targets (torch.Tensor): (N,) int class indices, or (N, K) float soft targets.
         mask (torch.Tensor): (N,) bool, True on synthetic rows (``SyntheticMix(...)(..., return_mask=True)``).
         synthetic_weight (float, defaults to 1.0): weight of a synthetic row, >= 0.
+        label_smoothing (float, defaults to 0.0): ``F.cross_entropy``'s, in [0, 1]: each row's
+            target becomes ``(1 - ε) * target + ε / K`` (class indices as one-hot), soft targets
+            included. :func:`~augmentgen.metrics.train_classifier` uses 0.1.
 
     Returns:
         A scalar tensor; 0 when every weight is 0.
@@ -209,9 +216,12 @@ def weighted_cross_entropy(
     if (isinstance(synthetic_weight, bool) or not isinstance(synthetic_weight, (int, float))
             or not math.isfinite(synthetic_weight) or synthetic_weight < 0):
         raise ConfigError(f"synthetic_weight must be a finite number >= 0, got {synthetic_weight!r}")
+    if (isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float))
+            or not 0.0 <= label_smoothing <= 1.0):
+        raise ConfigError(f"label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != logits.shape[:1]:
         got = f"{mask.dtype} {tuple(mask.shape)}" if isinstance(mask, torch.Tensor) else type(mask).__name__
         raise DataError(f"mask must be a bool tensor ({len(logits)},) marking synthetic rows, got {got}")
-    per_row = F.cross_entropy(logits, targets, reduction="none")
+    per_row = F.cross_entropy(logits, targets, reduction="none", label_smoothing=label_smoothing)
     weights = torch.where(mask, synthetic_weight, 1.0).to(per_row.dtype)
     return (per_row * weights).sum() / weights.sum().clamp_min(torch.finfo(per_row.dtype).tiny)

@@ -216,3 +216,105 @@ def test_batch_transform_runs_last_and_is_seeded_without_touching_the_global_rng
         train_classifier(train, steps=1, sampler="balanced")
     with pytest.raises(ConfigError, match="logit_adjustment"):
         train_classifier(train, steps=1, logit_adjustment=float("nan"))
+
+
+# --------------------------------------------------------------------------- synthetic loss weight
+def _append_shifted(shift: int, soft: bool = False):
+    """A mixer appending the batch's first 4 images again (flipped) with labels shifted by ``shift``;
+    ``soft``: every target as smoothed one-hot floats (B', 3)."""
+    def mix(images, labels):
+        images = torch.cat([images, images[:4].flip(-1)])
+        labels = torch.cat([labels, (labels[:4] + shift) % 3])
+        return images, (torch.nn.functional.one_hot(labels, 3).float() * 0.8 + 0.2 / 3) if soft else labels
+    return mix
+
+
+def _parameters(model) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_synthetic_weight_one_is_the_loss_of_before(separable, soft):
+    """Weight 1 keeps F.cross_entropy's mean: seeded results of before the weight existed do not move."""
+    train, _ = separable
+    common = dict(steps=6, batch_size=12, seed=0, width=4, synthetic_mix=_append_shifted(1, soft))
+    default = train_classifier(train, **common)
+    for a, b in zip(_parameters(default), _parameters(train_classifier(train, synthetic_weight=1.0, **common))):
+        assert torch.equal(a, b)
+    # Pinned from the code before synthetic_weight existed (CPU; float32 tolerance).
+    pinned = {False: ([0.18299960, 0.07545309, 0.08651594], [-0.05295987, 0.23997545, 0.14141537, -0.12506181]),
+              True: ([0.18235737, 0.07596422, 0.08714889], [-0.05355343, 0.23952439, 0.14069371, -0.12539805])}
+    bias, weight = pinned[soft]
+    torch.testing.assert_close(default.head.bias.detach(), torch.tensor(bias), atol=1e-4, rtol=0)
+    torch.testing.assert_close(default.head.weight[0, :4].detach(), torch.tensor(weight), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_synthetic_weight_trains_on_the_hand_computed_weighted_loss(separable, soft):
+    """Two steps of train_classifier equal two AdamW / one-cycle steps on sum w_i CE_i / sum w_i,
+    written out: label smoothing 0.1 on every target, logit adjustment tau log pi, weight 1 on the
+    first batch_size rows and 0.25 on the 4 appended ones."""
+    from augmentgen.metrics.classifier import ReferenceClassifier as Net
+
+    train, _ = separable
+    data = train.subset(torch.tensor(list(range(16)) + list(range(16, 24)) + list(range(32, 36))))  # 16 / 8 / 4
+    seen, mix = [], _append_shifted(2, soft)
+
+    def recording(images, labels):
+        images, targets = mix(images, labels)
+        seen.append((images.clone(), targets.clone()))
+        return images, targets
+
+    kw = dict(steps=2, batch_size=10, seed=5, width=4, augment="none", lr=1e-2, logit_adjustment=1.0, device="cpu")
+    trained = train_classifier(data, synthetic_mix=recording, synthetic_weight=0.25, **kw)
+    plain = train_classifier(data, synthetic_mix=_append_shifted(2, soft), **kw)
+
+    torch.manual_seed(5)  # the initialisation of train_classifier's seed
+    model = Net(3, 1, 28, 4).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=5e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-2, total_steps=2)
+    log_prior = torch.tensor([16 / 28, 8 / 28, 4 / 28]).log()
+    for images, targets in seen:
+        log_p = (model(images) + log_prior).log_softmax(dim=1)
+        hard = targets if targets.is_floating_point() else torch.nn.functional.one_hot(targets, 3).float()
+        ce = -((0.9 * hard + 0.1 / 3) * log_p).sum(dim=1)
+        w = torch.tensor([1.0] * 10 + [0.25] * 4)
+        loss = (w * ce).sum() / w.sum()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    for a, b in zip(_parameters(trained), _parameters(model)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert any(not torch.allclose(a, c, rtol=1e-4, atol=1e-6)
+               for a, c in zip(_parameters(trained), _parameters(plain)))  # the weight changed the steps
+
+
+def test_synthetic_weight_zero_leaves_the_appended_targets_out(separable):
+    """At weight 0 the appended rows add nothing to the gradient: their labels do not matter
+    (their images still enter the batch-norm statistics, so those are kept the same)."""
+    train, _ = separable
+    common = dict(steps=6, batch_size=12, seed=0, width=4, augment="classic")
+    runs = {(shift, weight): _parameters(train_classifier(train, synthetic_mix=_append_shifted(shift),
+                                                          synthetic_weight=weight, **common))
+            for shift in (1, 2) for weight in (0.0, 0.5)}
+    for a, b in zip(runs[1, 0.0], runs[2, 0.0]):
+        assert torch.equal(a, b)
+    assert any(not torch.equal(a, b) for a, b in zip(runs[1, 0.5], runs[2, 0.5]))
+
+
+def test_synthetic_weight_refuses_what_it_cannot_weight(separable):
+    from augmentgen.mixing import SyntheticMix
+    from tests.metrics.fakes import RealImagesGenerator
+
+    train, _ = separable
+    common = dict(steps=1, batch_size=12, width=4)
+    for bad in (float("nan"), float("inf"), -0.5, True, "0.5"):
+        with pytest.raises(ConfigError, match="synthetic_weight must be a finite number >= 0"):
+            train_classifier(train, synthetic_mix=_append_shifted(1), synthetic_weight=bad, **common)
+    with pytest.raises(ConfigError, match="no synthetic_mix"):
+        train_classifier(train, synthetic_weight=0.5, **common)
+    replace = SyntheticMix(RealImagesGenerator(train), 0.5, mode="replace", seed=0)
+    with pytest.raises(ConfigError, match="mode='replace'"):
+        train_classifier(train, synthetic_mix=replace, synthetic_weight=0.5, **common)
+    train_classifier(train, synthetic_mix=replace, synthetic_weight=1.0, **common)  # weight 1: nothing to weight

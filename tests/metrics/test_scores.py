@@ -188,3 +188,45 @@ def test_vary_strength_candidates_reach_the_variation_source(split, monkeypatch)
     strengths = [m.source.strength for m in mixers if m is not None]
     assert strengths[:2] == [0.1, 0.9]  # the two validation runs, in order
     assert strengths[-1] == float(report["method"].partition(":")[2])  # the final arm: the chosen one
+
+
+def test_weighted_is_a_loss_weight_for_the_classifier_not_a_mixer_option():
+    from augmentgen.metrics.scores import MIXING_METHODS, split_method_options
+
+    assert method_options("weighted") == MIXING_METHODS["weighted"] == {"synthetic_weight": 0.5}
+    assert split_method_options("weighted") == ({}, {"synthetic_weight": 0.5})
+    assert split_method_options("soft") == (MIXING_METHODS["soft"], {})
+    assert split_method_options("vary:0.3") == ({"variation": "vary", "strength": 0.3}, {})
+    with pytest.raises(ConfigError, match="vary:0.3"):
+        method_options("weighted:0.3")
+
+
+def test_weighted_is_chosen_on_validation_with_its_weight_in_every_arm(split, monkeypatch):
+    from augmentgen.metrics import downstream_plan
+    from augmentgen.metrics import scores as scores_module
+
+    train, test = split
+    runs, original = [], scores_module.train_classifier
+
+    def spy(**kwargs):
+        runs.append((kwargs.get("synthetic_mix") is not None, kwargs.get("synthetic_weight", 1.0)))
+        return original(**kwargs)
+
+    monkeypatch.setattr(scores_module, "train_classifier", spy)
+    choice = dict(candidate_ratios=(0.5,), methods=("plain", "weighted"), include_noaug=False, baselines="none")
+    report = downstream_gain(RealImagesGenerator(train), train, test, seed=0, **choice, **FAST)
+    assert set(report["selection"]) == {"plain@0.5", "weighted@0.5"}
+    assert report["method"] in ("plain", "weighted") and report["ratio"] == 0.5
+    assert report["selection"][f"{report['method']}@0.5"] == max(report["selection"].values())
+    assert report["classifier_runs"] == len(runs) == downstream_plan(train, **choice)["classifier_runs"] == 4
+    # Validation plain, validation weighted (no teacher: no baseline on the fit part), classic, final.
+    final_weight = 0.5 if report["method"] == "weighted" else 1.0
+    assert runs == [(True, 1.0), (True, 0.5), (False, 1.0), (True, final_weight)]
+    runs.clear()
+    fixed = downstream_gain(RealImagesGenerator(train), train, test, seed=0, ratio=0.5, methods=("weighted",),
+                            include_noaug=False, baselines="none", **FAST)
+    assert fixed["method"] == "weighted" and fixed["selection"] is None
+    assert runs == [(False, 1.0), (True, 0.5)]  # classic, then B + weighted rows
+    with pytest.raises(ConfigError, match="weighted.*mode='append'"):
+        downstream_gain(RealImagesGenerator(train), train, test, ratio=0.5, methods=("weighted",), mode="replace",
+                        **FAST)

@@ -270,6 +270,31 @@ def test_weighted_cross_entropy_by_hand():
     assert math.isclose(float(weighted_cross_entropy(logits, soft, mask, 3.0)), expected, rel_tol=1e-6)
 
 
+def test_weighted_cross_entropy_with_label_smoothing_by_hand():
+    """Each row's target becomes (1 - ε) target + ε / K, for class indices and soft targets alike."""
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 1.0, 1.0]])
+    mask = torch.tensor([False, True, True, False])
+    log_p = [[x - math.log(sum(math.exp(v) for v in row)) for x in row] for row in logits.tolist()]
+    eps, k = 0.1, 3
+    hard = torch.tensor([0, 2, 2, 1])
+    soft = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0], [0.2, 0.0, 0.8], [1 / 3, 1 / 3, 1 / 3]])
+    for targets, rows in ((hard, F.one_hot(hard, k).float().tolist()), (soft, soft.tolist())):
+        smoothed = [[(1 - eps) * t + eps / k for t in row] for row in rows]
+        ce = [-sum(t * lp for t, lp in zip(trow, lrow)) for trow, lrow in zip(smoothed, log_p)]
+        expected = (ce[0] + ce[3] + 0.5 * (ce[1] + ce[2])) / (2 + 2 * 0.5)
+        got = weighted_cross_entropy(logits, targets, mask, 0.5, label_smoothing=eps)
+        assert math.isclose(float(got), expected, rel_tol=1e-6)
+        # Weight 1: F.cross_entropy's own smoothing, up to float rounding.
+        torch.testing.assert_close(weighted_cross_entropy(logits, targets, mask, 1.0, label_smoothing=eps),
+                                   F.cross_entropy(logits, targets, label_smoothing=eps))
+    # The default is no smoothing: the loss of before the argument existed.
+    assert torch.equal(weighted_cross_entropy(logits, hard, mask, 0.5),
+                       weighted_cross_entropy(logits, hard, mask, 0.5, label_smoothing=0.0))
+    for bad in (-0.1, 1.5, True, "0.1"):
+        with pytest.raises(ConfigError, match="label_smoothing"):
+            weighted_cross_entropy(logits, hard, mask, 0.5, label_smoothing=bad)
+
+
 def test_weighted_cross_entropy_with_weight_one_is_cross_entropy():
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(10, 4, generator=g)
