@@ -111,20 +111,27 @@ def test_a_resumed_budgeted_run_keeps_the_steps_its_first_process_chose(tmp_path
     data = make_images()
     config = budgeted(time_budget=4.0, checkpoint_every=2)
     original, calls = GANStep.__call__, {"n": 0}
+    # Just after the warm-up chose the plan (its first untimed step and WARMUP_STEPS timed ones)
+    # and a checkpoint: as early as possible, so a slow or loaded machine still gets there.
+    crash_at = WARMUP_STEPS + 3
 
-    def crash_at_step_11(self, *args):
+    def crash_after_the_plan(self, *args):
         calls["n"] += 1
-        if calls["n"] == 11:
+        if calls["n"] == crash_at:
             raise Interrupt
         return original(self, *args)
 
-    monkeypatch.setattr(GANStep, "__call__", crash_at_step_11)
+    monkeypatch.setattr(GANStep, "__call__", crash_after_the_plan)
     first = Trainer(tiny_config(data), config, tmp_path)
-    with pytest.raises(Interrupt):
+    try:
         first.fit(data)
+    except Interrupt:
+        pass
+    else:  # the budget's safety net ended the run first: the machine slowed down after the warm-up
+        pytest.skip(f"the run ended before step {crash_at}: this machine is too loaded for the 4 s budget")
     monkeypatch.setattr(GANStep, "__call__", original)
     chosen = first.budget.chosen_steps
-    if chosen is None or chosen <= 10:
+    if chosen is None or chosen < crash_at:
         pytest.skip(f"this machine is too slow for the budget: {chosen} steps planned")
     resumed = Trainer(tiny_config(data), config, tmp_path)
     resumed.fit(data, resume=True)
