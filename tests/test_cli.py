@@ -2,6 +2,7 @@ import argparse
 import json
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -452,3 +453,19 @@ def test_sample_help_names_each_format_for_what_it_writes():
     assert "parquet: Parquet shards for datasets.load_dataset('parquet', data_dir=OUT), resumable" in text
     assert "--shard-size SHARD_SIZE parquet: images per Parquet shard" in text
     assert "--batch-size BATCH_SIZE parquet: images per forward pass" in text
+
+
+def test_a_model_whose_classes_carry_other_names_than_the_data_is_named_in_a_warning():
+    from types import SimpleNamespace
+
+    from augmentgen.cli.checks import _check_data_fits
+
+    generator = SimpleNamespace(num_classes=3, image_shape=(1, 28, 28), class_names=["0", "1", "2"])
+    same = SimpleNamespace(num_classes=3, image_shape=(1, 28, 28), class_names=["0", "1", "2"])
+    other = SimpleNamespace(num_classes=3, image_shape=(1, 28, 28), class_names=["0", "cat", "dog"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _check_data_fits(generator, "m", {"--data d": same})
+    with pytest.warns(UserWarning, match=r"names its classes otherwise than --data d \(1: '1' vs 'cat'; 2: '2' vs "
+                                         r"'dog'\); its class i is taken as the data's class i"):
+        _check_data_fits(generator, "m", {"--data d": other})

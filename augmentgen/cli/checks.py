@@ -6,6 +6,7 @@ seconds with an error that names the flag.
 from __future__ import annotations
 
 import sys
+import warnings
 
 from .._processes import is_main_process
 from ..errors import ConfigError, DataError
@@ -84,3 +85,16 @@ def _check_data_fits(generator, model: str, data: dict, *,
         if dataset.image_shape != generator.image_shape:
             raise DataError(f"{where} holds {dataset.image_shape} images but the generator --model {model} "
                             f"makes {generator.image_shape}; {fix}")
+        _warn_other_class_names(generator, model, where, dataset)
+
+
+def _warn_other_class_names(generator, model: str, where: str, dataset) -> None:
+    """Labels pair by index: a generator whose classes carry other names than the data's (a
+    model trained on other data) would label its rows with the data's classes, so say so."""
+    ours, theirs = list(generator.class_names or []), list(dataset.class_names or [])
+    if ours and theirs and ours != theirs:
+        differ = [f"{i}: {a!r} vs {b!r}" for i, (a, b) in enumerate(zip(ours, theirs)) if a != b]
+        warnings.warn(f"the generator --model {model} names its classes otherwise than {where} "
+                      f"({'; '.join(differ[:3])}{'; ...' if len(differ) > 3 else ''}); its class i is taken as "
+                      "the data's class i. If that is not what you mean, pass the model trained on this data",
+                      UserWarning, stacklevel=2)
