@@ -20,6 +20,7 @@ from .classifier import (
     train_classifier,
 )
 from .coverage import coverage_report, diversity_ratio, novelty_ratio
+from .decision import downstream_verdict
 from .distances import (
     density_coverage,
     feature_distances,
@@ -34,12 +35,10 @@ from .scores import (
     classification_accuracy_score,
     downstream_gain,
     downstream_plan,
-    downstream_verdict,
     make_synthetic_mix,
     sample_uint8_per_class,
-    validation_folds,
-    validation_split,
 )
+from .splits import validation_folds, validation_split
 from .stats import format_interval, oracle_share, paired_difference, t_quantile_975
 
 __all__ = [

@@ -26,13 +26,13 @@ from ..models.base import ConditionalGenerator
 from .baselines import BASELINES
 from .classifier import default_device, evaluate_accuracy, train_classifier
 from .coverage import coverage_report
+from .decision import downstream_verdict
 from .distances import extractor_description, feature_distances
 from .scores import (
     class_consistency,
     classification_accuracy_score,
     downstream_gain,
     downstream_plan,
-    downstream_verdict,
 )
 from .stats import format_interval
 
@@ -72,7 +72,7 @@ def evaluate_generator(
             split for the downstream gain; 0 (the default includes it) lets it decide against
             mixing.
         methods: ways of using the synthetic rows tried with every ratio
-            (:data:`~augmentgen.metrics.scores.MIXING_METHODS`: ``"plain"``, ``"filter"``,
+            (:data:`~augmentgen.metrics.methods.MIXING_METHODS`: ``"plain"``, ``"filter"``,
             ``"soft"``, ``"weighted"`` (synthetic rows at loss weight 0.5), and ``"vary"`` (or
             ``"vary:<strength>"``) / ``"interpolate"`` / ``"extrapolate"`` for generators that
             make rows from real images).
@@ -98,7 +98,7 @@ def evaluate_generator(
         ``{"extractor", "reference_accuracy", "class_consistency", "cas", "downstream",
         "downstream_seeds", "verdict", "decision", "distances", "seconds", ...}``: ``downstream``
         is the report of :func:`~augmentgen.metrics.downstream_gain` at ``seed`` with its
-        per-class figures; ``downstream_seeds`` is :func:`~augmentgen.metrics.scores.downstream_verdict`
+        per-class figures; ``downstream_seeds`` is :func:`~augmentgen.metrics.decision.downstream_verdict`
         over every seed (each seed's best baseline, method, ratio and ΔAcc vs the best baseline,
         their mean, standard deviation, 95% interval (None for one seed) and count of positive
         seeds, the same against classic augmentation alone, the decision and its sentence);
@@ -191,7 +191,7 @@ def format_downstream(down: dict, seeds: dict | None = None) -> str:
     """The downstream part of a report as text: the validation choices (best baseline, then the
     synthetic methods on top of it), the test accuracies of the final arms, the paired
     differences and the verdict. ``down``: one :func:`~augmentgen.metrics.downstream_gain` report;
-    ``seeds``: :func:`~augmentgen.metrics.scores.downstream_verdict` over every seed (default:
+    ``seeds``: :func:`~augmentgen.metrics.decision.downstream_verdict` over every seed (default:
     ``down``'s seed alone)."""
     seeds = seeds or downstream_verdict([down])
     best, metric = down["best_baseline"], down["metric"]

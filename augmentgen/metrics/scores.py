@@ -11,14 +11,16 @@
   the best synthetic method on top of it are chosen on a validation split carved from the
   training data, never on the test set; the test set then gives B + synthetic minus B, with the
   same classifier, budget and seed. Synthetic rows are appended to each batch by default, so
-  both arms see the same real rows the same number of times. :func:`downstream_verdict` turns
-  one or several seeds into a decision (mix, do not mix, undecided) and one plain sentence;
-  :func:`downstream_plan` says beforehand how many classifiers that takes.
+  both arms see the same real rows the same number of times. :func:`downstream_plan` says
+  beforehand how many classifiers that takes.
+
+Beside it: the validation split and folds (:mod:`.splits`), the mixing methods it can try
+(:mod:`.methods`), and :func:`~.verdict.downstream_verdict`, which turns one or several seeds into a
+decision (:mod:`.verdict`); their names stay importable from here.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -37,7 +39,9 @@ from .classifier import (
     per_class_accuracy,
     train_classifier,
 )
-from .stats import format_interval, paired_difference
+from .decision import downstream_verdict, verdict  # re-exported
+from .methods import CLASSIFIER_OPTIONS, MIXING_METHODS, method_options, split_method_options  # re-exported
+from .splits import validation_folds, validation_split  # re-exported
 
 
 def _seeded(generator: ConditionalGenerator, seed: int) -> torch.Generator:
@@ -143,111 +147,6 @@ def make_synthetic_mix(source, ratio: float, *, seed: int, mode: str = "append",
     from ..mixing import SyntheticMix
 
     return SyntheticMix(source, ratio, mode=mode, balance=balance, seed=seed, **options)
-
-
-def _ranks_within_class(data: LabelledImages, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each row's seeded random rank among the rows of its class, and the class counts."""
-    counts = torch.bincount(data.labels, minlength=data.num_classes)
-    if int(counts.min()) < 2:
-        raise DataError("every class needs at least 2 images to carve a validation split")
-    gen = torch.Generator().manual_seed(seed)
-    # Rank rows randomly within their class: sort by (label, random key) in one pass.
-    keys = data.labels.double() + torch.rand(len(data), generator=gen, dtype=torch.float64) * 0.5
-    order = keys.argsort()
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(len(data)) - starts.repeat_interleave(counts)
-    return rank, counts
-
-
-def _split(data: LabelledImages, is_val: torch.Tensor) -> tuple[LabelledImages, LabelledImages]:
-    return data.subset(torch.nonzero(~is_val).flatten()), data.subset(torch.nonzero(is_val).flatten())
-
-
-def validation_split(data: LabelledImages, fraction: float = 0.2, *, seed: int = 0
-                     ) -> tuple[LabelledImages, LabelledImages]:
-    """A seeded, stratified (train, validation) split: ``fraction`` of every class (at least one
-    image, and at least one left for training) goes to validation."""
-    if not 0 < fraction < 1:
-        raise ConfigError(f"validation fraction must be in (0, 1), got {fraction}")
-    rank, counts = _ranks_within_class(data, seed)
-    n_val = (counts.double() * fraction).round().long().clamp(1, None).minimum(counts - 1)
-    return _split(data, rank < n_val[data.labels])
-
-
-def validation_folds(data: LabelledImages, folds: int = 5, *, seed: int = 0
-                     ) -> list[tuple[LabelledImages, LabelledImages]]:
-    """Seeded, stratified k-fold (train, validation) pairs: every image is in exactly one
-    validation fold, and every class keeps at least one training image in every fold.
-
-    On a few images per class one validation split is a coin toss (10 per class leave 2 per class
-    to score on); averaging a choice over the folds scores it on every image."""
-    if folds < 2:
-        raise ConfigError(f"validation folds must be at least 2, got {folds}; use validation_split for one")
-    rank, counts = _ranks_within_class(data, seed)
-    if int(counts.min()) < folds:
-        raise DataError(f"{folds} validation folds need at least {folds} images of every class, the "
-                        f"smallest has {int(counts.min())}; use fewer folds")
-    fold_of = rank % folds  # ranks are a random order within the class, so this deals them out evenly
-    return [_split(data, fold_of == k) for k in range(folds)]
-
-
-#: Ways of using synthetic rows that :func:`downstream_gain` can try on the validation split:
-#: ``SyntheticMix`` options, the teacher being the real + classic classifier of the same data.
-#: ``soft`` is credited against a control arm whose *real* rows get the same teacher targets,
-#: so the gain counts only what the synthetic rows add (soft labels alone can help).
-#: ``vary`` / ``interpolate`` / ``extrapolate`` make the rows from the batch's real rows
-#: (:class:`~augmentgen.mixing.VariationSource`, encoder families only) instead of sampling them;
-#: ``vary:<strength>`` (``vary:0.3``) sets ``vary``'s strength (0.5 otherwise), so the strength is
-#: chosen on validation like the rest. ``weighted`` appends the rows as ``plain`` does and gives
-#: them half the loss weight of a real row (``train_classifier``'s ``synthetic_weight``, as
-#: DiffuLT, Shao et al. 2024); it needs no teacher. Options named in :data:`CLASSIFIER_OPTIONS`
-#: go to ``train_classifier``, the others to ``SyntheticMix`` (:func:`split_method_options`).
-MIXING_METHODS: dict[str, dict] = {
-    "plain": {},
-    "filter": {"filter_threshold": 0.5},
-    "soft": {"soft_labels": True, "label_temperature": 2.0, "soft_label_weight": 0.5},
-    "weighted": {"synthetic_weight": 0.5},
-    "vary": {"variation": "vary"},
-    "interpolate": {"variation": "interpolate"},
-    "extrapolate": {"variation": "extrapolate"},
-}
-
-
-def method_options(method: str) -> dict:
-    """The options of a mixing method's name: ``MIXING_METHODS[name]``, plus ``strength`` for
-    ``vary:<strength>`` (``"vary:0.3"`` is ``{"variation": "vary", "strength": 0.3}``).
-
-    Raises:
-        ConfigError: an unknown name, or a strength that is not a number >= 0 (or on another method).
-    """
-    name, colon, strength = method.partition(":")
-    if name not in MIXING_METHODS:
-        raise ConfigError(f"unknown mixing method {method!r}; choose from {sorted(MIXING_METHODS)}, or "
-                          "vary:<strength> like vary:0.3")
-    if not colon:
-        return MIXING_METHODS[name]
-    try:
-        value = float(strength)
-    except ValueError:
-        value = -1.0
-    if name != "vary" or not (math.isfinite(value) and value >= 0):
-        raise ConfigError(f"mixing method {method!r}: only vary takes a strength, a number >= 0 after a colon "
-                          "(like vary:0.3)")
-    return {**MIXING_METHODS[name], "strength": value}
-
-
-#: The options of a mixing method that are ``train_classifier``'s rather than ``SyntheticMix``'s.
-CLASSIFIER_OPTIONS = ("synthetic_weight",)
-
-
-def split_method_options(method: str) -> tuple[dict, dict]:
-    """A mixing method's options (:func:`method_options`) as ``(mixer options, classifier options)``:
-    ``SyntheticMix``'s, and ``train_classifier``'s (:data:`CLASSIFIER_OPTIONS`), which go with the
-    mixer to every classifier it trains (``"weighted"`` is ``({}, {"synthetic_weight": 0.5})``)."""
-    options = method_options(method)
-    return ({k: v for k, v in options.items() if k not in CLASSIFIER_OPTIONS},
-            {k: v for k, v in options.items() if k in CLASSIFIER_OPTIONS})
 
 
 def _teacher_control(teacher, num_classes: int):
@@ -577,81 +476,6 @@ class _GainArms:
             report["delta_vs_control"] = report["acc_mixed"] - report["acc_teacher_control"]
         report.update(steps=b["steps"], epochs=b["epochs"], mode=self.mode, batch_size=b["batch_size"], seed=self.seed)
         return report
-
-
-# --------------------------------------------------------------------------- the verdict
-def _counted(values: list[str]) -> str:
-    """``"a"`` for one seed or when every seed agrees; ``"a (3 seeds), b (2 seeds)"`` otherwise."""
-    if len(set(values)) == 1:
-        return values[0] + ("" if len(values) == 1 else " at every seed")
-    counts = {v: values.count(v) for v in dict.fromkeys(values)}
-    return ", ".join(f"{v} ({n} seed{'s' * (n > 1)})" for v, n in sorted(counts.items(), key=lambda kv: -kv[1]))
-
-
-def _pts(value: float) -> str:
-    return f"{100 * value:+.1f} pts"
-
-
-def downstream_verdict(reports: Sequence[dict]) -> dict:
-    """The decision over one or several seeds' :func:`downstream_gain` reports (paired: each
-    seed's B + synthetic against the same seed's B).
-
-    ``decision`` is ``"mix"`` only when several seeds give a 95% interval of ``delta`` above 0;
-    ``"do not mix"`` when validation chose no synthetic rows at every seed, or the test
-    difference is not above 0 (mean at or below 0, or an interval that includes 0); and
-    ``"undecided"`` for one positive seed (one seed is not evidence: the text says do not mix
-    until several seeds show it).
-
-    Returns:
-        ``{"seeds", "best_baseline", "method", "ratio", "metric", "delta", "delta_mean",
-        "delta_std", "delta_ci95", "n_positive", "acc_real_classic", "acc_best_baseline",
-        "acc_mixed", "delta_vs_classic"`` (:func:`~augmentgen.metrics.paired_difference` of
-        B + synthetic against classic augmentation alone)``, "decision", "verdict"}``.
-    """
-    if not reports:
-        raise ConfigError("no seeds to judge")
-    n, metric = len(reports), reports[0]["metric"]
-    paired = paired_difference([r["score_mixed"] for r in reports], [r["score_best_baseline"] for r in reports])
-    vs_classic = paired_difference([r["score_mixed"] for r in reports], [r["score_real_classic"] for r in reports])
-    baseline = "Best baseline on the validation split: " + _counted([r["best_baseline"] for r in reports])
-    chosen = [r for r in reports if r["method"] not in ("none", "soft-control")]
-    picks = _counted(["none (B alone)" if r["method"] in ("none", "soft-control") else f"{r['method']} at ratio "
-                      f"{r['ratio']:g}" for r in reports])
-    on_test = (f"On the test data, B + synthetic vs B ({metric}): "
-               + (_pts(paired["mean"]) + " at one seed" if n == 1 else format_interval(paired)))
-    if not chosen:
-        decision = "do not mix"
-        soft = sum(r["method"] == "soft-control" for r in reports)
-        reason = [baseline, "No synthetic method on top of it beat it on the validation split"
-                  + ("" if n == 1 else f" ({n} of {n} seeds)")
-                  + ("" if not soft else f"; teacher soft labels on the real rows alone did best at {soft} of {n}, "
-                     "which needs no generator")]
-    else:
-        if paired["mean"] <= 0:
-            decision, tail = "do not mix", "it does not beat the best baseline"
-        elif n == 1:
-            decision, tail = "undecided", ("one seed is not evidence: do not mix until 5 paired seeds "
-                                           "(augmentgen eval --repeats 5) give an interval above 0")
-        elif paired["ci95"][0] > 0:
-            decision, tail = "mix", f"the interval is above 0 over {n} paired seeds"
-        else:
-            decision, tail = "do not mix", "the interval includes 0, so it is not shown to beat the best baseline"
-        reason = [baseline, f"Best synthetic method on top of it: {picks}", f"{on_test}: {tail}"]
-    return {
-        "seeds": [r["seed"] for r in reports], "best_baseline": [r["best_baseline"] for r in reports],
-        "method": [r["method"] for r in reports], "ratio": [r["ratio"] for r in reports], "metric": metric,
-        "delta": paired["differences"], "delta_mean": paired["mean"], "delta_std": paired["std"],
-        "delta_ci95": paired["ci95"], "n_positive": paired["n_positive"],
-        "acc_real_classic": [r["acc_real_classic"] for r in reports],
-        "acc_best_baseline": [r["acc_best_baseline"] for r in reports],
-        "acc_mixed": [r["acc_mixed"] for r in reports], "delta_vs_classic": vs_classic,
-        "decision": decision, "verdict": ". ".join([decision, *reason]) + ".",
-    }
-
-
-def verdict(report: dict) -> str:
-    """The verdict of one seed's :func:`downstream_gain` report (see :func:`downstream_verdict`)."""
-    return downstream_verdict([report])["verdict"]
 
 
 __all__ = [

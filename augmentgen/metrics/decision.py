@@ -1,0 +1,87 @@
+"""The verdict of :func:`~augmentgen.metrics.downstream_gain`: one or several seeds' reports
+turned into a decision (mix, do not mix, undecided) and one plain sentence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..errors import ConfigError
+from .stats import format_interval, paired_difference
+
+
+def _counted(values: list[str]) -> str:
+    """``"a"`` for one seed or when every seed agrees; ``"a (3 seeds), b (2 seeds)"`` otherwise."""
+    if len(set(values)) == 1:
+        return values[0] + ("" if len(values) == 1 else " at every seed")
+    counts = {v: values.count(v) for v in dict.fromkeys(values)}
+    return ", ".join(f"{v} ({n} seed{'s' * (n > 1)})" for v, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _pts(value: float) -> str:
+    return f"{100 * value:+.1f} pts"
+
+
+def downstream_verdict(reports: Sequence[dict]) -> dict:
+    """The decision over one or several seeds' :func:`downstream_gain` reports (paired: each
+    seed's B + synthetic against the same seed's B).
+
+    ``decision`` is ``"mix"`` only when several seeds give a 95% interval of ``delta`` above 0;
+    ``"do not mix"`` when validation chose no synthetic rows at every seed, or the test
+    difference is not above 0 (mean at or below 0, or an interval that includes 0); and
+    ``"undecided"`` for one positive seed (one seed is not evidence: the text says do not mix
+    until several seeds show it).
+
+    Returns:
+        ``{"seeds", "best_baseline", "method", "ratio", "metric", "delta", "delta_mean",
+        "delta_std", "delta_ci95", "n_positive", "acc_real_classic", "acc_best_baseline",
+        "acc_mixed", "delta_vs_classic"`` (:func:`~augmentgen.metrics.paired_difference` of
+        B + synthetic against classic augmentation alone)``, "decision", "verdict"}``.
+    """
+    if not reports:
+        raise ConfigError("no seeds to judge")
+    n, metric = len(reports), reports[0]["metric"]
+    paired = paired_difference([r["score_mixed"] for r in reports], [r["score_best_baseline"] for r in reports])
+    vs_classic = paired_difference([r["score_mixed"] for r in reports], [r["score_real_classic"] for r in reports])
+    baseline = "Best baseline on the validation split: " + _counted([r["best_baseline"] for r in reports])
+    chosen = [r for r in reports if r["method"] not in ("none", "soft-control")]
+    picks = _counted(["none (B alone)" if r["method"] in ("none", "soft-control") else f"{r['method']} at ratio "
+                      f"{r['ratio']:g}" for r in reports])
+    on_test = (f"On the test data, B + synthetic vs B ({metric}): "
+               + (_pts(paired["mean"]) + " at one seed" if n == 1 else format_interval(paired)))
+    if not chosen:
+        decision = "do not mix"
+        soft = sum(r["method"] == "soft-control" for r in reports)
+        reason = [baseline, "No synthetic method on top of it beat it on the validation split"
+                  + ("" if n == 1 else f" ({n} of {n} seeds)")
+                  + ("" if not soft else f"; teacher soft labels on the real rows alone did best at {soft} of {n}, "
+                     "which needs no generator")]
+    else:
+        if paired["mean"] <= 0:
+            decision, tail = "do not mix", "it does not beat the best baseline"
+        elif n == 1:
+            decision, tail = "undecided", ("one seed is not evidence: do not mix until 5 paired seeds "
+                                           "(augmentgen eval --repeats 5) give an interval above 0")
+        elif paired["ci95"][0] > 0:
+            decision, tail = "mix", f"the interval is above 0 over {n} paired seeds"
+        else:
+            decision, tail = "do not mix", "the interval includes 0, so it is not shown to beat the best baseline"
+        reason = [baseline, f"Best synthetic method on top of it: {picks}", f"{on_test}: {tail}"]
+    return {
+        "seeds": [r["seed"] for r in reports], "best_baseline": [r["best_baseline"] for r in reports],
+        "method": [r["method"] for r in reports], "ratio": [r["ratio"] for r in reports], "metric": metric,
+        "delta": paired["differences"], "delta_mean": paired["mean"], "delta_std": paired["std"],
+        "delta_ci95": paired["ci95"], "n_positive": paired["n_positive"],
+        "acc_real_classic": [r["acc_real_classic"] for r in reports],
+        "acc_best_baseline": [r["acc_best_baseline"] for r in reports],
+        "acc_mixed": [r["acc_mixed"] for r in reports], "delta_vs_classic": vs_classic,
+        "decision": decision, "verdict": ". ".join([decision, *reason]) + ".",
+    }
+
+
+def verdict(report: dict) -> str:
+    """The verdict of one seed's :func:`downstream_gain` report (see :func:`downstream_verdict`)."""
+    return downstream_verdict([report])["verdict"]
+
+
+__all__ = ["downstream_verdict", "verdict"]
