@@ -25,6 +25,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C", bound=type)
 
 
+class BothNamesError(ConfigError, TypeError):
+    """A call gave both the old and the new name of a renamed argument: a ConfigError like every
+    bad input, and a TypeError as passing one argument twice is."""
+
+
 def renamed_message(old: str, new: str) -> str:
     """``"n_per_class is renamed per_class; ..."``: what every rename's warning says."""
     return f"{old} is renamed {new}; use {new} ({old} still works for now and will be removed in a future release)"
@@ -38,7 +43,8 @@ def warn_renamed(old: str, new: str, *, stacklevel: int = 2) -> None:
 
 def renamed_argument(old: str, new: str, *, only_if: Callable[[Any], bool] | None = None) -> Callable[[F], F]:
     """Decorate a function whose keyword argument ``old`` is now ``new``: ``old=`` still works,
-    with a ``FutureWarning``; passing both is a ``TypeError``, as passing one twice is.
+    with a ``FutureWarning``; passing both is a :class:`BothNamesError` (a ``ConfigError`` and a
+    ``TypeError``, as passing one twice is).
 
     ``only_if``: for a name that now means something else, the test of a value in its old
     meaning (``per_class=False`` was the intra-class FID switch; ``per_class=200`` is a count):
@@ -51,8 +57,8 @@ def renamed_argument(old: str, new: str, *, only_if: Callable[[Any], bool] | Non
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if old in kwargs and (only_if is None or only_if(kwargs[old])):
                 if new in kwargs:
-                    raise TypeError(f"{func.__qualname__}() got both {old}= and {new}=; {old} is the old name of "
-                                    f"{new}: pass only {new}")
+                    raise BothNamesError(f"{func.__qualname__}() got both {old}= and {new}=; {old} is the old "
+                                         f"name of {new}: pass only {new}")
                 warn_renamed(old if only_if is None else f"{old}={kwargs[old]!r}", new, stacklevel=2)
                 kwargs[new] = kwargs.pop(old)
             return func(*args, **kwargs)

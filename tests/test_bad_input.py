@@ -34,6 +34,7 @@ from augmentgen.errors import AugmentgenError, CheckpointError, ConfigError, Dat
 from tests.conftest import make_images
 
 REPO = Path(__file__).resolve().parents[1]
+AAE = str(REPO / "pretrained" / "aae-fashion-mnist")  # a zoo encoder model: variations need an encoder
 TINY = ["--set", "generator_width=8", "--set", "discriminator_width=8", "--set", "latent_dim=16"]
 
 
@@ -56,6 +57,7 @@ def saved(tmp_path_factory) -> SimpleNamespace:
         warnings.simplefilter("ignore")  # 2 steps: the mode-collapse warning is expected
         assert main(train_args(str(s.run))) == 0
     s.generator = augmentgen.from_pretrained(s.run, device="cpu")
+    s.aae = augmentgen.from_pretrained(AAE, device="cpu")
     for out, form in ((s.export, "imagefolder"), (s.npz, "npz"), (s.grid, "grid")):
         augmentgen.write_samples(s.generator, 1, out, form)
     data = make_images(n_per_class=4)
@@ -182,6 +184,38 @@ CLI_CASES = [
         "already exists and is not empty", "pass --overwrite to replace an earlier export"),
     cli("sample-hf-overwrite-a-run-folder", ["sample", "--model", RUN, "--out", RUN, "--format", "hf",
                                              "--overwrite"], "is not an earlier hf export", "remove it yourself"),
+    # variations of real images (sample --variations-of): refused before any row is made
+    cli("sample-variations-by-a-cgan", ["sample", "--model", RUN, "--variations-of", "fashion-mnist-small",
+                                        "--format", "parquet", "--out", NEW],
+        "--variations-of with --mode vary: the cgan family cannot vary real images",
+        "use an encoder family (aae, vae, ae, aegan)", subprocess=True),
+    cli("sample-variations-not-parquet", ["sample", "--model", AAE, "--variations-of", "fashion-mnist-small",
+                                          "--out", "{new}/g.png"], "--variations-of writes its bank as Parquet shards only",
+        "add --format parquet"),
+    cli("sample-variation-option-alone", ["sample", "--model", AAE, "--mode", "vary", "--format", "parquet",
+                                          "--out", NEW], "--mode applies to a bank of variations of real images only",
+        "add --variations-of DATA --format parquet, or drop --mode"),
+    cli("sample-variations-with-per-class", ["sample", "--model", AAE, "--variations-of", "fashion-mnist-small",
+                                             "--format", "parquet", "--out", NEW, "--per-class", "3"],
+        "--per-class applies to free samples, not to --variations-of", "drop --per-class"),
+    cli("sample-variations-zero-per-image", ["sample", "--model", AAE, "--variations-of", "fashion-mnist-small",
+                                             "--format", "parquet", "--out", NEW, "--per-image", "0"],
+        "--per-image must be at least 1", "pass --per-image N with N >= 1"),
+    cli("sample-strength-with-interpolate", ["sample", "--model", AAE, "--variations-of", "fashion-mnist-small",
+                                             "--format", "parquet", "--out", NEW, "--mode", "interpolate",
+                                             "--strength", "0.3"], "--strength applies to --mode vary",
+        "drop --strength"),
+    cli("sample-nan-strength", ["sample", "--model", AAE, "--variations-of", "fashion-mnist-small", "--format",
+                                "parquet", "--out", NEW, "--strength", "nan"], "--strength must be a finite number >= 0",
+        "0 gives reconstructions"),
+    cli("sample-variations-of-missing-data", ["sample", "--model", AAE, "--variations-of", "{new}/nothing",
+                                              "--format", "parquet", "--out", NEW], "no data at", "hf:<folder>"),
+    cli("sample-variations-of-other-classes", ["sample", "--model", AAE, "--variations-of", "{data}", "--format",
+                                               "parquet", "--out", NEW], "--variations-of {data} has 3 classes",
+        "pass images of the classes and shape it was trained on"),
+    cli("sample-variations-out-is-a-file", ["sample", "--model", AAE, "--variations-of", "fashion-mnist-small",
+                                            "--format", "parquet", "--out", "{data}", "--per-image", "1"],
+        "--out {data} is a file", "pick a new --out"),
     # eval: refused before any classifier is trained
     cli("eval-out-is-a-file", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--out", "{data}"],
         "is an existing file", "choose a folder path"),
@@ -190,6 +224,16 @@ CLI_CASES = [
     cli("eval-variation-without-encoder", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--out", NEW,
                                            "--methods", "plain,vary"], "--methods vary: the cgan family cannot vary",
         "drop vary from --methods"),
+    cli("eval-unknown-method", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--out", NEW,
+                                "--methods", "plain,weighed"], "--methods: unknown mixing method 'weighed'",
+        "choose from ['extrapolate', 'filter', 'interpolate', 'plain', 'soft', 'vary', 'weighted']"),
+    cli("eval-no-methods", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--out", NEW, "--methods", ","],
+        "got ','", "--methods takes comma-separated names from ['extrapolate', 'filter'"),
+    cli("eval-strength-not-a-number", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--out", NEW,
+                                       "--methods", "vary:abc"], "mixing method 'vary:abc'", "like vary:0.3"),
+    cli("eval-strength-on-weighted", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--out", NEW,
+                                      "--methods", "weighted:0.5"], "mixing method 'weighted:0.5': only vary takes a strength",
+        "like vary:0.3"),
     cli("eval-zero-samples", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--out", NEW,
                               "--synthetic-per-class", "0"], "--synthetic-per-class must be at least 1",
         "pass --synthetic-per-class N"),
@@ -198,6 +242,25 @@ CLI_CASES = [
     cli("eval-data-of-other-classes", ["eval", "--model", RUN, "--data", "{data}", "--test-data", "{data}",
                                        "--out", NEW], "has 3 classes but the generator", "makes 10"),
 ]
+
+
+def _vary(s, **options):
+    from augmentgen.mixing import VariationSource
+
+    return VariationSource(s.aae, "vary", **options)
+
+
+def _ten_classes(n_per_class=1):
+    return make_images(n_per_class=n_per_class, num_classes=10)
+
+
+def _hf_images(labels, num_classes=10, mode="L"):
+    """A datasets.Dataset of ``labels``' rows, a ClassLabel of ``num_classes`` names."""
+    datasets = pytest.importorskip("datasets")
+    features = datasets.Features({"image": datasets.Image(),
+                                  "label": datasets.ClassLabel(names=[f"c{i}" for i in range(num_classes)])})
+    return datasets.Dataset.from_dict({"image": [Image.new(mode, (28, 28), 10 * i) for i in range(len(labels))],
+                                       "label": list(labels)}, features=features)
 
 
 def _hf_dataset():
@@ -250,6 +313,77 @@ API_CASES = [
         ConfigError, "has no field(s) ['stepz']", "known fields"),
     api("mix-ratio-above-one", lambda s, t: augmentgen.SyntheticMix(s.generator, ratio=2, mode="replace"),
         ConfigError, "ratio must be in [0, 1] for mode='replace'", "(>= 0 for 'append')"),
+    api("mix-ratio-a-string", lambda s, t: augmentgen.SyntheticMix(s.generator, ratio="0.5"), ConfigError,
+        "ratio must be in [0, 1] for mode='replace' (>= 0 for 'append')", "got '0.5'"),
+    api("mix-both-generator-and-source", lambda s, t: augmentgen.SyntheticMix(generator=s.generator,
+                                                                              source=s.generator),
+        ConfigError, "got both generator= and source=", "pass only source"),
+    api("loader-arguments-swapped", lambda s, t: augmentgen.augment_loader(s.generator, [(torch.zeros(2), None)]),
+        ConfigError, "source must be a ConditionalGenerator, a SyntheticPool or a row source", "got list"),
+    api("mix-variations-replace-balanced", lambda s, t: augmentgen.SyntheticMix(_vary(s), mode="replace",
+                                                                                balance="uniform"),
+        ConfigError, "mode='replace' varies rows in place and cannot rebalance classes",
+        "use mode='append' with balance=..., or balance=None"),
+    api("mix-variations-temperature", lambda s, t: augmentgen.SyntheticMix(_vary(s), temperature=0.5), ConfigError,
+        "temperature does not apply to VariationSource", "VariationSource(strength=...) sets how far they move"),
+    # variations of real images: synthesize_variations, write_variation_shards, VariationSource
+    api("variations-of-a-cgan", lambda s, t: augmentgen.mixing.VariationSource(s.generator, "vary"), ConfigError,
+        "the cgan family cannot vary real images", "use an encoder family (aae, vae, ae, aegan)"),
+    api("variations-mistyped-mode", lambda s, t: augmentgen.mixing.VariationSource(s.aae, "vray"), ConfigError,
+        "mode must be one of ('vary', 'interpolate', 'extrapolate')", "got 'vray'"),
+    api("variations-strength-a-string", lambda s, t: _vary(s, strength="0.5"), ConfigError,
+        "strength must be a finite number >= 0", "got '0.5'"),
+    api("variations-bare-generator", lambda s, t: augmentgen.synthesize_variations(s.aae, _ten_classes()),
+        ConfigError, "makes rows from real images through an anchored source",
+        "wrap the generator, VariationSource(generator, 'vary')"),
+    api("variations-zero-per-image", lambda s, t: augmentgen.synthesize_variations(_vary(s), _ten_classes(),
+                                                                                   per_image=0),
+        ConfigError, "per_image must be an int >= 1", "got 0"),
+    api("variations-seed-a-string", lambda s, t: augmentgen.synthesize_variations(_vary(s), _ten_classes(),
+                                                                                  seed="0"),
+        ConfigError, "seed must be an int", "or None for fresh randomness"),
+    api("variations-of-a-datasetdict", lambda s, t: augmentgen.synthesize_variations(
+        _vary(s), pytest.importorskip("datasets").DatasetDict({"train": _hf_images(range(10))})),
+        DataError, "got DatasetDict", "pick a split (ds['train'])"),
+    api("variations-of-an-empty-dataset", lambda s, t: augmentgen.synthesize_variations(
+        _vary(s), _hf_images(range(10)).select([])), DataError, "the dataset is empty", "pass your training images"),
+    api("variations-of-rgb-images", lambda s, t: augmentgen.synthesize_variations(
+        _vary(s), _hf_images(range(10), mode="RGB")), DataError,
+        "takes (1, 28, 28) images but the images are (3, 28, 28)", "convert them to 1 channel(s) at 28x28"),
+    api("variations-missing-classes", lambda s, t: augmentgen.synthesize_variations(_vary(s), _hf_images([0, 1, 2])),
+        DataError, "no image of class 'Dress'", "pass images of all 10 classes"),
+    api("variations-other-class-count", lambda s, t: augmentgen.synthesize_variations(
+        _vary(s), _hf_images([0, 1, 2], num_classes=3)), DataError, "'label' has 3 classes",
+        "use a generator trained on this dataset's classes"),
+    api("variation-shards-of-labelled-images", lambda s, t: augmentgen.write_variation_shards(
+        _vary(s), _ten_classes(), _ten_classes().labels, t / "bank"), DataError,
+        "takes images as one tensor (N, C, H, W)", "pass train.images, train.labels"),
+    api("variation-shards-float-0-255", lambda s, t: augmentgen.write_variation_shards(
+        _vary(s), _ten_classes().images.float(), _ten_classes().labels, t / "bank"), DataError,
+        "float images must be in the generators' [-1, 1]", "pass uint8 images in [0, 255]"),
+    api("variation-shards-without-generator", lambda s, t: augmentgen.write_variation_shards(
+        augmentgen.mixing.RealRowSource(10, (1, 28, 28)), _ten_classes().images, _ten_classes().labels, t / "bank"),
+        ConfigError, "RealRowSource has no generator", "pass a VariationSource(generator, mode)"),
+    # mixing methods and the loss weight of synthetic rows
+    api("gain-methods-a-string", lambda s, t: augmentgen.metrics.downstream_gain(
+        s.generator, _ten_classes(), _ten_classes(), methods="plain,weighted"), ConfigError,
+        "got the string 'plain,weighted'", "pass methods=['plain', 'weighted']"),
+    api("gain-no-methods", lambda s, t: augmentgen.metrics.downstream_gain(
+        s.generator, _ten_classes(), _ten_classes(), methods=[]), ConfigError, "methods=[] names no mixing method",
+        "pass at least one, like methods=['plain']"),
+    api("gain-weighted-replacing-rows", lambda s, t: augmentgen.metrics.downstream_gain(
+        s.generator, _ten_classes(), _ten_classes(), methods=["weighted"], mode="replace"), ConfigError,
+        "method weighted weights the loss of the rows appended", "needs mode='append', not 'replace'"),
+    api("classifier-negative-synthetic-weight", lambda s, t: augmentgen.metrics.train_classifier(
+        _ten_classes(), steps=1, synthetic_weight=-0.5), ConfigError,
+        "synthetic_weight must be a finite number >= 0", "got -0.5"),
+    api("classifier-synthetic-weight-without-mix", lambda s, t: augmentgen.metrics.train_classifier(
+        _ten_classes(), steps=1, synthetic_weight=0.5), ConfigError, "but there is no synthetic_mix",
+        "pass synthetic_mix=SyntheticMix(source, mode='append'), or drop synthetic_weight"),
+    api("classifier-synthetic-weight-replacing-rows", lambda s, t: augmentgen.metrics.train_classifier(
+        _ten_classes(), steps=1, synthetic_weight=0.5,
+        synthetic_mix=augmentgen.SyntheticMix(s.generator, mode="replace")), ConfigError,
+        "this synthetic_mix has mode='replace'", "use mode='append'"),
 ]
 
 

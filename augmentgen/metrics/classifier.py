@@ -362,7 +362,8 @@ def _check_synthetic_weight(synthetic_weight: float, synthetic_mix) -> None:
         return
     if synthetic_mix is None:
         raise ConfigError(f"synthetic_weight={synthetic_weight:g} weights the rows a synthetic_mix appends, "
-                          "but there is no synthetic_mix")
+                          "but there is no synthetic_mix: pass synthetic_mix=SyntheticMix(source, mode='append'), "
+                          "or drop synthetic_weight")
     if getattr(synthetic_mix, "mode", None) == "replace":
         raise ConfigError(f"synthetic_weight={synthetic_weight:g} weights the rows after the batch's real rows, "
                           "but this synthetic_mix has mode='replace' (its synthetic rows take real rows' "

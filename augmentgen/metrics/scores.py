@@ -329,8 +329,7 @@ def downstream_gain(
                         f"{train_data.image_shape}")
     if generator.num_classes != train_data.num_classes:
         raise DataError(f"the generator has {generator.num_classes} classes, the data {train_data.num_classes}")
-    methods = list(methods)
-    _check_methods(methods, ratio, mode)
+    methods = _check_methods(methods, ratio, mode)
     names = resolve_baselines(baselines, train_data.class_counts)
     metric = _resolve_metric(metric, train_data.class_counts)
     balance = _resolve_balance(balance, train_data.class_counts)
@@ -371,8 +370,16 @@ def downstream_gain(
     return report
 
 
-def _check_methods(methods: list[str], ratio: float | None, mode: str) -> None:
-    """Every method known, one method for a fixed ratio, and a loss weight only on appended rows."""
+def _check_methods(methods: Sequence[str], ratio: float | None, mode: str) -> list[str]:
+    """``methods`` as a list: at least one, every one known, one method for a fixed ratio, and a
+    loss weight only on appended rows."""
+    if isinstance(methods, str):  # list("weighted") would be the methods 'w', 'e', ...
+        raise ConfigError(f"methods takes a list of mixing method names, got the string {methods!r}: "
+                          f"pass methods={methods.split(',')!r}")
+    if not methods:
+        raise ConfigError(f"methods={methods!r} names no mixing method: pass at least one, like methods=['plain'] "
+                          "(validation can still choose none: a candidate ratio of 0 is the baseline alone)")
+    methods = list(methods)
     for method in methods:
         method_options(method)
     if ratio is not None and len(methods) != 1:
@@ -381,6 +388,7 @@ def _check_methods(methods: list[str], ratio: float | None, mode: str) -> None:
     if weighted and mode == "replace":
         raise ConfigError(f"method {weighted[0]} weights the loss of the rows appended after the real ones; it "
                           "needs mode='append', not 'replace'")
+    return methods
 
 
 class _GainArms:

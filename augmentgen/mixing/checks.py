@@ -37,8 +37,12 @@ def check_source(source, *, mode: str, ratio: float, mean, std, balance: Balance
                           f"got {type(source).__name__}")
     if mode not in ("replace", "append"):
         raise ConfigError(f"mode must be 'replace' or 'append', got {mode!r}")
-    if not (ratio >= 0) or (mode == "replace" and ratio > 1):
-        raise ConfigError(f"ratio must be in [0, 1] for mode='replace' (>= 0 for 'append'), got {ratio}")
+    try:
+        in_range = ratio >= 0 and not (mode == "replace" and ratio > 1)
+    except TypeError:  # a string or None: not a number at all
+        in_range = False
+    if not in_range:
+        raise ConfigError(f"ratio must be in [0, 1] for mode='replace' (>= 0 for 'append'), got {ratio!r}")
     if (mean is None) != (std is None):
         raise ConfigError("give both mean and std (or neither)")
     if isinstance(source, (SyntheticPool, PoolSource)):

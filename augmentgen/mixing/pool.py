@@ -3,6 +3,7 @@ per-sample transforms in workers and for batch mixing."""
 
 from __future__ import annotations
 
+import operator
 import warnings
 
 import torch
@@ -104,6 +105,10 @@ class SyntheticPool:
         self.variation: dict | None = None
         self._rng = torch.Generator(device=rng_device)
         if seed is not None:
+            try:  # any integer (numpy's too); torch's own error names neither the argument nor the fix
+                seed = operator.index(seed)
+            except TypeError:
+                raise ConfigError(f"seed must be an int (or None for fresh randomness), got {seed!r}") from None
             self._rng.manual_seed(seed)
         else:
             self._rng.seed()

@@ -71,7 +71,13 @@ def check_variation_inputs(source, images, labels, per_image, batch_size, *, cal
     for name, value in (("per_image", per_image), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be an int >= 1, got {value!r}")
-    images, labels = torch.as_tensor(images), torch.as_tensor(labels)
+    try:
+        images, labels = torch.as_tensor(images), torch.as_tensor(labels)
+    except (TypeError, ValueError, RuntimeError):  # a LabelledImages, a list of tensors, class names
+        raise DataError(f"{caller} takes images as one tensor (N, C, H, W) and labels as class indices (N,), "
+                        f"got {type(images).__name__} and {type(labels).__name__}: pass train.images, "
+                        "train.labels of a LabelledImages (map class names with the generator's "
+                        "class_names.index)") from None
     _check_images(images, tuple(source.image_shape), caller)
     if labels.ndim != 1 or labels.dtype.is_floating_point or labels.dtype == torch.bool:
         raise DataError(f"labels must be an integer tensor (N,) of class indices, got {labels.dtype} "
