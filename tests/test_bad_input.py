@@ -433,3 +433,4 @@ def test_the_table_covers_thirty_kinds_half_through_the_command_line():
     ids = [c.id for c in CLI_CASES + API_CASES]
     assert len(ids) == len(set(ids)) and len(ids) >= 30 and len(CLI_CASES) >= len(ids) / 2
     assert sum(c.subprocess for c in CLI_CASES) >= 2
+

@@ -26,6 +26,9 @@ def _sample(args) -> int:
         if args.overwrite:
             raise ConfigError("--overwrite does not apply to --format parquet: rerunning the same command resumes "
                               f"the bank in {args.out}; choose a new --out to start another, or delete it yourself")
+        from ..mixing.shard_manifest import check_not_a_file
+
+        check_not_a_file(Path(args.out))  # before the model and the data load
         return _sample_variation_shards(args) if args.variations_of else _sample_shards(args, temperature)
     if args.format == "grid":
         _check_grid_target(Path(args.out), args.overwrite)  # write_samples replaces a grid file without asking

@@ -38,6 +38,8 @@ def method_options(method: str) -> dict:
     Raises:
         ConfigError: an unknown name, or a strength that is not a number >= 0 (or on another method).
     """
+    if not isinstance(method, str):
+        raise ConfigError(f"a mixing method is a name like 'plain' or 'vary:0.3', got {method!r}")
     name, colon, strength = method.partition(":")
     if name not in MIXING_METHODS:
         raise ConfigError(f"unknown mixing method {method!r}; choose from {sorted(MIXING_METHODS)}, or "

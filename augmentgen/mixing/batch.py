@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .._deprecation import renamed_argument
+from .._seeds import seeded_generator
 from ..errors import ConfigError
 from ..models.base import ConditionalGenerator, Temperature
 from ..transforms.functional import from_generator_range
@@ -174,11 +175,7 @@ class SyntheticMix:
     def _init_state(self, seed: int | None, teacher: nn.Module | None, *, prefetch: bool) -> None:
         """The random stream, the running counts, the teacher filter and the CUDA stream."""
         device = self.device
-        self._rng = torch.Generator(device=device)
-        if seed is not None:
-            self._rng.manual_seed(seed)
-        else:
-            self._rng.seed()
+        self._rng = seeded_generator(seed, device)
         # Running counts of the labels this mixer has output (for balance="inverse-frequency").
         self.class_counts = torch.zeros(self.num_classes, dtype=torch.long, device=device)
         # Teacher filtering: the rejection rounds and the running per-class acceptance counts.

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 import numpy as np
 import torch
 
+from .._seeds import seeded_generator
 from ..data import LabelledImages
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, Temperature
@@ -139,12 +140,7 @@ def _generate_rows(generator: ConditionalGenerator, labels: torch.Tensor, *, bat
 
 
 def _rng(generator: ConditionalGenerator, seed: int | None) -> torch.Generator:
-    rng = torch.Generator(device=generator.device)
-    if seed is None:
-        rng.seed()
-    else:
-        rng.manual_seed(seed)
-    return rng
+    return seeded_generator(seed, generator.device)
 
 
 def synthesize(generator: ConditionalGenerator, per_class: int | Mapping | str = 100, *, like=None,

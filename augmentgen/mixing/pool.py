@@ -3,7 +3,6 @@ per-sample transforms in workers and for batch mixing."""
 
 from __future__ import annotations
 
-import operator
 import warnings
 
 import torch
@@ -11,6 +10,7 @@ from torch import nn
 
 from .._images import to_signed_unit, to_uint8
 from .._processes import is_main_process
+from .._seeds import seeded_generator
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, Temperature
 from .filter import AcceptanceCounts, TeacherFilter, ranks_in_class
@@ -103,15 +103,7 @@ class SyntheticPool:
         self._variations: tuple | None = None  # (source, images, labels, progress) of a variation bank
         self.source_index: torch.Tensor | None = None
         self.variation: dict | None = None
-        self._rng = torch.Generator(device=rng_device)
-        if seed is not None:
-            try:  # any integer (numpy's too); torch's own error names neither the argument nor the fix
-                seed = operator.index(seed)
-            except TypeError:
-                raise ConfigError(f"seed must be an int (or None for fresh randomness), got {seed!r}") from None
-            self._rng.manual_seed(seed)
-        else:
-            self._rng.seed()
+        self._rng = seeded_generator(seed, rng_device)
         k = self.num_classes
         self.distinct_counts = torch.zeros(k, dtype=torch.long)
         self._counts = AcceptanceCounts(k)  # of the last refresh, on the CPU

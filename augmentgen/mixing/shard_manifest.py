@@ -180,6 +180,12 @@ def _difference(key: str, there: dict, now: dict, manifest: dict) -> tuple[str, 
     return said, f"{keyword}={old!r}" if keyword else ""
 
 
+def check_not_a_file(out: Path) -> None:
+    """A bank is a folder: refuse an ``out`` that is a file (before any model or data is loaded)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; synthesis writes a folder: pick a new --out")
+
+
 def check_folder(out: Path, identity: dict) -> dict | None:
     """The manifest of the run ``out`` holds (None for a new or empty folder); refuses any other folder."""
     if (out / MANIFEST).is_file():
@@ -187,8 +193,7 @@ def check_folder(out: Path, identity: dict) -> dict | None:
         if manifest.get("identity") != identity:
             raise ConfigError(_mismatch(out, manifest, identity))
         return manifest
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; synthesis writes a folder: pick a new --out")
+    check_not_a_file(out)
     if out.is_dir() and any(not p.name.startswith(f".{MANIFEST}.") for p in out.iterdir()):
         raise ConfigError(f"{out} is not empty and holds no {MANIFEST}, so it is not a synthesis run to resume; "
                           "pick a new (or empty) --out so nothing of yours is overwritten")

@@ -230,3 +230,10 @@ def test_weighted_is_chosen_on_validation_with_its_weight_in_every_arm(split, mo
     with pytest.raises(ConfigError, match="weighted.*mode='append'"):
         downstream_gain(RealImagesGenerator(train), train, test, ratio=0.5, methods=("weighted",), mode="replace",
                         **FAST)
+
+
+def test_a_mixing_method_that_is_no_string_is_refused():
+    from augmentgen.metrics.methods import method_options
+
+    with pytest.raises(ConfigError, match=r"a mixing method is a name like 'plain' or 'vary:0.3', got None"):
+        method_options(None)
