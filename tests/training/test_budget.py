@@ -71,10 +71,16 @@ def test_budgeted_run_stops_within_five_percent_of_the_limit(tmp_path):
     generator = Trainer(tiny_config(data), budgeted(time_budget=budget, checkpoint_every=20, sample_every=20),
                         tmp_path / "run").fit(data)
     elapsed = time.perf_counter() - begin
-    assert elapsed <= budget * 1.05 + 2 * start_up, (elapsed, start_up)
     record = summary(tmp_path / "run")
-    assert record["steps"] > WARMUP_STEPS + 1
     plan = record["time_budget"]
+    if elapsed > budget * 1.05 + 2 * start_up:
+        # Wall time cannot be held to 5% when other jobs take the CPU after the warm-up measured
+        # it; the steady-clock test above checks the plan itself on every machine.
+        slowdown = plan["elapsed_seconds_at_save"] / plan["steps_done"] / plan["step_seconds"]
+        if slowdown > 1.25:
+            pytest.skip(f"the steps ran {slowdown:.1f}x slower than the warm-up measured: a loaded machine")
+    assert elapsed <= budget * 1.05 + 2 * start_up, (elapsed, start_up)
+    assert record["steps"] > WARMUP_STEPS + 1
     assert plan["seconds"] == budget and plan["step_limit"] is None and plan["step_seconds"] > 0
     assert record["steps"] == plan["steps_done"] and record["steps"] in (plan["chosen_steps"], plan["stopped_early_at"])
     assert record["training_config"]["time_budget"] == budget
@@ -82,6 +88,31 @@ def test_budgeted_run_stops_within_five_percent_of_the_limit(tmp_path):
     loaded = load_generator(tmp_path / "run")
     for a, b in zip(generator.state_dict().values(), loaded.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_the_plan_fills_the_budget_on_a_steady_clock(tmp_path, monkeypatch):
+    """The planning itself, free of the machine's load: on a clock that advances only by a fixed
+    0.1 s per training step, the run takes exactly the steps that fit in 97% of the budget and
+    ends within it."""
+    from augmentgen.training.budget import TARGET
+
+    now, step_seconds, budget = [0.0], 0.1, 4.0
+    original = GANStep.__call__
+
+    def timed_step(self, *args):
+        now[0] += step_seconds
+        return original(self, *args)
+
+    monkeypatch.setattr(GANStep, "__call__", timed_step)
+    monkeypatch.setattr(time, "perf_counter", lambda: now[0])
+    data = make_images(n_per_class=16)
+    Trainer(tiny_config(data), budgeted(time_budget=budget, checkpoint_every=20, sample_every=20), tmp_path).fit(data)
+    plan = summary(tmp_path)["time_budget"]
+    warmup = WARMUP_STEPS + 1  # the untimed first step and the timed ones
+    expected = warmup + int((budget * TARGET - warmup * step_seconds) / step_seconds)
+    assert plan["chosen_steps"] == plan["steps_done"] == expected and plan["stopped_early_at"] is None
+    assert plan["step_seconds"] == pytest.approx(step_seconds)
+    assert budget * TARGET - step_seconds <= plan["elapsed_seconds_at_save"] <= budget
 
 
 def test_steps_bound_a_budget(tmp_path):
