@@ -6,9 +6,9 @@ seconds with an error that names the flag.
 from __future__ import annotations
 
 import sys
-import warnings
 
 from .._processes import is_main_process
+from ..data.labelled import warn_if_class_names_differ
 from ..errors import ConfigError, DataError
 
 
@@ -76,8 +76,9 @@ def _check_methods_fit(generator, methods: list[str], *, option: str = "--method
 
 
 def _check_data_fits(generator, model: str, data: dict, *,
-                     fix: str = "evaluate it on the data it was trained on") -> None:
-    """The data must have the generator's classes and image shape."""
+                     fix: str = "evaluate it on the data it was trained on", names: bool = True) -> None:
+    """The data must have the generator's classes and image shape; ``names``: warn here when the
+    classes carry other names (False where the library call that follows warns itself)."""
     for where, dataset in data.items():
         if dataset.num_classes != generator.num_classes:
             raise DataError(f"{where} has {dataset.num_classes} classes but the generator --model {model} "
@@ -85,16 +86,6 @@ def _check_data_fits(generator, model: str, data: dict, *,
         if dataset.image_shape != generator.image_shape:
             raise DataError(f"{where} holds {dataset.image_shape} images but the generator --model {model} "
                             f"makes {generator.image_shape}; {fix}")
-        _warn_other_class_names(generator, model, where, dataset)
-
-
-def _warn_other_class_names(generator, model: str, where: str, dataset) -> None:
-    """Labels pair by index: a generator whose classes carry other names than the data's (a
-    model trained on other data) would label its rows with the data's classes, so say so."""
-    ours, theirs = list(generator.class_names or []), list(dataset.class_names or [])
-    if ours and theirs and ours != theirs:
-        differ = [f"{i}: {a!r} vs {b!r}" for i, (a, b) in enumerate(zip(ours, theirs)) if a != b]
-        warnings.warn(f"the generator --model {model} names its classes otherwise than {where} "
-                      f"({'; '.join(differ[:3])}{'; ...' if len(differ) > 3 else ''}); its class i is taken as "
-                      "the data's class i. If that is not what you mean, pass the model trained on this data",
-                      UserWarning, stacklevel=2)
+        if names:
+            warn_if_class_names_differ(generator.class_names, dataset.class_names,
+                                       model=f"the generator --model {model}", data=where)

@@ -82,7 +82,8 @@ def _eval(args) -> int:
     test_data = load_data(args.test_data, **columns) if args.test_data else \
         load_data(args.data, split="test", **columns)
     held_out = f"--test-data {args.test_data}" if args.test_data else f"the test split of --data {args.data}"
-    _check_data_fits(generator, args.model, {f"--data {args.data}": train_data, held_out: test_data})
+    # Class names: downstream_gain compares them (one warning, not two).
+    _check_data_fits(generator, args.model, {f"--data {args.data}": train_data, held_out: test_data}, names=False)
     choice = dict(candidate_ratios=ratios, methods=methods, baselines=baselines, metric=args.metric,
                   repeats=args.repeats)
     plan = evaluation_plan(train_data, **choice)

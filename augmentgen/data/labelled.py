@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -133,3 +134,17 @@ def check_integer_labels(labels) -> torch.Tensor:
     if labels.numel() and int(labels.min()) < 0:
         raise DataError(f"labels must be >= 0, got {int(labels.min())}")
     return labels
+
+
+def warn_if_class_names_differ(model_names: Sequence[str] | None, data_names: Sequence[str] | None, *,
+                               model: str, data: str, stacklevel: int = 2) -> None:
+    """Warn, in one line naming the first differences, when a generator's classes carry other
+    names than the data's: labels pair by index, so a model trained on other data would label its
+    rows with the data's classes. Silent when either side has no names."""
+    ours, theirs = list(model_names or []), list(data_names or [])
+    if not ours or not theirs or ours == theirs:
+        return
+    differ = [f"{i}: {a!r} vs {b!r}" for i, (a, b) in enumerate(zip(ours, theirs)) if a != b]
+    warnings.warn(f"{model} names its classes otherwise than {data} ({'; '.join(differ[:3])}"
+                  f"{'; ...' if len(differ) > 3 else ''}); its class i is taken as the data's class i. If that "
+                  "is not what you mean, pass the model trained on this data", UserWarning, stacklevel=stacklevel + 1)

@@ -27,7 +27,7 @@ import torch
 
 from .._deprecation import renamed_argument
 from .._images import to_uint8
-from ..data.labelled import LabelledImages
+from ..data.labelled import LabelledImages, warn_if_class_names_differ
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator
 from .baselines import baseline_options, imbalance_ratio, is_imbalanced, resolve_baselines
@@ -329,6 +329,8 @@ def downstream_gain(
                         f"{train_data.image_shape}")
     if generator.num_classes != train_data.num_classes:
         raise DataError(f"the generator has {generator.num_classes} classes, the data {train_data.num_classes}")
+    warn_if_class_names_differ(generator.class_names, train_data.class_names, model="the generator",
+                               data="train_data", stacklevel=2)
     methods = _check_methods(methods, ratio, mode)
     names = resolve_baselines(baselines, train_data.class_counts)
     metric = _resolve_metric(metric, train_data.class_counts)

@@ -16,6 +16,7 @@ import torch
 
 from .._seeds import seeded_generator
 from ..data import LabelledImages
+from ..data.labelled import warn_if_class_names_differ
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, Temperature
 from ..transforms.functional import to_uint8
@@ -67,6 +68,8 @@ def synthetic_features(generator: ConditionalGenerator, like=None):
             f"({class_label.names[:5]}...) but the generator has {generator.num_classes} "
             f"({generator.class_names[:5]}...); use a generator trained on this dataset's classes"
         )
+    warn_if_class_names_differ(generator.class_names, class_label.names, model="the generator",
+                               data=f"the dataset's {label_column!r}", stacklevel=3)
     others = [k for k in features if k not in (image_column, label_column, SYNTHETIC)]
     if others:
         raise DataError(

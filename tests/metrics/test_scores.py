@@ -237,3 +237,23 @@ def test_a_mixing_method_that_is_no_string_is_refused():
 
     with pytest.raises(ConfigError, match=r"a mixing method is a name like 'plain' or 'vary:0.3', got None"):
         method_options(None)
+
+
+def test_downstream_gain_warns_when_the_generator_names_its_classes_otherwise(monkeypatch):
+    """Labels pair by index: a generator trained on other classes is named before anything trains."""
+    import augmentgen.metrics.scores as scores_module
+    from augmentgen.models import build_config, build_generator
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(scores_module, "train_classifier", stop)
+    data = make_images(n_per_class=4, num_classes=2)  # classes class0, class1
+    cgan = build_generator(build_config("cgan", num_classes=2, class_names=["0", "1"], generator_width=8,
+                                        latent_dim=8))
+    with pytest.warns(UserWarning, match=r"the generator names its classes otherwise than train_data \(0: '0' vs "
+                                         r"'class0'; 1: '1' vs 'class1'\)"), pytest.raises(Stop):
+        scores_module.downstream_gain(cgan, data, data, baselines="none", steps=1)

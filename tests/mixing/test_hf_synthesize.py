@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -286,3 +288,19 @@ def test_variation_errors_name_the_problem_and_the_fix(vae):
         synthesize_variations(source, real.cast_column("fine", datasets.Value("int64")))
     with pytest.raises(DataError, match=r"pick a split \(ds\['train'\]\)"):
         synthesize_variations(source, datasets.DatasetDict({"train": real}))
+
+
+def test_a_dataset_whose_classes_carry_other_names_is_named_in_a_warning():
+    import datasets
+
+    from augmentgen.mixing.hf import synthetic_features
+
+    generator = type("G", (), {"num_classes": 2, "class_names": ["0", "1"]})()
+    same = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["0", "1"])})
+    other = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["cat", "1"])})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        synthetic_features(generator, same)
+    with pytest.warns(UserWarning, match=r"the generator names its classes otherwise than the dataset's 'label' "
+                                         r"\(0: '0' vs 'cat'\)"):
+        synthetic_features(generator, other)
