@@ -299,12 +299,13 @@ def synthesize_variations(source: AnchoredSource, dataset, per_image: int = 4, *
     """
     ds = _datasets()
     features, images, labels = _variation_inputs(source, dataset, per_image, batch_size)
-    # Checked here too so that a message names this function, not the pool that makes the rows.
-    check_variation_inputs(source, images, labels, per_image, batch_size, caller="synthesize_variations",
-                           free="synthesize(generator, per_class)")
-    # The pool's rows, made by its one loop (same seed, batch size and device: the same rows).
-    pool = SyntheticPool.from_variations(source, images, labels, per_image=per_image, seed=seed,
-                                         batch_size=batch_size, progress=progress)
+    # Checked once, under this function's name; the rows are the pool's, made by its one loop
+    # (same seed, batch size and device: the same rows).
+    images, labels, counts = check_variation_inputs(source, images, labels, per_image, batch_size,
+                                                    caller="synthesize_variations",
+                                                    free="synthesize(generator, per_class)")
+    pool = SyntheticPool._of_variations(source, images, labels, counts, per_image=per_image, seed=seed,
+                                        batch_size=batch_size, refresh_every=None, device=None, progress=progress)
     anchors = pool.source_index.flatten()
     classes = torch.arange(pool.num_classes).repeat_interleave(pool.per_class)  # the bank is grouped by class
     image_column, label_column = _columns(features)

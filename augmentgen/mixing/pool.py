@@ -242,6 +242,16 @@ class SyntheticPool:
             rows_of_image_7 = (pool.source_index == 7).nonzero()  # (class, position) pairs
         """
         images, labels, counts = check_variation_inputs(source, images, labels, per_image, batch_size)
+        return cls._of_variations(source, images, labels, counts, per_image=per_image, seed=seed,
+                                  batch_size=batch_size, refresh_every=refresh_every, device=device,
+                                  progress=progress)
+
+    @classmethod
+    def _of_variations(cls, source: AnchoredSource, images: torch.Tensor, labels: torch.Tensor, counts: torch.Tensor,
+                       *, per_image: int, seed: int | None, batch_size: int, refresh_every: int | None,
+                       device, progress: bool | None) -> SyntheticPool:
+        """:meth:`from_variations` of inputs ``check_variation_inputs`` already returned (its
+        images, int64 labels and class counts), for callers that check them under their own name."""
         if refresh_every is not None and refresh_every < 1:
             raise ConfigError(f"refresh_every must be a positive number of epochs, got {refresh_every}")
         pool = cls.__new__(cls)
