@@ -15,8 +15,8 @@
   beforehand how many classifiers that takes.
 
 Beside it: the validation split and folds (:mod:`.splits`), the mixing methods it can try
-(:mod:`.methods`), and :func:`~.verdict.downstream_verdict`, which turns one or several seeds into a
-decision (:mod:`.verdict`); their names stay importable from here.
+(:mod:`.methods`), and :func:`~.decision.downstream_verdict`, which turns one or several seeds into a
+decision (:mod:`.decision`); their names stay importable from here.
 """
 
 from __future__ import annotations
