@@ -128,6 +128,9 @@ def _v3_lines(results: dict) -> list[str]:
                 f"the best baseline B {format_interval(vs_b)}")
         if vs_a:
             line += f"; vs classic augmentation alone {format_interval(vs_a)}"
+        for control, what in (("vs_r", "as many copies of real rows"), ("vs_p", "as many same-class pixel MixUp rows")):
+            if entry.get(control):  # the controls: rows made without a generator
+                line += f"; vs {what} {format_interval(entry[control])}"
         lines.append(line)
     return lines + _oracle_line(results)
 
@@ -156,7 +159,7 @@ def benchmark_lines(folder: Path) -> list[str]:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             lines.append(f"  {path.name}: could not be read ({type(exc).__name__}: {exc})")
     lines.append("  every arm and seed: benchmarks/results/REPORT.md; the protocols: benchmarks/README.md")
-    return [textwrap.fill(line, 110, subsequent_indent="      ") if line.startswith("  ") else line for line in lines]
+    return [textwrap.fill(line, 110, subsequent_indent="      ", break_on_hyphens=False) if line.startswith("  ") else line for line in lines]
 
 
 if __name__ == "__main__":

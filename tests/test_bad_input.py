@@ -234,6 +234,9 @@ CLI_CASES = [
     cli("eval-strength-on-weighted", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--out", NEW,
                                       "--methods", "weighted:0.5"], "mixing method 'weighted:0.5': only vary takes a strength",
         "like vary:0.3"),
+    cli("eval-unknown-control", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--out", NEW,
+                                 "--controls", "real-rows,mixup"], "got 'real-rows,mixup'",
+        "--controls takes none, all, or comma-separated names from real-rows, pixel-mix"),
     cli("eval-zero-samples", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--out", NEW,
                               "--synthetic-per-class", "0"], "--synthetic-per-class must be at least 1",
         "pass --synthetic-per-class N"),
@@ -374,6 +377,12 @@ API_CASES = [
     api("gain-weighted-replacing-rows", lambda s, t: augmentgen.metrics.downstream_gain(
         s.generator, _ten_classes(), _ten_classes(), methods=["weighted"], mode="replace"), ConfigError,
         "method weighted weights the loss of the rows appended", "needs mode='append', not 'replace'"),
+    api("gain-unknown-control", lambda s, t: augmentgen.metrics.downstream_gain(
+        s.generator, _ten_classes(), _ten_classes(), controls=["mixup"]), ConfigError,
+        "unknown control 'mixup'", "choose from real-rows, pixel-mix, 'all' or 'none'"),
+    api("gain-controls-a-string", lambda s, t: augmentgen.metrics.downstream_gain(
+        s.generator, _ten_classes(), _ten_classes(), controls="real-rows,pixel-mix"), ConfigError,
+        "got the string 'real-rows,pixel-mix'", "pass controls=['real-rows', 'pixel-mix']"),
     api("classifier-negative-synthetic-weight", lambda s, t: augmentgen.metrics.train_classifier(
         _ten_classes(), steps=1, synthetic_weight=-0.5), ConfigError,
         "synthetic_weight must be a finite number >= 0", "got -0.5"),

@@ -52,9 +52,10 @@ def test_sample_formats_and_eval_report(tmp_path, capsys):
     assert "real, no augmentation" in printed
     # The start-up summary says what will be trained, before any of it is.
     summary = printed[:printed.index("feature extractor:")]
-    assert "baselines:     classic, mixup-cutmix (up to 4 more classifier runs than --baselines none: 14 " \
-           "instead of 10)" in summary
-    assert "classifiers:   up to 14 runs of 3 steps each" in summary and "2 paired seeds, 0 to 1" in summary
+    assert "baselines:     classic, mixup-cutmix (up to 4 more classifier runs than --baselines none: 18 " \
+           "instead of 14)" in summary
+    assert "controls:      real-rows, pixel-mix (as many rows a step without a generator" in summary
+    assert "classifiers:   up to 18 runs of 3 steps each" in summary and "2 paired seeds, 0 to 1" in summary
     report = json.loads((out / "eval.json").read_text())
     assert report["n_train"] == 60 and report["n_test"] == 1000
     down = report["downstream"]
@@ -67,7 +68,7 @@ def test_sample_formats_and_eval_report(tmp_path, capsys):
     assert seeds["seeds"] == [0, 1] and "over 2 paired seeds" in printed and len(seeds["best_baseline"]) == 2
     assert report["verdict"] == seeds["verdict"] and f"verdict: {report['verdict']}" in printed
     assert report["decision"] in ("mix", "do not mix", "undecided")
-    assert report["classifier_runs"] <= 14
+    assert report["classifier_runs"] <= 18
     assert set(report["downstream"]["ratio_selection"]) == {"0.0", "0.5"}  # JSON keys
     # --baselines none: the comparison with classic augmentation alone, as before the baselines
     assert main(["eval", "--model", str(out), "--data", "fashion-mnist-small", "--per-class", "6", "--steps", "2",

@@ -40,3 +40,7 @@ def test_demo_prints_a_verdict_and_the_benchmark_figures(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "verdict: " in result.stdout
     assert "protocol v3" in result.stdout and "protocol v2" in result.stdout
+    # The benchmark lines read the generator's rows against the rows made without one, too.
+    assert "vs as many same-class pixel MixUp rows" in " ".join(result.stdout.split())
+    # The demo's own choice trains the controls beside a chosen method, or says none was chosen.
+    assert "(control: PixelMixSource, no generator)" in result.stdout or "B + synthetic: no synthetic rows" in result.stdout

@@ -56,7 +56,7 @@ def _eval(args) -> int:
     _note_renamed_options(args)
     ratios = _ratios(args.ratios)
     methods = _methods(args.methods)
-    baselines = _baselines(args.baselines)
+    baselines, controls = _baselines(args.baselines), _controls(args.controls)
     _check_counts(args, {"per_class": "training images of each class", "steps": "classifier training steps",
                          "min_steps": "the fewest steps of an --epochs budget",
                          "synthetic_per_class": "synthetic images of each class",
@@ -84,8 +84,8 @@ def _eval(args) -> int:
     held_out = f"--test-data {args.test_data}" if args.test_data else f"the test split of --data {args.data}"
     # Class names: downstream_gain compares them (one warning, not two).
     _check_data_fits(generator, args.model, {f"--data {args.data}": train_data, held_out: test_data}, names=False)
-    choice = dict(candidate_ratios=ratios, methods=methods, baselines=baselines, metric=args.metric,
-                  repeats=args.repeats)
+    choice = dict(candidate_ratios=ratios, methods=methods, baselines=baselines, controls=controls,
+                  metric=args.metric, repeats=args.repeats)
     plan = evaluation_plan(train_data, **choice)
     print(_eval_summary(args, generator, train_data, test_data, held_out, plan), flush=True)
     with tqdm(total=plan["classifier_runs"], unit="classifier", desc="eval", dynamic_ncols=True) as bar:
@@ -105,6 +105,19 @@ def _baselines(text: str) -> str | list[str]:
         return check_baselines(text)
     except ConfigError:
         raise ConfigError(f"--baselines takes strong, none, or comma-separated names from {', '.join(BASELINES)}; "
+                          f"got {text!r}") from None
+
+
+def _controls(text: str) -> list[str]:
+    from ..metrics.controls import CONTROLS, resolve_controls
+
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    try:
+        if not names:
+            raise ConfigError("no name")
+        return resolve_controls(names[0] if names in (["none"], ["all"]) else names)
+    except ConfigError:
+        raise ConfigError(f"--controls takes none, all, or comma-separated names from {', '.join(CONTROLS)}; "
                           f"got {text!r}") from None
 
 
@@ -133,7 +146,9 @@ def _eval_summary(args, generator, train_data, test_data, held_out: str, plan: d
         f"  baselines:     {baselines}",
         f"  synthetic:     {', '.join(_methods(args.methods))} at ratios {args.ratios} on top of the best baseline "
         "(ratio 0: do not mix)",
+        f"  controls:      {', '.join(plan['controls']) or 'none'}"
+        + (" (as many rows a step without a generator, beside the chosen method)" if plan["controls"] else ""),
         f"  seeds:         {seeds}",
         f"  classifiers:   up to {plan['classifier_runs']} runs of {budget} each (reference, CAS, and per seed the "
-        "baselines, the synthetic candidates and the final arms)",
+        "baselines, the synthetic candidates, the final arms and the controls)",
     ])

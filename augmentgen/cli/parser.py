@@ -243,6 +243,11 @@ def _add_eval_command(sub) -> None:
                         "differ by more than 2x; a few more classifier runs, counted at start-up), none (classic "
                         "augmentation alone), or comma-separated names from classic, mixup-cutmix, "
                         "balanced-sampling, logit-adjustment")
+    e.add_argument("--controls", default="real-rows,pixel-mix",
+                   help="rows made without a generator, trained on top of B with as many rows a step as the chosen "
+                        "synthetic method, so the verdict says mix only when the generator's rows beat them too: "
+                        "real-rows (copies of real rows of the batch, augmented again), pixel-mix (same-class MixUp "
+                        "of two real rows in pixels); none skips them (two fewer classifier runs per seed)")
     e.add_argument("--metric", choices=["auto", "accuracy", "balanced"], default="auto",
                    help="what the validation choices and the verdict compare: accuracy, balanced (mean per-class "
                         "accuracy), or auto (balanced when the class counts differ by more than 2x)")

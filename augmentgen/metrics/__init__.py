@@ -1,7 +1,8 @@
 """Measuring whether synthetic data helps: the reference classifier, scores and distances.
 
 :func:`downstream_gain` judges a generator against the best non-generative baseline
-(:mod:`.baselines`), both chosen on a validation split. Every feature-space figure (FID, KID, precision/recall, density/coverage) is measured on the
+(:mod:`.baselines`), both chosen on a validation split, and against as many rows made without a
+generator (:mod:`.controls`). Every feature-space figure (FID, KID, precision/recall, density/coverage) is measured on the
 penultimate layer of :class:`ReferenceClassifier` trained on the real training data; reports
 name that extractor (:data:`EXTRACTOR_NAME`) so figures are never compared across extractors.
 """
@@ -19,6 +20,7 @@ from .classifier import (
     predict,
     train_classifier,
 )
+from .controls import CONTROLS, resolve_controls
 from .coverage import coverage_report, diversity_ratio, novelty_ratio
 from .decision import downstream_verdict
 from .distances import (
@@ -43,6 +45,7 @@ from .stats import format_interval, oracle_share, paired_difference, t_quantile_
 
 __all__ = [
     "BASELINES",
+    "CONTROLS",
     "EXTRACTOR_NAME",
     "ClassifierFeatures",
     "ReferenceClassifier",
@@ -74,6 +77,7 @@ __all__ = [
     "precision_recall",
     "predict",
     "resolve_baselines",
+    "resolve_controls",
     "sample_uint8_per_class",
     "t_quantile_975",
     "train_classifier",

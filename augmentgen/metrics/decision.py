@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..errors import ConfigError
+from .controls import CONTROLS, describe_control
 from .stats import format_interval, paired_difference
 
 
@@ -22,27 +23,57 @@ def _pts(value: float) -> str:
     return f"{100 * value:+.1f} pts"
 
 
+def _control_differences(reports: Sequence[dict]) -> dict[str, dict]:
+    """Per control: B + synthetic minus the control (:func:`paired_difference`) over the seeds that
+    trained it (those where validation chose a synthetic method), with ``"seeds"`` added."""
+    names = dict.fromkeys(name for r in reports for name in (r.get("controls") or {}))
+    differences = {}
+    for name in names:
+        rows = [r for r in reports if name in (r.get("controls") or {})]
+        differences[name] = {**paired_difference([r["score_mixed"] for r in rows],
+                                                 [r["controls"][name]["score"] for r in rows]),
+                             "seeds": [r["seed"] for r in rows]}
+    return differences
+
+
+def _not_beaten(controls: dict[str, dict]) -> list[str]:
+    """The controls that B + synthetic is not shown to beat: an interval that includes 0, or one seed."""
+    return [name for name, d in controls.items() if d["ci95"] is None or d["ci95"][0] <= 0]
+
+
+def _versus_controls(controls: dict[str, dict]) -> str:
+    """``"vs pixel-mix (same-class MixUp ...), no generator: +0.4 pts at one seed"`` for each control."""
+    return "; ".join(f"vs {describe_control(name)}, no generator: "
+                     + (f"{100 * d['mean']:+.1f} pts at one seed" if d["ci95"] is None else format_interval(d))
+                     for name, d in controls.items())
+
+
 def downstream_verdict(reports: Sequence[dict]) -> dict:
     """The decision over one or several seeds' :func:`downstream_gain` reports (paired: each
     seed's B + synthetic against the same seed's B).
 
     ``decision`` is ``"mix"`` only when several seeds give a 95% interval of ``delta`` above 0;
     ``"do not mix"`` when validation chose no synthetic rows at every seed, or the test
-    difference is not above 0 (mean at or below 0, or an interval that includes 0); and
-    ``"undecided"`` for one positive seed (one seed is not evidence: the text says do not mix
-    until several seeds show it).
+    difference is not above 0 (mean at or below 0, or an interval that includes 0), or B +
+    synthetic is not shown to beat a control the reports carry (as many rows made without a
+    generator, :mod:`augmentgen.metrics.controls`: then the sentence names the row source that
+    does as well); and ``"undecided"`` for one positive seed (one seed is not evidence: the text
+    says do not mix until several seeds show it).
 
     Returns:
         ``{"seeds", "best_baseline", "method", "ratio", "metric", "delta", "delta_mean",
         "delta_std", "delta_ci95", "n_positive", "acc_real_classic", "acc_best_baseline",
         "acc_mixed", "delta_vs_classic"`` (:func:`~augmentgen.metrics.paired_difference` of
-        B + synthetic against classic augmentation alone)``, "decision", "verdict"}``.
+        B + synthetic against classic augmentation alone)``, "delta_vs_controls"`` (per control:
+        B + synthetic minus the control over the seeds that trained it, with their ``"seeds"``)``,
+        "decision", "verdict"}``.
     """
     if not reports:
         raise ConfigError("no seeds to judge")
     n, metric = len(reports), reports[0]["metric"]
     paired = paired_difference([r["score_mixed"] for r in reports], [r["score_best_baseline"] for r in reports])
     vs_classic = paired_difference([r["score_mixed"] for r in reports], [r["score_real_classic"] for r in reports])
+    vs_controls = _control_differences(reports)
     baseline = "Best baseline on the validation split: " + _counted([r["best_baseline"] for r in reports])
     chosen = [r for r in reports if r["method"] not in ("none", "soft-control")]
     picks = _counted(["none (B alone)" if r["method"] in ("none", "soft-control") else f"{r['method']} at ratio "
@@ -62,11 +93,17 @@ def downstream_verdict(reports: Sequence[dict]) -> dict:
         elif n == 1:
             decision, tail = "undecided", ("one seed is not evidence: do not mix until 5 paired seeds "
                                            "(augmentgen eval --repeats 5) give an interval above 0")
-        elif paired["ci95"][0] > 0:
-            decision, tail = "mix", f"the interval is above 0 over {n} paired seeds"
-        else:
+        elif paired["ci95"][0] <= 0:
             decision, tail = "do not mix", "the interval includes 0, so it is not shown to beat the best baseline"
+        elif _not_beaten(vs_controls):
+            sources = " or ".join(f"{CONTROLS[name][1]} ({name})" for name in _not_beaten(vs_controls))
+            decision, tail = "do not mix", (f"the interval is above 0 over {n} paired seeds, but as many rows made "
+                                            f"without the generator do as well: mix in {sources} instead")
+        else:
+            decision, tail = "mix", f"the interval is above 0 over {n} paired seeds"
         reason = [baseline, f"Best synthetic method on top of it: {picks}", f"{on_test}: {tail}"]
+        if vs_controls:
+            reason.append(f"B + synthetic {_versus_controls(vs_controls)}")
     return {
         "seeds": [r["seed"] for r in reports], "best_baseline": [r["best_baseline"] for r in reports],
         "method": [r["method"] for r in reports], "ratio": [r["ratio"] for r in reports], "metric": metric,
@@ -75,6 +112,7 @@ def downstream_verdict(reports: Sequence[dict]) -> dict:
         "acc_real_classic": [r["acc_real_classic"] for r in reports],
         "acc_best_baseline": [r["acc_best_baseline"] for r in reports],
         "acc_mixed": [r["acc_mixed"] for r in reports], "delta_vs_classic": vs_classic,
+        "delta_vs_controls": vs_controls,
         "decision": decision, "verdict": ". ".join([decision, *reason]) + ".",
     }
 

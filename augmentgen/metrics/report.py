@@ -25,6 +25,7 @@ from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator
 from .baselines import BASELINES
 from .classifier import default_device, evaluate_accuracy, train_classifier
+from .controls import CONTROLS, DEFAULT_CONTROLS
 from .coverage import coverage_report
 from .decision import downstream_verdict
 from .distances import extractor_description, feature_distances
@@ -51,6 +52,7 @@ def evaluate_generator(
     candidate_ratios: Sequence[float] = (0.0, 0.25, 0.5, 1.0),
     methods: Sequence[str] = ("plain",),
     baselines: str | Sequence[str] | None = "strong",
+    controls: str | Sequence[str] | None = DEFAULT_CONTROLS,
     metric: str = "auto",
     balance="auto",
     repeats: int = 1,
@@ -81,6 +83,10 @@ def evaluate_generator(
             ``"strong"`` (classic augmentation and MixUp/CutMix, plus class-balanced resampling
             and logit adjustment on imbalanced data), ``"none"`` (classic augmentation alone),
             or names from :data:`~augmentgen.metrics.baselines.BASELINES`.
+        controls: rows made without a generator, trained beside the chosen synthetic method with
+            as many rows a step (:data:`~augmentgen.metrics.controls.CONTROLS`: ``"real-rows"``,
+            ``"pixel-mix"``; ``"none"`` skips them): the verdict says mix only when the
+            generator's rows beat them too.
         metric: what chooses and what the verdict compares: ``"auto"`` (mean per-class accuracy
             on imbalanced training data, else accuracy), ``"accuracy"`` or ``"balanced"``.
         balance: which classes the synthetic rows take (``SyntheticMix``'s ``balance``):
@@ -113,8 +119,8 @@ def evaluate_generator(
     # The reference classifier is also the real-data arm of CAS and of the downstream gain (same
     # data, augmentation, budget and seed), so it is trained once instead of three times.
     budget = dict(steps=steps, epochs=epochs, min_steps=min_steps)
-    choice = dict(candidate_ratios=candidate_ratios, methods=methods, baselines=baselines, metric=metric,
-                  balance=balance, device=device, progress=progress)
+    choice = dict(candidate_ratios=candidate_ratios, methods=methods, baselines=baselines, controls=controls,
+                  metric=metric, balance=balance, device=device, progress=progress)
     reference = _counted_run(progress, "reference classifier (classic)",
                              lambda: train_classifier(train_data, seed=seed, device=device, **budget).eval())
     report = {
@@ -160,7 +166,8 @@ def _counted_run(progress, what: str, train):
 
 def evaluation_plan(train_data, *, candidate_ratios: Sequence[float] = (0.0, 0.25, 0.5, 1.0),
                     methods: Sequence[str] = ("plain",), baselines: str | Sequence[str] | None = "strong",
-                    metric: str = "auto", repeats: int = 1) -> dict:
+                    controls: str | Sequence[str] | None = DEFAULT_CONTROLS, metric: str = "auto",
+                    repeats: int = 1) -> dict:
     """What :func:`evaluate_generator` will train, before it trains anything: the
     :func:`~augmentgen.metrics.scores.downstream_plan` of the first seed, plus ``"classifier_runs"``
     (at most this many classifiers in all, each with the full budget: the reference, CAS, and
@@ -168,7 +175,7 @@ def evaluation_plan(train_data, *, candidate_ratios: Sequence[float] = (0.0, 0.2
     ``baselines="none"``)."""
     if repeats < 1:
         raise ConfigError(f"repeats must be at least 1, got {repeats}")
-    common = dict(candidate_ratios=candidate_ratios, methods=methods, metric=metric)
+    common = dict(candidate_ratios=candidate_ratios, methods=methods, metric=metric, controls=controls)
     first = downstream_plan(train_data, baselines=baselines, reuse_classic=True, **common)
     later = downstream_plan(train_data, baselines=baselines, include_noaug=False, **common)
     total = lambda key: 2 + first[key] + (repeats - 1) * later[key]  # noqa: E731
@@ -219,11 +226,15 @@ def format_downstream(down: dict, seeds: dict | None = None) -> str:
     if down.get("acc_teacher_control") is not None:
         lines.append(f"    {'B + teacher soft labels on real rows only (control)':61s} "
                      f"{_pct(down['acc_teacher_control'])}")
+    for name, arm in (down.get("controls") or {}).items():
+        lines.append(f"    {f'B + {name} (control: {CONTROLS[name][1]}, no generator)':61s} {_pct(arm['acc'])}")
     n = len(seeds["seeds"])
     over = "" if n == 1 else f", over {n} paired seeds {seeds['seeds']}"
     vs_best = {"mean": seeds["delta_mean"], "ci95": seeds["delta_ci95"], "n": n, "n_positive": seeds["n_positive"]}
     lines += [f"  B + synthetic vs B ({metric}{over}): {_difference(vs_best)}",
               f"  B + synthetic vs classic augmentation alone: {_difference(seeds['delta_vs_classic'])}"]
+    for name, summary in (seeds.get("delta_vs_controls") or {}).items():
+        lines.append(f"  B + synthetic vs B + {name} (control, no generator): {_difference(summary)}")
     if n > 1:
         lines.append(f"  chosen per seed: B {seeds['best_baseline']}, method "
                      f"{[f'{m}@{r:g}' for m, r in zip(seeds['method'], seeds['ratio'])]}")

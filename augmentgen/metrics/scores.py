@@ -39,6 +39,7 @@ from .classifier import (
     per_class_accuracy,
     train_classifier,
 )
+from .controls import DEFAULT_CONTROLS, control_source, resolve_controls
 from .decision import downstream_verdict, verdict  # re-exported
 from .methods import CLASSIFIER_OPTIONS, MIXING_METHODS, method_options, split_method_options  # re-exported
 from .splits import validation_folds, validation_split  # re-exported
@@ -190,16 +191,17 @@ def _resolve_balance(balance, class_counts: Sequence[int]):
 
 
 def _planned_runs(n_baselines: int, methods: Sequence[str], candidate_ratios: Sequence[float],
-                  ratio: float | None, include_noaug: bool, reuse_classic: bool) -> int:
+                  ratio: float | None, include_noaug: bool, reuse_classic: bool, n_controls: int = 0) -> int:
     """The most classifiers one :func:`downstream_gain` call trains (a run is skipped when
-    validation chooses the classic baseline or no synthetic rows)."""
+    validation chooses the classic baseline or no synthetic rows; the controls train only beside a
+    chosen synthetic method)."""
     selecting = ratio is None
     runs = n_baselines if _baselines_on_fit(n_baselines, methods, candidate_ratios, selecting) else 0
     if selecting:
         runs += int(0 in candidate_ratios and "soft" in methods)
         runs += len(methods) * len([r for r in candidate_ratios if r])
-    # final arms: classic, the best baseline, B + synthetic, the soft control, no augmentation
-    return runs + (not reuse_classic) + (n_baselines > 1) + 1 + ("soft" in methods) + include_noaug
+    # final arms: classic, the best baseline, B + synthetic, the soft control, the controls, no augmentation
+    return runs + (not reuse_classic) + (n_baselines > 1) + 1 + ("soft" in methods) + n_controls + include_noaug
 
 
 def _baselines_on_fit(n_baselines: int, methods: Sequence[str], candidate_ratios: Sequence[float],
@@ -211,12 +213,13 @@ def _baselines_on_fit(n_baselines: int, methods: Sequence[str], candidate_ratios
 
 def downstream_plan(train_data, *, baselines: str | Sequence[str] | None = "strong", methods: Sequence[str] = ("plain",),
                     candidate_ratios: Sequence[float] = (0.25, 0.5, 1.0), ratio: float | None = None,
-                    metric: str = "auto", include_noaug: bool = True, reuse_classic: bool = False) -> dict:
+                    metric: str = "auto", include_noaug: bool = True, reuse_classic: bool = False,
+                    controls: str | Sequence[str] | None = DEFAULT_CONTROLS) -> dict:
     """What :func:`downstream_gain` will train with these arguments, before it trains anything.
 
     ``train_data``: the training data, or its class counts. Returns ``{"baselines"`` (the names
-    that will be trained), ``"imbalanced"``, ``"imbalance_ratio"``, ``"metric"`` (what chooses
-    and what the verdict compares), ``"classifier_runs"`` (at most this many classifiers, each
+    that will be trained), ``"controls"`` (the controls' names), ``"imbalanced"``,
+    ``"imbalance_ratio"``, ``"metric"`` (what chooses and what the verdict compares), ``"classifier_runs"`` (at most this many classifiers, each
     with the full budget), ``"classifier_runs_classic_only"`` (the same with ``baselines="none"``:
     the difference is what the baselines cost)``}``.
     """
@@ -224,9 +227,11 @@ def downstream_plan(train_data, *, baselines: str | Sequence[str] | None = "stro
     names = resolve_baselines(baselines, counts)
     for method in methods:
         method_options(method)
+    control_names = resolve_controls(controls)
     shared = dict(methods=methods, candidate_ratios=candidate_ratios, ratio=ratio, include_noaug=include_noaug,
-                  reuse_classic=reuse_classic)
-    return {"baselines": names, "imbalanced": is_imbalanced(counts), "imbalance_ratio": imbalance_ratio(counts),
+                  reuse_classic=reuse_classic, n_controls=len(control_names))
+    return {"baselines": names, "controls": control_names, "imbalanced": is_imbalanced(counts),
+            "imbalance_ratio": imbalance_ratio(counts),
             "metric": _resolve_metric(metric, counts),
             "classifier_runs": _planned_runs(len(names), **shared),
             "classifier_runs_classic_only": _planned_runs(1, **shared)}
@@ -269,6 +274,7 @@ def downstream_gain(
     candidate_ratios: Sequence[float] = (0.25, 0.5, 1.0),
     methods: Sequence[str] = ("plain",),
     baselines: str | Sequence[str] | None = "strong",
+    controls: str | Sequence[str] | None = DEFAULT_CONTROLS,
     metric: str = "auto",
     mode: str = "append",
     balance="auto",
@@ -297,6 +303,11 @@ def downstream_gain(
     3. **Final arms**, the only use of ``test_data``: classic augmentation, B, and B + the chosen
        method, each trained on all of ``train_data``; with ``include_noaug`` also real data
        without augmentation, for reference.
+    4. **Controls**, beside a chosen synthetic method: B with as many rows a step made without a
+       generator (:mod:`augmentgen.metrics.controls`: ``"real-rows"``, copies of real rows
+       re-augmented; ``"pixel-mix"``, same-class MixUp in pixels), trained on all of
+       ``train_data`` and tested like the final arms, so the verdict credits the generator only
+       with what it adds beyond them. ``controls="none"`` skips them (two fewer classifiers).
 
     All arms share the :class:`ReferenceClassifier`, budget (``steps``, or ``epochs`` of the
     real data with at least ``min_steps``), ``batch_size`` and seed: the same initialisation,
@@ -319,6 +330,8 @@ def downstream_gain(
         ``acc_best_baseline``, ``acc_mixed``, ``acc_real_noaug`` and their ``per_class_*``,
         the same in ``metric`` as ``score_*``, ``delta`` (``score_mixed - score_best_baseline``:
         what the verdict reads; it can be negative and is reported as it is), ``delta_vs_classic``,
+        ``controls`` (per control trained: ``{"acc", "score", "per_class", "delta"}``, ``delta``
+        being ``score_mixed`` minus the control's score; empty when no synthetic method was chosen),
         ``verdict`` (one seed: never a recommendation to mix), ``classifier_runs``, ``steps``,
         ``batch_size``, ``seed``; a ``soft`` choice adds ``acc_teacher_control`` (the teacher's
         soft targets on real rows only) and ``delta_vs_control``.
@@ -333,15 +346,17 @@ def downstream_gain(
                                data="train_data", stacklevel=2)
     methods = _check_methods(methods, ratio, mode)
     names = resolve_baselines(baselines, train_data.class_counts)
+    control_names = resolve_controls(controls)
     metric = _resolve_metric(metric, train_data.class_counts)
     balance = _resolve_balance(balance, train_data.class_counts)
     device = torch.device(device) if device is not None else default_device()
     runs = _Runs(progress, _planned_runs(len(names), methods, candidate_ratios, ratio, include_noaug,
-                                         real_classic_model is not None))
+                                         real_classic_model is not None, len(control_names)))
     original_device = generator.device
     generator.to(device)  # SyntheticMix samples on the batch's device
-    arms = _GainArms(generator, runs, seed=seed, mode=mode, balance=balance, metric=metric, steps=steps,
-                     epochs=epochs, min_steps=min_steps, batch_size=batch_size, width=width, device=device)
+    arms = _GainArms(generator, runs, seed=seed, mode=mode, balance=balance, metric=metric, controls=control_names,
+                     steps=steps, epochs=epochs, min_steps=min_steps, batch_size=batch_size, width=width,
+                     device=device)
     try:
         best, best_on_fit, baseline_selection, selection, method = "classic", None, None, None, methods[0]
         selecting = ratio is None
@@ -397,9 +412,9 @@ class _GainArms:
     """The classifier arms of :func:`downstream_gain`, all with one budget, seed and device."""
 
     def __init__(self, generator: ConditionalGenerator, runs: _Runs, *, seed: int, mode: str, balance,
-                 metric: str, **budget):
+                 metric: str, controls: Sequence[str] = (), **budget):
         self.generator, self.runs, self.seed, self.mode, self.balance = generator, runs, seed, mode, balance
-        self.metric, self.num_classes = metric, generator.num_classes
+        self.metric, self.num_classes, self.controls = metric, generator.num_classes, list(controls)
         self.common = {**budget, "seed": seed, "num_classes": generator.num_classes}
 
     def train(self, what: str, data: LabelledImages, baseline: str = "classic", synthetic_mix=None,
@@ -472,7 +487,7 @@ class _GainArms:
         b = self.common
         report = {"metric": self.metric, "best_baseline": best, "method": method, "ratio": ratio,
                   "acc_real_noaug": None, "per_class_real_noaug": None,
-                  "acc_teacher_control": None, "delta_vs_control": None}
+                  "acc_teacher_control": None, "delta_vs_control": None, "controls": {}}
         for arm, classifier in (("real_classic", classic), ("best_baseline", model), ("mixed", mixed)):
             report[f"acc_{arm}"] = evaluate_accuracy(classifier, test_data)
             report[f"per_class_{arm}"] = per_class_accuracy(classifier, test_data, num_classes=self.num_classes)
@@ -484,8 +499,26 @@ class _GainArms:
                                  _teacher_control(model, self.num_classes))
             report["acc_teacher_control"] = evaluate_accuracy(control, test_data)
             report["delta_vs_control"] = report["acc_mixed"] - report["acc_teacher_control"]
+        if method not in ("none", "soft-control"):
+            report["controls"] = self.control_arms(train_data, test_data, best, method, ratio, report["score_mixed"])
         report.update(steps=b["steps"], epochs=b["epochs"], mode=self.mode, batch_size=b["batch_size"], seed=self.seed)
         return report
+
+    def control_arms(self, train_data: LabelledImages, test_data: LabelledImages, best: str, method: str,
+                     ratio: float, score_mixed: float) -> dict[str, dict]:
+        """B with as many rows a step from each control as ``method`` adds at ``ratio``, made without a
+        generator (the same mixer settings and classifier options), scored on the test set."""
+        arms = {}
+        for name in self.controls:
+            mix = make_synthetic_mix(control_source(name, train_data, self.common["device"]), ratio, seed=self.seed,
+                                     mode=self.mode, balance=self.balance)
+            model = self.train(f"final: {best} + {name}@{ratio:g} (control, no generator)", train_data, best, mix,
+                               method)
+            score = self.score(model, test_data)
+            arms[name] = {"acc": evaluate_accuracy(model, test_data), "score": score,
+                          "per_class": per_class_accuracy(model, test_data, num_classes=self.num_classes),
+                          "delta": score_mixed - score}
+        return arms
 
 
 __all__ = [

@@ -107,9 +107,11 @@ def test_every_baseline_is_trained_and_the_best_on_validation_becomes_b(balanced
     assert report["method"] == "none" and report["verdict"].startswith("do not mix.")
     # Balanced data: no run resamples or adjusts logits.
     assert not any("sampler" in c or "logit_adjustment" in c for c in spy.calls)
-    # fit: classic, mixup-cutmix, mixup-cutmix + plain@0.5; final: classic, mixup-cutmix
-    assert report["classifier_runs"] == len(spy.calls) == 5
-    assert downstream_plan(train, candidate_ratios=(0.0, 0.5), include_noaug=False)["classifier_runs"] == 6
+    # fit: classic, mixup-cutmix, mixup-cutmix + plain@0.5; final: classic, mixup-cutmix (no method was
+    # chosen, so no control trains)
+    assert report["classifier_runs"] == len(spy.calls) == 5 and report["controls"] == {}
+    # At most: the same, B + plain@0.5 and its two controls.
+    assert downstream_plan(train, candidate_ratios=(0.0, 0.5), include_noaug=False)["classifier_runs"] == 8
 
 
 def test_the_real_choice_is_the_best_validation_score(balanced):
@@ -145,8 +147,9 @@ def test_imbalanced_data_switches_on_resampling_and_logit_adjustment(imbalanced,
 def test_baselines_none_is_the_classic_comparison_and_the_bar_ends_at_the_runs_done(balanced):
     train, test = balanced
     plan = downstream_plan(train, baselines="none", candidate_ratios=(0.5,), include_noaug=False)
-    # plain@0.5 on the fit split (the only candidate), then the final classic and mixed arms
-    assert plan["classifier_runs"] == plan["classifier_runs_classic_only"] == 3
+    # plain@0.5 on the fit split (the only candidate), then the final classic and mixed arms and the two controls
+    assert plan["classifier_runs"] == plan["classifier_runs_classic_only"] == 5
+    assert plan["controls"] == ["real-rows", "pixel-mix"]
     bar = FakeBar(plan["classifier_runs"])
     report = downstream_gain(RealImagesGenerator(train), train, test, baselines="none", candidate_ratios=(0.5,),
                              progress=bar, **FAST)
@@ -190,3 +193,34 @@ def test_do_not_mix_when_validation_keeps_the_best_baseline_alone():
     # The comparison with classic augmentation alone is kept beside it (the choice of B is noisy).
     mixed = downstream_verdict([seed_report(0, 0.01, vs_classic=0.02), seed_report(1, 0.01, vs_classic=0.02)])
     assert mixed["delta_vs_classic"]["mean"] == pytest.approx(-0.01)
+
+
+def with_controls(report, **control_deltas):
+    """``report`` with the controls trained beside its method, B + synthetic beating each by the delta given."""
+    controls = {name.replace("_", "-"): {"score": report["score_mixed"] - d, "acc": report["acc_mixed"] - d,
+                                         "delta": d} for name, d in control_deltas.items()}
+    return {**report, "controls": controls}
+
+
+def test_mix_only_when_the_generator_also_beats_the_rows_made_without_it():
+    beats_b = [0.01, 0.012, 0.008, 0.011, 0.009]
+    both = downstream_verdict([with_controls(seed_report(i, d), real_rows=0.006, pixel_mix=0.004 + i / 1000)
+                               for i, d in enumerate(beats_b)])
+    assert both["decision"] == "mix"
+    assert both["delta_vs_controls"]["pixel-mix"]["mean"] == pytest.approx(0.006)
+    assert both["delta_vs_controls"]["real-rows"]["seeds"] == [0, 1, 2, 3, 4]
+    assert "B + synthetic vs real-rows (copies of real rows of the batch, re-augmented), no generator: +0.6 [" \
+           in both["verdict"]
+    # Above B, but same-class pixel MixUp rows do as well: the generator earns nothing.
+    tied = downstream_verdict([with_controls(seed_report(i, d), real_rows=0.006, pixel_mix=(-1) ** i * 0.003)
+                               for i, d in enumerate(beats_b)])
+    assert tied["decision"] == "do not mix"
+    assert ("the interval is above 0 over 5 paired seeds, but as many rows made without the generator do as well: "
+            "mix in PixelMixSource (pixel-mix) instead") in tied["verdict"]
+    # One seed: undecided whatever the controls say, with their figure in the sentence.
+    one = downstream_verdict([with_controls(seed_report(0, 0.01), pixel_mix=-0.002)])
+    assert one["decision"] == "undecided" and "no generator: -0.2 pts at one seed" in one["verdict"]
+    # Controls train only where a method was chosen: the others are paired over those seeds alone.
+    some = downstream_verdict([with_controls(seed_report(0, 0.01), pixel_mix=0.01),
+                               seed_report(1, 0.0, method="none"), with_controls(seed_report(2, 0.02), pixel_mix=0.01)])
+    assert some["delta_vs_controls"]["pixel-mix"]["seeds"] == [0, 2]

@@ -36,8 +36,8 @@ def test_reference_classifier_serves_as_the_real_arms(split, monkeypatch):
     report = evaluate_generator(generator, train, test, steps=STEPS, per_class=10,
                                 candidate_ratios=(0.25, 0.5, 1.0), baselines="none")
 
-    # reference, CAS on synthetic, three ratio candidates, mixed arm, no-augmentation arm
-    assert len(trained) == 7 and sum(trained) == 4 and report["classifier_runs"] == 7
+    # reference, CAS on synthetic, three ratio candidates, mixed arm, two controls, no-augmentation arm
+    assert len(trained) == 9 and sum(trained) == 6 and report["classifier_runs"] == 9
     assert report["cas"]["acc_real"] == report["reference_accuracy"]
     assert report["downstream"]["acc_real_classic"] == report["reference_accuracy"]
 
@@ -48,6 +48,11 @@ def test_reference_classifier_serves_as_the_real_arms(split, monkeypatch):
     for key in ("acc_real_classic", "acc_mixed", "acc_real_noaug", "ratio", "delta"):
         assert report["downstream"][key] == alone[key], key
     assert "B + synthetic vs B (accuracy): " in format_report(report) and "at one seed" in format_report(report)
+    # The controls beside the chosen method: their test accuracy and B + synthetic against each.
+    text = format_report(report)
+    pixel_mix = 100 * report["downstream"]["controls"]["pixel-mix"]["acc"]
+    assert f"{'B + pixel-mix (control: PixelMixSource, no generator)':61s} {pixel_mix:5.1f}%" in text
+    assert "B + synthetic vs B + real-rows (control, no generator): " in text
     # Coverage ratios against held-out real images (the test set), per class.
     for key in ("diversity_pixels", "diversity_features", "novelty_pixels", "novelty_features"):
         assert len(report["coverage"][key]["per_class"]) == 3

@@ -183,7 +183,7 @@ def test_vary_strength_candidates_reach_the_variation_source(split, monkeypatch)
     torch.manual_seed(0)
     ae = build_generator(build_config("ae", num_classes=3, encoder_width=8, decoder_width=8, latent_dim=8)).eval()
     report = downstream_gain(ae, train, test, seed=0, candidate_ratios=(0.5,), methods=("vary:0.1", "vary:0.9"),
-                             include_noaug=False, baselines="none", **FAST)
+                             include_noaug=False, baselines="none", controls="none", **FAST)
     assert set(report["selection"]) == {"vary:0.1@0.5", "vary:0.9@0.5"}
     strengths = [m.source.strength for m in mixers if m is not None]
     assert strengths[:2] == [0.1, 0.9]  # the two validation runs, in order
@@ -213,7 +213,8 @@ def test_weighted_is_chosen_on_validation_with_its_weight_in_every_arm(split, mo
         return original(**kwargs)
 
     monkeypatch.setattr(scores_module, "train_classifier", spy)
-    choice = dict(candidate_ratios=(0.5,), methods=("plain", "weighted"), include_noaug=False, baselines="none")
+    choice = dict(candidate_ratios=(0.5,), methods=("plain", "weighted"), include_noaug=False, baselines="none",
+                  controls="none")
     report = downstream_gain(RealImagesGenerator(train), train, test, seed=0, **choice, **FAST)
     assert set(report["selection"]) == {"plain@0.5", "weighted@0.5"}
     assert report["method"] in ("plain", "weighted") and report["ratio"] == 0.5
@@ -226,10 +227,45 @@ def test_weighted_is_chosen_on_validation_with_its_weight_in_every_arm(split, mo
     fixed = downstream_gain(RealImagesGenerator(train), train, test, seed=0, ratio=0.5, methods=("weighted",),
                             include_noaug=False, baselines="none", **FAST)
     assert fixed["method"] == "weighted" and fixed["selection"] is None
-    assert runs == [(False, 1.0), (True, 0.5)]  # classic, then B + weighted rows
+    # classic, B + weighted rows, then the two controls: as many rows, weighted the same way
+    assert runs == [(False, 1.0), (True, 0.5), (True, 0.5), (True, 0.5)]
     with pytest.raises(ConfigError, match="weighted.*mode='append'"):
         downstream_gain(RealImagesGenerator(train), train, test, ratio=0.5, methods=("weighted",), mode="replace",
                         **FAST)
+
+
+def test_controls_train_beside_the_chosen_method_with_as_many_rows_made_without_a_generator(split, monkeypatch):
+    from augmentgen.metrics import scores as scores_module
+    from augmentgen.mixing import PixelMixSource, RealRowSource
+
+    train, test = split
+    mixers, original = [], scores_module.train_classifier
+
+    def spy(**kwargs):
+        mixers.append(kwargs.get("synthetic_mix"))
+        return original(**kwargs)
+
+    monkeypatch.setattr(scores_module, "train_classifier", spy)
+    report = downstream_gain(RealImagesGenerator(train), train, test, seed=3, ratio=0.5, include_noaug=False,
+                             baselines="none", **FAST)
+    assert report["classifier_runs"] == len(mixers) == 4  # classic, B + plain@0.5, then the two controls
+    mixed, real_rows, pixel_mix = mixers[1:]
+    assert isinstance(real_rows.source, RealRowSource) and isinstance(pixel_mix.source, PixelMixSource)
+    for control in (real_rows, pixel_mix):  # the same number of rows a step, drawn the same way
+        assert (control.ratio, control.mode, control.balance) == (mixed.ratio, mixed.mode, mixed.balance)
+    assert list(report["controls"]) == ["real-rows", "pixel-mix"]
+    for arm in report["controls"].values():
+        assert arm["delta"] == pytest.approx(report["score_mixed"] - arm["score"])
+        assert arm["score"] == arm["acc"] and len(arm["per_class"]) == 3  # balanced data: accuracy
+    # Copies of the real rows teach what the real rows teach: near the mixed arm of a perfect generator.
+    assert report["controls"]["real-rows"]["acc"] > 0.85
+    mixers.clear()
+    one = downstream_gain(RealImagesGenerator(train), train, test, seed=3, ratio=0.5, include_noaug=False,
+                          baselines="none", controls=["pixel-mix"], **FAST)
+    assert list(one["controls"]) == ["pixel-mix"] and len(mixers) == 3
+    assert one["controls"]["pixel-mix"] == report["controls"]["pixel-mix"]  # paired: the same arm at the same seed
+    with pytest.raises(ConfigError, match="unknown control 'mixup': choose from real-rows, pixel-mix"):
+        downstream_gain(RealImagesGenerator(train), train, test, ratio=0.5, controls=["mixup"], **FAST)
 
 
 def test_a_mixing_method_that_is_no_string_is_refused():
