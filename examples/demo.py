@@ -62,7 +62,8 @@ def main() -> None:
           f"  generator:   aae of width {args.gen_width}, trained for {args.gen_time} (at most {args.gen_steps} steps) "
           "on the training images\n"
           f"  choice:      on a validation split (20% of each class): the best of {', '.join(plan['baselines'])}; "
-          f"then on top of it {' or '.join(methods)} rows ({args.ratio:g} per real row), or none\n"
+          f"then on top of it {' or '.join(methods)} rows ({args.ratio:g} per real row), or none; beside a chosen "
+          f"method, as many rows made without a generator ({', '.join(plan['controls'])})\n"
           f"  classifiers: up to {plan['classifier_runs']} runs of a ResNet-8 of width {args.width}, "
           f"{args.epochs:g} epochs (~{steps} steps) each\n"
           "  this is a demo, not evidence: one seed; about 6 minutes on a busy 2-core CPU\n", flush=True)
