@@ -8,11 +8,16 @@ benchmark scripts wrote, and skips the ones that are missing:
   differences with 95% intervals, and the one-row-per-cell matrix the README quotes;
 * ``downstream_v2_<dataset>_<budget>.json`` (protocol v2, made at commit 46e1800): every arm's accuracy,
   ΔAcc and the oracle gain as paired differences with 95% intervals, plus a forest plot of them
-  (``downstream.png``, needs matplotlib); protocol v1 files live in ``results/v1/``;
+  (``downstream.png``, needs matplotlib); protocol v1 files live in ``results/v1/``; the v3 cells get
+  their own forest plot, every arm against B (``downstream_v3.png``);
 * ``convergence_<dataset>_<budget>.json`` (``benchmarks/convergence.py``): the classifier budget;
 * ``family_quality*.json`` (``benchmarks/family_quality.py``): class consistency and diversity;
 * ``cgan_regularisers_<dataset>_<budget>.json`` (``benchmarks/cgan_regularisers.py``): the
   validation sweep of ``cgan``'s regularisers and the setting it chose;
+* ``time_to_grid_<dataset>_<budget>.json`` (``benchmarks/time_to_grid.py``): training time to a
+  converged sample grid per family;
+* ``ddpm_coverage_<dataset>_<budget>.json`` (``benchmarks/ddpm_coverage.py``): class consistency,
+  CAS, diversity and novelty of samples by training step and guidance scale;
 * ``throughput.json`` (``benchmarks/throughput.py``): training / sampling speed, peak memory;
 * ``mixing_overhead.json`` and ``pool_fill_rate.json``: the cost of ``SyntheticMix`` and
   ``SyntheticPool``.
@@ -305,6 +310,45 @@ def cgan_regularisers_section(name: str, d: dict) -> str:
     return "\n\n".join([title, table(header, rows), notes, provenance(name, {**d, "per_seed": d.get("runs", [])})])
 
 
+def time_to_grid_section(name: str, d: dict) -> str:
+    """Training time to a converged sample grid, per family (``benchmarks/time_to_grid.py``)."""
+    header = ["Family", "Steps trained", "Converged at step", "Training (s) to it", "Best score", "Wall (s)",
+              "Grids"]
+    rows = [[f"`{family}`", str(f.get("steps")), str(f.get("converged_step")) if f.get("converged") else "not converged",
+             num(f.get("converged_train_seconds")), num(f.get("best_score"), ".3f"), num(f.get("wall_seconds")),
+             ", ".join(f"[{kind}]({path})" for kind, path in (f.get("grids") or {}).items()) or "–"]
+            for family, f in d.get("families", {}).items()]
+    notes = (f"{d.get('dataset')}, {budget_label(d)}, seed {d.get('seed')}; a snapshot every {d.get('snapshot_every')} "
+             f"steps scored by {d.get('score')}; converged: the first snapshot within {100 * d.get('tolerance', 0):.0f}% "
+             "of the run's best score, confirmed by a later one. Training seconds exclude the scoring.")
+    title = f"### Training time to a converged sample grid: {d.get('dataset')}, {budget_label(d)}"
+    return "\n\n".join([title, table(header, rows), notes,
+                         provenance(name, {**d, "per_seed": list(d.get("families", {}).values())})])
+
+
+def ddpm_coverage_section(name: str, d: dict) -> str:
+    """Consistency, CAS, diversity and novelty of samples by training step and guidance scale
+    (``benchmarks/ddpm_coverage.py``)."""
+    header = ["Family", "Step", "Guidance", "Training (s)", "Class consistency (%)", "CAS (%)",
+              "Diversity (pixels / features)", "Novelty (pixels / features)"]
+    rows = []
+    for family, f in d.get("families", {}).items():
+        for r in f.get("records", []):
+            scale = r.get("guidance_scale")
+            rows.append([f"`{family}`", str(r.get("step")), "–" if scale is None else f"{scale:g}",
+                         num(r.get("train_seconds")), pct(r.get("class_consistency")), pct(r.get("cas")),
+                         f"{num(r.get('diversity_pixels'), '.2f')} / {num(r.get('diversity_features'), '.2f')}",
+                         f"{num(r.get('novelty_pixels'), '.2f')} / {num(r.get('novelty_features'), '.2f')}"])
+    notes = (f"{d.get('dataset')}, {budget_label(d)}, seed {d.get('seed')}: {d.get('per_class')} samples per class "
+             f"and setting. Reference: {d.get('reference')}. Consistency: the share the reference classifier calls "
+             "their class; CAS: a classifier trained on the samples alone, tested on the held-out images; "
+             "diversity and novelty: medians over classes of the ratios to held-out real images (1 = as spread / "
+             "as new as real images; novelty well below 1 = near copies of the training images).")
+    title = f"### Sample coverage by training length and guidance: {d.get('dataset')}, {budget_label(d)}"
+    return "\n\n".join([title, table(header, rows), notes,
+                         provenance(name, {**d, "per_seed": list(d.get("families", {}).values())})])
+
+
 def throughput_section(name: str, d: dict) -> str:
     out = []
     training = d.get("training")
@@ -380,6 +424,8 @@ def pool_fill_rate_section(name: str, d: dict) -> str:
 SECTIONS = {  # file-name pattern -> section
     "family_quality*.json": family_quality_section,
     "cgan_regularisers_*.json": cgan_regularisers_section,
+    "time_to_grid_*.json": time_to_grid_section,
+    "ddpm_coverage_*.json": ddpm_coverage_section,
     "throughput.json": throughput_section,
     "mixing_overhead.json": mixing_overhead_section,
     "pool_fill_rate.json": pool_fill_rate_section,
@@ -390,14 +436,7 @@ SECTIONS = {  # file-name pattern -> section
 
 
 def plot_downstream(files: dict[str, dict], path: Path) -> Path | None:
-    """A forest plot: ΔAcc with its 95% interval per cell and family, the oracle gain beside it."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # files only, no display
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
+    """The protocol-v2 forest plot: ΔAcc with its 95% interval per cell and family, the oracle gain beside it."""
     entries = []  # (label, paired stats, is_oracle)
     for d in files.values():
         s = d.get("summary", {})
@@ -405,18 +444,50 @@ def plot_downstream(files: dict[str, dict], path: Path) -> Path | None:
         if s.get("oracle_gain"):
             entries.append((f"{cell}: oracle (2x real)", s["oracle_gain"], True))
         entries += [(f"{cell}: {f}", s[f]["delta"], False) for f in d.get("families", []) if s.get(f)]
+    return forest_plot(entries, path, "difference in test accuracy vs real + classic (points), mean and 95% t interval")
+
+
+def plot_downstream_v3(files: dict[str, dict], path: Path) -> Path | None:
+    """The protocol-v3 forest plot, every cell: each synthetic arm and control against the best baseline B
+    of its seed, and the oracle (twice the real images) against (a)."""
+    entries = []
+    for d in files.values():
+        s = d.get("summary", {})
+        cell = f"{d.get('dataset', '?')} {budget_label(d)}"
+        if s.get("oracle_gain"):
+            entries.append((f"{cell}: oracle, 2x real (vs a)", s["oracle_gain"], True))
+        for key in [k for k in ("r", "p") if s.get(k, {}).get("vs_best_baseline")]:
+            entries.append((f"{cell}: ({key}) {'copies of real rows' if key == 'r' else 'pixel MixUp'}, no generator",
+                            s[key]["vs_best_baseline"], True))
+        entries += [(f"{cell}: {key}", s[key]["vs_best_baseline"], False) for key in v3_synthetic_keys(d)
+                    if s.get(key, {}).get("vs_best_baseline")]
+    entries = [(f"{label} ({stats['n']} seed{'s' * (stats['n'] > 1)})", stats, grey) for label, stats, grey in entries]
+    return forest_plot(entries, path, "vs the best baseline B (points): mean, 95% t interval; grey: no generator")
+
+
+def forest_plot(entries: list[tuple[str, dict, bool]], path: Path, xlabel: str) -> Path | None:
+    """One row per ``(label, paired stats, grey)``: the mean and its interval (blue above 0, red below,
+    dark grey across it or with one seed, no interval; grey rows are references: the oracle and the controls)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only, no display
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
     if not entries:
         return None
-    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(entries) + 1.2))
-    for y, (_, stats, oracle) in enumerate(reversed(entries)):
+    fig, ax = plt.subplots(figsize=(9, 0.42 * len(entries) + 1.2))
+    for y, (_, stats, reference) in enumerate(reversed(entries)):
         mean = 100 * stats["mean"]
         low, high = (100 * v for v in stats["ci95"]) if stats.get("ci95") else (mean, mean)
-        color = "#9e9e9e" if oracle else ("#1f77b4" if low > 0 else "#d62728" if high < 0 else "#555555")
+        color = ("#9e9e9e" if reference else "#555555" if not stats.get("ci95") else
+                 "#1f77b4" if low > 0 else "#d62728" if high < 0 else "#555555")
         ax.plot([low, high], [y, y], color=color, linewidth=2)
-        ax.plot([mean], [y], "s" if oracle else "o", color=color)
+        ax.plot([mean], [y], "s" if reference else "o", color=color)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(range(len(entries)), [label for label, _, _ in reversed(entries)], fontsize=8)
-    ax.set_xlabel("difference in test accuracy vs real + classic (points), mean and 95% t interval")
+    ax.set_xlabel(xlabel, fontsize=8)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -556,6 +627,10 @@ def main() -> None:
     if v3:
         sections[:0] = [text for text in [downstream_v3_matrix(v3),
                                           *(downstream_v3_section(n, d) for n, d in v3.items())] if text]
+        plot_v3 = plot_downstream_v3(v3, out.parent / "downstream_v3.png")
+        if plot_v3 is not None:
+            sections.insert(1, f"![Every protocol-v3 cell: each arm against the best baseline B, mean and 95% "
+                               f"interval over paired seeds]({plot_v3.name})")
     known = set(downstream) | set(convergence) | set(v3)
     for pattern, section in SECTIONS.items():
         for path in sorted(results.glob(pattern)):
@@ -577,7 +652,7 @@ def main() -> None:
         lines += ["", "Files not reported (unknown format): " + ", ".join(f"`{n}`" for n in unknown)]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines).rstrip() + "\n")
-    print(f"wrote {out}" + (f" and {plot}" if plot else ""))
+    print(f"wrote {out}" + (f" and {plot}" if plot else "") + (" and downstream_v3.png" if v3 else ""))
 
 
 if __name__ == "__main__":
