@@ -174,8 +174,9 @@ def summarise(results: dict) -> dict:
         entry = {"vs_best_baseline": _paired(rows, acc(key), best), "vs_a": _paired(rows, acc(key), acc("a"))}
         if ":" in key or key == "p":
             entry["vs_r"] = _paired(rows, acc(key), acc("r"))
-        if ":variation" in key:
+        if ":" in key:  # every synthetic arm against the strongest control where the cell has it
             entry["vs_p"] = _paired(rows, acc(key), acc("p"))
+        if ":variation" in key:
             entry["modes_chosen"] = [r["arms"][key]["mode"] for r in rows if key in r["arms"]]
         if ":" in key:
             covered = [r["arms"][key]["coverage"] for r in rows if (r["arms"].get(key) or {}).get("coverage")]
