@@ -56,9 +56,9 @@ def downstream_verdict(reports: Sequence[dict]) -> dict:
     ``"do not mix"`` when validation chose no synthetic rows at every seed, or the test
     difference is not above 0 (mean at or below 0, or an interval that includes 0), or B +
     synthetic is not shown to beat a control the reports carry (as many rows made without a
-    generator, :mod:`augmentgen.metrics.controls`: then the sentence names the row source that
-    does as well); and ``"undecided"`` for one positive seed (one seed is not evidence: the text
-    says do not mix until several seeds show it).
+    generator, :mod:`augmentgen.metrics.controls`: then the sentence names the row source that is
+    not shown to be beaten); and ``"undecided"`` for one positive seed (one seed is not evidence:
+    the text says do not mix until several seeds show it).
 
     Returns:
         ``{"seeds", "best_baseline", "method", "ratio", "metric", "delta", "delta_mean",
@@ -97,8 +97,8 @@ def downstream_verdict(reports: Sequence[dict]) -> dict:
             decision, tail = "do not mix", "the interval includes 0, so it is not shown to beat the best baseline"
         elif _not_beaten(vs_controls):
             sources = " or ".join(f"{CONTROLS[name][1]} ({name})" for name in _not_beaten(vs_controls))
-            decision, tail = "do not mix", (f"the interval is above 0 over {n} paired seeds, but as many rows made "
-                                            f"without the generator do as well: mix in {sources} instead")
+            decision, tail = "do not mix", (f"the interval is above 0 over {n} paired seeds, but it is not shown to "
+                                            f"beat as many rows made without the generator: mix in {sources} instead")
         else:
             decision, tail = "mix", f"the interval is above 0 over {n} paired seeds"
         reason = [baseline, f"Best synthetic method on top of it: {picks}", f"{on_test}: {tail}"]
