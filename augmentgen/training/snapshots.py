@@ -12,9 +12,16 @@ is fitted on, so selecting a snapshot can never leak test data into the model:
   the wrong class, or noise, scores low);
 - **within-class diversity**: the median pairwise pixel distance among a class's samples over
   the same median among that class's training images, capped at 1 (a collapsed class, every
-  sample alike, scores 0; more spread than the real images earns nothing more).
+  sample alike, scores 0; more spread than the real images earns nothing more);
+- **realness**: the Fréchet distance between the classifier's features of the samples and of
+  the training images, against the same distance between two random halves of the training
+  images: ``min(1, FD(half, half) / FD(samples, training))``. Samples as close to the training
+  images as the training images are to each other score 1; blurred or noisy ones score far less
+  (a small classifier recognises a blurred garment about as often as a sharp one, so class
+  consistency alone cannot tell them apart: on Fashion-MNIST, the `cgan`'s blurry grid at step
+  250 scored as high as its sharp grid at step 3000 before this term).
 
-The score is their product averaged over the classes. It lives here rather than in
+The score is the product of consistency and diversity averaged over the classes, times realness. It lives here rather than in
 :mod:`augmentgen.metrics` because the trainer may not import the measures (they are siblings
 in one layer); the measures' :class:`~augmentgen.metrics.ReferenceClassifier` is the larger
 evaluation-grade network. Any ``factory(train_data) -> scorer`` can replace it
@@ -73,7 +80,7 @@ class SnapshotClassifier(nn.Module):
         return self.head(self.features(images))
 
 
-def fit_reference_classifier(train_data: LabelledImages, *, seed: int = 0, steps: int = 200, batch_size: int = 32,
+def fit_reference_classifier(train_data: LabelledImages, *, seed: int = 0, steps: int = 1000, batch_size: int = 64,
                              device: torch.device | str = "cpu") -> SnapshotClassifier:
     """Train :class:`SnapshotClassifier` on ``train_data`` (seeded; the global RNG is left as it was)."""
     device = torch.device(device)
@@ -115,20 +122,29 @@ class TrainingDataScore:
         train_data: the run's training images; the only data this object ever reads.
         seed: seeds the classifier, the real-image subset and the samples' noise.
         device: where the classifier and the distances run (the generator's device).
-        classifier_steps: optimisation steps of the classifier.
+        classifier_steps: optimisation steps of the classifier (batches of 64; 1000 steps take about
+            4 s on one CPU core and call 69% of held-out Fashion-MNIST images right after training
+            on 500 images, where 200 steps of 32 called 40%).
     """
 
     def __init__(self, train_data: LabelledImages, *, seed: int = 0, device: torch.device | str = "cpu",
-                 classifier_steps: int = 200):
+                 classifier_steps: int = 1000):
         self.num_classes, self.seed = train_data.num_classes, seed
         self.classifier = fit_reference_classifier(train_data, seed=seed, steps=classifier_steps, device=device)
         subset = _per_class_subset(train_data.labels, self.num_classes, MAX_REAL_PER_CLASS, seed)
         real = to_signed_unit(train_data.images[subset].to(device))
         self.real_spread = class_spread(real, train_data.labels[subset], self.num_classes)
+        with torch.no_grad():
+            self.real_features = self.classifier.features(real).double()
+        # The distance two halves of the training images keep from each other: how far "real" is.
+        halves = torch.randperm(len(real), generator=torch.Generator().manual_seed(seed)).to(device)
+        middle = len(real) // 2
+        self.real_distance = frechet_distance(self.real_features[halves[:middle]], self.real_features[halves[middle:]])
 
     @torch.no_grad()
     def __call__(self, generator: ConditionalGenerator) -> dict[str, float]:
-        """``{"score", "class_consistency", "diversity"}`` of ``generator``'s samples (means over classes)."""
+        """``{"score", "class_consistency", "diversity", "realness", "frechet_distance"}`` of
+        ``generator``'s samples (means over classes; the distance on the classifier's features)."""
         noise = torch.Generator(device=generator.device).manual_seed(self.seed)
         images, labels = generator.sample_per_class(samples_per_class(self.num_classes), generator=noise)
         device = next(self.classifier.parameters()).device
@@ -139,9 +155,28 @@ class TrainingDataScore:
         ratio = class_spread(images, labels, self.num_classes) / self.real_spread
         # A class whose real images cannot give a spread (fewer than 2) is judged on consistency alone.
         diversity = torch.nan_to_num(ratio, nan=1.0, posinf=1.0).clamp(max=1.0)
-        score = (consistency * diversity).mean()
+        distance = frechet_distance(self.classifier.features(images).double(), self.real_features)
+        # Too few training images to fit two halves (NaN): judged on consistency and diversity alone.
+        realness = 1.0 if math.isnan(self.real_distance) else min(1.0, (self.real_distance + 1e-6) / (distance + 1e-6))
+        score = (consistency * diversity).mean() * realness
         return {"score": float(score), "class_consistency": float(consistency.mean()),
-                "diversity": float(diversity.mean())}
+                "diversity": float(diversity.mean()), "realness": realness, "frechet_distance": distance}
+
+
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The Fréchet distance between Gaussians fitted to feature rows ``a`` (N, D) and ``b`` (M, D):
+    ``|mu_a - mu_b|^2 + tr(C_a + C_b - 2 (C_a^1/2 C_b C_a^1/2)^1/2)``, through symmetric
+    eigendecompositions (exact for singular covariances, as few rows give); NaN with fewer than 2
+    rows on a side."""
+    if len(a) < 2 or len(b) < 2:
+        return math.nan
+    a, b = a.double(), b.double()
+    cov_a, cov_b = torch.atleast_2d(torch.cov(a.T)), torch.atleast_2d(torch.cov(b.T))
+    values, vectors = torch.linalg.eigh(cov_a)
+    root_a = (vectors * values.clamp(min=0).sqrt()) @ vectors.T
+    cross = torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp(min=0).sqrt().sum()
+    distance = (a.mean(0) - b.mean(0)).square().sum() + cov_a.trace() + cov_b.trace() - 2 * cross
+    return max(0.0, float(distance))
 
 
 def _per_class_subset(labels: torch.Tensor, num_classes: int, cap: int, seed: int) -> torch.Tensor:

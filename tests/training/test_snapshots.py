@@ -229,3 +229,26 @@ def test_the_default_score_punishes_a_collapsed_generator():
     collapsed = score(model)
     assert collapsed["diversity"] == 0.0 and collapsed["score"] == 0.0
     assert step_class("cgan") is GANStep
+
+
+def test_the_default_score_punishes_blurred_samples_that_a_small_classifier_still_recognises():
+    """Realness: the Fréchet distance on the score's classifier features, against two halves of the
+    training images. Sharp real images score 1; the same images blurred score far less."""
+    from tests.metrics.fakes import RealImagesGenerator
+
+    data = make_images(n_per_class=32, seed=0)
+    score = QUICK_SCORE(data)
+
+    class Blurred(RealImagesGenerator):
+        def generate(self, labels, noise):
+            kernel = torch.full((1, 1, 5, 5), 1 / 25)
+            images = super().generate(labels, noise)
+            return torch.nn.functional.conv2d(images, kernel.to(images), padding=2)
+
+    sharp, blurred = score(RealImagesGenerator(data)), score(Blurred(data))
+    assert sharp["realness"] == 1.0 and sharp["frechet_distance"] <= score.real_distance
+    assert blurred["realness"] < 0.5 * sharp["realness"]
+    assert blurred["score"] < 0.5 * sharp["score"]
+    assert snapshots.frechet_distance(torch.zeros(1, 4), torch.zeros(3, 4)) != snapshots.frechet_distance(
+        torch.zeros(1, 4), torch.zeros(3, 4))  # NaN: one row has no covariance
+    torch.testing.assert_close(snapshots.frechet_distance(torch.eye(4), torch.eye(4)), 0.0, atol=1e-9, rtol=0)
