@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CPU benchmark suite, one part per dataset so that each part runs (and re-runs) alone:
 #
-#   bash benchmarks/suite.sh mnist|fashion-mnist|cifar10|performance|all
+#   bash benchmarks/suite.sh mnist|fashion-mnist|cifar10|diffusion|performance|all
 #
 # Every part adds to the JSON files in benchmarks/results/ (downstream.py keeps the seeds and
 # arms already measured), then regenerates REPORT.md. Set PYTHON to pick the interpreter
@@ -18,15 +18,31 @@ downstream() { "$PYTHON" benchmarks/downstream.py --seeds "$SEEDS" "$@"; }
 converge() { "$PYTHON" benchmarks/convergence.py --dataset "$1" --budget "$2" ${3:+--epochs "$3"}; }
 cell() { converge "$1" "$2" "${4:-}"; downstream --dataset "$1" --budget "$2" --sources "$3"; }
 
-part=${1:?usage: bash benchmarks/suite.sh mnist|fashion-mnist|cifar10|performance|all}
+part=${1:?usage: bash benchmarks/suite.sh mnist|fashion-mnist|cifar10|diffusion|performance|all}
 case "$part" in
   mnist)
     cell mnist 10pc aae:variation,cgan:free 100,200,400,800,1600
+    # transfer: the cgan fine-tuned from the Fashion-MNIST zoo model, against the one from scratch
+    downstream --dataset mnist --budget 10pc --sources 'cgan[init_from=augmentgen/cgan-fashion-mnist]:free'
     cell mnist 50pc aae:variation,cgan:free ;;
   fashion-mnist)
     cell fashion-mnist 50pc aae:variation,cgan:free,vae:variation,ae:variation,aegan:variation
     cell fashion-mnist 10pc aae:variation,cgan:free 100,200,400,800
-    cell fashion-mnist lt100 aae:variation,cgan:free ;;
+    downstream --dataset fashion-mnist --budget 10pc --sources 'cgan[init_from=augmentgen/cgan-mnist]:free'
+    cell fashion-mnist lt100 aae:variation,cgan:free
+    # the cgan's limited-data regularisers: weights chosen on validation (3 seeds), then measured
+    # with the spec the sweep chose (its JSON's "chosen"; see benchmarks/README.md)
+    "$PYTHON" benchmarks/cgan_regularisers.py --dataset fashion-mnist --budget 50pc --seeds 0,1,2 ;;
+  diffusion)
+    # issue 29: time to a converged grid, the ddpm's coverage by guidance and length, then its cells
+    # (rows from banks made once: sampling a ddpm at every classifier step is too slow on a CPU);
+    # DDPM_STEPS: training steps of each ddpm (5000: where time_to_grid's score plateaued, seed 0)
+    "$PYTHON" benchmarks/time_to_grid.py --families cgan=3000,ddpm=6000 --snapshot-every 250
+    (cd benchmarks && "$PYTHON" ddpm_coverage.py --steps 4000 --snapshot-every 2000 --guidance 1,3 --per-class 30)
+    for budget in 50pc lt100; do
+      downstream --dataset fashion-mnist --budget "$budget" --gen-steps "${DDPM_STEPS:-5000}" \
+        --sources ddpm:free@bank,ddpm:variation@bank
+    done ;;
   cifar10)
     cell cifar10 200pc aae:variation,cgan:free ;;
   performance)
@@ -35,9 +51,9 @@ case "$part" in
     "$PYTHON" benchmarks/mixing_overhead.py --warmup 3 --steps 10
     "$PYTHON" benchmarks/pool_fill_rate.py ;;
   all)
-    # Two single-thread lanes of about equal length (Fashion-MNIST | MNIST then CIFAR-10), then
-    # the timing benchmarks alone, so that no other job shares the CPU with them.
-    OMP_NUM_THREADS=1 bash "$0" fashion-mnist &
+    # Two single-thread lanes (Fashion-MNIST then diffusion | MNIST then CIFAR-10), then the
+    # timing benchmarks alone, so that no other job shares the CPU with them.
+    OMP_NUM_THREADS=1 bash -c 'bash "$0" fashion-mnist && bash "$0" diffusion' "$0" &
     fashion=$!
     OMP_NUM_THREADS=1 bash -c 'bash "$0" mnist && bash "$0" cifar10' "$0" &
     others=$!
@@ -46,6 +62,6 @@ case "$part" in
     wait "$others" || status=$?
     [ "$status" -eq 0 ] || exit "$status"
     bash "$0" performance ;;
-  *) echo "unknown part '$part': mnist, fashion-mnist, cifar10, performance or all" >&2; exit 2 ;;
+  *) echo "unknown part '$part': mnist, fashion-mnist, cifar10, diffusion, performance or all" >&2; exit 2 ;;
 esac
 "$PYTHON" benchmarks/report.py
