@@ -168,11 +168,10 @@ def test_vary_strength_is_part_of_the_method_name():
             method_options(bad)
 
 
-def test_vary_strength_candidates_reach_the_variation_source(split, monkeypatch):
+def record_mixers(monkeypatch) -> list:
+    """The ``synthetic_mix`` of every classifier downstream_gain trains, in order (None: no mixer)."""
     from augmentgen.metrics import scores as scores_module
-    from augmentgen.models import build_config, build_generator
 
-    train, test = split
     mixers, original = [], scores_module.train_classifier
 
     def spy(**kwargs):
@@ -180,6 +179,14 @@ def test_vary_strength_candidates_reach_the_variation_source(split, monkeypatch)
         return original(**kwargs)
 
     monkeypatch.setattr(scores_module, "train_classifier", spy)
+    return mixers
+
+
+def test_vary_strength_candidates_reach_the_variation_source(split, monkeypatch):
+    from augmentgen.models import build_config, build_generator
+
+    train, test = split
+    mixers = record_mixers(monkeypatch)
     torch.manual_seed(0)
     ae = build_generator(build_config("ae", num_classes=3, encoder_width=8, decoder_width=8, latent_dim=8)).eval()
     report = downstream_gain(ae, train, test, seed=0, candidate_ratios=(0.5,), methods=("vary:0.1", "vary:0.9"),
@@ -235,17 +242,10 @@ def test_weighted_is_chosen_on_validation_with_its_weight_in_every_arm(split, mo
 
 
 def test_controls_train_beside_the_chosen_method_with_as_many_rows_made_without_a_generator(split, monkeypatch):
-    from augmentgen.metrics import scores as scores_module
     from augmentgen.mixing import PixelMixSource, RealRowSource
 
     train, test = split
-    mixers, original = [], scores_module.train_classifier
-
-    def spy(**kwargs):
-        mixers.append(kwargs.get("synthetic_mix"))
-        return original(**kwargs)
-
-    monkeypatch.setattr(scores_module, "train_classifier", spy)
+    mixers = record_mixers(monkeypatch)
     report = downstream_gain(RealImagesGenerator(train), train, test, seed=3, ratio=0.5, include_noaug=False,
                              baselines="none", **FAST)
     assert report["classifier_runs"] == len(mixers) == 4  # classic, B + plain@0.5, then the two controls
