@@ -27,6 +27,7 @@ measuring. Writes ``benchmarks/results/ddpm_coverage_<dataset>_<budget>.json`` a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import tempfile
 import time
@@ -39,7 +40,6 @@ from protocol import CELLS, draw_cell, load_split
 from time_to_grid import snapshot_steps
 
 import augmentgen
-from augmentgen._images import to_uint8
 from augmentgen._io import atomic_write_bytes
 from augmentgen.data import LabelledImages
 from augmentgen.metrics import (
@@ -48,6 +48,7 @@ from augmentgen.metrics import (
     features,
     novelty_ratio,
     per_class_accuracy,
+    sample_uint8_per_class,
     train_classifier,
 )
 from augmentgen.models import build_config
@@ -57,12 +58,9 @@ from augmentgen.training.snapshots import TrainingDataScore
 
 def samples_at(generator, per_class: int, seed: int, guidance: float | None) -> LabelledImages:
     """``per_class`` uint8 samples of every class from seeded noise, at ``guidance`` where it has a meaning."""
-    labels = torch.arange(generator.num_classes, device=generator.device).repeat_interleave(per_class)
-    noise = torch.Generator(device=generator.device).manual_seed(seed)
-    options = {} if guidance is None else {"guidance_scale": guidance}
-    with torch.no_grad():
-        images = generator.sample(labels, generator=noise, batch_size=256, **options)
-    return LabelledImages(to_uint8(images).cpu(), labels.cpu(), generator.class_names)
+    options = contextlib.nullcontext() if guidance is None else generator.sampling_options(guidance_scale=guidance)
+    with options:
+        return sample_uint8_per_class(generator, per_class, seed=seed, batch_size=256)
 
 
 def coverage_figures(synthetic: LabelledImages, cell, reference, args) -> dict:

@@ -174,11 +174,10 @@ def summarise(results: dict) -> dict:
         entry = {"vs_best_baseline": _paired(rows, acc(key), best), "vs_a": _paired(rows, acc(key), acc("a"))}
         if ":" in key or key == "p":
             entry["vs_r"] = _paired(rows, acc(key), acc("r"))
-        if ":" in key:  # every synthetic arm against the strongest control where the cell has it
+        if ":" in key:  # a synthetic arm: against the strongest control too, and its rows' coverage
             entry["vs_p"] = _paired(rows, acc(key), acc("p"))
-        if ":variation" in key:
-            entry["modes_chosen"] = [r["arms"][key]["mode"] for r in rows if key in r["arms"]]
-        if ":" in key:
+            if ":variation" in key:
+                entry["modes_chosen"] = [r["arms"][key]["mode"] for r in rows if key in r["arms"]]
             covered = [r["arms"][key]["coverage"] for r in rows if (r["arms"].get(key) or {}).get("coverage")]
             entry["coverage"] = {name: mean_std([c[name] for c in covered])
                                  for name in ("diversity_pixels", "novelty_pixels")} if covered else None

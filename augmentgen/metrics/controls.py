@@ -24,10 +24,10 @@ from ..data.labelled import LabelledImages
 from ..errors import ConfigError
 from ..mixing import AnchoredSource, PixelMixSource, RealRowSource
 
-#: Control name -> (what its rows are, the row source a user would mix in instead).
-CONTROLS: dict[str, tuple[str, str]] = {
-    "real-rows": ("copies of real rows of the batch, re-augmented", "RealRowSource"),
-    "pixel-mix": ("same-class MixUp of two real rows in pixels", "PixelMixSource"),
+#: Control name -> (what its rows are, the row source class a user would mix in instead).
+CONTROLS: dict[str, tuple[str, type[AnchoredSource]]] = {
+    "real-rows": ("copies of real rows of the batch, re-augmented", RealRowSource),
+    "pixel-mix": ("same-class MixUp of two real rows in pixels", PixelMixSource),
 }
 
 #: What :func:`~augmentgen.metrics.downstream_gain` and ``augmentgen eval`` train by default.
@@ -58,7 +58,7 @@ def resolve_controls(controls: str | Sequence[str] | None) -> list[str]:
 
 def control_source(name: str, data: LabelledImages, device) -> AnchoredSource:
     """The row source of control ``name`` for batches of ``data`` on ``device``."""
-    kind = {"real-rows": RealRowSource, "pixel-mix": PixelMixSource}[name]
+    kind = CONTROLS[name][1]
     return kind(data.num_classes, data.image_shape, class_names=data.class_names, device=device)
 
 

@@ -96,7 +96,7 @@ def downstream_verdict(reports: Sequence[dict]) -> dict:
         elif paired["ci95"][0] <= 0:
             decision, tail = "do not mix", "the interval includes 0, so it is not shown to beat the best baseline"
         elif _not_beaten(vs_controls):
-            sources = " or ".join(f"{CONTROLS[name][1]} ({name})" for name in _not_beaten(vs_controls))
+            sources = " or ".join(f"{CONTROLS[name][1].__name__} ({name})" for name in _not_beaten(vs_controls))
             decision, tail = "do not mix", (f"the interval is above 0 over {n} paired seeds, but it is not shown to "
                                             f"beat as many rows made without the generator: mix in {sources} instead")
         else:

@@ -227,7 +227,7 @@ def format_downstream(down: dict, seeds: dict | None = None) -> str:
         lines.append(f"    {'B + teacher soft labels on real rows only (control)':61s} "
                      f"{_pct(down['acc_teacher_control'])}")
     for name, arm in (down.get("controls") or {}).items():
-        lines.append(f"    {f'B + {name} (control: {CONTROLS[name][1]}, no generator)':61s} {_pct(arm['acc'])}")
+        lines.append(f"    {f'B + {name} (control: {CONTROLS[name][1].__name__}, no generator)':61s} {_pct(arm['acc'])}")
     n = len(seeds["seeds"])
     over = "" if n == 1 else f", over {n} paired seeds {seeds['seeds']}"
     vs_best = {"mean": seeds["delta_mean"], "ci95": seeds["delta_ci95"], "n": n, "n_positive": seeds["n_positive"]}

@@ -21,8 +21,8 @@ is fitted on, so selecting a snapshot can never leak test data into the model:
   consistency alone cannot tell them apart: on Fashion-MNIST, the `cgan`'s blurry grid at step
   250 scored as high as its sharp grid at step 3000 before this term).
 
-The score is the product of consistency and diversity averaged over the classes, times realness. It lives here rather than in
-:mod:`augmentgen.metrics` because the trainer may not import the measures (they are siblings
+The score is the product of consistency and diversity averaged over the classes, times
+realness. It lives here rather than in :mod:`augmentgen.metrics` because the trainer may not import the measures (they are siblings
 in one layer); the measures' :class:`~augmentgen.metrics.ReferenceClassifier` is the larger
 evaluation-grade network. Any ``factory(train_data) -> scorer`` can replace it
 (``Trainer(snapshot_scorer=...)``), where ``scorer(generator)`` returns a dict with a
