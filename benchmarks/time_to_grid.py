@@ -3,8 +3,8 @@
 Each family trains on the same real subset (a cell of ``protocol.py``, one seed) with scored
 snapshots every ``--snapshot-every`` steps (``TrainingConfig(snapshot_every=...)``): the score is
 the trainer's own best-snapshot criterion, :class:`augmentgen.training.snapshots.TrainingDataScore`
-(class consistency x within-class diversity x realness of the samples, against the *training*
-images only).
+(class consistency x within-class diversity x novelty x realness of the samples, against the
+*training* images only).
 The benchmark records, per snapshot, the step, the score and the training seconds spent so far
 (wall time minus the time spent scoring), and calls the run converged at the first snapshot whose
 score is within ``--tolerance`` (relative) of the run's best, provided a later snapshot confirms
@@ -126,7 +126,8 @@ def main() -> None:
     result = json.loads(out.read_text()) if out.exists() else {
         "benchmark": "training time to a converged sample grid", "dataset": args.dataset, "budget": args.budget,
         "seed": args.seed, "snapshot_every": args.snapshot_every, "tolerance": args.tolerance,
-        "score": "TrainingDataScore: class consistency x within-class diversity x realness (feature Frechet "
+        "score": "TrainingDataScore: class consistency x within-class diversity x novelty (nearest-training-"
+                 "image distance against a training image's nearest other one) x realness (feature Frechet "
                  "distance against two halves of the training images), on the training images only",
         "families": {}}
     cell = draw_cell(load_split(args.dataset), args.dataset, args.budget, args.seed)

@@ -29,6 +29,7 @@ import statistics
 import torch
 
 from .._deprecation import renamed_argument
+from .._distances import median_pairwise_distance, nearest_distances
 from ..data.labelled import check_integer_labels
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator
@@ -104,33 +105,6 @@ def _groups(rows: torch.Tensor, labels: torch.Tensor, num_classes: int, device: 
     return groups
 
 
-def _median_pairwise_distance(rows: torch.Tensor) -> torch.Tensor:
-    """Median Euclidean distance over the distinct pairs of ``rows`` (n >= 2, D), as a 0-d tensor
-    (the lower median when the number of pairs is even)."""
-    # Distances do not move with a translation; moving the origin onto a row keeps cdist's
-    # matrix-product path accurate (identical rows become exact zeros, not rounding noise).
-    rows = rows - rows[:1]
-    distances = torch.cdist(rows, rows)
-    i, j = torch.triu_indices(len(rows), len(rows), offset=1, device=rows.device)
-    return distances[i, j].median()
-
-
-def _nearest_distances(queries: torch.Tensor, bank: torch.Tensor, chunk: int) -> torch.Tensor:
-    """Distance of each query row (N, D) to its nearest row of ``bank`` (M >= 1, D), (N,).
-
-    The nearest row is found by ``torch.cdist`` on chunks of ``chunk`` queries; the distance to
-    it is then recomputed directly, so a query equal to a bank row gets exactly 0.
-    """
-    centre = bank.mean(dim=0, keepdim=True)
-    queries, bank = queries - centre, bank - centre
-    out = []
-    for start in range(0, len(queries), chunk):
-        block = queries[start: start + chunk]
-        nearest = torch.cdist(block, bank).argmin(dim=1)
-        out.append((block - bank[nearest]).norm(dim=1))
-    return torch.cat(out) if out else queries.new_empty(0)
-
-
 def _summary(numerators: list, denominators: list) -> dict:
     """Per-class ratios (NaN where a class is missing on a side or its real-data figure is 0)
     and their median and mean over the classes that have one; one host sync for all classes."""
@@ -183,8 +157,8 @@ def diversity_ratio(samples: torch.Tensor, sample_labels: torch.Tensor, referenc
     numerators, denominators = [], []
     for fake_c, real_c in zip(synthetic, real):
         enough = len(fake_c) >= 2 and len(real_c) >= 2
-        numerators.append(_median_pairwise_distance(fake_c) if enough else None)
-        denominators.append(_median_pairwise_distance(real_c) if enough else None)
+        numerators.append(median_pairwise_distance(fake_c) if enough else None)
+        denominators.append(median_pairwise_distance(real_c) if enough else None)
     return _summary(numerators, denominators)
 
 
@@ -234,8 +208,8 @@ def novelty_ratio(samples: torch.Tensor, sample_labels: torch.Tensor, train: tor
     numerators, denominators = [], []
     for fake_c, train_c, real_c in zip(synthetic, bank, real):
         enough = len(fake_c) >= 1 and len(train_c) >= 1 and len(real_c) >= 1
-        numerators.append(_nearest_distances(fake_c, train_c, chunk).median() if enough else None)
-        denominators.append(_nearest_distances(real_c, train_c, chunk).median() if enough else None)
+        numerators.append(nearest_distances(fake_c, train_c, chunk=chunk).median() if enough else None)
+        denominators.append(nearest_distances(real_c, train_c, chunk=chunk).median() if enough else None)
     return _summary(numerators, denominators)
 
 

@@ -19,12 +19,18 @@ is fitted on, so selecting a snapshot can never leak test data into the model:
   images as the training images are to each other score 1; blurred or noisy ones score far less
   (a small classifier recognises a blurred garment about as often as a sharp one, so class
   consistency alone cannot tell them apart: on Fashion-MNIST, the `cgan`'s blurry grid at step
-  250 scored as high as its sharp grid at step 3000 before this term).
+  250 scored as high as its sharp grid at step 3000 before this term);
+- **novelty**: the median distance of a class's samples to their nearest training image of the
+  class, over the median distance of a training image to its nearest *other* one, capped at 1
+  (copies of training images score 0: a model that memorises its few hundred images, as
+  diffusion models can, is not kept for its sharp, real-looking copies; new draws score about 1).
 
-The score is the product of consistency and diversity averaged over the classes, times
-realness. It lives here rather than in :mod:`augmentgen.metrics` because the trainer may not import the measures (they are siblings
-in one layer); the measures' :class:`~augmentgen.metrics.ReferenceClassifier` is the larger
-evaluation-grade network. Any ``factory(train_data) -> scorer`` can replace it
+The score is the product of consistency, diversity and novelty averaged over the classes, times
+realness. Spreads, nearest distances and realness are measured on at most 256 training images
+per class (all of them on the few-hundred-image sets where memorising is a risk). The score
+lives here rather than in :mod:`augmentgen.metrics` because the trainer may not import the
+measures (they are siblings in one layer); the measures'
+:class:`~augmentgen.metrics.ReferenceClassifier` is the larger evaluation-grade network. Any ``factory(train_data) -> scorer`` can replace it
 (``Trainer(snapshot_scorer=...)``), where ``scorer(generator)`` returns a dict with a
 ``"score"`` (higher is better) and any other numbers to record.
 """
@@ -41,6 +47,8 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from torch import nn
 
+from .._distances import gaussian_frechet_distance as frechet_distance
+from .._distances import median_pairwise_distance, nearest_distances
 from .._images import to_signed_unit
 from ..data.labelled import LabelledImages
 from ..errors import ConfigError
@@ -104,14 +112,30 @@ def fit_reference_classifier(train_data: LabelledImages, *, seed: int = 0, steps
 def class_spread(images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Median pairwise Euclidean distance among each class's images (num_classes,); NaN for a
     class with fewer than 2. ``images`` float in [-1, 1] (N, C, H, W)."""
-    flat = images.flatten(1).float()
+    flat, labels = images.flatten(1).float(), labels.to(images.device)
     out = torch.full((num_classes,), math.nan, device=flat.device)
     for c in range(num_classes):
-        rows = flat[labels.to(flat.device) == c]
+        rows = flat[labels == c]
         if len(rows) >= 2:
-            rows = rows - rows[:1]  # keeps cdist's matrix-product path exact for identical rows
-            i, j = torch.triu_indices(len(rows), len(rows), offset=1, device=rows.device)
-            out[c] = torch.cdist(rows, rows)[i, j].median()
+            out[c] = median_pairwise_distance(rows)
+    return out
+
+
+def class_nearest_distance(images: torch.Tensor, labels: torch.Tensor, bank: torch.Tensor,
+                           bank_labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Median distance of each class's images to their nearest bank image of that class
+    (num_classes,). With ``images`` the bank itself, each image's own entry is skipped (the
+    distance to the nearest *other* image). NaN for a class with no image, or with fewer than
+    2 bank images when the bank is searched against itself."""
+    flat, labels = images.flatten(1).float(), labels.to(images.device)
+    bank_flat, bank_labels = bank.flatten(1).float(), bank_labels.to(bank.device)
+    itself = images is bank
+    out = torch.full((num_classes,), math.nan, device=flat.device)
+    for c in range(num_classes):
+        rows, bank_rows = flat[labels == c], bank_flat[bank_labels == c]
+        if len(rows) >= 1 and len(bank_rows) >= (2 if itself else 1):
+            queries = bank_rows if itself else rows
+            out[c] = nearest_distances(queries, bank_rows, leave_one_out=itself).median()
     return out
 
 
@@ -133,7 +157,10 @@ class TrainingDataScore:
         self.classifier = fit_reference_classifier(train_data, seed=seed, steps=classifier_steps, device=device)
         subset = _per_class_subset(train_data.labels, self.num_classes, MAX_REAL_PER_CLASS, seed)
         real = to_signed_unit(train_data.images[subset].to(device))
-        self.real_spread = class_spread(real, train_data.labels[subset], self.num_classes)
+        self.real, self.real_labels = real, train_data.labels[subset].to(device)
+        self.real_spread = class_spread(real, self.real_labels, self.num_classes)
+        # How far a training image lies from its nearest other one: what a new draw would show.
+        self.real_nearest = class_nearest_distance(real, self.real_labels, real, self.real_labels, self.num_classes)
         with torch.no_grad():
             self.real_features = self.classifier.features(real).double()
         # The distance two halves of the training images keep from each other: how far "real" is.
@@ -143,7 +170,7 @@ class TrainingDataScore:
 
     @torch.no_grad()
     def __call__(self, generator: ConditionalGenerator) -> dict[str, float]:
-        """``{"score", "class_consistency", "diversity", "realness", "frechet_distance"}`` of
+        """``{"score", "class_consistency", "diversity", "novelty", "realness", "frechet_distance"}`` of
         ``generator``'s samples (means over classes; the distance on the classifier's features)."""
         noise = torch.Generator(device=generator.device).manual_seed(self.seed)
         images, labels = generator.sample_per_class(samples_per_class(self.num_classes), generator=noise)
@@ -155,28 +182,15 @@ class TrainingDataScore:
         ratio = class_spread(images, labels, self.num_classes) / self.real_spread
         # A class whose real images cannot give a spread (fewer than 2) is judged on consistency alone.
         diversity = torch.nan_to_num(ratio, nan=1.0, posinf=1.0).clamp(max=1.0)
+        nearest = class_nearest_distance(images, labels, self.real, self.real_labels, self.num_classes)
+        novelty = torch.nan_to_num(nearest / self.real_nearest, nan=1.0, posinf=1.0).clamp(max=1.0)
         distance = frechet_distance(self.classifier.features(images).double(), self.real_features)
         # Too few training images to fit two halves (NaN): judged on consistency and diversity alone.
         realness = 1.0 if math.isnan(self.real_distance) else min(1.0, (self.real_distance + 1e-6) / (distance + 1e-6))
-        score = (consistency * diversity).mean() * realness
+        score = (consistency * diversity * novelty).mean() * realness
         return {"score": float(score), "class_consistency": float(consistency.mean()),
-                "diversity": float(diversity.mean()), "realness": realness, "frechet_distance": distance}
-
-
-def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """The Fréchet distance between Gaussians fitted to feature rows ``a`` (N, D) and ``b`` (M, D):
-    ``|mu_a - mu_b|^2 + tr(C_a + C_b - 2 (C_a^1/2 C_b C_a^1/2)^1/2)``, through symmetric
-    eigendecompositions (exact for singular covariances, as few rows give); NaN with fewer than 2
-    rows on a side."""
-    if len(a) < 2 or len(b) < 2:
-        return math.nan
-    a, b = a.double(), b.double()
-    cov_a, cov_b = torch.atleast_2d(torch.cov(a.T)), torch.atleast_2d(torch.cov(b.T))
-    values, vectors = torch.linalg.eigh(cov_a)
-    root_a = (vectors * values.clamp(min=0).sqrt()) @ vectors.T
-    cross = torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp(min=0).sqrt().sum()
-    distance = (a.mean(0) - b.mean(0)).square().sum() + cov_a.trace() + cov_b.trace() - 2 * cross
-    return max(0.0, float(distance))
+                "diversity": float(diversity.mean()), "novelty": float(novelty.mean()), "realness": realness,
+                "frechet_distance": distance}
 
 
 def _per_class_subset(labels: torch.Tensor, num_classes: int, cap: int, seed: int) -> torch.Tensor:

@@ -238,6 +238,7 @@ def test_the_default_score_punishes_blurred_samples_that_a_small_classifier_stil
 
     data = make_images(n_per_class=32, seed=0)
     score = QUICK_SCORE(data)
+    data = make_images(n_per_class=32, seed=1)  # new images of the same classes, not copies
 
     class Blurred(RealImagesGenerator):
         def generate(self, labels, noise):
@@ -252,3 +253,29 @@ def test_the_default_score_punishes_blurred_samples_that_a_small_classifier_stil
     assert snapshots.frechet_distance(torch.zeros(1, 4), torch.zeros(3, 4)) != snapshots.frechet_distance(
         torch.zeros(1, 4), torch.zeros(3, 4))  # NaN: one row has no covariance
     torch.testing.assert_close(snapshots.frechet_distance(torch.eye(4), torch.eye(4)), 0.0, atol=1e-9, rtol=0)
+
+
+def test_the_default_score_punishes_copies_of_the_training_images():
+    """Novelty: a generator that returns its training images (memorised) scores 0, however real
+    they look; new images of the same classes score about 1, and half-copies in between."""
+    from tests.metrics.fakes import RealImagesGenerator
+
+    train, new = make_images(n_per_class=32, seed=0), make_images(n_per_class=32, seed=1)
+    score = QUICK_SCORE(train)
+    copies, fresh = score(RealImagesGenerator(train)), score(RealImagesGenerator(new))
+    assert copies["novelty"] == 0.0 and copies["score"] == 0.0
+    assert copies["realness"] == 1.0 and copies["class_consistency"] == 1.0  # the other terms cannot tell
+    assert fresh["novelty"] > 0.95 and fresh["score"] > 0.9
+    halfway = LabelledImages((train.images.float() + new.images.float()).div(2).round().to(torch.uint8),
+                             train.labels, train.class_names)
+    assert 0.2 < score(RealImagesGenerator(halfway))["novelty"] < 0.8
+
+
+def test_class_nearest_distance_skips_each_images_own_entry():
+    images = torch.tensor([[0.0, 0.0], [3.0, 4.0], [0.0, 1.0], [9.0, 9.0]]).view(4, 1, 1, 2)
+    labels = torch.tensor([0, 0, 0, 1])
+    itself = snapshots.class_nearest_distance(images, labels, images, labels, 2)
+    assert itself[0] == 1.0 and itself[1].isnan()  # lower median of (1, 1, sqrt(18)); one image of class 1
+    queries = torch.tensor([[0.0, 0.0], [9.0, 9.0], [9.0, 10.0]]).view(3, 1, 1, 2)
+    other = snapshots.class_nearest_distance(queries, torch.tensor([0, 1, 1]), images, labels, 2)
+    assert other.tolist() == [0.0, 0.0]  # the lower median of (0, 1) for class 1
