@@ -25,3 +25,20 @@ def test_the_public_api_is_what_it_was():
         "synthesize_variations", "train", "weighted_cross_entropy", "write_samples", "write_shards",
         "write_variation_shards",
     ]
+
+
+def test_import_leaves_the_slow_optional_imports_for_first_use():
+    """``import augmentgen`` (and so every CLI call, ``--help`` included) does not import
+    torchvision (which pulls in torch._dynamo, seconds here), albumentations or datasets; the
+    transforms that need them still resolve from ``augmentgen.transforms``."""
+    import subprocess
+    import sys
+
+    code = ("import sys, augmentgen, augmentgen.transforms as t; "
+            "print(sorted(m for m in ('torchvision', 'albumentations', 'datasets', 'torch._dynamo') if m in sys.modules)); "
+            "t.ReplaceWithSynthetic, t.SyntheticDataset; print('torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "[]" and out[1] == "True"
+    import augmentgen.transforms as transforms
+
+    assert {"ReplaceWithSynthetic", "SyntheticDataset", "AlbumentationsReplaceWithSynthetic"} <= set(dir(transforms))
