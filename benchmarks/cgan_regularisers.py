@@ -55,7 +55,7 @@ from pathlib import Path
 
 import torch
 from downstream import convergence_epochs, format_source, parse_source, train_generator
-from harness import RESULTS, git_commit, machine
+from harness import RESULTS, git_commit, machine, write_json
 from protocol import CELLS, draw_cell, load_split
 
 import augmentgen
@@ -206,10 +206,7 @@ class SweepFile:
     def save(self) -> None:
         r = self.results
         r.update(summarise(r["runs"], [tuple(g) for g in r["grid"]], r["seeds"]))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_suffix(".json.partial")
-        partial.write_text(json.dumps(r, indent=2) + "\n")
-        partial.replace(self.path)  # a kill mid-write leaves the previous file whole
+        write_json(self.path, r)
 
 
 # --------------------------------------------------------------------------- main

@@ -19,7 +19,7 @@ import statistics
 import time
 from pathlib import Path
 
-from harness import RESULTS, git_commit, machine
+from harness import RESULTS, git_commit, machine, write_json
 from protocol import draw_cell, load_split
 
 from augmentgen.metrics import classifier_steps, evaluate_accuracy, train_classifier
@@ -60,10 +60,7 @@ def summarise(args, rows: list[dict], epochs: list[float], seeds: list[int], set
 
 def save(out: Path, result: dict) -> None:
     """Atomic write: a kill mid-write leaves the previous file whole."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_suffix(".json.partial")
-    partial.write_text(json.dumps(result, indent=2) + "\n")
-    partial.replace(out)
+    write_json(out, result)
 
 
 def main() -> None:

@@ -35,12 +35,11 @@ from pathlib import Path
 
 import torch
 from downstream import convergence_epochs
-from harness import RESULTS, git_commit, machine
+from harness import RESULTS, git_commit, machine, write_json
 from protocol import CELLS, draw_cell, load_split
 from time_to_grid import snapshot_steps
 
 import augmentgen
-from augmentgen._io import atomic_write_bytes
 from augmentgen.data import LabelledImages
 from augmentgen.metrics import (
     diversity_ratio,
@@ -159,7 +158,7 @@ def main() -> None:
         result["families"][family] = measure_family(family, steps, every, guidance, cell, reference, args)
         result.update({"machine": machine("cpu"), "torch": torch.__version__, "augmentgen": augmentgen.__version__,
                        "classifier_epochs": args.epochs})
-        atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
+        write_json(out, result)
 
 
 if __name__ == "__main__":

@@ -26,9 +26,8 @@ import time
 from pathlib import Path
 
 import torch
-from harness import RESULTS, git_commit, machine
+from harness import RESULTS, git_commit, machine, write_json
 
-from augmentgen.hub.serialization import atomic_write_bytes
 from augmentgen.models import build_config, build_generator
 
 
@@ -98,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         "uncommitted_changes": uncommitted_changes(),
         "command": " ".join(["python", *sys.argv]),
     }
-    atomic_write_bytes(args.out, (json.dumps(payload, indent=2) + "\n").encode())
+    write_json(args.out, payload)
     print(json.dumps(results, indent=2))
     print(f"wrote {args.out}")
     return 0

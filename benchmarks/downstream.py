@@ -72,7 +72,7 @@ import time
 from pathlib import Path
 
 import torch
-from harness import RESULTS, git_commit, machine
+from harness import RESULTS, git_commit, machine, write_json
 from protocol import CELLS, SELECTION_FOLDS, Cell, draw_cell, load_split
 
 import augmentgen
@@ -641,9 +641,7 @@ class ResultsFile:
             self.merge_disk, self.measured = True, []
             self.results["per_seed"] = sorted(self.rows.values(), key=lambda r: r["seed"])
             self.results["summary"] = summarise(self.results)
-            partial = self.path.with_suffix(".json.partial")
-            partial.write_text(json.dumps(self.results, indent=2) + "\n")
-            partial.replace(self.path)  # a kill mid-write leaves the previous file whole
+            write_json(self.path, self.results)
 
 
 # --------------------------------------------------------------------------- main

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import torch
-from harness import git_commit
+from harness import git_commit, write_json
 
 import augmentgen
 from augmentgen._images import save_sample_grid
@@ -155,8 +155,7 @@ def main() -> None:
         save_sample_grid(grid_images, 8, grids / f"{family}.png")
         print(family, json.dumps({k: v for k, v in entry.items() if k not in ("config", "class_consistency_per_class")}),
               flush=True)
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")  # partial results survive
+        write_json(args.out, results)  # partial results survive
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Shared pieces of the benchmark scripts: provenance (machine, versions, commit), CUDA sync, and
-writing results to ``benchmarks/results/``.
+writing results to ``benchmarks/results/`` (atomically: a kill mid-write leaves the previous file
+whole, which is what lets the long benchmarks resume from their files).
 
 The scripts run as ``python benchmarks/<name>.py``, so this module is importable beside them.
 """
@@ -13,6 +14,8 @@ import subprocess
 from pathlib import Path
 
 import torch
+
+from augmentgen._io import atomic_write_bytes
 
 
 def git_commit() -> str | None:
@@ -44,12 +47,15 @@ def machine(device: torch.device | str = "cpu") -> dict:
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def write_json(path: str | Path, payload: dict) -> Path:
+    """Write ``payload`` as indented JSON to ``path``, atomically (the folder is created)."""
+    atomic_write_bytes(path, (json.dumps(payload, indent=2) + "\n").encode())
+    return Path(path)
+
+
 def write(name: str, payload: dict) -> Path:
-    """Write ``payload`` to ``benchmarks/results/<name>.json``."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(payload, indent=2) + "\n")
-    return path
+    """Write ``payload`` to ``benchmarks/results/<name>.json`` (:func:`write_json`)."""
+    return write_json(RESULTS / f"{name}.json", payload)
 
 
 def sync(device: torch.device) -> None:

@@ -37,6 +37,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from augmentgen._io import atomic_path, atomic_write_bytes
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -491,7 +493,8 @@ def forest_plot(entries: list[tuple[str, dict, bool]], path: Path, xlabel: str) 
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     plt.close(fig)
     return path
 
@@ -650,8 +653,7 @@ def main() -> None:
     lines.append("\n\n".join(sections))
     if unknown:
         lines += ["", "Files not reported (unknown format): " + ", ".join(f"`{n}`" for n in unknown)]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines).rstrip() + "\n")
+    atomic_write_bytes(out, ("\n".join(lines).rstrip() + "\n").encode())
     print(f"wrote {out}" + (f" and {plot}" if plot else "") + (" and downstream_v3.png" if v3 else ""))
 
 

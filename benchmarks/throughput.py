@@ -58,7 +58,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from accelerate.state import AcceleratorState
-from harness import git_commit, machine, sync
+from harness import git_commit, machine, sync, write_json
 
 import augmentgen
 from augmentgen.families.gan import CGANGenerator
@@ -505,8 +505,7 @@ def main() -> None:
 
     def save(section: str, figures: dict) -> dict:  # after every part: partial results survive
         results[section + args.section_suffix] = {**figures, "written_by": written}
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2) + "\n")
+        write_json(out, results)
         return figures
 
     if "a" in parts:

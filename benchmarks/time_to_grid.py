@@ -28,12 +28,11 @@ import time
 from pathlib import Path
 
 import torch
-from harness import RESULTS, git_commit, machine
+from harness import RESULTS, git_commit, machine, write_json
 from protocol import CELLS, draw_cell, load_split
 
 import augmentgen
 from augmentgen._images import save_sample_grid
-from augmentgen._io import atomic_write_bytes
 from augmentgen.models import build_config
 from augmentgen.training import Trainer, TrainingConfig
 from augmentgen.training.snapshots import TrainingDataScore
@@ -137,7 +136,7 @@ def main() -> None:
         result["families"][family] = {**train_family(family, steps, cell, args, out), "git_commit": git_commit()}
         result.update({"machine": machine(args.device), "torch": torch.__version__,
                        "augmentgen": augmentgen.__version__})
-        atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
+        write_json(out, result)
         entry = result["families"][family]
         print(f"{family}: best score {entry['best_score']:.3f}; converged at step {entry['converged_step']} "
               f"after {entry['converged_train_seconds']} s of training" if entry["converged"] else

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from .._deprecation import renamed_argument
+from .._io import atomic_path, atomic_write_bytes
 from ..data import LabelledImages
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator
@@ -326,8 +327,8 @@ def plot_per_class(report: dict, path: str | Path) -> Path:
         draw.line([xs, 30, xs, y], fill=(200, 200, 200))
         draw.text((xs - 8, y + 2), f"{int(frac * 100)}%", fill="black")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
     return path
 
 
@@ -344,8 +345,7 @@ def _strict_json(value):
 def write_report(report: dict, path: str | Path) -> Path:
     """Write the report as strict JSON (NaN, e.g. the FID of a class with one image, as null)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_strict_json(report), indent=2, allow_nan=False) + "\n")
+    atomic_write_bytes(path, (json.dumps(_strict_json(report), indent=2, allow_nan=False) + "\n").encode())
     return path
 
 
