@@ -19,7 +19,7 @@ from ..errors import AugmentgenError
 from .evaluate import _eval
 from .interrupt import _interrupted
 from .list_models import _models
-from .parser import _refuse_unrecognized, build_parser
+from .parser import _refuse_bare_word, _refuse_unrecognized, build_parser
 from .sample import _sample
 from .train import _train
 
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``augmentgen`` command line on ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
+    _refuse_bare_word(parser, argv)
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         _refuse_unrecognized(parser, args.command, unknown)

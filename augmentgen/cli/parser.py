@@ -259,6 +259,22 @@ def _add_eval_command(sub) -> None:
                                  "model folder when it is a local folder, else ./eval)")
 
 
+#: What a bare word right after a command most likely meant: the Python API takes the family and
+#: the model positionally (``augmentgen.train("cgan", ...)``), the command line by name.
+_BARE_WORD_OPTION = {"train": "--family", "sample": "--model", "eval": "--model"}
+
+
+def _refuse_bare_word(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """``augmentgen train cgan``: ``unrecognized argument: cgan; options are named: did you mean
+    `augmentgen train --family cgan`?`` (before argparse, whose own error for ``sample`` or
+    ``eval`` would only say that ``--model`` is missing)."""
+    if len(argv) < 2 or argv[0] not in _BARE_WORD_OPTION or argv[1].startswith("-"):
+        return
+    sub = parser._subparsers._group_actions[0].choices[argv[0]]
+    sub.error(f"unrecognized argument: {argv[1]}; options are named: did you mean "
+              f"`augmentgen {argv[0]} {_BARE_WORD_OPTION[argv[0]]} {argv[1]}`?")
+
+
 def _refuse_unrecognized(parser: argparse.ArgumentParser, command: str, unknown: list[str]) -> None:
     """``unrecognized arguments: --stepz 3; did you mean --steps?`` (abbreviations are off)."""
     sub = parser._subparsers._group_actions[0].choices[command]  # the parsers of the subcommands
