@@ -6,8 +6,9 @@ of the :class:`~augmentgen.metrics.ReferenceClassifier` trained on the real trai
 (:class:`~augmentgen.metrics.ClassifierFeatures`). Figures from different extractors are not
 comparable: every report carries the extractor's name and its training details.
 
-* :func:`frechet_distance` / :func:`kernel_distance`: FID and KID through torchmetrics with that
-  extractor; :func:`per_class_fid`: intra-class FID.
+* :func:`frechet_distance`: FID with that extractor (the Fréchet distance of
+  :mod:`augmentgen._distances`, the one the trainer's snapshot score uses); :func:`kernel_distance`:
+  KID through torchmetrics; :func:`per_class_fid`: intra-class FID.
 * :func:`precision_recall` (Kynkäänniemi et al. 2019) and :func:`density_coverage` (Naeem et
   al. 2020) on feature tensors, with k-NN radii from batched ``torch.cdist``.
 * :func:`feature_distances`: all of the above for a generator against real data.
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from .._deprecation import renamed_argument
+from .._distances import gaussian_frechet_distance
 from ..errors import DataError
 from ..models.base import ConditionalGenerator
 from .classifier import ClassifierFeatures, ReferenceClassifier, as_images_and_labels
@@ -44,16 +46,16 @@ def frechet_distance(real_images: torch.Tensor, fake_images: torch.Tensor, featu
     """FID between two image sets (uint8 or float [-1, 1], (N, C, H, W)) on ``feature``'s output.
 
     ``feature`` is a :class:`ClassifierFeatures` (or a :class:`ReferenceClassifier`, wrapped for
-    you). Each side needs at least 2 images.
+    you), or any module with ``num_features`` that maps a batch of images to (B, num_features).
+    Each side needs at least 2 images. Statistics are fitted in float64.
     """
-    from torchmetrics.image.fid import FrechetInceptionDistance
-
     if len(real_images) < 2 or len(fake_images) < 2:
         raise DataError("FID needs at least 2 images on each side")
-    metric = FrechetInceptionDistance(feature=_extractor(feature))
-    _feed(metric, real_images, real=True, batch_size=batch_size)
-    _feed(metric, fake_images, real=False, batch_size=batch_size)
-    return float(metric.compute())
+    extractor = _extractor(feature)
+    with torch.no_grad():
+        real, fake = (torch.cat([extractor(chunk) for chunk in images.split(batch_size)])
+                      for images in (real_images, fake_images))
+    return gaussian_frechet_distance(real, fake)
 
 
 def kernel_distance(real_images: torch.Tensor, fake_images: torch.Tensor, feature: nn.Module,

@@ -101,3 +101,19 @@ def test_feature_distances_of_perfect_and_collapsed_generators(data, extractor):
     assert collapsed["recall"] < 0.1 and collapsed["coverage"] < 0.25
     assert collapsed["fid"] > perfect["fid"]
     assert len(perfect["per_class_fid"]) == 3
+
+
+def test_fid_matches_torchmetrics_on_the_same_extractor(extractor, data):
+    """FID is computed by the package's one Fréchet distance (shared with the snapshot score); it
+    gives torchmetrics' FrechetInceptionDistance on the same features."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    from augmentgen.metrics import ClassifierFeatures
+
+    other = make_images(n_per_class=20, num_classes=3, seed=1).images // 2  # darker: a clear distance
+    reference = FrechetInceptionDistance(feature=ClassifierFeatures(extractor))
+    reference.update(data.images, real=True)
+    reference.update(other, real=False)
+    expected = float(reference.compute())
+    assert expected > 1e-4  # not ~0: the two sets differ
+    assert frechet_distance(data.images, other, extractor, batch_size=16) == pytest.approx(expected, rel=1e-6)
