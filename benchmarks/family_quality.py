@@ -60,7 +60,7 @@ def within_class_spread(images: torch.Tensor, labels: torch.Tensor, num_classes:
     return float((var.clamp(min=0) * counts[:, None] / (counts[:, None] - 1)).sqrt().mean())
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--families", default="cgan,aae,vae,aegan,ae")
     p.add_argument("--steps", type=int, default=300, help="training steps per family")
@@ -74,21 +74,18 @@ def main() -> None:
                    help="override a model config field of every family that has it (repeatable)")
     p.add_argument("--out", default=str(ROOT / "results" / "family_quality.json"))
     args = p.parse_args()
-    families = [f.strip() for f in args.families.split(",") if f.strip()]
-    known = set().union(*(type(build_config(f)).field_names() for f in families))
+    args.family_list = [f.strip() for f in args.families.split(",") if f.strip()]
+    known = set().union(*(type(build_config(f)).field_names() for f in args.family_list))
     for override in args.overrides:
         key = override.split("=", 1)[0]
         if "=" not in override or key not in known:
-            p.error(f"--set {override}: expected KEY=VALUE with KEY a config field of {', '.join(families)}")
-    torch.manual_seed(args.seed)
+            p.error(f"--set {override}: expected KEY=VALUE with KEY a config field of {', '.join(args.family_list)}")
+    return args
 
-    subset = load_data("fashion-mnist", data_dir=args.data_dir, per_class=args.per_class, seed=args.seed)
-    full = load_data("fashion-mnist", data_dir=args.data_dir)
-    test = load_data("fashion-mnist", data_dir=args.data_dir, split="test")
-    t0 = time.perf_counter()
-    classifier = train_classifier(full, steps=args.classifier_steps, seed=args.seed).eval()
-    classifier_seconds = time.perf_counter() - t0
-    results = {
+
+def header(args: argparse.Namespace, subset, classifier, test, classifier_seconds: float) -> dict:
+    """The results file before any family: the data, the judging classifier, the provenance."""
+    return {
         "benchmark": "family_quality",
         "data": f"fashion-mnist train, {args.per_class} per class (seed {args.seed})",
         "classifier": {
@@ -117,42 +114,57 @@ def main() -> None:
                    f"--steps {args.steps} --seed {args.seed} --classifier-steps {args.classifier_steps} "
                    f"--families {args.families}" + "".join(f" --set {o}" for o in args.overrides),
     }
-    print(json.dumps(results["classifier"]), flush=True)
 
+
+def measure_family(family: str, args: argparse.Namespace, subset, classifier, grids: Path) -> dict:
+    """Train ``family`` on the subset; its samples' consistency and spread, its vary() rows'
+    consistency (encoder families), its costs; writes its sample grid."""
+    fields = type(build_config(family)).field_names()
+    overrides = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.overrides) if k in fields}
+    config = build_config(family, num_classes=subset.num_classes, class_names=subset.class_names, **overrides)
+    training = TrainingConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed,
+                              checkpoint_every=0, sample_every=0, log_every=max(1, args.steps // 10))
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(config, training, tmp)
+        t0 = time.perf_counter()
+        generator = trainer.fit(subset)
+        seconds = time.perf_counter() - t0
+    generator.eval()
+    consistency = class_consistency(generator, classifier, args.samples_per_class, seed=args.seed)
+    g = torch.Generator().manual_seed(args.seed)
+    samples, labels = generator.sample_per_class(args.samples_per_class, generator=g)
+    vary_consistency = None
+    if hasattr(generator, "vary"):  # the encoder families
+        varied = generator.vary(subset.to_float(), subset.labels, 0.5, generator=g)
+        vary_consistency = float((predict(classifier, varied).cpu() == subset.labels).float().mean())
+    grid_images, _ = generator.sample_per_class(8, generator=torch.Generator().manual_seed(args.seed))
+    save_sample_grid(grid_images, 8, grids / f"{family}.png")
+    return {
+        "class_consistency": consistency["mean"],
+        "class_consistency_per_class": consistency["per_class"],
+        "min_class_consistency": min(consistency["per_class"].values()),
+        "vary_class_consistency": vary_consistency,
+        "within_class_spread": within_class_spread(samples, labels, generator.num_classes),
+        "train_seconds": round(seconds, 1),
+        "trainer_loop_seconds": round(trainer.progress.train_seconds, 1),
+        "final_losses": trainer.history[-1] if trainer.history else None,
+        "config": config.to_dict(),
+    }
+
+
+def main() -> None:
+    args = parse_args()
+    torch.manual_seed(args.seed)
+    subset = load_data("fashion-mnist", data_dir=args.data_dir, per_class=args.per_class, seed=args.seed)
+    full = load_data("fashion-mnist", data_dir=args.data_dir)
+    test = load_data("fashion-mnist", data_dir=args.data_dir, split="test")
+    t0 = time.perf_counter()
+    classifier = train_classifier(full, steps=args.classifier_steps, seed=args.seed).eval()
+    results = header(args, subset, classifier, test, time.perf_counter() - t0)
+    print(json.dumps(results["classifier"]), flush=True)
     grids = Path(args.out).parent / "grids"  # experiments written elsewhere keep the committed grids
-    for family in families:
-        fields = type(build_config(family)).field_names()
-        overrides = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.overrides) if k in fields}
-        config = build_config(family, num_classes=subset.num_classes, class_names=subset.class_names, **overrides)
-        training = TrainingConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                                  checkpoint_every=0, sample_every=0, log_every=max(1, args.steps // 10))
-        with tempfile.TemporaryDirectory() as tmp:
-            trainer = Trainer(config, training, tmp)
-            t0 = time.perf_counter()
-            generator = trainer.fit(subset)
-            seconds = time.perf_counter() - t0
-        generator.eval()
-        consistency = class_consistency(generator, classifier, args.samples_per_class, seed=args.seed)
-        g = torch.Generator().manual_seed(args.seed)
-        samples, labels = generator.sample_per_class(args.samples_per_class, generator=g)
-        vary_consistency = None
-        if hasattr(generator, "vary"):  # the encoder families
-            varied = generator.vary(subset.to_float(), subset.labels, 0.5, generator=g)
-            vary_consistency = float((predict(classifier, varied).cpu() == subset.labels).float().mean())
-        entry = {
-            "class_consistency": consistency["mean"],
-            "class_consistency_per_class": consistency["per_class"],
-            "min_class_consistency": min(consistency["per_class"].values()),
-            "vary_class_consistency": vary_consistency,
-            "within_class_spread": within_class_spread(samples, labels, generator.num_classes),
-            "train_seconds": round(seconds, 1),
-            "trainer_loop_seconds": round(trainer.progress.train_seconds, 1),
-            "final_losses": trainer.history[-1] if trainer.history else None,
-            "config": config.to_dict(),
-        }
-        results["families"][family] = entry
-        grid_images, _ = generator.sample_per_class(8, generator=torch.Generator().manual_seed(args.seed))
-        save_sample_grid(grid_images, 8, grids / f"{family}.png")
+    for family in args.family_list:
+        entry = results["families"][family] = measure_family(family, args, subset, classifier, grids)
         print(family, json.dumps({k: v for k, v in entry.items() if k not in ("config", "class_consistency_per_class")}),
               flush=True)
         write_json(args.out, results)  # partial results survive
