@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from ._io import atomic_path
-from .errors import DataError
+from .errors import ConfigError, DataError
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -34,6 +34,8 @@ def save_sample_grid(images: torch.Tensor, per_row: int, path: str | Path) -> Pa
     from torchvision.utils import make_grid, save_image  # torchvision's image IO is slow to import
 
     path = Path(path)
+    if path.is_dir():  # os.replace would raise a bare IsADirectoryError, after the sampling
+        raise ConfigError(f"{path} is a folder, but a sample grid is one PNG file; pass a file path like grid.png")
     grid = make_grid(images.detach().float().cpu(), nrow=per_row, padding=2, pad_value=1.0,
                      normalize=True, value_range=(-1, 1))
     # Written beside the target and renamed over it, so a kill never leaves a truncated PNG.

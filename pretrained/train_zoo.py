@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run-dir", type=Path, help="training run folder (default runs/zoo/NAME)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--skip-training", action="store_true", help="only re-measure and rewrite the card")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the zoo folder's model when the newly trained weights differ (refused otherwise)")
     args = parser.parse_args(argv)
 
     spec = ZOO[args.name]
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     metrics = measure(generator, spec["data"], ROOT / "runs" / "zoo")
     training["measure_seconds"] = round(time.perf_counter() - t0, 1)
     save_pretrained(generator, output, dataset=spec["data"], metrics=metrics, training=training,
-                    description=spec["description"], grid=run_dir / "samples.png")
+                    description=spec["description"], grid=run_dir / "samples.png", overwrite=args.overwrite)
     print(json.dumps({"name": args.name, "output": str(output), **metrics,
                       "train_seconds": training.get("train_seconds"), "steps": training.get("steps")}), flush=True)
 

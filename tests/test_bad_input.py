@@ -51,7 +51,7 @@ def saved(tmp_path_factory) -> SimpleNamespace:
     root = tmp_path_factory.mktemp("saved")
     s = SimpleNamespace(root=root, run=root / "run", export=root / "export", npz=root / "samples.npz",
                         grid=root / "grid.png", data=root / "data.npz", garbage=root / "garbage.npz",
-                        nan=root / "nan.npz", split=root / "split")
+                        nan=root / "nan.npz", split=root / "split", evaluated=root / "evaluated")
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
             warnings.catch_warnings():
         warnings.simplefilter("ignore")  # 2 steps: the mode-collapse warning is expected
@@ -63,6 +63,8 @@ def saved(tmp_path_factory) -> SimpleNamespace:
     data = make_images(n_per_class=4)
     np.savez(s.data, images=data.images.numpy(), labels=data.labels.numpy(), classes=np.array(data.class_names))
     s.garbage.write_bytes(b"these bytes are not an .npz file")
+    s.evaluated.mkdir()
+    (s.evaluated / "eval.json").write_text('{"an": "earlier report"}')
     np.savez(s.nan, images=np.full((4, 28, 28), np.nan, np.float32), labels=np.array([0, 1, 0, 1]))
     for split in ("train", "val"):
         (s.split / split / "cat").mkdir(parents=True)
@@ -221,6 +223,9 @@ CLI_CASES = [
                                             "--format", "parquet", "--out", "{data}", "--per-image", "1"],
         "--out {data} is a file", "pick a new --out"),
     # eval: refused before any classifier is trained
+    cli("eval-over-an-earlier-report", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--out",
+                                        "{evaluated}"], "already holds an evaluation report (eval.json)",
+        "Pass --overwrite to replace it"),
     cli("eval-out-is-a-file", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--out", "{data}"],
         "is an existing file", "choose a folder path"),
     cli("eval-negative-ratio", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--ratios", "-1"],

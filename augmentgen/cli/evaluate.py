@@ -36,6 +36,19 @@ def _methods(text: str) -> list[str]:
     return methods
 
 
+#: What ``augmentgen eval`` writes into ``--out``.
+REPORT_FILES = ("eval.json", "eval.png")
+
+
+def _check_no_earlier_report(out: Path, overwrite: bool) -> None:
+    """An earlier evaluation's report is the user's work (hours of classifiers): refuse to replace it
+    without ``--overwrite``, before anything is computed."""
+    earlier = [name for name in REPORT_FILES if (out / name).exists()]
+    if earlier and not overwrite:
+        raise ConfigError(f"{out} already holds an evaluation report ({', '.join(earlier)}); nothing was computed. "
+                          "Pass --overwrite to replace it, or --out another folder to keep both")
+
+
 def _eval(args) -> int:
     from tqdm.auto import tqdm
 
@@ -67,6 +80,7 @@ def _eval(args) -> int:
     _check_device(args.device)
     out = Path(args.out) if args.out else (Path(args.model) if Path(args.model).is_dir() else Path("eval"))
     check_writable(out, "--out" if args.out else "the report folder (--out)")
+    _check_no_earlier_report(out, args.overwrite)
     check_data_path(args.data)
     if args.test_data:
         check_data_path(args.test_data, option="--test-data")
@@ -94,7 +108,8 @@ def _eval(args) -> int:
                                     device=args.device, progress=bar, **choice)
     report["baselines_requested"] = args.baselines
     print(format_report(report))
-    print(f"\nwrote {write_report(report, out / 'eval.json')} and {plot_per_class(report, out / 'eval.png')}")
+    json_path, png_path = (out / name for name in REPORT_FILES)
+    print(f"\nwrote {write_report(report, json_path)} and {plot_per_class(report, png_path)}")
     return 0
 
 

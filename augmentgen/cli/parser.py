@@ -257,6 +257,8 @@ def _add_eval_command(sub) -> None:
     e.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the GPU when there is one)")
     e.add_argument("--out", help="folder for eval.json and eval.png, checked writable before any work (default: the "
                                  "model folder when it is a local folder, else ./eval)")
+    e.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier eval.json / eval.png in --out (refused otherwise, before any work)")
 
 
 #: What a bare word right after a command most likely meant: the Python API takes the family and

@@ -6,6 +6,8 @@ dataset, or resumable Parquet shards, the last either of free samples or of vari
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
@@ -26,20 +28,22 @@ def _sample(args) -> int:
         if args.overwrite:
             raise ConfigError("--overwrite does not apply to --format parquet: rerunning the same command resumes "
                               f"the bank in {args.out}; choose a new --out to start another, or delete it yourself")
+        from ..mixing.export import check_creatable
         from ..mixing.shard_manifest import check_not_a_file
 
-        check_not_a_file(Path(args.out))  # before the model and the data load
+        check_creatable(Path(args.out))  # before the model and the data load
+        check_not_a_file(Path(args.out))
         return _sample_variation_shards(args) if args.variations_of else _sample_shards(args, temperature)
-    if args.format == "grid":
-        _check_grid_target(Path(args.out), args.overwrite)  # write_samples replaces a grid file without asking
+    from ..mixing.export import check_target
+
+    with _named_as_flags():
+        check_target(args.out, args.format, args.overwrite)  # write_samples checks again; this is before loading
     generator = from_pretrained(args.model, device=args.device)
     temperature = generator.check_temperature(temperature)
     at = "" if temperature == 1.0 else f", temperature {args.temperature}"
-    try:
+    with _named_as_flags():
         path = write_samples(generator, args.per_class, args.out, args.format, seed=args.seed,
                              temperature=temperature, overwrite=args.overwrite)
-    except DataError as exc:  # the library's message names its Python argument; this is the flag
-        raise DataError(str(exc).replace("overwrite=True", "--overwrite")) from None
     if args.format == "grid":
         print(f"wrote {path} ({generator.num_classes} rows x {args.per_class}{at})")
         return 0
@@ -58,13 +62,21 @@ def _temperature(text: str) -> float | list[float]:
     return temperature[0] if len(temperature) == 1 else temperature
 
 
-def _check_grid_target(out: Path, overwrite: bool) -> None:
-    """A grid replaces only a file, and only with --overwrite: a file there may be another run's grid."""
-    if out.is_dir():
-        raise ConfigError(f"--out {out} is a folder, but --format grid writes one PNG file; pass a file path "
-                          "like grid.png, or --format imagefolder to write a folder of images")
-    if out.exists() and not overwrite:
-        raise DataError(f"{out} already exists; choose another file name, or pass --overwrite to replace it")
+# The library's messages name its Python arguments; the CLI's user typed these flags.
+_FLAGS = {"overwrite=True": "--overwrite", "format='grid'": "--format grid",
+          "format='imagefolder'": "--format imagefolder"}
+
+
+@contextmanager
+def _named_as_flags() -> Iterator[None]:
+    """Re-raise the library's ConfigError / DataError with its arguments named as this command's flags."""
+    try:
+        yield
+    except (ConfigError, DataError) as exc:
+        message = str(exc)
+        for argument, flag in _FLAGS.items():
+            message = message.replace(argument, flag)
+        raise type(exc)(message) from None
 
 
 def _sample_shards(args, temperature) -> int:

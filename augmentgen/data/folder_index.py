@@ -18,7 +18,7 @@ from pathlib import Path
 from ..errors import DataError
 
 CLASSES_FILE = "classes.json"
-_FORMAT = "augmentgen-imagefolder"
+INDEX_FORMAT = "augmentgen-imagefolder"  # classes.json's "format": marks a folder augmentgen wrote
 
 
 def safe_folder_name(name: str) -> str:
@@ -39,7 +39,7 @@ def class_folder_names(class_names: Sequence[str]) -> list[str]:
 
 def write_class_index(root: Path, class_names: Sequence[str], folders: Sequence[str]) -> None:
     """Write ``root/classes.json``: the class names and their folders, in class order."""
-    index = {"format": _FORMAT, "classes": [str(n) for n in class_names], "folders": list(folders)}
+    index = {"format": INDEX_FORMAT, "classes": [str(n) for n in class_names], "folders": list(folders)}
     (root / CLASSES_FILE).write_text(json.dumps(index, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 

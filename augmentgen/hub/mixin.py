@@ -26,9 +26,12 @@ HUB_METHODS = ("save_pretrained", "push_to_hub", "from_pretrained")
 class PretrainedMixin:
     """The hub methods of :class:`~augmentgen.models.base.ConditionalGenerator`, ModelHubMixin style."""
 
-    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> Path:
-        """Save as ``config.json`` + ``model.safetensors`` + model card; see :func:`augmentgen.save_pretrained`."""
-        return serialization.save_pretrained(self, save_directory, **kwargs)
+    def save_pretrained(self, save_directory: str | os.PathLike, *, overwrite: bool = False, **kwargs: Any) -> Path:
+        """Save as ``config.json`` + ``model.safetensors`` + model card; see :func:`augmentgen.save_pretrained`.
+
+        A folder holding a model with other weights is refused unless ``overwrite=True``.
+        """
+        return serialization.save_pretrained(self, save_directory, overwrite=overwrite, **kwargs)
 
     def push_to_hub(self, repo_id: str, **kwargs: Any):
         """Upload to the Hugging Face Hub; see :func:`augmentgen.push_to_hub`."""

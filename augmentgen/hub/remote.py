@@ -22,7 +22,7 @@ from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.utils import validate_repo_id
 
 from .._version import __version__
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
 from ..models.base import ConditionalGenerator
 from .card import CARD_NAME, render_model_card
 from .serialization import CONFIG_NAME, REFUSED_SUFFIXES, WEIGHTS_NAME, load_generator, save_pretrained
@@ -236,11 +236,16 @@ def push_to_hub(
         create_pr: open a pull request instead of committing to the branch.
         api: a ``huggingface_hub.HfApi``-like object (default: ``HfApi(token=token)``).
         **card: :func:`save_pretrained` card arguments (``dataset``, ``metrics``, ...) used when a
-            card is written here (a generator, or a folder without ``README.md``).
+            card is written here (a generator, or a folder without ``README.md``). Not
+            ``overwrite``: a push writes no local folder (it stages its files in a new temporary
+            one), and the repo's history keeps whatever the new commit replaces.
 
     Returns:
         The ``CommitInfo`` of the upload (its ``commit_url``, ``oid``, ...).
     """
+    if "overwrite" in card:  # save_pretrained's flag: without this, a TypeError for a folder, ignored for a generator
+        raise ConfigError("push_to_hub takes no overwrite: it changes no local folder, and on the hub each push is "
+                          "a new commit whose history keeps what it replaces; drop the argument")
     api = api if api is not None else HfApi(token=token)
     with tempfile.TemporaryDirectory(prefix="augmentgen-push-") as tmp:
         staging = Path(tmp)

@@ -28,7 +28,12 @@ from .card import CARD_NAME, DEFAULT_LICENSE, read_training_summary, render_mode
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+GRID_NAME = "samples.png"
+TRAINING_NAME = "training.json"  # the trainer's summary of the run that made the weights beside it
 REFUSED_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+#: The metadata save_generator derives from the generator itself; the rest (the trainer's) is kept on a re-save.
+OWN_METADATA = ("format", "augmentgen_config", "augmentgen_sha256")
+
 
 def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
     """sha256 over every tensor's name, dtype, shape and bytes, in name order."""
@@ -154,13 +159,15 @@ def save_pretrained(
     name: str | None = None,
     repo_id: str | None = None,
     tags: list[str] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Save ``generator`` as a shareable folder: weights, config, model card and sample grid.
 
     Writes ``config.json`` and ``model.safetensors`` (:func:`save_generator`), ``samples.png``
     (one row per class) and a ``README.md`` model card with YAML front matter
     (``library_name: augmentgen``, licence, tags). The result loads with
-    :func:`augmentgen.from_pretrained` and uploads with :func:`augmentgen.push_to_hub`.
+    :func:`augmentgen.from_pretrained` and uploads with :func:`augmentgen.push_to_hub`. Every
+    argument is checked before anything in ``directory`` changes.
 
     Args:
         generator: the generator to save.
@@ -168,40 +175,112 @@ def save_pretrained(
         dataset: what it was trained on (a built-in dataset name or free text).
         metrics: measured figures for the card, e.g. ``{"class_consistency": 0.93}``.
         training: the trainer's summary (steps, train_seconds, command, ...); by default the
-            ``training.json`` the trainer left in ``directory``, when there is one.
+            ``training.json`` in ``directory``, unless it goes with a model ``overwrite`` replaces.
         description: one line saying what this generator is (also listed by
             :func:`augmentgen.list_pretrained` for zoo models).
-        grid: ``True`` to draw an 8-per-class sample grid (seed 0), a path to copy an existing
-            grid from, or ``False`` for none.
+        grid: ``True`` to draw an 8-per-class sample grid (seed 0), the path of a ``.png`` to
+            copy an existing grid from, or ``False`` for none.
         license, name, repo_id, tags: card fields (licence id, title, the id users load it by,
             extra tags).
+        overwrite: replace a model with other weights in ``directory`` (else a CheckpointError).
+            Its ``training.json`` describes the replaced weights, so it is removed with them, as
+            ``augmentgen train --overwrite`` does. The same weights again (e.g. into the trainer's
+            run folder) need no ``overwrite`` and keep what the trainer stored with them.
 
     Returns:
         The folder written.
     """
     directory = Path(directory)
-    save_generator(generator, directory)
-    if training is None:
+    grid_name = _check_grid(grid)
+    replaces, kept_metadata = _check_target(generator, directory, overwrite, grid_name)
+    if training is None and not replaces:
         training = read_training_summary(directory)
-    grid_name = _write_grid(generator, directory, grid)
+    images = _grid_images(generator) if grid is True else None  # drawn before anything is written
     card = render_model_card(generator, name=name or directory.name, dataset=dataset, metrics=metrics,
                              training=training, description=description, grid=grid_name, license=license,
                              repo_id=repo_id, tags=tags)
+    if replaces:  # first, so the new weights never sit beside the old model's training summary
+        (directory / TRAINING_NAME).unlink(missing_ok=True)
+    save_generator(generator, directory, metadata=kept_metadata)
+    _write_grid(directory, grid, images)
     atomic_write_bytes(directory / CARD_NAME, card.encode())
     return directory
 
 
-def _write_grid(generator: ConditionalGenerator, directory: Path, grid: str | os.PathLike | bool) -> str | None:
-    """Draw (``True``) or copy (a path) the sample grid into ``directory``; its file name, or None."""
+def _check_target(generator: ConditionalGenerator, directory: Path, overwrite: bool,
+                  grid_name: str | None) -> tuple[bool, dict[str, str]]:
+    """Refuse ``directory`` when it is a file, has a folder where a file goes, or holds other weights
+    and not ``overwrite``; changes nothing.
+
+    Returns whether another model is replaced, and the metadata to keep: what the trainer stored
+    with these same weights (``steps``, ``augmentgen_init_from``, ...), which a re-save must not drop.
+    """
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"{directory} is an existing file, not a folder; pass a folder to save the generator in")
+    folders = [n for n in (WEIGHTS_NAME, CONFIG_NAME, CARD_NAME, grid_name) if n and (directory / n).is_dir()]
+    if folders:  # a file cannot be renamed over them: found now, not after the weights are written
+        raise ConfigError(f"{directory} has folders named {folders} where save_pretrained writes files; "
+                          "move them away or choose another folder")
+    weights = directory / WEIGHTS_NAME
+    if not (weights.exists() or weights.is_symlink()):
+        return False, {}
+    held = _held_metadata(weights)
+    if held is not None and held["augmentgen_sha256"] == tensors_sha256(generator_tensors(generator)):
+        return False, {k: v for k, v in held.items() if k not in OWN_METADATA}
+    if not overwrite:
+        what = "other weights" if held is not None else "weights that cannot be read"
+        raise CheckpointError(
+            f"{directory} already holds another model ({WEIGHTS_NAME} with {what}); nothing was changed. "
+            "Pass overwrite=True to replace it (its training.json goes with it), or choose another folder"
+        )
+    return True, {}
+
+
+def _held_metadata(weights: Path) -> dict[str, str] | None:
+    """The metadata of the weights file already there, its ``augmentgen_sha256`` always set; None
+    when it is unreadable. Only a file written elsewhere, without the sha256, has its tensors read."""
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            if "augmentgen_sha256" not in meta:
+                meta["augmentgen_sha256"] = tensors_sha256({k: f.get_tensor(k) for k in f.keys()})
+    except (SafetensorError, OSError, ValueError):
+        return None
+    return meta
+
+
+def _check_grid(grid: str | os.PathLike | bool) -> str | None:
+    """The file name the sample grid will have in the folder, or None for none; refuses a bad ``grid``."""
     if grid is True:
-        g = torch.Generator(device=generator.device).manual_seed(0)
-        images, _ = generator.sample_per_class(8, generator=g)
-        return save_sample_grid(images, 8, directory / "samples.png").name
+        return GRID_NAME
     if not grid:
         return None
+    if not isinstance(grid, (str, os.PathLike)):
+        raise ConfigError(f"grid must be True, False or the path of a .png file, not the "
+                          f"{type(grid).__name__} {grid!r}")
     grid_path = Path(grid)
+    if grid_path.suffix != ".png":
+        # The card shows it as an image and push_to_hub uploads *.png beside the card, nothing else.
+        raise ConfigError(f"sample grid {grid_path} is not a .png file; pass a PNG, or grid=True to draw one")
     if not grid_path.is_file():
-        raise CheckpointError(f"sample grid {grid_path} does not exist")
+        raise CheckpointError(f"sample grid {grid_path} does not exist (or is not a file)")
+    return grid_path.name
+
+
+def _grid_images(generator: ConditionalGenerator) -> torch.Tensor:
+    """The images of the drawn sample grid: 8 per class, seed 0."""
+    g = torch.Generator(device=generator.device).manual_seed(0)
+    images, _ = generator.sample_per_class(8, generator=g)
+    return images
+
+
+def _write_grid(directory: Path, grid: str | os.PathLike | bool, images: torch.Tensor | None) -> None:
+    """Write the drawn ``images`` as the grid, or copy the ``grid`` file into ``directory``."""
+    if images is not None:
+        save_sample_grid(images, 8, directory / GRID_NAME)
+        return
+    if not grid:
+        return
+    grid_path = Path(grid)
     if grid_path.resolve() != (directory / grid_path.name).resolve():
         atomic_write_bytes(directory / grid_path.name, grid_path.read_bytes())
-    return grid_path.name

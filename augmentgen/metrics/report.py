@@ -326,7 +326,7 @@ def plot_per_class(report: dict, path: str | Path) -> Path:
         xs = label_w + int(plot_w * frac)
         draw.line([xs, 30, xs, y], fill=(200, 200, 200))
         draw.text((xs - 8, y + 2), f"{int(frac * 100)}%", fill="black")
-    path = Path(path)
+    path = Path(path).expanduser()
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
     return path
@@ -344,7 +344,7 @@ def _strict_json(value):
 
 def write_report(report: dict, path: str | Path) -> Path:
     """Write the report as strict JSON (NaN, e.g. the FID of a class with one image, as null)."""
-    path = Path(path)
+    path = Path(path).expanduser()
     atomic_write_bytes(path, (json.dumps(_strict_json(report), indent=2, allow_nan=False) + "\n").encode())
     return path
 

@@ -1,15 +1,18 @@
 """Writing a generator's samples to disk: a grid, an ImageFolder, an ``.npz`` or an HF dataset.
 
 Every format but the preview grid is written into a hidden temporary sibling of ``out`` and
-renamed into place when complete, so a crash never leaves a half-written export, and an existing
-export is never silently mixed with or replaced by a new one.
+renamed into place when complete (the grid, one file, is renamed over its target), so a crash
+never leaves a half-written export. An existing output is never silently mixed with or replaced
+by a new one, and ``overwrite=True`` replaces only an export that carries augmentgen's mark.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,13 +22,23 @@ import numpy as np
 import torch
 
 from .._images import save_sample_grid, to_uint8
-from ..data.folder_index import CLASSES_FILE, class_folder_names, safe_folder_name, write_class_index
+from ..data.folder_index import (
+    CLASSES_FILE,
+    INDEX_FORMAT,
+    class_folder_names,
+    safe_folder_name,
+    write_class_index,
+)
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, Temperature
 
 FORMATS = ("grid", "imagefolder", "npz", "hf")
-# What marks a folder as an earlier export that overwrite=True may replace.
-_EXPORT_MARKERS = {"imagefolder": (CLASSES_FILE,), "hf": ("dataset_info.json", "state.json", "dataset_dict.json")}
+# The marks of an earlier export, the only thing overwrite=True may replace: a file or folder of
+# the same name that a user wrote themselves (np.savez of images/labels/classes, which load_data
+# documents; a save_to_disk of their own dataset; an ImageFolder with a classes.json) lacks them.
+_NPZ_FORMAT = "augmentgen-npz"  # the export's "format" array; load_data ignores extra arrays
+_HF_DESCRIPTION = "augmentgen-hf: synthetic images sampled from a generator by augmentgen.write_samples"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"  # a grid's bytes cannot carry a mark, so any PNG is taken
 
 
 def safe_class_dir(name: str) -> str:
@@ -43,15 +56,63 @@ def _positive_int(value, what: str) -> int:
     return int(value)
 
 
+def check_creatable(out: Path) -> None:
+    """Refuse ``out`` when a folder above it is an existing file: nothing can ever be created there.
+
+    Checked before any sampling: creating the parents later would raise a bare
+    ``FileExistsError`` or ``NotADirectoryError`` once the (possibly long) work is done.
+    """
+    for parent in Path(out).expanduser().absolute().parents:
+        if parent.exists() or parent.is_symlink():  # a dangling link is neither folder nor creatable
+            if not parent.is_dir():
+                raise ConfigError(f"{out} cannot be created: {parent} is a file, not a folder; choose "
+                                  "another path")
+            return
+
+
+def check_target(out: str | os.PathLike, format: str, overwrite: bool = False) -> Path:
+    """The path :func:`write_samples` writes ``out`` at; refuses it first, before any sampling.
+
+    Raises:
+        ConfigError: ``format`` is unknown, a folder above ``out`` is a file, or a grid's ``out``
+            is a folder.
+        DataError: ``out`` exists (a non-empty folder or a file) and ``overwrite`` is False, or
+            ``overwrite`` is True but ``out`` is not an earlier export of ``format``.
+    """
+    if format not in FORMATS:
+        raise ConfigError(f"format must be one of {FORMATS}, got {format!r}")
+    out = Path(out).expanduser()
+    if format == "npz" and out.suffix != ".npz":
+        out = out.with_name(out.name + ".npz")  # what np.savez would have done
+    check_creatable(out)
+    if format == "grid":
+        _check_grid_target(out, overwrite)
+    else:
+        _check_target(out, format, overwrite)
+    return out
+
+
+def _check_grid_target(out: Path, overwrite: bool) -> None:
+    """A grid replaces only a PNG file, and only with overwrite=True: it may be another run's grid."""
+    if out.is_dir():
+        raise ConfigError(f"{out} is a folder, but format='grid' writes one PNG file; pass a file path like "
+                          "grid.png, or format='imagefolder' to write a folder of images")
+    if not out.exists() and not out.is_symlink():
+        return
+    if not overwrite:
+        raise DataError(f"{out} already exists; choose another file name, or pass overwrite=True to replace it")
+    if not _is_png(out):
+        raise DataError(f"{out} is not a PNG file, so not an earlier grid, and overwrite=True will not replace "
+                        "it; choose another file name, or remove it yourself")
+
+
 def _check_target(target: Path, format: str, overwrite: bool) -> None:
     """Refuse to write where the export would mix with, or silently replace, existing files."""
     if not target.exists() and not target.is_symlink():
         return
     if target.is_dir() and not target.is_symlink() and not any(target.iterdir()):
         return  # an empty folder holds nothing to lose or mix
-    if format == "npz":
-        if target.is_file() and overwrite:
-            return
+    if format == "npz" and not overwrite:
         raise DataError(f"{target} already exists; choose another file name, or pass overwrite=True to "
                         "replace it" if target.is_file() else f"{target} exists and is not a file; choose "
                         "another file name")
@@ -59,10 +120,42 @@ def _check_target(target: Path, format: str, overwrite: bool) -> None:
         raise DataError(f"{target} already exists and is not empty: writing there would mix these samples "
                         "with its files. Choose another folder, or pass overwrite=True to replace an "
                         "earlier export in it")
-    markers = _EXPORT_MARKERS[format]
-    if not target.is_dir() or target.is_symlink() or not any((target / m).is_file() for m in markers):
-        raise DataError(f"{target} is not an earlier {format} export (no {' or '.join(markers)} in it), "
-                        "so overwrite=True will not delete it; choose another folder, or remove it yourself")
+    missing = _missing_mark(target, format)
+    if missing:
+        raise DataError(f"{target} is not an earlier {format} export ({missing}): augmentgen did not write it, "
+                        "so overwrite=True will not delete it; choose another "
+                        f"{'file name' if format == 'npz' else 'folder'}, or remove it yourself")
+
+
+def _missing_mark(target: Path, format: str) -> str | None:
+    """Why ``target`` is not an export of ``format`` augmentgen wrote; None when it is one."""
+    right_kind = target.is_file() if format == "npz" else target.is_dir()
+    if target.is_symlink() or not right_kind:
+        return f"it is not a {'file' if format == 'npz' else 'folder'}"
+    if format == "npz":
+        try:
+            with np.load(target, allow_pickle=False) as archive:
+                if str(archive["format"]) == _NPZ_FORMAT:
+                    return None
+        except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError, zipfile.BadZipFile):
+            pass  # not an .npz, a lone .npy (no "with"), or one without the mark
+        return f"it has no 'format' array holding {_NPZ_FORMAT!r}"
+    name, field, mark = ((CLASSES_FILE, "format", INDEX_FORMAT) if format == "imagefolder" else
+                         ("dataset_info.json", "description", _HF_DESCRIPTION))
+    try:
+        if json.loads((target / name).read_text(encoding="utf-8")).get(field) == mark:
+            return None
+    except (OSError, ValueError, AttributeError):
+        pass  # missing, unreadable, or not a JSON object
+    return f"no {name} whose {field!r} is {mark!r}"
+
+
+def _is_png(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(_PNG_SIGNATURE)) == _PNG_SIGNATURE
+    except OSError:
+        return False
 
 
 @contextmanager
@@ -96,21 +189,25 @@ def write_samples(generator: ConditionalGenerator, per_class: int, out: str | os
     ``num_classes`` floats indexed by class (``augmentgen sample --temperature``).
 
     Formats:
-        - ``grid``: one PNG, one row per class (``out`` is the file; an existing one is replaced).
+        - ``grid``: one PNG, one row per class (``out`` is the file).
         - ``imagefolder``: ``out/<index>_<class>/<index>_<class>_<i>.png`` plus ``out/classes.json``.
           The zero-padded index prefix (``00_T-shirt_top``) makes the sorted folder order, which
           torchvision's ``ImageFolder`` and ``datasets.load_dataset("imagefolder")`` number
           classes by, the generator's class order; ``augmentgen.load_data(out)`` also restores
           the original names (``"T-shirt/top"``) from ``classes.json``.
-        - ``npz``: ``images`` uint8 (N, C, H, W), ``labels`` int64, ``classes`` str; readable with
-          ``augmentgen.load_data(out)``, no pickle. ``.npz`` is appended to ``out`` if missing.
-        - ``hf``: ``datasets.Dataset.save_to_disk(out)`` with :func:`synthesize`'s features.
+        - ``npz``: ``images`` uint8 (N, C, H, W), ``labels`` int64, ``classes`` str, and ``format``
+          (``"augmentgen-npz"``); readable with ``augmentgen.load_data(out)``, no pickle. ``.npz`` is
+          appended to ``out`` if missing.
+        - ``hf``: ``datasets.Dataset.save_to_disk(out)`` with :func:`synthesize`'s features; its
+          ``info.description`` marks it as written here.
 
-    Except for the grid, the output is written into a hidden sibling of ``out`` and renamed into
-    place once complete. ``out`` must not exist yet (an empty folder is fine): an existing file
-    or non-empty folder is a :class:`~augmentgen.errors.DataError`, raised before any sampling,
-    unless ``overwrite=True``, which replaces an earlier export of the same format (never a
-    folder augmentgen did not write).
+    The output is written beside ``out`` (a folder in a hidden sibling) and renamed into place
+    once complete. Before any sampling (:func:`check_target`): an existing file or non-empty
+    folder at ``out`` is a :class:`~augmentgen.errors.DataError` unless ``overwrite=True``, which
+    replaces only an earlier export of the same format: one with augmentgen's mark (``classes.json``'s
+    ``format``, the ``format`` array, the description) or, for a grid, a PNG file; a user's own
+    data of the same layout is refused, never deleted. A file above ``out``, or a folder as a
+    grid's ``out``, is a :class:`~augmentgen.errors.ConfigError`.
 
     Returns:
         The path written.
@@ -120,15 +217,12 @@ def write_samples(generator: ConditionalGenerator, per_class: int, out: str | os
     per_class = _positive_int(per_class, "per_class")
     batch_size = _positive_int(batch_size, "batch_size")
     temperature = generator.check_temperature(temperature)  # before any file is written
-    out = Path(out).expanduser()
-    if format == "npz" and out.suffix != ".npz":
-        out = out.with_name(out.name + ".npz")  # what np.savez would have done
-    if format != "grid":
-        _check_target(out, format, overwrite)  # before the (possibly long) sampling
+    out = check_target(out, format, overwrite)  # before the (possibly long) sampling
     if format == "hf":
         from .hf import synthesize
 
         dataset = synthesize(generator, per_class, seed=seed, batch_size=batch_size, temperature=temperature)
+        dataset.info.description = _HF_DESCRIPTION  # the mark that lets overwrite=True replace it later
         with _staged(out, format, overwrite) as staged:
             dataset.save_to_disk(str(staged))
         return out
@@ -145,10 +239,11 @@ def write_samples(generator: ConditionalGenerator, per_class: int, out: str | os
 
 
 def _write_npz(path: Path, images: torch.Tensor, class_names: list[str], per_class: int) -> None:
-    """``images``, ``labels`` and ``classes`` arrays for uint8 images grouped by class."""
+    """``images``, ``labels``, ``classes`` and ``format`` arrays for uint8 images grouped by class."""
     labels = np.arange(len(class_names), dtype=np.int64).repeat(per_class)
     with open(path, "wb") as f:  # a file object: np.savez appends no suffix
-        np.savez_compressed(f, images=images.numpy(), labels=labels, classes=np.asarray(class_names, dtype=str))
+        np.savez_compressed(f, images=images.numpy(), labels=labels, classes=np.asarray(class_names, dtype=str),
+                            format=np.asarray(_NPZ_FORMAT))
 
 
 def _write_image_folder(root: Path, images: torch.Tensor, class_names: list[str], per_class: int) -> None:

@@ -55,6 +55,7 @@ from .._images import to_uint8
 from .._io import atomic_path, atomic_write_bytes
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, Temperature
+from .export import check_creatable
 from .filter import TeacherFilter
 from .hf import SYNTHETIC, _to_arrays, synthetic_features
 from .shard_manifest import (
@@ -387,6 +388,7 @@ def write_bank(out: str | os.PathLike, identity: dict, info: dict, plan: list[Sh
     state = _state()
     _check_world(state)
     out = Path(out)
+    check_creatable(out)  # a file above out: mkdir would fail with a bare OSError
     manifest = check_folder(out, identity)  # on every rank, before anyone writes
     state.wait_for_everyone()
     if state.is_main_process:

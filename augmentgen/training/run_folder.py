@@ -65,7 +65,7 @@ def check_writable(path: str | os.PathLike, what: str = "--out") -> None:
 
 def check_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite: bool, steps: int) -> None:
     """Refuse what ``resume`` / ``overwrite`` / a new run may not do in ``output_dir``; changes nothing."""
-    out = Path(output_dir)
+    out = Path(output_dir).expanduser()
     if resume and overwrite:
         raise ConfigError("resume and overwrite contradict each other: --resume continues the run in "
                           f"{out}, --overwrite deletes it; pass one of them")
@@ -98,7 +98,7 @@ def prepare_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite
                        is_main_process: bool = True) -> bool:
     """Check ``output_dir`` (:func:`check_run_folder`), then clear it for ``overwrite`` and remove
     partial checkpoints for ``resume``. Returns whether there is a checkpoint to resume from."""
-    out = Path(output_dir)
+    out = Path(output_dir).expanduser()
     check_run_folder(out, resume=resume, overwrite=overwrite, steps=steps)
     if overwrite and is_main_process:
         for name in RUN_OUTPUTS:

@@ -75,7 +75,9 @@ __all__ = ["CHECKPOINT_DIR", "GeneratorEMA", "Trainer", "TrainingInterrupted", "
 
 
 class TrainingProgress:
-    """The trainer's own resumable state (registered with Accelerate's checkpointing)."""
+    """The trainer's own resumable state (registered with Accelerate's checkpointing): the
+    counters, and the logged history, so that a resumed run's ``training.json`` holds every
+    logged step, as an uninterrupted run's does."""
 
     def __init__(self) -> None:
         self.step = 0
@@ -83,14 +85,16 @@ class TrainingProgress:
         self.train_seconds = 0.0
         self.lr_scale = 1.0
         self.planned_steps: int | None = None  # the steps a time budget chose (kept on resume)
+        self.history: list[dict[str, float]] = []  # one entry per logged step
 
     def state_dict(self) -> dict:
-        """The counters, for Accelerate's checkpoint."""
-        return dict(vars(self))
+        """The counters and the history, for Accelerate's checkpoint."""
+        return {**vars(self), "history": [dict(row) for row in self.history]}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore the counters of a checkpoint."""
-        vars(self).update(state)
+        """Restore the counters and the history of a checkpoint (one written before the history
+        was kept restores an empty one)."""
+        vars(self).update({"history": [], **state})
 
 
 class Trainer:
@@ -121,7 +125,7 @@ class Trainer:
         self.model_config = model_config
         self.snapshot_scorer = snapshot_scorer
         self.config = training_config or TrainingConfig()
-        self.output_dir = Path(output_dir)
+        self.output_dir = Path(output_dir).expanduser()  # the folder check_writable checked
         self.command = command
         if accelerator is None:
             check_tracker_installed(self.config.log_with)  # Accelerate would only warn, then log nothing
@@ -135,7 +139,6 @@ class Trainer:
             dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
         )
         self.progress = TrainingProgress()
-        self.history: list[dict[str, float]] = []
         #: With ``init_from``: the source (id, sha256, family, classes) and the transfer report
         #: (``copied`` / ``reinitialised`` / ``skipped`` / ``frozen`` tensor names), set by ``fit``.
         self.init_source: dict | None = None
@@ -152,6 +155,12 @@ class Trainer:
         self.snapshots: SnapshotSelector | None = None
         self._scorer = None
         self._train_data: LabelledImages | None = None
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        """The run's logged losses, one dict per logged step (``{"step": ..., "<name>_loss": ...,
+        "images_per_second": ...}``); a resumed run continues the history of its checkpoint."""
+        return self.progress.history
 
     # ------------------------------------------------------------------ public
     def fit(self, data: LabelledImages | Iterable, *, resume: bool = False,
@@ -484,7 +493,7 @@ class Trainer:
 
     def _log(self, values: dict[str, float], s: int, bar) -> None:
         values = {**values, "images_per_second": self.progress.images_seen / max(self.progress.train_seconds, 1e-9)}
-        self.history.append({"step": s, **values})
+        self.progress.history.append({"step": s, **values})
         bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k.endswith("loss")})
         if self.config.log_with:
             self.accelerator.log(values, step=s)
@@ -564,7 +573,7 @@ class Trainer:
             "data": self.manifest.get("data"),
             "training_config": self.config.to_dict(),
             "sample_grid": grid.name if grid else None,
-            "history": self.history,
+            "history": self.progress.history,
         }
         if self.init_source is not None:
             summary["init_from"] = self.init_source

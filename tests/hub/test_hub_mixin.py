@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import augmentgen
-from augmentgen.errors import ConfigError
+from augmentgen.errors import CheckpointError, ConfigError
 from augmentgen.hub import PretrainedMixin
 from augmentgen.models import ConditionalGenerator, available_models
 from augmentgen.models.registry import generator_class
@@ -85,3 +85,13 @@ def test_the_hub_methods_are_declared_on_the_interface_for_type_checkers():
     assert {f.name for f in block.body if isinstance(f, ast.FunctionDef)} == set(HUB_METHODS)
     for name in HUB_METHODS:  # and at run time they are the hub's
         assert getattr(base.ConditionalGenerator, name).__qualname__.startswith("PretrainedMixin.")
+
+
+def test_save_pretrained_method_takes_overwrite_like_the_function(tmp_path):
+    tiny_generator(seed=0).save_pretrained(tmp_path, grid=False)
+    with pytest.raises(CheckpointError, match="already holds another model.*overwrite=True"):
+        tiny_generator(seed=1).save_pretrained(tmp_path, grid=False)
+    tiny_generator(seed=1).save_pretrained(tmp_path, grid=False, overwrite=True)
+    loaded = type(tiny_generator()).from_pretrained(tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(tiny_generator(seed=1).state_dict().values(),
+                                                 loaded.state_dict().values()))

@@ -12,7 +12,7 @@ import torch
 from huggingface_hub import metadata_load
 
 import augmentgen.hub.zoo as zoo
-from augmentgen.errors import CheckpointError
+from augmentgen.errors import CheckpointError, ConfigError
 from augmentgen.hub import from_pretrained, list_pretrained, push_to_hub, save_pretrained
 from tests.hub.conftest import tiny_generator
 
@@ -255,6 +255,15 @@ def test_push_generator_uploads_a_loadable_save_pretrained_folder(tmp_path):
     assert _same_weights(generator, from_pretrained(tmp_path))
     card = api.uploaded["README.md"].decode()
     assert 'from_pretrained("me/tiny")' in card and "| class_consistency | 0.9 |" in card
+
+
+@pytest.mark.parametrize("what", ["generator", "folder"])
+def test_push_refuses_overwrite_before_anything_is_sent(saved_generator, what):
+    generator, folder = saved_generator
+    api = FakeApi()
+    with pytest.raises(ConfigError, match="push_to_hub takes no overwrite.*new commit"):
+        push_to_hub(generator if what == "generator" else folder, "me/tiny", api=api, overwrite=True)
+    assert api.calls == []
 
 
 def test_push_folder_uploads_only_the_generator_files(saved_generator):

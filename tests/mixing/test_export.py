@@ -174,3 +174,88 @@ def test_temperature_passes_through_write_samples(gen, tmp_path):
     with pytest.raises(ConfigError, match="temperature"):
         write_samples(gen, 2, tmp_path / "bad.npz", "npz", temperature=[1.0, 1.0])
     assert not (tmp_path / "bad.npz").exists()
+
+
+def _refuse_sampling(gen, monkeypatch):
+    monkeypatch.setattr(type(gen), "sample", lambda *a, **k: pytest.fail("sampled before refusing"))
+
+
+def _files(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_an_existing_grid_is_replaced_only_with_overwrite_and_only_a_png(gen, tmp_path, monkeypatch):
+    grid = write_samples(gen, 2, tmp_path / "grid.png", "grid", seed=0)
+    notes = tmp_path / "notes.png"
+    notes.write_bytes(b"the user's notes, under a .png name")
+    before = grid.read_bytes()
+    with monkeypatch.context() as patch:
+        _refuse_sampling(gen, patch)
+        with pytest.raises(DataError, match=r"grid.png already exists.*overwrite=True"):
+            write_samples(gen, 2, grid, "grid", seed=1)
+        with pytest.raises(DataError, match="notes.png is not a PNG file.*remove it yourself"):
+            write_samples(gen, 2, notes, "grid", overwrite=True)
+    assert grid.read_bytes() == before and notes.read_bytes() == b"the user's notes, under a .png name"
+    assert write_samples(gen, 2, grid, "grid", seed=1, overwrite=True) == grid
+    assert grid.read_bytes() != before and sorted(p.name for p in tmp_path.iterdir()) == ["grid.png", "notes.png"]
+
+
+def test_a_grid_onto_a_folder_is_a_config_error_before_sampling(gen, tmp_path, monkeypatch):
+    from augmentgen._images import save_sample_grid
+
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "mine.txt").write_text("kept")
+    _refuse_sampling(gen, monkeypatch)
+    for folder in (full, tmp_path / "empty"):
+        folder.mkdir(exist_ok=True)
+        for overwrite in (False, True):
+            with pytest.raises(ConfigError, match=r"is a folder, but format='grid' writes one PNG file.*"
+                                                  r"grid.png.*format='imagefolder'"):
+                write_samples(gen, 2, folder, "grid", overwrite=overwrite)
+    assert _files(tmp_path) == {"full/mine.txt": b"kept"} and (tmp_path / "empty").is_dir()
+    with pytest.raises(ConfigError, match="is a folder, but a sample grid is one PNG file"):
+        save_sample_grid(torch.zeros(1, 1, 4, 4), 1, full)
+
+
+def _users_image_folder(root):
+    """An ImageFolder a user made by hand, with a classes.json of their own (no augmentgen format)."""
+    from PIL import Image
+
+    for name in ("cat", "dog"):
+        (root / name).mkdir(parents=True)
+        Image.new("L", (4, 4), 7).save(root / name / "0.png")
+    (root / "classes.json").write_text('{"classes": ["cat", "dog"], "folders": ["cat", "dog"]}')
+
+
+def test_overwrite_replaces_only_an_export_augmentgen_wrote(gen, tmp_path, monkeypatch):
+    import numpy as np
+
+    datasets = pytest.importorskip("datasets")
+    from augmentgen.mixing import synthesize
+
+    text, same_features = tmp_path / "text", tmp_path / "same_features"
+    datasets.Dataset.from_dict({"text": ["a user's", "own rows"]}).save_to_disk(str(text))
+    synthesize(gen, 1).save_to_disk(str(same_features))  # exactly the export's columns, but saved by the user
+    _users_image_folder(tmp_path / "photos")
+    np.savez(tmp_path / "mine.npz", images=np.zeros((2, 1, 4, 4), np.uint8), labels=np.array([0, 1]),
+             classes=np.array(["a", "b"]))  # the layout load_data documents
+    before = _files(tmp_path)
+    _refuse_sampling(gen, monkeypatch)
+    for out, format in ((text, "hf"), (same_features, "hf"), (tmp_path / "photos", "imagefolder"),
+                        (tmp_path / "mine.npz", "npz")):
+        with pytest.raises(DataError, match=rf"not an earlier {format} export .*augmentgen did not write it, so "
+                                            "overwrite=True will not delete it; choose another"):
+            write_samples(gen, 1, out, format, overwrite=True)
+    assert _files(tmp_path) == before and _no_partial_left(tmp_path)
+
+
+def test_an_out_under_a_file_is_refused_before_sampling(gen, tmp_path, monkeypatch):
+    (tmp_path / "notes.txt").write_text("kept")
+    _refuse_sampling(gen, monkeypatch)
+    for format in ("grid", "imagefolder", "npz", "hf"):
+        for out in (tmp_path / "notes.txt" / "out", tmp_path / "notes.txt" / "a" / "b"):
+            with pytest.raises(ConfigError, match=r"cannot be created: .*notes.txt is a file, not a folder; "
+                                                  "choose another path"):
+                write_samples(gen, 1, out, format, overwrite=True)
+    assert _files(tmp_path) == {"notes.txt": b"kept"}

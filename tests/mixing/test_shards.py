@@ -225,3 +225,21 @@ def test_a_config_change_and_a_bank_of_the_earlier_format_are_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"earlier augmentgen \(format 'augmentgen-synthesis/1'.*new --out"):
         write_shards(generator, 4, tmp_path / "bank", shard_size=4, progress=False)
     assert {p: p.read_bytes() for p in (tmp_path / "bank").rglob("*") if p.is_file()} == files
+
+
+def test_a_bank_under_a_file_is_refused_before_anything_is_loaded_or_written(model, tmp_path, capsys):
+    from augmentgen.mixing import VariationSource, write_variation_shards
+    from tests.mixing.test_sources import TINY_ENCODER, shifted_squares
+
+    (tmp_path / "notes.txt").write_text("kept")
+    out = tmp_path / "notes.txt" / "bank"
+    with pytest.raises(ConfigError, match=r"bank cannot be created: .*notes.txt is a file, not a folder"):
+        write_shards(tiny_generator(), 4, out, shard_size=4, progress=False)
+    vae = build_generator(build_config("vae", num_classes=3, class_names=["ant", "bee", "cat"], **TINY_ENCODER))
+    real = shifted_squares(n_per_class=2)
+    with pytest.raises(ConfigError, match=r"bank cannot be created: .*notes.txt is a file, not a folder"):
+        write_variation_shards(VariationSource(vae, "vary"), real.images, real.labels, out, per_image=1,
+                               progress=False)
+    assert main(sample(tmp_path / "no-such-model", out)) == 2  # refused before the model would fail to load
+    assert "notes.txt is a file, not a folder" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"] and (tmp_path / "notes.txt").read_text() == "kept"

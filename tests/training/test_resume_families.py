@@ -54,13 +54,13 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_weights(name, tmp_path,
 
     resumed_trainer = tiny_run(name, data, tmp_path / "cut")
     resumed = resumed_trainer.fit(data, resume=True)
-    assert [h["step"] for h in resumed_trainer.history] == [5, 6]
+    assert [h["step"] for h in resumed_trainer.history] == [1, 2, 3, 4, 5, 6]  # steps 1-4 from the checkpoint
     for (key, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), key
     for key, a in full_trainer.step.trained_generator().state_dict().items():  # the raw weights too
         assert torch.equal(a, resumed_trainer.step.trained_generator().state_dict()[key]), key
     for a, b in zip(optimizer_tensors(full_trainer), optimizer_tensors(resumed_trainer), strict=True):
         assert torch.equal(a, b)
-    assert [h["step"] for h in full_trainer.history[-2:]] == [5, 6]
-    assert full_trainer.history[-2:] == [{**h, "images_per_second": full_trainer.history[-2 + i]["images_per_second"]}
-                                         for i, h in enumerate(resumed_trainer.history)]
+    # The same losses at every logged step (the speed differs): the history survives the resume.
+    assert full_trainer.history == [{**h, "images_per_second": full_trainer.history[i]["images_per_second"]}
+                                    for i, h in enumerate(resumed_trainer.history)]

@@ -92,13 +92,26 @@ def test_an_output_path_that_is_a_file_or_unwritable_is_refused_before_training(
         fit(tmp_path / "run", tiny_data)
 
 
+def test_a_home_relative_output_folder_is_written_where_it_was_checked(tmp_path, tiny_data, monkeypatch):
+    """``~/run`` in Python (no shell to expand it) is the home folder's ``run``, for the checks and
+    the writes alike, not a folder named ``~`` in the working directory."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    fit("~/run", tiny_data, steps=3)
+    assert (tmp_path / "home" / "run" / "model.safetensors").is_file()
+    assert not (tmp_path / "~").exists()
+    with pytest.raises(CheckpointError, match="home/run already holds a trained model"):  # found, not overwritten
+        fit("~/run", tiny_data, steps=3)
+
+
 # ---------------------------------------------------------------- resume has no holes
 def test_the_last_step_is_checkpointed_and_resuming_further_equals_one_longer_run(tmp_path, tiny_data):
     _, straight = fit(tmp_path / "straight", tiny_data, steps=8)
     fit(tmp_path / "extended", tiny_data, steps=5)
     assert steps_of(tmp_path / "extended") == ["step-0000003", "step-0000005"]  # 5 is not a multiple of 3
     trainer, extended = fit(tmp_path / "extended", tiny_data, steps=8, resume=True)
-    assert [h["step"] for h in trainer.history] == [6, 7, 8]
+    assert [h["step"] for h in trainer.history] == [1, 2, 3, 4, 5, 6, 7, 8]  # the run's whole history
+    assert json.loads((tmp_path / "extended" / "training.json").read_text())["history"] == trainer.history
     assert_same_weights(straight, extended)
 
 
@@ -143,7 +156,7 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, ti
     weights.write_bytes(bytes(data))
     with pytest.warns(UserWarning, match=r"step-0000006 is damaged: .*sha256.*resumed from .* step-0000003"):
         trainer, resumed = fit(out, tiny_data, steps=9, resume=True)
-    assert [h["step"] for h in trainer.history] == [4, 5, 6, 7, 8, 9]
+    assert [h["step"] for h in trainer.history] == [1, 2, 3, 4, 5, 6, 7, 8, 9]  # step-3's history, then 4-9
     assert_same_weights(straight, resumed)
 
 
