@@ -79,8 +79,11 @@ def test_sample_formats_and_eval_report(tmp_path, capsys):
     assert plain["baselines"] == ["classic"] and plain["baseline_selection"] is None
     assert plain["delta"] == plain["acc_mixed"] - plain["acc_real_classic"]
     # A folder of images has no test split: refuse rather than test on the training images.
-    assert main(["eval", "--model", str(out), "--data", str(tmp_path / "folder")]) == 2
+    assert main(["eval", "--model", str(out), "--data", str(tmp_path / "folder"), "--out", str(tmp_path / "e")]) == 2
     assert "--test-data" in capsys.readouterr().err
+    # The model folder holds the first report now: a second eval there is refused before any work.
+    assert main(["eval", "--model", str(out), "--data", "fashion-mnist-small"]) == 2
+    assert "already holds an evaluation report (eval.json, eval.png)" in capsys.readouterr().err
 
 
 def test_errors_are_one_line_messages_with_exit_code_2(tmp_path, capsys):
