@@ -36,13 +36,18 @@ def fsync_dir(folder: str | os.PathLike, *, strict: bool = False) -> None:
             raise
 
 
+def fsync_file(path: str | os.PathLike) -> None:
+    """fsync the file at ``path`` (before renaming it into place)."""
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
 def fsync_tree(directory: str | os.PathLike) -> None:
     """fsync every file under ``directory`` and the folder itself (before renaming it into place)."""
     directory = Path(directory)
     for path in directory.rglob("*"):
         if path.is_file():
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
+            fsync_file(path)
     fsync_dir(directory, strict=True)
 
 
@@ -63,8 +68,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.fchmod(fd, 0o666 & ~_UMASK)
         os.close(fd)
         yield tmp
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+        fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .._images import save_sample_grid, to_uint8
+from .._io import fsync_dir, fsync_file, fsync_tree
 from ..data.folder_index import (
     CLASSES_FILE,
     INDEX_FORMAT,
@@ -169,12 +170,26 @@ def _staged(target: Path, format: str, overwrite: bool) -> Iterator[Path]:
     staged = scratch / target.name
     try:
         yield staged
+        # On disk before the rename makes it the export: a crash right after never leaves
+        # a complete-looking folder of truncated files.
+        if staged.is_dir():
+            fsync_tree(staged)
+        else:
+            fsync_file(staged)
         _check_target(target, format, overwrite)  # again: another process may have written meanwhile
+        replaced = None
         if target.is_dir() and not target.is_symlink() and not any(target.iterdir()):
             target.rmdir()  # Windows cannot rename onto an empty folder
         elif (target.exists() or target.is_symlink()) and not (target.is_file() and staged.is_file()):
-            os.replace(target, scratch / "replaced")  # removed with the scratch folder below
-        os.replace(staged, target)  # a file over a file: atomic
+            replaced = scratch / "replaced"  # removed with the scratch folder below
+            os.replace(target, replaced)
+        try:
+            os.replace(staged, target)  # a file over a file: atomic
+        except OSError:
+            if replaced is not None:
+                os.replace(replaced, target)  # the earlier export goes back, not away with the scratch
+            raise
+        fsync_dir(target.parent)  # make the rename itself durable
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -259,3 +261,23 @@ def test_an_out_under_a_file_is_refused_before_sampling(gen, tmp_path, monkeypat
                                                   "choose another path"):
                 write_samples(gen, 1, out, format, overwrite=True)
     assert _files(tmp_path) == {"notes.txt": b"kept"}
+
+
+def test_a_failed_final_rename_puts_the_earlier_export_back(gen, tmp_path, monkeypatch):
+    """overwrite=True moves the earlier export aside before renaming the new one into place; if that
+    rename fails, the earlier export is restored, not deleted with the scratch folder."""
+    import augmentgen.mixing.export as export
+
+    out = write_samples(gen, 3, tmp_path / "synth", "imagefolder", seed=0)
+    before = _files(out)
+    real_replace = export.os.replace
+
+    def failing_replace(src, dst):
+        if ".partial-" in str(src) and Path(src).name == out.name:  # the new export, not the old one back
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(export.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="No space left"):
+        write_samples(gen, 2, out, "imagefolder", seed=1, overwrite=True)
+    assert _files(out) == before and _no_partial_left(tmp_path)
