@@ -11,6 +11,7 @@ of each class, :mod:`~augmentgen.mixing.counts`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -19,9 +20,10 @@ import torch
 from torch import nn
 
 from .._deprecation import renamed_argument
+from .._images import to_signed_unit
 from .._seeds import seeded_generator
 from ..errors import ConfigError
-from ..models.base import ConditionalGenerator, Temperature
+from ..models.base import ConditionalGenerator, Temperature, labels_checked_on_device
 from ..transforms.functional import from_generator_range
 from .checks import (
     Balance,
@@ -32,7 +34,7 @@ from .checks import (
     infer_output_range,
     parse_balance,
 )
-from .counts import anchor_rows, draw_classes
+from .counts import add_counts, anchor_rows, draw_classes
 from .filter import AcceptanceCounts, TeacherFilter
 from .free_sources import FreeSource, GeneratorSource, PoolSource
 from .pool import SyntheticPool
@@ -124,9 +126,14 @@ class SyntheticMix:
         images, targets, mask = mix(images, labels, return_mask=True)
         loss = weighted_cross_entropy(model(images), targets, mask, synthetic_weight=0.5)
 
-    Host syncs: soft labels add none. ``filter_threshold`` adds one per round that runs (the
-    rows still empty, and in ``append`` the rows kept): one when the first round fills every
-    row, at most ``max_rounds`` in ``append`` and ``max_rounds - 1`` in ``replace``.
+    Host syncs: none per batch without ``filter_threshold`` (once the output range is known),
+    soft labels included. The labels the generator is asked for are range-checked in full on the
+    first batch (a label out of range is a :class:`~augmentgen.errors.DataError` naming it); on an
+    accelerator, later batches are checked by a device-side assert, not a host read (a label out
+    of range then stops the run with a CUDA error). On the CPU every batch gets the full check.
+    ``filter_threshold`` adds one per round that runs (the rows still empty, and in ``append``
+    the rows kept): one when the first round fills every row, at most ``max_rounds`` in
+    ``append`` and ``max_rounds - 1`` in ``replace``.
     """
 
     @renamed_argument("generator", "source")
@@ -169,15 +176,25 @@ class SyntheticMix:
         # The source's: a generator's (validated), a pool's own, 1 for rows made from real rows.
         self.temperature = getattr(self.source, "temperature", 1.0)
         self.autocast, self.prefetch = getattr(self.source, "autocast", autocast), prefetch
-        self._class_weights = parse_balance(balance, self.num_classes, self.class_names)
-        self._init_state(seed, teacher, prefetch=prefetch)
+        self._init_state(seed, teacher, balance=balance, prefetch=prefetch)
 
-    def _init_state(self, seed: int | None, teacher: nn.Module | None, *, prefetch: bool) -> None:
-        """The random stream, the running counts, the teacher filter and the CUDA stream."""
+    def _init_state(self, seed: int | None, teacher: nn.Module | None, *, balance: Balance,
+                    prefetch: bool) -> None:
+        """The class weights, the random stream, the running counts, the teacher filter and the
+        CUDA stream, on the source's device."""
         device = self.device
+        # (K,) weights of balance="uniform" / {class: weight}, or None. Moved to the device once, in
+        # the float64 that allocate_counts computes in (exact for float32 weights): per batch it
+        # would be a host-to-device copy in every class draw.
+        weights = parse_balance(balance, self.num_classes, self.class_names)
+        self._class_weights = None if weights is None else weights.to(device, torch.float64)
         self._rng = seeded_generator(seed, device)
         # Running counts of the labels this mixer has output (for balance="inverse-frequency").
         self.class_counts = torch.zeros(self.num_classes, dtype=torch.long, device=device)
+        # The first batch's labels get the generator's full check (one host sync, the clear
+        # DataError of a label out of range: a wrong label set shows at once); later ones the
+        # device-side assert (see labels_checked_on_device).
+        self._labels_seen = False
         # Teacher filtering: the rejection rounds and the running per-class acceptance counts.
         self.filter = None if self.filter_threshold is None else TeacherFilter(
             teacher, self.filter_threshold, self.oversample, self.max_rounds, num_classes=self.num_classes,
@@ -278,14 +295,32 @@ class SyntheticMix:
         """Classes of ``n`` synthetic rows chosen by ``balance`` (device tensor, shuffled)."""
         return draw_classes(n, self._class_weights, self.class_counts, generator=self._rng)
 
-    def _generate(self, classes: torch.Tensor) -> torch.Tensor:
-        """Rows of ``classes`` from the (free) source, in ``[-1, 1]``, with this mixer's stream."""
-        return self.source.rows(classes, rng=self._rng)
+    def _generate(self, classes: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Rows of ``classes`` from the (free) source, in ``[-1, 1]``, with this mixer's stream.
 
-    def _synthetic_batch(self, n: int, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(classes, images) for ``n`` synthetic rows; ``labels`` given when classes follow the batch."""
+        For a ``uint8`` batch (``dtype``) a pool's rows are its bank's bytes as they are: mapping
+        them to ``[-1, 1]`` and back to ``uint8`` gives the same bytes, so the round trip (two
+        float images and six passes over them) is skipped.
+        """
+        # The labels are the batch's or drawn here: after the first batch, checked without a host sync.
+        with self._label_check():
+            if dtype == torch.uint8 and isinstance(self.source, PoolSource):
+                return self.source.take(classes, rng=self._rng)
+            return self.source.rows(classes, rng=self._rng)
+
+    def _label_check(self) -> contextlib.AbstractContextManager:
+        """The full label check for the first batch, the sync-free one after it."""
+        if self._labels_seen:
+            return labels_checked_on_device()
+        self._labels_seen = True
+        return contextlib.nullcontext()
+
+    def _synthetic_batch(self, n: int, labels: torch.Tensor | None,
+                         dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(classes, images) for ``n`` synthetic rows; ``labels`` given when classes follow the
+        batch; ``dtype`` is the batch's (see :meth:`_generate`)."""
         classes = labels if labels is not None else self._draw_classes(n)
-        return classes, self._generate(classes)
+        return classes, self._generate(classes, dtype)
 
     def _next_prefetched(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         # Side-stream prefetch (CUDA only): take the batch made during the previous step, then
@@ -326,9 +361,10 @@ class SyntheticMix:
                     else torch.empty(0, dtype=torch.long, device=device))
         follow_batch = self.balance is None
         if self.balance == "inverse-frequency":
-            # Count what the classifier sees of the real rows before choosing the top-up.
-            kept = labels if self.mode == "append" else labels[_complement(rows, batch)]
-            self.class_counts += torch.bincount(kept.long(), minlength=self.num_classes)
+            # Count what the classifier sees of the real rows before choosing the top-up: in
+            # replace, the rows not replaced (weights 0 on ``rows``; no mask indexing, no sync).
+            add_counts(self.class_counts, labels.long(),
+                       None if self.mode == "append" else _complement(rows, batch).long())
         kept, fake_logits, n_kept = None, None, n
         if self.filter_threshold is not None:
             classes = (labels[rows] if follow_batch else self._draw_classes(n)).long()
@@ -339,12 +375,14 @@ class SyntheticMix:
         elif self._stream is not None:
             classes, fake_images = self._next_prefetched(n)
         else:
-            classes, fake_images = self._synthetic_batch(n, labels[rows] if follow_batch else None)
+            classes, fake_images = self._synthetic_batch(n, labels[rows] if follow_batch else None, images.dtype)
         if self.soft_labels and fake_logits is None:
-            fake_logits = self._teacher_labels.logits(fake_images)
+            # The teacher takes [-1, 1]: a pool's bytes (uint8 batches) as rows() maps them.
+            fake_logits = self._teacher_labels.logits(
+                to_signed_unit(fake_images) if fake_images.dtype == torch.uint8 else fake_images)
         if self.balance == "inverse-frequency":
             if kept is None:
-                self.class_counts += torch.bincount(classes, minlength=self.num_classes)
+                add_counts(self.class_counts, classes.long())
             else:
                 # Kept synthetic rows, and (replace) the real rows left where a row was dropped.
                 self.class_counts.index_add_(0, classes, kept.long())
@@ -361,12 +399,14 @@ class SyntheticMix:
     def _assemble(self, images: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor, classes: torch.Tensor,
                   fake_images: torch.Tensor, fake_logits: torch.Tensor | None, kept: torch.Tensor | None,
                   n_kept: int, *, return_mask: bool):
-        """The output batch: synthetic rows (``[-1, 1]``) mapped to the batch's dtype and range,
-        put in place of ``rows`` (replace) or after the batch (append), with their targets."""
+        """The output batch: synthetic rows (``[-1, 1]``, or a pool's bytes for a uint8 batch)
+        mapped to the batch's dtype and range, put in place of ``rows`` (replace) or after the
+        batch (append), with their targets."""
         batch, device = len(images), images.device
-        fake_images = from_generator_range(
-            fake_images, output_range=self.output_range, mean=self.mean, std=self.std,
-            dtype=images.dtype)
+        if not fake_images.dtype == images.dtype == torch.uint8:  # else a pool's bytes, as they are
+            fake_images = from_generator_range(
+                fake_images, output_range=self.output_range, mean=self.mean, std=self.std,
+                dtype=images.dtype)
         memory_format = (torch.channels_last
                          if images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous()
                          else torch.contiguous_format)
@@ -408,7 +448,7 @@ class SyntheticMix:
         n = self.num_synthetic(batch)
         device = images.device
         if self.balance == "inverse-frequency":
-            self.class_counts += torch.bincount(labels.long(), minlength=self.num_classes)
+            add_counts(self.class_counts, labels.long())
         if self.mode == "replace":
             rows = torch.randperm(batch, device=device, generator=self._rng)[:n]
         else:
@@ -416,10 +456,11 @@ class SyntheticMix:
                                class_weights=self._class_weights, class_counts=self.class_counts,
                                generator=self._rng)
         real = to_generator_range(images, output_range=self.output_range, mean=self.mean, std=self.std)
-        fake_images = self.source.rows(real, labels.long(), rows, rng=self._rng)
+        with self._label_check():  # the batch's labels: after the first batch, no host sync in vary()
+            fake_images = self.source.rows(real, labels.long(), rows, rng=self._rng)
         classes = labels[rows].long()
         if self.balance == "inverse-frequency":
-            self.class_counts += torch.bincount(classes, minlength=self.num_classes)
+            add_counts(self.class_counts, classes)
         fake_logits = self._teacher_labels.logits(fake_images) if self.soft_labels else None
         return self._assemble(images, labels, rows, classes, fake_images, fake_logits, None, n,
                               return_mask=return_mask)
@@ -441,6 +482,7 @@ class SyntheticMix:
 
 
 def _complement(rows: torch.Tensor, batch: int) -> torch.Tensor:
+    """(batch,) bool, False on ``rows``: the rows that ``mode="replace"`` keeps."""
     keep = torch.ones(batch, dtype=torch.bool, device=rows.device)
     keep[rows] = False
     return keep

@@ -2,9 +2,11 @@
 
 The class-count drawing behind ``SyntheticMix(balance=...)``: :func:`allocate_counts` splits ``n``
 rows over classes by weight, :func:`topup_counts` gives them to the classes furthest below the
-majority (``"inverse-frequency"``), :func:`draw_classes` turns either into shuffled classes, and
-:func:`anchor_rows` picks the real rows an anchored source starts from. Everything runs on the
-device, with the random stream it is given (the mixer's seeded one), without a host sync.
+majority (``"inverse-frequency"``), :func:`draw_classes` turns either into shuffled classes,
+:func:`anchor_rows` picks the real rows an anchored source starts from and :func:`add_counts`
+keeps the running counts. Everything runs on the device, with the random stream it is given (the
+mixer's seeded one), without a host sync or a host-to-device copy, given tensors already on the
+device (the mixer moves its class weights there once).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import torch
 
 from .sources import random_row_of_class
 
-__all__ = ["allocate_counts", "anchor_rows", "draw_classes", "expand_counts", "topup_counts"]
+__all__ = ["add_counts", "allocate_counts", "anchor_rows", "draw_classes", "expand_counts", "topup_counts"]
 
 
 def allocate_counts(n: int | torch.Tensor, weights: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -28,7 +30,9 @@ def allocate_counts(n: int | torch.Tensor, weights: torch.Tensor, *, generator: 
     counts = exact.floor()
     remainder = exact - counts
     jitter = torch.rand(remainder.shape, generator=generator, device=weights.device, dtype=torch.float64)
-    leftover = torch.as_tensor(n, device=weights.device) - counts.sum().round()
+    # A Python n stays a scalar: as a tensor it would be a host-to-device copy each call. Either
+    # way n is promoted to float64 before the subtraction, so the values are the same.
+    leftover = n - counts.sum().round()
     # Rank classes by fractional part; the tiny jitter only breaks exact ties.
     order = torch.argsort(remainder + jitter * 1e-9, descending=True)
     bonus = (torch.arange(len(weights), device=weights.device) < leftover).to(torch.float64)
@@ -65,6 +69,7 @@ def draw_classes(n: int, class_weights: torch.Tensor | None, class_counts: torch
     """Classes of ``n`` synthetic rows (shuffled, on ``class_counts``' device): in proportion to
     ``class_weights`` (K,), or, when it is None, topping up the running ``class_counts``."""
     if class_weights is not None:
+        # A no-op for the mixer, whose weights are on the device already.
         counts = allocate_counts(n, class_weights.to(class_counts.device), generator=generator)
     else:
         counts = topup_counts(class_counts, n, generator=generator)
@@ -85,9 +90,10 @@ def anchor_rows(labels: torch.Tensor, n: int, *, follow_batch: bool, class_weigh
         return torch.zeros(0, dtype=torch.long, device=device)
     if follow_batch:
         return torch.randint(batch, (n,), device=device, generator=generator)
-    present = torch.bincount(labels, minlength=len(class_counts)) > 0
+    # Which classes the batch has, as bincount(labels) > 0 but without its host sync on CUDA.
+    present = torch.zeros(len(class_counts), dtype=torch.bool, device=device).index_fill_(0, labels, True)
     if class_weights is not None:
-        weights = class_weights.to(device, torch.float64)
+        weights = class_weights.to(device, torch.float64)  # a no-op for the mixer's float64 weights
     else:
         weights = (class_counts.max() - class_counts).double()
     weights = weights * present
@@ -95,3 +101,14 @@ def anchor_rows(labels: torch.Tensor, n: int, *, follow_batch: bool, class_weigh
     weights = torch.where(weights.sum() > 0, weights, present.double())
     classes = expand_counts(allocate_counts(n, weights, generator=generator), n, generator=generator)
     return random_row_of_class(labels, classes, rng=generator)
+
+
+def add_counts(counts: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """``counts += bincount(labels, weights, minlength=K)`` in place, without a host sync.
+
+    ``counts`` (K,) int64, ``labels`` (n,) int64 in ``[0, K)``, ``weights`` (n,) int64 or None
+    (each label counts once). CUDA's ``torch.bincount`` reads the labels' min and max back to
+    the host to size its output; ``index_add_`` into the fixed (K,) counts needs neither, and
+    adds whole numbers exactly in any order. Returns ``counts``.
+    """
+    return counts.index_add_(0, labels, torch.ones_like(labels) if weights is None else weights)

@@ -106,7 +106,8 @@ class PoolSource(FreeSource):
     device="cuda")`` for GPU batches). Call ``pool.step_epoch()`` once per epoch to refill the
     bank every ``refresh_every`` epochs. The rows are the bank's 8-bit images, mapped back to
     ``[-1, 1]`` so the mixer treats them like generated ones (``uint8`` batches get the bank's
-    bytes). The temperature and any teacher filtering are the pool's, applied once at fill time.
+    bytes as they are, from :meth:`take`). The temperature and any teacher filtering are the
+    pool's, applied once at fill time.
 
     Args:
         pool (SyntheticPool): the bank to draw from (an unpickled one works too).
@@ -137,9 +138,17 @@ class PoolSource(FreeSource):
     def device(self) -> torch.device:
         return self.pool.images.device
 
+    def take(self, classes: torch.Tensor, *, rng: torch.Generator | None = None) -> torch.Tensor:
+        """Bank images of ``classes`` (n,) drawn with ``rng`` as stored: uint8 (n, C, H, W).
+
+        The same draws as :meth:`rows`, without the mapping to ``[-1, 1]``: what the mixer puts
+        into ``uint8`` batches (mapping the bytes to ``[-1, 1]`` and back gives them unchanged).
+        """
+        return self.pool.take(classes, generator=rng)
+
     def rows(self, classes: torch.Tensor, *, rng: torch.Generator | None = None) -> torch.Tensor:
         """Bank images of ``classes`` (n,) drawn with ``rng``: float (n, C, H, W) in ``[-1, 1]``."""
-        return to_signed_unit(self.pool.take(classes, generator=rng))
+        return to_signed_unit(self.take(classes, rng=rng))
 
     def __repr__(self) -> str:
         return f"PoolSource({self.pool!r})"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import os
 from collections.abc import Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -26,6 +28,41 @@ Temperature = float | Sequence[float] | torch.Tensor
 
 #: Labels: a 1-D integer tensor or array, or a list of class indices and class names.
 LabelsLike = torch.Tensor | np.ndarray | Sequence[int | str]
+
+# True inside `with labels_checked_on_device():`, a per-batch caller's sampling.
+_CHECK_ON_DEVICE: ContextVar[bool] = ContextVar("augmentgen_check_labels_on_device", default=False)
+
+
+class labels_checked_on_device:  # a context manager, named like torch.no_grad
+    """Within ``with labels_checked_on_device():``, :meth:`ConditionalGenerator.check_labels`
+    checks the range of labels on an accelerator with an asynchronous device-side assert instead
+    of a host sync.
+
+    For callers that sample every training step (:class:`~augmentgen.mixing.SyntheticMix`): the
+    sync of the usual check (``bool(tensor)``) would wait for the GPU on every batch. A label out
+    of range then fails as a device-side assert (a CUDA error naming no label) rather than the
+    :class:`~augmentgen.errors.DataError` of a direct call. Labels on the CPU are checked as
+    usual, with the same error: there the check costs no sync. A class rather than a
+    ``@contextmanager`` generator, which costs a few microseconds more per batch.
+    """
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> None:
+        self._token = _CHECK_ON_DEVICE.set(True)
+
+    def __exit__(self, *exc_info) -> None:
+        _CHECK_ON_DEVICE.reset(self._token)
+
+
+@functools.lru_cache(maxsize=64)
+def _temperature_tensor(hex_values: tuple[str, ...], device: torch.device) -> torch.Tensor:
+    """A temperature table on ``device``, made once per (values, device): building it each call
+    is a host-to-device copy (a blocking one on CUDA) in every ``sample`` call. Keyed on the
+    exact values (``float.hex``: ``-0.0`` and ``0.0`` are different keys, as they are different
+    tables). Shared, so read-only; made outside inference mode so that any caller may read it."""
+    with torch.inference_mode(False):
+        return torch.tensor([float.fromhex(v) for v in hex_values], dtype=torch.float32, device=device)
 
 
 @dataclasses.dataclass
@@ -169,12 +206,16 @@ class ConditionalGenerator(nn.Module):
 
     def temperature_table(self, temperature: Temperature) -> torch.Tensor | None:
         """``temperature`` checked and laid out per class: (num_classes,) float32 on the model's
-        device, indexed by label, or None when every class's is 1 (leave the noise untouched)."""
+        device, indexed by label, or None when every class's is 1 (leave the noise untouched).
+
+        The table is made once per (values, device) and shared between calls: read it, do not
+        modify it in place.
+        """
         checked = self.check_temperature(temperature)
         values = [checked] * self.num_classes if isinstance(checked, float) else list(checked)
         if all(v == 1.0 for v in values):
             return None  # the plain path: bit-identical to sampling without a temperature
-        return torch.tensor(values, dtype=torch.float32, device=self.device)
+        return _temperature_tensor(tuple(v.hex() for v in values), self.device)
 
     # no_grad rather than inference_mode: inference tensors cannot be saved for backward, and
     # samples are meant to be fed to a classifier that is being trained.
@@ -243,7 +284,9 @@ class ConditionalGenerator(nn.Module):
 
         Accepts a 1-D integer tensor or array (the fast path: one reduction, no Python loop), or
         a list / tuple of class indices and class names (``["Bag", 3]``). Anything else is a
-        :class:`~augmentgen.errors.DataError` naming the accepted forms and the class names.
+        :class:`~augmentgen.errors.DataError` naming the accepted forms and the class names, as
+        are labels out of range (inside :class:`labels_checked_on_device`, labels on an
+        accelerator are range-checked by a device-side assert instead, without a host sync).
         """
         if isinstance(labels, (str, bytes, int, float)) or labels is None:
             raise DataError(self._labels_error(f"labels is the single {type(labels).__name__} {labels!r}, "
@@ -269,8 +312,17 @@ class ConditionalGenerator(nn.Module):
                 f"labels has dtype {labels.dtype}, not an integer dtype",
                 "float labels are refused rather than rounded: use labels.long() if they are whole"))
         labels = labels.to(device=self.device, dtype=torch.long)
-        # One reduction and one host sync per call, not per sample.
-        if labels.numel() and not bool(((labels >= 0) & (labels < self.num_classes)).all()):
+        if not labels.numel():
+            return labels
+        in_range = ((labels >= 0) & (labels < self.num_classes)).all()
+        if labels.device.type != "cpu" and _CHECK_ON_DEVICE.get():
+            # A per-batch caller (the mixer's step): no host sync. Its labels are its own draws or
+            # its batch's; one out of range stops the stream with a device-side assert, where a
+            # model indexing by label might otherwise not fail (ddpm's class K is "no class").
+            torch._assert_async(in_range, f"labels out of range for a {self.num_classes}-class generator")
+            return labels
+        # One reduction and one host sync per call, not per sample (no sync on the CPU).
+        if not bool(in_range):
             bad = labels[(labels < 0) | (labels >= self.num_classes)][:5].tolist()
             raise DataError(
                 f"labels {bad} are out of range: this {self.num_classes}-class generator takes "

@@ -45,7 +45,10 @@ def cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
     xs = torch.arange(w, device=x.device)[None, None, :]
     inside = ((ys - cy + ch // 2).clamp(0) < ch) & ((ys - cy + ch // 2) >= 0) \
         & ((xs - cx + cw // 2) >= 0) & ((xs - cx + cw // 2) < cw)  # (b, h, w)
-    return torch.where(inside[:, None], torch.full_like(x, -1.0), x)
+    # A scalar fill: no image-sized tensor of -1s. Not masked_fill, whose output is contiguous
+    # where x is channels_last (as translation's output is), and the discriminator's convs
+    # would then see another layout.
+    return torch.where(inside[:, None], -1.0, x)
 
 
 OPS = {"color": color, "translation": translation, "cutout": cutout}

@@ -7,6 +7,8 @@ are batched, allocate a new tensor, never modify their input, and keep the input
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Sequence
 
 import torch
@@ -24,10 +26,42 @@ def uint8_to_unit(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> t
 
 def _per_channel(values: Sequence[float] | torch.Tensor, channels: int, like: torch.Tensor,
                  what: str) -> torch.Tensor:
-    values = torch.as_tensor(values, dtype=like.dtype, device=like.device).flatten()
+    """``values`` (a mean or std) as a (1, C, 1, 1) tensor of ``like``'s dtype and device.
+
+    A list, tuple or number is made into a tensor once per (values, dtype, device) and shared
+    (see :func:`_channel_constants`), so callers must not modify the result in place.
+    """
+    key = _exact_key(values)
+    if key is None:  # a tensor or an array: as_tensor, a no-op where it is already there
+        values = torch.as_tensor(values, dtype=like.dtype, device=like.device).flatten()
+    else:
+        values = _channel_constants(*key, like.dtype, like.device)
     if values.numel() not in (1, channels):
         raise DataError(f"{what} has {values.numel()} values but the images have {channels} channels")
     return values.view(1, -1, 1, 1)
+
+
+def _exact_key(values) -> tuple[tuple, tuple[float, ...]] | None:
+    """A cache key for plain numbers: (the values, the sign of each), or None for anything else.
+
+    Equal Python ints and floats are the same number, so they make the same tensor; only the
+    sign of a float zero (``-0.0 == 0.0``) tells two different tensors apart, hence the signs.
+    """
+    items = (values,) if isinstance(values, (int, float)) else values
+    if not isinstance(items, (list, tuple)) or not all(isinstance(v, (int, float)) for v in items):
+        return None
+    return tuple(items), tuple(math.copysign(1.0, v) if isinstance(v, float) else 1.0 for v in items)
+
+
+@functools.lru_cache(maxsize=64)
+def _channel_constants(values: tuple, signs: tuple[float, ...], dtype: torch.dtype,
+                       device: torch.device) -> torch.Tensor:
+    """``values`` as a flat tensor on ``device``, made once: made in each call, the mean and the
+    std would be two host-to-device copies (blocking ones on CUDA) per batch in the mixer's
+    output (and its teacher's input). Made outside inference mode, so that a caller with
+    autograd may use it. ``signs`` is part of the key only."""
+    with torch.inference_mode(False):
+        return torch.as_tensor(values, dtype=dtype, device=device).flatten()
 
 
 def from_generator_range(

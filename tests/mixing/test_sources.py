@@ -329,3 +329,69 @@ def test_a_user_free_source_is_one_small_class(data):
         images, labels, return_mask=True)
     assert mask.sum() == 6 and torch.bincount(targets[mask], minlength=3).tolist() == [2, 2, 2]
     assert torch.equal(out[mask], (targets[mask].float() / 2 - 1).view(-1, 1, 1, 1).expand(-1, 1, 28, 28))
+
+
+class PoolRowsAsFloats(FreeSource):
+    """A pool served the way every uint8 batch was before: rows() in [-1, 1], then to_uint8."""
+
+    def __init__(self, pool: SyntheticPool):
+        self.source = PoolSource(pool)
+        self.num_classes, self.class_names = pool.num_classes, pool.class_names
+        self.image_shape, self.device = pool.image_shape, pool.images.device
+
+    def rows(self, classes, *, rng=None):
+        return self.source.rows(classes, rng=rng)
+
+
+class CountingPoolSource(PoolSource):
+    """A PoolSource that counts how often the mixer asks for floats and for bytes."""
+
+    calls: dict[str, int]
+
+    def rows(self, classes, *, rng=None):
+        self.calls["rows"] += 1
+        return super().rows(classes, rng=rng)
+
+    def take(self, classes, *, rng=None):
+        self.calls["take"] += 1
+        return super().take(classes, rng=rng)
+
+
+@pytest.mark.parametrize("mode,balance,soft_labels", [
+    ("replace", None, False), ("append", "uniform", False), ("replace", "inverse-frequency", False),
+    ("append", {0: 1, 2: 3}, True)])
+def test_uint8_batches_get_a_pools_bytes_as_the_float_round_trip_gave_them(cgan, data, mode, balance,
+                                                                           soft_labels):
+    pool = SyntheticPool(cgan, per_class=8, seed=0)
+    images, labels = data.images[:20].clone(), data.labels[:20].clone()
+    teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 3)) if soft_labels else None
+    kwargs = dict(mode=mode, balance=balance, seed=4, teacher=teacher, soft_labels=soft_labels)
+    direct = SyntheticMix(pool, 0.5, **kwargs)
+    round_trip = SyntheticMix(PoolRowsAsFloats(pool), 0.5, **kwargs)
+    assert same_output(direct, round_trip, images, labels, calls=3)
+    channels_last = images.contiguous(memory_format=torch.channels_last)
+    out, out_round_trip = direct(channels_last, labels)[0], round_trip(channels_last, labels)[0]
+    assert torch.equal(out, out_round_trip) and out.stride() == out_round_trip.stride()
+    assert torch.equal(direct.class_counts, round_trip.class_counts)
+
+
+def test_only_float_batches_map_a_pools_bytes_to_floats(cgan, data):
+    source = CountingPoolSource(SyntheticPool(cgan, per_class=8, seed=0))
+    source.calls = {"rows": 0, "take": 0}
+    mix = SyntheticMix(source, 0.5, balance="uniform", seed=0)
+    mix(data.images[:10], data.labels[:10])
+    assert source.calls == {"rows": 0, "take": 1}
+    mix(*signed(data, 10))
+    assert source.calls == {"rows": 1, "take": 2}
+
+
+def test_every_byte_comes_back_from_the_signed_unit_range():
+    # Why a uint8 batch can take the bank's bytes as they are: to_uint8(to_signed_unit(b)) == b
+    # for every byte, with the division by 127.5 as the CPU does it and as CUDA does it (times
+    # the float32 reciprocal, which can be one ulp off).
+    from augmentgen._images import to_signed_unit, to_uint8
+
+    every = torch.arange(256, dtype=torch.uint8)
+    assert torch.equal(to_uint8(to_signed_unit(every)), every)
+    reciprocal = torch.tensor(1 / 127.5, dtype=torch.float32)
+    assert torch.equal(to_uint8(every.float().mul_(reciprocal).sub_(1.0)), every)

@@ -562,3 +562,105 @@ def test_dict_batches_with_other_keys_name_the_keys(gen):
     out = next(iter(augment_loader(batches, gen, ratio=0.5, mode="replace", image_key="pixel_values",
                                    label_key="labels")))
     assert out["pixel_values"].shape == (4, 1, 28, 28)
+
+
+# --------------------------------------------------------------------------- per-batch work
+def test_add_counts_is_bincount_without_its_sync():
+    from augmentgen.mixing.counts import add_counts
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 5, (50,), generator=g)
+    weights = torch.randint(0, 2, (50,), generator=g)
+    counts = torch.arange(5)
+    assert torch.equal(add_counts(counts.clone(), labels), counts + torch.bincount(labels, minlength=5))
+    assert torch.equal(add_counts(counts.clone(), labels, weights),
+                       counts + torch.bincount(labels, weights, minlength=5).long())
+    assert torch.equal(add_counts(counts.clone(), labels[:0]), counts)
+
+
+@pytest.mark.parametrize("mode", ["append", "replace"])
+def test_inverse_frequency_counts_exactly_the_labels_output(gen, mode):
+    # replace counts the rows it keeps by weight (0 on the replaced rows), not by a mask index.
+    mix = SyntheticMix(gen, 0.5, mode=mode, balance="inverse-frequency", seed=0)
+    seen = torch.zeros(3, dtype=torch.long)
+    for seed in range(4):
+        _, out_labels = mix(*batch(17 + seed, seed=seed))
+        seen += torch.bincount(out_labels, minlength=3)
+    assert torch.equal(mix.class_counts, seen)
+
+
+def test_class_weights_move_to_the_device_once(gen):
+    from augmentgen.mixing.counts import draw_classes
+
+    mix = SyntheticMix(gen, 0.5, balance={0: 1, 2: 3}, seed=0)
+    weights = mix._class_weights
+    assert weights.dtype == torch.float64 and weights.device == mix.device
+    assert weights.tolist() == [1.0, 0.0, 3.0]
+    mix(*batch())
+    assert mix._class_weights is weights  # not rebuilt per batch
+    # float64 on the device draws exactly what the float32 CPU weights drew.
+    counts = torch.zeros(3, dtype=torch.long)
+    drawn = [draw_classes(40, w, counts, generator=torch.Generator().manual_seed(1))
+             for w in (weights, torch.tensor([1.0, 0.0, 3.0]))]
+    assert torch.equal(drawn[0], drawn[1])
+    assert SyntheticMix(gen, 0.5, seed=0)._class_weights is None
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 10, 99])
+def test_allocate_counts_takes_n_as_a_python_int_or_a_tensor_alike(n):
+    weights = torch.tensor([1.0, 2.0, 0.0, 4.5])
+    as_int = allocate_counts(n, weights, generator=torch.Generator().manual_seed(n))
+    for as_tensor in (torch.tensor(n), torch.tensor(float(n), dtype=torch.float64)):
+        assert torch.equal(allocate_counts(as_tensor, weights, generator=torch.Generator().manual_seed(n)), as_int)
+    assert int(as_int.sum()) == n
+
+
+def test_a_batch_label_out_of_range_is_still_a_data_error_on_the_cpu(gen):
+    # The mixer's step checks labels on an accelerator without a host sync; on the CPU the
+    # generator's DataError naming the labels is kept.
+    images, labels = batch(8)
+    labels[3] = 5
+    with pytest.raises(DataError, match=r"labels \[5\] are out of range: this 3-class generator"):
+        SyntheticMix(gen, 1.0, mode="replace", seed=0)(images, labels)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("source", ["generator", "pool"])
+@pytest.mark.parametrize("mode,balance", [("append", None), ("replace", "inverse-frequency"),
+                                          ("append", {0: 1, 2: 3})])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_the_mixers_step_makes_no_host_sync_on_cuda(gen, source, mode, balance, dtype):
+    from augmentgen.mixing import SyntheticPool
+
+    cuda_gen = build_generator(build_config("cgan", num_classes=3, generator_width=8, latent_dim=8)).cuda()
+    what = cuda_gen if source == "generator" else SyntheticPool(cuda_gen, per_class=8, seed=0, device="cuda")
+    temperature = {"temperature": (0.5, 1.0, 1.5)} if source == "generator" else {}
+    mix = SyntheticMix(what, 0.5, mode=mode, balance=balance, seed=0, output_range=(0, 1),
+                       mean=[0.5] if dtype != torch.uint8 else None, std=[0.5] if dtype != torch.uint8 else None,
+                       **temperature)
+    images, labels = batch(32, dtype=dtype)
+    images, labels = images.cuda(), labels.cuda()
+    mix(images, labels)  # first call: lazy CUDA start-up, the cached temperature table
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(2):
+            mix(images, labels, return_mask=True)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.cuda.synchronize()
+
+
+def test_the_first_batch_gets_the_full_label_check_and_later_ones_the_sync_free_one(gen, monkeypatch):
+    """On an accelerator the sync-free check can only fail as a device-side assert; the first batch
+    keeps the full check, so a wrong label set (the usual mistake) is a clear DataError at once."""
+    from augmentgen.models.base import _CHECK_ON_DEVICE
+
+    seen = []
+    original = type(gen).check_labels
+    monkeypatch.setattr(type(gen), "check_labels", lambda self, labels: seen.append(_CHECK_ON_DEVICE.get())
+                        or original(self, labels))
+    mix = SyntheticMix(gen, 0.5, seed=0)
+    for _ in range(3):
+        mix(*batch(8))
+    assert seen == [False, True, True]

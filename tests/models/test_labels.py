@@ -93,3 +93,38 @@ def test_sample_per_class_and_batch_size(gen):
     for bad in (0, -1, 1.5):
         with pytest.raises(ConfigError, match="batch_size must be a positive int"):
             gen.sample([0], batch_size=bad)
+
+
+def test_the_mixers_label_check_is_the_same_on_the_cpu(gen):
+    # Inside labels_checked_on_device (the mixer's step) labels on an accelerator are checked by a
+    # device-side assert; on the CPU the check and its DataError are those of a direct call.
+    from augmentgen.models.base import labels_checked_on_device
+
+    with labels_checked_on_device():
+        assert sampled_classes(gen.sample(torch.tensor([2, 0]))) == [2, 0]
+        with pytest.raises(DataError, match=r"labels \[3\] are out of range"):
+            gen.sample(torch.tensor([0, 3]))
+        with pytest.raises(DataError, match=r"labels \[-1\] are out of range"):
+            gen.check_labels(torch.tensor([-1]))
+    with pytest.raises(DataError, match=r"labels \[3\] are out of range"):  # and after the block
+        gen.sample([3])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_mixers_label_check_makes_no_host_sync_on_cuda():
+    from augmentgen.models.base import labels_checked_on_device
+
+    cuda_gen = LabelEcho().cuda()
+    labels = torch.tensor([2, 0, 1], device="cuda")
+    cuda_gen.check_labels(labels)  # CUDA's lazy start-up outside the sync check
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        with labels_checked_on_device():
+            checked = cuda_gen.check_labels(labels)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.equal(checked, labels)
+    # A direct call keeps its DataError on CUDA (one sync per call).
+    with pytest.raises(DataError, match=r"labels \[3\] are out of range"):
+        cuda_gen.check_labels(torch.tensor([3], device="cuda"))
