@@ -314,10 +314,11 @@ def cgan_regularisers_section(name: str, d: dict) -> str:
 
 def time_to_grid_section(name: str, d: dict) -> str:
     """Training time to a converged sample grid, per family (``benchmarks/time_to_grid.py``)."""
-    header = ["Family", "Steps trained", "Converged at step", "Training (s) to it", "Best score", "Wall (s)",
-              "Grids"]
+    header = ["Family", "Steps trained", "Converged at step", "Training (s) to it", "Best score",
+              "Best: consistency / diversity / novelty / realness", "Wall (s)", "Grids"]
     rows = [[f"`{family}`", str(f.get("steps")), str(f.get("converged_step")) if f.get("converged") else "not converged",
-             num(f.get("converged_train_seconds")), num(f.get("best_score"), ".3f"), num(f.get("wall_seconds")),
+             num(f.get("converged_train_seconds")), num(f.get("best_score"), ".3f"), _score_terms(f),
+             num(f.get("wall_seconds")),
              ", ".join(f"[{kind}]({path})" for kind, path in (f.get("grids") or {}).items()) or "–"]
             for family, f in d.get("families", {}).items()]
     notes = (f"{d.get('dataset')}, {budget_label(d)}, seed {d.get('seed')}; a snapshot every {d.get('snapshot_every')} "
@@ -326,6 +327,16 @@ def time_to_grid_section(name: str, d: dict) -> str:
     title = f"### Training time to a converged sample grid: {d.get('dataset')}, {budget_label(d)}"
     return "\n\n".join([title, table(header, rows), notes,
                          provenance(name, {**d, "per_seed": list(d.get("families", {}).values())})])
+
+
+def _score_terms(family: dict) -> str:
+    """The terms of the best snapshot's score (those the file records; older files lack novelty)."""
+    snapshots = family.get("snapshots") or []
+    if not snapshots:
+        return "–"
+    best = max(snapshots, key=lambda r: r.get("score", float("-inf")))
+    terms = ("class_consistency", "diversity", "novelty", "realness")
+    return " / ".join(num(best.get(t), ".2f") for t in terms)
 
 
 def ddpm_coverage_section(name: str, d: dict) -> str:
