@@ -624,6 +624,7 @@ def test_a_batch_label_out_of_range_is_still_a_data_error_on_the_cpu(gen):
         SyntheticMix(gen, 1.0, mode="replace", seed=0)(images, labels)
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("source", ["generator", "pool"])
 @pytest.mark.parametrize("mode,balance", [("append", None), ("replace", "inverse-frequency"),

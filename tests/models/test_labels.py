@@ -110,6 +110,7 @@ def test_the_mixers_label_check_is_the_same_on_the_cpu(gen):
         gen.sample([3])
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_the_mixers_label_check_makes_no_host_sync_on_cuda():
     from augmentgen.models.base import labels_checked_on_device

@@ -1,6 +1,6 @@
 """CUDA checks of the trainer's fast path (issue 17), skipped without a CUDA device.
 
-``bash benchmarks/gpu.sh`` runs them (``pytest -m gpu tests/training/test_gpu.py``) with the
+``bash benchmarks/gpu.sh`` runs them (``pytest -m gpu tests/``, which also takes the mixer's) with the
 GPU throughput benchmark. Each trains tiny models for a few steps: seconds on a GPU, but for
 the compilation of the compile tests.
 """
