@@ -304,7 +304,8 @@ class SyntheticMix:
         """
         # The labels are the batch's or drawn here: after the first batch, checked without a host sync.
         with self._label_check():
-            if dtype == torch.uint8 and isinstance(self.source, PoolSource):
+            # Only PoolSource's own rows(): a subclass that changes the rows keeps its rows().
+            if dtype == torch.uint8 and isinstance(self.source, PoolSource) and type(self.source).rows is PoolSource.rows:
                 return self.source.take(classes, rng=self._rng)
             return self.source.rows(classes, rng=self._rng)
 
