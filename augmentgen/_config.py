@@ -17,6 +17,7 @@ import dataclasses
 import functools
 import json
 import math
+import os
 import types
 import typing
 from typing import Any, Self
@@ -37,6 +38,8 @@ class Config:
 
     #: Old field name -> new one, for configs saved before a rename (see ``renamed_fields``).
     _renamed_fields: typing.ClassVar[dict[str, str]] = {}
+    #: ``str`` fields that name a path: an ``os.PathLike`` given for one is stored as its ``str``.
+    _path_fields: typing.ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -59,6 +62,7 @@ class Config:
         if not isinstance(values, dict):
             raise ConfigError(f"{cls.__name__} expects a JSON object, got {type(values).__name__}")
         values = rename_keys(values, cls._renamed_fields, owner=cls.__name__, stacklevel=2)
+        values = {name: _fspath(value) if name in cls._path_fields else value for name, value in values.items()}
         fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
         unknown = sorted(set(values) - set(fields))
         if unknown:
@@ -83,6 +87,34 @@ class Config:
     def field_names(cls) -> list[str]:
         """The names of the fields ``from_dict`` accepts."""
         return [f.name for f in dataclasses.fields(cls) if f.init]
+
+
+def check_field_types(config: Config) -> None:
+    """Check a constructed config's fields against their annotations as ``from_dict`` does, with the
+    same :class:`ConfigError`, for a config built by its constructor rather than ``from_dict``.
+
+    A valid value is kept as given (an ``int`` given for a ``float`` field stays an ``int``); only
+    an ``os.PathLike`` in one of ``_path_fields`` is stored as its ``str``, as ``from_dict`` does.
+    """
+    cls = type(config)
+    hints = _type_hints(cls)
+    for field in dataclasses.fields(config):
+        if not field.init:
+            continue
+        value = getattr(config, field.name)
+        if field.name in cls._path_fields and isinstance(value, os.PathLike):
+            value = _fspath(value)
+            setattr(config, field.name, value)
+        _coerce(cls.__name__, field.name, hints[field.name], value)
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _fspath(value: Any) -> Any:
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
 def _checking_numbers_first(post_init):
@@ -185,6 +217,8 @@ def _coerce(owner: str, name: str, hint: Any, value: Any) -> Any:
                 return _coerce(owner, name, arg, value)
             except ConfigError as exc:
                 errors.append(str(exc))
+        if len(errors) == 1:  # an optional value: its one type's message says what it must be
+            raise ConfigError(errors[0])
         raise ConfigError(f"{where}: {value!r} matches none of {hint}")
     if origin is typing.Literal:
         if value not in args:

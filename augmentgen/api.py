@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ._deprecation import renamed_argument
 from .data import BUILTIN_DATASETS, LabelledImages, load_data
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .models import ConditionalGenerator, build_config
 from .training import Trainer, TrainingConfig
 from .training.config import check_tracker_installed
@@ -21,6 +22,8 @@ DEMO_DATA = "fashion-mnist-small"
 #: Folder names that hold a dataset's splits, not a class of images.
 _SPLIT_NAMES = {"train", "training", "val", "valid", "validation", "test", "testing", "eval"}
 _HF_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
+#: Model config fields that ``train`` fills in from the data.
+_FROM_DATA = ("num_classes", "class_names", "in_channels", "image_size")
 
 
 def model_config_for(model: str, data: LabelledImages, **overrides: Any):
@@ -106,6 +109,7 @@ def train(
     Returns:
         The trained (EMA) generator, in eval mode.
     """
+    _check_arguments(family, output_dir, model_config, training)
     training_config = TrainingConfig.from_dict(training)
     _refuse_before_loading(family, data, output_dir, training_config, model_config, resume=resume, overwrite=overwrite)
     dataset = load_data(data, data_dir=data_dir, per_class=per_class, imbalance=imbalance,
@@ -124,6 +128,50 @@ def _refuse_before_loading(model: str, data: Any, output_dir, training_config: T
     # A budgeted run without --steps has no step bound yet: any recorded step count is below it.
     steps = training_config.steps if training_config.steps is not None else sys.maxsize
     check_run_folder(output_dir, resume=resume, overwrite=overwrite, steps=steps)
-    from_data = {"num_classes", "class_names", "in_channels", "image_size"}  # filled in from the data
-    build_config(model, **{k: v for k, v in (model_config or {}).items() if k not in from_data})
+    build_config(model, **{k: v for k, v in (model_config or {}).items() if k not in _FROM_DATA})
     check_data_path(data)
+
+
+def _check_arguments(family: Any, output_dir: Any, model_config: Any, training: dict[str, Any]) -> None:
+    """Refuse a ``model_config`` or an ``output_dir`` of the wrong kind, and a model setting passed
+    as a training option, each with the call to make instead."""
+    if model_config is not None:
+        if not isinstance(model_config, Mapping):
+            raise ConfigError("model_config must be a dict of model settings, e.g. {'loss': 'bce'}, got "
+                              f"{_described(model_config)}")
+        keys = [k for k in model_config if not isinstance(k, str)]
+        if keys:
+            raise ConfigError(f"model_config's keys must be model setting names (str), e.g. {{'loss': 'bce'}}, "
+                              f"got {_described(keys[0])}")
+    if not isinstance(output_dir, (str, os.PathLike)):
+        raise ConfigError(f"output_dir must be a folder path, got {_described(output_dir)}")
+    _refuse_model_settings(family, model_config, training)
+
+
+def _refuse_model_settings(family: Any, model_config: Mapping[str, Any] | None, training: dict[str, Any]) -> None:
+    """``train("cgan", ..., learning_rate=1e-3)``: a field of the family's config, not of
+    :class:`TrainingConfig`, belongs in ``model_config``; say so rather than list the training fields."""
+    known = {*TrainingConfig.field_names(), *TrainingConfig._renamed_fields}
+    unknown = [name for name in training if name not in known]
+    if not unknown or not isinstance(family, str):
+        return
+    try:
+        model_fields = set(type(build_config(family)).field_names()) - set(_FROM_DATA)
+    except ConfigError:  # an unknown family: reported as before, after the training options
+        return
+    moved = {name: training[name] for name in unknown if name in model_fields}
+    if not moved:
+        return
+    names = ", ".join(moved)
+    what = (f"{names} is a {family} model setting, not a training one" if len(moved) == 1
+            else f"{names} are {family} model settings, not training ones")
+    others = [name for name in unknown if name not in moved]
+    also = (f"; and TrainingConfig has no field(s) {others}; known fields: {sorted(TrainingConfig.field_names())}"
+            if others else "")
+    suggestion = {**(model_config or {}), **moved}
+    raise ConfigError(f"{what}: pass model_config={suggestion!r}{also}")
+
+
+def _described(value: Any) -> str:
+    """``None``, or ``the str 'loss=bce'``: a wrong value with its type, for an error message."""
+    return "None" if value is None else f"the {type(value).__name__} {value!r}"

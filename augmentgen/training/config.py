@@ -8,7 +8,7 @@ import math
 import re
 from typing import Literal
 
-from .._config import Config
+from .._config import Config, check_field_types
 from .._deprecation import renamed_fields
 from ..errors import ConfigError
 
@@ -42,11 +42,11 @@ class TrainingConfig(Config):
         num_workers (int, defaults to 0): DataLoader workers when the trainer builds the loader.
         on_divergence (str, defaults to ``"stop"``): on a NaN/inf loss, ``"stop"`` with an error or
             ``"rollback"`` to the last checkpoint with half the learning rate.
-        init_from (str, optional): start from a pretrained generator (fine-tuning, e.g. on a few
-            images of new classes): a folder written by ``save_pretrained`` or the trainer, a
-            zoo id such as ``"augmentgen/cgan-mnist"``, or a hub repo id, loaded with
-            :func:`augmentgen.from_pretrained`. Its family, ``image_size`` and ``in_channels``
-            must be the run's. Every generator tensor whose name and shape match is copied
+        init_from (str or os.PathLike, optional): start from a pretrained generator (fine-tuning, e.g. on
+            a few images of new classes): a folder written by ``save_pretrained`` or the trainer (a
+            path is stored as its ``str``), a zoo id such as ``"augmentgen/cgan-mnist"``, or a hub
+            repo id, loaded with :func:`augmentgen.from_pretrained`. Its family, ``image_size`` and
+            ``in_channels`` must be the run's. Every generator tensor whose name and shape match is copied
             (for the encoder families that includes the encoder; discriminators are never
             saved, so they start from scratch); when the classes differ (another count, or
             other class names) the class-dependent tensors (class embeddings, conditional batch
@@ -124,7 +124,10 @@ class TrainingConfig(Config):
     snapshot_every: int = 0
     select_snapshot: Literal["last", "best"] = "last"
 
+    _path_fields = ("init_from",)
+
     def __post_init__(self) -> None:
+        check_field_types(self)  # the constructor checks the types as from_dict does
         if self.time_budget is not None:
             self.time_budget = parse_duration(self.time_budget, "time_budget")
         elif self.steps is None:
@@ -159,7 +162,8 @@ class TrainingConfig(Config):
 
 #: The steps of a run without ``time_budget`` or ``steps``.
 DEFAULT_STEPS = 2000
-_DURATION = re.compile(r"(?:(?P<h>\d+(?:\.\d*)?)h)?(?:(?P<m>\d+(?:\.\d*)?)m)?(?:(?P<s>\d+(?:\.\d*)?)s?)?")
+_NUMBER = r"\d+(?:\.\d*)?"
+_DURATION = re.compile(rf"(?:(?P<h>{_NUMBER})h)?(?:(?P<m>{_NUMBER})m)?(?:(?P<s>{_NUMBER})s)?(?P<bare>{_NUMBER})?")
 _DURATION_FORMS = ("seconds as a number > 0 (90, 2.5) or a duration string: '90s', '20m', '1h', '1h30m', "
                    "'1h30m15s', '1.5h'")
 
@@ -168,23 +172,41 @@ def parse_duration(value: float | int | str, name: str = "duration") -> float:
     """Seconds from a number of seconds or a duration string (``"90s"``, ``"20m"``, ``"1h30m"``).
 
     A string is hours, minutes and seconds in that order, each optional and each a decimal
-    number with its unit (``h``, ``m``, ``s``; a bare number is seconds). Anything else, zero,
-    a negative or a non-finite value is a :class:`ConfigError` naming the accepted forms.
+    number with its unit (``h``, ``m``, ``s``); a bare number on its own (``"90"``) is seconds.
+    After a unit a number needs its own: ``"1h30"`` is refused as ambiguous (``"1h30m"`` or
+    ``"1h30s"``). Anything else, zero, a negative or a non-finite value is a
+    :class:`ConfigError` naming the accepted forms.
     """
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ConfigError(f"{name} must be {_DURATION_FORMS}; got {value!r}")
     if isinstance(value, str):
-        match = _DURATION.fullmatch(value.strip().lower().replace(" ", ""))
-        if not value.strip() or match is None or not any(match.groupdict().values()):
+        text = value.strip().lower().replace(" ", "")
+        match = _DURATION.fullmatch(text)
+        if not text or match is None or (match["s"] is not None and match["bare"] is not None):
             raise ConfigError(f"{name} must be {_DURATION_FORMS}; got {value!r}")
         parts = {k: float(v) for k, v in match.groupdict().items() if v is not None}
-        seconds = parts.get("h", 0.0) * 3600 + parts.get("m", 0.0) * 60 + parts.get("s", 0.0)
+        if "bare" in parts and len(parts) > 1:
+            _refuse_unitless_after_unit(name, value, text, parts)
+        seconds = (parts.get("h", 0.0) * 3600 + parts.get("m", 0.0) * 60 + parts.get("s", 0.0)
+                   + parts.get("bare", 0.0))
     else:
         seconds = float(value)
     if not (math.isfinite(seconds) and seconds > 0):
         raise ConfigError(f"{name} must be {_DURATION_FORMS}; got {value!r}, which is not a positive, finite "
                           "time")
     return seconds
+
+
+def _refuse_unitless_after_unit(name: str, value: str, text: str, parts: dict[str, float]) -> None:
+    """``"1h30"``: 30 minutes or 30 seconds? Refused, with both readings spelled out."""
+    bare = parts["bare"]
+    if "m" in parts:  # only seconds can follow minutes
+        seconds = parts.get("h", 0.0) * 3600 + parts["m"] * 60 + bare
+        readings = f"'{text}s' ({seconds:.12g} seconds)"
+    else:
+        readings = f"'{text}m' ({parts['h'] * 60 + bare:.12g} minutes) or '{text}s'"
+    raise ConfigError(f"{name}={value!r} is ambiguous: write {readings}; a number without a unit is seconds only "
+                      "on its own")
 
 
 #: Accelerate's trackers and the module each needs (``log_with="all"`` takes whichever are installed).
