@@ -28,6 +28,7 @@ from ..transforms.functional import from_generator_range
 from .checks import (
     Balance,
     check_batch,
+    check_batch_labels,
     check_output_range,
     check_source,
     check_teacher,
@@ -83,7 +84,7 @@ class SyntheticMix:
             values lie in ``[0, 1]``, ``(-1, 1)`` when they lie in ``[-1, 1]`` with some below 0;
             other batches are refused with a message naming ``mean``/``std`` and ``output_range``.
         mean, std (sequence of float, optional): torchvision-style normalisation of float
-            batches (as given to ``v2.Normalize``); overrides ``output_range``.
+            batches (as given to ``v2.Normalize``: finite, every std > 0); overrides ``output_range``.
         seed (int, optional): seeds the row choice, class draws and the source's random numbers
             (noise, bank draws), so the same batches give the same output.
         temperature (float or sequence of float, defaults to 1.0), autocast (bool, defaults to
@@ -127,9 +128,10 @@ class SyntheticMix:
         loss = weighted_cross_entropy(model(images), targets, mask, synthetic_weight=0.5)
 
     Host syncs: none per batch without ``filter_threshold`` (once the output range is known),
-    soft labels included. The labels the generator is asked for are range-checked in full on the
-    first batch (a label out of range is a :class:`~augmentgen.errors.DataError` naming it); on an
-    accelerator, later batches are checked by a device-side assert, not a host read (a label out
+    soft labels included. The batch's labels (against the source's classes) and the labels the
+    generator is asked for are range-checked in full on the first batch (a label out of range is a
+    :class:`~augmentgen.errors.DataError` naming it and the fix); on an accelerator, later batches
+    are not read back: the generator's labels are checked by a device-side assert (a label out
     of range then stops the run with a CUDA error). On the CPU every batch gets the full check.
     ``filter_threshold`` adds one per round that runs (the rows still empty, and in ``append``
     the rows kept): one when the first round fills every row, at most ``max_rounds`` in
@@ -345,9 +347,21 @@ class SyntheticMix:
         Returns:
             ``(images, labels)``, or ``(images, labels, mask)`` with ``return_mask=True`` where
             ``mask`` is a bool tensor (B',) that is True on synthetic rows. With
-            ``soft_labels=True`` the labels are float32 targets (B', K).
+            ``soft_labels=True`` the labels are float32 targets (B', K). An empty float batch
+            before the value range is known (``output_range=None``, no mean/std) comes back as it
+            is, with no rows added and the random stream untouched.
         """
-        check_batch(images, labels, image_shape=self.image_shape, device=self.device, from_pool=self.pool is not None)
+        check_batch(images, labels, image_shape=self.image_shape, device=self.device, from_pool=self.pool is not None,
+                    source=self.source)
+        if not self._labels_seen or labels.device.type == "cpu":
+            # The batch's labels are the source's classes: a host read, so on an accelerator only
+            # on the first batch (before they are counted or rows are made from them).
+            check_batch_labels(labels, self.source)
+        if not len(images) and self.output_range is None and self.mean is None and images.dtype.is_floating_point:
+            # An empty float batch has no values to read the range off: it comes back as it is,
+            # with no rows added, the stream and the counts untouched (the range is read off the
+            # first batch with rows).
+            return self._empty_batch(images, labels, return_mask=return_mask)
         self._infer_output_range(images)
         if self.anchored is not None:
             return self._mix_anchored(images, labels, return_mask=return_mask)
@@ -396,6 +410,13 @@ class SyntheticMix:
             fake_logits = None if fake_logits is None else fake_logits[keep]
         return self._assemble(images, labels, rows, classes, fake_images, fake_logits, kept, n_kept,
                               return_mask=return_mask)
+
+    def _empty_batch(self, images: torch.Tensor, labels: torch.Tensor, *, return_mask: bool):
+        """The output for a batch of no rows: the batch, its (soft) targets and an empty mask."""
+        out_labels = one_hot(labels, self.num_classes) if self.soft_labels else labels
+        if return_mask:
+            return images, out_labels, torch.zeros(0, dtype=torch.bool, device=images.device)
+        return images, out_labels
 
     def _assemble(self, images: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor, classes: torch.Tensor,
                   fake_images: torch.Tensor, fake_logits: torch.Tensor | None, kept: torch.Tensor | None,

@@ -18,8 +18,11 @@ from ..models.base import ConditionalGenerator, Temperature
 from .filter import TeacherFilter
 from .free_sources import FreeSource, GeneratorSource, PoolSource
 from .pool import SyntheticPool
-from .sources import AnchoredSource
-from .teacher import TeacherLabels
+from .sources import AnchoredSource, PixelMixSource, RealRowSource, VariationSource
+from .teacher import TeacherLabels, check_mean_std, check_output_range, shown_values
+
+__all__ = ["check_batch", "check_batch_labels", "check_output_range", "check_source", "check_teacher",
+           "infer_output_range", "parse_balance"]
 
 Balance = None | Literal["uniform", "inverse-frequency"] | Mapping[int | str, float]
 
@@ -43,8 +46,10 @@ def check_source(source, *, mode: str, ratio: float, mean, std, balance: Balance
         in_range = False
     if not in_range:
         raise ConfigError(f"ratio must be in [0, 1] for mode='replace' (>= 0 for 'append'), got {ratio!r}")
-    if (mean is None) != (std is None):
-        raise ConfigError("give both mean and std (or neither)")
+    if not math.isfinite(ratio):  # append: round(ratio * B) rows
+        raise ConfigError(f"ratio must be a finite number (round(ratio * B) synthetic rows are appended to a "
+                          f"batch of B real rows), got {ratio!r}: give e.g. ratio=0.5 or ratio=2")
+    check_mean_std(mean, std)
     if isinstance(source, (SyntheticPool, PoolSource)):
         check_pool_options(temperature=temperature, autocast=autocast, compile=compile, prefetch=prefetch,
                            filter_threshold=filter_threshold, min_acceptance=min_acceptance)
@@ -149,17 +154,29 @@ def parse_balance(balance: Balance, num_classes: int, class_names: list[str]) ->
         weights = torch.zeros(k)
         for key, weight in balance.items():
             index = names.index(key) if isinstance(key, str) and key in names else key
-            if not isinstance(index, int) or not 0 <= index < k:
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < k:
                 raise ConfigError(f"balance key {key!r} is not a class index in [0, {k - 1}] "
                                   f"or a class name of {names}")
-            if weight < 0:
-                raise ConfigError(f"balance weights must be >= 0, got {weight} for {key!r}")
+            if not _is_weight(weight):
+                raise ConfigError(f"balance weights must be finite numbers >= 0, got {weight!r} for {key!r}: "
+                                  "give each class a number, e.g. balance={0: 1.0, 1: 2.0}")
             weights[index] = float(weight)
         if weights.sum() <= 0:
             raise ConfigError("balance weights must not all be zero")
         return weights
     raise ConfigError(f"balance must be None, 'uniform', 'inverse-frequency' or a "
                       f"{{class: weight}} dict, got {balance!r}")
+
+
+def _is_weight(weight: Any) -> bool:
+    """A finite number >= 0 (a bool or a string is not one)."""
+    if isinstance(weight, (bool, str, bytes)) or (isinstance(weight, torch.Tensor) and weight.dtype == torch.bool):
+        return False
+    try:
+        value = float(weight)
+    except (TypeError, ValueError, RuntimeError):
+        return False
+    return math.isfinite(value) and value >= 0
 
 
 def check_teacher(num_classes: int, device: torch.device, teacher: nn.Module | None, *,
@@ -203,21 +220,39 @@ def check_teacher(num_classes: int, device: torch.device, teacher: nn.Module | N
                          output_range=output_range, mean=mean, std=std)
 
 
+def _is_pixel_source(source) -> bool:
+    """A source without a generator, told the data's classes, shape and device when built."""
+    return isinstance(source, (RealRowSource, PixelMixSource))
+
+
+def _has_generator(source) -> bool:
+    return isinstance(source, (GeneratorSource, VariationSource))
+
+
 def check_batch(images: torch.Tensor, labels: torch.Tensor, *, image_shape: tuple[int, int, int],
-                device: torch.device, from_pool: bool) -> None:
-    """A collated batch the mixer can take: shapes, dtypes and device, each with its fix."""
+                device: torch.device, from_pool: bool, source: FreeSource | AnchoredSource | None = None) -> None:
+    """A collated batch the mixer can take: shapes, dtypes and device, each with its fix.
+
+    ``source`` (the mixer's) names what made the shape and device in the messages: the pool, a
+    generator, or a source built for them (``RealRowSource(..., image_shape=...)``)."""
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
         raise DataError("SyntheticMix takes collated batches: images (B, C, H, W) and labels (B,); "
                         f"got images {type(images).__name__} "
                         f"{tuple(images.shape) if isinstance(images, torch.Tensor) else ''}")
     c, h, w = image_shape
-    source = "the pool holds" if from_pool else "the generator makes"
-    if tuple(images.shape[1:]) != (c, h, w):
+    shape = tuple(images.shape[1:])
+    other = source is not None and not from_pool and not _has_generator(source)  # neither pool nor generator
+    name = type(source).__name__
+    if shape != (c, h, w):
+        if _is_pixel_source(source):
+            raise DataError(f"{name} was built for ({c}, {h}, {w}) images but the batch is {shape}: build "
+                            f"it with image_shape={shape}")
+        made = f"{name} makes" if other else "the pool holds" if from_pool else "the generator makes"
         raise DataError(
-            f"{source} ({c}, {h}, {w}) images but the batch is {tuple(images.shape[1:])}: "
+            f"{made} ({c}, {h}, {w}) images but the batch is {shape}: "
             f"resize / convert the batch to {c} channel(s) at {h}x{w} before mixing (e.g. "
-            "v2.Resize, v2.Grayscale(num_output_channels=...)), or use a generator trained at "
-            "that shape"
+            "v2.Resize, v2.Grayscale(num_output_channels=...)), or use "
+            + (f"a {name} made for that shape" if other else "a generator trained at that shape")
         )
     if images.device != device:
         if from_pool:
@@ -225,6 +260,11 @@ def check_batch(images: torch.Tensor, labels: torch.Tensor, *, image_shape: tupl
                 f"the batch is on {images.device} but the pool's bank is on {device}: build the "
                 f"pool there (SyntheticPool(generator, ..., device={str(images.device)!r})) or move "
                 "the batch, so that mixing needs no host-device copy")
+        if other:
+            build = (f"build it with device={str(images.device)!r}" if _is_pixel_source(source)
+                     else f"make {name} on {images.device}")
+            raise DataError(f"the batch is on {images.device} but {name} is on {device}: {build} or move the "
+                            "batch (images.to(...)), so that mixing needs no host-device copy")
         raise DataError(
             f"the batch is on {images.device} but the generator is on {device}: "
             f"move one of them (generator.to({str(images.device)!r}) or images.to(...)) so that "
@@ -244,15 +284,38 @@ def check_batch(images: torch.Tensor, labels: torch.Tensor, *, image_shape: tupl
                         f"use labels.to({str(images.device)!r})")
 
 
-def check_output_range(output_range) -> tuple[float, float]:
-    """``(low, high)`` as floats, finite with ``low < high``."""
-    try:
-        low, high = (float(v) for v in output_range)
-    except (TypeError, ValueError):
-        raise ConfigError(f"output_range must be (low, high), got {output_range!r}") from None
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ConfigError(f"output_range must be (low, high) with low < high, got {output_range!r}")
-    return low, high
+def check_batch_labels(labels: torch.Tensor, source: FreeSource | AnchoredSource) -> None:
+    """The batch's labels are classes of ``source``: ``[0, K)``, a DataError naming the fix else.
+
+    One reduction and one host read: the mixer calls it on its first batch (and on every batch of
+    CPU labels), before the labels are counted or rows are made from them."""
+    k = source.num_classes
+    if not labels.numel() or bool(((labels >= 0) & (labels < k)).all()):
+        return
+    bad = labels[(labels < 0) | (labels >= k)].tolist()
+    name = type(source).__name__
+    names = list(source.class_names) if source.class_names is not None else [str(c) for c in range(k)]
+    listed = ", ".join(repr(n) for n in names[:10]) + (", ..." if len(names) > 10 else "")
+    classes = f"{k} classes ({listed})"
+    if isinstance(source, PoolSource):
+        subject = "the pool holds"
+    else:
+        subject = f"{name} has"
+    if min(bad) < 0:
+        fix = (f"class indices start at 0: drop the rows labelled {shown_values([b for b in bad if b < 0])} "
+               f"(e.g. unlabelled ones) or remap the labels to [0, {k - 1}] before mixing")
+    elif _is_pixel_source(source):
+        fix = f"build {name}(num_classes={max(bad) + 1}, ...)"
+    elif isinstance(source, PoolSource):
+        fix = "build the pool from a generator trained on these classes, or remap the labels to its classes"
+    elif _has_generator(source):
+        fix = "use a generator trained on these classes, or remap the labels to its classes"
+    else:
+        fix = f"give {name} num_classes={max(bad) + 1}, or remap the labels to its classes"
+    if _has_generator(source):  # as the generator's own check words it
+        raise DataError(f"labels {shown_values(bad)} are out of range: this {k}-class generator takes class "
+                        f"indices in [0, {k - 1}] (its classes are {listed}); {fix}")
+    raise DataError(f"labels {shown_values(bad)} are outside [0, {k - 1}]: {subject} {classes}; {fix}")
 
 
 def infer_output_range(images: torch.Tensor) -> tuple[float, float]:

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+import torch
+
 from .._deprecation import renamed_argument
-from ..errors import DataError
+from ..data import LabelledImages
+from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator
 from .batch import SyntheticMix
 from .free_sources import FreeSource
@@ -27,6 +30,7 @@ class AugmentedLoader:
 
     def __init__(self, loader: Iterable, mix: SyntheticMix, *, image_key: str = "image",
                  label_key: str = "label", to_device: bool = True):
+        _check_loader(loader)
         self.loader = loader
         self.mix = mix
         self.image_key, self.label_key = image_key, label_key
@@ -50,6 +54,8 @@ class AugmentedLoader:
             else:
                 raise DataError("augment_loader needs batches of (images, labels) or dicts with "
                                 f"{self.image_key!r}/{self.label_key!r}; got {type(batch).__name__}")
+            if not (isinstance(images, torch.Tensor) and isinstance(labels, torch.Tensor)):
+                raise DataError(_not_collated(images, labels))
             if self.to_device:
                 images = images.to(device, non_blocking=True)
                 labels = labels.to(device, non_blocking=True)
@@ -59,6 +65,29 @@ class AugmentedLoader:
                 yield {self.image_key: images, self.label_key: labels}
             else:
                 yield type(batch)((images, labels)) if isinstance(batch, list) else (images, labels)
+
+
+def _not_collated(images, labels) -> str:
+    """The message for a batch whose images or labels are not tensors."""
+    got = f"got ({type(images).__name__}, {type(labels).__name__})"
+    if isinstance(labels, int) or (isinstance(images, torch.Tensor) and images.ndim == 3):
+        fix = ("a single sample: iterate a DataLoader(dataset, batch_size=...) over the dataset, not the "
+               "dataset itself")
+    else:
+        fix = "collate them into tensors (a DataLoader's default collate_fn does)"
+    return (f"augment_loader needs collated batches, images (B, C, H, W) and labels (B,) as tensors; {got}, "
+            f"{fix}")
+
+
+def _check_loader(loader) -> None:
+    """What augment_loader wraps: an iterable of batches, not a dataset of single samples."""
+    if isinstance(loader, LabelledImages):
+        raise ConfigError("augment_loader wraps a DataLoader (or any iterable) of collated (images, labels) "
+                          "batches, got a LabelledImages (single samples): pass train.loader(batch_size=64) "
+                          "or DataLoader(...)")
+    if not (isinstance(loader, Iterable) or hasattr(loader, "__getitem__")):
+        raise ConfigError("augment_loader wraps a DataLoader (or any iterable) of collated (images, labels) "
+                          f"batches, got a {type(loader).__name__}: pass DataLoader(dataset, batch_size=...)")
 
 
 @renamed_argument("generator", "source")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -14,8 +15,18 @@ from .._seeds import seeded_generator
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, Temperature
 from .filter import AcceptanceCounts, TeacherFilter, ranks_in_class
-from .sources import AnchoredSource
+from .sources import AnchoredSource, check_device
 from .variations import check_variation_inputs, class_anchors, variation_rows, variation_settings
+
+
+def _check_bank_options(refresh_every, device) -> None:
+    """``refresh_every``: None or an int >= 1; ``device``: None or a device."""
+    if refresh_every is not None and (isinstance(refresh_every, bool)
+                                      or not isinstance(refresh_every, (int, np.integer)) or refresh_every < 1):
+        raise ConfigError(f"refresh_every must be a positive number of epochs (an int >= 1, or None to keep "
+                          f"the bank), got {refresh_every!r}")
+    if device is not None:
+        check_device(device)
 
 
 class SyntheticPool:
@@ -77,8 +88,7 @@ class SyntheticPool:
                  filter_threshold: float | None = None, oversample: int = 4, max_rounds: int = 4):
         if per_class < 1:
             raise ConfigError(f"per_class must be at least 1, got {per_class}")
-        if refresh_every is not None and refresh_every < 1:
-            raise ConfigError(f"refresh_every must be a positive number of epochs, got {refresh_every}")
+        _check_bank_options(refresh_every, device)
         self.temperature = generator.check_temperature(temperature)  # a float or a tuple of floats
         self.generator: ConditionalGenerator | None = generator
         self.batch_size = batch_size
@@ -241,6 +251,7 @@ class SyntheticPool:
             mix = SyntheticMix(pool, ratio=0.5, mode="append")
             rows_of_image_7 = (pool.source_index == 7).nonzero()  # (class, position) pairs
         """
+        _check_bank_options(refresh_every, device)
         images, labels, counts = check_variation_inputs(source, images, labels, per_image, batch_size)
         return cls._of_variations(source, images, labels, counts, per_image=per_image, seed=seed,
                                   batch_size=batch_size, refresh_every=refresh_every, device=device,
@@ -252,8 +263,7 @@ class SyntheticPool:
                        device, progress: bool | None) -> SyntheticPool:
         """:meth:`from_variations` of inputs ``check_variation_inputs`` already returned (its
         images, int64 labels and class counts), for callers that check them under their own name."""
-        if refresh_every is not None and refresh_every < 1:
-            raise ConfigError(f"refresh_every must be a positive number of epochs, got {refresh_every}")
+        _check_bank_options(refresh_every, device)
         pool = cls.__new__(cls)
         pool.generator, pool.teacher, pool._filter = None, None, None
         pool.filter_threshold, pool.oversample, pool.max_rounds = None, 4, 4

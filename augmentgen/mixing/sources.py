@@ -33,6 +33,10 @@ __all__ = ["AnchoredSource", "PixelMixSource", "RealRowSource", "VariationSource
 
 VARIATION_MODES = ("vary", "interpolate", "extrapolate")
 
+#: Each VariationSource mode's one setting, and the setting's default.
+_MODE_KNOB = {"vary": "strength", "interpolate": "weight_range", "extrapolate": "extrapolation_range"}
+_KNOB_DEFAULT = {"strength": 0.5, "weight_range": (0.2, 0.8), "extrapolation_range": (0.25, 0.75)}
+
 
 def _uniform(n: int, low: float, high: float, *, like: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
     """``n`` floats uniform in [low, high) on ``like``'s device."""
@@ -50,6 +54,15 @@ def _check_range(name: str, value, *, low: float, high: float | None = None) -> 
         limits = f"[{low}, {high}]" if high is not None else f">= {low}"
         raise ConfigError(f"{name} must be (low, high) with low <= high, both {limits}; got {value!r}")
     return a, b
+
+
+def check_device(device, *, name: str = "device") -> torch.device:
+    """``device`` as a torch.device; a ConfigError naming the accepted forms for anything else."""
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"{name} {device!r} is not a device: use 'cpu', 'cuda', 'cuda:N' or 'mps' "
+                          "(or a torch.device)") from None
 
 
 def class_groups(labels: torch.Tensor, classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -147,10 +160,14 @@ class _PixelSource(AnchoredSource):
                  class_names: list[str] | None = None, device: str | torch.device = "cpu"):
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ConfigError(f"num_classes must be an int >= 2, got {num_classes!r}")
-        shape = tuple(image_shape)
+        try:
+            shape = tuple(image_shape)
+        except TypeError:  # a single int, None
+            shape = ()
         if len(shape) != 3 or not all(isinstance(v, int) and v > 0 for v in shape):
-            raise ConfigError(f"image_shape must be (C, H, W) of positive ints, got {image_shape!r}")
-        self.num_classes, self.image_shape, self.device = num_classes, shape, torch.device(device)
+            raise ConfigError(f"image_shape must be (C, H, W) of positive ints, e.g. (1, 28, 28), "
+                              f"got {image_shape!r}")
+        self.num_classes, self.image_shape, self.device = num_classes, shape, check_device(device)
         self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
         if len(self.class_names) != num_classes:
             raise ConfigError(f"{len(self.class_names)} class names for {num_classes} classes")
@@ -230,6 +247,10 @@ class VariationSource(AnchoredSource):
         strength (float, defaults to 0.5): ``vary``'s perturbation in units of the code scale, >= 0.
         weight_range (tuple[float, float], defaults to (0.2, 0.8)): ``interpolate``'s partner weight.
         extrapolation_range (tuple[float, float], defaults to (0.25, 0.75)): ``extrapolate``'s λ.
+
+    Each setting belongs to its mode: another mode's setting at a value other than its default
+    (``VariationSource(generator, "interpolate", strength=0.9)``) is a
+    :class:`~augmentgen.errors.ConfigError`, as it would change nothing.
     """
 
     def __init__(self, generator: ConditionalGenerator, mode: str = "vary", *, strength: float = 0.5,
@@ -250,6 +271,15 @@ class VariationSource(AnchoredSource):
         self.generator, self.mode, self.strength = generator, mode, float(strength)
         self.weight_range = _check_range("weight_range", weight_range, low=0.0, high=1.0)
         self.extrapolation_range = _check_range("extrapolation_range", extrapolation_range, low=0.0)
+        # Another mode's setting is refused unless it is at its default (what a caller passing every
+        # setting whatever the mode gives, e.g. strength=0.5 with "interpolate": it changes nothing).
+        own = _MODE_KNOB[mode]
+        for name, default in _KNOB_DEFAULT.items():
+            if name != own and getattr(self, name) != default:
+                mode_of = next(m for m, knob in _MODE_KNOB.items() if knob == name)
+                takes = f"{own}=..." if own == "strength" else f"{own}=(low, high)"
+                raise ConfigError(f"{name} applies to mode={mode_of!r}; mode={mode!r} takes {takes}: "
+                                  f"drop {name}")
 
     @property
     def num_classes(self) -> int:

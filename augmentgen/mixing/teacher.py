@@ -68,6 +68,50 @@ def to_generator_range(
     return work.sub(low).mul_(2.0 / (high - low)).sub_(1.0)
 
 
+def shown_values(values: list) -> str:
+    """Sorted distinct ``values`` for a message: all of a few, else the first three and the last."""
+    values = sorted(set(values))
+    return str(values) if len(values) <= 6 else f"[{', '.join(map(str, values[:3]))}, ..., {values[-1]}]"
+
+
+def check_output_range(output_range) -> tuple[float, float]:
+    """``(low, high)`` as floats, finite with ``low < high``."""
+    try:
+        low, high = (float(v) for v in output_range)
+    except (TypeError, ValueError):
+        raise ConfigError(f"output_range must be (low, high), e.g. (0, 1) for ToTensor batches or (-1, 1), "
+                          f"got {output_range!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ConfigError(f"output_range must be (low, high) with low < high, got {output_range!r}")
+    return low, high
+
+
+def check_mean_std(mean, std) -> None:
+    """Both or neither; each a number or per-channel numbers, finite, every ``std`` > 0 (a
+    ConfigError naming the fix else). Reads the values once (a tensor on an accelerator: one
+    host read, at construction)."""
+    if (mean is None) != (std is None):
+        raise ConfigError("give both mean and std (or neither)")
+    if mean is None:
+        return
+    for name, values in (("mean", mean), ("std", std)):
+        try:
+            if isinstance(values, (str, bytes)):
+                raise TypeError
+            flat = torch.as_tensor(values).detach().cpu().double().flatten()
+        except (TypeError, ValueError, RuntimeError):
+            raise ConfigError(f"{name} must be a number or one number per channel, as given to "
+                              f"v2.Normalize (e.g. {name}=[0.5]), got {values!r}") from None
+        if not flat.numel():
+            raise ConfigError(f"{name} must be a number or one number per channel, as given to "
+                              f"v2.Normalize (e.g. {name}=[0.5]), got {values!r}")
+        if not bool(flat.isfinite().all()):
+            raise ConfigError(f"{name} must be finite, got {values!r}: pass the {name} given to v2.Normalize")
+        if name == "std" and not bool((flat > 0).all()):
+            raise ConfigError(f"std must be > 0 in every channel (synthetic rows are divided by it), got "
+                              f"{values!r}: pass the std given to v2.Normalize")
+
+
 def _check_teacher_args(teacher: nn.Module, label_temperature: float, soft_label_weight: float,
                         num_classes: int | None) -> None:
     if not isinstance(teacher, nn.Module):
@@ -132,11 +176,8 @@ class TeacherLabels:
         std: Sequence[float] | None = None,
     ):
         _check_teacher_args(teacher, label_temperature, soft_label_weight, num_classes)
-        if (mean is None) != (std is None):
-            raise ConfigError("give both mean and std (or neither)")
-        low, high = (float(v) for v in output_range)
-        if not high > low:
-            raise ConfigError(f"output_range must be (low, high) with low < high, got {output_range}")
+        check_mean_std(mean, std)
+        low, high = check_output_range(output_range)
         self.teacher = teacher
         self.label_temperature = float(label_temperature)
         self.soft_label_weight = float(soft_label_weight)
@@ -168,14 +209,39 @@ class TeacherLabels:
         return soft.mul_(self.soft_label_weight).add_(hard, alpha=1.0 - self.soft_label_weight)
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(images, labels (N,) int) -> (images, soft targets (N, K) float32)``."""
+        """``(images, labels (N,) int) -> (images, soft targets (N, K) float32)``.
+
+        Labels outside ``[0, K)`` are a :class:`~augmentgen.errors.DataError`: checked on the
+        first call and on every call with labels on the CPU; on an accelerator later calls are not
+        range-checked, which would cost a host sync per batch.
+        """
+        if not isinstance(images, torch.Tensor):
+            raise DataError(f"TeacherLabels takes collated batches, images a tensor (N, C, H, W) and labels "
+                            f"(N,); got images as a {type(images).__name__}: stack them first "
+                            "(torch.stack(images)) or use a DataLoader")
         if not isinstance(labels, torch.Tensor) or labels.ndim != 1 or labels.dtype.is_floating_point:
             raise DataError("labels must be an integer tensor (N,) of class indices")
         if len(labels) != len(images):
             raise DataError(f"{len(images)} images but {len(labels)} labels")
+        if self.num_classes is not None:  # before the teacher runs; else once its logits give K
+            self._check_label_range(labels, self.num_classes)
         teacher_images = to_generator_range(images, output_range=self.output_range, mean=self.mean,
                                             std=self.std)
-        return images, self.targets_from_logits(self.logits(teacher_images), labels)
+        logits = self.logits(teacher_images)
+        if self.num_classes is None:
+            self._check_label_range(labels, logits.shape[1])
+        return images, self.targets_from_logits(logits, labels)
+
+    def _check_label_range(self, labels: torch.Tensor, k: int) -> None:
+        """Labels in ``[0, k)``: a host read, so on an accelerator only on the first call."""
+        if labels.device.type != "cpu" and getattr(self, "_labels_checked", False):
+            return
+        if labels.numel() and not bool(((labels >= 0) & (labels < k)).all()):
+            bad = labels[(labels < 0) | (labels >= k)].tolist()
+            raise DataError(f"labels {shown_values(bad)} are outside [0, {k - 1}]: the teacher gives {k} "
+                            f"classes; pass class indices 0..{k - 1} of its classes, or a teacher trained "
+                            "on these classes")
+        self._labels_checked = True
 
     def __repr__(self) -> str:
         return (f"TeacherLabels(teacher={type(self.teacher).__name__}, label_temperature="
@@ -212,6 +278,12 @@ def weighted_cross_entropy(
 
     Returns:
         A scalar tensor; 0 when every weight is 0.
+
+    Raises:
+        DataError: logits that are not float (N, K), targets that are neither class indices (N,)
+            (int64 or uint8; on the CPU, in ``[0, K)``) nor probabilities (N, K), a mask that is
+            not bool (N,), or tensors on different devices. Shapes and dtypes are checked without
+            a host sync; the range of class indices only for CPU targets (it needs a host read).
     """
     if (isinstance(synthetic_weight, bool) or not isinstance(synthetic_weight, (int, float))
             or not math.isfinite(synthetic_weight) or synthetic_weight < 0):
@@ -219,9 +291,52 @@ def weighted_cross_entropy(
     if (isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float))
             or not 0.0 <= label_smoothing <= 1.0):
         raise ConfigError(f"label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or not logits.dtype.is_floating_point:
+        raise DataError(f"logits must be a float tensor (N, K), the classifier's output, got {_described(logits)}")
+    _check_targets(logits, targets)
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != logits.shape[:1]:
         got = f"{mask.dtype} {tuple(mask.shape)}" if isinstance(mask, torch.Tensor) else type(mask).__name__
         raise DataError(f"mask must be a bool tensor ({len(logits)},) marking synthetic rows, got {got}")
+    if mask.device != logits.device:
+        raise DataError(f"mask is on {mask.device} but logits on {logits.device}: use mask.to(logits.device)")
     per_row = F.cross_entropy(logits, targets, reduction="none", label_smoothing=label_smoothing)
     weights = torch.where(mask, synthetic_weight, 1.0).to(per_row.dtype)
     return (per_row * weights).sum() / weights.sum().clamp_min(torch.finfo(per_row.dtype).tiny)
+
+
+def _described(value) -> str:
+    """A tensor's dtype and shape (``float32 (8,)``), else the type's name, for a message."""
+    if isinstance(value, torch.Tensor):
+        return f"{str(value.dtype).removeprefix('torch.')} {tuple(value.shape)}"
+    return type(value).__name__
+
+
+def _check_targets(logits: torch.Tensor, targets) -> None:
+    """``targets`` for ``F.cross_entropy(logits, targets)``: int64 (or uint8) class indices (N,), or
+    float probabilities (N, K), on the logits' device. Shapes and dtypes cost nothing; the range of
+    class indices is a host read, so it is checked only for CPU targets."""
+    n, k = logits.shape
+    indices = (isinstance(targets, torch.Tensor) and tuple(targets.shape) == (n,)
+               and targets.dtype in (torch.long, torch.uint8))
+    soft = (isinstance(targets, torch.Tensor) and tuple(targets.shape) == (n, k)
+            and targets.dtype.is_floating_point)
+    if not (indices or soft):
+        if not isinstance(targets, torch.Tensor):
+            fix = "pass a tensor, e.g. torch.as_tensor(targets)"
+        elif targets.ndim == 1 and len(targets) == n:
+            fix = "use targets.long()"
+        elif tuple(targets.shape) == (n, k):
+            fix = "use targets.float() for probabilities, or targets.argmax(1) for one-hot rows"
+        else:
+            fix = f"give one target per row of logits ({n} rows)"
+        raise DataError(f"targets must be int64 class indices ({n},) in [0, {k}) or probabilities ({n}, {k}); "
+                        f"got {_described(targets)}: {fix}")
+    if targets.device != logits.device:
+        raise DataError(f"targets are on {targets.device} but logits on {logits.device}: "
+                        "use targets.to(logits.device)")
+    if indices and targets.device.type == "cpu" and targets.numel():
+        # -100 is F.cross_entropy's ignore_index: such a row adds no loss (it keeps its weight).
+        bad = (targets >= k) | ((targets < 0) & (targets != -100))
+        if bool(bad.any()):
+            raise DataError(f"targets {shown_values(targets[bad].tolist())} are outside [0, {k - 1}]: the "
+                            f"logits have {k} classes; pass class indices of the classifier's classes")

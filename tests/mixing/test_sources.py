@@ -3,6 +3,7 @@ and the free GeneratorSource and PoolSource that SyntheticMix wraps a bare gener
 
 from __future__ import annotations
 
+import re
 import tempfile
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from augmentgen.data import LabelledImages
-from augmentgen.errors import ConfigError
+from augmentgen.errors import ConfigError, DataError
 from augmentgen.mixing import (
     FreeSource,
     GeneratorSource,
@@ -395,3 +396,93 @@ def test_every_byte_comes_back_from_the_signed_unit_range():
     assert torch.equal(to_uint8(to_signed_unit(every)), every)
     reciprocal = torch.tensor(1 / 127.5, dtype=torch.float32)
     assert torch.equal(to_uint8(every.float().mul_(reciprocal).sub_(1.0)), every)
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.fixture(scope="module")
+def tiny_ae():
+    torch.manual_seed(0)
+    return build_generator(build_config("ae", num_classes=3, **TINY_ENCODER)).eval()
+
+
+@pytest.mark.parametrize("make", [RealRowSource, PixelMixSource])
+@pytest.mark.parametrize("balance", [None, "uniform", "inverse-frequency"])
+def test_batch_labels_outside_a_pixel_sources_classes_name_num_classes(data, make, balance):
+    # balance=None accepted them silently; with a balance, counting raised an IndexError.
+    images, _ = signed(data, 10)
+    mix = SyntheticMix(make(3, (1, 28, 28)), 0.5, balance=balance, seed=0)
+    with pytest.raises(DataError, match=rf"labels \[3, 4, 5, \.\.\., 9\] are outside \[0, 2\]: {make.__name__} has "
+                                        rf"3 classes.*build {make.__name__}\(num_classes=10, \.\.\.\)"):
+        mix(images, torch.arange(10))
+    labels = torch.zeros(10, dtype=torch.long)
+    labels[4] = -1
+    with pytest.raises(DataError, match=r"labels \[-1\] are outside \[0, 2\].*drop the rows labelled \[-1\]"):
+        mix(images, labels)
+
+
+def test_batch_labels_outside_a_variation_sources_classes_are_refused_before_counting(tiny_ae, data):
+    images, _ = signed(data, 10)
+    mix = SyntheticMix(VariationSource(tiny_ae, "interpolate"), 0.5, balance="uniform", seed=0)
+    with pytest.raises(DataError, match=r"labels \[3, 4, 5, \.\.\., 9\] are out of range: this 3-class generator.*"
+                                        "use a generator trained on these classes"):
+        mix(images, torch.arange(10))
+
+
+@pytest.mark.parametrize("make", [RealRowSource, PixelMixSource])
+def test_pixel_source_shape_and_device_errors_name_the_fix(make):
+    for shape in (28, None, (28, 28)):
+        with pytest.raises(ConfigError, match=r"image_shape must be \(C, H, W\) of positive ints, e\.g\. "
+                                              rf"\(1, 28, 28\), got {re.escape(repr(shape))}$"):
+            make(3, shape)
+    for device in ("gpu", None):
+        with pytest.raises(ConfigError, match=rf"device {re.escape(repr(device))} is not a device: use 'cpu', "
+                                              r"'cuda', 'cuda:N' or 'mps'"):
+            make(3, (1, 28, 28), device=device)
+
+
+def test_a_pixel_sources_shape_mismatch_names_the_source_not_a_generator():
+    mix = SyntheticMix(RealRowSource(3, (1, 28, 28)), 0.5, seed=0)
+    with pytest.raises(DataError, match=r"^RealRowSource was built for \(1, 28, 28\) images but the batch is "
+                                        r"\(1, 32, 32\): build it with image_shape=\(1, 32, 32\)$"):
+        mix(torch.rand(4, 1, 32, 32), torch.zeros(4, dtype=torch.long))
+
+
+@pytest.mark.parametrize("mode, kwargs, match", [
+    ("interpolate", {"strength": 0.9},
+     r"strength applies to mode='vary'; mode='interpolate' takes weight_range=\(low, high\): drop strength"),
+    ("extrapolate", {"strength": 0.0}, r"strength applies to mode='vary'; mode='extrapolate' takes "
+                                       r"extrapolation_range=\(low, high\): drop strength"),
+    ("vary", {"weight_range": (0.1, 0.3)},
+     r"weight_range applies to mode='interpolate'; mode='vary' takes strength=\.\.\.: drop weight_range"),
+    ("interpolate", {"extrapolation_range": (1.0, 2.0)},
+     r"extrapolation_range applies to mode='extrapolate'; mode='interpolate' takes weight_range"),
+])
+def test_a_setting_of_another_mode_is_refused(tiny_ae, mode, kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        VariationSource(tiny_ae, mode, **kwargs)
+
+
+def test_another_modes_setting_at_its_default_changes_nothing(tiny_ae):
+    # What a caller passing every setting whatever the mode gives (the command line's strength=0.5).
+    given = VariationSource(tiny_ae, "interpolate", strength=0.5, extrapolation_range=(0.25, 0.75))
+    plain = VariationSource(tiny_ae, "interpolate")
+    assert repr(given) == repr(plain) == "VariationSource(AEGenerator, mode='interpolate', weight_range=(0.2, 0.8))"
+    assert (given.strength, given.weight_range, given.extrapolation_range) == (0.5, (0.2, 0.8), (0.25, 0.75))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("make", [RealRowSource, PixelMixSource])
+def test_a_pixel_sources_labels_are_read_back_on_the_first_cuda_batch_only(data, make):
+    images, labels = signed(data, 24)
+    images, labels = images.cuda(), labels.cuda()
+    mix = SyntheticMix(make(3, (1, 28, 28), device="cuda"), 0.5, seed=0, output_range=(-1, 1))
+    mix(images, labels)  # the first batch: its labels are checked (one host read)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(2):
+            mix(images, labels, return_mask=True)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.cuda.synchronize()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -665,3 +667,109 @@ def test_the_first_batch_gets_the_full_label_check_and_later_ones_the_sync_free_
     for _ in range(3):
         mix(*batch(8))
     assert seen == [False, True, True]
+
+
+# ------------------------------------------------------------------ bad input: one clear error each
+@pytest.mark.parametrize("mode", ["append", "replace"])
+@pytest.mark.parametrize("balance", [None, "uniform", "inverse-frequency", {0: 1, 2: 3}])
+def test_batch_labels_outside_the_generators_classes_are_a_data_error_on_the_first_batch(gen, mode, balance):
+    # Counting (inverse-frequency) and the class draws ran before the generator's own label check,
+    # as an IndexError; with balance="uniform" the labels were passed through silently.
+    images, _ = batch(10)
+    labels = torch.arange(10)  # classes 0..9 for a 3-class generator
+    mix = SyntheticMix(gen, 0.5, mode=mode, balance=balance if mode == "append" or balance is None else "uniform",
+                       seed=0)
+    with pytest.raises(DataError, match=r"labels \[3, 4, 5, \.\.\., 9\] are out of range: this 3-class generator "
+                                        r"takes class indices in \[0, 2\].*use a generator trained on these classes"):
+        mix(images, labels)
+    assert int(mix.class_counts.sum()) == 0  # refused before anything was counted
+
+
+def test_a_pools_batch_labels_outside_its_classes_name_the_pool(gen):
+    from augmentgen.mixing import SyntheticPool
+
+    pool = SyntheticPool(gen, per_class=4, seed=0)
+    images, labels = batch(8)
+    labels[0] = 7
+    with pytest.raises(DataError, match=r"labels \[7\] are outside \[0, 2\]: the pool holds 3 classes.*"
+                                        "build the pool from a generator trained on these classes"):
+        SyntheticMix(pool, 0.5, balance="inverse-frequency", seed=0)(images, labels)
+
+
+def test_negative_batch_labels_name_the_fix(gen):
+    images, labels = batch(8)
+    labels[2] = -1
+    with pytest.raises(DataError, match=r"labels \[-1\] are out of range.*class indices start at 0: drop the rows "
+                                        r"labelled \[-1\]"):
+        SyntheticMix(gen, 0.5, balance="uniform", seed=0)(images, labels)
+
+
+@pytest.mark.parametrize("weight", [float("nan"), float("inf"), -1.0, "1", True, None])
+def test_balance_weights_must_be_finite_numbers(gen, weight):
+    said = re.escape(f"balance weights must be finite numbers >= 0, got {weight!r} for 0")
+    with pytest.raises(ConfigError, match=said + r".*balance=\{0: 1\.0, 1: 2\.0\}"):
+        SyntheticMix(gen, 0.5, balance={0: weight, 1: 1.0})
+
+
+def test_balance_keys_are_not_bools(gen):
+    with pytest.raises(ConfigError, match=r"balance key True is not a class index in \[0, 2\]"):
+        SyntheticMix(gen, 0.5, balance={True: 1.0})
+
+
+def test_an_infinite_append_ratio_is_refused_when_built(gen):
+    with pytest.raises(ConfigError, match=r"ratio must be a finite number.*got inf: give e\.g\. ratio=0\.5"):
+        SyntheticMix(gen, float("inf"), mode="append")
+
+
+@pytest.mark.parametrize("mode", ["append", "replace"])
+@pytest.mark.parametrize("soft_labels", [False, True])
+def test_an_empty_float_batch_comes_back_as_it_is(gen, mode, soft_labels):
+    from tests.metrics.fakes import SquareTeacher
+
+    teacher = {"teacher": SquareTeacher(), "soft_labels": True} if soft_labels else {}
+    mix = SyntheticMix(gen, 0.5, mode=mode, balance="uniform" if mode == "append" else None, seed=0, **teacher)
+    state = mix._rng.get_state()
+    empty, no_labels = torch.empty(0, 1, 28, 28), torch.empty(0, dtype=torch.long)
+    out, targets, mask = mix(empty, no_labels, return_mask=True)
+    assert out.shape == (0, 1, 28, 28) and out.dtype == torch.float32
+    assert targets.shape == ((0, 3) if soft_labels else (0,))
+    assert targets.dtype == (torch.float32 if soft_labels else torch.long)
+    assert mask.shape == (0,) and mask.dtype == torch.bool
+    assert len(mix(empty, no_labels)) == 2
+    assert torch.equal(mix._rng.get_state(), state) and int(mix.class_counts.sum()) == 0
+    assert mix.output_range is None  # still read off the first batch with rows
+    images, labels = batch(8)
+    fresh = SyntheticMix(gen, 0.5, mode=mode, balance="uniform" if mode == "append" else None, seed=0, **teacher)
+    for a, b in zip(mix(images, labels, return_mask=True), fresh(images, labels, return_mask=True)):
+        assert torch.equal(a, b)  # the empty batch changed nothing
+
+
+@pytest.mark.parametrize("mean,std,match", [
+    ([0.5], [0.0], r"std must be > 0 in every channel.*got \[0\.0\]: pass the std given to v2\.Normalize"),
+    ([0.5], [-0.2], r"std must be > 0"),
+    ([float("nan")], [0.5], r"mean must be finite, got \[nan\]: pass the mean given to v2\.Normalize"),
+    ([0.5], [float("inf")], r"std must be finite"),
+    ([], [], r"mean must be a number or one number per channel, as given to v2\.Normalize"),
+    ("abc", [0.5], r"mean must be a number or one number per channel"),
+])
+def test_mean_and_std_must_be_finite_with_std_above_zero(gen, mean, std, match):
+    with pytest.raises(ConfigError, match=match):
+        SyntheticMix(gen, 0.5, mean=mean, std=std)
+
+
+def test_augment_loader_refuses_a_dataset_of_single_samples(gen):
+    from augmentgen.data import LabelledImages
+
+    images, labels = batch(6, dtype=torch.uint8)
+    data = LabelledImages(images.numpy(), labels.numpy(), ["a", "b", "c"], source="test")
+    with pytest.raises(ConfigError, match=r"augment_loader wraps a DataLoader \(or any iterable\) of collated "
+                                          r"\(images, labels\) batches, got a LabelledImages.*"
+                                          r"pass train\.loader\(batch_size=64\) or DataLoader"):
+        augment_loader(data, gen)
+    with pytest.raises(ConfigError, match="got a int: pass DataLoader"):
+        augment_loader(3, gen)
+    # Any other iterable of single samples: the first one is named, not an AttributeError.
+    samples = [(images[i], int(labels[i])) for i in range(6)]
+    with pytest.raises(DataError, match=r"got \(Tensor, int\), a single sample: iterate a DataLoader"):
+        next(iter(augment_loader(samples, gen)))
+    assert len(list(augment_loader(data.loader(batch_size=3), gen, seed=0))) == 2

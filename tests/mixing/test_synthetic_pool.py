@@ -207,3 +207,15 @@ def test_teacher_filter_config_errors(gen, tiny_data):
         SyntheticPool(gen, per_class=2, teacher=SquareTeacher(), filter_threshold=0.5, oversample=0)
     with pytest.raises(ConfigError, match=r"teacher.to\('cpu'\)"):
         SyntheticPool(gen, per_class=2, teacher=SquareTeacher().to("meta"), filter_threshold=0.5)
+
+
+@pytest.mark.parametrize("refresh_every", ["2", 1.5, 0, True])
+def test_refresh_every_must_be_a_positive_int(gen, refresh_every):
+    with pytest.raises(ConfigError, match=r"refresh_every must be a positive number of epochs \(an int >= 1, or "
+                                          rf"None to keep the bank\), got {refresh_every!r}"):
+        SyntheticPool(gen, per_class=2, refresh_every=refresh_every)
+
+
+def test_a_bank_device_that_is_not_a_device_is_a_config_error(gen):
+    with pytest.raises(ConfigError, match=r"device 'gpu' is not a device: use 'cpu', 'cuda', 'cuda:N' or 'mps'"):
+        SyntheticPool(gen, per_class=2, device="gpu")

@@ -355,3 +355,78 @@ def test_teacher_errors(data, real, teacher):
     mix = SyntheticMix(RealImagesGenerator(data), teacher=SquareTeacher(num_classes=2), soft_labels=True)
     with pytest.raises(DataError, match="2 logits per image but there are 3 classes"):
         mix(*real)
+
+
+@pytest.mark.parametrize("output_range", [None, (1,), "ab", (1.0, 0.0), (0.0, float("inf"))])
+def test_teacher_labels_output_range_is_a_config_error(teacher, output_range):
+    with pytest.raises(ConfigError, match=r"output_range must be \(low, high\)"):
+        TeacherLabels(teacher, output_range=output_range)
+
+
+def test_teacher_labels_std_must_be_above_zero(teacher):
+    with pytest.raises(ConfigError, match=r"std must be > 0 in every channel.*pass the std given to v2\.Normalize"):
+        TeacherLabels(teacher, mean=[0.5], std=[0.0])
+
+
+@pytest.mark.parametrize("weight", [0.5, 1.0])
+@pytest.mark.parametrize("num_classes", [K, None])
+def test_teacher_labels_refuse_labels_outside_the_teachers_classes(teacher, real, weight, num_classes):
+    images, labels = real
+    bad = labels.clone()
+    bad[:2] = torch.tensor([3, 7])
+    labeller = TeacherLabels(teacher, soft_label_weight=weight, num_classes=num_classes)
+    with pytest.raises(DataError, match=r"labels \[3, 7\] are outside \[0, 2\]: the teacher gives 3 classes; pass "
+                                        r"class indices 0\.\.2 of its classes, or a teacher trained on these classes"):
+        labeller(images, bad)
+    assert labeller(images, labels)[1].shape == (len(labels), K)
+
+
+def test_teacher_labels_take_a_tensor_of_images(teacher, real):
+    images, labels = real
+    with pytest.raises(DataError, match=r"TeacherLabels takes collated batches.*got images as a list: stack them "
+                                        r"first \(torch\.stack\(images\)\)"):
+        TeacherLabels(teacher)(list(images), labels)
+
+
+@pytest.mark.parametrize("targets, match", [
+    (torch.zeros(7, dtype=torch.long), r"got int64 \(7,\): give one target per row of logits \(8 rows\)"),
+    (torch.zeros(8), r"got float32 \(8,\): use targets\.long\(\)"),
+    (torch.zeros(8, dtype=torch.int32), r"got int32 \(8,\): use targets\.long\(\)"),
+    (torch.zeros(8, 3, dtype=torch.long), r"got int64 \(8, 3\): use targets\.float\(\) for probabilities"),
+    ([0] * 8, r"got list: pass a tensor"),
+])
+def test_weighted_cross_entropy_names_the_targets_it_takes(targets, match):
+    logits, mask = torch.randn(8, K), torch.zeros(8, dtype=torch.bool)
+    with pytest.raises(DataError, match=r"targets must be int64 class indices \(8,\) in \[0, 3\) or probabilities "
+                                        r"\(8, 3\); " + match):
+        weighted_cross_entropy(logits, targets, mask, synthetic_weight=0.5)
+
+
+def test_weighted_cross_entropy_refuses_targets_outside_the_classes_and_logits_that_are_not_a_tensor():
+    logits, mask = torch.randn(8, K), torch.zeros(8, dtype=torch.bool)
+    targets = torch.tensor([0, 1, 2, 3, 0, 1, 9, -1])
+    with pytest.raises(DataError, match=r"targets \[-1, 3, 9\] are outside \[0, 2\]: the logits have 3 classes"):
+        weighted_cross_entropy(logits, targets, mask, synthetic_weight=0.5)
+    with pytest.raises(DataError, match=r"logits must be a float tensor \(N, K\), the classifier's output, got list"):
+        weighted_cross_entropy(logits.tolist(), targets, mask, synthetic_weight=0.5)
+    with pytest.raises(DataError, match=r"logits must be a float tensor \(N, K\).*got int64 \(8, 3\)"):
+        weighted_cross_entropy(logits.long(), targets, mask, synthetic_weight=0.5)
+    # F.cross_entropy's ignore_index (-100) is still taken.
+    weighted_cross_entropy(logits, torch.tensor([0, 1, 2, -100, 0, 1, 2, 0]), mask, synthetic_weight=0.5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_teacher_labels_and_the_loss_check_cuda_batches_without_a_host_sync_after_the_first(real):
+    images, labels = (t.cuda() for t in real)
+    labeller = TeacherLabels(SquareTeacher().cuda(), soft_label_weight=0.5)
+    labeller(images, labels)  # the first call: its labels are checked (one host read)
+    logits, mask = torch.randn(len(labels), K, device="cuda"), torch.zeros(len(labels), dtype=torch.bool, device="cuda")
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        labeller(images, labels)
+        weighted_cross_entropy(logits, labels, mask, 0.5)  # shapes and dtypes only: no range read
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.cuda.synchronize()

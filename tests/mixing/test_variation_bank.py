@@ -177,6 +177,14 @@ def test_errors_name_the_problem_and_the_fix(untrained_vae, data):
         build(source, images, labels, batch_size=0)
     with pytest.raises(ConfigError, match="refresh_every"):
         build(source, images, labels, refresh_every=0)
+    for refresh_every in ("2", 1.5):
+        with pytest.raises(ConfigError, match=r"refresh_every must be a positive number of epochs \(an int >= 1, "
+                                              rf"or None to keep the bank\), got {refresh_every!r}"):
+            build(source, images, labels, refresh_every=refresh_every)
+    for device in ("gpu", "cuda:x"):
+        with pytest.raises(ConfigError, match=rf"device '{device}' is not a device: use 'cpu', 'cuda', 'cuda:N' or "
+                                              "'mps'"):
+            build(source, images, labels, device=device)
     with pytest.raises(DataError, match=r"needs the real images.*got shape \(0, 1, 28, 28\)"):
         build(source, images[:0], labels[:0])
     with pytest.raises(DataError, match=r"takes \(1, 28, 28\) images but the images are \(1, 32, 32\).*Resize"):
