@@ -22,15 +22,20 @@ import torch
 from .._deprecation import renamed_argument
 from .._io import atomic_path, atomic_write_bytes
 from ..data import LabelledImages
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from ..models.base import ConditionalGenerator
 from .baselines import BASELINES
-from .classifier import default_device, evaluate_accuracy, train_classifier
+from .classifier import evaluate_accuracy, train_classifier
 from .controls import CONTROLS, DEFAULT_CONTROLS
 from .coverage import coverage_report
 from .decision import downstream_verdict
 from .distances import extractor_description, feature_distances
 from .scores import (
+    _as_labelled,
+    _check_choices,
+    _check_count,
+    _check_device,
+    _check_generator,
     class_consistency,
     classification_accuracy_score,
     downstream_gain,
@@ -64,8 +69,9 @@ def evaluate_generator(
 
     Args:
         generator: the generator to judge (any family).
-        train_data: the real data the generator was trained on (or the user's training set).
-        test_data: held-out real data; only the final test figures touch it.
+        train_data: the real data the generator was trained on (or the user's training set): a
+            :class:`~augmentgen.data.LabelledImages` or an ``(images, labels)`` pair.
+        test_data: held-out real data, as ``train_data``; only the final test figures touch it.
         steps: budget of every classifier trained (reference, CAS, each downstream arm).
         epochs: budget every classifier in passes over its own training data instead (at least
             ``min_steps`` steps), as the benchmark protocol does.
@@ -110,11 +116,24 @@ def evaluate_generator(
         their mean, standard deviation, 95% interval (None for one seed) and count of positive
         seeds, the same against classic augmentation alone, the decision and its sentence);
         ``verdict`` and ``decision`` repeat its last two; see the sub-reports' docstrings for the rest.
+
+    Raises:
+        ConfigError: an argument that is not one of the choices above (the arguments out of order, an
+            unknown method, baseline, control or metric, a variation method on a generator without an
+            encoder, ratios, counts or a seed of the wrong kind, a device that is not one or absent
+            here), before any classifier trains.
+        DataError: data that is not images and labels, or whose shape or classes differ from the generator's.
     """
-    if repeats < 1:
-        raise ConfigError(f"repeats must be at least 1, got {repeats}")
+    # Every argument is checked before the first classifier trains (minutes each at the default budget).
+    _check_generator(generator, "evaluate_generator")
+    train_data, test_data = _as_labelled(train_data), _as_labelled(test_data)  # (images, labels) too
+    _check_count("repeats", repeats, "paired seeds of the downstream gain")
+    _check_count("per_class", per_class, "synthetic images of each class")
     _check_data_matches(generator, train_data, test_data)
-    device = torch.device(device) if device is not None else default_device()
+    _check_choices(generator, train_data.class_counts, seed=seed, ratio=None, candidate_ratios=candidate_ratios,
+                   methods=methods, baselines=baselines, controls=controls, metric=metric, mode="append",
+                   balance=balance)
+    device = _check_device(device)
     generator = generator.to(device).eval()
     start = time.perf_counter()
     # The reference classifier is also the real-data arm of CAS and of the downstream gain (same
@@ -174,8 +193,7 @@ def evaluation_plan(train_data, *, candidate_ratios: Sequence[float] = (0.0, 0.2
     (at most this many classifiers in all, each with the full budget: the reference, CAS, and
     the downstream arms of every seed) and ``"classifier_runs_classic_only"`` (the same with
     ``baselines="none"``)."""
-    if repeats < 1:
-        raise ConfigError(f"repeats must be at least 1, got {repeats}")
+    _check_count("repeats", repeats, "paired seeds of the downstream gain")
     common = dict(candidate_ratios=candidate_ratios, methods=methods, metric=metric, controls=controls)
     first = downstream_plan(train_data, baselines=baselines, reuse_classic=True, **common)
     later = downstream_plan(train_data, baselines=baselines, include_noaug=False, **common)

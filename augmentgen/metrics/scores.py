@@ -21,7 +21,9 @@ decision (:mod:`.decision`); their names stay importable from here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import numbers
+from collections.abc import Collection, Sequence
 
 import torch
 
@@ -60,8 +62,7 @@ def _as_labelled(data) -> LabelledImages:
 def sample_uint8_per_class(generator: ConditionalGenerator, per_class: int, *, seed: int = 0,
                            batch_size: int = 1024) -> LabelledImages:
     """``per_class`` synthetic images of every class as a uint8 :class:`LabelledImages` on the CPU."""
-    if isinstance(per_class, bool) or per_class < 1:
-        raise ConfigError(f"per_class must be a positive int (synthetic images of each class), got {per_class!r}")
+    _check_count("per_class", per_class, "synthetic images of each class")
     labels = torch.arange(generator.num_classes, device=generator.device).repeat_interleave(per_class)
     images = generator.sample(labels, generator=_seeded(generator, seed), batch_size=batch_size)
     return LabelledImages(to_uint8(images).cpu(), labels.cpu(), generator.class_names,
@@ -224,6 +225,7 @@ def downstream_plan(train_data, *, baselines: str | Sequence[str] | None = "stro
     the difference is what the baselines cost)``}``.
     """
     counts = train_data.class_counts if hasattr(train_data, "class_counts") else list(train_data)
+    _check_ratios(candidate_ratios, ratio, "append")
     names = resolve_baselines(baselines, counts)
     for method in methods:
         method_options(method)
@@ -336,6 +338,7 @@ def downstream_gain(
         ``batch_size``, ``seed``; a ``soft`` choice adds ``acc_teacher_control`` (the teacher's
         soft targets on real rows only) and ``delta_vs_control``.
     """
+    _check_generator(generator, "downstream_gain")
     train_data, test_data = _as_labelled(train_data), _as_labelled(test_data)
     if generator.image_shape != train_data.image_shape:
         raise DataError(f"the generator makes {generator.image_shape} images but the data is "
@@ -344,12 +347,10 @@ def downstream_gain(
         raise DataError(f"the generator has {generator.num_classes} classes, the data {train_data.num_classes}")
     warn_if_class_names_differ(generator.class_names, train_data.class_names, model="the generator",
                                data="train_data", stacklevel=2)
-    methods = _check_methods(methods, ratio, mode)
-    names = resolve_baselines(baselines, train_data.class_counts)
-    control_names = resolve_controls(controls)
-    metric = _resolve_metric(metric, train_data.class_counts)
-    balance = _resolve_balance(balance, train_data.class_counts)
-    device = torch.device(device) if device is not None else default_device()
+    methods, names, control_names, metric, balance = _check_choices(
+        generator, train_data.class_counts, seed=seed, ratio=ratio, candidate_ratios=candidate_ratios,
+        methods=methods, baselines=baselines, controls=controls, metric=metric, mode=mode, balance=balance)
+    device = _check_device(device)
     runs = _Runs(progress, _planned_runs(len(names), methods, candidate_ratios, ratio, include_noaug,
                                          real_classic_model is not None, len(control_names)))
     original_device = generator.device
@@ -396,7 +397,11 @@ def _check_methods(methods: Sequence[str], ratio: float | None, mode: str) -> li
     if not methods:
         raise ConfigError(f"methods={methods!r} names no mixing method: pass at least one, like methods=['plain'] "
                           "(validation can still choose none: a candidate ratio of 0 is the baseline alone)")
-    methods = list(methods)
+    try:
+        methods = list(methods)
+    except TypeError:
+        raise ConfigError(f"methods takes a list of mixing method names, got {methods!r}: pass methods=['plain'] "
+                          f"(names from {sorted(MIXING_METHODS)})") from None
     for method in methods:
         method_options(method)
     if ratio is not None and len(methods) != 1:
@@ -406,6 +411,128 @@ def _check_methods(methods: Sequence[str], ratio: float | None, mode: str) -> li
         raise ConfigError(f"method {weighted[0]} weights the loss of the rows appended after the real ones; it "
                           "needs mode='append', not 'replace'")
     return methods
+
+
+# --------------------------------------------------------------------------- argument checks
+# Every argument of downstream_gain and evaluate_generator is checked before the first classifier
+# trains (each takes minutes at the default budget), so a typo fails in well under a second.
+def _check_choices(generator: ConditionalGenerator, class_counts: Sequence[int], *, seed, ratio, candidate_ratios,
+                   methods, baselines, controls, metric, mode, balance) -> tuple:
+    """The choices of :func:`downstream_gain`, checked without training anything: ``(methods,
+    baseline names, control names, metric, balance)`` as it uses them."""
+    _check_seed(seed)
+    if mode not in ("append", "replace"):
+        raise ConfigError(f"mode must be 'append' or 'replace', got {mode!r}")
+    _check_ratios(candidate_ratios, ratio, mode)
+    methods = _check_methods(methods, ratio, mode)
+    _check_methods_fit(generator, methods)
+    names = resolve_baselines(baselines, class_counts)
+    control_names = resolve_controls(controls)
+    metric = _resolve_metric(metric, class_counts)
+    balance = _resolve_balance(balance, class_counts)
+    return methods, names, control_names, metric, balance
+
+
+def _check_generator(generator, call: str) -> None:
+    """The first argument is the generator (arguments passed in another order fail here, not deep inside)."""
+    if not isinstance(generator, ConditionalGenerator):
+        raise ConfigError(f"{call} takes a ConditionalGenerator first, got {type(generator).__name__}: pass the "
+                          f"arguments in the order {call}(generator, train_data, test_data)")
+
+
+def _check_count(name: str, value, meaning: str) -> None:
+    """A count argument: an int >= 1 (a bool, a float or a string is refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        try:
+            whole = not isinstance(value, bool) and float(value).is_integer() and float(value) >= 1
+        except (TypeError, ValueError):
+            whole = False
+        fix = f"pass {name}={int(float(value))}" if whole else f"pass {name}=N with N >= 1"
+        raise ConfigError(f"{name} must be a positive int ({meaning}), got {value!r}; {fix}")
+
+
+def _check_seed(seed) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ConfigError(f"seed must be an int (it seeds the classifiers, the sampling and the validation split), "
+                          f"got {seed!r}")
+
+
+def _ratio_ok(value, mode: str) -> bool:
+    """Whether ``value`` is a finite number >= 0 (and <= 1 when the rows replace real ones)."""
+    if isinstance(value, (bool, str, bytes)):
+        return False
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(number) and number >= 0 and not (mode == "replace" and number > 1)
+
+
+def _check_ratios(candidate_ratios, ratio, mode: str) -> None:
+    """A fixed ``ratio``, or else ``candidate_ratios``: a non-empty list of finite numbers >= 0 (the
+    messages follow ``augmentgen eval --ratios``)."""
+    wanted = ("numbers in [0, 1] (the share of each batch replaced, mode='replace')" if mode == "replace"
+              else "numbers >= 0 (synthetic rows per real row)")
+    if ratio is not None:
+        if not _ratio_ok(ratio, mode):
+            raise ConfigError(f"ratio takes one of the {wanted}, like ratio=0.5; got {ratio!r}")
+        return
+    if isinstance(candidate_ratios, (str, bytes)) or not isinstance(candidate_ratios, Collection):
+        if isinstance(candidate_ratios, str):
+            try:
+                fix = [float(r) for r in candidate_ratios.split(",") if r.strip()]
+            except ValueError:
+                fix = []
+        else:
+            fix = [candidate_ratios] if _ratio_ok(candidate_ratios, mode) else []
+        example = f"pass candidate_ratios={fix!r}" if fix and all(_ratio_ok(r, mode) for r in fix) else \
+            "like candidate_ratios=[0, 0.25, 0.5, 1]"
+        what = f"the string {candidate_ratios!r}" if isinstance(candidate_ratios, str) else repr(candidate_ratios)
+        raise ConfigError(f"candidate_ratios takes a list of {wanted}, got {what}: {example}")
+    if len(candidate_ratios) == 0:
+        raise ConfigError(f"candidate_ratios={candidate_ratios!r} names no ratio: pass at least one, like "
+                          "candidate_ratios=[0, 0.25, 0.5, 1] (0 lets validation choose the baseline alone)")
+    bad = [r for r in candidate_ratios if not _ratio_ok(r, mode)]
+    if bad:
+        raise ConfigError(f"candidate_ratios takes {wanted} like [0, 0.25, 0.5, 1]; got {bad[0]!r} in "
+                          f"{candidate_ratios!r}")
+
+
+def _check_methods_fit(generator: ConditionalGenerator, methods: list[str]) -> None:
+    """A variation method (``vary``, ``interpolate``, ``extrapolate``) the generator cannot run fails
+    now, not after the baselines trained (as ``augmentgen eval --methods``)."""
+    from ..mixing import VariationSource
+
+    for method in methods:
+        options = split_method_options(method)[0]
+        if "variation" in options:
+            try:
+                VariationSource(generator, options.pop("variation"), **options)  # as _GainArms.mix makes it
+            except ConfigError as exc:
+                raise ConfigError(f"methods: {method}: {exc}; or drop {method!r} from methods") from None
+
+
+def _check_device(device) -> torch.device:
+    """``device`` as a ``torch.device`` (None: CUDA when available), refused when it is malformed
+    or absent here, before any model moves (as ``augmentgen --device``)."""
+    if device is None:
+        return default_device()
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise ConfigError(f"device={device!r} is not a device ({exc}); use 'cpu', 'cuda', 'cuda:N' or 'mps', "
+                          "or device=None for CUDA when available") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"device={device!r}: no CUDA GPU is available here (torch.cuda.is_available() is "
+                              "False); use device='cpu', or device=None to use a GPU when there is one")
+        if resolved.index is not None and resolved.index >= count:
+            raise ConfigError(f"device={device!r}: this machine has {count} CUDA GPU(s), cuda:0 to "
+                              f"cuda:{count - 1}; pick one of them")
+    elif resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device={device!r}: Apple's MPS backend is not available here; use device='cpu'")
+    return resolved
 
 
 class _GainArms:

@@ -1,0 +1,158 @@
+"""Bad arguments of evaluate_generator and downstream_gain fail with one augmentgen error that names
+the problem and the fix, before any classifier trains (each takes minutes at the default budget)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import augmentgen.metrics.report as report_module
+import augmentgen.metrics.scores as scores_module
+from augmentgen.data import LabelledImages
+from augmentgen.errors import ConfigError, DataError
+from augmentgen.metrics import downstream_gain
+from augmentgen.metrics.report import evaluate_generator, evaluation_plan
+from tests.conftest import make_images
+from tests.metrics.fakes import RealImagesGenerator
+
+
+class Trained(Exception):
+    """A classifier started training: the arguments were accepted."""
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Every train_classifier the metrics use raises Trained (the tests below expect none to run)."""
+    def refuse(*args, **kwargs):
+        raise Trained(kwargs.get("train_data", args[0] if args else None))
+
+    monkeypatch.setattr(scores_module, "train_classifier", refuse)
+    monkeypatch.setattr(report_module, "train_classifier", refuse)
+
+
+@pytest.fixture(scope="module")
+def split():
+    return make_images(n_per_class=8, num_classes=3, seed=0), make_images(n_per_class=4, num_classes=3, seed=1)
+
+
+@pytest.fixture(scope="module")
+def cgan():
+    from augmentgen.models import build_config, build_generator
+
+    return build_generator(build_config("cgan", num_classes=3, class_names=[f"class{c}" for c in range(3)],
+                                        generator_width=8, latent_dim=8))
+
+
+BAD_CHOICES = [
+    (dict(methods=["plian"]), "unknown mixing method 'plian'"),
+    (dict(methods="plain,weighted"), r"got the string 'plain,weighted': pass methods=\['plain', 'weighted'\]"),
+    (dict(methods=5), r"methods takes a list of mixing method names, got 5: pass methods=\['plain'\]"),
+    (dict(controls=["mixup"]), "unknown control 'mixup': choose from real-rows, pixel-mix"),
+    (dict(baselines="strnog"), "unknown baseline 'strnog'; baselines are 'strong', 'none' or names from"),
+    (dict(metric="acc"), "metric must be 'auto', 'accuracy' or 'balanced'"),
+    (dict(candidate_ratios="0.5"),
+     r"candidate_ratios takes a list of numbers >= 0 \(synthetic rows per real row\), got the string '0.5': "
+     r"pass candidate_ratios=\[0.5\]"),
+    (dict(candidate_ratios="0,0.5"), r"got the string '0,0.5': pass candidate_ratios=\[0.0, 0.5\]"),
+    (dict(candidate_ratios=0.5), r"got 0.5: pass candidate_ratios=\[0.5\]"),
+    (dict(candidate_ratios=[]), r"candidate_ratios=\[\] names no ratio: pass at least one"),
+    (dict(candidate_ratios=[0, -0.5]), r"numbers >= 0 \(synthetic rows per real row\) like \[0, 0.25, 0.5, 1\]; "
+                                       r"got -0.5 in \[0, -0.5\]"),
+    (dict(candidate_ratios=[math.nan]), r"got nan in \[nan\]"),
+    (dict(candidate_ratios=[math.inf]), r"got inf in \[inf\]"),
+    (dict(candidate_ratios=["0.5"]), r"got '0.5' in \['0.5'\]"),
+    (dict(candidate_ratios=[True]), r"got True in \[True\]"),
+    (dict(seed="0"), "seed must be an int .*, got '0'"),
+    (dict(seed=1.5), "seed must be an int .*, got 1.5"),
+    (dict(device="gpu"), r"device='gpu' is not a device \(.*\); use 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+]
+
+
+@pytest.mark.parametrize("kwargs, message", BAD_CHOICES)
+def test_evaluate_generator_refuses_bad_choices_before_training(split, no_training, kwargs, message):
+    train, test = split
+    with pytest.raises(ConfigError, match=message):
+        evaluate_generator(RealImagesGenerator(train), train, test, steps=1, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, message", BAD_CHOICES + [
+    (dict(ratio=-1.0), r"ratio takes one of the numbers >= 0 \(synthetic rows per real row\), like ratio=0.5; "
+                       "got -1.0"),
+    (dict(ratio="0.5"), "ratio takes one of the numbers >= 0 .* got '0.5'"),
+    (dict(mode="append-rows"), "mode must be 'append' or 'replace', got 'append-rows'"),
+    (dict(mode="replace", candidate_ratios=[0.5, 2.0]),
+     r"numbers in \[0, 1\] \(the share of each batch replaced, mode='replace'\) .* got 2.0 in \[0.5, 2.0\]"),
+])
+def test_downstream_gain_refuses_bad_choices_before_training(split, no_training, kwargs, message):
+    train, test = split
+    with pytest.raises(ConfigError, match=message):
+        downstream_gain(RealImagesGenerator(train), train, test, steps=1, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(per_class=0), r"per_class must be a positive int \(synthetic images of each class\), got 0; "
+                        "pass per_class=N with N >= 1"),
+    (dict(per_class=True), "per_class must be a positive int .*, got True"),
+    (dict(per_class=2.5), "per_class must be a positive int .*, got 2.5"),
+    (dict(repeats=0), r"repeats must be a positive int \(paired seeds of the downstream gain\), got 0"),
+    (dict(repeats=2.5), "repeats must be a positive int .*, got 2.5; pass repeats=N with N >= 1"),
+    (dict(repeats="3"), "repeats must be a positive int .*, got '3'; pass repeats=3"),
+    (dict(repeats=True), "repeats must be a positive int .*, got True"),
+])
+def test_evaluate_generator_refuses_bad_counts_before_training(split, no_training, kwargs, message):
+    train, test = split
+    with pytest.raises(ConfigError, match=message):
+        evaluate_generator(RealImagesGenerator(train), train, test, steps=1, **kwargs)
+
+
+@pytest.mark.parametrize("call", [evaluate_generator, downstream_gain])
+def test_a_variation_method_needs_a_generator_that_can_vary(split, cgan, no_training, call):
+    train, test = split
+    with pytest.raises(ConfigError, match=r"methods: vary: the cgan family cannot vary real images \(it has no "
+                                          r"encoder\).*; or drop 'vary' from methods"):
+        call(cgan, train, test, steps=1, methods=["plain", "vary"])
+
+
+@pytest.mark.parametrize("call", [evaluate_generator, downstream_gain])
+def test_arguments_in_the_wrong_order_are_named(split, no_training, call):
+    train, test = split
+    name = call.__name__
+    with pytest.raises(ConfigError, match=rf"{name} takes a ConditionalGenerator first, got LabelledImages: pass "
+                                          rf"the arguments in the order {name}\(generator, train_data, test_data\)"):
+        call(train, RealImagesGenerator(train), test, steps=1)
+
+
+@pytest.mark.filterwarnings("ignore:the generator names its classes otherwise")  # a pair has no class names
+@pytest.mark.parametrize("call", [evaluate_generator, downstream_gain])
+def test_images_and_labels_pairs_are_data_too(split, no_training, call):
+    """A (images, labels) pair passes the checks as downstream_gain always took it: the first
+    classifier is reached (here it stops there), for evaluate_generator with the same images."""
+    train, test = split
+    with pytest.raises(Trained) as trained:
+        call(RealImagesGenerator(train), (train.images, train.labels), (test.images, test.labels), steps=1)
+    first = trained.value.args[0]
+    assert isinstance(first, LabelledImages)
+    if call is evaluate_generator:  # the reference classifier; downstream_gain starts on a validation split
+        assert torch.equal(first.images, train.images) and torch.equal(first.labels, train.labels)
+    with pytest.raises(DataError, match="expected LabelledImages or"):
+        call(RealImagesGenerator(train), train.images, test, steps=1)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("call", [evaluate_generator, downstream_gain])
+def test_a_cuda_device_without_cuda_is_refused_before_training(split, no_training, call):
+    train, test = split
+    generator = RealImagesGenerator(train)
+    with pytest.raises(ConfigError, match=r"device='cuda': no CUDA GPU is available here .*use device='cpu'"):
+        call(generator, train, test, steps=1, device="cuda")
+    assert generator.device.type == "cpu"
+
+
+def test_evaluation_plan_refuses_what_evaluate_generator_refuses(split):
+    train, _ = split
+    with pytest.raises(ConfigError, match=r"got the string '0.5': pass candidate_ratios=\[0.5\]"):
+        evaluation_plan(train, candidate_ratios="0.5")
+    with pytest.raises(ConfigError, match="repeats must be a positive int .*, got 2.5"):
+        evaluation_plan(train, repeats=2.5)
