@@ -38,6 +38,22 @@ def make_images(n_per_class: int = 8, num_classes: int = 3, channels: int = 1, s
     return LabelledImages(images, labels, [f"class{c}" for c in range(num_classes)], source="synthetic")
 
 
+def assert_later_batches_make_no_host_sync(mix, images, labels, batches: int = 2) -> None:
+    """``mix``'s first call may read back from the GPU (CUDA's lazy start-up, the first batch's
+    label checks); the ``batches`` calls after it must not (``set_sync_debug_mode("error")``)."""
+    import torch
+
+    mix(images, labels)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(batches):
+            mix(images, labels, return_mask=True)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.cuda.synchronize()
+
+
 def send_to_worker(obj):
     """What a spawned DataLoader worker receives: the object through ForkingPickler, as DataLoader sends it."""
     from multiprocessing.reduction import ForkingPickler

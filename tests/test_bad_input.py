@@ -161,7 +161,7 @@ CLI_CASES = [
     cli("sample-mistyped-model-folder", ["sample", "--model", "{run}x", "--out", "{new}/g.png"], "no local folder",
         "did you mean '{run}'"),
     cli("sample-bad-device", ["sample", "--model", RUN, "--out", "{new}/g.png", "--device", "gpu"],
-        "--device 'gpu' is not a device", "use cpu, cuda, cuda:N or mps"),
+        "--device 'gpu' is not a device", "use 'cpu', 'cuda', 'cuda:N' or 'mps'"),
     cli("sample-negative-per-class", ["sample", "--model", RUN, "--out", "{new}/g.png", "--per-class", "-5"],
         "--per-class must be at least 1 (images of each class), got -5", "pass --per-class N with N >= 1"),
     cli("sample-zero-batch-size", ["sample", "--model", RUN, "--out", "{new}/s.npz", "--format", "npz",

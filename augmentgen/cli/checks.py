@@ -39,24 +39,10 @@ def _check_counts(args, counts: dict[str, str]) -> None:
 
 def _check_device(name: str | None) -> None:
     """Refuse a --device that is malformed or absent here, before any model is loaded."""
-    if name is None:
-        return
-    import torch
+    if name is not None:
+        from .._devices import check_device
 
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError) as exc:
-        raise ConfigError(f"--device {name!r} is not a device ({exc}); use cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ConfigError(f"--device {name}: no CUDA GPU is available here (torch.cuda.is_available() is "
-                              "False); use --device cpu, or leave --device unset to use a GPU when there is one")
-        if device.index is not None and device.index >= count:
-            raise ConfigError(f"--device {name}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}; "
-                              "pick one of them")
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"--device {name}: Apple's MPS backend is not available here; use --device cpu")
+        check_device(name, shown=f"--device {name!r}", unset="leave --device unset")
 
 
 def _check_methods_fit(generator, methods: list[str], *, option: str = "--methods") -> None:

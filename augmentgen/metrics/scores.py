@@ -28,6 +28,7 @@ from collections.abc import Collection, Sequence
 import torch
 
 from .._deprecation import renamed_argument
+from .._devices import check_device
 from .._images import to_uint8
 from ..data.labelled import LabelledImages, warn_if_class_names_differ
 from ..errors import ConfigError, DataError
@@ -517,22 +518,7 @@ def _check_device(device) -> torch.device:
     or absent here, before any model moves (as ``augmentgen --device``)."""
     if device is None:
         return default_device()
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, ValueError, TypeError) as exc:
-        raise ConfigError(f"device={device!r} is not a device ({exc}); use 'cpu', 'cuda', 'cuda:N' or 'mps', "
-                          "or device=None for CUDA when available") from None
-    if resolved.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ConfigError(f"device={device!r}: no CUDA GPU is available here (torch.cuda.is_available() is "
-                              "False); use device='cpu', or device=None to use a GPU when there is one")
-        if resolved.index is not None and resolved.index >= count:
-            raise ConfigError(f"device={device!r}: this machine has {count} CUDA GPU(s), cuda:0 to "
-                              f"cuda:{count - 1}; pick one of them")
-    elif resolved.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"device={device!r}: Apple's MPS backend is not available here; use device='cpu'")
-    return resolved
+    return check_device(device, shown=f"device={device!r}", unset="device=None")
 
 
 class _GainArms:

@@ -25,6 +25,7 @@ import math
 
 import torch
 
+from .._devices import check_device as _check_device
 from ..errors import ConfigError
 from ..models.base import ConditionalGenerator
 from ..models.encoder import EncoderGenerator
@@ -57,12 +58,9 @@ def _check_range(name: str, value, *, low: float, high: float | None = None) -> 
 
 
 def check_device(device, *, name: str = "device") -> torch.device:
-    """``device`` as a torch.device; a ConfigError naming the accepted forms for anything else."""
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ConfigError(f"{name} {device!r} is not a device: use 'cpu', 'cuda', 'cuda:N' or 'mps' "
-                          "(or a torch.device)") from None
+    """``device`` as a torch.device; a ConfigError naming the accepted forms for anything else
+    (where it is, is checked when the rows are made: a bank may be built before a GPU is used)."""
+    return _check_device(device, shown=f"{name} {device!r}", present=False)
 
 
 def class_groups(labels: torch.Tensor, classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -25,6 +25,7 @@ from augmentgen.mixing import (
 from augmentgen.mixing.sources import same_class_partners, slerp
 from augmentgen.models import build_config, build_generator
 from augmentgen.training import Trainer, TrainingConfig
+from tests.conftest import assert_later_batches_make_no_host_sync
 
 MODES = ("vary", "interpolate", "extrapolate")
 TINY_ENCODER = {"encoder_width": 8, "decoder_width": 8, "latent_dim": 8}
@@ -435,7 +436,7 @@ def test_pixel_source_shape_and_device_errors_name_the_fix(make):
                                               rf"\(1, 28, 28\), got {re.escape(repr(shape))}$"):
             make(3, shape)
     for device in ("gpu", None):
-        with pytest.raises(ConfigError, match=rf"device {re.escape(repr(device))} is not a device: use 'cpu', "
+        with pytest.raises(ConfigError, match=rf"device {re.escape(repr(device))} is not a device; use 'cpu', "
                                               r"'cuda', 'cuda:N' or 'mps'"):
             make(3, (1, 28, 28), device=device)
 
@@ -477,12 +478,4 @@ def test_a_pixel_sources_labels_are_read_back_on_the_first_cuda_batch_only(data,
     images, labels = signed(data, 24)
     images, labels = images.cuda(), labels.cuda()
     mix = SyntheticMix(make(3, (1, 28, 28), device="cuda"), 0.5, seed=0, output_range=(-1, 1))
-    mix(images, labels)  # the first batch: its labels are checked (one host read)
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        for _ in range(2):
-            mix(images, labels, return_mask=True)
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-    torch.cuda.synchronize()
+    assert_later_batches_make_no_host_sync(mix, images, labels)  # the first batch's labels are read back

@@ -10,6 +10,7 @@ import torch
 from augmentgen.errors import ConfigError, DataError
 from augmentgen.mixing import SyntheticMix, allocate_counts, augment_loader
 from augmentgen.models import build_config, build_generator
+from tests.conftest import assert_later_batches_make_no_host_sync
 
 
 @pytest.fixture(scope="module")
@@ -643,15 +644,7 @@ def test_the_mixers_step_makes_no_host_sync_on_cuda(gen, source, mode, balance, 
                        **temperature)
     images, labels = batch(32, dtype=dtype)
     images, labels = images.cuda(), labels.cuda()
-    mix(images, labels)  # first call: lazy CUDA start-up, the cached temperature table
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        for _ in range(2):
-            mix(images, labels, return_mask=True)
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-    torch.cuda.synchronize()
+    assert_later_batches_make_no_host_sync(mix, images, labels)  # the first: CUDA start-up, the cached tables
 
 
 def test_the_first_batch_gets_the_full_label_check_and_later_ones_the_sync_free_one(gen, monkeypatch):

@@ -217,5 +217,5 @@ def test_refresh_every_must_be_a_positive_int(gen, refresh_every):
 
 
 def test_a_bank_device_that_is_not_a_device_is_a_config_error(gen):
-    with pytest.raises(ConfigError, match=r"device 'gpu' is not a device: use 'cpu', 'cuda', 'cuda:N' or 'mps'"):
+    with pytest.raises(ConfigError, match=r"device 'gpu' is not a device; use 'cpu', 'cuda', 'cuda:N' or 'mps'"):
         SyntheticPool(gen, per_class=2, device="gpu")

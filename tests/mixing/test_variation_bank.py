@@ -182,7 +182,7 @@ def test_errors_name_the_problem_and_the_fix(untrained_vae, data):
                                               rf"or None to keep the bank\), got {refresh_every!r}"):
             build(source, images, labels, refresh_every=refresh_every)
     for device in ("gpu", "cuda:x"):
-        with pytest.raises(ConfigError, match=rf"device '{device}' is not a device: use 'cpu', 'cuda', 'cuda:N' or "
+        with pytest.raises(ConfigError, match=rf"device '{device}' is not a device; use 'cpu', 'cuda', 'cuda:N' or "
                                               "'mps'"):
             build(source, images, labels, device=device)
     with pytest.raises(DataError, match=r"needs the real images.*got shape \(0, 1, 28, 28\)"):
