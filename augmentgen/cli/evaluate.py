@@ -16,8 +16,8 @@ def _ratios(text: str) -> list[float]:
         ratios = [float(r) for r in text.split(",") if r.strip()]
     except ValueError:
         ratios = []
-    if not ratios or any(not r >= 0 for r in ratios):
-        raise ConfigError("--ratios takes comma-separated numbers >= 0 (synthetic rows per real row) like "
+    if not ratios or any(not (math.isfinite(r) and r >= 0) for r in ratios):
+        raise ConfigError("--ratios takes comma-separated finite numbers >= 0 (synthetic rows per real row) like "
                           f"0,0.25,0.5,1; got {text!r}")
     return ratios
 

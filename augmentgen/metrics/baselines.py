@@ -22,7 +22,7 @@ same arms under the letters a, f, g and h (:data:`BENCHMARK_LETTERS`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ..errors import ConfigError
 
@@ -66,6 +66,9 @@ def check_baselines(spec: str | Sequence[str] | None) -> str | list[str]:
     choices for anything else."""
     if spec is None:
         return "none"
+    if not isinstance(spec, Iterable):
+        raise ConfigError(f"baselines takes 'strong', 'none' or a list of names from {list(BASELINES)}, got the "
+                          f"{type(spec).__name__} {spec!r}")
     if isinstance(spec, str):
         if spec.strip() in ("strong", "none"):
             return spec.strip()

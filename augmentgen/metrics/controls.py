@@ -18,7 +18,7 @@ Either is a row source a user can mix in today without training anything.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ..data.labelled import LabelledImages
 from ..errors import ConfigError
@@ -48,6 +48,9 @@ def resolve_controls(controls: str | Sequence[str] | None) -> list[str]:
     if isinstance(controls, str) and "," in controls:
         raise ConfigError(f"controls takes a list of control names, got the string {controls!r}: pass "
                           f"controls={[name.strip() for name in controls.split(',')]!r}")
+    if not isinstance(controls, Iterable):
+        raise ConfigError(f"controls takes 'none', 'all' or a list of names from {list(CONTROLS)}, got the "
+                          f"{type(controls).__name__} {controls!r}")
     names = [controls] if isinstance(controls, str) else list(controls)
     unknown = [name for name in names if name not in CONTROLS]
     if unknown:

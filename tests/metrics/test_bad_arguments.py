@@ -156,3 +156,15 @@ def test_evaluation_plan_refuses_what_evaluate_generator_refuses(split):
         evaluation_plan(train, candidate_ratios="0.5")
     with pytest.raises(ConfigError, match="repeats must be a positive int .*, got 2.5"):
         evaluation_plan(train, repeats=2.5)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(baselines=5), r"baselines takes 'strong', 'none' or a list of names from \[.*\], got the int 5"),
+    (dict(controls=5), r"controls takes 'none', 'all' or a list of names from \[.*\], got the int 5"),
+])
+def test_baselines_and_controls_of_the_wrong_kind_are_config_errors(kwargs, match):
+    from augmentgen.metrics.baselines import check_baselines
+    from augmentgen.metrics.controls import resolve_controls
+
+    with pytest.raises(ConfigError, match=match):
+        check_baselines(kwargs["baselines"]) if "baselines" in kwargs else resolve_controls(kwargs["controls"])
