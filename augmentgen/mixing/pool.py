@@ -251,7 +251,6 @@ class SyntheticPool:
             mix = SyntheticMix(pool, ratio=0.5, mode="append")
             rows_of_image_7 = (pool.source_index == 7).nonzero()  # (class, position) pairs
         """
-        _check_bank_options(refresh_every, device)
         images, labels, counts = check_variation_inputs(source, images, labels, per_image, batch_size)
         return cls._of_variations(source, images, labels, counts, per_image=per_image, seed=seed,
                                   batch_size=batch_size, refresh_every=refresh_every, device=device,

@@ -23,7 +23,7 @@ from ..errors import ConfigError, DataError
 from ..hub.serialization import generator_tensors, tensors_sha256
 from ..models.base import ConditionalGenerator, Temperature
 from ..models.registry import config_to_dict
-from .variations import MODE_KNOB
+from .sources import MODE_KNOB
 
 __all__ = ["CARD", "DATA_DIR", "FORMAT", "MANIFEST", "METADATA", "PROGRESS_DIR", "VARIATIONS", "check_folder",
            "completed_shards", "dataset_card", "generator_sha256", "read_json", "run_identity", "synthesis_metadata",

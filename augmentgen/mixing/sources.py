@@ -34,8 +34,8 @@ __all__ = ["AnchoredSource", "PixelMixSource", "RealRowSource", "VariationSource
 
 VARIATION_MODES = ("vary", "interpolate", "extrapolate")
 
-#: Each VariationSource mode's one setting, and the setting's default.
-_MODE_KNOB = {"vary": "strength", "interpolate": "weight_range", "extrapolate": "extrapolation_range"}
+#: Each VariationSource mode's one setting (the knob recorded beside the mode), and its default.
+MODE_KNOB = {"vary": "strength", "interpolate": "weight_range", "extrapolate": "extrapolation_range"}
 _KNOB_DEFAULT = {"strength": 0.5, "weight_range": (0.2, 0.8), "extrapolation_range": (0.25, 0.75)}
 
 
@@ -271,10 +271,10 @@ class VariationSource(AnchoredSource):
         self.extrapolation_range = _check_range("extrapolation_range", extrapolation_range, low=0.0)
         # Another mode's setting is refused unless it is at its default (what a caller passing every
         # setting whatever the mode gives, e.g. strength=0.5 with "interpolate": it changes nothing).
-        own = _MODE_KNOB[mode]
+        own = MODE_KNOB[mode]
         for name, default in _KNOB_DEFAULT.items():
             if name != own and getattr(self, name) != default:
-                mode_of = next(m for m, knob in _MODE_KNOB.items() if knob == name)
+                mode_of = next(m for m, knob in MODE_KNOB.items() if knob == name)
                 takes = f"{own}=..." if own == "strength" else f"{own}=(low, high)"
                 raise ConfigError(f"{name} applies to mode={mode_of!r}; mode={mode!r} takes {takes}: "
                                   f"drop {name}")

@@ -16,12 +16,10 @@ import torch
 
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator
-from .sources import AnchoredSource
+from .sources import MODE_KNOB, AnchoredSource
 
 __all__ = ["check_variation_inputs", "class_anchors", "variation_rows", "variation_settings"]
 
-#: The knob of each VariationSource mode: the one setting recorded beside the mode.
-MODE_KNOB = {"vary": "strength", "interpolate": "weight_range", "extrapolate": "extrapolation_range"}
 
 
 def class_anchors(labels: torch.Tensor, per_class: int, num_classes: int, *,
