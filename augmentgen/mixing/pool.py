@@ -3,6 +3,8 @@ per-sample transforms in workers and for batch mixing."""
 
 from __future__ import annotations
 
+import functools
+import math
 import warnings
 
 import numpy as np
@@ -348,19 +350,24 @@ class SyntheticPool:
         """Bank images for a batch: uint8 (N, C, H, W), a new tensor on the bank's device.
 
         ``labels`` is an integer tensor (N,) on the bank's device. Batched indexing only (no
-        per-sample loop, no host sync on CUDA): each class's bank is shuffled with ``generator``
-        (on the bank's device) and a class's rows take its images in that order, so the rows of
-        one call are distinct images while a class needs at most ``per_class`` of them (then the
-        order wraps around). Labels outside ``[0, K)`` are a :class:`DataError` on the CPU; on
-        CUDA the indexing asserts (checking would cost a sync).
+        per-sample loop, no host sync on CUDA): each class draws, with ``generator`` (on the
+        bank's device), a random start and a random step coprime with ``per_class``, and its rows
+        take the images at ``start, start + step, ...`` (mod ``per_class``), so the rows of one
+        call are distinct images while a class needs at most ``per_class`` of them (then the order
+        wraps around). A draw costs O(K + N) rather than a shuffle of every class's bank
+        (O(K P log P)), which matters for large banks. Labels outside ``[0, K)`` are a
+        :class:`DataError` on the CPU; on CUDA the indexing asserts (checking would cost a sync).
         """
         device = self.images.device
         labels = labels.to(device=device, dtype=torch.long)
         if device.type == "cpu" and labels.numel() and not bool(((labels >= 0) & (labels < self.num_classes)).all()):
             raise DataError(f"labels must be in [0, {self.num_classes - 1}] for this pool, got "
                             f"{sorted(set(labels.tolist()))}")
-        order = torch.rand(self.num_classes, self.per_class, generator=generator, device=device).argsort(dim=1)
-        positions = order[labels, ranks_in_class(labels, self.num_classes) % self.per_class]
+        n = self.per_class
+        steps = _steps_coprime_with(n, device)
+        start = torch.randint(n, (self.num_classes,), generator=generator, device=device)
+        step = steps[torch.randint(len(steps), (self.num_classes,), generator=generator, device=device)]
+        positions = (start[labels] + (ranks_in_class(labels, self.num_classes) % n) * step[labels]) % n
         return self.images[labels, positions]
 
     def __len__(self) -> int:
@@ -384,3 +391,11 @@ class SyntheticPool:
         return (f"SyntheticPool({self.num_classes} classes x {self.per_class}, shape=({c}, {h}, {w}){device}"
                 f"{teacher}{made}, refreshes={self.refreshes})")
 
+
+@functools.lru_cache(maxsize=8)
+def _steps_coprime_with(n: int, device: torch.device) -> torch.Tensor:
+    """The steps ``1 <= s < n`` with ``gcd(s, n) == 1`` (``[1]`` for ``n == 1``), on ``device``.
+
+    Stepping through ``0..n-1`` by such an ``s`` visits every position once before repeating.
+    """
+    return torch.tensor([s for s in range(1, max(n, 2)) if math.gcd(s, n) == 1], dtype=torch.long, device=device)

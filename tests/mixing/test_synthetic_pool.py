@@ -138,6 +138,23 @@ def test_take_draws_distinct_bank_images_per_class_then_wraps(gen):
         pool.take(torch.tensor([0, 3]))
 
 
+def test_take_uses_every_bank_image_equally_often_and_varies_between_calls():
+    from augmentgen.mixing.pool import SyntheticPool as Pool
+
+    pool = Pool.__new__(Pool)  # a bare bank: positions written as pixel values
+    pool.num_classes, pool.per_class = 2, 12
+    pool.images = torch.arange(12, dtype=torch.uint8).view(1, 12, 1, 1, 1).repeat(2, 1, 1, 1, 1)
+    rng = torch.Generator().manual_seed(0)
+    labels = torch.tensor([0] * 5 + [1] * 12)
+    draws = torch.stack([pool.take(labels, generator=rng).flatten() for _ in range(3000)])
+    assert all(len(set(row[:5].tolist())) == 5 for row in draws[:50])  # distinct within a call
+    assert all(sorted(row[5:].tolist()) == list(range(12)) for row in draws[:50])  # all, then wraps
+    first = torch.bincount(draws[:, 0].long(), minlength=12).float()
+    assert first.min() > 0.75 * 3000 / 12 and first.max() < 1.25 * 3000 / 12  # uniform start
+    pairs = {tuple(row[:2].tolist()) for row in draws}  # the second row is not tied to the first
+    assert len(pairs) > 12 * 3
+
+
 def test_bank_on_a_given_device_is_the_same_bank(gen):
     shared = SyntheticPool(gen, per_class=3, seed=4)
     placed = SyntheticPool(gen, per_class=3, seed=4, device="cpu")
