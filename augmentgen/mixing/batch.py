@@ -11,7 +11,6 @@ of each class, :mod:`~augmentgen.mixing.counts`.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -40,7 +39,8 @@ from .filter import AcceptanceCounts, TeacherFilter
 from .free_sources import FreeSource, GeneratorSource, PoolSource
 from .pool import SyntheticPool
 from .sources import AnchoredSource
-from .teacher import one_hot, to_generator_range
+from .teacher import one_hot
+from .value_range import to_generator_range
 
 
 class SyntheticMix:
@@ -193,9 +193,11 @@ class SyntheticMix:
         self._rng = seeded_generator(seed, device)
         # Running counts of the labels this mixer has output (for balance="inverse-frequency").
         self.class_counts = torch.zeros(self.num_classes, dtype=torch.long, device=device)
-        # The first batch's labels get the generator's full check (one host sync, the clear
-        # DataError of a label out of range: a wrong label set shows at once); later ones the
-        # device-side assert (see labels_checked_on_device).
+        # The first batch's labels are read once on the host (check_batch_labels: the clear
+        # DataError of a label out of range, so a wrong label set shows at once); on an accelerator
+        # later batches are not read back. The generator then checks the labels it is given with a
+        # device-side assert (labels_checked_on_device): they are the checked batch's or the
+        # mixer's own draws, in range by construction.
         self._labels_seen = False
         # Teacher filtering: the rejection rounds and the running per-class acceptance counts.
         self.filter = None if self.filter_threshold is None else TeacherFilter(
@@ -304,19 +306,12 @@ class SyntheticMix:
         them to ``[-1, 1]`` and back to ``uint8`` gives the same bytes, so the round trip (two
         float images and six passes over them) is skipped.
         """
-        # The labels are the batch's or drawn here: after the first batch, checked without a host sync.
-        with self._label_check():
+        # The labels are the batch's (checked in __call__) or drawn here: no host sync.
+        with labels_checked_on_device():
             # Only PoolSource's own rows(): a subclass that changes the rows keeps its rows().
             if dtype == torch.uint8 and isinstance(self.source, PoolSource) and type(self.source).rows is PoolSource.rows:
                 return self.source.take(classes, rng=self._rng)
             return self.source.rows(classes, rng=self._rng)
-
-    def _label_check(self) -> contextlib.AbstractContextManager:
-        """The full label check for the first batch, the sync-free one after it."""
-        if self._labels_seen:
-            return labels_checked_on_device()
-        self._labels_seen = True
-        return contextlib.nullcontext()
 
     def _synthetic_batch(self, n: int, labels: torch.Tensor | None,
                          dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -357,6 +352,7 @@ class SyntheticMix:
             # The batch's labels are the source's classes: a host read, so on an accelerator only
             # on the first batch (before they are counted or rows are made from them).
             check_batch_labels(labels, self.source)
+            self._labels_seen = self._labels_seen or bool(labels.numel())
         if not len(images) and self.output_range is None and self.mean is None and images.dtype.is_floating_point:
             # An empty float batch has no values to read the range off: it comes back as it is,
             # with no rows added, the stream and the counts untouched (the range is read off the
@@ -478,7 +474,7 @@ class SyntheticMix:
                                class_weights=self._class_weights, class_counts=self.class_counts,
                                generator=self._rng)
         real = to_generator_range(images, output_range=self.output_range, mean=self.mean, std=self.std)
-        with self._label_check():  # the batch's labels: after the first batch, no host sync in vary()
+        with labels_checked_on_device():  # the batch's labels, checked in __call__: no host sync in vary()
             fake_images = self.source.rows(real, labels.long(), rows, rng=self._rng)
         classes = labels[rows].long()
         if self.balance == "inverse-frequency":

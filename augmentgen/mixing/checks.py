@@ -19,7 +19,8 @@ from .filter import TeacherFilter
 from .free_sources import FreeSource, GeneratorSource, PoolSource
 from .pool import SyntheticPool
 from .sources import AnchoredSource, PixelMixSource, RealRowSource, VariationSource
-from .teacher import TeacherLabels, check_mean_std, check_output_range, shown_values
+from .teacher import TeacherLabels
+from .value_range import check_mean_std, check_output_range, shown_values
 
 __all__ = ["check_batch", "check_batch_labels", "check_output_range", "check_source", "check_teacher",
            "infer_output_range", "parse_balance"]

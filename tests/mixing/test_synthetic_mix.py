@@ -647,19 +647,27 @@ def test_the_mixers_step_makes_no_host_sync_on_cuda(gen, source, mode, balance, 
     assert_later_batches_make_no_host_sync(mix, images, labels)  # the first: CUDA start-up, the cached tables
 
 
-def test_the_first_batch_gets_the_full_label_check_and_later_ones_the_sync_free_one(gen, monkeypatch):
-    """On an accelerator the sync-free check can only fail as a device-side assert; the first batch
-    keeps the full check, so a wrong label set (the usual mistake) is a clear DataError at once."""
+def test_the_batch_labels_are_read_once_and_the_generator_checks_them_on_the_device(gen, monkeypatch):
+    """One host read of the labels per batch at most: the mixer's own check (the clear DataError of
+    a wrong label set, on the first batch; on the CPU every batch, where reading costs no sync);
+    the generator is always asked for the sync-free check (labels_checked_on_device), which on an
+    accelerator only asserts: its labels are the checked batch's or the mixer's own draws."""
+    from augmentgen.mixing import batch as batch_module
     from augmentgen.models.base import _CHECK_ON_DEVICE
 
-    seen = []
+    seen, read = [], []
     original = type(gen).check_labels
     monkeypatch.setattr(type(gen), "check_labels", lambda self, labels: seen.append(_CHECK_ON_DEVICE.get())
                         or original(self, labels))
-    mix = SyntheticMix(gen, 0.5, seed=0)
-    for _ in range(3):
-        mix(*batch(8))
-    assert seen == [False, True, True]
+    original_read = batch_module.check_batch_labels
+    monkeypatch.setattr(batch_module, "check_batch_labels", lambda labels, source: read.append(len(labels))
+                        or original_read(labels, source))
+    for balance in (None, "uniform"):  # rows that follow the batch; rows of the mixer's own draws
+        seen.clear(), read.clear()
+        mix = SyntheticMix(gen, 0.5, balance=balance, seed=0)
+        for _ in range(3):
+            mix(*batch(8))
+        assert seen == [True, True, True] and read == [8, 8, 8]
 
 
 # ------------------------------------------------------------------ bad input: one clear error each

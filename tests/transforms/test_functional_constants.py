@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from augmentgen.mixing.teacher import to_generator_range
+from augmentgen.mixing.value_range import to_generator_range
 from augmentgen.transforms.functional import _per_channel, from_generator_range
 
 MEAN, STD = [0.485, 0.456, 0.406], (0.229, 0.224, 0.225)
