@@ -361,6 +361,11 @@ class SyntheticMix:
         self._infer_output_range(images)
         if self.anchored is not None:
             return self._mix_anchored(images, labels, return_mask=return_mask)
+        return self._mix_free(images, labels, return_mask=return_mask)
+
+    def _mix_free(self, images: torch.Tensor, labels: torch.Tensor, *, return_mask: bool):
+        """A checked batch with a free source's rows (a generator's or a pool's), filtered by
+        the teacher when asked, counted for ``balance="inverse-frequency"``."""
         batch = len(images)
         n = self.num_synthetic(batch)
         device = images.device
