@@ -224,6 +224,9 @@ class Arms:
         # seeded run gives the same model, and reused by every candidate and arm.
         self.fold_models: dict[str, list] = {}
         self.subset_models: dict[str, torch.nn.Module] = {}
+        # Generators by (family, options), for the same reason: ``ddpm:free@bank`` and
+        # ``ddpm:variation@bank`` draw from one model (training it twice cost 40 min a seed).
+        self.generators: dict[str, tuple] = {}
 
     def train(self, data, **kw):
         return train_classifier(data, seed=self.seed, augment="classic", **self.common, **kw)
@@ -320,8 +323,22 @@ class Arms:
         return self.mixed_arm(best, self.mixer(source))
 
     def train_generator(self, family: str, options: dict | None = None, provenance: dict | None = None):
-        return train_generator(family, self.cell.subset, steps=self.gen_steps, seed=self.seed, options=options,
-                               provenance=provenance)
+        """The seed's generator of ``family`` with ``options``: trained on the subset once, then
+        shared by every arm that names it (a seeded run gives the same model). Returns it and
+        the seconds its training took; ``provenance`` gets ``generator_shared`` when an earlier
+        arm trained it."""
+        key = json.dumps([family, options or {}], sort_keys=True, default=str)
+        if key in self.generators and provenance is not None:
+            provenance["generator_shared"] = True
+        if key not in self.generators:
+            t0, trained = time.perf_counter(), {}
+            generator = train_generator(family, self.cell.subset, steps=self.gen_steps, seed=self.seed,
+                                        options=options, provenance=trained)
+            self.generators[key] = (generator, round(time.perf_counter() - t0, 1), trained)
+        generator, seconds, trained = self.generators[key]
+        if provenance is not None:
+            provenance.update(trained)
+        return generator, seconds
 
     def rows_from(self, generator, kind: str, candidate: dict | None, data, bank: bool,
                   pool_filter: dict | None = None):
@@ -388,8 +405,8 @@ class Arms:
         family, kind, bank, options = parse_source(spec)
         t0 = time.perf_counter()
         provenance = {}
-        generator = self.train_generator(family, options, provenance)
-        settings = {"gen_steps": self.gen_steps, "gen_train_seconds": round(time.perf_counter() - t0, 1),
+        generator, train_seconds = self.train_generator(family, options, provenance)
+        settings = {"gen_steps": self.gen_steps, "gen_train_seconds": train_seconds,
                     **({"bank_per_image": self.bank_per_image} if bank else {}),
                     **({"family_options": options} if options else {}), **provenance}
         candidates = self.candidates(generator, kind)
