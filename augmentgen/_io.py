@@ -3,19 +3,28 @@
 A file is written under a temporary name in its own folder, fsynced, renamed over the target and
 the rename made durable by an fsync of the folder, so readers see the old file or the new one,
 never half of one, and a crash mid-write leaves the previous file intact.
+
+A folder is written in a scratch folder beside it (:func:`make_owned_dir`) that names the process
+writing it, so that a later writer can remove the scratch folders of killed processes, and only
+those (:func:`stale_owned_dirs`).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
+import socket
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import CheckpointError
 
-__all__ = ["atomic_path", "atomic_write_bytes", "fsync_dir", "fsync_tree"]
+__all__ = ["atomic_path", "atomic_write_bytes", "fsync_dir", "fsync_tree", "make_owned_dir", "stale_owned_dirs"]
 
 # Read once at import: os.umask can only be read by setting it, which would race with threads later.
 _UMASK = os.umask(0o022)
@@ -89,3 +98,78 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         if isinstance(exc, CheckpointError):
             raise
         raise CheckpointError(f"could not write {path}: {exc}; the previous file is untouched") from exc
+
+
+# A folder made by make_owned_dir names its writer here: the host and pid of the process filling it.
+_OWNER_FILE = "owner.json"
+
+
+def make_owned_dir(parent: str | os.PathLike, prefix: str) -> Path:
+    """A new hidden scratch folder ``parent/<prefix><8 random characters>`` marked with its writer.
+
+    Its ``owner.json`` records this host and process, so that :func:`stale_owned_dirs` can later
+    tell a folder whose writer was killed from one another process is still filling.
+    """
+    folder = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    try:
+        with atomic_path(folder / _OWNER_FILE) as tmp:
+            tmp.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}), encoding="utf-8")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return folder
+
+
+def stale_owned_dirs(parent: str | os.PathLike, prefix: str) -> list[Path]:
+    """The folders of :func:`make_owned_dir` with this ``prefix`` in ``parent`` whose writer is dead.
+
+    Dead means: its ``owner.json`` names this host and a pid no process here has. A folder whose
+    writer cannot be told (no or an unreadable mark, as older versions left; another host; a
+    system without a pid check) is left alone with one warning naming it, since another process
+    may still be writing it. A pid reused by an unrelated process keeps its folder (as live).
+    """
+    parent = Path(parent)
+    # Exactly the prefix and mkdtemp's 8 characters: ".a.partial-" never matches the folders of a
+    # target named "a.partial-b" (".a.partial-b.partial-xxxxxxxx").
+    pattern = re.compile(re.escape(prefix) + r"[a-z0-9_]{8}")
+    try:
+        folders = sorted(p for p in parent.iterdir() if pattern.fullmatch(p.name) and p.is_dir()
+                         and not p.is_symlink())
+    except OSError:
+        return []  # no parent yet, or unreadable: nothing of ours to clean
+    stale, unsure = [], []
+    for folder in folders:
+        alive = _writer_alive(folder)
+        if alive is None:
+            unsure.append(folder.name)
+        elif not alive:
+            stale.append(folder)
+    if unsure:
+        it = "it" if len(unsure) == 1 else "them"
+        warnings.warn(f"left {', '.join(unsure)} in {parent}: the process that wrote {it} cannot be checked "
+                      f"from here (no mark of it, or it ran on another host) and may still be writing {it}. "
+                      f"If none is, remove {it} yourself", stacklevel=3)
+    return stale
+
+
+def _writer_alive(folder: Path) -> bool | None:
+    """Whether the process named in ``folder``'s mark still runs; None when that cannot be told."""
+    try:
+        owner = json.loads((folder / _OWNER_FILE).read_text(encoding="utf-8"))
+        host, pid = owner["host"], owner["pid"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    # pid 0 or below would ask about a process group; a pid means nothing on another host.
+    if host != socket.gethostname() or isinstance(pid, bool) or not isinstance(pid, int) or pid < 1:
+        return None
+    if os.name != "posix":
+        return None  # Windows' os.kill(pid, 0) sends a Ctrl-C event rather than checking
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by another user
+    except OSError:
+        return None
+    return True

@@ -9,9 +9,11 @@ only has those is refused with an explanation instead of being fetched.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from huggingface_hub import errors as hf_errors
 from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.utils import validate_repo_id
 
+from .._io import fsync_dir, fsync_tree, make_owned_dir, stale_owned_dirs
 from .._version import __version__
 from ..errors import CheckpointError, ConfigError
 from ..models.base import ConditionalGenerator
@@ -131,8 +134,12 @@ def download(
 ) -> Path:
     """Fetch a generator's files from the hub into the cache and return the snapshot folder.
 
-    Only :data:`HUB_FILES` are fetched. A failed first download removes the repo's cache entry it
-    started, so a later call (or an offline one) never sees a half-written snapshot.
+    Only :data:`HUB_FILES` are fetched. A repo not yet in the cache is downloaded into a scratch
+    folder of this process inside the cache and its entry renamed into place once complete, so a
+    later call (or an offline one) never sees a half-written entry, and a failed download removes
+    only its own files, never those of another process filling the same entry; when another
+    process completes the entry first, that entry is used. Scratch folders of killed downloads
+    are removed by the next download of the same repo.
 
     Raises:
         CheckpointError: an invalid id, a missing repo or revision, offline and not cached, or a
@@ -144,16 +151,19 @@ def download(
         raise _RepoUnavailable(f"{repo_id!r} is not a valid hub repo id ({exc})") from exc
     cache = Path(cache_dir or constants.HF_HUB_CACHE).expanduser()
     entry = cache / repo_folder_name(repo_id=repo_id, repo_type="model")
-    fresh = not entry.exists()
+    for stale in stale_owned_dirs(cache, _scratch_prefix(entry)):
+        shutil.rmtree(stale, ignore_errors=True)  # a killed download's (_download_new_entry)
+    fetch = functools.partial(
+        snapshot_download, repo_id, revision=revision, token=token, local_files_only=local_files_only,
+        allow_patterns=HUB_FILES, library_name="augmentgen", library_version=__version__)
     try:
-        folder = Path(snapshot_download(
-            repo_id, revision=revision, cache_dir=str(cache), token=token,
-            local_files_only=local_files_only, allow_patterns=HUB_FILES,
-            library_name="augmentgen", library_version=__version__,
-        ))
-    except BaseException as exc:
-        if fresh:  # never leave a half-written entry behind
-            shutil.rmtree(entry, ignore_errors=True)
+        if entry.exists() or local_files_only or constants.is_offline_mode():
+            # Into the shared entry, which huggingface_hub's own file locks guard; a failure
+            # removes nothing there (nothing is downloaded offline).
+            folder = Path(fetch(cache_dir=str(cache)))
+        else:
+            folder = _download_new_entry(fetch, cache, entry)
+    except Exception as exc:
         error = _download_error(exc, repo_id, revision, cache, local_files_only)
         if error is None:
             raise
@@ -161,6 +171,35 @@ def download(
     if not (folder / WEIGHTS_NAME).is_file():
         raise _no_safetensors_error(repo_id, revision, token)
     return folder
+
+
+def _scratch_prefix(entry: Path) -> str:
+    """The name start of the scratch folders of ``entry``'s downloads: hidden, and not a cache entry."""
+    return f".{entry.name}.partial-"
+
+
+def _download_new_entry(fetch: Callable[..., str], cache: Path, entry: Path) -> Path:
+    """``fetch`` into a scratch folder of this process in ``cache``, then rename its ``entry`` into
+    place; the scratch folder goes in any case, and only it: what this process wrote."""
+    cache.mkdir(parents=True, exist_ok=True)
+    scratch = make_owned_dir(cache, _scratch_prefix(entry))
+    try:
+        folder = Path(fetch(cache_dir=str(scratch)))
+        staged = scratch / entry.name
+        fsync_tree(staged)  # on disk before the rename makes it the cache entry
+        try:
+            # Fails on an entry that another process filled meanwhile; the snapshots' links are
+            # relative, so they move with the entry.
+            os.rename(staged, entry)
+        except OSError:
+            if not entry.is_dir():
+                raise
+            # Another process completed the entry first: use it (downloading only what it lacks).
+            return Path(fetch(cache_dir=str(cache)))
+        fsync_dir(cache)
+        return entry / folder.relative_to(staged)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _where(repo_id: str, revision: str | None) -> str:

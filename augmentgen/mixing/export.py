@@ -2,8 +2,10 @@
 
 Every format but the preview grid is written into a hidden temporary sibling of ``out`` and
 renamed into place when complete (the grid, one file, is renamed over its target), so a crash
-never leaves a half-written export. An existing output is never silently mixed with or replaced
-by a new one, and ``overwrite=True`` replaces only an export that carries augmentgen's mark.
+never leaves a half-written export. The sibling of an export that was killed is removed by the
+next export to the same ``out``, once its process is gone, and an earlier export the kill left in
+it is put back. An existing output is never silently mixed with or replaced by a new one, and
+``overwrite=True`` replaces only an export that carries augmentgen's mark.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
+import warnings
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 
 from .._images import save_sample_grid, to_uint8
-from .._io import fsync_dir, fsync_file, fsync_tree
+from .._io import fsync_dir, fsync_file, fsync_tree, make_owned_dir, stale_owned_dirs
 from ..data.folder_index import (
     CLASSES_FILE,
     INDEX_FORMAT,
@@ -40,6 +42,9 @@ FORMATS = ("grid", "imagefolder", "npz", "hf")
 _NPZ_FORMAT = "augmentgen-npz"  # the export's "format" array; load_data ignores extra arrays
 _HF_DESCRIPTION = "augmentgen-hf: synthetic images sampled from a generator by augmentgen.write_samples"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"  # a grid's bytes cannot carry a mark, so any PNG is taken
+# The entries of a scratch folder: the new export (in a folder of its own, so that no target name
+# can collide with the others), and an earlier export moved aside by overwrite=True.
+_NEW, _EARLIER = "new", "earlier"
 
 
 def safe_class_dir(name: str) -> str:
@@ -74,6 +79,10 @@ def check_creatable(out: Path) -> None:
 def check_target(out: str | os.PathLike, format: str, overwrite: bool = False) -> Path:
     """The path :func:`write_samples` writes ``out`` at; refuses it first, before any sampling.
 
+    First the scratch folders that killed exports to ``out`` left beside it are removed (and an
+    earlier export one of them holds is put back, with a warning); those another live process
+    may still be filling are left.
+
     Raises:
         ConfigError: ``format`` is unknown, a folder above ``out`` is a file, or a grid's ``out``
             is a folder.
@@ -89,6 +98,7 @@ def check_target(out: str | os.PathLike, format: str, overwrite: bool = False) -
     if format == "grid":
         _check_grid_target(out, overwrite)
     else:
+        _remove_stale_scratch(out)  # first: it may put back an earlier export the check must see
         _check_target(out, format, overwrite)
     return out
 
@@ -159,15 +169,44 @@ def _is_png(path: Path) -> bool:
         return False
 
 
+def _scratch_prefix(target: Path) -> str:
+    """The name start of ``target``'s scratch folders: hidden, so readers of the parent folder (an
+    ImageFolder of exports, a glob) never see a partial export."""
+    return f".{target.name}.partial-"
+
+
+def _remove_stale_scratch(target: Path) -> None:
+    """Remove the scratch folders of exports to ``target`` whose process was killed, first putting
+    back an earlier export that a kill left in one (moved aside by ``overwrite=True``, not yet
+    replaced). Scratch folders of live or unknown writers stay (:func:`stale_owned_dirs`)."""
+    target = target.absolute()
+    for scratch in stale_owned_dirs(target.parent, _scratch_prefix(target)):
+        earlier = scratch / _EARLIER
+        # With the target in place, the kill came after the new export's rename: the earlier one is
+        # what the user asked overwrite=True to replace, and goes with the scratch folder.
+        if (earlier.exists() or earlier.is_symlink()) and not (target.exists() or target.is_symlink()):
+            try:
+                os.replace(earlier, target)
+            except OSError as exc:  # left where it is: deleting the scratch folder would lose it
+                warnings.warn(f"could not put back the earlier export {target} from {scratch} ({exc}); "
+                              f"move {earlier} back yourself", stacklevel=4)
+                continue
+            fsync_dir(target.parent)
+            warnings.warn(f"put back the earlier export {target}: the export that was replacing it was killed "
+                          "before its new files were in place", stacklevel=4)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 @contextmanager
 def _staged(target: Path, format: str, overwrite: bool) -> Iterator[Path]:
     """A path to write ``target`` at, in a hidden sibling folder; moved into place on success."""
     target = target.absolute()  # "out" or "." has no usable parent or name otherwise
     target.parent.mkdir(parents=True, exist_ok=True)
-    # A sibling, so the final rename stays on one file system (atomic); hidden, so readers of
-    # the parent folder (an ImageFolder of exports, a glob) never see a partial export.
-    scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
-    staged = scratch / target.name
+    # A sibling, so the final rename stays on one file system (atomic); marked with this process,
+    # so that a later export removes it if this one is killed (_remove_stale_scratch).
+    scratch = make_owned_dir(target.parent, _scratch_prefix(target))
+    staged = scratch / _NEW / target.name
+    staged.parent.mkdir()
     try:
         yield staged
         # On disk before the rename makes it the export: a crash right after never leaves
@@ -177,21 +216,30 @@ def _staged(target: Path, format: str, overwrite: bool) -> Iterator[Path]:
         else:
             fsync_file(staged)
         _check_target(target, format, overwrite)  # again: another process may have written meanwhile
-        replaced = None
-        if target.is_dir() and not target.is_symlink() and not any(target.iterdir()):
-            target.rmdir()  # Windows cannot rename onto an empty folder
-        elif (target.exists() or target.is_symlink()) and not (target.is_file() and staged.is_file()):
-            replaced = scratch / "replaced"  # removed with the scratch folder below
-            os.replace(target, replaced)
-        try:
-            os.replace(staged, target)  # a file over a file: atomic
-        except OSError:
-            if replaced is not None:
-                os.replace(replaced, target)  # the earlier export goes back, not away with the scratch
-            raise
-        fsync_dir(target.parent)  # make the rename itself durable
+        _move_into_place(staged, target, scratch / _EARLIER)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _move_into_place(staged: Path, target: Path, earlier: Path) -> None:
+    """Rename ``staged`` to ``target``; an earlier export there is first moved to ``earlier`` (in the
+    scratch folder, removed with it), and moved back if the rename fails."""
+    emptied = replaced = False
+    if target.is_dir() and not target.is_symlink() and not any(target.iterdir()):
+        target.rmdir()  # Windows cannot rename onto an empty folder
+        emptied = True
+    elif (target.exists() or target.is_symlink()) and not (target.is_file() and staged.is_file()):
+        os.replace(target, earlier)  # a kill from here to the next rename: the next export puts it back
+        replaced = True
+    try:
+        os.replace(staged, target)  # a file over a file: atomic
+    except OSError:
+        if replaced:
+            os.replace(earlier, target)  # the earlier export goes back, not away with the scratch
+        elif emptied:
+            target.mkdir()
+        raise
+    fsync_dir(target.parent)  # make the rename itself durable
 
 
 def write_samples(generator: ConditionalGenerator, per_class: int, out: str | os.PathLike,
@@ -217,11 +265,12 @@ def write_samples(generator: ConditionalGenerator, per_class: int, out: str | os
           ``info.description`` marks it as written here.
 
     The output is written beside ``out`` (a folder in a hidden sibling) and renamed into place
-    once complete. Before any sampling (:func:`check_target`): an existing file or non-empty
-    folder at ``out`` is a :class:`~augmentgen.errors.DataError` unless ``overwrite=True``, which
-    replaces only an earlier export of the same format: one with augmentgen's mark (``classes.json``'s
-    ``format``, the ``format`` array, the description) or, for a grid, a PNG file; a user's own
-    data of the same layout is refused, never deleted. A file above ``out``, or a folder as a
+    once complete; the next export to ``out`` removes the hidden sibling of one that was killed.
+    Before any sampling (:func:`check_target`): an existing file or non-empty folder at ``out`` is
+    a :class:`~augmentgen.errors.DataError` unless ``overwrite=True``, which replaces only an
+    earlier export of the same format: one with augmentgen's mark (``classes.json``'s ``format``,
+    the ``format`` array, the description) or, for a grid, a PNG file; a user's own data of the
+    same layout is refused, never deleted. A file above ``out``, or a folder as a
     grid's ``out``, is a :class:`~augmentgen.errors.ConfigError`.
 
     Returns:
@@ -245,6 +294,7 @@ def write_samples(generator: ConditionalGenerator, per_class: int, out: str | os
     labels = torch.arange(generator.num_classes, device=generator.device).repeat_interleave(per_class)
     fake_images = generator.sample(labels, generator=rng, batch_size=batch_size, temperature=temperature)
     if format == "grid":
+        _check_grid_target(out, overwrite)  # again, after the sampling: a file may have appeared meanwhile
         return save_sample_grid(fake_images, per_class, out)
     images = to_uint8(fake_images).cpu()
     with _staged(out, format, overwrite) as staged:

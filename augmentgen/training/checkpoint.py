@@ -24,28 +24,55 @@ from ..errors import CheckpointError
 
 CHECKPOINT_DIR = "checkpoints"
 MANIFEST_NAME = "run.json"
+_PREFIX = "step-"
+# A checkpoint being written, or being removed (renamed here first, so that a kill mid-removal
+# never leaves a half-deleted folder under a checkpoint's name).
 _PARTIAL_PREFIX = ".tmp-step-"
+# A checkpoint being replaced by a new one of the same step, until the new one is in place.
+_REPLACED_PREFIX = ".replaced-step-"
 
 
 def checkpoint_dirs(output_dir: str | os.PathLike) -> list[Path]:
-    """The complete checkpoints of the run in ``output_dir``, oldest first."""
+    """The complete checkpoints of the run in ``output_dir``, oldest first.
+
+    A checkpoint that a kill left aside while it was being replaced (the new one not yet in
+    place) is first renamed back, with a warning: every reader of the run sees it.
+    """
     root = Path(output_dir) / CHECKPOINT_DIR
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-"))
+    _recover_replaced(root)
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(_PREFIX))
+
+
+def _recover_replaced(root: Path) -> None:
+    """Rename back each checkpoint left aside by a kill between the two renames of its replacement."""
+    for aside in sorted(root.glob(_REPLACED_PREFIX + "*")):
+        final = root / (_PREFIX + aside.name.removeprefix(_REPLACED_PREFIX))
+        if final.exists() or final.is_symlink():
+            continue  # its replacement got in place: the copy is a leftover (partial_checkpoints)
+        try:
+            os.replace(aside, final)
+        except OSError:
+            continue  # another process of the run recovered it first, or it stays aside for the next look
+        fsync_dir(root)
+        warnings.warn(f"recovered checkpoint {final.name} in {root}: the run was killed while it was being "
+                      "replaced by a new one of the same step, which never got in place", stacklevel=3)
 
 
 def partial_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
-    """Checkpoints whose writing never finished (the process died before the rename)."""
+    """What resuming removes: checkpoints whose writing (or removal) never finished, and copies of
+    replaced checkpoints whose replacement is in place (the process died before removing them)."""
     root = Path(output_dir) / CHECKPOINT_DIR
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.name.startswith(_PARTIAL_PREFIX))
+    return sorted(p for p in root.iterdir() if p.name.startswith(_PARTIAL_PREFIX) or (
+        p.name.startswith(_REPLACED_PREFIX) and (root / (_PREFIX + p.name.removeprefix(_REPLACED_PREFIX))).is_dir()))
 
 
 def checkpoint_step(path: Path) -> int:
     """The training step a checkpoint folder holds, from its name (``step-0000060`` -> 60)."""
-    return int(path.name.removeprefix("step-"))
+    return int(path.name.removeprefix(_PREFIX))
 
 
 def write_checkpoint(accelerator: Accelerator, output_dir: str | os.PathLike, step: int, *,
@@ -61,7 +88,7 @@ def write_checkpoint(accelerator: Accelerator, output_dir: str | os.PathLike, st
     """
     acc = accelerator
     root = Path(output_dir) / CHECKPOINT_DIR
-    final, tmp = root / f"step-{step:07d}", root / f"{_PARTIAL_PREFIX}{step:07d}"
+    final, tmp = root / f"{_PREFIX}{step:07d}", root / f"{_PARTIAL_PREFIX}{step:07d}"
     if acc.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
         root.mkdir(parents=True, exist_ok=True)
@@ -73,9 +100,7 @@ def write_checkpoint(accelerator: Accelerator, output_dir: str | os.PathLike, st
             files = {p.relative_to(tmp).as_posix(): _file_sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
             (tmp / MANIFEST_NAME).write_text(json.dumps({**manifest, "step": step, "files": files}, indent=1))
             fsync_tree(tmp)  # on disk before the rename makes it the checkpoint to resume from
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(tmp, final)  # the checkpoint only exists under its real name once complete
-            fsync_dir(root)  # make the rename itself durable
+            _move_into_place(tmp, final)
     except OSError as exc:
         if acc.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -84,9 +109,41 @@ def write_checkpoint(accelerator: Accelerator, output_dir: str | os.PathLike, st
         ) from exc
     if acc.is_main_process:
         for old in checkpoint_dirs(output_dir)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+            _remove(old)
     acc.wait_for_everyone()
     return final
+
+
+def _move_into_place(tmp: Path, final: Path) -> None:
+    """Rename the complete checkpoint ``tmp`` to ``final``, never without a checkpoint of that step.
+
+    A checkpoint already at ``final`` (a rewrite of its step) is renamed aside first and removed
+    only once the new one is in place: a kill between the renames leaves it aside, where
+    :func:`checkpoint_dirs` renames it back; a failed rename puts it back at once.
+    """
+    aside = final.with_name(_REPLACED_PREFIX + final.name.removeprefix(_PREFIX))
+    if final.exists():
+        if aside.exists():
+            shutil.rmtree(aside)  # an earlier replacement's leftover, older than final
+        os.replace(final, aside)
+    try:
+        os.replace(tmp, final)  # the checkpoint only exists under its real name once complete
+    except OSError:
+        if aside.exists() and not final.exists():
+            os.replace(aside, final)
+        raise
+    fsync_dir(final.parent)  # make the renames durable before the old copy goes
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    """Remove the checkpoint ``path``, renamed to a partial one first so that it is never listed half removed."""
+    doomed = path.with_name(_PARTIAL_PREFIX + path.name.removeprefix(_PREFIX))
+    try:
+        os.replace(path, doomed)
+    except OSError:
+        doomed = path  # e.g. a partial of that step is in the way: removed in place, as before
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def read_manifest(path: Path) -> dict | None:

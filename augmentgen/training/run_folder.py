@@ -9,7 +9,9 @@ The rules, checked before any data is loaded or any model built:
 - ``resume`` never moves a run backwards, and continues only the same run: the same data and
   the same config as its newest checkpoint's manifest records;
 - a run killed while writing its first checkpoint left only a partial ``.tmp-step-*`` folder:
-  ``resume`` removes it and starts a new run, with a warning.
+  ``resume`` removes it and starts a new run, with a warning;
+- a run killed while replacing a checkpoint by a new one of the same step left the old one aside
+  (``.replaced-step-*``): it is renamed back, with a warning, as soon as checkpoints are listed.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def check_writable(path: str | os.PathLike, what: str = "--out") -> None:
 
 
 def check_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite: bool, steps: int) -> None:
-    """Refuse what ``resume`` / ``overwrite`` / a new run may not do in ``output_dir``; changes nothing."""
+    """Refuse what ``resume`` / ``overwrite`` / a new run may not do in ``output_dir``; changes nothing
+    but renaming back a checkpoint a kill left aside (:func:`~.checkpoint.checkpoint_dirs`)."""
     out = Path(output_dir).expanduser()
     if resume and overwrite:
         raise ConfigError("resume and overwrite contradict each other: --resume continues the run in "

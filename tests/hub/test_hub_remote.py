@@ -4,6 +4,9 @@ errors, the shipped zoo, and push_to_hub's calls."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import pytest
 import torch
 from huggingface_hub import metadata_load
 
+import augmentgen.hub.remote as remote
 import augmentgen.hub.zoo as zoo
 from augmentgen.errors import CheckpointError, ConfigError
 from augmentgen.hub import from_pretrained, list_pretrained, push_to_hub, save_pretrained
@@ -77,12 +81,13 @@ def test_missing_revision_is_one_clear_error_and_leaves_no_cache_entry(local_hub
     assert not _repo_cache(cache, REPO).exists()
 
 
-def test_interrupted_download_leaves_no_half_written_entry(local_hub, saved_generator, tmp_path):
-    _, folder = saved_generator
-    files = {p.name: p.read_bytes() for p in folder.iterdir()}
-    local_hub.add_files(REPO, files)
-    # The tree lists model.safetensors but the file itself is gone: the download fails midway,
-    # after config.json and the refs were already written to the cache.
+def _scratch_folders(cache: Path) -> list[str]:
+    return sorted(p.name for p in cache.iterdir() if ".partial-" in p.name) if cache.is_dir() else []
+
+
+def _serve_vanishing_weights(local_hub, folder: Path) -> None:
+    """Publish ``folder`` as REPO with its weights listed but missing when fetched: downloads fail midway."""
+    local_hub.add_files(REPO, {p.name: p.read_bytes() for p in folder.iterdir()})
     sha, served = local_hub.repos[REPO].revisions["main"]
 
     class Vanishing(dict):
@@ -90,10 +95,97 @@ def test_interrupted_download_leaves_no_half_written_entry(local_hub, saved_gene
             return name != "model.safetensors" and super().__contains__(name)
 
     local_hub.repos[REPO].revisions["main"] = (sha, Vanishing(served))
+
+
+def test_interrupted_download_leaves_no_half_written_entry(local_hub, saved_generator, tmp_path):
+    _, folder = saved_generator
+    # The tree lists model.safetensors but the file itself is gone: the download fails midway,
+    # after config.json and the refs were already written.
+    _serve_vanishing_weights(local_hub, folder)
     cache = tmp_path / "cache"
     with pytest.raises(CheckpointError):
         from_pretrained(REPO, cache_dir=cache)
-    assert not _repo_cache(cache, REPO).exists()
+    assert not _repo_cache(cache, REPO).exists() and _scratch_folders(cache) == []
+
+
+def test_a_failed_download_never_removes_another_processes_files(local_hub, saved_generator, tmp_path, monkeypatch):
+    _, folder = saved_generator
+    _serve_vanishing_weights(local_hub, folder)
+    cache = tmp_path / "cache"
+    entry = _repo_cache(cache, REPO)
+    real_download = remote.snapshot_download
+
+    def download_beside_another_process(*args, **kwargs):
+        # Another process starts filling the same cache entry while this one downloads.
+        (entry / "blobs").mkdir(parents=True, exist_ok=True)
+        (entry / "blobs" / "theirs").write_bytes(b"another process's download")
+        return real_download(*args, **kwargs)
+
+    monkeypatch.setattr(remote, "snapshot_download", download_beside_another_process)
+    with pytest.raises(CheckpointError):
+        from_pretrained(REPO, cache_dir=cache)
+    assert (entry / "blobs" / "theirs").read_bytes() == b"another process's download"
+    assert sorted(p.name for p in entry.rglob("*")) == ["blobs", "theirs"]  # nothing of this process's
+    assert _scratch_folders(cache) == []
+
+
+def test_a_download_finishing_second_reuses_the_entry_another_process_completed(
+        local_hub, saved_generator, tmp_path, monkeypatch):
+    generator, folder = saved_generator
+    sha = local_hub.add_folder(REPO, folder)
+    cache = tmp_path / "cache"
+    real_download = remote.snapshot_download
+
+    def download_while_another_process_finishes(*args, **kwargs):
+        if Path(kwargs["cache_dir"]) != cache:  # this process's own download, in its scratch folder
+            real_download(*args, **{**kwargs, "cache_dir": str(cache)})  # the other one completes the entry first
+        return real_download(*args, **kwargs)
+
+    monkeypatch.setattr(remote, "snapshot_download", download_while_another_process_finishes)
+    assert _same_weights(generator, from_pretrained(REPO, cache_dir=cache))
+    snapshot = _repo_cache(cache, REPO) / "snapshots" / sha
+    assert sorted(p.name for p in snapshot.iterdir()) == ["README.md", "config.json", "model.safetensors", "samples.png"]
+    assert _scratch_folders(cache) == []
+
+
+# A child process whose download dies (os._exit, no cleanup, as kill -9) once it has written a file.
+_KILLED_DOWNLOAD = """
+import os, sys
+from pathlib import Path
+import augmentgen.hub.remote as remote
+def killed(repo_id, *, cache_dir, **kwargs):
+    (Path(cache_dir) / "half-downloaded").write_bytes(b"half")
+    os._exit(9)
+remote.snapshot_download = killed
+remote.download(sys.argv[1], cache_dir=sys.argv[2])
+"""
+
+
+class _Killed(BaseException):
+    """A kill simulated in this process (which stays alive): no cleanup runs, as none would."""
+
+
+def _killed(*args, **kwargs):
+    raise _Killed()
+
+
+def test_a_killed_downloads_scratch_folder_is_removed_by_the_next_download(
+        local_hub, saved_generator, tmp_path, monkeypatch):
+    generator, folder = saved_generator
+    local_hub.add_folder(REPO, folder)
+    cache = tmp_path / "cache"
+    child = subprocess.run([sys.executable, "-c", _KILLED_DOWNLOAD, REPO, str(cache)], capture_output=True,
+                           text=True, env={**os.environ, "HF_HUB_OFFLINE": "0"})
+    assert child.returncode == 9, child.stderr
+    [dead] = _scratch_folders(cache)  # what the kill left
+    with monkeypatch.context() as patch:  # this process, killed in-process: a live writer
+        patch.setattr(remote, "snapshot_download", _killed)
+        patch.setattr(remote.shutil, "rmtree", lambda *args, **kwargs: None)
+        with pytest.raises(_Killed):
+            remote.download(REPO, cache_dir=cache)
+    [live] = set(_scratch_folders(cache)) - {dead}
+    assert _same_weights(generator, from_pretrained(REPO, cache_dir=cache))
+    assert _scratch_folders(cache) == [live]  # the dead one's removed; the live one is still being filled
 
 
 def test_pickle_only_repo_is_refused_with_an_explanation(local_hub, saved_generator, tmp_path):

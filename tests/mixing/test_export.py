@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+import augmentgen.mixing.export as export
 from augmentgen.data import load_data
 from augmentgen.errors import ConfigError, DataError
 from augmentgen.mixing import write_samples
@@ -281,3 +286,139 @@ def test_a_failed_final_rename_puts_the_earlier_export_back(gen, tmp_path, monke
     with pytest.raises(OSError, match="No space left"):
         write_samples(gen, 2, out, "imagefolder", seed=1, overwrite=True)
     assert _files(out) == before and _no_partial_left(tmp_path)
+
+
+# ---------------------------------------------------------------- killed exports and their scratch folders
+# A child process that exports to argv[1] and dies (os._exit, no cleanup, as kill -9) at argv[2]:
+# "writing" the images, or "renaming" the new export into place after overwrite=True moved the earlier
+# one aside.
+_KILLED_EXPORT = """
+import os, sys
+from pathlib import Path
+import torch
+from augmentgen.mixing import export, write_samples
+from augmentgen.models import build_config, build_generator
+out, when = Path(sys.argv[1]), sys.argv[2]
+torch.manual_seed(0)
+gen = build_generator(build_config("cgan", num_classes=3, generator_width=8, latent_dim=8,
+                                   class_names=["T-shirt/top", "b", "c"]))
+if when == "writing":
+    def killed(root, *args):
+        root.mkdir()
+        (root / "half.png").write_bytes(b"half")
+        os._exit(9)
+    export._write_image_folder = killed
+else:
+    replace = os.replace
+    def killed_replace(src, dst):
+        if Path(dst) == out.absolute():
+            os._exit(9)
+        replace(src, dst)
+    export.os.replace = killed_replace
+write_samples(gen, 2, out, "imagefolder", seed=1, overwrite=True)
+"""
+
+
+def _kill_export(out, when):
+    child = subprocess.run([sys.executable, "-c", _KILLED_EXPORT, str(out), when], capture_output=True, text=True)
+    assert child.returncode == 9, child.stderr
+
+
+def _scratch_folders(parent):
+    return sorted(p.name for p in parent.iterdir() if ".partial-" in p.name)
+
+
+def test_a_killed_exports_scratch_folder_is_removed_by_the_next_export_to_that_target(gen, tmp_path):
+    out = tmp_path / "synth"
+    _kill_export(out, "writing")
+    [left] = _scratch_folders(tmp_path)
+    assert left.startswith(".synth.partial-")  # what a kill leaves: a hidden folder beside the target
+    # The same dead writer's scratch folders of other targets, one whose name starts like this one's.
+    for other in (".synth2.partial-abcd1234", ".synth.partial-x.partial-abcd1234"):
+        shutil.copytree(tmp_path / left, tmp_path / other)
+    write_samples(gen, 2, out, "imagefolder")
+    assert load_data(out).class_counts == [2, 2, 2]
+    assert _scratch_folders(tmp_path) == [".synth.partial-x.partial-abcd1234", ".synth2.partial-abcd1234"]
+
+
+def test_an_overwrite_killed_between_its_renames_gets_the_earlier_export_back(gen, tmp_path):
+    out = write_samples(gen, 3, tmp_path / "synth", "imagefolder", seed=0)
+    before = _files(out)
+    _kill_export(out, "renaming")
+    assert not out.exists()  # the kill point: the earlier export is only in the scratch folder
+    with pytest.warns(UserWarning, match=r"put back the earlier export .*synth"), \
+            pytest.raises(DataError, match="already exists"):
+        write_samples(gen, 2, out, "imagefolder", seed=1)
+    assert _files(out) == before and _no_partial_left(tmp_path)
+
+
+class _Killed(BaseException):
+    """A kill simulated in this process (which stays alive): no cleanup runs, as none would."""
+
+
+def _killed_in_process(gen, out, monkeypatch):
+    def killed(root, *args):
+        root.mkdir()
+        raise _Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(export, "_write_image_folder", killed)
+        patch.setattr(export.shutil, "rmtree", lambda *args, **kwargs: None)
+        with pytest.raises(_Killed):
+            write_samples(gen, 1, out, "imagefolder")
+
+
+def test_scratch_folders_of_live_or_unknown_writers_are_left_with_a_warning(gen, tmp_path, monkeypatch):
+    out = tmp_path / "synth"
+    with monkeypatch.context() as patch:
+        patch.setattr(socket, "gethostname", lambda: "another-host")
+        _killed_in_process(gen, out, monkeypatch)  # a writer on another host: its pid means nothing here
+    [other_host] = _scratch_folders(tmp_path)
+    with pytest.warns(UserWarning, match="cannot be checked from here"):
+        _killed_in_process(gen, out, monkeypatch)  # this process: a live writer, still filling it
+    [live] = set(_scratch_folders(tmp_path)) - {other_host}
+    (tmp_path / ".synth.partial-old12345").mkdir()  # an older version's, with no mark of its writer
+    with pytest.warns(UserWarning) as warned:
+        write_samples(gen, 1, out, "imagefolder")
+    [message] = [str(w.message) for w in warned]
+    assert other_host in message and ".synth.partial-old12345" in message and live not in message
+    assert "may still be writing them. If none is, remove them yourself" in message
+    assert _scratch_folders(tmp_path) == sorted([other_host, live, ".synth.partial-old12345"])
+
+
+def test_a_grid_is_not_written_over_a_file_that_appeared_while_sampling(gen, tmp_path, monkeypatch):
+    out = tmp_path / "grid.png"
+    sample = type(gen).sample
+
+    def sample_while_a_user_writes(self, *args, **kwargs):
+        out.write_bytes(b"the user's file, saved meanwhile")
+        return sample(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(gen), "sample", sample_while_a_user_writes)
+    with pytest.raises(DataError, match="grid.png already exists"):
+        write_samples(gen, 1, out, "grid")
+    assert out.read_bytes() == b"the user's file, saved meanwhile"
+
+
+def test_an_export_named_like_the_scratch_folders_own_entries_can_be_overwritten(gen, tmp_path):
+    for name in ("replaced", "earlier", "new", "owner.json"):
+        out = write_samples(gen, 1, tmp_path / name, "imagefolder", seed=0)
+        write_samples(gen, 2, out, "imagefolder", seed=1, overwrite=True)
+        assert load_data(out).class_counts == [2, 2, 2]
+    assert _no_partial_left(tmp_path)
+
+
+def test_a_failed_final_rename_leaves_an_empty_target_folder_in_place(gen, tmp_path, monkeypatch):
+    out = tmp_path / "synth"
+    out.mkdir()
+    real_replace = export.os.replace
+
+    def failing_replace(src, dst):
+        if Path(dst) == out:
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(export.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="No space left"):
+        write_samples(gen, 1, out, "imagefolder")
+    assert out.is_dir() and not any(out.iterdir()) and _no_partial_left(tmp_path)
