@@ -4,11 +4,13 @@ Every config in augmentgen (each model family's, the trainer's) subclasses :clas
 The CLI, the Python API and ``from_pretrained`` all build configs through ``from_dict``, so
 a value is validated the same way wherever it comes from.
 
-Every config also gets the generic number checks of :func:`check_numbers` when it is
-constructed, before its own ``__post_init__`` checks: no NaN or infinite floats, no integer
-beyond 64 bits, and the ranges that the shared field names imply (``learning_rate`` and
-``*_lr_scale`` > 0, Adam ``betas`` in [0, 1), ``*_weight`` and ``gradient_penalty`` >= 0).
-Families use the same argument names, so each one gets these checks without repeating them.
+Every config also gets the generic number checks of :func:`check_numbers` and the type checks of
+:func:`check_field_types` when it is constructed, before its own ``__post_init__`` checks: no NaN
+or infinite floats, no integer beyond 64 bits, the ranges that the shared field names imply
+(``learning_rate`` and ``*_lr_scale`` > 0, Adam ``betas`` in [0, 1), ``*_weight`` and
+``gradient_penalty`` >= 0), and every field of its annotated type, so ``CGANConfig(latent_dim="8")``
+fails as ``from_dict`` does. Families use the same argument names, so each one gets these checks
+without repeating them.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ _INT64_MAX = 2**63 - 1
 class Config:
     """Mixin for dataclass configs: ``to_dict`` / ``from_dict`` / ``replace`` with validation.
 
-    Subclasses' own ``__post_init__`` run after :func:`check_numbers` (see ``__init_subclass__``).
+    Subclasses' own ``__post_init__`` run after :func:`check_numbers` and :func:`check_field_types`
+    (see ``__init_subclass__``), so they may compare and index values of the annotated types.
     A renamed field (:func:`augmentgen._deprecation.renamed_fields`) is still read under its old
     key, with a ``FutureWarning``, so configs saved before the rename load.
     """
@@ -48,7 +51,7 @@ class Config:
             cls.__post_init__ = _checking_numbers_first(own)
 
     def __post_init__(self) -> None:
-        check_numbers(self)
+        _check_constructed(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _to_jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -117,17 +120,23 @@ def _fspath(value: Any) -> Any:
     return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
+def _check_constructed(config: Config) -> None:
+    """The checks every config gets when it is constructed, before its own ``__post_init__``."""
+    check_numbers(config)
+    check_field_types(config)
+
+
 def _checking_numbers_first(post_init):
-    """Wrap a subclass's ``__post_init__`` so that :func:`check_numbers` runs once, before it.
+    """Wrap a subclass's ``__post_init__`` so that :func:`_check_constructed` runs once, before it.
 
     A family's ``__post_init__`` calling ``super().__post_init__()`` reaches its parent's wrapper,
-    which skips the check: only the outermost one (the instance's class's) runs it.
+    which skips the checks: only the outermost one (the instance's class's) runs them.
     """
 
     @functools.wraps(post_init)
     def __post_init__(self) -> None:
         if type(self).__post_init__ is __post_init__:
-            check_numbers(self)
+            _check_constructed(self)
         post_init(self)
 
     __post_init__._checks_numbers_first = True

@@ -13,7 +13,7 @@ from .data import BUILTIN_DATASETS, LabelledImages, load_data
 from .errors import ConfigError, DataError
 from .models import ConditionalGenerator, build_config
 from .training import Trainer, TrainingConfig
-from .training.config import check_tracker_installed
+from .training.config import check_output_dir, check_tracker_installed
 from .training.run_folder import check_run_folder
 
 #: The data ``train`` uses when given none: 500 Fashion-MNIST images shipped in the package, a
@@ -31,9 +31,26 @@ def model_config_for(model: str, data: LabelledImages, **overrides: Any):
     c, h, w = data.image_shape
     if h != w:
         raise DataError(f"images must be square, got {h}x{w}; resize them first")
-    values = {"num_classes": data.num_classes, "class_names": data.class_names,
-              "in_channels": c, "image_size": h, **overrides}
-    return build_config(model, **values)
+    values = {"num_classes": data.num_classes, "class_names": data.class_names, "in_channels": c, "image_size": h}
+    _refuse_overrides_of_the_data(values, overrides)
+    return build_config(model, **{**values, **overrides})
+
+
+#: How to change what the data decides instead of overriding it.
+_DATA_FIXES = {"num_classes": "pass data of those classes",
+               "in_channels": "pass channels= (--channels) to convert the images",
+               "image_size": "resize the images first"}
+
+
+def _refuse_overrides_of_the_data(values: dict[str, Any], overrides: Mapping[str, Any]) -> None:
+    """A model setting that ``train`` takes from the data (``num_classes``, ``in_channels``,
+    ``image_size``) set to another value in ``model_config``: refused naming both values, rather
+    than failing on a consequence (``class_names has 10 names but num_classes is 3``)."""
+    for name, fix in _DATA_FIXES.items():
+        if name in overrides and overrides[name] != values[name]:
+            raise ConfigError(f"model_config sets {name}={overrides[name]!r} but the data has "
+                              f"{name}={values[name]!r}, and train takes {name} from the data: drop {name} from "
+                              f"model_config (--set), or {fix}")
 
 
 def check_data_path(data: Any, *, option: str = "--data") -> None:
@@ -143,8 +160,7 @@ def _check_arguments(family: Any, output_dir: Any, model_config: Any, training: 
         if keys:
             raise ConfigError(f"model_config's keys must be model setting names (str), e.g. {{'loss': 'bce'}}, "
                               f"got {_described(keys[0])}")
-    if not isinstance(output_dir, (str, os.PathLike)):
-        raise ConfigError(f"output_dir must be a folder path, got {_described(output_dir)}")
+    check_output_dir(output_dir)
     _refuse_model_settings(family, model_config, training)
 
 

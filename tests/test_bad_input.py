@@ -255,6 +255,28 @@ CLI_CASES = [
         "has no test split", "pass --test-data"),
     cli("eval-data-of-other-classes", ["eval", "--model", RUN, "--data", "{data}", "--test-data", "{data}",
                                        "--out", NEW], "has 3 classes but the generator", "makes 10"),
+    # the audit of issue 28's follow-up: each of these ended in a traceback, a silent surprise or a late failure
+    cli("eval-nan-ratio", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--ratios", "0,nan"],
+        "--ratios takes comma-separated finite numbers >= 0", "like 0,0.25,0.5,1"),
+    cli("train-empty-out", train_args(""), "argument --out: the value is empty", "pass a path"),
+    cli("eval-empty-test-data", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--test-data", ""],
+        "argument --test-data: the value is empty", "pass a path"),
+    cli("train-negative-seed", train_args(NEW, "--seed", "-1"), "seed must be >= 0", "got -1", subprocess=True),
+    cli("eval-negative-seed", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--per-class", "2",
+                               "--seed", "-1", "--out", NEW], "seed must be an int >= 0", "got -1"),
+    cli("eval-one-image-per-class", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--per-class", "1",
+                                     "--out", NEW],
+        "the validation split needs at least 2 training images of every class, but class 'T-shirt/top' has 1",
+        "pass more images of it"),
+    cli("sample-npz-name-for-a-grid", ["sample", "--model", RUN, "--out", "{new}/s.npz"],
+        "--out {new}/s.npz names an .npz file but --format grid writes one PNG image",
+        "pass --format npz, or --out {new}/s.png"),
+    cli("sample-png-name-for-npz", ["sample", "--model", RUN, "--out", "{new}/s.png", "--format", "npz"],
+        "names one PNG image but --format npz writes an .npz file", "pass --format grid, or --out {new}/s.npz"),
+    cli("set-class-count-of-other-data", train_args(NEW, "--set", "num_classes=3"),
+        "model_config sets num_classes=3 but the data has num_classes=10", "drop num_classes from model_config (--set)"),
+    cli("set-channels-against-channels", train_args(NEW, "--channels", "3", "--set", "in_channels=1"),
+        "model_config sets in_channels=1 but the data has in_channels=3", "pass channels= (--channels)"),
 ]
 
 
@@ -404,6 +426,31 @@ API_CASES = [
         _ten_classes(), steps=1, synthetic_weight=0.5,
         synthetic_mix=augmentgen.SyntheticMix(s.generator, mode="replace")), ConfigError,
         "this synthetic_mix has mode='replace'", "use mode='append'"),
+    # the audit of issue 28's follow-up
+    api("train-empty-output-dir", lambda s, t: augmentgen.train("cgan", "fashion-mnist-small", "", steps=2),
+        ConfigError, "output_dir is an empty path", "pass the run's folder"),
+    api("trainer-config-as-a-dict", lambda s, t: augmentgen.Trainer({"family": "cgan"}, None, t / "out"),
+        ConfigError, "Trainer takes a model config first", "build_config('cgan', num_classes=10)"),
+    api("config-built-directly-wrong-type", lambda s, t: augmentgen.families.gan.CGANConfig(latent_dim="8"),
+        ConfigError, "CGANConfig.latent_dim must be an integer", "got '8'"),
+    api("load-empty-path", lambda s, t: augmentgen.load_data(""), DataError, "the data is an empty path",
+        "pass a built-in name"),
+    api("load-a-pair-of-arrays", lambda s, t: augmentgen.load_data((_ten_classes().images, _ten_classes().labels)),
+        DataError, "cannot read data from a tuple", "LabelledImages(images, labels, class_names)"),
+    api("load-negative-seed", lambda s, t: augmentgen.load_data(s.data, per_class=2, seed=-1), ConfigError,
+        "seed must be an int >= 0 (it seeds the subset draws)", "got -1"),
+    api("load-imbalance-a-string", lambda s, t: augmentgen.load_data(s.data, imbalance="10"), DataError,
+        "imbalance must be a number >= 1", "like imbalance=10"),
+    api("sample-generator-a-seed", lambda s, t: s.generator.sample([0], generator=5), ConfigError,
+        "generator must be a torch.Generator or None", "torch.Generator(device=model.device).manual_seed(seed)"),
+    api("load-model-onto-gpu", lambda s, t: augmentgen.from_pretrained(s.run, device="gpu"), ConfigError,
+        "device='gpu' is not a device", "use 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+    api("eval-steps-a-string", lambda s, t: augmentgen.evaluate_generator(
+        s.generator, _ten_classes(2), _ten_classes(2), steps="3"), ConfigError,
+        "steps must be a positive int (optimizer steps of every classifier)", "pass steps=3"),
+    api("gain-balance-mistyped", lambda s, t: augmentgen.metrics.downstream_gain(
+        s.generator, _ten_classes(2), _ten_classes(2), balance="unifrom"), ConfigError,
+        "balance must be None, 'uniform', 'inverse-frequency' or a {class: weight} dict, got 'unifrom'", "or 'auto'"),
 ]
 
 

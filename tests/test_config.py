@@ -103,3 +103,47 @@ def test_a_family_error_is_not_wrapped_twice():
     with pytest.raises(ConfigError) as info:
         CGANConfig.from_dict({"learning_rate": float("nan")})
     assert str(info.value).startswith("CGANConfig.learning_rate must be")
+
+
+# ------------------------------------------------- a family config built directly checks types as from_dict does
+def _config_class(name: str):
+    from augmentgen.models import generator_class
+
+    return generator_class(build_config(name).family).config_class
+
+
+@pytest.mark.parametrize("name", sorted(__import__("augmentgen").available_models()))
+def test_every_registered_default_config_round_trips_to_the_same_json(name):
+    config = build_config(name)
+    text = json.dumps(config_to_dict(config), sort_keys=True)
+    again = config_from_dict(json.loads(text))
+    direct = type(config)(**{f.name: getattr(config, f.name) for f in dataclasses.fields(config)})
+    assert json.dumps(config_to_dict(again), sort_keys=True) == text
+    assert json.dumps(config_to_dict(direct), sort_keys=True) == text and direct == config
+
+
+@pytest.mark.parametrize("family", ["cgan", "ddpm", "aae", "vae", "ae", "aegan"])
+@pytest.mark.parametrize("field, value, message", [
+    ("latent_dim", "8", r"latent_dim must be an integer, got '8'"),
+    ("latent_dim", 8.0, r"latent_dim must be an integer, got 8.0"),
+    ("num_classes", 2.0, r"num_classes must be an integer, got 2.0"),
+    ("in_channels", True, r"in_channels must be an integer, got True"),
+    ("learning_rate", "1e-3", r"learning_rate must be a number, got '1e-3'"),
+    ("class_names", "abcdefghij", r"class_names must be a list, got str 'abcdefghij'"),
+    ("loss", "hingee", r"loss must be one of \['hinge', 'bce'.*\], got 'hingee'"),
+    ("betas", "0,0.9", r"betas must be a list, got str '0,0.9'"),
+    ("diffaugment", None, r"diffaugment must be a string, got None"),
+])
+def test_a_family_config_built_directly_checks_types_as_from_dict_does(family, field, value, message):
+    cls = _config_class(family)
+    if field not in cls.field_names():
+        pytest.skip(f"{family} has no {field}")
+    with pytest.raises(ConfigError, match=message):
+        cls.from_dict({field: value})
+    with pytest.raises(ConfigError, match=rf"{cls.__name__}\.{message}"):
+        cls(**{field: value})
+
+
+def test_a_valid_value_built_directly_is_kept_as_given():
+    config = CGANConfig(learning_rate=1, betas=[0.5, 0.9])  # as TrainingConfig: checked, not converted
+    assert config.learning_rate == 1 and config.betas == [0.5, 0.9]

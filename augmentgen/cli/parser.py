@@ -36,6 +36,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"augmentgen: error: {message} (see `{self.prog} --help`)\n")
 
 
+def _path(text: str) -> str:
+    """The value of a path or id option. An empty one (``--out ""``, an unset shell variable) is
+    refused: read as a path it is the current folder, and a falsy value would pass for the option
+    left out (a built-in dataset's test split instead of ``--test-data``)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the value is empty; pass a path (read as a path, an empty one is the "
+                                         "current folder)")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``augmentgen`` command line: ``train``, ``sample``, ``eval`` and ``models``."""
     # allow_abbrev=False everywhere: with it, `--channels 3` silently meant `--channels-last`.
@@ -76,7 +86,7 @@ def _add_renamed_option(p: argparse.ArgumentParser, old: str, new: str) -> None:
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", help="folder with the built-in datasets' files (nothing is downloaded)")
+    p.add_argument("--data-dir", type=_path, help="folder with the built-in datasets' files (nothing is downloaded)")
     p.add_argument("--image-column", metavar="NAME",
                    help="Hugging Face dataset: the image column, when it is not 'image' or 'img'")
     p.add_argument("--label-column", metavar="NAME",
@@ -90,13 +100,14 @@ def _add_train_command(sub) -> None:
     p = _subcommand(sub, "train", "train a class-conditional generator")
     p.add_argument("--family", default="cgan", help="model family or preset (see `augmentgen models`)")
     _add_renamed_option(p, "--model", "--family")
-    p.add_argument("--data", help="your labelled images: an ImageFolder folder (one subfolder per class), an .npz "
-                                  "file, hf:<path> of a saved Hugging Face dataset, or a built-in name "
-                                  "(default: fashion-mnist-small, the embedded 500-image demo set, not your data)")
+    p.add_argument("--data", type=_path,
+                   help="your labelled images: an ImageFolder folder (one subfolder per class), an .npz file, "
+                        "hf:<path> of a saved Hugging Face dataset, or a built-in name (default: fashion-mnist-small, "
+                        "the embedded 500-image demo set, not your data)")
     _add_data_options(p)
     p.add_argument("--channels", type=int, choices=[1, 3],
                    help="convert the images to 1 (grayscale) or 3 (RGB) channels, e.g. for a folder that mixes both")
-    p.add_argument("--out", default="runs/augmentgen", help="output folder of the run")
+    p.add_argument("--out", type=_path, default="runs/augmentgen", help="output folder of the run")
     p.add_argument("--overwrite", action="store_true",
                    help="start over in an --out that already holds a model or run, clearing its previous outputs")
     p.add_argument("--resume", action="store_true",
@@ -142,7 +153,7 @@ def _add_train_command(sub) -> None:
 
 
 def _add_transfer_and_speed_options(p: argparse.ArgumentParser, defaults) -> None:
-    p.add_argument("--init-from", metavar="ID",
+    p.add_argument("--init-from", type=_path, metavar="ID",
                    help="fine-tune a pretrained generator of the same family and image shape: a model folder, "
                         "a zoo id (augmentgen/cgan-mnist) or a hub id; class tables start afresh when the "
                         "classes differ")
@@ -162,9 +173,9 @@ def _add_transfer_and_speed_options(p: argparse.ArgumentParser, defaults) -> Non
 
 def _add_sample_command(sub) -> None:
     s = _subcommand(sub, "sample", "sample images from a saved generator")
-    s.add_argument("--model", required=True, help="folder or hub id of a saved generator")
+    s.add_argument("--model", type=_path, required=True, help="folder or hub id of a saved generator")
     s.add_argument("--per-class", type=int, default=8, help="images per class")
-    s.add_argument("--out", required=True, help="output file (grid: .png, npz: .npz) or folder")
+    s.add_argument("--out", type=_path, required=True, help="output file (grid: .png, npz: .npz) or folder")
     s.add_argument("--overwrite", action="store_true",
                    help="replace an earlier export at --out (a grid or .npz file, or a folder holding an "
                         "imagefolder export's classes.json or an hf export's dataset files; not parquet, "
@@ -193,7 +204,7 @@ def _add_sample_command(sub) -> None:
 def _add_variation_options(s: argparse.ArgumentParser) -> None:
     from ..mixing.sources import VARIATION_MODES
 
-    s.add_argument("--variations-of", metavar="DATA",
+    s.add_argument("--variations-of", type=_path, metavar="DATA",
                    help="with --format parquet: instead of free samples, a bank of variations of these real "
                         "labelled images (same forms as train --data), each row made from one image, keeping its "
                         "label and giving its index in a source_index column; needs an encoder family (aae, vae, "
@@ -212,9 +223,9 @@ def _add_variation_options(s: argparse.ArgumentParser) -> None:
 
 def _add_eval_command(sub) -> None:
     e = _subcommand(sub, "eval", "measure a generator on real data: consistency, CAS, ΔAcc, FID")
-    e.add_argument("--model", required=True, help="folder or hub id of a saved generator")
-    e.add_argument("--data", required=True, help="the real training data (same forms as train --data)")
-    e.add_argument("--test-data", help="held-out real data; default: the test split of a built-in --data")
+    e.add_argument("--model", type=_path, required=True, help="folder or hub id of a saved generator")
+    e.add_argument("--data", type=_path, required=True, help="the real training data (same forms as train --data)")
+    e.add_argument("--test-data", type=_path, help="held-out real data; default: the test split of a built-in --data")
     _add_data_options(e)
     e.add_argument("--per-class", type=int, help="evaluate on a seeded subset of N training images per class")
     e.add_argument("--steps", type=int, default=500, help="training steps of every classifier (without --epochs)")
@@ -255,8 +266,9 @@ def _add_eval_command(sub) -> None:
                    help="measure the downstream gain with N paired seeds and report its mean with a 95%% "
                         "interval (its classifiers are trained N times; 5 is the benchmark's choice)")
     e.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the GPU when there is one)")
-    e.add_argument("--out", help="folder for eval.json and eval.png, checked writable before any work (default: the "
-                                 "model folder when it is a local folder, else ./eval)")
+    e.add_argument("--out", type=_path,
+                   help="folder for eval.json and eval.png, checked writable before any work (default: the model "
+                        "folder when it is a local folder, else ./eval)")
     e.add_argument("--overwrite", action="store_true",
                    help="replace an earlier eval.json / eval.png in --out (refused otherwise, before any work)")
 

@@ -33,11 +33,13 @@ def _sample(args) -> int:
 
         check_creatable(Path(args.out))  # before the model and the data load
         check_not_a_file(Path(args.out))
+        _check_suffix(args.out, args.format)
         return _sample_variation_shards(args) if args.variations_of else _sample_shards(args, temperature)
     from ..mixing.export import check_target
 
     with _named_as_flags():
         check_target(args.out, args.format, args.overwrite)  # write_samples checks again; this is before loading
+    _check_suffix(args.out, args.format)
     generator = from_pretrained(args.model, device=args.device)
     temperature = generator.check_temperature(temperature)
     at = "" if temperature == 1.0 else f", temperature {args.temperature}"
@@ -51,6 +53,25 @@ def _sample(args) -> int:
     if args.format == "hf":
         print(f"load:  datasets.load_from_disk({str(path)!r})")
     return 0
+
+
+#: The file suffixes that name one --format's output: the format each one means.
+_SUFFIX_FORMATS = {".png": "grid", ".npz": "npz"}
+_WRITES = {"grid": "one PNG image", "npz": "an .npz file", "imagefolder": "a folder of PNG images",
+           "hf": "a Hugging Face dataset folder", "parquet": "a folder of Parquet shards"}
+
+
+def _check_suffix(out: str, format: str) -> None:
+    """An --out whose suffix names another format's file (``--out samples.npz`` with the default
+    ``--format grid``) would be written in --format's form under a misleading name: refused."""
+    suffix = Path(out).suffix.lower()
+    meant = _SUFFIX_FORMATS.get(suffix)
+    if meant is None or meant == format:
+        return
+    other = f"--out {Path(out).with_suffix('.png')}" if format == "grid" else (
+        f"--out {Path(out).with_suffix('.npz')}" if format == "npz" else "an --out without a file suffix")
+    raise ConfigError(f"--out {out} names {_WRITES[meant]} but --format {format} writes {_WRITES[format]}; pass "
+                      f"--format {meant}, or {other}")
 
 
 def _temperature(text: str) -> float | list[float]:

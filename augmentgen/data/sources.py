@@ -78,6 +78,9 @@ def load_data(
         raise ConfigError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
     data = _load_source(source, split=split, data_dir=data_dir, image_column=image_column,
                         label_column=label_column, channels=channels)
+    if channels is not None and data.image_shape[0] != channels:  # built-ins and LabelledImages come as they are
+        data = LabelledImages(_convert_channels(data.images.numpy(), channels), data.labels, data.class_names,
+                              source=data.source)
     if imbalance is not None:
         data = long_tailed_subset(data, imbalance, max_per_class=per_class, seed=seed)
     elif per_class is not None:
@@ -94,8 +97,15 @@ def _load_source(source, *, split, data_dir, image_column, label_column, channel
     if isinstance(source, torch.utils.data.Dataset):
         return from_torch_dataset(source, channels=channels)
     if not isinstance(source, (str, os.PathLike)):
-        raise DataError(f"cannot read data from a {type(source).__name__}; see load_data's docstring")
+        arrays = (" (for images and labels in arrays or tensors: LabelledImages(images, labels, class_names))"
+                  if isinstance(source, (tuple, list, np.ndarray, torch.Tensor)) else "")
+        raise DataError(f"cannot read data from a {type(source).__name__}: pass a built-in name "
+                        f"({', '.join(BUILTIN_DATASETS)}), an ImageFolder folder, an .npz file, hf:<folder>, a "
+                        f"LabelledImages{arrays}, a datasets.Dataset or a torch Dataset of (image, label)")
     spec = str(source)
+    if not spec.strip():  # Path("") is the current folder
+        raise DataError("the data is an empty path; pass a built-in name (" + ", ".join(BUILTIN_DATASETS)
+                        + "), an ImageFolder folder, an .npz file or hf:<folder>")
     if spec in BUILTIN_DATASETS:
         return load_builtin(spec, split=split, data_dir=data_dir)
     if spec.startswith("hf:"):

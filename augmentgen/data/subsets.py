@@ -18,6 +18,8 @@ from .labelled import LabelledImages
 
 
 def _per_class_indices(data: LabelledImages, seed: int) -> list[np.ndarray]:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed must be an int >= 0 (it seeds the subset draws), got {seed!r}")
     rng = np.random.default_rng(seed)
     labels = data.labels.numpy()
     return [rng.permutation(np.flatnonzero(labels == c)) for c in range(data.num_classes)]
@@ -86,8 +88,10 @@ def balanced_subset(data: LabelledImages, per_class: int, *, seed: int = 0) -> L
 def long_tailed_counts(num_classes: int, max_per_class: int, imbalance: float) -> list[int]:
     """Exponential profile: class c keeps ``max * imbalance^(-c / (C - 1))`` (at least 1)."""
     max_per_class = _check_count(max_per_class, "max_per_class")
-    if not imbalance >= 1 or not np.isfinite(imbalance):  # also refuses NaN
-        raise DataError(f"imbalance must be >= 1 (majority / minority count), got {imbalance}")
+    if (isinstance(imbalance, bool) or not isinstance(imbalance, (int, float, np.number))
+            or not imbalance >= 1 or not np.isfinite(imbalance)):  # also refuses NaN
+        raise DataError(f"imbalance must be a number >= 1 (majority / minority count), got {imbalance!r}; like "
+                        "imbalance=10 (the commonest class keeps 10x the images of the rarest)")
     exponents = np.arange(num_classes) / max(num_classes - 1, 1)
     return [max(1, int(round(max_per_class * imbalance ** -e))) for e in exponents]
 

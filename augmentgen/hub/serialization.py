@@ -19,6 +19,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
+from .._devices import check_device
 from .._images import save_sample_grid
 from .._io import atomic_write_bytes
 from ..errors import CheckpointError, ConfigError
@@ -83,6 +84,8 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
 
 def load_generator(directory: str | os.PathLike, *, device: str | torch.device | None = None) -> ConditionalGenerator:
     """Rebuild a generator from a folder written by :func:`save_generator`, strictly."""
+    if device is not None:  # before any file is read, and with the accepted forms rather than torch's text
+        check_device(device, shown=f"device={device!r}")
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"no saved generator at {directory}")

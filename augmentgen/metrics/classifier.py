@@ -21,6 +21,7 @@ Images enter the network as float in [-1, 1], the generators' range; uint8 input
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import Literal
 
@@ -196,6 +197,42 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+# --------------------------------------------------------------------------- argument checks
+def check_count(name: str, value, meaning: str, *, least: int = 1) -> None:
+    """A count argument: an int >= ``least`` (a bool, a float or a string is refused), else a
+    :class:`ConfigError` naming it, what it counts and the call to make instead."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        try:
+            whole = not isinstance(value, bool) and float(value).is_integer() and float(value) >= least
+        except (TypeError, ValueError, OverflowError):
+            whole = False
+        kind = "a positive int" if least == 1 else f"an int >= {least}"
+        fix = f"pass {name}={int(float(value))}" if whole else f"pass {name}=N with N >= {least}"
+        raise ConfigError(f"{name} must be {kind} ({meaning}), got {value!r}; {fix}")
+
+
+def check_epochs(epochs) -> None:
+    """An ``epochs`` budget: None (the budget is ``steps``) or a finite number > 0."""
+    if epochs is None:
+        return
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Real) or not (
+            math.isfinite(epochs) and epochs > 0):
+        raise ConfigError(f"epochs must be a finite number > 0 (passes over the real training data), got "
+                          f"{epochs!r}; or epochs=None to budget every classifier in steps")
+
+
+def check_budget(*, steps, epochs=None, min_steps=0, batch_size=128, width=16) -> None:
+    """The budget and size of classifier runs, checked before the first one trains: ``steps`` (which
+    ``epochs`` replaces), ``batch_size`` and ``width`` ints >= 1, ``epochs`` None or a finite number
+    > 0, ``min_steps`` an int >= 0. Raises :class:`ConfigError` naming the argument and the fix."""
+    if epochs is None or steps is not None:
+        check_count("steps", steps, "optimizer steps of every classifier")
+    check_epochs(epochs)
+    check_count("min_steps", min_steps, "the fewest steps of an epochs budget", least=0)
+    check_count("batch_size", batch_size, "images of each step")
+    check_count("width", width, "channels of the classifier's first stage")
+
+
 def classifier_steps(n_real: int, batch_size: int, *, epochs: float, min_steps: int = 0) -> int:
     """Optimizer steps for ``epochs`` passes over ``n_real`` real images (at least ``min_steps``).
 
@@ -203,8 +240,9 @@ def classifier_steps(n_real: int, batch_size: int, *, epochs: float, min_steps: 
     arm trained on twice the real data gets twice the steps, and an arm with synthetic rows
     appended to each batch sees exactly the real rows of the arm without them.
     """
-    if epochs <= 0:
-        raise ConfigError(f"epochs must be positive, got {epochs}")
+    check_epochs(epochs)
+    if epochs is None:
+        raise ConfigError("classifier_steps needs an epochs budget (a finite number > 0), got None")
     per_epoch = max(1, n_real // min(batch_size, n_real))  # the tail of an epoch is dropped
     return max(int(min_steps), math.ceil(epochs * per_epoch))
 
@@ -285,13 +323,12 @@ def train_classifier(
     Returns:
         The trained classifier in eval mode.
     """
+    check_budget(steps=steps, epochs=epochs, min_steps=min_steps, batch_size=batch_size, width=width)
     _check_options(augment, sampler, logit_adjustment)
     _check_synthetic_weight(synthetic_weight, synthetic_mix)
     images, labels, class_names = as_images_and_labels(train_data)
     if epochs is not None:
-        steps = classifier_steps(len(labels), max(batch_size, 1), epochs=epochs, min_steps=min_steps)
-    if steps < 1 or batch_size < 1:
-        raise ConfigError(f"steps and batch_size must be positive, got {steps} and {batch_size}")
+        steps = classifier_steps(len(labels), batch_size, epochs=epochs, min_steps=min_steps)
     if images.dtype != torch.uint8:
         raise DataError("train_classifier needs uint8 images (N, C, H, W)")
     num_classes = num_classes or (len(class_names) if class_names else int(labels.max()) + 1)

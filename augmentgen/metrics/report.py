@@ -36,11 +36,13 @@ from .scores import (
     _check_count,
     _check_device,
     _check_generator,
+    _check_run,
     class_consistency,
     classification_accuracy_score,
     downstream_gain,
     downstream_plan,
 )
+from .splits import check_splittable
 from .stats import format_interval
 
 
@@ -119,10 +121,11 @@ def evaluate_generator(
 
     Raises:
         ConfigError: an argument that is not one of the choices above (the arguments out of order, an
-            unknown method, baseline, control or metric, a variation method on a generator without an
-            encoder, ratios, counts or a seed of the wrong kind, a device that is not one or absent
-            here), before any classifier trains.
-        DataError: data that is not images and labels, or whose shape or classes differ from the generator's.
+            unknown method, baseline, control, metric or balance, a variation method on a generator
+            without an encoder, ratios, counts, a budget, a progress bar or a seed of the wrong kind, a
+            device that is not one or absent here), before any classifier trains.
+        DataError: data that is not images and labels, whose shape or classes differ from the generator's,
+            or with a class of fewer than 2 training images (the validation split needs 2).
     """
     # Every argument is checked before the first classifier trains (minutes each at the default budget).
     _check_generator(generator, "evaluate_generator")
@@ -133,6 +136,7 @@ def evaluate_generator(
     _check_choices(generator, train_data.class_counts, seed=seed, ratio=None, candidate_ratios=candidate_ratios,
                    methods=methods, baselines=baselines, controls=controls, metric=metric, mode="append",
                    balance=balance)
+    _check_run(progress, steps=steps, epochs=epochs, min_steps=min_steps)
     device = _check_device(device)
     generator = generator.to(device).eval()
     start = time.perf_counter()
@@ -194,6 +198,8 @@ def evaluation_plan(train_data, *, candidate_ratios: Sequence[float] = (0.0, 0.2
     the downstream arms of every seed) and ``"classifier_runs_classic_only"`` (the same with
     ``baselines="none"``)."""
     _check_count("repeats", repeats, "paired seeds of the downstream gain")
+    counts = train_data.class_counts if hasattr(train_data, "class_counts") else list(train_data)
+    check_splittable(counts, class_names=getattr(train_data, "class_names", None))  # every seed chooses on a split
     common = dict(candidate_ratios=candidate_ratios, methods=methods, metric=metric, controls=controls)
     first = downstream_plan(train_data, baselines=baselines, reuse_classic=True, **common)
     later = downstream_plan(train_data, baselines=baselines, include_noaug=False, **common)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import torch
 
@@ -37,15 +37,17 @@ from .baselines import baseline_options, imbalance_ratio, is_imbalanced, resolve
 from .classifier import (
     ReferenceClassifier,
     as_images_and_labels,
+    check_budget,
     default_device,
     evaluate_accuracy,
     per_class_accuracy,
     train_classifier,
 )
+from .classifier import check_count as _check_count
 from .controls import DEFAULT_CONTROLS, control_source, resolve_controls
 from .decision import downstream_verdict, verdict  # re-exported
 from .methods import CLASSIFIER_OPTIONS, MIXING_METHODS, method_options, split_method_options  # re-exported
-from .splits import validation_folds, validation_split  # re-exported
+from .splits import check_splittable, validation_folds, validation_split  # re-exported
 
 
 def _seeded(generator: ConditionalGenerator, seed: int) -> torch.Generator:
@@ -350,7 +352,10 @@ def downstream_gain(
                                data="train_data", stacklevel=2)
     methods, names, control_names, metric, balance = _check_choices(
         generator, train_data.class_counts, seed=seed, ratio=ratio, candidate_ratios=candidate_ratios,
-        methods=methods, baselines=baselines, controls=controls, metric=metric, mode=mode, balance=balance)
+        methods=methods, baselines=baselines, controls=controls, metric=metric, mode=mode, balance=balance,
+        validation_fraction=validation_fraction)
+    _check_run(progress, include_noaug=include_noaug, real_classic_model=real_classic_model, steps=steps,
+               epochs=epochs, min_steps=min_steps, batch_size=batch_size, width=width)
     device = _check_device(device)
     runs = _Runs(progress, _planned_runs(len(names), methods, candidate_ratios, ratio, include_noaug,
                                          real_classic_model is not None, len(control_names)))
@@ -418,9 +423,10 @@ def _check_methods(methods: Sequence[str], ratio: float | None, mode: str) -> li
 # Every argument of downstream_gain and evaluate_generator is checked before the first classifier
 # trains (each takes minutes at the default budget), so a typo fails in well under a second.
 def _check_choices(generator: ConditionalGenerator, class_counts: Sequence[int], *, seed, ratio, candidate_ratios,
-                   methods, baselines, controls, metric, mode, balance) -> tuple:
+                   methods, baselines, controls, metric, mode, balance, validation_fraction=0.2) -> tuple:
     """The choices of :func:`downstream_gain`, checked without training anything: ``(methods,
-    baseline names, control names, metric, balance)`` as it uses them."""
+    baseline names, control names, metric, balance)`` as it uses them. Data that the validation
+    split it will need cannot split is refused here too."""
     _check_seed(seed)
     if mode not in ("append", "replace"):
         raise ConfigError(f"mode must be 'append' or 'replace', got {mode!r}")
@@ -430,8 +436,41 @@ def _check_choices(generator: ConditionalGenerator, class_counts: Sequence[int],
     names = resolve_baselines(baselines, class_counts)
     control_names = resolve_controls(controls)
     metric = _resolve_metric(metric, class_counts)
+    _check_balance(balance, generator)
     balance = _resolve_balance(balance, class_counts)
+    if ratio is None or len(names) > 1:  # choosing a ratio or a baseline: on a validation split
+        check_splittable(class_counts, validation_fraction, generator.class_names)
     return methods, names, control_names, metric, balance
+
+
+def _check_balance(balance, generator: ConditionalGenerator) -> None:
+    """``balance`` checked as ``SyntheticMix`` checks it (or ``"auto"``), before the baselines train
+    rather than when the first mixer is made after them."""
+    from ..mixing.checks import parse_balance
+
+    if isinstance(balance, str) and balance == "auto":
+        return
+    try:
+        parse_balance(balance, generator.num_classes, generator.class_names)
+    except ConfigError as exc:
+        if isinstance(balance, Mapping):  # the message names the key or weight and the fix
+            raise
+        raise ConfigError(f"{exc}; or 'auto' (the default: 'inverse-frequency' on imbalanced training data, "
+                          "else None)") from None
+
+
+def _check_run(progress, *, include_noaug: bool = True, real_classic_model=None, **budget) -> None:
+    """The classifiers' budget (:func:`~.classifier.check_budget`, as ``train_classifier`` checks
+    it), the progress bar and the other arguments of a run that train nothing themselves."""
+    check_budget(**budget)
+    if progress is not None and not all(hasattr(progress, a) for a in ("update", "set_postfix_str", "total")):
+        raise ConfigError("progress takes a tqdm bar (anything with update(), set_postfix_str() and total) or None, "
+                          f"got the {type(progress).__name__} {progress!r}")
+    if not isinstance(include_noaug, bool):
+        raise ConfigError(f"include_noaug must be True or False, got {include_noaug!r}")
+    if real_classic_model is not None and not isinstance(real_classic_model, torch.nn.Module):
+        raise ConfigError("real_classic_model takes a classifier trained by train_classifier (a ReferenceClassifier) "
+                          f"or None, got the {type(real_classic_model).__name__} {real_classic_model!r}")
 
 
 def _check_generator(generator, call: str) -> None:
@@ -439,17 +478,6 @@ def _check_generator(generator, call: str) -> None:
     if not isinstance(generator, ConditionalGenerator):
         raise ConfigError(f"{call} takes a ConditionalGenerator first, got {type(generator).__name__}: pass the "
                           f"arguments in the order {call}(generator, train_data, test_data)")
-
-
-def _check_count(name: str, value, meaning: str) -> None:
-    """A count argument: an int >= 1 (a bool, a float or a string is refused)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        try:
-            whole = not isinstance(value, bool) and float(value).is_integer() and float(value) >= 1
-        except (TypeError, ValueError):
-            whole = False
-        fix = f"pass {name}={int(float(value))}" if whole else f"pass {name}=N with N >= 1"
-        raise ConfigError(f"{name} must be a positive int ({meaning}), got {value!r}; {fix}")
 
 
 def _check_seed(seed) -> None:

@@ -5,17 +5,36 @@ are made on data carved from the training set, never on the test set.
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Sequence
+
 import torch
 
 from ..data.labelled import LabelledImages
 from ..errors import ConfigError, DataError
 
 
+def check_splittable(class_counts: Sequence[int], fraction: float = 0.2, class_names: Sequence[str] | None = None
+                     ) -> None:
+    """Whether :func:`validation_split` can split data with ``class_counts`` at ``fraction``, checked
+    before anything trains: a fraction in (0, 1) (:class:`ConfigError`) and at least 2 images of
+    every class, one to hold out and one to train on (:class:`DataError` naming the class)."""
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction < 1:
+        raise ConfigError(f"validation_fraction must be a number in (0, 1) (the share of each class held out to "
+                          f"choose), got {fraction!r}; like validation_fraction=0.2")
+    short = [k for k, count in enumerate(class_counts) if int(count) < 2]
+    if short:
+        k = short[0]
+        name = class_names[k] if class_names else str(k)
+        more = f" (and {len(short) - 1} more classes have fewer than 2)" if len(short) > 1 else ""
+        raise DataError(f"the validation split needs at least 2 training images of every class, but class "
+                        f"{name!r} has {int(class_counts[k])}{more}; pass more images of it (a larger per_class / --per-class), "
+                        "or leave the class out of the data")
+
+
 def _ranks_within_class(data: LabelledImages, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Each row's seeded random rank among the rows of its class, and the class counts."""
     counts = torch.bincount(data.labels, minlength=data.num_classes)
-    if int(counts.min()) < 2:
-        raise DataError("every class needs at least 2 images to carve a validation split")
     gen = torch.Generator().manual_seed(seed)
     # Rank rows randomly within their class: sort by (label, random key) in one pass.
     keys = data.labels.double() + torch.rand(len(data), generator=gen, dtype=torch.float64) * 0.5
@@ -34,8 +53,7 @@ def validation_split(data: LabelledImages, fraction: float = 0.2, *, seed: int =
                      ) -> tuple[LabelledImages, LabelledImages]:
     """A seeded, stratified (train, validation) split: ``fraction`` of every class (at least one
     image, and at least one left for training) goes to validation."""
-    if not 0 < fraction < 1:
-        raise ConfigError(f"validation fraction must be in (0, 1), got {fraction}")
+    check_splittable(data.class_counts, fraction, data.class_names)
     rank, counts = _ranks_within_class(data, seed)
     n_val = (counts.double() * fraction).round().long().clamp(1, None).minimum(counts - 1)
     return _split(data, rank < n_val[data.labels])
@@ -58,4 +76,4 @@ def validation_folds(data: LabelledImages, folds: int = 5, *, seed: int = 0
     return [_split(data, fold_of == k) for k in range(folds)]
 
 
-__all__ = ["validation_folds", "validation_split"]
+__all__ = ["check_splittable", "validation_folds", "validation_split"]

@@ -249,6 +249,10 @@ class ConditionalGenerator(nn.Module):
         labels = self.check_labels(labels)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ConfigError(f"generator must be a torch.Generator or None, got the {type(generator).__name__} "
+                              f"{generator!r}; for a seed pass generator=torch.Generator(device=model.device)"
+                              ".manual_seed(seed)")
         table = self.temperature_table(temperature)
         was_training = self.training
         self.eval()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+import os
 import re
 from typing import Literal
 
-from .._config import Config, check_field_types
+from .._config import Config
 from .._deprecation import renamed_fields
 from ..errors import ConfigError
 
@@ -127,7 +128,7 @@ class TrainingConfig(Config):
     _path_fields = ("init_from",)
 
     def __post_init__(self) -> None:
-        check_field_types(self)  # the constructor checks the types as from_dict does
+        # Config's checks (the types as from_dict checks them, then the numbers) have run by now.
         if self.time_budget is not None:
             self.time_budget = parse_duration(self.time_budget, "time_budget")
         elif self.steps is None:
@@ -139,7 +140,7 @@ class TrainingConfig(Config):
         for name in ("batch_size", "grid_per_class", "log_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("checkpoint_every", "sample_every", "num_workers", "snapshot_every"):
+        for name in ("seed", "checkpoint_every", "sample_every", "num_workers", "snapshot_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -213,6 +214,17 @@ def _refuse_unitless_after_unit(name: str, value: str, text: str, parts: dict[st
 TRACKER_MODULES = {"tensorboard": "tensorboard", "wandb": "wandb", "comet_ml": "comet_ml", "mlflow": "mlflow",
                    "aim": "aim", "clearml": "clearml", "dvclive": "dvclive", "swanlab": "swanlab",
                    "trackio": "trackio"}
+
+
+def check_output_dir(output_dir) -> None:
+    """A run's output folder: a ``str`` or ``os.PathLike`` that is not empty (``Path("")`` is the
+    current folder, and the run would write its files there). Checked before anything loads."""
+    if not isinstance(output_dir, (str, os.PathLike)):
+        shown = "None" if output_dir is None else f"the {type(output_dir).__name__} {output_dir!r}"
+        raise ConfigError(f"output_dir must be a folder path, got {shown}")
+    if not os.fspath(output_dir).strip():
+        raise ConfigError("output_dir is an empty path, which would write the run into the current folder; pass "
+                          "the run's folder, e.g. 'runs/cgan'")
 
 
 def check_tracker_installed(log_with: str | None) -> None:

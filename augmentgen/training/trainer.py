@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import reprlib
 import sys
 import time
 import warnings
@@ -30,7 +31,7 @@ from tqdm.auto import tqdm
 
 from .._images import to_signed_unit
 from ..data.labelled import LabelledImages
-from ..errors import DataError, TrainingDivergedError
+from ..errors import ConfigError, DataError, TrainingDivergedError
 from ..hub.serialization import atomic_write_bytes, save_generator
 from ..models.base import ConditionalGenerator, GeneratorConfig
 from ..models.registry import build_generator, config_to_dict, step_class
@@ -42,7 +43,7 @@ from .checkpoint import (
     newest_manifest,
     write_checkpoint,
 )
-from .config import TrainingConfig, check_tracker_installed
+from .config import TrainingConfig, check_output_dir, check_tracker_installed
 from .devices import any_process
 from .divergence import first_divergence, read_pending
 from .ema import GeneratorEMA, ema_with_warmup
@@ -97,6 +98,17 @@ class TrainingProgress:
         vars(self).update({"history": [], **state})
 
 
+def _check_configs(model_config, training_config) -> None:
+    """``Trainer(model_config, training_config)`` takes the configs as objects, not dicts or names."""
+    if not isinstance(model_config, GeneratorConfig):
+        raise ConfigError(f"Trainer takes a model config first, e.g. build_config('cgan', num_classes=10), got the "
+                          f"{type(model_config).__name__} {reprlib.repr(model_config)}")
+    if training_config is not None and not isinstance(training_config, TrainingConfig):
+        fix = "TrainingConfig.from_dict(...)" if isinstance(training_config, dict) else "TrainingConfig(steps=2000)"
+        raise ConfigError(f"training_config must be a TrainingConfig or None (pass {fix}), got the "
+                          f"{type(training_config).__name__} {reprlib.repr(training_config)}")
+
+
 class Trainer:
     """Train a conditional generator with Accelerate.
 
@@ -122,6 +134,8 @@ class Trainer:
     def __init__(self, model_config: GeneratorConfig, training_config: TrainingConfig | None = None,
                  output_dir: str | os.PathLike = "runs/augmentgen", *, accelerator: Accelerator | None = None,
                  command: str | None = None, snapshot_scorer: SnapshotScorerFactory | None = None):
+        _check_configs(model_config, training_config)
+        check_output_dir(output_dir)
         self.model_config = model_config
         self.snapshot_scorer = snapshot_scorer
         self.config = training_config or TrainingConfig()

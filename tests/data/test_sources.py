@@ -192,3 +192,14 @@ def test_per_class_subsets_of_one_seed_are_nested_or_disjoint():
     assert double.class_counts == [10, 10, 10] and outside.class_counts == [10, 10, 10]
     with pytest.raises(DataError, match="too few images"):
         per_class_subset(data, [15, 15, 15], seed=4, offset=10)
+
+
+@pytest.mark.parametrize("source", ["fashion-mnist-small", "labelled"])
+def test_channels_convert_built_in_data_and_labelled_images_too(source):
+    """``channels=3`` used to be ignored for a built-in name and a LabelledImages: the images came back
+    grayscale, and a model sized to them trained on what the caller asked to be RGB."""
+    gray = load_data("fashion-mnist-small", per_class=2)
+    rgb = load_data(gray if source == "labelled" else source, channels=3, per_class=2)
+    assert rgb.image_shape == (3, 28, 28) and torch.equal(rgb.labels, gray.labels)
+    assert all(torch.equal(rgb.images[:, c], gray.images[:, 0]) for c in range(3))
+    assert load_data(rgb, channels=1).image_shape == (1, 28, 28)

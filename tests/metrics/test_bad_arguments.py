@@ -168,3 +168,74 @@ def test_baselines_and_controls_of_the_wrong_kind_are_config_errors(kwargs, matc
 
     with pytest.raises(ConfigError, match=match):
         check_baselines(kwargs["baselines"]) if "baselines" in kwargs else resolve_controls(kwargs["controls"])
+
+
+# ----------------------------------------------- the budget and the run's other arguments, of the wrong type or value
+BAD_RUN = [
+    (dict(baselines=5), r"baselines takes 'strong', 'none' or a list of names from \[.*\], got the int 5"),
+    (dict(controls=5), r"controls takes 'none', 'all' or a list of names from \[.*\], got the int 5"),
+    (dict(steps="3"), r"steps must be a positive int \(optimizer steps of every classifier\), got '3'; pass steps=3"),
+    (dict(steps=0), r"steps must be a positive int .*, got 0; pass steps=N with N >= 1"),
+    (dict(steps=2.5), r"steps must be a positive int .*, got 2.5; pass steps=N with N >= 1"),
+    (dict(steps=None), r"steps must be a positive int .*, got None; pass steps=N with N >= 1"),
+    (dict(steps=True), r"steps must be a positive int .*, got True"),
+    (dict(epochs="1"), r"epochs must be a finite number > 0 \(passes over the real training data\), got '1'; "
+                       r"or epochs=None to budget every classifier in steps"),
+    (dict(epochs=-1), r"epochs must be a finite number > 0 .*, got -1"),
+    (dict(epochs=math.nan), r"epochs must be a finite number > 0 .*, got nan"),
+    (dict(epochs=1, min_steps="2"), r"min_steps must be an int >= 0 \(the fewest steps of an epochs budget\), "
+                                    r"got '2'; pass min_steps=2"),
+    (dict(min_steps=-1), r"min_steps must be an int >= 0 .*, got -1; pass min_steps=N with N >= 0"),
+    (dict(balance=5), r"balance must be None, 'uniform', 'inverse-frequency' or a \{class: weight\} dict, got 5; "
+                      r"or 'auto'"),
+    (dict(balance="unifrom"), r"balance must be .*, got 'unifrom'"),
+    (dict(balance={7: 1.0}), r"balance key 7 is not a class index in \[0, 2\]"),
+    (dict(progress=5), r"progress takes a tqdm bar \(anything with update\(\), set_postfix_str\(\) and total\) or "
+                       r"None, got the int 5"),
+]
+
+
+@pytest.mark.parametrize("kwargs, message", BAD_RUN)
+def test_evaluate_generator_refuses_a_bad_budget_before_training(split, no_training, kwargs, message):
+    train, test = split
+    with pytest.raises(ConfigError, match=message):
+        evaluate_generator(RealImagesGenerator(train), train, test, **{"steps": 1, **kwargs})
+
+
+@pytest.mark.parametrize("kwargs, message", BAD_RUN + [
+    (dict(batch_size="8"), r"batch_size must be a positive int \(images of each step\), got '8'; pass batch_size=8"),
+    (dict(batch_size=0), r"batch_size must be a positive int .*, got 0"),
+    (dict(width="8"), r"width must be a positive int \(channels of the classifier's first stage\), got '8'"),
+    (dict(width=0), r"width must be a positive int .*, got 0"),
+    (dict(validation_fraction="0.2"), r"validation_fraction must be a number in \(0, 1\) \(the share of each "
+                                      r"class held out to choose\), got '0.2'; like validation_fraction=0.2"),
+    (dict(validation_fraction=1.5), r"validation_fraction must be a number in \(0, 1\) .*, got 1.5"),
+    (dict(include_noaug="yes"), r"include_noaug must be True or False, got 'yes'"),
+    (dict(real_classic_model=5), r"real_classic_model takes a classifier trained by train_classifier \(a "
+                                 r"ReferenceClassifier\) or None, got the int 5"),
+])
+def test_downstream_gain_refuses_a_bad_budget_before_training(split, no_training, kwargs, message):
+    train, test = split
+    with pytest.raises(ConfigError, match=message):
+        downstream_gain(RealImagesGenerator(train), train, test, **{"steps": 1, **kwargs})
+
+
+@pytest.mark.parametrize("call", [evaluate_generator, downstream_gain])
+def test_a_class_with_one_image_is_refused_before_training(no_training, call):
+    """The validation split needs two images of each class: refused before the reference classifier
+    (evaluate_generator used to train it and CAS first, then fail)."""
+    train = make_images(n_per_class=3, num_classes=3).subset(torch.tensor([0, 1, 2, 3, 4, 5, 6]))  # class 2: one
+    test = make_images(n_per_class=2, num_classes=3, seed=1)
+    with pytest.raises(DataError, match=r"the validation split needs at least 2 training images of every class, "
+                                        r"but class 'class2' has 1; pass more images of it"):
+        call(RealImagesGenerator(make_images(n_per_class=2, num_classes=3)), train, test, steps=1)
+
+
+def test_train_classifier_refuses_a_budget_of_the_wrong_type():
+    from augmentgen.metrics import train_classifier
+
+    data = make_images(n_per_class=2, num_classes=3)
+    with pytest.raises(ConfigError, match=r"steps must be a positive int .*, got '3'; pass steps=3"):
+        train_classifier(data, steps="3")
+    with pytest.raises(ConfigError, match=r"batch_size must be a positive int .*, got 0"):
+        train_classifier(data, steps=1, batch_size=0)
