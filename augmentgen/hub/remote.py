@@ -67,6 +67,7 @@ def from_pretrained(
             with the known zoo ids and close matches ("did you mean ...?"), then what the hub
             said; a name written as a path (``./runs/x``, ``/abs/x``) never reaches the hub.
     """
+    _check_name(repo_id_or_dir)
     path = Path(repo_id_or_dir).expanduser()
     if path.is_dir():
         if revision is not None:
@@ -171,6 +172,18 @@ def download(
     if not (folder / WEIGHTS_NAME).is_file():
         raise _no_safetensors_error(repo_id, revision, token)
     return folder
+
+
+def _check_name(repo_id_or_dir: Any) -> None:
+    """A folder path or a hub id, not empty: ``Path("")`` is the current folder, which would be read
+    as the model (or refused with a message about the wrong folder)."""
+    if not isinstance(repo_id_or_dir, (str, os.PathLike)):
+        raise ConfigError(f"from_pretrained takes a model folder or a hub id (a str or path), e.g. "
+                          f"from_pretrained('runs/cgan') or from_pretrained('augmentgen/cgan-mnist'), got the "
+                          f"{type(repo_id_or_dir).__name__} {repo_id_or_dir!r}")
+    if not os.fspath(repo_id_or_dir).strip():
+        raise ConfigError("from_pretrained was given an empty name; pass the model's folder (what "
+                          "`augmentgen train --out` or save_pretrained wrote) or a hub id such as 'augmentgen/cgan-mnist'")
 
 
 def _scratch_prefix(entry: Path) -> str:

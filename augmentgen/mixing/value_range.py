@@ -53,6 +53,8 @@ def shown_values(values: list) -> str:
 def check_output_range(output_range) -> tuple[float, float]:
     """``(low, high)`` as floats, finite with ``low < high``."""
     try:
+        if isinstance(output_range, (str, bytes)):
+            raise TypeError  # "01" would read as (0, 1), character by character
         low, high = (float(v) for v in output_range)
     except (TypeError, ValueError):
         raise ConfigError(f"output_range must be (low, high), e.g. (0, 1) for ToTensor batches or (-1, 1), "

@@ -383,3 +383,11 @@ def test_push_refuses_a_corrupted_folder(saved_generator):
 def test_push_offline_is_a_clear_error(offline_hub):
     with pytest.raises(CheckpointError, match="could not push to me/tiny"):
         push_to_hub(tiny_generator(), "me/tiny", token="hf_dummy")
+
+
+@pytest.mark.parametrize("name", [5, None, "", "  "])
+def test_a_name_that_is_no_folder_or_id_is_refused_before_anything_is_read(name, tmp_path, monkeypatch):
+    # "" read as a path is the current folder: it was read as the model (or refused with a message about it).
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="from_pretrained (takes a model folder or a hub id|was given an empty name)"):
+        from_pretrained(name)
