@@ -85,3 +85,49 @@ def tiny_data() -> LabelledImages:
 
 
 TINY_GAN = {"generator_width": 8, "discriminator_width": 8, "latent_dim": 16}
+
+
+class RecordingBar:
+    """A stand-in for a tqdm bar: records its settings and every ``update``; hidden (``disable``)
+    by tqdm's own rule, so that ``disable=None`` means hidden unless stderr is a terminal."""
+
+    def __init__(self, *args, total=None, desc=None, unit="it", disable=False, **kwargs):
+        import sys
+
+        self.total, self.desc, self.unit = total, desc, unit
+        self.disable = (not sys.stderr.isatty()) if disable is None else disable
+        self.updates: list[float] = []
+
+    def update(self, n=1) -> None:
+        self.updates.append(n)
+
+    @property
+    def n(self) -> float:
+        return sum(self.updates)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> RecordingBar:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        pass
+
+
+@pytest.fixture
+def bars(monkeypatch) -> list[RecordingBar]:
+    """Every bar the library makes in the test (``tqdm.auto.tqdm``, which ``progress_bar`` reads
+    at each call), as a :class:`RecordingBar`, in order. Import ``datasets`` before asking for
+    it: ``datasets`` subclasses ``tqdm.auto.tqdm`` when first imported."""
+    import tqdm.auto
+
+    made: list[RecordingBar] = []
+
+    class Recorded(RecordingBar):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recorded)
+    return made

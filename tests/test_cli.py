@@ -473,3 +473,28 @@ def test_a_model_whose_classes_carry_other_names_than_the_data_is_named_in_a_war
     with pytest.warns(UserWarning, match=r"names its classes otherwise than --data d \(1: '1' vs 'cat'; 2: '2' vs "
                                          r"'dog'\); its class i is taken as the data's class i"):
         _check_data_fits(generator, "m", {"--data d": other})
+
+
+def test_sample_prints_a_start_up_summary_and_a_bar_for_every_format(tmp_path, capsys, request, monkeypatch):
+    pytest.importorskip("datasets")
+    bars = request.getfixturevalue("bars")  # after datasets' import, which subclasses tqdm
+    import torch
+
+    from augmentgen.hub import save_generator
+    from augmentgen.models import build_config, build_generator
+
+    monkeypatch.delenv("RANK", raising=False)
+    torch.manual_seed(0)
+    model = tmp_path / "ddpm"
+    save_generator(build_generator(build_config("ddpm", num_classes=3, unet_width=8, channel_multipliers=[1, 2],
+                                                sampling_steps=3)), model)
+    writes = {"grid": "one PNG image", "imagefolder": "a folder of PNG images", "npz": "an .npz file",
+              "hf": "a Hugging Face dataset folder", "parquet": "a folder of Parquet shards"}
+    for format, what in writes.items():
+        out = tmp_path / (f"{format}.png" if format == "grid" else f"{format}.npz" if format == "npz" else format)
+        assert main(["sample", "--model", str(model), "--per-class", "2", "--format", format, "--out", str(out)]) == 0
+        first = capsys.readouterr().out.splitlines()[0]
+        assert first == (f"augmentgen sample: 2 images x 3 classes (6 images) from the ddpm generator {model}, "
+                         f"written as {what} to {out}" + (" in shards of up to 4096" if format == "parquet" else ""))
+        # shown even when stderr is not a terminal, as the parquet bar always was; moved step by step
+        assert not bars[-1].disable and bars[-1].total == 6 and bars[-1].n == 6 and len(bars[-1].updates) > 1

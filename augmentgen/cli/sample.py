@@ -43,9 +43,10 @@ def _sample(args) -> int:
     generator = from_pretrained(args.model, device=args.device)
     temperature = generator.check_temperature(temperature)
     at = "" if temperature == 1.0 else f", temperature {args.temperature}"
+    print(_free_summary(args, generator, at), flush=True)
     with _named_as_flags():
         path = write_samples(generator, args.per_class, args.out, args.format, seed=args.seed,
-                             temperature=temperature, overwrite=args.overwrite)
+                             temperature=temperature, overwrite=args.overwrite, progress=True)
     if args.format == "grid":
         print(f"wrote {path} ({generator.num_classes} rows x {args.per_class}{at})")
         return 0
@@ -59,6 +60,14 @@ def _sample(args) -> int:
 _SUFFIX_FORMATS = {".png": "grid", ".npz": "npz"}
 _WRITES = {"grid": "one PNG image", "npz": "an .npz file", "imagefolder": "a folder of PNG images",
            "hf": "a Hugging Face dataset folder", "parquet": "a folder of Parquet shards"}
+
+
+def _free_summary(args, generator, at: str, more: str = "") -> str:
+    """The start-up line of a run of free samples: how many, from which model (and family), what
+    is written where; printed before the sampling, which can take minutes (a ddpm's)."""
+    k = generator.num_classes
+    return (f"augmentgen sample: {args.per_class} images x {k} classes ({args.per_class * k} images) from the "
+            f"{generator.family} generator {args.model}{at}, written as {_WRITES[args.format]} to {args.out}{more}")
 
 
 def _check_suffix(out: str, format: str) -> None:
@@ -107,9 +116,14 @@ def _sample_shards(args, temperature) -> int:
     from ..mixing.shards import process_device, write_shards
 
     generator = from_pretrained(args.model, device=args.device or process_device())  # this rank's GPU
+    temperature = generator.check_temperature(temperature)
+    main_process = PartialState().is_main_process
+    if main_process:  # under a launcher, one summary and one report are enough
+        at = "" if temperature == 1.0 else f", temperature {args.temperature}"
+        print(_free_summary(args, generator, at, f" in shards of up to {args.shard_size}"), flush=True)
     meta = write_shards(generator, args.per_class, args.out, seed=args.seed, shard_size=args.shard_size,
                         batch_size=args.batch_size, temperature=temperature, model=args.model)
-    if not PartialState().is_main_process:  # under a launcher, one report is enough
+    if not main_process:
         return 0
     _report_shards(args.out, meta, "images")
     return 0

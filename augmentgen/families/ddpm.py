@@ -36,7 +36,14 @@ import torch.nn.functional as F
 from .._deprecation import renamed_argument
 from .._images import to_signed_unit
 from ..errors import ConfigError, DataError
-from ..models.base import ConditionalGenerator, GeneratorConfig, LabelsLike, Temperature
+from ..models.base import (
+    ConditionalGenerator,
+    GeneratorConfig,
+    LabelsLike,
+    Temperature,
+    report_sampling_fraction,
+    sampling_chunk,
+)
 from ..models.registry import register_family, register_preset
 from ..models.step import TrainingStep
 
@@ -315,13 +322,18 @@ class DDPMGenerator(ConditionalGenerator):
     def denoise(self, noisy: torch.Tensor, labels: torch.Tensor, timesteps: np.ndarray,
                 guidance_scale: float) -> torch.Tensor:
         """Run the sampler from ``noisy`` (B, C, H, W), at the noise level of ``timesteps[0]``,
-        through ``timesteps`` to a clean image of ``labels`` in [-1, 1]."""
+        through ``timesteps`` to a clean image of ``labels`` in [-1, 1].
+
+        Inside a :class:`~augmentgen.models.base.sampling_progress` block, each step advances
+        the bar by its share of the batch's images: one batch can take minutes."""
         scheduler = self.sampler()
         scheduler.set_timesteps(timesteps=timesteps.tolist(), device=noisy.device)
-        x = noisy
-        for t in scheduler.timesteps:
-            x = scheduler.step(self.guided_prediction(x, t, labels, guidance_scale), t, x,
-                               return_dict=False)[0]
+        x, steps = noisy, len(scheduler.timesteps)
+        with sampling_chunk(len(noisy)):  # a chunk of its own: vary() denoises too
+            for i, t in enumerate(scheduler.timesteps):
+                x = scheduler.step(self.guided_prediction(x, t, labels, guidance_scale), t, x,
+                                   return_dict=False)[0]
+                report_sampling_fraction((i + 1) / steps)
         return x.clamp(-1, 1)
 
     def guided_prediction(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor,

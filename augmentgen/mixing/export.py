@@ -25,6 +25,7 @@ import torch
 
 from .._images import save_sample_grid, to_uint8
 from .._io import fsync_dir, fsync_file, fsync_tree, make_owned_dir, stale_owned_dirs
+from .._processes import progress_bar
 from ..data.folder_index import (
     CLASSES_FILE,
     INDEX_FORMAT,
@@ -33,7 +34,7 @@ from ..data.folder_index import (
     write_class_index,
 )
 from ..errors import ConfigError, DataError
-from ..models.base import ConditionalGenerator, Temperature
+from ..models.base import ConditionalGenerator, Temperature, sampling_progress
 
 FORMATS = ("grid", "imagefolder", "npz", "hf")
 # The marks of an earlier export, the only thing overwrite=True may replace: a file or folder of
@@ -244,12 +245,15 @@ def _move_into_place(staged: Path, target: Path, earlier: Path) -> None:
 
 def write_samples(generator: ConditionalGenerator, per_class: int, out: str | os.PathLike,
                   format: Literal["grid", "imagefolder", "npz", "hf"] = "grid", *, seed: int = 0,
-                  batch_size: int = 1024, temperature: Temperature = 1.0, overwrite: bool = False) -> Path:
+                  batch_size: int = 1024, temperature: Temperature = 1.0, overwrite: bool = False,
+                  progress: bool | None = None) -> Path:
     """Sample ``per_class`` images of every class and write them to ``out``.
 
     ``temperature`` is :meth:`ConditionalGenerator.sample`'s: below 1 concentrates each class's
     samples towards its centre (0: one image per class), above 1 spreads them; one float, or
-    ``num_classes`` floats indexed by class (``augmentgen sample --temperature``).
+    ``num_classes`` floats indexed by class (``augmentgen sample --temperature``). ``progress``:
+    a tqdm bar of the images sampled on the main process, advanced within a batch by iterative
+    families (``ddpm``); ``None`` (the default) shows it when stderr is a terminal.
 
     Formats:
         - ``grid``: one PNG, one row per class (``out`` is the file).
@@ -283,16 +287,10 @@ def write_samples(generator: ConditionalGenerator, per_class: int, out: str | os
     temperature = generator.check_temperature(temperature)  # before any file is written
     out = check_target(out, format, overwrite)  # before the (possibly long) sampling
     if format == "hf":
-        from .hf import synthesize
-
-        dataset = synthesize(generator, per_class, seed=seed, batch_size=batch_size, temperature=temperature)
-        dataset.info.description = _HF_DESCRIPTION  # the mark that lets overwrite=True replace it later
-        with _staged(out, format, overwrite) as staged:
-            dataset.save_to_disk(str(staged))
-        return out
-    rng = torch.Generator(device=generator.device).manual_seed(seed)
-    labels = torch.arange(generator.num_classes, device=generator.device).repeat_interleave(per_class)
-    fake_images = generator.sample(labels, generator=rng, batch_size=batch_size, temperature=temperature)
+        return _write_hf(generator, per_class, out, overwrite, seed=seed, batch_size=batch_size,
+                         temperature=temperature, progress=progress)
+    fake_images = _sample_grouped(generator, per_class, seed=seed, batch_size=batch_size, temperature=temperature,
+                                  progress=progress)
     if format == "grid":
         _check_grid_target(out, overwrite)  # again, after the sampling: a file may have appeared meanwhile
         return save_sample_grid(fake_images, per_class, out)
@@ -301,6 +299,26 @@ def write_samples(generator: ConditionalGenerator, per_class: int, out: str | os
         write = _write_npz if format == "npz" else _write_image_folder
         write(staged, images, generator.class_names, per_class)
     return out
+
+
+def _write_hf(generator: ConditionalGenerator, per_class: int, out: Path, overwrite: bool, **sampling) -> Path:
+    """The ``hf`` format: :func:`synthesize`'s dataset (``sampling`` its options), marked, saved at ``out``."""
+    from .hf import synthesize
+
+    dataset = synthesize(generator, per_class, **sampling)
+    dataset.info.description = _HF_DESCRIPTION  # the mark that lets overwrite=True replace it later
+    with _staged(out, "hf", overwrite) as staged:
+        dataset.save_to_disk(str(staged))
+    return out
+
+
+def _sample_grouped(generator: ConditionalGenerator, per_class: int, *, seed: int, batch_size: int,
+                    temperature: Temperature, progress: bool | None) -> torch.Tensor:
+    """``per_class`` samples of every class, grouped by class, under a bar of the images sampled."""
+    rng = torch.Generator(device=generator.device).manual_seed(seed)
+    labels = torch.arange(generator.num_classes, device=generator.device).repeat_interleave(per_class)
+    with progress_bar(progress, total=len(labels), desc="samples") as bar, sampling_progress(bar):
+        return generator.sample(labels, generator=rng, batch_size=batch_size, temperature=temperature)
 
 
 def _write_npz(path: Path, images: torch.Tensor, class_names: list[str], per_class: int) -> None:

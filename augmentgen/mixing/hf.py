@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterator, Mapping
 import numpy as np
 import torch
 
+from .._processes import progress_bar
 from .._seeds import seeded_generator
 from ..data import LabelledImages
 from ..data.labelled import warn_if_class_names_differ
 from ..errors import ConfigError, DataError
-from ..models.base import ConditionalGenerator, Temperature
+from ..models.base import ConditionalGenerator, Temperature, sampling_progress
 from ..transforms.functional import to_uint8
 from .pool import SyntheticPool
 from .sources import AnchoredSource
@@ -147,7 +148,8 @@ def _rng(generator: ConditionalGenerator, seed: int | None) -> torch.Generator:
 
 
 def synthesize(generator: ConditionalGenerator, per_class: int | Mapping | str = 100, *, like=None,
-               seed: int | None = 0, batch_size: int = 1024, temperature: Temperature = 1.0):
+               seed: int | None = 0, batch_size: int = 1024, temperature: Temperature = 1.0,
+               progress: bool | None = None):
     """Sample a ``datasets.Dataset`` of synthetic labelled images.
 
     Args:
@@ -164,6 +166,8 @@ def synthesize(generator: ConditionalGenerator, per_class: int | Mapping | str =
             concentrates each class's images towards its centre (0: one image per class, repeated),
             above 1 spreads them; one float, or ``num_classes`` floats indexed by class. 1 gives
             exactly the rows made without it.
+        progress: a tqdm bar of the images sampled on the main process, advanced within a batch
+            by iterative families (``ddpm``); ``None`` shows it when stderr is a terminal.
 
     Returns:
         A ``datasets.Dataset`` grouped by class, with ``synthetic`` True on every row.
@@ -176,9 +180,10 @@ def synthesize(generator: ConditionalGenerator, per_class: int | Mapping | str =
     counts = _per_class_counts(generator, per_class, like)
     labels = torch.repeat_interleave(torch.arange(generator.num_classes), torch.tensor(counts))
     images: list[np.ndarray] = []
-    for arrays, _ in _generate_rows(generator, labels, batch_size=batch_size, rng=_rng(generator, seed),
-                                    temperature=temperature):
-        images.extend(arrays)
+    with progress_bar(progress, total=len(labels), desc="synthesize") as bar, sampling_progress(bar):
+        for arrays, _ in _generate_rows(generator, labels, batch_size=batch_size, rng=_rng(generator, seed),
+                                        temperature=temperature):
+            images.extend(arrays)
     return ds.Dataset.from_dict(
         {image_column: images, label_column: labels.tolist(), SYNTHETIC: [True] * len(images)},
         features=features)
@@ -252,16 +257,17 @@ def mark_real(dataset, value: bool = False):
 
 
 def add_synthetic(dataset, generator: ConditionalGenerator, per_class: int | Mapping | str = 100, *,
-                  seed: int | None = 0, batch_size: int = 1024, temperature: Temperature = 1.0):
+                  seed: int | None = 0, batch_size: int = 1024, temperature: Temperature = 1.0,
+                  progress: bool | None = None):
     """``dataset`` plus synthetic rows of every class: the one-line HF change.
 
     Equivalent to ``concatenate_datasets([mark_real(dataset), synthesize(generator, per_class,
     like=dataset)])``. ``per_class="balance"`` tops every class up to the majority count;
-    ``temperature`` is :func:`synthesize`'s.
+    ``temperature`` and ``progress`` are :func:`synthesize`'s.
     """
     ds = _datasets()
     synthetic = synthesize(generator, per_class, like=dataset, seed=seed, batch_size=batch_size,
-                           temperature=temperature)
+                           temperature=temperature, progress=progress)
     return ds.concatenate_datasets([mark_real(dataset), synthetic])
 
 

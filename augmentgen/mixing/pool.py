@@ -12,10 +12,10 @@ import torch
 from torch import nn
 
 from .._images import to_signed_unit, to_uint8
-from .._processes import is_main_process
+from .._processes import progress_bar
 from .._seeds import seeded_generator
 from ..errors import ConfigError, DataError
-from ..models.base import ConditionalGenerator, Temperature
+from ..models.base import ConditionalGenerator, Temperature, sampling_chunk, sampling_progress
 from .filter import AcceptanceCounts, TeacherFilter, ranks_in_class
 from .sources import AnchoredSource, check_device
 from .variations import check_variation_inputs, class_anchors, variation_rows, variation_settings
@@ -71,6 +71,11 @@ class SyntheticPool:
             :class:`~augmentgen.errors.DataError` that leaves the previous bank untouched.
         oversample (int, defaults to 4): candidates per empty slot in each round, >= 1.
         max_rounds (int, defaults to 4): rounds of candidates per refresh, >= 1.
+        progress (bool, optional): a tqdm bar of images generated (candidates with a teacher) on
+            the main process, advanced within a batch by iterative families (``ddpm``). ``None``
+            (the default) shows it for the first fill only, when stderr is a terminal: a bank
+            refreshed every few epochs inside a training loop draws no bar each time. ``True``
+            shows every fill's, refreshes included; ``False`` none.
 
     Attributes:
         images (torch.Tensor): the bank, uint8 (K, N, C, H, W) in ``[0, 255]``.
@@ -82,12 +87,14 @@ class SyntheticPool:
         candidate_counts, accepted_counts (torch.Tensor): int64 (K,) CPU: teacher-filter
             candidates and accepted candidates per class in the last refresh (zeros without a
             teacher); :meth:`acceptance_rates` divides them.
+        progress (bool or None): the ``progress`` setting, read by every fill (settable).
     """
 
     def __init__(self, generator: ConditionalGenerator, per_class: int = 256, *, batch_size: int = 1024,
                  seed: int | None = None, refresh_every: int | None = None, temperature: Temperature = 1.0,
                  device: torch.device | str | None = None, teacher: nn.Module | None = None,
-                 filter_threshold: float | None = None, oversample: int = 4, max_rounds: int = 4):
+                 filter_threshold: float | None = None, oversample: int = 4, max_rounds: int = 4,
+                 progress: bool | None = None):
         if per_class < 1:
             raise ConfigError(f"per_class must be at least 1, got {per_class}")
         _check_bank_options(refresh_every, device)
@@ -102,17 +109,18 @@ class SyntheticPool:
         self.filter_threshold = None if filter_threshold is None else float(filter_threshold)
         self.oversample, self.max_rounds = int(oversample), int(max_rounds)
         self._allocate(per_class, refresh_every=refresh_every, seed=seed, rng_device=generator.device,
-                       device=device)
+                       device=device, progress=progress)
         self.refresh()
 
     def _allocate(self, per_class: int, *, refresh_every: int | None, seed: int | None,
-                  rng_device: torch.device, device: torch.device | str | None) -> None:
+                  rng_device: torch.device, device: torch.device | str | None, progress: bool | None) -> None:
         """The empty bank, its counts and its seeded random stream (on ``rng_device``)."""
         self.per_class = per_class
         self.refresh_every = refresh_every
+        self.progress = progress
         self.epoch = 0
         self.refreshes = 0
-        self._variations: tuple | None = None  # (source, images, labels, progress) of a variation bank
+        self._variations: tuple | None = None  # (source, images, labels) of a variation bank
         self.source_index: torch.Tensor | None = None
         self.variation: dict | None = None
         self._rng = seeded_generator(seed, rng_device)
@@ -147,18 +155,31 @@ class SyntheticPool:
         """Sample a new bank, in batches of ``batch_size``, and write it over the old one in place.
 
         A bank made by :meth:`from_variations` makes new variations of the same real images (the
-        next draws of its seeded stream)."""
-        if self._variations is not None:
-            self._refresh_variations()
-            self.refreshes += 1
-            return
-        if self.generator is None:
+        next draws of its seeded stream). A bar shows it as :attr:`progress` says."""
+        if self._variations is None and self.generator is None:
             raise DataError("this SyntheticPool copy has no generator (it was unpickled in a worker); "
                             "call refresh() in the main process")
-        if self._filter is not None:
-            self._refresh_filtered()
-            self.refreshes += 1
-            return
+        with self._fill_bar() as bar, sampling_progress(bar):
+            if self._variations is not None:
+                self._refresh_variations()
+            elif self._filter is not None:
+                self._refresh_filtered()
+            else:
+                self._refresh_free()
+        self.refreshes += 1
+
+    def _fill_bar(self):
+        """The bar of this fill: the first fill's by the ``progress`` convention
+        (:func:`~augmentgen._processes.progress_bar`), a refresh's only with ``progress=True``."""
+        shown = self.progress if self.refreshes == 0 or self.progress else False
+        if self._variations is not None:
+            return progress_bar(shown, total=len(self), desc="variations")
+        if self._filter is not None:  # rounds stop when the bank is full: no total is known
+            return progress_bar(shown, total=None, desc="pool (teacher-filtered)", unit="candidate")
+        return progress_bar(shown, total=len(self), desc="pool")
+
+    def _refresh_free(self) -> None:
+        """The bank of free samples, ``batch_size`` at a time from the seeded stream."""
         flat = self.images.view(-1, *self.image_shape)
         labels = torch.arange(self.num_classes, device=self.generator.device).repeat_interleave(self.per_class)
         for start in range(0, len(labels), self.batch_size):
@@ -167,7 +188,6 @@ class SyntheticPool:
                                                 temperature=self.temperature)
             flat[start:start + len(chunk)].copy_(to_uint8(fake_images))
         self.distinct_counts.fill_(self.per_class)
-        self.refreshes += 1
 
     def _refresh_filtered(self) -> None:
         # The new bank is built aside and copied in at the end, so a failed refresh keeps the old one.
@@ -243,8 +263,8 @@ class SyntheticPool:
                 pickled copy, as workers get, has neither).
             device (torch.device or str, optional): where the bank lives, as for the constructor:
                 the CPU in shared memory by default (for DataLoader workers).
-            progress (bool, optional): a tqdm bar on the main process; ``None`` (the default)
-                shows it when stderr is a terminal.
+            progress (bool, optional): a tqdm bar on the main process, as for the constructor:
+                ``None`` (the default) shows the first fill's when stderr is a terminal.
 
         Example::
 
@@ -272,21 +292,19 @@ class SyntheticPool:
         pool.num_classes, pool.image_shape = source.num_classes, tuple(source.image_shape)
         pool.class_names = list(source.class_names or [str(c) for c in range(source.num_classes)])
         pool._allocate(per_image * int(counts.max()), refresh_every=refresh_every, seed=seed,
-                       rng_device=torch.device(source.device), device=device)
+                       rng_device=torch.device(source.device), device=device, progress=progress)
         pool.source_index = torch.empty(pool.num_classes, pool.per_class, dtype=torch.long)
         if device is None:
             pool.source_index.share_memory_()  # workers see refreshes, as they do the bank
         pool.variation = {**variation_settings(source), "per_image": per_image, "images": len(labels),
                           "seed": pool._rng.initial_seed(), "batch_size": batch_size}
-        pool._variations = (source, images, labels, progress)
+        pool._variations = (source, images, labels)
         pool.refresh()
         return pool
 
     @torch.no_grad()
     def _refresh_variations(self) -> None:
-        from tqdm.auto import tqdm
-
-        source, images, labels, progress = self._variations
+        source, images, labels = self._variations
         device = torch.device(source.device)
         k, n = self.num_classes, self.per_class
         labels = labels.to(device)
@@ -294,17 +312,14 @@ class SyntheticPool:
         # Each class's images in a random order; slot s of class c is made from image s mod n_c of it.
         anchors = class_anchors(labels, n, k, rng=self._rng).flatten()
         flat, index = self.images.view(-1, *self.image_shape), self.source_index.view(-1)
-        show = progress is not False and is_main_process()
-        with tqdm(total=len(anchors), unit="img", desc="variations", dynamic_ncols=True,
-                  disable=None if progress is None and show else not show) as bar:
-            for lo in range(0, len(anchors), self.batch_size):
-                chunk = anchors[lo:lo + self.batch_size]
+        for lo in range(0, len(anchors), self.batch_size):
+            chunk = anchors[lo:lo + self.batch_size]
+            with sampling_chunk(len(chunk)):  # the fill's bar: a ddpm's SDEdit moves it step by step
                 rows = variation_rows(source, real, labels, chunk, rng=self._rng)
-                # Rows and their provenance are written together: an interrupted refresh leaves a
-                # bank whose every row is a variation of the image its index names.
-                flat[lo:lo + len(chunk)].copy_(to_uint8(rows.float()))
-                index[lo:lo + len(chunk)].copy_(chunk)
-                bar.update(len(chunk))
+            # Rows and their provenance are written together: an interrupted refresh leaves a
+            # bank whose every row is a variation of the image its index names.
+            flat[lo:lo + len(chunk)].copy_(to_uint8(rows.float()))
+            index[lo:lo + len(chunk)].copy_(chunk)
         self.distinct_counts.fill_(n)
 
     @property

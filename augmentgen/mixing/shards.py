@@ -53,8 +53,9 @@ from torch import nn
 
 from .._images import to_uint8
 from .._io import atomic_path, atomic_write_bytes
+from .._processes import progress_bar
 from ..errors import ConfigError, DataError
-from ..models.base import ConditionalGenerator, Temperature
+from ..models.base import ConditionalGenerator, Temperature, sampling_chunk, sampling_progress
 from .export import check_creatable
 from .filter import TeacherFilter
 from .hf import SYNTHETIC, _to_arrays, synthetic_features
@@ -80,6 +81,8 @@ __all__ = ["Batches", "Shard", "assign_shards", "bank_features", "bank_info", "c
 #: Rows of one shard, a batch at a time: (columns, candidates made). ``columns`` holds the
 #: ``image`` arrays (uint8, as ``datasets.Image`` encodes them) and any per-row column of the
 #: bank's features besides ``label`` and ``synthetic``, which the writer adds with the constants.
+#: A producer makes each batch inside ``sampling_chunk(candidates)``, which advances the writer's
+#: bar (a ddpm's steps move it within the batch).
 Batches = Iterator[tuple[dict[str, list], int]]
 
 
@@ -193,7 +196,7 @@ def _batches(generator: ConditionalGenerator, shard: Shard, *, seed: int, batch_
     labels = torch.full((n,), shard.label, dtype=torch.long, device=device)
     for start in range(0, n, batch_size):
         z, y = noise[start:start + batch_size], labels[start:start + batch_size]
-        with evaluating(generator):
+        with evaluating(generator), sampling_chunk(len(y)):
             if table is not None:
                 z = generator.scale_noise(z, y, table[y])
             images = generator.generate(y, z).float()
@@ -250,22 +253,15 @@ class _RankLog:
 
 def _run_rank(out: Path, mine: list[Shard], produce: Callable[[Shard], Batches], *, features, constants, state,
               progress: bool, desc: str) -> None:
-    from tqdm import tqdm
-
     log = _RankLog(out, state.process_index)
     desc = desc if state.num_processes == 1 else f"{desc}, rank 0 of {state.num_processes}"
-    with tqdm(total=sum(s.stop - s.start for s in mine), unit="img", desc=desc, dynamic_ncols=True,
-              disable=not (progress and state.is_main_process)) as bar:
+    # The producers' sampling_chunk calls advance the bar (on the main rank only).
+    with progress_bar(progress, total=sum(s.stop - s.start for s in mine), desc=desc) as bar, \
+            sampling_progress(bar):
         for shard in mine:
-            record = _write_shard(out, shard, _counted(produce(shard), bar), features, constants)
+            record = _write_shard(out, shard, produce(shard), features, constants)
             log.write(shard.name, record)
     log.write()  # this run's time and peak memory, also for a rank that had nothing to do
-
-
-def _counted(batches: Batches, bar) -> Batches:
-    for columns, made in batches:
-        yield columns, made
-        bar.update(made)
 
 
 # --------------------------------------------------------------------------- main rank
@@ -344,7 +340,8 @@ def write_shards(generator: ConditionalGenerator, per_class: int, out: str | os.
             float images in ``[-1, 1]`` and returns logits, on the generator's device.
         generator_id: the ``generator`` column; defaults to ``model``, else ``<family>-<sha256[:12]>``.
         model: where the generator came from (the CLI's ``--model``), named in error messages.
-        progress: a tqdm bar (images/s) on the main rank.
+        progress: a tqdm bar (images/s) on the main rank, moved within a batch by iterative
+            families (``ddpm``, step by step).
 
     Returns:
         The metadata of ``synthesis.json`` (rows per class, acceptance rates, the last run's

@@ -37,7 +37,7 @@ import torch
 from .._images import to_signed_unit, to_uint8
 from ..errors import ConfigError
 from ..hub.serialization import tensors_sha256
-from ..models.base import ConditionalGenerator
+from ..models.base import ConditionalGenerator, sampling_chunk
 from .hf import _to_arrays
 from .shard_manifest import variation_identity
 from .shards import (
@@ -151,6 +151,6 @@ def _variation_batches(source: AnchoredSource, real: torch.Tensor, labels: torch
     mine = anchors[shard.label, shard.start:shard.stop]
     for start in range(0, len(mine), batch_size):
         chunk = mine[start:start + batch_size]
-        with evaluating(source.generator):
+        with evaluating(source.generator), sampling_chunk(len(chunk)):  # the writer's bar
             rows = variation_rows(source, real, labels, chunk.to(real.device), rng=rng)
         yield {"image": _to_arrays(to_uint8(rows.float())), "source_index": chunk.tolist()}, len(chunk)

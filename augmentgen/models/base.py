@@ -55,6 +55,99 @@ class labels_checked_on_device:  # a context manager, named like torch.no_grad
         _CHECK_ON_DEVICE.reset(self._token)
 
 
+class _SamplingCount:
+    """The bar of a :class:`sampling_progress` block and where its count stands, in images."""
+
+    __slots__ = ("bar", "position", "shown", "chunk_start", "chunk_size")
+
+    def __init__(self, bar) -> None:
+        self.bar = bar
+        self.position = 0.0  # images done, fractions of a chunk included
+        self.shown = 0  # whole images the bar was advanced by
+        self.chunk_start, self.chunk_size = 0.0, 0  # of the innermost sampling_chunk
+
+    def move_to(self, position: float) -> None:
+        self.position = max(self.position, position)
+        # Whole images only: tqdm prints a float count as "12.480000000000002/100".
+        whole = int(self.position + 1e-6)  # a chunk's fractions may sum to just under its size
+        if whole > self.shown:
+            self.bar.update(whole - self.shown)
+            self.shown = whole
+
+
+# The count of the innermost `with sampling_progress(bar):` block, None outside any.
+_SAMPLING_COUNT: ContextVar[_SamplingCount | None] = ContextVar("augmentgen_sampling_progress", default=None)
+
+
+class sampling_progress:  # a context manager, named like torch.no_grad
+    """Within ``with sampling_progress(bar):``, generating images advances ``bar`` by their number.
+
+    ``bar`` is a tqdm bar, or anything with ``update(n)``; ``None`` (or a disabled tqdm bar)
+    changes nothing. :meth:`ConditionalGenerator.sample` advances it by the images of each chunk
+    it generates (each :class:`sampling_chunk`); families whose generation is iterative (``ddpm``)
+    advance it through a chunk as their steps run (:func:`report_sampling_fraction`), so that a
+    bar moves during a batch that takes minutes. The bar only ever gets whole images, and every
+    chunk completed adds exactly its size. Samples are the same with and without a bar::
+
+        with tqdm(total=len(labels), unit="img") as bar, sampling_progress(bar):
+            images = generator.sample(labels)
+
+    Without a block nothing is counted: the hooks cost one context-variable read per chunk or step.
+    """
+
+    __slots__ = ("_bar", "_token")
+
+    def __init__(self, bar) -> None:
+        self._bar = None if bar is None or getattr(bar, "disable", False) else bar
+
+    def __enter__(self):
+        self._token = _SAMPLING_COUNT.set(None if self._bar is None else _SamplingCount(self._bar))
+        return self._bar
+
+    def __exit__(self, *exc_info) -> None:
+        _SAMPLING_COUNT.reset(self._token)
+
+
+class sampling_chunk:
+    """``with sampling_chunk(n):`` around the code that generates one batch of ``n`` images.
+
+    Inside a :class:`sampling_progress` block, :func:`report_sampling_fraction` calls made in it
+    move the bar through those ``n`` images, and leaving it normally completes them (an error
+    leaves the bar where it is). Chunks nest: an inner one's images count towards the outer one.
+    Outside a :class:`sampling_progress` block it does nothing.
+    """
+
+    __slots__ = ("_n", "_count", "_outer")
+
+    def __init__(self, n: int) -> None:
+        self._n = n
+
+    def __enter__(self) -> None:
+        count = self._count = _SAMPLING_COUNT.get()
+        if count is not None:
+            self._outer = count.chunk_start, count.chunk_size
+            count.chunk_start, count.chunk_size = count.position, self._n
+
+    def __exit__(self, exc_type, *exc_info) -> None:
+        count = self._count
+        if count is None:
+            return
+        if exc_type is None:
+            count.move_to(count.chunk_start + self._n)
+        count.chunk_start, count.chunk_size = self._outer
+
+
+def report_sampling_fraction(done: float) -> None:
+    """Say that ``done`` (in [0, 1]) of the innermost :class:`sampling_chunk`'s images are made.
+
+    For families whose generation is iterative: ``ddpm`` calls it after each denoising step
+    with ``(step + 1) / steps``. Outside a :class:`sampling_progress` block it does nothing.
+    """
+    count = _SAMPLING_COUNT.get()
+    if count is not None:
+        count.move_to(count.chunk_start + done * count.chunk_size)
+
+
 @functools.lru_cache(maxsize=64)
 def _temperature_tensor(hex_values: tuple[str, ...], device: torch.device) -> torch.Tensor:
     """A temperature table on ``device``, made once per (values, device): building it each call
@@ -230,6 +323,9 @@ class ConditionalGenerator(nn.Module):
     ) -> torch.Tensor:
         """Sample one image per entry of ``labels``, batched and without autograd.
 
+        Inside ``with sampling_progress(bar):`` each chunk of ``batch_size`` images advances
+        ``bar`` by its images (an iterative family, step by step); the samples are the same.
+
         Args:
             labels: one class per image: a 1-D integer tensor or array (N,) on any device, or a
                 list of class indices and/or class names (``["Bag", "Bag", 0]``).
@@ -259,10 +355,11 @@ class ConditionalGenerator(nn.Module):
         try:
             chunks = []
             for chunk in labels.split(batch_size):
-                noise = self.sample_noise(len(chunk), generator=generator)
-                if table is not None:
-                    noise = self.scale_noise(noise, chunk, table[chunk])  # one gather per chunk
-                chunks.append(self.generate(chunk, noise))
+                with sampling_chunk(len(chunk)):  # advances the bar of a sampling_progress block
+                    noise = self.sample_noise(len(chunk), generator=generator)
+                    if table is not None:
+                        noise = self.scale_noise(noise, chunk, table[chunk])  # one gather per chunk
+                    chunks.append(self.generate(chunk, noise))
         finally:
             self.train(was_training)
         if not chunks:

@@ -22,9 +22,10 @@ from augmentgen.models import (
     build_generator,
     config_from_dict,
     config_to_dict,
+    sampling_progress,
     step_class,
 )
-from tests.conftest import make_images
+from tests.conftest import RecordingBar, make_images
 
 _GAN = {"generator_width": 8, "discriminator_width": 8, "latent_dim": 8}
 _ENCODER = {"encoder_width": 8, "decoder_width": 8, "latent_dim": 8}
@@ -131,6 +132,15 @@ class TestFamilyConformance:
                                    **({"atol": tolerance, "rtol": tolerance} if tolerance else {}))
         same_noise = [generator.sample(torch.full((4,), k), generator=seeded(5)) for k in (0, 2)]
         assert (same_noise[0] - same_noise[1]).abs().mean() > 1e-3  # other class, other images
+
+    def test_a_progress_bar_counts_every_image_and_changes_no_sample(self, name):
+        generator = build_generator(tiny_config(name)).eval()
+        labels = torch.tensor([0, 1, 2, 0, 1, 2, 0])
+        plain = generator.sample(labels, generator=seeded(2), batch_size=4)
+        bar = RecordingBar()
+        with sampling_progress(bar):
+            counted = generator.sample(labels, generator=seeded(2), batch_size=4)
+        assert torch.equal(plain, counted) and bar.n == len(labels)
 
     @pytest.mark.parametrize(("labels", "message"), [
         ([0, 3], r"\[0, 2\]"), ([-1], r"\[0, 2\]"), (torch.tensor([0.0, 1.0]), "integer"),

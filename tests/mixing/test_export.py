@@ -422,3 +422,42 @@ def test_a_failed_final_rename_leaves_an_empty_target_folder_in_place(gen, tmp_p
     with pytest.raises(OSError, match="No space left"):
         write_samples(gen, 1, out, "imagefolder")
     assert out.is_dir() and not any(out.iterdir()) and _no_partial_left(tmp_path)
+
+
+# ---------------------------------------------------------------- progress
+@pytest.fixture(scope="module")
+def tiny_ddpm():
+    torch.manual_seed(0)
+    return build_generator(build_config("ddpm", num_classes=3, unet_width=8, channel_multipliers=[1, 2],
+                                        sampling_steps=3))
+
+
+@pytest.mark.parametrize("family", ["cgan", "ddpm"])
+def test_write_samples_shows_a_bar_of_the_images_sampled(family, gen, tiny_ddpm, tmp_path, bars, monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    model = gen if family == "cgan" else tiny_ddpm
+    shown = load_data(str(write_samples(model, 2, tmp_path / "shown.npz", "npz", progress=True)))
+    assert [(bar.desc, bar.total, bar.n, bar.disable) for bar in bars] == [("samples", 6, 6, False)]
+    if family == "ddpm":
+        assert bars[0].updates == [2, 2, 2]  # one batch of 6, a third at each of its 3 steps
+    hidden = load_data(str(write_samples(model, 2, tmp_path / "hidden.npz", "npz", progress=False)))
+    assert bars[1].disable and bars[1].updates == []
+    assert torch.equal(shown.images, hidden.images)  # the bar changes no sample
+
+
+def test_write_samples_shows_no_bar_off_the_main_process_or_off_a_terminal(gen, tmp_path, bars, monkeypatch):
+    monkeypatch.setenv("RANK", "1")  # another rank of a launched job: never a bar
+    write_samples(gen, 1, tmp_path / "rank1", "imagefolder", progress=True)
+    monkeypatch.delenv("RANK")
+    write_samples(gen, 1, tmp_path / "default.png", "grid")  # progress=None: stderr is not a terminal here
+    assert [bar.disable for bar in bars] == [True, True] and all(bar.updates == [] for bar in bars)
+    with pytest.raises(ConfigError, match="progress must be True, False or None"):
+        write_samples(gen, 1, tmp_path / "bad.npz", "npz", progress="yes")
+
+
+def test_the_hf_format_shows_synthesize_s_bar(gen, tmp_path, request, monkeypatch):
+    pytest.importorskip("datasets")
+    bars = request.getfixturevalue("bars")  # after datasets' import, which subclasses tqdm
+    monkeypatch.delenv("RANK", raising=False)
+    write_samples(gen, 2, tmp_path / "hf", "hf", progress=True, batch_size=4)
+    assert [(bar.desc, bar.total, bar.updates) for bar in bars] == [("synthesize", 6, [4, 2])]

@@ -304,3 +304,18 @@ def test_a_dataset_whose_classes_carry_other_names_is_named_in_a_warning():
     with pytest.warns(UserWarning, match=r"the generator names its classes otherwise than the dataset's 'label' "
                                          r"\(0: '0' vs 'cat'\)"):
         synthetic_features(generator, other)
+
+
+def test_synthesize_shows_a_bar_of_the_images_sampled(gen, bars, monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    shown = synthesize(gen, per_class={"a": 3, "c": 2}, batch_size=4, progress=True)
+    assert [(bar.desc, bar.total, bar.updates, bar.disable) for bar in bars] == [("synthesize", 5, [4, 1], False)]
+    hidden = synthesize(gen, per_class={"a": 3, "c": 2}, batch_size=4, progress=False)
+    assert bars[1].disable and bars[1].updates == []
+    assert np.array_equal(np.stack(shown["image"]), np.stack(hidden["image"]))  # the bar changes no row
+    synthesize(gen, per_class=1)  # the default: only when stderr is a terminal (it is not here)
+    assert bars[2].disable and bars[2].updates == []
+    add_synthetic(user_dataset(), gen, per_class="balance", progress=True)  # (4, 2, 1): 0 + 2 + 3 rows
+    assert bars[3].total == 5 and bars[3].n == 5
+    list(synthesize_iterable(gen, num_samples=3))  # a stream, maybe endless: no bar
+    assert len(bars) == 4

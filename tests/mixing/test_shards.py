@@ -243,3 +243,17 @@ def test_a_bank_under_a_file_is_refused_before_anything_is_loaded_or_written(mod
     assert main(sample(tmp_path / "no-such-model", out)) == 2  # refused before the model would fail to load
     assert "notes.txt is a file, not a folder" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"] and (tmp_path / "notes.txt").read_text() == "kept"
+
+
+def test_the_bar_counts_every_image_and_a_ddpm_moves_it_within_a_batch(tmp_path, bars, monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    write_shards(tiny_generator(), 5, tmp_path / "cgan", shard_size=4, batch_size=3, progress=True)
+    assert [(bar.desc, bar.total, bar.updates) for bar in bars] == [("synthesis", 15, [3, 1, 1] * 3)]
+    torch.manual_seed(0)
+    ddpm = build_generator(build_config("ddpm", num_classes=3, unet_width=8, channel_multipliers=[1, 2],
+                                        sampling_steps=3))
+    write_shards(ddpm, 2, tmp_path / "shown", shard_size=4, progress=True)
+    assert bars[1].updates == [1, 1] * 3  # a shard of 2 images, one batch of 3 steps: 2/3, 4/3, 2
+    write_shards(ddpm, 2, tmp_path / "hidden", shard_size=4, progress=False)
+    assert bars[2].disable and bars[2].updates == []
+    assert rows(tmp_path / "shown", tmp_path / "cache") == rows(tmp_path / "hidden", tmp_path / "cache")

@@ -236,3 +236,45 @@ def test_refresh_every_must_be_a_positive_int(gen, refresh_every):
 def test_a_bank_device_that_is_not_a_device_is_a_config_error(gen):
     with pytest.raises(ConfigError, match=r"device 'gpu' is not a device; use 'cpu', 'cuda', 'cuda:N' or 'mps'"):
         SyntheticPool(gen, per_class=2, device="gpu")
+
+
+# ---------------------------------------------------------------- progress
+def test_the_first_fill_shows_a_bar_and_refreshes_only_when_asked(gen, bars, monkeypatch):
+    import sys
+
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # as in a terminal
+    pool = SyntheticPool(gen, per_class=3, batch_size=4, seed=0, refresh_every=1)  # progress=None
+    assert [(bar.desc, bar.total, bar.updates, bar.disable) for bar in bars] == [("pool", 9, [4, 4, 1], False)]
+    pool.step_epoch()  # a refresh inside a training loop: no bar by default, even in a terminal
+    assert bars[1].disable and bars[1].updates == []
+    pool.progress = True  # asked for: every fill shows one
+    pool.refresh()
+    assert not bars[2].disable and bars[2].n == 9
+    quiet = SyntheticPool(gen, per_class=3, batch_size=4, seed=0, progress=False)
+    assert bars[3].disable and bars[3].updates == []
+    assert torch.equal(quiet.images, SyntheticPool(gen, per_class=3, batch_size=4, seed=0).images)
+    monkeypatch.setenv("RANK", "1")  # another rank of a launched job: never a bar
+    SyntheticPool(gen, per_class=3, seed=0, progress=True)
+    assert bars[-1].disable and bars[-1].updates == []
+
+
+def test_a_ddpm_pool_moves_its_bar_within_a_batch(bars, monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    torch.manual_seed(0)
+    ddpm = build_generator(build_config("ddpm", num_classes=3, unet_width=8, channel_multipliers=[1, 2],
+                                        sampling_steps=3))
+    pool = SyntheticPool(ddpm, per_class=2, seed=0, progress=True)  # one batch of 6 images
+    assert bars[0].updates == [2, 2, 2]  # a third of the batch at each of the 3 steps
+    expected = ddpm.sample(torch.arange(3).repeat_interleave(2), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(pool.images.flatten(0, 1), expected.add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8))
+
+
+def test_a_teacher_filtered_fill_counts_its_candidates(tiny_data, bars, monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    gen = WrongClassGenerator(tiny_data, [0.0, 0.5, 0.0])
+    pool = SyntheticPool(gen, per_class=8, batch_size=10, seed=0, teacher=SquareTeacher(), filter_threshold=0.5,
+                         progress=True)
+    (bar,) = bars
+    assert bar.total is None and bar.unit == "candidate"  # the rounds stop when the bank is full
+    assert bar.n == int(pool.candidate_counts.sum()) > len(pool)

@@ -163,6 +163,22 @@ def test_progress_bar_on_request(untrained_vae, data, capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_a_ddpm_bank_moves_its_bar_within_a_batch_and_refreshes_show_none_by_default(data, bars, monkeypatch):
+    import sys
+
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # as in a terminal
+    torch.manual_seed(0)
+    ddpm = build_generator(build_config("ddpm", num_classes=3, unet_width=8, sampling_steps=2,
+                                        channel_multipliers=[1, 2])).eval()
+    # strength 1: each row takes both of the 2 steps; 6 rows, one batch
+    pool = SyntheticPool.from_variations(VariationSource(ddpm, "vary", strength=1.0), data.images[::4],
+                                         data.labels[::4], per_image=1, seed=0, refresh_every=1)
+    assert [(bar.desc, bar.total, bar.updates, bar.disable) for bar in bars] == [("variations", 6, [3, 3], False)]
+    pool.step_epoch()  # a refresh inside a training loop draws no bar unless progress=True
+    assert bars[1].disable and bars[1].updates == []
+
+
 def test_errors_name_the_problem_and_the_fix(untrained_vae, data):
     source = VariationSource(untrained_vae)
     images, labels = data.images, data.labels
