@@ -32,7 +32,7 @@ from .._devices import check_device
 from .._images import to_uint8
 from ..data.labelled import LabelledImages, warn_if_class_names_differ
 from ..errors import ConfigError, DataError
-from ..models.base import ConditionalGenerator
+from ..models.base import ConditionalGenerator, check_generator_argument
 from .baselines import baseline_options, imbalance_ratio, is_imbalanced, resolve_baselines
 from .classifier import (
     ReferenceClassifier,
@@ -475,9 +475,7 @@ def _check_run(progress, *, include_noaug: bool = True, real_classic_model=None,
 
 def _check_generator(generator, call: str) -> None:
     """The first argument is the generator (arguments passed in another order fail here, not deep inside)."""
-    if not isinstance(generator, ConditionalGenerator):
-        raise ConfigError(f"{call} takes a ConditionalGenerator first, got {type(generator).__name__}: pass the "
-                          f"arguments in the order {call}(generator, train_data, test_data)")
+    check_generator_argument(generator, call, f"{call}(generator, train_data, test_data)")
 
 
 def _check_seed(seed) -> None:

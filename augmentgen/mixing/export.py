@@ -26,6 +26,7 @@ import torch
 from .._images import save_sample_grid, to_uint8
 from .._io import fsync_dir, fsync_file, fsync_tree, make_owned_dir, stale_owned_dirs
 from .._processes import progress_bar
+from .._seeds import seeded_generator
 from ..data.folder_index import (
     CLASSES_FILE,
     INDEX_FORMAT,
@@ -34,7 +35,7 @@ from ..data.folder_index import (
     write_class_index,
 )
 from ..errors import ConfigError, DataError
-from ..models.base import ConditionalGenerator, Temperature, sampling_progress
+from ..models.base import ConditionalGenerator, Temperature, check_generator_argument, sampling_progress
 
 FORMATS = ("grid", "imagefolder", "npz", "hf")
 # The marks of an earlier export, the only thing overwrite=True may replace: a file or folder of
@@ -92,6 +93,9 @@ def check_target(out: str | os.PathLike, format: str, overwrite: bool = False) -
     """
     if format not in FORMATS:
         raise ConfigError(f"format must be one of {FORMATS}, got {format!r}")
+    if not isinstance(out, (str, os.PathLike)) or not os.fspath(out).strip():
+        raise ConfigError(f"out must be the path to write the samples at (a file for grid and npz, a folder "
+                          f"otherwise), got {out!r}")
     out = Path(out).expanduser()
     if format == "npz" and out.suffix != ".npz":
         out = out.with_name(out.name + ".npz")  # what np.savez would have done
@@ -280,16 +284,18 @@ def write_samples(generator: ConditionalGenerator, per_class: int, out: str | os
     Returns:
         The path written.
     """
+    check_generator_argument(generator, "write_samples", "write_samples(generator, per_class, out, format)")
     if format not in FORMATS:
         raise ConfigError(f"format must be one of {FORMATS}, got {format!r}")
     per_class = _positive_int(per_class, "per_class")
+    rng = seeded_generator(seed, generator.device)  # a seed of the wrong kind fails before any file
     batch_size = _positive_int(batch_size, "batch_size")
     temperature = generator.check_temperature(temperature)  # before any file is written
     out = check_target(out, format, overwrite)  # before the (possibly long) sampling
     if format == "hf":
         return _write_hf(generator, per_class, out, overwrite, seed=seed, batch_size=batch_size,
                          temperature=temperature, progress=progress)
-    fake_images = _sample_grouped(generator, per_class, seed=seed, batch_size=batch_size, temperature=temperature,
+    fake_images = _sample_grouped(generator, per_class, rng=rng, batch_size=batch_size, temperature=temperature,
                                   progress=progress)
     if format == "grid":
         _check_grid_target(out, overwrite)  # again, after the sampling: a file may have appeared meanwhile
@@ -312,10 +318,9 @@ def _write_hf(generator: ConditionalGenerator, per_class: int, out: Path, overwr
     return out
 
 
-def _sample_grouped(generator: ConditionalGenerator, per_class: int, *, seed: int, batch_size: int,
+def _sample_grouped(generator: ConditionalGenerator, per_class: int, *, rng: torch.Generator, batch_size: int,
                     temperature: Temperature, progress: bool | None) -> torch.Tensor:
     """``per_class`` samples of every class, grouped by class, under a bar of the images sampled."""
-    rng = torch.Generator(device=generator.device).manual_seed(seed)
     labels = torch.arange(generator.num_classes, device=generator.device).repeat_interleave(per_class)
     with progress_bar(progress, total=len(labels), desc="samples") as bar, sampling_progress(bar):
         return generator.sample(labels, generator=rng, batch_size=batch_size, temperature=temperature)

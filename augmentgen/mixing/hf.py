@@ -19,7 +19,7 @@ from .._seeds import seeded_generator
 from ..data import LabelledImages
 from ..data.labelled import warn_if_class_names_differ
 from ..errors import ConfigError, DataError
-from ..models.base import ConditionalGenerator, Temperature, sampling_progress
+from ..models.base import ConditionalGenerator, Temperature, check_generator_argument, sampling_progress
 from ..transforms.functional import to_uint8
 from .pool import SyntheticPool
 from .sources import AnchoredSource
@@ -172,6 +172,7 @@ def synthesize(generator: ConditionalGenerator, per_class: int | Mapping | str =
     Returns:
         A ``datasets.Dataset`` grouped by class, with ``synthetic`` True on every row.
     """
+    check_generator_argument(generator, "synthesize", "synthesize(generator, per_class, like=dataset)")
     ds = _datasets()
     temperature = generator.check_temperature(temperature)  # fail before any work
     _count(batch_size, "batch_size", minimum=1)

@@ -491,3 +491,13 @@ class ConditionalGenerator(nn.Module):
         def from_pretrained(cls, repo_id_or_dir: str | os.PathLike, revision: str | None = None,
                             device: str | torch.device | None = None, **kwargs: Any) -> Self:
             """Load a saved generator of this class (folder, zoo id or hub id)."""
+
+
+def check_generator_argument(value, call: str, usage: str) -> None:
+    """``value``, a function's first argument, is a :class:`ConditionalGenerator`; else a
+    :class:`~augmentgen.errors.ConfigError` naming ``call``'s argument order (``usage``), since
+    arguments passed in another order would fail deep inside, e.g. ``'str' object has no
+    attribute 'check_temperature'``."""
+    if not isinstance(value, ConditionalGenerator):
+        raise ConfigError(f"{call} takes a generator first (a ConditionalGenerator: augmentgen.train(...) or "
+                          f"from_pretrained(...)), got the {type(value).__name__} {value!r:.80}; call it as {usage}")

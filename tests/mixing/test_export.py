@@ -461,3 +461,17 @@ def test_the_hf_format_shows_synthesize_s_bar(gen, tmp_path, request, monkeypatc
     monkeypatch.delenv("RANK", raising=False)
     write_samples(gen, 2, tmp_path / "hf", "hf", progress=True, batch_size=4)
     assert [(bar.desc, bar.total, bar.updates) for bar in bars] == [("synthesize", 6, [4, 2])]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(generator="runs/cgan"), r"write_samples takes a generator first .*call it as write_samples\(generator, "),
+    (dict(out=None), "out must be the path to write the samples at"),
+    (dict(out=""), "out must be the path to write the samples at"),
+    (dict(seed="x"), "seed must be an int"),
+])
+def test_write_samples_refuses_wrong_arguments_before_any_file(gen, tmp_path, kwargs, match):
+    args = dict(generator=gen, per_class=2, out=tmp_path / "x", format="imagefolder")
+    args.update(kwargs)
+    with pytest.raises(ConfigError, match=match):
+        write_samples(args.pop("generator"), args.pop("per_class"), args.pop("out"), args.pop("format"), **args)
+    assert list(tmp_path.iterdir()) == []

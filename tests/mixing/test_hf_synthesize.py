@@ -319,3 +319,10 @@ def test_synthesize_shows_a_bar_of_the_images_sampled(gen, bars, monkeypatch):
     assert bars[3].total == 5 and bars[3].n == 5
     list(synthesize_iterable(gen, num_samples=3))  # a stream, maybe endless: no bar
     assert len(bars) == 4
+
+
+def test_synthesize_names_its_argument_order_for_a_non_generator():
+    from augmentgen.mixing.hf import synthesize
+
+    with pytest.raises(ConfigError, match=r"synthesize takes a generator first .*got the NoneType"):
+        synthesize(None, 2)
