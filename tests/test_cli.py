@@ -56,6 +56,8 @@ def test_sample_formats_and_eval_report(tmp_path, capsys):
            "instead of 14)" in summary
     assert "controls:      real-rows, pixel-mix (as many rows a step without a generator" in summary
     assert "classifiers:   up to 18 runs of 3 steps each" in summary and "2 paired seeds, 0 to 1" in summary
+    assert "sampling:      40 synthetic images once (4 per class) for consistency, CAS, distances and coverage; " \
+           "the synthetic arms sample their rows at every training step" in summary
     report = json.loads((out / "eval.json").read_text())
     assert report["n_train"] == 60 and report["n_test"] == 1000
     down = report["downstream"]
@@ -71,10 +73,16 @@ def test_sample_formats_and_eval_report(tmp_path, capsys):
     assert report["classifier_runs"] <= 18
     assert set(report["downstream"]["ratio_selection"]) == {"0.0", "0.5"}  # JSON keys
     # --baselines none: the comparison with classic augmentation alone, as before the baselines
+    # (with --bank-per-image: the synthetic arms draw from banks filled once, counted at start-up)
     assert main(["eval", "--model", str(out), "--data", "fashion-mnist-small", "--per-class", "6", "--steps", "2",
                  "--synthetic-per-class", "2", "--device", "cpu", "--ratios", "0.5", "--baselines", "none",
-                 "--out", str(tmp_path / "plain")]) == 0
-    assert "baselines:     classic\n" in capsys.readouterr().out
+                 "--bank-per-image", "1", "--out", str(tmp_path / "plain")]) == 0
+    printed, err = capsys.readouterr()
+    assert "baselines:     classic\n" in printed
+    assert "sampling:      20 synthetic images once (2 per class) for consistency, CAS, distances and coverage; " \
+           "up to 2 banks for the synthetic arms" in printed
+    assert "sampled" in err  # the bar of the images made, beside the classifiers'
+    assert json.loads((tmp_path / "plain" / "eval.json").read_text())["bank_per_image"] == 1
     plain = json.loads((tmp_path / "plain" / "eval.json").read_text())["downstream"]
     assert plain["baselines"] == ["classic"] and plain["baseline_selection"] is None
     assert plain["delta"] == plain["acc_mixed"] - plain["acc_real_classic"]
@@ -93,6 +101,8 @@ def test_errors_are_one_line_messages_with_exit_code_2(tmp_path, capsys):
     assert "--methods" in capsys.readouterr().err
     assert main(["eval", "--model", str(tmp_path / "none"), "--data", "mnist", "--methods", "vary:strong"]) == 2
     assert "only vary takes a strength" in capsys.readouterr().err
+    assert main(["eval", "--model", str(tmp_path / "none"), "--data", "mnist", "--bank-per-image", "0"]) == 2
+    assert "--bank-per-image must be at least 1" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert "no data at" in capsys.readouterr().err
     assert main(["train", "--set", "no_such_field=1", "--out", str(tmp_path / "o")]) == 2

@@ -63,6 +63,7 @@ def _eval(args) -> int:
         plot_per_class,
         write_report,
     )
+    from ..models import sampling_progress
     from ..training.run_folder import check_writable
 
     # Everything that can fail without computing fails first: the evaluation can take hours.
@@ -73,7 +74,8 @@ def _eval(args) -> int:
     _check_counts(args, {"per_class": "training images of each class", "steps": "classifier training steps",
                          "min_steps": "the fewest steps of an --epochs budget",
                          "synthetic_per_class": "synthetic images of each class",
-                         "repeats": "paired seeds of the downstream gain"})
+                         "repeats": "paired seeds of the downstream gain",
+                         "bank_per_image": "synthetic rows per real image in each bank"})
     if args.epochs is not None and not (math.isfinite(args.epochs) and args.epochs > 0):
         raise ConfigError(f"--epochs must be a finite number > 0 (passes over the real training data), got "
                           f"{args.epochs}; or leave it unset to budget classifiers in --steps")
@@ -99,10 +101,13 @@ def _eval(args) -> int:
     # Class names: downstream_gain compares them (one warning, not two).
     _check_data_fits(generator, args.model, {f"--data {args.data}": train_data, held_out: test_data}, names=False)
     choice = dict(candidate_ratios=ratios, methods=methods, baselines=baselines, controls=controls,
-                  metric=args.metric, repeats=args.repeats)
+                  metric=args.metric, repeats=args.repeats, bank_per_image=args.bank_per_image)
     plan = evaluation_plan(train_data, **choice)
     print(_eval_summary(args, generator, train_data, test_data, held_out, plan), flush=True)
-    with tqdm(total=plan["classifier_runs"], unit="classifier", desc="eval", dynamic_ncols=True) as bar:
+    # Two bars: the classifiers (the phase beside it), and every image the generator makes (the
+    # measured set, the banks or the rows sampled in the steps), which a ddpm advances per denoising step.
+    with tqdm(total=plan["classifier_runs"], unit="classifier", desc="eval", dynamic_ncols=True) as bar, \
+            tqdm(unit="img", desc="sampled", dynamic_ncols=True) as images, sampling_progress(images):
         report = evaluate_generator(generator, train_data, test_data, steps=args.steps, epochs=args.epochs,
                                     min_steps=args.min_steps, per_class=args.synthetic_per_class, seed=args.seed,
                                     device=args.device, progress=bar, **choice)
@@ -151,6 +156,14 @@ def _eval_summary(args, generator, train_data, test_data, held_out: str, plan: d
                       f"instead of {plan['classifier_runs_classic_only']})")
     balance = (f"imbalanced, {min(counts)} to {max(counts)} per class: choices by {plan['metric']}"
                if plan["imbalanced"] else f"{min(counts)} to {max(counts)} per class")
+    k = train_data.num_classes
+    sampling = (f"{k * args.synthetic_per_class} synthetic images once ({args.synthetic_per_class} per class) for "
+                "consistency, CAS, distances and coverage; ")
+    if args.bank_per_image is None:
+        sampling += "the synthetic arms sample their rows at every training step (--bank-per-image K: once per arm)"
+    else:
+        sampling += (f"up to {plan['bank_fills']} banks for the synthetic arms, each filled once from the arm's "
+                     f"training data ({args.bank_per_image} rows per real image of its largest class)")
     seeds = ("1 seed (one seed is not evidence: --repeats 5 gives an interval)" if args.repeats == 1
              else f"{args.repeats} paired seeds, {args.seed} to {args.seed + args.repeats - 1}")
     return "\n".join([
@@ -164,6 +177,7 @@ def _eval_summary(args, generator, train_data, test_data, held_out: str, plan: d
         f"  controls:      {', '.join(plan['controls']) or 'none'}"
         + (" (as many rows a step without a generator, beside the chosen method)" if plan["controls"] else ""),
         f"  seeds:         {seeds}",
+        f"  sampling:      {sampling}",
         f"  classifiers:   up to {plan['classifier_runs']} runs of {budget} each (reference, CAS, and per seed the "
         "baselines, the synthetic candidates, the final arms and the controls)",
     ])

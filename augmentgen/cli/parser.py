@@ -265,6 +265,11 @@ def _add_eval_command(sub) -> None:
     e.add_argument("--repeats", type=int, default=1,
                    help="measure the downstream gain with N paired seeds and report its mean with a 95%% "
                         "interval (its classifiers are trained N times; 5 is the benchmark's choice)")
+    e.add_argument("--bank-per-image", type=int, default=None, metavar="K",
+                   help="draw each synthetic arm's rows from a bank filled once from the data it trains on (K "
+                        "synthetic rows per real image of its largest class, or K variations per image for vary, "
+                        "interpolate, extrapolate) instead of sampling at every training step: the way to evaluate "
+                        "a slow sampler such as ddpm (the fills are counted at start-up)")
     e.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the GPU when there is one)")
     e.add_argument("--out", type=_path,
                    help="folder for eval.json and eval.png, checked writable before any work (default: the model "

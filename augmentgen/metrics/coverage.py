@@ -30,11 +30,11 @@ import torch
 
 from .._deprecation import renamed_argument
 from .._distances import median_pairwise_distance, nearest_distances
-from ..data.labelled import check_integer_labels
+from ..data.labelled import LabelledImages, check_integer_labels
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator
 from .classifier import EXTRACTOR_NAME, ReferenceClassifier, as_float_images, as_images_and_labels, features
-from .scores import sample_uint8_per_class
+from .scores import synthetic_set
 
 _NAN = float("nan")
 
@@ -217,7 +217,7 @@ def novelty_ratio(samples: torch.Tensor, sample_labels: torch.Tensor, train: tor
 @renamed_argument("n_per_class", "per_class")
 def coverage_report(generator: ConditionalGenerator, classifier: ReferenceClassifier, train_data,
                     heldout_data, *, per_class: int = 200, seed: int = 0,
-                    max_per_class: int = 500) -> dict:
+                    max_per_class: int = 500, synthetic: LabelledImages | None = None) -> dict:
     """Diversity and novelty ratios of ``generator``'s samples, in pixel and feature space.
 
     ``per_class`` images per class are drawn from ``generator`` (seeded by ``seed``) and
@@ -235,6 +235,9 @@ def coverage_report(generator: ConditionalGenerator, classifier: ReferenceClassi
         per_class: synthetic images per class (at least 2).
         seed: seeds the generator's noise and the subsets.
         max_per_class: see :func:`diversity_ratio`.
+        synthetic: the images to measure instead of sampling them: ``per_class`` images of every
+            class of the generator (see :func:`~augmentgen.metrics.scores.synthetic_set`), e.g. one
+            set shared by several metrics.
 
     Returns:
         ``{"diversity_pixels", "diversity_features", "novelty_pixels", "novelty_features"}``,
@@ -263,7 +266,7 @@ def coverage_report(generator: ConditionalGenerator, classifier: ReferenceClassi
         raise DataError(f"the classifier takes {in_channels}-channel images, the generator makes "
                         f"{generator.image_shape[0]}")
 
-    synthetic = sample_uint8_per_class(generator, per_class, seed=seed)
+    synthetic = synthetic_set(generator, per_class, seed=seed, synthetic=synthetic, call="coverage_report")
     device = next(classifier.parameters()).device
     spaces = {"pixels": lambda images: images.to(device),
               "features": lambda images: features(classifier, images)}

@@ -21,6 +21,7 @@ from torch import nn
 
 from .._deprecation import renamed_argument
 from .._distances import gaussian_frechet_distance
+from ..data.labelled import LabelledImages
 from ..errors import DataError
 from ..models.base import ConditionalGenerator
 from .classifier import ClassifierFeatures, ReferenceClassifier, as_images_and_labels
@@ -171,17 +172,20 @@ def feature_distances(
     k_density: int = 5,
     intra_class_fid: bool = True,
     kid_subsets: int = 50,
+    synthetic: LabelledImages | None = None,
 ) -> dict:
     """FID, KID, precision/recall, density/coverage and intra-class FID of ``generator`` against
     ``real_data`` (a :class:`LabelledImages` or (images, labels)), on ``classifier``'s features.
 
     ``per_class`` synthetic images are drawn per class (seeded by ``seed``); ``intra_class_fid``
-    adds the FID of each class (``"per_class_fid"``).
+    adds the FID of each class (``"per_class_fid"``). ``synthetic``: the images to measure instead
+    of sampling them, ``per_class`` images of every class of the generator
+    (:func:`~augmentgen.metrics.scores.synthetic_set`), e.g. one set shared by several metrics.
     """
-    from .scores import sample_uint8_per_class
+    from .scores import synthetic_set
 
     real_images, real_labels, _ = as_images_and_labels(real_data)
-    synthetic = sample_uint8_per_class(generator, per_class, seed=seed)
+    synthetic = synthetic_set(generator, per_class, seed=seed, synthetic=synthetic, call="feature_distances")
     feature = ClassifierFeatures(classifier)
     real_f = classifier_features(classifier, real_images)
     fake_f = classifier_features(classifier, synthetic.images)

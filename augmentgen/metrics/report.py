@@ -37,10 +37,12 @@ from .scores import (
     _check_device,
     _check_generator,
     _check_run,
+    check_bank_per_image,
     class_consistency,
     classification_accuracy_score,
     downstream_gain,
     downstream_plan,
+    sample_uint8_per_class,
 )
 from .splits import check_splittable
 from .stats import format_interval
@@ -66,6 +68,7 @@ def evaluate_generator(
     repeats: int = 1,
     device: str | torch.device | None = None,
     progress=None,
+    bank_per_image: int | None = None,
 ) -> dict:
     """Every augmentgen metric of ``generator`` on the user's data, as one JSON-ready dict.
 
@@ -107,7 +110,11 @@ def evaluate_generator(
             large as the gain itself.
         device: where classifiers train and the generator samples (default: CUDA if available).
         progress: a tqdm bar advanced once per classifier trained (:func:`evaluation_plan` gives
-            its total).
+            its total); its postfix names the phase, sampling included. For a bar of the images
+            sampled, wrap the call in ``with augmentgen.models.sampling_progress(images_bar):``.
+        bank_per_image: None (rows sampled live at every training step of a synthetic arm) or K:
+            each synthetic arm draws from a bank filled once from the data it trains on (see
+            :func:`~augmentgen.metrics.downstream_gain`), the way to evaluate a slow sampler (``ddpm``).
 
     Returns:
         ``{"extractor", "reference_accuracy", "class_consistency", "cas", "downstream",
@@ -124,6 +131,7 @@ def evaluate_generator(
             unknown method, baseline, control, metric or balance, a variation method on a generator
             without an encoder, ratios, counts, a budget, a progress bar or a seed of the wrong kind, a
             device that is not one or absent here), before any classifier trains.
+        ConfigError: also a ``bank_per_image`` that is not None or an int >= 1.
         DataError: data that is not images and labels, whose shape or classes differ from the generator's,
             or with a class of fewer than 2 training images (the validation split needs 2).
     """
@@ -137,6 +145,7 @@ def evaluate_generator(
                    methods=methods, baselines=baselines, controls=controls, metric=metric, mode="append",
                    balance=balance)
     _check_run(progress, steps=steps, epochs=epochs, min_steps=min_steps)
+    check_bank_per_image(bank_per_image)
     device = _check_device(device)
     generator = generator.to(device).eval()
     start = time.perf_counter()
@@ -144,27 +153,34 @@ def evaluate_generator(
     # data, augmentation, budget and seed), so it is trained once instead of three times.
     budget = dict(steps=steps, epochs=epochs, min_steps=min_steps)
     choice = dict(candidate_ratios=candidate_ratios, methods=methods, baselines=baselines, controls=controls,
-                  metric=metric, balance=balance, device=device, progress=progress)
+                  metric=metric, balance=balance, device=device, progress=progress, bank_per_image=bank_per_image)
     reference = _counted_run(progress, "reference classifier (classic)",
                              lambda: train_classifier(train_data, seed=seed, device=device, **budget).eval())
+    # One seeded set of synthetic images serves consistency, CAS, the distances and coverage (each
+    # sampled the same set on its own before): the same figures, a quarter of the sampling.
+    synthetic = _sampling(progress, f"sampling {per_class * generator.num_classes} synthetic images "
+                                    "(consistency, CAS, distances, coverage)",
+                          lambda: sample_uint8_per_class(generator, per_class, seed=seed))
     report = {
         "generator": repr(generator),
         "family": generator.family,
         "class_names": generator.class_names,
         "extractor": extractor_description(reference, trained_on=train_data.source, seed=seed, **budget),
         "reference_accuracy": evaluate_accuracy(reference, test_data),
-        "class_consistency": class_consistency(generator, reference, per_class, seed=seed),
+        "class_consistency": class_consistency(generator, reference, per_class, seed=seed, synthetic=synthetic),
         "cas": _counted_run(progress, "CAS: trained on synthetic images only", lambda: classification_accuracy_score(
             generator, test_data, real_model=reference, per_class=per_class, seed=seed, device=device,
-            **budget)),
+            synthetic=synthetic, **budget)),
         "downstream": downstream_gain(generator, train_data, test_data, seed=seed, **budget, **choice,
                                       real_classic_model=reference),
-        "distances": feature_distances(generator, reference, test_data, per_class=per_class, seed=seed),
+        "distances": feature_distances(generator, reference, test_data, per_class=per_class, seed=seed,
+                                       synthetic=synthetic),
         # Held-out real images for the coverage ratios: the test set, as for the distances above
         # (a reported figure, never used to choose anything).
         "coverage": coverage_report(generator, reference, train_data, test_data, per_class=per_class,
-                                    seed=seed),
+                                    seed=seed, synthetic=synthetic),
         "n_train": len(train_data), "n_test": len(test_data), "seed": seed, "steps": steps, "epochs": epochs,
+        "bank_per_image": bank_per_image,
         "device": str(device), "machine": platform.platform(), "torch": torch.__version__,
     }
     gains = [report["downstream"]] + [
@@ -176,6 +192,14 @@ def evaluate_generator(
     report["classifier_runs"] = 2 + sum(g["classifier_runs"] for g in gains)
     report["seconds"] = round(time.perf_counter() - start, 1)
     return report
+
+
+def _sampling(progress, what: str, sample):
+    """A sampling phase, named beside the progress bar (it trains no classifier, so the bar's count
+    stays; the bar's elapsed time keeps moving)."""
+    if progress is not None:
+        progress.set_postfix_str(what, refresh=True)
+    return sample()
 
 
 def _counted_run(progress, what: str, train):
@@ -191,21 +215,24 @@ def _counted_run(progress, what: str, train):
 def evaluation_plan(train_data, *, candidate_ratios: Sequence[float] = (0.0, 0.25, 0.5, 1.0),
                     methods: Sequence[str] = ("plain",), baselines: str | Sequence[str] | None = "strong",
                     controls: str | Sequence[str] | None = DEFAULT_CONTROLS, metric: str = "auto",
-                    repeats: int = 1) -> dict:
+                    repeats: int = 1, bank_per_image: int | None = None) -> dict:
     """What :func:`evaluate_generator` will train, before it trains anything: the
     :func:`~augmentgen.metrics.scores.downstream_plan` of the first seed, plus ``"classifier_runs"``
     (at most this many classifiers in all, each with the full budget: the reference, CAS, and
     the downstream arms of every seed) and ``"classifier_runs_classic_only"`` (the same with
-    ``baselines="none"``)."""
+    ``baselines="none"``) and ``"bank_fills"`` (with ``bank_per_image``: at most this many banks of
+    synthetic rows filled, each sampled once, over every seed; 0 without)."""
     _check_count("repeats", repeats, "paired seeds of the downstream gain")
     counts = train_data.class_counts if hasattr(train_data, "class_counts") else list(train_data)
     check_splittable(counts, class_names=getattr(train_data, "class_names", None))  # every seed chooses on a split
-    common = dict(candidate_ratios=candidate_ratios, methods=methods, metric=metric, controls=controls)
+    common = dict(candidate_ratios=candidate_ratios, methods=methods, metric=metric, controls=controls,
+                  bank_per_image=bank_per_image)
     first = downstream_plan(train_data, baselines=baselines, reuse_classic=True, **common)
     later = downstream_plan(train_data, baselines=baselines, include_noaug=False, **common)
     total = lambda key: 2 + first[key] + (repeats - 1) * later[key]  # noqa: E731
     return {**first, "repeats": repeats, "classifier_runs": total("classifier_runs"),
-            "classifier_runs_classic_only": total("classifier_runs_classic_only")}
+            "classifier_runs_classic_only": total("classifier_runs_classic_only"),
+            "bank_fills": repeats * first["bank_fills"]}
 
 
 def _pct(value: float | None) -> str:

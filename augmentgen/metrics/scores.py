@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Collection, Mapping, Sequence
 
 import torch
@@ -72,9 +73,42 @@ def sample_uint8_per_class(generator: ConditionalGenerator, per_class: int, *, s
                           source=f"synthetic:{generator.family}")
 
 
+def synthetic_set(generator: ConditionalGenerator, per_class: int, *, seed: int = 0, synthetic=None,
+                  call: str = "synthetic") -> LabelledImages:
+    """The synthetic images a metric measures: ``synthetic`` when given (checked), else
+    :func:`sample_uint8_per_class` ``(generator, per_class, seed=seed)``.
+
+    ``synthetic`` lets several metrics share one sampled set (:func:`~augmentgen.metrics.report.evaluate_generator`
+    samples once for consistency, CAS, the distances and coverage): a :class:`LabelledImages` (or
+    ``(images uint8, labels)``) of the generator's image shape and classes, with ``per_class`` images of
+    every class, as ``sample_uint8_per_class(generator, per_class, seed=seed)`` returns it.
+
+    Raises:
+        DataError: ``synthetic`` is not images and labels, or its image shape or classes differ from the generator's.
+        ConfigError: ``synthetic`` does not hold ``per_class`` images of every class.
+    """
+    if synthetic is None:
+        return sample_uint8_per_class(generator, per_class, seed=seed)
+    _check_count("per_class", per_class, "synthetic images of each class")
+    synthetic = _as_labelled(synthetic)
+    if synthetic.image_shape != tuple(generator.image_shape):
+        raise DataError(f"{call}: synthetic holds {synthetic.image_shape} images but the generator makes "
+                        f"{tuple(generator.image_shape)}; pass the generator's own samples "
+                        "(sample_uint8_per_class(generator, per_class, seed=seed))")
+    if synthetic.num_classes != generator.num_classes:
+        raise DataError(f"{call}: synthetic has {synthetic.num_classes} classes, the generator "
+                        f"{generator.num_classes}")
+    counts = synthetic.class_counts
+    if any(count != per_class for count in counts):
+        fix = f"pass per_class={counts[0]}" if len(set(counts)) == 1 else \
+            "pass sample_uint8_per_class(generator, per_class, seed=seed)"
+        raise ConfigError(f"{call}: synthetic holds {counts} images per class but per_class={per_class}; {fix}")
+    return synthetic
+
+
 @renamed_argument("n_per_class", "per_class")
 def class_consistency(generator: ConditionalGenerator, classifier: torch.nn.Module, per_class: int = 100,
-                      *, seed: int = 0) -> dict:
+                      *, seed: int = 0, synthetic: LabelledImages | None = None) -> dict:
     """Share of each class's synthetic samples that ``classifier`` assigns to that class.
 
     Args:
@@ -82,12 +116,14 @@ def class_consistency(generator: ConditionalGenerator, classifier: torch.nn.Modu
         classifier: a classifier trained on real data (e.g. from :func:`train_classifier`).
         per_class: samples drawn per class.
         seed: seeds the generator's noise.
+        synthetic: the images to check instead of sampling them: ``per_class`` images of every
+            class of the generator (see :func:`synthetic_set`), e.g. one set shared by several metrics.
 
     Returns:
         ``{"per_class": {class name: share in [0, 1]}, "mean": mean share, "n_per_class": n}``
         (here ``"per_class"`` is the breakdown by class, so the count keeps the key ``n_per_class``).
     """
-    synthetic = sample_uint8_per_class(generator, per_class, seed=seed)
+    synthetic = synthetic_set(generator, per_class, seed=seed, synthetic=synthetic, call="class_consistency")
     shares = per_class_accuracy(classifier, synthetic, num_classes=generator.num_classes)
     names = generator.class_names
     return {"per_class": dict(zip(names, shares)), "mean": float(sum(shares) / len(shares)),
@@ -110,6 +146,7 @@ def classification_accuracy_score(
     width: int = 16,
     device: str | torch.device | None = None,
     real_model: ReferenceClassifier | None = None,
+    synthetic: LabelledImages | None = None,
 ) -> dict:
     """CAS: accuracy on real ``test_data`` of the reference classifier trained on synthetic data only.
 
@@ -117,6 +154,8 @@ def classification_accuracy_score(
     the same budget (``steps``, ``batch_size``, ``augment``) as the real-data classifier, which
     is trained on ``real_data`` when given, so the two figures sit side by side. Pass
     ``real_model`` instead when a classifier with that budget is already trained on the real data.
+    ``synthetic``: the training set instead of sampling it, ``per_class`` images of every class of
+    the generator (see :func:`synthetic_set`), e.g. one set shared by several metrics.
 
     Returns:
         ``{"cas", "cas_per_class", "acc_real", "acc_real_per_class", "per_class", "steps", "seed"}``
@@ -124,7 +163,8 @@ def classification_accuracy_score(
     """
     common = dict(steps=steps, epochs=epochs, min_steps=min_steps, batch_size=batch_size, seed=seed,
                   augment=augment, width=width, device=device)
-    synthetic = sample_uint8_per_class(generator, per_class, seed=seed)
+    synthetic = synthetic_set(generator, per_class, seed=seed, synthetic=synthetic,
+                              call="classification_accuracy_score")
     model = train_classifier(synthetic, **common)
     report = {
         "cas": evaluate_accuracy(model, test_data),
@@ -218,14 +258,15 @@ def _baselines_on_fit(n_baselines: int, methods: Sequence[str], candidate_ratios
 def downstream_plan(train_data, *, baselines: str | Sequence[str] | None = "strong", methods: Sequence[str] = ("plain",),
                     candidate_ratios: Sequence[float] = (0.25, 0.5, 1.0), ratio: float | None = None,
                     metric: str = "auto", include_noaug: bool = True, reuse_classic: bool = False,
-                    controls: str | Sequence[str] | None = DEFAULT_CONTROLS) -> dict:
+                    controls: str | Sequence[str] | None = DEFAULT_CONTROLS, bank_per_image: int | None = None) -> dict:
     """What :func:`downstream_gain` will train with these arguments, before it trains anything.
 
     ``train_data``: the training data, or its class counts. Returns ``{"baselines"`` (the names
     that will be trained), ``"controls"`` (the controls' names), ``"imbalanced"``,
     ``"imbalance_ratio"``, ``"metric"`` (what chooses and what the verdict compares), ``"classifier_runs"`` (at most this many classifiers, each
     with the full budget), ``"classifier_runs_classic_only"`` (the same with ``baselines="none"``:
-    the difference is what the baselines cost)``}``.
+    the difference is what the baselines cost), ``"bank_per_image"`` and ``"bank_fills"`` (at most
+    this many banks filled, each sampled once: 0 without ``bank_per_image``)``}``.
     """
     counts = train_data.class_counts if hasattr(train_data, "class_counts") else list(train_data)
     _check_ratios(candidate_ratios, ratio, "append")
@@ -233,13 +274,35 @@ def downstream_plan(train_data, *, baselines: str | Sequence[str] | None = "stro
     for method in methods:
         method_options(method)
     control_names = resolve_controls(controls)
+    check_bank_per_image(bank_per_image)
     shared = dict(methods=methods, candidate_ratios=candidate_ratios, ratio=ratio, include_noaug=include_noaug,
                   reuse_classic=reuse_classic, n_controls=len(control_names))
     return {"baselines": names, "controls": control_names, "imbalanced": is_imbalanced(counts),
             "imbalance_ratio": imbalance_ratio(counts),
             "metric": _resolve_metric(metric, counts),
             "classifier_runs": _planned_runs(len(names), **shared),
-            "classifier_runs_classic_only": _planned_runs(1, **shared)}
+            "classifier_runs_classic_only": _planned_runs(1, **shared),
+            "bank_per_image": bank_per_image,
+            "bank_fills": 0 if bank_per_image is None else _planned_bank_fills(methods, candidate_ratios, ratio)}
+
+
+def _bank_rows(method: str) -> tuple:
+    """What a bank of ``method``'s rows holds, as :meth:`_GainArms.mix` keys it (one teacher):
+    ``plain``, ``soft`` and ``weighted`` share the bank of free samples."""
+    kw = split_method_options(method)[0]
+    if "variation" in kw:
+        return (kw.pop("variation"), *sorted(kw.items()))
+    return ("filter",) if "filter_threshold" in kw else ("free",)
+
+
+def _planned_bank_fills(methods: Sequence[str], candidate_ratios: Sequence[float], ratio: float | None) -> int:
+    """The most banks one :func:`downstream_gain` call fills: one per kind of rows among the
+    validation candidates, and the final arm's."""
+    if ratio is not None:
+        return int(bool(ratio))
+    if not any(candidate_ratios):
+        return 0
+    return len({_bank_rows(m) for m in methods}) + 1
 
 
 class _Runs:
@@ -290,6 +353,7 @@ def downstream_gain(
     device: str | torch.device | None = None,
     real_classic_model: ReferenceClassifier | None = None,
     progress=None,
+    bank_per_image: int | None = None,
 ) -> dict:
     """ΔAcc: do ``generator``'s samples improve on the best a user can do without a generator?
 
@@ -325,6 +389,16 @@ def downstream_gain(
     augmentation and this budget and seed, used as the classic arm instead of training it again.
     ``progress``: a tqdm bar (anything with ``update``, ``set_postfix_str`` and ``total``)
     advanced once per classifier; :func:`downstream_plan` says how many to expect.
+    ``bank_per_image``: None (the default) samples every synthetic arm's rows live at each training
+    step (a slow family such as ``ddpm`` then samples for every step of every arm). An int K >= 1
+    gives each synthetic arm a :class:`~augmentgen.mixing.SyntheticPool` filled once from the data
+    that arm trains on (the validation split's training part for a validation candidate, so no row
+    is made from a validation image; all of ``train_data`` for a final arm): ``K * (images in its
+    largest class)`` free samples per class, or for the variation methods ``K`` variations per image
+    of the largest class (:meth:`~augmentgen.mixing.SyntheticPool.from_variations`). ``filter``'s
+    bank is filtered by its teacher once when it fills. Candidates that draw the same rows
+    (``plain``, ``soft`` and ``weighted`` at any ratio) share one bank; :func:`downstream_plan`
+    counts the fills (``"bank_fills"``).
 
     Returns:
         A dict with ``best_baseline``, ``baselines`` (the names trained), ``baseline_selection``
@@ -338,7 +412,7 @@ def downstream_gain(
         ``controls`` (per control trained: ``{"acc", "score", "per_class", "delta"}``, ``delta``
         being ``score_mixed`` minus the control's score; empty when no synthetic method was chosen),
         ``verdict`` (one seed: never a recommendation to mix), ``classifier_runs``, ``steps``,
-        ``batch_size``, ``seed``; a ``soft`` choice adds ``acc_teacher_control`` (the teacher's
+        ``batch_size``, ``seed``, ``bank_per_image`` and ``bank_fills`` (banks filled; 0 without a bank); a ``soft`` choice adds ``acc_teacher_control`` (the teacher's
         soft targets on real rows only) and ``delta_vs_control``.
     """
     _check_generator(generator, "downstream_gain")
@@ -356,13 +430,14 @@ def downstream_gain(
         validation_fraction=validation_fraction)
     _check_run(progress, include_noaug=include_noaug, real_classic_model=real_classic_model, steps=steps,
                epochs=epochs, min_steps=min_steps, batch_size=batch_size, width=width)
+    check_bank_per_image(bank_per_image)
     device = _check_device(device)
     runs = _Runs(progress, _planned_runs(len(names), methods, candidate_ratios, ratio, include_noaug,
                                          real_classic_model is not None, len(control_names)))
     original_device = generator.device
     generator.to(device)  # SyntheticMix samples on the batch's device
     arms = _GainArms(generator, runs, seed=seed, mode=mode, balance=balance, metric=metric, controls=control_names,
-                     steps=steps, epochs=epochs, min_steps=min_steps, batch_size=batch_size, width=width,
+                     bank_per_image=bank_per_image, steps=steps, epochs=epochs, min_steps=min_steps, batch_size=batch_size, width=width,
                      device=device)
     try:
         best, best_on_fit, baseline_selection, selection, method = "classic", None, None, None, methods[0]
@@ -388,6 +463,7 @@ def downstream_gain(
             report["per_class_real_noaug"] = per_class_accuracy(plain, test_data)
         report["verdict"] = verdict(report)
         report["classifier_runs"] = runs.done
+        report["bank_per_image"], report["bank_fills"] = bank_per_image, arms.bank_fills
     finally:
         generator.to(original_device)
         runs.close()
@@ -473,6 +549,14 @@ def _check_run(progress, *, include_noaug: bool = True, real_classic_model=None,
                           f"or None, got the {type(real_classic_model).__name__} {real_classic_model!r}")
 
 
+def check_bank_per_image(bank_per_image) -> None:
+    """``bank_per_image``: None (rows sampled live at each step) or an int >= 1."""
+    if bank_per_image is not None and (isinstance(bank_per_image, bool) or not isinstance(bank_per_image, numbers.Integral)
+                                       or bank_per_image < 1):
+        raise ConfigError("bank_per_image takes a number of synthetic rows per real image, an int >= 1 (a bank "
+                          f"filled once per synthetic arm), or None (rows sampled at every step); got {bank_per_image!r}")
+
+
 def _check_generator(generator, call: str) -> None:
     """The first argument is the generator (arguments passed in another order fail here, not deep inside)."""
     check_generator_argument(generator, call, f"{call}(generator, train_data, test_data)")
@@ -551,10 +635,12 @@ class _GainArms:
     """The classifier arms of :func:`downstream_gain`, all with one budget, seed and device."""
 
     def __init__(self, generator: ConditionalGenerator, runs: _Runs, *, seed: int, mode: str, balance,
-                 metric: str, controls: Sequence[str] = (), **budget):
+                 metric: str, controls: Sequence[str] = (), bank_per_image: int | None = None, **budget):
         self.generator, self.runs, self.seed, self.mode, self.balance = generator, runs, seed, mode, balance
         self.metric, self.num_classes, self.controls = metric, generator.num_classes, list(controls)
         self.common = {**budget, "seed": seed, "num_classes": generator.num_classes}
+        self.bank_per_image, self.bank_fills = bank_per_image, 0
+        self._banks: dict[tuple, object] = {}  # (data, rows) -> SyntheticPool, filled once each
 
     def train(self, what: str, data: LabelledImages, baseline: str = "classic", synthetic_mix=None,
               method: str | None = None) -> ReferenceClassifier:
@@ -573,20 +659,60 @@ class _GainArms:
         per_class = torch.tensor(per_class_accuracy(model, data, num_classes=self.num_classes))
         return float(per_class[~per_class.isnan()].mean())
 
-    def mix(self, method: str, ratio: float, teacher: ReferenceClassifier | None):
-        """The batch mixer of ``method`` at ``ratio``, with ``teacher`` where the method needs one."""
+    def mix(self, method: str, ratio: float, teacher: ReferenceClassifier | None, data: LabelledImages,
+            role: str = "final"):
+        """The batch mixer of ``method`` at ``ratio``, with ``teacher`` where the method needs one;
+        with a bank, its rows come from a bank filled once from ``data``, the data the arm trains on
+        (``role`` names it on the progress bar)."""
         if method == "soft-control":
             return _teacher_control(teacher, self.num_classes)
         if not ratio or method == "none":
             return None
         kw = split_method_options(method)[0]  # the mixer's options; train() takes the classifier's
+        mixer = dict(seed=self.seed, mode=self.mode, balance=self.balance)
         if "variation" in kw:  # rows made from the batch's real rows
             from ..mixing import VariationSource
 
-            source = VariationSource(self.generator, kw.pop("variation"), **kw)  # kw: vary's strength
-            return make_synthetic_mix(source, ratio, seed=self.seed, mode=self.mode, balance=self.balance)
-        return make_synthetic_mix(self.generator, ratio, seed=self.seed, mode=self.mode, balance=self.balance,
-                                  **({**kw, "teacher": teacher} if kw else {}))
+            variation = kw.pop("variation")
+            source = VariationSource(self.generator, variation, **kw)  # kw: vary's strength
+            if self.bank_per_image is not None:  # made once from the arm's own images
+                source = self.bank(data, role, (variation, *sorted(kw.items())), lambda pool: pool.from_variations(
+                    source, data.images, data.labels, per_image=self.bank_per_image, seed=self.seed))
+            return make_synthetic_mix(source, ratio, **mixer)
+        options = {**kw, "teacher": teacher} if kw else {}
+        if self.bank_per_image is None:
+            return make_synthetic_mix(self.generator, ratio, **mixer, **options)
+        per_class = self.bank_per_image * max(data.class_counts)
+        if "filter_threshold" in kw:  # the bank is filtered once as it fills, not in every step
+            pool_filter = {"teacher": teacher, "filter_threshold": options.pop("filter_threshold")}
+            options.pop("teacher")
+            key = ("filter", id(teacher), pool_filter["filter_threshold"])
+        else:
+            pool_filter, key = {}, ("free",)
+        source = self.bank(data, role, key, lambda pool: pool(self.generator, per_class=per_class, seed=self.seed,
+                                                             **pool_filter))
+        return make_synthetic_mix(source, ratio, **mixer, **options)
+
+    def bank(self, data: LabelledImages, role: str, rows: tuple, fill):
+        """The bank of ``rows`` made from ``data``, filled (``fill(SyntheticPool)``) the first time it is
+        asked for: every candidate drawing the same rows from the same data shares it."""
+        from ..mixing import SyntheticPool
+
+        key = (id(data), rows)
+        if key not in self._banks:
+            if self.runs.progress is not None:
+                self.runs.progress.set_postfix_str(f"{role}: filling a bank of synthetic rows ({rows[0]})",
+                                                   refresh=True)
+            try:
+                bank = fill(SyntheticPool)
+            except DataError as exc:  # a filtered bank whose teacher accepted no sample of a class
+                bank = exc  # not filled again for the next ratio
+            self._banks[key] = (data, bank)  # data kept: its id stays its own
+            self.bank_fills += 1
+        bank = self._banks[key][1]
+        if isinstance(bank, DataError):
+            raise bank
+        return bank
 
     def select_baseline(self, fit: LabelledImages, val: LabelledImages, names: list[str]
                         ) -> tuple[str, ReferenceClassifier, dict[str, float]]:
@@ -605,12 +731,17 @@ class _GainArms:
             selection[("none", 0.0)] = self.score(best_on_fit, val)
             if "soft" in methods:  # soft labels without synthetic rows: no credit to the generator
                 control = self.train(f"validation: {best} + teacher soft labels, no synthetic rows", fit, best,
-                                     self.mix("soft-control", 0.0, best_on_fit))
+                                     self.mix("soft-control", 0.0, best_on_fit, fit))
                 selection[("soft-control", 0.0)] = self.score(control, val)
         for m in methods:
             for candidate in (float(r) for r in candidate_ratios if r):
-                model = self.train(f"validation: {best} + {m}@{candidate:g}", fit, best,
-                                   self.mix(m, candidate, best_on_fit), m)
+                try:
+                    mix = self.mix(m, candidate, best_on_fit, fit, "validation")
+                except DataError as exc:  # only a bank fills here: its teacher refused a whole class
+                    warnings.warn(f"downstream_gain: {m}@{candidate:g} is left out of the validation choice: {exc}",
+                                  stacklevel=3)
+                    continue
+                model = self.train(f"validation: {best} + {m}@{candidate:g}", fit, best, mix, m)
                 selection[(m, candidate)] = self.score(model, val)
         return selection
 
@@ -622,7 +753,8 @@ class _GainArms:
         model = classic if best == "classic" else self.train(f"final: {best}", train_data, best)
         # Method "none" (validation says: do not mix) is the best baseline's arm itself.
         mixed = model if method == "none" else self.train(
-            f"final: {best} + {method}@{ratio:g}", train_data, best, self.mix(method, ratio, model), method)
+            f"final: {best} + {method}@{ratio:g}", train_data, best, self.mix(method, ratio, model, train_data),
+            method)
         b = self.common
         report = {"metric": self.metric, "best_baseline": best, "method": method, "ratio": ratio,
                   "acc_real_noaug": None, "per_class_real_noaug": None,
@@ -673,6 +805,8 @@ __all__ = [
     "downstream_verdict",
     "make_synthetic_mix",
     "sample_uint8_per_class",
+    "synthetic_set",
+    "check_bank_per_image",
     "to_uint8",
     "validation_folds",
     "validation_split",

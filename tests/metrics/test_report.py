@@ -100,3 +100,201 @@ def test_the_selection_table_marks_the_choice_once_even_on_ties():
     assert "    B + synthetic: plain at ratio 0.25" in "\n".join(lines)
     assert lines[-1].startswith("verdict: undecided. Best baseline on the validation split: mixup-cutmix.")
     assert "+2.0 pts at one seed" in lines[-1] and "+4.0 pts at one seed" in "\n".join(lines)  # vs B, vs classic
+
+
+@pytest.fixture(scope="module")
+def tiny_cgan():
+    from augmentgen.models import build_config, build_generator
+
+    torch.manual_seed(0)
+    return build_generator(build_config("cgan", num_classes=3, class_names=[f"class{c}" for c in range(3)],
+                                        generator_width=8, latent_dim=8))
+
+
+def _counting_samples(generator, monkeypatch) -> list[int]:
+    """The number of images of every ``generator.sample`` call, in order."""
+    calls, original = [], generator.sample
+
+    def sample(labels, *args, **kwargs):
+        calls.append(len(labels))
+        return original(labels, *args, **kwargs)
+
+    monkeypatch.setattr(generator, "sample", sample)
+    return calls
+
+
+def _same(a, b) -> bool:
+    """Equal, NaN (a class with too few images) equal to NaN."""
+    if isinstance(a, float) and isinstance(b, float) and a != a:
+        return b != b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def test_one_sampled_set_serves_consistency_cas_distances_and_coverage(split, tiny_cgan, monkeypatch):
+    train, test = split
+    options = dict(steps=STEPS, per_class=6, seed=2, candidate_ratios=(0.0, 0.5), baselines="none",
+                   controls="none", device="cpu")
+    calls = _counting_samples(tiny_cgan, monkeypatch)
+    torch.manual_seed(0)  # KID draws its subsets from the global stream
+    report = evaluate_generator(tiny_cgan, train, test, **options)
+    measured = [n for n in calls if n == 18]
+    assert calls[0] == 18 and len(measured) == 1  # once, 6 images of each of 3 classes (it was four times)
+
+    # As before: each metric samples the same seeded set on its own (synthetic= dropped).
+    def sampling_alone(metric):
+        return lambda *args, synthetic=None, **kwargs: metric(*args, **kwargs)
+
+    for name in ("class_consistency", "classification_accuracy_score", "feature_distances", "coverage_report"):
+        monkeypatch.setattr(report_module, name, sampling_alone(getattr(report_module, name)))
+    calls.clear()
+    torch.manual_seed(0)
+    before = evaluate_generator(tiny_cgan, train, test, **options)
+    assert len([n for n in calls if n == 18]) == 1 + 4  # its own set (unused here) and the four metrics'
+    report.pop("seconds"), before.pop("seconds")
+    assert [key for key in report if not _same(report[key], before[key])] == []  # bit-identical
+
+
+def test_only_the_measured_set_is_sampled_without_synthetic_arms(split, tiny_cgan, monkeypatch):
+    train, test = split
+    calls = _counting_samples(tiny_cgan, monkeypatch)
+    # Ratio 0 only: no downstream arm takes synthetic rows, so the four metrics' set is all that is sampled.
+    report = evaluate_generator(tiny_cgan, train, test, steps=2, per_class=5, candidate_ratios=(0.0,),
+                                baselines="none", controls="none", device="cpu")
+    assert calls == [15] and report["cas"]["per_class"] == 5 and report["distances"]["n_synthetic"] == 15
+
+
+def test_a_shared_synthetic_set_is_checked_against_the_generator(split, tiny_cgan):
+    from augmentgen.data import LabelledImages
+    from augmentgen.errors import DataError
+    from augmentgen.metrics import (
+        class_consistency,
+        feature_distances,
+        sample_uint8_per_class,
+        train_classifier,
+    )
+
+    train, test = split
+    reference = train_classifier(train, seed=0, steps=2, device="cpu").eval()
+    synthetic = sample_uint8_per_class(tiny_cgan, 4, seed=0)
+    # The set given is the set measured: the same figures as sampling it with those arguments.
+    assert class_consistency(tiny_cgan, reference, 4, synthetic=synthetic) == class_consistency(tiny_cgan, reference, 4)
+    with pytest.raises(ConfigError, match=r"synthetic holds \[4, 4, 4\] images per class but per_class=100; "
+                                          r"pass per_class=4"):
+        class_consistency(tiny_cgan, reference, synthetic=synthetic)
+    wrong_shape = LabelledImages(torch.zeros(6, 3, 28, 28, dtype=torch.uint8), torch.arange(3).repeat(2))
+    with pytest.raises(DataError, match=r"feature_distances: synthetic holds \(3, 28, 28\) images but the "
+                                        r"generator makes \(1, 28, 28\)"):
+        feature_distances(tiny_cgan, reference, test, per_class=2, synthetic=wrong_shape)
+    two_classes = LabelledImages(synthetic.images[:8], synthetic.labels[:8], ["a", "b"])
+    with pytest.raises(DataError, match="synthetic has 2 classes, the generator 3"):
+        class_consistency(tiny_cgan, reference, 4, synthetic=two_classes)
+
+
+def test_a_bank_is_filled_once_from_the_data_each_arm_trains_on(split, monkeypatch):
+    from augmentgen.metrics import validation_split
+
+    train, test = split
+    generator = RealImagesGenerator(train)
+    options = dict(steps=STEPS, seed=0, candidate_ratios=(0.25, 0.5), methods=("plain", "weighted"),
+                   baselines="none", controls="none", include_noaug=False)
+    calls = _counting_samples(generator, monkeypatch)
+    live = downstream_gain(generator, train, test, **options)
+    live_calls = len(calls)
+    calls.clear()
+    banked = downstream_gain(generator, train, test, bank_per_image=2, **options)
+
+    fit, _ = validation_split(train, 0.2, seed=0)
+    # One bank for the four validation candidates (plain and weighted draw the same free samples),
+    # filled from the fit part only, and one from all the training data for the final arm: 2 x the
+    # largest class of each, per class. Nothing is sampled in the training steps.
+    expected = [3 * 2 * max(fit.class_counts)] + ([3 * 2 * 16] if banked["method"] != "none" else [])
+    assert calls == expected and banked["bank_fills"] == len(expected) and banked["bank_per_image"] == 2
+    assert live_calls > 4 * STEPS and live["bank_per_image"] is None and live["bank_fills"] == 0
+    assert set(banked["selection"]) == set(live["selection"])
+
+
+def test_a_variation_bank_never_sees_the_validation_images(split, monkeypatch):
+    from augmentgen.metrics import validation_split
+    from augmentgen.mixing import SyntheticPool
+    from augmentgen.models import build_config, build_generator
+
+    train, test = split
+    ae = build_generator(build_config("ae", num_classes=3, class_names=train.class_names, encoder_width=8,
+                                      decoder_width=8, latent_dim=8)).eval()
+    made, original = [], SyntheticPool.from_variations.__func__
+
+    def recording(cls, source, images, labels, **kwargs):
+        made.append((images.clone(), kwargs["per_image"]))
+        return original(cls, source, images, labels, **kwargs)
+
+    monkeypatch.setattr(SyntheticPool, "from_variations", classmethod(recording))
+    report = downstream_gain(ae, train, test, steps=4, seed=0, candidate_ratios=(0.5, 1.0), methods=("vary:0.3",),
+                             baselines="none", controls="none", include_noaug=False, bank_per_image=1)
+    fit, _ = validation_split(train, 0.2, seed=0)
+    assert torch.equal(made[0][0], fit.images) and made[0][1] == 1  # one bank for both ratios
+    assert len(made) == report["bank_fills"] == 2 and torch.equal(made[1][0], train.images)
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5, "2"])
+def test_a_bad_bank_size_is_refused_before_any_classifier_trains(split, monkeypatch, bad):
+    from augmentgen.metrics import downstream_plan
+
+    train, test = split
+    monkeypatch.setattr(scores_module, "train_classifier", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(report_module, "train_classifier", lambda *a, **k: pytest.fail("trained"))
+    generator = RealImagesGenerator(train)
+    for call in (evaluate_generator, downstream_gain):
+        with pytest.raises(ConfigError, match=rf"bank_per_image takes .* an int >= 1 .*got {bad!r}"):
+            call(generator, train, test, steps=2, bank_per_image=bad)
+    with pytest.raises(ConfigError, match="bank_per_image"):
+        downstream_plan(train, bank_per_image=bad)
+
+
+def test_the_plan_counts_the_bank_fills(split):
+    from augmentgen.metrics.report import evaluation_plan
+
+    train, _ = split
+    methods = ("plain", "soft", "filter", "vary:0.3", "vary:0.7")
+    # Per seed: free samples (plain, soft), filtered, two vary strengths, then the final arm's.
+    plan = evaluation_plan(train, methods=methods, repeats=2, bank_per_image=3)
+    assert plan["bank_fills"] == 2 * 5 and plan["bank_per_image"] == 3
+    assert evaluation_plan(train, methods=methods)["bank_fills"] == 0
+    assert evaluation_plan(train, candidate_ratios=(0.0,), bank_per_image=3)["bank_fills"] == 0
+
+
+class _PhaseBar:
+    """A classifier bar that records its postfixes (what evaluate_generator says it is doing)."""
+
+    def __init__(self):
+        self.total, self.n, self.postfixes = 100, 0, []
+
+    def update(self, n=1):
+        self.n += n
+
+    def set_postfix_str(self, text, refresh=True):
+        self.postfixes.append(text)
+
+    def refresh(self):
+        pass
+
+
+def test_the_sampling_phases_are_named_and_counted(split, tiny_cgan):
+    from augmentgen.models import sampling_progress
+    from tests.conftest import RecordingBar
+
+    train, test = split
+    bar, images = _PhaseBar(), RecordingBar(total=None, disable=False)
+    with sampling_progress(images):
+        evaluate_generator(tiny_cgan, train, test, steps=2, per_class=4, candidate_ratios=(0.0, 0.5), baselines="none",
+                           controls="none", device="cpu", progress=bar, bank_per_image=1)
+    assert "sampling 12 synthetic images (consistency, CAS, distances, coverage)" in bar.postfixes
+    assert bar.postfixes.index("reference classifier (classic)") < bar.postfixes.index(
+        "sampling 12 synthetic images (consistency, CAS, distances, coverage)")
+    assert "validation: filling a bank of synthetic rows (free)" in bar.postfixes
+    # Every image the generator made advanced the images bar: the measured set, then the banks'
+    # (their own bars, hidden in a test, count them instead when shown).
+    assert images.n >= 12 and images.updates[0] <= 12
