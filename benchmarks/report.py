@@ -544,7 +544,11 @@ def downstream_v3_matrix(files: dict[str, dict]) -> str:
         keys = v3_synthetic_keys(d)
         if not keys:
             continue
-        best = max(keys, key=lambda k: ((s[k].get("vs_best_baseline") or {}).get("mean") or -1))
+        # Among the arms with the most seeds: a one-seed arm's mean is a demo, and picking the highest
+        # of unequally measured arms would favour the least measured one.
+        most = max(s["arms"][k]["n"] for k in keys)
+        best = max((k for k in keys if s["arms"][k]["n"] == most),
+                   key=lambda k: ((s[k].get("vs_best_baseline") or {}).get("mean") or -1))
         e = s[best]
         share = e.get("oracle_share")
         chosen = ", ".join(sorted(set(x for x in s.get("best_baseline_chosen", []) if x)))
@@ -557,8 +561,8 @@ def downstream_v3_matrix(files: dict[str, dict]) -> str:
     return ("## The answer per cell (protocol v3)\n\n" + table(header, rows)
             + "\n\nB: the best non-generative arm of each seed, chosen on the validation split; "
             "differences are paired per seed, mean [95% t interval] (positive seeds / seeds), in points. The best "
-            "synthetic arm is the one with the highest mean ΔAcc vs B among the cell's synthetic arms; every arm "
-            "is in the cell's table below.")
+            "synthetic arm is the one with the highest mean ΔAcc vs B among the cell's synthetic arms measured on the "
+            "most seeds (arms with fewer seeds are not compared with it); every arm is in the cell's table below.")
 
 
 def downstream_v3_section(name: str, d: dict) -> str:
