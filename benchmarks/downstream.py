@@ -225,7 +225,7 @@ class Arms:
         self.fold_models: dict[str, list] = {}
         self.subset_models: dict[str, torch.nn.Module] = {}
         # Generators by (family, options), for the same reason: ``ddpm:free@bank`` and
-        # ``ddpm:variation@bank`` draw from one model (training it twice cost 40 min a seed).
+        # ``ddpm:variation@bank`` draw from one model (training it twice cost most of an hour a seed on a CPU).
         self.generators: dict[str, tuple] = {}
 
     def train(self, data, **kw):
