@@ -71,3 +71,19 @@ class SquareTeacher(nn.Module):
         rows = images.float().mean(dim=(1, 3))[:, : self.num_classes * self.step]
         bands = rows.view(len(images), self.num_classes, self.step).mean(-1)
         return self.dropout(self.scale * bands) + self.anchor
+
+
+class FakeBar:
+    """The part of tqdm that downstream_gain and evaluate_generator use; records the postfixes (the phases)."""
+
+    def __init__(self, total):
+        self.total, self.n, self.postfix = total, 0, []
+
+    def update(self, n=1):
+        self.n += n
+
+    def set_postfix_str(self, text, refresh=True):
+        self.postfix.append(text)
+
+    def refresh(self):
+        pass

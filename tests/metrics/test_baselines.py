@@ -11,7 +11,7 @@ from augmentgen.errors import ConfigError
 from augmentgen.metrics import downstream_gain, downstream_plan, downstream_verdict, resolve_baselines
 from augmentgen.metrics.baselines import check_baselines, imbalance_ratio, mixup_cutmix
 from tests.conftest import make_images
-from tests.metrics.fakes import RealImagesGenerator
+from tests.metrics.fakes import FakeBar, RealImagesGenerator
 
 FAST = dict(steps=8, batch_size=16, width=4, include_noaug=False)
 
@@ -39,22 +39,6 @@ class Spy:
         model = self.original(train_data, **kwargs)
         model.options = kwargs
         return model
-
-
-class FakeBar:
-    """The part of tqdm that downstream_gain uses."""
-
-    def __init__(self, total):
-        self.total, self.n, self.postfix = total, 0, []
-
-    def update(self, n=1):
-        self.n += n
-
-    def set_postfix_str(self, text, refresh=True):
-        self.postfix.append(text)
-
-    def refresh(self):
-        pass
 
 
 # --------------------------------------------------------------------------- which baselines

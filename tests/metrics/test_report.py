@@ -11,7 +11,7 @@ from augmentgen.errors import ConfigError
 from augmentgen.metrics import downstream_gain
 from augmentgen.metrics.report import evaluate_generator, format_report
 from tests.conftest import make_images
-from tests.metrics.fakes import RealImagesGenerator
+from tests.metrics.fakes import FakeBar, RealImagesGenerator
 
 STEPS = 20
 
@@ -266,35 +266,19 @@ def test_the_plan_counts_the_bank_fills(split):
     assert evaluation_plan(train, candidate_ratios=(0.0,), bank_per_image=3)["bank_fills"] == 0
 
 
-class _PhaseBar:
-    """A classifier bar that records its postfixes (what evaluate_generator says it is doing)."""
-
-    def __init__(self):
-        self.total, self.n, self.postfixes = 100, 0, []
-
-    def update(self, n=1):
-        self.n += n
-
-    def set_postfix_str(self, text, refresh=True):
-        self.postfixes.append(text)
-
-    def refresh(self):
-        pass
-
-
 def test_the_sampling_phases_are_named_and_counted(split, tiny_cgan):
     from augmentgen.models import sampling_progress
     from tests.conftest import RecordingBar
 
     train, test = split
-    bar, images = _PhaseBar(), RecordingBar(total=None, disable=False)
+    bar, images = FakeBar(100), RecordingBar(total=None, disable=False)
     with sampling_progress(images):
         evaluate_generator(tiny_cgan, train, test, steps=2, per_class=4, candidate_ratios=(0.0, 0.5), baselines="none",
                            controls="none", device="cpu", progress=bar, bank_per_image=1)
-    assert "sampling 12 synthetic images (consistency, CAS, distances, coverage)" in bar.postfixes
-    assert bar.postfixes.index("reference classifier (classic)") < bar.postfixes.index(
+    assert "sampling 12 synthetic images (consistency, CAS, distances, coverage)" in bar.postfix
+    assert bar.postfix.index("reference classifier (classic)") < bar.postfix.index(
         "sampling 12 synthetic images (consistency, CAS, distances, coverage)")
-    assert "validation: filling a bank of synthetic rows (free)" in bar.postfixes
+    assert "validation: filling a bank of synthetic rows (free)" in bar.postfix
     # Every image the generator made advanced the images bar: the measured set, then the banks'
     # (their own bars, hidden in a test, count them instead when shown).
     assert images.n >= 12 and images.updates[0] <= 12
