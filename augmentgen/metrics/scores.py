@@ -676,7 +676,7 @@ class _GainArms:
             variation = kw.pop("variation")
             source = VariationSource(self.generator, variation, **kw)  # kw: vary's strength
             if self.bank_per_image is not None:  # made once from the arm's own images
-                source = self.bank(data, role, (variation, *sorted(kw.items())), lambda pool: pool.from_variations(
+                source = self.bank(data, role, _bank_rows(method), lambda pool: pool.from_variations(
                     source, data.images, data.labels, per_image=self.bank_per_image, seed=self.seed))
             return make_synthetic_mix(source, ratio, **mixer)
         options = {**kw, "teacher": teacher} if kw else {}
@@ -686,9 +686,9 @@ class _GainArms:
         if "filter_threshold" in kw:  # the bank is filtered once as it fills, not in every step
             pool_filter = {"teacher": teacher, "filter_threshold": options.pop("filter_threshold")}
             options.pop("teacher")
-            key = ("filter", id(teacher), pool_filter["filter_threshold"])
+            key = (*_bank_rows(method), id(teacher), pool_filter["filter_threshold"])
         else:
-            pool_filter, key = {}, ("free",)
+            pool_filter, key = {}, _bank_rows(method)
         source = self.bank(data, role, key, lambda pool: pool(self.generator, per_class=per_class, seed=self.seed,
                                                              **pool_filter))
         return make_synthetic_mix(source, ratio, **mixer, **options)
