@@ -6,7 +6,8 @@ never half of one, and a crash mid-write leaves the previous file intact.
 
 A folder is written in a scratch folder beside it (:func:`make_owned_dir`) that names the process
 writing it, so that a later writer can remove the scratch folders of killed processes, and only
-those (:func:`stale_owned_dirs`).
+those (:func:`stale_owned_dirs`). A file's temporary name names its writer the same way, so that a
+resuming job can remove the temporaries a kill left (:func:`remove_dead_temporaries`).
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ import shutil
 import socket
 import tempfile
 import warnings
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import CheckpointError
 
-__all__ = ["atomic_path", "atomic_write_bytes", "fsync_dir", "fsync_tree", "make_owned_dir", "stale_owned_dirs"]
+__all__ = ["atomic_path", "atomic_write_bytes", "fsync_dir", "fsync_tree", "make_owned_dir", "remove_dead_temporaries",
+           "stale_owned_dirs"]
 
 # Read once at import: os.umask can only be read by setting it, which would race with threads later.
 _UMASK = os.umask(0o022)
@@ -65,12 +68,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside ``path`` to write to; on success it is fsynced and renamed onto ``path``.
 
     ``with atomic_path(out / "a.parquet") as tmp: writer(tmp)``. The temporary file is hidden
-    (``.<name>.<random>.tmp``) and has the permissions a plain ``open()`` would give; on any
+    (``.<name>.<writer>.<random>.tmp``, the writer being this host and process, see
+    :func:`remove_dead_temporaries`) and has the permissions a plain ``open()`` would give; on any
     exception it is removed and ``path`` is left as it was. The parent folder is created.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.{_writer_tag()}.", suffix=".tmp", dir=path.parent)
     tmp = Path(name)
     try:
         # mkstemp creates 0600 files; give the result the permissions a plain open() would.
@@ -113,7 +117,8 @@ def make_owned_dir(parent: str | os.PathLike, prefix: str) -> Path:
     folder = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
     try:
         with atomic_path(folder / _OWNER_FILE) as tmp:
-            tmp.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}), encoding="utf-8")
+            tmp.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                                       "started": _process_started(os.getpid())}), encoding="utf-8")
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -126,7 +131,8 @@ def stale_owned_dirs(parent: str | os.PathLike, prefix: str) -> list[Path]:
     Dead means: its ``owner.json`` names this host and a pid no process here has. A folder whose
     writer cannot be told (no or an unreadable mark, as older versions left; another host; a
     system without a pid check) is left alone with one warning naming it, since another process
-    may still be writing it. A pid reused by an unrelated process keeps its folder (as live).
+    may still be writing it. A pid since reused by another process counts as dead where the
+    system tells when a process started (Linux); elsewhere such a folder is kept, as live.
     """
     parent = Path(parent)
     # Exactly the prefix and mkdtemp's 8 characters: ".a.partial-" never matches the folders of a
@@ -159,8 +165,16 @@ def _writer_alive(folder: Path) -> bool | None:
         host, pid = owner["host"], owner["pid"]
     except (OSError, ValueError, TypeError, KeyError):
         return None
-    # pid 0 or below would ask about a process group; a pid means nothing on another host.
-    if host != socket.gethostname() or isinstance(pid, bool) or not isinstance(pid, int) or pid < 1:
+    if host != socket.gethostname():
+        return None  # a pid means nothing on another host
+    return _process_alive(pid, owner.get("started"))
+
+
+def _process_alive(pid, started) -> bool | None:
+    """Whether process ``pid`` of this host, which started at ``started`` (:func:`_process_started`,
+    None when unknown), still runs; None when that cannot be told."""
+    # pid 0 or below would ask about a process group.
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid < 1:
         return None
     if os.name != "posix":
         return None  # Windows' os.kill(pid, 0) sends a Ctrl-C event rather than checking
@@ -169,7 +183,54 @@ def _writer_alive(folder: Path) -> bool | None:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # it exists, owned by another user
+        pass  # it exists, owned by another user
     except OSError:
         return None
-    return True
+    now = _process_started(pid)
+    # A different start time: the writer died and an unrelated process got its pid since.
+    return not (isinstance(started, int) and now is not None and now != started)
+
+
+def _process_started(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (Linux's ``/proc/<pid>/stat``); None
+    where the system does not say. With the pid it names one process, even once the pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        # Fields after the command name (which may hold spaces and parentheses); starttime is the 22nd.
+        return int(stat[stat.rindex(")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _writer_tag() -> str:
+    """This process in a file name: ``w<host crc32>-<pid>-<start time or 0>``."""
+    host = zlib.crc32(socket.gethostname().encode()) & 0xFFFFFFFF
+    return f"w{host:08x}-{os.getpid()}-{_process_started(os.getpid()) or 0}"
+
+
+# ".<target>.w<host>-<pid>-<started>.<mkstemp's 8 characters>.tmp", as atomic_path names them.
+_TEMPORARY = re.compile(r"\.(?P<target>.+)\.w(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-(?P<started>\d+)\.[a-z0-9_]{8}\.tmp")
+
+
+def remove_dead_temporaries(folder: str | os.PathLike) -> list[str]:
+    """Remove the temporary files :func:`atomic_path` left in ``folder`` when its writer was killed.
+
+    Only those whose writer is known dead: this host's, and no process with that pid and start
+    time runs. Temporaries of live writers, other hosts, or other programs stay. Returns the
+    names of the targets whose temporaries were removed. For a job that resumes in ``folder``
+    (a kill mid-write left a hidden, possibly large, partial file there).
+    """
+    host = zlib.crc32(socket.gethostname().encode()) & 0xFFFFFFFF
+    removed = []
+    try:
+        entries = sorted(Path(folder).iterdir())
+    except OSError:
+        return removed  # no folder yet, or unreadable: nothing of ours to clean
+    for entry in entries:
+        match = _TEMPORARY.fullmatch(entry.name)
+        if match is None or int(match["host"], 16) != host or not entry.is_file() or entry.is_symlink():
+            continue
+        if _process_alive(int(match["pid"]), int(match["started"]) or None) is False:
+            entry.unlink(missing_ok=True)
+            removed.append(match["target"])
+    return removed

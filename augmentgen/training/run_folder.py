@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from .._io import remove_dead_temporaries
 from ..data.labelled import LabelledImages
 from ..errors import CheckpointError, ConfigError, DataError
 from ..models.base import GeneratorConfig
@@ -99,10 +100,13 @@ def check_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite: 
 
 def prepare_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite: bool, steps: int,
                        is_main_process: bool = True) -> bool:
-    """Check ``output_dir`` (:func:`check_run_folder`), then clear it for ``overwrite`` and remove
-    partial checkpoints for ``resume``. Returns whether there is a checkpoint to resume from."""
+    """Check ``output_dir`` (:func:`check_run_folder`), remove the temporary files of killed writers
+    in it, then clear it for ``overwrite`` and remove partial checkpoints for ``resume``. Returns
+    whether there is a checkpoint to resume from."""
     out = Path(output_dir).expanduser()
     check_run_folder(out, resume=resume, overwrite=overwrite, steps=steps)
+    if is_main_process:  # a run killed while saving its model left a hidden partial file
+        remove_dead_temporaries(out)
     if overwrite and is_main_process:
         for name in RUN_OUTPUTS:
             target = out / name

@@ -13,6 +13,7 @@ import time
 import pytest
 import torch
 
+from augmentgen import _io
 from augmentgen.errors import CheckpointError, ConfigError, DataError
 from augmentgen.families.gan import GANStep
 from augmentgen.hub import load_generator
@@ -178,6 +179,18 @@ def test_resume_after_a_kill_during_the_first_checkpoint_starts_a_new_run(tmp_pa
         trainer, _ = fit(tmp_path, tiny_data, resume=True)
     assert [h["step"] for h in trainer.history] == [1, 2, 3, 4, 5, 6]
     assert steps_of(tmp_path) == ["step-0000003", "step-0000006"]
+
+
+def test_resume_removes_the_partial_model_file_of_a_killed_save(tmp_path, tiny_data, monkeypatch):
+    fit(tmp_path, tiny_data, steps=3)
+    with monkeypatch.context() as patch:  # the name atomic_path gave a process that no longer runs
+        patch.setattr(_io.os, "getpid", lambda: 2**22 + 7)
+        partial = tmp_path / f".model.safetensors.{_io._writer_tag()}.k1ll3d00.tmp"
+    partial.write_bytes(b"half of the weights")
+    (tmp_path / ".keep.tmp").write_text("a user's own hidden file")
+    fit(tmp_path, tiny_data, steps=6, resume=True)
+    assert not partial.exists() and (tmp_path / ".keep.tmp").exists()
+    assert load_generator(tmp_path).family == "cgan"
 
 
 # ---------------------------------------------------------------- Ctrl-C
