@@ -56,12 +56,13 @@ class labels_checked_on_device:  # a context manager, named like torch.no_grad
 
 
 class _SamplingCount:
-    """The bar of a :class:`sampling_progress` block and where its count stands, in images."""
+    """The bars of a :class:`sampling_progress` block (its own and every enclosing block's) and
+    where its count stands, in images."""
 
-    __slots__ = ("bar", "position", "shown", "chunk_start", "chunk_size")
+    __slots__ = ("bars", "position", "shown", "chunk_start", "chunk_size")
 
-    def __init__(self, bar) -> None:
-        self.bar = bar
+    def __init__(self, bars: tuple) -> None:
+        self.bars = bars
         self.position = 0.0  # images done, fractions of a chunk included
         self.shown = 0  # whole images the bar was advanced by
         self.chunk_start, self.chunk_size = 0.0, 0  # of the innermost sampling_chunk
@@ -71,7 +72,8 @@ class _SamplingCount:
         # Whole images only: tqdm prints a float count as "12.480000000000002/100".
         whole = int(self.position + 1e-6)  # a chunk's fractions may sum to just under its size
         if whole > self.shown:
-            self.bar.update(whole - self.shown)
+            for bar in self.bars:
+                bar.update(whole - self.shown)
             self.shown = whole
 
 
@@ -87,7 +89,10 @@ class sampling_progress:  # a context manager, named like torch.no_grad
     it generates (each :class:`sampling_chunk`); families whose generation is iterative (``ddpm``)
     advance it through a chunk as their steps run (:func:`report_sampling_fraction`), so that a
     bar moves during a batch that takes minutes. The bar only ever gets whole images, and every
-    chunk completed adds exactly its size. Samples are the same with and without a bar::
+    chunk completed adds exactly its size. Blocks nest: images made inside an inner block advance
+    its bar and every enclosing block's (a pool's own ``pool`` bar and ``augmentgen eval``'s
+    ``sampled``), a hidden inner bar hiding none of them. Samples are the same with and without a
+    bar::
 
         with tqdm(total=len(labels), unit="img") as bar, sampling_progress(bar):
             images = generator.sample(labels)
@@ -101,7 +106,9 @@ class sampling_progress:  # a context manager, named like torch.no_grad
         self._bar = None if bar is None or getattr(bar, "disable", False) else bar
 
     def __enter__(self):
-        self._token = _SAMPLING_COUNT.set(None if self._bar is None else _SamplingCount(self._bar))
+        outer = _SAMPLING_COUNT.get()
+        bars = (*(outer.bars if outer is not None else ()), *(() if self._bar is None else (self._bar,)))
+        self._token = _SAMPLING_COUNT.set(_SamplingCount(bars) if bars else None)
         return self._bar
 
     def __exit__(self, *exc_info) -> None:

@@ -98,6 +98,21 @@ def test_nested_chunks_count_once():
     assert bar.n == 13 and bar.updates == [2, 2, 4, 2, 3]
 
 
+def test_nested_blocks_advance_every_enclosing_bar(generator):
+    """A pool fill (its own bar, often hidden) inside `augmentgen eval`'s `sampled` block."""
+    outer, inner = RecordingBar(), RecordingBar()
+    with sampling_progress(outer):
+        generator.sample(LABELS[:2], generator=seeded())
+        with sampling_progress(RecordingBar(disable=True)):  # a hidden inner bar hides nothing
+            generator.sample(LABELS[:3], generator=seeded())
+        with sampling_progress(inner):
+            generator.sample(LABELS, generator=seeded(), batch_size=3)
+        generator.sample(LABELS[:1], generator=seeded())
+    assert outer.n == 2 + 3 + len(LABELS) + 1 and inner.n == len(LABELS)
+    generator.sample(LABELS, generator=seeded())  # after the blocks, nothing is counted
+    assert outer.n == 13 and inner.n == 7
+
+
 def test_progress_bar_shows_on_the_main_process_only_and_as_asked(bars, monkeypatch):
     monkeypatch.delenv("RANK", raising=False)
     assert not progress_bar(True, total=3, desc="x").disable
