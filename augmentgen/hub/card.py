@@ -8,11 +8,13 @@ they were passed in or found in the trainer's ``training.json``; the card never 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData, constants
 
+from ..errors import ConfigError
 from ..models.base import ConditionalGenerator
 
 CARD_NAME = constants.REPOCARD_NAME  # README.md
@@ -89,6 +91,7 @@ def render_model_card(
         repo_id: how users load it (``from_pretrained(repo_id)``); defaults to the folder.
         tags: extra tags besides ``augmentgen`` and ``generative-data-augmentation``.
     """
+    _check_card_arguments(metrics=metrics, training=training, tags=tags)
     metrics = dict(metrics or {})
     training = dict(training or {})
     meta = card_metadata(generator, dataset=dataset, license=license, description=description, tags=tags)
@@ -116,6 +119,21 @@ def render_model_card(
         lines += ["## Samples", "", f"One row per class, seed 0: ![samples]({grid})", ""]
     lines += ["## Licence", "", f"`{license}` for the weights and this card. The training data keeps its own licence.", ""]
     return str(ModelCard.from_template(meta, template_str=CARD_TEMPLATE, body="\n".join(lines)))
+
+
+def _check_card_arguments(*, metrics: Any, training: Any, tags: Any) -> None:
+    """The card's structured arguments, before anything is written: a string of tags would be split into
+    one tag per letter, and a list of metrics has no names to show."""
+    if isinstance(tags, str):
+        raise ConfigError(f"tags must be a list of strings, got the string {tags!r}; pass tags=[{tags!r}]")
+    if not (tags is None or (isinstance(tags, (list, tuple)) and all(isinstance(t, str) for t in tags))):
+        raise ConfigError(f"tags must be a list of strings, got {tags!r:.80}; e.g. tags=['mnist', 'small']")
+    if not (metrics is None or isinstance(metrics, Mapping)):
+        raise ConfigError(f"metrics must be a {{name: value}} dict, got the {type(metrics).__name__} "
+                          f"{metrics!r:.80}; e.g. metrics={{'class_consistency': 0.93}}")
+    if not (training is None or isinstance(training, Mapping)):
+        raise ConfigError(f"training must be a dict (the trainer's training.json), got the "
+                          f"{type(training).__name__} {training!r:.80}; or leave it out")
 
 
 def _training_section(training: dict[str, Any]) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib
 import os
 import shutil
 import tempfile
@@ -298,6 +299,7 @@ def push_to_hub(
     if "overwrite" in card:  # save_pretrained's flag: without this, a TypeError for a folder, ignored for a generator
         raise ConfigError("push_to_hub takes no overwrite: it changes no local folder, and on the hub each push is "
                           "a new commit whose history keeps what it replaces; drop the argument")
+    _check_repo_id(repo_id)
     api = api if api is not None else HfApi(token=token)
     with tempfile.TemporaryDirectory(prefix="augmentgen-push-") as tmp:
         staging = Path(tmp)
@@ -310,8 +312,35 @@ def push_to_hub(
                 repo_id=repo_id, folder_path=str(staging), repo_type="model", revision=revision,
                 commit_message=commit_message, create_pr=create_pr,
             )
-        except OSError as exc:  # huggingface_hub's HTTP errors and offline mode are OSErrors
-            raise CheckpointError(f"could not push to {repo_id}: {exc}") from exc
+        except _unreachable_errors() as exc:
+            raise CheckpointError(f"could not push to {repo_id}: {exc} ({type(exc).__name__}); check the "
+                                  "connection and your token (`hf auth login`), then push again") from exc
+
+
+def _check_repo_id(repo_id: Any) -> None:
+    """A hub repo id push_to_hub can create, checked before the generator is staged: huggingface_hub's
+    own check raises a ValueError from deep inside the upload."""
+    if not isinstance(repo_id, str) or not repo_id.strip():
+        raise ConfigError(f"push_to_hub takes the hub repo to push to, like 'your-name/my-generator', got "
+                          f"{repo_id!r:.80}")
+    try:
+        validate_repo_id(repo_id)
+    except hf_errors.HFValidationError as exc:
+        raise ConfigError(f"{repo_id!r} is not a valid hub repo id ({exc}); pass one like "
+                          "'your-name/my-generator'") from None
+
+
+def _unreachable_errors() -> tuple[type[BaseException], ...]:
+    """What huggingface_hub raises when the hub cannot be reached or refuses: OSErrors (its HTTP errors,
+    offline mode, a missing token) and its HTTP client's transport errors (no network, a timeout), which
+    in the httpx-based clients are not OSErrors."""
+    errors: list[type[BaseException]] = [OSError]
+    for client in ("httpx2", "httpx"):
+        try:
+            errors.append(importlib.import_module(client).TransportError)
+        except (ImportError, AttributeError):  # the client this huggingface_hub does not use
+            pass
+    return tuple(errors)
 
 
 def _stage(generator_or_dir: ConditionalGenerator | str | os.PathLike, staging: Path, repo_id: str,

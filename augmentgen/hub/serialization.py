@@ -23,7 +23,7 @@ from .._devices import check_device
 from .._images import save_sample_grid
 from .._io import atomic_write_bytes
 from ..errors import CheckpointError, ConfigError
-from ..models.base import ConditionalGenerator
+from ..models.base import ConditionalGenerator, check_generator_argument
 from ..models.registry import build_generator, config_from_dict, config_to_dict
 from .card import CARD_NAME, DEFAULT_LICENSE, read_training_summary, render_model_card
 
@@ -188,14 +188,21 @@ def save_pretrained(
         overwrite: replace a model with other weights in ``directory`` (else a CheckpointError).
             Its ``training.json`` describes the replaced weights, so it is removed with them, as
             ``augmentgen train --overwrite`` does. The same weights again (e.g. into the trainer's
-            run folder) need no ``overwrite`` and keep what the trainer stored with them.
+            run folder) need no ``overwrite`` and keep what the trainer stored with them. A
+            ``README.md`` or ``config.json`` that augmentgen did not write (your notes, another
+            tool's config), or a grid in a folder that holds no augmentgen model, is also
+            refused unless ``overwrite=True``.
 
     Returns:
         The folder written.
     """
-    directory = Path(directory)
+    check_generator_argument(generator, "save_pretrained", "save_pretrained(generator, directory)")
+    directory = _check_directory(directory)
     grid_name = _check_grid(grid)
     replaces, kept_metadata = _check_target(generator, directory, overwrite, grid_name)
+    if not overwrite:  # the grid given as a file already in place is not written over
+        drawn = grid is True or (grid_name and Path(grid).resolve() != (directory / grid_name).resolve())
+        _check_foreign_files(directory, grid_name if drawn else None)
     if training is None and not replaces:
         training = read_training_summary(directory)
     images = _grid_images(generator) if grid is True else None  # drawn before anything is written
@@ -237,6 +244,51 @@ def _check_target(generator: ConditionalGenerator, directory: Path, overwrite: b
             "Pass overwrite=True to replace it (its training.json goes with it), or choose another folder"
         )
     return True, {}
+
+
+def _check_directory(directory: Any) -> Path:
+    """``directory`` as a Path; a ConfigError for a value that is not a path, or an empty one (which
+    ``Path`` reads as the current folder: the card would be written over its ``README.md``)."""
+    if not isinstance(directory, (str, os.PathLike)):
+        raise ConfigError(f"save_pretrained takes the folder to save in as a str or path, got the "
+                          f"{type(directory).__name__} {directory!r:.80}; call it as save_pretrained(generator, 'my-generator')")
+    if not os.fspath(directory).strip():
+        raise ConfigError("save_pretrained was given an empty folder name, which would save into the current "
+                          "folder; pass the folder to write, e.g. save_pretrained(generator, 'my-generator')")
+    return Path(directory)
+
+
+def _check_foreign_files(directory: Path, grid_name: str | None) -> None:
+    """Refuse (changing nothing) to write over files augmentgen did not write: a ``README.md`` that is not
+    an augmentgen model card, a ``config.json`` that is not a generator's config, or the grid's file in a
+    folder that holds neither an augmentgen model nor its card (a PNG says nothing about who wrote it)."""
+    card, config, weights = directory / CARD_NAME, directory / CONFIG_NAME, directory / WEIGHTS_NAME
+    ours = {CARD_NAME: _is_our_card(card), CONFIG_NAME: _is_our_config(config)}
+    foreign = [name for name, path in ((CARD_NAME, card), (CONFIG_NAME, config)) if path.is_file() and not ours[name]]
+    if grid_name and (directory / grid_name).is_file() and not (weights.exists() or any(ours.values())):
+        foreign.append(grid_name)
+    if foreign:
+        raise CheckpointError(
+            f"{directory} holds {foreign}, which augmentgen did not write (no model card or generator config); "
+            "nothing was changed. Choose another folder, move them away, or pass overwrite=True to replace them")
+
+
+def _is_our_card(path: Path) -> bool:
+    """Whether ``path`` is a model card augmentgen wrote (its front matter names the library)."""
+    try:
+        head = path.read_bytes()[:4096].decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    return head.startswith("---") and "library_name: augmentgen" in head.split("\n---", 1)[0]
+
+
+def _is_our_config(path: Path) -> bool:
+    """Whether ``path`` is a generator config augmentgen wrote (a JSON object naming a ``family``)."""
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and isinstance(config.get("family"), str)
 
 
 def _held_metadata(weights: Path) -> dict[str, str] | None:

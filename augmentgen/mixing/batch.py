@@ -173,6 +173,7 @@ class SyntheticMix:
         self.mode = mode
         self.balance = balance
         self.output_range = None if output_range is None else check_output_range(output_range)
+        self._range_given = output_range is not None  # stated, not read off the first batch
         self.mean, self.std = mean, std
         self.seed = seed
         # The source's: a generator's (validated), a pool's own, 1 for rows made from real rows.
@@ -278,10 +279,9 @@ class SyntheticMix:
                 "accepted_counts": self.accepted_counts.clone(), "output_range": self.output_range}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned (from a mixer with the same classes)."""
-        counts = state["class_counts"]
-        if tuple(counts.shape) != (self.num_classes,):
-            raise ConfigError(f"the state is of a mixer with {len(counts)} classes, this one has {self.num_classes}")
+        """Restore what :meth:`state_dict` returned (from a mixer with the same classes; a mixer given
+        ``output_range`` takes only a state of batches in that range)."""
+        self._check_state(state)
         self._rng.set_state(state["rng_state"].cpu() if self._rng.device.type == "cpu" else state["rng_state"])
         for name in ("class_counts", "candidate_counts", "accepted_counts"):
             getattr(self, name).copy_(state[name])
@@ -289,6 +289,28 @@ class SyntheticMix:
             self.output_range = tuple(state["output_range"])
             if self._teacher_labels is not None:
                 self._teacher_labels.output_range = self.output_range
+
+    def _check_state(self, state: Any) -> None:
+        """A ConfigError, before anything is restored, for a state this mixer cannot take: not a
+        :meth:`state_dict`, of another number of classes, or of batches in another value range than
+        the ``output_range`` this mixer was given (loading it would silently change the range)."""
+        keys = ("rng_state", "class_counts", "candidate_counts", "accepted_counts")
+        missing = [k for k in keys if not isinstance(state, Mapping) or k not in state]
+        if missing:
+            got = f"a dict without {missing}" if isinstance(state, Mapping) else f"the {type(state).__name__}"
+            raise ConfigError(f"load_state_dict takes what SyntheticMix.state_dict() returned, got {got}; "
+                              "save mix.state_dict() with the training checkpoint and pass it back")
+        if not all(isinstance(state[k], torch.Tensor) for k in keys):
+            raise ConfigError("the state's rng_state and counts must be tensors, as state_dict() returns them; "
+                              "save it with torch.save, not as JSON")
+        counts = state["class_counts"]
+        if tuple(counts.shape) != (self.num_classes,):
+            raise ConfigError(f"the state is of a mixer with {len(counts)} classes, this one has {self.num_classes}")
+        saved = state.get("output_range")
+        if self._range_given and saved is not None and tuple(saved) != self.output_range:
+            raise ConfigError(f"the state is of a mixer whose batches were in {tuple(saved)}, but this one was "
+                              f"given output_range={self.output_range}; build it with output_range={tuple(saved)}, "
+                              "or leave output_range out to take the state's")
 
     # ------------------------------------------------------------------ core
     def num_synthetic(self, batch_size: int) -> int:

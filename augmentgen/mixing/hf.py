@@ -20,6 +20,7 @@ from ..data import LabelledImages
 from ..data.labelled import warn_if_class_names_differ
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, Temperature, check_generator_argument, sampling_progress
+from ..transforms.anchored import check_probability
 from ..transforms.functional import to_uint8
 from .pool import SyntheticPool
 from .sources import AnchoredSource
@@ -200,6 +201,7 @@ def synthesize_iterable(generator: ConditionalGenerator, *, like=None, num_sampl
     ``datasets.interleave_datasets([mark_real(real_stream), synthetic_stream], probabilities=...)``.
     ``temperature`` is :func:`synthesize`'s (checked here, not when the stream is first read).
     """
+    check_generator_argument(generator, "synthesize_iterable", "synthesize_iterable(generator, like=dataset)")
     ds = _datasets()
     temperature = generator.check_temperature(temperature)
     _count(batch_size, "batch_size", minimum=1)
@@ -227,6 +229,9 @@ def synthesize_iterable(generator: ConditionalGenerator, *, like=None, num_sampl
 
 def _class_weights(generator: ConditionalGenerator, balance: Mapping | None) -> list[float]:
     """Class draw weights of :func:`synthesize_iterable`: uniform, or ``balance``'s (finite, >= 0, not all 0)."""
+    if balance is not None and not isinstance(balance, Mapping):
+        raise ConfigError(f"balance must be a {{class: weight}} dict (or None for every class alike), got "
+                          f"{balance!r:.80}; e.g. balance={{0: 1.0, 1: 2.0}}")
     if not balance:
         return [1.0] * generator.num_classes
     weights = [0.0] * generator.num_classes
@@ -246,6 +251,10 @@ def _class_weights(generator: ConditionalGenerator, balance: Mapping | None) -> 
 def mark_real(dataset, value: bool = False):
     """``dataset`` with a ``synthetic`` bool column (False), so it concatenates with synthetic rows."""
     ds = _datasets()
+    if not isinstance(dataset, (ds.Dataset, ds.IterableDataset)):
+        fix = ("pick a split first, mark_real(ds['train'])" if isinstance(dataset, (ds.DatasetDict, ds.IterableDatasetDict))
+               else "other data mixes in batches instead: SyntheticMix or augment_loader")
+        raise DataError(f"mark_real takes a datasets.Dataset or IterableDataset, got {type(dataset).__name__}; {fix}")
     if SYNTHETIC in dataset.column_names:
         return dataset
     if isinstance(dataset, ds.IterableDataset):
@@ -365,9 +374,11 @@ def synthetic_transform(pool, p: float = 0.5, *, image_column: str = "image", la
     """
     import PIL.Image
 
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-        raise ConfigError(f"p must be a probability in [0, 1], got {p!r}")
-    rng = torch.Generator().manual_seed(seed) if seed is not None else None
+    check_probability(p)
+    if not isinstance(pool, SyntheticPool):  # a generator would fail at the first row read, in draw
+        raise ConfigError(f"synthetic_transform takes a SyntheticPool, got {type(pool).__name__}: build the bank "
+                          "once, pool = SyntheticPool(generator, per_class=256), and pass pool")
+    rng = None if seed is None else seeded_generator(seed)
 
     def transform(batch: dict[str, list]) -> dict[str, list]:
         labels = torch.as_tensor(batch[label_column], dtype=torch.long)

@@ -15,9 +15,15 @@ from .._images import to_signed_unit, to_uint8
 from .._processes import progress_bar
 from .._seeds import seeded_generator
 from ..errors import ConfigError, DataError
-from ..models.base import ConditionalGenerator, Temperature, sampling_chunk, sampling_progress
+from ..models.base import (
+    ConditionalGenerator,
+    Temperature,
+    check_generator_argument,
+    sampling_chunk,
+    sampling_progress,
+)
 from .filter import AcceptanceCounts, TeacherFilter, ranks_in_class
-from .sources import AnchoredSource, check_device
+from .sources import AnchoredSource, check_device, check_int_arguments
 from .variations import check_variation_inputs, class_anchors, variation_rows, variation_settings
 
 
@@ -95,8 +101,9 @@ class SyntheticPool:
                  device: torch.device | str | None = None, teacher: nn.Module | None = None,
                  filter_threshold: float | None = None, oversample: int = 4, max_rounds: int = 4,
                  progress: bool | None = None):
-        if per_class < 1:
-            raise ConfigError(f"per_class must be at least 1, got {per_class}")
+        check_generator_argument(generator, "SyntheticPool", "SyntheticPool(generator, per_class)")
+        # batch_size too: a negative one filled nothing, leaving the bank's uninitialised memory as images.
+        check_int_arguments(per_class=(per_class, 1), batch_size=(batch_size, 1))
         _check_bank_options(refresh_every, device)
         self.temperature = generator.check_temperature(temperature)  # a float or a tuple of floats
         self.generator: ConditionalGenerator | None = generator

@@ -73,6 +73,7 @@ from .shard_manifest import (
     synthesis_metadata,
     write_json,
 )
+from .sources import check_int_arguments
 from .teacher import evaluating
 
 __all__ = ["Batches", "Shard", "assign_shards", "bank_features", "bank_info", "check_int_arguments",
@@ -151,13 +152,6 @@ def process_device() -> torch.device:
 
 
 # --------------------------------------------------------------------------- checks
-def check_int_arguments(**values: tuple[int, int]) -> None:
-    """A ConfigError for the first ``name=(value, lowest)`` whose value is not an int >= lowest."""
-    for name, (value, low) in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
-
-
 def _check_arguments(generator, per_class, seed, shard_size, batch_size, teacher,
                      filter_threshold) -> TeacherFilter | None:
     """Refuse bad arguments before anything is written; the teacher filter, if one is asked for."""

@@ -57,6 +57,15 @@ def _check_range(name: str, value, *, low: float, high: float | None = None) -> 
     return a, b
 
 
+def check_int_arguments(**values: tuple[int, int]) -> None:
+    """A ConfigError for the first ``name=(value, lowest)`` whose value is not an int >= lowest (a bool,
+    a float or a string is refused: a float count would fail deep in torch, a negative one silently
+    make nothing)."""
+    for name, (value, low) in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{name} must be an int >= {low}, got {value!r}")
+
+
 def check_device(device, *, name: str = "device") -> torch.device:
     """``device`` as a torch.device; a ConfigError naming the accepted forms for anything else
     (where it is, is checked when the rows are made: a bank may be built before a GPU is used)."""

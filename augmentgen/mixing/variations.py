@@ -16,7 +16,7 @@ import torch
 
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator
-from .sources import MODE_KNOB, AnchoredSource
+from .sources import MODE_KNOB, AnchoredSource, check_int_arguments
 
 __all__ = ["check_variation_inputs", "class_anchors", "variation_rows", "variation_settings"]
 
@@ -66,9 +66,7 @@ def check_variation_inputs(source, images, labels, per_image, batch_size, *, cal
     ConfigError / DataError naming the problem and its fix. ``caller`` is the function named in
     the messages, ``free`` the call that makes the bank of free samples instead."""
     check_source(source, caller, free)
-    for name, value in (("per_image", per_image), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{name} must be an int >= 1, got {value!r}")
+    check_int_arguments(per_image=(per_image, 1), batch_size=(batch_size, 1))
     try:
         images, labels = torch.as_tensor(images), torch.as_tensor(labels)
     except (TypeError, ValueError, RuntimeError):  # a LabelledImages, a list of tensors, class names

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .anchored import check_pool_or_source, vary_like
+from . import functional as F
+from .anchored import check_pool_or_source, check_probability, vary_like
 
 
 class AlbumentationsReplaceWithSynthetic(A.ImageOnlyTransform):
@@ -39,7 +40,7 @@ class AlbumentationsReplaceWithSynthetic(A.ImageOnlyTransform):
     """
 
     def __init__(self, pool, label_key: str = "label", p: float = 0.5):
-        super().__init__(p=p)
+        super().__init__(p=check_probability(p))
         self.pool, self.source = check_pool_or_source(pool)
         self.label_key = label_key
 
@@ -67,6 +68,11 @@ class AlbumentationsReplaceWithSynthetic(A.ImageOnlyTransform):
             chw = chw[None] if img.ndim == 2 else chw.permute(2, 0, 1)
             out = vary_like(self.source, chw, label, seed=params["seed"])
             return np.ascontiguousarray((out[0] if img.ndim == 2 else out.permute(1, 2, 0)).numpy())
+        if np.issubdtype(img.dtype, np.floating):
+            F.check_unit_range(torch.from_numpy(img), before="A.Normalize (float images in [0, 255]: after A.ToFloat(max_value=255))")
+        elif img.dtype != np.uint8:  # a uint16 image got the 8-bit bank's values, 0 to 255 of 65535
+            raise DataError(f"images must be uint8 or float in [0, 1] to be replaced, got {img.dtype}: convert "
+                            "them first (A.ToFloat(max_value=...) or img.astype(np.uint8))")
         synthetic = self.pool.images[label, position].permute(1, 2, 0).numpy()  # (H, W, C) uint8
         height, width = img.shape[:2]
         if synthetic.shape[:2] != (height, width):

@@ -27,7 +27,7 @@ from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator
 from . import functional as F
 
-__all__ = ["check_pool_or_source", "is_anchored", "vary_like"]
+__all__ = ["check_pool_or_source", "check_probability", "is_anchored", "vary_like"]
 
 #: Modes that mix two real images of a class: a per-sample transform sees only one.
 _PAIR_MODES = ("interpolate", "extrapolate")
@@ -65,6 +65,14 @@ def check_pool_or_source(obj: Any) -> tuple[Any, Any]:
     return obj, None
 
 
+def check_probability(p: Any) -> float:
+    """``p``, the chance that a sample's image is replaced: a number in ``[0, 1]``, else a ConfigError
+    (albumentations' own check raises a pydantic ValidationError several lines long)."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+        raise ConfigError(f"p must be a probability in [0, 1], got {p!r}")
+    return p
+
+
 def vary_like(source: Any, image: torch.Tensor, label: int, *, seed: int) -> torch.Tensor:
     """The source's variation of ``image``, as a new tensor of its shape, dtype and device.
 
@@ -87,11 +95,7 @@ def vary_like(source: Any, image: torch.Tensor, label: int, *, seed: int) -> tor
     if image.dtype == torch.uint8:
         signed = rows.float().div(127.5).sub(1.0)
     elif image.dtype.is_floating_point:
-        low, high = float(rows.min()), float(rows.max())
-        if not (low >= 0.0 and high <= 1.0):
-            raise DataError(f"float images must be in [0, 1] (v2.ToDtype(torch.float32, scale=True)) to be "
-                            f"varied, got values in [{low:.3g}, {high:.3g}]: put this transform before "
-                            "v2.Normalize")
+        F.check_unit_range(rows)
         signed = rows.float().mul(2.0).sub(1.0)
     else:
         raise DataError(f"image tensors must be uint8 or float, got {image.dtype}")

@@ -16,7 +16,7 @@ import torch
 from .._images import to_uint8
 from ..errors import DataError
 
-__all__ = ["from_generator_range", "to_uint8", "uint8_to_unit"]
+__all__ = ["check_unit_range", "from_generator_range", "to_uint8", "uint8_to_unit"]
 
 
 def uint8_to_unit(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -104,6 +104,19 @@ def from_generator_range(
             raise DataError(f"output_range must be (low, high) with low < high, got {output_range}")
         out = work.add(1.0).mul_((high - low) / 2.0).add_(low)
     return out.to(dtype)
+
+
+def check_unit_range(images: torch.Tensor, *, before: str = "v2.Normalize") -> None:
+    """Float images are in ``[0, 1]`` (the convention of ``v2.ToDtype(..., scale=True)``); else a
+    :class:`DataError` naming the values found and the transform to put this one ``before``. A
+    replacement made in ``[0, 1]`` among normalised or ``[0, 255]`` images would be silently out of
+    their range. One reduction; for the per-sample transforms, not the mixer's hot path."""
+    if not images.numel():
+        return
+    low, high = (float(v) for v in torch.aminmax(images.detach().float()))
+    if not (low >= 0.0 and high <= 1.0):
+        raise DataError(f"float images must be in [0, 1] (v2.ToDtype(torch.float32, scale=True)) to be replaced, got "
+                        f"values in [{low:.3g}, {high:.3g}]: put this transform before {before}")
 
 
 def like_input(images_uint8: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

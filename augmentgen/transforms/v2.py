@@ -13,9 +13,9 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from ..errors import ConfigError, DataError
+from ..errors import DataError
 from . import functional as F
-from .anchored import check_pool_or_source, vary_like
+from .anchored import check_pool_or_source, check_probability, vary_like
 
 
 def _find_label(sample: Any, label_key: str) -> tuple[int, Any]:
@@ -54,6 +54,11 @@ def pool_image_like(image_uint8: torch.Tensor, inpt: Any) -> Any:
                             f"v2.Resize({out.size[1]}) (or use a generator trained at that size)")
         return out.convert(inpt.mode) if out.mode != inpt.mode else out
     if isinstance(inpt, torch.Tensor):
+        if inpt.ndim < 3:
+            raise DataError(f"image tensors are (C, H, W), got shape {tuple(inpt.shape)}: add the channel "
+                            "dimension (image[None]) or put v2.ToImage() before this transform")
+        if inpt.dtype.is_floating_point:
+            F.check_unit_range(inpt)
         if inpt.shape[-2:] != image_uint8.shape[-2:]:
             raise DataError(f"pool images are {tuple(image_uint8.shape[-2:])} but the sample is "
                             f"{tuple(inpt.shape[-2:])}; put ReplaceWithSynthetic after a "
@@ -128,10 +133,8 @@ class ReplaceWithSynthetic(v2.Transform):
 
     def __init__(self, pool, p: float = 0.5, *, label_key: str = "label"):
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-            raise ConfigError(f"p must be a probability in [0, 1], got {p!r}")
+        self.p = check_probability(p)
         self.pool, self.source = check_pool_or_source(pool)
-        self.p = p
         self.label_key = label_key
 
     def forward(self, *inputs: Any) -> Any:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -144,3 +145,53 @@ def test_save_pretrained_into_the_trainers_run_folder(tmp_path):
     assert weights_metadata(out)["steps"] == "2"
     assert "augmentgen train --steps 2" in (out / "README.md").read_text()
     assert same_weights(from_pretrained(out), generator)
+
+
+@pytest.mark.parametrize("files", [{"README.md": b"# my project\nnotes I wrote\n"},
+                                   {"config.json": b'{"another_tool": true}'},
+                                   {"samples.png": b"my own picture"}])
+def test_files_augmentgen_did_not_write_are_refused_and_kept(tmp_path, files):
+    # A user's README, another tool's config or their own picture in the folder was written over.
+    folder = tmp_path / "project"
+    folder.mkdir()
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    with pytest.raises(CheckpointError, match=rf"holds \['{next(iter(files))}'\], which augmentgen did not write.*"
+                                              "nothing was changed.*overwrite=True"):
+        save_pretrained(tiny_generator(), folder)
+    assert snapshot(folder) == {Path(name): data for name, data in files.items()}
+    save_pretrained(tiny_generator(), folder, overwrite=True)  # asked for: replaced
+    assert same_weights(from_pretrained(folder), tiny_generator())
+
+
+def test_a_users_readme_beside_the_same_weights_is_kept(tmp_path):
+    # The trainer's run folder writes no card: a README the user added there is theirs.
+    generator = tiny_generator()
+    folder = trained_folder(tmp_path / "run", generator)
+    (folder / "README.md").write_text("# notes on this run\n")
+    with pytest.raises(CheckpointError, match=r"holds \['README.md'\], which augmentgen did not write"):
+        save_pretrained(generator, folder)
+    assert (folder / "README.md").read_text() == "# notes on this run\n"
+
+
+@pytest.mark.parametrize("directory,problem", [("", "empty folder name, which would save into the current folder"),
+                                               (None, "takes the folder to save in as a str or path")])
+def test_an_empty_or_missing_folder_name_is_refused(tmp_path, monkeypatch, directory, problem):
+    # "" is the current folder: the card was written over the README.md of wherever the user stood.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "README.md").write_text("# the user's repository\n")
+    with pytest.raises(ConfigError, match=problem + ".*save_pretrained\\(generator, 'my-generator'\\)"):
+        save_pretrained(tiny_generator(), directory)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md"]
+
+
+@pytest.mark.parametrize("arguments,error,problem", [
+    ({"generator": "runs/cgan"}, ConfigError, "save_pretrained takes a generator first"),
+    ({"tags": "mnist"}, ConfigError, r"tags must be a list of strings, got the string 'mnist'; pass tags=\['mnist'\]"),
+    ({"metrics": [0.9]}, ConfigError, r"metrics must be a \{name: value\} dict, got the list"),
+])
+def test_bad_card_arguments_are_refused_before_writing(tmp_path, arguments, error, problem):
+    arguments = {"generator": tiny_generator(), "directory": tmp_path / "out", **arguments}
+    with pytest.raises(error, match=problem):
+        save_pretrained(**arguments)
+    assert not (tmp_path / "out").exists()

@@ -3,6 +3,7 @@ errors, the shipped zoo, and push_to_hub's calls."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -391,3 +392,42 @@ def test_a_name_that_is_no_folder_or_id_is_refused_before_anything_is_read(name,
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match="from_pretrained (takes a model folder or a hub id|was given an empty name)"):
         from_pretrained(name)
+
+
+class UnreachableApi(FakeApi):
+    """An HfApi whose first request fails as huggingface_hub's does without a network."""
+
+    def __init__(self, error):
+        super().__init__()
+        self.error = error
+
+    def create_repo(self, repo_id, **kwargs):
+        super().create_repo(repo_id, **kwargs)
+        raise self.error
+
+
+def _transport_error(name: str) -> Exception:
+    """The HTTP client's own error (not an OSError): what create_repo raises with no route to the hub."""
+    client = next((m for m in ("httpx2", "httpx") if importlib.util.find_spec(m)), None)
+    if client is None:
+        pytest.skip("huggingface_hub uses no httpx client here")
+    return getattr(importlib.import_module(client), name)("[Errno -3] Temporary failure in name resolution")
+
+
+@pytest.mark.parametrize("name", ["ConnectError", "ConnectTimeout"])
+def test_push_without_a_network_is_one_clear_error(name):
+    api = UnreachableApi(_transport_error(name))
+    with pytest.raises(CheckpointError, match=rf"could not push to me/tiny: .*\({name}\); check the connection"):
+        push_to_hub(tiny_generator(), "me/tiny", api=api)
+    assert [c[0] for c in api.calls] == ["create_repo"]
+
+
+@pytest.mark.parametrize("repo_id,problem", [("my generator!", "is not a valid hub repo id"),
+                                             ("a/b/c", "is not a valid hub repo id"),
+                                             ("", "push_to_hub takes the hub repo to push to"),
+                                             (None, "push_to_hub takes the hub repo to push to")])
+def test_push_to_an_invalid_repo_id_is_refused_before_anything_is_sent(repo_id, problem):
+    api = FakeApi()
+    with pytest.raises(ConfigError, match=problem + ".*'your-name/my-generator'"):
+        push_to_hub(tiny_generator(), repo_id, api=api)
+    assert api.calls == []

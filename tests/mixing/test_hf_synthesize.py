@@ -326,3 +326,27 @@ def test_synthesize_names_its_argument_order_for_a_non_generator():
 
     with pytest.raises(ConfigError, match=r"synthesize takes a generator first .*got the NoneType"):
         synthesize(None, 2)
+
+
+def test_a_stream_of_a_non_generator_or_of_list_weights_is_refused_when_made(gen):
+    with pytest.raises(ConfigError, match=r"synthesize_iterable takes a generator first .*got the int 3"):
+        synthesize_iterable(3)
+    with pytest.raises(ConfigError, match=r"balance must be a \{class: weight\} dict .*got \[1, 2, 3\]"):
+        synthesize_iterable(gen, balance=[1, 2, 3])
+
+
+@pytest.mark.parametrize("data,fix", [("list", "other data mixes in batches instead: SyntheticMix"),
+                                      ("dict", r"pick a split first, mark_real\(ds\['train'\]\)")])
+def test_mark_real_of_something_else_names_what_it_takes(data, fix):
+    data = {"list": [1, 2], "dict": datasets.DatasetDict({"train": user_dataset()})}[data]
+    with pytest.raises(DataError, match=rf"mark_real takes a datasets.Dataset or IterableDataset, got \w+; {fix}"):
+        mark_real(data)
+
+
+def test_synthetic_transform_of_a_generator_or_a_bad_seed_fails_when_made(gen):
+    # A generator failed only when the first row was read (AttributeError: no attribute 'draw').
+    with pytest.raises(ConfigError, match=r"synthetic_transform takes a SyntheticPool, got CGANGenerator.*"
+                                          r"SyntheticPool\(generator, per_class=256\)"):
+        synthetic_transform(gen, p=0.5)
+    with pytest.raises(ConfigError, match=r"seed must be an int \(or None for fresh randomness\), got '0'"):
+        synthetic_transform(SyntheticPool(gen, per_class=2, seed=0), p=0.5, seed="0")

@@ -558,6 +558,37 @@ def test_a_resumed_mixer_continues_the_same_stream(gen, mode):
     assert torch.equal(resumed.class_counts, one_run.class_counts)
 
 
+@pytest.mark.parametrize("state,problem", [
+    ({}, r"load_state_dict takes what SyntheticMix.state_dict\(\) returned, got a dict without \['rng_state'"),
+    (None, r"load_state_dict takes what SyntheticMix.state_dict\(\) returned, got the NoneType"),
+    ("model", r"got a dict without|got the"),  # the generator's state_dict, passed by mistake
+    ("json", r"must be tensors, as state_dict\(\) returns them; save it with torch.save"),
+])
+def test_a_state_that_is_not_a_mixers_is_refused_before_anything_changes(gen, state, problem):
+    saved = SyntheticMix(gen, 0.5, seed=0).state_dict()
+    if isinstance(state, str):
+        state = {"model": gen.state_dict(), "json": {**saved, "class_counts": [0, 0, 0]}}[state]
+    mix = SyntheticMix(gen, 0.5, seed=7)
+    before = mix.state_dict()
+    with pytest.raises(ConfigError, match=problem):
+        mix.load_state_dict(state)
+    assert torch.equal(mix.state_dict()["rng_state"], before["rng_state"])
+
+
+def test_a_state_of_batches_in_another_range_is_refused_by_a_mixer_given_its_range(gen):
+    # The range was silently replaced by the state's: [0, 1] rows appended to [-1, 1] batches.
+    inferred = SyntheticMix(gen, 0.5, seed=0)
+    inferred(*(lambda images, labels: ((images + 1) / 2, labels))(*batch()))  # reads (0, 1) off the batch
+    given = SyntheticMix(gen, 0.5, seed=0, output_range=(-1, 1))
+    with pytest.raises(ConfigError, match=r"batches were in \(0.0, 1.0\), but this one was given "
+                                          r"output_range=\(-1.0, 1.0\); build it with output_range=\(0.0, 1.0\)"):
+        given.load_state_dict(inferred.state_dict())
+    assert given.output_range == (-1.0, 1.0)
+    free = SyntheticMix(gen, 0.5, seed=0)  # no range stated: the state's is taken, as before
+    free.load_state_dict(inferred.state_dict())
+    assert free.output_range == (0.0, 1.0)
+
+
 def test_dict_batches_with_other_keys_name_the_keys(gen):
     batches = [{"pixel_values": torch.rand(4, 1, 28, 28) * 2 - 1, "labels": torch.zeros(4, dtype=torch.long)}]
     with pytest.raises(DataError, match=r"keys \['labels', 'pixel_values'\].*image_key="):

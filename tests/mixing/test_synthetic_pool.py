@@ -278,3 +278,21 @@ def test_a_teacher_filtered_fill_counts_its_candidates(tiny_data, bars, monkeypa
     (bar,) = bars
     assert bar.total is None and bar.unit == "candidate"  # the rounds stop when the bank is full
     assert bar.n == int(pool.candidate_counts.sum()) > len(pool)
+
+
+@pytest.mark.parametrize("arguments,problem", [
+    ({"batch_size": -1}, "batch_size must be an int >= 1, got -1"),  # filled nothing: the bank was uninitialised memory
+    ({"batch_size": 0}, "batch_size must be an int >= 1, got 0"),
+    ({"batch_size": 2.5}, "batch_size must be an int >= 1, got 2.5"),
+    ({"per_class": "10"}, "per_class must be an int >= 1, got '10'"),
+    ({"per_class": 2.5}, "per_class must be an int >= 1, got 2.5"),
+])
+def test_bank_sizes_must_be_positive_ints(gen, arguments, problem):
+    with pytest.raises(ConfigError, match=problem):
+        SyntheticPool(gen, **{"per_class": 4, **arguments})
+
+
+@pytest.mark.parametrize("first", ["runs/cgan", 4])
+def test_a_pool_takes_a_generator_first(gen, first):
+    with pytest.raises(ConfigError, match=r"SyntheticPool takes a generator first .*SyntheticPool\(generator, per_class\)"):
+        SyntheticPool(first, gen) if first == 4 else SyntheticPool(first, 4)

@@ -11,7 +11,7 @@ import torch
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 A = pytest.importorskip("albumentations")
 
-from augmentgen.errors import DataError  # noqa: E402
+from augmentgen.errors import ConfigError, DataError  # noqa: E402
 from augmentgen.mixing import SyntheticPool  # noqa: E402
 from augmentgen.models import build_config, build_generator  # noqa: E402
 from augmentgen.transforms import AlbumentationsReplaceWithSynthetic  # noqa: E402
@@ -71,3 +71,20 @@ def test_docstring_example_runs(pool):
                  "image_hwc_uint8": np.full((28, 28, 1), 9, np.uint8)}
     exec(_example(AlbumentationsReplaceWithSynthetic), namespace)
     assert namespace["out"]["image"].shape == (28, 28, 1) and namespace["out"]["image"].dtype == np.uint8
+
+
+@pytest.mark.parametrize("image,error,problem", [
+    (np.full((28, 28, 1), -2.0, np.float32), DataError, r"float images must be in \[0, 1\].*before A.Normalize"),
+    (np.full((28, 28, 1), 200.0, np.float32), DataError, r"got values in \[200, 200\].*A.ToFloat\(max_value=255\)"),
+    (np.full((28, 28, 1), 40000, np.uint16), DataError, r"images must be uint8 or float in \[0, 1\].*got uint16"),
+])
+def test_an_image_outside_the_banks_range_is_refused(pool, image, error, problem):
+    # The bank's 8-bit image was put, as it was, into a normalised, 0-255 float or 16-bit pipeline.
+    with pytest.raises(error, match=problem):
+        A.Compose([AlbumentationsReplaceWithSynthetic(pool, p=1.0)], seed=0)(image=image, label=1)
+
+
+@pytest.mark.parametrize("p", [2, -0.1, "0.5"])
+def test_p_outside_0_1_is_a_config_error(pool, p):
+    with pytest.raises(ConfigError, match=rf"p must be a probability in \[0, 1\], got {p!r}"):
+        AlbumentationsReplaceWithSynthetic(pool, p=p)

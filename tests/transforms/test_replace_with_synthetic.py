@@ -152,3 +152,18 @@ def test_functional():
     assert F.match_channels(gray, 3).shape == (3, 4, 4)
     with pytest.raises(DataError, match="channels"):
         F.match_channels(torch.zeros(3, 4, 4), 1)
+
+
+@pytest.mark.parametrize("image,problem", [
+    (torch.full((1, 28, 28), -1.2), r"got values in \[-1.2, -1.2\]: put this transform before v2.Normalize"),
+    (torch.full((1, 28, 28), 200.0), r"got values in \[200, 200\]: put this transform before v2.Normalize"),
+])
+def test_a_float_image_outside_0_1_is_refused_not_given_a_0_1_replacement(pool, image, problem):
+    # A normalised (or 0-255 float) sample got a pool image in [0, 1]: silently out of its range.
+    with pytest.raises(DataError, match=r"float images must be in \[0, 1\] .*" + problem):
+        ReplaceWithSynthetic(pool, p=1.0)(image, 1)
+
+
+def test_an_image_tensor_without_channels_is_a_clear_error(pool):
+    with pytest.raises(DataError, match=r"image tensors are \(C, H, W\), got shape \(28, 28\).*image\[None\]"):
+        ReplaceWithSynthetic(pool, p=1.0)(torch.rand(28, 28), 1)
