@@ -465,8 +465,27 @@ def test_sample_help_names_each_format_for_what_it_writes():
     text = " ".join(sample.format_help().split())
     assert "hf: a Hugging Face dataset folder written by save_to_disk" in text
     assert "parquet: Parquet shards for datasets.load_dataset('parquet', data_dir=OUT), resumable" in text
-    assert "--shard-size SHARD_SIZE parquet: images per Parquet shard" in text
-    assert "--batch-size BATCH_SIZE parquet: images per forward pass" in text
+    assert "--shard-size SHARD_SIZE parquet only: images per Parquet shard" in text
+    assert "--batch-size BATCH_SIZE images per forward pass" in text
+
+
+def test_sample_refuses_shard_size_without_parquet_and_passes_batch_size_on(tmp_path, capsys, monkeypatch):
+    import augmentgen.mixing
+
+    model, out = tiny_saved_model(tmp_path / "model"), tmp_path / "grid.png"
+    assert main(["sample", "--model", str(model), "--shard-size", "8", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--shard-size applies to --format parquet only (--format grid writes one PNG image)" in err
+    assert "Traceback" not in err and not out.exists()
+    write_samples, seen = augmentgen.mixing.write_samples, []
+
+    def recorded(*args, **kwargs):
+        seen.append(kwargs["batch_size"])
+        return write_samples(*args, **kwargs)
+
+    monkeypatch.setattr(augmentgen.mixing, "write_samples", recorded)
+    assert main(["sample", "--model", str(model), "--per-class", "2", "--batch-size", "4", "--out", str(out)]) == 0
+    assert seen == [4] and out.is_file()
 
 
 def test_a_model_whose_classes_carry_other_names_than_the_data_is_named_in_a_warning():

@@ -188,10 +188,10 @@ def _add_sample_command(sub) -> None:
                         "datasets.load_dataset('parquet', data_dir=OUT), resumable, and shared across processes "
                         "under accelerate launch / torchrun (for large banks)")
     s.add_argument("--shard-size", type=int, default=4096,
-                   help="parquet: images per Parquet shard, the unit of resuming (a rerun must repeat it)")
+                   help="parquet only: images per Parquet shard, the unit of resuming (a rerun must repeat it)")
     s.add_argument("--batch-size", type=int, default=1024,
-                   help="parquet: images per forward pass, what each process holds in memory (does not change "
-                        "free samples; with --variations-of it does, so a rerun must repeat it)")
+                   help="images per forward pass, what each process holds in memory (does not change free "
+                        "samples; with --variations-of it does, so a parquet rerun must repeat it)")
     _add_variation_options(s)
     s.add_argument("--seed", type=int, default=0, help="seed of the noise")
     s.add_argument("--temperature", default="1", metavar="T",

@@ -35,6 +35,9 @@ def _sample(args) -> int:
         check_not_a_file(Path(args.out))
         _check_suffix(args.out, args.format)
         return _sample_variation_shards(args) if args.variations_of else _sample_shards(args, temperature)
+    if _given(args, "--shard-size"):  # else silently ignored: the other formats are one file or folder
+        raise ConfigError(f"--shard-size applies to --format parquet only (--format {args.format} writes "
+                          f"{_WRITES[args.format]}): drop --shard-size, or add --format parquet for a sharded bank")
     from ..mixing.export import check_target
 
     with _named_as_flags():
@@ -46,7 +49,8 @@ def _sample(args) -> int:
     print(_free_summary(args, generator, at), flush=True)
     with _named_as_flags():
         path = write_samples(generator, args.per_class, args.out, args.format, seed=args.seed,
-                             temperature=temperature, overwrite=args.overwrite, progress=True)
+                             batch_size=args.batch_size, temperature=temperature, overwrite=args.overwrite,
+                             progress=True)
     if args.format == "grid":
         print(f"wrote {path} ({generator.num_classes} rows x {args.per_class}{at})")
         return 0

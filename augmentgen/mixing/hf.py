@@ -9,6 +9,7 @@ images by a :class:`~augmentgen.mixing.VariationSource`, each naming its image i
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
@@ -180,6 +181,7 @@ def synthesize(generator: ConditionalGenerator, per_class: int | Mapping | str =
     features = synthetic_features(generator, like)
     image_column, label_column = _columns(features)
     counts = _per_class_counts(generator, per_class, like)
+    _warn_if_sizes_differ(generator, like, image_column)
     labels = torch.repeat_interleave(torch.arange(generator.num_classes), torch.tensor(counts))
     images: list[np.ndarray] = []
     with progress_bar(progress, total=len(labels), desc="synthesize") as bar, sampling_progress(bar):
@@ -189,6 +191,23 @@ def synthesize(generator: ConditionalGenerator, per_class: int | Mapping | str =
     return ds.Dataset.from_dict(
         {image_column: images, label_column: labels.tolist(), SYNTHETIC: [True] * len(images)},
         features=features)
+
+
+def _warn_if_sizes_differ(generator: ConditionalGenerator, like, image_column: str) -> None:
+    """Warn when ``like``'s first image (a PIL image) is not the size the generator makes: concatenated,
+    the dataset would hold two sizes, which a later resize may intend but a collate fails on. One
+    row is decoded, without ``like``'s own transform."""
+    import PIL.Image
+
+    if not hasattr(like, "with_format") or not hasattr(like, "__len__") or len(like) == 0:
+        return  # Features, or an IterableDataset: nothing to read without consuming it
+    first = like.with_format(None)[0][image_column]
+    size = generator.image_shape[-1]
+    if isinstance(first, PIL.Image.Image) and first.size != (size, size):
+        warnings.warn(f"the generator makes {size}x{size} images but the dataset's {image_column!r} images are "
+                      f"{first.size[0]}x{first.size[1]} (its first row): the two would sit in one dataset at two "
+                      "sizes. Resize every row in your transform (v2.Resize), or use a generator trained at "
+                      "the dataset's size", stacklevel=3)
 
 
 def synthesize_iterable(generator: ConditionalGenerator, *, like=None, num_samples: int | None = None,
@@ -390,6 +409,11 @@ def synthetic_transform(pool, p: float = 0.5, *, image_column: str = "image", la
             for row, array in zip(rows.tolist(), drawn):
                 old = images[row]
                 new = PIL.Image.fromarray(array)
+                if isinstance(old, PIL.Image.Image) and old.size != new.size:
+                    raise DataError(f"pool images are {new.size[0]}x{new.size[1]} but row {row}'s {image_column!r} "
+                                    f"is {old.size[0]}x{old.size[1]}: resize the dataset's images first (in ds.map, "
+                                    "or in your transform before calling this one), or use a generator trained "
+                                    "at that size")
                 images[row] = new.convert(old.mode) if isinstance(old, PIL.Image.Image) and old.mode != new.mode else new
             batch = {**batch, image_column: images}
         return batch

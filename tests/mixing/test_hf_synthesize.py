@@ -34,9 +34,9 @@ def gen():
                                         class_names=NAMES))
 
 
-def user_dataset(counts=(4, 2, 1), column="img", label="fine"):
+def user_dataset(counts=(4, 2, 1), column="img", label="fine", size=28):
     labels = np.repeat(np.arange(3), counts)
-    images = [np.full((28, 28), 5 * i, np.uint8) for i in range(len(labels))]
+    images = [np.full((size, size), 5 * i, np.uint8) for i in range(len(labels))]
     features = datasets.Features({column: datasets.Image(), label: datasets.ClassLabel(names=NAMES)})
     return datasets.Dataset.from_dict({column: images, label: labels.tolist()}, features=features)
 
@@ -350,3 +350,18 @@ def test_synthetic_transform_of_a_generator_or_a_bad_seed_fails_when_made(gen):
         synthetic_transform(gen, p=0.5)
     with pytest.raises(ConfigError, match=r"seed must be an int \(or None for fresh randomness\), got '0'"):
         synthetic_transform(SyntheticPool(gen, per_class=2, seed=0), p=0.5, seed="0")
+
+
+def test_rows_of_another_size_than_the_dataset_are_named(gen):
+    """A 28 px generator and a 32 px dataset: a warning when the rows are made, an error when a
+    transform would put a 28 px image among 32 px rows."""
+    real = user_dataset(size=32)
+    with pytest.warns(UserWarning, match=r"makes 28x28 images but the dataset's 'img' images are 32x32"):
+        add_synthetic(real, gen, per_class=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        synthesize(gen, per_class=1, like=user_dataset())  # the same size: nothing to say
+    view = real.with_transform(synthetic_transform(SyntheticPool(gen, per_class=2, seed=0), p=1.0,
+                                                   image_column="img", label_column="fine", seed=0))
+    with pytest.raises(DataError, match=r"pool images are 28x28 but row 0's 'img' is 32x32: resize"):
+        view[:2]
