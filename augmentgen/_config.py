@@ -30,6 +30,14 @@ from .errors import ConfigError
 _INT64_MAX = 2**63 - 1
 
 
+def check_flag(value: Any, name: str) -> bool:
+    """``value`` when it is a bool, else a ConfigError: for the flags that delete or replace a user's
+    work (``overwrite``, ``resume``), where a truthy ``"no"`` or ``"False"`` would do what it denies."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
 class Config:
     """Mixin for dataclass configs: ``to_dict`` / ``from_dict`` / ``replace`` with validation.
 

@@ -19,6 +19,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
+from .._config import check_flag
 from .._devices import check_device
 from .._images import save_sample_grid
 from .._io import atomic_write_bytes
@@ -198,6 +199,7 @@ def save_pretrained(
     """
     check_generator_argument(generator, "save_pretrained", "save_pretrained(generator, directory)")
     directory = _check_directory(directory)
+    check_flag(overwrite, "overwrite")
     grid_name = _check_grid(grid)
     replaces, kept_metadata = _check_target(generator, directory, overwrite, grid_name)
     if not overwrite:  # the grid given as a file already in place is not written over

@@ -28,6 +28,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 import torch
 
+from .._config import check_flag
 from .._deprecation import renamed_argument
 from .._devices import check_device
 from .._images import to_uint8
@@ -542,8 +543,7 @@ def _check_run(progress, *, include_noaug: bool = True, real_classic_model=None,
     if progress is not None and not all(hasattr(progress, a) for a in ("update", "set_postfix_str", "total")):
         raise ConfigError("progress takes a tqdm bar (anything with update(), set_postfix_str() and total) or None, "
                           f"got the {type(progress).__name__} {progress!r}")
-    if not isinstance(include_noaug, bool):
-        raise ConfigError(f"include_noaug must be True or False, got {include_noaug!r}")
+    check_flag(include_noaug, "include_noaug")
     if real_classic_model is not None and not isinstance(real_classic_model, torch.nn.Module):
         raise ConfigError("real_classic_model takes a classifier trained by train_classifier (a ReferenceClassifier) "
                           f"or None, got the {type(real_classic_model).__name__} {real_classic_model!r}")

@@ -23,6 +23,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from .._config import check_flag
 from .._images import save_sample_grid, to_uint8
 from .._io import fsync_dir, fsync_file, fsync_tree, make_owned_dir, stale_owned_dirs
 from .._processes import progress_bar
@@ -91,6 +92,7 @@ def check_target(out: str | os.PathLike, format: str, overwrite: bool = False) -
         DataError: ``out`` exists (a non-empty folder or a file) and ``overwrite`` is False, or
             ``overwrite`` is True but ``out`` is not an earlier export of ``format``.
     """
+    check_flag(overwrite, "overwrite")
     if format not in FORMATS:
         raise ConfigError(f"format must be one of {FORMATS}, got {format!r}")
     if not isinstance(out, (str, os.PathLike)) or not os.fspath(out).strip():

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from .._config import check_flag
 from .._io import remove_dead_temporaries
 from ..data.labelled import LabelledImages
 from ..errors import CheckpointError, ConfigError, DataError
@@ -70,6 +71,7 @@ def check_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite: 
     """Refuse what ``resume`` / ``overwrite`` / a new run may not do in ``output_dir``; changes nothing
     but renaming back a checkpoint a kill left aside (:func:`~.checkpoint.checkpoint_dirs`)."""
     out = Path(output_dir).expanduser()
+    check_flag(resume, "resume"), check_flag(overwrite, "overwrite")
     if resume and overwrite:
         raise ConfigError("resume and overwrite contradict each other: --resume continues the run in "
                           f"{out}, --overwrite deletes it; pass one of them")
