@@ -88,6 +88,7 @@ class LabelledImages(Dataset):
         return self.images[index], self.labels[index]
 
     def subset(self, indices) -> LabelledImages:
+        """The rows at ``indices`` (ints or a bool mask's ``nonzero()``), with the same class names and source."""
         index = torch.as_tensor(indices, dtype=torch.long)
         return LabelledImages(self.images[index], self.labels[index], self.class_names,
                               source=self.source)
