@@ -88,8 +88,13 @@ class LabelledImages(Dataset):
         return self.images[index], self.labels[index]
 
     def subset(self, indices) -> LabelledImages:
-        """The rows at ``indices`` (ints or a bool mask's ``nonzero()``), with the same class names and source."""
-        index = torch.as_tensor(indices, dtype=torch.long)
+        """The rows at ``indices`` (ints, or a bool mask of ``len(self)``), with the same class names and source."""
+        index = torch.as_tensor(indices)
+        if index.dtype == torch.bool:  # as ints, a mask would pick rows 0 and 1 over and over
+            if index.shape != self.labels.shape:
+                raise DataError(f"a bool mask must have one value per row ({len(self)}), got shape {tuple(index.shape)}")
+            index = index.nonzero().flatten()
+        index = index.long()
         return LabelledImages(self.images[index], self.labels[index], self.class_names,
                               source=self.source)
 

@@ -132,6 +132,17 @@ def test_more_images_per_class_than_a_class_has_names_the_class():
         long_tailed_subset(data, 2.0, max_per_class=7)
 
 
+def test_a_subset_by_bool_mask_takes_the_rows_it_marks():
+    data = make_images(n_per_class=4)  # labels 0 0 0 0 1 1 1 1 2 2 2 2
+    mask = torch.arange(len(data)) % 2 == 1
+    picked = data.subset(mask)
+    assert torch.equal(picked.labels, data.labels[1::2]) and torch.equal(picked.images, data.images[1::2])
+    assert torch.equal(data.subset(mask.numpy()).labels, picked.labels)  # a numpy mask too
+    assert torch.equal(data.subset([3, 4, 8]).labels, torch.tensor([0, 1, 2]))
+    with pytest.raises(DataError, match=r"a bool mask must have one value per row \(12\), got shape \(3,\)"):
+        data.subset(torch.tensor([True, True, True]))
+
+
 @pytest.mark.parametrize("call", [
     lambda d: balanced_subset(d, 0),
     lambda d: balanced_subset(d, -5),
