@@ -361,7 +361,14 @@ class SyntheticPool:
         Uses the global torch RNG by default, which DataLoader seeds per worker. For whole batches
         in a training step, :meth:`take` draws without a host sync.
         """
-        labels_t = torch.as_tensor(labels, dtype=torch.long)
+        try:
+            labels_t = torch.as_tensor(labels)
+        except (TypeError, ValueError, RuntimeError):
+            labels_t = None
+        if labels_t is None or labels_t.dtype == torch.bool or labels_t.is_floating_point() or labels_t.is_complex():
+            # As ints, 1.5 would silently be 1 and a mask would be classes 0 and 1.
+            raise DataError(f"labels must be class indices (an int or an integer tensor), got {labels!r:.80}")
+        labels_t = labels_t.long()
         if labels_t.numel() and not bool(((labels_t >= 0) & (labels_t < self.num_classes)).all()):
             raise DataError(f"labels must be in [0, {self.num_classes - 1}] for this pool, got {labels}")
         positions = torch.randint(self.per_class, labels_t.shape, generator=generator)

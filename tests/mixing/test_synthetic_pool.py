@@ -3,6 +3,7 @@ take(), the bank's device and teacher filtering at fill time."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -45,6 +46,10 @@ def test_draw_copies_and_checks(gen):
     assert any(torch.equal(single, pool.images[1, i]) for i in range(4))
     with pytest.raises(DataError, match="in \\[0, 2\\]"):
         pool.draw(torch.tensor([3]))
+    for wrong in (1.5, torch.tensor([0.0, 1.0]), torch.tensor([True, False]), "0"):  # were truncated or crashed
+        with pytest.raises(DataError, match="labels must be class indices"):
+            pool.draw(wrong)
+    assert pool.draw(np.array([0, 2])).shape == (2, 1, 28, 28)
     with pytest.raises(ConfigError):
         SyntheticPool(gen, per_class=0)
 
