@@ -52,9 +52,7 @@ def _check_no_earlier_report(out: Path, overwrite: bool) -> None:
 def _eval(args) -> int:
     from tqdm.auto import tqdm
 
-    from ..api import check_data_path
     from ..data import load_data
-    from ..data.sources import BUILTIN_DATASETS
     from ..hub import from_pretrained
     from ..metrics.report import (
         evaluate_generator,
@@ -64,13 +62,45 @@ def _eval(args) -> int:
         write_report,
     )
     from ..models import sampling_progress
+
+    out, choice = _check_eval_arguments(args)  # the evaluation can take hours: what can fail fails first
+    generator = from_pretrained(args.model, device=args.device)
+    _check_methods_fit(generator, choice["methods"])
+    columns = {"data_dir": args.data_dir, "channels": generator.image_shape[0], "image_column": args.image_column,
+               "label_column": args.label_column}
+    train_data = load_data(args.data, per_class=args.per_class, seed=args.seed, **columns)
+    test_data = load_data(args.test_data, **columns) if args.test_data else \
+        load_data(args.data, split="test", **columns)
+    held_out = f"--test-data {args.test_data}" if args.test_data else f"the test split of --data {args.data}"
+    # Class names: downstream_gain compares them (one warning, not two).
+    _check_data_fits(generator, args.model, {f"--data {args.data}": train_data, held_out: test_data}, names=False)
+    plan = evaluation_plan(train_data, **choice)
+    print(_eval_summary(args, generator, train_data, test_data, held_out, plan), flush=True)
+    # Two bars: the classifiers (the phase beside it), and every image the generator makes (the
+    # measured set, the banks or the rows sampled in the steps), which a ddpm advances per denoising step.
+    with tqdm(total=plan["classifier_runs"], unit="classifier", desc="eval", dynamic_ncols=True) as bar, \
+            tqdm(unit="img", desc="sampled", dynamic_ncols=True) as images, sampling_progress(images):
+        report = evaluate_generator(generator, train_data, test_data, steps=args.steps, epochs=args.epochs,
+                                    min_steps=args.min_steps, per_class=args.synthetic_per_class, seed=args.seed,
+                                    device=args.device, progress=bar, **choice)
+    report["baselines_requested"] = args.baselines
+    print(format_report(report))
+    json_path, png_path = (out / name for name in REPORT_FILES)
+    print(f"\nwrote {write_report(report, json_path)} and {plot_per_class(report, png_path)}")
+    return 0
+
+
+def _check_eval_arguments(args) -> tuple[Path, dict]:
+    """Every check that needs no model or data: the report folder, and the choice's options for
+    :func:`~augmentgen.metrics.report.evaluate_generator`."""
+    from ..api import check_data_path
+    from ..data.sources import BUILTIN_DATASETS
     from ..training.run_folder import check_writable
 
-    # Everything that can fail without computing fails first: the evaluation can take hours.
     _note_renamed_options(args)
-    ratios = _ratios(args.ratios)
-    methods = _methods(args.methods)
-    baselines, controls = _baselines(args.baselines), _controls(args.controls)
+    choice = dict(candidate_ratios=_ratios(args.ratios), methods=_methods(args.methods),
+                  baselines=_baselines(args.baselines), controls=_controls(args.controls), metric=args.metric,
+                  repeats=args.repeats, bank_per_image=args.bank_per_image)
     _check_counts(args, {"per_class": "training images of each class", "steps": "classifier training steps",
                          "min_steps": "the fewest steps of an --epochs budget",
                          "synthetic_per_class": "synthetic images of each class",
@@ -89,33 +119,7 @@ def _eval(args) -> int:
     elif args.data not in BUILTIN_DATASETS:
         raise DataError(f"{args.data} has no test split augmentgen knows of; pass --test-data with "
                         "held-out real images (never the training images)")
-
-    generator = from_pretrained(args.model, device=args.device)
-    _check_methods_fit(generator, methods)
-    columns = {"data_dir": args.data_dir, "channels": generator.image_shape[0], "image_column": args.image_column,
-               "label_column": args.label_column}
-    train_data = load_data(args.data, per_class=args.per_class, seed=args.seed, **columns)
-    test_data = load_data(args.test_data, **columns) if args.test_data else \
-        load_data(args.data, split="test", **columns)
-    held_out = f"--test-data {args.test_data}" if args.test_data else f"the test split of --data {args.data}"
-    # Class names: downstream_gain compares them (one warning, not two).
-    _check_data_fits(generator, args.model, {f"--data {args.data}": train_data, held_out: test_data}, names=False)
-    choice = dict(candidate_ratios=ratios, methods=methods, baselines=baselines, controls=controls,
-                  metric=args.metric, repeats=args.repeats, bank_per_image=args.bank_per_image)
-    plan = evaluation_plan(train_data, **choice)
-    print(_eval_summary(args, generator, train_data, test_data, held_out, plan), flush=True)
-    # Two bars: the classifiers (the phase beside it), and every image the generator makes (the
-    # measured set, the banks or the rows sampled in the steps), which a ddpm advances per denoising step.
-    with tqdm(total=plan["classifier_runs"], unit="classifier", desc="eval", dynamic_ncols=True) as bar, \
-            tqdm(unit="img", desc="sampled", dynamic_ncols=True) as images, sampling_progress(images):
-        report = evaluate_generator(generator, train_data, test_data, steps=args.steps, epochs=args.epochs,
-                                    min_steps=args.min_steps, per_class=args.synthetic_per_class, seed=args.seed,
-                                    device=args.device, progress=bar, **choice)
-    report["baselines_requested"] = args.baselines
-    print(format_report(report))
-    json_path, png_path = (out / name for name in REPORT_FILES)
-    print(f"\nwrote {write_report(report, json_path)} and {plot_per_class(report, png_path)}")
-    return 0
+    return out, choice
 
 
 def _baselines(text: str) -> str | list[str]:
