@@ -16,12 +16,14 @@ without repeating them.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import json
 import math
 import os
 import types
 import typing
+import warnings
 from typing import Any, Self
 
 from ._deprecation import rename_keys
@@ -187,25 +189,48 @@ def _check_range(owner: str, field: dataclasses.Field, value: float) -> None:
         raise ConfigError(f"{owner}.{name} must be a finite number{hint}, got {value!r}")
 
 
-def parse_overrides(cls: type[Config], pairs: list[str]) -> dict[str, Any]:
+def parse_overrides(cls: type[Config], pairs: list[str], *,
+                    elsewhere: dict[str, str] | None = None) -> dict[str, Any]:
     """Parse ``key=value`` strings (as given on the command line) against ``cls``'s fields.
 
     Values are read as JSON when they parse (``3``, ``0.5``, ``true``, ``[1, 2]``), otherwise as
-    plain strings, then validated by ``from_dict``.
+    plain strings, then validated by ``from_dict``. A key given twice with two values takes the last,
+    with a warning; ``elsewhere`` maps names that are not fields of ``cls`` but options of their own
+    (``{"steps": "--steps"}``) to that option, which an unknown key's error then names.
     """
     out: dict[str, Any] = {}
+    given: dict[str, str] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or not key:
             raise ConfigError(f"expected key=value, got {pair!r}")
         if key not in cls.field_names():
-            raise ConfigError(f"{cls.__name__} has no field {key!r}; known fields: {cls.field_names()}")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
+            raise ConfigError(_unknown_override(cls, key, raw, elsewhere or {}))
+        if key in given and given[key] != raw:
+            # The last one wins, as for a repeated option (a base command with an override appended),
+            # but not silently: a typo in the first would otherwise go unseen.
+            warnings.warn(f"{key} is set twice ({key}={given[key]}, then {key}={raw}); using the last, "
+                          f"{key}={raw}", UserWarning, stacklevel=2)
+        given[key], out[key] = raw, _json_or_text(raw)
     return out
+
+
+def _json_or_text(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def _unknown_override(cls: type[Config], key: str, raw: str, elsewhere: dict[str, str]) -> str:
+    """The message for a key that is not a field of ``cls``: its own option, or the closest field."""
+    if key in elsewhere:
+        return (f"{key} is not a {cls.__name__} field but an option of its own: pass {elsewhere[key]} "
+                f"{raw.strip()}")
+    close = difflib.get_close_matches(key, cls.field_names(), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"{cls.__name__} has no field {key!r}; {hint}known fields: {cls.field_names()}"
 
 
 def _to_jsonable(value: Any) -> Any:

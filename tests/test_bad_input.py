@@ -66,6 +66,8 @@ def saved(tmp_path_factory) -> SimpleNamespace:
     s.evaluated.mkdir()
     (s.evaluated / "eval.json").write_text('{"an": "earlier report"}')
     np.savez(s.nan, images=np.full((4, 28, 28), np.nan, np.float32), labels=np.array([0, 1, 0, 1]))
+    s.dangling = root / "dangling"
+    s.dangling.symlink_to(root / "removed")  # a link to a folder that is gone
     for split in ("train", "val"):
         (s.split / split / "cat").mkdir(parents=True)
         Image.new("L", (28, 28), 10).save(s.split / split / "cat" / "0.png")
@@ -277,6 +279,15 @@ CLI_CASES = [
         "model_config sets num_classes=3 but the data has num_classes=10", "drop num_classes from model_config (--set)"),
     cli("set-channels-against-channels", train_args(NEW, "--channels", "3", "--set", "in_channels=1"),
         "model_config sets in_channels=1 but the data has in_channels=3", "pass channels= (--channels)"),
+    # the audit of training and data loading: a traceback, and options refused without a hint
+    cli("set-a-training-option", train_args(NEW, "--set", "steps=5"), "steps is not a CGANConfig field",
+        "pass --steps 5"),
+    cli("set-mistyped-field", train_args(NEW, "--set", "latnet_dim=16"), "has no field 'latnet_dim'",
+        "did you mean 'latent_dim'?"),
+    cli("train-out-behind-a-dangling-link", train_args("{dangling}/run"), "{dangling} is a symbolic link to",
+        "which does not exist; create that folder", subprocess=True),
+    cli("train-device", train_args(NEW, "--device", "cuda"), "train has no --device",
+        "the CPU with ACCELERATE_USE_CPU=1"),
 ]
 
 
@@ -457,6 +468,15 @@ API_CASES = [
     api("eval-steps-a-string", lambda s, t: augmentgen.evaluate_generator(
         s.generator, _ten_classes(2), _ten_classes(2), steps="3"), ConfigError,
         "steps must be a positive int (optimizer steps of every classifier)", "pass steps=3"),
+    api("labelled-class-names-a-string", lambda s, t: augmentgen.LabelledImages(
+        _ten_classes().images[:2], [0, 1], "ab"), DataError, "class_names must be a list of strings",
+        "for one class pass ['ab']"),
+    api("labelled-string-labels", lambda s, t: augmentgen.LabelledImages(_ten_classes().images[:2], ["cat", "dog"]),
+        DataError, "labels must be integer class indices", "np.unique(labels, return_inverse=True)"),
+    api("labelled-labels-from-one", lambda s, t: augmentgen.LabelledImages(_ten_classes().images[:2], [1, 2]),
+        DataError, "leave class(es) [0] without images", "renumber them"),
+    api("load-hf-without-folder", lambda s, t: augmentgen.load_data("hf:"), DataError, "hf: names no folder",
+        "pass hf:<folder>"),
     api("gain-balance-mistyped", lambda s, t: augmentgen.metrics.downstream_gain(
         s.generator, _ten_classes(2), _ten_classes(2), balance="unifrom"), ConfigError,
         "balance must be None, 'uniform', 'inverse-frequency' or a {class: weight} dict, got 'unifrom'", "or 'auto'"),

@@ -147,3 +147,16 @@ def test_a_family_config_built_directly_checks_types_as_from_dict_does(family, f
 def test_a_valid_value_built_directly_is_kept_as_given():
     config = CGANConfig(learning_rate=1, betas=[0.5, 0.9])  # as TrainingConfig: checked, not converted
     assert config.learning_rate == 1 and config.betas == [0.5, 0.9]
+
+
+def test_an_override_set_twice_takes_the_last_value_and_says_so():
+    with pytest.warns(UserWarning, match=r"latent_dim is set twice \(latent_dim=16, then latent_dim=8\); using "
+                                         r"the last, latent_dim=8"):
+        assert parse_overrides(CGANConfig, ["latent_dim=16", "latent-dim=8"]) == {"latent_dim": 8}
+
+
+def test_an_unknown_override_names_the_close_field_or_the_option_it_belongs_to():
+    with pytest.raises(ConfigError, match=r"no field 'latnet_dim'; did you mean 'latent_dim'\? known fields"):
+        parse_overrides(CGANConfig, ["latnet_dim=16"])
+    with pytest.raises(ConfigError, match=r"steps is not a CGANConfig field but an option of its own: pass --steps 5"):
+        parse_overrides(CGANConfig, ["steps=5"], elsewhere={"steps": "--steps"})

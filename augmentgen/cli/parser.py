@@ -301,4 +301,8 @@ def _refuse_unrecognized(parser: argparse.ArgumentParser, command: str, unknown:
     guesses = {g for token in unknown if token.startswith("-")
                for g in difflib.get_close_matches(token.split("=")[0], options, n=1, cutoff=0.7)}
     hint = f"; did you mean {' or '.join(sorted(guesses))}?" if guesses else ""
+    if command == "train" and any(token.split("=")[0] == "--device" for token in unknown):
+        # sample and eval take --device; train is placed by Accelerate, which reads the environment.
+        hint = ("; train has no --device: it uses the GPU when there is one; choose one with "
+                "CUDA_VISIBLE_DEVICES=N, or the CPU with ACCELERATE_USE_CPU=1")
     sub.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")

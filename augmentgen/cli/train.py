@@ -16,12 +16,15 @@ def _train(args) -> int:
     from .._config import parse_overrides
     from ..api import DEMO_DATA, train
     from ..models import build_config
+    from ..training.config import TrainingConfig
 
     _note_renamed_options(args)
     _check_counts(args, {"per_class": "training images of each class",
                          "grid_per_class": "columns of the sample grids"})
     try:
-        model_set = parse_overrides(type(build_config(args.family)), args.model_set)
+        # `--set steps=5`: a training option of its own, which the error then names.
+        options = {name: "--" + name.replace("_", "-") for name in TrainingConfig.field_names()}
+        model_set = parse_overrides(type(build_config(args.family)), args.model_set, elsewhere=options)
     except UnknownFamilyError as exc:
         raise UnknownFamilyError(f"--family {args.family}: {exc} (see `augmentgen models`)") from None
     training = {name: getattr(args, name, None) for name in (

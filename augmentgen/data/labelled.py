@@ -28,19 +28,13 @@ class LabelledImages(Dataset):
     """
 
     def __init__(self, images, labels, class_names: Sequence[str] | None = None, *, source: str = ""):
-        images = torch.as_tensor(images)
-        labels = torch.as_tensor(labels)
-        if images.dtype != torch.uint8:
-            raise DataError(f"images must be uint8 (N, C, H, W), got dtype {images.dtype}")
-        if images.ndim != 4 or images.shape[1] not in (1, 3):
-            raise DataError(
-                f"images must be shaped (N, C, H, W) with C 1 or 3, got {tuple(images.shape)}"
-            )
+        images = _image_tensor(images)
         labels = check_integer_labels(labels)
         if len(images) != len(labels):
             raise DataError(f"{len(images)} images but {len(labels)} labels")
         if len(labels) == 0:
             raise DataError("the dataset is empty")
+        class_names = check_class_names(class_names)
         num_classes = len(class_names) if class_names is not None else int(labels.max()) + 1
         if int(labels.max()) >= num_classes:
             raise DataError(
@@ -48,15 +42,11 @@ class LabelledImages(Dataset):
             )
         counts = torch.bincount(labels, minlength=num_classes)
         if num_classes < 2 or int((counts > 0).sum()) < 2:
+            only = repr(class_names[int(labels[0])]) if class_names else str(int(labels[0]))
             raise DataError(
-                "the dataset has a single class; a conditional generator needs at least two"
+                f"the dataset has a single class ({only}); a conditional generator needs at least two"
             )
-        empty = (counts == 0).nonzero().flatten().tolist()
-        if empty:
-            names = [class_names[i] if class_names else str(i) for i in empty]
-            raise DataError(
-                f"class(es) {names} have no images; remove them from class_names or add images"
-            )
+        _refuse_empty_classes(counts, class_names)
         self.images = images.contiguous()
         self.labels = labels
         self.class_names = list(class_names) if class_names is not None else [
@@ -125,11 +115,75 @@ def collate_gathered_batch(batch):
     return batch
 
 
+def _image_tensor(images) -> torch.Tensor:
+    """``images`` as one uint8 tensor (N, C, H, W), or a DataError that says how to make one."""
+    if isinstance(images, (list, tuple)) and images and isinstance(images[0], (torch.Tensor, np.ndarray)):
+        raise DataError(f"images must be one uint8 tensor or array (N, C, H, W), got a {type(images).__name__} "
+                        "of arrays; stack them first: torch.stack(images)")
+    images = torch.as_tensor(images)
+    if images.dtype != torch.uint8:
+        hint = (" (floats in [0, 1]: (images * 255).round().to(torch.uint8), or load_data, which scales them)"
+                if images.dtype.is_floating_point else "")
+        raise DataError(f"images must be uint8 (N, C, H, W), got dtype {images.dtype}{hint}")
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        # A channels-last array (N, H, W, C) is the usual form of images read with PIL or numpy.
+        hint = (": channels-last? pass images.permute(0, 3, 1, 2)"
+                if images.ndim == 4 and images.shape[-1] in (1, 3) else "")
+        raise DataError(f"images must be shaped (N, C, H, W) with C 1 or 3, got {tuple(images.shape)}{hint}")
+    return images
+
+
+def check_class_names(class_names) -> list[str] | None:
+    """``class_names`` as a list of distinct, non-empty strings (or None), else a DataError.
+
+    A string would be read as one name per character, a dict as its keys, and two classes of
+    one name could not be told apart when sampling by name.
+    """
+    if class_names is None:
+        return None
+    if isinstance(class_names, (str, bytes, dict)) or not isinstance(class_names, (Sequence, np.ndarray)):
+        raise DataError(f"class_names must be a list of strings, one per class, got the "
+                        f"{type(class_names).__name__} {class_names!r}"
+                        + (f"; for one class pass [{class_names!r}]" if isinstance(class_names, str) else ""))
+    names = list(class_names)
+    bad = [n for n in names if not isinstance(n, str) or not n.strip()]
+    if bad:
+        raise DataError(f"class_names must be non-empty strings, got {bad[0]!r} among {names[:10]}; "
+                        "pass e.g. [str(n) for n in class_names]")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(f"class_names repeats {repeated}: two classes of one name cannot be told apart; "
+                        "give every class its own name")
+    return [str(n) for n in names]  # np.str_ entries as plain str
+
+
+def _refuse_empty_classes(counts: torch.Tensor, class_names: list[str] | None) -> None:
+    """Every class needs an image; without class names, say how to renumber the labels."""
+    empty = (counts == 0).nonzero().flatten().tolist()
+    if not empty:
+        return
+    if class_names:
+        names = [class_names[i] for i in empty]
+        raise DataError(f"class(es) {names} have no images; remove them from class_names or add images")
+    present = (counts > 0).nonzero().flatten().tolist()
+    raise DataError(
+        f"the labels {present[:10]}{' ...' if len(present) > 10 else ''} leave class(es) {empty[:10]} without "
+        "images: labels must number the classes 0..K-1, each with images; renumber them, e.g. "
+        "labels = np.unique(labels, return_inverse=True)[1], or pass class_names"
+    )
+
+
 def check_integer_labels(labels) -> torch.Tensor:
     """Validate labels as non-negative integers and return them as int64 (N,)."""
-    labels = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels)
+    if not isinstance(labels, torch.Tensor):
+        labels = np.asarray(labels)
+        if labels.dtype.kind in "USO":  # torch.as_tensor fails on these with no hint
+            _refuse_label_objects(labels)
+    labels = torch.as_tensor(labels)
     if labels.ndim != 1:
-        raise DataError(f"labels must be 1-D, got shape {tuple(labels.shape)}")
+        hint = ("; one-hot labels? pass labels.argmax(1)" if labels.ndim == 2 and labels.shape[1] > 1
+                else "; pass labels.reshape(-1)" if labels.ndim == 2 else "")
+        raise DataError(f"labels must be 1-D, one class index per image, got shape {tuple(labels.shape)}{hint}")
     if labels.dtype == torch.bool or labels.is_complex():
         raise DataError(f"labels must be integers, got dtype {labels.dtype}")
     if labels.dtype.is_floating_point:
@@ -140,6 +194,17 @@ def check_integer_labels(labels) -> torch.Tensor:
     if labels.numel() and int(labels.min()) < 0:
         raise DataError(f"labels must be >= 0, got {int(labels.min())}")
     return labels
+
+
+def _refuse_label_objects(labels: np.ndarray) -> None:
+    """Labels that are not numbers: missing ones (None), or class names given as labels."""
+    flat = labels.ravel().tolist()
+    missing = sum(v is None for v in flat)
+    if missing:
+        raise DataError(f"{missing} of {len(flat)} labels are missing (None); drop those images first, "
+                        "or give each one its class index")
+    raise DataError(f"labels must be integer class indices, got {labels.dtype} values like {flat[:3]}; encode "
+                    "them: names, labels = np.unique(labels, return_inverse=True), then pass class_names=list(names)")
 
 
 def warn_if_class_names_differ(model_names: Sequence[str] | None, data_names: Sequence[str] | None, *,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import gzip
 import os
+import warnings
 import zipfile
 from importlib import resources
 from pathlib import Path
@@ -109,6 +110,8 @@ def _load_source(source, *, split, data_dir, image_column, label_column, channel
     if spec in BUILTIN_DATASETS:
         return load_builtin(spec, split=split, data_dir=data_dir)
     if spec.startswith("hf:"):
+        if not spec[3:].strip():  # read as a path, it would be the current folder
+            raise DataError("hf: names no folder; pass hf:<folder> with the folder save_to_disk wrote")
         return from_hf_disk(spec[3:], image_column=image_column, label_column=label_column,
                             channels=channels)
     path = Path(spec).expanduser()
@@ -120,7 +123,7 @@ def _load_source(source, *, split, data_dir, image_column, label_column, channel
                                             "; a Hugging Face dataset is read from a save_to_disk folder "
                                             "given as hf:<folder>")
         )
-    if path.is_file() and path.suffix == ".npz":
+    if path.is_file() and path.suffix.lower() == ".npz":
         return from_npz(path, channels=channels)
     if path.is_dir() and ((path / "dataset_info.json").exists() or (path / "state.json").exists()
                           or (path / "dataset_dict.json").exists()):
@@ -195,16 +198,42 @@ def _convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
     raise DataError(f"channels must be 1 or 3, got {channels}")
 
 
+#: PIL modes of one-channel images: read as grayscale (1 channel), not converted to RGB.
+_GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
+
+
+def _pil_to_array(image, channels: int | None) -> np.ndarray:
+    """A PIL image as an HW or HWC array: uint8, or float in [0, 1] for high-bit-depth modes.
+
+    PIL's own ``convert`` clips 16-bit and 32-bit values to 255 (a 16-bit PNG turns almost
+    white) and truncates float pixels to 0, so those modes are scaled here instead.
+    """
+    if image.mode.startswith("I;16"):
+        arr = np.asarray(image).astype(np.float32) / 65535.0  # the full 16-bit range to [0, 1]
+    elif image.mode == "I":  # 32-bit integers: PIL's mode for 16-bit PNGs in some versions
+        arr = np.asarray(image)
+        if arr.size and (arr.min() < 0 or arr.max() > 65535):
+            raise DataError(f"a 32-bit integer image holds values in [{arr.min()}, {arr.max()}], outside the 16-bit "
+                            "range this reader scales to 0-255; save it as 8- or 16-bit")
+        arr = arr.astype(np.float32) / 65535.0
+    elif image.mode == "F":
+        arr = np.asarray(image)  # float pixels: checked to be in [0, 1] and scaled by _image_to_hwc
+    elif image.mode in _GRAY_MODES:
+        arr = np.asarray(image.convert("L"))  # 1-bit, and gray with alpha: the gray channel
+    else:
+        arr = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    if channels is not None and (arr.ndim == 2) != (channels == 1):
+        arr = np.asarray(image.convert("L" if channels == 1 else "RGB")) if arr.dtype == np.uint8 else (
+            arr.mean(axis=2) if channels == 1 else np.repeat(arr[:, :, None], 3, axis=2))
+    return arr
+
+
 def _image_to_hwc(image, channels: int | None) -> np.ndarray:
     """One PIL / numpy / tensor image to a uint8 HWC array."""
     from PIL import Image
 
     if isinstance(image, Image.Image):
-        if channels == 1:
-            image = image.convert("L")
-        elif channels == 3 or image.mode not in ("L", "RGB"):
-            image = image.convert("RGB")
-        arr = np.asarray(image)
+        arr = _pil_to_array(image, channels)
     elif isinstance(image, torch.Tensor):
         t = image.detach().cpu()
         if t.ndim == 3 and t.shape[0] in (1, 3):
@@ -281,6 +310,9 @@ def _read_npz(path) -> dict[str, np.ndarray]:
         if key in arrays and arrays[key].size and arrays[key].dtype.kind not in kinds:
             raise DataError(f"{bad}: its {key!r} array has dtype {arrays[key].dtype}, not {what}; "
                             f"expected {NPZ_LAYOUT}")
+    if "classes" in arrays and arrays["classes"].ndim != 1:  # np.array("ab") is one 0-d string
+        raise DataError(f"{bad}: its 'classes' array has shape {arrays['classes'].shape}, not one name per class; "
+                        f"expected {NPZ_LAYOUT}")
     return arrays
 
 
@@ -309,11 +341,13 @@ def from_image_folder(root: str | os.PathLike, *, channels: int | None = None) -
         raise DataError(f"{root} has no class sub-folders (expected {root}/<class>/<image>.png)")
     index = read_class_index(root, folders)
     folders, classes = index if index is not None else (folders, folders)
+    if index is None:
+        _warn_if_numbers_sort_as_text(root, folders)
     try:
         samples = make_dataset(str(root), {name: i for i, name in enumerate(folders)},
-                               extensions=tuple(IMAGE_SUFFIXES))
+                               is_valid_file=lambda file: _is_image_file(root, file))
     except FileNotFoundError as exc:  # a class folder without images
-        raise DataError(f"{exc}; every class folder needs at least one image "
+        raise DataError(f"{str(exc).strip().rstrip('.')} in {root}; every class folder needs at least one image "
                         f"({', '.join(sorted(IMAGE_SUFFIXES))})") from exc
     arrays = []
     for file, _ in samples:
@@ -326,6 +360,25 @@ def from_image_folder(root: str | os.PathLike, *, channels: int | None = None) -
             raise DataError(f"image {file}: {exc}") from None
     images = _stack_images(arrays, what=f"images in {root}", channels=channels)
     return LabelledImages(images, [label for _, label in samples], classes, source=str(root))
+
+
+def _is_image_file(root: Path, file: str) -> bool:
+    """An image file of a class folder: an image suffix (any case), and neither the file nor a folder
+    on its way hidden (macOS writes ``._name.png`` AppleDouble files beside copied images, and
+    Jupyter ``.ipynb_checkpoints`` folders; read as images, the first ones fail)."""
+    parts = Path(file).relative_to(root).parts
+    return Path(file).suffix.lower() in IMAGE_SUFFIXES and not any(p.startswith(".") for p in parts)
+
+
+def _warn_if_numbers_sort_as_text(root: Path, folders: list[str]) -> None:
+    """Class folders named by numbers are numbered in text order, as torchvision does ('10' before
+    '2'): say so when that differs from their numeric order, since labels pair with classes by index."""
+    if not all(name.isdigit() for name in folders) or folders == sorted(folders, key=int):
+        return
+    moved = [f"{name!r} is class {i}" for i, name in enumerate(folders) if name != str(i)][:3]
+    warnings.warn(f"the class folders of {root} are numbers, numbered in text order as torchvision's ImageFolder "
+                  f"does ({', '.join(moved)}): label i is folder {folders!r}[i], not folder 'i'. To keep the "
+                  "numbers as labels, zero-pad the folder names (02, 10)", UserWarning, stacklevel=4)
 
 
 def from_torch_dataset(dataset, *, channels: int | None = None) -> LabelledImages:
@@ -419,6 +472,10 @@ def from_hf_dataset(ds, *, image_column: str | None = None, label_column: str | 
     feature = ds.features[label_column]
     names = list(feature.names) if isinstance(feature, datasets.ClassLabel) else None
     labels = np.asarray(ds[label_column])
+    if labels.dtype.kind == "O" and any(v is None for v in labels.ravel().tolist()):
+        missing = sum(v is None for v in labels.ravel().tolist())
+        raise DataError(f"{missing} of {len(labels)} rows have no label (None) in the label column {label_column!r}; "
+                        f"drop them first: ds = ds.filter(lambda row: row[{label_column!r}] is not None)")
     if labels.dtype.kind not in "iufb":
         raise DataError(f"the label column {label_column!r} holds {feature} values, not class indices; "
                         f"encode it first: ds = ds.class_encode_column({label_column!r})")

@@ -26,6 +26,7 @@ import math
 import torch
 
 from .._devices import check_device as _check_device
+from ..data.labelled import check_class_names
 from ..errors import ConfigError
 from ..models.base import ConditionalGenerator
 from ..models.encoder import EncoderGenerator
@@ -175,10 +176,8 @@ class _PixelSource(AnchoredSource):
             raise ConfigError(f"image_shape must be (C, H, W) of positive ints, e.g. (1, 28, 28), "
                               f"got {image_shape!r}")
         self.num_classes, self.image_shape, self.device = num_classes, shape, check_device(device)
-        if isinstance(class_names, str):  # list("abc") would be three names
-            raise ConfigError(f"class_names must be a list of names, got the string {class_names!r}; pass "
-                              f"class_names=[{class_names!r}, ...] with one name per class")
-        self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
+        class_names = check_class_names(class_names)  # a string would be one name per character
+        self.class_names = class_names if class_names else [str(i) for i in range(num_classes)]
         if len(self.class_names) != num_classes:
             raise ConfigError(f"{len(self.class_names)} class names for {num_classes} classes")
 

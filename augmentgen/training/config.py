@@ -234,7 +234,13 @@ def check_tracker_installed(log_with: str | None) -> None:
     after the run. Checked here rather than in :class:`TrainingConfig`, so that a config written
     on one machine still loads on another.
     """
-    if log_with is None or log_with == "all":
+    if log_with is None:
+        return
+    if log_with == "all":  # Accelerate would warn that none is installed, then log nothing
+        if not any(importlib.util.find_spec(module) for module in TRACKER_MODULES.values()):
+            raise ConfigError(f"log_with='all' logs to every installed tracker, but none of "
+                              f"{sorted(TRACKER_MODULES)} is installed; pip install tensorboard (or another), "
+                              "or train without --log-with (log_with=None)")
         return
     if log_with not in TRACKER_MODULES:
         raise ConfigError(f"log_with={log_with!r} is not a tracker Accelerate knows; use one of "

@@ -55,6 +55,10 @@ def check_writable(path: str | os.PathLike, what: str = "--out") -> None:
         raise ConfigError(f"{what} {path} is an existing file, not a folder; choose a folder path")
     existing = path
     while not existing.exists():
+        if existing.is_symlink():  # a dangling link: mkdir would fail on it after the data loaded
+            raise ConfigError(f"{what} {path} cannot be created: {existing} is a symbolic link to "
+                              f"{os.readlink(existing)}, which does not exist; create that folder, or choose "
+                              "another folder path")
         existing = existing.parent
     if not existing.is_dir():
         raise ConfigError(f"{what} {path} cannot be created: {existing} is a file; choose another folder path")
@@ -110,12 +114,7 @@ def prepare_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite
     if is_main_process:  # a run killed while saving its model left a hidden partial file
         remove_dead_temporaries(out)
     if overwrite and is_main_process:
-        for name in RUN_OUTPUTS:
-            target = out / name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            elif target.exists() or target.is_symlink():
-                target.unlink()
+        clear_run_outputs(out)
     if not resume:
         return False
     partial = partial_checkpoints(out)
@@ -129,6 +128,28 @@ def prepare_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite
                       f"Removed the partial {', '.join(p.name for p in partial)} and started a new run",
                       stacklevel=3)
     return False
+
+
+#: The run's own files inside its folders: ``overwrite`` removes these there and leaves whatever
+#: else a user put beside them (a hand-picked grid in ``samples/``), and the folder itself once empty.
+_RUN_FILES_IN = {"samples": ("step-*.png",), CHECKPOINT_DIR: ("step-*", ".tmp-step-*", ".replaced-step-*")}
+
+
+def clear_run_outputs(out: Path) -> None:
+    """Remove what a run wrote into ``out`` (:data:`RUN_OUTPUTS`), and nothing else."""
+    for name in RUN_OUTPUTS:
+        target = out / name
+        if target.is_dir() and not target.is_symlink():
+            if name not in _RUN_FILES_IN:
+                shutil.rmtree(target)
+                continue
+            for pattern in _RUN_FILES_IN[name]:
+                for entry in target.glob(pattern):
+                    shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+            if not any(target.iterdir()):
+                target.rmdir()
+        elif target.exists() or target.is_symlink():
+            target.unlink()
 
 
 def check_resume_matches(output_dir: str | os.PathLike, saved: dict[str, Any], now: dict[str, Any]) -> None:

@@ -293,6 +293,11 @@ class Trainer:
 
     def _prepare_data(self, data):
         cfg, acc = self.config, self.accelerator
+        if isinstance(data, LabelledImages) and cfg.batch_size > len(data) and acc.is_main_process:
+            # LabelledImages.loader caps the batch at the data's size (drop_last would leave no batch).
+            warnings.warn(f"batch_size={cfg.batch_size} is more than the {len(data)} training images: every step "
+                          f"trains on all {len(data)} of them; pass --batch-size {len(data)} or less "
+                          f"(batch_size={len(data)}) to make that the setting", stacklevel=3)
         loader = data.loader(cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers) \
             if isinstance(data, LabelledImages) else data
         self._check_data(data)

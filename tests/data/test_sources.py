@@ -203,3 +203,73 @@ def test_channels_convert_built_in_data_and_labelled_images_too(source):
     assert rgb.image_shape == (3, 28, 28) and torch.equal(rgb.labels, gray.labels)
     assert all(torch.equal(rgb.images[:, c], gray.images[:, 0]) for c in range(3))
     assert load_data(rgb, channels=1).image_shape == (1, 28, 28)
+
+
+def _two_classes(root, image_a, image_b, name="0.png"):
+    for cls, image in (("a", image_a), ("b", image_b)):
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        image.save(root / cls / name)
+
+
+def test_a_16_bit_png_is_scaled_to_8_bits_and_stays_grayscale(tmp_path):
+    """PIL's own conversion clipped every value above 255, turning the image almost white, in RGB."""
+    gray = (np.arange(28 * 28).reshape(28, 28) * 80).astype(np.uint16)  # 0 .. 62640
+    _two_classes(tmp_path, Image.fromarray(gray), Image.fromarray(gray))
+    data = load_data(tmp_path)
+    assert data.image_shape == (1, 28, 28)
+    np.testing.assert_array_equal(data.images[0, 0].numpy(), np.round(gray / 65535 * 255).astype(np.uint8))
+
+
+def test_float_tiff_pixels_in_unit_range_are_scaled_not_truncated(tmp_path):
+    half = Image.fromarray(np.full((28, 28), 0.5, np.float32))
+    _two_classes(tmp_path, half, half, name="0.tif")
+    data = load_data(tmp_path)
+    assert data.image_shape == (1, 28, 28) and data.images.unique().tolist() == [128]  # was 0, in RGB
+
+
+@pytest.mark.parametrize("mode", ["1", "LA"])
+def test_one_bit_and_gray_alpha_images_are_grayscale_beside_8_bit_gray_ones(tmp_path, mode):
+    _two_classes(tmp_path, Image.new(mode, (28, 28), 1 if mode == "1" else (200, 255)), Image.new("L", (28, 28), 9))
+    assert load_data(tmp_path).image_shape == (1, 28, 28)  # was refused as a mix of gray and RGB
+
+
+def test_hidden_files_in_class_folders_are_not_read_as_images(tmp_path):
+    """macOS leaves ``._name.png`` AppleDouble files beside copied images; Jupyter, checkpoint folders."""
+    _write_folder(tmp_path)
+    (tmp_path / "cat" / "._0.png").write_bytes(b"AppleDouble metadata, not a png")
+    (tmp_path / "dog" / ".ipynb_checkpoints").mkdir()
+    Image.new("L", (32, 32)).save(tmp_path / "dog" / ".ipynb_checkpoints" / "0.png")
+    assert load_data(tmp_path).class_counts == [2, 2]
+
+
+def test_numbered_class_folders_warn_that_they_sort_as_text(tmp_path):
+    for name in ("1", "2", "10"):
+        (tmp_path / name).mkdir()
+        Image.new("L", (28, 28)).save(tmp_path / name / "0.png")
+    with pytest.warns(UserWarning, match=r"numbered in text order .*'10' is class 1.*zero-pad the folder names"):
+        data = load_data(tmp_path)
+    assert data.class_names == ["1", "10", "2"]  # torchvision's order, kept
+
+
+def test_an_npz_under_an_upper_case_suffix_is_read(tmp_path):
+    np.savez(tmp_path / "data.npz", images=np.zeros((4, 28, 28), np.uint8), labels=[0, 1, 0, 1])
+    (tmp_path / "data.npz").rename(tmp_path / "DATA.NPZ")
+    assert len(load_data(tmp_path / "DATA.NPZ")) == 4  # was "expected a folder, an .npz file"
+
+
+def test_npz_classes_as_one_string_is_refused(tmp_path):
+    np.savez(tmp_path / "d.npz", images=np.zeros((4, 28, 28), np.uint8), labels=[0, 1, 0, 1], classes=np.array("ab"))
+    with pytest.raises(DataError, match=r"its 'classes' array has shape \(\), not one name per class"):
+        load_data(tmp_path / "d.npz")  # was a TypeError: iteration over a 0-d array
+
+
+def test_hf_rows_without_a_label_are_named_as_missing(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")})
+    datasets.Dataset.from_dict({"image": [Image.new("L", (28, 28))] * 3, "label": [0, 1, None]},
+                               features=features).save_to_disk(tmp_path / "ds")
+    with pytest.raises(DataError, match=r"1 of 3 rows have no label \(None\) in the label column 'label'; drop "
+                                        r"them first"):
+        load_data(f"hf:{tmp_path / 'ds'}")  # was: "encode it first: ds.class_encode_column"
+    with pytest.raises(DataError, match=r"hf: names no folder; pass hf:<folder>"):
+        load_data("hf:")  # was read as the current folder

@@ -219,7 +219,7 @@ def test_source_errors_name_the_problem(encoder_gen):
         VariationSource(encoder_gen, "interpolate", weight_range=(0.8, 0.2))
     with pytest.raises(ConfigError, match="num_classes"):
         RealRowSource(1, (1, 28, 28))
-    with pytest.raises(ConfigError, match=r"class_names must be a list of names, got the string 'abc'"):
+    with pytest.raises(DataError, match=r"class_names must be a list of strings, one per class, got the str 'abc'"):
         RealRowSource(3, (1, 28, 28), class_names="abc")  # list("abc") would have been three names
 
 

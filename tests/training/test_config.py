@@ -115,3 +115,15 @@ def test_write_variation_shards_refuses_out_none():
     with pytest.raises(ConfigError, match=re.escape("out must be a folder path (where the Parquet shards go), "
                                                     "got None")):
         write_variation_shards(None, None, None, None)
+
+
+def test_log_with_all_and_no_tracker_installed_is_refused(monkeypatch):
+    """Accelerate only warns, then logs nothing, for the whole run."""
+    import importlib.util
+
+    from augmentgen.training.config import check_tracker_installed
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
+    with pytest.raises(ConfigError, match=r"log_with='all' logs to every installed tracker, but none of .* is "
+                                          r"installed; pip install tensorboard"):
+        check_tracker_installed("all")

@@ -71,6 +71,26 @@ def test_overwrite_clears_the_previous_outputs_and_only_those(tmp_path, tiny_dat
     assert json.loads((tmp_path / "training.json").read_text())["steps"] == 2
 
 
+def test_overwrite_removes_the_runs_grids_but_not_a_users_file_beside_them(tmp_path, tiny_data):
+    fit(tmp_path, tiny_data, steps=6, sample_every=3)
+    (tmp_path / "samples" / "picked.png").write_bytes(b"a grid the user kept")
+    (tmp_path / "checkpoints" / "notes.txt").write_text("mine")
+    fit(tmp_path, tiny_data, overwrite=True, steps=2, checkpoint_every=0)
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["picked.png"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["notes.txt"]
+
+
+def test_an_output_folder_behind_a_dangling_symbolic_link_is_refused_before_training(tmp_path, tiny_data,
+                                                                                      monkeypatch):
+    (tmp_path / "link").symlink_to(tmp_path / "gone")
+    monkeypatch.setattr(GANStep, "__call__", lambda *a: pytest.fail("trained into an --out it cannot create"))
+    for out in (tmp_path / "link", tmp_path / "link" / "run"):
+        with pytest.raises(ConfigError, match=r"cannot be created: .*link is a symbolic link to .*gone, which does "
+                                              r"not exist; create that folder"):
+            fit(out, tiny_data)
+    assert not (tmp_path / "gone").exists()
+
+
 def test_resume_and_overwrite_together_are_refused(tmp_path, tiny_data):
     with pytest.raises(ConfigError, match="contradict"):
         fit(tmp_path, tiny_data, resume=True, overwrite=True)

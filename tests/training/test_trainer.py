@@ -557,3 +557,11 @@ def test_compile_trains_like_eager(tmp_path, tiny_data):
     assert type(trainer.step.generator).__name__ == "OptimizedModule"
     assert type(compiled).__name__ == "CGANGenerator"  # the saved and returned one is eager
     _assert_trained_alike(eager_trainer, eager, trainer, compiled)
+
+
+def test_a_batch_size_above_the_data_size_says_that_every_step_takes_all_of_it(tmp_path):
+    data = make_images(n_per_class=2)  # 6 images
+    with pytest.warns(UserWarning, match=r"batch_size=64 is more than the 6 training images: every step trains "
+                                         r"on all 6 of them; pass --batch-size 6 or less"):
+        Trainer(tiny_config(data), tiny_training(steps=1, batch_size=64, checkpoint_every=0, sample_every=0),
+                tmp_path).fit(data)
