@@ -144,7 +144,7 @@ def _refuse_before_loading(model: str, data: Any, output_dir, training_config: T
     check_tracker_installed(training_config.log_with)
     # A budgeted run without --steps has no step bound yet: any recorded step count is below it.
     steps = training_config.steps if training_config.steps is not None else sys.maxsize
-    check_run_folder(output_dir, resume=resume, overwrite=overwrite, steps=steps)
+    check_run_folder(output_dir, resume=resume, overwrite=overwrite, steps=steps, init_from=training_config.init_from)
     build_config(model, **{k: v for k, v in (model_config or {}).items() if k not in _FROM_DATA})
     check_data_path(data)
 

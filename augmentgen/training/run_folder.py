@@ -17,6 +17,7 @@ The rules, checked before any data is loaded or any model built:
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shlex
 import shutil
@@ -71,15 +72,18 @@ def check_writable(path: str | os.PathLike, what: str = "--out") -> None:
                           "choose a folder you can write to") from exc
 
 
-def check_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite: bool, steps: int) -> None:
-    """Refuse what ``resume`` / ``overwrite`` / a new run may not do in ``output_dir``; changes nothing
-    but renaming back a checkpoint a kill left aside (:func:`~.checkpoint.checkpoint_dirs`)."""
+def check_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite: bool, steps: int,
+                     init_from: str | os.PathLike | None = None) -> None:
+    """Refuse what ``resume`` / ``overwrite`` / a new run may not do in ``output_dir`` (starting
+    from ``init_from`` when given); changes nothing but renaming back a checkpoint a kill left
+    aside (:func:`~.checkpoint.checkpoint_dirs`)."""
     out = Path(output_dir).expanduser()
     check_flag(resume, "resume"), check_flag(overwrite, "overwrite")
     if resume and overwrite:
         raise ConfigError("resume and overwrite contradict each other: --resume continues the run in "
                           f"{out}, --overwrite deletes it; pass one of them")
     check_writable(out)
+    _check_init_from_outside(out, init_from)
     held = [name for name in _RUN_MARKERS if (out / name).exists()]
     if not resume:
         if held and not overwrite:
@@ -95,6 +99,8 @@ def check_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite: 
         raise CheckpointError(f"nothing to resume: no checkpoints in {out / CHECKPOINT_DIR}.{trained} "
                               "Run without --resume (resume=False) to start a new run, adding --overwrite "
                               "to replace what the folder holds")
+    if complete:
+        _check_model_not_ahead(out, checkpoint_step(complete[-1]))
     if complete and steps < checkpoint_step(complete[-1]):
         at = checkpoint_step(complete[-1])
         raise ConfigError(
@@ -102,6 +108,35 @@ def check_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite: 
             f"backwards. Nothing was changed. To train it further, rerun with --resume --steps N for an N above "
             f"{at} (steps=N); {_START_OVER}"
         )
+
+
+def _check_init_from_outside(out: Path, init_from: str | os.PathLike | None) -> None:
+    """``init_from`` may not be the run's own folder: ``overwrite`` would delete the model it starts
+    from, and the run's own model replaces it at the end (a resume then starts from other weights)."""
+    if init_from is None:
+        return
+    source = Path(init_from).expanduser()
+    if source.exists() and out.exists() and source.resolve() == out.resolve():
+        raise ConfigError(f"init_from {init_from} is the run's own folder (--out {out}): this run would replace "
+                          "the model it starts from. Nothing was changed. Train into another folder (--out), or "
+                          "copy the model elsewhere and pass that copy to --init-from")
+
+
+def _check_model_not_ahead(out: Path, newest_checkpoint: int) -> None:
+    """Refuse to resume from a checkpoint older than the model the folder holds (a later resume ran
+    with ``checkpoint_every=0``): the run would restart there and replace the newer model."""
+    if not (out / "model.safetensors").is_file():
+        return  # no model to lose
+    try:
+        trained = json.loads((out / "training.json").read_text())["steps"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no finished run recorded: the checkpoints are the run
+    if isinstance(trained, int) and trained > newest_checkpoint:
+        raise CheckpointError(
+            f"{out} holds a model trained to step {trained}, but its newest checkpoint is step {newest_checkpoint} "
+            f"(the steps after it kept none, checkpoint_every=0): resuming would restart at step "
+            f"{newest_checkpoint} and replace that model. Nothing was changed. To train the model further, start a "
+            f"new run from its weights: --init-from {out} --out <another folder>; {_START_OVER}")
 
 
 def prepare_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite: bool, steps: int,

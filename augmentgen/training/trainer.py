@@ -198,7 +198,8 @@ class Trainer:
         # The family refuses what it cannot train with, before anything is built or written.
         step_class(self.model_config.family).check_training_options(self.model_config, cfg)
         check_snapshot_data(cfg, data)
-        check_run_folder(self.output_dir, resume=resume, overwrite=overwrite, steps=self._step_bound())
+        check_run_folder(self.output_dir, resume=resume, overwrite=overwrite, steps=self._step_bound(),
+                         init_from=cfg.init_from)
         self._check_data(data)
         self.manifest = self._describe_run(data)
         resuming = resume and bool(checkpoint_dirs(self.output_dir))  # only a partial first one: start anew

@@ -213,6 +213,27 @@ def test_resume_removes_the_partial_model_file_of_a_killed_save(tmp_path, tiny_d
     assert load_generator(tmp_path).family == "cgan"
 
 
+def test_resume_behind_a_newer_model_is_refused(tmp_path, tiny_data):
+    """A resume with checkpoint_every=0 left the model ahead of the checkpoints: another resume would
+    restart at the older checkpoint and replace it."""
+    fit(tmp_path, tiny_data, steps=3)
+    fit(tmp_path, tiny_data, steps=6, resume=True, checkpoint_every=0)
+    assert steps_of(tmp_path) == ["step-0000003"]
+    before = (tmp_path / "model.safetensors").read_bytes()
+    with pytest.raises(CheckpointError, match=r"holds a model trained to step 6, but its newest checkpoint is step 3"
+                                              r".*Nothing was changed.*--init-from"):
+        fit(tmp_path, tiny_data, steps=9, resume=True)
+    assert (tmp_path / "model.safetensors").read_bytes() == before
+
+
+def test_init_from_the_runs_own_folder_is_refused(tmp_path, tiny_data):
+    fit(tmp_path, tiny_data, steps=2, checkpoint_every=0)
+    before = (tmp_path / "model.safetensors").read_bytes()
+    with pytest.raises(ConfigError, match=r"is the run's own folder.*would replace the model it starts from"):
+        fit(tmp_path, tiny_data, steps=2, checkpoint_every=0, overwrite=True, init_from=str(tmp_path))
+    assert (tmp_path / "model.safetensors").read_bytes() == before
+
+
 # ---------------------------------------------------------------- Ctrl-C
 def _sigint_at(step_number, monkeypatch):
     original, calls = GANStep.__call__, {"n": 0}
