@@ -123,6 +123,14 @@ def test_steps_bound_a_budget(tmp_path):
     assert record["time_budget"]["step_limit"] == 9
 
 
+def test_a_budget_shorter_than_the_warm_up_says_it_ran_over(tmp_path):
+    data = make_images()
+    with pytest.warns(UserWarning, match=r"the time budget of 0.01 s ended during the warm-up .* the run stops at "
+                                         rf"step {WARMUP_STEPS + 1} and ends about [0-9.]+ s over it"):
+        Trainer(tiny_config(data), budgeted(time_budget=0.01), tmp_path).fit(data)
+    assert summary(tmp_path)["steps"] == WARMUP_STEPS + 1
+
+
 def test_a_budgeted_run_equals_a_run_of_the_steps_it_chose(tmp_path):
     """Measuring (grids, finish, serialising) draws no random numbers from the training's streams."""
     data = make_images()
