@@ -14,7 +14,7 @@ from .errors import ConfigError, DataError
 from .models import ConditionalGenerator, build_config
 from .training import Trainer, TrainingConfig
 from .training.config import check_output_dir, check_tracker_installed
-from .training.run_folder import check_run_folder
+from .training.run_folder import check_run_folder, recorded_steps
 
 #: The data ``train`` uses when given none: 500 Fashion-MNIST images shipped in the package, a
 #: demo, which the start-up summary (and the CLI, on stderr) says loudly.
@@ -107,7 +107,8 @@ def train(
         data_dir, per_class, imbalance, channels, image_column, label_column: passed to
             :func:`augmentgen.load_data` (the subset is drawn with ``seed``).
         resume: continue from the newest checkpoint in ``output_dir`` (the same data and config;
-            ``steps`` at least the run's).
+            ``steps`` at least the run's; without ``steps`` or ``time_budget``, to the run's own
+            ``steps``).
         overwrite: start over in an ``output_dir`` that already holds a model or a run, clearing
             its previous outputs first; without it (or ``resume``) such a folder is refused.
         model_config: overrides of the family's config fields (e.g. ``{"loss": "bce"}``).
@@ -127,6 +128,9 @@ def train(
         The trained (EMA) generator, in eval mode.
     """
     _check_arguments(family, output_dir, model_config, training)
+    if resume is True and training.get("steps") is None and training.get("time_budget") is None:
+        # Without steps, the run's own step count, not the default: a resume continues that run.
+        training = {**training, "steps": recorded_steps(output_dir)}
     training_config = TrainingConfig.from_dict(training)
     _refuse_before_loading(family, data, output_dir, training_config, model_config, resume=resume, overwrite=overwrite)
     dataset = load_data(data, data_dir=data_dir, per_class=per_class, imbalance=imbalance,

@@ -28,6 +28,22 @@ def test_train_then_sample_from_the_command_line(tmp_path, capsys):
     assert height > width  # 10 rows (classes) of 3 images
 
 
+def test_resume_without_steps_continues_to_the_runs_own_steps(tmp_path):
+    """Not to the default 2000: the resume continues the run that was stopped."""
+    import shutil
+
+    out = tmp_path / "run"
+    base = ["train", "--data", "fashion-mnist-small", "--per-class", "2", "--out", str(out), "--batch-size", "6",
+            "--sample-every", "0", "--checkpoint-every", "2", "--set", "generator_width=8",
+            "--set", "discriminator_width=8"]
+    assert main([*base, "--steps", "4"]) == 0
+    for name in ("model.safetensors", "training.json", "config.json", "samples.png"):  # as if killed after step 2
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "checkpoints" / "step-0000004")
+    assert main([*base, "--resume"]) == 0
+    assert json.loads((out / "training.json").read_text())["steps"] == 4
+
+
 def test_sample_formats_and_eval_report(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--data", "fashion-mnist-small", "--per-class", "4", "--out", str(out),

@@ -34,7 +34,7 @@ from .._io import remove_dead_temporaries
 from ..data.labelled import LabelledImages
 from ..errors import CheckpointError, ConfigError, DataError
 from ..models.base import GeneratorConfig
-from .checkpoint import CHECKPOINT_DIR, checkpoint_dirs, checkpoint_step, partial_checkpoints
+from .checkpoint import CHECKPOINT_DIR, checkpoint_dirs, checkpoint_step, newest_manifest, partial_checkpoints
 
 #: What a run writes into its folder; ``overwrite`` removes these and nothing else.
 RUN_OUTPUTS = ("model.safetensors", "config.json", "training.json", "samples.png", "samples", CHECKPOINT_DIR,
@@ -185,6 +185,14 @@ def clear_run_outputs(out: Path) -> None:
                 target.rmdir()
         elif target.exists() or target.is_symlink():
             target.unlink()
+
+
+def recorded_steps(output_dir: str | os.PathLike) -> int | None:
+    """The ``steps`` the run in ``output_dir`` was started with, as its newest checkpoint records it
+    (None: no checkpoint, one written before the record, or a run bounded by a time budget alone)."""
+    manifest = newest_manifest(Path(output_dir).expanduser()) if Path(output_dir).expanduser().is_dir() else None
+    steps = ((manifest or {}).get("training") or {}).get("steps")
+    return steps if isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1 else None
 
 
 def check_resume_matches(output_dir: str | os.PathLike, saved: dict[str, Any], now: dict[str, Any]) -> None:

@@ -333,7 +333,8 @@ class Trainer:
         """The manifest every checkpoint records, which a resume must match."""
         training = self.config.to_dict()
         return {"model": config_to_dict(self.model_config),
-                "training": {k: training[k] for k in (*RESUME_FIELDS, *SNAPSHOT_FIELDS)},
+                # steps: what a resume given no steps continues to (it need not match).
+                "training": {k: training[k] for k in (*RESUME_FIELDS, *SNAPSHOT_FIELDS, "steps")},
                 "data": describe_data(data, self.model_config)}
 
     def _train(self, loader, plain_generator: ConditionalGenerator) -> None:
