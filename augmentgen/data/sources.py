@@ -479,6 +479,10 @@ def from_hf_dataset(ds, *, image_column: str | None = None, label_column: str | 
     if labels.dtype.kind not in "iufb":
         raise DataError(f"the label column {label_column!r} holds {feature} values, not class indices; "
                         f"encode it first: ds = ds.class_encode_column({label_column!r})")
+    if names is not None and labels.size and (labels == -1).any():  # ClassLabel's mark of an unlabelled row
+        raise DataError(f"{int((labels == -1).sum())} of {len(labels)} rows are unlabelled (-1 in the ClassLabel "
+                        f"column {label_column!r}, as in a test split without labels); drop them first: "
+                        f"ds = ds.filter(lambda row: row[{label_column!r}] != -1)")
     arrays = [_image_to_hwc(img, channels) for img in ds[image_column]]
     if not arrays:
         raise DataError("the Hugging Face dataset is empty")

@@ -273,3 +273,13 @@ def test_hf_rows_without_a_label_are_named_as_missing(tmp_path):
         load_data(f"hf:{tmp_path / 'ds'}")  # was: "encode it first: ds.class_encode_column"
     with pytest.raises(DataError, match=r"hf: names no folder; pass hf:<folder>"):
         load_data("hf:")  # was read as the current folder
+
+
+def test_hf_unlabelled_class_label_rows_are_named(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["a", "b"])})
+    datasets.Dataset.from_dict({"image": [Image.new("L", (28, 28))] * 3, "label": [0, 1, -1]},
+                               features=features).save_to_disk(tmp_path / "ds")
+    with pytest.raises(DataError, match=r"1 of 3 rows are unlabelled \(-1 in the ClassLabel column 'label'.*"
+                                        r"ds.filter\(lambda row: row\['label'\] != -1\)"):
+        load_data(f"hf:{tmp_path / 'ds'}")  # was: "labels must be >= 0"
