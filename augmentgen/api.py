@@ -51,6 +51,12 @@ def _refuse_overrides_of_the_data(values: dict[str, Any], overrides: Mapping[str
             raise ConfigError(f"model_config sets {name}={overrides[name]!r} but the data has "
                               f"{name}={values[name]!r}, and train takes {name} from the data: drop {name} from "
                               f"model_config (--set), or {fix}")
+    names = overrides.get("class_names")
+    if isinstance(names, (list, tuple)) and len(names) != values["num_classes"]:  # renaming is allowed, not recounting
+        raise ConfigError(f"model_config sets class_names to {len(names)} names but the data has "
+                          f"{values['num_classes']} classes ({', '.join(values['class_names'][:5])}"
+                          f"{', ...' if values['num_classes'] > 5 else ''}): give one name per class of the data, "
+                          "in its order, or drop class_names from model_config (--set)")
 
 
 def check_data_path(data: Any, *, option: str = "--data") -> None:

@@ -279,6 +279,9 @@ CLI_CASES = [
         "model_config sets num_classes=3 but the data has num_classes=10", "drop num_classes from model_config (--set)"),
     cli("set-channels-against-channels", train_args(NEW, "--channels", "3", "--set", "in_channels=1"),
         "model_config sets in_channels=1 but the data has in_channels=3", "pass channels= (--channels)"),
+    cli("set-class-names-of-another-count", train_args(NEW, "--set", 'class_names=["a", "b"]'),
+        "model_config sets class_names to 2 names but the data has 10 classes (T-shirt/top, Trouser",
+        "give one name per class of the data, in its order, or drop class_names from model_config (--set)"),
     # the audit of training and data loading: a traceback, and options refused without a hint
     cli("set-a-training-option", train_args(NEW, "--set", "steps=5"), "steps is not a CGANConfig field",
         "pass --steps 5"),
