@@ -12,6 +12,7 @@ resuming job can remove the temporaries a kill left (:func:`remove_dead_temporar
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -118,7 +119,7 @@ def make_owned_dir(parent: str | os.PathLike, prefix: str) -> Path:
     try:
         with atomic_path(folder / _OWNER_FILE) as tmp:
             tmp.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
-                                       "started": _process_started(os.getpid())}), encoding="utf-8")
+                                       "started": _own_start(os.getpid())}), encoding="utf-8")
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -202,10 +203,21 @@ def _process_started(pid: int) -> int | None:
         return None
 
 
+def _host_tag() -> int:
+    """This host in a file name: the crc32 of its name (short, and free of odd characters)."""
+    return zlib.crc32(socket.gethostname().encode()) & 0xFFFFFFFF
+
+
+@functools.lru_cache(maxsize=8)
+def _own_start(pid: int) -> int | None:
+    """:func:`_process_started` of this process, read once per pid (a fork gets its own) rather than
+    at every atomic write."""
+    return _process_started(pid)
+
+
 def _writer_tag() -> str:
     """This process in a file name: ``w<host crc32>-<pid>-<start time or 0>``."""
-    host = zlib.crc32(socket.gethostname().encode()) & 0xFFFFFFFF
-    return f"w{host:08x}-{os.getpid()}-{_process_started(os.getpid()) or 0}"
+    return f"w{_host_tag():08x}-{os.getpid()}-{_own_start(os.getpid()) or 0}"
 
 
 # ".<target>.w<host>-<pid>-<started>.<mkstemp's 8 characters>.tmp", as atomic_path names them.
@@ -220,7 +232,7 @@ def remove_dead_temporaries(folder: str | os.PathLike) -> list[str]:
     names of the targets whose temporaries were removed. For a job that resumes in ``folder``
     (a kill mid-write left a hidden, possibly large, partial file there).
     """
-    host = zlib.crc32(socket.gethostname().encode()) & 0xFFFFFFFF
+    host = _host_tag()
     removed = []
     try:
         entries = sorted(Path(folder).iterdir())

@@ -117,9 +117,14 @@ class TimeBudget:
         self.total_steps, self.resumed_plan = min(total_steps, limit), True
         self.chosen_steps = self.total_steps
 
+    def overrun(self) -> float:
+        """Seconds by which stopping now (the final writes included) would end past the budget;
+        at most 0 while the run is within it."""
+        return self.elapsed() + self._final - self.seconds
+
     def behind(self) -> bool:
         """Whether the run must stop now to end within the budget (the safety net)."""
-        return not self.resumed_plan and self.elapsed() + self._final > self.seconds
+        return not self.resumed_plan and self.overrun() > 0
 
     def record(self, steps_done: int) -> dict:
         """What ``training.json`` records of the budget."""

@@ -99,10 +99,11 @@ def check_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite: 
         raise CheckpointError(f"nothing to resume: no checkpoints in {out / CHECKPOINT_DIR}.{trained} "
                               "Run without --resume (resume=False) to start a new run, adding --overwrite "
                               "to replace what the folder holds")
-    if complete:
-        _check_model_not_ahead(out, checkpoint_step(complete[-1]))
-    if complete and steps < checkpoint_step(complete[-1]):
-        at = checkpoint_step(complete[-1])
+    if not complete:
+        return  # only a partial first checkpoint: prepare_run_folder starts a new run
+    at = checkpoint_step(complete[-1])
+    _check_model_not_ahead(out, at)
+    if steps < at:
         raise ConfigError(
             f"cannot resume {out} with steps={steps}: its run is already at step {at}, and a run never moves "
             f"backwards. Nothing was changed. To train it further, rerun with --resume --steps N for an N above "
@@ -190,7 +191,8 @@ def clear_run_outputs(out: Path) -> None:
 def recorded_steps(output_dir: str | os.PathLike) -> int | None:
     """The ``steps`` the run in ``output_dir`` was started with, as its newest checkpoint records it
     (None: no checkpoint, one written before the record, or a run bounded by a time budget alone)."""
-    manifest = newest_manifest(Path(output_dir).expanduser()) if Path(output_dir).expanduser().is_dir() else None
+    out = Path(output_dir).expanduser()
+    manifest = newest_manifest(out) if out.is_dir() else None
     steps = ((manifest or {}).get("training") or {}).get("steps")
     return steps if isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1 else None
 

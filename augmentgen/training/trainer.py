@@ -486,7 +486,7 @@ class Trainer:
         if scores is not None:  # timed on a real snapshot (this step's), which the selector gets
             self.snapshots.offer(s, scores, generator)
         total = self.budget.plan(s, final=final, periodic=periodic)
-        over = self.budget.elapsed() + sum(final.values()) - self.budget.seconds
+        over = self.budget.overrun()
         if over > 0 and acc.is_main_process:  # the warm-up alone did not fit: say so, not only in training.json
             warnings.warn(f"the time budget of {self.budget.seconds:g} s ended during the warm-up ({s} steps and the "
                           f"measurements took {self.budget.elapsed():.1f} s): the run stops at step {s} and ends "
