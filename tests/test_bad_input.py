@@ -124,7 +124,7 @@ CLI_CASES = [
         "see `augmentgen sample --help`"),
     # the model and its config
     cli("train-unknown-model", train_args(NEW, "--family", "cgn"), "--family cgn: unknown model 'cgn'", "available:"),
-    cli("train-zero-steps", train_args(NEW, "--steps", "0"), "steps must be at least 1", "got 0"),
+    cli("train-zero-steps", train_args(NEW, "--steps", "0"), "--steps must be at least 1", "got 0"),
     cli("train-negative-per-class", train_args(NEW, "--per-class", "-3"), "--per-class must be at least 1",
         "pass --per-class N with N >= 1"),
     cli("set-overflowing-float", train_args(NEW, "--set", "learning_rate=1e400"),
@@ -263,7 +263,7 @@ CLI_CASES = [
     cli("train-empty-out", train_args(""), "argument --out: the value is empty", "pass a path"),
     cli("eval-empty-test-data", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--test-data", ""],
         "argument --test-data: the value is empty", "pass a path"),
-    cli("train-negative-seed", train_args(NEW, "--seed", "-1"), "seed must be >= 0", "got -1", subprocess=True),
+    cli("train-negative-seed", train_args(NEW, "--seed", "-1"), "--seed must be >= 0", "got -1", subprocess=True),
     cli("eval-negative-seed", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--per-class", "2",
                                "--seed", "-1", "--out", NEW], "seed must be an int >= 0", "got -1"),
     cli("eval-one-image-per-class", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--per-class", "1",

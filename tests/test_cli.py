@@ -123,6 +123,12 @@ def test_errors_are_one_line_messages_with_exit_code_2(tmp_path, capsys):
     assert "no data at" in capsys.readouterr().err
     assert main(["train", "--set", "no_such_field=1", "--out", str(tmp_path / "o")]) == 2
     assert "no field" in capsys.readouterr().err
+    # a value the user set is named by the flag they typed, not the config field behind it
+    assert main(["train", "--data", "fashion-mnist-small", "--ema-decay", "2", "--out", str(tmp_path / "o")]) == 2
+    assert "error: --ema-decay must be in [0, 1), got 2.0" in capsys.readouterr().err
+    assert main(["train", "--data", "fashion-mnist-small", "--set", "lecam_weight=-1",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "error: --set lecam_weight must be a finite number >= 0, got -1.0" in capsys.readouterr().err
     assert main(["sample", "--model", str(tmp_path), "--out", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
     assert "config.json" in err or "model.safetensors" in err
@@ -543,3 +549,24 @@ def test_sample_prints_a_start_up_summary_and_a_bar_for_every_format(tmp_path, c
                          f"written as {what} to {out}" + (" in shards of up to 4096" if format == "parquet" else ""))
         # shown even when stderr is not a terminal, as the parquet bar always was; moved step by step
         assert not bars[-1].disable and bars[-1].total == 6 and bars[-1].n == 6 and len(bars[-1].updates) > 1
+
+
+def test_named_as_flags_renames_only_the_names_the_user_set():
+    from augmentgen.cli.checks import named_as_flags
+    from augmentgen.errors import ConfigError, UnknownFamilyError
+
+    def raised(message, leading, phrases=None):
+        with pytest.raises(ConfigError) as info, named_as_flags(leading, phrases):
+            raise UnknownFamilyError(message)
+        assert type(info.value) is UnknownFamilyError  # the subclass survives for callers that catch it
+        return str(info.value)
+
+    assert raised("steps must be at least 1, got 0", {"steps": "--steps"}) == "--steps must be at least 1, got 0"
+    assert raised("CGANConfig.lecam_weight must be >= 0", {"lecam_weight": "--set lecam_weight"}) == \
+        "--set lecam_weight must be >= 0"
+    # a value the user did not set (a resumed run's) keeps its own name; a name inside a sentence too
+    assert raised("steps must be at least 1, got 0", {}) == "steps must be at least 1, got 0"
+    assert raised("the run's steps must be at least 1", {"steps": "--steps"}) == "the run's steps must be at least 1"
+    assert raised("stepsize must be positive", {"steps": "--steps"}) == "stepsize must be positive"
+    assert raised("pass overwrite=True to replace it", {}, {"overwrite=True": "--overwrite"}) == \
+        "pass --overwrite to replace it"

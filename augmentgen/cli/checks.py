@@ -5,7 +5,10 @@ seconds with an error that names the flag.
 
 from __future__ import annotations
 
+import re
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from .._processes import is_main_process
 from ..data.labelled import warn_if_class_names_differ
@@ -15,6 +18,32 @@ from ..errors import ConfigError, DataError
 def _given(args, flag: str) -> bool:
     """Whether ``flag`` is on the command line (as ``--flag value`` or ``--flag=value``)."""
     return flag in args.argv or any(a.startswith(flag + "=") for a in args.argv)
+
+
+# A validation message opens with the value's name, bare or as its config class writes it
+# ("steps must be ...", "CGANConfig.lecam_weight must be ...").
+_LEADING_NAME = re.compile(r"(?:[A-Z]\w*Config\.)?(\w+)(?=[ =:,;])")
+
+
+@contextmanager
+def named_as_flags(leading: Mapping[str, str], phrases: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Re-raise the library's ConfigError / DataError in this command's words.
+
+    A message that opens with a name in ``leading`` opens with its flag instead (``steps must be at
+    least 1`` -> ``--steps must be at least 1``); each of ``phrases`` is replaced wherever it occurs
+    (``overwrite=True`` -> ``--overwrite``). Only names the user set belong in ``leading``: an error
+    about a value read from elsewhere (a resumed run's config) keeps its own name.
+    """
+    try:
+        yield
+    except (ConfigError, DataError) as exc:
+        message = str(exc)
+        match = _LEADING_NAME.match(message)
+        if match and match.group(1) in leading:
+            message = leading[match.group(1)] + message[match.end():]
+        for phrase, flag in (phrases or {}).items():
+            message = message.replace(phrase, flag)
+        raise type(exc)(message) from None
 
 
 def _note_renamed_options(args) -> None:

@@ -6,12 +6,10 @@ dataset, or resumable Parquet shards, the last either of free samples or of vari
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import ConfigError, DataError
-from .checks import _check_counts, _check_data_fits, _check_device, _check_methods_fit, _given
+from ..errors import ConfigError
+from .checks import _check_counts, _check_data_fits, _check_device, _check_methods_fit, _given, named_as_flags
 
 
 def _sample(args) -> int:
@@ -40,14 +38,14 @@ def _sample(args) -> int:
                           f"{_WRITES[args.format]}): drop --shard-size, or add --format parquet for a sharded bank")
     from ..mixing.export import check_target
 
-    with _named_as_flags():
+    with named_as_flags({}, _FLAGS):
         check_target(args.out, args.format, args.overwrite)  # write_samples checks again; this is before loading
     _check_suffix(args.out, args.format)
     generator = from_pretrained(args.model, device=args.device)
     temperature = generator.check_temperature(temperature)
     at = "" if temperature == 1.0 else f", temperature {args.temperature}"
     print(_free_summary(args, generator, at), flush=True)
-    with _named_as_flags():
+    with named_as_flags({}, _FLAGS):
         path = write_samples(generator, args.per_class, args.out, args.format, seed=args.seed,
                              batch_size=args.batch_size, temperature=temperature, overwrite=args.overwrite,
                              progress=True)
@@ -101,16 +99,6 @@ _FLAGS = {"overwrite=True": "--overwrite", "format='grid'": "--format grid",
           "format='imagefolder'": "--format imagefolder"}
 
 
-@contextmanager
-def _named_as_flags() -> Iterator[None]:
-    """Re-raise the library's ConfigError / DataError with its arguments named as this command's flags."""
-    try:
-        yield
-    except (ConfigError, DataError) as exc:
-        message = str(exc)
-        for argument, flag in _FLAGS.items():
-            message = message.replace(argument, flag)
-        raise type(exc)(message) from None
 
 
 def _sample_shards(args, temperature) -> int:

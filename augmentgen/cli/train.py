@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .._processes import is_main_process
 from ..errors import UnknownFamilyError
-from .checks import _check_counts, _note_renamed_options
+from .checks import _check_counts, _note_renamed_options, named_as_flags
 
 
 def _train(args) -> int:
@@ -36,10 +36,14 @@ def _train(args) -> int:
     if data is None and is_main_process():
         print(f"augmentgen: notice: no --data given: training on {DEMO_DATA}, the embedded 500-image Fashion-MNIST "
               "DEMO set, not your images; pass --data PATH to train on yours", file=sys.stderr)
-    generator = train(args.family, data or DEMO_DATA, args.out, data_dir=args.data_dir, per_class=args.per_class,
-                      imbalance=args.imbalance, channels=args.channels, image_column=args.image_column,
-                      label_column=args.label_column, resume=args.resume, overwrite=args.overwrite,
-                      model_config=model_set, command=shlex.join(["augmentgen", *args.argv]), **training)
+    # An error about a value the user set names the flag they typed (`--steps`, `--set lecam_weight`).
+    given = {name: "--" + name.replace("_", "-") for name, value in training.items() if value is not None}
+    given.update({name: f"--set {name}" for name in model_set})
+    with named_as_flags(given):
+        generator = train(args.family, data or DEMO_DATA, args.out, data_dir=args.data_dir, per_class=args.per_class,
+                          imbalance=args.imbalance, channels=args.channels, image_column=args.image_column,
+                          label_column=args.label_column, resume=args.resume, overwrite=args.overwrite,
+                          model_config=model_set, command=shlex.join(["augmentgen", *args.argv]), **training)
     if not is_main_process():  # under `accelerate launch`, one report is enough
         return 0
     out = Path(args.out)
