@@ -40,6 +40,17 @@ def check_flag(value: Any, name: str) -> bool:
     return value
 
 
+def check_path(value: Any, name: str, *, example: str, empty: str, kind: str = "a path") -> None:
+    """Refuse a ``value`` that is not a non-empty ``str`` / ``os.PathLike`` with a ConfigError naming
+    ``name``. ``Path("")`` is the current folder, so an empty path would read or write there:
+    ``empty`` says what it would do, ``example`` what to pass, ``kind`` what ``name`` is."""
+    if not isinstance(value, (str, os.PathLike)):
+        shown = "None" if value is None else f"the {type(value).__name__} {value!r:.80}"
+        raise ConfigError(f"{name} must be {kind} (a str or os.PathLike), got {shown}; pass {example}")
+    if not os.fspath(value).strip():
+        raise ConfigError(f"{name} is an empty path, which {empty}; pass {example}")
+
+
 class Config:
     """Mixin for dataclass configs: ``to_dict`` / ``from_dict`` / ``replace`` with validation.
 

@@ -24,6 +24,7 @@ from huggingface_hub import errors as hf_errors
 from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.utils import validate_repo_id
 
+from .._config import check_path
 from .._io import fsync_dir, fsync_tree, make_owned_dir, stale_owned_dirs
 from .._version import __version__
 from ..errors import CheckpointError, ConfigError
@@ -178,13 +179,10 @@ def download(
 def _check_name(repo_id_or_dir: Any) -> None:
     """A folder path or a hub id, not empty: ``Path("")`` is the current folder, which would be read
     as the model (or refused with a message about the wrong folder)."""
-    if not isinstance(repo_id_or_dir, (str, os.PathLike)):
-        raise ConfigError(f"from_pretrained takes a model folder or a hub id (a str or path), e.g. "
-                          f"from_pretrained('runs/cgan') or from_pretrained('augmentgen/cgan-mnist'), got the "
-                          f"{type(repo_id_or_dir).__name__} {repo_id_or_dir!r}")
-    if not os.fspath(repo_id_or_dir).strip():
-        raise ConfigError("from_pretrained was given an empty name; pass the model's folder (what "
-                          "`augmentgen train --out` or save_pretrained wrote) or a hub id such as 'augmentgen/cgan-mnist'")
+    check_path(repo_id_or_dir, "from_pretrained's model", kind="a model folder or a hub id",
+               empty="would read the current folder as the model",
+               example="the model's folder (what `augmentgen train --out` or save_pretrained wrote) or a hub id "
+                       "such as 'augmentgen/cgan-mnist'")
 
 
 def _scratch_prefix(entry: Path) -> str:

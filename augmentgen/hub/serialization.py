@@ -19,7 +19,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 
-from .._config import check_flag
+from .._config import check_flag, check_path
 from .._devices import check_device
 from .._images import save_sample_grid
 from .._io import atomic_write_bytes
@@ -251,12 +251,8 @@ def _check_target(generator: ConditionalGenerator, directory: Path, overwrite: b
 def _check_directory(directory: Any) -> Path:
     """``directory`` as a Path; a ConfigError for a value that is not a path, or an empty one (which
     ``Path`` reads as the current folder: the card would be written over its ``README.md``)."""
-    if not isinstance(directory, (str, os.PathLike)):
-        raise ConfigError(f"save_pretrained takes the folder to save in as a str or path, got the "
-                          f"{type(directory).__name__} {directory!r:.80}; call it as save_pretrained(generator, 'my-generator')")
-    if not os.fspath(directory).strip():
-        raise ConfigError("save_pretrained was given an empty folder name, which would save into the current "
-                          "folder; pass the folder to write, e.g. save_pretrained(generator, 'my-generator')")
+    check_path(directory, "save_pretrained's folder", kind="a folder path", empty="would save into the current folder",
+               example="the folder to write, e.g. save_pretrained(generator, 'my-generator')")
     return Path(directory)
 
 

@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from .._config import check_flag
+from .._config import check_flag, check_path
 from .._images import save_sample_grid, to_uint8
 from .._io import fsync_dir, fsync_file, fsync_tree, make_owned_dir, stale_owned_dirs
 from .._processes import progress_bar
@@ -95,9 +95,8 @@ def check_target(out: str | os.PathLike, format: str, overwrite: bool = False) -
     check_flag(overwrite, "overwrite")
     if format not in FORMATS:
         raise ConfigError(f"format must be one of {FORMATS}, got {format!r}")
-    if not isinstance(out, (str, os.PathLike)) or not os.fspath(out).strip():
-        raise ConfigError(f"out must be the path to write the samples at (a file for grid and npz, a folder "
-                          f"otherwise), got {out!r}")
+    check_path(out, "out", empty="would write into the current folder",
+               example="the path to write the samples at (a file for grid and npz, a folder otherwise)")
     out = Path(out).expanduser()
     if format == "npz" and out.suffix != ".npz":
         out = out.with_name(out.name + ".npz")  # what np.savez would have done

@@ -51,6 +51,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._config import check_path
 from .._images import to_uint8
 from .._io import atomic_path, atomic_write_bytes
 from .._processes import progress_bar
@@ -347,6 +348,8 @@ def write_shards(generator: ConditionalGenerator, per_class: int, out: str | os.
         meta = write_shards(generator, 10_000, "synth", shard_size=4096)
         bank = datasets.load_dataset("parquet", data_dir="synth", split="train")
     """
+    check_path(out, "out", kind="a folder path", empty="would write the shards into the current folder",
+               example="the folder the Parquet shards go in, e.g. 'synth'")
     teacher_filter = _check_arguments(generator, per_class, seed, shard_size, batch_size, teacher, filter_threshold)
     temperature = generator.check_temperature(temperature)
     identity = run_identity(generator, per_class, seed, shard_size, temperature, teacher, filter_threshold)

@@ -34,6 +34,7 @@ import os
 
 import torch
 
+from .._config import check_path
 from .._images import to_signed_unit, to_uint8
 from ..errors import ConfigError
 from ..hub.serialization import tensors_sha256
@@ -100,9 +101,8 @@ def write_variation_shards(source: AnchoredSource, images: torch.Tensor, labels:
         bank = datasets.load_dataset("parquet", data_dir="variations", split="train")
         assert all(train.labels[i] == y for i, y in zip(bank["source_index"], bank["label"]))
     """
-    if not isinstance(out, (str, os.PathLike)):
-        described = "None" if out is None else f"the {type(out).__name__} {out!r}"
-        raise ConfigError(f"out must be a folder path (where the Parquet shards go), got {described}")
+    check_path(out, "out", kind="a folder path", empty="would write the shards into the current folder",
+               example="the folder the Parquet shards go in, e.g. 'variations'")
     images, labels, counts = check_variation_inputs(source, images, labels, per_image, batch_size,
                                                     caller="write_variation_shards",
                                                     free="write_shards(generator, per_class, out)")

@@ -5,11 +5,10 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
-import os
 import re
 from typing import Literal
 
-from .._config import Config
+from .._config import Config, check_path
 from .._deprecation import renamed_fields
 from ..errors import ConfigError
 
@@ -219,12 +218,8 @@ TRACKER_MODULES = {"tensorboard": "tensorboard", "wandb": "wandb", "comet_ml": "
 def check_output_dir(output_dir) -> None:
     """A run's output folder: a ``str`` or ``os.PathLike`` that is not empty (``Path("")`` is the
     current folder, and the run would write its files there). Checked before anything loads."""
-    if not isinstance(output_dir, (str, os.PathLike)):
-        shown = "None" if output_dir is None else f"the {type(output_dir).__name__} {output_dir!r}"
-        raise ConfigError(f"output_dir must be a folder path, got {shown}")
-    if not os.fspath(output_dir).strip():
-        raise ConfigError("output_dir is an empty path, which would write the run into the current folder; pass "
-                          "the run's folder, e.g. 'runs/cgan'")
+    check_path(output_dir, "output_dir", kind="a folder path", empty="would write the run into the current folder",
+               example="the run's folder, e.g. 'runs/cgan'")
 
 
 def check_tracker_installed(log_with: str | None) -> None:

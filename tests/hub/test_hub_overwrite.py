@@ -174,8 +174,8 @@ def test_a_users_readme_beside_the_same_weights_is_kept(tmp_path):
     assert (folder / "README.md").read_text() == "# notes on this run\n"
 
 
-@pytest.mark.parametrize("directory,problem", [("", "empty folder name, which would save into the current folder"),
-                                               (None, "takes the folder to save in as a str or path")])
+@pytest.mark.parametrize("directory,problem", [("", "folder is an empty path, which would save into the current folder"),
+                                               (None, r"folder must be a folder path \(a str or os\.PathLike\), got None")])
 def test_an_empty_or_missing_folder_name_is_refused(tmp_path, monkeypatch, directory, problem):
     # "" is the current folder: the card was written over the README.md of wherever the user stood.
     monkeypatch.chdir(tmp_path)

@@ -390,7 +390,7 @@ def test_push_offline_is_a_clear_error(offline_hub):
 def test_a_name_that_is_no_folder_or_id_is_refused_before_anything_is_read(name, tmp_path, monkeypatch):
     # "" read as a path is the current folder: it was read as the model (or refused with a message about it).
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match="from_pretrained (takes a model folder or a hub id|was given an empty name)"):
+    with pytest.raises(ConfigError, match="from_pretrained's model (must be a model folder or a hub id|is an empty path)"):
         from_pretrained(name)
 
 

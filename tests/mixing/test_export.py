@@ -465,8 +465,8 @@ def test_the_hf_format_shows_synthesize_s_bar(gen, tmp_path, request, monkeypatc
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(generator="runs/cgan"), r"write_samples takes a generator first .*call it as write_samples\(generator, "),
-    (dict(out=None), "out must be the path to write the samples at"),
-    (dict(out=""), "out must be the path to write the samples at"),
+    (dict(out=None), r"out must be a path \(a str or os\.PathLike\), got None; pass the path to write the samples at"),
+    (dict(out=""), "out is an empty path, which would write into the current folder; pass the path to write"),
     (dict(seed="x"), "seed must be an int"),
 ])
 def test_write_samples_refuses_wrong_arguments_before_any_file(gen, tmp_path, kwargs, match):

@@ -257,3 +257,14 @@ def test_the_bar_counts_every_image_and_a_ddpm_moves_it_within_a_batch(tmp_path,
     write_shards(ddpm, 2, tmp_path / "hidden", shard_size=4, progress=False)
     assert bars[2].disable and bars[2].updates == []
     assert rows(tmp_path / "shown", tmp_path / "cache") == rows(tmp_path / "hidden", tmp_path / "cache")
+
+
+@pytest.mark.parametrize("out, problem", [("", "out is an empty path, which would write the shards into the current"),
+                                          (None, r"out must be a folder path \(a str or os\.PathLike\), got None")])
+def test_write_shards_refuses_an_empty_or_missing_folder_before_anything_is_written(tmp_path, monkeypatch, out,
+                                                                                    problem):
+    # "" is the current folder: the manifest and shards would land wherever the user stood.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=problem):
+        write_shards(tiny_generator(), 2, out)
+    assert list(tmp_path.iterdir()) == []

@@ -93,7 +93,7 @@ def test_train_refuses_a_model_config_that_is_not_a_dict(tmp_path):
 
 
 def test_train_refuses_output_dir_none(tmp_path):
-    with pytest.raises(ConfigError, match=re.escape("output_dir must be a folder path, got None")):
+    with pytest.raises(ConfigError, match=re.escape("output_dir must be a folder path (a str or os.PathLike), got None; pass the run's folder")):
         augmentgen.train("cgan", "fashion-mnist-small", output_dir=None, steps=1)
 
 
@@ -112,8 +112,8 @@ def test_train_says_a_model_setting_belongs_in_model_config(tmp_path):
 
 
 def test_write_variation_shards_refuses_out_none():
-    with pytest.raises(ConfigError, match=re.escape("out must be a folder path (where the Parquet shards go), "
-                                                    "got None")):
+    with pytest.raises(ConfigError, match=re.escape("out must be a folder path (a str or os.PathLike), got None; pass the "
+                                                    "folder the Parquet shards go in")):
         write_variation_shards(None, None, None, None)
 
 
