@@ -51,7 +51,8 @@ def saved(tmp_path_factory) -> SimpleNamespace:
     root = tmp_path_factory.mktemp("saved")
     s = SimpleNamespace(root=root, run=root / "run", export=root / "export", npz=root / "samples.npz",
                         grid=root / "grid.png", data=root / "data.npz", garbage=root / "garbage.npz",
-                        nan=root / "nan.npz", split=root / "split", evaluated=root / "evaluated")
+                        nan=root / "nan.npz", split=root / "split", evaluated=root / "evaluated",
+                        empty=root / "empty.npz")
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
             warnings.catch_warnings():
         warnings.simplefilter("ignore")  # 2 steps: the mode-collapse warning is expected
@@ -66,6 +67,7 @@ def saved(tmp_path_factory) -> SimpleNamespace:
     s.evaluated.mkdir()
     (s.evaluated / "eval.json").write_text('{"an": "earlier report"}')
     np.savez(s.nan, images=np.full((4, 28, 28), np.nan, np.float32), labels=np.array([0, 1, 0, 1]))
+    np.savez(s.empty, images=np.zeros((0, 28, 28), np.uint8), labels=np.zeros(0, np.int64))
     s.dangling = root / "dangling"
     s.dangling.symlink_to(root / "removed")  # a link to a folder that is gone
     for split in ("train", "val"):
@@ -171,7 +173,7 @@ CLI_CASES = [
     cli("sample-bad-temperature", ["sample", "--model", RUN, "--out", "{new}/g.png", "--temperature", "hot"],
         "--temperature takes a float", "like 0.5 or 1,1,0.5"),
     cli("sample-zero-shard-size", ["sample", "--model", RUN, "--out", NEW, "--format", "parquet", "--shard-size", "0"],
-        "shard_size must be an int >= 1", "got 0"),
+        "--shard-size must be at least 1 (images per Parquet file), got 0", "pass --shard-size N with N >= 1"),
     cli("sample-into-an-export", ["sample", "--model", RUN, "--out", "{export}", "--format", "imagefolder"],
         "already exists and is not empty", "pass --overwrite to replace an earlier export", subprocess=True),
     cli("sample-over-an-npz", ["sample", "--model", RUN, "--out", "{npz}", "--format", "npz"],
@@ -265,7 +267,7 @@ CLI_CASES = [
         "argument --test-data: the value is empty", "pass a path"),
     cli("train-negative-seed", train_args(NEW, "--seed", "-1"), "--seed must be >= 0", "got -1", subprocess=True),
     cli("eval-negative-seed", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--per-class", "2",
-                               "--seed", "-1", "--out", NEW], "seed must be an int >= 0", "got -1"),
+                               "--seed", "-1", "--out", NEW], "--seed must be an int >= 0", "got -1"),
     cli("eval-one-image-per-class", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--per-class", "1",
                                      "--out", NEW],
         "the validation split needs at least 2 training images of every class, but class 'T-shirt/top' has 1",
@@ -291,6 +293,23 @@ CLI_CASES = [
         "which does not exist; create that folder", subprocess=True),
     cli("train-device", train_args(NEW, "--device", "cuda"), "train has no --device",
         "the CPU with ACCELERATE_USE_CPU=1"),
+    # the audit of eval, sample --variations-of and loading: accepted, refused late or unclear
+    cli("eval-negative-seed-without-subset", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--seed",
+                                             "-1", "--out", NEW],
+        "--seed must be an int >= 0 (it seeds the subsets, the samples and the classifiers), got -1",
+        "like --seed 0"),
+    cli("eval-seed-beyond-torch", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--seed",
+                                   "99999999999999999999", "--out", NEW], "--seed must be an int >= 0",
+        "pass one from 0 to 2**63 - 1"),
+    cli("eval-negative-min-steps", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--epochs", "1",
+                                    "--min-steps", "-1", "--out", NEW],
+        "--min-steps must be at least 0 (the fewest steps of an --epochs budget; 0 sets no floor), got -1",
+        "pass --min-steps N with N >= 0"),
+    cli("eval-empty-test-data-file", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--test-data",
+                                      "{empty}", "--out", NEW], "--test-data {empty}: the dataset is empty",
+        "pass data with images of every class"),
+    cli("sample-negative-seed", ["sample", "--model", RUN, "--out", "{new}/s.png", "--seed", "-1"],
+        "--seed must be an int >= 0 (it seeds the noise), got -1", "like --seed 0"),
 ]
 
 

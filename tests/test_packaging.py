@@ -1,7 +1,10 @@
 """The distribution's metadata: what `pip install` and PyPI read from pyproject.toml."""
 
-import tomllib
 from pathlib import Path
+
+import pytest
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+; the package supports 3.10, where it is absent
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -57,13 +57,27 @@ def _note_renamed_options(args) -> None:
             print(f"augmentgen: warning: {renamed_message(old, new)}", file=sys.stderr)
 
 
-def _check_counts(args, counts: dict[str, str]) -> None:
-    """Refuse a count option below 1, by its flag name and what it counts, before anything is loaded."""
+def _check_counts(args, counts: dict[str, str], *, least: int = 1) -> None:
+    """Refuse a count option below ``least``, by its flag name and what it counts, before anything is loaded."""
     for name, meaning in counts.items():
         value = getattr(args, name)
-        if value is not None and value < 1:
+        if value is not None and value < least:
             flag = "--" + name.replace("_", "-")
-            raise ConfigError(f"{flag} must be at least 1 ({meaning}), got {value}; pass {flag} N with N >= 1")
+            raise ConfigError(f"{flag} must be at least {least} ({meaning}), got {value}; pass {flag} N with "
+                              f"N >= {least}")
+
+
+def _load_named(option: str, spec: str, **options):
+    """``load_data(spec, **options)``, its DataError naming ``option spec`` where the message does not
+    (a command that reads two datasets: "the dataset is empty" must say which)."""
+    from ..data import load_data
+
+    try:
+        return load_data(spec, **options)
+    except DataError as exc:
+        if spec in str(exc):
+            raise
+        raise DataError(f"{option} {spec}: {exc}") from None
 
 
 def _check_device(name: str | None) -> None:
@@ -77,14 +91,15 @@ def _check_device(name: str | None) -> None:
 def _check_methods_fit(generator, methods: list[str], *, option: str = "--methods") -> None:
     """A variation method the generator cannot run fails now, not after the first classifiers (eval) or
     once the data is loaded (sample --variations-of)."""
+    from ..metrics.methods import method_options
     from ..mixing import VariationSource
-    from ..mixing.sources import VARIATION_MODES
 
     for method in methods:
-        mode = method.partition(":")[0]  # vary:0.3 is vary at strength 0.3
-        if mode in VARIATION_MODES:
+        options = method_options(method)  # vary:0.3 is vary at strength 0.3 (a ddpm's is at most 1)
+        if "variation" in options:
+            strength = {"strength": options["strength"]} if "strength" in options else {}
             try:
-                VariationSource(generator, mode)
+                VariationSource(generator, options["variation"], **strength)
             except ConfigError as exc:
                 fix = f"or drop {method} from --methods" if option == "--methods" else "pass such a --model"
                 raise ConfigError(f"{option} {method}: {exc}; {fix}") from None

@@ -8,7 +8,14 @@ import math
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
-from .checks import _check_counts, _check_data_fits, _check_device, _check_methods_fit, _note_renamed_options
+from .checks import (
+    _check_counts,
+    _check_data_fits,
+    _check_device,
+    _check_methods_fit,
+    _load_named,
+    _note_renamed_options,
+)
 
 
 def _ratios(text: str) -> list[float]:
@@ -52,7 +59,6 @@ def _check_no_earlier_report(out: Path, overwrite: bool) -> None:
 def _eval(args) -> int:
     from tqdm.auto import tqdm
 
-    from ..data import load_data
     from ..hub import from_pretrained
     from ..metrics.report import (
         evaluate_generator,
@@ -68,9 +74,9 @@ def _eval(args) -> int:
     _check_methods_fit(generator, choice["methods"])
     columns = {"data_dir": args.data_dir, "channels": generator.image_shape[0], "image_column": args.image_column,
                "label_column": args.label_column}
-    train_data = load_data(args.data, per_class=args.per_class, seed=args.seed, **columns)
-    test_data = load_data(args.test_data, **columns) if args.test_data else \
-        load_data(args.data, split="test", **columns)
+    train_data = _load_named("--data", args.data, per_class=args.per_class, seed=args.seed, **columns)
+    test_data = _load_named("--test-data", args.test_data, **columns) if args.test_data else \
+        _load_named("--data", args.data, split="test", **columns)
     held_out = f"--test-data {args.test_data}" if args.test_data else f"the test split of --data {args.data}"
     # Class names: downstream_gain compares them (one warning, not two).
     _check_data_fits(generator, args.model, {f"--data {args.data}": train_data, held_out: test_data}, names=False)
@@ -93,6 +99,7 @@ def _eval(args) -> int:
 def _check_eval_arguments(args) -> tuple[Path, dict]:
     """Every check that needs no model or data: the report folder, and the choice's options for
     :func:`~augmentgen.metrics.report.evaluate_generator`."""
+    from .._seeds import check_seed
     from ..api import check_data_path
     from ..data.sources import BUILTIN_DATASETS
     from ..training.run_folder import check_writable
@@ -102,10 +109,11 @@ def _check_eval_arguments(args) -> tuple[Path, dict]:
                   baselines=_baselines(args.baselines), controls=_controls(args.controls), metric=args.metric,
                   repeats=args.repeats, bank_per_image=args.bank_per_image)
     _check_counts(args, {"per_class": "training images of each class", "steps": "classifier training steps",
-                         "min_steps": "the fewest steps of an --epochs budget",
                          "synthetic_per_class": "synthetic images of each class",
                          "repeats": "paired seeds of the downstream gain",
                          "bank_per_image": "synthetic rows per real image in each bank"})
+    _check_counts(args, {"min_steps": "the fewest steps of an --epochs budget; 0 sets no floor"}, least=0)
+    check_seed(args.seed, "--seed", use="it seeds the subsets, the samples and the classifiers", bits=63)
     if args.epochs is not None and not (math.isfinite(args.epochs) and args.epochs > 0):
         raise ConfigError(f"--epochs must be a finite number > 0 (passes over the real training data), got "
                           f"{args.epochs}; or leave it unset to budget classifiers in --steps")

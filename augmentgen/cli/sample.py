@@ -9,10 +9,19 @@ import math
 from pathlib import Path
 
 from ..errors import ConfigError
-from .checks import _check_counts, _check_data_fits, _check_device, _check_methods_fit, _given, named_as_flags
+from .checks import (
+    _check_counts,
+    _check_data_fits,
+    _check_device,
+    _check_methods_fit,
+    _given,
+    _load_named,
+    named_as_flags,
+)
 
 
 def _sample(args) -> int:
+    from .._seeds import check_seed
     from ..hub import from_pretrained
     from ..mixing import write_samples
 
@@ -21,8 +30,10 @@ def _sample(args) -> int:
     _check_counts(args, {"per_class": "images of each class", "batch_size": "images per forward pass",
                          "per_image": "variations of each image of the largest class"})
     _check_device(args.device)
+    check_seed(args.seed, "--seed", use="it seeds the noise")
     _check_variation_options(args)
     if args.format == "parquet":
+        _check_counts(args, {"shard_size": "images per Parquet file"})
         if args.overwrite:
             raise ConfigError("--overwrite does not apply to --format parquet: rerunning the same command resumes "
                               f"the bank in {args.out}; choose a new --out to start another, or delete it yourself")
@@ -162,7 +173,6 @@ def _sample_variation_shards(args) -> int:
     from accelerate import PartialState
 
     from ..api import check_data_path
-    from ..data import load_data
     from ..hub import from_pretrained
     from ..mixing import VariationSource, write_variation_shards
     from ..mixing.shards import process_device
@@ -171,11 +181,13 @@ def _sample_variation_shards(args) -> int:
     generator = from_pretrained(args.model, device=args.device or process_device())  # this rank's GPU
     mode, strength = args.mode or "vary", 0.5 if args.strength is None else args.strength
     _check_methods_fit(generator, [mode], option="--variations-of with --mode")
-    data = load_data(args.variations_of, data_dir=args.data_dir, channels=generator.image_shape[0],
-                     image_column=args.image_column, label_column=args.label_column)
+    with named_as_flags({"strength": "--strength"}):  # a ddpm's strength is at most 1: refused before the data loads
+        source = VariationSource(generator, mode, strength=strength)
+    data = _load_named("--variations-of", args.variations_of, data_dir=args.data_dir,
+                       channels=generator.image_shape[0], image_column=args.image_column,
+                       label_column=args.label_column)
     _check_data_fits(generator, args.model, {f"--variations-of {args.variations_of}": data},
                      fix="pass images of the classes and shape it was trained on")
-    source = VariationSource(generator, mode, strength=strength)
     per_image = args.per_image or 4
     main_process = PartialState().is_main_process
     if main_process:

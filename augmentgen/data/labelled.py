@@ -33,7 +33,7 @@ class LabelledImages(Dataset):
         if len(images) != len(labels):
             raise DataError(f"{len(images)} images but {len(labels)} labels")
         if len(labels) == 0:
-            raise DataError("the dataset is empty")
+            raise DataError("the dataset is empty (0 images); pass data with images of every class")
         class_names = check_class_names(class_names)
         num_classes = len(class_names) if class_names is not None else int(labels.max()) + 1
         if int(labels.max()) >= num_classes:

@@ -394,7 +394,7 @@ def from_torch_dataset(dataset, *, channels: int | None = None) -> LabelledImage
             raise DataError(f"dataset item {i}: {exc}") from None
         labels.append(item[1] if not isinstance(item[1], torch.Tensor) else item[1].item())
     if not arrays:
-        raise DataError("the dataset is empty")
+        raise DataError("the dataset is empty (0 items); pass a dataset with images of every class")
     images = _stack_images(arrays, what="dataset images", channels=channels)
     names = getattr(dataset, "classes", None)
     return LabelledImages(images, np.asarray(labels), names, source=type(dataset).__name__)

@@ -13,14 +13,13 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from .._seeds import check_seed
 from ..errors import ConfigError, DataError
 from .labelled import LabelledImages
 
 
 def _per_class_indices(data: LabelledImages, seed: int) -> list[np.ndarray]:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"seed must be an int >= 0 (it seeds the subset draws), got {seed!r}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed, use="it seeds the subset draws"))
     labels = data.labels.numpy()
     return [rng.permutation(np.flatnonzero(labels == c)) for c in range(data.num_classes)]
 

@@ -26,6 +26,7 @@ import contextlib
 import contextvars
 import dataclasses
 import math
+import numbers
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -41,6 +42,8 @@ from ..models.base import (
     GeneratorConfig,
     LabelsLike,
     Temperature,
+    check_batch_and_rng,
+    check_vary_strength,
     report_sampling_fraction,
     sampling_chunk,
 )
@@ -147,13 +150,14 @@ class DDPMConfig(GeneratorConfig):
 def check_sampling_options(config: DDPMConfig, guidance_scale: float, sampling_steps: int) -> None:
     """Refuse a guidance scale or step count that cannot work with ``config``'s model."""
     if isinstance(guidance_scale, bool) or not (
-            isinstance(guidance_scale, (int, float)) and math.isfinite(guidance_scale) and guidance_scale >= 0):
-        raise ConfigError(f"guidance_scale must be a finite number >= 0, got {guidance_scale!r}")
+            isinstance(guidance_scale, numbers.Real) and math.isfinite(guidance_scale) and guidance_scale >= 0):
+        raise ConfigError(f"guidance_scale must be a finite number >= 0 (1: the conditional model alone, above 1: "
+                          f"pushed towards the class), got {guidance_scale!r}")
     if guidance_scale != 1 and config.label_dropout == 0:
         raise ConfigError(
             f"guidance_scale={guidance_scale} needs the unconditional model, which is only trained with "
             "label_dropout > 0 (e.g. 0.1); use guidance_scale=1 with label_dropout=0")
-    if isinstance(sampling_steps, bool) or not isinstance(sampling_steps, int) or sampling_steps < 1:
+    if isinstance(sampling_steps, bool) or not isinstance(sampling_steps, numbers.Integral) or sampling_steps < 1:
         raise ConfigError(f"sampling_steps must be an integer >= 1, got {sampling_steps!r}")
 
 
@@ -191,6 +195,8 @@ class DDPMGenerator(ConditionalGenerator):
     """Class-conditional diffusion (DDPM UNet, classifier-free guidance, DPM-Solver++ sampling)."""
 
     config_class = DDPMConfig
+    #: ``vary``'s strength is the fraction of the noise chain: 1 noises an image all the way.
+    max_vary_strength = 1.0
 
     def __init__(self, config: DDPMConfig):
         super().__init__(config)
@@ -288,7 +294,7 @@ class DDPMGenerator(ConditionalGenerator):
         scale = scale if guidance_scale is None else guidance_scale
         steps = steps if sampling_steps is None else sampling_steps
         check_sampling_options(c, scale, steps)
-        return float(scale), steps
+        return float(scale), int(steps)
 
     def sampling_timesteps(self, strength: float, steps: int) -> np.ndarray:
         """The descending timesteps of a run that starts at the noise level ``strength`` names.
@@ -375,6 +381,7 @@ class DDPMGenerator(ConditionalGenerator):
             A float tensor (N, C, H, W) in [-1, 1] on the model's device.
         """
         images, labels, strength = self._check_vary_inputs(images, labels, strength)
+        check_batch_and_rng(batch_size, generator)
         scale, steps = self._sampling_options(guidance_scale, sampling_steps)
         if strength == 0 or len(images) == 0:
             return images.clone()
@@ -402,12 +409,7 @@ class DDPMGenerator(ConditionalGenerator):
         labels = self.check_labels(labels)
         if len(labels) != len(images):
             raise DataError(f"vary got {len(images)} images but {len(labels)} labels")
-        try:
-            value = float(strength)
-        except (TypeError, ValueError):
-            value = math.nan
-        if isinstance(strength, (bool, str)) or not 0.0 <= value <= 1.0:  # also refuses NaN
-            raise DataError(f"strength must be in [0, 1] for ddpm (the fraction of the noise chain), got {strength!r}")
+        value = check_vary_strength(self, strength)
         return to_signed_unit(images).to(self.device), labels, value
 
 

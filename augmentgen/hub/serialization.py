@@ -78,9 +78,13 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
     if not path.exists():
         raise CheckpointError(f"{path} is missing; a saved generator folder holds {CONFIG_NAME} and {WEIGHTS_NAME}")
     try:
-        return json.loads(path.read_text())
+        config = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path} is not valid JSON ({exc}); the file is corrupted") from exc
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path} holds a JSON {type(config).__name__}, not the object of fields a saved "
+                              "generator's config is; it was not written by augmentgen, or it was replaced")
+    return config
 
 
 def load_generator(directory: str | os.PathLike, *, device: str | torch.device | None = None) -> ConditionalGenerator:
@@ -98,7 +102,10 @@ def load_generator(directory: str | os.PathLike, *, device: str | torch.device |
                 f"{directory} has {pickles} but no {WEIGHTS_NAME}; augmentgen loads safetensors only "
                 "because pickle files can run arbitrary code when loaded"
             )
-        raise CheckpointError(f"{weights} is missing")
+        if not (directory / CONFIG_NAME).exists():
+            raise CheckpointError(f"{directory} is not a saved generator: it has neither {CONFIG_NAME} nor {WEIGHTS_NAME}; "
+                                  "pass the folder that save_pretrained or `augmentgen train --out` wrote")
+        raise CheckpointError(f"{weights} is missing; a saved generator folder holds {CONFIG_NAME} and {WEIGHTS_NAME}")
     config_dict = read_config(directory)
     try:
         config = config_from_dict(config_dict)

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._images import to_signed_unit
+from .._seeds import check_seed
 from ..data.labelled import LabelledImages, check_integer_labels
 from ..errors import ConfigError, DataError
 
@@ -324,6 +325,8 @@ def train_classifier(
         The trained classifier in eval mode.
     """
     check_budget(steps=steps, epochs=epochs, min_steps=min_steps, batch_size=batch_size, width=width)
+    seed = check_seed(seed, use="it seeds the initialisation, the batch order and the augmentation draws",
+                      bits=63)  # its streams add offsets to it
     _check_options(augment, sampler, logit_adjustment)
     _check_synthetic_weight(synthetic_weight, synthetic_mix)
     images, labels, class_names = as_images_and_labels(train_data)

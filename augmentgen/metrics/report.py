@@ -37,6 +37,7 @@ from .scores import (
     _check_device,
     _check_generator,
     _check_run,
+    _check_seed,
     check_bank_per_image,
     class_consistency,
     classification_accuracy_score,
@@ -141,6 +142,7 @@ def evaluate_generator(
     _check_count("repeats", repeats, "paired seeds of the downstream gain")
     _check_count("per_class", per_class, "synthetic images of each class")
     _check_data_matches(generator, train_data, test_data)
+    seed = _check_seed(seed)  # numpy's ints too, as an int torch takes
     _check_choices(generator, train_data.class_counts, seed=seed, ratio=None, candidate_ratios=candidate_ratios,
                    methods=methods, baselines=baselines, controls=controls, metric=metric, mode="append",
                    balance=balance)

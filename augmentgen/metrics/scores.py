@@ -32,6 +32,7 @@ from .._config import check_flag
 from .._deprecation import renamed_argument
 from .._devices import check_device
 from .._images import to_uint8
+from .._seeds import check_seed
 from ..data.labelled import LabelledImages, warn_if_class_names_differ
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, check_generator_argument
@@ -425,6 +426,7 @@ def downstream_gain(
         raise DataError(f"the generator has {generator.num_classes} classes, the data {train_data.num_classes}")
     warn_if_class_names_differ(generator.class_names, train_data.class_names, model="the generator",
                                data="train_data", stacklevel=2)
+    seed = _check_seed(seed)  # numpy's ints too, as an int torch takes
     methods, names, control_names, metric, balance = _check_choices(
         generator, train_data.class_counts, seed=seed, ratio=ratio, candidate_ratios=candidate_ratios,
         methods=methods, baselines=baselines, controls=controls, metric=metric, mode=mode, balance=balance,
@@ -562,10 +564,8 @@ def _check_generator(generator, call: str) -> None:
     check_generator_argument(generator, call, f"{call}(generator, train_data, test_data)")
 
 
-def _check_seed(seed) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ConfigError(f"seed must be an int (it seeds the classifiers, the sampling and the validation split), "
-                          f"got {seed!r}")
+def _check_seed(seed) -> int:
+    return check_seed(seed, use="it seeds the classifiers, the sampling and the validation split", bits=63)
 
 
 def _ratio_ok(value, mode: str) -> bool:

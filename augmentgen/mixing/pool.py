@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._devices import check_device
 from .._images import to_signed_unit, to_uint8
 from .._processes import progress_bar
 from .._seeds import seeded_generator
@@ -23,18 +24,19 @@ from ..models.base import (
     sampling_progress,
 )
 from .filter import AcceptanceCounts, TeacherFilter, ranks_in_class
-from .sources import AnchoredSource, check_device, check_int_arguments
+from .sources import AnchoredSource, check_int_arguments
 from .variations import check_variation_inputs, class_anchors, variation_rows, variation_settings
 
 
 def _check_bank_options(refresh_every, device) -> None:
-    """``refresh_every``: None or an int >= 1; ``device``: None or a device."""
+    """``refresh_every``: None or an int >= 1; ``device``: None or a device this machine has (the bank
+    is filled there at once)."""
     if refresh_every is not None and (isinstance(refresh_every, bool)
                                       or not isinstance(refresh_every, (int, np.integer)) or refresh_every < 1):
         raise ConfigError(f"refresh_every must be a positive number of epochs (an int >= 1, or None to keep "
                           f"the bank), got {refresh_every!r}")
     if device is not None:
-        check_device(device)
+        check_device(device, shown=f"device {device!r}")
 
 
 class SyntheticPool:

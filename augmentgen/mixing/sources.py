@@ -28,7 +28,7 @@ import torch
 from .._devices import check_device as _check_device
 from ..data.labelled import check_class_names
 from ..errors import ConfigError
-from ..models.base import ConditionalGenerator
+from ..models.base import ConditionalGenerator, check_vary_strength
 from ..models.encoder import EncoderGenerator
 
 __all__ = ["AnchoredSource", "PixelMixSource", "RealRowSource", "VariationSource", "same_class_partners"]
@@ -275,9 +275,8 @@ class VariationSource(AnchoredSource):
         if mode != "vary" and not isinstance(generator, EncoderGenerator):
             raise ConfigError(f"mode={mode!r} mixes two images' codes, which needs an encoder family "
                               f"(aae, vae, ae, aegan); the {generator.family} family offers mode='vary' only")
-        if not (isinstance(strength, (int, float)) and math.isfinite(strength) and strength >= 0):
-            raise ConfigError(f"strength must be a finite number >= 0, got {strength!r}")
-        self.generator, self.mode, self.strength = generator, mode, float(strength)
+        strength = check_vary_strength(generator, strength, error=ConfigError)  # a ddpm's is at most 1
+        self.generator, self.mode, self.strength = generator, mode, strength
         self.weight_range = _check_range("weight_range", weight_range, low=0.0, high=1.0)
         self.extrapolation_range = _check_range("extrapolation_range", extrapolation_range, low=0.0)
         # Another mode's setting is refused unless it is at its default (what a caller passing every

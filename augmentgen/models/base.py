@@ -350,12 +350,7 @@ class ConditionalGenerator(nn.Module):
             A float tensor (N, C, H, W) in [-1, 1] on the model's device.
         """
         labels = self.check_labels(labels)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise ConfigError(f"generator must be a torch.Generator or None, got the {type(generator).__name__} "
-                              f"{generator!r}; for a seed pass generator=torch.Generator(device=model.device)"
-                              ".manual_seed(seed)")
+        check_batch_and_rng(batch_size, generator)
         table = self.temperature_table(temperature)
         was_training = self.training
         self.eval()
@@ -498,6 +493,36 @@ class ConditionalGenerator(nn.Module):
         def from_pretrained(cls, repo_id_or_dir: str | os.PathLike, revision: str | None = None,
                             device: str | torch.device | None = None, **kwargs: Any) -> Self:
             """Load a saved generator of this class (folder, zoo id or hub id)."""
+
+
+def check_batch_and_rng(batch_size, generator) -> None:
+    """``batch_size`` and ``generator`` of :meth:`ConditionalGenerator.sample` and the families'
+    ``vary``: a positive int, and a ``torch.Generator`` or None; else a ConfigError with the fix."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ConfigError(f"generator must be a torch.Generator or None, got the {type(generator).__name__} "
+                          f"{generator!r}; for a seed pass generator=torch.Generator(device=model.device)"
+                          ".manual_seed(seed)")
+
+
+def check_vary_strength(generator: ConditionalGenerator, strength, *, error: type[Exception] = DataError) -> float:
+    """``strength`` of ``generator.vary`` as a float: a finite number >= 0, at most the family's
+    ``max_vary_strength`` (a diffusion family's fraction of its noise chain); else ``error`` naming
+    what the strength means for the family."""
+    high = getattr(generator, "max_vary_strength", None)
+    try:
+        value = float(strength)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(strength, (bool, str, bytes)) or not (math.isfinite(value) and value >= 0 and
+                                                        (high is None or value <= high)):
+        if high is None:
+            raise error(f"strength must be a finite number >= 0 (the perturbation in units of the code's scale; 0 "
+                        f"gives the reconstruction), got {strength!r}")
+        raise error(f"strength must be in [0, {high:g}] for {generator.family} (the fraction of the noise chain "
+                    f"each image is noised through; {high:g} is a free sample of its class), got {strength!r}")
+    return value
 
 
 def check_generator_argument(value, call: str, usage: str) -> None:

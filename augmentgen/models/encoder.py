@@ -22,7 +22,7 @@ from torch import nn
 
 from .._images import to_signed_unit
 from ..errors import ConfigError, DataError
-from .base import ConditionalGenerator, GeneratorConfig
+from .base import ConditionalGenerator, GeneratorConfig, check_batch_and_rng, check_vary_strength
 from .blocks import ConditionalDecoder, ConvEncoder
 from .regularizers import encoder_penalties
 from .step import Blocks, TrainingStep
@@ -204,8 +204,8 @@ class EncoderGenerator(ConditionalGenerator):
         labels = self.check_labels(labels)
         if len(labels) != len(images):
             raise DataError(f"vary got {len(images)} images but {len(labels)} labels")
-        if not (strength >= 0.0):  # also rejects NaN
-            raise DataError(f"strength must be >= 0, got {strength}")
+        strength = check_vary_strength(self, strength)
+        check_batch_and_rng(batch_size, generator)
         images = to_signed_unit(images).to(self.device)
         was_training = self.training
         self.eval()

@@ -192,6 +192,46 @@ def test_vary_is_sdedit_from_the_input_at_small_strength_to_a_free_sample_at_one
         generator.vary(x, y[:3], 0.5)
 
 
+def test_numpy_sampling_options_are_taken_and_bad_vary_options_named():
+    # np.float32(2) was "guidance_scale must be a finite number >= 0", np.int64(2) "sampling_steps must be an
+    # integer >= 1"; vary's batch_size=0 and generator=3 failed inside torch
+    generator = tiny_generator()
+    images, labels = fixed_batch()
+    expected = generator.sample([0, 1], generator=seeded(), guidance_scale=2.0, sampling_steps=2)
+    got = generator.sample([0, 1], generator=seeded(), guidance_scale=np.float32(2), sampling_steps=np.int64(2))
+    assert torch.equal(got, expected)
+    with pytest.raises(ConfigError, match=r"^batch_size must be a positive int, got 0$"):
+        generator.vary(images[:2], labels[:2], 0.5, batch_size=0)
+    with pytest.raises(ConfigError, match=r"^generator must be a torch.Generator or None, got the int 3; for a seed"):
+        generator.vary(images[:2], labels[:2], 0.5, generator=3)
+
+
+def test_a_variation_source_refuses_a_ddpm_strength_above_one_when_built():
+    # VariationSource(ddpm, strength=2) was accepted and failed at the first rows (a bank, a mixer's first step)
+    from augmentgen.mixing import VariationSource
+
+    with pytest.raises(ConfigError, match=r"^strength must be in \[0, 1\] for ddpm \(the fraction of the noise chain "
+                                          r"each image is noised through; 1 is a free sample of its class\), got 2$"):
+        VariationSource(tiny_generator(), "vary", strength=2)
+    assert VariationSource(tiny_generator(), "vary", strength=np.float32(1)).strength == 1.0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sample", "--variations-of", "fashion-mnist-small", "--format", "parquet", "--strength", "2"],
+     "--strength must be in [0, 1] for ddpm"),
+    (["eval", "--data", "fashion-mnist-small", "--methods", "plain,vary:2"],
+     "--methods vary:2: strength must be in [0, 1] for ddpm"),
+])
+def test_the_command_line_refuses_a_ddpm_strength_above_one_before_the_data_loads(argv, message, tmp_path, capsys):
+    # sample --variations-of printed its plan and failed at the first batch; eval failed once its data loaded
+    from augmentgen.cli import main
+
+    augmentgen.save_pretrained(tiny_generator(), tmp_path / "model")
+    assert main([*argv[:1], "--model", str(tmp_path / "model"), "--out", str(tmp_path / "out"), *argv[1:]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"augmentgen: error: {message}") and len(err.splitlines()) == 1, err
+
+
 def test_sampling_timesteps_follow_the_strength():
     generator = tiny_generator()
     full = generator.sampling_timesteps(1.0, 25)

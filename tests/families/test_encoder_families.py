@@ -74,6 +74,14 @@ def test_vary_rejects_bad_inputs(family):
         generator.vary(real[:4], labels[:4], -1.0)
     with pytest.raises(DataError):
         generator.vary(real[:4], torch.tensor([0, 1, 2, 5]))
+    # each of these failed inside Python or torch: "'>=' not supported", "split_size can only be 0", "randn()"
+    with pytest.raises(DataError, match=r"^strength must be a finite number >= 0 \(the perturbation in units of the "
+                                        r"code's scale; 0 gives the reconstruction\), got '0.5'$"):
+        generator.vary(real[:4], labels[:4], "0.5")
+    with pytest.raises(ConfigError, match=r"^batch_size must be a positive int, got 0$"):
+        generator.vary(real[:4], labels[:4], batch_size=0)
+    with pytest.raises(ConfigError, match=r"^generator must be a torch.Generator or None, got the int 3"):
+        generator.vary(real[:4], labels[:4], generator=3)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -135,6 +135,29 @@ def test_corrupted_config_json_is_an_error(saved_generator):
         from_pretrained(folder)
 
 
+def test_a_config_json_that_is_no_object_is_an_error(saved_generator):
+    # a JSON list failed in the family registry: "TypeError: cannot convert dictionary update sequence"
+    _, folder = saved_generator
+    (folder / CONFIG_NAME).write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match=r"config.json holds a JSON list, not the object of fields a saved "
+                                              r"generator's config is; it was not written by augmentgen"):
+        from_pretrained(folder)
+
+
+def test_a_folder_that_is_no_saved_generator_says_so(saved_generator, tmp_path):
+    # an empty folder (or one of other files) was "<folder>/model.safetensors is missing", without the fix
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(CheckpointError, match=rf"^{tmp_path} is not a saved generator: it has neither config.json "
+                                              r"nor model.safetensors; pass the folder that save_pretrained or "
+                                              r"`augmentgen train --out` wrote$"):
+        from_pretrained(tmp_path)
+    _, folder = saved_generator
+    (folder / WEIGHTS_NAME).unlink()
+    with pytest.raises(CheckpointError, match=r"model.safetensors is missing; a saved generator folder holds "
+                                              r"config.json and model.safetensors"):
+        from_pretrained(folder)
+
+
 def test_pickle_weights_are_refused_without_being_opened(saved_generator, monkeypatch):
     _, folder = saved_generator
     (folder / WEIGHTS_NAME).unlink()

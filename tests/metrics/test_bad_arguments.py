@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -66,6 +67,10 @@ BAD_CHOICES = [
     (dict(candidate_ratios=[True]), r"got True in \[True\]"),
     (dict(seed="0"), "seed must be an int .*, got '0'"),
     (dict(seed=1.5), "seed must be an int .*, got 1.5"),
+    # a negative seed ran (the subsets refused it), one of 2**64 failed inside torch after training began
+    (dict(seed=-1), r"seed must be an int >= 0 \(it seeds the classifiers, the sampling and the validation "
+                    r"split\), got -1; pass one from 0 to 2\*\*63 - 1, like seed=0"),
+    (dict(seed=2**64), "seed must be an int >= 0 .*, got 18446744073709551616"),
     (dict(device="gpu"), r"device='gpu' is not a device; use 'cpu', 'cuda', 'cuda:N' or 'mps'"),
 ]
 
@@ -113,6 +118,13 @@ def test_a_variation_method_needs_a_generator_that_can_vary(split, cgan, no_trai
     with pytest.raises(ConfigError, match=r"methods: vary: the cgan family cannot vary real images \(it has no "
                                           r"encoder\).*; or drop 'vary' from methods"):
         call(cgan, train, test, steps=1, methods=["plain", "vary"])
+
+
+def test_a_numpy_seed_is_taken_as_an_int(split, no_training):
+    # np.int64(3) passed the check, then torch's manual_seed refused it: "TypeError: an integer is required"
+    train, test = split
+    with pytest.raises(Trained):
+        downstream_gain(RealImagesGenerator(train), train, test, steps=1, seed=np.int64(3))
 
 
 @pytest.mark.parametrize("call", [evaluate_generator, downstream_gain])

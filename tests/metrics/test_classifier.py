@@ -89,6 +89,14 @@ def test_bad_arguments_raise():
         train_classifier((data.to_float(), data.labels), steps=1)
 
 
+@pytest.mark.parametrize("seed", [-1, 1.5, True, 2**64])
+def test_a_bad_seed_is_refused_before_training(seed):
+    # -1 trained, 1.5 and 2**64 failed inside torch ("manual_seed expected a long", "Overflow when unpacking")
+    with pytest.raises(ConfigError, match=rf"^seed must be an int >= 0 \(it seeds the initialisation, the batch "
+                                          rf"order and the augmentation draws\), got {seed!r}; .* like seed=0$"):
+        train_classifier(make_images(4, 2), steps=1, seed=seed)
+
+
 def test_an_epoch_budget_counts_passes_over_the_real_rows():
     from augmentgen.metrics import classifier_steps
 

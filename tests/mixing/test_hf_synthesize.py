@@ -348,7 +348,7 @@ def test_synthetic_transform_of_a_generator_or_a_bad_seed_fails_when_made(gen):
     with pytest.raises(ConfigError, match=r"synthetic_transform takes a SyntheticPool, got CGANGenerator.*"
                                           r"SyntheticPool\(generator, per_class=256\)"):
         synthetic_transform(gen, p=0.5)
-    with pytest.raises(ConfigError, match=r"seed must be an int \(or None for fresh randomness\), got '0'"):
+    with pytest.raises(ConfigError, match=r"seed must be an int >= 0 \(or None for fresh randomness\), got '0'"):
         synthetic_transform(SyntheticPool(gen, per_class=2, seed=0), p=0.5, seed="0")
 
 

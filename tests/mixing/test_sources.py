@@ -215,6 +215,9 @@ def test_source_errors_name_the_problem(encoder_gen):
         VariationSource(encoder_gen, "blend")
     with pytest.raises(ConfigError, match="strength"):
         VariationSource(encoder_gen, strength=float("nan"))
+    with pytest.raises(ConfigError, match=r"^strength must be a finite number >= 0 .*, got True$"):
+        VariationSource(encoder_gen, strength=True)  # was taken as 1.0
+    assert VariationSource(encoder_gen, strength=np.float32(0.5)).strength == 0.5  # was "must be a finite number"
     with pytest.raises(ConfigError, match="weight_range"):
         VariationSource(encoder_gen, "interpolate", weight_range=(0.8, 0.2))
     with pytest.raises(ConfigError, match="num_classes"):

@@ -243,6 +243,13 @@ def test_a_bank_device_that_is_not_a_device_is_a_config_error(gen):
         SyntheticPool(gen, per_class=2, device="gpu")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_bank_device_this_machine_lacks_is_a_config_error(gen):
+    # the bank is filled at once: "RuntimeError: Found no NVIDIA driver on your system"
+    with pytest.raises(ConfigError, match=r"^device 'cuda': no CUDA GPU is available here .*; use 'cpu'$"):
+        SyntheticPool(gen, per_class=2, device="cuda")
+
+
 # ---------------------------------------------------------------- progress
 def test_the_first_fill_shows_a_bar_and_refreshes_only_when_asked(gen, bars, monkeypatch):
     import sys

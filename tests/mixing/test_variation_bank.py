@@ -201,6 +201,11 @@ def test_errors_name_the_problem_and_the_fix(untrained_vae, data):
         with pytest.raises(ConfigError, match=rf"device '{device}' is not a device; use 'cpu', 'cuda', 'cuda:N' or "
                                               "'mps'"):
             build(source, images, labels, device=device)
+    if not torch.cuda.is_available():  # was "RuntimeError: Found no NVIDIA driver on your system"
+        with pytest.raises(ConfigError, match=r"device 'cuda': no CUDA GPU is available here .*; use 'cpu'$"):
+            build(source, images, labels, device="cuda")
+    with pytest.raises(ConfigError, match=r"seed must be an int >= 0 \(or None for fresh randomness\), got -1"):
+        build(source, images, labels, seed=-1)  # taken, while write_variation_shards refused it
     with pytest.raises(DataError, match=r"needs the real images.*got shape \(0, 1, 28, 28\)"):
         build(source, images[:0], labels[:0])
     with pytest.raises(DataError, match=r"takes \(1, 28, 28\) images but the images are \(1, 32, 32\).*Resize"):
