@@ -265,7 +265,7 @@ CLI_CASES = [
     cli("train-empty-out", train_args(""), "argument --out: the value is empty", "pass a path"),
     cli("eval-empty-test-data", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--test-data", ""],
         "argument --test-data: the value is empty", "pass a path"),
-    cli("train-negative-seed", train_args(NEW, "--seed", "-1"), "--seed must be >= 0", "got -1", subprocess=True),
+    cli("train-negative-seed", train_args(NEW, "--seed", "-1"), "--seed must be an int >= 0", "got -1; pass one from 0 to 2**32 - 1, like --seed 0", subprocess=True),
     cli("eval-negative-seed", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--per-class", "2",
                                "--seed", "-1", "--out", NEW], "--seed must be an int >= 0", "got -1"),
     cli("eval-one-image-per-class", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--per-class", "1",
@@ -406,7 +406,7 @@ API_CASES = [
         "temperature does not apply to VariationSource", "VariationSource(strength=...) sets how far they move"),
     # variations of real images: synthesize_variations, write_variation_shards, VariationSource
     api("variations-of-a-cgan", lambda s, t: augmentgen.mixing.VariationSource(s.generator, "vary"), ConfigError,
-        "the cgan family cannot vary real images", "use an encoder family (aae, vae, ae, aegan)"),
+        "the cgan family cannot vary real images", "use an encoder family (aae, vae, ae, aegan) or ddpm"),
     api("variations-mistyped-mode", lambda s, t: augmentgen.mixing.VariationSource(s.aae, "vray"), ConfigError,
         "mode must be one of ('vary', 'interpolate', 'extrapolate')", "got 'vray'"),
     api("variations-strength-a-string", lambda s, t: _vary(s, strength="0.5"), ConfigError,

@@ -562,6 +562,9 @@ def test_named_as_flags_renames_only_the_names_the_user_set():
         return str(info.value)
 
     assert raised("steps must be at least 1, got 0", {"steps": "--steps"}) == "--steps must be at least 1, got 0"
+    assert raised("seed must be >= 0, got -1; like seed=0", {"seed": "--seed"}) == "--seed must be >= 0, got -1; like --seed 0"
+    assert raised("lecam_weight must be >= 0; use lecam_weight=0 to disable", {"lecam_weight": "--set lecam_weight"}) \
+        == "--set lecam_weight must be >= 0; use --set lecam_weight=0 to disable"
     assert raised("CGANConfig.lecam_weight must be >= 0", {"lecam_weight": "--set lecam_weight"}) == \
         "--set lecam_weight must be >= 0"
     # a value the user did not set (a resumed run's) keeps its own name; a name inside a sentence too

@@ -40,7 +40,10 @@ def named_as_flags(leading: Mapping[str, str], phrases: Mapping[str, str] | None
         message = str(exc)
         match = _LEADING_NAME.match(message)
         if match and match.group(1) in leading:
-            message = leading[match.group(1)] + message[match.end():]
+            name, flag = match.group(1), leading[match.group(1)]
+            # the fix, too, in the command's words: "like seed=0" -> "like --seed 0"
+            assignment = f"{flag}=" if flag.startswith("--set ") else f"{flag} "
+            message = flag + re.sub(rf"\b(?<![.-]){name}=", assignment, message[match.end():])
         for phrase, flag in (phrases or {}).items():
             message = message.replace(phrase, flag)
         raise type(exc)(message) from None

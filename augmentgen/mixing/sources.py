@@ -270,8 +270,8 @@ class VariationSource(AnchoredSource):
         if mode not in VARIATION_MODES:
             raise ConfigError(f"mode must be one of {VARIATION_MODES}, got {mode!r}")
         if not callable(getattr(generator, "vary", None)):
-            raise ConfigError(f"the {generator.family} family cannot vary real images (it has no encoder): "
-                              "use an encoder family (aae, vae, ae, aegan) for VariationSource")
+            raise ConfigError(f"the {generator.family} family cannot vary real images (it has no encoder or "
+                              "noising chain): use an encoder family (aae, vae, ae, aegan) or ddpm for VariationSource")
         if mode != "vary" and not isinstance(generator, EncoderGenerator):
             raise ConfigError(f"mode={mode!r} mixes two images' codes, which needs an encoder family "
                               f"(aae, vae, ae, aegan); the {generator.family} family offers mode='vary' only")

@@ -10,6 +10,7 @@ from typing import Literal
 
 from .._config import Config, check_path
 from .._deprecation import renamed_fields
+from .._seeds import check_seed
 from ..errors import ConfigError
 
 
@@ -139,7 +140,9 @@ class TrainingConfig(Config):
         for name in ("batch_size", "grid_per_class", "log_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("seed", "checkpoint_every", "sample_every", "num_workers", "snapshot_every"):
+        # accelerate's set_seed seeds numpy's global generator too, which takes seeds below 2**32
+        check_seed(self.seed, use="it seeds the initialisation, the data order and the noise", bits=32)
+        for name in ("checkpoint_every", "sample_every", "num_workers", "snapshot_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:

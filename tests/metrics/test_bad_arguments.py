@@ -116,7 +116,7 @@ def test_evaluate_generator_refuses_bad_counts_before_training(split, no_trainin
 def test_a_variation_method_needs_a_generator_that_can_vary(split, cgan, no_training, call):
     train, test = split
     with pytest.raises(ConfigError, match=r"methods: vary: the cgan family cannot vary real images \(it has no "
-                                          r"encoder\).*; or drop 'vary' from methods"):
+                                          r"encoder or noising chain\).*; or drop 'vary' from methods"):
         call(cgan, train, test, steps=1, methods=["plain", "vary"])
 
 

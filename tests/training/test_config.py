@@ -127,3 +127,10 @@ def test_log_with_all_and_no_tracker_installed_is_refused(monkeypatch):
     with pytest.raises(ConfigError, match=r"log_with='all' logs to every installed tracker, but none of .* is "
                                           r"installed; pip install tensorboard"):
         check_tracker_installed("all")
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_a_training_seed_numpy_cannot_take_is_refused_before_training(seed):
+    # accelerate's set_seed seeds numpy's global generator, which ended in a traceback for 2**32
+    with pytest.raises(ConfigError, match=r"seed must be an int >= 0 .*2\*\*32 - 1"):
+        TrainingConfig(seed=seed)
