@@ -73,7 +73,8 @@ def check_baselines(spec: str | Sequence[str] | None) -> str | list[str]:
         if spec.strip() in ("strong", "none"):
             return spec.strip()
         spec = spec.split(",")
-    names = [str(name).strip() for name in spec if str(name).strip()]
+    # a name given twice is one candidate (it would train twice for the same score)
+    names = list(dict.fromkeys(str(name).strip() for name in spec if str(name).strip()))
     unknown = [name for name in names if name not in BASELINES]
     if unknown:
         raise ConfigError(f"unknown baseline {', '.join(map(repr, unknown))}; baselines are 'strong', 'none' or "

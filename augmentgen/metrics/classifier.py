@@ -352,7 +352,14 @@ def train_classifier(
     prepared = _prepared_batches(images, labels, batches, synthetic_mix=synthetic_mix, augment=augment,
                                  batch_transform=batch_transform, rngs=(real_aug_rng, extra_aug_rng),
                                  batch_size=batch_size, hflip=hflip, device=device)
-    loss_of = _loss_function(synthetic_weight, batch_size)
+    _fit(model, prepared, optimizer, schedule, loss_of=_loss_function(synthetic_weight, batch_size),
+         adjustment=adjustment, seed=seed, device=device)
+    return model.eval()
+
+
+def _fit(model: ReferenceClassifier, prepared, optimizer, schedule, *, loss_of, adjustment: torch.Tensor | None,
+         seed: int, device: torch.device) -> None:
+    """One optimizer step per prepared batch, the logits shifted by ``adjustment`` where given."""
     model.train()
     # batch_transform draws from the global RNG (v2.MixUp/CutMix do): seed it, restore it after.
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -366,7 +373,6 @@ def train_classifier(
             loss.backward()
             optimizer.step()
             schedule.step()
-    return model.eval()
 
 
 def _seeded_model_and_streams(num_classes: int, channels: int, size: int, width: int, seed: int,

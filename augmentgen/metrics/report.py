@@ -143,19 +143,41 @@ def evaluate_generator(
     _check_count("per_class", per_class, "synthetic images of each class")
     _check_data_matches(generator, train_data, test_data)
     seed = _check_seed(seed)  # numpy's ints too, as an int torch takes
-    _check_choices(generator, train_data.class_counts, seed=seed, ratio=None, candidate_ratios=candidate_ratios,
-                   methods=methods, baselines=baselines, controls=controls, metric=metric, mode="append",
-                   balance=balance)
-    _check_run(progress, steps=steps, epochs=epochs, min_steps=min_steps)
-    check_bank_per_image(bank_per_image)
-    device = _check_device(device)
-    generator = generator.to(device).eval()
-    start = time.perf_counter()
-    # The reference classifier is also the real-data arm of CAS and of the downstream gain (same
-    # data, augmentation, budget and seed), so it is trained once instead of three times.
     budget = dict(steps=steps, epochs=epochs, min_steps=min_steps)
     choice = dict(candidate_ratios=candidate_ratios, methods=methods, baselines=baselines, controls=controls,
-                  metric=metric, balance=balance, device=device, progress=progress, bank_per_image=bank_per_image)
+                  metric=metric, balance=balance, device=_check_device(device), progress=progress,
+                  bank_per_image=bank_per_image)
+    _check_choice_and_budget(generator, train_data, seed, choice, budget)
+    start = time.perf_counter()
+    report = _one_seed_report(generator, train_data, test_data, seed, per_class, budget, choice)
+    gains = [report["downstream"]] + [
+        downstream_gain(generator, train_data, test_data, seed=seed + i, **budget, **choice, include_noaug=False)
+        for i in range(1, repeats)
+    ]
+    report["downstream_seeds"] = downstream_verdict(gains)
+    report["verdict"], report["decision"] = report["downstream_seeds"]["verdict"], report["downstream_seeds"]["decision"]
+    report["classifier_runs"] = 2 + sum(g["classifier_runs"] for g in gains)
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    return report
+
+
+def _check_choice_and_budget(generator, train_data: LabelledImages, seed: int, choice: dict, budget: dict) -> None:
+    """The choice's options and the classifiers' budget, as :func:`downstream_gain` will take them."""
+    _check_choices(generator, train_data.class_counts, seed=seed, ratio=None, mode="append",
+                   **{k: choice[k] for k in ("candidate_ratios", "methods", "baselines", "controls", "metric",
+                                             "balance")})
+    _check_run(choice["progress"], **budget)
+    check_bank_per_image(choice["bank_per_image"])
+
+
+def _one_seed_report(generator, train_data: LabelledImages, test_data: LabelledImages, seed: int, per_class: int,
+                     budget: dict, choice: dict) -> dict:
+    """The report's figures at ``seed``: the reference classifier, the synthetic images' scores and
+    the first downstream gain."""
+    progress, device = choice["progress"], choice["device"]
+    generator = generator.to(device).eval()
+    # The reference classifier is also the real-data arm of CAS and of the downstream gain (same
+    # data, augmentation, budget and seed), so it is trained once instead of three times.
     reference = _counted_run(progress, "reference classifier (classic)",
                              lambda: train_classifier(train_data, seed=seed, device=device, **budget).eval())
     # One seeded set of synthetic images serves consistency, CAS, the distances and coverage (each
@@ -181,18 +203,11 @@ def evaluate_generator(
         # (a reported figure, never used to choose anything).
         "coverage": coverage_report(generator, reference, train_data, test_data, per_class=per_class,
                                     seed=seed, synthetic=synthetic),
-        "n_train": len(train_data), "n_test": len(test_data), "seed": seed, "steps": steps, "epochs": epochs,
-        "bank_per_image": bank_per_image,
+        "n_train": len(train_data), "n_test": len(test_data), "seed": seed, "steps": budget["steps"],
+        "epochs": budget["epochs"],
+        "bank_per_image": choice["bank_per_image"],
         "device": str(device), "machine": platform.platform(), "torch": torch.__version__,
     }
-    gains = [report["downstream"]] + [
-        downstream_gain(generator, train_data, test_data, seed=seed + i, **budget, **choice, include_noaug=False)
-        for i in range(1, repeats)
-    ]
-    report["downstream_seeds"] = downstream_verdict(gains)
-    report["verdict"], report["decision"] = report["downstream_seeds"]["verdict"], report["downstream_seeds"]["decision"]
-    report["classifier_runs"] = 2 + sum(g["classifier_runs"] for g in gains)
-    report["seconds"] = round(time.perf_counter() - start, 1)
     return report
 
 

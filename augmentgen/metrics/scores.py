@@ -273,8 +273,7 @@ def downstream_plan(train_data, *, baselines: str | Sequence[str] | None = "stro
     counts = train_data.class_counts if hasattr(train_data, "class_counts") else list(train_data)
     _check_ratios(candidate_ratios, ratio, "append")
     names = resolve_baselines(baselines, counts)
-    for method in methods:
-        method_options(method)
+    methods = _check_methods(methods, ratio, "append")  # as downstream_gain will take them
     control_names = resolve_controls(controls)
     check_bank_per_image(bank_per_image)
     shared = dict(methods=methods, candidate_ratios=candidate_ratios, ratio=ratio, include_noaug=include_noaug,
@@ -419,13 +418,7 @@ def downstream_gain(
     """
     _check_generator(generator, "downstream_gain")
     train_data, test_data = _as_labelled(train_data), _as_labelled(test_data)
-    if generator.image_shape != train_data.image_shape:
-        raise DataError(f"the generator makes {generator.image_shape} images but the data is "
-                        f"{train_data.image_shape}")
-    if generator.num_classes != train_data.num_classes:
-        raise DataError(f"the generator has {generator.num_classes} classes, the data {train_data.num_classes}")
-    warn_if_class_names_differ(generator.class_names, train_data.class_names, model="the generator",
-                               data="train_data", stacklevel=2)
+    _check_generator_fits(generator, train_data)
     seed = _check_seed(seed)  # numpy's ints too, as an int torch takes
     methods, names, control_names, metric, balance = _check_choices(
         generator, train_data.class_counts, seed=seed, ratio=ratio, candidate_ratios=candidate_ratios,
@@ -440,25 +433,12 @@ def downstream_gain(
     original_device = generator.device
     generator.to(device)  # SyntheticMix samples on the batch's device
     arms = _GainArms(generator, runs, seed=seed, mode=mode, balance=balance, metric=metric, controls=control_names,
-                     bank_per_image=bank_per_image, steps=steps, epochs=epochs, min_steps=min_steps, batch_size=batch_size, width=width,
-                     device=device)
+                     bank_per_image=bank_per_image, steps=steps, epochs=epochs, min_steps=min_steps,
+                     batch_size=batch_size, width=width, device=device)
     try:
-        best, best_on_fit, baseline_selection, selection, method = "classic", None, None, None, methods[0]
-        selecting = ratio is None
-        if _baselines_on_fit(len(names), methods, candidate_ratios, selecting):
-            fit, val = validation_split(train_data, validation_fraction, seed=seed)
-            best, best_on_fit, baseline_selection = arms.select_baseline(fit, val, names)
-        if selecting:
-            if best_on_fit is None:  # only plain candidates, classic alone: no baseline on fit needed
-                fit, val = validation_split(train_data, validation_fraction, seed=seed)
-            selection = arms.select(fit, val, best, best_on_fit, methods, candidate_ratios)
-            method, ratio = _choose(selection)
-        report = arms.final(train_data, test_data, best, method, float(ratio), real_classic_model)
-        report.update(baselines=names, baseline_selection=baseline_selection, balance=balance)
-        report["selection"] = None if selection is None else {
-            f"{m}@{r:g}": v for (m, r), v in selection.items()}
-        report["ratio_selection"] = None if selection is None else {
-            r: v for (m, r), v in selection.items() if m in ("plain", "none")} or None
+        report = _choose_and_test(arms, train_data, test_data, names, methods, ratio, candidate_ratios,
+                                  validation_fraction, real_classic_model)
+        report.update(balance=balance)
         if include_noaug:
             plain = runs.train("final: real, no augmentation", train_data=train_data, augment="none",
                                **arms.common)
@@ -470,6 +450,40 @@ def downstream_gain(
     finally:
         generator.to(original_device)
         runs.close()
+    return report
+
+
+def _check_generator_fits(generator: ConditionalGenerator, train_data: LabelledImages) -> None:
+    """The generator makes images of the data's shape and classes (a warning for other class names)."""
+    if generator.image_shape != train_data.image_shape:
+        raise DataError(f"the generator makes {generator.image_shape} images but the data is "
+                        f"{train_data.image_shape}")
+    if generator.num_classes != train_data.num_classes:
+        raise DataError(f"the generator has {generator.num_classes} classes, the data {train_data.num_classes}")
+    warn_if_class_names_differ(generator.class_names, train_data.class_names, model="the generator",
+                               data="train_data", stacklevel=3)
+
+
+def _choose_and_test(arms: _GainArms, train_data: LabelledImages, test_data: LabelledImages, names: list[str],
+                     methods: list[str], ratio: float | None, candidate_ratios: Sequence[float],
+                     validation_fraction: float, real_classic_model) -> dict:
+    """The best baseline and the synthetic method and ratio chosen on a validation split carved from
+    ``train_data`` (none where nothing is to choose), then the final arms on all of it, tested once."""
+    best, best_on_fit, baseline_selection, selection, method = "classic", None, None, None, methods[0]
+    selecting = ratio is None
+    if _baselines_on_fit(len(names), methods, candidate_ratios, selecting):
+        fit, val = validation_split(train_data, validation_fraction, seed=arms.seed)
+        best, best_on_fit, baseline_selection = arms.select_baseline(fit, val, names)
+    if selecting:
+        if best_on_fit is None:  # only plain candidates, classic alone: no baseline on fit needed
+            fit, val = validation_split(train_data, validation_fraction, seed=arms.seed)
+        selection = arms.select(fit, val, best, best_on_fit, methods, candidate_ratios)
+        method, ratio = _choose(selection)
+    report = arms.final(train_data, test_data, best, method, float(ratio), real_classic_model)
+    report.update(baselines=names, baseline_selection=baseline_selection)
+    report["selection"] = None if selection is None else {f"{m}@{r:g}": v for (m, r), v in selection.items()}
+    report["ratio_selection"] = None if selection is None else {
+        r: v for (m, r), v in selection.items() if m in ("plain", "none")} or None
     return report
 
 
@@ -489,6 +503,7 @@ def _check_methods(methods: Sequence[str], ratio: float | None, mode: str) -> li
                           f"(names from {sorted(MIXING_METHODS)})") from None
     for method in methods:
         method_options(method)
+    methods = list(dict.fromkeys(methods))  # a method given twice is one candidate, trained once
     if ratio is not None and len(methods) != 1:
         raise ConfigError(f"a fixed ratio needs exactly one method, got {methods}")
     weighted = [m for m in methods if split_method_options(m)[1]]

@@ -293,3 +293,23 @@ def test_downstream_gain_warns_when_the_generator_names_its_classes_otherwise(mo
     with pytest.warns(UserWarning, match=r"the generator names its classes otherwise than train_data \(0: '0' vs "
                                          r"'class0'; 1: '1' vs 'class1'\)"), pytest.raises(Stop):
         scores_module.downstream_gain(cgan, data, data, baselines="none", steps=1)
+
+
+def test_a_method_or_baseline_named_twice_is_one_candidate_trained_once(split, monkeypatch):
+    from augmentgen.metrics import downstream_plan
+    from augmentgen.metrics import scores as scores_module
+
+    train, test = split
+    runs, original = [], scores_module.train_classifier
+
+    def spy(**kwargs):
+        runs.append(kwargs.get("synthetic_mix") is not None)
+        return original(**kwargs)
+
+    monkeypatch.setattr(scores_module, "train_classifier", spy)
+    once = dict(candidate_ratios=(0.5,), methods=("plain",), include_noaug=False, baselines="none", controls="none")
+    twice = {**once, "methods": ("plain", "plain")}
+    assert downstream_plan(train, **twice)["classifier_runs"] == downstream_plan(train, **once)["classifier_runs"]
+    report = downstream_gain(RealImagesGenerator(train), train, test, seed=0, **twice, **FAST)
+    assert report["classifier_runs"] == len(runs) == downstream_plan(train, **once)["classifier_runs"]
+    assert downstream_plan(train, baselines="classic,classic", controls="none")["baselines"] == ["classic"]
