@@ -19,7 +19,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20  # the slowest tests, to keep the suite inside its budget
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
