@@ -565,6 +565,8 @@ def test_named_as_flags_renames_only_the_names_the_user_set():
     assert raised("seed must be >= 0, got -1; like seed=0", {"seed": "--seed"}) == "--seed must be >= 0, got -1; like --seed 0"
     assert raised("lecam_weight must be >= 0; use lecam_weight=0 to disable", {"lecam_weight": "--set lecam_weight"}) \
         == "--set lecam_weight must be >= 0; use --set lecam_weight=0 to disable"
+    assert raised("lecam_weight must be >= 0; pass --set lecam_weight=0", {"lecam_weight": "--set lecam_weight"}) \
+        == "--set lecam_weight must be >= 0; pass --set lecam_weight=0"  # already in the command's words
     assert raised("CGANConfig.lecam_weight must be >= 0", {"lecam_weight": "--set lecam_weight"}) == \
         "--set lecam_weight must be >= 0"
     # a value the user did not set (a resumed run's) keeps its own name; a name inside a sentence too

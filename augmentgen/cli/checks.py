@@ -43,7 +43,7 @@ def named_as_flags(leading: Mapping[str, str], phrases: Mapping[str, str] | None
             name, flag = match.group(1), leading[match.group(1)]
             # the fix, too, in the command's words: "like seed=0" -> "like --seed 0"
             assignment = f"{flag}=" if flag.startswith("--set ") else f"{flag} "
-            message = flag + re.sub(rf"\b(?<![.-]){name}=", assignment, message[match.end():])
+            message = flag + re.sub(rf"(?<![\w.-])(?<!--set ){name}=", assignment, message[match.end():])
         for phrase, flag in (phrases or {}).items():
             message = message.replace(phrase, flag)
         raise type(exc)(message) from None
