@@ -17,8 +17,16 @@ split* that are not in the subset (the cell's held-out images; the test set is n
 
 ``--compare cgan=600`` measures the same figures for another family at a fixed step count (the
 downstream protocol's ``cgan``), its samples at its own settings. The training seconds exclude the
-measuring. Writes ``benchmarks/results/ddpm_coverage_<dataset>_<budget>.json`` after each family
-(a rerun skips the families already there)::
+measuring.
+
+Every snapshot also records the trainer's own snapshot score (``TrainingDataScore``, as
+``time_to_grid.py`` does, with its convergence verdict) and an 8-per-class grid; with
+``--measure-every`` larger than ``--snapshot-every`` the coverage figures are taken only at its
+multiples and the last step, so one training run gives a fine convergence curve and the figures
+at a few training lengths (``benchmarks/gpu.sh`` runs it so). The grids of the measured steps go
+into one PNG next to the JSON (``grids/``), top to bottom. Writes
+``benchmarks/results/ddpm_coverage_<dataset>_<budget>.json`` after each snapshot (an unfinished
+family is marked ``"partial": true``) and after each family (a rerun skips the finished families)::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ddpm_coverage.py --steps 6000 --snapshot-every 1500 \\
         --guidance 1,2,3 --compare cgan=600
@@ -37,9 +45,10 @@ import torch
 from downstream import convergence_epochs
 from harness import RESULTS, git_commit, machine, write_json
 from protocol import CELLS, draw_cell, load_split
-from time_to_grid import snapshot_steps
+from time_to_grid import TimedScore, converged_at, snapshot_steps
 
 import augmentgen
+from augmentgen._images import save_sample_grid
 from augmentgen.data import LabelledImages
 from augmentgen.metrics import (
     diversity_ratio,
@@ -52,7 +61,6 @@ from augmentgen.metrics import (
 )
 from augmentgen.models import build_config
 from augmentgen.training import Trainer, TrainingConfig
-from augmentgen.training.snapshots import TrainingDataScore
 
 
 def samples_at(generator, per_class: int, seed: int, guidance: float | None) -> LabelledImages:
@@ -67,9 +75,10 @@ def coverage_figures(synthetic: LabelledImages, cell, reference, args) -> dict:
     k, held, subset = synthetic.num_classes, cell.heldout, cell.subset
     consistency = per_class_accuracy(reference, synthetic, num_classes=k)
     cas_model = train_classifier(synthetic, epochs=args.epochs, min_steps=args.min_steps, seed=args.seed, num_classes=k,
-                                 device="cpu")
+                                 device=args.device)
     figures = {"class_consistency": sum(consistency) / k, "cas": evaluate_accuracy(cas_model, held)}
-    spaces = {"pixels": lambda images: images, "features": lambda images: features(reference, images)}
+    # the features come back on the classifier's device; the ratios are taken on the CPU, beside the labels
+    spaces = {"pixels": lambda images: images, "features": lambda images: features(reference, images).cpu()}
     for space, embed in spaces.items():
         fake, train, real = embed(synthetic.images), embed(subset.images), embed(held.images)
         diversity = diversity_ratio(fake, synthetic.labels, real, held.labels, num_classes=k, seed=args.seed)
@@ -80,48 +89,87 @@ def coverage_figures(synthetic: LabelledImages, cell, reference, args) -> dict:
 
 
 class SweepScore:
-    """The trainer's snapshot score, plus the coverage figures of every guidance scale at each snapshot
-    (the time they take is kept out of the training seconds)."""
+    """The trainer's snapshot score and grid (:class:`time_to_grid.TimedScore`) at each snapshot,
+    plus the coverage figures of every guidance scale at the measured ones (multiples of
+    ``measure_every`` and the last step); the time they take is kept out of the training seconds."""
 
-    def __init__(self, data, cell, reference, args, guidance: list[float | None], steps: list[int]):
-        self.score = TrainingDataScore(data, seed=args.seed, device="cpu")
+    def __init__(self, data, cell, reference, args, guidance: list[float | None], steps: list[int],
+                 measure_every: int, progress=None):
+        self.timed = TimedScore(data, seed=args.seed, device=args.device)
         self.cell, self.reference, self.args, self.guidance, self.steps = cell, reference, args, guidance, steps
-        self.start, self.measuring, self.records = time.perf_counter(), 0.0, []
+        self.measure_every, self.progress, self.records = measure_every, progress, []
+
+    def measured(self, step: int) -> bool:
+        return step % self.measure_every == 0 or step == self.steps[-1]
 
     def __call__(self, generator) -> dict:
         t0 = time.perf_counter()
-        step = self.steps[len(self.records) // len(self.guidance)]  # the trainer scores these steps, in order
-        for scale in self.guidance:
-            synthetic = samples_at(generator, self.args.per_class, self.args.seed, scale)
-            self.records.append({"step": step, "guidance_scale": scale,
-                                 "train_seconds": round(t0 - self.start - self.measuring, 1),
-                                 **coverage_figures(synthetic, self.cell, self.reference, self.args)})
-            print(f"  step {step}, guidance {scale}: " + ", ".join(
-                f"{k} {v:.3f}" for k, v in self.records[-1].items() if isinstance(v, float)), flush=True)
-        scores = self.score(generator)
-        self.measuring += time.perf_counter() - t0
+        timed = self.timed
+        step = self.steps[len(timed.records)]  # the trainer scores these steps, in order
+        train_seconds = round(t0 - timed.start - timed.scoring, 1)
+        if self.measured(step):
+            for scale in self.guidance:
+                synthetic = samples_at(generator, self.args.per_class, self.args.seed, scale)
+                self.records.append({"step": step, "guidance_scale": scale, "train_seconds": train_seconds,
+                                     **coverage_figures(synthetic, self.cell, self.reference, self.args)})
+                print(f"  step {step}, guidance {scale}: " + ", ".join(
+                    f"{k} {v:.3f}" for k, v in self.records[-1].items() if isinstance(v, float)), flush=True)
+        timed.scoring += time.perf_counter() - t0  # the measuring is not training either
+        scores = timed(generator)
+        timed.records[-1]["step"] = step
+        print(f"  step {step}: snapshot score {scores['score']:.4f} after {train_seconds} s of training", flush=True)
+        if self.progress is not None:
+            self.progress(self)
         return scores
 
 
+def family_entry(sweep: SweepScore, family: str, steps: int, every: int, args, out: Path) -> dict:
+    """The JSON entry of a family so far: coverage records, snapshot scores, convergence, grids."""
+    snapshots = sweep.timed.records
+    index = converged_at(snapshots, args.tolerance) if snapshots else None
+    measured = [i for i, r in enumerate(snapshots) if sweep.measured(r["step"])]
+    grids = {}
+    if measured:
+        path = out.parent / "grids" / f"{out.stem}_{family}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_sample_grid(torch.cat([sweep.timed.grids[i] for i in measured]), 8, path)
+        grids = {"path": str(path.relative_to(out.parent)), "steps": [snapshots[i]["step"] for i in measured],
+                 "layout": "8 samples a row, one row per class, the measured steps top to bottom"}
+    return {"steps": steps, "snapshot_every": every, "measure_every": sweep.measure_every,
+            "records": sweep.records, "snapshots": snapshots,
+            "best_score": max((r["score"] for r in snapshots), default=None),
+            "converged": index is not None,
+            "converged_step": None if index is None else snapshots[index]["step"],
+            "converged_train_seconds": None if index is None else snapshots[index]["train_seconds"],
+            "grids": grids, "git_commit": git_commit()}
+
+
 def measure_family(family: str, steps: int, every: int, guidance: list[float | None], cell, reference,
-                   args) -> dict:
-    """Train ``family`` on the cell's subset for ``steps``, measuring at every ``every`` steps."""
+                   args, *, measure_every: int | None = None, out: Path, progress=None) -> dict:
+    """Train ``family`` on the cell's subset for ``steps``, scoring a snapshot every ``every`` steps and
+    measuring its coverage every ``measure_every`` (default ``every``); ``progress(entry)`` gets the
+    family's entry so far after each snapshot."""
     subset = cell.subset
     config = build_config(family, num_classes=subset.num_classes, class_names=subset.class_names,
                           image_size=subset.image_shape[1], in_channels=subset.image_shape[0])
     training = TrainingConfig(steps=steps, batch_size=64, seed=args.seed, checkpoint_every=0, sample_every=0,
                               log_every=max(1, steps // 20), snapshot_every=every)
     holder: dict[str, SweepScore] = {}
+    t0 = time.perf_counter()
+
+    def report(sweep: SweepScore) -> None:
+        progress({**family_entry(sweep, family, steps, every, args, out),
+                  "wall_seconds": round(time.perf_counter() - t0, 1)})
 
     def factory(data):
-        holder["score"] = SweepScore(data, cell, reference, args, guidance, snapshot_steps(steps, every))
+        holder["score"] = SweepScore(data, cell, reference, args, guidance, snapshot_steps(steps, every),
+                                     measure_every or every, report if progress else None)
         return holder["score"]
 
-    t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         Trainer(config, training, tmp, snapshot_scorer=factory).fit(subset)
-    return {"steps": steps, "snapshot_every": every, "records": holder["score"].records,
-            "wall_seconds": round(time.perf_counter() - t0, 1), "git_commit": git_commit()}
+    return {**family_entry(holder["score"], family, steps, every, args, out),
+            "wall_seconds": round(time.perf_counter() - t0, 1)}
 
 
 def main() -> None:
@@ -130,14 +178,23 @@ def main() -> None:
     p.add_argument("--budget", default="50pc")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=6000, help="ddpm training steps")
-    p.add_argument("--snapshot-every", type=int, default=1500, help="measure the ddpm every N steps")
+    p.add_argument("--snapshot-every", type=int, default=1500,
+                   help="score a snapshot of the ddpm (and save its grid) every N steps")
+    p.add_argument("--measure-every", type=int,
+                   help="measure the ddpm's coverage every N steps and at the last (default: --snapshot-every)")
+    p.add_argument("--tolerance", type=float, default=0.05,
+                   help="convergence: relative distance to the best snapshot score (as time_to_grid.py)")
     p.add_argument("--guidance", default="1,2,3", help="comma-separated classifier-free guidance scales")
     p.add_argument("--per-class", type=int, default=40, help="samples per class and guidance scale")
     p.add_argument("--compare", default="cgan=600", help="family=steps measured once at the end ('' for none)")
     p.add_argument("--epochs", type=float, help="classifier budget (default: the cell's convergence sweep)")
     p.add_argument("--min-steps", type=int, default=200, help="the fewest steps of a classifier")
+    p.add_argument("--device", default="cpu", help="where the classifiers and the snapshot score run (the "
+                   "generators train where Accelerate puts them: CUDA when there is one)")
     p.add_argument("--out")
     args = p.parse_args()
+    if args.measure_every and args.measure_every % args.snapshot_every:
+        p.error("--measure-every must be a multiple of --snapshot-every: the coverage is measured at snapshots")
     args.epochs = args.epochs or convergence_epochs(args.dataset, args.budget)
     out = Path(args.out or RESULTS / f"ddpm_coverage_{args.dataset}_{args.budget}.json")
     result = json.loads(out.read_text()) if out.exists() else {
@@ -146,19 +203,33 @@ def main() -> None:
         "reference": "ResNet-8 trained on the subset; heldout: training-split images not in the subset "
                      "(the test set is never read)", "families": {}}
     cell = draw_cell(load_split(args.dataset), args.dataset, args.budget, args.seed)
-    reference = train_classifier(cell.subset, epochs=args.epochs, min_steps=args.min_steps, seed=args.seed, device="cpu")
+    reference = train_classifier(cell.subset, epochs=args.epochs, min_steps=args.min_steps, seed=args.seed,
+                                 device=args.device)
     runs = [("ddpm", args.steps, args.snapshot_every, [float(g) for g in args.guidance.split(",")])]
     for entry in filter(None, args.compare.split(",")):
         family, steps = entry.split("=")
         runs.append((family, int(steps), int(steps), [None]))
+    result.update({"machine": machine(args.device), "torch": torch.__version__, "augmentgen": augmentgen.__version__,
+                   "classifier_epochs": args.epochs})
     for family, steps, every, guidance in runs:
-        if family in result["families"]:
+        if family in result["families"] and not result["families"][family].get("partial"):
             continue
-        print(f"{family}: {steps} steps, measured every {every} at guidance {guidance}", flush=True)
-        result["families"][family] = measure_family(family, steps, every, guidance, cell, reference, args)
-        result.update({"machine": machine("cpu"), "torch": torch.__version__, "augmentgen": augmentgen.__version__,
-                       "classifier_epochs": args.epochs})
+        measure_every = (args.measure_every or every) if family == "ddpm" else every
+        print(f"{family}: {steps} steps, snapshot scored every {every}, measured every {measure_every} "
+              f"at guidance {guidance}", flush=True)
+
+        def progress(entry, family=family):
+            result["families"][family] = {**entry, "partial": True}
+            write_json(out, result)
+
+        result["families"][family] = measure_family(family, steps, every, guidance, cell, reference, args,
+                                                    measure_every=measure_every, out=out, progress=progress)
         write_json(out, result)
+        entry = result["families"][family]
+        if entry["snapshots"]:
+            print(f"{family}: best snapshot score {entry['best_score']:.4f}; " +
+                  (f"converged at step {entry['converged_step']}" if entry["converged"] else
+                   f"not converged in {steps} steps"), flush=True)
 
 
 if __name__ == "__main__":
