@@ -117,8 +117,9 @@ def test_errors_are_one_line_messages_with_exit_code_2(tmp_path, capsys):
     assert "--methods" in capsys.readouterr().err
     assert main(["eval", "--model", str(tmp_path / "none"), "--data", "mnist", "--methods", "vary:strong"]) == 2
     assert "only vary takes a strength" in capsys.readouterr().err
-    assert main(["eval", "--model", str(tmp_path / "none"), "--data", "mnist", "--bank-per-image", "0"]) == 2
-    assert "--bank-per-image must be at least 1" in capsys.readouterr().err
+    assert main(["eval", "--model", str(tmp_path / "none"), "--data", "mnist", "--bank-per-image", "-1"]) == 2
+    assert "--bank-per-image must be at least 0 (synthetic rows per real image in each bank; 0 samples them at " \
+        "every step)" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert "no data at" in capsys.readouterr().err
     assert main(["train", "--set", "no_such_field=1", "--out", str(tmp_path / "o")]) == 2

@@ -67,11 +67,13 @@ def _eval(args) -> int:
         plot_per_class,
         write_report,
     )
+    from ..metrics.scores import check_bank_per_image
     from ..models import sampling_progress
 
     out, choice = _check_eval_arguments(args)  # the evaluation can take hours: what can fail fails first
     generator = from_pretrained(args.model, device=args.device)
     _check_methods_fit(generator, choice["methods"])
+    choice["bank_per_image"] = check_bank_per_image(choice["bank_per_image"], generator)
     columns = {"data_dir": args.data_dir, "channels": generator.image_shape[0], "image_column": args.image_column,
                "label_column": args.label_column}
     train_data = _load_named("--data", args.data, per_class=args.per_class, seed=args.seed, **columns)
@@ -107,11 +109,14 @@ def _check_eval_arguments(args) -> tuple[Path, dict]:
     _note_renamed_options(args)
     choice = dict(candidate_ratios=_ratios(args.ratios), methods=_methods(args.methods),
                   baselines=_baselines(args.baselines), controls=_controls(args.controls), metric=args.metric,
-                  repeats=args.repeats, bank_per_image=args.bank_per_image)
+                  repeats=args.repeats,
+                  # unset: the family's default (a bank for ddpm); 0: rows sampled at every step
+                  bank_per_image="auto" if args.bank_per_image is None else args.bank_per_image or None)
     _check_counts(args, {"per_class": "training images of each class", "steps": "classifier training steps",
                          "synthetic_per_class": "synthetic images of each class",
-                         "repeats": "paired seeds of the downstream gain",
-                         "bank_per_image": "synthetic rows per real image in each bank"})
+                         "repeats": "paired seeds of the downstream gain"})
+    _check_counts(args, {"bank_per_image": "synthetic rows per real image in each bank; 0 samples them at "
+                                           "every step"}, least=0)
     _check_counts(args, {"min_steps": "the fewest steps of an --epochs budget; 0 sets no floor"}, least=0)
     check_seed(args.seed, "--seed", use="it seeds the subsets, the samples and the classifiers", bits=63)
     if args.epochs is not None and not (math.isfinite(args.epochs) and args.epochs > 0):
@@ -171,11 +176,14 @@ def _eval_summary(args, generator, train_data, test_data, held_out: str, plan: d
     k = train_data.num_classes
     sampling = (f"{k * args.synthetic_per_class} synthetic images once ({args.synthetic_per_class} per class) for "
                 "consistency, CAS, distances and coverage; ")
-    if args.bank_per_image is None:
+    bank = plan["bank_per_image"]
+    if bank is None:
         sampling += "the synthetic arms sample their rows at every training step (--bank-per-image K: once per arm)"
     else:
         sampling += (f"up to {plan['bank_fills']} banks for the synthetic arms, each filled once from the arm's "
-                     f"training data ({args.bank_per_image} rows per real image of its largest class)")
+                     f"training data ({bank} rows per real image of its largest class"
+                     + (f"; the {generator.family} default, as its sampler is slow: --bank-per-image 0 samples "
+                        "at every step instead)" if args.bank_per_image is None else ")"))
     seeds = ("1 seed (one seed is not evidence: --repeats 5 gives an interval)" if args.repeats == 1
              else f"{args.repeats} paired seeds, {args.seed} to {args.seed + args.repeats - 1}")
     return "\n".join([

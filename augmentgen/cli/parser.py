@@ -268,8 +268,9 @@ def _add_eval_command(sub) -> None:
     e.add_argument("--bank-per-image", type=int, default=None, metavar="K",
                    help="draw each synthetic arm's rows from a bank filled once from the data it trains on (K "
                         "synthetic rows per real image of its largest class, or K variations per image for vary, "
-                        "interpolate, extrapolate) instead of sampling at every training step: the way to evaluate "
-                        "a slow sampler such as ddpm (the fills are counted at start-up)")
+                        "interpolate, extrapolate) instead of sampling at every training step (the fills are "
+                        "counted at start-up). Default: the family's, a bank of 4 for ddpm (a slow sampler), rows "
+                        "sampled at every step for the others; 0 samples at every step")
     e.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the GPU when there is one)")
     e.add_argument("--out", type=_path,
                    help="folder for eval.json and eval.png, checked writable before any work (default: the model "

@@ -69,7 +69,7 @@ def evaluate_generator(
     repeats: int = 1,
     device: str | torch.device | None = None,
     progress=None,
-    bank_per_image: int | None = None,
+    bank_per_image: int | str | None = "auto",
 ) -> dict:
     """Every augmentgen metric of ``generator`` on the user's data, as one JSON-ready dict.
 
@@ -113,9 +113,11 @@ def evaluate_generator(
         progress: a tqdm bar advanced once per classifier trained (:func:`evaluation_plan` gives
             its total); its postfix names the phase, sampling included. For a bar of the images
             sampled, wrap the call in ``with augmentgen.models.sampling_progress(images_bar):``.
-        bank_per_image: None (rows sampled live at every training step of a synthetic arm) or K:
-            each synthetic arm draws from a bank filled once from the data it trains on (see
-            :func:`~augmentgen.metrics.downstream_gain`), the way to evaluate a slow sampler (``ddpm``).
+        bank_per_image: ``"auto"`` (the family's ``default_bank_per_image``: a bank of 4 for
+            ``ddpm``, live sampling for the others), None (rows sampled live at every training step
+            of a synthetic arm) or K: each synthetic arm draws from a bank filled once from the data
+            it trains on (see :func:`~augmentgen.metrics.downstream_gain`), the way to evaluate a
+            slow sampler.
 
     Returns:
         ``{"extractor", "reference_accuracy", "class_consistency", "cas", "downstream",
@@ -132,7 +134,7 @@ def evaluate_generator(
             unknown method, baseline, control, metric or balance, a variation method on a generator
             without an encoder, ratios, counts, a budget, a progress bar or a seed of the wrong kind, a
             device that is not one or absent here), before any classifier trains.
-        ConfigError: also a ``bank_per_image`` that is not None or an int >= 1.
+        ConfigError: also a ``bank_per_image`` that is not ``"auto"``, None or an int >= 1.
         DataError: data that is not images and labels, whose shape or classes differ from the generator's,
             or with a class of fewer than 2 training images (the validation split needs 2).
     """
@@ -146,7 +148,7 @@ def evaluate_generator(
     budget = dict(steps=steps, epochs=epochs, min_steps=min_steps)
     choice = dict(candidate_ratios=candidate_ratios, methods=methods, baselines=baselines, controls=controls,
                   metric=metric, balance=balance, device=_check_device(device), progress=progress,
-                  bank_per_image=bank_per_image)
+                  bank_per_image=check_bank_per_image(bank_per_image, generator))
     _check_choice_and_budget(generator, train_data, seed, choice, budget)
     start = time.perf_counter()
     report = _one_seed_report(generator, train_data, test_data, seed, per_class, budget, choice)
@@ -167,7 +169,6 @@ def _check_choice_and_budget(generator, train_data: LabelledImages, seed: int, c
                    **{k: choice[k] for k in ("candidate_ratios", "methods", "baselines", "controls", "metric",
                                              "balance")})
     _check_run(choice["progress"], **budget)
-    check_bank_per_image(choice["bank_per_image"])
 
 
 def _one_seed_report(generator, train_data: LabelledImages, test_data: LabelledImages, seed: int, per_class: int,
@@ -232,14 +233,16 @@ def _counted_run(progress, what: str, train):
 def evaluation_plan(train_data, *, candidate_ratios: Sequence[float] = (0.0, 0.25, 0.5, 1.0),
                     methods: Sequence[str] = ("plain",), baselines: str | Sequence[str] | None = "strong",
                     controls: str | Sequence[str] | None = DEFAULT_CONTROLS, metric: str = "auto",
-                    repeats: int = 1, bank_per_image: int | None = None) -> dict:
+                    repeats: int = 1, bank_per_image: int | str | None = None, generator=None) -> dict:
     """What :func:`evaluate_generator` will train, before it trains anything: the
     :func:`~augmentgen.metrics.scores.downstream_plan` of the first seed, plus ``"classifier_runs"``
     (at most this many classifiers in all, each with the full budget: the reference, CAS, and
     the downstream arms of every seed) and ``"classifier_runs_classic_only"`` (the same with
     ``baselines="none"``) and ``"bank_fills"`` (with ``bank_per_image``: at most this many banks of
-    synthetic rows filled, each sampled once, over every seed; 0 without)."""
+    synthetic rows filled, each sampled once, over every seed; 0 without). ``generator``: the one to
+    be evaluated, which resolves ``bank_per_image="auto"`` as :func:`evaluate_generator` does."""
     _check_count("repeats", repeats, "paired seeds of the downstream gain")
+    bank_per_image = check_bank_per_image(bank_per_image, generator)
     counts = train_data.class_counts if hasattr(train_data, "class_counts") else list(train_data)
     check_splittable(counts, class_names=getattr(train_data, "class_names", None))  # every seed chooses on a split
     common = dict(candidate_ratios=candidate_ratios, methods=methods, metric=metric, controls=controls,

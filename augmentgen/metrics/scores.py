@@ -275,7 +275,7 @@ def downstream_plan(train_data, *, baselines: str | Sequence[str] | None = "stro
     names = resolve_baselines(baselines, counts)
     methods = _check_methods(methods, ratio, "append")  # as downstream_gain will take them
     control_names = resolve_controls(controls)
-    check_bank_per_image(bank_per_image)
+    bank_per_image = check_bank_per_image(bank_per_image)
     shared = dict(methods=methods, candidate_ratios=candidate_ratios, ratio=ratio, include_noaug=include_noaug,
                   reuse_classic=reuse_classic, n_controls=len(control_names))
     return {"baselines": names, "controls": control_names, "imbalanced": is_imbalanced(counts),
@@ -354,7 +354,7 @@ def downstream_gain(
     device: str | torch.device | None = None,
     real_classic_model: ReferenceClassifier | None = None,
     progress=None,
-    bank_per_image: int | None = None,
+    bank_per_image: int | str | None = "auto",
 ) -> dict:
     """ΔAcc: do ``generator``'s samples improve on the best a user can do without a generator?
 
@@ -390,8 +390,10 @@ def downstream_gain(
     augmentation and this budget and seed, used as the classic arm instead of training it again.
     ``progress``: a tqdm bar (anything with ``update``, ``set_postfix_str`` and ``total``)
     advanced once per classifier; :func:`downstream_plan` says how many to expect.
-    ``bank_per_image``: None (the default) samples every synthetic arm's rows live at each training
-    step (a slow family such as ``ddpm`` then samples for every step of every arm). An int K >= 1
+    ``bank_per_image``: ``"auto"`` (the default) takes the family's
+    :attr:`~augmentgen.models.ConditionalGenerator.default_bank_per_image`: a bank of 4 for ``ddpm``,
+    whose sampler runs many network passes per image, live sampling for the others. None samples
+    every synthetic arm's rows live at each training step. An int K >= 1
     gives each synthetic arm a :class:`~augmentgen.mixing.SyntheticPool` filled once from the data
     that arm trains on (the validation split's training part for a validation candidate, so no row
     is made from a validation image; all of ``train_data`` for a final arm): ``K * (images in its
@@ -426,7 +428,7 @@ def downstream_gain(
         validation_fraction=validation_fraction)
     _check_run(progress, include_noaug=include_noaug, real_classic_model=real_classic_model, steps=steps,
                epochs=epochs, min_steps=min_steps, batch_size=batch_size, width=width)
-    check_bank_per_image(bank_per_image)
+    bank_per_image = check_bank_per_image(bank_per_image, generator)  # "auto": the family's default
     device = _check_device(device)
     runs = _Runs(progress, _planned_runs(len(names), methods, candidate_ratios, ratio, include_noaug,
                                          real_classic_model is not None, len(control_names)))
@@ -566,12 +568,22 @@ def _check_run(progress, *, include_noaug: bool = True, real_classic_model=None,
                           f"or None, got the {type(real_classic_model).__name__} {real_classic_model!r}")
 
 
-def check_bank_per_image(bank_per_image) -> None:
-    """``bank_per_image``: None (rows sampled live at each step) or an int >= 1."""
+def check_bank_per_image(bank_per_image, generator: ConditionalGenerator | None = None) -> int | None:
+    """``bank_per_image``: None (rows sampled live at each step), an int >= 1, or ``"auto"``: the
+    generator's family's :attr:`~augmentgen.models.ConditionalGenerator.default_bank_per_image`
+    (needs ``generator``). Returns the resolved value."""
+    if isinstance(bank_per_image, str) and bank_per_image == "auto":
+        if generator is None:
+            raise ConfigError("bank_per_image='auto' is the generator's family default: pass generator=... to "
+                              "resolve it, or an int >= 1 (a bank) or None (rows sampled at every step)")
+        return generator.default_bank_per_image
     if bank_per_image is not None and (isinstance(bank_per_image, bool) or not isinstance(bank_per_image, numbers.Integral)
                                        or bank_per_image < 1):
+        auto = " or 'auto' (the family's default)" if generator is not None else ""
         raise ConfigError("bank_per_image takes a number of synthetic rows per real image, an int >= 1 (a bank "
-                          f"filled once per synthetic arm), or None (rows sampled at every step); got {bank_per_image!r}")
+                          f"filled once per synthetic arm), None (rows sampled at every step){auto}; got "
+                          f"{bank_per_image!r}")
+    return None if bank_per_image is None else int(bank_per_image)
 
 
 def _check_generator(generator, call: str) -> None:

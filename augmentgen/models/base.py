@@ -217,6 +217,10 @@ class ConditionalGenerator(nn.Module):
     """
 
     config_class: ClassVar[type[GeneratorConfig]] = GeneratorConfig
+    #: How an evaluation draws this family's synthetic rows unless told (``bank_per_image="auto"``):
+    #: None samples them at every training step; K fills a bank once per arm, K rows per real image,
+    #: for a family whose sampler runs many network passes per image (a diffusion model's).
+    default_bank_per_image: ClassVar[int | None] = None
 
     def __init__(self, config: GeneratorConfig):
         super().__init__()

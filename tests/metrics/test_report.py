@@ -217,6 +217,32 @@ def test_a_bank_is_filled_once_from_the_data_each_arm_trains_on(split, monkeypat
     assert set(banked["selection"]) == set(live["selection"])
 
 
+def test_a_slow_family_is_evaluated_from_a_bank_unless_told_otherwise(split, monkeypatch):
+    from augmentgen.families.ddpm import DDPMGenerator
+    from augmentgen.metrics import downstream_plan
+    from augmentgen.metrics.report import evaluation_plan
+
+    class SlowSampler(RealImagesGenerator):  # as ddpm declares it: many network passes per image
+        default_bank_per_image = 2
+
+    assert DDPMGenerator.default_bank_per_image == 4 and RealImagesGenerator.default_bank_per_image is None
+    train, test = split
+    generator = SlowSampler(train)
+    options = dict(steps=STEPS, seed=0, candidate_ratios=(0.5,), baselines="none", controls="none",
+                   include_noaug=False)
+    calls = _counting_samples(generator, monkeypatch)
+    auto = downstream_gain(generator, train, test, **options)  # bank_per_image="auto", the default
+    assert auto["bank_per_image"] == 2 and auto["bank_fills"] >= 1 and len(calls) == auto["bank_fills"]
+    calls.clear()
+    live = downstream_gain(generator, train, test, bank_per_image=None, **options)
+    assert live["bank_per_image"] is None and live["bank_fills"] == 0 and len(calls) > STEPS
+    plan = evaluation_plan(train, candidate_ratios=(0.5,), bank_per_image="auto", generator=generator)
+    assert plan["bank_per_image"] == 2 and plan["bank_fills"] > 0
+    assert evaluation_plan(train, bank_per_image="auto", generator=RealImagesGenerator(train))["bank_fills"] == 0
+    with pytest.raises(ConfigError, match="bank_per_image='auto' is the generator's family default: pass generator="):
+        downstream_plan(train, bank_per_image="auto")
+
+
 def test_a_variation_bank_never_sees_the_validation_images(split, monkeypatch):
     from augmentgen.metrics import validation_split
     from augmentgen.mixing import SyntheticPool
