@@ -19,6 +19,9 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
     ("variations.py", ["--gen-steps", "5"], "rows made from real rows: 224"),  # 7 batches x 32 rows
     ("variations.py", ["--control"], "source=RealRowSource"),
     ("variation_bank.py", ["--gen-steps", "5", "--per-image", "1"], "real images behind the bank: 500 of 500"),
+    # 50 down to 5 per class: the rows go to the classes furthest below the commonest (none to it)
+    ("long_tailed.py", ["--gen-steps", "5"], "rows made per class: [0, 3, 7, 9, 10, 13, 12, 13, 14, 15]"),
+    ("long_tailed.py", ["--source", "pixel-mix"], "source=PixelMixSource"),
 ])
 def test_example_runs(script, args, expected):
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "NO_ALBUMENTATIONS_UPDATE": "1",
