@@ -94,18 +94,13 @@ def _check_device(name: str | None) -> None:
 def _check_methods_fit(generator, methods: list[str], *, option: str = "--methods") -> None:
     """A variation method the generator cannot run fails now, not after the first classifiers (eval) or
     once the data is loaded (sample --variations-of)."""
-    from ..metrics.methods import method_options
-    from ..mixing import VariationSource
+    from ..metrics.scores import unfit_method
 
-    for method in methods:
-        options = method_options(method)  # vary:0.3 is vary at strength 0.3 (a ddpm's is at most 1)
-        if "variation" in options:
-            strength = {"strength": options["strength"]} if "strength" in options else {}
-            try:
-                VariationSource(generator, options["variation"], **strength)
-            except ConfigError as exc:
-                fix = f"or drop {method} from --methods" if option == "--methods" else "pass such a --model"
-                raise ConfigError(f"{option} {method}: {exc}; {fix}") from None
+    unfit = unfit_method(generator, methods)  # vary:0.3 is vary at strength 0.3 (a ddpm's is at most 1)
+    if unfit is not None:
+        method, exc = unfit
+        fix = f"or drop {method} from --methods" if option == "--methods" else "pass such a --model"
+        raise ConfigError(f"{option} {method}: {exc}; {fix}")
 
 
 def _check_data_fits(generator, model: str, data: dict, *,

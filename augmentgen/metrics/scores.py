@@ -636,9 +636,10 @@ def _check_ratios(candidate_ratios, ratio, mode: str) -> None:
                           f"{candidate_ratios!r}")
 
 
-def _check_methods_fit(generator: ConditionalGenerator, methods: list[str]) -> None:
-    """A variation method (``vary``, ``interpolate``, ``extrapolate``) the generator cannot run fails
-    now, not after the baselines trained (as ``augmentgen eval --methods``)."""
+def unfit_method(generator: ConditionalGenerator, methods: Sequence[str]) -> tuple[str, ConfigError] | None:
+    """The first variation method (``vary``, ``vary:0.3``, ``interpolate``, ``extrapolate``) of
+    ``methods`` that ``generator`` cannot run, with the reason; None when it can run them all.
+    Callers word the refusal in their own terms (``methods=`` here, ``--methods`` on the CLI)."""
     from ..mixing import VariationSource
 
     for method in methods:
@@ -647,7 +648,16 @@ def _check_methods_fit(generator: ConditionalGenerator, methods: list[str]) -> N
             try:
                 VariationSource(generator, options.pop("variation"), **options)  # as _GainArms.mix makes it
             except ConfigError as exc:
-                raise ConfigError(f"methods: {method}: {exc}; or drop {method!r} from methods") from None
+                return method, exc
+    return None
+
+
+def _check_methods_fit(generator: ConditionalGenerator, methods: list[str]) -> None:
+    """A variation method the generator cannot run fails now, not after the baselines trained."""
+    unfit = unfit_method(generator, methods)
+    if unfit is not None:
+        method, exc = unfit
+        raise ConfigError(f"methods: {method}: {exc}; or drop {method!r} from methods")
 
 
 def _check_device(device) -> torch.device:
