@@ -71,6 +71,7 @@ def test_sample_formats_and_eval_report(tmp_path, capsys):
     assert "baselines:     classic, mixup-cutmix (up to 4 more classifier runs than --baselines none: 18 " \
            "instead of 14)" in summary
     assert "controls:      real-rows, pixel-mix (as many rows a step without a generator" in summary
+    assert "synthetic:     plain at ratios 0,0.5" in summary  # a cgan makes no rows from real images
     assert "classifiers:   up to 18 runs of 3 steps each" in summary and "2 paired seeds, 0 to 1" in summary
     assert "sampling:      40 synthetic images once (4 per class) for consistency, CAS, distances and coverage; " \
            "the synthetic arms sample their rows at every training step" in summary

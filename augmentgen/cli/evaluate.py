@@ -67,11 +67,12 @@ def _eval(args) -> int:
         plot_per_class,
         write_report,
     )
-    from ..metrics.scores import check_bank_per_image
+    from ..metrics.scores import check_bank_per_image, resolve_methods
     from ..models import sampling_progress
 
     out, choice = _check_eval_arguments(args)  # the evaluation can take hours: what can fail fails first
     generator = from_pretrained(args.model, device=args.device)
+    choice["methods"] = list(resolve_methods(choice["methods"], generator))
     _check_methods_fit(generator, choice["methods"])
     choice["bank_per_image"] = check_bank_per_image(choice["bank_per_image"], generator)
     columns = {"data_dir": args.data_dir, "channels": generator.image_shape[0], "image_column": args.image_column,
@@ -107,7 +108,9 @@ def _check_eval_arguments(args) -> tuple[Path, dict]:
     from ..training.run_folder import check_writable
 
     _note_renamed_options(args)
-    choice = dict(candidate_ratios=_ratios(args.ratios), methods=_methods(args.methods),
+    choice = dict(candidate_ratios=_ratios(args.ratios),
+                  # unset: the family's candidates (plain, and vary where it makes rows from real images)
+                  methods="auto" if args.methods is None else _methods(args.methods),
                   baselines=_baselines(args.baselines), controls=_controls(args.controls), metric=args.metric,
                   repeats=args.repeats,
                   # unset: the family's default (a bank for ddpm); 0: rows sampled at every step
@@ -192,7 +195,7 @@ def _eval_summary(args, generator, train_data, test_data, held_out: str, plan: d
         "20% of each class is held out as the validation split that chooses everything",
         f"  test data:     {held_out}, {len(test_data)} images, used once per final arm",
         f"  baselines:     {baselines}",
-        f"  synthetic:     {', '.join(_methods(args.methods))} at ratios {args.ratios} on top of the best baseline "
+        f"  synthetic:     {', '.join(plan['methods'])} at ratios {args.ratios} on top of the best baseline "
         "(ratio 0: do not mix)",
         f"  controls:      {', '.join(plan['controls']) or 'none'}"
         + (" (as many rows a step without a generator, beside the chosen method)" if plan["controls"] else ""),

@@ -240,13 +240,14 @@ def _add_eval_command(sub) -> None:
     e.add_argument("--ratios", default="0,0.25,0.5,1",
                    help="comma-separated ratios (synthetic rows appended per real row of a batch) tried on a "
                         "validation split for the downstream gain; 0 lets it decide against mixing")
-    e.add_argument("--methods", default="plain",
+    e.add_argument("--methods", default=None,
                    help="comma-separated ways of using the synthetic rows, each tried at every ratio: plain, "
                         "filter (teacher filtering), soft (teacher soft labels, credited against the same "
                         "teacher on real rows), weighted (the rows count half a real row in the loss, no "
                         "teacher); with an encoder family also vary, interpolate, extrapolate "
                         "(rows made from the batch's real rows), vary:S for vary at strength S (0.5 otherwise; "
-                        "e.g. vary:0.3,vary:0.7 lets validation choose the strength)")
+                        "e.g. vary:0.3,vary:0.7 lets validation choose the strength). Default: plain, and vary "
+                        "where the family makes rows from real images (encoder families, ddpm)")
     e.add_argument("--baselines", default="strong",
                    help="what you would do without a generator, each trained and the best (B) chosen on the validation "
                         "split before the synthetic methods are tried on top of it: strong (classic augmentation and "

@@ -43,6 +43,7 @@ from .scores import (
     classification_accuracy_score,
     downstream_gain,
     downstream_plan,
+    resolve_methods,
     sample_uint8_per_class,
 )
 from .splits import check_splittable
@@ -61,7 +62,7 @@ def evaluate_generator(
     per_class: int = 200,
     seed: int = 0,
     candidate_ratios: Sequence[float] = (0.0, 0.25, 0.5, 1.0),
-    methods: Sequence[str] = ("plain",),
+    methods: str | Sequence[str] = "auto",
     baselines: str | Sequence[str] | None = "strong",
     controls: str | Sequence[str] | None = DEFAULT_CONTROLS,
     metric: str = "auto",
@@ -90,7 +91,8 @@ def evaluate_generator(
             (:data:`~augmentgen.metrics.methods.MIXING_METHODS`: ``"plain"``, ``"filter"``,
             ``"soft"``, ``"weighted"`` (synthetic rows at loss weight 0.5), and ``"vary"`` (or
             ``"vary:<strength>"``) / ``"interpolate"`` / ``"extrapolate"`` for generators that
-            make rows from real images).
+            make rows from real images). ``"auto"`` (the default): ``plain`` and, where the
+            family makes rows from real images (the encoder families, ``ddpm``), ``vary``.
         baselines: what a user would do without a generator, each trained and the best chosen on
             the validation split before the synthetic methods are tried on top of it:
             ``"strong"`` (classic augmentation and MixUp/CutMix, plus class-balanced resampling
@@ -146,7 +148,8 @@ def evaluate_generator(
     _check_data_matches(generator, train_data, test_data)
     seed = _check_seed(seed)  # numpy's ints too, as an int torch takes
     budget = dict(steps=steps, epochs=epochs, min_steps=min_steps)
-    choice = dict(candidate_ratios=candidate_ratios, methods=methods, baselines=baselines, controls=controls,
+    choice = dict(candidate_ratios=candidate_ratios, methods=resolve_methods(methods, generator),
+                  baselines=baselines, controls=controls,
                   metric=metric, balance=balance, device=_check_device(device), progress=progress,
                   bank_per_image=check_bank_per_image(bank_per_image, generator))
     _check_choice_and_budget(generator, train_data, seed, choice, budget)
@@ -231,7 +234,7 @@ def _counted_run(progress, what: str, train):
 
 
 def evaluation_plan(train_data, *, candidate_ratios: Sequence[float] = (0.0, 0.25, 0.5, 1.0),
-                    methods: Sequence[str] = ("plain",), baselines: str | Sequence[str] | None = "strong",
+                    methods: str | Sequence[str] = ("plain",), baselines: str | Sequence[str] | None = "strong",
                     controls: str | Sequence[str] | None = DEFAULT_CONTROLS, metric: str = "auto",
                     repeats: int = 1, bank_per_image: int | str | None = None, generator=None) -> dict:
     """What :func:`evaluate_generator` will train, before it trains anything: the
@@ -240,9 +243,11 @@ def evaluation_plan(train_data, *, candidate_ratios: Sequence[float] = (0.0, 0.2
     the downstream arms of every seed) and ``"classifier_runs_classic_only"`` (the same with
     ``baselines="none"``) and ``"bank_fills"`` (with ``bank_per_image``: at most this many banks of
     synthetic rows filled, each sampled once, over every seed; 0 without). ``generator``: the one to
-    be evaluated, which resolves ``bank_per_image="auto"`` as :func:`evaluate_generator` does."""
+    be evaluated, which resolves ``bank_per_image="auto"`` and ``methods="auto"`` as
+    :func:`evaluate_generator` does."""
     _check_count("repeats", repeats, "paired seeds of the downstream gain")
     bank_per_image = check_bank_per_image(bank_per_image, generator)
+    methods = resolve_methods(methods, generator)
     counts = train_data.class_counts if hasattr(train_data, "class_counts") else list(train_data)
     check_splittable(counts, class_names=getattr(train_data, "class_names", None))  # every seed chooses on a split
     common = dict(candidate_ratios=candidate_ratios, methods=methods, metric=metric, controls=controls,

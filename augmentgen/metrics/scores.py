@@ -283,7 +283,7 @@ def downstream_plan(train_data, *, baselines: str | Sequence[str] | None = "stro
             "metric": _resolve_metric(metric, counts),
             "classifier_runs": _planned_runs(len(names), **shared),
             "classifier_runs_classic_only": _planned_runs(1, **shared),
-            "bank_per_image": bank_per_image,
+            "methods": list(methods), "bank_per_image": bank_per_image,
             "bank_fills": 0 if bank_per_image is None else _planned_bank_fills(methods, candidate_ratios, ratio)}
 
 
@@ -650,6 +650,18 @@ def unfit_method(generator: ConditionalGenerator, methods: Sequence[str]) -> tup
             except ConfigError as exc:
                 return method, exc
     return None
+
+
+def resolve_methods(methods: str | Sequence[str], generator: ConditionalGenerator | None) -> Sequence[str]:
+    """``methods``, with ``"auto"`` as the generator's default candidates: free samples, and rows made
+    from real images (``vary``) where the family makes them. The benchmark suite's best synthetic
+    arm in every measured cell was such rows, never free samples (``benchmarks/README.md``)."""
+    if not (isinstance(methods, str) and methods == "auto"):
+        return methods
+    if generator is None:
+        raise ConfigError("methods='auto' is the generator's family default: pass generator=... to resolve it, "
+                          "or a list of methods such as ['plain', 'vary']")
+    return ("plain",) if unfit_method(generator, ["vary"]) is not None else ("plain", "vary")
 
 
 def _check_methods_fit(generator: ConditionalGenerator, methods: list[str]) -> None:

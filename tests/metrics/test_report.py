@@ -243,6 +243,24 @@ def test_a_slow_family_is_evaluated_from_a_bank_unless_told_otherwise(split, mon
         downstream_plan(train, bank_per_image="auto")
 
 
+def test_the_default_candidates_add_rows_made_from_real_images_where_the_family_makes_them(split):
+    from augmentgen.metrics.report import evaluation_plan
+    from augmentgen.metrics.scores import resolve_methods
+    from augmentgen.models import build_config, build_generator
+
+    train, _ = split
+    ae = build_generator(build_config("ae", num_classes=3, class_names=train.class_names, encoder_width=8,
+                                      decoder_width=8, latent_dim=8))
+    assert resolve_methods("auto", ae) == ("plain", "vary")
+    assert resolve_methods("auto", RealImagesGenerator(train)) == ("plain",)  # no vary: free samples only
+    assert resolve_methods(["soft"], ae) == ["soft"]  # what the user names is kept
+    plan = evaluation_plan(train, methods="auto", generator=ae)
+    assert plan["methods"] == ["plain", "vary"]
+    assert plan["classifier_runs"] == evaluation_plan(train, methods=["plain", "vary"])["classifier_runs"]
+    with pytest.raises(ConfigError, match="methods='auto' is the generator's family default: pass generator="):
+        evaluation_plan(train, methods="auto")
+
+
 def test_a_variation_bank_never_sees_the_validation_images(split, monkeypatch):
     from augmentgen.metrics import validation_split
     from augmentgen.mixing import SyntheticPool
