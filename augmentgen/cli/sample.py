@@ -110,8 +110,6 @@ _FLAGS = {"overwrite=True": "--overwrite", "format='grid'": "--format grid",
           "format='imagefolder'": "--format imagefolder"}
 
 
-
-
 def _sample_shards(args, temperature) -> int:
     from accelerate import PartialState
 

@@ -195,8 +195,7 @@ class DDPMGenerator(ConditionalGenerator):
     """Class-conditional diffusion (DDPM UNet, classifier-free guidance, DPM-Solver++ sampling)."""
 
     config_class = DDPMConfig
-    #: ``vary``'s strength is the fraction of the noise chain: 1 noises an image all the way.
-    max_vary_strength = 1.0
+    max_vary_strength = 1.0  # the fraction of the noise chain: 1 noises an image all the way
     #: A solver of ``sampling_steps`` UNet passes per image (about 150x slower than a cgan on a CPU,
     #: benchmarks/results/ddpm_sampling_speed.json): evaluations fill a bank once per arm, as the
     #: benchmark protocol's ddpm arms do (``ddpm:free@bank``, 4 rows per real image).

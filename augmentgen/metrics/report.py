@@ -152,7 +152,7 @@ def evaluate_generator(
                   baselines=baselines, controls=controls,
                   metric=metric, balance=balance, device=_check_device(device), progress=progress,
                   bank_per_image=check_bank_per_image(bank_per_image, generator))
-    _check_choice_and_budget(generator, train_data, seed, choice, budget)
+    _check_choice_and_budget(generator, train_data, choice, budget)
     start = time.perf_counter()
     report = _one_seed_report(generator, train_data, test_data, seed, per_class, budget, choice)
     gains = [report["downstream"]] + [
@@ -166,9 +166,9 @@ def evaluate_generator(
     return report
 
 
-def _check_choice_and_budget(generator, train_data: LabelledImages, seed: int, choice: dict, budget: dict) -> None:
+def _check_choice_and_budget(generator, train_data: LabelledImages, choice: dict, budget: dict) -> None:
     """The choice's options and the classifiers' budget, as :func:`downstream_gain` will take them."""
-    _check_choices(generator, train_data.class_counts, seed=seed, ratio=None, mode="append",
+    _check_choices(generator, train_data.class_counts, ratio=None, mode="append",
                    **{k: choice[k] for k in ("candidate_ratios", "methods", "baselines", "controls", "metric",
                                              "balance")})
     _check_run(choice["progress"], **budget)

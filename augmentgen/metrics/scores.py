@@ -423,7 +423,7 @@ def downstream_gain(
     _check_generator_fits(generator, train_data)
     seed = _check_seed(seed)  # numpy's ints too, as an int torch takes
     methods, names, control_names, metric, balance = _check_choices(
-        generator, train_data.class_counts, seed=seed, ratio=ratio, candidate_ratios=candidate_ratios,
+        generator, train_data.class_counts, ratio=ratio, candidate_ratios=candidate_ratios,
         methods=methods, baselines=baselines, controls=controls, metric=metric, mode=mode, balance=balance,
         validation_fraction=validation_fraction)
     _check_run(progress, include_noaug=include_noaug, real_classic_model=real_classic_model, steps=steps,
@@ -518,12 +518,11 @@ def _check_methods(methods: Sequence[str], ratio: float | None, mode: str) -> li
 # --------------------------------------------------------------------------- argument checks
 # Every argument of downstream_gain and evaluate_generator is checked before the first classifier
 # trains (each takes minutes at the default budget), so a typo fails in well under a second.
-def _check_choices(generator: ConditionalGenerator, class_counts: Sequence[int], *, seed, ratio, candidate_ratios,
+def _check_choices(generator: ConditionalGenerator, class_counts: Sequence[int], *, ratio, candidate_ratios,
                    methods, baselines, controls, metric, mode, balance, validation_fraction=0.2) -> tuple:
     """The choices of :func:`downstream_gain`, checked without training anything: ``(methods,
     baseline names, control names, metric, balance)`` as it uses them. Data that the validation
-    split it will need cannot split is refused here too."""
-    _check_seed(seed)
+    split it will need cannot split is refused here too. (The seed is its callers' first check.)"""
     if mode not in ("append", "replace"):
         raise ConfigError(f"mode must be 'append' or 'replace', got {mode!r}")
     _check_ratios(candidate_ratios, ratio, mode)

@@ -221,6 +221,9 @@ class ConditionalGenerator(nn.Module):
     #: None samples them at every training step; K fills a bank once per arm, K rows per real image,
     #: for a family whose sampler runs many network passes per image (a diffusion model's).
     default_bank_per_image: ClassVar[int | None] = None
+    #: The largest ``vary`` strength the family takes (None: no bound). A diffusion family's
+    #: strength is the fraction of its noise chain, so 1 noises an image all the way.
+    max_vary_strength: ClassVar[float | None] = None
 
     def __init__(self, config: GeneratorConfig):
         super().__init__()
@@ -514,7 +517,7 @@ def check_vary_strength(generator: ConditionalGenerator, strength, *, error: typ
     """``strength`` of ``generator.vary`` as a float: a finite number >= 0, at most the family's
     ``max_vary_strength`` (a diffusion family's fraction of its noise chain); else ``error`` naming
     what the strength means for the family."""
-    high = getattr(generator, "max_vary_strength", None)
+    high = generator.max_vary_strength
     try:
         value = float(strength)
     except (TypeError, ValueError):
