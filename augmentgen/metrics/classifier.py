@@ -79,9 +79,14 @@ class ReferenceClassifier(nn.Module):
         image_size (int): 28 or 32 (any size >= 8 works; recorded for reports).
         width (int, optional, defaults to 16): channels of the first stage; the later stages
             have 2x and 4x as many.
+        memory_format (torch.memory_format, optional, defaults to torch.channels_last): layout of
+            the conv weights and activations. A training step is faster in channels_last on CPU
+            (``benchmarks/classifier_speed.py``); ``torch.contiguous_format`` gives the NCHW network
+            (the same function, other float rounding).
     """
 
-    def __init__(self, num_classes: int, in_channels: int = 1, image_size: int = 28, width: int = 16):
+    def __init__(self, num_classes: int, in_channels: int = 1, image_size: int = 28, width: int = 16,
+                 memory_format: torch.memory_format = torch.channels_last):
         super().__init__()
         if num_classes < 2:
             raise ConfigError(f"num_classes must be at least 2, got {num_classes}")
@@ -89,6 +94,9 @@ class ReferenceClassifier(nn.Module):
             raise ConfigError(f"in_channels must be 1 or 3, got {in_channels}")
         if width < 1:
             raise ConfigError(f"width must be positive, got {width}")
+        if memory_format not in (torch.channels_last, torch.contiguous_format):
+            raise ConfigError(f"memory_format must be torch.channels_last or torch.contiguous_format, "
+                              f"got {memory_format}")
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.image_size = image_size
@@ -103,10 +111,12 @@ class ReferenceClassifier(nn.Module):
         )
         self.num_features = 4 * width
         self.head = nn.Linear(self.num_features, num_classes)
+        self.memory_format = memory_format
+        self.to(memory_format=memory_format)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Penultimate-layer features (N, 4*width) of float images (N, C, H, W) in [-1, 1]."""
-        x = self.stages(self.stem(images))  # (N, 4w, H/4, W/4)
+        x = self.stages(self.stem(images.contiguous(memory_format=self.memory_format)))  # (N, 4w, H/4, W/4)
         return x.mean(dim=(2, 3))  # (N, 4w)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

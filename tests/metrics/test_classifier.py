@@ -54,6 +54,28 @@ def test_untrained_accuracy_is_near_chance(separable):
     assert evaluate_accuracy(model, test) < 0.7
 
 
+def test_channels_last_is_the_same_network_in_a_faster_layout(separable):
+    train, _ = separable
+    images = train.to_float()
+    torch.manual_seed(0)
+    default = ReferenceClassifier(3, width=4).eval()
+    torch.manual_seed(0)
+    nchw = ReferenceClassifier(3, width=4, memory_format=torch.contiguous_format).eval()
+    def first_block_conv(model):  # the stem's (w, 1, 3, 3) weight is contiguous in both layouts
+        return next(m for m in model.stages.modules() if isinstance(m, torch.nn.Conv2d)).weight
+
+    conv = first_block_conv(default)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert first_block_conv(nchw).is_contiguous()
+    # The same weights from the same seed, so the same function up to float rounding.
+    for a, b in zip(default.state_dict().values(), nchw.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(default(images), nchw(images), atol=1e-5, rtol=1e-4)
+    assert first_block_conv(default.to("cpu")).is_contiguous(memory_format=torch.channels_last)
+    with pytest.raises(ConfigError, match="memory_format must be torch.channels_last or torch.contiguous_format"):
+        ReferenceClassifier(3, width=4, memory_format=torch.preserve_format)
+
+
 def test_classic_augment_shifts_whole_pixels_and_flips():
     images = torch.linspace(-1, 1, 2 * 28 * 28).reshape(2, 1, 28, 28)
     gen = torch.Generator().manual_seed(0)
