@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "classifier_speed.json")
     args = parser.parse_args(argv)
 
+    load_before = os.getloadavg()[0]  # other jobs on the CPU slow both layouts alike; recorded
     results = {}
     for name, shape in SHAPES.items():
         results[name] = measure_shape(*shape, args)
@@ -102,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                      "repeats": args.repeats, "seed": args.seed, "dtype": "float32", "num_classes": 10,
                      "shapes": {name: dict(zip(("channels", "size", "width"), s)) for name, s in SHAPES.items()}},
         "machine": machine("cpu"),
+        "load_average_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
         "git_commit": git_commit(),
         "command": " ".join(["python", *sys.argv]),
     }
