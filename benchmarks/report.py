@@ -112,6 +112,12 @@ def budget_label(d: dict) -> str:
     return "all training images" if budget == "all" else budget
 
 
+def cell_label(d: dict, sep: str = " ") -> str:
+    """``fashion-mnist 50 per class``, with the classifier's width where it is not the protocol's 16."""
+    width = d.get("clf_width", 16)
+    return f"{d.get('dataset', '?')}{sep}{budget_label(d)}" + (f", ResNet-8 width {width}" if width != 16 else "")
+
+
 def family_cells(d: dict, family: str) -> list[dict]:
     """The cells one family has in a downstream file, one per seed that measured it."""
     return [row["families"][family] for row in d.get("per_seed", []) if family in row.get("families", {})]
@@ -421,6 +427,18 @@ def mixing_overhead_section(name: str, d: dict) -> str:
     return "\n\n".join(["### `SyntheticMix` overhead", table(["", "Value"], rows), settings, provenance(name, d)])
 
 
+def classifier_speed_section(name: str, d: dict) -> str:
+    rows = [[shape, num(r["seconds_per_step"].get("nchw"), ".4f"), num(r["seconds_per_step"].get("channels_last"), ".4f"),
+             f"{r.get('speedup_nchw_over_channels_last')}x"] for shape, r in d.get("results", {}).items()]
+    s, load = d.get("settings", {}), d.get("load_average_1m", {})
+    settings = (f"One AdamW training step (forward, cross-entropy, backward) of the reference classifier, batch "
+                f"{s.get('batch_size')}; median over {s.get('repeats')} rounds of {s.get('steps_per_round')} steps, "
+                f"the layouts alternating; load average {load.get('before')} before, {load.get('after')} after.")
+    return "\n\n".join(["### Reference classifier: channels_last vs NCHW",
+                        table(["Shape", "NCHW (s/step)", "channels_last (s/step)", "Speed-up"], rows),
+                        settings, provenance(name, d)])
+
+
 def pool_fill_rate_section(name: str, d: dict) -> str:
     rows = [[f"`cgan` {config}", str(f.get("images")), num(f.get("refresh_s_median"), ".3f"),
              num(f.get("images_per_s"), ",.0f"), num(f.get("bank_mib"), ".1f")]
@@ -442,6 +460,7 @@ SECTIONS = {  # file-name pattern -> section
     "throughput.json": throughput_section,
     "mixing_overhead.json": mixing_overhead_section,
     "pool_fill_rate.json": pool_fill_rate_section,
+    "classifier_speed.json": classifier_speed_section,
 }
 
 
@@ -466,7 +485,7 @@ def plot_downstream_v3(files: dict[str, dict], path: Path) -> Path | None:
     entries = []
     for d in files.values():
         s = d.get("summary", {})
-        cell = f"{d.get('dataset', '?')} {budget_label(d)}"
+        cell = cell_label(d)
         if s.get("oracle_gain"):
             entries.append((f"{cell}: oracle, 2x real (vs a)", s["oracle_gain"], True))
         for key in [k for k in ("r", "p") if s.get(k, {}).get("vs_best_baseline")]:
@@ -552,7 +571,7 @@ def downstream_v3_matrix(files: dict[str, dict]) -> str:
         e = s[best]
         share = e.get("oracle_share")
         chosen = ", ".join(sorted(set(x for x in s.get("best_baseline_chosen", []) if x)))
-        rows.append([f"{d.get('dataset')} {budget_label(d)}", f"{mean_std_pct(s.get('best_baseline'))} ({chosen})",
+        rows.append([cell_label(d), f"{mean_std_pct(s.get('best_baseline'))} ({chosen})",
                      v3_arm_name(best), interval_pct(e.get("vs_best_baseline")), interval_pct(e.get("vs_r")),
                      interval_pct(e.get("vs_a")), interval_pct(s.get("oracle_gain")),
                      "–" if share is None else f"{100 * share:.0f}%", str(s["arms"][best]["n"])])
@@ -602,7 +621,7 @@ def downstream_v3_section(name: str, d: dict) -> str:
     notes += ["Diversity / novelty: pixel-space ratios of an arm's rows against held-out real images "
               "(diversity: within-class spread; novelty: distance to the nearest training image; 1 = like new "
               "real images, novelty well below 1 = near copies), mean over the seeds measured (n)."]
-    return (f"### {d.get('dataset')}, {budget_label(d)} (protocol v3, appended ratio {d.get('appended_ratio')})\n\n"
+    return (f"### {cell_label(d, ', ')} (protocol v3, appended ratio {d.get('appended_ratio')})\n\n"
             + table(header, rows) + "\n\n" + " ".join(notes) + "\n\n" + provenance(name, d))
 
 
