@@ -34,14 +34,16 @@ of 128 real rows:
    ``--init-from`` (``cgan[init_from=augmentgen/cgan-mnist]:free``: fine-tuned from the MNIST zoo
    model; ``freeze_discriminator_layers`` and ``transfer_lr_scale`` too); the arm records the
    weights' sha256 and what was copied (``init_source``). Options equal to the defaults are
-   dropped from the spec. ``--methods
-   plain,filter,soft,weighted`` makes these methods of ``augmentgen.metrics.MIXING_METHODS``
-   candidates too (the teacher of ``filter`` / ``soft``: B's classifier on the same training
-   data; ``weighted``, no teacher, gives the appended rows half a real row's loss weight,
-   ``train_classifier``'s ``synthetic_weight``): every arm chooses (variation setting x method)
-   on validation (``filter`` only for free samples: rows made from real rows keep their row's
-   label), and a seed where an arm chose ``soft`` adds the control (t), B with the same teacher's
-   soft targets on its real rows and no synthetic rows.
+   dropped from the spec. A suffix of methods of ``augmentgen.metrics.MIXING_METHODS``
+   (``cgan:free+filter+soft+weighted``; ``--methods plain,filter,soft,weighted`` adds them to
+   every source of a run) makes them candidates beside plain: a different arm, so its seeds add
+   to the cell's file beside the plain arm's, on the same baselines (the teacher of ``filter`` /
+   ``soft``: B's classifier on the same training data, which a resumed seed trains again and
+   records as ``teacher_test_acc`` beside B's own figure; ``weighted``, no teacher, gives the
+   appended rows half a real row's loss weight, ``train_classifier``'s ``synthetic_weight``).
+   The arm chooses (variation setting x method) on validation (``filter`` only for free samples:
+   rows made from real rows keep their row's label), and a seed where an arm chose ``soft`` adds
+   the control (t), B with the same teacher's soft targets on its real rows and no synthetic rows.
 4. **Paired statistics** over seeds: ΔAcc of each synthetic arm against B, against (r) and
    against (a), the oracle gain e − a, as means of per-seed differences with a 95% t interval
    and the number of positive seeds; oracle share = ΔAcc vs B / oracle gain; an arm that chose
@@ -112,8 +114,9 @@ VARY_STRENGTHS = (0.3, 0.5, 0.7)
 #: Generator settings an arm records itself (two runs may differ there, never within one arm).
 ARM_SETTINGS = ("gen_steps", "bank_per_image")
 #: Protocol fields added after files were written, and the value those older files used.
-PROTOCOL_DEFAULTS = {"selection_folds": 1, "methods": ["plain"]}
-#: ``--methods``: how an arm uses its rows (``MIXING_METHODS``).
+PROTOCOL_DEFAULTS = {"selection_folds": 1}
+#: How an arm may use its rows (``MIXING_METHODS``): plain always, the others where its spec
+#: names them (``cgan:free+filter+soft``, or ``--methods`` for every source of a run).
 METHODS = ("plain", "filter", "soft", "weighted")
 #: The methods that need a teacher (B's classifier); ``weighted`` is a loss weight, no teacher.
 TEACHER_METHODS = ("filter", "soft")
@@ -122,8 +125,10 @@ CELL_FIELDS = ("num_classes", "class_names", "image_size", "in_channels")
 #: Training fields a source's options may set besides the family's config: fine-tuning from a
 #: pretrained generator (``cgan[init_from=cgan-mnist]:free``), the CLI's ``--init-from``.
 TRANSFER_FIELDS = ("init_from", "freeze_discriminator_layers", "transfer_lr_scale")
-#: ``family[field=value,...]:kind[@bank]``; the options may hold brackets themselves (``betas=[0.0,0.9]``).
-SOURCE_SPEC = re.compile(r"(?P<family>[\w.-]+)(?:\[(?P<options>.*)\])?:(?P<kind>free|variation)(?P<bank>@bank)?")
+#: ``family[field=value,...]:kind[@bank][+method...]``; the options may hold brackets themselves
+#: (``betas=[0.0,0.9]``).
+SOURCE_SPEC = re.compile(r"(?P<family>[\w.-]+)(?:\[(?P<options>.*)\])?:(?P<kind>free|variation)(?P<bank>@bank)?"
+                         r"(?P<methods>(?:\+\w+)*)")
 BASELINE_NAMES = {"a": "classic", "f": "classic + MixUp/CutMix", "g": "classic + class-balanced resampling",
                   "h": "classic + logit-adjusted loss (tau 1)"}
 
@@ -218,12 +223,14 @@ class Arms:
         self.splits = (validation_folds(cell.subset, args.selection_folds, seed=seed) if args.selection_folds > 1
                        else [validation_split(cell.subset, 0.2, seed=seed)])
         self.baselines = ["a", "f", "g", "h"] if cell.long_tailed else ["a", "f"]
-        self.methods = args.methods
+        # Keep B's fold classifiers from the choice of B where an arm of this run needs a teacher.
+        self.needs_teacher = any(m in TEACHER_METHODS for spec in args.sources for m in parse_source(spec)[4])
         # B's classifiers, the teacher of filter / soft: per baseline, one per split's fit part
         # (None until trained) and one on the whole subset; trained once per seed, as the same
         # seeded run gives the same model, and reused by every candidate and arm.
         self.fold_models: dict[str, list] = {}
         self.subset_models: dict[str, torch.nn.Module] = {}
+        self.retrained_teacher_acc: dict[str, float] = {}  # B trained again for a resumed seed: its test figure
         # Generators by (family, options), for the same reason: ``ddpm:free@bank`` and
         # ``ddpm:variation@bank`` draw from one model (training it twice cost most of an hour a seed on a CPU).
         self.generators: dict[str, tuple] = {}
@@ -267,7 +274,7 @@ class Arms:
         scores = {b: self.validate(lambda fit, i, b=b: baseline_options(b, self.k), keep=models[b])
                   for b in self.baselines}
         best = max(self.baselines, key=lambda b: scores[b])  # ties: the earlier (simpler) arm
-        if any(m in TEACHER_METHODS for m in self.methods):  # B on every fit part: the candidates' teachers
+        if self.needs_teacher:  # B on every fit part: the candidates' teachers
             self.fold_models[best] = models[best]
         return best, scores
 
@@ -287,10 +294,16 @@ class Arms:
             models[i] = self.train(self.splits[i][0], **baseline_options(best, self.k))
         return models[i]
 
-    def subset_teacher(self, best: str):
-        """B's classifier on the whole subset: arm B's model, or trained now for a resumed seed."""
+    def subset_teacher(self, best: str, record: dict | None = None):
+        """B's classifier on the whole subset: arm B's model, or trained now for a resumed seed.
+        ``record`` gets ``teacher_test_acc`` when it is trained now: arm B again, on this commit,
+        so the file shows how far B's figure moves between commits (float rounding); never used
+        for a choice."""
         if best not in self.subset_models:
             self.subset_models[best] = self.train(self.cell.subset, **baseline_options(best, self.k))
+            self.retrained_teacher_acc[best] = evaluate_accuracy(self.subset_models[best], self.test)
+        if record is not None and best in self.retrained_teacher_acc:
+            record["teacher_test_acc"] = self.retrained_teacher_acc[best]
         return self.subset_models[best]
 
     def steps(self, data) -> int:
@@ -364,13 +377,11 @@ class Arms:
             return [{"mode": m} for m in VARIATION_MODES]
         return [{"mode": "vary", "strength": s} for s in VARY_STRENGTHS]
 
-    def candidates(self, generator, kind: str) -> list[tuple[dict | None, str]]:
+    def candidates(self, generator, kind: str, methods: list[str]) -> list[tuple[dict | None, str]]:
         """(variation setting, method) pairs chosen among on validation, method by method in the
-        order of ``--methods`` (plain first), so ties go to plain and then the earlier setting.
-        ``filter`` is for free samples only: a row made from a real row keeps that row's label, so
-        ``SyntheticMix`` refuses to filter it."""
+        order of ``methods`` (the arm's, plain first), so ties go to plain and then the earlier
+        setting."""
         settings = self.variation_candidates(generator) if kind == "variation" else [None]
-        methods = [m for m in self.methods if not (m == "filter" and kind == "variation")]
         return [(setting, method) for method in methods for setting in settings]
 
     def candidate_mix(self, generator, kind: str, bank: bool, candidate: tuple[dict | None, str], data,
@@ -402,14 +413,14 @@ class Arms:
         """``family:free`` or ``family:variation`` (``@bank``: from an offline bank; ``family[...]``:
         with config options) on top of B; the variation setting and the method (``--methods``)
         chosen on validation where there is more than one candidate."""
-        family, kind, bank, options = parse_source(spec)
+        family, kind, bank, options, methods = parse_source(spec)
         t0 = time.perf_counter()
         provenance = {}
         generator, train_seconds = self.train_generator(family, options, provenance)
         settings = {"gen_steps": self.gen_steps, "gen_train_seconds": train_seconds,
                     **({"bank_per_image": self.bank_per_image} if bank else {}),
                     **({"family_options": options} if options else {}), **provenance}
-        candidates = self.candidates(generator, kind)
+        candidates = self.candidates(generator, kind, methods)
         selection = None
         if len(candidates) > 1:
             selection = [self.validate_candidate(generator, kind, bank, best, c) for c in candidates]
@@ -418,22 +429,22 @@ class Arms:
         else:
             chosen = candidates[0]
         setting, method = chosen
-        teacher = self.subset_teacher(best) if method in TEACHER_METHODS else None
+        teacher = self.subset_teacher(best, settings) if method in TEACHER_METHODS else None
         arm = self.mixed_arm(best, self.candidate_mix(generator, kind, bank, chosen, self.cell.subset, teacher),
                              **split_method_options(method)[1])
-        return {**arm, **self.choice_record(kind, chosen, candidates, selection), **settings,
+        return {**arm, **self.choice_record(kind, chosen, candidates, selection, methods), **settings,
                 "coverage": self.row_coverage(generator, setting, teacher if method == "filter" else None),
                 "seconds": round(time.perf_counter() - t0, 1)}
 
-    def choice_record(self, kind: str, chosen, candidates: list, selection: list | None) -> dict:
+    def choice_record(self, kind: str, chosen, candidates: list, selection: list | None, methods: list[str]) -> dict:
         """What an arm records of its choice: the variation ``mode`` (and ``strength``), the
-        ``method`` (only where ``--methods`` gave candidates, so plain files stay as they were),
+        ``method`` (only where the arm has methods besides plain, so plain arms stay as they were),
         and every candidate's validation score: ``mode_selection`` (``vary``, ``vary+soft``) for a
         variation arm, ``method_selection`` for a free one."""
         setting, method = chosen
         record = {} if setting is None else {
             "mode": setting["mode"], **({"strength": setting["strength"]} if "strength" in setting else {})}
-        if self.methods != ["plain"]:
+        if methods != ["plain"]:
             record["method"] = method
         if selection is not None:
             name = "mode_selection" if kind == "variation" else "method_selection"
@@ -505,24 +516,32 @@ def train_generator(family: str, data, *, steps: int, seed: int, options: dict |
     return generator
 
 
-def parse_source(spec: str) -> tuple[str, str, bool, dict]:
-    """``family[field=value,...]:kind[@bank]`` -> (family, kind, bank, options).
+def parse_source(spec: str) -> tuple[str, str, bool, dict, list[str]]:
+    """``family[field=value,...]:kind[@bank][+method...]`` -> (family, kind, bank, options, methods).
 
     ``options`` are the config fields the spec sets that differ from the family's defaults, with
     the config's own values (validated by ``build_config``, so ``1`` becomes ``1.0`` for a float
-    field), sorted by name: :func:`format_source` of them is the arm's key. A ``ValueError``
+    field), sorted by name; ``methods`` the candidates chosen among on validation, ``plain`` first
+    (:func:`canonical_methods`): :func:`format_source` of them is the arm's key. A ``ValueError``
     says what is wrong, naming the field and the family's fields."""
     match = SOURCE_SPEC.fullmatch(spec.strip())
     if match is None:
         raise ValueError(f"source {spec!r} is not <family>:free or <family>:variation (optionally "
-                         "<family>[field=value,...] and a suffix @bank)")
+                         "<family>[field=value,...], a suffix @bank and methods +filter, +soft, +weighted)")
     family, kind, bank = match["family"], match["kind"], match["bank"] is not None
+    try:
+        methods = canonical_methods(",".join(["plain", *match["methods"].split("+")]))
+    except ValueError as exc:
+        raise ValueError(f"source {spec!r}: methods {exc}") from None
+    if kind == "variation" and "filter" in methods:
+        raise ValueError(f"source {spec!r}: filter is for free samples only (a row made from a real row keeps "
+                         "that row's label); drop +filter")
     try:  # an unknown family fails here, before any arm runs; the message lists the known ones
         defaults = build_config(family).to_dict()
     except ConfigError as exc:
         raise ValueError(f"source {spec!r}: {exc}") from None
     options = family_options(family, match["options"], defaults) if match["options"] is not None else {}
-    return family, kind, bank, options
+    return family, kind, bank, options, methods
 
 
 def family_options(family: str, text: str, defaults: dict) -> dict:
@@ -561,10 +580,13 @@ def transfer_options(family: str, pairs: list[str]) -> dict:
     return {key: config[key] for key in values if config[key] != defaults[key]}
 
 
-def format_source(family: str, kind: str, bank: bool = False, options: dict | None = None) -> str:
-    """The spec :func:`parse_source` reads back: ``cgan[diversity_weight=0.1,lecam_weight=0.3]:free``."""
+def format_source(family: str, kind: str, bank: bool = False, options: dict | None = None,
+                  methods: list[str] | tuple[str, ...] = ("plain",)) -> str:
+    """The spec :func:`parse_source` reads back: ``cgan[diversity_weight=0.1,lecam_weight=0.3]:free``,
+    ``cgan:free+filter+soft`` (plain, always a candidate, is left out of the suffix)."""
     pairs = ",".join(f"{k}={_spec_value(v)}" for k, v in sorted((options or {}).items()))
-    return f"{family}{f'[{pairs}]' if pairs else ''}:{kind}{'@bank' if bank else ''}"
+    suffix = "".join(f"+{m}" for m in methods if m != "plain")
+    return f"{family}{f'[{pairs}]' if pairs else ''}:{kind}{'@bank' if bank else ''}{suffix}"
 
 
 def _spec_value(value) -> str:
@@ -604,8 +626,7 @@ class ResultsFile:
         self.results = {**protocol, "seeds": [], "sources": [], "commands": [], "per_seed": [], "summary": {}}
         if path.exists() and not fresh:
             previous = json.loads(path.read_text())
-            # A field at its default may be left out of the protocol (``methods``), so that files
-            # of runs without it are unchanged; compare those too, at their defaults.
+            # Files written before a field existed lack it: compare them at the value they used.
             fields = [*protocol, *(k for k in PROTOCOL_DEFAULTS if k not in protocol)]
             recorded = {k: previous.get(k, PROTOCOL_DEFAULTS.get(k)) for k in fields}
             current = {k: protocol.get(k, PROTOCOL_DEFAULTS.get(k)) for k in fields}
@@ -683,11 +704,13 @@ def parse_args() -> argparse.Namespace:
                    help="@bank arms: rows per real image of the largest class (recorded per arm)")
     p.add_argument("--ratio", type=float, default=0.5, help="appended rows per real row, every appended arm")
     p.add_argument("--methods", default="plain",
-                   help="how a synthetic arm may use its rows, chosen on validation with its variation setting: "
-                        "plain, filter (teacher filter, free samples only), soft (teacher soft labels; adds the "
-                        "control t), weighted (the appended rows count half a real row in the loss, "
-                        "train_classifier's synthetic_weight; no teacher), comma-separated; the teacher is B's "
-                        "classifier on the same data")
+                   help="how the synthetic arms of this run may use their rows, chosen on validation with their "
+                        "variation setting: plain, filter (teacher filter, free samples only: dropped for "
+                        "variation arms), soft (teacher soft labels; adds the control t), weighted (the appended "
+                        "rows count half a real row in the loss, train_classifier's synthetic_weight; no "
+                        "teacher), comma-separated; the teacher is B's classifier on the same data. Another set "
+                        "is another arm: --methods plain,soft on cgan:free runs the arm cgan:free+soft (a source "
+                        "may name its methods itself that way)")
     p.add_argument("--selection-folds", type=int,
                    help="validation folds every choice averages (default: protocol.SELECTION_FOLDS of the "
                         "budget; 1 = one 20%% split)")
@@ -697,14 +720,14 @@ def parse_args() -> argparse.Namespace:
     if args.budget not in CELLS[args.dataset]:
         p.error(f"{args.dataset} has the budgets {CELLS[args.dataset]}, not {args.budget!r}")
     try:
-        args.sources = canonical_sources(args.sources)
-    except ValueError as exc:
-        p.error(f"--sources: {exc}")
-    args.seeds = [int(s) for s in args.seeds.split(",")]
-    try:
         args.methods = canonical_methods(args.methods)
     except ValueError as exc:
         p.error(f"--methods: {exc}")
+    try:
+        args.sources = canonical_sources(args.sources, args.methods)
+    except ValueError as exc:
+        p.error(f"--sources: {exc}")
+    args.seeds = [int(s) for s in args.seeds.split(",")]
     if args.epochs is None:
         try:
             args.epochs = convergence_epochs(args.dataset, args.budget)
@@ -715,12 +738,15 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def canonical_sources(text: str) -> list[str]:
+def canonical_sources(text: str, methods: list[str] | None = None) -> list[str]:
     """The specs of ``--sources`` as arm keys (:func:`format_source` of :func:`parse_source`), in
-    order, each once; a spec recorded under another spelling is said on stderr."""
+    order, each once; ``methods`` (``--methods``) join every spec's own (``filter`` only a free
+    arm's); a spec recorded under another spelling is said on stderr."""
     keys = []
     for spec in (s.strip() for s in _split_top(text)):  # commas inside [...] belong to the options
-        key = format_source(*parse_source(spec))
+        family, kind, bank, options, own = parse_source(spec)
+        extra = [m for m in methods or [] if not (m == "filter" and kind == "variation")]
+        key = format_source(family, kind, bank, options, canonical_methods(",".join([*own, *extra])))
         if key != spec:
             print(f"downstream.py: source {spec} is recorded as {key}", file=sys.stderr)
         keys.append(key)
@@ -760,8 +786,6 @@ def protocol_of(args) -> dict:
         "clf_batch_size": args.clf_batch_size, "gen_batch_size": 64,
         "appended_ratio": args.ratio, "baselines": BASELINE_NAMES, "selection_folds": args.selection_folds,
         "mixing": "SyntheticMix(mode='append'), equal real exposure; sources on top of the best baseline",
-        # Left out at its default, so plain runs add to the files made before --methods existed.
-        **({"methods": args.methods} if args.methods != PROTOCOL_DEFAULTS["methods"] else {}),
     }
 
 
@@ -829,8 +853,7 @@ def main() -> None:
                f"--sources {shlex.quote(','.join(args.sources))} --seeds {','.join(map(str, args.seeds))} --epochs {args.epochs} "
                f"--min-steps {args.min_steps} --clf-width {args.clf_width} --clf-batch-size {args.clf_batch_size} "
                f"--gen-steps {args.gen_steps} --bank-per-image {args.bank_per_image} --ratio {args.ratio} "
-               f"--selection-folds {args.selection_folds}"
-               + (f" --methods {','.join(args.methods)}" if args.methods != PROTOCOL_DEFAULTS["methods"] else ""))
+               f"--selection-folds {args.selection_folds}")  # the sources carry their methods
     file.add_run(args.seeds, args.sources, command)
     file.results.update({"machine": machine(), "torch": torch.__version__, "augmentgen": augmentgen.__version__})
     commit = git_commit()

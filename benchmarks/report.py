@@ -544,9 +544,11 @@ def v3_arm_name(key: str) -> str:
     if key in V3_ARM_NAMES:
         return V3_ARM_NAMES[key]
     family, _, kind = key.partition(":")
+    kind, *methods = kind.split("+")
     kind, _, where = kind.partition("@")
     rows = "rows made from real rows" if kind == "variation" else "free samples"
-    return f"B + `{family}` {rows}{', from a bank made once' if where == 'bank' else ''}"
+    chosen = f", method chosen among plain, {', '.join(methods)}" if methods else ""
+    return f"B + `{family}` {rows}{', from a bank made once' if where == 'bank' else ''}{chosen}"
 
 
 def v3_synthetic_keys(d: dict) -> list[str]:
