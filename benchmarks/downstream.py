@@ -284,7 +284,9 @@ class Arms:
         model = self.train(data, **baseline_options("a" if name == "e" else name, self.k))
         if name != "e":  # B's model is the teacher of the final filter / soft arms and of (t)
             self.subset_models[name] = model
-        return self.test_arm(model, t0, steps=self.steps(data))
+        # The oracle's counts: twice the subset's, or fewer where the data hold fewer (protocol.ORACLE_LEAST).
+        counts = {"class_counts": data.class_counts} if name == "e" else {}
+        return self.test_arm(model, t0, steps=self.steps(data), **counts)
 
     def fold_teacher(self, best: str, i: int):
         """B's classifier on the fit part of split ``i`` (from ``choose_baseline``, or trained now

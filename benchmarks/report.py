@@ -611,7 +611,7 @@ def downstream_v3_section(name: str, d: dict) -> str:
         rows.append(row)
     modes = {k: s[k].get("modes_chosen") for k in v3_synthetic_keys(d) if s.get(k, {}).get("modes_chosen")}
     notes = [f"Best baseline chosen on validation per seed: {s.get('best_baseline_chosen')}; "
-             f"oracle gain (e − a): {interval_pct(s.get('oracle_gain'))}."]
+             f"oracle gain (e − a): {interval_pct(s.get('oracle_gain'))}{oracle_size_text(d)}."]
     notes += [f"`{k}` modes chosen on validation per seed: {v}." for k, v in modes.items()]
     methods = {k: s[k]["methods_chosen"] for k in v3_synthetic_keys(d) if s.get(k, {}).get("methods_chosen")}
     notes += [f"`{k}` methods chosen on validation per seed (plain; filter, soft: the teacher's filter or soft "
@@ -625,6 +625,16 @@ def downstream_v3_section(name: str, d: dict) -> str:
               "real images, novelty well below 1 = near copies), mean over the seeds measured (n)."]
     return (f"### {cell_label(d, ', ')} (protocol v3, appended ratio {d.get('appended_ratio')})\n\n"
             + table(header, rows) + "\n\n" + " ".join(notes) + "\n\n" + provenance(name, d))
+
+
+def oracle_size_text(d: dict) -> str:
+    """Where the data hold fewer than twice the subset of a class, how large the oracle is."""
+    ratios = [e / n for row in d.get("per_seed", []) if "class_counts" in row["arms"].get("e", {})
+              for e, n in zip(row["arms"]["e"]["class_counts"], row["class_counts"])]
+    if not ratios or min(ratios) >= 2:
+        return ""
+    return (f" (the oracle holds {min(ratios):.2f}x to {max(ratios):.2f}x the subset's images per class, "
+            "all the data hold where a class has fewer than twice the subset)")
 
 
 def coverage_text(coverage: dict | None) -> str:
