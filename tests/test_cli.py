@@ -316,6 +316,19 @@ def test_a_folder_of_split_folders_is_refused_with_the_split_to_pass(tmp_path, c
     assert not (tmp_path / "run").exists()
 
 
+def test_an_out_inside_the_data_folder_is_refused_before_training(tmp_path, capsys):
+    # Once, the run's samples.png and checkpoints/ went into the user's ImageFolder, which then read
+    # them as a class ("images in data have different sizes" at its next load).
+    assert main(["sample", "--model", "augmentgen/cgan-fashion-mnist", "--per-class", "2", "--format",
+                 "imagefolder", "--out", str(tmp_path / "data")]) == 0
+    before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "data").rglob("*"))
+    for out, where in ((tmp_path / "data", "is the data folder"), (tmp_path / "data" / "run", "is inside the data")):
+        assert main(["train", "--data", str(tmp_path / "data"), "--out", str(out), "--steps", "2"]) == 2
+        err = capsys.readouterr().err
+        assert where in err and "Nothing was changed. Choose an --out outside it" in err and "Traceback" not in err
+    assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "data").rglob("*")) == before
+
+
 def test_abbreviations_are_off_and_version_and_defaults_are_shown(capsys):
     from augmentgen import __version__
     from augmentgen.cli import build_parser

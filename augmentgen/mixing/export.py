@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import warnings
 import zipfile
@@ -90,7 +91,8 @@ def check_target(out: str | os.PathLike, format: str, overwrite: bool = False) -
         ConfigError: ``format`` is unknown, a folder above ``out`` is a file, or a grid's ``out``
             is a folder.
         DataError: ``out`` exists (a non-empty folder or a file) and ``overwrite`` is False, or
-            ``overwrite`` is True but ``out`` is not an earlier export of ``format``.
+            ``overwrite`` is True but ``out`` is not an earlier export of ``format`` (or it also
+            holds entries that such an export does not write).
     """
     check_flag(overwrite, "overwrite")
     if format not in FORMATS:
@@ -142,6 +144,26 @@ def _check_target(target: Path, format: str, overwrite: bool) -> None:
         raise DataError(f"{target} is not an earlier {format} export ({missing}): augmentgen did not write it, "
                         "so overwrite=True will not delete it; choose another "
                         f"{'file name' if format == 'npz' else 'folder'}, or remove it yourself")
+    added = _added_entries(target, format)
+    if added:
+        raise DataError(f"{target} is an earlier {format} export, but it also holds {added}, which the export did "
+                        "not write (a run trained into it, your notes), so overwrite=True will not replace the "
+                        "folder; move them out of it, or choose another folder")
+
+
+def _added_entries(target: Path, format: str) -> list[str]:
+    """The entries at the top of the marked export folder ``target`` that an export of ``format`` does
+    not write: overwrite=True replaces the whole folder, and would delete them with it."""
+    if format == "npz":
+        return []
+    if format == "hf":
+        written = re.compile(r"dataset_info\.json|state\.json|data-\d{5}-of-\d{5}\.arrow")
+        return sorted(p.name for p in target.iterdir() if not written.fullmatch(p.name))
+    try:
+        folders = set(json.loads((target / CLASSES_FILE).read_text(encoding="utf-8")).get("folders") or ())
+    except (OSError, ValueError, AttributeError, TypeError):
+        folders = set()  # read once already for its mark: an unreadable list means none of ours
+    return sorted(p.name for p in target.iterdir() if p.name != CLASSES_FILE and p.name not in folders)
 
 
 def _missing_mark(target: Path, format: str) -> str | None:
@@ -279,7 +301,8 @@ def write_samples(generator: ConditionalGenerator, per_class: int, out: str | os
     a :class:`~augmentgen.errors.DataError` unless ``overwrite=True``, which replaces only an
     earlier export of the same format: one with augmentgen's mark (``classes.json``'s ``format``,
     the ``format`` array, the description) or, for a grid, a PNG file; a user's own data of the
-    same layout is refused, never deleted. A file above ``out``, or a folder as a
+    same layout is refused, never deleted, and so is a marked folder that also holds files the
+    export did not write (a run trained into it). A file above ``out``, or a folder as a
     grid's ``out``, is a :class:`~augmentgen.errors.ConfigError`.
 
     Returns:

@@ -6,6 +6,8 @@ The rules, checked before any data is loaded or any model built:
   ``training.json`` or ``checkpoints/``) is never trained over silently: a new run needs
   ``overwrite`` (which first clears that folder's previous outputs, and only those) or
   ``resume``;
+- so is one holding, with no run, a ``samples.png`` (a grid of the user's, which a new run writes
+  over) or a file named ``samples`` (where the run's step grids go);
 - ``resume`` never moves a run backwards, and continues only the same run: the same data and
   the same config as its newest checkpoint's manifest records;
 - a run killed while writing its first checkpoint left only a partial ``.tmp-step-*`` folder:
@@ -92,6 +94,8 @@ def check_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite: 
                 "--overwrite (overwrite=True) to start over, clearing that folder's previous outputs, --resume "
                 "(resume=True) to continue its run, or choose another --out"
             )
+        if not overwrite:
+            _check_grid_paths_free(out)
         return
     complete = checkpoint_dirs(out)
     if not complete and not partial_checkpoints(out):
@@ -109,6 +113,20 @@ def check_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite: 
             f"backwards. Nothing was changed. To train it further, rerun with --resume --steps N for an N above "
             f"{at} (steps=N); {_START_OVER}"
         )
+
+
+def _check_grid_paths_free(out: Path) -> None:
+    """Refuse a folder with no run in it whose ``samples.png`` a new run would write over, or whose
+    ``samples`` is a file where the run's step grids go (found otherwise only once training has run)."""
+    grid, grids = out / "samples.png", out / "samples"
+    if grid.exists() or grid.is_symlink():  # not a run's: a run writes it after its model, a marker
+        raise CheckpointError(f"{out} already holds samples.png, which a new run writes its sample grid over; "
+                              "nothing was changed. Move it away, pass --overwrite (overwrite=True) to replace it, "
+                              "or choose another --out")
+    if (grids.exists() or grids.is_symlink()) and not grids.is_dir():
+        raise CheckpointError(f"{grids} is a file, but a run writes its step grids into a folder of that name; "
+                              "nothing was changed. Move it away, pass --overwrite (overwrite=True) to remove it, "
+                              "or choose another --out")
 
 
 def _check_init_from_outside(out: Path, init_from: str | os.PathLike | None) -> None:

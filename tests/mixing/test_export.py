@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -253,6 +254,23 @@ def test_overwrite_replaces_only_an_export_augmentgen_wrote(gen, tmp_path, monke
                         (tmp_path / "mine.npz", "npz")):
         with pytest.raises(DataError, match=rf"not an earlier {format} export .*augmentgen did not write it, so "
                                             "overwrite=True will not delete it; choose another"):
+            write_samples(gen, 1, out, format, overwrite=True)
+    assert _files(tmp_path) == before and _no_partial_left(tmp_path)
+
+
+def test_overwrite_keeps_an_export_that_holds_files_it_did_not_write(gen, tmp_path, monkeypatch):
+    # Once, `augmentgen train --out synth` into an export, then `sample --overwrite --out synth`,
+    # deleted the trained model with the export: only the mark was checked.
+    pytest.importorskip("datasets")
+    folder = write_samples(gen, 1, tmp_path / "synth", "imagefolder")
+    hf = write_samples(gen, 1, tmp_path / "hf", "hf")
+    (folder / "model.safetensors").write_bytes(b"a model trained into the export")
+    (hf / "notes.txt").write_text("mine")
+    before = _files(tmp_path)
+    _refuse_sampling(gen, monkeypatch)
+    for out, format, added in ((folder, "imagefolder", "['model.safetensors']"), (hf, "hf", "['notes.txt']")):
+        with pytest.raises(DataError, match=rf"is an earlier {format} export, but it also holds {re.escape(added)}, "
+                                            "which the export did not write .*overwrite=True will not replace"):
             write_samples(gen, 1, out, format, overwrite=True)
     assert _files(tmp_path) == before and _no_partial_left(tmp_path)
 

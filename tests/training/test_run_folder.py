@@ -80,6 +80,29 @@ def test_overwrite_removes_the_runs_grids_but_not_a_users_file_beside_them(tmp_p
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["notes.txt"]
 
 
+def test_a_users_samples_png_or_samples_file_is_refused_before_training(tmp_path, tiny_data, monkeypatch):
+    # A folder with no run: a new run wrote its grid over the user's samples.png, and stopped with a
+    # bare FileExistsError at its first step grid when "samples" was a file.
+    (tmp_path / "grid" / "samples.png").parent.mkdir()
+    (tmp_path / "grid" / "samples.png").write_bytes(b"my own picture")
+    (tmp_path / "file" / "samples").parent.mkdir()
+    (tmp_path / "file" / "samples").write_text("mine")
+    monkeypatch.setattr(GANStep, "__call__", lambda *a: pytest.fail("trained over a user's file"))
+    with pytest.raises(CheckpointError, match=r"already holds samples.png.*nothing was changed.*--overwrite"):
+        fit(tmp_path / "grid", tiny_data, steps=2)
+    with pytest.raises(CheckpointError, match=r"samples is a file.*nothing was changed.*--overwrite"):
+        fit(tmp_path / "file", tiny_data, steps=2)
+    assert (tmp_path / "grid" / "samples.png").read_bytes() == b"my own picture"
+    assert sorted(p.name for p in (tmp_path / "grid").iterdir()) == ["samples.png"]
+    assert (tmp_path / "file" / "samples").read_text() == "mine"
+
+
+def test_overwrite_replaces_a_users_samples_png_when_asked(tmp_path, tiny_data):
+    (tmp_path / "samples.png").write_bytes(b"my own picture")
+    fit(tmp_path, tiny_data, overwrite=True, steps=2, checkpoint_every=0)
+    assert (tmp_path / "samples.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_an_output_folder_behind_a_dangling_symbolic_link_is_refused_before_training(tmp_path, tiny_data,
                                                                                       monkeypatch):
     (tmp_path / "link").symlink_to(tmp_path / "gone")
