@@ -85,9 +85,11 @@ def check_data_path(data: Any, *, option: str = "--data") -> None:
     )
 
 
-def _check_output_outside_data(data: Any, output_dir: str | os.PathLike) -> None:
-    """Refuse an output folder that is the data folder or inside it: the run's files (``samples/``,
-    ``checkpoints/``, a run folder) would be read as classes of images the next time it loads."""
+def check_output_outside_data(data: Any, output_dir: str | os.PathLike, *, option: str = "--data",
+                              writes: str = "the run's files") -> None:
+    """Refuse an output folder that is the data folder ``data`` (``option``) or inside it: what is
+    written there (``writes``: a run's ``samples/`` and ``checkpoints/``, an eval report) would be
+    read as images, or a class of them, the next time the data load."""
     if not isinstance(data, (str, os.PathLike)) or str(data) in BUILTIN_DATASETS:
         return
     folder = Path(str(data).removeprefix("hf:")).expanduser()
@@ -96,7 +98,7 @@ def _check_output_outside_data(data: Any, output_dir: str | os.PathLike) -> None
     out, folder = Path(output_dir).expanduser().resolve(), folder.resolve()
     if out == folder or folder in out.parents:
         where = "" if out == folder else "inside "
-        raise ConfigError(f"--out {output_dir} is {where}the data folder {data} (--data): the run's files would be "
+        raise ConfigError(f"--out {output_dir} is {where}the data folder {data} ({option}): {writes} would be "
                           "written among your images and read as part of them next time. Nothing was changed. "
                           "Choose an --out outside it")
 
@@ -171,7 +173,7 @@ def _refuse_before_loading(model: str, data: Any, output_dir, training_config: T
     # A budgeted run without --steps has no step bound yet: any recorded step count is below it.
     steps = training_config.steps if training_config.steps is not None else sys.maxsize
     check_run_folder(output_dir, resume=resume, overwrite=overwrite, steps=steps, init_from=training_config.init_from)
-    _check_output_outside_data(data, output_dir)
+    check_output_outside_data(data, output_dir)
     build_config(model, **{k: v for k, v in (model_config or {}).items() if k not in _FROM_DATA})
     check_data_path(data)
 

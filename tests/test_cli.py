@@ -329,6 +329,20 @@ def test_an_out_inside_the_data_folder_is_refused_before_training(tmp_path, caps
     assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "data").rglob("*")) == before
 
 
+def test_an_eval_report_inside_a_data_folder_is_refused_before_loading(tmp_path, capsys):
+    # eval --out data/sub wrote eval.json and eval.png into a new folder of the user's ImageFolder:
+    # a class "sub" with one image at its next load.
+    for name in ("train", "test"):
+        (tmp_path / name / "a").mkdir(parents=True)
+    for out, option in ((tmp_path / "train" / "sub", "(--data)"), (tmp_path / "test", "(--test-data)")):
+        assert main(["eval", "--model", str(tmp_path / "none"), "--data", str(tmp_path / "train"),
+                     "--test-data", str(tmp_path / "test"), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert option in err and "the report (eval.json, eval.png) would be written among your images" in err
+        assert "Traceback" not in err and not out.joinpath("eval.json").exists()
+    assert sorted(p.name for p in (tmp_path / "train").iterdir()) == ["a"]
+
+
 def test_abbreviations_are_off_and_version_and_defaults_are_shown(capsys):
     from augmentgen import __version__
     from augmentgen.cli import build_parser

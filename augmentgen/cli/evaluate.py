@@ -103,7 +103,7 @@ def _check_eval_arguments(args) -> tuple[Path, dict]:
     """Every check that needs no model or data: the report folder, and the choice's options for
     :func:`~augmentgen.metrics.report.evaluate_generator`."""
     from .._seeds import check_seed
-    from ..api import check_data_path
+    from ..api import check_data_path, check_output_outside_data
     from ..data.sources import BUILTIN_DATASETS
     from ..training.run_folder import check_writable
 
@@ -130,8 +130,11 @@ def _check_eval_arguments(args) -> tuple[Path, dict]:
     check_writable(out, "--out" if args.out else "the report folder (--out)")
     _check_no_earlier_report(out, args.overwrite)
     check_data_path(args.data)
+    report = f"the report ({', '.join(REPORT_FILES)})"
+    check_output_outside_data(args.data, out, writes=report)
     if args.test_data:
         check_data_path(args.test_data, option="--test-data")
+        check_output_outside_data(args.test_data, out, option="--test-data", writes=report)
     elif args.data not in BUILTIN_DATASETS:
         raise DataError(f"{args.data} has no test split augmentgen knows of; pass --test-data with "
                         "held-out real images (never the training images)")
