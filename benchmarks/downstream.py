@@ -9,7 +9,8 @@ of 128 real rows:
 1. **Baselines, no generator.** (a) real + classic augmentation; (f) arm a + torchvision v2
    ``MixUp``/``CutMix`` (a random choice per batch, torchvision's default α = 1); on long-tailed
    cells also (g) class-balanced resampling and (h) the logit-adjusted loss (Menon et al. 2021,
-   τ = 1); (e) the oracle: arm a on twice the real images. The **best baseline** B is chosen on a
+   τ = 1); (e) the oracle: arm a on twice the real images (all of a class's images where the data
+   hold fewer, down to ``protocol.ORACLE_LEAST`` times the subset). The **best baseline** B is chosen on a
    validation split carved from the subset (20% of each class; mean per-class accuracy on
    long-tailed cells), never on the test set. Where one split leaves too few images to choose on
    (10 per class leave 2), the choice averages stratified folds that score every image once
@@ -38,12 +39,14 @@ of 128 real rows:
    (``cgan:free+filter+soft+weighted``; ``--methods plain,filter,soft,weighted`` adds them to
    every source of a run) makes them candidates beside plain: a different arm, so its seeds add
    to the cell's file beside the plain arm's, on the same baselines (the teacher of ``filter`` /
-   ``soft``: B's classifier on the same training data, which a resumed seed trains again and
-   records as ``teacher_test_acc`` beside B's own figure; ``weighted``, no teacher, gives the
+   ``soft``: B's classifier on the same training data; ``weighted``, no teacher, gives the
    appended rows half a real row's loss weight, ``train_classifier``'s ``synthetic_weight``).
    The arm chooses (variation setting x method) on validation (``filter`` only for free samples:
    rows made from real rows keep their row's label), and a seed where an arm chose ``soft`` adds
    the control (t), B with the same teacher's soft targets on its real rows and no synthetic rows.
+   An arm added to a seed whose baselines were measured on an earlier commit also records B
+   trained again on its own commit (``b_rerun_acc``), and is read against it too (``vs_b_rerun``,
+   with ``b_drift``: how far B's figure moved between the commits).
 4. **Paired statistics** over seeds: ΔAcc of each synthetic arm against B, against (r) and
    against (a), the oracle gain e − a, as means of per-seed differences with a 95% t interval
    and the number of positive seeds; oracle share = ΔAcc vs B / oracle gain; an arm that chose
@@ -187,6 +190,7 @@ def summarise(results: dict) -> dict:
             entry["coverage"] = {name: mean_std([c[name] for c in covered])
                                  for name in ("diversity_pixels", "novelty_pixels")} if covered else None
             entry.update(method_summary(rows, key, acc))
+            entry.update(rerun_summary(rows, key, acc, best))
         delta = (entry["vs_best_baseline"] or {}).get("mean")
         entry["oracle_share"] = oracle_share(delta, gain) if delta is not None and gain else None
         if lt:
@@ -194,6 +198,16 @@ def summarise(results: dict) -> dict:
                 rows, rare(key), lambda r: r["arms"].get(r.get("best_baseline"), {}).get("rarest5"))
         summary[key] = entry
     return summary
+
+
+def rerun_summary(rows: list[dict], key: str, acc, best) -> dict:
+    """For an arm added to seeds whose B was measured on an earlier commit: ``vs_b_rerun``, the arm
+    against B trained again on its own commit, and ``b_drift``, how far B's figure moved between
+    the two commits (float rounding alone can move a trained network's accuracy). Empty otherwise."""
+    rerun = lambda r: r["arms"].get(key, {}).get("b_rerun_acc")  # noqa: E731
+    if not any(rerun(r) is not None for r in rows):
+        return {}
+    return {"vs_b_rerun": _paired(rows, acc(key), rerun), "b_drift": _paired(rows, rerun, best)}
 
 
 def method_summary(rows: list[dict], key: str, acc) -> dict:
@@ -230,7 +244,7 @@ class Arms:
         # seeded run gives the same model, and reused by every candidate and arm.
         self.fold_models: dict[str, list] = {}
         self.subset_models: dict[str, torch.nn.Module] = {}
-        self.retrained_teacher_acc: dict[str, float] = {}  # B trained again for a resumed seed: its test figure
+        self.b_rerun_acc: dict[str, float] = {}  # B trained again for a resumed seed: its test figure
         # Generators by (family, options), for the same reason: ``ddpm:free@bank`` and
         # ``ddpm:variation@bank`` draw from one model (training it twice cost most of an hour a seed on a CPU).
         self.generators: dict[str, tuple] = {}
@@ -298,14 +312,14 @@ class Arms:
 
     def subset_teacher(self, best: str, record: dict | None = None):
         """B's classifier on the whole subset: arm B's model, or trained now for a resumed seed.
-        ``record`` gets ``teacher_test_acc`` when it is trained now: arm B again, on this commit,
-        so the file shows how far B's figure moves between commits (float rounding); never used
-        for a choice."""
+        ``record`` gets ``b_rerun_acc`` when it is trained now: arm B again, on this run's commit,
+        against which an arm added to a seed measured on an earlier commit is read too (a figure
+        moves between commits by float rounding); never used for a choice."""
         if best not in self.subset_models:
             self.subset_models[best] = self.train(self.cell.subset, **baseline_options(best, self.k))
-            self.retrained_teacher_acc[best] = evaluate_accuracy(self.subset_models[best], self.test)
-        if record is not None and best in self.retrained_teacher_acc:
-            record["teacher_test_acc"] = self.retrained_teacher_acc[best]
+            self.b_rerun_acc[best] = self.test_arm(self.subset_models[best], time.perf_counter())["acc"]  # as arm B
+        if record is not None and best in self.b_rerun_acc:
+            record["b_rerun_acc"] = self.b_rerun_acc[best]
         return self.subset_models[best]
 
     def steps(self, data) -> int:
@@ -329,9 +343,10 @@ class Arms:
     def control(self, key: str, best: str) -> dict:
         """(r), (p) or (t) on top of B; (t): B's own soft targets on its real rows, no synthetic rows."""
         if key == "t":
-            soft = method_options("soft")
-            return self.mixed_arm(best, TeacherLabels(self.subset_teacher(best), soft["label_temperature"],
-                                                      soft["soft_label_weight"], self.k))
+            soft, rerun = method_options("soft"), {}
+            teacher = self.subset_teacher(best, rerun)
+            return {**self.mixed_arm(best, TeacherLabels(teacher, soft["label_temperature"],
+                                                         soft["soft_label_weight"], self.k)), **rerun}
         shape, names = self.cell.subset.image_shape, self.cell.subset.class_names
         source = (RealRowSource(self.k, shape, class_names=names) if key == "r"
                   else PixelMixSource(self.k, shape, class_names=names))
@@ -431,7 +446,10 @@ class Arms:
         else:
             chosen = candidates[0]
         setting, method = chosen
-        teacher = self.subset_teacher(best, settings) if method in TEACHER_METHODS else None
+        # B on this commit: the teacher where the method needs one, and, for a seed whose B was
+        # measured on an earlier commit, the figure the arm is read against as well (b_rerun_acc).
+        teacher = self.subset_teacher(best, settings)
+        teacher = teacher if method in TEACHER_METHODS else None
         arm = self.mixed_arm(best, self.candidate_mix(generator, kind, bank, chosen, self.cell.subset, teacher),
                              **split_method_options(method)[1])
         return {**arm, **self.choice_record(kind, chosen, candidates, selection, methods), **settings,
@@ -628,6 +646,10 @@ class ResultsFile:
         self.results = {**protocol, "seeds": [], "sources": [], "commands": [], "per_seed": [], "summary": {}}
         if path.exists() and not fresh:
             previous = json.loads(path.read_text())
+            if previous.get("methods", ["plain"]) != ["plain"]:
+                raise SystemExit(f"{path} was written when --methods was a protocol field (methods "
+                                 f"{previous['methods']}, recorded under the plain arms' keys): its arms cannot be "
+                                 "told from plain ones by this version; pass --out for a new file")
             # Files written before a field existed lack it: compare them at the value they used.
             fields = [*protocol, *(k for k in PROTOCOL_DEFAULTS if k not in protocol)]
             recorded = {k: previous.get(k, PROTOCOL_DEFAULTS.get(k)) for k in fields}
