@@ -32,16 +32,29 @@ case "$part" in
     cell fashion-mnist lt100 aae:variation,cgan:free
     # the cgan's limited-data regularisers: weights chosen on validation (3 seeds), then measured
     # with the spec the sweep chose (its JSON's "chosen"; see benchmarks/README.md)
-    "$PYTHON" benchmarks/cgan_regularisers.py --dataset fashion-mnist --budget 50pc --seeds 0,1,2 ;;
+    "$PYTHON" benchmarks/cgan_regularisers.py --dataset fashion-mnist --budget 50pc --seeds 0,1,2
+    # the methods chosen on validation (teacher filter, soft labels, loss weight), as arms of their
+    # own beside the plain ones, on the cells' baselines
+    for budget in 50pc lt100; do
+      downstream --dataset fashion-mnist --budget "$budget" --sources aae:variation,cgan:free \
+        --methods plain,filter,soft,weighted
+    done
+    # the stronger classifier (ResNet-8 width 64; its own file, _w64), 3 seeds
+    SEEDS=0,1,2 downstream --dataset fashion-mnist --budget 50pc --clf-width 64 --sources cgan:free ;;
   diffusion)
     # issue 29: time to a converged grid, the ddpm's coverage by guidance and length, then its cells
     # (rows from banks made once: sampling a ddpm at every classifier step is too slow on a CPU);
     # DDPM_STEPS: training steps of each ddpm (5000: where time_to_grid's score plateaued, seed 0)
     "$PYTHON" benchmarks/time_to_grid.py --families cgan=3000,ddpm=6000 --snapshot-every 250
     (cd benchmarks && "$PYTHON" ddpm_coverage.py --steps 4000 --snapshot-every 2000 --guidance 1,3 --per-class 30)
-    for budget in 50pc lt100; do
-      downstream --dataset fashion-mnist --budget "$budget" --gen-steps "${DDPM_STEPS:-5000}" \
-        --sources ddpm:free@bank,ddpm:variation@bank
+    # Banks hold bank_per_image x (images of the largest class) rows a class: 4 at 50/class, and 1
+    # at lt100, whose largest class has 500 images (4 would be 20,000 rows a bank, hours of sampling).
+    for cell in 50pc:4 lt100:1; do
+      downstream --dataset fashion-mnist --budget "${cell%:*}" --gen-steps "${DDPM_STEPS:-5000}" \
+        --bank-per-image "${cell#*:}" --sources ddpm:free@bank,ddpm:variation@bank
+      # the methods chosen on validation, as arms of their own beside the plain ones
+      downstream --dataset fashion-mnist --budget "${cell%:*}" --gen-steps "${DDPM_STEPS:-5000}" \
+        --bank-per-image "${cell#*:}" --sources ddpm:free@bank,ddpm:variation@bank --methods plain,filter,soft,weighted
     done ;;
   cifar10)
     cell cifar10 200pc aae:variation,cgan:free ;;
@@ -49,7 +62,8 @@ case "$part" in
     "$PYTHON" benchmarks/family_quality.py --steps 1000 --seed 0
     "$PYTHON" benchmarks/throughput.py --steps 30 --repeats 3
     "$PYTHON" benchmarks/mixing_overhead.py --warmup 3 --steps 10
-    "$PYTHON" benchmarks/pool_fill_rate.py ;;
+    "$PYTHON" benchmarks/pool_fill_rate.py
+    "$PYTHON" benchmarks/classifier_speed.py ;;
   all)
     # Two single-thread lanes (Fashion-MNIST then diffusion | MNIST then CIFAR-10), then the
     # timing benchmarks alone, so that no other job shares the CPU with them.
