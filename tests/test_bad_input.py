@@ -362,9 +362,9 @@ API_CASES = [
     api("sample-mistyped-class-name", lambda s, t: s.generator.sample(["Bagg"]), DataError,
         "'Bagg' is not a class name", "did you mean 'Bag'?"),
     api("sample-one-hot-labels", lambda s, t: s.generator.sample(torch.eye(10)), DataError,
-        "labels has shape (10, 10)", "pass labels.argmax(1)"),
+        "labels must be 1-D, one class index per image, got shape (10, 10)", "pass labels.argmax(1)"),
     api("sample-float-labels", lambda s, t: s.generator.sample(torch.tensor([0.0, 1.0])), DataError,
-        "not an integer dtype", "use labels.long()"),
+        "labels must be integer class indices, got dtype torch.float32", "use labels.long()"),
     api("sample-zero-per-class", lambda s, t: s.generator.sample_per_class(0), ConfigError,
         "per_class must be a positive int", "got 0"),
     # A truthy string for a flag that deletes or replaces work would do what it denies.

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .._images import to_signed_unit
+from .._labels import check_class_indices
 from ..errors import ConfigError, DataError
 
 
@@ -29,17 +30,16 @@ class LabelledImages(Dataset):
 
     def __init__(self, images, labels, class_names: Sequence[str] | None = None, *, source: str = ""):
         images = _image_tensor(images)
-        labels = check_integer_labels(labels)
+        class_names = check_class_names(class_names)
+        named = None if class_names is None else len(class_names)
+        labels = check_integer_labels(labels, named, classes=f"class_names names {named} classes",
+                                      fix="give each image the index of its class in class_names, or add the "
+                                          "missing class names")
         if len(images) != len(labels):
             raise DataError(f"{len(images)} images but {len(labels)} labels")
         if len(labels) == 0:
             raise DataError("the dataset is empty (0 images); pass data with images of every class")
-        class_names = check_class_names(class_names)
-        num_classes = len(class_names) if class_names is not None else int(labels.max()) + 1
-        if int(labels.max()) >= num_classes:
-            raise DataError(
-                f"label {int(labels.max())} is out of range for {num_classes} class names"
-            )
+        num_classes = named if named is not None else int(labels.max()) + 1
         counts = torch.bincount(labels, minlength=num_classes)
         if num_classes < 2 or int((counts > 0).sum()) < 2:
             only = repr(class_names[int(labels[0])]) if class_names else str(int(labels[0]))
@@ -173,27 +173,20 @@ def _refuse_empty_classes(counts: torch.Tensor, class_names: list[str] | None) -
     )
 
 
-def check_integer_labels(labels) -> torch.Tensor:
-    """Validate labels as non-negative integers and return them as int64 (N,)."""
+def check_integer_labels(labels, num_classes: int | None = None, *, classes: str = "", fix: str = "") -> torch.Tensor:
+    """Validate labels as class indices (>= 0, below ``num_classes`` when given) and return them
+    as int64 (N,).
+
+    The rules are :func:`augmentgen._labels.check_class_indices`', with what the data layer adds:
+    whole floats are taken (label columns are often stored as floats), and missing labels (None)
+    or class names get a message saying how to encode them. ``classes`` and ``fix`` are that
+    function's, for labels out of range.
+    """
     if not isinstance(labels, torch.Tensor):
         labels = np.asarray(labels)
         if labels.dtype.kind in "USO":  # torch.as_tensor fails on these with no hint
             _refuse_label_objects(labels)
-    labels = torch.as_tensor(labels)
-    if labels.ndim != 1:
-        hint = ("; one-hot labels? pass labels.argmax(1)" if labels.ndim == 2 and labels.shape[1] > 1
-                else "; pass labels.reshape(-1)" if labels.ndim == 2 else "")
-        raise DataError(f"labels must be 1-D, one class index per image, got shape {tuple(labels.shape)}{hint}")
-    if labels.dtype == torch.bool or labels.is_complex():
-        raise DataError(f"labels must be integers, got dtype {labels.dtype}")
-    if labels.dtype.is_floating_point:
-        if labels.numel() and not bool((labels == labels.round()).all() & labels.isfinite().all()):
-            raise DataError("labels must be integers; got non-integer float labels")
-        labels = labels.long()
-    labels = labels.long()
-    if labels.numel() and int(labels.min()) < 0:
-        raise DataError(f"labels must be >= 0, got {int(labels.min())}")
-    return labels
+    return check_class_indices(labels, num_classes, classes=classes, fix=fix, whole_floats=True)
 
 
 def _refuse_label_objects(labels: np.ndarray) -> None:

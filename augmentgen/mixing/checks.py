@@ -13,6 +13,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from .._labels import check_class_indices
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, Temperature
 from .filter import TeacherFilter
@@ -20,12 +21,15 @@ from .free_sources import FreeSource, GeneratorSource, PoolSource
 from .pool import SyntheticPool
 from .sources import AnchoredSource, PixelMixSource, RealRowSource, VariationSource
 from .teacher import TeacherLabels
-from .value_range import check_mean_std, check_output_range, shown_values
+from .value_range import check_mean_std, check_output_range
 
 __all__ = ["check_batch", "check_batch_labels", "check_output_range", "check_source", "check_teacher",
            "infer_output_range", "parse_balance"]
 
 Balance = None | Literal["uniform", "inverse-frequency"] | Mapping[int | str, float]
+
+#: How the mixer takes labels, for a refusal of their form.
+_BATCH_LABELS = "mix before one-hot encoding, CutMix or MixUp"
 
 #: The row sources augmentgen ships, as an error message names them.
 SOURCE_CLASSES = ("GeneratorSource", "PoolSource", "VariationSource", "RealRowSource", "PixelMixSource")
@@ -273,11 +277,11 @@ def check_batch(images: torch.Tensor, labels: torch.Tensor, *, image_shape: tupl
         )
     if not (images.dtype.is_floating_point or images.dtype == torch.uint8):
         raise DataError(f"images must be float or uint8, got {images.dtype}")
-    if not isinstance(labels, torch.Tensor) or labels.ndim != 1 or labels.dtype.is_floating_point:
-        raise DataError(
-            "labels must be an integer tensor (B,) of class indices; mix before one-hot "
-            "encoding, CutMix or MixUp"
-        )
+    if not isinstance(labels, torch.Tensor):
+        raise DataError(f"SyntheticMix takes collated batches: labels a tensor (B,) of class indices, got "
+                        f"{type(labels).__name__}; {_BATCH_LABELS}")
+    # The form only (no values read): the range is check_batch_labels', read when the mixer asks.
+    check_class_indices(labels, range_check="none", hint=_BATCH_LABELS)
     if len(labels) != len(images):
         raise DataError(f"{len(images)} images but {len(labels)} labels")
     if labels.device != images.device:
@@ -289,34 +293,36 @@ def check_batch_labels(labels: torch.Tensor, source: FreeSource | AnchoredSource
     """The batch's labels are classes of ``source``: ``[0, K)``, a DataError naming the fix else.
 
     One reduction and one host read: the mixer calls it on its first batch (and on every batch of
-    CPU labels), before the labels are counted or rows are made from them."""
+    CPU labels), before the labels are counted or rows are made from them. The message names who
+    holds the classes and, for labels above them, what to build or remap; the fix for negative
+    labels is the shared one."""
     k = source.num_classes
-    if not labels.numel() or bool(((labels >= 0) & (labels < k)).all()):
-        return
-    bad = labels[(labels < 0) | (labels >= k)].tolist()
-    name = type(source).__name__
+    check_class_indices(labels, k, classes=lambda: _source_classes(source),
+                        fix=lambda bad: _source_fix(source, max(bad)))
+
+
+def _source_classes(source: FreeSource | AnchoredSource) -> str:
+    """Who holds the classes, and their names, for a message."""
+    k = source.num_classes
     names = list(source.class_names) if source.class_names is not None else [str(c) for c in range(k)]
     listed = ", ".join(repr(n) for n in names[:10]) + (", ..." if len(names) > 10 else "")
-    classes = f"{k} classes ({listed})"
     if isinstance(source, PoolSource):
-        subject = "the pool holds"
-    else:
-        subject = f"{name} has"
-    if min(bad) < 0:
-        fix = (f"class indices start at 0: drop the rows labelled {shown_values([b for b in bad if b < 0])} "
-               f"(e.g. unlabelled ones) or remap the labels to [0, {k - 1}] before mixing")
-    elif _is_pixel_source(source):
-        fix = f"build {name}(num_classes={max(bad) + 1}, ...)"
-    elif isinstance(source, PoolSource):
-        fix = "build the pool from a generator trained on these classes, or remap the labels to its classes"
-    elif _has_generator(source):
-        fix = "use a generator trained on these classes, or remap the labels to its classes"
-    else:
-        fix = f"give {name} num_classes={max(bad) + 1}, or remap the labels to its classes"
+        return f"the pool holds {k} classes ({listed})"
     if _has_generator(source):  # as the generator's own check words it
-        raise DataError(f"labels {shown_values(bad)} are out of range: this {k}-class generator takes class "
-                        f"indices in [0, {k - 1}] (its classes are {listed}); {fix}")
-    raise DataError(f"labels {shown_values(bad)} are outside [0, {k - 1}]: {subject} {classes}; {fix}")
+        return f"this generator has {k} classes ({listed})"
+    return f"{type(source).__name__} has {k} classes ({listed})"
+
+
+def _source_fix(source: FreeSource | AnchoredSource, top: int) -> str:
+    """What to do about labels up to ``top`` that ``source`` does not know."""
+    name = type(source).__name__
+    if _is_pixel_source(source):
+        return f"build {name}(num_classes={top + 1}, ...)"
+    if isinstance(source, PoolSource):
+        return "build the pool from a generator trained on these classes, or remap the labels to its classes"
+    if _has_generator(source):
+        return "use a generator trained on these classes, or remap the labels to its classes"
+    return f"give {name} num_classes={top + 1}, or remap the labels to its classes"
 
 
 def infer_output_range(images: torch.Tensor) -> tuple[float, float]:

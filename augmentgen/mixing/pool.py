@@ -13,6 +13,7 @@ from torch import nn
 
 from .._devices import check_device
 from .._images import to_signed_unit, to_uint8
+from .._labels import check_class_indices
 from .._processes import progress_bar
 from .._seeds import seeded_generator
 from ..errors import ConfigError, DataError
@@ -363,19 +364,15 @@ class SyntheticPool:
         Uses the global torch RNG by default, which DataLoader seeds per worker. For whole batches
         in a training step, :meth:`take` draws without a host sync.
         """
-        try:
-            labels_t = torch.as_tensor(labels)
-        except (TypeError, ValueError, RuntimeError):
-            labels_t = None
-        if labels_t is None or labels_t.dtype == torch.bool or labels_t.is_floating_point() or labels_t.is_complex():
-            # As ints, 1.5 would silently be 1 and a mask would be classes 0 and 1.
-            raise DataError(f"labels must be class indices (an int or an integer tensor), got {labels!r:.80}")
-        labels_t = labels_t.long()
-        if labels_t.numel() and not bool(((labels_t >= 0) & (labels_t < self.num_classes)).all()):
-            raise DataError(f"labels must be in [0, {self.num_classes - 1}] for this pool, got {labels}")
+        # One int (or 0-d tensor) is one image; as a list it gets the check of a batch of labels.
+        single = (isinstance(labels, (int, float, np.number, np.bool_))
+                  or isinstance(labels, torch.Tensor) and labels.ndim == 0)
+        labels_t = check_class_indices(torch.as_tensor(labels).reshape(1) if single else labels, self.num_classes,
+                                       classes=self._classes_text, fix=_POOL_FIX)
         positions = torch.randint(self.per_class, labels_t.shape, generator=generator)
         # Advanced indexing copies, so callers may modify the result without touching the bank.
-        return self.images[labels_t, positions]
+        drawn = self.images[labels_t, positions]
+        return drawn[0] if single else drawn
 
     def take(self, labels: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """Bank images for a batch: uint8 (N, C, H, W), a new tensor on the bank's device.
@@ -390,16 +387,20 @@ class SyntheticPool:
         :class:`DataError` on the CPU; on CUDA the indexing asserts (checking would cost a sync).
         """
         device = self.images.device
-        labels = labels.to(device=device, dtype=torch.long)
-        if device.type == "cpu" and labels.numel() and not bool(((labels >= 0) & (labels < self.num_classes)).all()):
-            raise DataError(f"labels must be in [0, {self.num_classes - 1}] for this pool, got "
-                            f"{sorted(set(labels.tolist()))}")
+        if isinstance(labels, torch.Tensor):  # moved first, so that the range is read where the bank is
+            labels = labels.to(device)
+        # Off the CPU the range is not read back (a host sync per batch): the indexing asserts.
+        labels = check_class_indices(labels, self.num_classes, classes=self._classes_text, fix=_POOL_FIX,
+                                     range_check="cpu").to(device)
         n = self.per_class
         steps = _steps_coprime_with(n, device)
         start = torch.randint(n, (self.num_classes,), generator=generator, device=device)
         step = steps[torch.randint(len(steps), (self.num_classes,), generator=generator, device=device)]
         positions = (start[labels] + (ranks_in_class(labels, self.num_classes) % n) * step[labels]) % n
         return self.images[labels, positions]
+
+    def _classes_text(self) -> str:
+        return f"this pool holds {self.num_classes} classes"
 
     def __len__(self) -> int:
         return self.num_classes * self.per_class
@@ -421,6 +422,10 @@ class SyntheticPool:
                                                   f"by {self.variation['source']}")
         return (f"SyntheticPool({self.num_classes} classes x {self.per_class}, shape=({c}, {h}, {w}){device}"
                 f"{teacher}{made}, refreshes={self.refreshes})")
+
+
+#: What to do about labels above a pool's classes.
+_POOL_FIX = "pass class indices of its classes, or build the pool from a generator trained on these classes"
 
 
 @functools.lru_cache(maxsize=8)

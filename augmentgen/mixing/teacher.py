@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._labels import check_class_indices, shown_values
 from ..errors import ConfigError, DataError
-from .value_range import check_mean_std, check_output_range, shown_values, to_generator_range
+from .value_range import check_mean_std, check_output_range, to_generator_range
 
 __all__ = ["TeacherLabels", "weighted_cross_entropy"]
 
@@ -148,29 +149,31 @@ class TeacherLabels:
             raise DataError(f"TeacherLabels takes collated batches, images a tensor (N, C, H, W) and labels "
                             f"(N,); got images as a {type(images).__name__}: stack them first "
                             "(torch.stack(images)) or use a DataLoader")
-        if not isinstance(labels, torch.Tensor) or labels.ndim != 1 or labels.dtype.is_floating_point:
-            raise DataError("labels must be an integer tensor (N,) of class indices")
+        if not isinstance(labels, torch.Tensor):
+            raise DataError(f"TeacherLabels takes collated batches, labels a tensor (N,) of class indices; got "
+                            f"labels as a {type(labels).__name__}: pass torch.as_tensor(labels) or use a DataLoader")
+        # Before the teacher runs: the form, and the range where K is known (else once its logits give K).
+        labels = self._checked_labels(labels, self.num_classes)
         if len(labels) != len(images):
             raise DataError(f"{len(images)} images but {len(labels)} labels")
-        if self.num_classes is not None:  # before the teacher runs; else once its logits give K
-            self._check_label_range(labels, self.num_classes)
         teacher_images = to_generator_range(images, output_range=self.output_range, mean=self.mean,
                                             std=self.std)
         logits = self.logits(teacher_images)
         if self.num_classes is None:
-            self._check_label_range(labels, logits.shape[1])
+            self._checked_labels(labels, logits.shape[1])
         return images, self.targets_from_logits(logits, labels)
 
-    def _check_label_range(self, labels: torch.Tensor, k: int) -> None:
-        """Labels in ``[0, k)``: a host read, so on an accelerator only on the first call."""
-        if labels.device.type != "cpu" and getattr(self, "_labels_checked", False):
-            return
-        if labels.numel() and not bool(((labels >= 0) & (labels < k)).all()):
-            bad = labels[(labels < 0) | (labels >= k)].tolist()
-            raise DataError(f"labels {shown_values(bad)} are outside [0, {k - 1}]: the teacher gives {k} "
-                            f"classes; pass class indices 0..{k - 1} of its classes, or a teacher trained "
-                            "on these classes")
+    def _checked_labels(self, labels: torch.Tensor, k: int | None) -> torch.Tensor:
+        """Labels as int64, in ``[0, k)`` when ``k`` is given: a host read, so on an accelerator
+        only on the first call (later ones would cost a sync per batch)."""
+        if k is None:
+            return check_class_indices(labels, range_check="none")
+        checked = check_class_indices(
+            labels, k, classes=f"the teacher gives {k} classes",
+            fix=f"pass class indices 0..{k - 1} of its classes, or a teacher trained on these classes",
+            range_check="cpu" if getattr(self, "_labels_checked", False) else "sync")
         self._labels_checked = True
+        return checked
 
     def __repr__(self) -> str:
         return (f"TeacherLabels(teacher={type(self.teacher).__name__}, label_temperature="

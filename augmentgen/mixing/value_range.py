@@ -44,12 +44,6 @@ def to_generator_range(
     return work.sub(low).mul_(2.0 / (high - low)).sub_(1.0)
 
 
-def shown_values(values: list) -> str:
-    """Sorted distinct ``values`` for a message: all of a few, else the first three and the last."""
-    values = sorted(set(values))
-    return str(values) if len(values) <= 6 else f"[{', '.join(map(str, values[:3]))}, ..., {values[-1]}]"
-
-
 def check_output_range(output_range) -> tuple[float, float]:
     """``(low, high)`` as floats, finite with ``low < high``."""
     try:

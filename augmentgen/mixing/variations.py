@@ -14,6 +14,7 @@ import warnings
 
 import torch
 
+from .._labels import check_class_indices
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator
 from .sources import MODE_KNOB, AnchoredSource, check_int_arguments
@@ -68,24 +69,20 @@ def check_variation_inputs(source, images, labels, per_image, batch_size, *, cal
     check_source(source, caller, free)
     check_int_arguments(per_image=(per_image, 1), batch_size=(batch_size, 1))
     try:
-        images, labels = torch.as_tensor(images), torch.as_tensor(labels)
-    except (TypeError, ValueError, RuntimeError):  # a LabelledImages, a list of tensors, class names
+        images = torch.as_tensor(images)
+    except (TypeError, ValueError, RuntimeError):  # a LabelledImages, a list of tensors
         raise DataError(f"{caller} takes images as one tensor (N, C, H, W) and labels as class indices (N,), "
                         f"got {type(images).__name__} and {type(labels).__name__}: pass train.images, "
                         "train.labels of a LabelledImages (map class names with the generator's "
                         "class_names.index)") from None
     _check_images(images, tuple(source.image_shape), caller)
-    if labels.ndim != 1 or labels.dtype.is_floating_point or labels.dtype == torch.bool:
-        raise DataError(f"labels must be an integer tensor (N,) of class indices, got {labels.dtype} "
-                        f"{tuple(labels.shape)}")
+    k = source.num_classes
+    labels = check_class_indices(
+        labels, k, classes=f"the source's generator knows {k} classes",
+        fix="pass class indices of those (map class names with its class_names)",
+        hint="pass train.labels of a LabelledImages (map class names with the generator's class_names.index)")
     if len(labels) != len(images):
         raise DataError(f"{len(images)} images but {len(labels)} labels: give one class index per image")
-    labels, k = labels.long(), source.num_classes
-    bad = labels[(labels < 0) | (labels >= k)]
-    if len(bad):
-        raise DataError(f"labels {sorted(set(bad.tolist()))[:5]} are outside [0, {k - 1}]: the source's "
-                        f"generator knows {k} classes; pass class indices of those (map class names with "
-                        "its class_names)")
     counts = torch.bincount(labels.cpu(), minlength=k)
     missing = (counts == 0).nonzero().flatten().tolist()
     if missing:

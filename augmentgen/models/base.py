@@ -18,6 +18,7 @@ from torch import nn
 
 from .._config import Config
 from .._deprecation import renamed_argument
+from .._labels import check_class_indices
 from ..errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -397,6 +398,8 @@ class ConditionalGenerator(nn.Module):
         :class:`~augmentgen.errors.DataError` naming the accepted forms and the class names, as
         are labels out of range (inside :class:`labels_checked_on_device`, labels on an
         accelerator are range-checked by a device-side assert instead, without a host sync).
+        The shared rules are :func:`augmentgen._labels.check_class_indices`'; the class names
+        are this class's own.
         """
         if isinstance(labels, (str, bytes, int, float)) or labels is None:
             raise DataError(self._labels_error(f"labels is the single {type(labels).__name__} {labels!r}, "
@@ -406,50 +409,37 @@ class ConditionalGenerator(nn.Module):
         elif isinstance(labels, np.ndarray) and labels.dtype.kind in "US":  # an array of class names
             labels = torch.tensor([self._label_index(str(item), i) for i, item in enumerate(labels.reshape(-1))],
                                   dtype=torch.long)
-        try:
-            labels = torch.as_tensor(labels)
-        except (TypeError, ValueError, RuntimeError) as exc:
-            raise DataError(self._labels_error(f"labels is a {type(labels).__name__} that torch cannot "
-                                               f"read ({exc})")) from None
-        # Shape first: a float one-hot (N, K) tensor is better told to argmax than to .long().
-        if labels.ndim != 1:
-            one_hot = labels.ndim == 2 and labels.shape[-1] == self.num_classes
-            raise DataError(self._labels_error(
-                f"labels has shape {tuple(labels.shape)}, not (N,)",
-                "for one-hot labels pass labels.argmax(1)" if one_hot else "flatten them first"))
-        if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.is_complex():
-            raise DataError(self._labels_error(
-                f"labels has dtype {labels.dtype}, not an integer dtype",
-                "float labels are refused rather than rounded: use labels.long() if they are whole"))
-        labels = labels.to(device=self.device, dtype=torch.long)
-        if not labels.numel():
-            return labels
-        in_range = ((labels >= 0) & (labels < self.num_classes)).all()
-        if labels.device.type != "cpu" and _CHECK_ON_DEVICE.get():
-            # A per-batch caller (the mixer's step): no host sync. Its labels are its own draws or
-            # its batch's; one out of range stops the stream with a device-side assert, where a
-            # model indexing by label might otherwise not fail (ddpm's class K is "no class").
-            torch._assert_async(in_range, f"labels out of range for a {self.num_classes}-class generator")
-            return labels
-        # One reduction and one host sync per call, not per sample (no sync on the CPU).
-        if not bool(in_range):
-            bad = labels[(labels < 0) | (labels >= self.num_classes)][:5].tolist()
-            raise DataError(
-                f"labels {bad} are out of range: this {self.num_classes}-class generator takes "
-                f"class indices in [0, {self.num_classes - 1}] or class names; {self._names_hint()}"
-            )
-        return labels
+        # Checked where they are (CPU labels cost no sync), then moved. A per-batch caller (the
+        # mixer's step) asks for no host sync: its labels are its own draws or its checked batch's,
+        # and one out of range stops the stream with a device-side assert, where a model indexing
+        # by label might otherwise not fail (ddpm's class K is "no class"). Message parts are
+        # bound methods, so that a call with good labels builds no strings.
+        labels = check_class_indices(labels, self.num_classes, classes=self._classes_text, fix=self._range_fix,
+                                     hint=self._labels_forms,
+                                     range_check="assert" if _CHECK_ON_DEVICE.get() else "sync")
+        return labels.to(self.device)
+
+    def _classes_text(self) -> str:
+        return f"this generator has {self.num_classes} classes ({self._names_listed()})"
+
+    def _range_fix(self, bad: list) -> str:
+        return f"pass class indices in [0, {self.num_classes - 1}] or class names"
+
+    def _names_listed(self) -> str:
+        names = self.class_names
+        return ", ".join(repr(n) for n in names[:20]) + (", ..." if len(names) > 20 else "")
 
     def _names_hint(self) -> str:
-        names = self.class_names
-        shown = ", ".join(repr(n) for n in names[:20]) + (", ..." if len(names) > 20 else "")
-        return f"its classes are {shown}"
+        return f"its classes are {self._names_listed()}"
+
+    def _labels_forms(self) -> str:
+        """The accepted label forms and the class names, for a refusal of the labels' form."""
+        return (f"labels take one class per image: a list of class indices (ints in [0, {self.num_classes - 1}]) "
+                f"and/or class names, or a 1-D integer tensor or array; {self._names_hint()}")
 
     def _labels_error(self, problem: str, fix: str = "") -> str:
         """``problem``, then ``fix``, then the accepted label forms and the class names."""
-        return (f"{problem}; {fix + '; ' if fix else ''}labels take one class per image: a list of "
-                f"class indices (ints in [0, {self.num_classes - 1}]) and/or class names, or a 1-D "
-                f"integer tensor or array; {self._names_hint()}")
+        return f"{problem}; {fix + '; ' if fix else ''}{self._labels_forms()}"
 
     @staticmethod
     def _single_label_fix(label) -> str:

@@ -429,7 +429,7 @@ def test_batch_labels_outside_a_pixel_sources_classes_name_num_classes(data, mak
 def test_batch_labels_outside_a_variation_sources_classes_are_refused_before_counting(tiny_ae, data):
     images, _ = signed(data, 10)
     mix = SyntheticMix(VariationSource(tiny_ae, "interpolate"), 0.5, balance="uniform", seed=0)
-    with pytest.raises(DataError, match=r"labels \[3, 4, 5, \.\.\., 9\] are out of range: this 3-class generator.*"
+    with pytest.raises(DataError, match=r"labels \[3, 4, 5, \.\.\., 9\] are outside \[0, 2\]: this generator has 3 classes.*"
                                         "use a generator trained on these classes"):
         mix(images, torch.arange(10))
 

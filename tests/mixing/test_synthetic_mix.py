@@ -654,7 +654,7 @@ def test_a_batch_label_out_of_range_is_still_a_data_error_on_the_cpu(gen):
     # generator's DataError naming the labels is kept.
     images, labels = batch(8)
     labels[3] = 5
-    with pytest.raises(DataError, match=r"labels \[5\] are out of range: this 3-class generator"):
+    with pytest.raises(DataError, match=r"labels \[5\] are outside \[0, 2\]: this generator has 3 classes"):
         SyntheticMix(gen, 1.0, mode="replace", seed=0)(images, labels)
 
 
@@ -711,8 +711,8 @@ def test_batch_labels_outside_the_generators_classes_are_a_data_error_on_the_fir
     labels = torch.arange(10)  # classes 0..9 for a 3-class generator
     mix = SyntheticMix(gen, 0.5, mode=mode, balance=balance if mode == "append" or balance is None else "uniform",
                        seed=0)
-    with pytest.raises(DataError, match=r"labels \[3, 4, 5, \.\.\., 9\] are out of range: this 3-class generator "
-                                        r"takes class indices in \[0, 2\].*use a generator trained on these classes"):
+    with pytest.raises(DataError, match=r"labels \[3, 4, 5, \.\.\., 9\] are outside \[0, 2\]: this generator has 3 classes "
+                                        r"\('0', '1', '2'\); use a generator trained on these classes"):
         mix(images, labels)
     assert int(mix.class_counts.sum()) == 0  # refused before anything was counted
 
@@ -731,9 +731,22 @@ def test_a_pools_batch_labels_outside_its_classes_name_the_pool(gen):
 def test_negative_batch_labels_name_the_fix(gen):
     images, labels = batch(8)
     labels[2] = -1
-    with pytest.raises(DataError, match=r"labels \[-1\] are out of range.*class indices start at 0: drop the rows "
+    with pytest.raises(DataError, match=r"labels \[-1\] are outside \[0, 2\].*class indices start at 0: drop the rows "
                                         r"labelled \[-1\]"):
         SyntheticMix(gen, 0.5, balance="uniform", seed=0)(images, labels)
+
+
+def test_batch_labels_of_another_form_are_refused_with_the_fix(gen):
+    # A bool mask was taken as classes 0 and 1; one-hot rows are named with their fix.
+    images, labels = batch(8)
+    mix = SyntheticMix(gen, 0.5, seed=0)
+    with pytest.raises(DataError, match=r"labels must be integer class indices, got dtype torch.bool.*mix before "
+                                        "one-hot encoding"):
+        mix(images, labels == 1)
+    with pytest.raises(DataError, match=r"got shape \(8, 3\); one-hot labels\? pass labels.argmax\(1\)"):
+        mix(images, torch.nn.functional.one_hot(labels, 3))
+    with pytest.raises(DataError, match=r"SyntheticMix takes collated batches: labels a tensor \(B,\)"):
+        mix(images, labels.tolist())
 
 
 @pytest.mark.parametrize("weight", [float("nan"), float("inf"), -1.0, "1", True, None])

@@ -44,10 +44,15 @@ def test_draw_copies_and_checks(gen):
     single = pool.draw(1)
     assert single.shape == (1, 28, 28)
     assert any(torch.equal(single, pool.images[1, i]) for i in range(4))
-    with pytest.raises(DataError, match="in \\[0, 2\\]"):
+    with pytest.raises(DataError, match=r"labels \[3\] are outside \[0, 2\]: this pool holds 3 classes; pass class "
+                                        "indices of its classes"):
         pool.draw(torch.tensor([3]))
-    for wrong in (1.5, torch.tensor([0.0, 1.0]), torch.tensor([True, False]), "0"):  # were truncated or crashed
-        with pytest.raises(DataError, match="labels must be class indices"):
+    for wrong, message in [(1.5, r"integer class indices, got dtype torch.float32.*labels.long\(\) if they are whole"),
+                           (torch.tensor([0.0, 1.0]), r"integer class indices, got dtype torch.float32"),
+                           (torch.tensor([True, False]), r"integer class indices, got dtype torch.bool; a mask"),
+                           ("0", r"class indices, got the str '0', which torch cannot read.*map them to class "
+                                 "indices")]:  # were truncated or crashed
+        with pytest.raises(DataError, match=f"labels must be {message}"):
             pool.draw(wrong)
     assert pool.draw(np.array([0, 2])).shape == (2, 1, 28, 28)
     with pytest.raises(ConfigError):
@@ -139,8 +144,10 @@ def test_take_draws_distinct_bank_images_per_class_then_wraps(gen):
     many = pool.take(torch.ones(13, dtype=torch.long), generator=rng)
     assert all(any(torch.equal(row, pool.images[1, i]) for i in range(6)) for row in many)
     assert pool.take(torch.empty(0, dtype=torch.long)).shape == (0, 1, 28, 28)
-    with pytest.raises(DataError, match=r"in \[0, 2\]"):
+    with pytest.raises(DataError, match=r"labels \[3\] are outside \[0, 2\]: this pool holds 3 classes"):
         pool.take(torch.tensor([0, 3]))
+    with pytest.raises(DataError, match=r"labels must be integer class indices, got dtype torch.float32"):
+        pool.take(torch.tensor([0.0, 2.0]))  # was truncated to classes silently
 
 
 def test_take_uses_every_bank_image_equally_often_and_varies_between_calls():

@@ -393,6 +393,17 @@ def test_teacher_labels_take_a_tensor_of_images(teacher, real):
         TeacherLabels(teacher)(list(images), labels)
 
 
+def test_teacher_labels_take_integer_class_indices(teacher, real):
+    # A bool mask was taken as classes 0 and 1.
+    images, labels = real
+    with pytest.raises(DataError, match=r"labels must be integer class indices, got dtype torch.bool; a mask"):
+        TeacherLabels(teacher)(images, labels == 1)
+    with pytest.raises(DataError, match=r"TeacherLabels takes collated batches, labels a tensor"):
+        TeacherLabels(teacher)(images, labels.tolist())
+    targets = TeacherLabels(teacher, soft_label_weight=0.0)(images, labels.int())[1]  # int32 as int64
+    assert torch.equal(targets.argmax(1), labels)
+
+
 @pytest.mark.parametrize("targets, match", [
     (torch.zeros(7, dtype=torch.long), r"got int64 \(7,\): give one target per row of logits \(8 rows\)"),
     (torch.zeros(8), r"got float32 \(8,\): use targets\.long\(\)"),

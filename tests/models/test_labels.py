@@ -66,8 +66,10 @@ def test_tensor_fast_path_is_unchanged(gen):
     ([True], r"labels\[0\] is the bool True", "class names"),
     (torch.tensor([[0], [1]]), r"shape \(2, 1\)", "flatten"),
     (torch.eye(3), r"shape \(3, 3\)", r"argmax\(1\)"),
-    ([3], r"labels \[3\] are out of range", r"\[0, 2\].*'Bag'"),
-    (torch.tensor([-1, 0]), r"labels \[-1\] are out of range", "class names"),
+    ([3], r"labels \[3\] are outside \[0, 2\]: this generator has 3 classes",
+     r"'Bag'\); pass class indices in \[0, 2\] or class names"),
+    (torch.tensor([-1, 0]), r"labels \[-1\] are outside \[0, 2\]",
+     r"class indices start at 0: drop the rows labelled \[-1\]"),
     ([[0, 1]], r"labels\[0\] is the list", "1-D integer tensor"),
     (None, "single NoneType None", "class indices"),
 ])
@@ -102,11 +104,11 @@ def test_the_mixers_label_check_is_the_same_on_the_cpu(gen):
 
     with labels_checked_on_device():
         assert sampled_classes(gen.sample(torch.tensor([2, 0]))) == [2, 0]
-        with pytest.raises(DataError, match=r"labels \[3\] are out of range"):
+        with pytest.raises(DataError, match=r"labels \[3\] are outside \[0, 2\]"):
             gen.sample(torch.tensor([0, 3]))
-        with pytest.raises(DataError, match=r"labels \[-1\] are out of range"):
+        with pytest.raises(DataError, match=r"labels \[-1\] are outside \[0, 2\]"):
             gen.check_labels(torch.tensor([-1]))
-    with pytest.raises(DataError, match=r"labels \[3\] are out of range"):  # and after the block
+    with pytest.raises(DataError, match=r"labels \[3\] are outside \[0, 2\]"):  # and after the block
         gen.sample([3])
 
 
@@ -127,5 +129,5 @@ def test_the_mixers_label_check_makes_no_host_sync_on_cuda():
         torch.cuda.set_sync_debug_mode("default")
     assert torch.equal(checked, labels)
     # A direct call keeps its DataError on CUDA (one sync per call).
-    with pytest.raises(DataError, match=r"labels \[3\] are out of range"):
+    with pytest.raises(DataError, match=r"labels \[3\] are outside \[0, 2\]"):
         cuda_gen.check_labels(torch.tensor([3], device="cuda"))
