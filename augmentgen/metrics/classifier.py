@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._images import to_signed_unit
+from .._memory_format import channels_last_hazard, simd_channel_block
 from .._seeds import check_seed
 from ..data.labelled import LabelledImages, check_integer_labels
 from ..errors import ConfigError, DataError
@@ -79,14 +80,16 @@ class ReferenceClassifier(nn.Module):
         image_size (int): 28 or 32 (any size >= 8 works; recorded for reports).
         width (int, optional, defaults to 16): channels of the first stage; the later stages
             have 2x and 4x as many.
-        memory_format (torch.memory_format, optional, defaults to torch.channels_last): layout of
-            the conv weights and activations. A training step is faster in channels_last on CPU
-            (``benchmarks/classifier_speed.py``); ``torch.contiguous_format`` gives the NCHW network
-            (the same function, other float rounding).
+        memory_format (torch.memory_format, optional): layout of the conv weights and
+            activations. By default ``torch.channels_last``, whose training step is faster on a
+            CPU (``benchmarks/classifier_speed.py``), except below a width of 8 on AVX2 (16 on
+            other CPUs), where oneDNN's strided 1x1 convolution corrupts memory in that layout
+            (:mod:`augmentgen._memory_format`): there ``torch.contiguous_format``, the NCHW
+            network (the same function, other float rounding), which can also be asked for.
     """
 
     def __init__(self, num_classes: int, in_channels: int = 1, image_size: int = 28, width: int = 16,
-                 memory_format: torch.memory_format = torch.channels_last):
+                 memory_format: torch.memory_format | None = None):
         super().__init__()
         if num_classes < 2:
             raise ConfigError(f"num_classes must be at least 2, got {num_classes}")
@@ -94,9 +97,9 @@ class ReferenceClassifier(nn.Module):
             raise ConfigError(f"in_channels must be 1 or 3, got {in_channels}")
         if width < 1:
             raise ConfigError(f"width must be positive, got {width}")
-        if memory_format not in (torch.channels_last, torch.contiguous_format):
-            raise ConfigError(f"memory_format must be torch.channels_last or torch.contiguous_format, "
-                              f"got {memory_format}")
+        if memory_format not in (None, torch.channels_last, torch.contiguous_format):
+            raise ConfigError(f"memory_format must be torch.channels_last, torch.contiguous_format or None (the "
+                              f"fastest safe one), got {memory_format}")
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.image_size = image_size
@@ -111,8 +114,20 @@ class ReferenceClassifier(nn.Module):
         )
         self.num_features = 4 * width
         self.head = nn.Linear(self.num_features, num_classes)
-        self.memory_format = memory_format
-        self.to(memory_format=memory_format)
+        self.memory_format = self._safe_memory_format(memory_format)
+        self.to(memory_format=self.memory_format)
+
+    def _safe_memory_format(self, asked: torch.memory_format | None) -> torch.memory_format:
+        """channels_last where oneDNN runs it correctly (see :mod:`augmentgen._memory_format`)."""
+        hazard = channels_last_hazard(self)
+        if asked is None:
+            return torch.contiguous_format if hazard else torch.channels_last
+        if asked == torch.channels_last and hazard:
+            raise ConfigError(
+                f"memory_format=torch.channels_last is unsafe at width {self.width} on this CPU: oneDNN's strided "
+                f"1x1 convolution ({hazard}) corrupts memory in that layout with fewer than {simd_channel_block()} "
+                "input channels; use a width of at least that, or leave memory_format unset (NCHW here)")
+        return asked
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Penultimate-layer features (N, 4*width) of float images (N, C, H, W) in [-1, 1]."""

@@ -280,7 +280,7 @@ class Trainer:
         if self.init_source is not None and cfg.transfer_lr_scale != 1.0:
             scale_transferred_lr(step.optimizers(), plain_generator, self.init_source["copied"],
                                  cfg.transfer_lr_scale)
-        apply_speed_options(step, cfg, acc)
+        self.channels_last = apply_speed_options(step, cfg, acc)
         self.ema = None
         if cfg.ema_decay > 0:
             self.ema = GeneratorEMA(plain_generator, cfg.ema_decay)
@@ -401,7 +401,7 @@ class Trainer:
     def _train_step(self, real_images: torch.Tensor, labels: torch.Tensor,
                     plain_generator: ConditionalGenerator) -> dict[str, torch.Tensor]:
         real_images, labels = self._to_model_range(real_images), labels.long()
-        if self.config.channels_last:
+        if self.channels_last:
             real_images = real_images.contiguous(memory_format=torch.channels_last)
         losses = self.step(real_images, labels)
         self.progress.step += 1

@@ -58,9 +58,9 @@ def test_channels_last_is_the_same_network_in_a_faster_layout(separable):
     train, _ = separable
     images = train.to_float()
     torch.manual_seed(0)
-    default = ReferenceClassifier(3, width=4).eval()
+    default = ReferenceClassifier(3, width=16).eval()
     torch.manual_seed(0)
-    nchw = ReferenceClassifier(3, width=4, memory_format=torch.contiguous_format).eval()
+    nchw = ReferenceClassifier(3, width=16, memory_format=torch.contiguous_format).eval()
     def first_block_conv(model):  # the stem's (w, 1, 3, 3) weight is contiguous in both layouts
         return next(m for m in model.stages.modules() if isinstance(m, torch.nn.Conv2d)).weight
 
@@ -72,8 +72,26 @@ def test_channels_last_is_the_same_network_in_a_faster_layout(separable):
         torch.testing.assert_close(a, b)
     torch.testing.assert_close(default(images), nchw(images), atol=1e-5, rtol=1e-4)
     assert first_block_conv(default.to("cpu")).is_contiguous(memory_format=torch.channels_last)
-    with pytest.raises(ConfigError, match="memory_format must be torch.channels_last or torch.contiguous_format"):
+    with pytest.raises(ConfigError, match="memory_format must be torch.channels_last, torch.contiguous_format or None"):
         ReferenceClassifier(3, width=4, memory_format=torch.preserve_format)
+
+
+def test_a_width_whose_shortcut_oneDNN_mishandles_in_channels_last_stays_nchw(separable, monkeypatch):
+    # A ResNet-8 of width 4 aborted with heap corruption in its first backward in channels_last
+    # (oneDNN's strided 1x1 convolution with fewer input channels than its SIMD block).
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    narrow = ReferenceClassifier(3, width=4)
+    assert narrow.memory_format == torch.contiguous_format
+    assert all(m.weight.is_contiguous() for m in narrow.modules() if isinstance(m, torch.nn.Conv2d))
+    assert ReferenceClassifier(3, width=8).memory_format == torch.channels_last  # a full AVX2 block
+    with pytest.raises(ConfigError, match=r"unsafe at width 4 on this CPU: oneDNN's strided 1x1 convolution "
+                                          r"\(stages.0.shortcut.0\) corrupts memory .* fewer than 8 input channels"):
+        ReferenceClassifier(3, width=4, memory_format=torch.channels_last)
+    train, _ = separable
+    model = train_classifier(train, steps=3, batch_size=8, seed=0, width=4)  # trains, in NCHW
+    assert model.memory_format == torch.contiguous_format
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    assert ReferenceClassifier(3, width=8).memory_format == torch.contiguous_format
 
 
 def test_classic_augment_shifts_whole_pixels_and_flips():
@@ -190,9 +208,11 @@ def test_soft_targets_from_the_mixer_train_the_classifier(separable):
 
     soft = train_classifier(train, steps=40, batch_size=24, seed=0, width=8, augment="none", synthetic_mix=one_hot)
     hard = train_classifier(train, steps=40, batch_size=24, seed=0, width=8, augment="none")
-    # One-hot targets are the same loss as class indices: the same weights up to float error.
+    # One-hot targets are the same loss as class indices: the same weights up to float error,
+    # which 40 Adam steps amplify (up to 2.3e-5 seen on an AVX2 CPU); a different loss moves
+    # weights by orders of magnitude more (the steps move them by ~1e-1).
     for a, b in zip(soft.state_dict().values(), hard.state_dict().values()):
-        torch.testing.assert_close(a.float(), b.float(), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(a.float(), b.float(), rtol=1e-3, atol=1e-4)
     assert evaluate_accuracy(soft, test) >= 0.9
 
 
