@@ -44,9 +44,10 @@ of 128 real rows:
    The arm chooses (variation setting x method) on validation (``filter`` only for free samples:
    rows made from real rows keep their row's label), and a seed where an arm chose ``soft`` adds
    the control (t), B with the same teacher's soft targets on its real rows and no synthetic rows.
-   An arm added to a seed whose baselines were measured on an earlier commit also records B
-   trained again on its own commit (``b_rerun_acc``), and is read against it too (``vs_b_rerun``,
-   with ``b_drift``: how far B's figure moved between the commits).
+   An arm added to a seed whose baselines were measured in an earlier run (another commit, or the
+   same commit on another machine) also records B trained again in its own run (``b_rerun_acc``),
+   and is read against it too (``vs_b_rerun``, with ``b_drift``: how far B's figure moved between
+   the runs).
 4. **Paired statistics** over seeds: ΔAcc of each synthetic arm against B, against (r) and
    against (a), the oracle gain e − a, as means of per-seed differences with a 95% t interval
    and the number of positive seeds; oracle share = ΔAcc vs B / oracle gain; an arm that chose
@@ -190,7 +191,7 @@ def summarise(results: dict) -> dict:
             entry["coverage"] = {name: mean_std([c[name] for c in covered])
                                  for name in ("diversity_pixels", "novelty_pixels")} if covered else None
             entry.update(method_summary(rows, key, acc))
-            entry.update(rerun_summary(rows, key, acc, best))
+        entry.update(rerun_summary(rows, key, acc, best))  # a synthetic arm or (t), added in a later run
         delta = (entry["vs_best_baseline"] or {}).get("mean")
         entry["oracle_share"] = oracle_share(delta, gain) if delta is not None and gain else None
         if lt:
@@ -201,9 +202,10 @@ def summarise(results: dict) -> dict:
 
 
 def rerun_summary(rows: list[dict], key: str, acc, best) -> dict:
-    """For an arm added to seeds whose B was measured on an earlier commit: ``vs_b_rerun``, the arm
-    against B trained again on its own commit, and ``b_drift``, how far B's figure moved between
-    the two commits (float rounding alone can move a trained network's accuracy). Empty otherwise."""
+    """For an arm added to seeds whose B was measured in an earlier run (another commit, or the same
+    on another machine): ``vs_b_rerun``, the arm against B trained again in its own run, and
+    ``b_drift``, how far B's figure moved between the two runs (float rounding alone, which differs
+    between CPUs, can move a trained network's accuracy). Empty otherwise."""
     rerun = lambda r: r["arms"].get(key, {}).get("b_rerun_acc")  # noqa: E731
     if not any(rerun(r) is not None for r in rows):
         return {}
@@ -312,9 +314,9 @@ class Arms:
 
     def subset_teacher(self, best: str, record: dict | None = None):
         """B's classifier on the whole subset: arm B's model, or trained now for a resumed seed.
-        ``record`` gets ``b_rerun_acc`` when it is trained now: arm B again, on this run's commit,
-        against which an arm added to a seed measured on an earlier commit is read too (a figure
-        moves between commits by float rounding); never used for a choice."""
+        ``record`` gets ``b_rerun_acc`` when it is trained now: arm B again, in this run, against
+        which an arm added to a seed measured in an earlier run is read too (a figure moves between
+        commits and CPUs by float rounding); never used for a choice."""
         if best not in self.subset_models:
             self.subset_models[best] = self.train(self.cell.subset, **baseline_options(best, self.k))
             self.b_rerun_acc[best] = self.test_arm(self.subset_models[best], time.perf_counter())["acc"]  # as arm B
@@ -446,8 +448,8 @@ class Arms:
         else:
             chosen = candidates[0]
         setting, method = chosen
-        # B on this commit: the teacher where the method needs one, and, for a seed whose B was
-        # measured on an earlier commit, the figure the arm is read against as well (b_rerun_acc).
+        # B in this run: the teacher where the method needs one, and, for a seed whose B was
+        # measured in an earlier run, the figure the arm is read against as well (b_rerun_acc).
         teacher = self.subset_teacher(best, settings)
         teacher = teacher if method in TEACHER_METHODS else None
         arm = self.mixed_arm(best, self.candidate_mix(generator, kind, bank, chosen, self.cell.subset, teacher),

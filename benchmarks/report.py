@@ -617,10 +617,10 @@ def downstream_v3_section(name: str, d: dict) -> str:
     notes += [f"`{k}` methods chosen on validation per seed (plain; filter, soft: the teacher's filter or soft "
               f"labels, the teacher being B's classifier on the same data; weighted: synthetic rows at loss "
               f"weight 0.5): {v}." for k, v in methods.items()]
-    reruns = {k: s[k] for k in v3_synthetic_keys(d) if s.get(k, {}).get("vs_b_rerun")}
-    notes += [f"`{k}` was added to seeds whose B was measured on an earlier commit: against B trained again on "
-              f"its own commit {interval_pct(e['vs_b_rerun'])}, B having moved {interval_pct(e.get('b_drift'))} "
-              "between the commits." for k, e in reruns.items()]
+    reruns = {k: s[k] for k in [*v3_synthetic_keys(d), "t"] if s.get(k, {}).get("vs_b_rerun")}
+    notes += [f"`{k}` was added to seeds whose B was measured in an earlier run (another commit or machine): "
+              f"against B trained again in its own run {interval_pct(e['vs_b_rerun'])}, B having moved "
+              f"{interval_pct(e.get('b_drift'))} between the runs." for k, e in reruns.items()]
     if with_t:
         notes += ["vs (t): over the seeds where the arm chose soft labels, against B with the same teacher's soft "
                   "labels on its real rows and no synthetic rows, so the gain is the synthetic rows' own."]
