@@ -78,7 +78,7 @@ import time
 from pathlib import Path
 
 import torch
-from harness import RESULTS, git_commit, machine, write_json
+from harness import RESULTS, cpu_identity, git_commit, machine, write_json
 from protocol import CELLS, SELECTION_FOLDS, Cell, draw_cell, load_split
 
 import augmentgen
@@ -815,8 +815,9 @@ def protocol_of(args) -> dict:
     }
 
 
-def run_seed(file: ResultsFile, arms: Arms, args, commit: str | None) -> None:
-    """Every arm of one seed that the file does not hold yet, saved one by one."""
+def run_seed(file: ResultsFile, arms: Arms, args, provenance: dict) -> None:
+    """Every arm of one seed that the file does not hold yet, saved one by one, each with its
+    ``provenance`` (the commit and the CPU it was measured on)."""
     seed = arms.seed
     row = file.rows.get(seed)
     if row is not None and row["class_counts"] != arms.cell.subset.class_counts:
@@ -827,7 +828,7 @@ def run_seed(file: ResultsFile, arms: Arms, args, commit: str | None) -> None:
         best, selection = arms.choose_baseline()
         file.put_row({"seed": seed, "class_counts": arms.cell.subset.class_counts, "best_baseline": best,
                       "baseline_selection": selection, "selection_seconds": round(time.perf_counter() - t0, 1),
-                      "n_real": len(arms.cell.subset), "git_commit": commit})
+                      "n_real": len(arms.cell.subset), **provenance})
         row = file.rows[seed]
     best = row["best_baseline"]
     wanted = arms.baselines + (["e"] if arms.cell.oracle is not None else []) + ["r"]
@@ -848,7 +849,7 @@ def run_seed(file: ResultsFile, arms: Arms, args, commit: str | None) -> None:
             arm = arms.control(key, best)
         else:
             arm = arms.source_arm(key, best)
-        file.put_cell(seed, key, {**arm, "git_commit": commit})
+        file.put_cell(seed, key, {**arm, **provenance})
         chosen = ", ".join(arm[k] for k in ("mode", "method") if k in arm)
         print(f"seed {seed} {key}: {arm['acc']:.4f}{f' ({chosen})' if chosen else ''}, {arm['seconds']} s", flush=True)
 
@@ -882,12 +883,12 @@ def main() -> None:
                f"--selection-folds {args.selection_folds}")  # the sources carry their methods
     file.add_run(args.seeds, args.sources, command)
     file.results.update({"machine": machine(), "torch": torch.__version__, "augmentgen": augmentgen.__version__})
-    commit = git_commit()
+    provenance = {"git_commit": git_commit(), "cpu": cpu_identity()}
     full, test = load_split(args.dataset), load_split(args.dataset, "test")
     file.results["n_test"] = len(test)
     for seed in args.seeds:
         cell = draw_cell(full, args.dataset, args.budget, seed)
-        run_seed(file, Arms(cell, test, seed, args), args, commit)
+        run_seed(file, Arms(cell, test, seed, args), args, provenance)
     print(json.dumps(file.results["summary"], indent=2))
 
 

@@ -27,12 +27,30 @@ def git_commit() -> str | None:
         return None
 
 
+def cpu_identity() -> str:
+    """The CPU as /proc/cpuinfo names it (model name, family, model, stepping) and the instruction
+    set torch's kernels use: two CPUs that differ here may round a trained network differently,
+    so a figure measured on one moves on the other (benchmarks/README.md, known limits)."""
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:  # not Linux
+        pass
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    detail = ", ".join(f"{k} {fields[k]}" for k in ("cpu family", "model", "stepping") if k in fields)
+    return f"{name}{f' ({detail})' if detail else ''}, {torch.backends.cpu.get_cpu_capability()}"
+
+
 def machine(device: torch.device | str = "cpu") -> dict:
-    """Platform, CPU count, torch threads and version, and the GPU's name on CUDA."""
+    """Platform, CPU (:func:`cpu_identity`) and count, torch threads and version, and the GPU's
+    name on CUDA."""
     device = torch.device(device)
     info = {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu": cpu_identity(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),

@@ -84,12 +84,18 @@ def describe_machine(machine: str | dict | None) -> str:
 
 
 def provenance(name: str, payload: dict) -> str:
-    """The line under every table: source file, machine, commit, versions, command."""
-    commits = sorted({row["git_commit"] for row in payload.get("per_seed", []) if row.get("git_commit")})
+    """The line under every table: source file, machine, commits and CPUs of its seeds' arms
+    (where recorded), versions, command."""
+    records = [record for row in payload.get("per_seed", [])
+               for record in (row, *(row.get("arms") or {}).values()) if isinstance(record, dict)]
+    commits = sorted({r["git_commit"] for r in records if r.get("git_commit")})
     commit = payload.get("git_commit") or (", ".join(c[:12] for c in commits) if commits else None)
     torch_version = payload.get("torch") or payload.get("torch_version")  # the scripts differ in the key
     bits = [f"Source: `{name}`", f"machine: {describe_machine(payload.get('machine'))}",
             f"commit: `{commit if ',' in commit else commit[:12]}`" if commit else "commit: unknown"]
+    cpus = sorted({r["cpu"] for r in records if r.get("cpu")})
+    if cpus:  # recorded per arm since 2026-12-06; a figure moves between CPUs (benchmarks/README.md)
+        bits.append(f"arms measured on {'; '.join(cpus)}")
     if torch_version:
         bits.append(f"torch {torch_version}")
     if payload.get("augmentgen"):
