@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -32,7 +33,8 @@ from augmentgen.metrics import classifier_steps, downstream_gain, downstream_pla
 from augmentgen.metrics.report import format_downstream
 from augmentgen.metrics.stats import format_interval
 
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"  # report.py, and results/ its JSON files
+RESULTS = BENCHMARKS / "results"
 
 
 def main() -> None:
@@ -87,7 +89,7 @@ def main() -> None:
     print("\n" + format_downstream(report))
     print("(one seed at demo scale: the difference above is a demonstration, not a measurement)\n")
 
-    # 3. What the benchmark suite measured, with every arm's seeds.
+    # 3. What the benchmark suite measured: each cell's answer, with its seeds.
     print("\n".join(benchmark_lines(RESULTS)))
     (out / "demo_gain.json").write_text(json.dumps(report, indent=2) + "\n")
     minutes, seconds = divmod(round(time.perf_counter() - started), 60)
@@ -95,71 +97,48 @@ def main() -> None:
 
 
 # --------------------------------------------------------------------------- the benchmark results
-ARM_NAMES = {"free": "samples", "variation": "rows made from real rows"}
-
-
 def _seeds(n: int, planned: int) -> str:
-    return f"{n} of {planned} planned seeds" + (", INCOMPLETE" if n < planned else "")
+    return f"{n} of {planned} seeds" + (": UNDER WAY, a demo until its seeds land" if n < planned else "")
 
 
-def _cell(results: dict) -> str:
-    budget = results["budget"]
-    size = f"{budget[:-2]}/class" if budget.endswith("pc") else budget
-    return f"protocol v{results['protocol_version']}, {results['dataset']} {size}"
-
-
-def _oracle_line(results: dict) -> list[str]:
-    """The oracle's line (twice the real images), when the file has one."""
-    gain = results["summary"].get("oracle_gain")
-    if not gain:
-        return []
-    return [f"  {_cell(results)} ({_seeds(gain['n'], len(results['seeds']))}): twice the real images (the oracle) "
-            f"{format_interval(gain)}"]
-
-
-def _v3_lines(results: dict) -> list[str]:
+def _cell_line(results: dict, report) -> str | None:
+    """A cell's answer, as the README's matrix gives it: its best synthetic arm against the best
+    baseline B and against as many rows made without a generator, and the oracle."""
+    best = report.best_synthetic_arm(results)
+    if best is None:
+        return None
     summary, planned = results["summary"], len(results["seeds"])
-    lines = []
-    for key, entry in summary.items():
-        if ":" not in key or not entry.get("vs_best_baseline"):
-            continue
-        family, kind = key.split(":")
-        vs_b, vs_a = entry["vs_best_baseline"], entry.get("vs_a")
-        line = (f"  {_cell(results)} ({_seeds(vs_b['n'], planned)}): B + {family} {ARM_NAMES.get(kind, kind)} vs "
-                f"the best baseline B {format_interval(vs_b)}")
-        if vs_a:
-            line += f"; vs classic augmentation alone {format_interval(vs_a)}"
-        for control, what in (("vs_r", "as many copies of real rows"), ("vs_p", "as many same-class pixel MixUp rows")):
-            if entry.get(control):  # the controls: rows made without a generator
-                line += f"; vs {what} {format_interval(entry[control])}"
-        lines.append(line)
-    return lines + _oracle_line(results)
-
-
-def _v2_lines(results: dict) -> list[str]:
-    summary, planned = results["summary"], len(results["seeds"])
-    lines = [f"  {_cell(results)} ({_seeds(summary[family]['delta']['n'], planned)}): {family} samples appended vs "
-             f"classic augmentation {format_interval(summary[family]['delta'])}"
-             for family in results.get("families", []) if summary.get(family, {}).get("delta")]
-    return lines + _oracle_line(results)
+    entry = summary[best]
+    parts = [f"  {report.cell_label(results)} ({_seeds(summary['arms'][best]['n'], planned)}): "
+             f"{report.v3_arm_name(best).replace('`', '')}: vs the best baseline B "
+             f"{format_interval(entry['vs_best_baseline'])}"]
+    for control, what in (("vs_r", "as many copies of real rows"), ("vs_p", "as many same-class pixel MixUp rows")):
+        if entry.get(control):  # the controls: rows made without a generator
+            parts.append(f"vs {what} (no generator) {format_interval(entry[control])}")
+    if summary.get("oracle_gain"):
+        parts.append(f"twice the real images (the oracle) {format_interval(summary['oracle_gain'])}")
+    return "; ".join(parts)
 
 
 def benchmark_lines(folder: Path) -> list[str]:
-    """One line per synthetic arm and oracle of every downstream results file, newest protocol
-    first, each with its seeds (and INCOMPLETE where fewer seeds than planned are in)."""
-    files = sorted(folder.glob("downstream_v*_*.json"), reverse=True) if folder.is_dir() else []
-    if not files:
-        return [f"(no benchmark results in {folder}: see benchmarks/README.md)"]
-    lines = ["what the benchmark suite measured (read now from benchmarks/results/*.json; differences paired per "
-             "seed, mean [95% interval], seeds > 0):"]
+    """The suite's answer per cell (protocol v3, the README's matrix): one line each, with its seeds
+    (UNDER WAY where fewer seeds than planned are in), read from the results files now."""
+    files = sorted(folder.glob("downstream_v3_*.json")) if folder.is_dir() else []
+    if not files or not (BENCHMARKS / "report.py").is_file():
+        return [f"(no benchmark results in {folder}, or no benchmarks/report.py: see benchmarks/README.md)"]
+    sys.path.insert(0, str(BENCHMARKS))  # report.py: the README's rule for a cell's best arm
+    import report
+
+    lines = ["what the benchmark suite measured, per cell (read now from benchmarks/results/; the cell's best "
+             "synthetic arm, differences paired per seed, mean [95% interval], seeds > 0):"]
     for path in files:
         try:
-            results = json.loads(path.read_text())
-            version = results["protocol_version"]
-            lines += _v3_lines(results) if version >= 3 else _v2_lines(results)
+            line = _cell_line(json.loads(path.read_text()), report)
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            lines.append(f"  {path.name}: could not be read ({type(exc).__name__}: {exc})")
-    lines.append("  every arm and seed: benchmarks/results/REPORT.md; the protocols: benchmarks/README.md")
+            line = f"  {path.name}: could not be read ({type(exc).__name__}: {exc})"
+        lines += [line] if line else []
+    lines.append("  every arm and seed: benchmarks/results/REPORT.md; the protocols and earlier results: "
+                 "benchmarks/README.md")
     return [textwrap.fill(line, 110, subsequent_indent="      ", break_on_hyphens=False) if line.startswith("  ") else line for line in lines]
 
 

@@ -42,8 +42,46 @@ def test_demo_prints_a_verdict_and_the_benchmark_figures(tmp_path):
                             capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "verdict: " in result.stdout
-    assert "protocol v3" in result.stdout and "protocol v2" in result.stdout
-    # The benchmark lines read the generator's rows against the rows made without one, too.
-    assert "vs as many same-class pixel MixUp rows" in " ".join(result.stdout.split())
+    # The suite's answer: a line per cell (the README's matrix), its best arm against B, against the
+    # rows made without a generator and the oracle, with its seeds.
+    text = " ".join(result.stdout.split())
+    assert "what the benchmark suite measured, per cell" in text
+    assert "fashion-mnist 50 per class (" in text and "twice the real images" in text
     # The demo's own choice trains the controls beside a chosen method, or says none was chosen.
     assert "(control: PixelMixSource, no generator)" in result.stdout or "B + synthetic: no synthetic rows" in result.stdout
+
+
+def _difference(mean, n, positive):
+    return {"mean": mean, "ci95": None if n == 1 else [mean - 0.01, mean + 0.01], "n": n, "n_positive": positive}
+
+
+def test_the_demo_gives_each_cells_best_arm_among_the_most_measured(tmp_path):
+    """One line per cell, as the README's matrix: the best arm among those with the most seeds (a
+    one-seed arm with a higher mean is not picked), read against the controls and the oracle, and
+    a cell short of its planned seeds says it is under way."""
+    import json
+
+    sys.path.insert(0, str(EXAMPLES))
+    from demo import benchmark_lines
+
+    results = tmp_path / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    summary = {"arms": {"aae:variation": {"n": 5}, "cgan:free": {"n": 5}, "cgan:free+soft": {"n": 1}},
+               "aae:variation": {"vs_best_baseline": _difference(0.004, 5, 4), "vs_r": _difference(0.002, 5, 3),
+                                 "vs_p": _difference(-0.003, 5, 2)},
+               "cgan:free": {"vs_best_baseline": _difference(-0.004, 5, 1)},
+               "cgan:free+soft": {"vs_best_baseline": _difference(0.02, 1, 1)},
+               "oracle_gain": _difference(0.037, 5, 5)}
+    cell = {"protocol_version": 3, "dataset": "fashion-mnist", "budget": "50pc", "seeds": [0, 1, 2, 3, 4],
+            "summary": summary}
+    (results / "downstream_v3_fashion-mnist_50pc.json").write_text(json.dumps(cell))
+    short = {**cell, "budget": "lt100", "seeds": list(range(7))}
+    (results / "downstream_v3_fashion-mnist_lt100.json").write_text(json.dumps(short))
+    lines = [" ".join(line.split()) for line in benchmark_lines(results)]  # each cell's wrapped line, unwrapped
+    assert lines[1] == ("fashion-mnist 50 per class (5 of 5 seeds): B + aae rows made from real rows: vs the best "
+                        "baseline B +0.4 [-0.6, +1.4] pts, 4/5 seeds > 0; vs as many copies of real rows (no "
+                        "generator) +0.2 [-0.8, +1.2] pts, 3/5 seeds > 0; vs as many same-class pixel MixUp rows "
+                        "(no generator) -0.3 [-1.3, +0.7] pts, 2/5 seeds > 0; twice the real images (the oracle) "
+                        "+3.7 [+2.7, +4.7] pts, 5/5 seeds > 0")
+    assert lines[2].startswith("fashion-mnist long-tailed, imbalance 100 (5 of 7 seeds: UNDER WAY, a demo until "
+                               "its seeds land): B + aae rows")
