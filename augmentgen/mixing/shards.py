@@ -55,6 +55,7 @@ from .._config import check_path
 from .._images import to_uint8
 from .._io import atomic_path, atomic_write_bytes
 from .._processes import progress_bar
+from .._seeds import check_seed
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, Temperature, sampling_chunk, sampling_progress
 from .export import check_creatable
@@ -158,8 +159,8 @@ def _check_arguments(generator, per_class, seed, shard_size, batch_size, teacher
     """Refuse bad arguments before anything is written; the teacher filter, if one is asked for."""
     if not isinstance(generator, ConditionalGenerator):
         raise ConfigError(f"generator must be a ConditionalGenerator, got {type(generator).__name__}")
-    check_int_arguments(per_class=(per_class, 1), shard_size=(shard_size, 1), batch_size=(batch_size, 1),
-                        seed=(seed, 0))
+    check_int_arguments(per_class=(per_class, 1), shard_size=(shard_size, 1), batch_size=(batch_size, 1))
+    check_seed(seed, use="every shard's rows are sampled from it")
     if (teacher is None) != (filter_threshold is None):
         raise ConfigError("teacher filtering needs both teacher=<a classifier returning logits, on the "
                           "generator's device> and filter_threshold=<a probability in [0, 1]>; give both or neither")

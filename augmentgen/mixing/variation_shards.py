@@ -36,6 +36,7 @@ import torch
 
 from .._config import check_path
 from .._images import to_signed_unit, to_uint8
+from .._seeds import check_seed
 from ..errors import ConfigError
 from ..hub.serialization import tensors_sha256
 from ..models.base import ConditionalGenerator, sampling_chunk
@@ -107,7 +108,8 @@ def write_variation_shards(source: AnchoredSource, images: torch.Tensor, labels:
                                                     caller="write_variation_shards",
                                                     free="write_shards(generator, per_class, out)")
     generator = _generator_of(source)
-    check_int_arguments(seed=(seed, 0), shard_size=(shard_size, 1))
+    check_seed(seed, use="it orders each class's images and seeds every shard")
+    check_int_arguments(shard_size=(shard_size, 1))
     real, labels = to_signed_unit(images.cpu()).contiguous(), labels.cpu()  # what the rows are made from
     per_class = per_image * int(counts.max())
     identity = variation_identity(generator, _settings(source), tensors_sha256({"images": real, "labels": labels}),

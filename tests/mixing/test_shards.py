@@ -268,3 +268,11 @@ def test_write_shards_refuses_an_empty_or_missing_folder_before_anything_is_writ
     with pytest.raises(ConfigError, match=problem):
         write_shards(tiny_generator(), 2, out)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64, 1.0, True])
+def test_a_bad_seed_is_refused_by_the_one_seed_rule_before_anything_is_written(tmp_path, seed):
+    with pytest.raises(ConfigError, match=rf"seed must be an int >= 0 \(every shard's rows are sampled from it\), "
+                                          rf"got {seed!r}; pass one from 0 to 2\*\*64 - 1"):
+        write_shards(tiny_generator(), 2, tmp_path / "bank", seed=seed, progress=False)
+    assert not (tmp_path / "bank").exists()

@@ -190,6 +190,8 @@ def test_bad_sources_and_arguments_name_the_fix(vae, real, tmp_path):
         write_variation_shards(RealRowSource(3, (1, 28, 28)), images, labels, tmp_path / "a", **KW)
     with pytest.raises(ConfigError, match="seed must be an int >= 0"):
         write_variation_shards(vary(vae), images, labels, tmp_path / "a", **{**KW, "seed": -1})
+    with pytest.raises(ConfigError, match=r"seed must be an int >= 0 .*pass one from 0 to 2\*\*64 - 1"):
+        write_variation_shards(vary(vae), images, labels, tmp_path / "a", **{**KW, "seed": 2**64})  # one seed rule
     with pytest.raises(ConfigError, match="per_image must be an int >= 1"):
         write_variation_shards(vary(vae), images, labels, tmp_path / "a", **{**KW, "per_image": 0})
     with pytest.raises(DataError, match=r"no image of class 'bee'"):
