@@ -62,8 +62,9 @@ def _channels_last_is_safe(modules: list[torch.nn.Module], device: torch.device)
         hazard = channels_last_hazard(module)
         if hazard is not None:
             warnings.warn(f"channels_last is off for this run: {type(module).__name__}.{hazard} is a strided 1x1 "
-                          f"convolution with fewer than {simd_channel_block()} input channels, which oneDNN "
-                          "corrupts memory on in that layout on this CPU (pass --no-channels-last to silence this)",
+                          f"convolution with fewer than {simd_channel_block()} input channels, whose gradient oneDNN "
+                          "computes past its buffer in that layout on this CPU (pass --no-channels-last to silence "
+                          "this)",
                           RuntimeWarning, stacklevel=3)
             return False
     return True
