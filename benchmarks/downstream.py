@@ -671,15 +671,17 @@ class ResultsFile:
         r["sources"] = list(dict.fromkeys(r["sources"] + sources))
         r["commands"].append(command)
 
-    def put_row(self, row: dict) -> None:
+    def put_row(self, row: dict, save: bool = True) -> None:
         self.rows[row["seed"]] = {**row, "arms": {}}
         self.measured.append((row["seed"], None))
-        self.save()
+        if save:
+            self.save()
 
-    def put_cell(self, seed: int, key: str, arm: dict) -> None:
+    def put_cell(self, seed: int, key: str, arm: dict, save: bool = True) -> None:
         self.rows[seed]["arms"][key] = arm
         self.measured.append((seed, key))
-        self.save()
+        if save:
+            self.save()
 
     def _merge_from_disk(self) -> None:
         disk = json.loads(self.path.read_text())

@@ -38,14 +38,14 @@ def merge(source: Path, target: Path) -> list[str]:
         seed, arms = row["seed"], row.get("arms", {})
         ours = file.rows.get(seed)
         if ours is None:
-            file.put_row({k: v for k, v in row.items() if k != "arms"})
+            file.put_row({k: v for k, v in row.items() if k != "arms"}, save=False)
             ours = file.rows[seed]
         elif ours["class_counts"] != row["class_counts"]:
             raise SystemExit(f"seed {seed}: {source} drew class counts {row['class_counts']}, {target} "
                              f"{ours['class_counts']}: not the same subset, not merged")
         for key, arm in arms.items():
             if key not in ours["arms"]:
-                file.put_cell(seed, key, arm)
+                file.put_cell(seed, key, arm, save=False)
                 added.append(f"seed {seed} {key}: {arm.get('acc')}")
             elif ours["arms"][key].get("acc") != arm.get("acc"):
                 differing.append(f"seed {seed} {key}: kept {ours['arms'][key].get('acc')}, theirs {arm.get('acc')}")
@@ -54,7 +54,7 @@ def merge(source: Path, target: Path) -> list[str]:
             file.results["commands"].append(command)
     file.results["seeds"] = sorted(set(file.results["seeds"]) | set(theirs["seeds"]))
     file.results["sources"] = list(dict.fromkeys(file.results["sources"] + theirs["sources"]))
-    file.save()  # also when nothing was added: the summary by this version's rules
+    file.save()  # once, for every arm added (and when none was: the summary by this version's rules)
     return [f"added {a}" for a in added] + [f"differs (TARGET's kept) {d}" for d in differing]
 
 

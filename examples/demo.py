@@ -126,7 +126,8 @@ def benchmark_lines(folder: Path) -> list[str]:
     files = sorted(folder.glob("downstream_v3_*.json")) if folder.is_dir() else []
     if not files or not (BENCHMARKS / "report.py").is_file():
         return [f"(no benchmark results in {folder}, or no benchmarks/report.py: see benchmarks/README.md)"]
-    sys.path.insert(0, str(BENCHMARKS))  # report.py: the README's rule for a cell's best arm
+    if str(BENCHMARKS) not in sys.path:  # report.py: the README's rule for a cell's best arm
+        sys.path.insert(0, str(BENCHMARKS))
     import report
 
     lines = ["what the benchmark suite measured, per cell (read now from benchmarks/results/; the cell's best "
