@@ -640,6 +640,10 @@ def _split_top(text: str, sep: str = ",") -> list[str]:
 
 
 # --------------------------------------------------------------------------- the results file
+#: A file's record of the last run that wrote it, beside the per-arm commit and CPU.
+PROVENANCE_FIELDS = ("machine", "torch", "augmentgen", "n_test")
+
+
 class ResultsFile:
     """The cell's JSON: protocol check, merge with what other lanes wrote, atomic locked saves."""
 
@@ -660,6 +664,9 @@ class ResultsFile:
             if changed:
                 raise SystemExit(f"{path} holds another protocol ({changed}); pass --fresh or --out")
             self.results.update({k: previous[k] for k in ("seeds", "sources", "per_seed", "commands")})
+            # The last run's machine and versions stay until a run replaces them (a merge has none of
+            # its own); each arm also records its commit and CPU.
+            self.results.update({k: previous[k] for k in PROVENANCE_FIELDS if k in previous})
             if "gen_steps" in previous:  # files from before the steps were recorded per arm
                 self.results["gen_steps"] = previous["gen_steps"]
         self.rows = {row["seed"]: row for row in self.results["per_seed"]}

@@ -16,12 +16,11 @@ import argparse
 import json
 from pathlib import Path
 
-from downstream import ResultsFile
+from downstream import PROVENANCE_FIELDS, ResultsFile
 from harness import RESULTS
 
 #: Fields of a file that are not its protocol: what ``ResultsFile`` fills and updates.
-RUN_FIELDS = {"seeds", "sources", "commands", "per_seed", "summary", "machine", "torch", "augmentgen", "n_test",
-              "gen_steps"}
+RUN_FIELDS = {"seeds", "sources", "commands", "per_seed", "summary", "gen_steps", *PROVENANCE_FIELDS}
 
 
 def merge(source: Path, target: Path) -> list[str]:
@@ -52,6 +51,9 @@ def merge(source: Path, target: Path) -> list[str]:
     for command in theirs.get("commands", []):
         if command not in file.results["commands"]:
             file.results["commands"].append(command)
+    for key in PROVENANCE_FIELDS:  # a target that lost them (merged before they were kept) gets theirs
+        if key not in file.results and key in theirs:
+            file.results[key] = theirs[key]
     file.results["seeds"] = sorted(set(file.results["seeds"]) | set(theirs["seeds"]))
     file.results["sources"] = list(dict.fromkeys(file.results["sources"] + theirs["sources"]))
     file.save()  # once, for every arm added (and when none was: the summary by this version's rules)

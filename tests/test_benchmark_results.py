@@ -1,0 +1,108 @@
+"""The campaign's results files: a cell's JSON resumes, merges from another lane and keeps its provenance.
+
+The figures in the README come from these files, so the bookkeeping that writes them is tested like
+the library (no classifier trains here).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+downstream = pytest.importorskip("downstream")
+merge_results = pytest.importorskip("merge_results")
+
+PROTOCOL = {"benchmark": "downstream", "protocol_version": 3, "dataset": "fashion-mnist", "budget": "50pc",
+            "long_tailed": False, "appended_ratio": 0.5, "selection_folds": 1}
+MACHINE = {"platform": "lane-machine", "cpu_count": 2}
+
+
+def _row(seed: int, counts=(50, 50)) -> dict:
+    return {"seed": seed, "class_counts": list(counts), "best_baseline": "a"}
+
+
+def _arm(acc: float) -> dict:
+    return {"acc": acc, "git_commit": "abc", "cpu": "test CPU"}
+
+
+def _write_lane_file(path: Path, arms: dict[int, dict[str, float]], machine=MACHINE) -> None:
+    file = downstream.ResultsFile(path, PROTOCOL, fresh=True)
+    file.add_run(sorted(arms), ["cgan:free"], "python benchmarks/downstream.py --seeds ...")
+    file.results.update({"machine": machine, "torch": "2.x", "augmentgen": "0.1.0", "n_test": 100})
+    for seed, accs in arms.items():
+        file.put_row(_row(seed), save=False)
+        for key, acc in accs.items():
+            file.put_cell(seed, key, _arm(acc), save=False)
+    file.save()
+
+
+def test_a_resumed_file_keeps_the_machine_of_the_run_that_wrote_it(tmp_path):
+    path = tmp_path / "cell.json"
+    _write_lane_file(path, {0: {"a": 0.80, "e": 0.84}})
+    resumed = downstream.ResultsFile(path, PROTOCOL, fresh=False)
+    resumed.save()  # e.g. a run killed before its first arm: the file must not forget where it was measured
+    saved = json.loads(path.read_text())
+    assert saved["machine"] == MACHINE and saved["torch"] == "2.x" and saved["n_test"] == 100
+
+
+def test_a_merge_adds_the_missing_arms_and_recomputes_the_summary(tmp_path):
+    ours, theirs = tmp_path / "ours.json", tmp_path / "theirs.json"
+    _write_lane_file(ours, {0: {"a": 0.80, "e": 0.84}})
+    _write_lane_file(theirs, {0: {"a": 0.80, "e": 0.84, "cgan:free": 0.79}, 1: {"a": 0.78, "e": 0.83}})
+    lines = merge_results.merge(theirs, ours)
+    merged = json.loads(ours.read_text())
+    assert sorted(merged["seeds"]) == [0, 1]
+    assert merged["per_seed"][0]["arms"]["cgan:free"]["acc"] == 0.79
+    assert sum(line.startswith("added") for line in lines) == 3  # seed 0's cgan, seed 1's a and e
+    # The summary is recomputed: the oracle gain is now over two seeds, (0.04 + 0.05) / 2 (fractions).
+    assert merged["summary"]["oracle_gain"]["n"] == 2
+    assert merged["summary"]["oracle_gain"]["mean"] == pytest.approx(0.045)
+
+
+def test_a_merge_keeps_our_figure_where_the_two_files_differ_and_says_so(tmp_path):
+    ours, theirs = tmp_path / "ours.json", tmp_path / "theirs.json"
+    _write_lane_file(ours, {0: {"a": 0.80}})
+    _write_lane_file(theirs, {0: {"a": 0.81}})
+    lines = merge_results.merge(theirs, ours)
+    assert json.loads(ours.read_text())["per_seed"][0]["arms"]["a"]["acc"] == 0.80
+    assert any(line.startswith("differs") and "kept 0.8" in line for line in lines)
+
+
+def test_a_merge_restores_the_provenance_a_target_lacks(tmp_path):
+    ours, theirs = tmp_path / "ours.json", tmp_path / "theirs.json"
+    _write_lane_file(ours, {0: {"a": 0.80}})
+    stripped = json.loads(ours.read_text())
+    for key in downstream.PROVENANCE_FIELDS:  # as merges before 2026-12-06 left main's files
+        stripped.pop(key)
+    ours.write_text(json.dumps(stripped))
+    _write_lane_file(theirs, {0: {"a": 0.80, "cgan:free": 0.79}}, machine={"platform": "other", "cpu_count": 2})
+    merge_results.merge(theirs, ours)
+    merged = json.loads(ours.read_text())
+    assert merged["machine"]["platform"] == "other" and merged["n_test"] == 100
+
+
+def test_a_merge_never_mixes_two_subsets(tmp_path):
+    ours, theirs = tmp_path / "ours.json", tmp_path / "theirs.json"
+    _write_lane_file(ours, {0: {"a": 0.80}})
+    other = downstream.ResultsFile(theirs, PROTOCOL, fresh=True)
+    other.add_run([0], ["cgan:free"], "cmd")
+    other.put_row(_row(0, counts=(49, 51)), save=False)
+    other.put_cell(0, "cgan:free", _arm(0.79))
+    before = ours.read_text()
+    with pytest.raises(SystemExit, match="not the same subset"):
+        merge_results.merge(theirs, ours)
+    assert ours.read_text() == before
+
+
+def test_a_merge_refuses_a_file_of_another_protocol(tmp_path):
+    ours, theirs = tmp_path / "ours.json", tmp_path / "theirs.json"
+    _write_lane_file(ours, {0: {"a": 0.80}})
+    other = downstream.ResultsFile(theirs, {**PROTOCOL, "appended_ratio": 1.0}, fresh=True)
+    other.add_run([0], ["cgan:free"], "cmd")
+    other.put_row(_row(0))
+    with pytest.raises(SystemExit, match="another protocol"):
+        merge_results.merge(theirs, ours)
