@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 import augmentgen
 from augmentgen.metrics import classifier_steps, downstream_gain, downstream_plan
-from augmentgen.metrics.report import format_downstream
+from augmentgen.metrics.report import format_downstream, write_report
 from augmentgen.metrics.stats import format_interval
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"  # report.py, and results/ its JSON files
@@ -91,9 +91,9 @@ def main() -> None:
 
     # 3. What the benchmark suite measured: each cell's answer, with its seeds.
     print("\n".join(benchmark_lines(RESULTS)))
-    (out / "demo_gain.json").write_text(json.dumps(report, indent=2) + "\n")
+    written = write_report(report, out / "demo_gain.json")  # atomically, as `augmentgen eval` writes its report
     minutes, seconds = divmod(round(time.perf_counter() - started), 60)
-    print(f"\nwrote {out / 'demo_gain.json'}; total {minutes} min {seconds:02d} s")
+    print(f"\nwrote {written}; total {minutes} min {seconds:02d} s")
 
 
 # --------------------------------------------------------------------------- the benchmark results

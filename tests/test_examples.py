@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -49,6 +50,9 @@ def test_demo_prints_a_verdict_and_the_benchmark_figures(tmp_path):
     assert "fashion-mnist 50 per class (" in text and "twice the real images" in text
     # The demo's own choice trains the controls beside a chosen method, or says none was chosen.
     assert "(control: PixelMixSource, no generator)" in result.stdout or "B + synthetic: no synthetic rows" in result.stdout
+    # The demo's report is `augmentgen eval`'s strict JSON, written in one piece (no temporary left beside it).
+    report = json.loads((tmp_path / "demo" / "demo_gain.json").read_text())
+    assert report["verdict"] and not list((tmp_path / "demo").glob(".demo_gain.json.*"))
 
 
 def _difference(mean, n, positive):
