@@ -191,6 +191,7 @@ def summarise(results: dict) -> dict:
             entry["coverage"] = {name: mean_std([c[name] for c in covered])
                                  for name in ("diversity_pixels", "novelty_pixels")} if covered else None
             entry.update(method_summary(rows, key, acc))
+            entry.update(guard_summary(rows, key, acc, best))
         entry.update(rerun_summary(rows, key, acc, best))  # a synthetic arm or (t), added in a later run
         delta = (entry["vs_best_baseline"] or {}).get("mean")
         entry["oracle_share"] = oracle_share(delta, gain) if delta is not None and gain else None
@@ -210,6 +211,31 @@ def rerun_summary(rows: list[dict], key: str, acc, best) -> dict:
     if not any(rerun(r) is not None for r in rows):
         return {}
     return {"vs_b_rerun": _paired(rows, acc(key), rerun), "b_drift": _paired(rows, rerun, best)}
+
+
+def validation_says_mix(row: dict, key: str) -> bool | None:
+    """Whether the arm's best validation score beat B's (ties: no), as ``augmentgen eval`` decides
+    against B; None where the arm recorded no score (one candidate: nothing was chosen)."""
+    arm = row["arms"].get(key) or {}
+    scores = [v for v in (arm.get("mode_selection") or arm.get("method_selection") or {}).values() if v is not None]
+    baseline = (row.get("baseline_selection") or {}).get(row.get("best_baseline"))
+    if not scores or baseline is None:
+        return None
+    return max(scores) > baseline
+
+
+def guard_summary(rows: list[dict], key: str, acc, best) -> dict:
+    """``guarded_vs_best_baseline``: what a user gets who mixes the arm's rows only where validation
+    says they beat B, and keeps B elsewhere (per seed, the arm's accuracy or B's), against B; and
+    ``guard_mixed``, that decision per seed. Read from the validation scores the arm and B already
+    recorded on the same splits: nothing trains again and the test set decides nothing. Where the
+    arm joined a seed in a later run, B's score is the earlier run's. Empty for an arm that
+    recorded no score (a single candidate)."""
+    said = {r["seed"]: validation_says_mix(r, key) for r in rows if key in r["arms"]}
+    if not said or None in said.values():
+        return {}
+    guarded = lambda r: (acc(key)(r) if said[r["seed"]] else best(r)) if r["seed"] in said else None  # noqa: E731
+    return {"guarded_vs_best_baseline": _paired(rows, guarded, best), "guard_mixed": list(said.values())}
 
 
 def method_summary(rows: list[dict], key: str, acc) -> dict:

@@ -609,6 +609,8 @@ def downstream_v3_section(name: str, d: dict) -> str:
     # Only files where some arm chose soft labels have (t); the others keep their columns.
     with_t = any(s.get(k, {}).get("vs_t") for k in v3_synthetic_keys(d))
     header += ["vs (t), soft seeds"] if with_t else []
+    with_guard = any(s.get(k, {}).get("guarded_vs_best_baseline") for k in v3_synthetic_keys(d))
+    header += ["Mixed where validation beats B: vs B (seeds mixed)"] if with_guard else []
     header += ["Rare five vs B"] if lt else []
     header += ["Diversity / novelty (pixels)"]
     rows = []
@@ -621,6 +623,8 @@ def downstream_v3_section(name: str, d: dict) -> str:
                "–" if share is None else f"{100 * share:.0f}%"]
         if with_t:
             row.append(interval_pct(e.get("vs_t")))
+        if with_guard:
+            row.append(guard_text(e))
         if lt:
             row.append(interval_pct(e.get("rarest5_vs_best_baseline")))
         row.append(coverage_text(e.get("coverage")))
@@ -637,6 +641,11 @@ def downstream_v3_section(name: str, d: dict) -> str:
     notes += [f"`{k}` was added to seeds whose B was measured in an earlier run (another commit or machine): "
               f"against B trained again in its own run {interval_pct(e['vs_b_rerun'])}, B having moved "
               f"{interval_pct(e.get('b_drift'))} between the runs." for k, e in reruns.items()]
+    if with_guard:
+        notes += ["Mixed where validation beats B: per seed, the arm where its best validation score beat B's "
+                  "(as `augmentgen eval` decides against B), B itself elsewhere, read from the scores both "
+                  "recorded on the same split; nothing trains again. \"–\": an arm with one candidate, which "
+                  "recorded no score."]
     if with_t:
         notes += ["vs (t): over the seeds where the arm chose soft labels, against B with the same teacher's soft "
                   "labels on its real rows and no synthetic rows, so the gain is the synthetic rows' own."]
@@ -655,6 +664,14 @@ def oracle_size_text(d: dict) -> str:
         return ""
     return (f" (the oracle holds {min(ratios):.2f}x to {max(ratios):.2f}x the subset's images per class, "
             "all the data hold where a class has fewer than twice the subset)")
+
+
+def guard_text(entry: dict) -> str:
+    """``+0.4 [-0.2, +1.0] (3/5), 4/5``: the guarded arm against B, then the seeds where it mixed."""
+    mixed = entry.get("guard_mixed")
+    if not mixed:
+        return "–"
+    return f"{interval_pct(entry.get('guarded_vs_best_baseline'))}, {sum(mixed)}/{len(mixed)}"
 
 
 def coverage_text(coverage: dict | None) -> str:

@@ -106,3 +106,39 @@ def test_a_merge_refuses_a_file_of_another_protocol(tmp_path):
     other.put_row(_row(0))
     with pytest.raises(SystemExit, match="another protocol"):
         merge_results.merge(theirs, ours)
+
+
+def _guard_row(seed: int, b_val: float, arm_val: dict | None, b_acc: float, arm_acc: float) -> dict:
+    arm = {"acc": arm_acc, "mode": "vary", **({"mode_selection": arm_val} if arm_val is not None else {})}
+    return {"seed": seed, "best_baseline": "f", "baseline_selection": {"a": 0.5, "f": b_val},
+            "arms": {"a": {"acc": 0.5}, "f": {"acc": b_acc}, "aae:variation": arm}}
+
+
+def test_the_guarded_arm_mixes_only_where_validation_beats_b():
+    rows = [_guard_row(0, 0.70, {"vary": 0.72, "interpolate": None}, 0.80, 0.82),  # mixes: +2 points
+            _guard_row(1, 0.70, {"vary": 0.70, "interpolate": 0.65}, 0.80, 0.70),  # a tie keeps B: 0, not -10
+            _guard_row(2, 0.70, {"vary": 0.60}, 0.80, 0.75)]  # keeps B: 0, not -5
+    summary = downstream.summarise({"per_seed": rows, "long_tailed": False})["aae:variation"]
+    assert summary["guard_mixed"] == [True, False, False]
+    guarded = summary["guarded_vs_best_baseline"]
+    assert guarded["mean"] == pytest.approx(2 / 3 / 100) and guarded["n"] == 3 and guarded["n_positive"] == 1
+    # The arm itself, forced on at every seed, lost on average.
+    assert summary["vs_best_baseline"]["mean"] == pytest.approx((2 - 10 - 5) / 3 / 100)
+
+
+def test_an_arm_without_validation_scores_has_no_guarded_figure():
+    rows = [_guard_row(0, 0.70, {"vary": 0.72}, 0.80, 0.82), _guard_row(1, 0.70, None, 0.80, 0.70)]
+    summary = downstream.summarise({"per_seed": rows, "long_tailed": False})["aae:variation"]
+    assert "guarded_vs_best_baseline" not in summary  # never over the seeds that happen to have a score
+
+
+def test_the_cell_table_shows_the_guarded_figure_and_the_seeds_it_mixed():
+    report = pytest.importorskip("report")
+    rows = [_guard_row(0, 0.70, {"vary": 0.72}, 0.80, 0.82), _guard_row(1, 0.70, {"vary": 0.60}, 0.80, 0.75)]
+    d = {**PROTOCOL, "per_seed": rows}
+    d["summary"] = downstream.summarise(d)
+    text = report.downstream_v3_section("cell.json", d)
+    header = next(line for line in text.splitlines() if line.startswith("| Arm"))
+    assert "Mixed where validation beats B" in header
+    arm_line = next(line for line in text.splitlines() if "`aae`" in line)
+    assert "+1.0 [" in arm_line and "(1/2), 1/2" in arm_line  # +2 and 0 points: mixed at one seed of two
