@@ -467,12 +467,12 @@ class Arms:
                     **({"family_options": options} if options else {}), **provenance}
         candidates = self.candidates(generator, kind, methods)
         selection = None
-        if len(candidates) > 1:
+        # A lone candidate is scored too, so that the guarded figure (mixed only where validation
+        # beats B, guard_summary) exists for every arm; not from a bank, which would fill a second one.
+        if len(candidates) > 1 or not bank:
             selection = [self.validate_candidate(generator, kind, bank, best, c) for c in candidates]
-            scored = [i for i, v in enumerate(selection) if v is not None]
-            chosen = candidates[max(scored, key=lambda i: selection[i])]  # ties: the first
-        else:
-            chosen = candidates[0]
+        scored = [i for i, v in enumerate(selection or []) if v is not None]
+        chosen = candidates[max(scored, key=lambda i: selection[i])] if len(candidates) > 1 else candidates[0]
         setting, method = chosen
         # B in this run: the teacher where the method needs one, and, for a seed whose B was
         # measured in an earlier run, the figure the arm is read against as well (b_rerun_acc).
