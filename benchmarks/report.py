@@ -644,8 +644,8 @@ def downstream_v3_section(name: str, d: dict) -> str:
     if with_guard:
         notes += ["Mixed where validation beats B: per seed, the arm where its best validation score beat B's "
                   "(as `augmentgen eval` decides against B), B itself elsewhere, read from the scores both "
-                  "recorded on the same split; nothing trains again. \"–\": an arm with one candidate, which "
-                  "recorded no score."]
+                  "recorded on the same split; nothing trains again. \"–\": an arm that recorded no validation "
+                  "score (one candidate, measured before 2026-12-06 or from a bank)."]
     if with_t:
         notes += ["vs (t): over the seeds where the arm chose soft labels, against B with the same teacher's soft "
                   "labels on its real rows and no synthetic rows, so the gain is the synthetic rows' own."]
