@@ -115,6 +115,9 @@ def _cell_line(results: dict, report) -> str | None:
     for control, what in (("vs_r", "as many copies of real rows"), ("vs_p", "as many same-class pixel MixUp rows")):
         if entry.get(control):  # the controls: rows made without a generator
             parts.append(f"vs {what} (no generator) {format_interval(entry[control])}")
+    if entry.get("guard_mixed"):  # what following validation gives: the rows where they beat B there, else B
+        parts.append(f"mixed only where validation beats B {format_interval(entry['guarded_vs_best_baseline'])} "
+                     f"(mixed at {sum(entry['guard_mixed'])} of {len(entry['guard_mixed'])} seeds)")
     if summary.get("oracle_gain"):
         parts.append(f"twice the real images (the oracle) {format_interval(summary['oracle_gain'])}")
     return "; ".join(parts)

@@ -78,7 +78,9 @@ def test_the_demo_gives_each_cells_best_arm_among_the_most_measured(tmp_path):
     cell = {"protocol_version": 3, "dataset": "fashion-mnist", "budget": "50pc", "seeds": [0, 1, 2, 3, 4],
             "summary": summary}
     (results / "downstream_v3_fashion-mnist_50pc.json").write_text(json.dumps(cell))
-    short = {**cell, "budget": "lt100", "seeds": list(range(7))}
+    guarded = {**summary["aae:variation"], "guarded_vs_best_baseline": _difference(0.002, 5, 3),
+               "guard_mixed": [True, True, False, True, False]}
+    short = {**cell, "budget": "lt100", "seeds": list(range(7)), "summary": {**summary, "aae:variation": guarded}}
     (results / "downstream_v3_fashion-mnist_lt100.json").write_text(json.dumps(short))
     lines = [" ".join(line.split()) for line in benchmark_lines(results)]  # each cell's wrapped line, unwrapped
     assert lines[1] == ("fashion-mnist 50 per class (5 of 5 seeds): B + aae rows made from real rows: vs the best "
@@ -88,3 +90,7 @@ def test_the_demo_gives_each_cells_best_arm_among_the_most_measured(tmp_path):
                         "+3.7 [+2.7, +4.7] pts, 5/5 seeds > 0")
     assert lines[2].startswith("fashion-mnist long-tailed, imbalance 100 (5 of 7 seeds: UNDER WAY, a demo until "
                                "its seeds land): B + aae rows")
+    # Where the cell holds the guarded figure, the line says what following validation gave.
+    assert ("mixed only where validation beats B +0.2 [-0.8, +1.2] pts, 3/5 seeds > 0 (mixed at 3 of 5 seeds)"
+            in lines[2])
+    assert "mixed only where" not in lines[1]
