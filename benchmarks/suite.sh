@@ -36,7 +36,8 @@ case "$part" in
     # the methods chosen on validation (teacher filter, soft labels, loss weight), as arms of their
     # own beside the plain ones, on the cells' baselines. The costliest runs of the suite: at lt100
     # the aae's arm scores 3 modes x 3 methods on 3 folds, each making its rows at every step (its
-    # plain arm, 3 modes x 3 folds, took 50-115 min a seed here, so about three times that)
+    # plain arm, 3 modes x 3 folds, took 50-115 min a seed here; this one scores three times as
+    # many candidates)
     for budget in 50pc lt100; do
       downstream --dataset fashion-mnist --budget "$budget" --sources aae:variation,cgan:free \
         --methods plain,filter,soft,weighted
