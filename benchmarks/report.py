@@ -602,7 +602,26 @@ def downstream_v3_matrix(files: dict[str, dict]) -> str:
             "arm at the seeds where its validation score beat B's, B elsewhere (what a user who follows "
             "validation gets). The best synthetic arm is the one "
             "with the highest mean ΔAcc vs B among the cell's synthetic arms measured on the most seeds (arms "
-            "with fewer seeds are not compared with it); every arm is in the cell's table below.")
+            "with fewer seeds are not compared with it); every arm is in the cell's table below."
+            + (f"\n\n{guard_overview(files)}" if guard_overview(files) else ""))
+
+
+def guard_overview(files: dict[str, dict]) -> str:
+    """One sentence over every arm of every cell that records the guarded figure: its worst seed,
+    against the worst seed of the same arms mixed regardless (the README's "never made worse")."""
+    guarded, forced, arms = [], [], 0
+    for d in files.values():
+        for key in v3_synthetic_keys(d):
+            e = d["summary"].get(key, {})
+            if e.get("guard_mixed") and e.get("guarded_vs_best_baseline"):
+                arms += 1
+                guarded += e["guarded_vs_best_baseline"]["differences"]
+                forced += e["vs_best_baseline"]["differences"]
+    if not arms:
+        return ""
+    return (f"Mixed only where validation beats B, over the {arms} arms that record it ({len(guarded)} "
+            f"seed-arms): worst seed {100 * min(guarded):+.2f} points against B, where the same arms mixed "
+            f"regardless reach {100 * min(forced):+.2f}.")
 
 
 def downstream_v3_section(name: str, d: dict) -> str:

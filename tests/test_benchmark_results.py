@@ -142,3 +142,16 @@ def test_the_cell_table_shows_the_guarded_figure_and_the_seeds_it_mixed():
     assert "Mixed where validation beats B" in header
     arm_line = next(line for line in text.splitlines() if "`aae`" in line)
     assert "+1.0 [" in arm_line and "(1/2), 1/2" in arm_line  # +2 and 0 points: mixed at one seed of two
+
+
+def test_the_guard_overview_gives_the_worst_seed_guarded_and_forced():
+    report = pytest.importorskip("report")
+    rows = [_guard_row(0, 0.70, {"vary": 0.72}, 0.80, 0.79),  # mixed and lost 1 point
+            _guard_row(1, 0.70, {"vary": 0.60}, 0.80, 0.74)]  # kept B where mixing would lose 6
+    d = {**PROTOCOL, "per_seed": rows}
+    d["summary"] = downstream.summarise(d)
+    text = report.guard_overview({"cell.json": d})
+    assert "over the 1 arms that record it (2 seed-arms): worst seed -1.00 points" in text
+    assert "mixed regardless reach -6.00" in text
+    assert report.guard_overview({"cell.json": {**d, "summary": downstream.summarise(
+        {"per_seed": [_guard_row(0, 0.7, None, 0.8, 0.7)], "long_tailed": False})}}) == ""
