@@ -595,6 +595,7 @@ def downstream_v3_matrix(files: dict[str, dict]) -> str:
                      "–" if share is None else f"{100 * share:.0f}%", str(s["arms"][best]["n"])])
     if not rows:
         return ""
+    overview = guard_overview(files)
     return ("## The answer per cell (protocol v3)\n\n" + table(header, rows)
             + "\n\nB: the best non-generative arm of each seed, chosen on the validation split; (r) B + copies of "
             "real rows, (p) B + same-class pixel MixUp: as many rows, no generator. Differences are paired per "
@@ -603,7 +604,7 @@ def downstream_v3_matrix(files: dict[str, dict]) -> str:
             "validation gets). The best synthetic arm is the one "
             "with the highest mean ΔAcc vs B among the cell's synthetic arms measured on the most seeds (arms "
             "with fewer seeds are not compared with it); every arm is in the cell's table below."
-            + (f"\n\n{guard_overview(files)}" if guard_overview(files) else ""))
+            + (f"\n\n{overview}" if overview else ""))
 
 
 def guard_overview(files: dict[str, dict]) -> str:
@@ -665,8 +666,8 @@ def downstream_v3_section(name: str, d: dict) -> str:
               f"{interval_pct(e.get('b_drift'))} between the runs." for k, e in reruns.items()]
     if with_guard:
         notes += ["Mixed where validation beats B: per seed, the arm where its best validation score beat B's "
-                  "(the choice `augmentgen eval` makes, here between B and the arm's ratio), B itself elsewhere, read from the scores both "
-                  "recorded on the same split; nothing trains again. \"–\": an arm that recorded no validation "
+                  "(the choice `augmentgen eval` makes, here between B and the arm's ratio), B itself elsewhere, "
+                  "read from the scores both recorded on the same split; nothing trains again. \"–\": an arm that recorded no validation "
                   "score (one candidate, measured before 2026-12-06 or from a bank)."]
     if with_t:
         notes += ["vs (t): over the seeds where the arm chose soft labels, against B with the same teacher's soft "
