@@ -865,6 +865,8 @@ def run_seed(file: ResultsFile, arms: Arms, args, provenance: dict) -> None:
                       "baseline_selection": selection, "selection_seconds": round(time.perf_counter() - t0, 1),
                       "n_real": len(arms.cell.subset), **provenance})
         row = file.rows[seed]
+        scores = ", ".join(f"{k} {v:.3f}" for k, v in selection.items())
+        print(f"seed {seed}: B = ({best}) on validation ({scores}), {row['selection_seconds']} s", flush=True)
     best = row["best_baseline"]
     wanted = arms.baselines + (["e"] if arms.cell.oracle is not None else []) + ["r"]
     wanted += ["p"] if any(":variation" in s for s in args.sources) else []
