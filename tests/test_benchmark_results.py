@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-downstream = pytest.importorskip("downstream")
-merge_results = pytest.importorskip("merge_results")
+import downstream  # noqa: E402  (benchmarks/ is not a package: its scripts import each other by name)
+import merge_results  # noqa: E402
+import report  # noqa: E402
 
 PROTOCOL = {"benchmark": "downstream", "protocol_version": 3, "dataset": "fashion-mnist", "budget": "50pc",
             "long_tailed": False, "appended_ratio": 0.5, "selection_folds": 1}
@@ -133,7 +134,6 @@ def test_an_arm_without_validation_scores_has_no_guarded_figure():
 
 
 def test_the_cell_table_shows_the_guarded_figure_and_the_seeds_it_mixed():
-    report = pytest.importorskip("report")
     rows = [_guard_row(0, 0.70, {"vary": 0.72}, 0.80, 0.82), _guard_row(1, 0.70, {"vary": 0.60}, 0.80, 0.75)]
     d = {**PROTOCOL, "per_seed": rows}
     d["summary"] = downstream.summarise(d)
@@ -145,7 +145,6 @@ def test_the_cell_table_shows_the_guarded_figure_and_the_seeds_it_mixed():
 
 
 def test_the_guard_overview_gives_the_worst_seed_guarded_and_forced():
-    report = pytest.importorskip("report")
     rows = [_guard_row(0, 0.70, {"vary": 0.72}, 0.80, 0.79),  # mixed and lost 1 point
             _guard_row(1, 0.70, {"vary": 0.60}, 0.80, 0.74)]  # kept B where mixing would lose 6
     d = {**PROTOCOL, "per_seed": rows}
