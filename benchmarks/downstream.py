@@ -215,7 +215,8 @@ def rerun_summary(rows: list[dict], key: str, acc, best) -> dict:
 
 def validation_says_mix(row: dict, key: str) -> bool | None:
     """Whether the arm's best validation score beat B's (ties: no), as ``augmentgen eval`` decides
-    against B; None where the arm recorded no score (one candidate: nothing was chosen)."""
+    against B; None where the arm recorded no score (a lone candidate measured before 2026-12-06,
+    or one drawn from a bank)."""
     arm = row["arms"].get(key) or {}
     scores = [v for v in (arm.get("mode_selection") or arm.get("method_selection") or {}).values() if v is not None]
     baseline = (row.get("baseline_selection") or {}).get(row.get("best_baseline"))
@@ -230,12 +231,13 @@ def guard_summary(rows: list[dict], key: str, acc, best) -> dict:
     ``guard_mixed``, that decision per seed. Read from the validation scores the arm and B already
     recorded on the same splits: nothing trains again and the test set decides nothing. Where the
     arm joined a seed in a later run, B's score is the earlier run's. Empty for an arm that
-    recorded no score (a single candidate)."""
-    said = {r["seed"]: validation_says_mix(r, key) for r in rows if key in r["arms"]}
+    recorded no score (``validation_says_mix``)."""
+    measured = [r for r in rows if key in r["arms"]]
+    said = {r["seed"]: validation_says_mix(r, key) for r in measured}
     if not said or None in said.values():
         return {}
-    guarded = lambda r: (acc(key)(r) if said[r["seed"]] else best(r)) if r["seed"] in said else None  # noqa: E731
-    return {"guarded_vs_best_baseline": _paired(rows, guarded, best), "guard_mixed": list(said.values())}
+    guarded = lambda r: acc(key)(r) if said[r["seed"]] else best(r)  # noqa: E731
+    return {"guarded_vs_best_baseline": _paired(measured, guarded, best), "guard_mixed": list(said.values())}
 
 
 def method_summary(rows: list[dict], key: str, acc) -> dict:
@@ -471,8 +473,10 @@ class Arms:
         # beats B, guard_summary) exists for every arm; not from a bank, which would fill a second one.
         if len(candidates) > 1 or not bank:
             selection = [self.validate_candidate(generator, kind, bank, best, c) for c in candidates]
-        scored = [i for i, v in enumerate(selection or []) if v is not None]
-        chosen = candidates[max(scored, key=lambda i: selection[i])] if len(candidates) > 1 else candidates[0]
+        chosen = candidates[0]
+        if len(candidates) > 1:
+            scored = [i for i, v in enumerate(selection) if v is not None]
+            chosen = candidates[max(scored, key=lambda i: selection[i])]  # ties: the first
         setting, method = chosen
         # B in this run: the teacher where the method needs one, and, for a seed whose B was
         # measured in an earlier run, the figure the arm is read against as well (b_rerun_acc).

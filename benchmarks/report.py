@@ -574,11 +574,15 @@ def best_synthetic_arm(d: dict) -> str | None:
                key=lambda k: ((s[k].get("vs_best_baseline") or {}).get("mean") or -1))
 
 
+#: The column of the guarded figure (``downstream.guard_summary``), in the matrix and the cell tables.
+GUARD_COLUMN = "Mixed where validation beats B: vs B (seeds mixed)"
+
+
 def downstream_v3_matrix(files: dict[str, dict]) -> str:
     """One row per cell: the best baseline, the best synthetic arm and its paired differences
     against B and the two controls that add as many rows without a generator (the README's matrix)."""
     header = ["Cell", "Best baseline B (chosen per seed)", "Best synthetic arm", "ΔAcc vs B", "ΔAcc vs (r)",
-              "ΔAcc vs (p)", "Mixed where validation beats B: vs B (seeds mixed)", "Oracle gain", "Oracle share",
+              "ΔAcc vs (p)", GUARD_COLUMN, "Oracle gain", "Oracle share",
               "Seeds"]
     rows = []
     for d in files.values():
@@ -633,7 +637,7 @@ def downstream_v3_section(name: str, d: dict) -> str:
     with_t = any(s.get(k, {}).get("vs_t") for k in v3_synthetic_keys(d))
     header += ["vs (t), soft seeds"] if with_t else []
     with_guard = any(s.get(k, {}).get("guarded_vs_best_baseline") for k in v3_synthetic_keys(d))
-    header += ["Mixed where validation beats B: vs B (seeds mixed)"] if with_guard else []
+    header += [GUARD_COLUMN] if with_guard else []
     header += ["Rare five vs B"] if lt else []
     header += ["Diversity / novelty (pixels)"]
     rows = []
