@@ -289,14 +289,18 @@ class Arms:
             return statistics.fmean(per_class_accuracy(model, val, num_classes=self.k))
         return evaluate_accuracy(model, val)
 
-    def validate(self, options, keep: list | None = None) -> float:
+    def validate(self, options, keep: list | None = None, label: str = "") -> float:
         """The mean validation score over the splits of a choice: ``options(fit, i)`` are the
         ``train_classifier`` options of the candidate trained on ``fit``, the fit part of split
-        ``i``; ``keep`` collects the classifiers, one per split."""
+        ``i``; ``keep`` collects the classifiers, one per split. A line per split run (``label``
+        names the choice), as selection is most of a seed's time."""
         scores = []
         for i, (fit, val) in enumerate(self.splits):
+            t0 = time.perf_counter()
             model = self.train(fit, **options(fit, i))
             scores.append(self.score_val(model, val))
+            print(f"seed {self.seed} validation {label} split {i + 1}/{len(self.splits)}: {scores[-1]:.4f}, "
+                  f"{time.perf_counter() - t0:.0f} s", flush=True)
             if keep is not None:
                 keep.append(model)
         return statistics.fmean(scores)
@@ -315,7 +319,7 @@ class Arms:
     def choose_baseline(self) -> tuple[str, dict]:
         """The best non-generative arm on the validation split, and every candidate's score."""
         models = {b: [] for b in self.baselines}
-        scores = {b: self.validate(lambda fit, i, b=b: baseline_options(b, self.k), keep=models[b])
+        scores = {b: self.validate(lambda fit, i, b=b: baseline_options(b, self.k), keep=models[b], label=f"({b})")
                   for b in self.baselines}
         best = max(self.baselines, key=lambda b: scores[b])  # ties: the earlier (simpler) arm
         if self.needs_teacher:  # B on every fit part: the candidates' teachers
@@ -451,7 +455,7 @@ class Arms:
             return {"synthetic_mix": self.candidate_mix(generator, kind, bank, candidate, fit, teacher),
                     **baseline_options(best, self.k), **split_method_options(candidate[1])[1]}
         try:
-            return self.validate(options)
+            return self.validate(options, label=f"{kind} {_candidate_label(candidate)}")
         except DataError as exc:
             print(f"seed {self.seed} {_candidate_label(candidate)}: left out ({exc})", file=sys.stderr)
             return None

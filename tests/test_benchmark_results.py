@@ -154,3 +154,20 @@ def test_the_guard_overview_gives_the_worst_seed_guarded_and_forced():
     assert "mixed regardless reach -6.00" in text
     assert report.guard_overview({"cell.json": {**d, "summary": downstream.summarise(
         {"per_seed": [_guard_row(0, 0.7, None, 0.8, 0.7)], "long_tailed": False})}}) == ""
+
+
+def test_each_validation_run_prints_a_line_and_the_choice_gets_their_mean(capsys):
+    """Selection is most of a seed's time: a lane's log shows each split's run as it ends."""
+    from types import SimpleNamespace
+
+    scores = iter([0.5, 0.7, 0.9])
+    arms = SimpleNamespace(seed=3, splits=[("fit0", "val0"), ("fit1", "val1"), ("fit2", "val2")],
+                           train=lambda fit, **options: (fit, options), score_val=lambda model, val: next(scores))
+    kept = []
+    mean = downstream.Arms.validate(arms, lambda fit, i: {"split": i}, keep=kept, label="variation vary+soft")
+    assert mean == pytest.approx(0.7)
+    assert kept == [("fit0", {"split": 0}), ("fit1", {"split": 1}), ("fit2", {"split": 2})]
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(",")[0] for line in lines] == [
+        "seed 3 validation variation vary+soft split 1/3: 0.5000", "seed 3 validation variation vary+soft split 2/3: 0.7000",
+        "seed 3 validation variation vary+soft split 3/3: 0.9000"]

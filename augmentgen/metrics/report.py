@@ -234,17 +234,17 @@ def _counted_run(progress, what: str, train):
 
 
 def evaluation_plan(train_data, *, candidate_ratios: Sequence[float] = (0.0, 0.25, 0.5, 1.0),
-                    methods: str | Sequence[str] = ("plain",), baselines: str | Sequence[str] | None = "strong",
+                    methods: str | Sequence[str] = "auto", baselines: str | Sequence[str] | None = "strong",
                     controls: str | Sequence[str] | None = DEFAULT_CONTROLS, metric: str = "auto",
-                    repeats: int = 1, bank_per_image: int | str | None = None, generator=None) -> dict:
+                    repeats: int = 1, bank_per_image: int | str | None = "auto", generator=None) -> dict:
     """What :func:`evaluate_generator` will train, before it trains anything: the
     :func:`~augmentgen.metrics.scores.downstream_plan` of the first seed, plus ``"classifier_runs"``
     (at most this many classifiers in all, each with the full budget: the reference, CAS, and
     the downstream arms of every seed) and ``"classifier_runs_classic_only"`` (the same with
     ``baselines="none"``) and ``"bank_fills"`` (with ``bank_per_image``: at most this many banks of
-    synthetic rows filled, each sampled once, over every seed; 0 without). ``generator``: the one to
-    be evaluated, which resolves ``bank_per_image="auto"`` and ``methods="auto"`` as
-    :func:`evaluate_generator` does."""
+    synthetic rows filled, each sampled once, over every seed; 0 without). The defaults are
+    :func:`evaluate_generator`'s; ``generator``, the one to be evaluated, resolves their ``"auto"``
+    as it does (without it, pass ``methods`` and ``bank_per_image``)."""
     _check_count("repeats", repeats, "paired seeds of the downstream gain")
     bank_per_image = check_bank_per_image(bank_per_image, generator)
     methods = resolve_methods(methods, generator)

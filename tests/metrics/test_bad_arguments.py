@@ -164,10 +164,11 @@ def test_a_cuda_device_without_cuda_is_refused_before_training(split, no_trainin
 
 def test_evaluation_plan_refuses_what_evaluate_generator_refuses(split):
     train, _ = split
+    generator = RealImagesGenerator(train)
     with pytest.raises(ConfigError, match=r"got the string '0.5': pass candidate_ratios=\[0.5\]"):
-        evaluation_plan(train, candidate_ratios="0.5")
+        evaluation_plan(train, candidate_ratios="0.5", generator=generator)
     with pytest.raises(ConfigError, match="repeats must be a positive int .*, got 2.5"):
-        evaluation_plan(train, repeats=2.5)
+        evaluation_plan(train, repeats=2.5, generator=generator)
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -254,11 +254,26 @@ def test_the_default_candidates_add_rows_made_from_real_images_where_the_family_
     assert resolve_methods("auto", ae) == ("plain", "vary")
     assert resolve_methods("auto", RealImagesGenerator(train)) == ("plain",)  # no vary: free samples only
     assert resolve_methods(["soft"], ae) == ["soft"]  # what the user names is kept
-    plan = evaluation_plan(train, methods="auto", generator=ae)
-    assert plan["methods"] == ["plain", "vary"]
-    assert plan["classifier_runs"] == evaluation_plan(train, methods=["plain", "vary"])["classifier_runs"]
+    plan = evaluation_plan(train, generator=ae)  # evaluate_generator's defaults, resolved as it resolves them
+    assert plan["methods"] == ["plain", "vary"] and plan["bank_per_image"] == ae.default_bank_per_image
+    explicit = evaluation_plan(train, methods=["plain", "vary"], bank_per_image=ae.default_bank_per_image)
+    assert plan["classifier_runs"] == explicit["classifier_runs"]
     with pytest.raises(ConfigError, match="methods='auto' is the generator's family default: pass generator="):
-        evaluation_plan(train, methods="auto")
+        evaluation_plan(train, methods="auto", bank_per_image=None)
+    with pytest.raises(ConfigError, match="bank_per_image='auto' is the generator's family default: pass generator="):
+        evaluation_plan(train)
+
+
+def test_the_plan_has_the_evaluation_defaults():
+    """The plan printed before an evaluation counts what evaluate_generator trains by default."""
+    import inspect
+
+    from augmentgen.metrics.report import evaluation_plan
+
+    plan, evaluation = (inspect.signature(f).parameters for f in (evaluation_plan, evaluate_generator))
+    shared = set(plan) & set(evaluation) - {"train_data", "generator"}  # the plan's generator is optional
+    assert {"methods", "bank_per_image", "candidate_ratios", "baselines", "controls", "repeats"} <= shared
+    assert {name: plan[name].default for name in shared} == {name: evaluation[name].default for name in shared}
 
 
 def test_a_variation_bank_never_sees_the_validation_images(split, monkeypatch):
@@ -306,8 +321,8 @@ def test_the_plan_counts_the_bank_fills(split):
     # Per seed: free samples (plain, soft), filtered, two vary strengths, then the final arm's.
     plan = evaluation_plan(train, methods=methods, repeats=2, bank_per_image=3)
     assert plan["bank_fills"] == 2 * 5 and plan["bank_per_image"] == 3
-    assert evaluation_plan(train, methods=methods)["bank_fills"] == 0
-    assert evaluation_plan(train, candidate_ratios=(0.0,), bank_per_image=3)["bank_fills"] == 0
+    assert evaluation_plan(train, methods=methods, bank_per_image=None)["bank_fills"] == 0
+    assert evaluation_plan(train, methods=methods, candidate_ratios=(0.0,), bank_per_image=3)["bank_fills"] == 0
 
 
 def test_the_sampling_phases_are_named_and_counted(split, tiny_cgan):
