@@ -454,10 +454,11 @@ class Arms:
             teacher = self.fold_teacher(best, i) if candidate[1] in TEACHER_METHODS else None
             return {"synthetic_mix": self.candidate_mix(generator, kind, bank, candidate, fit, teacher),
                     **baseline_options(best, self.k), **split_method_options(candidate[1])[1]}
+        label = f"{kind} {_candidate_label(candidate)}"
         try:
-            return self.validate(options, label=f"{kind} {_candidate_label(candidate)}")
+            return self.validate(options, label=label)
         except DataError as exc:
-            print(f"seed {self.seed} {_candidate_label(candidate)}: left out ({exc})", file=sys.stderr)
+            print(f"seed {self.seed} {label}: left out ({exc})", file=sys.stderr)
             return None
 
     def source_arm(self, spec: str, best: str) -> dict:
