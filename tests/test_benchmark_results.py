@@ -171,3 +171,54 @@ def test_each_validation_run_prints_a_line_and_the_choice_gets_their_mean(capsys
     assert [line.split(",")[0] for line in lines] == [
         "seed 3 validation variation vary+soft split 1/3: 0.5000", "seed 3 validation variation vary+soft split 2/3: 0.7000",
         "seed 3 validation variation vary+soft split 3/3: 0.9000"]
+
+
+def test_the_leak_check_scores_the_clean_candidate_with_generators_that_never_saw_its_split(monkeypatch):
+    """leaked: the subset's generator on every split; clean: split i's own, trained on its fit part."""
+    from types import SimpleNamespace
+
+    import validation_leak
+
+    trained = []
+    monkeypatch.setattr(validation_leak, "train_generator",
+                        lambda family, fit, **kw: trained.append((family, fit, kw["seed"])) or f"gen({fit})")
+    used = []
+
+    def validate(options, label=""):
+        mixes = [options(fit, i)["synthetic_mix"] for i, (fit, _) in enumerate(arms.splits)]
+        used.append((label, mixes))
+        return 0.8 if "leaked" in label else 0.7
+
+    arms = SimpleNamespace(seed=4, k=10, gen_steps=600, splits=[("fit0", "val0"), ("fit1", "val1")],
+                           train_generator=lambda family, options: ("gen(subset)", 1.0), validate=validate,
+                           candidate_mix=lambda gen, kind, bank, candidate, fit, teacher: (gen, candidate, fit))
+    got = validation_leak.measure(arms, "aae:variation", "a", 0.75, {"mode": "vary"})
+    assert trained == [("aae", "fit0", 4), ("aae", "fit1", 4)]
+    candidate = ({"mode": "vary"}, "plain")
+    assert used == [("aae:variation leaked", [("gen(subset)", candidate, "fit0"), ("gen(subset)", candidate, "fit1")]),
+                    ("aae:variation clean", [("gen(fit0)", candidate, "fit0"), ("gen(fit1)", candidate, "fit1")])]
+    assert (got["leaked"], got["clean"], got["mixes_leaked"], got["mixes_clean"]) == (0.8, 0.7, True, False)
+
+
+def test_the_leak_summary_pairs_the_seeds_and_counts_the_guards_flips():
+    import validation_leak
+
+    def row(seed, leaked, clean, b):
+        return {"seed": seed, "sources": {"cgan:free": {"leaked": leaked, "clean": clean, "b": b,
+                                                        "mixes_leaked": leaked > b, "mixes_clean": clean > b}}}
+    summary = validation_leak.summarise([row(0, 0.80, 0.70, 0.75), row(1, 0.72, 0.70, 0.71), row(2, 0.60, 0.62, 0.65)])
+    got = summary["cgan:free"]
+    assert got["leak"]["differences"] == pytest.approx([0.10, 0.02, -0.02])
+    assert got["leak"]["n_positive"] == 2 and got["leak"]["mean"] == pytest.approx(0.1 / 3)
+    assert got["clean_vs_b"]["differences"] == pytest.approx([-0.05, -0.01, -0.03])
+    assert got["guard_flips"] == 2 and got["seeds"] == [0, 1, 2]
+
+
+def test_the_leak_check_measures_the_mode_the_cells_arm_chose():
+    import validation_leak
+
+    assert validation_leak.candidate_of({"mode": "interpolate"}, "variation") == {"mode": "interpolate"}
+    assert validation_leak.candidate_of({"mode": "vary", "strength": 0.5}, "variation") == {"mode": "vary",
+                                                                                          "strength": 0.5}
+    assert validation_leak.candidate_of(None, "variation") == {"mode": "vary"}
+    assert validation_leak.candidate_of({"acc": 0.8}, "free") is None
