@@ -7,10 +7,12 @@ the user's training data. The validation images are held out from the classifier
 generator: a generator that reproduces what it was trained on can put the validation images, or
 near copies of them, into the rows a candidate trains on, and score that candidate too high.
 
-Per seed this measures one candidate's validation score twice, paired (the same splits,
-classifier seed and batch order): with the protocol's generator (trained on the subset,
-validation images included: ``leaked``) and with generators trained on each split's fit part
-only (``clean``: the validation images unseen), beside B's score on the same splits. The leak is
+Per seed this measures one fixed candidate's validation score (``--mode``, plain method) twice,
+paired (the same splits, classifier seed and batch order): with the protocol's generator
+(trained on the subset, validation images included: ``leaked``; ``recorded`` is the cell's own
+score of it, where its arm scored that candidate) and with generators trained on each split's
+fit part only (``clean``: the validation images unseen), beside B's score on the same splits
+(B as the cell chose it). The leak is
 ``leaked - clean`` (mean over seeds with its 95% interval); ``guard_flips`` counts the seeds
 where "mix only where validation beats B" decides otherwise with the clean generator. The test
 set is never read. Writes ``benchmarks/results/validation_leak_<dataset>_<budget>.json``, after
@@ -28,21 +30,28 @@ import sys
 import time
 from pathlib import Path
 
-from downstream import Arms, baseline_options, parse_args, parse_source, train_generator
+from downstream import Arms, _candidate_label, baseline_options, parse_args, parse_source, train_generator
 from harness import RESULTS, cpu_identity, git_commit, machine, write_json
 from protocol import draw_cell, load_split
 
 from augmentgen.metrics import paired_difference
 
 
-def candidate_of(arm: dict | None, kind: str) -> dict | None:
-    """The variation setting the cell's arm chose at this seed (``vary`` where it records none);
-    None for free samples."""
+def candidate_for(kind: str, mode: str) -> dict | None:
+    """The candidate measured: a fixed variation ``mode`` (``vary`` or ``vary@0.5``), never the one
+    the cell's arm chose, whose score would carry the choice's own luck (the best of three draws)
+    into ``leaked`` and not into ``clean``; None for free samples."""
     if kind == "free":
         return None
-    if arm and "mode" in arm:
-        return {"mode": arm["mode"], **({"strength": arm["strength"]} if "strength" in arm else {})}
-    return {"mode": "vary"}
+    name, _, strength = mode.partition("@")
+    return {"mode": name, **({"strength": float(strength)} if strength else {})}
+
+
+def recorded_score(arm: dict | None, candidate: dict | None) -> float | None:
+    """The cell's own validation score of ``candidate`` on top of B (a rerun of ``leaked`` on the
+    machine and commit the arm ran on), where its arm scored it."""
+    scores = (arm or {}).get("mode_selection") or (arm or {}).get("method_selection") or {}
+    return scores.get(_candidate_label((candidate, "plain")))
 
 
 def score_candidate(arms, generators: list, kind: str, candidate: dict | None, best: str, label: str) -> float:
@@ -97,6 +106,8 @@ def main() -> None:
     p.add_argument("--budget", default="50pc")
     p.add_argument("--sources", default="aae:variation", help="comma-separated <family>:free / <family>:variation")
     p.add_argument("--seeds", default="0,1,2,3,4")
+    p.add_argument("--mode", default="vary", help="the variation candidate measured (vary, interpolate, "
+                                                   "extrapolate, vary@<strength>); free sources have none")
     p.add_argument("--out", help="JSON path (default: results/validation_leak_<dataset>_<budget>.json)")
     args, passed_on = p.parse_known_args()
     command = "python benchmarks/validation_leak.py " + " ".join(sys.argv[1:])
@@ -118,9 +129,10 @@ def main() -> None:
         row = rows.setdefault(seed, {"seed": seed, "best_baseline": best, "sources": {}})
         arms = Arms(draw_cell(full, args.dataset, args.budget, seed), None, seed, cell_args)
         for spec in (s for s in specs if s not in row["sources"]):
-            candidate = candidate_of(cell[seed]["arms"].get(spec), parse_source(spec)[1])
+            candidate = candidate_for(parse_source(spec)[1], args.mode)
             got = measure(arms, spec, best, b_score(arms, row, best), candidate)
-            row["sources"][spec] = {**got, "git_commit": git_commit(), "cpu": cpu_identity()}
+            row["sources"][spec] = {**got, "recorded": recorded_score(cell[seed]["arms"].get(spec), candidate),
+                                    "git_commit": git_commit(), "cpu": cpu_identity()}
             print(f"seed {seed} {spec}: leaked {got['leaked']:.4f}, clean {got['clean']:.4f}, B {got['b']:.4f}",
                   flush=True)
             results["per_seed"] = sorted(rows.values(), key=lambda r: r["seed"])
@@ -139,7 +151,7 @@ def open_results(out: Path, args, cell_args, command: str) -> dict:
     settings = {"benchmark": "validation_leak", "dataset": args.dataset, "budget": args.budget,
                 "gen_steps": cell_args.gen_steps, "clf_epochs": cell_args.epochs, "clf_min_steps": cell_args.min_steps,
                 "clf_width": cell_args.clf_width, "selection_folds": cell_args.selection_folds,
-                "ratio": cell_args.ratio, "method": "plain"}
+                "ratio": cell_args.ratio, "method": "plain", "mode": args.mode}
     results = json.loads(out.read_text()) if out.exists() else {**settings, "per_seed": [], "commands": []}
     differing = {k: (results.get(k), v) for k, v in settings.items() if results.get(k) != v}
     if differing:

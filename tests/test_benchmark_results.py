@@ -214,11 +214,15 @@ def test_the_leak_summary_pairs_the_seeds_and_counts_the_guards_flips():
     assert got["guard_flips"] == 2 and got["seeds"] == [0, 1, 2]
 
 
-def test_the_leak_check_measures_the_mode_the_cells_arm_chose():
+def test_the_leak_check_measures_a_fixed_candidate_and_finds_the_cells_own_score_of_it():
     import validation_leak
 
-    assert validation_leak.candidate_of({"mode": "interpolate"}, "variation") == {"mode": "interpolate"}
-    assert validation_leak.candidate_of({"mode": "vary", "strength": 0.5}, "variation") == {"mode": "vary",
-                                                                                          "strength": 0.5}
-    assert validation_leak.candidate_of(None, "variation") == {"mode": "vary"}
-    assert validation_leak.candidate_of({"acc": 0.8}, "free") is None
+    assert validation_leak.candidate_for("variation", "vary") == {"mode": "vary"}
+    assert validation_leak.candidate_for("variation", "vary@0.5") == {"mode": "vary", "strength": 0.5}
+    assert validation_leak.candidate_for("free", "vary") is None
+    arm = {"mode": "interpolate", "mode_selection": {"vary": 0.93, "interpolate": 0.95, "vary@0.5": 0.9}}
+    assert validation_leak.recorded_score(arm, {"mode": "vary"}) == 0.93  # not the chosen mode's 0.95
+    assert validation_leak.recorded_score(arm, {"mode": "vary", "strength": 0.5}) == 0.9
+    assert validation_leak.recorded_score({"method_selection": {"plain": 0.8, "filter": 0.9}}, None) == 0.8
+    assert validation_leak.recorded_score({"acc": 0.8}, None) is None
+    assert validation_leak.recorded_score(None, {"mode": "vary"}) is None
