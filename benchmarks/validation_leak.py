@@ -7,13 +7,15 @@ the user's training data. The validation images are held out from the classifier
 generator: a generator that reproduces what it was trained on can put the validation images, or
 near copies of them, into the rows a candidate trains on, and score that candidate too high.
 
-Per seed this measures one fixed candidate's validation score (``--mode``, plain method) twice,
-paired (the same splits, classifier seed and batch order): with the protocol's generator
-(trained on the subset, validation images included: ``leaked``; ``recorded`` is the cell's own
-score of it, where its arm scored that candidate) and with generators trained on each split's
-fit part only (``clean``: the validation images unseen), beside B's score on the same splits
-(B as the cell chose it). The leak is
-``leaked - clean`` (mean over seeds with its 95% interval); ``guard_flips`` counts the seeds
+Per seed this measures one fixed candidate's validation score (``--mode``, plain method) three
+times, paired (the same splits, classifier seed and batch order), with rows from three generators
+per split: the protocol's, trained on the whole subset, validation images included (``leaked``;
+``recorded`` is the cell's own score of it, where its arm scored that candidate); one trained on
+the split's fit part only (``clean``: the validation images unseen); and one trained on as many
+images as the fit part, the validation images among them (``matched``), since the clean generator
+also trains on fewer images. ``leak`` = matched - clean is what having seen the validation images
+adds at the same size; ``size`` = leaked - matched what the images the clean generator lacks add;
+beside B's score on the same splits (B as the cell chose it), ``guard_flips`` counts the seeds
 where "mix only where validation beats B" decides otherwise with the clean generator. The test
 set is never read. Writes ``benchmarks/results/validation_leak_<dataset>_<budget>.json``, after
 every seed (a rerun resumes)::
@@ -30,10 +32,12 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from downstream import Arms, _candidate_label, baseline_options, parse_args, parse_source, train_generator
 from harness import RESULTS, cpu_identity, git_commit, machine, write_json
 from protocol import draw_cell, load_split
 
+from augmentgen.data import LabelledImages
 from augmentgen.metrics import paired_difference
 
 
@@ -62,29 +66,60 @@ def score_candidate(arms, generators: list, kind: str, candidate: dict | None, b
     return arms.validate(options, label=label)
 
 
-def measure(arms, spec: str, best: str, b_score: float, candidate: dict | None) -> dict:
-    """One seed's leaked and clean scores of ``spec``'s candidate on top of ``best``."""
+def size_matched(fit, val, seed: int):
+    """As many images as ``fit``, class by class, that hold ``val``: ``fit`` less a seeded draw of
+    as many of each class's images as ``val`` holds, plus ``val``. A generator trained on it has
+    seen the validation images and no more images than the clean one."""
+    gen = torch.Generator().manual_seed(seed)
+    keep = torch.ones(len(fit), dtype=torch.bool)
+    for k, n in enumerate(torch.bincount(val.labels, minlength=fit.num_classes).tolist()):
+        rows = torch.nonzero(fit.labels == k).flatten()
+        keep[rows[torch.randperm(len(rows), generator=gen)[:n]]] = False
+    kept = fit.subset(torch.nonzero(keep).flatten())
+    return LabelledImages(torch.cat([kept.images, val.images]), torch.cat([kept.labels, val.labels]),
+                          fit.class_names)
+
+
+#: The generators a candidate's rows come from, per split ``(fit, val)``: the protocol's, trained
+#: on the whole subset (validation images and all); one trained on the fit part only; one trained
+#: on as many images as the fit part, the validation images among them (``size_matched``).
+GENERATORS = ("leaked", "clean", "matched")
+
+
+def measure(arms, spec: str, best: str, b_score: float, candidate: dict | None, done: dict | None = None) -> dict:
+    """One seed's scores of ``spec``'s candidate on top of ``best`` with each of ``GENERATORS``
+    (those not already in ``done``, a resumed record)."""
     family, kind, _, options, _ = parse_source(spec)
+    got = dict(done or {})
     t0 = time.perf_counter()
-    seen, _ = arms.train_generator(family, options)  # the protocol's: trained on the whole subset
-    leaked = score_candidate(arms, [seen] * len(arms.splits), kind, candidate, best, f"{spec} leaked")
-    unseen = [train_generator(family, fit, steps=arms.gen_steps, seed=arms.seed, options=options)
-              for fit, _ in arms.splits]  # one per split, on its fit part only
-    clean = score_candidate(arms, unseen, kind, candidate, best, f"{spec} clean")
-    return {**(candidate or {}), "leaked": leaked, "clean": clean, "b": b_score,
-            "mixes_leaked": leaked > b_score, "mixes_clean": clean > b_score,
-            "seconds": round(time.perf_counter() - t0, 1)}
+
+    def trained(data):
+        return train_generator(family, data, steps=arms.gen_steps, seed=arms.seed, options=options)
+    make = {"leaked": lambda: [arms.train_generator(family, options)[0]] * len(arms.splits),
+            "clean": lambda: [trained(fit) for fit, _ in arms.splits],
+            "matched": lambda: [trained(size_matched(fit, val, arms.seed)) for fit, val in arms.splits]}
+    for name in (n for n in GENERATORS if n not in got):
+        got[name] = score_candidate(arms, make[name](), kind, candidate, best, f"{spec} {name}")
+        got[f"mixes_{name}"] = got[name] > b_score
+    seconds = round(time.perf_counter() - t0, 1) + (done or {}).get("seconds", 0.0)
+    return {**(candidate or {}), **got, "b": b_score, "seconds": round(seconds, 1)}
 
 
 def summarise(rows: list[dict]) -> dict:
-    """Per source: the leak (leaked - clean) over seeds, each side against B, and the guard's flips."""
+    """Per source, over seeds: ``leak``, what having seen the validation images adds at the same
+    number of training images (matched - clean); ``size``, what the images left out add (leaked -
+    matched); ``total`` (leaked - clean); the protocol's and the clean score against B; and the
+    seeds where the guard ("mix where validation beats B") decides otherwise with the clean generator."""
     summary = {}
     for spec in dict.fromkeys(spec for row in rows for spec in row["sources"]):
         got = [row["sources"][spec] for row in rows if spec in row["sources"]]
+
+        def paired(a, b, got=got):
+            pairs = [(g[a], g[b]) for g in got if a in g and b in g]
+            return paired_difference(*zip(*pairs)) if pairs else None
         summary[spec] = {
-            "leak": paired_difference([g["leaked"] for g in got], [g["clean"] for g in got]),
-            "leaked_vs_b": paired_difference([g["leaked"] for g in got], [g["b"] for g in got]),
-            "clean_vs_b": paired_difference([g["clean"] for g in got], [g["b"] for g in got]),
+            "leak": paired("matched", "clean"), "size": paired("leaked", "matched"), "total": paired("leaked", "clean"),
+            "leaked_vs_b": paired("leaked", "b"), "clean_vs_b": paired("clean", "b"),
             "guard_flips": sum(g["mixes_leaked"] != g["mixes_clean"] for g in got),
             "seeds": [row["seed"] for row in rows if spec in row["sources"]],
         }
@@ -128,21 +163,31 @@ def main() -> None:
         best = cell[seed]["best_baseline"]
         row = rows.setdefault(seed, {"seed": seed, "best_baseline": best, "sources": {}})
         arms = Arms(draw_cell(full, args.dataset, args.budget, seed), None, seed, cell_args)
-        for spec in (s for s in specs if s not in row["sources"]):
+        for spec in specs:
+            done = row["sources"].get(spec)
+            if done and all(name in done for name in GENERATORS):
+                continue
             candidate = candidate_for(parse_source(spec)[1], args.mode)
-            got = measure(arms, spec, best, b_score(arms, row, best), candidate)
+            got = measure(arms, spec, best, b_score(arms, row, best), candidate, done)
             row["sources"][spec] = {**got, "recorded": recorded_score(cell[seed]["arms"].get(spec), candidate),
                                     "git_commit": git_commit(), "cpu": cpu_identity()}
-            print(f"seed {seed} {spec}: leaked {got['leaked']:.4f}, clean {got['clean']:.4f}, B {got['b']:.4f}",
+            print(f"seed {seed} {spec}: " + ", ".join(f"{n} {got[n]:.4f}" for n in GENERATORS) + f", B {got['b']:.4f}",
                   flush=True)
             results["per_seed"] = sorted(rows.values(), key=lambda r: r["seed"])
             results["summary"] = summarise(results["per_seed"])
             write_json(out, results)
     for spec, got in summarise(list(rows.values())).items():
-        leak, ci = got["leak"], got["leak"]["ci95"]
-        interval = f" [{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else ""
-        print(f"{spec}: leaked - clean {leak['mean']:+.4f}{interval} ({leak['n_positive']}/{leak['n']} seeds "
-              f"positive); the guard decides otherwise at {got['guard_flips']} of {leak['n']} seeds")
+        print(f"{spec}: seen - unseen at the same size {interval_text(got['leak'])}; leaked - matched "
+              f"{interval_text(got['size'])}; the guard decides otherwise at {got['guard_flips']} of "
+              f"{len(got['seeds'])} seeds")
+
+
+def interval_text(stats: dict | None) -> str:
+    if stats is None:
+        return "not measured"
+    ci = stats["ci95"]
+    interval = f" [{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else ""
+    return f"{stats['mean']:+.4f}{interval} ({stats['n_positive']}/{stats['n']} seeds positive)"
 
 
 def open_results(out: Path, args, cell_args, command: str) -> dict:

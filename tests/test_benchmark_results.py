@@ -173,45 +173,77 @@ def test_each_validation_run_prints_a_line_and_the_choice_gets_their_mean(capsys
         "seed 3 validation variation vary+soft split 3/3: 0.9000"]
 
 
-def test_the_leak_check_scores_the_clean_candidate_with_generators_that_never_saw_its_split(monkeypatch):
-    """leaked: the subset's generator on every split; clean: split i's own, trained on its fit part."""
+def test_the_leak_check_scores_each_split_with_its_own_clean_and_size_matched_generators(monkeypatch):
+    """leaked: the subset's generator on every split; clean: split i's, trained on its fit part;
+    matched: split i's, trained on as many images with the validation images among them."""
     from types import SimpleNamespace
 
     import validation_leak
 
     trained = []
     monkeypatch.setattr(validation_leak, "train_generator",
-                        lambda family, fit, **kw: trained.append((family, fit, kw["seed"])) or f"gen({fit})")
+                        lambda family, data, **kw: trained.append((family, data, kw["seed"])) or f"gen({data})")
+    monkeypatch.setattr(validation_leak, "size_matched", lambda fit, val, seed: f"{fit}-{val}+{val}")
     used = []
 
     def validate(options, label=""):
-        mixes = [options(fit, i)["synthetic_mix"] for i, (fit, _) in enumerate(arms.splits)]
-        used.append((label, mixes))
-        return 0.8 if "leaked" in label else 0.7
+        used.append((label, [options(fit, i)["synthetic_mix"] for i, (fit, _) in enumerate(arms.splits)]))
+        return {"leaked": 0.8, "clean": 0.7, "matched": 0.78}[label.split()[-1]]
 
     arms = SimpleNamespace(seed=4, k=10, gen_steps=600, splits=[("fit0", "val0"), ("fit1", "val1")],
                            train_generator=lambda family, options: ("gen(subset)", 1.0), validate=validate,
                            candidate_mix=lambda gen, kind, bank, candidate, fit, teacher: (gen, candidate, fit))
     got = validation_leak.measure(arms, "aae:variation", "a", 0.75, {"mode": "vary"})
-    assert trained == [("aae", "fit0", 4), ("aae", "fit1", 4)]
-    candidate = ({"mode": "vary"}, "plain")
-    assert used == [("aae:variation leaked", [("gen(subset)", candidate, "fit0"), ("gen(subset)", candidate, "fit1")]),
-                    ("aae:variation clean", [("gen(fit0)", candidate, "fit0"), ("gen(fit1)", candidate, "fit1")])]
-    assert (got["leaked"], got["clean"], got["mixes_leaked"], got["mixes_clean"]) == (0.8, 0.7, True, False)
+    assert trained == [("aae", "fit0", 4), ("aae", "fit1", 4), ("aae", "fit0-val0+val0", 4),
+                       ("aae", "fit1-val1+val1", 4)]
+    c = ({"mode": "vary"}, "plain")
+    assert used == [("aae:variation leaked", [("gen(subset)", c, "fit0"), ("gen(subset)", c, "fit1")]),
+                    ("aae:variation clean", [("gen(fit0)", c, "fit0"), ("gen(fit1)", c, "fit1")]),
+                    ("aae:variation matched", [("gen(fit0-val0+val0)", c, "fit0"), ("gen(fit1-val1+val1)", c, "fit1")])]
+    assert (got["leaked"], got["clean"], got["matched"]) == (0.8, 0.7, 0.78)
+    assert (got["mixes_leaked"], got["mixes_clean"], got["mixes_matched"]) == (True, False, True)
+    # A resumed record keeps its scores and measures only what it lacks.
+    used.clear()
+    again = validation_leak.measure(arms, "aae:variation", "a", 0.75, {"mode": "vary"},
+                                    done={"leaked": 0.81, "clean": 0.7, "mixes_leaked": True, "mixes_clean": False,
+                                          "seconds": 10.0})
+    assert [label for label, _ in used] == ["aae:variation matched"]
+    assert (again["leaked"], again["matched"]) == (0.81, 0.78) and again["seconds"] >= 10.0
+
+
+def test_the_size_matched_data_holds_the_validation_images_and_as_many_of_each_class_as_the_fit_part():
+    import torch
+    import validation_leak
+
+    from augmentgen.data import LabelledImages
+
+    labels = torch.tensor([0] * 8 + [1] * 4)
+    fit = LabelledImages(torch.arange(12, dtype=torch.uint8).view(12, 1, 1, 1).expand(12, 1, 2, 2).clone(), labels)
+    val = LabelledImages(torch.full((3, 1, 2, 2), 200, dtype=torch.uint8), torch.tensor([0, 0, 1]))
+    matched = validation_leak.size_matched(fit, val, seed=0)
+    assert matched.class_counts == fit.class_counts
+    assert int((matched.images == 200).all(dim=3).all(dim=2).all(dim=1).sum()) == 3  # every validation image
+    kept = [int(v) for v in matched.images[:, 0, 0, 0] if v != 200]
+    assert len(set(kept)) == 9 and set(kept) < set(range(12))
+    assert sum(v < 8 for v in kept) == 6 and sum(v >= 8 for v in kept) == 3  # fit less 2 of class 0, 1 of class 1
+    assert kept == [int(v) for v in validation_leak.size_matched(fit, val, seed=0).images[:9, 0, 0, 0]]  # seeded
 
 
 def test_the_leak_summary_pairs_the_seeds_and_counts_the_guards_flips():
     import validation_leak
 
-    def row(seed, leaked, clean, b):
-        return {"seed": seed, "sources": {"cgan:free": {"leaked": leaked, "clean": clean, "b": b,
+    def row(seed, leaked, clean, matched, b):
+        return {"seed": seed, "sources": {"cgan:free": {"leaked": leaked, "clean": clean, "matched": matched, "b": b,
                                                         "mixes_leaked": leaked > b, "mixes_clean": clean > b}}}
-    summary = validation_leak.summarise([row(0, 0.80, 0.70, 0.75), row(1, 0.72, 0.70, 0.71), row(2, 0.60, 0.62, 0.65)])
-    got = summary["cgan:free"]
-    assert got["leak"]["differences"] == pytest.approx([0.10, 0.02, -0.02])
-    assert got["leak"]["n_positive"] == 2 and got["leak"]["mean"] == pytest.approx(0.1 / 3)
+    rows = [row(0, 0.80, 0.70, 0.78, 0.75), row(1, 0.72, 0.70, 0.70, 0.71), row(2, 0.60, 0.62, 0.61, 0.65)]
+    got = validation_leak.summarise(rows)["cgan:free"]
+    assert got["leak"]["differences"] == pytest.approx([0.08, 0.0, -0.01])
+    assert got["size"]["differences"] == pytest.approx([0.02, 0.02, -0.01])
+    assert got["total"]["n_positive"] == 2 and got["total"]["mean"] == pytest.approx(0.1 / 3)
     assert got["clean_vs_b"]["differences"] == pytest.approx([-0.05, -0.01, -0.03])
     assert got["guard_flips"] == 2 and got["seeds"] == [0, 1, 2]
+    del rows[0]["sources"]["cgan:free"]["matched"]  # a seed measured before the size-matched generator
+    assert validation_leak.summarise(rows)["cgan:free"]["leak"]["n"] == 2
 
 
 def test_the_leak_check_measures_a_fixed_candidate_and_finds_the_cells_own_score_of_it():
