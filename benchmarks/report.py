@@ -458,6 +458,29 @@ def pool_fill_rate_section(name: str, d: dict) -> str:
                         settings, provenance(name, d)])
 
 
+def validation_leak_section(name: str, d: dict) -> str:
+    """``validation_leak.py``: a candidate's validation score with rows from generators that did and
+    did not see the validation images, in points, per source."""
+    rows = []
+    for spec, got in d.get("summary", {}).items():
+        rows.append([f"`{spec}`", str(len(got.get("seeds", []))), interval_pct(got.get("leak")),
+                     interval_pct(got.get("size")), interval_pct(got.get("total")), interval_pct(got.get("leaked_vs_b")),
+                     interval_pct(got.get("clean_vs_b")), f"{got.get('guard_flips')}/{len(got.get('seeds', []))}"])
+    notes = (f"Validation score (plain method, candidate `{d.get('mode')}` for variation rows, B as the cell chose it) "
+             f"of B + rows from three generators per split: the protocol's, trained on the whole subset "
+             f"(*leaked*), one on the split's fit part only (*clean*), one on as many images with the validation "
+             f"images among them (*matched*); {d.get('gen_steps')} generator steps, {d.get('selection_folds')} "
+             f"split(s), points of validation {'mean per-class accuracy' if str(d.get('budget')).startswith('lt') else 'accuracy'}. "
+             "Guard flips: seeds where \"mix where validation beats B\" decides otherwise with the clean generator. "
+             "No test image is read.")
+    by_source = {**d, "per_seed": [{**row, "arms": row.get("sources", {})} for row in d.get("per_seed", [])]}
+    header = ["Source", "Seeds", "Seen − unseen, same size", "Leaked − matched (size)", "Leaked − clean",
+              "Leaked vs B", "Clean vs B", "Guard flips"]
+    return "\n\n".join([f"### Does the generator's sight of the validation images inflate its rows' validation score? "
+                         f"({d.get('dataset')}, {budget_label(d)})", table(header, rows), notes,
+                         provenance(name, by_source)])
+
+
 SECTIONS = {  # file-name pattern -> section
     "family_quality*.json": family_quality_section,
     "cgan_regularisers_*.json": cgan_regularisers_section,
@@ -467,6 +490,7 @@ SECTIONS = {  # file-name pattern -> section
     "mixing_overhead.json": mixing_overhead_section,
     "pool_fill_rate.json": pool_fill_rate_section,
     "classifier_speed.json": classifier_speed_section,
+    "validation_leak_*.json": validation_leak_section,
 }
 
 

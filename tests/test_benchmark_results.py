@@ -258,3 +258,18 @@ def test_the_leak_check_measures_a_fixed_candidate_and_finds_the_cells_own_score
     assert validation_leak.recorded_score({"method_selection": {"plain": 0.8, "filter": 0.9}}, None) == 0.8
     assert validation_leak.recorded_score({"acc": 0.8}, None) is None
     assert validation_leak.recorded_score(None, {"mode": "vary"}) is None
+
+
+def test_the_report_gives_the_leak_table_in_points_with_the_seeds_commits():
+    import validation_leak
+
+    row = {"seed": 0, "sources": {"aae:variation": {"leaked": 0.79, "clean": 0.77, "matched": 0.78, "b": 0.77,
+                                                   "mixes_leaked": True, "mixes_clean": False,
+                                                   "git_commit": "abcdef1234567890", "cpu": "CPU X"}}}
+    rows = [row, {**row, "seed": 1}]
+    d = {"dataset": "fashion-mnist", "budget": "50pc", "mode": "vary", "gen_steps": 600, "selection_folds": 1,
+         "per_seed": rows, "summary": validation_leak.summarise(rows), "commands": ["python x.py"]}
+    text = report.validation_leak_section("validation_leak_fashion-mnist_50pc.json", d)
+    assert "| `aae:variation` | 2 | +1.0 [+1.0, +1.0] (2/2) | +1.0 [+1.0, +1.0] (2/2) | +2.0 [+2.0, +2.0] (2/2) |" in text
+    assert "| +2.0 [+2.0, +2.0] (2/2) | +0.0 [+0.0, +0.0] (0/2) | 2/2 |" in text  # vs B; the guard flipped twice
+    assert "commit: `abcdef123456`" in text and "CPU X" in text and "`python x.py`" in text
