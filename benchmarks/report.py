@@ -88,7 +88,8 @@ def provenance(name: str, payload: dict) -> str:
     (where recorded), versions, command."""
     records = [record for row in payload.get("per_seed", [])
                for record in (row, *(row.get("arms") or {}).values()) if isinstance(record, dict)]
-    commits = sorted({r["git_commit"] for r in records if r.get("git_commit")})
+    # git_commits: a record resumed across commits (validation_leak.py) lists them all.
+    commits = sorted({c for r in records for c in (r.get("git_commits") or [r.get("git_commit")]) if c})
     commit = payload.get("git_commit") or (", ".join(c[:12] for c in commits) if commits else None)
     torch_version = payload.get("torch") or payload.get("torch_version")  # the scripts differ in the key
     bits = [f"Source: `{name}`", f"machine: {describe_machine(payload.get('machine'))}",

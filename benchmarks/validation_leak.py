@@ -170,7 +170,7 @@ def main() -> None:
             candidate = candidate_for(parse_source(spec)[1], args.mode)
             got = measure(arms, spec, best, b_score(arms, row, best), candidate, done)
             row["sources"][spec] = {**got, "recorded": recorded_score(cell[seed]["arms"].get(spec), candidate),
-                                    "git_commit": git_commit(), "cpu": cpu_identity()}
+                                    **provenance_of(done), "cpu": cpu_identity()}
             print(f"seed {seed} {spec}: " + ", ".join(f"{n} {got[n]:.4f}" for n in GENERATORS) + f", B {got['b']:.4f}",
                   flush=True)
             results["per_seed"] = sorted(rows.values(), key=lambda r: r["seed"])
@@ -180,6 +180,13 @@ def main() -> None:
         print(f"{spec}: seen - unseen at the same size {interval_text(got['leak'])}; leaked - matched "
               f"{interval_text(got['size'])}; the guard decides otherwise at {got['guard_flips']} of "
               f"{len(got['seeds'])} seeds")
+
+
+def provenance_of(done: dict | None) -> dict:
+    """The commits a record was measured with: a resumed one keeps the commits of its earlier scores
+    (``git_commits``, oldest first; ``git_commit``, this run's)."""
+    earlier = (done or {}).get("git_commits") or ([done["git_commit"]] if (done or {}).get("git_commit") else [])
+    return {"git_commit": git_commit(), "git_commits": list(dict.fromkeys([*earlier, git_commit()]))}
 
 
 def interval_text(stats: dict | None) -> str:

@@ -273,3 +273,14 @@ def test_the_report_gives_the_leak_table_in_points_with_the_seeds_commits():
     assert "| `aae:variation` | 2 | +1.0 [+1.0, +1.0] (2/2) | +1.0 [+1.0, +1.0] (2/2) | +2.0 [+2.0, +2.0] (2/2) |" in text
     assert "| +2.0 [+2.0, +2.0] (2/2) | +0.0 [+0.0, +0.0] (0/2) | 2/2 |" in text  # vs B; the guard flipped twice
     assert "commit: `abcdef123456`" in text and "CPU X" in text and "`python x.py`" in text
+
+
+def test_a_resumed_leak_record_keeps_the_commits_of_its_earlier_scores_and_the_report_lists_them(monkeypatch):
+    import validation_leak
+
+    monkeypatch.setattr(validation_leak, "git_commit", lambda: "bbbbbbbbbbbbbbbb")
+    assert validation_leak.provenance_of(None) == {"git_commit": "bbbbbbbbbbbbbbbb", "git_commits": ["bbbbbbbbbbbbbbbb"]}
+    resumed = validation_leak.provenance_of({"leaked": 0.8, "git_commit": "aaaaaaaaaaaaaaaa"})
+    assert resumed["git_commits"] == ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"]
+    line = report.provenance("x.json", {"per_seed": [{"seed": 0, "arms": {"aae:variation": resumed}}]})
+    assert "commit: `aaaaaaaaaaaa, bbbbbbbbbbbb`" in line
