@@ -69,10 +69,11 @@ def score_candidate(arms, generators: list, kind: str, candidate: dict | None, b
 def size_matched(fit, val, seed: int):
     """As many images as ``fit``, class by class, that hold ``val``: ``fit`` less a seeded draw of
     as many of each class's images as ``val`` holds, plus ``val``. A generator trained on it has
-    seen the validation images and no more images than the clean one."""
+    seen the validation images and no more images than the clean one. (``per_class_subset`` draws
+    such a subset too, but in another order: the committed scores were drawn this way.)"""
     gen = torch.Generator().manual_seed(seed)
     keep = torch.ones(len(fit), dtype=torch.bool)
-    for k, n in enumerate(torch.bincount(val.labels, minlength=fit.num_classes).tolist()):
+    for k, n in enumerate(torch.bincount(val.labels, minlength=fit.num_classes).tolist()):  # classes, not images
         rows = torch.nonzero(fit.labels == k).flatten()
         keep[rows[torch.randperm(len(rows), generator=gen)[:n]]] = False
     kept = fit.subset(torch.nonzero(keep).flatten())
@@ -101,7 +102,7 @@ def measure(arms, spec: str, best: str, b_score: float, candidate: dict | None, 
     for name in (n for n in GENERATORS if n not in got):
         got[name] = score_candidate(arms, make[name](), kind, candidate, best, f"{spec} {name}")
         got[f"mixes_{name}"] = got[name] > b_score
-    seconds = round(time.perf_counter() - t0, 1) + (done or {}).get("seconds", 0.0)
+    seconds = time.perf_counter() - t0 + (done or {}).get("seconds", 0.0)
     return {**(candidate or {}), **got, "b": b_score, "seconds": round(seconds, 1)}
 
 
@@ -186,7 +187,8 @@ def provenance_of(done: dict | None) -> dict:
     """The commits a record was measured with: a resumed one keeps the commits of its earlier scores
     (``git_commits``, oldest first; ``git_commit``, this run's)."""
     earlier = (done or {}).get("git_commits") or ([done["git_commit"]] if (done or {}).get("git_commit") else [])
-    return {"git_commit": git_commit(), "git_commits": list(dict.fromkeys([*earlier, git_commit()]))}
+    now = git_commit()
+    return {"git_commit": now, "git_commits": list(dict.fromkeys([*earlier, now]))}
 
 
 def interval_text(stats: dict | None) -> str:
