@@ -273,12 +273,31 @@ NPZ_LAYOUT = ("arrays 'images' (uint8 0-255, or floats in [0, 1]; shaped (N, H, 
               "as np.savez(path, images=..., labels=..., classes=...) writes them")
 
 
-def _npz_reason(exc: BaseException) -> str:
-    """numpy's reason for refusing a file, without its advice to allow pickles (augmentgen never unpickles)."""
+_PICKLE_OPCODE = b"\x80"  # every pickle from protocol 2 on opens with PROTO
+
+
+def _npz_reason(exc: BaseException, head: bytes | None = None) -> str:
+    """numpy's reason for refusing a file, without its advice to allow pickles (augmentgen never unpickles).
+
+    numpy calls anything that is neither a zip archive nor a ``.npy`` array "pickled data"; ``head``
+    (the file's first bytes) tells a real pickle from, say, a text or image file under an .npz name.
+    """
+    if head == b"":
+        return "the file is empty"
     text = str(exc) or type(exc).__name__
-    if "pickle" in text.lower():
-        return "it holds pickled Python objects, which augmentgen never loads because they can run code"
-    return text
+    if "pickle" not in text.lower():
+        return text
+    if head is not None and not head.startswith(_PICKLE_OPCODE):
+        return f"it is neither an .npz (zip) archive nor an .npy array; its first bytes are {head[:8].hex(' ')}"
+    return "it holds pickled Python objects, which augmentgen never loads because they can run code"
+
+
+def _first_bytes(path, n: int = 8) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read(n)
+    except OSError:
+        return None
 
 
 def _read_npz(path) -> dict[str, np.ndarray]:
@@ -288,7 +307,7 @@ def _read_npz(path) -> dict[str, np.ndarray]:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         # np.load raises any of these for truncated, empty, pickled or non-npz files.
-        raise DataError(f"{bad} ({_npz_reason(exc)}); expected {NPZ_LAYOUT}") from None
+        raise DataError(f"{bad} ({_npz_reason(exc, _first_bytes(path))}); expected {NPZ_LAYOUT}") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):  # a lone .npy array under an .npz name
         raise DataError(f"{bad} (it is a single .npy array of shape {np.shape(archive)}); expected {NPZ_LAYOUT}")
     with archive:

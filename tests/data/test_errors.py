@@ -33,6 +33,9 @@ def load_error(source, **kwargs) -> str:
     (lambda p: p.write_bytes(pickle.dumps({"images": 1})), "it holds pickled Python objects"),
     (lambda p: np.save(open(p, "wb"), np.zeros((4, 28, 28), np.uint8)), "it is a single .npy array"),
     (lambda p: p.write_bytes(b"PK\x03\x04 not really a zip"), "not a valid images/labels .npz file"),
+    (lambda p: p.write_text("images,labels\n"), "neither an .npz (zip) archive nor an .npy array; its first "
+                                                  "bytes are 69 6d 61 67 65 73 2c 6c"),
+    (lambda p: p.write_bytes(b""), "(the file is empty)"),
     (lambda p: np.savez(p, pictures=np.zeros((4, 28, 28), np.uint8)), "it lacks array(s) ['images', 'labels']"),
     (lambda p: np.savez(p, images=np.zeros((4, 28, 28), np.uint8), labels=np.array(["a", "b", "a", "b"])),
      "its 'labels' array has dtype <U1, not integers"),
