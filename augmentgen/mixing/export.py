@@ -111,8 +111,15 @@ def check_target(out: str | os.PathLike, format: str, overwrite: bool = False) -
     return out
 
 
+#: Suffixes of image formats other than PNG: a grid written under one would be a PNG misnamed.
+_OTHER_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jp2")
+
+
 def _check_grid_target(out: Path, overwrite: bool) -> None:
     """A grid replaces only a PNG file, and only with overwrite=True: it may be another run's grid."""
+    if out.suffix.lower() in _OTHER_IMAGE_SUFFIXES:
+        raise ConfigError(f"{out} names a {out.suffix.lstrip('.').upper()} image, but format='grid' writes a PNG "
+                          f"(lossless, as the samples are); pass a .png path like {out.with_suffix('.png')}")
     if out.is_dir():
         raise ConfigError(f"{out} is a folder, but format='grid' writes one PNG file; pass a file path like "
                           "grid.png, or format='imagefolder' to write a folder of images")

@@ -226,6 +226,16 @@ def test_a_grid_onto_a_folder_is_a_config_error_before_sampling(gen, tmp_path, m
         save_sample_grid(torch.zeros(1, 1, 4, 4), 1, full)
 
 
+def test_a_grid_under_another_image_suffix_is_refused_before_sampling(gen, tmp_path, monkeypatch):
+    # A PNG written as samples.jpg would be misnamed; the refusal names the .png path to pass instead.
+    _refuse_sampling(gen, monkeypatch)
+    for name in ("samples.jpg", "samples.JPEG", "samples.webp"):
+        with pytest.raises(ConfigError, match=rf"names a \w+ image, but format='grid' writes a PNG.*"
+                                              rf"{tmp_path / 'samples.png'}"):
+            write_samples(gen, 2, tmp_path / name, "grid")
+    assert _files(tmp_path) == {}
+
+
 def _users_image_folder(root):
     """An ImageFolder a user made by hand, with a classes.json of their own (no augmentgen format)."""
     from PIL import Image
