@@ -16,7 +16,7 @@ import torch
 
 from .errors import DataError
 
-__all__ = ["RangeCheck", "check_class_indices", "shown_values"]
+__all__ = ["RangeCheck", "check_class_indices", "check_one_label_per_image", "shown_values"]
 
 #: How :func:`check_class_indices` checks the values: ``"sync"`` everywhere (off the CPU one host
 #: sync), ``"cpu"`` only on the CPU (off it, no check and no sync), ``"assert"`` on the CPU and,
@@ -33,6 +33,14 @@ def shown_values(values: Sequence) -> str:
     """Sorted distinct ``values`` for a message: all of a few, else the first three and the last."""
     values = sorted(set(values))
     return str(values) if len(values) <= 6 else f"[{', '.join(map(str, values[:3]))}, ..., {values[-1]}]"
+
+
+def check_one_label_per_image(images, labels, *, what: str = "") -> None:
+    """DataError unless ``images`` and ``labels`` are as long (``what`` names the caller or the data)."""
+    if len(images) != len(labels):
+        where = f"{what}: " if what else ""
+        raise DataError(f"{where}{len(images)} images but {len(labels)} labels; give one class index per image "
+                        "(labels[i] is the class of images[i])")
 
 
 def check_class_indices(labels, num_classes: int | None = None, *, what: str = "labels", classes: Text = "",

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from augmentgen._labels import check_class_indices, shown_values
+from augmentgen._labels import check_class_indices, check_one_label_per_image, shown_values
 from augmentgen.errors import DataError
 
 
@@ -192,3 +192,14 @@ def test_shown_values_are_sorted_distinct_and_short():
     assert shown_values([3, 1, 3]) == "[1, 3]"
     assert shown_values(range(20, 0, -1)) == "[1, 2, 3, ..., 20]"
     assert shown_values([-1, 7, 3, 5, 2, 0]) == "[-1, 0, 2, 3, 5, 7]"  # six are all shown
+
+
+def test_one_label_per_image_names_the_data_and_the_fix(tmp_path):
+    from augmentgen.data import load_data
+
+    check_one_label_per_image(torch.zeros(3, 1, 4, 4), torch.zeros(3))  # as long: nothing to say
+    with pytest.raises(DataError, match=r"^vary: 3 images but 2 labels; give one class index per image"):
+        check_one_label_per_image(torch.zeros(3, 1, 4, 4), torch.zeros(2), what="vary")
+    np.savez(tmp_path / "short.npz", images=np.zeros((4, 28, 28), np.uint8), labels=[0, 1, 0])
+    with pytest.raises(DataError, match=rf"^{tmp_path / 'short.npz'}: 4 images but 3 labels; .*labels\[i\]"):
+        load_data(tmp_path / "short.npz")

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .._images import to_signed_unit
-from .._labels import check_class_indices
+from .._labels import check_class_indices, check_one_label_per_image
 from ..errors import ConfigError, DataError
 
 
@@ -35,8 +35,7 @@ class LabelledImages(Dataset):
         labels = check_integer_labels(labels, named, classes=f"class_names names {named} classes",
                                       fix="give each image the index of its class in class_names, or add the "
                                           "missing class names")
-        if len(images) != len(labels):
-            raise DataError(f"{len(images)} images but {len(labels)} labels")
+        check_one_label_per_image(images, labels, what=source)
         if len(labels) == 0:
             raise DataError("the dataset is empty (0 images); pass data with images of every class")
         num_classes = named if named is not None else int(labels.max()) + 1

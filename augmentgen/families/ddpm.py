@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from .._deprecation import renamed_argument
 from .._images import to_signed_unit
+from .._labels import check_one_label_per_image
 from ..errors import ConfigError, DataError
 from ..models.base import (
     ConditionalGenerator,
@@ -410,8 +411,7 @@ class DDPMGenerator(ConditionalGenerator):
             raise DataError(f"vary expects images shaped (N, {', '.join(map(str, self.image_shape))}), "
                             f"got {tuple(images.shape)}")
         labels = self.check_labels(labels)
-        if len(labels) != len(images):
-            raise DataError(f"vary got {len(images)} images but {len(labels)} labels")
+        check_one_label_per_image(images, labels, what="vary")
         value = check_vary_strength(self, strength)
         return to_signed_unit(images).to(self.device), labels, value
 

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._images import to_signed_unit
+from .._labels import check_one_label_per_image
 from .._memory_format import channels_last_hazard, simd_channel_block
 from .._seeds import check_seed
 from ..data.labelled import LabelledImages, check_integer_labels
@@ -153,8 +154,9 @@ def as_images_and_labels(data) -> tuple[torch.Tensor, torch.Tensor, list[str] | 
         images, labels = torch.as_tensor(data[0]), check_integer_labels(data[1])
         if images.ndim != 4 or images.shape[1] not in (1, 3):
             raise DataError(f"images must be (N, C, H, W) with C 1 or 3, got {tuple(images.shape)}")
-        if len(images) != len(labels) or len(labels) == 0:
-            raise DataError(f"{len(images)} images but {len(labels)} labels")
+        check_one_label_per_image(images, labels)
+        if len(labels) == 0:
+            raise DataError("no images to train on (0 images, 0 labels); pass at least one image of each class")
         return images, labels, None
     raise DataError(f"expected LabelledImages or (images, labels), got {type(data).__name__}")
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from .._labels import check_class_indices
+from .._labels import check_class_indices, check_one_label_per_image
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, Temperature
 from .filter import TeacherFilter
@@ -282,8 +282,7 @@ def check_batch(images: torch.Tensor, labels: torch.Tensor, *, image_shape: tupl
                         f"{type(labels).__name__}; {_BATCH_LABELS}")
     # The form only (no values read): the range is check_batch_labels', read when the mixer asks.
     check_class_indices(labels, range_check="none", hint=_BATCH_LABELS)
-    if len(labels) != len(images):
-        raise DataError(f"{len(images)} images but {len(labels)} labels")
+    check_one_label_per_image(images, labels, what="SyntheticMix")
     if labels.device != images.device:
         raise DataError(f"labels are on {labels.device} but images on {images.device}; "
                         f"use labels.to({str(images.device)!r})")

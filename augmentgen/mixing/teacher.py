@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._labels import check_class_indices, shown_values
+from .._labels import check_class_indices, check_one_label_per_image, shown_values
 from ..errors import ConfigError, DataError
 from .value_range import check_mean_std, check_output_range, to_generator_range
 
@@ -154,8 +154,7 @@ class TeacherLabels:
                             f"labels as a {type(labels).__name__}: pass torch.as_tensor(labels) or use a DataLoader")
         # Before the teacher runs: the form, and the range where K is known (else once its logits give K).
         labels = self._checked_labels(labels, self.num_classes)
-        if len(labels) != len(images):
-            raise DataError(f"{len(images)} images but {len(labels)} labels")
+        check_one_label_per_image(images, labels, what="TeacherLabels")
         teacher_images = to_generator_range(images, output_range=self.output_range, mean=self.mean,
                                             std=self.std)
         logits = self.logits(teacher_images)

@@ -14,7 +14,7 @@ import warnings
 
 import torch
 
-from .._labels import check_class_indices
+from .._labels import check_class_indices, check_one_label_per_image
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator
 from .sources import MODE_KNOB, AnchoredSource, check_int_arguments
@@ -81,8 +81,7 @@ def check_variation_inputs(source, images, labels, per_image, batch_size, *, cal
         labels, k, classes=f"the source's generator knows {k} classes",
         fix="pass class indices of those (map class names with its class_names)",
         hint="pass train.labels of a LabelledImages (map class names with the generator's class_names.index)")
-    if len(labels) != len(images):
-        raise DataError(f"{len(images)} images but {len(labels)} labels: give one class index per image")
+    check_one_label_per_image(images, labels)
     counts = torch.bincount(labels.cpu(), minlength=k)
     missing = (counts == 0).nonzero().flatten().tolist()
     if missing:

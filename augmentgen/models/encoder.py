@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .._images import to_signed_unit
+from .._labels import check_one_label_per_image
 from ..errors import ConfigError, DataError
 from .base import ConditionalGenerator, GeneratorConfig, check_batch_and_rng, check_vary_strength
 from .blocks import ConditionalDecoder, ConvEncoder
@@ -202,8 +203,7 @@ class EncoderGenerator(ConditionalGenerator):
                 f"{tuple(images.shape)}"
             )
         labels = self.check_labels(labels)
-        if len(labels) != len(images):
-            raise DataError(f"vary got {len(images)} images but {len(labels)} labels")
+        check_one_label_per_image(images, labels, what="vary")
         strength = check_vary_strength(self, strength)
         check_batch_and_rng(batch_size, generator)
         images = to_signed_unit(images).to(self.device)
