@@ -392,7 +392,7 @@ API_CASES = [
     api("mix-ratio-above-one", lambda s, t: augmentgen.SyntheticMix(s.generator, ratio=2, mode="replace"),
         ConfigError, "ratio must be in [0, 1] for mode='replace'", "(>= 0 for 'append')"),
     api("mix-ratio-a-string", lambda s, t: augmentgen.SyntheticMix(s.generator, ratio="0.5"), ConfigError,
-        "ratio must be in [0, 1] for mode='replace' (>= 0 for 'append')", "got '0.5'"),
+        "ratio must be a number (synthetic rows per real row), got '0.5' of type str", "ratio=0.5"),
     api("mix-both-generator-and-source", lambda s, t: augmentgen.SyntheticMix(generator=s.generator,
                                                                               source=s.generator),
         ConfigError, "got both generator= and source=", "pass only source"),

@@ -45,11 +45,10 @@ def check_source(source, *, mode: str, ratio: float, mean, std, balance: Balance
                           f"got {type(source).__name__}")
     if mode not in ("replace", "append"):
         raise ConfigError(f"mode must be 'replace' or 'append', got {mode!r}")
-    try:
-        in_range = ratio >= 0 and not (mode == "replace" and ratio > 1)
-    except TypeError:  # a string or None: not a number at all
-        in_range = False
-    if not in_range:
+    if not _is_number(ratio):
+        raise ConfigError(f"ratio must be a number (synthetic rows per real row), got {ratio!r} of type "
+                          f"{type(ratio).__name__}: give e.g. ratio=0.5")
+    if not (ratio >= 0 and not (mode == "replace" and ratio > 1)):
         raise ConfigError(f"ratio must be in [0, 1] for mode='replace' (>= 0 for 'append'), got {ratio!r}")
     if not math.isfinite(ratio):  # append: round(ratio * B) rows
         raise ConfigError(f"ratio must be a finite number (round(ratio * B) synthetic rows are appended to a "
@@ -84,6 +83,17 @@ def check_free_source_options(source: FreeSource, *, temperature: Temperature, a
                               f"rows. Give it there (GeneratorSource(generator, {name}=True)), or pass the "
                               f"bare generator with SyntheticMix(generator, {name}=True)")
     _check_source_shape(source)
+
+
+def _is_number(value: Any) -> bool:
+    """A real number: a Python or numpy scalar, or a 0-d tensor; not a string, a bool or None."""
+    if isinstance(value, (str, bytes, bool)):
+        return False
+    try:
+        float(value)
+    except (TypeError, ValueError, RuntimeError):  # None, a list, a tensor of several values
+        return False
+    return True
 
 
 def _is_one(temperature: Temperature) -> bool:
