@@ -145,6 +145,9 @@ class TrainingConfig(Config):
         for name in ("checkpoint_every", "sample_every", "num_workers", "snapshot_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.on_divergence == "rollback" and self.checkpoint_every == 0:
+            raise ConfigError("on_divergence='rollback' goes back to the last checkpoint, but checkpoint_every=0 "
+                              "writes none; set checkpoint_every (e.g. 500), or on_divergence='stop'")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.init_from is not None and not self.init_from.strip():

@@ -47,6 +47,8 @@ def print_summary(model_config: GeneratorConfig, config, accelerator: Accelerato
     examples = described["examples"] if described["examples"] is not None else "unknown (an iterable)"
     c, h, w = model_config.image_shape
     precision = "" if acc.mixed_precision == "no" else f", {acc.mixed_precision} mixed precision"
+    if acc.mixed_precision == "fp16" and acc.device.type == "cpu":  # Accelerate ignores it there, silently
+        precision = ", full precision (fp16 acts on GPUs only; bf16 acts on the CPU)"
     resumed = f" (resuming at step {resumed_at})" if resumed_at is not None else ""
     print("\n".join([
         f"***** augmentgen: training {model_config.family} *****",

@@ -513,10 +513,12 @@ class Trainer:
         if self.config.on_divergence == "rollback" and checkpoint_dirs(self.output_dir):
             self._rollback(bad_step, what)
             return None
-        raise TrainingDivergedError(
-            f"training diverged at step {bad_step}: {what}; lower the learning rate or use "
-            "on_divergence='rollback'"
-        )
+        if self.config.on_divergence == "rollback":  # before the first checkpoint: nothing to go back to
+            fix = (f"lower the learning rate, or checkpoint sooner (checkpoint_every={self.config.checkpoint_every}) "
+                   "so that on_divergence='rollback' has a checkpoint to go back to")
+        else:
+            fix = "lower the learning rate or use on_divergence='rollback'"
+        raise TrainingDivergedError(f"training diverged at step {bad_step}: {what}; {fix}")
 
     def _log(self, values: dict[str, float], s: int, bar) -> None:
         values = {**values, "images_per_second": self.progress.images_seen / max(self.progress.train_seconds, 1e-9)}

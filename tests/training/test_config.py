@@ -134,3 +134,32 @@ def test_a_training_seed_numpy_cannot_take_is_refused_before_training(seed):
     # accelerate's set_seed seeds numpy's global generator, which ended in a traceback for 2**32
     with pytest.raises(ConfigError, match=r"seed must be an int >= 0 .*2\*\*32 - 1"):
         TrainingConfig(seed=seed)
+
+
+def test_rollback_without_checkpoints_is_refused_before_training():
+    # It could never roll back: the divergence would stop the run with an error anyway, later.
+    with pytest.raises(ConfigError, match=r"on_divergence='rollback' goes back to the last checkpoint, but "
+                                          r"checkpoint_every=0 writes none; set checkpoint_every"):
+        TrainingConfig(on_divergence="rollback", checkpoint_every=0)
+    assert TrainingConfig(on_divergence="rollback", checkpoint_every=10).checkpoint_every == 10
+
+
+@pytest.mark.parametrize("precision, device, shown", [
+    ("fp16", "cpu", "device:     cpu, full precision (fp16 acts on GPUs only; bf16 acts on the CPU)"),
+    ("bf16", "cpu", "device:     cpu, bf16 mixed precision"),
+    ("fp16", "cuda:0", "device:     cuda:0, fp16 mixed precision"),
+])
+def test_the_summary_says_what_precision_the_run_really_uses(precision, device, shown, tmp_path, capsys):
+    from types import SimpleNamespace
+
+    import torch
+
+    from augmentgen.models import build_config
+    from augmentgen.training.report import print_summary
+
+    accelerator = SimpleNamespace(is_main_process=True, num_processes=1, mixed_precision=precision,
+                                  device=torch.device(device))
+    print_summary(build_config("cgan", num_classes=2), TrainingConfig(mixed_precision=precision), accelerator,
+                  data=None, described={"source": "mine", "examples": 4}, steps="2", resumed_at=None,
+                  output_dir=tmp_path)
+    assert shown in capsys.readouterr().out

@@ -354,6 +354,14 @@ def test_a_divergence_between_checks_is_reported_with_its_first_step(tmp_path, t
                 tmp_path).fit(tiny_data)
 
 
+def test_a_divergence_before_the_first_checkpoint_says_to_checkpoint_sooner(tmp_path, tiny_data, monkeypatch):
+    # on_divergence="rollback" is already set: the error must not advise it again.
+    _nan_at(2, monkeypatch)
+    with pytest.raises(TrainingDivergedError, match=r"diverged at step 2: .*checkpoint sooner \(checkpoint_every=6\)"):
+        Trainer(tiny_config(tiny_data), tiny_training(steps=8, log_every=2, checkpoint_every=6, sample_every=0,
+                                                      on_divergence="rollback"), tmp_path).fit(tiny_data)
+
+
 def test_a_divergence_between_checks_rolls_back_to_a_checkpoint_written_before_it(tmp_path, tiny_data, monkeypatch):
     # NaN at step 4, read at the step-5 log: the step-3 checkpoint was checked before it was
     # written, and no checkpoint is written from an unchecked state.
