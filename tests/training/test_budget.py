@@ -80,7 +80,11 @@ def test_budgeted_run_stops_within_five_percent_of_the_limit(tmp_path):
         if slowdown > 1.25:
             pytest.skip(f"the steps ran {slowdown:.1f}x slower than the warm-up measured: a loaded machine")
     assert elapsed <= budget * 1.05 + 2 * start_up, (elapsed, start_up)
-    assert record["steps"] > WARMUP_STEPS + 1
+    # The budget trains past the warm-up wherever the warm-up's own step time leaves room for it
+    # (seen: 6 steps when a CI run shared 2 cores with two benchmark lanes and each step took
+    # a large share of the budget; the steady-clock test checks the plan there).
+    if plan["step_seconds"] * 2 * (WARMUP_STEPS + 2) < budget:
+        assert record["steps"] > WARMUP_STEPS + 1, plan
     assert plan["seconds"] == budget and plan["step_limit"] is None and plan["step_seconds"] > 0
     assert record["steps"] == plan["steps_done"] and record["steps"] in (plan["chosen_steps"], plan["stopped_early_at"])
     assert record["training_config"]["time_budget"] == budget
