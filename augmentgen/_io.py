@@ -27,8 +27,8 @@ from pathlib import Path
 
 from .errors import CheckpointError
 
-__all__ = ["atomic_path", "atomic_write_bytes", "fsync_dir", "fsync_tree", "make_owned_dir", "remove_dead_temporaries",
-           "stale_owned_dirs"]
+__all__ = ["atomic_path", "atomic_write_bytes", "fsync_dir", "fsync_tree", "make_owned_dir", "read_head",
+           "remove_dead_temporaries", "stale_owned_dirs"]
 
 # Read once at import: os.umask can only be read by setting it, which would race with threads later.
 _UMASK = os.umask(0o022)
@@ -62,6 +62,15 @@ def fsync_tree(directory: str | os.PathLike) -> None:
         if path.is_file():
             fsync_file(path)
     fsync_dir(directory, strict=True)
+
+
+def read_head(path: str | os.PathLike, n: int) -> bytes | None:
+    """A file's first ``n`` bytes (fewer for a shorter file), or None where it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(n)
+    except OSError:
+        return None
 
 
 @contextmanager

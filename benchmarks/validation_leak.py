@@ -39,6 +39,7 @@ from protocol import draw_cell, load_split
 
 from augmentgen.data import LabelledImages
 from augmentgen.metrics import paired_difference
+from augmentgen.metrics.stats import format_interval
 
 
 def candidate_for(kind: str, mode: str) -> dict | None:
@@ -192,11 +193,7 @@ def provenance_of(done: dict | None) -> dict:
 
 
 def interval_text(stats: dict | None) -> str:
-    if stats is None:
-        return "not measured"
-    ci = stats["ci95"]
-    interval = f" [{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else ""
-    return f"{stats['mean']:+.4f}{interval} ({stats['n_positive']}/{stats['n']} seeds positive)"
+    return "not measured" if stats is None else format_interval(stats)
 
 
 def open_results(out: Path, args, cell_args, command: str) -> dict:

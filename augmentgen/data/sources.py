@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._io import read_head
 from ..errors import ConfigError, DataError
 from .folder_index import read_class_index
 from .labelled import LabelledImages
@@ -292,14 +293,6 @@ def _npz_reason(exc: BaseException, head: bytes | None = None) -> str:
     return "it holds pickled Python objects, which augmentgen never loads because they can run code"
 
 
-def _first_bytes(path, n: int = 8) -> bytes | None:
-    try:
-        with open(path, "rb") as f:
-            return f.read(n)
-    except OSError:
-        return None
-
-
 def _read_npz(path) -> dict[str, np.ndarray]:
     """The ``images``, ``labels`` and ``classes`` arrays of an ``.npz``; DataError for anything else."""
     bad = f"{path} is not a valid images/labels .npz file"
@@ -307,7 +300,7 @@ def _read_npz(path) -> dict[str, np.ndarray]:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         # np.load raises any of these for truncated, empty, pickled or non-npz files.
-        raise DataError(f"{bad} ({_npz_reason(exc, _first_bytes(path))}); expected {NPZ_LAYOUT}") from None
+        raise DataError(f"{bad} ({_npz_reason(exc, read_head(path, 8))}); expected {NPZ_LAYOUT}") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):  # a lone .npy array under an .npz name
         raise DataError(f"{bad} (it is a single .npy array of shape {np.shape(archive)}); expected {NPZ_LAYOUT}")
     with archive:

@@ -16,7 +16,7 @@ from torch import nn
 from .._labels import check_class_indices, check_one_label_per_image
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, Temperature
-from .filter import TeacherFilter
+from .filter import TeacherFilter, is_finite_number
 from .free_sources import FreeSource, GeneratorSource, PoolSource
 from .pool import SyntheticPool
 from .sources import AnchoredSource, PixelMixSource, RealRowSource, VariationSource
@@ -45,7 +45,7 @@ def check_source(source, *, mode: str, ratio: float, mean, std, balance: Balance
                           f"got {type(source).__name__}")
     if mode not in ("replace", "append"):
         raise ConfigError(f"mode must be 'replace' or 'append', got {mode!r}")
-    if not _is_number(ratio):
+    if not _is_scalar(ratio):
         raise ConfigError(f"ratio must be a number (synthetic rows per real row), got {ratio!r} of type "
                           f"{type(ratio).__name__}: give e.g. ratio=0.5")
     if not (ratio >= 0 and not (mode == "replace" and ratio > 1)):
@@ -85,8 +85,9 @@ def check_free_source_options(source: FreeSource, *, temperature: Temperature, a
     _check_source_shape(source)
 
 
-def _is_number(value: Any) -> bool:
-    """A real number: a Python or numpy scalar, or a 0-d tensor; not a string, a bool or None."""
+def _is_scalar(value: Any) -> bool:
+    """A real scalar: a Python or numpy number or a 0-d tensor (wider than ``is_finite_number``: the
+    ratio has always taken numpy scalars and 0-d tensors, and NaN / inf get their own messages)."""
     if isinstance(value, (str, bytes, bool)):
         return False
     try:
@@ -201,14 +202,11 @@ def check_teacher(num_classes: int, device: torch.device, teacher: nn.Module | N
                   output_range: tuple[float, float], mean: Sequence[float] | None,
                   std: Sequence[float] | None) -> TeacherLabels | None:
     """Validate the teacher options; the :class:`TeacherLabels` the mixer uses, or None."""
-    def is_number(value: Any) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
     TeacherFilter.check_options(threshold=filter_threshold, oversample=oversample, max_rounds=max_rounds,
                                 min_acceptance=min_acceptance)
-    if not (is_number(label_temperature) and label_temperature > 0):
+    if not (is_finite_number(label_temperature) and label_temperature > 0):
         raise ConfigError(f"label_temperature must be a finite number > 0, got {label_temperature!r}")
-    if not (is_number(soft_label_weight) and 0 <= soft_label_weight <= 1):
+    if not (is_finite_number(soft_label_weight) and 0 <= soft_label_weight <= 1):
         raise ConfigError(f"soft_label_weight must be in [0, 1] (0: one-hot labels, 1: the teacher's "
                           f"soft targets only), got {soft_label_weight!r}")
     if min_acceptance > 0 and filter_threshold is None:

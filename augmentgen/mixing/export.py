@@ -26,7 +26,7 @@ import torch
 
 from .._config import check_flag, check_path
 from .._images import save_sample_grid, to_uint8
-from .._io import fsync_dir, fsync_file, fsync_tree, make_owned_dir, stale_owned_dirs
+from .._io import fsync_dir, fsync_file, fsync_tree, make_owned_dir, read_head, stale_owned_dirs
 from .._processes import progress_bar
 from .._seeds import seeded_generator
 from ..data.folder_index import (
@@ -197,11 +197,7 @@ def _missing_mark(target: Path, format: str) -> str | None:
 
 
 def _is_png(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return f.read(len(_PNG_SIGNATURE)) == _PNG_SIGNATURE
-    except OSError:
-        return False
+    return read_head(path, len(_PNG_SIGNATURE)) == _PNG_SIGNATURE
 
 
 def _scratch_prefix(target: Path) -> str:

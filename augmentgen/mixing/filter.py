@@ -42,7 +42,8 @@ def ranks_in_class(classes: torch.Tensor, num_classes: int) -> torch.Tensor:
         0, order, torch.arange(n, device=device) - (counts.cumsum(0) - counts)[classes[order]])
 
 
-def _is_number(value: Any) -> bool:
+def is_finite_number(value: Any) -> bool:
+    """A finite Python int or float (not a bool): the option checks of the filter and the teacher."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -120,10 +121,10 @@ class TeacherFilter:
         for name, value in (("oversample", oversample), ("max_rounds", max_rounds)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an int >= 1, got {value!r}")
-        if threshold is not None and not (_is_number(threshold) and 0 <= threshold <= 1):
+        if threshold is not None and not (is_finite_number(threshold) and 0 <= threshold <= 1):
             raise ConfigError(f"filter_threshold must be a probability in [0, 1] (or None for no "
                               f"filtering), got {threshold!r}")
-        if not (_is_number(min_acceptance) and 0 <= min_acceptance <= 1):
+        if not (is_finite_number(min_acceptance) and 0 <= min_acceptance <= 1):
             raise ConfigError(f"min_acceptance must be in [0, 1], got {min_acceptance!r}")
 
     @staticmethod
