@@ -409,6 +409,8 @@ API_CASES = [
         "the cgan family cannot vary real images", "use an encoder family (aae, vae, ae, aegan) or ddpm"),
     api("variations-mistyped-mode", lambda s, t: augmentgen.mixing.VariationSource(s.aae, "vray"), ConfigError,
         "mode must be one of ('vary', 'interpolate', 'extrapolate')", "got 'vray'"),
+    api("variations-given-the-data", lambda s, t: augmentgen.mixing.VariationSource(s.aae, _ten_classes()),
+        ConfigError, "second argument is the mode", "it takes no data, it varies the real rows of each batch"),
     api("variations-strength-a-string", lambda s, t: _vary(s, strength="0.5"), ConfigError,
         "strength must be a finite number >= 0", "got '0.5'"),
     api("variations-bare-generator", lambda s, t: augmentgen.synthesize_variations(s.aae, _ten_classes()),

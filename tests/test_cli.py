@@ -604,3 +604,13 @@ def test_named_as_flags_renames_only_the_names_the_user_set():
     assert raised("stepsize must be positive", {"steps": "--steps"}) == "stepsize must be positive"
     assert raised("pass overwrite=True to replace it", {}, {"overwrite=True": "--overwrite"}) == \
         "pass --overwrite to replace it"
+
+
+def test_eval_summary_says_when_no_ratio_mixes_synthetic_rows():
+    from augmentgen.cli.evaluate import _synthetic_line
+
+    # --ratios 0 alone trains the baselines and no synthetic arm: the start-up summary says so.
+    assert _synthetic_line("0", ["plain"]).startswith("none: --ratios 0 tries no synthetic rows")
+    assert _synthetic_line("0,0.0", ["plain"]).startswith("none:")
+    assert _synthetic_line("0,0.5", ["plain", "vary"]) == ("plain, vary at ratios 0,0.5 on top of the best "
+                                                           "baseline (ratio 0: do not mix)")

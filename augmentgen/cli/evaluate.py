@@ -164,6 +164,15 @@ def _controls(text: str) -> list[str]:
                           f"got {text!r}") from None
 
 
+def _synthetic_line(ratios: str, methods) -> str:
+    """The summary's synthetic candidates; with --ratios 0 alone there are none, and the run
+    compares the baselines only, which a user who meant to try mixing should read before it starts."""
+    if not any(_ratios(ratios)):
+        return ("none: --ratios 0 tries no synthetic rows, so the downstream part compares the baselines only "
+                "(--ratios 0,0.25,0.5,1 tries mixing)")
+    return f"{', '.join(methods)} at ratios {ratios} on top of the best baseline (ratio 0: do not mix)"
+
+
 def _eval_summary(args, generator, train_data, test_data, held_out: str, plan: dict) -> str:
     """What `augmentgen eval` will train, printed before the first classifier starts."""
     from ..metrics.classifier import classifier_steps
@@ -198,8 +207,7 @@ def _eval_summary(args, generator, train_data, test_data, held_out: str, plan: d
         "20% of each class is held out as the validation split that chooses everything",
         f"  test data:     {held_out}, {len(test_data)} images, used once per final arm",
         f"  baselines:     {baselines}",
-        f"  synthetic:     {', '.join(plan['methods'])} at ratios {args.ratios} on top of the best baseline "
-        "(ratio 0: do not mix)",
+        f"  synthetic:     {_synthetic_line(args.ratios, plan['methods'])}",
         f"  controls:      {', '.join(plan['controls']) or 'none'}"
         + (" (as many rows a step without a generator, beside the chosen method)" if plan["controls"] else ""),
         f"  seeds:         {seeds}",

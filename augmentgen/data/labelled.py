@@ -42,8 +42,10 @@ class LabelledImages(Dataset):
         counts = torch.bincount(labels, minlength=num_classes)
         if num_classes < 2 or int((counts > 0).sum()) < 2:
             only = repr(class_names[int(labels[0])]) if class_names else str(int(labels[0]))
+            where = f" ({source})" if source else ""
             raise DataError(
-                f"the dataset has a single class ({only}); a conditional generator needs at least two"
+                f"the dataset{where} has a single class ({only}); a conditional generator needs images of at "
+                "least two classes (an image folder holds one sub-folder of images per class)"
             )
         _refuse_empty_classes(counts, class_names)
         self.images = images.contiguous()

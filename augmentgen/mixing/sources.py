@@ -267,6 +267,12 @@ class VariationSource(AnchoredSource):
                  extrapolation_range: tuple[float, float] = (0.25, 0.75)):
         if not isinstance(generator, ConditionalGenerator):
             raise ConfigError(f"VariationSource needs a ConditionalGenerator, got {type(generator).__name__}")
+        if not isinstance(mode, str):  # e.g. VariationSource(generator, train_data)
+            raise ConfigError(f"VariationSource's second argument is the mode, one of {VARIATION_MODES}, got a "
+                              f"{type(mode).__name__}: it takes no data, it varies the real rows of each batch it "
+                              "is given (SyntheticMix(VariationSource(generator), ratio=0.5)); for variations of a "
+                              "whole dataset pass the source and the data to augmentgen.synthesize_variations"
+                              "(source, dataset) or write_variation_shards(source, images, labels, out)")
         if mode not in VARIATION_MODES:
             raise ConfigError(f"mode must be one of {VARIATION_MODES}, got {mode!r}")
         if not callable(getattr(generator, "vary", None)):

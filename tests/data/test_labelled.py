@@ -57,3 +57,7 @@ def test_images_of_the_wrong_form_say_how_to_make_a_uint8_nchw_tensor(images, me
 def test_a_single_class_is_named():
     with pytest.raises(DataError, match=r"the dataset has a single class \('train'\)"):
         LabelledImages(IMAGES, [0, 0, 0, 0], ["train"])
+    # where the images came from is named, and what a second class looks like in an image folder
+    with pytest.raises(DataError, match=r"the dataset \(photos/\) has a single class \('cat'\); .* one sub-folder "
+                                        r"of images per class"):
+        LabelledImages(IMAGES, [0, 0, 0, 0], ["cat"], source="photos/")
