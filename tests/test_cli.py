@@ -108,7 +108,8 @@ def test_sample_formats_and_eval_report(tmp_path, capsys):
     assert "--test-data" in capsys.readouterr().err
     # The model folder holds the first report now: a second eval there is refused before any work.
     assert main(["eval", "--model", str(out), "--data", "fashion-mnist-small"]) == 2
-    assert "already holds an evaluation report (eval.json, eval.png)" in capsys.readouterr().err
+    assert "already holds an evaluation (eval.json, eval.png, eval.checkpoint.json: its finished seeds)" \
+        in capsys.readouterr().err
 
 
 def test_errors_are_one_line_messages_with_exit_code_2(tmp_path, capsys):
@@ -614,3 +615,49 @@ def test_eval_summary_says_when_no_ratio_mixes_synthetic_rows():
     assert _synthetic_line("0,0.0", ["plain"]).startswith("none:")
     assert _synthetic_line("0,0.5", ["plain", "vary"]) == ("plain, vary at ratios 0,0.5 on top of the best "
                                                            "baseline (ratio 0: do not mix)")
+
+
+def test_a_killed_eval_keeps_its_finished_seeds_and_resumes(tmp_path, capsys, monkeypatch):
+    import shlex
+
+    import augmentgen.metrics.report as report_module
+
+    model = tmp_path / "run"
+    assert main(tiny_train(model)) == 0
+    out = tmp_path / "eval"
+    args = ["eval", "--model", str(model), "--data", "fashion-mnist-small", "--per-class", "6", "--steps", "2",
+            "--synthetic-per-class", "2", "--device", "cpu", "--ratios", "0,0.5", "--baselines", "none",
+            "--controls", "none", "--repeats", "2", "--out", str(out)]
+    original = report_module.downstream_gain
+
+    def killed_at_seed_1(*a, **k):
+        if k["seed"] == 1:
+            raise KeyboardInterrupt
+        return original(*a, **k)
+
+    monkeypatch.setattr(report_module, "downstream_gain", killed_at_seed_1)
+    capsys.readouterr()
+    assert main(args) == 130
+    printed, err = capsys.readouterr()
+    assert "finished seeds: kept in" in printed and "Traceback" not in err
+    assert f"the finished seeds are kept in {out / 'eval.checkpoint.json'}" in err
+    resume = err.split("to continue the evaluation: ")[1].strip()
+    assert resume.startswith("augmentgen eval") and resume.endswith("--resume")
+    monkeypatch.setattr(report_module, "downstream_gain", original)
+
+    # Run again as it was: refused, as the finished seed is the user's work.
+    assert main(args) == 2
+    assert "already holds an evaluation (eval.checkpoint.json: its finished seeds); nothing was computed. Pass " \
+        "--resume to continue it" in capsys.readouterr().err
+    assert main([*args, "--resume", "--overwrite"]) == 2
+    assert "pass one of them" in capsys.readouterr().err
+    assert main(shlex.split(resume)[1:]) == 0
+    printed = capsys.readouterr().out
+    assert f"finished seeds: 0 read from {out / 'eval.checkpoint.json'}, not trained again" in printed
+    report = json.loads((out / "eval.json").read_text())
+    assert report["resumed_seeds"] == [0] and report["downstream_seeds"]["seeds"] == [0, 1]
+    # --resume where no evaluation started says so; --overwrite starts over.
+    assert main([*args[:-1], str(tmp_path / "other"), "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 0
+    assert json.loads((out / "eval.json").read_text())["resumed_seeds"] == []

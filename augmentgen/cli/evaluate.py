@@ -45,13 +45,30 @@ def _methods(text: str) -> list[str]:
 
 #: What ``augmentgen eval`` writes into ``--out``.
 REPORT_FILES = ("eval.json", "eval.png")
+#: The finished seeds, written after each (see :mod:`augmentgen.metrics.eval_checkpoint`).
+CHECKPOINT_FILE = "eval.checkpoint.json"
 
 
-def _check_no_earlier_report(out: Path, overwrite: bool) -> None:
-    """An earlier evaluation's report is the user's work (hours of classifiers): refuse to replace it
-    without ``--overwrite``, before anything is computed."""
-    earlier = [name for name in REPORT_FILES if (out / name).exists()]
-    if earlier and not overwrite:
+def _check_no_earlier_report(out: Path, overwrite: bool, resume: bool) -> None:
+    """An earlier evaluation's report and finished seeds are the user's work (hours of classifiers):
+    refuse to replace them without ``--overwrite``, before anything is computed; ``--resume``
+    continues from the finished seeds (and rewrites the report with the seeds added)."""
+    if overwrite and resume:
+        raise ConfigError("--overwrite starts the evaluation over and --resume continues it: pass one of them")
+    checkpoint = out / CHECKPOINT_FILE
+    if resume:
+        if not checkpoint.is_file():
+            raise ConfigError(f"nothing to resume: {out} holds no {CHECKPOINT_FILE} (an evaluation of this version "
+                              "writes it after each seed); run without --resume to start one")
+        return
+    if overwrite:
+        return
+    earlier = [name for name in (*REPORT_FILES, CHECKPOINT_FILE) if (out / name).exists()]
+    if checkpoint.is_file():
+        raise ConfigError(f"{out} already holds an evaluation ({', '.join(earlier)}: its finished seeds); nothing "
+                          "was computed. Pass --resume to continue it (or add seeds with a larger --repeats), "
+                          "--overwrite to start over, or --out another folder to keep both")
+    if earlier:
         raise ConfigError(f"{out} already holds an evaluation report ({', '.join(earlier)}); nothing was computed. "
                           "Pass --overwrite to replace it, or --out another folder to keep both")
 
@@ -84,6 +101,9 @@ def _eval(args) -> int:
     # Class names: downstream_gain compares them (one warning, not two).
     _check_data_fits(generator, args.model, {f"--data {args.data}": train_data, held_out: test_data}, names=False)
     plan = evaluation_plan(train_data, **choice)
+    checkpoint = out / CHECKPOINT_FILE
+    if args.overwrite:  # asked for: the earlier evaluation's seeds would otherwise be refused as another's
+        checkpoint.unlink(missing_ok=True)
     print(_eval_summary(args, generator, train_data, test_data, held_out, plan), flush=True)
     # Two bars: the classifiers (the phase beside it), and every image the generator makes (the
     # measured set, the banks or the rows sampled in the steps), which a ddpm advances per denoising step.
@@ -91,12 +111,17 @@ def _eval(args) -> int:
             tqdm(unit="img", desc="sampled", dynamic_ncols=True) as images, sampling_progress(images):
         report = evaluate_generator(generator, train_data, test_data, steps=args.steps, epochs=args.epochs,
                                     min_steps=args.min_steps, per_class=args.synthetic_per_class, seed=args.seed,
-                                    device=args.device, progress=bar, **choice)
+                                    device=args.device, progress=bar, checkpoint_file=checkpoint, **choice)
     report["baselines_requested"] = args.baselines
     print(format_report(report))
     json_path, png_path = (out / name for name in REPORT_FILES)
     print(f"\nwrote {write_report(report, json_path)} and {plot_per_class(report, png_path)}")
     return 0
+
+
+def _report_folder(args) -> Path:
+    """--out, or the model folder when it is a local folder, else ./eval."""
+    return Path(args.out) if args.out else (Path(args.model) if Path(args.model).is_dir() else Path("eval"))
 
 
 def _check_eval_arguments(args) -> tuple[Path, dict]:
@@ -126,9 +151,9 @@ def _check_eval_arguments(args) -> tuple[Path, dict]:
         raise ConfigError(f"--epochs must be a finite number > 0 (passes over the real training data), got "
                           f"{args.epochs}; or leave it unset to budget classifiers in --steps")
     _check_device(args.device)
-    out = Path(args.out) if args.out else (Path(args.model) if Path(args.model).is_dir() else Path("eval"))
+    out = _report_folder(args)
     check_writable(out, "--out" if args.out else "the report folder (--out)")
-    _check_no_earlier_report(out, args.overwrite)
+    _check_no_earlier_report(out, args.overwrite, args.resume)
     check_data_path(args.data)
     report = f"the report ({', '.join(REPORT_FILES)})"
     check_output_outside_data(args.data, out, writes=report)
@@ -214,4 +239,16 @@ def _eval_summary(args, generator, train_data, test_data, held_out: str, plan: d
         f"  sampling:      {sampling}",
         f"  classifiers:   up to {plan['classifier_runs']} runs of {budget} each (reference, CAS, and per seed the "
         "baselines, the synthetic candidates, the final arms and the controls)",
+        f"  finished seeds: {_resume_line(args)}",
     ])
+
+
+def _resume_line(args) -> str:
+    from ..metrics.eval_checkpoint import EvalCheckpoint
+
+    out = _report_folder(args)
+    seeds = EvalCheckpoint.saved_seeds(out / CHECKPOINT_FILE) if args.resume else []
+    kept = f"kept in {out / CHECKPOINT_FILE} after each"
+    if not seeds:
+        return f"{kept} (a killed evaluation continues with --resume)"
+    return f"{', '.join(map(str, seeds))} read from {out / CHECKPOINT_FILE}, not trained again; the others {kept}"

@@ -1,5 +1,5 @@
-"""Ctrl-C on the command line: exit code 130 without a traceback, and for a training run the
-command that continues it from its last checkpoint.
+"""Ctrl-C on the command line: exit code 130 without a traceback, and for a training run or an
+evaluation the command that continues it from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -20,6 +20,12 @@ def _interrupted(args, exc: KeyboardInterrupt) -> int:
         print(f"augmentgen: to continue the run: {_resume_command(args.argv)}", file=sys.stderr)
         return 130
     print("augmentgen: interrupted (Ctrl-C)", file=sys.stderr)
+    if args.command == "eval" and "augmentgen.cli.evaluate" in sys.modules:
+        from .evaluate import CHECKPOINT_FILE, _report_folder
+
+        if (_report_folder(args) / CHECKPOINT_FILE).is_file():
+            print(f"augmentgen: the finished seeds are kept in {_report_folder(args) / CHECKPOINT_FILE}; to continue "
+                  f"the evaluation: {_resume_command(args.argv)}", file=sys.stderr)
     if args.command == "train" and "augmentgen.training.checkpoint" in sys.modules:
         from ..training.checkpoint import checkpoint_dirs
 

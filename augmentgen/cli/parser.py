@@ -277,7 +277,11 @@ def _add_eval_command(sub) -> None:
                    help="folder for eval.json and eval.png, checked writable before any work (default: the model "
                         "folder when it is a local folder, else ./eval)")
     e.add_argument("--overwrite", action="store_true",
-                   help="replace an earlier eval.json / eval.png in --out (refused otherwise, before any work)")
+                   help="replace an earlier eval.json / eval.png / eval.checkpoint.json in --out (refused "
+                        "otherwise, before any work)")
+    e.add_argument("--resume", action="store_true",
+                   help="continue the evaluation in --out from eval.checkpoint.json, where every finished seed "
+                        "is kept (the same arguments; a larger --repeats adds seeds to a finished one)")
 
 
 #: What a bare word right after a command most likely meant: the Python API takes the family and

@@ -60,12 +60,13 @@ def frechet_distance(real_images: torch.Tensor, fake_images: torch.Tensor, featu
 
 
 def kernel_distance(real_images: torch.Tensor, fake_images: torch.Tensor, feature: nn.Module,
-                    *, subsets: int = 50, subset_size: int = 1000, batch_size: int = 1024
+                    *, subsets: int = 50, subset_size: int = 1000, batch_size: int = 1024, seed: int = 0
                     ) -> tuple[float, float]:
     """KID (mean, std over ``subsets`` random subsets) on ``feature``'s output.
 
     ``subset_size`` is capped at the smaller set's size. KID is unbiased, so it can be slightly
-    negative for two samples of one distribution.
+    negative for two samples of one distribution. The subsets are drawn with ``seed``, so the same
+    images give the same figure (the caller's global random stream is left as it was).
     """
     from torchmetrics.image.kid import KernelInceptionDistance
 
@@ -75,7 +76,10 @@ def kernel_distance(real_images: torch.Tensor, fake_images: torch.Tensor, featur
     metric = KernelInceptionDistance(feature=_extractor(feature), subsets=subsets, subset_size=size)
     _feed(metric, real_images, real=True, batch_size=batch_size)
     _feed(metric, fake_images, real=False, batch_size=batch_size)
-    mean, std = metric.compute()
+    # torchmetrics draws the subsets from the global RNG (torch.randperm on the CPU).
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mean, std = metric.compute()
     return float(mean), float(std)
 
 
@@ -191,7 +195,7 @@ def feature_distances(
     fake_f = classifier_features(classifier, synthetic.images)
     precision, recall = precision_recall(real_f, fake_f, k=k_precision)
     density, coverage = density_coverage(real_f, fake_f, k=k_density)
-    kid_mean, kid_std = kernel_distance(real_images, synthetic.images, feature, subsets=kid_subsets)
+    kid_mean, kid_std = kernel_distance(real_images, synthetic.images, feature, subsets=kid_subsets, seed=seed)
     report = {
         "fid": frechet_distance(real_images, synthetic.images, feature),
         "kid": kid_mean, "kid_std": kid_std,

@@ -12,6 +12,7 @@ and writes the JSON and :func:`plot_per_class`.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ from .controls import CONTROLS, DEFAULT_CONTROLS
 from .coverage import coverage_report
 from .decision import downstream_verdict
 from .distances import extractor_description, feature_distances
+from .eval_checkpoint import EvalCheckpoint, as_json_values, eval_identity
 from .scores import (
     _as_labelled,
     _check_choices,
@@ -71,6 +73,7 @@ def evaluate_generator(
     device: str | torch.device | None = None,
     progress=None,
     bank_per_image: int | str | None = "auto",
+    checkpoint_file: str | os.PathLike | None = None,
 ) -> dict:
     """Every augmentgen metric of ``generator`` on the user's data, as one JSON-ready dict.
 
@@ -120,6 +123,12 @@ def evaluate_generator(
             of a synthetic arm) or K: each synthetic arm draws from a bank filled once from the data
             it trains on (see :func:`~augmentgen.metrics.downstream_gain`), the way to evaluate a
             slow sampler.
+        checkpoint_file: a JSON file that keeps every finished seed (written after the first seed's
+            report and after each later seed), so that an evaluation killed after hours loses one
+            seed at most: called again with the same generator, data and settings, it trains only
+            the seeds the file lacks (with a larger ``repeats``, it adds seeds to a finished
+            evaluation); a file of another evaluation is refused, naming what differs (see
+            :mod:`~augmentgen.metrics.eval_checkpoint`). Resumed or not, the figures are the same.
 
     Returns:
         ``{"extractor", "reference_accuracy", "class_consistency", "cas", "downstream",
@@ -137,6 +146,7 @@ def evaluate_generator(
             without an encoder, ratios, counts, a budget, a progress bar or a seed of the wrong kind, a
             device that is not one or absent here), before any classifier trains.
         ConfigError: also a ``bank_per_image`` that is not ``"auto"``, None or an int >= 1.
+        CheckpointError: a ``checkpoint_file`` written by another evaluation, or not intact.
         DataError: data that is not images and labels, whose shape or classes differ from the generator's,
             or with a class of fewer than 2 training images (the validation split needs 2).
     """
@@ -153,17 +163,60 @@ def evaluate_generator(
                   metric=metric, balance=balance, device=_check_device(device), progress=progress,
                   bank_per_image=check_bank_per_image(bank_per_image, generator))
     _check_choice_and_budget(generator, train_data, choice, budget)
+    saved = None if checkpoint_file is None else EvalCheckpoint(checkpoint_file, eval_identity(
+        generator, train_data, test_data, _settings(seed, per_class, budget, choice)))
     start = time.perf_counter()
-    report = _one_seed_report(generator, train_data, test_data, seed, per_class, budget, choice)
-    gains = [report["downstream"]] + [
-        downstream_gain(generator, train_data, test_data, seed=seed + i, **budget, **choice, include_noaug=False)
-        for i in range(1, repeats)
-    ]
+    resumed = [] if saved is None else [s for s in saved.seeds if seed <= s < seed + repeats]
+    report = _first_seed(generator, train_data, test_data, seed, per_class, budget, choice, saved)
+    gains = [report["downstream"]] + [_later_seed(generator, train_data, test_data, seed + i, budget, choice, saved)
+                                      for i in range(1, repeats)]
+    report["resumed_seeds"] = resumed
     report["downstream_seeds"] = downstream_verdict(gains)
     report["verdict"], report["decision"] = report["downstream_seeds"]["verdict"], report["downstream_seeds"]["decision"]
     report["classifier_runs"] = 2 + sum(g["classifier_runs"] for g in gains)
     report["seconds"] = round(time.perf_counter() - start, 1)
     return report
+
+
+def _settings(seed: int, per_class: int, budget: dict, choice: dict) -> dict:
+    """Every setting that decides a figure of the evaluation (``repeats`` only adds seeds)."""
+    return {"seed": seed, "per_class": per_class, **budget, "device": str(choice["device"]),
+            **{key: choice[key] for key in ("candidate_ratios", "methods", "baselines", "controls", "metric",
+                                            "balance", "bank_per_image")}}
+
+
+def _first_seed(generator, train_data, test_data, seed: int, per_class: int, budget: dict, choice: dict,
+                saved: EvalCheckpoint | None) -> dict:
+    """The report's figures at the first seed: read from ``saved`` where it holds them (the bar
+    advanced by the classifiers they took), else measured and saved."""
+    progress = choice["progress"]
+    if saved is not None and saved.first is not None:
+        _resumed(progress, seed, 2 + saved.first["downstream"]["classifier_runs"], saved.path)
+        return saved.first
+    report = as_json_values(_one_seed_report(generator, train_data, test_data, seed, per_class, budget, choice))
+    if saved is not None:
+        saved.save_first(report)
+    return report
+
+
+def _later_seed(generator, train_data, test_data, seed: int, budget: dict, choice: dict,
+                saved: EvalCheckpoint | None) -> dict:
+    """The downstream gain at a later seed, read from ``saved`` where it holds it, else measured and saved."""
+    gain = None if saved is None else saved.gain(seed)
+    if gain is not None:
+        _resumed(choice["progress"], seed, gain["classifier_runs"], saved.path)
+        return gain
+    gain = as_json_values(downstream_gain(generator, train_data, test_data, seed=seed, **budget, **choice,
+                                          include_noaug=False))
+    if saved is not None:
+        saved.save_gain(seed, gain)
+    return gain
+
+
+def _resumed(progress, seed: int, runs: int, path: Path) -> None:
+    if progress is not None:
+        progress.set_postfix_str(f"seed {seed}: read from {path.name}", refresh=True)
+        progress.update(runs)
 
 
 def _check_choice_and_budget(generator, train_data: LabelledImages, choice: dict, budget: dict) -> None:
@@ -318,8 +371,8 @@ def format_downstream(down: dict, seeds: dict | None = None) -> str:
     return "\n".join([*lines, f"verdict: {seeds['verdict']}"])
 
 
-def _number(value: float | None) -> str:
-    return "-" if value is None or value != value else f"{value:.2f}"  # NaN: too few images
+def _number(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None or value != value else f"{value:.{digits}f}"  # NaN / None: too few images
 
 
 def _ratio(summary: dict) -> str:
@@ -339,10 +392,10 @@ def format_report(report: dict) -> str:
         f"{'class consistency':34s} {pct(report['class_consistency']['mean'])}",
         f"{'CAS (train synthetic, test real)':34s} {pct(cas['cas'])}",
         f"{'accuracy, real + classic aug':34s} {pct(down['acc_real_classic'])}",
-        f"{'FID (extractor above)':34s} {dist['fid']:.2f}",
-        f"{'KID':34s} {dist['kid']:.4f} ± {dist['kid_std']:.4f}",
-        f"{'precision / recall':34s} {dist['precision']:.3f} / {dist['recall']:.3f}",
-        f"{'density / coverage':34s} {dist['density']:.3f} / {dist['coverage']:.3f}",
+        f"{'FID (extractor above)':34s} {_number(dist['fid'])}",
+        f"{'KID':34s} {_number(dist['kid'], 4)} ± {_number(dist['kid_std'], 4)}",
+        f"{'precision / recall':34s} {_number(dist['precision'], 3)} / {_number(dist['recall'], 3)}",
+        f"{'density / coverage':34s} {_number(dist['density'], 3)} / {_number(dist['coverage'], 3)}",
         f"{'diversity ratio (pixels / features)':34s} {_ratio(cover['diversity_pixels'])} / "
         f"{_ratio(cover['diversity_features'])}   (1 = as spread as real images of the class)",
         f"{'novelty ratio (pixels / features)':34s} {_ratio(cover['novelty_pixels'])} / "
@@ -395,7 +448,8 @@ def plot_per_class(report: dict, path: str | Path) -> Path:
     for i, name in enumerate(names):
         draw.text((4, y + len(series) * bar_h / 2 - 6), name[:22], fill="black")
         for _, values, colour in series:
-            draw.rectangle([label_w, y, label_w + int(plot_w * float(values[i])), y + bar_h - 1], fill=colour)
+            value = values[i] if values[i] is not None else 0.0  # None: NaN in the report (too few images)
+            draw.rectangle([label_w, y, label_w + int(plot_w * float(value)), y + bar_h - 1], fill=colour)
             y += bar_h
         y += group_gap
     for frac in (0.0, 0.5, 1.0):  # scale
@@ -408,20 +462,11 @@ def plot_per_class(report: dict, path: str | Path) -> Path:
     return path
 
 
-def _strict_json(value):
-    if isinstance(value, float) and value != value:
-        return None  # NaN is not JSON
-    if isinstance(value, dict):
-        return {str(k): _strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict_json(v) for v in value]
-    return value
-
-
 def write_report(report: dict, path: str | Path) -> Path:
-    """Write the report as strict JSON (NaN, e.g. the FID of a class with one image, as null)."""
+    """Write the report as strict JSON (NaN, e.g. the FID of a class with one image, as null:
+    :func:`~augmentgen.metrics.eval_checkpoint.as_json_values`)."""
     path = Path(path).expanduser()
-    atomic_write_bytes(path, (json.dumps(_strict_json(report), indent=2, allow_nan=False) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(as_json_values(report), indent=2, allow_nan=False) + "\n").encode())
     return path
 
 

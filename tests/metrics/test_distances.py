@@ -77,6 +77,18 @@ def test_fid_and_kid_are_zero_for_identical_sets_and_grow_with_difference(data, 
     assert kernel_distance(images, shifted, extractor, subsets=10)[0] > 1e-3
 
 
+def test_kid_draws_its_subsets_from_its_seed(data, extractor):
+    images = data.images
+    shifted = (images.int() + 60).clamp(max=255).to(torch.uint8)
+    kwargs = dict(subsets=5, subset_size=len(images) // 2)  # subsets smaller than the sets: the draw matters
+    state = torch.random.get_rng_state()
+    first = kernel_distance(images, shifted, extractor, seed=1, **kwargs)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's stream is left as it was
+    torch.manual_seed(123)  # another global state changes nothing
+    assert kernel_distance(images, shifted, extractor, seed=1, **kwargs) == first
+    assert kernel_distance(images, shifted, extractor, seed=2, **kwargs) != first
+
+
 def test_per_class_fid_detects_the_swapped_class(data, extractor):
     labels = data.labels.clone()
     scores = per_class_fid(data.images, data.labels, data.images, labels, extractor, 3)

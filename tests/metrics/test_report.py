@@ -348,3 +348,67 @@ def test_the_sampling_phases_are_named_and_counted(split, tiny_cgan):
     # Every image the generator made advanced the images bar: the measured set, then the banks'
     # (inside their own, hidden, bars).
     assert made[0] == 12 and len(made) > 1 and images.n == sum(made)
+
+
+def _comparable(report: dict) -> str:
+    """A report as JSON without what differs between a resumed call and one run through: its time
+    and the seeds it read from the checkpoint."""
+    import json
+
+    from augmentgen.metrics.eval_checkpoint import as_json_values
+
+    return json.dumps(as_json_values({k: v for k, v in report.items() if k not in ("seconds", "resumed_seeds")}),
+                      sort_keys=True)
+
+
+def test_a_killed_evaluation_resumes_from_its_finished_seeds(split, tmp_path, monkeypatch):
+    from augmentgen.errors import CheckpointError
+
+    train, test = split
+    generator = RealImagesGenerator(train, shift=1)
+    options = dict(steps=STEPS, per_class=10, seed=3, baselines="none", controls="none", candidate_ratios=(0.0, 0.5))
+    through = evaluate_generator(generator, train, test, repeats=3, checkpoint_file=tmp_path / "through.json",
+                                 **options)
+    assert through["resumed_seeds"] == [] and through["downstream_seeds"]["seeds"] == [3, 4, 5]
+
+    # Killed while the third seed trains: the first two are on disk.
+    original = report_module.downstream_gain
+
+    def killed_at_seed_5(*args, **kwargs):
+        if kwargs["seed"] == 5:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(report_module, "downstream_gain", killed_at_seed_5)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_generator(generator, train, test, repeats=3, checkpoint_file=tmp_path / "killed.json", **options)
+    monkeypatch.setattr(report_module, "downstream_gain", original)
+
+    # Resumed: only seed 5 trains, and the report is the one of the run that was never killed.
+    trained, train_classifier = [], scores_module.train_classifier
+    counting = lambda *a, **k: trained.append(k["seed"]) or train_classifier(*a, **k)  # noqa: E731
+    monkeypatch.setattr(scores_module, "train_classifier", counting)
+    monkeypatch.setattr(report_module, "train_classifier", counting)
+    bar = FakeBar(total=None)
+    resumed = evaluate_generator(generator, train, test, repeats=3, checkpoint_file=tmp_path / "killed.json",
+                                 progress=bar, **options)
+    assert resumed["resumed_seeds"] == [3, 4] and set(trained) == {5}
+    assert _comparable(resumed) == _comparable(through)
+    assert bar.n == resumed["classifier_runs"]  # the seeds read count on the bar as if trained
+
+    # More repeats add seeds to a finished evaluation; the first three are read, not trained again.
+    trained.clear()
+    more = evaluate_generator(generator, train, test, repeats=4, checkpoint_file=tmp_path / "killed.json", **options)
+    assert set(trained) == {6} and more["downstream_seeds"]["delta"][:3] == through["downstream_seeds"]["delta"]
+
+    # Another evaluation's file is refused before anything trains, naming what differs.
+    trained.clear()
+    with pytest.raises(CheckpointError, match=r"holds the finished seeds of another evaluation \(steps: 20 there, "
+                                              r"21 here\); nothing was computed"):
+        evaluate_generator(generator, train, test, repeats=3, checkpoint_file=tmp_path / "killed.json",
+                           **{**options, "steps": STEPS + 1})
+    assert trained == []
+    (tmp_path / "torn.json").write_text('{"identity": ')
+    with pytest.raises(CheckpointError, match="is not a file augmentgen wrote intact. Delete it"):
+        evaluate_generator(generator, train, test, checkpoint_file=tmp_path / "torn.json", **options)
+
