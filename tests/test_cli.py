@@ -639,7 +639,7 @@ def test_a_killed_eval_keeps_its_finished_seeds_and_resumes(tmp_path, capsys, mo
     capsys.readouterr()
     assert main(args) == 130
     printed, err = capsys.readouterr()
-    assert "finished seeds: kept in" in printed and "Traceback" not in err
+    assert "checkpoint:    every finished seed kept in" in printed and "Traceback" not in err
     assert f"the finished seeds are kept in {out / 'eval.checkpoint.json'}" in err
     resume = err.split("to continue the evaluation: ")[1].strip()
     assert resume.startswith("augmentgen eval") and resume.endswith("--resume")
@@ -653,7 +653,7 @@ def test_a_killed_eval_keeps_its_finished_seeds_and_resumes(tmp_path, capsys, mo
     assert "pass one of them" in capsys.readouterr().err
     assert main(shlex.split(resume)[1:]) == 0
     printed = capsys.readouterr().out
-    assert f"finished seeds: 0 read from {out / 'eval.checkpoint.json'}, not trained again" in printed
+    assert f"checkpoint:    seeds 0 read from {out / 'eval.checkpoint.json'}, not trained again" in printed
     report = json.loads((out / "eval.json").read_text())
     assert report["resumed_seeds"] == [0] and report["downstream_seeds"]["seeds"] == [0, 1]
     # --resume where no evaluation started says so; --overwrite starts over.

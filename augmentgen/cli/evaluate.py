@@ -239,7 +239,7 @@ def _eval_summary(args, generator, train_data, test_data, held_out: str, plan: d
         f"  sampling:      {sampling}",
         f"  classifiers:   up to {plan['classifier_runs']} runs of {budget} each (reference, CAS, and per seed the "
         "baselines, the synthetic candidates, the final arms and the controls)",
-        f"  finished seeds: {_resume_line(args)}",
+        f"  checkpoint:    {_resume_line(args)}",
     ])
 
 
@@ -248,7 +248,7 @@ def _resume_line(args) -> str:
 
     out = _report_folder(args)
     seeds = EvalCheckpoint.saved_seeds(out / CHECKPOINT_FILE) if args.resume else []
-    kept = f"kept in {out / CHECKPOINT_FILE} after each"
     if not seeds:
-        return f"{kept} (a killed evaluation continues with --resume)"
-    return f"{', '.join(map(str, seeds))} read from {out / CHECKPOINT_FILE}, not trained again; the others {kept}"
+        return f"every finished seed kept in {out / CHECKPOINT_FILE} (a killed evaluation continues with --resume)"
+    return (f"seeds {', '.join(map(str, seeds))} read from {out / CHECKPOINT_FILE}, not trained again; each other "
+            "seed kept there as it finishes")
