@@ -85,6 +85,7 @@ def _eval(args) -> int:
         write_report,
     )
     from ..metrics.scores import check_bank_per_image, resolve_methods
+    from ..metrics.splits import check_held_out
     from ..models import sampling_progress
 
     out, choice = _check_eval_arguments(args)  # the evaluation can take hours: what can fail fails first
@@ -100,6 +101,7 @@ def _eval(args) -> int:
     held_out = f"--test-data {args.test_data}" if args.test_data else f"the test split of --data {args.data}"
     # Class names: downstream_gain compares them (one warning, not two).
     _check_data_fits(generator, args.model, {f"--data {args.data}": train_data, held_out: test_data}, names=False)
+    check_held_out(train_data, test_data, test=held_out)
     plan = evaluation_plan(train_data, **choice)
     checkpoint = out / CHECKPOINT_FILE
     if args.overwrite:  # asked for: the earlier evaluation's seeds would otherwise be refused as another's

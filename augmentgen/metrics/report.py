@@ -48,7 +48,7 @@ from .scores import (
     resolve_methods,
     sample_uint8_per_class,
 )
-from .splits import check_splittable
+from .splits import check_held_out, check_splittable
 from .stats import format_interval
 
 
@@ -163,6 +163,7 @@ def evaluate_generator(
                   metric=metric, balance=balance, device=_check_device(device), progress=progress,
                   bank_per_image=check_bank_per_image(bank_per_image, generator))
     _check_choice_and_budget(generator, train_data, choice, budget)
+    check_held_out(train_data, test_data)
     saved = None if checkpoint_file is None else EvalCheckpoint(checkpoint_file, eval_identity(
         generator, train_data, test_data, _settings(seed, per_class, budget, choice)))
     start = time.perf_counter()

@@ -50,7 +50,7 @@ from .classifier import check_count as _check_count
 from .controls import DEFAULT_CONTROLS, control_source, resolve_controls
 from .decision import downstream_verdict, verdict  # re-exported
 from .methods import CLASSIFIER_OPTIONS, MIXING_METHODS, method_options, split_method_options  # re-exported
-from .splits import check_splittable, validation_folds, validation_split  # re-exported
+from .splits import check_held_out, check_splittable, validation_folds, validation_split  # re-exported
 
 
 def _seeded(generator: ConditionalGenerator, seed: int) -> torch.Generator:
@@ -430,6 +430,7 @@ def downstream_gain(
                epochs=epochs, min_steps=min_steps, batch_size=batch_size, width=width)
     bank_per_image = check_bank_per_image(bank_per_image, generator)  # "auto": the family's default
     device = _check_device(device)
+    check_held_out(train_data, test_data, warn=False)  # evaluate_generator warns of a few copies, once
     runs = _Runs(progress, _planned_runs(len(names), methods, candidate_ratios, ratio, include_noaug,
                                          real_classic_model is not None, len(control_names)))
     original_device = generator.device

@@ -10,8 +10,35 @@ from collections.abc import Sequence
 
 import torch
 
+from ..data.fingerprints import copies_in
 from ..data.labelled import LabelledImages
 from ..errors import ConfigError, DataError
+
+#: The share of the test images that may be copies of training images before the test is refused:
+#: real datasets hold a few duplicates across their splits (a warning names them); more is a mix-up.
+MAX_TEST_COPIES = 0.1
+
+
+def check_held_out(train_data: LabelledImages, test_data: LabelledImages, *, test: str = "test_data",
+                   warn: bool = True) -> None:
+    """The test data holds out the training data: a :class:`DataError` where half the training
+    images or more, or more than :data:`MAX_TEST_COPIES` of the test images, are in it as exact
+    copies (the same data passed twice, or the split a subset was drawn from); with ``warn``, a
+    warning for a few copies."""
+    import warnings
+
+    copies = int(copies_in(train_data.images, test_data.images).sum())
+    if not copies:
+        return
+    of_train = int(copies_in(test_data.images, train_data.images).sum())
+    said = (f"{copies} of the {len(test_data)} images of {test} are exact copies of training images "
+            f"({of_train} of the {len(train_data)} training images are among them)")
+    if copies > MAX_TEST_COPIES * len(test_data) or of_train >= len(train_data) / 2:
+        raise DataError(f"{said}: a test on them measures what the classifiers memorised, not what they learnt. "
+                        "Pass held-out images instead: a built-in dataset's test split is (augmentgen eval uses it "
+                        "when --test-data is left out)")
+    if warn:
+        warnings.warn(f"{said}; their test figures are not held out", UserWarning, stacklevel=3)
 
 
 def check_splittable(class_counts: Sequence[int], fraction: float = 0.2, class_names: Sequence[str] | None = None
@@ -76,4 +103,4 @@ def validation_folds(data: LabelledImages, folds: int = 5, *, seed: int = 0
     return [_split(data, fold_of == k) for k in range(folds)]
 
 
-__all__ = ["check_splittable", "validation_folds", "validation_split"]
+__all__ = ["MAX_TEST_COPIES", "check_held_out", "check_splittable", "validation_folds", "validation_split"]

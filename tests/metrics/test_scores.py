@@ -292,7 +292,8 @@ def test_downstream_gain_warns_when_the_generator_names_its_classes_otherwise(mo
                                         latent_dim=8))
     with pytest.warns(UserWarning, match=r"the generator names its classes otherwise than train_data \(0: '0' vs "
                                          r"'class0'; 1: '1' vs 'class1'\)"), pytest.raises(Stop):
-        scores_module.downstream_gain(cgan, data, data, baselines="none", steps=1)
+        scores_module.downstream_gain(cgan, data, make_images(n_per_class=4, num_classes=2, seed=1),
+                                      baselines="none", steps=1)
 
 
 def test_a_method_or_baseline_named_twice_is_one_candidate_trained_once(split, monkeypatch):
