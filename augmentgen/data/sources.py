@@ -347,6 +347,9 @@ def from_image_folder(root: str | os.PathLike, *, channels: int | None = None) -
     from torchvision.datasets.folder import make_dataset
 
     root = Path(root)
+    if (root / "model.safetensors").is_file():  # a run or save_pretrained folder, e.g. --data runs/aae
+        raise DataError(f"{root} holds a saved generator (model.safetensors), not labelled images: pass it as the "
+                        "model (--model, from_pretrained) and the images it was trained on as the data")
     # torchvision's find_classes would also take hidden folders (.ipynb_checkpoints) as classes.
     folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
