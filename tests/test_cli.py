@@ -250,6 +250,7 @@ def test_a_finished_run_is_never_overwritten_silently(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(tiny_train(out)) == 0
     (out / "eval.json").write_text("{}")
+    (out / "eval.checkpoint.json").write_text("{}")  # the old model's finished eval seeds go with it
     before = (out / "model.safetensors").read_bytes()
     aae = ["train", "--family", "aae", "--data", "fashion-mnist-small", "--per-class", "2", "--out", str(out),
            "--steps", "2", "--batch-size", "6", "--sample-every", "0", "--set", "encoder_width=8",
@@ -262,6 +263,7 @@ def test_a_finished_run_is_never_overwritten_silently(tmp_path, capsys):
     assert (out / "model.safetensors").read_bytes() == before
     assert main([*aae, "--overwrite"]) == 0
     assert load_generator(out).family == "aae" and not (out / "eval.json").exists()
+    assert not (out / "eval.checkpoint.json").exists()
 
 
 def test_out_that_is_a_file_is_refused_before_loading_anything(tmp_path, capsys):

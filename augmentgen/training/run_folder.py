@@ -40,7 +40,7 @@ from .checkpoint import CHECKPOINT_DIR, checkpoint_dirs, checkpoint_step, newest
 
 #: What a run writes into its folder; ``overwrite`` removes these and nothing else.
 RUN_OUTPUTS = ("model.safetensors", "config.json", "training.json", "samples.png", "samples", CHECKPOINT_DIR,
-               "logs", "eval.json", "eval.png")
+               "logs", "eval.json", "eval.png", "eval.checkpoint.json")
 #: The outputs that mean the folder holds a model or a run that must not be lost.
 _RUN_MARKERS = ("model.safetensors", "config.json", "training.json", CHECKPOINT_DIR)
 #: TrainingConfig fields a resumed run must repeat: they decide the data order (seed,
