@@ -78,6 +78,7 @@ import time
 from pathlib import Path
 
 import torch
+from generator_cache import cached_generator, entry_key
 from harness import RESULTS, cpu_identity, git_commit, machine, write_json
 from protocol import CELLS, SELECTION_FOLDS, Cell, draw_cell, load_split
 
@@ -263,6 +264,7 @@ class Arms:
                            width=args.clf_width, num_classes=self.k)
         self.batch_size, self.ratio, self.gen_steps = args.clf_batch_size, args.ratio, args.gen_steps
         self.bank_per_image = args.bank_per_image
+        self.generator_cache = not getattr(args, "no_generator_cache", False)
         # (fit, val) pairs a choice is scored on: one 20% split, or stratified folds on tiny cells.
         self.splits = (validation_folds(cell.subset, args.selection_folds, seed=seed) if args.selection_folds > 1
                        else [validation_split(cell.subset, 0.2, seed=seed)])
@@ -395,10 +397,14 @@ class Arms:
         if key in self.generators and provenance is not None:
             provenance["generator_shared"] = True
         if key not in self.generators:
-            t0, trained = time.perf_counter(), {}
-            generator = train_generator(family, self.cell.subset, steps=self.gen_steps, seed=self.seed,
-                                        options=options, provenance=trained)
-            self.generators[key] = (generator, round(time.perf_counter() - t0, 1), trained)
+            def train():
+                t0, trained = time.perf_counter(), {}
+                generator = train_generator(family, self.cell.subset, steps=self.gen_steps, seed=self.seed,
+                                            options=options, provenance=trained)
+                return generator, round(time.perf_counter() - t0, 1), trained
+
+            cache_key = entry_key(family, options or {}, self.gen_steps, self.seed, self.cell.subset)
+            self.generators[key] = cached_generator(cache_key, train, enabled=self.generator_cache)
         generator, seconds, trained = self.generators[key]
         if provenance is not None:
             provenance.update(trained)
@@ -786,6 +792,9 @@ def parse_args() -> argparse.Namespace:
                         "budget; 1 = one 20%% split)")
     p.add_argument("--out", help="JSON path (default: results/downstream_v3_<dataset>_<budget>[_w<width>].json)")
     p.add_argument("--fresh", action="store_true", help="overwrite the JSON instead of adding to it")
+    p.add_argument("--no-generator-cache", action="store_true",
+                   help="train every generator, never reading one a killed run of the same code, subset, seed and "
+                        "settings saved (generator_cache.py)")
     args = p.parse_args()
     if args.budget not in CELLS[args.dataset]:
         p.error(f"{args.dataset} has the budgets {CELLS[args.dataset]}, not {args.budget!r}")

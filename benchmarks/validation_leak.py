@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 from downstream import Arms, _candidate_label, baseline_options, parse_args, parse_source, train_generator
+from generator_cache import cached_generator, entry_key
 from harness import RESULTS, cpu_identity, git_commit, machine, write_json
 from protocol import draw_cell, load_split
 
@@ -95,8 +96,13 @@ def measure(arms, spec: str, best: str, b_score: float, candidate: dict | None, 
     got = dict(done or {})
     t0 = time.perf_counter()
 
-    def trained(data):
-        return train_generator(family, data, steps=arms.gen_steps, seed=arms.seed, options=options)
+    def trained(data):  # kept on disk (generator_cache.py): a killed seed resumes without training them again
+        def train():
+            return train_generator(family, data, steps=arms.gen_steps, seed=arms.seed, options=options), None, {}
+
+        if not arms.generator_cache:
+            return train()[0]
+        return cached_generator(entry_key(family, options or {}, arms.gen_steps, arms.seed, data), train)[0]
     make = {"leaked": lambda: [arms.train_generator(family, options)[0]] * len(arms.splits),
             "clean": lambda: [trained(fit) for fit, _ in arms.splits],
             "matched": lambda: [trained(size_matched(fit, val, arms.seed)) for fit, val in arms.splits]}

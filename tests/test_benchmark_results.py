@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import downstream  # noqa: E402  (benchmarks/ is not a package: its scripts import each other by name)
@@ -190,7 +191,7 @@ def test_the_leak_check_scores_each_split_with_its_own_clean_and_size_matched_ge
         used.append((label, [options(fit, i)["synthetic_mix"] for i, (fit, _) in enumerate(arms.splits)]))
         return {"leaked": 0.8, "clean": 0.7, "matched": 0.78}[label.split()[-1]]
 
-    arms = SimpleNamespace(seed=4, k=10, gen_steps=600, splits=[("fit0", "val0"), ("fit1", "val1")],
+    arms = SimpleNamespace(seed=4, k=10, gen_steps=600, splits=[("fit0", "val0"), ("fit1", "val1")], generator_cache=False,
                            train_generator=lambda family, options: ("gen(subset)", 1.0), validate=validate,
                            candidate_mix=lambda gen, kind, bank, candidate, fit, teacher: (gen, candidate, fit))
     got = validation_leak.measure(arms, "aae:variation", "a", 0.75, {"mode": "vary"})
@@ -284,3 +285,36 @@ def test_a_resumed_leak_record_keeps_the_commits_of_its_earlier_scores_and_the_r
     assert resumed["git_commits"] == ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"]
     line = report.provenance("x.json", {"per_seed": [{"seed": 0, "arms": {"aae:variation": resumed}}]})
     assert "commit: `aaaaaaaaaaaa, bbbbbbbbbbbb`" in line
+
+
+def test_a_cached_generator_is_the_trained_one_and_is_found_only_by_its_whole_key(tmp_path, monkeypatch):
+    import generator_cache
+
+    from tests.conftest import make_images
+
+    monkeypatch.setenv("AUGMENTGEN_BENCH_CACHE", str(tmp_path))
+    data = make_images(n_per_class=4, num_classes=3)
+    options = {"generator_width": 8, "discriminator_width": 8, "latent_dim": 8}
+    trained = []
+
+    def train():
+        trained.append(1)
+        generator = downstream.train_generator("cgan", data, steps=2, seed=0, options=options)
+        return generator, 1.5, {"init_source": None}
+
+    key = generator_cache.entry_key("cgan", options, 2, 0, data)
+    first, seconds, provenance = generator_cache.cached_generator(key, train)
+    again, seconds_again, provenance_again = generator_cache.cached_generator(key, train)
+    assert len(trained) == 1 and seconds_again == seconds == 1.5 and "generator_cache" not in provenance
+    assert provenance_again["generator_cache"]["train_seconds"] == 1.5
+    for (name, a), b in zip(first.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert torch.equal(first.sample([0, 1, 2], generator=torch.Generator().manual_seed(3)),
+                       again.sample([0, 1, 2], generator=torch.Generator().manual_seed(3)))
+    # another seed, other data or other training code: trained again
+    generator_cache.cached_generator(generator_cache.entry_key("cgan", options, 2, 1, data), train)
+    generator_cache.cached_generator({**key, "data_sha256": "0" * 64}, train)
+    generator_cache.cached_generator({**key, "training_code_sha256": "1" * 64}, train)
+    assert len(trained) == 4
+    generator_cache.cached_generator(key, train, enabled=False)
+    assert len(trained) == 5
