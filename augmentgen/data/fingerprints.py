@@ -15,12 +15,13 @@ _CHUNK = 4096  # images a step: bounds the int64 copy at 4096 x pixels x 8 bytes
 
 
 def image_fingerprints(images: torch.Tensor) -> torch.Tensor:
-    """A 64-bit fingerprint (N,) of each image of ``images`` (N, ...): a dot product of its values
-    with fixed random odd 64-bit weights, in integer arithmetic (wrapping), so equal images give
-    equal fingerprints exactly and two different images collide with probability about 2^-64."""
+    """A 64-bit fingerprint (N,) of each image of ``images`` (N, ...), of any dtype: a dot product
+    of its bytes with fixed random odd 64-bit weights, in integer arithmetic (wrapping), so equal
+    images give equal fingerprints exactly and two different images collide with probability
+    about 2^-64."""
     if len(images) == 0:
         return torch.zeros(0, dtype=torch.int64, device=images.device)
-    flat = images.reshape(len(images), -1)
+    flat = images.reshape(len(images), -1).contiguous().view(torch.uint8)  # bytes: floats are not truncated
     weights = torch.randint(-2 ** 62, 2 ** 62, (flat.shape[1],), generator=torch.Generator().manual_seed(0),
                             dtype=torch.int64).bitwise_or_(1).to(flat.device)
     return torch.cat([(chunk.to(torch.int64) * weights).sum(1) for chunk in flat.split(_CHUNK)])

@@ -19,6 +19,9 @@ def test_copies_are_found_and_near_copies_are_not():
     many = reference[10].expand(5000, 1, 28, 28)
     assert (image_fingerprints(many) == image_fingerprints(reference[10:11])).all()
     assert len(set(image_fingerprints(reference).tolist())) == 50
+    # float images are compared by their bytes, not truncated: 0.25 and 0.5 differ
+    assert not copies_in(torch.full((1, 1, 2, 2), 0.25), torch.full((1, 1, 2, 2), 0.5)).any()
+    assert copies_in(torch.full((1, 1, 2, 2), 0.25), torch.full((1, 1, 2, 2), 0.25)).all()
     # another shape or dtype holds no copy; an empty set none either
     assert not copies_in(reference[:, :, :27], images[:, :, :27].float()).any()
     assert not copies_in(reference, images[:0]).any() and copies_in(reference[:0], images).sum() == 0
