@@ -622,7 +622,7 @@ def test_eval_summary_says_when_no_ratio_mixes_synthetic_rows():
 def test_a_killed_eval_keeps_its_finished_seeds_and_resumes(tmp_path, capsys, monkeypatch):
     import shlex
 
-    import augmentgen.metrics.report as report_module
+    from tests.metrics.fakes import interrupt_downstream_at
 
     model = tmp_path / "run"
     assert main(tiny_train(model)) == 0
@@ -630,14 +630,7 @@ def test_a_killed_eval_keeps_its_finished_seeds_and_resumes(tmp_path, capsys, mo
     args = ["eval", "--model", str(model), "--data", "fashion-mnist-small", "--per-class", "6", "--steps", "2",
             "--synthetic-per-class", "2", "--device", "cpu", "--ratios", "0,0.5", "--baselines", "none",
             "--controls", "none", "--repeats", "2", "--out", str(out)]
-    original = report_module.downstream_gain
-
-    def killed_at_seed_1(*a, **k):
-        if k["seed"] == 1:
-            raise KeyboardInterrupt
-        return original(*a, **k)
-
-    monkeypatch.setattr(report_module, "downstream_gain", killed_at_seed_1)
+    interrupt_downstream_at(monkeypatch, seed=1)
     capsys.readouterr()
     assert main(args) == 130
     printed, err = capsys.readouterr()
@@ -645,7 +638,7 @@ def test_a_killed_eval_keeps_its_finished_seeds_and_resumes(tmp_path, capsys, mo
     assert f"the finished seeds are kept in {out / 'eval.checkpoint.json'}" in err
     resume = err.split("to continue the evaluation: ")[1].strip()
     assert resume.startswith("augmentgen eval") and resume.endswith("--resume")
-    monkeypatch.setattr(report_module, "downstream_gain", original)
+    monkeypatch.undo()
 
     # Run again as it was: refused, as the finished seed is the user's work.
     assert main(args) == 2

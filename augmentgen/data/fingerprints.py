@@ -2,14 +2,14 @@
 
 The evaluation's test data must be held out from its training data; a test set that holds the
 training images (the same file passed twice, or the split the subset was drawn from) measures
-memory, not generalisation. :func:`copies_in` finds such images without a Python loop per image.
+memory, not generalisation. :func:`shared_images` finds such images without a Python loop per image.
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["copies_in", "image_fingerprints"]
+__all__ = ["image_fingerprints", "shared_images"]
 
 _CHUNK = 4096  # images a step: bounds the int64 copy at 4096 x pixels x 8 bytes
 
@@ -27,9 +27,12 @@ def image_fingerprints(images: torch.Tensor) -> torch.Tensor:
     return torch.cat([(chunk.to(torch.int64) * weights).sum(1) for chunk in flat.split(_CHUNK)])
 
 
-def copies_in(reference: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-    """A bool mask (N,) of the ``images`` (N, ...) that are exact copies of some image of
-    ``reference`` (M, ...); all False where the two differ in image shape or dtype."""
-    if reference.shape[1:] != images.shape[1:] or reference.dtype != images.dtype:
-        return torch.zeros(len(images), dtype=torch.bool, device=images.device)
-    return torch.isin(image_fingerprints(images), image_fingerprints(reference).to(images.device))
+def shared_images(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bool masks ``(a_in_b, b_in_a)``: which images of ``a`` (N, ...) are exact copies of some
+    image of ``b`` (M, ...), and the reverse, from one fingerprint of each image; all False where
+    the two differ in image shape or dtype."""
+    if a.shape[1:] != b.shape[1:] or a.dtype != b.dtype:
+        return (torch.zeros(len(a), dtype=torch.bool, device=a.device),
+                torch.zeros(len(b), dtype=torch.bool, device=b.device))
+    fa, fb = image_fingerprints(a), image_fingerprints(b).to(a.device)
+    return torch.isin(fa, fb), torch.isin(fb, fa).to(b.device)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..data.fingerprints import copies_in
+from ..data.fingerprints import shared_images
 from ..data.labelled import LabelledImages
 from ..errors import ConfigError, DataError
 
@@ -27,10 +27,10 @@ def check_held_out(train_data: LabelledImages, test_data: LabelledImages, *, tes
     warning for a few copies."""
     import warnings
 
-    copies = int(copies_in(train_data.images, test_data.images).sum())
+    train_in_test, test_in_train = shared_images(train_data.images, test_data.images)
+    copies, of_train = int(test_in_train.sum()), int(train_in_test.sum())
     if not copies:
         return
-    of_train = int(copies_in(test_data.images, train_data.images).sum())
     said = (f"{copies} of the {len(test_data)} images of {test} are exact copies of training images "
             f"({of_train} of the {len(train_data)} training images are among them)")
     if copies > MAX_TEST_COPIES * len(test_data) or of_train >= len(train_data) / 2:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from augmentgen.data.fingerprints import copies_in, image_fingerprints
+from augmentgen.data.fingerprints import image_fingerprints, shared_images
+
+
+def copies_in(reference, images):
+    return shared_images(images, reference)[0]
 
 
 def test_copies_are_found_and_near_copies_are_not():
@@ -15,6 +19,7 @@ def test_copies_are_found_and_near_copies_are_not():
     images[9] = reference[5]
     images[9, 0, 13, 13] ^= 1  # one pixel off by one: not a copy
     assert copies_in(reference, images).nonzero().flatten().tolist() == [3, 7]
+    assert shared_images(images, reference)[1].nonzero().flatten().tolist() == [10, 42]  # the reverse
     # chunks do not change a fingerprint: the same image alone or among 5000 gives the same value
     many = reference[10].expand(5000, 1, 28, 28)
     assert (image_fingerprints(many) == image_fingerprints(reference[10:11])).all()

@@ -87,3 +87,18 @@ class FakeBar:
 
     def refresh(self):
         pass
+
+
+def interrupt_downstream_at(monkeypatch, seed: int) -> None:
+    """Make ``evaluate_generator``'s downstream gain at ``seed`` raise KeyboardInterrupt (a kill
+    mid-evaluation); ``monkeypatch.undo()`` or the test's end restores it."""
+    import augmentgen.metrics.report as report_module
+
+    original = report_module.downstream_gain
+
+    def killed(*args, **kwargs):
+        if kwargs["seed"] == seed:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(report_module, "downstream_gain", killed)

@@ -11,7 +11,7 @@ from augmentgen.errors import ConfigError
 from augmentgen.metrics import downstream_gain
 from augmentgen.metrics.report import evaluate_generator, format_report
 from tests.conftest import make_images
-from tests.metrics.fakes import FakeBar, RealImagesGenerator
+from tests.metrics.fakes import FakeBar, RealImagesGenerator, interrupt_downstream_at
 
 STEPS = 20
 
@@ -372,17 +372,10 @@ def test_a_killed_evaluation_resumes_from_its_finished_seeds(split, tmp_path, mo
     assert through["resumed_seeds"] == [] and through["downstream_seeds"]["seeds"] == [3, 4, 5]
 
     # Killed while the third seed trains: the first two are on disk.
-    original = report_module.downstream_gain
-
-    def killed_at_seed_5(*args, **kwargs):
-        if kwargs["seed"] == 5:
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(report_module, "downstream_gain", killed_at_seed_5)
+    interrupt_downstream_at(monkeypatch, seed=5)
     with pytest.raises(KeyboardInterrupt):
         evaluate_generator(generator, train, test, repeats=3, checkpoint_file=tmp_path / "killed.json", **options)
-    monkeypatch.setattr(report_module, "downstream_gain", original)
+    monkeypatch.undo()
 
     # Resumed: only seed 5 trains, and the report is the one of the run that was never killed.
     trained, train_classifier = [], scores_module.train_classifier
