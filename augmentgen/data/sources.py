@@ -354,6 +354,11 @@ def from_image_folder(root: str | os.PathLike, *, channels: int | None = None) -
     folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not folders:
         raise DataError(f"{root} has no class sub-folders (expected {root}/<class>/<image>.png)")
+    runs = [name for name in folders if (root / name / "model.safetensors").is_file()]
+    if runs:  # e.g. --data runs: its sample grids would otherwise be read as one class each
+        raise DataError(f"{root} is a folder of saved generators ({root / runs[0]} holds model.safetensors), not "
+                        f"of class folders of images: pass one of them as the model (--model {root / runs[0]}, "
+                        "from_pretrained) and the images it was trained on as the data")
     index = read_class_index(root, folders)
     folders, classes = index if index is not None else (folders, folders)
     if index is None:

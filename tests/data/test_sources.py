@@ -242,6 +242,17 @@ def test_hidden_files_in_class_folders_are_not_read_as_images(tmp_path):
     assert load_data(tmp_path).class_counts == [2, 2]
 
 
+def test_a_folder_of_training_runs_is_refused_as_data(tmp_path):
+    """``--data runs`` (runs/aae, runs/cgan, each with its sample grids) was read as a dataset of one
+    class per run and refused only later, for grids that are not square."""
+    for run in ("aae", "cgan"):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "model.safetensors").write_bytes(b"weights")
+        Image.new("L", (62, 32)).save(tmp_path / run / "samples.png")
+    with pytest.raises(DataError, match=r"a folder of saved generators .*aae holds model.safetensors.*--model"):
+        load_data(tmp_path)
+
+
 def test_numbered_class_folders_warn_that_they_sort_as_text(tmp_path):
     for name in ("1", "2", "10"):
         (tmp_path / name).mkdir()
