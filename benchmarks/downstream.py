@@ -403,7 +403,8 @@ class Arms:
                                             options=options, provenance=trained)
                 return generator, round(time.perf_counter() - t0, 1), trained
 
-            cache_key = entry_key(family, options or {}, self.gen_steps, self.seed, self.cell.subset)
+            cache_key = entry_key(family, options or {}, self.gen_steps, self.seed, self.cell.subset,
+                                  train_fn=train_generator)
             self.generators[key] = cached_generator(cache_key, train, enabled=self.generator_cache)
         generator, seconds, trained = self.generators[key]
         if provenance is not None:

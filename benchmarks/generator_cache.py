@@ -2,9 +2,14 @@
 seed without training the generator again (a ``ddpm`` of 5000 steps takes over an hour here).
 
 A generator is found again only by everything that decides its weights: the family, its
-options, the training steps, the seed, the subset's images and labels (sha256), and the source of
-the package modules that train it (``augmentgen/{data,families,models,training}`` and the
+options, the training steps, the seed, the subset's images and labels (sha256), the weights it
+starts from (``init_from``'s sha256), torch's version, and the source of the code that trains it
+(the benchmark's training function and the package modules ``augmentgen/{families,models,
+training,hub}``, ``augmentgen/data/labelled.py`` whose loader orders the batches, and the
 foundation modules ``augmentgen/_*.py``), so an entry made by other training code is never used.
+The modules that load and subsample data are left out: what they decide is the data, whose
+sha256 the key holds, and a change to one (a clearer refusal) would otherwise discard every
+generator of the campaign.
 Training is seeded, so a generator read back is the one training would make again; an arm that
 used one records ``generator_cache`` (the commit it was trained at and its training seconds).
 
@@ -16,19 +21,22 @@ turns it off. Entries are written atomically (``save_generator``, then ``entry.j
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from harness import git_commit
 
 from augmentgen._io import atomic_write_bytes
-from augmentgen.hub.serialization import load_generator, save_generator, tensors_sha256
+from augmentgen.hub.serialization import WEIGHTS_NAME, load_generator, save_generator, tensors_sha256
+from augmentgen.hub.zoo import resolve_shipped
 
 PACKAGE = Path(__file__).resolve().parent.parent / "augmentgen"
-#: The package parts whose source decides a trained generator's weights.
-TRAINING_CODE = ("data", "families", "models", "training")
+#: The package parts whose source decides a trained generator's weights (folders or files).
+TRAINING_CODE = ("families", "models", "training", "hub", "data/labelled.py")
 
 
 def cache_dir() -> Path:
@@ -36,21 +44,35 @@ def cache_dir() -> Path:
                                "benchmark-generators"))
 
 
-def training_code_sha256() -> str:
-    """sha256 over the paths and contents of the modules that train a generator."""
-    files = sorted([p for part in TRAINING_CODE for p in (PACKAGE / part).rglob("*.py")]
+def training_code_sha256(train_fn: Callable) -> str:
+    """sha256 over ``train_fn``'s source and the paths and contents of the modules that train a
+    generator."""
+    files = sorted([p for part in TRAINING_CODE for p in ((PACKAGE / part).rglob("*.py")
+                                                         if (PACKAGE / part).is_dir() else [PACKAGE / part])]
                    + list(PACKAGE.glob("_*.py")))
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(inspect.getsource(train_fn).encode() + b"\0")
     for path in files:
         digest.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
-def entry_key(family: str, options: dict, steps: int, seed: int, data) -> dict:
-    """What decides the generator's weights, as the entry records it."""
+def init_weights_sha256(options: dict) -> str | None:
+    """sha256 of the weights an ``init_from`` option starts from (a shipped zoo id or a folder),
+    None without one: the same id may name other weights after the zoo is retrained."""
+    if "init_from" not in options:
+        return None
+    name = str(options["init_from"])
+    folder = resolve_shipped(name) or Path(name)
+    return hashlib.sha256((folder / WEIGHTS_NAME).read_bytes()).hexdigest()
+
+
+def entry_key(family: str, options: dict, steps: int, seed: int, data, *, train_fn: Callable) -> dict:
+    """What decides the generator's weights, as the entry records it; ``train_fn`` is the
+    benchmark's function that trains it (its batch size and settings are part of the key)."""
     return {"family": family, "options": options, "steps": steps, "seed": seed,
             "data_sha256": tensors_sha256({"images": data.images, "labels": data.labels}),
-            "training_code_sha256": training_code_sha256()}
+            "init_weights_sha256": init_weights_sha256(options), "torch": torch.__version__,
+            "training_code_sha256": training_code_sha256(train_fn)}
 
 
 def cached_generator(key: dict, train: Callable[[], tuple], *, enabled: bool = True) -> tuple:

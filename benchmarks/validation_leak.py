@@ -102,7 +102,8 @@ def measure(arms, spec: str, best: str, b_score: float, candidate: dict | None, 
 
         if not arms.generator_cache:
             return train()[0]
-        return cached_generator(entry_key(family, options or {}, arms.gen_steps, arms.seed, data), train)[0]
+        key = entry_key(family, options or {}, arms.gen_steps, arms.seed, data, train_fn=train_generator)
+        return cached_generator(key, train)[0]
     make = {"leaked": lambda: [arms.train_generator(family, options)[0]] * len(arms.splits),
             "clean": lambda: [trained(fit) for fit, _ in arms.splits],
             "matched": lambda: [trained(size_matched(fit, val, arms.seed)) for fit, val in arms.splits]}

@@ -6,6 +6,7 @@ the library (no classifier trains here).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -287,6 +288,49 @@ def test_a_resumed_leak_record_keeps_the_commits_of_its_earlier_scores_and_the_r
     assert "commit: `aaaaaaaaaaaa, bbbbbbbbbbbb`" in line
 
 
+def test_the_cache_key_follows_the_training_code_not_the_data_loading_code(tmp_path, monkeypatch):
+    """A clearer refusal in data/sources.py once discarded every cached generator of the campaign;
+    what the loaders decide is the data, whose sha256 the key holds. The batch order (labelled.py),
+    a family's module and the benchmark's own training function do decide the weights."""
+    import shutil
+
+    import generator_cache
+
+    package = tmp_path / "augmentgen"
+    shutil.copytree(generator_cache.PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__", "embedded"))
+    monkeypatch.setattr(generator_cache, "PACKAGE", package)
+    before = generator_cache.training_code_sha256(downstream.train_generator)
+    for loader in ("data/sources.py", "data/subsets.py", "data/fingerprints.py"):
+        (package / loader).write_text((package / loader).read_text() + "\n# a clearer refusal\n")
+    assert generator_cache.training_code_sha256(downstream.train_generator) == before
+    for decides in ("data/labelled.py", "families/gan.py", "_seeds.py"):
+        edited = package / decides
+        text = edited.read_text()
+        edited.write_text(text + "\n# changed\n")
+        assert generator_cache.training_code_sha256(downstream.train_generator) != before, decides
+        edited.write_text(text)
+    assert generator_cache.training_code_sha256(downstream.parse_source) != before
+
+
+def test_the_cache_key_holds_the_weights_init_from_starts_from(tmp_path):
+    import generator_cache
+
+    from augmentgen.hub.serialization import save_generator
+    from tests.conftest import make_images
+
+    data = make_images(n_per_class=4, num_classes=3)
+    start = downstream.train_generator("cgan", data, steps=1, seed=0, options={"generator_width": 8,
+                                                                              "discriminator_width": 8})
+    save_generator(start, tmp_path / "start")
+    key = generator_cache.entry_key("cgan", {"init_from": str(tmp_path / "start")}, 2, 0, data,
+                                    train_fn=downstream.train_generator)
+    assert key["init_weights_sha256"] == hashlib.sha256((tmp_path / "start/model.safetensors").read_bytes()).hexdigest()
+    assert generator_cache.entry_key("cgan", {}, 2, 0, data, train_fn=downstream.train_generator)[
+        "init_weights_sha256"] is None
+    shipped = generator_cache.init_weights_sha256({"init_from": "augmentgen/cgan-fashion-mnist"})
+    assert len(shipped) == 64
+
+
 def test_a_cached_generator_is_the_trained_one_and_is_found_only_by_its_whole_key(tmp_path, monkeypatch):
     import generator_cache
 
@@ -302,7 +346,7 @@ def test_a_cached_generator_is_the_trained_one_and_is_found_only_by_its_whole_ke
         generator = downstream.train_generator("cgan", data, steps=2, seed=0, options=options)
         return generator, 1.5, {"init_source": None}
 
-    key = generator_cache.entry_key("cgan", options, 2, 0, data)
+    key = generator_cache.entry_key("cgan", options, 2, 0, data, train_fn=downstream.train_generator)
     first, seconds, provenance = generator_cache.cached_generator(key, train)
     again, seconds_again, provenance_again = generator_cache.cached_generator(key, train)
     assert len(trained) == 1 and seconds_again == seconds == 1.5 and "generator_cache" not in provenance
@@ -312,7 +356,8 @@ def test_a_cached_generator_is_the_trained_one_and_is_found_only_by_its_whole_ke
     assert torch.equal(first.sample([0, 1, 2], generator=torch.Generator().manual_seed(3)),
                        again.sample([0, 1, 2], generator=torch.Generator().manual_seed(3)))
     # another seed, other data or other training code: trained again
-    generator_cache.cached_generator(generator_cache.entry_key("cgan", options, 2, 1, data), train)
+    generator_cache.cached_generator(generator_cache.entry_key("cgan", options, 2, 1, data,
+                                                               train_fn=downstream.train_generator), train)
     generator_cache.cached_generator({**key, "data_sha256": "0" * 64}, train)
     generator_cache.cached_generator({**key, "training_code_sha256": "1" * 64}, train)
     assert len(trained) == 4
