@@ -81,6 +81,7 @@ import torch
 from generator_cache import cached_generator, entry_key
 from harness import RESULTS, cpu_identity, git_commit, machine, write_json
 from protocol import CELLS, SELECTION_FOLDS, Cell, draw_cell, load_split
+from validation_journal import ValidationJournal
 
 import augmentgen
 from augmentgen._config import parse_overrides
@@ -265,6 +266,11 @@ class Arms:
         self.batch_size, self.ratio, self.gen_steps = args.clf_batch_size, args.ratio, args.gen_steps
         self.bank_per_image = args.bank_per_image
         self.generator_cache = not getattr(args, "no_generator_cache", False)
+        # Scores of finished validation runs, read back when a killed arm runs again.
+        self.journal = ValidationJournal(
+            {"dataset": cell.dataset, "budget": cell.budget, "subset_sha256": ValidationJournal.data_sha256(cell.subset),
+             "seed": seed, "protocol": protocol_of(args), "gen_steps": args.gen_steps,
+             "bank_per_image": args.bank_per_image}, enabled=not getattr(args, "no_validation_journal", False))
         # (fit, val) pairs a choice is scored on: one 20% split, or stratified folds on tiny cells.
         self.splits = (validation_folds(cell.subset, args.selection_folds, seed=seed) if args.selection_folds > 1
                        else [validation_split(cell.subset, 0.2, seed=seed)])
@@ -291,20 +297,29 @@ class Arms:
             return statistics.fmean(per_class_accuracy(model, val, num_classes=self.k))
         return evaluate_accuracy(model, val)
 
-    def validate(self, options, keep: list | None = None, label: str = "") -> float:
+    def validate(self, options, keep: list | None = None, label: str = "", journal_key: str | None = None) -> float:
         """The mean validation score over the splits of a choice: ``options(fit, i)`` are the
         ``train_classifier`` options of the candidate trained on ``fit``, the fit part of split
         ``i``; ``keep`` collects the classifiers, one per split. A line per split run (``label``
-        names the choice), as selection is most of a seed's time."""
+        names the choice), as selection is most of a seed's time. With ``journal_key`` (what
+        names the run within the seed: the arm, B and the candidate), each score is kept in the
+        journal and a split already scored there is read, not trained again."""
         scores = []
         for i, (fit, val) in enumerate(self.splits):
             t0 = time.perf_counter()
-            model = self.train(fit, **options(fit, i))
-            scores.append(self.score_val(model, val))
+            kept = None if journal_key is None or keep is not None else self.journal.get(journal_key, i)
+            if kept is not None:
+                scores.append(kept)
+            else:
+                model = self.train(fit, **options(fit, i))
+                scores.append(self.score_val(model, val))
+                if keep is not None:
+                    keep.append(model)
+                elif journal_key is not None:
+                    self.journal.put(journal_key, i, scores[-1])
             print(f"seed {self.seed} validation {label} split {i + 1}/{len(self.splits)}: {scores[-1]:.4f}, "
-                  f"{time.perf_counter() - t0:.0f} s", flush=True)
-            if keep is not None:
-                keep.append(model)
+                  + ("from the journal of a killed run" if kept is not None else f"{time.perf_counter() - t0:.0f} s"),
+                  flush=True)
         return statistics.fmean(scores)
 
     def test_arm(self, model, t0: float, **extra) -> dict:
@@ -454,16 +469,17 @@ class Arms:
             return self.mixer(self.rows_from(generator, kind, setting, data, bank, pool_filter=options))
         return self.mixer(self.rows_from(generator, kind, setting, data, bank), **options)
 
-    def validate_candidate(self, generator, kind: str, bank: bool, best: str, candidate) -> float | None:
+    def validate_candidate(self, spec: str, generator, kind: str, bank: bool, best: str, candidate) -> float | None:
         """``candidate``'s mean validation score on top of B; None (never chosen) where a filtered
-        bank's teacher accepted no sample of some class (``SyntheticPool`` refuses to fill)."""
+        bank's teacher accepted no sample of some class (``SyntheticPool`` refuses to fill).
+        ``spec``: the arm's source, which names its runs in the journal."""
         def options(fit, i):
             teacher = self.fold_teacher(best, i) if candidate[1] in TEACHER_METHODS else None
             return {"synthetic_mix": self.candidate_mix(generator, kind, bank, candidate, fit, teacher),
                     **baseline_options(best, self.k), **split_method_options(candidate[1])[1]}
         label = f"{kind} {_candidate_label(candidate)}"
         try:
-            return self.validate(options, label=label)
+            return self.validate(options, label=label, journal_key=f"{spec} on ({best}): {label}")
         except DataError as exc:
             print(f"seed {self.seed} {label}: left out ({exc})", file=sys.stderr)
             return None
@@ -484,7 +500,7 @@ class Arms:
         # A lone candidate is scored too, so that the guarded figure (mixed only where validation
         # beats B, guard_summary) exists for every arm; not from a bank, which would fill a second one.
         if len(candidates) > 1 or not bank:
-            selection = [self.validate_candidate(generator, kind, bank, best, c) for c in candidates]
+            selection = [self.validate_candidate(spec, generator, kind, bank, best, c) for c in candidates]
         chosen = candidates[0]
         if len(candidates) > 1:
             scored = [i for i, v in enumerate(selection) if v is not None]
@@ -796,6 +812,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--no-generator-cache", action="store_true",
                    help="train every generator, never reading one a killed run of the same code, subset, seed and "
                         "settings saved (generator_cache.py)")
+    p.add_argument("--no-validation-journal", action="store_true",
+                   help="train every validation run of an arm, never reading the scores a killed run of the same code, "
+                        "subset, seed and settings kept (validation_journal.py)")
     args = p.parse_args()
     if args.budget not in CELLS[args.dataset]:
         p.error(f"{args.dataset} has the budgets {CELLS[args.dataset]}, not {args.budget!r}")

@@ -65,7 +65,7 @@ def score_candidate(arms, generators: list, kind: str, candidate: dict | None, b
     def options(fit, i):
         mix = arms.candidate_mix(generators[i], kind, False, (candidate, "plain"), fit, None)
         return {"synthetic_mix": mix, **baseline_options(best, arms.k)}
-    return arms.validate(options, label=label)
+    return arms.validate(options, label=label, journal_key=f"leak {label} on ({best})")
 
 
 def size_matched(fit, val, seed: int):
@@ -138,7 +138,8 @@ def summarise(rows: list[dict]) -> dict:
 def b_score(arms, row: dict, best: str) -> float:
     """B's validation score on this machine (the cell recorded it on another run's)."""
     if "b" not in row:
-        row["b"] = arms.validate(lambda fit, i: baseline_options(best, arms.k), label=f"({best})")
+        row["b"] = arms.validate(lambda fit, i: baseline_options(best, arms.k), label=f"({best})",
+                                 journal_key=f"leak ({best}) alone")
     return row["b"]
 
 

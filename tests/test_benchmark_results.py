@@ -175,6 +175,49 @@ def test_each_validation_run_prints_a_line_and_the_choice_gets_their_mean(capsys
         "seed 3 validation variation vary+soft split 3/3: 0.9000"]
 
 
+def test_a_killed_arm_reads_its_finished_validation_runs_back_from_the_journal(tmp_path, monkeypatch):
+    """A lane killed mid-arm lost every validation run of the arm (two hours and more for a ddpm
+    variation arm); run again, it trains only the splits its journal lacks and gets the scores an
+    uninterrupted run gets. Another seed, setting or candidate reads nothing."""
+    from types import SimpleNamespace
+
+    import protocol
+
+    from tests.conftest import make_images
+
+    monkeypatch.setenv("AUGMENTGEN_BENCH_CACHE", str(tmp_path))
+    data = make_images(n_per_class=6, num_classes=3)
+    cell = protocol.Cell("fashion-mnist", "50pc", data, None, None)
+    args = SimpleNamespace(dataset="fashion-mnist", budget="50pc", epochs=1.0, min_steps=2, clf_batch_size=8,
+                           clf_width=4, ratio=0.5, gen_steps=2, bank_per_image=1, selection_folds=3, sources=[])
+    options = lambda fit, i: downstream.baseline_options("f", 3)  # noqa: E731
+    key = "cgan:free on (a): free plain"
+    whole = downstream.Arms(cell, None, 0, SimpleNamespace(**vars(args), no_validation_journal=True)).validate(
+        options, journal_key=key)
+    assert not (tmp_path / "validation-scores").exists()  # off: nothing written
+
+    killed = downstream.Arms(cell, None, 0, args)
+    real_train, trained = killed.train, []
+
+    def train_then_die(fit, **kw):
+        if trained:
+            raise KeyboardInterrupt  # the session's stop, in the second split's run
+        trained.append(fit)
+        return real_train(fit, **kw)
+    killed.train = train_then_die
+    with pytest.raises(KeyboardInterrupt):
+        killed.validate(options, journal_key=key)
+
+    again = downstream.Arms(cell, None, 0, args)
+    real_train, trained = again.train, []
+    again.train = lambda fit, **kw: trained.append(fit) or real_train(fit, **kw)
+    assert again.validate(options, journal_key=key) == pytest.approx(whole, abs=0)
+    assert [len(fit) for fit in trained] == [12, 12]  # splits 2 and 3 only
+    assert again.journal.get(key.replace("plain", "filter"), 0) is None  # another candidate
+    assert downstream.Arms(cell, None, 1, args).journal.get(key, 0) is None  # another seed
+    assert downstream.Arms(cell, None, 0, SimpleNamespace(**{**vars(args), "ratio": 1.0})).journal.get(key, 0) is None
+
+
 def test_the_leak_check_scores_each_split_with_its_own_clean_and_size_matched_generators(monkeypatch):
     """leaked: the subset's generator on every split; clean: split i's, trained on its fit part;
     matched: split i's, trained on as many images with the validation images among them."""
@@ -188,7 +231,7 @@ def test_the_leak_check_scores_each_split_with_its_own_clean_and_size_matched_ge
     monkeypatch.setattr(validation_leak, "size_matched", lambda fit, val, seed: f"{fit}-{val}+{val}")
     used = []
 
-    def validate(options, label=""):
+    def validate(options, label="", journal_key=None):
         used.append((label, [options(fit, i)["synthetic_mix"] for i, (fit, _) in enumerate(arms.splits)]))
         return {"leaked": 0.8, "clean": 0.7, "matched": 0.78}[label.split()[-1]]
 

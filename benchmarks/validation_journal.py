@@ -1,0 +1,75 @@
+"""Validation scores of finished runs kept on disk, so that an arm killed at a session's end resumes
+at its next validation run instead of its first.
+
+Choosing an arm's mode, strength or method trains one classifier per candidate and split (a
+`ddpm:variation@bank` arm of the long-tailed cell: three strengths on three folds, each with its
+own bank of variations, two hours and more on this CPU); a lane killed mid-arm lost them all, as
+the results file keeps whole arms only. Each run is seeded on its own (the classifier, the mixer,
+the bank), so a score read back is the one the run would give again.
+
+A journal holds the scores of one seed's arms under one context: the cell (dataset, budget, the
+subset's sha256), the seed, the protocol's settings, the generator steps and bank size, torch's
+version and the source of the whole package and of the benchmark scripts, so that a journal
+written by other code or settings is never read. Within it a score is found by the arm, B, the
+candidate and the split. It lives beside the generator cache (``generator_cache.cache_dir()``),
+outside the worktrees; ``--no-validation-journal`` turns it off. Written atomically after each
+run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from generator_cache import cache_dir
+
+from augmentgen._io import atomic_write_bytes
+from augmentgen.hub.serialization import tensors_sha256
+
+BENCHMARKS = Path(__file__).resolve().parent
+PACKAGE = BENCHMARKS.parent / "augmentgen"
+
+
+def source_sha256() -> str:
+    """sha256 over the paths and contents of every module of the package and every benchmark script."""
+    files = sorted([*PACKAGE.rglob("*.py"), *BENCHMARKS.glob("*.py")])
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(BENCHMARKS.parent).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+class ValidationJournal:
+    """The validation scores of one seed's runs in ``context`` (a dict of what decides them).
+
+    ``get(key, split)`` is a finished run's score or None; ``put(key, split, score)`` records one.
+    ``enabled=False``: nothing is read or written.
+    """
+
+    def __init__(self, context: dict, *, enabled: bool = True):
+        self.context = json.loads(json.dumps({**context, "torch": torch.__version__, "source_sha256": source_sha256()},
+                                             sort_keys=True, default=str))
+        name = hashlib.sha256(json.dumps(self.context, sort_keys=True).encode()).hexdigest()[:24]
+        self.path = cache_dir() / "validation-scores" / f"{name}.json"
+        self.enabled = enabled
+        self.scores: dict[str, float] = {}
+        if enabled and self.path.is_file():
+            record = json.loads(self.path.read_text())
+            if record["context"] == self.context:  # a 24-digit name that collides reads nothing
+                self.scores = record["scores"]
+
+    @staticmethod
+    def data_sha256(data) -> str:
+        return tensors_sha256({"images": data.images, "labels": data.labels})
+
+    def get(self, key: str, split: int) -> float | None:
+        return self.scores.get(f"{key} | split {split}") if self.enabled else None
+
+    def put(self, key: str, split: int, score: float) -> None:
+        if not self.enabled:
+            return
+        self.scores[f"{key} | split {split}"] = float(score)
+        record = {"context": self.context, "scores": self.scores}
+        atomic_write_bytes(self.path, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
