@@ -9,8 +9,8 @@ the bank), so a score read back is the one the run would give again.
 
 A journal holds the scores of one seed's arms under one context: the cell (dataset, budget, the
 subset's sha256), the seed, the protocol's settings, the generator steps and bank size, torch's
-version and the source of the whole package and of the benchmark scripts, so that a journal
-written by other code or settings is never read. Within it a score is found by the arm, B, the
+version, and every file of the package (its source, the zoo's weights) and the benchmark scripts,
+so that a journal written by other code or settings is never read. Within it a score is found by the arm, B, the
 candidate and the split. It lives beside the generator cache (``generator_cache.cache_dir()``),
 outside the worktrees; ``--no-validation-journal`` turns it off. Written atomically after each
 run.
@@ -33,8 +33,10 @@ PACKAGE = BENCHMARKS.parent / "augmentgen"
 
 
 def source_sha256() -> str:
-    """sha256 over the paths and contents of every module of the package and every benchmark script."""
-    files = sorted([*PACKAGE.rglob("*.py"), *BENCHMARKS.glob("*.py")])
+    """sha256 over the paths and contents of every file of the package (its modules, the zoo's
+    weights that ``init_from`` starts from) and every benchmark script."""
+    package = [p for p in PACKAGE.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    files = sorted([*package, *BENCHMARKS.glob("*.py")])
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.relative_to(BENCHMARKS.parent).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
