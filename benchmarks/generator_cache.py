@@ -44,16 +44,27 @@ def cache_dir() -> Path:
                                "benchmark-generators"))
 
 
+def files_sha256(files, root: Path, *, prefix: bytes = b"") -> str:
+    """sha256 over ``prefix`` and the paths (relative to ``root``) and contents of ``files``, in
+    sorted order: what the cache and the validation journal key their code by."""
+    digest = hashlib.sha256(prefix + b"\0")
+    for path in sorted(files):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def key_name(key: dict) -> str:
+    """The file or folder name of a key: 24 hex digits of its JSON's sha256 (the key itself is
+    stored inside and compared on reading, so a collision reads nothing)."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
 def training_code_sha256(train_fn: Callable) -> str:
     """sha256 over ``train_fn``'s source and the paths and contents of the modules that train a
     generator."""
-    files = sorted([p for part in TRAINING_CODE for p in ((PACKAGE / part).rglob("*.py")
-                                                         if (PACKAGE / part).is_dir() else [PACKAGE / part])]
-                   + list(PACKAGE.glob("_*.py")))
-    digest = hashlib.sha256(inspect.getsource(train_fn).encode() + b"\0")
-    for path in files:
-        digest.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+    files = [p for part in TRAINING_CODE
+             for p in ((PACKAGE / part).rglob("*.py") if (PACKAGE / part).is_dir() else [PACKAGE / part])]
+    return files_sha256([*files, *PACKAGE.glob("_*.py")], PACKAGE, prefix=inspect.getsource(train_fn).encode())
 
 
 def init_weights_sha256(options: dict) -> str | None:
@@ -81,7 +92,7 @@ def cached_generator(key: dict, train: Callable[[], tuple], *, enabled: bool = T
     ``generator_cache``: the commit and seconds of the training that made it."""
     if not enabled:
         return train()
-    folder = cache_dir() / hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    folder = cache_dir() / key_name(key)
     entry = folder / "entry.json"
     if entry.is_file():
         record = json.loads(entry.read_text())

@@ -18,12 +18,11 @@ run.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import torch
-from generator_cache import cache_dir
+from generator_cache import cache_dir, files_sha256, key_name
 
 from augmentgen._io import atomic_write_bytes
 from augmentgen.hub.serialization import tensors_sha256
@@ -36,11 +35,7 @@ def source_sha256() -> str:
     """sha256 over the paths and contents of every file of the package (its modules, the zoo's
     weights that ``init_from`` starts from) and every benchmark script."""
     package = [p for p in PACKAGE.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
-    files = sorted([*package, *BENCHMARKS.glob("*.py")])
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.relative_to(BENCHMARKS.parent).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+    return files_sha256([*package, *BENCHMARKS.glob("*.py")], BENCHMARKS.parent)
 
 
 class ValidationJournal:
@@ -53,8 +48,7 @@ class ValidationJournal:
     def __init__(self, context: dict, *, enabled: bool = True):
         self.context = json.loads(json.dumps({**context, "torch": torch.__version__, "source_sha256": source_sha256()},
                                              sort_keys=True, default=str))
-        name = hashlib.sha256(json.dumps(self.context, sort_keys=True).encode()).hexdigest()[:24]
-        self.path = cache_dir() / "validation-scores" / f"{name}.json"
+        self.path = cache_dir() / "validation-scores" / f"{key_name(self.context)}.json"
         self.enabled = enabled
         self.scores: dict[str, float] = {}
         if enabled and self.path.is_file():
