@@ -159,6 +159,8 @@ CLI_CASES = [
     cli("train-all-nan-images", train_args(NEW, "--data", "{nan}"), "4 of 4 float images", "NaN"),
     cli("train-folder-of-splits", train_args(NEW, "--data", "{split}"), "holds the split folders ['train', 'val']",
         "--data {split}/train"),
+    cli("train-folder-of-runs", train_args(NEW, "--data", "{root}"), "is a folder of saved generators",
+        "pass one of them as the model (--model {root}/run"),
     cli("train-more-rows-than-data", train_args(NEW, "--per-class", "1000"),
         "asks for more images than some classes have", "use per_class=50 or less"),
     # sampling and exports: refused before sampling, and nothing there changes
