@@ -78,7 +78,7 @@ import time
 from pathlib import Path
 
 import torch
-from generator_cache import cached_generator, entry_key
+from generator_cache import cached_generator, data_sha256, entry_key
 from harness import RESULTS, cpu_identity, git_commit, machine, write_json
 from protocol import CELLS, SELECTION_FOLDS, Cell, draw_cell, load_split
 from validation_journal import ValidationJournal
@@ -268,7 +268,7 @@ class Arms:
         self.generator_cache = not getattr(args, "no_generator_cache", False)
         # Scores of finished validation runs, read back when a killed arm runs again.
         self.journal = ValidationJournal(
-            {"dataset": cell.dataset, "budget": cell.budget, "subset_sha256": ValidationJournal.data_sha256(cell.subset),
+            {"dataset": cell.dataset, "budget": cell.budget, "subset_sha256": data_sha256(cell.subset),
              "seed": seed, "protocol": protocol_of(args), "gen_steps": args.gen_steps,
              "bank_per_image": args.bank_per_image}, enabled=not getattr(args, "no_validation_journal", False))
         # (fit, val) pairs a choice is scored on: one 20% split, or stratified folds on tiny cells.

@@ -77,11 +77,16 @@ def init_weights_sha256(options: dict) -> str | None:
     return hashlib.sha256((folder / WEIGHTS_NAME).read_bytes()).hexdigest()
 
 
+def data_sha256(data) -> str:
+    """sha256 of labelled images: their pixels and labels."""
+    return tensors_sha256({"images": data.images, "labels": data.labels})
+
+
 def entry_key(family: str, options: dict, steps: int, seed: int, data, *, train_fn: Callable) -> dict:
     """What decides the generator's weights, as the entry records it; ``train_fn`` is the
     benchmark's function that trains it (its batch size and settings are part of the key)."""
     return {"family": family, "options": options, "steps": steps, "seed": seed,
-            "data_sha256": tensors_sha256({"images": data.images, "labels": data.labels}),
+            "data_sha256": data_sha256(data),
             "init_weights_sha256": init_weights_sha256(options), "torch": torch.__version__,
             "training_code_sha256": training_code_sha256(train_fn)}
 

@@ -25,7 +25,6 @@ import torch
 from generator_cache import cache_dir, files_sha256, key_name
 
 from augmentgen._io import atomic_write_bytes
-from augmentgen.hub.serialization import tensors_sha256
 
 BENCHMARKS = Path(__file__).resolve().parent
 PACKAGE = BENCHMARKS.parent / "augmentgen"
@@ -55,10 +54,6 @@ class ValidationJournal:
             record = json.loads(self.path.read_text())
             if record["context"] == self.context:  # a 24-digit name that collides reads nothing
                 self.scores = record["scores"]
-
-    @staticmethod
-    def data_sha256(data) -> str:
-        return tensors_sha256({"images": data.images, "labels": data.labels})
 
     def get(self, key: str, split: int) -> float | None:
         return self.scores.get(f"{key} | split {split}") if self.enabled else None
