@@ -303,20 +303,18 @@ class Arms:
         ``i``; ``keep`` collects the classifiers, one per split. A line per split run (``label``
         names the choice), as selection is most of a seed's time. With ``journal_key`` (what
         names the run within the seed: the arm, B and the candidate), each score is kept in the
-        journal and a split already scored there is read, not trained again."""
+        journal and a split already scored there is read, not trained again (``keep`` then gets
+        None for it: ``fold_teacher`` trains that classifier if a method needs it)."""
         scores = []
         for i, (fit, val) in enumerate(self.splits):
             t0 = time.perf_counter()
-            kept = None if journal_key is None or keep is not None else self.journal.get(journal_key, i)
-            if kept is not None:
-                scores.append(kept)
-            else:
-                model = self.train(fit, **options(fit, i))
-                scores.append(self.score_val(model, val))
-                if keep is not None:
-                    keep.append(model)
-                elif journal_key is not None:
-                    self.journal.put(journal_key, i, scores[-1])
+            kept = None if journal_key is None else self.journal.get(journal_key, i)
+            model = None if kept is not None else self.train(fit, **options(fit, i))
+            scores.append(kept if kept is not None else self.score_val(model, val))
+            if keep is not None:
+                keep.append(model)
+            if kept is None and journal_key is not None:
+                self.journal.put(journal_key, i, scores[-1])
             print(f"seed {self.seed} validation {label} split {i + 1}/{len(self.splits)}: {scores[-1]:.4f}, "
                   + ("from the journal of a killed run" if kept is not None else f"{time.perf_counter() - t0:.0f} s"),
                   flush=True)
@@ -336,8 +334,8 @@ class Arms:
     def choose_baseline(self) -> tuple[str, dict]:
         """The best non-generative arm on the validation split, and every candidate's score."""
         models = {b: [] for b in self.baselines}
-        scores = {b: self.validate(lambda fit, i, b=b: baseline_options(b, self.k), keep=models[b], label=f"({b})")
-                  for b in self.baselines}
+        scores = {b: self.validate(lambda fit, i, b=b: baseline_options(b, self.k), keep=models[b], label=f"({b})",
+                                   journal_key=f"baseline ({b})") for b in self.baselines}
         best = max(self.baselines, key=lambda b: scores[b])  # ties: the earlier (simpler) arm
         if self.needs_teacher:  # B on every fit part: the candidates' teachers
             self.fold_models[best] = models[best]
@@ -355,7 +353,8 @@ class Arms:
 
     def fold_teacher(self, best: str, i: int):
         """B's classifier on the fit part of split ``i`` (from ``choose_baseline``, or trained now
-        when this run resumed a seed whose baselines were chosen before)."""
+        when this run resumed a seed whose baselines were chosen before, or read that split's
+        score from the journal)."""
         models = self.fold_models.setdefault(best, [None] * len(self.splits))
         if models[i] is None:
             models[i] = self.train(self.splits[i][0], **baseline_options(best, self.k))

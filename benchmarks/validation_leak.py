@@ -139,7 +139,7 @@ def b_score(arms, row: dict, best: str) -> float:
     """B's validation score on this machine (the cell recorded it on another run's)."""
     if "b" not in row:
         row["b"] = arms.validate(lambda fit, i: baseline_options(best, arms.k), label=f"({best})",
-                                 journal_key=f"leak ({best}) alone")
+                                 journal_key=f"baseline ({best})")  # downstream.py's choice of B runs the same
     return row["b"]
 
 

@@ -217,6 +217,21 @@ def test_a_killed_arm_reads_its_finished_validation_runs_back_from_the_journal(t
     assert downstream.Arms(cell, None, 1, args).journal.get(key, 0) is None  # another seed
     assert downstream.Arms(cell, None, 0, SimpleNamespace(**{**vars(args), "ratio": 1.0})).journal.get(key, 0) is None
 
+    # The choice of B: scores read back, and a fold's classifier trained when a method's teacher needs it.
+    def choosing(arms):
+        arms.baselines, arms.needs_teacher = ["a"], True
+        return arms
+    first = choosing(downstream.Arms(cell, None, 0, args))
+    chosen = first.choose_baseline()
+    resumed = choosing(downstream.Arms(cell, None, 0, args))
+    real_train, trained = resumed.train, []
+    resumed.train = lambda fit, **kw: trained.append(fit) or real_train(fit, **kw)
+    assert resumed.choose_baseline() == chosen and trained == []
+    teacher = resumed.fold_teacher("a", 1)
+    assert len(trained) == 1
+    for a, b in zip(teacher.state_dict().values(), first.fold_models["a"][1].state_dict().values()):
+        assert torch.equal(a, b)
+
 
 def test_the_leak_check_scores_each_split_with_its_own_clean_and_size_matched_generators(monkeypatch):
     """leaked: the subset's generator on every split; clean: split i's, trained on its fit part;
