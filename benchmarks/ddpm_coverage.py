@@ -15,7 +15,9 @@ split* that are not in the subset (the cell's held-out images; the test set is n
   reference classifier's features: 1 is "as spread" / "as new" as real images of the class,
   a novelty well below 1 means copies of the training images.
 
-``--compare cgan=600`` measures the same figures for another family at a fixed step count (the
+``--ddpm 'ddpm[learning_rate=1e-3,min_snr_gamma=5]'`` measures a ddpm with other config options
+(written as ``downstream.py``'s sources take them) in an entry of the file named so, beside the
+default one's. ``--compare cgan=600`` measures the same figures for another family at a fixed step count (the
 downstream protocol's ``cgan``), its samples at its own settings. The training seconds exclude the
 measuring.
 
@@ -37,12 +39,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import re
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from downstream import convergence_epochs
+from downstream import TRANSFER_FIELDS, convergence_epochs, format_source, parse_source
 from harness import RESULTS, git_commit, machine, write_json
 from protocol import CELLS, draw_cell, load_split
 from time_to_grid import TimedScore, converged_at, snapshot_steps
@@ -124,13 +127,15 @@ class SweepScore:
 
 
 def family_entry(sweep: SweepScore, family: str, steps: int, every: int, args, out: Path) -> dict:
-    """The JSON entry of a family so far: coverage records, snapshot scores, convergence, grids."""
+    """The JSON entry of a family (``ddpm[...]`` with options) so far: coverage records, snapshot
+    scores, convergence, grids."""
     snapshots = sweep.timed.records
     index = converged_at(snapshots, args.tolerance) if snapshots else None
     measured = [i for i, r in enumerate(snapshots) if sweep.measured(r["step"])]
     grids = {}
     if measured:
-        path = out.parent / "grids" / f"{out.stem}_{family}.png"
+        slug = re.sub(r"[^\w.-]+", "_", family).strip("_")  # ddpm[learning_rate=0.001] -> ddpm_learning_rate_0.001
+        path = out.parent / "grids" / f"{out.stem}_{slug}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         save_sample_grid(torch.cat([sweep.timed.grids[i] for i in measured]), 8, path)
         grids = {"path": str(path.relative_to(out.parent)), "steps": [snapshots[i]["step"] for i in measured],
@@ -144,13 +149,15 @@ def family_entry(sweep: SweepScore, family: str, steps: int, every: int, args, o
             "grids": grids, "git_commit": git_commit()}
 
 
-def measure_family(family: str, steps: int, every: int, guidance: list[float | None], cell, reference,
+def measure_family(name: str, steps: int, every: int, guidance: list[float | None], cell, reference,
                    args, *, measure_every: int | None = None, out: Path, progress=None) -> dict:
-    """Train ``family`` on the cell's subset for ``steps``, scoring a snapshot every ``every`` steps and
-    measuring its coverage every ``measure_every`` (default ``every``); ``progress(entry)`` gets the
-    family's entry so far after each snapshot."""
+    """Train ``name`` (a family, ``ddpm[field=value,...]`` with config options) on the cell's subset
+    for ``steps``, scoring a snapshot every ``every`` steps and measuring its coverage every
+    ``measure_every`` (default ``every``); ``progress(entry)`` gets the entry so far after each
+    snapshot."""
     subset = cell.subset
-    config = build_config(family, num_classes=subset.num_classes, class_names=subset.class_names,
+    family, _, _, options, _ = parse_source(f"{name}:free")
+    config = build_config(family, **options, num_classes=subset.num_classes, class_names=subset.class_names,
                           image_size=subset.image_shape[1], in_channels=subset.image_shape[0])
     training = TrainingConfig(steps=steps, batch_size=64, seed=args.seed, checkpoint_every=0, sample_every=0,
                               log_every=max(1, steps // 20), snapshot_every=every)
@@ -158,7 +165,7 @@ def measure_family(family: str, steps: int, every: int, guidance: list[float | N
     t0 = time.perf_counter()
 
     def report(sweep: SweepScore) -> None:
-        progress({**family_entry(sweep, family, steps, every, args, out),
+        progress({**family_entry(sweep, name, steps, every, args, out),
                   "wall_seconds": round(time.perf_counter() - t0, 1)})
 
     def factory(data):
@@ -168,7 +175,7 @@ def measure_family(family: str, steps: int, every: int, guidance: list[float | N
 
     with tempfile.TemporaryDirectory() as tmp:
         Trainer(config, training, tmp, snapshot_scorer=factory).fit(subset)
-    return {**family_entry(holder["score"], family, steps, every, args, out),
+    return {**family_entry(holder["score"], name, steps, every, args, out),
             "wall_seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -178,6 +185,9 @@ def main() -> None:
     p.add_argument("--budget", default="50pc")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=6000, help="ddpm training steps")
+    p.add_argument("--ddpm", default="ddpm", metavar="SPEC",
+                   help="the ddpm measured, with config options as downstream.py's sources take them, e.g. "
+                        "'ddpm[learning_rate=1e-3,min_snr_gamma=5]'; its entry in the file is named so")
     p.add_argument("--snapshot-every", type=int, default=1500,
                    help="score a snapshot of the ddpm (and save its grid) every N steps")
     p.add_argument("--measure-every", type=int,
@@ -205,7 +215,8 @@ def main() -> None:
     cell = draw_cell(load_split(args.dataset), args.dataset, args.budget, args.seed)
     reference = train_classifier(cell.subset, epochs=args.epochs, min_steps=args.min_steps, seed=args.seed,
                                  device=args.device)
-    runs = [("ddpm", args.steps, args.snapshot_every, [float(g) for g in args.guidance.split(",")])]
+    ddpm = ddpm_name(p, args.ddpm)
+    runs = [(ddpm, args.steps, args.snapshot_every, [float(g) for g in args.guidance.split(",")])]
     for entry in filter(None, args.compare.split(",")):
         family, steps = entry.split("=")
         runs.append((family, int(steps), int(steps), [None]))
@@ -214,7 +225,7 @@ def main() -> None:
     for family, steps, every, guidance in runs:
         if family in result["families"] and not result["families"][family].get("partial"):
             continue
-        measure_every = (args.measure_every or every) if family == "ddpm" else every
+        measure_every = (args.measure_every or every) if family == ddpm else every
         print(f"{family}: {steps} steps, snapshot scored every {every}, measured every {measure_every} "
               f"at guidance {guidance}", flush=True)
 
@@ -230,6 +241,17 @@ def main() -> None:
             print(f"{family}: best snapshot score {entry['best_score']:.4f}; " +
                   (f"converged at step {entry['converged_step']}" if entry["converged"] else
                    f"not converged in {steps} steps"), flush=True)
+
+
+def ddpm_name(parser: argparse.ArgumentParser, spec: str) -> str:
+    """``--ddpm``'s canonical name (options equal to the defaults dropped, sorted), or a parser error."""
+    try:
+        family, _, _, options, _ = parse_source(f"{spec}:free")
+    except ValueError as exc:
+        parser.error(f"--ddpm {spec}: {exc}")
+    if family != "ddpm" or set(options) & set(TRANSFER_FIELDS):
+        parser.error(f"--ddpm {spec}: expected ddpm[field=value,...] with fields of the ddpm's config")
+    return format_source(family, "free", options=options).removesuffix(":free")
 
 
 if __name__ == "__main__":

@@ -421,3 +421,36 @@ def test_a_cached_generator_is_the_trained_one_and_is_found_only_by_its_whole_ke
     assert len(trained) == 4
     generator_cache.cached_generator(key, train, enabled=False)
     assert len(trained) == 5
+
+
+def test_the_coverage_sweep_names_and_builds_a_ddpm_with_config_options(monkeypatch):
+    """``ddpm_coverage.py --ddpm 'ddpm[...]'`` measures a ddpm with other settings (a learning rate,
+    Min-SNR weighting) in an entry of its own, named canonically."""
+    import argparse
+    from types import SimpleNamespace
+
+    import ddpm_coverage
+
+    parser = argparse.ArgumentParser()
+    assert ddpm_coverage.ddpm_name(parser, "ddpm") == "ddpm"
+    assert ddpm_coverage.ddpm_name(parser, "ddpm[min_snr_gamma=5,learning_rate=1e-3]") == \
+        "ddpm[learning_rate=0.001,min_snr_gamma=5.0]"
+    assert ddpm_coverage.ddpm_name(parser, "ddpm[learning_rate=2e-4]") == "ddpm"  # the default: the same entry
+    for bad in ("cgan", "ddpm[init_from=augmentgen/cgan-mnist]", "ddpm[learning_rat=1]"):
+        with pytest.raises(SystemExit):
+            ddpm_coverage.ddpm_name(parser, bad)
+
+    built = []
+
+    class Trainer:
+        def __init__(self, config, training, out, snapshot_scorer):
+            built.append(config)
+            raise KeyboardInterrupt  # the config is all this test reads
+
+    monkeypatch.setattr(ddpm_coverage, "Trainer", Trainer)
+    from tests.conftest import make_images
+    cell = SimpleNamespace(subset=make_images(n_per_class=2, num_classes=3))
+    with pytest.raises(KeyboardInterrupt):
+        ddpm_coverage.measure_family("ddpm[learning_rate=0.001,min_snr_gamma=5.0]", 4, 2, [1.0], cell, None,
+                                     SimpleNamespace(seed=0), out=None)
+    assert (built[0].learning_rate, built[0].min_snr_gamma, built[0].num_classes) == (0.001, 5.0, 3)

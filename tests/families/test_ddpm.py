@@ -172,6 +172,24 @@ def test_the_objectives_differ():
     assert eps != v
 
 
+def test_min_snr_weights_follow_the_paper_and_a_large_gamma_is_the_plain_loss():
+    from augmentgen.families.ddpm import min_snr_weights
+
+    alphas = torch.tensor([0.999, 0.9, 0.5, 0.01])  # SNR 999, 9, 1, 1/99
+    eps = min_snr_weights(alphas, 5.0, "epsilon")
+    v = min_snr_weights(alphas, 5.0, "v_prediction")
+    assert torch.allclose(eps, torch.tensor([5 / 999, 5 / 9, 1.0, 1.0]), rtol=1e-3)  # 0.999 in float32
+    assert torch.allclose(v, torch.tensor([5 / 1000, 5 / 10, 1 / 2, (1 / 99) / (1 / 99 + 1)]), rtol=1e-3)
+    # The nearly clean timesteps weigh least, the noisiest fully (epsilon).
+    images, labels = fixed_batch()
+    plain = float(tiny_step(seed=3)(images, labels)["diffusion_loss"])
+    assert float(tiny_step(seed=3, min_snr_gamma=1e9)(images, labels)["diffusion_loss"]) == pytest.approx(plain)
+    weighted = float(tiny_step(seed=3, min_snr_gamma=5.0)(images, labels)["diffusion_loss"])
+    assert weighted < plain  # same draws; the low-noise images' losses are scaled down
+    with pytest.raises(ConfigError, match="min_snr_gamma must be a finite number >= 0"):
+        build_config("ddpm", min_snr_gamma=-1)
+
+
 def test_vary_is_sdedit_from_the_input_at_small_strength_to_a_free_sample_at_one(trained):
     generator = trained
     images, labels = fixed_batch()
