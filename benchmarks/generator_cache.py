@@ -4,9 +4,10 @@ seed without training the generator again (a ``ddpm`` of 5000 steps takes over a
 A generator is found again only by everything that decides its weights: the family, its
 options, the training steps, the seed, the subset's images and labels (sha256), the weights it
 starts from (``init_from``'s sha256), torch's version, and the source of the code that trains it
-(the benchmark's training function and the package modules ``augmentgen/{families,models,
-training,hub}``, ``augmentgen/data/labelled.py`` whose loader orders the batches, and the
-foundation modules ``augmentgen/_*.py``), so an entry made by other training code is never used.
+(the benchmark's training function, the family's own module, the package modules
+``augmentgen/{models,training,hub}``, ``augmentgen/data/labelled.py`` whose loader orders the
+batches, and the foundation modules ``augmentgen/_*.py``), so an entry made by other training code
+is never used.
 The modules that load and subsample data are left out: what they decide is the data, whose
 sha256 the key holds, and a change to one (a clearer refusal) would otherwise discard every
 generator of the campaign.
@@ -33,10 +34,12 @@ from harness import git_commit
 from augmentgen._io import atomic_write_bytes
 from augmentgen.hub.serialization import WEIGHTS_NAME, load_generator, save_generator, tensors_sha256
 from augmentgen.hub.zoo import resolve_shipped
+from augmentgen.models import build_config
 
 PACKAGE = Path(__file__).resolve().parent.parent / "augmentgen"
-#: The package parts whose source decides a trained generator's weights (folders or files).
-TRAINING_CODE = ("families", "models", "training", "hub", "data/labelled.py")
+#: The package parts whose source decides a trained generator's weights (folders or files),
+#: besides the family's own module (families never import one another).
+TRAINING_CODE = ("families/__init__.py", "models", "training", "hub", "data/labelled.py")
 
 
 def cache_dir() -> Path:
@@ -59,12 +62,19 @@ def key_name(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-def training_code_sha256(train_fn: Callable) -> str:
+def training_code_sha256(train_fn: Callable, family: str) -> str:
     """sha256 over ``train_fn``'s source and the paths and contents of the modules that train a
-    generator."""
+    generator of ``family``: its own module and the shared ones."""
     files = [p for part in TRAINING_CODE
              for p in ((PACKAGE / part).rglob("*.py") if (PACKAGE / part).is_dir() else [PACKAGE / part])]
-    return files_sha256([*files, *PACKAGE.glob("_*.py")], PACKAGE, prefix=inspect.getsource(train_fn).encode())
+    return files_sha256([*files, family_module(family), *PACKAGE.glob("_*.py")], PACKAGE,
+                        prefix=inspect.getsource(train_fn).encode())
+
+
+def family_module(family: str) -> Path:
+    """``family``'s own module under :data:`PACKAGE` (``cgan`` -> ``families/gan.py``): the file
+    its config class is defined in."""
+    return PACKAGE / "families" / Path(inspect.getsourcefile(type(build_config(family)))).name
 
 
 def init_weights_sha256(options: dict) -> str | None:
@@ -88,7 +98,7 @@ def entry_key(family: str, options: dict, steps: int, seed: int, data, *, train_
     return {"family": family, "options": options, "steps": steps, "seed": seed,
             "data_sha256": data_sha256(data),
             "init_weights_sha256": init_weights_sha256(options), "torch": torch.__version__,
-            "training_code_sha256": training_code_sha256(train_fn)}
+            "training_code_sha256": training_code_sha256(train_fn, family)}
 
 
 def cached_generator(key: dict, train: Callable[[], tuple], *, enabled: bool = True) -> tuple:

@@ -357,17 +357,19 @@ def test_the_cache_key_follows_the_training_code_not_the_data_loading_code(tmp_p
     package = tmp_path / "augmentgen"
     shutil.copytree(generator_cache.PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__", "embedded"))
     monkeypatch.setattr(generator_cache, "PACKAGE", package)
-    before = generator_cache.training_code_sha256(downstream.train_generator)
-    for loader in ("data/sources.py", "data/subsets.py", "data/fingerprints.py"):
+    sha = lambda family="cgan", fn=downstream.train_generator: generator_cache.training_code_sha256(fn, family)  # noqa: E731
+    before, ddpm_before = sha(), sha("ddpm")
+    for loader in ("data/sources.py", "data/subsets.py", "data/fingerprints.py", "families/ddpm.py"):
         (package / loader).write_text((package / loader).read_text() + "\n# a clearer refusal\n")
-    assert generator_cache.training_code_sha256(downstream.train_generator) == before
-    for decides in ("data/labelled.py", "families/gan.py", "_seeds.py"):
+    assert sha() == before  # another family's module does not decide the cgan's weights either
+    assert sha("ddpm") != ddpm_before
+    for decides in ("data/labelled.py", "families/gan.py", "models/blocks.py", "_seeds.py"):
         edited = package / decides
         text = edited.read_text()
         edited.write_text(text + "\n# changed\n")
-        assert generator_cache.training_code_sha256(downstream.train_generator) != before, decides
+        assert sha() != before, decides
         edited.write_text(text)
-    assert generator_cache.training_code_sha256(downstream.parse_source) != before
+    assert sha(fn=downstream.parse_source) != before
 
 
 def test_the_cache_key_holds_the_weights_init_from_starts_from(tmp_path):
