@@ -5,12 +5,12 @@ A generator is found again only by everything that decides its weights: the fami
 options, the training steps, the seed, the subset's images and labels (sha256), the weights it
 starts from (``init_from``'s sha256), torch's version, and the source of the code that trains it
 (the benchmark's training function, the family's own module, the package modules
-``augmentgen/{models,training,hub}``, ``augmentgen/data/labelled.py`` whose loader orders the
-batches, and the foundation modules ``augmentgen/_*.py``), so an entry made by other training code
-is never used.
-The modules that load and subsample data are left out: what they decide is the data, whose
-sha256 the key holds, and a change to one (a clearer refusal) would otherwise discard every
-generator of the campaign.
+``augmentgen/{models,training}``, ``augmentgen/hub`` where ``init_from`` loads weights through it,
+``augmentgen/data/labelled.py`` whose loader orders the batches, and the foundation modules
+``augmentgen/_*.py``), so an entry made by other training code is never used. The modules that
+load and subsample data are left out: what they decide is the data, whose sha256 the key holds,
+and a change to one (a clearer refusal) would otherwise discard every generator of the campaign.
+
 Training is seeded, so a generator read back is the one training would make again; an arm that
 used one records ``generator_cache`` (the commit it was trained at and its training seconds).
 
@@ -38,8 +38,9 @@ from augmentgen.models import build_config
 
 PACKAGE = Path(__file__).resolve().parent.parent / "augmentgen"
 #: The package parts whose source decides a trained generator's weights (folders or files),
-#: besides the family's own module (families never import one another).
-TRAINING_CODE = ("families/__init__.py", "models", "training", "hub", "data/labelled.py")
+#: besides the family's own module (families never import one another) and, for a generator that
+#: starts from pretrained weights, the hub that loads them.
+TRAINING_CODE = ("families/__init__.py", "models", "training", "data/labelled.py")
 
 
 def cache_dir() -> Path:
@@ -62,10 +63,11 @@ def key_name(key: dict) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-def training_code_sha256(train_fn: Callable, family: str) -> str:
+def training_code_sha256(train_fn: Callable, family: str, *, pretrained: bool = False) -> str:
     """sha256 over ``train_fn``'s source and the paths and contents of the modules that train a
-    generator of ``family``: its own module and the shared ones."""
-    files = [p for part in TRAINING_CODE
+    generator of ``family``: its own module and the shared ones (with ``pretrained``, the hub)."""
+    parts = (*TRAINING_CODE, "hub") if pretrained else TRAINING_CODE
+    files = [p for part in parts
              for p in ((PACKAGE / part).rglob("*.py") if (PACKAGE / part).is_dir() else [PACKAGE / part])]
     return files_sha256([*files, family_module(family), *PACKAGE.glob("_*.py")], PACKAGE,
                         prefix=inspect.getsource(train_fn).encode())
@@ -98,7 +100,7 @@ def entry_key(family: str, options: dict, steps: int, seed: int, data, *, train_
     return {"family": family, "options": options, "steps": steps, "seed": seed,
             "data_sha256": data_sha256(data),
             "init_weights_sha256": init_weights_sha256(options), "torch": torch.__version__,
-            "training_code_sha256": training_code_sha256(train_fn, family)}
+            "training_code_sha256": training_code_sha256(train_fn, family, pretrained="init_from" in options)}
 
 
 def cached_generator(key: dict, train: Callable[[], tuple], *, enabled: bool = True) -> tuple:

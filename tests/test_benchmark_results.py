@@ -370,6 +370,9 @@ def test_the_cache_key_follows_the_training_code_not_the_data_loading_code(tmp_p
         assert sha() != before, decides
         edited.write_text(text)
     assert sha(fn=downstream.parse_source) != before
+    (package / "hub/card.py").write_text((package / "hub/card.py").read_text() + "\n# another card\n")
+    assert sha() == before  # the hub loads the weights init_from starts from; nothing else
+    assert generator_cache.training_code_sha256(downstream.train_generator, "cgan", pretrained=True) != before
 
 
 def test_the_cache_key_holds_the_weights_init_from_starts_from(tmp_path):
