@@ -18,6 +18,18 @@ from ..errors import ConfigError, DataError
 #: real datasets hold a few duplicates across their splits (a warning names them); more is a mix-up.
 MAX_TEST_COPIES = 0.1
 
+#: Decimals to which choices compare validation scores: scores equal to them are a tie, which every
+#: choice gives to the simpler option. Accuracies are float32 means, and averaged over folds, so two
+#: choices with the same number of correct images differ in their last bits (0.9299999833 and
+#: 0.9299999952 for 93 of 100); below a millionth a difference in validation score means nothing.
+SCORE_DECIMALS = 6
+
+
+def comparable_score(score: float) -> float:
+    """``score`` rounded to :data:`SCORE_DECIMALS`: what a choice between candidates compares, so
+    that float noise never breaks a tie."""
+    return round(float(score), SCORE_DECIMALS)
+
 
 def check_held_out(train_data: LabelledImages, test_data: LabelledImages, *, test: str = "test_data",
                    warn: bool = True) -> None:
@@ -103,4 +115,5 @@ def validation_folds(data: LabelledImages, folds: int = 5, *, seed: int = 0
     return [_split(data, fold_of == k) for k in range(folds)]
 
 
-__all__ = ["MAX_TEST_COPIES", "check_held_out", "check_splittable", "validation_folds", "validation_split"]
+__all__ = ["MAX_TEST_COPIES", "SCORE_DECIMALS", "check_held_out", "check_splittable", "comparable_score",
+           "validation_folds", "validation_split"]
