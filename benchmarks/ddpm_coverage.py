@@ -17,9 +17,9 @@ split* that are not in the subset (the cell's held-out images; the test set is n
 
 ``--ddpm 'ddpm[learning_rate=1e-3,min_snr_gamma=5]'`` measures a ddpm with other config options
 (written as ``downstream.py``'s sources take them) in an entry of the file named so, beside the
-default one's. ``--compare cgan=600`` measures the same figures for another family at a fixed step count (the
-downstream protocol's ``cgan``), its samples at its own settings. The training seconds exclude the
-measuring.
+default one's. ``--compare cgan=600`` measures the same figures for another family at a fixed
+step count (the downstream protocol's ``cgan``), its samples at its own settings. The training
+seconds exclude the measuring.
 
 Every snapshot also records the trainer's own snapshot score (``TrainingDataScore``, as
 ``time_to_grid.py`` does, with its convergence verdict) and an 8-per-class grid; with

@@ -9,9 +9,9 @@ the bank), so a score read back is the one the run would give again.
 
 A journal holds the scores of one seed's arms under one context: the cell (dataset, budget, the
 subset's sha256), the seed, the protocol's settings, the generator steps and bank size, torch's
-version, and every file of the package (its source, the zoo's weights) and the benchmark scripts,
-so that a journal written by other code or settings is never read. Within it a score is found by the arm, B, the
-candidate and the split. It lives beside the generator cache (``generator_cache.cache_dir()``),
+version, every file of the package and the benchmark scripts, and the shipped zoo's files (the
+weights ``init_from`` starts from), so that a journal written by other code, weights or settings
+is never read. Within it a score is found by the arm, B, the candidate and the split. It lives beside the generator cache (``generator_cache.cache_dir()``),
 outside the worktrees; ``--no-validation-journal`` turns it off. Written atomically after each
 run.
 """
@@ -25,16 +25,22 @@ import torch
 from generator_cache import cache_dir, files_sha256, key_name
 
 from augmentgen._io import atomic_write_bytes
+from augmentgen.hub.zoo import pretrained_dir
 
 BENCHMARKS = Path(__file__).resolve().parent
 PACKAGE = BENCHMARKS.parent / "augmentgen"
 
 
 def source_sha256() -> str:
-    """sha256 over the paths and contents of every file of the package (its modules, the zoo's
-    weights that ``init_from`` starts from) and every benchmark script."""
+    """sha256 over the paths and contents of every file of the package and every benchmark script."""
     package = [p for p in PACKAGE.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
     return files_sha256([*package, *BENCHMARKS.glob("*.py")], BENCHMARKS.parent)
+
+
+def zoo_sha256() -> str:
+    """sha256 over the shipped zoo's files (``pretrained/``), whose weights ``init_from`` starts from."""
+    zoo = pretrained_dir()
+    return files_sha256([p for p in zoo.rglob("*") if p.is_file()] if zoo.is_dir() else [], zoo)
 
 
 class ValidationJournal:
@@ -45,8 +51,8 @@ class ValidationJournal:
     """
 
     def __init__(self, context: dict, *, enabled: bool = True):
-        self.context = json.loads(json.dumps({**context, "torch": torch.__version__, "source_sha256": source_sha256()},
-                                             sort_keys=True, default=str))
+        code = {"torch": torch.__version__, "source_sha256": source_sha256(), "zoo_sha256": zoo_sha256()}
+        self.context = json.loads(json.dumps({**context, **code}, sort_keys=True, default=str))
         self.path = cache_dir() / "validation-scores" / f"{key_name(self.context)}.json"
         self.enabled = enabled
         self.scores: dict[str, float] = {}

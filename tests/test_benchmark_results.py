@@ -216,6 +216,14 @@ def test_a_killed_arm_reads_its_finished_validation_runs_back_from_the_journal(t
     assert again.journal.get(key.replace("plain", "filter"), 0) is None  # another candidate
     assert downstream.Arms(cell, None, 1, args).journal.get(key, 0) is None  # another seed
     assert downstream.Arms(cell, None, 0, SimpleNamespace(**{**vars(args), "ratio": 1.0})).journal.get(key, 0) is None
+    zoo = tmp_path / "zoo"  # retrained zoo weights: an init_from arm's rows change, so do its scores
+    zoo.mkdir()
+    (zoo / "model.safetensors").write_bytes(b"weights")
+    monkeypatch.setenv("AUGMENTGEN_PRETRAINED_DIR", str(zoo))
+    downstream.Arms(cell, None, 0, args).journal.put(key, 0, 0.5)
+    assert downstream.Arms(cell, None, 0, args).journal.get(key, 0) == 0.5
+    (zoo / "model.safetensors").write_bytes(b"retrained")
+    assert downstream.Arms(cell, None, 0, args).journal.get(key, 0) is None
 
     # The choice of B: scores read back, and a fold's classifier trained when a method's teacher needs it.
     def choosing(arms):
