@@ -181,15 +181,8 @@ def test_a_killed_arm_reads_its_finished_validation_runs_back_from_the_journal(t
     uninterrupted run gets. Another seed, setting or candidate reads nothing."""
     from types import SimpleNamespace
 
-    import protocol
-
-    from tests.conftest import make_images
-
     monkeypatch.setenv("AUGMENTGEN_BENCH_CACHE", str(tmp_path))
-    data = make_images(n_per_class=6, num_classes=3)
-    cell = protocol.Cell("fashion-mnist", "50pc", data, None, None)
-    args = SimpleNamespace(dataset="fashion-mnist", budget="50pc", epochs=1.0, min_steps=2, clf_batch_size=8,
-                           clf_width=4, ratio=0.5, gen_steps=2, bank_per_image=1, selection_folds=3, sources=[])
+    cell, args = _tiny_cell_and_args()
     options = lambda fit, i: downstream.baseline_options("f", 3)  # noqa: E731
     key = "cgan:free on (a): free plain"
     whole = downstream.Arms(cell, None, 0, SimpleNamespace(**vars(args), no_validation_journal=True)).validate(
@@ -225,7 +218,24 @@ def test_a_killed_arm_reads_its_finished_validation_runs_back_from_the_journal(t
     (zoo / "model.safetensors").write_bytes(b"retrained")
     assert downstream.Arms(cell, None, 0, args).journal.get(key, 0) is None
 
-    # The choice of B: scores read back, and a fold's classifier trained when a method's teacher needs it.
+
+def _tiny_cell_and_args():
+    """A 3-class cell of 6 images a class and the downstream arguments of a seconds-long run."""
+    from types import SimpleNamespace
+
+    import protocol
+
+    from tests.conftest import make_images
+
+    cell = protocol.Cell("fashion-mnist", "50pc", make_images(n_per_class=6, num_classes=3), None, None)
+    return cell, SimpleNamespace(dataset="fashion-mnist", budget="50pc", epochs=1.0, min_steps=2, clf_batch_size=8,
+                                 clf_width=4, ratio=0.5, gen_steps=2, bank_per_image=1, selection_folds=3, sources=[])
+
+
+def test_a_resumed_choice_of_b_reads_its_scores_and_trains_a_teacher_fold_only_when_needed(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUGMENTGEN_BENCH_CACHE", str(tmp_path))
+    cell, args = _tiny_cell_and_args()
+
     def choosing(arms):
         arms.baselines, arms.needs_teacher = ["a"], True
         return arms
