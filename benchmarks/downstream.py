@@ -101,7 +101,7 @@ from augmentgen.metrics import (
     validation_split,
 )
 from augmentgen.metrics.scores import MIXING_METHODS, method_options, split_method_options
-from augmentgen.metrics.splits import comparable_score
+from augmentgen.metrics.splits import beats, best_candidate
 from augmentgen.mixing import (
     PixelMixSource,
     RealRowSource,
@@ -225,7 +225,7 @@ def validation_says_mix(row: dict, key: str) -> bool | None:
     baseline = (row.get("baseline_selection") or {}).get(row.get("best_baseline"))
     if not scores or baseline is None:
         return None
-    return comparable_score(max(scores)) > comparable_score(baseline)  # equal to 6 decimals: a tie
+    return beats(max(scores), baseline)
 
 
 def guard_summary(rows: list[dict], key: str, acc, best) -> dict:
@@ -337,7 +337,7 @@ class Arms:
         models = {b: [] for b in self.baselines}
         scores = {b: self.validate(lambda fit, i, b=b: baseline_options(b, self.k), keep=models[b], label=f"({b})",
                                    journal_key=f"baseline ({b})") for b in self.baselines}
-        best = max(self.baselines, key=lambda b: comparable_score(scores[b]))  # ties: the earlier (simpler) arm
+        best = best_candidate(self.baselines, scores.__getitem__)  # ties: the earlier (simpler) arm
         if self.needs_teacher:  # B on every fit part: the candidates' teachers
             self.fold_models[best] = models[best]
         return best, scores
@@ -504,7 +504,7 @@ class Arms:
         chosen = candidates[0]
         if len(candidates) > 1:
             scored = [i for i, v in enumerate(selection) if v is not None]
-            chosen = candidates[max(scored, key=lambda i: comparable_score(selection[i]))]  # ties: the first
+            chosen = candidates[best_candidate(scored, selection.__getitem__)]  # ties: the first
         setting, method = chosen
         # B in this run: the teacher where the method needs one, and, for a seed whose B was
         # measured in an earlier run, the figure the arm is read against as well (b_rerun_acc).

@@ -22,13 +22,12 @@ import json
 from pathlib import Path
 
 import torch
-from generator_cache import cache_dir, files_sha256, key_name
+from generator_cache import PACKAGE, cache_dir, files_sha256, key_name
 
 from augmentgen._io import atomic_write_bytes
 from augmentgen.hub.zoo import pretrained_dir
 
 BENCHMARKS = Path(__file__).resolve().parent
-PACKAGE = BENCHMARKS.parent / "augmentgen"
 
 
 def source_sha256() -> str:

@@ -40,7 +40,7 @@ from protocol import draw_cell, load_split
 
 from augmentgen.data import LabelledImages
 from augmentgen.metrics import paired_difference
-from augmentgen.metrics.splits import comparable_score
+from augmentgen.metrics.splits import beats
 from augmentgen.metrics.stats import format_interval
 
 
@@ -110,7 +110,7 @@ def measure(arms, spec: str, best: str, b_score: float, candidate: dict | None, 
             "matched": lambda: [trained(size_matched(fit, val, arms.seed)) for fit, val in arms.splits]}
     for name in (n for n in GENERATORS if n not in got):
         got[name] = score_candidate(arms, make[name](), kind, candidate, best, f"{spec} {name}")
-        got[f"mixes_{name}"] = comparable_score(got[name]) > comparable_score(b_score)  # a tie keeps B
+        got[f"mixes_{name}"] = beats(got[name], b_score)  # a tie keeps B
     seconds = time.perf_counter() - t0 + (done or {}).get("seconds", 0.0)
     return {**(candidate or {}), **got, "b": b_score, "seconds": round(seconds, 1)}
 

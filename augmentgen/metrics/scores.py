@@ -51,9 +51,9 @@ from .controls import DEFAULT_CONTROLS, control_source, resolve_controls
 from .decision import downstream_verdict, verdict  # re-exported
 from .methods import CLASSIFIER_OPTIONS, MIXING_METHODS, method_options, split_method_options  # re-exported
 from .splits import (  # re-exported
+    best_candidate,
     check_held_out,
     check_splittable,
-    comparable_score,
     validation_folds,
     validation_split,
 )
@@ -215,7 +215,7 @@ def _choose(selection: dict[tuple[str, float], float]) -> tuple[str, float]:
     simpler method (the order of ``MIXING_METHODS``)."""
     order = {m: i for i, m in enumerate(["none", "soft-control", *MIXING_METHODS])}
     rank = lambda k: (k[1], order[k[0].partition(":")[0]], k[0])  # noqa: E731  vary:0.3 ranks as vary
-    return max(sorted(selection, key=rank), key=lambda k: comparable_score(selection[k]))
+    return best_candidate(sorted(selection, key=rank), selection.__getitem__)
 
 
 # --------------------------------------------------------------------------- what will be trained
@@ -774,7 +774,7 @@ class _GainArms:
         """The best baseline on ``val`` (ties: the earlier, simpler one), its classifier, every score."""
         models = {name: self.train(f"validation: baseline {name}", fit, name) for name in names}
         scores = {name: self.score(model, val) for name, model in models.items()}
-        best = max(names, key=lambda name: comparable_score(scores[name]))
+        best = best_candidate(names, scores.__getitem__)
         return best, models[best], scores
 
     def select(self, fit: LabelledImages, val: LabelledImages, best: str, best_on_fit: ReferenceClassifier | None,

@@ -6,7 +6,8 @@ are made on data carved from the training set, never on the test set.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 import torch
 
@@ -17,6 +18,8 @@ from ..errors import ConfigError, DataError
 #: The share of the test images that may be copies of training images before the test is refused:
 #: real datasets hold a few duplicates across their splits (a warning names them); more is a mix-up.
 MAX_TEST_COPIES = 0.1
+
+T = TypeVar("T")
 
 #: Decimals to which choices compare validation scores: scores equal to them are a tie, which every
 #: choice gives to the simpler option. Accuracies are float32 means, and averaged over folds, so two
@@ -29,6 +32,17 @@ def comparable_score(score: float) -> float:
     """``score`` rounded to :data:`SCORE_DECIMALS`: what a choice between candidates compares, so
     that float noise never breaks a tie."""
     return round(float(score), SCORE_DECIMALS)
+
+
+def best_candidate(candidates: Iterable[T], score: Callable[[T], float]) -> T:
+    """The candidate with the highest validation ``score``; a tie (to :data:`SCORE_DECIMALS`)
+    goes to the earliest, so order the candidates simplest first."""
+    return max(candidates, key=lambda candidate: comparable_score(score(candidate)))
+
+
+def beats(score: float, other: float) -> bool:
+    """Whether validation ``score`` is above ``other``; a tie (to :data:`SCORE_DECIMALS`) is not."""
+    return comparable_score(score) > comparable_score(other)
 
 
 def check_held_out(train_data: LabelledImages, test_data: LabelledImages, *, test: str = "test_data",
@@ -115,5 +129,5 @@ def validation_folds(data: LabelledImages, folds: int = 5, *, seed: int = 0
     return [_split(data, fold_of == k) for k in range(folds)]
 
 
-__all__ = ["MAX_TEST_COPIES", "SCORE_DECIMALS", "check_held_out", "check_splittable", "comparable_score",
-           "validation_folds", "validation_split"]
+__all__ = ["MAX_TEST_COPIES", "SCORE_DECIMALS", "beats", "best_candidate", "check_held_out", "check_splittable",
+           "comparable_score", "validation_folds", "validation_split"]

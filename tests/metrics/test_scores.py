@@ -320,8 +320,10 @@ def test_a_tie_in_validation_score_goes_to_the_simpler_choice_whatever_the_float
     """93 of 100 validation images right, averaged over folds in another order: 0.9299999833 for B
     and 0.9299999952 for its rows (MNIST 10/class, seed 0). The last bits decided "mix"."""
     from augmentgen.metrics.scores import _choose
-    from augmentgen.metrics.splits import comparable_score
+    from augmentgen.metrics.splits import beats, best_candidate, comparable_score
 
     assert _choose({("none", 0.0): 0.9299999833106994, ("plain", 0.5): 0.9299999952316285}) == ("none", 0.0)
     assert _choose({("none", 0.0): 0.93, ("plain", 0.5): 0.931}) == ("plain", 0.5)  # a real difference wins
     assert comparable_score(0.9299999833106994) == comparable_score(0.9299999952316285) == 0.93
+    assert best_candidate(["b", "rows"], {"b": 0.9299999833106994, "rows": 0.9299999952316285}.get) == "b"
+    assert not beats(0.9299999952316285, 0.9299999833106994) and beats(0.94, 0.93)
