@@ -14,9 +14,15 @@ and a change to one (a clearer refusal) would otherwise discard every generator 
 Training is seeded, so a generator read back is the one training would make again; an arm that
 used one records ``generator_cache`` (the commit it was trained at and its training seconds).
 
-The cache lives outside the worktrees (``$AUGMENTGEN_BENCH_CACHE``, default
-``~/.cache/augmentgen/benchmark-generators``), so two lanes share it; ``--no-generator-cache``
-turns it off. Entries are written atomically (``save_generator``, then ``entry.json`` last).
+Two folders hold entries. This machine starts empty every session: only what the repository
+holds survives a session's end, so a generator that took at least ``KEEP_IN_CAMPAIGN_SECONDS`` to
+train (a ``ddpm`` of 5000 steps: 80 minutes; 2.5 MB of weights) is kept in the campaign folder
+(``benchmarks/campaign/generators``, ``$AUGMENTGEN_BENCH_CAMPAIGN`` to move it), which is
+committed with the seeds' results, and the quick ones (a ``cgan`` of 600 steps: 4 minutes) in the
+user cache (``$AUGMENTGEN_BENCH_CACHE``, default ``~/.cache/augmentgen/benchmark-generators``).
+Lanes in worktrees point ``$AUGMENTGEN_BENCH_CAMPAIGN`` at main's checkout, so what they keep is
+ready to commit there. Both folders are read; ``--no-generator-cache`` turns the cache off.
+Entries are written atomically (``save_generator``, then ``entry.json`` last).
 """
 
 from __future__ import annotations
@@ -36,16 +42,27 @@ from augmentgen.hub.serialization import WEIGHTS_NAME, load_generator, save_gene
 from augmentgen.hub.zoo import resolve_shipped
 from augmentgen.models import build_config
 
-PACKAGE = Path(__file__).resolve().parent.parent / "augmentgen"
+BENCHMARKS = Path(__file__).resolve().parent
+PACKAGE = BENCHMARKS.parent / "augmentgen"
 #: The package parts whose source decides a trained generator's weights (folders or files),
 #: besides the family's own module (families never import one another) and, for a generator that
 #: starts from pretrained weights, the hub that loads them.
 TRAINING_CODE = ("families/__init__.py", "models", "training", "data/labelled.py")
+#: A generator whose training took at least this many seconds is kept in the campaign folder,
+#: which the repository holds, rather than in the user cache, which a session's end empties.
+KEEP_IN_CAMPAIGN_SECONDS = 900.0
 
 
 def cache_dir() -> Path:
+    """The user cache: generators quick to train again (``$AUGMENTGEN_BENCH_CACHE``)."""
     return Path(os.environ.get("AUGMENTGEN_BENCH_CACHE", Path.home() / ".cache" / "augmentgen" /
                                "benchmark-generators"))
+
+
+def campaign_dir() -> Path:
+    """The campaign folder, committed with the results: validation scores and the generators slow
+    to train again (``$AUGMENTGEN_BENCH_CAMPAIGN``, default ``benchmarks/campaign``)."""
+    return Path(os.environ.get("AUGMENTGEN_BENCH_CAMPAIGN", BENCHMARKS / "campaign"))
 
 
 def files_sha256(files, root: Path, *, prefix: bytes = b"") -> str:
@@ -104,14 +121,17 @@ def entry_key(family: str, options: dict, steps: int, seed: int, data, *, train_
 
 
 def cached_generator(key: dict, train: Callable[[], tuple], *, enabled: bool = True) -> tuple:
-    """``(generator, train_seconds, provenance)``: read from the cache where an entry has ``key``,
-    else ``train()`` (which returns that triple) and saved. A cached one's provenance gains
-    ``generator_cache``: the commit and seconds of the training that made it."""
+    """``(generator, train_seconds, provenance)``: read back where the campaign folder or the
+    cache has an entry with ``key``, else ``train()`` (which returns that triple) and saved, in the
+    campaign folder when it took at least ``KEEP_IN_CAMPAIGN_SECONDS``. A generator read back has
+    ``generator_cache`` in its provenance: the commit and seconds of the training that made it."""
     if not enabled:
         return train()
-    folder = cache_dir() / key_name(key)
-    entry = folder / "entry.json"
-    if entry.is_file():
+    name = key_name(key)
+    for folder in (campaign_dir() / "generators" / name, cache_dir() / name):
+        entry = folder / "entry.json"
+        if not entry.is_file():
+            continue
         record = json.loads(entry.read_text())
         if record["key"] == json.loads(json.dumps(key, default=str)):
             generator = load_generator(folder).eval()
@@ -119,7 +139,8 @@ def cached_generator(key: dict, train: Callable[[], tuple], *, enabled: bool = T
                                                                       "train_seconds": record["train_seconds"]}}
             return generator, record["train_seconds"], provenance
     generator, seconds, provenance = train()
+    folder = campaign_dir() / "generators" / name if seconds >= KEEP_IN_CAMPAIGN_SECONDS else cache_dir() / name
     save_generator(generator, folder)
     record = {"key": key, "commit": git_commit(), "train_seconds": seconds, "provenance": provenance}
-    atomic_write_bytes(entry, (json.dumps(record, indent=1, default=str) + "\n").encode())
+    atomic_write_bytes(folder / "entry.json", (json.dumps(record, indent=1, default=str) + "\n").encode())
     return generator, seconds, provenance

@@ -11,23 +11,25 @@ A journal holds the scores of one seed's arms under one context: the cell (datas
 subset's sha256), the seed, the protocol's settings, the generator steps and bank size, torch's
 version, every file of the package and the benchmark scripts, and the shipped zoo's files (the
 weights ``init_from`` starts from), so that a journal written by other code, weights or settings
-is never read. Within it a score is found by the arm, B, the candidate and the split. It lives beside the generator cache (``generator_cache.cache_dir()``),
-outside the worktrees; ``--no-validation-journal`` turns it off. Written atomically after each
-run.
+is never read. Within it a score is found by the arm, B, the candidate and the split.
+
+Journals live in the campaign folder (``generator_cache.campaign_dir()``,
+``benchmarks/campaign/validation-scores``), which is committed with the results: this machine
+starts empty every session, so a seed longer than one session (a long-tailed ``ddpm`` seed: about
+four hours) resumes in the next only from what the repository holds, run from a worktree of the
+same commit (the context holds every file's source). ``--no-validation-journal`` turns it off.
+Written atomically after each run.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import torch
-from generator_cache import PACKAGE, cache_dir, files_sha256, key_name
+from generator_cache import BENCHMARKS, PACKAGE, campaign_dir, files_sha256, key_name
 
 from augmentgen._io import atomic_write_bytes
 from augmentgen.hub.zoo import pretrained_dir
-
-BENCHMARKS = Path(__file__).resolve().parent
 
 
 def source_sha256() -> str:
@@ -52,7 +54,7 @@ class ValidationJournal:
     def __init__(self, context: dict, *, enabled: bool = True):
         code = {"torch": torch.__version__, "source_sha256": source_sha256(), "zoo_sha256": zoo_sha256()}
         self.context = json.loads(json.dumps({**context, **code}, sort_keys=True, default=str))
-        self.path = cache_dir() / "validation-scores" / f"{key_name(self.context)}.json"
+        self.path = campaign_dir() / "validation-scores" / f"{key_name(self.context)}.json"
         self.enabled = enabled
         self.scores: dict[str, float] = {}
         if enabled and self.path.is_file():

@@ -20,6 +20,15 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+@pytest.fixture(autouse=True)
+def _benchmark_state_in_tmp(tmp_path_factory, monkeypatch):
+    """The benchmarks keep generators and validation scores in the user cache and in the
+    repository's campaign folder: a test writes to neither."""
+    root = tmp_path_factory.mktemp("benchmark-state")
+    monkeypatch.setenv("AUGMENTGEN_BENCH_CACHE", str(root / "cache"))
+    monkeypatch.setenv("AUGMENTGEN_BENCH_CAMPAIGN", str(root / "campaign"))
+
+
 def requires_shared_data(name: str):
     return pytest.mark.skipif(not (SHARED_DATA / name).is_dir(),
                               reason=f"{SHARED_DATA / name} not present")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -181,7 +182,7 @@ def test_a_killed_arm_reads_its_finished_validation_runs_back_from_the_journal(t
     uninterrupted run gets. Another seed, setting or candidate reads nothing."""
     from types import SimpleNamespace
 
-    monkeypatch.setenv("AUGMENTGEN_BENCH_CACHE", str(tmp_path))
+    monkeypatch.setenv("AUGMENTGEN_BENCH_CAMPAIGN", str(tmp_path))
     cell, args = _tiny_cell_and_args()
     options = lambda fit, i: downstream.baseline_options("f", 3)  # noqa: E731
     key = "cgan:free on (a): free plain"
@@ -368,7 +369,6 @@ def test_the_cache_key_follows_the_training_code_not_the_data_loading_code(tmp_p
     """A clearer refusal in data/sources.py once discarded every cached generator of the campaign;
     what the loaders decide is the data, whose sha256 the key holds. The batch order (labelled.py),
     a family's module and the benchmark's own training function do decide the weights."""
-    import shutil
 
     import generator_cache
 
@@ -444,6 +444,42 @@ def test_a_cached_generator_is_the_trained_one_and_is_found_only_by_its_whole_ke
     assert len(trained) == 4
     generator_cache.cached_generator(key, train, enabled=False)
     assert len(trained) == 5
+
+
+def test_a_generator_slow_to_train_is_kept_in_the_committed_campaign_folder(tmp_path, monkeypatch):
+    """The machine starts empty every session, so a generator that took an hour (a long-tailed
+    ddpm) is kept where the repository holds it and read back from there in the next session;
+    one quick to train again stays in the user cache."""
+    import generator_cache
+
+    from tests.conftest import make_images
+
+    monkeypatch.setenv("AUGMENTGEN_BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("AUGMENTGEN_BENCH_CAMPAIGN", str(tmp_path / "campaign"))
+    data = make_images(n_per_class=4, num_classes=3)
+    options = {"generator_width": 8, "discriminator_width": 8, "latent_dim": 8}
+    trained = []
+
+    def train_taking(seconds):
+        def train():
+            trained.append(seconds)
+            return downstream.train_generator("cgan", data, steps=2, seed=0, options=options), seconds, {}
+        return train
+
+    slow = generator_cache.entry_key("cgan", options, 2, 0, data, train_fn=downstream.train_generator)
+    quick = {**slow, "seed": 1}
+    generator_cache.cached_generator(slow, train_taking(generator_cache.KEEP_IN_CAMPAIGN_SECONDS))
+    generator_cache.cached_generator(quick, train_taking(60.0))
+    name = generator_cache.key_name
+    assert (tmp_path / "campaign" / "generators" / name(slow) / "entry.json").is_file()
+    assert not (tmp_path / "cache" / name(slow)).exists()
+    assert (tmp_path / "cache" / name(quick) / "entry.json").is_file()
+    assert not (tmp_path / "campaign" / "generators" / name(quick)).exists()
+    shutil.rmtree(tmp_path / "cache")  # the next session: only the repository's folder is left
+    _, seconds, provenance = generator_cache.cached_generator(slow, train_taking(1.0))
+    assert seconds == generator_cache.KEEP_IN_CAMPAIGN_SECONDS and "generator_cache" in provenance
+    generator_cache.cached_generator(quick, train_taking(60.0))
+    assert trained == [generator_cache.KEEP_IN_CAMPAIGN_SECONDS, 60.0, 60.0]
 
 
 def test_the_coverage_sweep_names_and_builds_a_ddpm_with_config_options(monkeypatch):
