@@ -420,7 +420,8 @@ class Arms:
 
             cache_key = entry_key(family, options or {}, self.gen_steps, self.seed, self.cell.subset,
                                   train_fn=train_generator)
-            self.generators[key] = cached_generator(cache_key, train, enabled=self.generator_cache)
+            self.generators[key] = cached_generator(cache_key, train, enabled=self.generator_cache,
+                                                    cell=f"{self.cell.dataset} {self.cell.budget}")
         generator, seconds, trained = self.generators[key]
         if provenance is not None:
             provenance.update(trained)

@@ -120,11 +120,14 @@ def entry_key(family: str, options: dict, steps: int, seed: int, data, *, train_
             "training_code_sha256": training_code_sha256(train_fn, family, pretrained="init_from" in options)}
 
 
-def cached_generator(key: dict, train: Callable[[], tuple], *, enabled: bool = True) -> tuple:
+def cached_generator(key: dict, train: Callable[[], tuple], *, enabled: bool = True,
+                     cell: str | None = None) -> tuple:
     """``(generator, train_seconds, provenance)``: read back where the campaign folder or the
     cache has an entry with ``key``, else ``train()`` (which returns that triple) and saved, in the
-    campaign folder when it took at least ``KEEP_IN_CAMPAIGN_SECONDS``. A generator read back has
-    ``generator_cache`` in its provenance: the commit and seconds of the training that made it."""
+    campaign folder when it took at least ``KEEP_IN_CAMPAIGN_SECONDS``; the entry records
+    ``cell`` ("fashion-mnist lt100"), by which ``campaign.py`` removes a finished cell's entries.
+    A generator read back has ``generator_cache`` in its provenance: the commit and seconds of the
+    training that made it."""
     if not enabled:
         return train()
     name = key_name(key)
@@ -141,6 +144,6 @@ def cached_generator(key: dict, train: Callable[[], tuple], *, enabled: bool = T
     generator, seconds, provenance = train()
     folder = campaign_dir() / "generators" / name if seconds >= KEEP_IN_CAMPAIGN_SECONDS else cache_dir() / name
     save_generator(generator, folder)
-    record = {"key": key, "commit": git_commit(), "train_seconds": seconds, "provenance": provenance}
+    record = {"key": key, "cell": cell, "commit": git_commit(), "train_seconds": seconds, "provenance": provenance}
     atomic_write_bytes(folder / "entry.json", (json.dumps(record, indent=1, default=str) + "\n").encode())
     return generator, seconds, provenance

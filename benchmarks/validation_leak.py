@@ -98,13 +98,15 @@ def measure(arms, spec: str, best: str, b_score: float, candidate: dict | None, 
     t0 = time.perf_counter()
 
     def trained(data):  # kept on disk (generator_cache.py): a killed seed resumes without training them again
-        def train():
-            return train_generator(family, data, steps=arms.gen_steps, seed=arms.seed, options=options), None, {}
+        def train():  # the seconds decide where the cache keeps it (the campaign folder when slow)
+            start = time.perf_counter()
+            generator = train_generator(family, data, steps=arms.gen_steps, seed=arms.seed, options=options)
+            return generator, round(time.perf_counter() - start, 1), {}
 
         if not arms.generator_cache:
             return train()[0]
         key = entry_key(family, options or {}, arms.gen_steps, arms.seed, data, train_fn=train_generator)
-        return cached_generator(key, train)[0]
+        return cached_generator(key, train, cell=f"{arms.cell.dataset} {arms.cell.budget}")[0]
     make = {"leaked": lambda: [arms.train_generator(family, options)[0]] * len(arms.splits),
             "clean": lambda: [trained(fit) for fit, _ in arms.splits],
             "matched": lambda: [trained(size_matched(fit, val, arms.seed)) for fit, val in arms.splits]}

@@ -288,6 +288,16 @@ def test_the_leak_check_scores_each_split_with_its_own_clean_and_size_matched_ge
                                           "seconds": 10.0})
     assert [label for label, _ in used] == ["aae:variation matched"]
     assert (again["leaked"], again["matched"]) == (0.81, 0.78) and again["seconds"] >= 10.0
+    # With the cache on, each fold generator is handed over with its training seconds, which
+    # decide whether the campaign folder keeps it.
+    handed = []
+    monkeypatch.setattr(validation_leak, "entry_key", lambda family, options, steps, seed, data, train_fn: data)
+    monkeypatch.setattr(validation_leak, "cached_generator",
+                        lambda key, train, cell: handed.append((key, *train())) or handed[-1][1:])
+    arms.generator_cache, arms.cell = True, SimpleNamespace(dataset="fashion-mnist", budget="10pc")
+    validation_leak.measure(arms, "aae:variation", "a", 0.75, {"mode": "vary"})
+    assert [key for key, *_ in handed] == ["fit0", "fit1", "fit0-val0+val0", "fit1-val1+val1"]
+    assert all(isinstance(seconds, float) and seconds >= 0 for _, _, seconds, _ in handed)
 
 
 def test_the_size_matched_data_holds_the_validation_images_and_as_many_of_each_class_as_the_fit_part():
@@ -468,8 +478,9 @@ def test_a_generator_slow_to_train_is_kept_in_the_committed_campaign_folder(tmp_
 
     slow = generator_cache.entry_key("cgan", options, 2, 0, data, train_fn=downstream.train_generator)
     quick = {**slow, "seed": 1}
-    generator_cache.cached_generator(slow, train_taking(generator_cache.KEEP_IN_CAMPAIGN_SECONDS))
-    generator_cache.cached_generator(quick, train_taking(60.0))
+    generator_cache.cached_generator(slow, train_taking(generator_cache.KEEP_IN_CAMPAIGN_SECONDS),
+                                     cell="fashion-mnist lt100")
+    generator_cache.cached_generator(quick, train_taking(60.0), cell="fashion-mnist lt100")
     name = generator_cache.key_name
     assert (tmp_path / "campaign" / "generators" / name(slow) / "entry.json").is_file()
     assert not (tmp_path / "cache" / name(slow)).exists()
@@ -480,6 +491,35 @@ def test_a_generator_slow_to_train_is_kept_in_the_committed_campaign_folder(tmp_
     assert seconds == generator_cache.KEEP_IN_CAMPAIGN_SECONDS and "generator_cache" in provenance
     generator_cache.cached_generator(quick, train_taking(60.0))
     assert trained == [generator_cache.KEEP_IN_CAMPAIGN_SECONDS, 60.0, 60.0]
+
+
+def test_the_campaign_folder_lists_its_entries_and_removes_a_finished_cells_only_when_told(tmp_path, monkeypatch, capsys):
+    import campaign
+    import generator_cache
+    from validation_journal import ValidationJournal
+
+    from tests.conftest import make_images
+
+    monkeypatch.setenv("AUGMENTGEN_BENCH_CAMPAIGN", str(tmp_path))
+    data = make_images(n_per_class=4, num_classes=3)
+    options = {"generator_width": 8, "discriminator_width": 8, "latent_dim": 8}
+    slow = generator_cache.entry_key("cgan", options, 2, 0, data, train_fn=downstream.train_generator)
+    generator_cache.cached_generator(
+        slow, lambda: (downstream.train_generator("cgan", data, steps=2, seed=0, options=options), 1000.0, {}),
+        cell="fashion-mnist lt100")
+    for budget, seed in (("lt100", 1), ("50pc", 0)):
+        ValidationJournal({"dataset": "fashion-mnist", "budget": budget, "seed": seed}).put("baseline (a)", 0, 0.5)
+    capsys.readouterr()  # the training's summary
+    campaign.main([])
+    listed = capsys.readouterr().out.splitlines()
+    assert len(listed) == 4 and listed[-1].startswith("3 entries")
+    assert any("cgan seed 0, 2 steps, 1000 s to train" in line for line in listed)
+    campaign.main(["--remove", "fashion-mnist", "lt100"])  # a dry run
+    assert "pass --yes" in capsys.readouterr().out and len(campaign.entries(tmp_path)) == 3
+    campaign.main(["--remove", "fashion-mnist", "lt100", "--yes"])
+    assert [e.cell for e in campaign.entries(tmp_path)] == ["fashion-mnist 50pc"]
+    with pytest.raises(SystemExit, match="no entry of the cell 'mnist 10pc'"):
+        campaign.main(["--remove", "mnist", "10pc"])
 
 
 def test_the_coverage_sweep_names_and_builds_a_ddpm_with_config_options(monkeypatch):
