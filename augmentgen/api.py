@@ -10,6 +10,7 @@ from typing import Any
 
 from ._deprecation import renamed_argument
 from .data import BUILTIN_DATASETS, LabelledImages, load_data
+from .data.sources import missing_data_error
 from .errors import ConfigError, DataError
 from .models import ConditionalGenerator, build_config
 from .training import Trainer, TrainingConfig
@@ -60,7 +61,8 @@ def _refuse_overrides_of_the_data(values: dict[str, Any], overrides: Mapping[str
 
 
 def check_data_path(data: Any, *, option: str = "--data") -> None:
-    """Refuse a folder whose subfolders are a dataset's splits (``train/``, ``val/``, ...).
+    """Refuse a path that names no data, and a folder whose subfolders are a dataset's splits
+    (``train/``, ``val/``, ...).
 
     ImageFolder reads each subfolder as a class: such a folder would train a generator of the
     classes 'train' and 'val', each a mix of every real class. Checked before loading, with the
@@ -69,6 +71,8 @@ def check_data_path(data: Any, *, option: str = "--data") -> None:
     if not isinstance(data, (str, os.PathLike)) or str(data) in BUILTIN_DATASETS or str(data).startswith("hf:"):
         return
     path = Path(data).expanduser()
+    if str(data).strip() and not path.exists():  # an empty path is load_data's to refuse
+        raise missing_data_error(str(data), option if option != "--data" else None)
     if (not path.is_dir() or any((path / name).exists() for name in _HF_MARKERS)
             or any((path / "data").glob("*.parquet"))):
         return  # not read as an ImageFolder

@@ -266,6 +266,10 @@ CLI_CASES = [
         "pass --synthetic-per-class N"),
     cli("eval-data-without-test-split", ["eval", "--model", RUN, "--data", "{data}", "--out", NEW],
         "has no test split", "pass --test-data"),
+    cli("eval-missing-data", ["eval", "--model", RUN, "--data", "fashion_mnist", "--out", NEW],
+        "no data at 'fashion_mnist'", "did you mean 'fashion-mnist'?"),  # was: "has no test split"
+    cli("eval-missing-test-data", ["eval", "--model", RUN, "--data", "{data}", "--test-data", "{data}-held-out",
+                                   "--out", NEW], "--test-data: no data at", "no such file or folder"),
     cli("eval-data-of-other-classes", ["eval", "--model", RUN, "--data", "{data}", "--test-data", "{data}",
                                        "--out", NEW], "has 3 classes but the generator", "makes 10"),
     # the audit of issue 28's follow-up: each of these ended in a traceback, a silent surprise or a late failure

@@ -43,6 +43,17 @@ BUILTIN_DATASETS = {
 DATA_DIR_ENV = "AUGMENTGEN_DATA_DIR"
 
 
+def missing_data_error(spec: str, option: str | None = None) -> DataError:
+    """The refusal of a data path that names nothing: neither a built-in dataset nor a file or
+    folder (with the built-in name it is close to, as a typo usually is)."""
+    close = difflib.get_close_matches(spec, list(BUILTIN_DATASETS), n=1)
+    return DataError(
+        f"{option + ': ' if option else ''}no data at {spec!r}: not a built-in dataset "
+        f"({', '.join(BUILTIN_DATASETS)}), and no such file or folder"
+        + (f"; did you mean {close[0]!r}?" if close else
+           "; a Hugging Face dataset is read from a save_to_disk folder given as hf:<folder>"))
+
+
 def load_data(
     source: Any,
     *,
@@ -117,13 +128,7 @@ def _load_source(source, *, split, data_dir, image_column, label_column, channel
                             channels=channels)
     path = Path(spec).expanduser()
     if not path.exists():
-        close = difflib.get_close_matches(spec, list(BUILTIN_DATASETS), n=1)
-        raise DataError(
-            f"no data at {spec!r}: not a built-in dataset ({', '.join(BUILTIN_DATASETS)}), "
-            "and no such file or folder" + (f"; did you mean {close[0]!r}?" if close else
-                                            "; a Hugging Face dataset is read from a save_to_disk folder "
-                                            "given as hf:<folder>")
-        )
+        raise missing_data_error(spec)
     if path.is_file() and path.suffix.lower() == ".npz":
         return from_npz(path, channels=channels)
     if path.is_dir() and ((path / "dataset_info.json").exists() or (path / "state.json").exists()
