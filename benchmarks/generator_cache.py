@@ -38,8 +38,9 @@ import torch
 from harness import git_commit
 
 from augmentgen._io import atomic_write_bytes
-from augmentgen.hub.serialization import WEIGHTS_NAME, load_generator, save_generator, tensors_sha256
+from augmentgen.hub.serialization import WEIGHTS_NAME, load_generator, save_generator
 from augmentgen.hub.zoo import resolve_shipped
+from augmentgen.metrics.eval_checkpoint import data_sha256
 from augmentgen.models import build_config
 
 BENCHMARKS = Path(__file__).resolve().parent
@@ -104,11 +105,6 @@ def init_weights_sha256(options: dict) -> str | None:
     name = str(options["init_from"])
     folder = resolve_shipped(name) or Path(name)
     return hashlib.sha256((folder / WEIGHTS_NAME).read_bytes()).hexdigest()
-
-
-def data_sha256(data) -> str:
-    """sha256 of labelled images: their pixels and labels."""
-    return tensors_sha256({"images": data.images, "labels": data.labels})
 
 
 def entry_key(family: str, options: dict, steps: int, seed: int, data, *, train_fn: Callable) -> dict:

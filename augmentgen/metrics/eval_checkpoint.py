@@ -44,7 +44,9 @@ def as_json_values(value):
     return value
 
 
-def _data_sha256(data: LabelledImages) -> str:
+def data_sha256(data: LabelledImages) -> str:
+    """sha256 of labelled images: their pixels and labels (what a resumed evaluation and the
+    benchmarks' generator cache check the data by)."""
     return tensors_sha256({"images": data.images, "labels": data.labels})
 
 
@@ -55,7 +57,7 @@ def eval_identity(generator: ConditionalGenerator, train_data: LabelledImages, t
     identity = {"format": EVAL_CHECKPOINT_FORMAT, "augmentgen": __version__,
                 "generator_sha256": tensors_sha256(generator_tensors(generator)),
                 "generator_config": config_to_dict(generator.config),
-                "train_data_sha256": _data_sha256(train_data), "test_data_sha256": _data_sha256(test_data),
+                "train_data_sha256": data_sha256(train_data), "test_data_sha256": data_sha256(test_data),
                 **settings}
     return json.loads(json.dumps(as_json_values(identity), default=str))
 
