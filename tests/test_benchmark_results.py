@@ -159,6 +159,24 @@ def test_the_guard_overview_gives_the_worst_seed_guarded_and_forced():
         {"per_seed": [_guard_row(0, 0.7, None, 0.8, 0.7)], "long_tailed": False})}}) == ""
 
 
+def test_the_report_lists_the_arms_with_fewer_seeds_than_their_commands_asked_for(tmp_path):
+    path = tmp_path / "downstream_v3_fashion-mnist_50pc.json"
+    _write_lane_file(path, {0: {"a": 0.80, "e": 0.84, "cgan:free": 0.79, "aae:free": 0.8},
+                            1: {"a": 0.78, "e": 0.83}, 2: {"a": 0.79, "e": 0.83}})
+    d = json.loads(path.read_text())
+    d["commands"] = ["python benchmarks/downstream.py --sources cgan:free,'cgan[a=1,b=2]:free' --seeds 0,1,2",
+                     "python benchmarks/downstream.py --sources aae:free --seeds 0"]  # one seed by design
+    text = report.downstream_v3_under_way({path.name: d})
+    lines = [line for line in text.splitlines() if line.startswith("| ") and "Cell" not in line]
+    assert len(lines) == 2, text
+    assert "`cgan` free samples |" in lines[0] and "| 1 of 3 | 0 | 1, 2 |" in lines[0]
+    assert "`cgan[a=1,b=2]`" in lines[1] and "| 0 of 3 | none | 0, 1, 2 |" in lines[1]
+    for seed in (1, 2):
+        d["per_seed"][seed]["arms"]["cgan:free"] = d["per_seed"][seed]["arms"]["cgan[a=1,b=2]:free"] = _arm(0.8)
+    d["per_seed"][0]["arms"]["cgan[a=1,b=2]:free"] = _arm(0.8)
+    assert report.downstream_v3_under_way({path.name: d}) == ""
+
+
 def test_each_validation_run_prints_a_line_and_the_choice_gets_their_mean(capsys):
     """Selection is most of a seed's time: a lane's log shows each split's run as it ends."""
     from types import SimpleNamespace
