@@ -23,6 +23,7 @@ Written atomically after each run.
 
 from __future__ import annotations
 
+import fcntl
 import json
 
 import torch
@@ -66,8 +67,17 @@ class ValidationJournal:
         return self.scores.get(f"{key} | split {split}") if self.enabled else None
 
     def put(self, key: str, split: int, score: float) -> None:
+        """Record a finished run's score. Two lanes of one commit running other arms of the same cell
+        and seed share this file: the write takes a lock and keeps the scores the other wrote."""
         if not self.enabled:
             return
         self.scores[f"{key} | split {split}"] = float(score)
-        record = {"context": self.context, "scores": self.scores}
-        atomic_write_bytes(self.path, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".json.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.path.is_file():
+                record = json.loads(self.path.read_text())
+                if record["context"] == self.context:
+                    self.scores = {**record["scores"], **self.scores}
+            record = {"context": self.context, "scores": self.scores}
+            atomic_write_bytes(self.path, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())

@@ -238,6 +238,22 @@ def test_a_killed_arm_reads_its_finished_validation_runs_back_from_the_journal(t
     assert downstream.Arms(cell, None, 0, args).journal.get(key, 0) is None
 
 
+def test_two_lanes_writing_one_seeds_journal_keep_each_others_scores(tmp_path, monkeypatch):
+    """Two lanes of one commit running other arms of the same cell and seed share the journal file:
+    each write keeps what the other wrote since it was read."""
+    from validation_journal import ValidationJournal
+
+    monkeypatch.setenv("AUGMENTGEN_BENCH_CAMPAIGN", str(tmp_path))
+    context = {"dataset": "fashion-mnist", "budget": "lt100", "seed": 1}
+    ddpm_lane, cgan_lane = ValidationJournal(context), ValidationJournal(context)
+    ddpm_lane.put("ddpm:variation@bank: vary 0.3", 0, 0.61)
+    cgan_lane.put("cgan:free+filter: filter", 0, 0.58)
+    ddpm_lane.put("ddpm:variation@bank: vary 0.3", 1, 0.63)
+    again = ValidationJournal(context)
+    assert (again.get("ddpm:variation@bank: vary 0.3", 0), again.get("ddpm:variation@bank: vary 0.3", 1),
+            again.get("cgan:free+filter: filter", 0)) == (0.61, 0.63, 0.58)
+
+
 def _tiny_cell_and_args():
     """A 3-class cell of 6 images a class and the downstream arguments of a seconds-long run."""
     from types import SimpleNamespace
