@@ -18,7 +18,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from generator_cache import campaign_dir
+from generator_cache import campaign_dir, cell_name
 
 
 @dataclass
@@ -41,7 +41,7 @@ def entries(root: Path) -> list[Entry]:
     for path in sorted((root / "validation-scores").glob("*.json")):
         record = json.loads(path.read_text())
         context = record["context"]
-        found.append(Entry(path, f"{context['dataset']} {context['budget']}",
+        found.append(Entry(path, cell_name(context["dataset"], context["budget"]),
                            f"journal seed {context['seed']}: {len(record['scores'])} validation runs"))
     for path in sorted((root / "generators").glob("*/entry.json")):
         record = json.loads(path.read_text())
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     root = campaign_dir()
     found = entries(root) if root.is_dir() else []
     if args.remove:
-        cell = " ".join(args.remove)
+        cell = cell_name(*args.remove)
         found = [e for e in found if e.cell == cell]
         if not found:
             raise SystemExit(f"the campaign folder {root} holds no entry of the cell {cell!r}")
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.remove:
         for entry in found:
             shutil.rmtree(entry.path) if entry.path.is_dir() else entry.path.unlink()
-        print(f"removed {len(found)} entries of {' '.join(args.remove)}")
+        print(f"removed {len(found)} entries of {cell}")
 
 
 if __name__ == "__main__":

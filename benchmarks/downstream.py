@@ -78,7 +78,7 @@ import time
 from pathlib import Path
 
 import torch
-from generator_cache import cached_generator, data_sha256, entry_key
+from generator_cache import cached_generator, cell_name, data_sha256, entry_key
 from harness import RESULTS, cpu_identity, git_commit, machine, write_json
 from protocol import CELLS, SELECTION_FOLDS, Cell, draw_cell, load_split
 from validation_journal import ValidationJournal
@@ -421,7 +421,7 @@ class Arms:
             cache_key = entry_key(family, options or {}, self.gen_steps, self.seed, self.cell.subset,
                                   train_fn=train_generator)
             self.generators[key] = cached_generator(cache_key, train, enabled=self.generator_cache,
-                                                    cell=f"{self.cell.dataset} {self.cell.budget}")
+                                                    cell=cell_name(self.cell.dataset, self.cell.budget))
         generator, seconds, trained = self.generators[key]
         if provenance is not None:
             provenance.update(trained)
@@ -629,7 +629,7 @@ def family_options(family: str, text: str, defaults: dict) -> dict:
     """The options of ``family[text]`` that differ from the defaults, as the configs hold them:
     fields of the family's config (``defaults``) and the ``TRANSFER_FIELDS`` of its training;
     read like the CLI's ``--set`` (``parse_overrides``: JSON when it parses)."""
-    pairs = _split_top(text)
+    pairs = split_top_level(text)
     names = [pair.partition("=")[0].strip().replace("-", "_") for pair in pairs]
     taken = [name for name in names if name in CELL_FIELDS]
     if taken:
@@ -681,7 +681,7 @@ def _spec_value(value) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def _split_top(text: str, sep: str = ",") -> list[str]:
+def split_top_level(text: str, sep: str = ",") -> list[str]:
     """``text`` split at the ``sep`` outside brackets and double quotes (``a=[1,2],b="x,y"``: two)."""
     parts, depth, quoted, start = [], 0, False, 0
     for i, char in enumerate(text):
@@ -843,7 +843,7 @@ def canonical_sources(text: str, methods: list[str] | None = None) -> list[str]:
     order, each once; ``methods`` (``--methods``) join every spec's own (``filter`` only a free
     arm's); a spec recorded under another spelling is said on stderr."""
     keys = []
-    for spec in (s.strip() for s in _split_top(text)):  # commas inside [...] belong to the options
+    for spec in (s.strip() for s in split_top_level(text)):  # commas inside [...] belong to the options
         family, kind, bank, options, own = parse_source(spec)
         extra = [m for m in methods or [] if not (m == "filter" and kind == "variation")]
         key = format_source(family, kind, bank, options, canonical_methods(",".join([*own, *extra])))

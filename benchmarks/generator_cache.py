@@ -54,6 +54,12 @@ TRAINING_CODE = ("families/__init__.py", "models", "training", "data/labelled.py
 KEEP_IN_CAMPAIGN_SECONDS = 900.0
 
 
+def cell_name(dataset: str, budget: str) -> str:
+    """How the campaign folder names a cell ("fashion-mnist lt100"): in generator entries, in
+    ``campaign.py``'s listing and in its ``--remove``."""
+    return f"{dataset} {budget}"
+
+
 def cache_dir() -> Path:
     """The user cache: generators quick to train again (``$AUGMENTGEN_BENCH_CACHE``)."""
     return Path(os.environ.get("AUGMENTGEN_BENCH_CACHE", Path.home() / ".cache" / "augmentgen" /

@@ -639,6 +639,8 @@ def downstream_v3_matrix(files: dict[str, dict]) -> str:
 def seeds_asked(d: dict) -> dict[str, list[int]]:
     """Per synthetic arm, the seeds the recorded commands asked it for (``--sources`` and
     ``--seeds`` of each command that names it): an arm run on three seeds by design is complete."""
+    from downstream import split_top_level  # the parser's own splitter (commas inside [...] and "...")
+
     asked: dict[str, set[int]] = {}
     for command in d.get("commands", []):
         words = shlex.split(command)
@@ -646,20 +648,9 @@ def seeds_asked(d: dict) -> dict[str, list[int]]:
         if "--sources" not in value or "--seeds" not in value:
             continue
         seeds = {int(seed) for seed in value["--seeds"].split(",")}
-        for key in split_top_level(value["--sources"]):
+        for key in (spec.strip() for spec in split_top_level(value["--sources"])):
             asked.setdefault(key, set()).update(seeds)
     return {key: sorted(seeds) for key, seeds in asked.items()}
-
-
-def split_top_level(text: str) -> list[str]:
-    """``text`` split at the commas outside brackets (a spec's options hold commas of their own)."""
-    parts, depth, start = [], 0, 0
-    for i, char in enumerate(text):
-        depth += {"[": 1, "]": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            parts.append(text[start:i])
-            start = i + 1
-    return [part.strip() for part in [*parts, text[start:]] if part.strip()]
 
 
 def downstream_v3_under_way(files: dict[str, dict]) -> str:

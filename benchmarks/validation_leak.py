@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 from downstream import Arms, _candidate_label, baseline_options, parse_args, parse_source, train_generator
-from generator_cache import cached_generator, entry_key
+from generator_cache import cached_generator, cell_name, entry_key
 from harness import RESULTS, cpu_identity, git_commit, machine, write_json
 from protocol import draw_cell, load_split
 
@@ -106,7 +106,7 @@ def measure(arms, spec: str, best: str, b_score: float, candidate: dict | None, 
         if not arms.generator_cache:
             return train()[0]
         key = entry_key(family, options or {}, arms.gen_steps, arms.seed, data, train_fn=train_generator)
-        return cached_generator(key, train, cell=f"{arms.cell.dataset} {arms.cell.budget}")[0]
+        return cached_generator(key, train, cell=cell_name(arms.cell.dataset, arms.cell.budget))[0]
     make = {"leaked": lambda: [arms.train_generator(family, options)[0]] * len(arms.splits),
             "clean": lambda: [trained(fit) for fit, _ in arms.splits],
             "matched": lambda: [trained(size_matched(fit, val, arms.seed)) for fit, val in arms.splits]}
