@@ -94,13 +94,19 @@ from augmentgen.metrics import (
     novelty_ratio,
     oracle_share,
     paired_difference,
+    paired_gain_z,
     per_class_accuracy,
     predict,
     train_classifier,
     validation_folds,
     validation_split,
 )
-from augmentgen.metrics.scores import MIXING_METHODS, method_options, split_method_options
+from augmentgen.metrics.scores import (
+    DEFAULT_MIN_VALIDATION_Z,
+    MIXING_METHODS,
+    method_options,
+    split_method_options,
+)
 from augmentgen.metrics.splits import beats, best_candidate
 from augmentgen.mixing import (
     PixelMixSource,
@@ -195,6 +201,7 @@ def summarise(results: dict) -> dict:
                                  for name in ("diversity_pixels", "novelty_pixels")} if covered else None
             entry.update(method_summary(rows, key, acc))
             entry.update(guard_summary(rows, key, acc, best))
+            entry.update(z_guard_summary(rows, key, acc, best, lt))
         entry.update(rerun_summary(rows, key, acc, best))  # a synthetic arm or (t), added in a later run
         delta = (entry["vs_best_baseline"] or {}).get("mean")
         entry["oracle_share"] = oracle_share(delta, gain) if delta is not None and gain else None
@@ -243,6 +250,36 @@ def guard_summary(rows: list[dict], key: str, acc, best) -> dict:
     return {"guarded_vs_best_baseline": _paired(measured, guarded, best), "guard_mixed": list(said.values())}
 
 
+def z_guard_says_mix(row: dict, key: str, long_tailed: bool) -> bool | None:
+    """Whether the arm's chosen candidate beat B on the validation images by more than
+    ``DEFAULT_MIN_VALIDATION_Z`` standard errors (``paired_gain_z``, the guard ``augmentgen eval``
+    applies since 2026-12-07: McNemar's z, class-weighted on long-tailed cells), read from which
+    images each got right over the splits; None where the arm did not record them (arms measured
+    before that, or with one candidate from a bank)."""
+    arm = row["arms"].get(key) or {}
+    mine, b, labels = (arm.get(k) for k in ("validation_correct", "baseline_validation_correct", "validation_labels"))
+    if not (mine and b and labels):
+        return None
+    z = paired_gain_z([c == "1" for c in mine], [c == "1" for c in b],
+                      [int(c) for c in labels] if long_tailed else None)["z"]
+    return beats(z, DEFAULT_MIN_VALIDATION_Z)
+
+
+def z_guard_summary(rows: list[dict], key: str, acc, best, long_tailed: bool) -> dict:
+    """``z_guarded_vs_best_baseline``: as ``guard_summary``, with the library's guard (mixed only on
+    a lead of more than ``DEFAULT_MIN_VALIDATION_Z`` standard errors), over the seeds that recorded
+    which validation images the arm and B got right; ``z_guard_mixed``: per such seed, whether it
+    mixed. Empty where no seed recorded them."""
+    said = {r["seed"]: z_guard_says_mix(r, key, long_tailed) for r in rows if key in r["arms"]}
+    measured = [r for r in rows if said.get(r["seed"]) is not None]
+    if not measured:
+        return {}
+    guarded = lambda r: acc(key)(r) if said[r["seed"]] else best(r)  # noqa: E731
+    return {"z_guarded_vs_best_baseline": _paired(measured, guarded, best),
+            "z_guard_mixed": {str(r["seed"]): said[r["seed"]] for r in measured},
+            "z_guard_min": DEFAULT_MIN_VALIDATION_Z}
+
+
 def method_summary(rows: list[dict], key: str, acc) -> dict:
     """``methods_chosen`` of a synthetic arm whose method was chosen on validation, and ``vs_t``:
     the arm against the teacher control (t) over the seeds where it chose ``soft`` (soft labels
@@ -275,6 +312,10 @@ class Arms:
         # (fit, val) pairs a choice is scored on: one 20% split, or stratified folds on tiny cells.
         self.splits = (validation_folds(cell.subset, args.selection_folds, seed=seed) if args.selection_folds > 1
                        else [validation_split(cell.subset, 0.2, seed=seed)])
+        # Which validation images each choice run got right ("0110...", the splits' images in
+        # order), by journal key, and those images' classes: what the guard's paired test reads.
+        self.correct: dict[str, str | None] = {}
+        self.val_labels = "".join(map(str, torch.cat([val.labels for _, val in self.splits]).tolist()))
         self.baselines = ["a", "f", "g", "h"] if cell.long_tailed else ["a", "f"]
         # Keep B's fold classifiers from the choice of B where an arm of this run needs a teacher.
         self.needs_teacher = any(m in TEACHER_METHODS for spec in args.sources for m in parse_source(spec)[4])
@@ -305,20 +346,26 @@ class Arms:
         names the choice), as selection is most of a seed's time. With ``journal_key`` (what
         names the run within the seed: the arm, B and the candidate), each score is kept in the
         journal and a split already scored there is read, not trained again (``keep`` then gets
-        None for it: ``fold_teacher`` trains that classifier if a method needs it)."""
-        scores = []
+        None for it: ``fold_teacher`` trains that classifier if a method needs it), and so is
+        which validation images each run got right: ``self.correct[journal_key]``, the splits in
+        order, what the guard's paired test reads."""
+        scores, correct = [], []
         for i, (fit, val) in enumerate(self.splits):
             t0 = time.perf_counter()
             kept = None if journal_key is None else self.journal.get(journal_key, i)
             model = None if kept is not None else self.train(fit, **options(fit, i))
             scores.append(kept if kept is not None else self.score_val(model, val))
+            if journal_key is not None:  # the runs a choice reads, and the guard with them
+                correct.append(self.journal.get_correct(journal_key, i) if kept is not None else images_right(model, val))
             if keep is not None:
                 keep.append(model)
             if kept is None and journal_key is not None:
-                self.journal.put(journal_key, i, scores[-1])
+                self.journal.put(journal_key, i, scores[-1], correct[-1])
             print(f"seed {self.seed} validation {label} split {i + 1}/{len(self.splits)}: {scores[-1]:.4f}, "
                   + ("from the journal of a killed run" if kept is not None else f"{time.perf_counter() - t0:.0f} s"),
                   flush=True)
+        if journal_key is not None:
+            self.correct[journal_key] = None if None in correct else "".join(correct)
         return statistics.fmean(scores)
 
     def test_arm(self, model, t0: float, **extra) -> dict:
@@ -341,6 +388,28 @@ class Arms:
         if self.needs_teacher:  # B on every fit part: the candidates' teachers
             self.fold_models[best] = models[best]
         return best, scores
+
+    def baseline_correct(self, best: str) -> str | None:
+        """Which validation images B got right over the splits: from the choice of B in this run, or,
+        for a seed whose B was chosen in an earlier run, B validated again (the same seeded
+        classifiers, kept as the teachers where a method needs them)."""
+        key = f"baseline ({best})"
+        if key not in self.correct:
+            models = []
+            self.validate(lambda fit, i: baseline_options(best, self.k), keep=models,
+                          label=f"({best}) again, for the guard", journal_key=key)
+            if self.needs_teacher and best not in self.fold_models:
+                self.fold_models[best] = models
+        return self.correct[key]
+
+    def guard_record(self, spec: str, kind: str, best: str, chosen) -> dict:
+        """What the library's guard reads of an arm (``z_guard_says_mix``): which validation images its
+        chosen candidate and B got right, and their classes; empty where either is unknown."""
+        mine = self.correct.get(candidate_key(spec, kind, best, chosen))
+        b = None if mine is None else self.baseline_correct(best)
+        if mine is None or b is None:
+            return {}
+        return {"validation_correct": mine, "baseline_validation_correct": b, "validation_labels": self.val_labels}
 
     def baseline_arm(self, name: str) -> dict:
         t0 = time.perf_counter()
@@ -480,7 +549,7 @@ class Arms:
                     **baseline_options(best, self.k), **split_method_options(candidate[1])[1]}
         label = f"{kind} {_candidate_label(candidate)}"
         try:
-            return self.validate(options, label=label, journal_key=f"{spec} on ({best}): {label}")
+            return self.validate(options, label=label, journal_key=candidate_key(spec, kind, best, candidate))
         except DataError as exc:
             print(f"seed {self.seed} {label}: left out ({exc})", file=sys.stderr)
             return None
@@ -507,6 +576,8 @@ class Arms:
             scored = [i for i, v in enumerate(selection) if v is not None]
             chosen = candidates[best_candidate(scored, selection.__getitem__)]  # ties: the first
         setting, method = chosen
+        if selection is not None:
+            settings.update(self.guard_record(spec, kind, best, chosen))
         # B in this run: the teacher where the method needs one, and, for a seed whose B was
         # measured in an earlier run, the figure the arm is read against as well (b_rerun_acc).
         teacher = self.subset_teacher(best, settings)
@@ -559,6 +630,16 @@ class Arms:
         novelty = novelty_ratio(rows, labels, subset.images, subset.labels, held.images, held.labels, **common)
         return {"diversity_pixels": diversity["median"], "novelty_pixels": novelty["median"],
                 "rows_per_class": bank.per_class, "space": "pixels"}
+
+
+def images_right(model, data) -> str:
+    """``"0110..."``: which of ``data``'s images ``model`` gets right, in order (one pass)."""
+    return "".join("1" if c else "0" for c in (predict(model, data.images).cpu() == data.labels).tolist())
+
+
+def candidate_key(spec: str, kind: str, best: str, candidate: tuple[dict | None, str]) -> str:
+    """What names a candidate's validation runs in the journal and ``Arms.correct``: the arm, B, the candidate."""
+    return f"{spec} on ({best}): {kind} {_candidate_label(candidate)}"
 
 
 def _label(candidate: dict) -> str:

@@ -686,7 +686,29 @@ def guard_overview(files: dict[str, dict]) -> str:
         return ""
     return (f"Mixed only where validation beats B, over the {arms} arms that record it ({len(guarded)} "
             f"seed-arms): worst seed {100 * min(guarded):+.2f} points against B, where the same arms mixed "
-            f"regardless reach {100 * min(forced):+.2f}.")
+            f"regardless reach {100 * min(forced):+.2f}." + z_guard_overview(files))
+
+
+def z_guard_overview(files: dict[str, dict]) -> str:
+    """The same over the seed-arms that record which validation images the arm and B got right,
+    with the library's guard (a lead of more than ``z_guard_min`` standard errors); "" before any."""
+    guarded, forced, mixed, z = [], [], 0, None
+    for d in files.values():
+        for key in v3_synthetic_keys(d):
+            e = d["summary"].get(key, {})
+            if not e.get("z_guarded_vs_best_baseline"):
+                continue
+            seeds = e["z_guard_mixed"]
+            z, mixed = e["z_guard_min"], mixed + sum(seeds.values())
+            guarded += e["z_guarded_vs_best_baseline"]["differences"]
+            forced += [r["arms"][key]["acc"] - r["arms"][r["best_baseline"]]["acc"]
+                       for r in d["per_seed"] if str(r["seed"]) in seeds]
+    if not guarded:
+        return ""
+    return (f" With the guard `augmentgen eval` applies (mixed only on a lead of more than {z:g} standard error"
+            f"{'s' * (z != 1)} over the same validation images), over the {len(guarded)} seed-arms that record "
+            f"each image: mixed at {mixed}, worst seed {100 * min(guarded):+.2f} points against B, where the same "
+            f"seed-arms mixed regardless reach {100 * min(forced):+.2f}.")
 
 
 def downstream_v3_section(name: str, d: dict) -> str:
@@ -733,6 +755,12 @@ def downstream_v3_section(name: str, d: dict) -> str:
                   "(the choice `augmentgen eval` makes, here between B and the arm's ratio), B itself elsewhere, "
                   "read from the scores both recorded on the same split; nothing trains again. \"–\": an arm that recorded no validation "
                   "score (one candidate, measured before 2026-12-06 or from a bank)."]
+    notes += [f"`{k}` with the guard `augmentgen eval` applies (mixed only on a validation lead of more than "
+              f"{s[k]['z_guard_min']:g} standard error{'s' * (s[k]['z_guard_min'] != 1)}, McNemar's z over the "
+              f"validation images{', class-weighted' if lt else ''}), over the seeds that record each image: vs B "
+              f"{interval_pct(s[k]['z_guarded_vs_best_baseline'])}, mixed at "
+              f"{sum(s[k]['z_guard_mixed'].values())} of {len(s[k]['z_guard_mixed'])}."
+              for k in v3_synthetic_keys(d) if s.get(k, {}).get("z_guarded_vs_best_baseline")]
     if with_t:
         notes += ["vs (t): over the seeds where the arm chose soft labels, against B with the same teacher's soft "
                   "labels on its real rows and no synthetic rows, so the gain is the synthetic rows' own."]

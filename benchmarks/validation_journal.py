@@ -11,7 +11,8 @@ A journal holds the scores of one seed's arms under one context: the cell (datas
 subset's sha256), the seed, the protocol's settings, the generator steps and bank size, torch's
 version, every file of the package and the benchmark scripts, and the shipped zoo's files (the
 weights ``init_from`` starts from), so that a journal written by other code, weights or settings
-is never read. Within it a score is found by the arm, B, the candidate and the split.
+is never read. Within it a score is found by the arm, B, the candidate and the split, with which
+validation images the run got right (the guard's paired test, ``downstream.z_guard_says_mix``).
 
 Journals live in the campaign folder (``generator_cache.campaign_dir()``,
 ``benchmarks/campaign/validation-scores``), which is committed with the results: this machine
@@ -48,8 +49,9 @@ def zoo_sha256() -> str:
 class ValidationJournal:
     """The validation scores of one seed's runs in ``context`` (a dict of what decides them).
 
-    ``get(key, split)`` is a finished run's score or None; ``put(key, split, score)`` records one.
-    ``enabled=False``: nothing is read or written.
+    ``get(key, split)`` is a finished run's score or None, ``get_correct(key, split)`` its images
+    right (``"0110..."``, in the split's order) or None; ``put(key, split, score, correct)`` records
+    one. ``enabled=False``: nothing is read or written.
     """
 
     def __init__(self, context: dict, *, enabled: bool = True):
@@ -58,20 +60,27 @@ class ValidationJournal:
         self.path = campaign_dir() / "validation-scores" / f"{key_name(self.context)}.json"
         self.enabled = enabled
         self.scores: dict[str, float] = {}
+        self.correct: dict[str, str] = {}
         if enabled and self.path.is_file():
             record = json.loads(self.path.read_text())
             if record["context"] == self.context:  # a 24-digit name that collides reads nothing
-                self.scores = record["scores"]
+                self.scores, self.correct = record["scores"], record.get("correct", {})
 
     def get(self, key: str, split: int) -> float | None:
         return self.scores.get(f"{key} | split {split}") if self.enabled else None
 
-    def put(self, key: str, split: int, score: float) -> None:
-        """Record a finished run's score. Two lanes of one commit running other arms of the same cell
-        and seed share this file: the write takes a lock and keeps the scores the other wrote."""
+    def get_correct(self, key: str, split: int) -> str | None:
+        return self.correct.get(f"{key} | split {split}") if self.enabled else None
+
+    def put(self, key: str, split: int, score: float, correct: str | None = None) -> None:
+        """Record a finished run's score (and ``correct``, its validation images right). Two lanes of
+        one commit running other arms of the same cell and seed share this file: the write takes a
+        lock and keeps what the other wrote."""
         if not self.enabled:
             return
         self.scores[f"{key} | split {split}"] = float(score)
+        if correct is not None:
+            self.correct[f"{key} | split {split}"] = correct
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path.with_suffix(".json.lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -79,5 +88,6 @@ class ValidationJournal:
                 record = json.loads(self.path.read_text())
                 if record["context"] == self.context:
                     self.scores = {**record["scores"], **self.scores}
-            record = {"context": self.context, "scores": self.scores}
+                    self.correct = {**record.get("correct", {}), **self.correct}
+            record = {"context": self.context, "scores": self.scores, "correct": self.correct}
             atomic_write_bytes(self.path, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())

@@ -318,6 +318,12 @@ CLI_CASES = [
                                     "--min-steps", "-1", "--out", NEW],
         "--min-steps must be at least 0 (the fewest steps of an --epochs budget; 0 sets no floor), got -1",
         "pass --min-steps N with N >= 0"),
+    cli("eval-negative-min-validation-z", ["eval", "--model", RUN, "--data", "fashion-mnist-small",
+                                           "--min-validation-z", "-1", "--out", NEW],
+        "--min-validation-z takes a finite number >= 0", "0 mixes on any lead"),
+    cli("eval-nan-min-validation-z", ["eval", "--model", RUN, "--data", "fashion-mnist-small",
+                                      "--min-validation-z", "nan", "--out", NEW],
+        "--min-validation-z takes a finite number >= 0", "got nan"),
     cli("eval-empty-test-data-file", ["eval", "--model", RUN, "--data", "fashion-mnist-small", "--test-data",
                                       "{empty}", "--out", NEW], "--test-data {empty}: the dataset is empty",
         "pass data with images of every class"),
@@ -473,6 +479,9 @@ API_CASES = [
     api("gain-controls-a-string", lambda s, t: augmentgen.metrics.downstream_gain(
         s.generator, _ten_classes(), _ten_classes(), controls="real-rows,pixel-mix"), ConfigError,
         "got the string 'real-rows,pixel-mix'", "pass controls=['real-rows', 'pixel-mix']"),
+    api("gain-negative-min-validation-z", lambda s, t: augmentgen.metrics.downstream_gain(
+        s.generator, _ten_classes(), _ten_classes(), min_validation_z=-1), ConfigError,
+        "min_validation_z takes a finite number >= 0", "0 mixes on any lead"),
     api("classifier-negative-synthetic-weight", lambda s, t: augmentgen.metrics.train_classifier(
         _ten_classes(), steps=1, synthetic_weight=-0.5), ConfigError,
         "synthetic_weight must be a finite number >= 0", "got -0.5"),

@@ -597,3 +597,85 @@ def test_the_guard_keeps_b_where_the_rows_tie_with_it_up_to_float_noise():
     assert downstream.validation_says_mix(row, "cgan:free") is False
     row["arms"]["cgan:free"]["method_selection"]["plain"] = 0.94
     assert downstream.validation_says_mix(row, "cgan:free") is True
+
+
+def _z_row(seed: int, won: int, lost: int, b_acc: float, arm_acc: float, labels: str | None = None) -> dict:
+    """A seed whose arm got ``won`` validation images right that B got wrong and ``lost`` the other way,
+    out of 20 (``labels``: their classes)."""
+    mine = "1" * won + "0" * lost + "1" * (10 - won - lost) + "0" * 10
+    b = "0" * won + "1" * lost + "1" * (10 - won - lost) + "0" * 10
+    arm = {"acc": arm_acc, "validation_correct": mine, "baseline_validation_correct": b,
+           "validation_labels": labels or "0" * 10 + "1" * 10}
+    return {"seed": seed, "best_baseline": "a", "baseline_selection": {"a": 0.5},
+            "arms": {"a": {"acc": b_acc}, "cgan:free": arm}}
+
+
+def test_the_library_guard_mixes_only_on_a_validation_lead_of_more_than_one_standard_error():
+    """MNIST 10/class seed 4 mixed on 95 of 100 validation images against B's 94 and lost 1.89 points:
+    three won and two lost (the fewest its folds allow) is z = 0.45, which the guard `augmentgen eval`
+    now applies keeps at B."""
+    rows = [_z_row(0, won=3, lost=2, b_acc=0.95, arm_acc=0.93),  # z 0.45: B kept, 0 not -2
+            _z_row(1, won=4, lost=0, b_acc=0.90, arm_acc=0.91),  # z 2: mixed, +1
+            _z_row(2, won=1, lost=0, b_acc=0.90, arm_acc=0.80)]  # z 1, not more: B kept, 0 not -10
+    assert [downstream.z_guard_says_mix(r, "cgan:free", False) for r in rows] == [False, True, False]
+    summary = downstream.summarise({"per_seed": rows, "long_tailed": False})["cgan:free"]
+    assert summary["z_guard_mixed"] == {"0": False, "1": True, "2": False} and summary["z_guard_min"] == 1.0
+    assert summary["z_guarded_vs_best_baseline"]["differences"] == pytest.approx([0.0, 0.01, 0.0])
+    # The old guard (any lead of the mean score) has no score to read here; the new one stands alone.
+    assert "guarded_vs_best_baseline" not in summary
+    # Long-tailed cells weigh each image by its class: the lone class-1 image counts half the score.
+    lt = _z_row(3, won=1, lost=0, b_acc=0.9, arm_acc=0.9, labels="1" + "0" * 19)
+    assert downstream.z_guard_says_mix(lt, "cgan:free", True) is False  # one image still z = 1
+    lt["arms"]["cgan:free"]["baseline_validation_correct"] = "00" + lt["arms"]["cgan:free"]["baseline_validation_correct"][2:]
+    assert downstream.z_guard_says_mix(lt, "cgan:free", True) is True  # won 2 (one rare), lost 0: z 1.05
+    # An arm measured before the images were recorded has no such figure.
+    old = _z_row(4, 3, 0, 0.9, 0.9)
+    del old["arms"]["cgan:free"]["baseline_validation_correct"]
+    assert downstream.z_guard_says_mix(old, "cgan:free", False) is None
+    assert "z_guarded_vs_best_baseline" not in downstream.summarise({"per_seed": [old], "long_tailed": False})[
+        "cgan:free"]
+
+
+def test_the_report_gives_the_library_guards_figure_beside_the_old_one():
+    rows = [_z_row(0, won=3, lost=2, b_acc=0.95, arm_acc=0.93), _z_row(1, won=4, lost=0, b_acc=0.90, arm_acc=0.91)]
+    d = {**PROTOCOL, "per_seed": rows}
+    d["summary"] = downstream.summarise(d)
+    text = report.downstream_v3_section("cell.json", d)
+    assert ("`cgan:free` with the guard `augmentgen eval` applies (mixed only on a validation lead of more than 1 "
+            "standard error, McNemar's z over the validation images), over the seeds that record each image: vs B "
+            "+0.5 [") in text and "mixed at 1 of 2." in text
+    overview = report.z_guard_overview({"cell.json": d})
+    assert overview == (" With the guard `augmentgen eval` applies (mixed only on a lead of more than 1 standard "
+                        "error over the same validation images), over the 2 seed-arms that record each image: "
+                        "mixed at 1, worst seed +0.00 points against B, where the same seed-arms mixed regardless "
+                        "reach -2.00.")
+
+
+def test_a_validation_run_keeps_which_images_it_got_right_and_reads_them_back(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    monkeypatch.setenv("AUGMENTGEN_BENCH_CAMPAIGN", str(tmp_path))
+    cell, args = _tiny_cell_and_args()
+    options = lambda fit, i: downstream.baseline_options("a", 3)  # noqa: E731
+    first = downstream.Arms(cell, None, 0, args)
+    models = []
+    first.validate(options, keep=models, journal_key="baseline (a)")
+    right = first.correct["baseline (a)"]
+    vals = [val for _, val in first.splits]
+    assert right == "".join(downstream.images_right(m, v) for m, v in zip(models, vals))
+    assert len(right) == len(first.val_labels) == len(cell.subset)  # 3 folds: every image validates once
+    assert first.val_labels == "".join(str(c) for v in vals for c in v.labels.tolist())
+    again = downstream.Arms(cell, None, 0, args)
+    again.train = lambda fit, **kw: pytest.fail("read from the journal, not trained")
+    again.validate(options, journal_key="baseline (a)")
+    assert again.correct["baseline (a)"] == right
+    assert again.baseline_correct("a") == right  # B of this run: no second validation
+    # A seed whose B was chosen in an earlier run validates B again, once, for the guard.
+    fresh = downstream.Arms(cell, None, 0, SimpleNamespace(**vars(args), no_validation_journal=True))
+    assert fresh.baseline_correct("a") == right and "baseline (a)" in fresh.correct
+    key = downstream.candidate_key("cgan:free", "free", "a", (None, "plain"))
+    assert fresh.guard_record("cgan:free", "free", "a", (None, "plain")) == {}  # the candidate was not validated
+    fresh.correct[key] = "1" * len(right)
+    assert fresh.guard_record("cgan:free", "free", "a", (None, "plain")) == {
+        "validation_correct": "1" * len(right), "baseline_validation_correct": right,
+        "validation_labels": fresh.val_labels}

@@ -613,10 +613,14 @@ def test_eval_summary_says_when_no_ratio_mixes_synthetic_rows():
     from augmentgen.cli.evaluate import _synthetic_line
 
     # --ratios 0 alone trains the baselines and no synthetic arm: the start-up summary says so.
-    assert _synthetic_line("0", ["plain"]).startswith("none: --ratios 0 tries no synthetic rows")
-    assert _synthetic_line("0,0.0", ["plain"]).startswith("none:")
-    assert _synthetic_line("0,0.5", ["plain", "vary"]) == ("plain, vary at ratios 0,0.5 on top of the best "
-                                                           "baseline (ratio 0: do not mix)")
+    assert _synthetic_line("0", ["plain"], 1.0).startswith("none: --ratios 0 tries no synthetic rows")
+    assert _synthetic_line("0,0.0", ["plain"], 1.0).startswith("none:")
+    assert _synthetic_line("0,0.5", ["plain", "vary"], 1.0) == (
+        "plain, vary at ratios 0,0.5 on top of the best baseline (ratio 0: do not mix; mixed only on a lead of "
+        "more than 1 standard error on validation)")
+    assert _synthetic_line("0,0.5", ["plain"], 0.0).endswith("(ratio 0: do not mix; mixed on any lead on validation)")
+    # Without a ratio 0 there is nothing to fall back to: the summary says the best is mixed regardless.
+    assert "no ratio 0: the best is mixed whatever validation says" in _synthetic_line("0.5,1", ["plain"], 1.0)
 
 
 def test_a_killed_eval_keeps_its_finished_seeds_and_resumes(tmp_path, capsys, monkeypatch):

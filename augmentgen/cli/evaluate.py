@@ -139,7 +139,7 @@ def _check_eval_arguments(args) -> tuple[Path, dict]:
                   # unset: the family's candidates (plain, and vary where it makes rows from real images)
                   methods="auto" if args.methods is None else _methods(args.methods),
                   baselines=_baselines(args.baselines), controls=_controls(args.controls), metric=args.metric,
-                  repeats=args.repeats,
+                  repeats=args.repeats, min_validation_z=_min_validation_z(args.min_validation_z),
                   # unset: the family's default (a bank for ddpm); 0: rows sampled at every step
                   bank_per_image="auto" if args.bank_per_image is None else args.bank_per_image or None)
     _check_counts(args, {"per_class": "training images of each class", "steps": "classifier training steps",
@@ -191,13 +191,26 @@ def _controls(text: str) -> list[str]:
                           f"got {text!r}") from None
 
 
-def _synthetic_line(ratios: str, methods) -> str:
+def _min_validation_z(value: float) -> float:
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"--min-validation-z takes a finite number >= 0 (standard errors by which the synthetic rows "
+                          f"must beat the best baseline on validation to be mixed; 1 by default, 0 mixes on any "
+                          f"lead), got {value:g}")
+    return value
+
+
+def _synthetic_line(ratios: str, methods, min_z: float) -> str:
     """The summary's synthetic candidates; with --ratios 0 alone there are none, and the run
     compares the baselines only, which a user who meant to try mixing should read before it starts."""
     if not any(_ratios(ratios)):
         return ("none: --ratios 0 tries no synthetic rows, so the downstream part compares the baselines only "
                 "(--ratios 0,0.25,0.5,1 tries mixing)")
-    return f"{', '.join(methods)} at ratios {ratios} on top of the best baseline (ratio 0: do not mix)"
+    if 0 not in _ratios(ratios):
+        return (f"{', '.join(methods)} at ratios {ratios} on top of the best baseline (no ratio 0: the best is mixed "
+                "whatever validation says; add 0 to let it decide against mixing)")
+    guard = (f"mixed only on a lead of more than {min_z:g} standard error{'s' * (min_z != 1)} on validation"
+             if min_z else "mixed on any lead on validation")
+    return f"{', '.join(methods)} at ratios {ratios} on top of the best baseline (ratio 0: do not mix; {guard})"
 
 
 def _eval_summary(args, generator, train_data, test_data, held_out: str, plan: dict) -> str:
@@ -234,7 +247,7 @@ def _eval_summary(args, generator, train_data, test_data, held_out: str, plan: d
         "20% of each class is held out as the validation split that chooses everything",
         f"  test data:     {held_out}, {len(test_data)} images, used once per final arm",
         f"  baselines:     {baselines}",
-        f"  synthetic:     {_synthetic_line(args.ratios, plan['methods'])}",
+        f"  synthetic:     {_synthetic_line(args.ratios, plan['methods'], args.min_validation_z)}",
         f"  controls:      {', '.join(plan['controls']) or 'none'}"
         + (" (as many rows a step without a generator, beside the chosen method)" if plan["controls"] else ""),
         f"  seeds:         {seeds}",

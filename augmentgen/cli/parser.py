@@ -237,6 +237,30 @@ def _add_eval_command(sub) -> None:
                    help="synthetic images per class for consistency, CAS and the distances")
     _add_renamed_option(e, "--samples-per-class", "--synthetic-per-class")
     e.add_argument("--seed", type=int, default=0, help="seed of the subsets, samples and classifiers")
+    _add_eval_choice_options(e)
+    e.add_argument("--repeats", type=int, default=1,
+                   help="measure the downstream gain with N paired seeds and report its mean with a 95%% "
+                        "interval (its classifiers are trained N times; 5 is the benchmark's choice)")
+    e.add_argument("--bank-per-image", type=int, default=None, metavar="K",
+                   help="draw each synthetic arm's rows from a bank filled once from the data it trains on (K "
+                        "synthetic rows per real image of its largest class, or K variations per image for vary, "
+                        "interpolate, extrapolate) instead of sampling at every training step (the fills are "
+                        "counted at start-up). Default: the family's, a bank of 4 for ddpm (a slow sampler), rows "
+                        "sampled at every step for the others; 0 samples at every step")
+    e.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the GPU when there is one)")
+    e.add_argument("--out", type=_path,
+                   help="folder for eval.json and eval.png, checked writable before any work (default: the model "
+                        "folder when it is a local folder, else ./eval)")
+    e.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier eval.json / eval.png / eval.checkpoint.json in --out (refused "
+                        "otherwise, before any work)")
+    e.add_argument("--resume", action="store_true",
+                   help="continue the evaluation in --out from eval.checkpoint.json, where every finished seed "
+                        "is kept (the same arguments; a larger --repeats adds seeds to a finished one)")
+
+
+def _add_eval_choice_options(e) -> None:
+    """The options of the downstream choice: candidates, baselines, controls, metric and its guard."""
     e.add_argument("--ratios", default="0,0.25,0.5,1",
                    help="comma-separated ratios (synthetic rows appended per real row of a batch) tried on a "
                         "validation split for the downstream gain; 0 lets it decide against mixing")
@@ -263,25 +287,10 @@ def _add_eval_command(sub) -> None:
     e.add_argument("--metric", choices=["auto", "accuracy", "balanced"], default="auto",
                    help="what the validation choices and the verdict compare: accuracy, balanced (mean per-class "
                         "accuracy), or auto (balanced when the class counts differ by more than 2x)")
-    e.add_argument("--repeats", type=int, default=1,
-                   help="measure the downstream gain with N paired seeds and report its mean with a 95%% "
-                        "interval (its classifiers are trained N times; 5 is the benchmark's choice)")
-    e.add_argument("--bank-per-image", type=int, default=None, metavar="K",
-                   help="draw each synthetic arm's rows from a bank filled once from the data it trains on (K "
-                        "synthetic rows per real image of its largest class, or K variations per image for vary, "
-                        "interpolate, extrapolate) instead of sampling at every training step (the fills are "
-                        "counted at start-up). Default: the family's, a bank of 4 for ddpm (a slow sampler), rows "
-                        "sampled at every step for the others; 0 samples at every step")
-    e.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the GPU when there is one)")
-    e.add_argument("--out", type=_path,
-                   help="folder for eval.json and eval.png, checked writable before any work (default: the model "
-                        "folder when it is a local folder, else ./eval)")
-    e.add_argument("--overwrite", action="store_true",
-                   help="replace an earlier eval.json / eval.png / eval.checkpoint.json in --out (refused "
-                        "otherwise, before any work)")
-    e.add_argument("--resume", action="store_true",
-                   help="continue the evaluation in --out from eval.checkpoint.json, where every finished seed "
-                        "is kept (the same arguments; a larger --repeats adds seeds to a finished one)")
+    e.add_argument("--min-validation-z", type=float, default=1.0, metavar="Z",
+                   help="mix the synthetic rows only where they beat the best baseline on the validation split by more "
+                        "than Z standard errors (McNemar's z over the validation images both classifiers scored; "
+                        "default 1: a lead of an image or two among a few disagreements is noise); 0 mixes on any lead")
 
 
 #: What a bare word right after a command most likely meant: the Python API takes the family and

@@ -41,7 +41,7 @@ from .scores import (
     sample_uint8_per_class,
 )
 from .splits import validation_folds, validation_split
-from .stats import format_interval, oracle_share, paired_difference, t_quantile_975
+from .stats import format_interval, oracle_share, paired_difference, paired_gain_z, t_quantile_975
 
 __all__ = [
     "BASELINES",
@@ -72,6 +72,7 @@ __all__ = [
     "novelty_ratio",
     "oracle_share",
     "paired_difference",
+    "paired_gain_z",
     "per_class_accuracy",
     "per_class_fid",
     "precision_recall",

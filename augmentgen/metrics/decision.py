@@ -19,6 +19,19 @@ def _counted(values: list[str]) -> str:
     return ", ".join(f"{v} ({n} seed{'s' * (n > 1)})" for v, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
+def _held_back(reports: Sequence[dict]) -> str:
+    """``" by more than 1 standard error (a smaller lead, held back: 2 seeds)"`` where the guard of
+    :func:`~augmentgen.metrics.downstream_gain` kept B against a synthetic candidate's lead."""
+    margins = [r.get("validation_margin") for r in reports]
+    held = [m for m in margins if m and m["held_back"]]
+    if not held:
+        return ""
+    z = held[0]["min_z"]
+    leads = (f"z = {held[0]['z']:.2f}" if len(reports) == 1
+             else f"at {len(held)} seed{'s' * (len(held) > 1)}")
+    return f" by more than {z:g} standard error{'s' * (z != 1)} (a smaller lead was held back, {leads})"
+
+
 def _pts(value: float) -> str:
     return f"{100 * value:+.1f} pts"
 
@@ -84,7 +97,7 @@ def downstream_verdict(reports: Sequence[dict]) -> dict:
         decision = "do not mix"
         soft = sum(r["method"] == "soft-control" for r in reports)
         reason = [baseline, "No synthetic method on top of it beat it on the validation split"
-                  + ("" if n == 1 else f" ({n} of {n} seeds)")
+                  + _held_back(reports) + ("" if n == 1 else f" ({n} of {n} seeds)")
                   + ("" if not soft else f"; teacher soft labels on the real rows alone did best at {soft} of {n}, "
                      "which needs no generator")]
     else:

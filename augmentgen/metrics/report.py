@@ -33,6 +33,7 @@ from .decision import downstream_verdict
 from .distances import extractor_description, feature_distances
 from .eval_checkpoint import EvalCheckpoint, as_json_values, eval_identity
 from .scores import (
+    DEFAULT_MIN_VALIDATION_Z,
     _as_labelled,
     _check_choices,
     _check_count,
@@ -74,6 +75,7 @@ def evaluate_generator(
     progress=None,
     bank_per_image: int | str | None = "auto",
     checkpoint_file: str | os.PathLike | None = None,
+    min_validation_z: float = DEFAULT_MIN_VALIDATION_Z,
 ) -> dict:
     """Every augmentgen metric of ``generator`` on the user's data, as one JSON-ready dict.
 
@@ -129,6 +131,9 @@ def evaluate_generator(
             the seeds the file lacks (with a larger ``repeats``, it adds seeds to a finished
             evaluation); a file of another evaluation is refused, naming what differs (see
             :mod:`~augmentgen.metrics.eval_checkpoint`). Resumed or not, the figures are the same.
+        min_validation_z: the synthetic rows are mixed only where they beat the best candidate
+            without a generator by more than this many standard errors on the validation images
+            (see :func:`~augmentgen.metrics.downstream_gain`); 0 mixes on any lead.
 
     Returns:
         ``{"extractor", "reference_accuracy", "class_consistency", "cas", "downstream",
@@ -161,7 +166,7 @@ def evaluate_generator(
     choice = dict(candidate_ratios=candidate_ratios, methods=resolve_methods(methods, generator),
                   baselines=baselines, controls=controls,
                   metric=metric, balance=balance, device=_check_device(device), progress=progress,
-                  bank_per_image=check_bank_per_image(bank_per_image, generator))
+                  bank_per_image=check_bank_per_image(bank_per_image, generator), min_validation_z=min_validation_z)
     _check_choice_and_budget(generator, train_data, choice, budget)
     check_held_out(train_data, test_data)
     saved = None if checkpoint_file is None else EvalCheckpoint(checkpoint_file, eval_identity(
@@ -183,7 +188,7 @@ def _settings(seed: int, per_class: int, budget: dict, choice: dict) -> dict:
     """Every setting that decides a figure of the evaluation (``repeats`` only adds seeds)."""
     return {"seed": seed, "per_class": per_class, **budget, "device": str(choice["device"]),
             **{key: choice[key] for key in ("candidate_ratios", "methods", "baselines", "controls", "metric",
-                                            "balance", "bank_per_image")}}
+                                            "balance", "bank_per_image", "min_validation_z")}}
 
 
 def _first_seed(generator, train_data, test_data, seed: int, per_class: int, budget: dict, choice: dict,
@@ -224,7 +229,7 @@ def _check_choice_and_budget(generator, train_data: LabelledImages, choice: dict
     """The choice's options and the classifiers' budget, as :func:`downstream_gain` will take them."""
     _check_choices(generator, train_data.class_counts, ratio=None, mode="append",
                    **{k: choice[k] for k in ("candidate_ratios", "methods", "baselines", "controls", "metric",
-                                             "balance")})
+                                             "balance", "min_validation_z")})
     _check_run(choice["progress"], **budget)
 
 
@@ -290,7 +295,8 @@ def _counted_run(progress, what: str, train):
 def evaluation_plan(train_data, *, candidate_ratios: Sequence[float] = (0.0, 0.25, 0.5, 1.0),
                     methods: str | Sequence[str] = "auto", baselines: str | Sequence[str] | None = "strong",
                     controls: str | Sequence[str] | None = DEFAULT_CONTROLS, metric: str = "auto",
-                    repeats: int = 1, bank_per_image: int | str | None = "auto", generator=None) -> dict:
+                    repeats: int = 1, bank_per_image: int | str | None = "auto", generator=None,
+                    min_validation_z: float = DEFAULT_MIN_VALIDATION_Z) -> dict:
     """What :func:`evaluate_generator` will train, before it trains anything: the
     :func:`~augmentgen.metrics.scores.downstream_plan` of the first seed, plus ``"classifier_runs"``
     (at most this many classifiers in all, each with the full budget: the reference, CAS, and
@@ -298,7 +304,8 @@ def evaluation_plan(train_data, *, candidate_ratios: Sequence[float] = (0.0, 0.2
     ``baselines="none"``) and ``"bank_fills"`` (with ``bank_per_image``: at most this many banks of
     synthetic rows filled, each sampled once, over every seed; 0 without). The defaults are
     :func:`evaluate_generator`'s; ``generator``, the one to be evaluated, resolves their ``"auto"``
-    as it does (without it, pass ``methods`` and ``bank_per_image``)."""
+    as it does (without it, pass ``methods`` and ``bank_per_image``). ``min_validation_z`` trains
+    nothing more or less (the plan counts the most runs) and comes back as it is."""
     _check_count("repeats", repeats, "paired seeds of the downstream gain")
     bank_per_image = check_bank_per_image(bank_per_image, generator)
     methods = resolve_methods(methods, generator)
@@ -311,7 +318,7 @@ def evaluation_plan(train_data, *, candidate_ratios: Sequence[float] = (0.0, 0.2
     total = lambda key: 2 + first[key] + (repeats - 1) * later[key]  # noqa: E731
     return {**first, "repeats": repeats, "classifier_runs": total("classifier_runs"),
             "classifier_runs_classic_only": total("classifier_runs_classic_only"),
-            "bank_fills": repeats * first["bank_fills"]}
+            "bank_fills": repeats * first["bank_fills"], "min_validation_z": min_validation_z}
 
 
 def _pct(value: float | None) -> str:
@@ -346,6 +353,8 @@ def format_downstream(down: dict, seeds: dict | None = None) -> str:
         for name, score in down["selection"].items():
             label = f"{name} (B alone)" if name == "none@0" else name
             lines.append(f"    {label:61s} {_pct(score)}{'  <- chosen' if name == chosen else ''}")
+    if down.get("validation_margin"):
+        lines.append(_margin_line(down["validation_margin"]))
     chosen = ("no synthetic rows" if down["method"] in ("none", "soft-control")
               else f"{down['method']} at ratio {down['ratio']:g}")
     lines.append(f"  test accuracy (seed {down['seed']}):")
@@ -370,6 +379,14 @@ def format_downstream(down: dict, seeds: dict | None = None) -> str:
         lines.append(f"  chosen per seed: B {seeds['best_baseline']}, method "
                      f"{[f'{m}@{r:g}' for m, r in zip(seeds['method'], seeds['ratio'])]}")
     return "\n".join([*lines, f"verdict: {seeds['verdict']}"])
+
+
+def _margin_line(margin: dict) -> str:
+    """The guard of the validation choice: how far the best synthetic candidate led, in standard errors."""
+    outcome = (f"not more than {margin['min_z']:g}, so it is not mixed" if margin["held_back"]
+               else f"more than {margin['min_z']:g}, so it is mixed")
+    return (f"  {margin['candidate']} leads {margin['against']} by {100 * margin['gain']:+.1f} pts on the same "
+            f"validation images, z = {margin['z']:.2f} standard errors: {outcome} (--min-validation-z)")
 
 
 def _number(value: float | None, digits: int = 2) -> str:

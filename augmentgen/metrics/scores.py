@@ -44,6 +44,7 @@ from .classifier import (
     default_device,
     evaluate_accuracy,
     per_class_accuracy,
+    predict,
     train_classifier,
 )
 from .classifier import check_count as _check_count
@@ -51,12 +52,14 @@ from .controls import DEFAULT_CONTROLS, control_source, resolve_controls
 from .decision import downstream_verdict, verdict  # re-exported
 from .methods import CLASSIFIER_OPTIONS, MIXING_METHODS, method_options, split_method_options  # re-exported
 from .splits import (  # re-exported
+    beats,
     best_candidate,
     check_held_out,
     check_splittable,
     validation_folds,
     validation_split,
 )
+from .stats import paired_gain_z
 
 
 def _seeded(generator: ConditionalGenerator, seed: int) -> torch.Generator:
@@ -218,6 +221,35 @@ def _choose(selection: dict[tuple[str, float], float]) -> tuple[str, float]:
     return best_candidate(sorted(selection, key=rank), selection.__getitem__)
 
 
+#: The candidates of a validation choice that use no generator: B alone, and B with its teacher's
+#: soft labels on the real rows.
+NO_GENERATOR = ("none", "soft-control")
+#: A synthetic candidate is mixed only when it beats B on the validation images by more than this
+#: many standard errors (:func:`~augmentgen.metrics.stats.paired_gain_z`): a one-image lead among a
+#: few disagreements is not enough. Fixed before it was measured, not fitted to any result; 0 mixes
+#: on any lead.
+DEFAULT_MIN_VALIDATION_Z = 1.0
+
+
+def _guard(selection: dict[tuple[str, float], float], correct: dict[tuple[str, float], torch.Tensor],
+           labels: torch.Tensor | None, min_z: float) -> tuple[str, float, dict | None]:
+    """The validation choice (:func:`_choose`), kept to the best candidate without a generator
+    (B alone, or B with soft labels) unless the synthetic one beats it by ``min_z`` standard errors
+    on the same images (``correct``: per candidate, which validation images it got right; ``labels``
+    for the class-balanced score). Returns ``(method, ratio, margin)``, ``margin`` (None where no
+    synthetic candidate won) holding the winner, what it was held against, its gain, se and z, and
+    whether it was ``held_back`` (z not above ``min_z``)."""
+    method, ratio = _choose(selection)
+    plain = {k: v for k, v in selection.items() if k[0] in NO_GENERATOR}
+    if method in NO_GENERATOR or not plain:  # no ratio 0 among the candidates: the user asked to mix
+        return method, ratio, None
+    against = _choose(plain)
+    margin = paired_gain_z(correct[(method, ratio)], correct[against], labels)
+    margin = {"candidate": f"{method}@{ratio:g}", "against": f"{against[0]}@{against[1]:g}",
+              **margin, "min_z": min_z, "held_back": not beats(margin["z"], min_z)}
+    return (*(against if margin["held_back"] else (method, ratio)), margin)
+
+
 # --------------------------------------------------------------------------- what will be trained
 METRICS = {"accuracy": "accuracy", "balanced": "mean per-class accuracy"}
 
@@ -361,6 +393,7 @@ def downstream_gain(
     real_classic_model: ReferenceClassifier | None = None,
     progress=None,
     bank_per_image: int | str | None = "auto",
+    min_validation_z: float = DEFAULT_MIN_VALIDATION_Z,
 ) -> dict:
     """ΔAcc: do ``generator``'s samples improve on the best a user can do without a generator?
 
@@ -375,7 +408,13 @@ def downstream_gain(
        (``SyntheticMix``; ``mode="replace"`` replaces rows instead, showing fewer real rows), and
        is scored on the same validation images. A candidate ratio of 0 is B alone: validation
        can decide against synthetic data. The teacher of ``filter`` / ``soft`` is B's classifier;
-       ``weighted`` needs none: its rows count half a real row in the loss.
+       ``weighted`` needs none: its rows count half a real row in the loss. The best candidate
+       is mixed only when it beats the best candidate without a generator (B alone, or B with
+       its teacher's soft labels) by more than ``min_validation_z`` standard errors on the same
+       validation images (:func:`~augmentgen.metrics.stats.paired_gain_z`; McNemar's z for
+       accuracy), else that candidate is kept: a lead of an image or two on a small validation
+       split is noise, and mixing on it has cost more than a point of test accuracy. 0 mixes
+       on any lead.
     3. **Final arms**, the only use of ``test_data``: classic augmentation, B, and B + the chosen
        method, each trained on all of ``train_data``; with ``include_noaug`` also real data
        without augmentation, for reference.
@@ -421,8 +460,11 @@ def downstream_gain(
         ``controls`` (per control trained: ``{"acc", "score", "per_class", "delta"}``, ``delta``
         being ``score_mixed`` minus the control's score; empty when no synthetic method was chosen),
         ``verdict`` (one seed: never a recommendation to mix), ``classifier_runs``, ``steps``,
-        ``batch_size``, ``seed``, ``bank_per_image`` and ``bank_fills`` (banks filled; 0 without a bank); a ``soft`` choice adds ``acc_teacher_control`` (the teacher's
-        soft targets on real rows only) and ``delta_vs_control``.
+        ``batch_size``, ``seed``, ``bank_per_image`` and ``bank_fills`` (banks filled; 0 without a
+        bank), ``min_validation_z`` and ``validation_margin`` (None unless a synthetic candidate
+        led on validation: ``{"candidate", "against", "gain", "se", "z", "min_z", "held_back"}``);
+        a ``soft`` choice adds ``acc_teacher_control`` (the teacher's soft targets on real rows
+        only) and ``delta_vs_control``.
     """
     _check_generator(generator, "downstream_gain")
     train_data, test_data = _as_labelled(train_data), _as_labelled(test_data)
@@ -431,7 +473,7 @@ def downstream_gain(
     methods, names, control_names, metric, balance = _check_choices(
         generator, train_data.class_counts, ratio=ratio, candidate_ratios=candidate_ratios,
         methods=methods, baselines=baselines, controls=controls, metric=metric, mode=mode, balance=balance,
-        validation_fraction=validation_fraction)
+        validation_fraction=validation_fraction, min_validation_z=min_validation_z)
     _check_run(progress, include_noaug=include_noaug, real_classic_model=real_classic_model, steps=steps,
                epochs=epochs, min_steps=min_steps, batch_size=batch_size, width=width)
     bank_per_image = check_bank_per_image(bank_per_image, generator)  # "auto": the family's default
@@ -446,8 +488,8 @@ def downstream_gain(
                      batch_size=batch_size, width=width, device=device)
     try:
         report = _choose_and_test(arms, train_data, test_data, names, methods, ratio, candidate_ratios,
-                                  validation_fraction, real_classic_model)
-        report.update(balance=balance)
+                                  validation_fraction, real_classic_model, float(min_validation_z))
+        report.update(balance=balance, min_validation_z=float(min_validation_z))
         if include_noaug:
             plain = runs.train("final: real, no augmentation", train_data=train_data, augment="none",
                                **arms.common)
@@ -475,10 +517,12 @@ def _check_generator_fits(generator: ConditionalGenerator, train_data: LabelledI
 
 def _choose_and_test(arms: _GainArms, train_data: LabelledImages, test_data: LabelledImages, names: list[str],
                      methods: list[str], ratio: float | None, candidate_ratios: Sequence[float],
-                     validation_fraction: float, real_classic_model) -> dict:
+                     validation_fraction: float, real_classic_model, min_z: float) -> dict:
     """The best baseline and the synthetic method and ratio chosen on a validation split carved from
-    ``train_data`` (none where nothing is to choose), then the final arms on all of it, tested once."""
+    ``train_data`` (none where nothing is to choose; a synthetic candidate only by more than
+    ``min_z`` standard errors, :func:`_guard`), then the final arms on all of it, tested once."""
     best, best_on_fit, baseline_selection, selection, method = "classic", None, None, None, methods[0]
+    margin = None
     selecting = ratio is None
     if _baselines_on_fit(len(names), methods, candidate_ratios, selecting):
         fit, val = validation_split(train_data, validation_fraction, seed=arms.seed)
@@ -487,9 +531,10 @@ def _choose_and_test(arms: _GainArms, train_data: LabelledImages, test_data: Lab
         if best_on_fit is None:  # only plain candidates, classic alone: no baseline on fit needed
             fit, val = validation_split(train_data, validation_fraction, seed=arms.seed)
         selection = arms.select(fit, val, best, best_on_fit, methods, candidate_ratios)
-        method, ratio = _choose(selection)
+        labels = val.labels if arms.metric == METRICS["balanced"] else None
+        method, ratio, margin = _guard(selection, arms.val_correct, labels, min_z)
     report = arms.final(train_data, test_data, best, method, float(ratio), real_classic_model)
-    report.update(baselines=names, baseline_selection=baseline_selection)
+    report.update(baselines=names, baseline_selection=baseline_selection, validation_margin=margin)
     report["selection"] = None if selection is None else {f"{m}@{r:g}": v for (m, r), v in selection.items()}
     report["ratio_selection"] = None if selection is None else {
         r: v for (m, r), v in selection.items() if m in ("plain", "none")} or None
@@ -526,13 +571,15 @@ def _check_methods(methods: Sequence[str], ratio: float | None, mode: str) -> li
 # Every argument of downstream_gain and evaluate_generator is checked before the first classifier
 # trains (each takes minutes at the default budget), so a typo fails in well under a second.
 def _check_choices(generator: ConditionalGenerator, class_counts: Sequence[int], *, ratio, candidate_ratios,
-                   methods, baselines, controls, metric, mode, balance, validation_fraction=0.2) -> tuple:
+                   methods, baselines, controls, metric, mode, balance, validation_fraction=0.2,
+                   min_validation_z=DEFAULT_MIN_VALIDATION_Z) -> tuple:
     """The choices of :func:`downstream_gain`, checked without training anything: ``(methods,
     baseline names, control names, metric, balance)`` as it uses them. Data that the validation
     split it will need cannot split is refused here too. (The seed is its callers' first check.)"""
     if mode not in ("append", "replace"):
         raise ConfigError(f"mode must be 'append' or 'replace', got {mode!r}")
     _check_ratios(candidate_ratios, ratio, mode)
+    _check_min_validation_z(min_validation_z)
     methods = _check_methods(methods, ratio, mode)
     _check_methods_fit(generator, methods)
     names = resolve_baselines(baselines, class_counts)
@@ -543,6 +590,14 @@ def _check_choices(generator: ConditionalGenerator, class_counts: Sequence[int],
     if ratio is None or len(names) > 1:  # choosing a ratio or a baseline: on a validation split
         check_splittable(class_counts, validation_fraction, generator.class_names)
     return methods, names, control_names, metric, balance
+
+
+def _check_min_validation_z(value) -> None:
+    """A finite number >= 0 (standard errors; 0 mixes on any validation lead)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"min_validation_z takes a finite number >= 0 (the standard errors by which synthetic "
+                          f"rows must beat the best baseline on validation to be mixed; {DEFAULT_MIN_VALIDATION_Z:g} "
+                          f"by default, 0 mixes on any lead), got {value!r}")
 
 
 def _check_balance(balance, generator: ConditionalGenerator) -> None:
@@ -696,6 +751,7 @@ class _GainArms:
         self.common = {**budget, "seed": seed, "num_classes": generator.num_classes}
         self.bank_per_image, self.bank_fills = bank_per_image, 0
         self._banks: dict[tuple, object] = {}  # (data, rows) -> SyntheticPool, filled once each
+        self.val_correct: dict[tuple[str, float], torch.Tensor] = {}  # candidate -> validation images it got right
 
     def train(self, what: str, data: LabelledImages, baseline: str = "classic", synthetic_mix=None,
               method: str | None = None) -> ReferenceClassifier:
@@ -706,6 +762,11 @@ class _GainArms:
         options = split_method_options(method)[1] if mixing else {}
         return self.runs.train(what, train_data=data, augment="classic", synthetic_mix=synthetic_mix,
                                **baseline_options(baseline, self.num_classes), **options, **self.common)
+
+    def score_candidate(self, key: tuple[str, float], model: ReferenceClassifier, val: LabelledImages) -> float:
+        """``model``'s validation score, keeping which images it got right (the guard's paired test)."""
+        self.val_correct[key] = predict(model, val.images).cpu() == val.labels.cpu()
+        return self.score(model, val)
 
     def score(self, model: ReferenceClassifier, data: LabelledImages) -> float:
         """``metric`` of ``model`` on ``data``: accuracy, or the mean over the classes present."""
@@ -783,11 +844,11 @@ class _GainArms:
         classifier ``best_on_fit`` is the ratio-0 candidate and the teacher."""
         selection = {}
         if 0 in candidate_ratios:
-            selection[("none", 0.0)] = self.score(best_on_fit, val)
+            selection[("none", 0.0)] = self.score_candidate(("none", 0.0), best_on_fit, val)
             if "soft" in methods:  # soft labels without synthetic rows: no credit to the generator
                 control = self.train(f"validation: {best} + teacher soft labels, no synthetic rows", fit, best,
                                      self.mix("soft-control", 0.0, best_on_fit, fit))
-                selection[("soft-control", 0.0)] = self.score(control, val)
+                selection[("soft-control", 0.0)] = self.score_candidate(("soft-control", 0.0), control, val)
         for m in methods:
             for candidate in (float(r) for r in candidate_ratios if r):
                 try:
@@ -797,7 +858,7 @@ class _GainArms:
                                   stacklevel=3)
                     continue
                 model = self.train(f"validation: {best} + {m}@{candidate:g}", fit, best, mix, m)
-                selection[(m, candidate)] = self.score(model, val)
+                selection[(m, candidate)] = self.score_candidate((m, candidate), model, val)
         return selection
 
     def final(self, train_data: LabelledImages, test_data: LabelledImages, best: str, method: str, ratio: float,
@@ -849,6 +910,7 @@ class _GainArms:
 
 __all__ = [
     "CLASSIFIER_OPTIONS",
+    "DEFAULT_MIN_VALIDATION_Z",
     "METRICS",
     "MIXING_METHODS",
     "method_options",

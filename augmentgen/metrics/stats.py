@@ -4,7 +4,9 @@ A downstream figure compares arms that share everything but the thing measured (
 subset, generator, initialisation and batch order for a seed), so the right summary is the
 distribution of the per-seed *differences*: :func:`paired_difference` gives their mean, a
 Student-t confidence interval and how many seeds were positive. :func:`oracle_share` reads a
-gain against the gain of twice the real data.
+gain against the gain of twice the real data. :func:`paired_gain_z` reads one candidate's gain
+over another on the same validation images in standard errors: how a choice made on a few
+hundred images tells a gain from noise.
 """
 
 from __future__ import annotations
@@ -63,6 +65,44 @@ def paired_difference(treated: Sequence[float], control: Sequence[float]) -> dic
             "n_positive": sum(d > 0 for d in differences), "differences": differences}
 
 
+def paired_gain_z(correct, baseline_correct, labels=None) -> dict:
+    """How far a candidate beats a baseline scored on the same images, in standard errors.
+
+    Per image, ``d = correct - baseline_correct`` (1: only the candidate is right, -1: only the
+    baseline). The gain is the score difference, ``sum(w * d)``, with ``w = 1 / N`` (accuracy) or,
+    with ``labels``, ``w = 1 / (K * n_c)`` (mean per-class accuracy over the ``K`` classes present,
+    ``n_c`` images of the image's class). Its standard error, were the two equally good, is
+    ``sqrt(sum(w**2 * d**2))``: for accuracy, ``z = (b - c) / sqrt(b + c)`` with ``b`` and ``c``
+    the images only one of them gets right, McNemar's test. Images both get right or both wrong
+    say nothing about which is better, so a one-image lead among a few disagreements is z < 1.
+
+    Args:
+        correct, baseline_correct: per image, whether each classifier got it right (bool or 0/1
+            tensors or sequences of one length).
+        labels: the images' classes, for the class-balanced score; None for accuracy.
+
+    Returns:
+        ``{"gain", "se", "z"}`` (floats; ``z`` is 0 where the two agree on every image).
+    """
+    import torch
+
+    correct, baseline = (torch.as_tensor(c).flatten().double() for c in (correct, baseline_correct))
+    if correct.shape != baseline.shape or not len(correct):
+        raise ConfigError(f"paired_gain_z needs one result per image on both sides, got {len(correct)} and "
+                          f"{len(baseline)}")
+    if labels is None:
+        weights = torch.full_like(correct, 1.0 / len(correct))
+    else:
+        labels = torch.as_tensor(labels).flatten().long()
+        if labels.shape != correct.shape:
+            raise ConfigError(f"paired_gain_z needs one label per image, got {len(labels)} for {len(correct)}")
+        counts = torch.bincount(labels).double()
+        weights = 1.0 / (counts[labels] * int((counts > 0).sum()))
+    d = correct - baseline
+    gain, se = float((weights * d).sum()), float((weights.square() * d.square()).sum().sqrt())
+    return {"gain": gain, "se": se, "z": gain / se if se > 0 else 0.0}
+
+
 def oracle_share(delta: float, oracle_gain: float) -> float | None:
     """``delta / oracle_gain``: the share of "twice the real data" that synthetic data recovers.
 
@@ -83,4 +123,4 @@ def format_interval(summary: dict, *, scale: float = 100.0, unit: str = "pts") -
     return f"{mean} [{low}, {high}] {unit}, {summary['n_positive']}/{summary['n']} seeds > 0"
 
 
-__all__ = ["format_interval", "oracle_share", "paired_difference", "t_quantile_975"]
+__all__ = ["format_interval", "oracle_share", "paired_difference", "paired_gain_z", "t_quantile_975"]

@@ -102,6 +102,28 @@ def test_the_selection_table_marks_the_choice_once_even_on_ties():
     assert "+2.0 pts at one seed" in lines[-1] and "+4.0 pts at one seed" in "\n".join(lines)  # vs B, vs classic
 
 
+def test_the_report_says_how_far_the_rows_led_on_validation_and_whether_they_were_held_back():
+    from augmentgen.metrics.report import format_downstream
+
+    arm = {"acc_real_classic": 0.8, "acc_best_baseline": 0.8, "acc_mixed": 0.8, "acc_real_noaug": None,
+           "score_real_classic": 0.8, "score_best_baseline": 0.8, "score_mixed": 0.8}
+    margin = {"candidate": "plain@0.5", "against": "none@0", "gain": 0.01, "se": 0.0447, "z": 0.2236, "min_z": 1.0,
+              "held_back": True}
+    down = {**arm, "seed": 0, "metric": "accuracy", "best_baseline": "classic", "baseline_selection": None,
+            "selection": {"none@0": 0.94, "plain@0.5": 0.95}, "method": "none", "ratio": 0.0,
+            "acc_teacher_control": None, "validation_margin": margin}
+    text = format_downstream(down)
+    assert ("  plain@0.5 leads none@0 by +1.0 pts on the same validation images, z = 0.22 standard errors: not "
+            "more than 1, so it is not mixed (--min-validation-z)") in text
+    assert [line for line in text.splitlines() if "<- chosen" in line] == [f"    {'none@0 (B alone)':61s}  94.0%  <- chosen"]
+    assert ("verdict: do not mix. Best baseline on the validation split: classic. No synthetic method on top of it "
+            "beat it on the validation split by more than 1 standard error (a smaller lead was held back, z = 0.22).") \
+        in text
+    mixed = format_downstream({**down, "method": "plain", "ratio": 0.5,
+                               "validation_margin": {**margin, "z": 2.45, "held_back": False}})
+    assert "z = 2.45 standard errors: more than 1, so it is mixed" in mixed
+
+
 @pytest.fixture(scope="module")
 def tiny_cgan():
     from augmentgen.models import build_config, build_generator

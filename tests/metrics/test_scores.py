@@ -327,3 +327,90 @@ def test_a_tie_in_validation_score_goes_to_the_simpler_choice_whatever_the_float
     assert comparable_score(0.9299999833106994) == comparable_score(0.9299999952316285) == 0.93
     assert best_candidate(["b", "rows"], {"b": 0.9299999833106994, "rows": 0.9299999952316285}.get) == "b"
     assert not beats(0.9299999952316285, 0.9299999833106994) and beats(0.94, 0.93)
+
+
+def _hits(won: int, lost: int, both: int = 90) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which of the validation images a candidate and B got right: ``won`` only the candidate,
+    ``lost`` only B, ``both`` both (the rest of 100 neither)."""
+    candidate = torch.zeros(100, dtype=torch.bool)
+    baseline = torch.zeros(100, dtype=torch.bool)
+    candidate[:won] = True
+    baseline[won:won + lost] = True
+    candidate[won + lost:won + lost + both] = baseline[won + lost:won + lost + both] = True
+    return candidate, baseline
+
+
+def test_the_guard_keeps_b_against_a_lead_of_one_image_among_several_disagreements():
+    """MNIST 10/class, seed 4: a cgan's rows scored 95 of 100 validation images against B's 94 and
+    were mixed; they lost 1.89 points on the test set. Three won and two lost (the fewest its folds'
+    scores allow) is z = 0.45."""
+    from augmentgen.metrics.scores import DEFAULT_MIN_VALIDATION_Z, _guard
+
+    candidate, baseline = _hits(won=3, lost=2)
+    selection = {("none", 0.0): 0.92, ("plain", 0.5): 0.93}
+    correct = {("none", 0.0): baseline, ("plain", 0.5): candidate}
+    method, ratio, margin = _guard(selection, correct, None, DEFAULT_MIN_VALIDATION_Z)
+    assert (method, ratio) == ("none", 0.0) and DEFAULT_MIN_VALIDATION_Z == 1.0
+    assert margin["held_back"] and margin["candidate"] == "plain@0.5" and margin["against"] == "none@0"
+    assert margin["z"] == pytest.approx(1 / 5**0.5) and margin["gain"] == pytest.approx(0.01)
+    # 0 mixes on any lead, as the choice did before the guard.
+    assert _guard(selection, correct, None, 0.0)[:2] == ("plain", 0.5)
+    # Six won, none lost: z = 2.45, mixed.
+    candidate, baseline = _hits(won=6, lost=0)
+    correct = {("none", 0.0): baseline, ("plain", 0.5): candidate}
+    method, ratio, margin = _guard({("none", 0.0): 0.90, ("plain", 0.5): 0.96}, correct, None, 1.0)
+    assert (method, ratio) == ("plain", 0.5) and not margin["held_back"] and margin["z"] == pytest.approx(6**0.5)
+    # One won, none lost is z = 1 exactly: not more than 1, so not mixed.
+    candidate, baseline = _hits(won=1, lost=0)
+    correct = {("none", 0.0): baseline, ("plain", 0.5): candidate}
+    assert _guard({("none", 0.0): 0.90, ("plain", 0.5): 0.91}, correct, None, 1.0)[0] == "none"
+
+
+def test_the_guard_falls_back_to_the_best_candidate_without_a_generator_and_needs_a_ratio_zero():
+    from augmentgen.metrics.scores import _guard
+
+    candidate, baseline = _hits(won=3, lost=2)
+    soft = baseline.clone()
+    # B with its teacher's soft labels beat B alone: it is what the rows must beat, and the fallback.
+    selection = {("none", 0.0): 0.91, ("soft-control", 0.0): 0.92, ("soft", 0.5): 0.93}
+    correct = {("none", 0.0): torch.zeros(100, dtype=torch.bool), ("soft-control", 0.0): soft, ("soft", 0.5): candidate}
+    method, ratio, margin = _guard(selection, correct, None, 1.0)
+    assert (method, ratio) == ("soft-control", 0.0) and margin["against"] == "soft-control@0"
+    # No ratio 0 among the candidates: the user asked to mix, and there is nothing to hold against.
+    assert _guard({("plain", 0.5): 0.9, ("plain", 1.0): 0.8}, {}, None, 1.0) == ("plain", 0.5, None)
+    # B itself won: no margin to read.
+    assert _guard({("none", 0.0): 0.95, ("plain", 0.5): 0.9}, {}, None, 1.0) == ("none", 0.0, None)
+
+
+def test_downstream_gain_records_the_guard_and_its_verdict_names_a_lead_held_back(split, monkeypatch):
+    from augmentgen.metrics import scores as scores_module
+    from tests.metrics.fakes import SquareTeacher
+
+    class FirstClass(torch.nn.Module):
+        """Calls every image class 0: a third of the validation images right."""
+
+        def __init__(self):
+            super().__init__()
+            self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, images):
+            return torch.nn.functional.one_hot(torch.zeros(len(images), dtype=torch.long), 3).float() + self.anchor
+
+    # Known classifiers instead of trained ones: B gets a third right, B + rows every image.
+    monkeypatch.setattr(scores_module, "train_classifier", lambda **kw: SquareTeacher() if kw.get("synthetic_mix")
+                        else FirstClass())
+    train, test = split
+    kw = dict(seed=0, candidate_ratios=(0.0, 0.5), include_noaug=False, baselines="none", controls="none", **FAST)
+    mixed = downstream_gain(RealImagesGenerator(train), train, test, **kw)
+    held = downstream_gain(RealImagesGenerator(train), train, test, min_validation_z=1e9, **kw)
+    assert mixed["selection"] == held["selection"] == {"none@0": pytest.approx(1 / 3), "plain@0.5": 1.0}
+    # 6 of 9 validation images (3 per class) only the rows' classifier gets right: z = 6 / sqrt(6).
+    assert mixed["min_validation_z"] == 1.0 and mixed["method"] == "plain" and mixed["acc_mixed"] == 1.0
+    assert mixed["validation_margin"] == {"candidate": "plain@0.5", "against": "none@0", "gain": pytest.approx(2 / 3),
+                                          "se": pytest.approx(6**0.5 / 9), "z": pytest.approx(6**0.5), "min_z": 1.0,
+                                          "held_back": False}
+    assert held["method"] == "none" and held["validation_margin"]["held_back"]
+    assert held["acc_mixed"] == held["acc_best_baseline"] == pytest.approx(1 / 3)
+    assert "did not beat it on the validation split" not in held["verdict"]
+    assert ("No synthetic method on top of it beat it on the validation split by more than 1e+09 standard errors "
+            "(a smaller lead was held back, z = 2.45)") in held["verdict"]

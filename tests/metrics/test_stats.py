@@ -7,7 +7,7 @@ import math
 import pytest
 
 from augmentgen.errors import ConfigError
-from augmentgen.metrics import format_interval, oracle_share, paired_difference, t_quantile_975
+from augmentgen.metrics import format_interval, oracle_share, paired_difference, paired_gain_z, t_quantile_975
 
 
 def test_t_quantiles_match_the_tables():
@@ -59,3 +59,34 @@ def test_oracle_share():
     assert oracle_share(0.01, 0.04) == pytest.approx(0.25)
     assert oracle_share(-0.01, 0.04) == pytest.approx(-0.25)
     assert oracle_share(0.01, 0.0) is None and oracle_share(0.01, -0.01) is None
+
+
+def test_paired_gain_z_is_mcnemars_z_for_accuracy():
+    # 10 images: 4 only the candidate gets right, 1 only the baseline, 5 both.
+    candidate = [1, 1, 1, 1, 0, 1, 1, 1, 1, 1]
+    baseline = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1]
+    result = paired_gain_z(candidate, baseline)
+    assert result["gain"] == pytest.approx(0.3)  # 9/10 - 6/10
+    assert result["se"] == pytest.approx(math.sqrt(5) / 10)
+    assert result["z"] == pytest.approx((4 - 1) / math.sqrt(4 + 1))
+    # A one-image lead among five disagreements (3 won, 2 lost): z = 1 / sqrt(5), well under 1.
+    assert paired_gain_z([1, 1, 1, 0, 0], [0, 0, 0, 1, 1])["z"] == pytest.approx(1 / math.sqrt(5))
+    assert paired_gain_z([1, 0, 1], [1, 0, 1]) == {"gain": 0.0, "se": 0.0, "z": 0.0}
+
+
+def test_paired_gain_z_weights_images_by_class_for_the_balanced_score():
+    import torch
+
+    # Class 0 has one image, class 1 four: mean per-class accuracy weighs the lone image 1/2 and
+    # each of the four 1/8.
+    labels = torch.tensor([0, 1, 1, 1, 1])
+    candidate = torch.tensor([True, True, True, True, False])
+    baseline = torch.tensor([False, True, True, True, True])
+    result = paired_gain_z(candidate, baseline, labels)
+    assert result["gain"] == pytest.approx((1.0 - 0.0) / 2 + (0.75 - 1.0) / 2)
+    assert result["se"] == pytest.approx(math.sqrt(0.5**2 + 0.125**2))
+    assert result["z"] == pytest.approx(0.375 / math.sqrt(0.265625))
+    with pytest.raises(ConfigError, match="one result per image"):
+        paired_gain_z([1, 0], [1])
+    with pytest.raises(ConfigError, match="one label per image"):
+        paired_gain_z([1, 0], [1, 1], labels=[0])
