@@ -30,6 +30,9 @@ from ..models.registry import config_to_dict
 __all__ = ["EVAL_CHECKPOINT_FORMAT", "EvalCheckpoint", "as_json_values", "eval_identity"]
 
 EVAL_CHECKPOINT_FORMAT = "augmentgen-eval-checkpoint/1"
+#: Settings added to the identity after files were written, and the value those files' seeds were
+#: decided with (before the guard, any validation lead mixed: ``min_validation_z`` 0).
+IDENTITY_DEFAULTS = {"min_validation_z": 0.0}
 
 
 def as_json_values(value):
@@ -80,7 +83,7 @@ class EvalCheckpoint:
     def _read(self) -> None:
         try:
             saved = json.loads(self.path.read_text())
-            old = saved["identity"]
+            old = {**IDENTITY_DEFAULTS, **saved["identity"]}
         except (OSError, ValueError, TypeError, KeyError) as exc:
             raise CheckpointError(f"cannot read the evaluation checkpoint {self.path} ({exc}); it is not a file "
                                   "augmentgen wrote intact. Delete it to start the evaluation over") from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -426,4 +428,16 @@ def test_a_killed_evaluation_resumes_from_its_finished_seeds(split, tmp_path, mo
     (tmp_path / "torn.json").write_text('{"identity": ')
     with pytest.raises(CheckpointError, match="is not a file augmentgen wrote intact. Delete it"):
         evaluate_generator(generator, train, test, checkpoint_file=tmp_path / "torn.json", **options)
+
+    # A file written before the guard decided its seeds with any lead mixing: it resumes with
+    # min_validation_z=0, and the default names that setting as what differs.
+    saved = json.loads((tmp_path / "killed.json").read_text())
+    assert saved["identity"]["min_validation_z"] == 1.0
+    del saved["identity"]["min_validation_z"]
+    (tmp_path / "older.json").write_text(json.dumps(saved))
+    with pytest.raises(CheckpointError, match=r"another evaluation \(min_validation_z: 0.0 there, 1.0 here\)"):
+        evaluate_generator(generator, train, test, repeats=3, checkpoint_file=tmp_path / "older.json", **options)
+    older = evaluate_generator(generator, train, test, repeats=3, checkpoint_file=tmp_path / "older.json",
+                               min_validation_z=0.0, **options)
+    assert older["resumed_seeds"] == [3, 4, 5] and trained == []
 
