@@ -413,8 +413,7 @@ def downstream_gain(
        its teacher's soft labels) by more than ``min_validation_z`` standard errors on the same
        validation images (:func:`~augmentgen.metrics.stats.paired_gain_z`; McNemar's z for
        accuracy), else that candidate is kept: a lead of an image or two on a small validation
-       split is noise, and mixing on it has cost more than a point of test accuracy. 0 mixes
-       on any lead.
+       split is noise, and mixing on it can cost test accuracy. 0 mixes on any lead.
     3. **Final arms**, the only use of ``test_data``: classic augmentation, B, and B + the chosen
        method, each trained on all of ``train_data``; with ``include_noaug`` also real data
        without augmentation, for reference.
