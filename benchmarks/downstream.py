@@ -313,7 +313,8 @@ class Arms:
         self.splits = (validation_folds(cell.subset, args.selection_folds, seed=seed) if args.selection_folds > 1
                        else [validation_split(cell.subset, 0.2, seed=seed)])
         # Which validation images each choice run got right ("0110...", the splits' images in
-        # order), by journal key, and those images' classes: what the guard's paired test reads.
+        # order), by journal key, and those images' classes (a digit each: the cells have 10
+        # classes): what the guard's paired test reads.
         self.correct: dict[str, str | None] = {}
         self.val_labels = "".join(map(str, torch.cat([val.labels for _, val in self.splits]).tolist()))
         self.baselines = ["a", "f", "g", "h"] if cell.long_tailed else ["a", "f"]
