@@ -463,20 +463,25 @@ def validation_leak_section(name: str, d: dict) -> str:
     """``validation_leak.py``: a candidate's validation score with rows from generators that did and
     did not see the validation images, in points, per source."""
     rows = []
+    with_z = any(got.get("z_guard_seeds") for got in d.get("summary", {}).values())
     for spec, got in d.get("summary", {}).items():
         rows.append([f"`{spec}`", str(len(got.get("seeds", []))), interval_pct(got.get("leak")),
                      interval_pct(got.get("size")), interval_pct(got.get("total")), interval_pct(got.get("leaked_vs_b")),
-                     interval_pct(got.get("clean_vs_b")), f"{got.get('guard_flips')}/{len(got.get('seeds', []))}"])
+                     interval_pct(got.get("clean_vs_b")), f"{got.get('guard_flips')}/{len(got.get('seeds', []))}"]
+                    + ([f"{got['z_guard_flips']}/{got['z_guard_seeds']}" if got.get("z_guard_seeds") else "–"]
+                       if with_z else []))
     notes = (f"Validation score (plain method, candidate `{d.get('mode')}` for variation rows, B as the cell chose it) "
              f"of B + rows from three generators per split: the protocol's, trained on the whole subset "
              f"(*leaked*), one on the split's fit part only (*clean*), one on as many images with the validation "
              f"images among them (*matched*); {d.get('gen_steps')} generator steps, {d.get('selection_folds')} "
              f"split(s), points of validation {'mean per-class accuracy' if str(d.get('budget')).startswith('lt') else 'accuracy'}. "
-             "Guard flips: seeds where \"mix where validation beats B\" decides otherwise with the clean generator. "
-             "No test image is read.")
+             "Guard flips: seeds where \"mix where validation beats B\" decides otherwise with the clean generator"
+             + ("; with the guard `augmentgen eval` applies (a lead of more than 1 standard error over the same "
+                "validation images), over the seeds that record which images each got right" if with_z else "")
+             + ". No test image is read.")
     by_source = {**d, "per_seed": [{**row, "arms": row.get("sources", {})} for row in d.get("per_seed", [])]}
     header = ["Source", "Seeds", "Seen − unseen, same size", "Leaked − matched (size)", "Leaked − clean",
-              "Leaked vs B", "Clean vs B", "Guard flips"]
+              "Leaked vs B", "Clean vs B", "Guard flips"] + (["Guard flips (z > 1)"] if with_z else [])
     return "\n\n".join([f"### Does the generator's sight of the validation images inflate its rows' validation score? "
                          f"({d.get('dataset')}, {budget_label(d)})", table(header, rows), notes,
                          provenance(name, by_source)])

@@ -16,8 +16,11 @@ images as the fit part, the validation images among them (``matched``), since th
 also trains on fewer images. ``leak`` = matched - clean is what having seen the validation images
 adds at the same size; ``size`` = leaked - matched what the images the clean generator lacks add;
 beside B's score on the same splits (B as the cell chose it), ``guard_flips`` counts the seeds
-where "mix only where validation beats B" decides otherwise with the clean generator. The test
-set is never read. Writes ``benchmarks/results/validation_leak_<dataset>_<budget>.json``, after
+where "mix only where validation beats B" decides otherwise with the clean generator, and
+``z_guard_flips`` the same for the guard ``augmentgen eval`` applies (a lead of more than one
+standard error over the same validation images: each generator's ``z_<name>`` against B, from
+which images each got right; seeds measured before 2026-12-07 have none). The test set is never
+read. Writes ``benchmarks/results/validation_leak_<dataset>_<budget>.json``, after
 every seed (a rerun resumes)::
 
     OMP_NUM_THREADS=1 python benchmarks/validation_leak.py --dataset fashion-mnist --budget 50pc \\
@@ -39,7 +42,8 @@ from harness import RESULTS, cpu_identity, git_commit, machine, write_json
 from protocol import draw_cell, load_split
 
 from augmentgen.data import LabelledImages
-from augmentgen.metrics import paired_difference
+from augmentgen.metrics import paired_difference, paired_gain_z
+from augmentgen.metrics.scores import DEFAULT_MIN_VALIDATION_Z
 from augmentgen.metrics.splits import beats
 from augmentgen.metrics.stats import format_interval
 
@@ -90,9 +94,20 @@ def size_matched(fit, val, seed: int):
 GENERATORS = ("leaked", "clean", "matched")
 
 
-def measure(arms, spec: str, best: str, b_score: float, candidate: dict | None, done: dict | None = None) -> dict:
+def guard_z(arms, correct: str | None, b_correct: str | None) -> float | None:
+    """The lead over B in standard errors (``paired_gain_z``, class-weighted on long-tailed cells)
+    from which validation images the candidate and B got right; None where either is unknown."""
+    if correct is None or b_correct is None:
+        return None
+    labels = [int(c) for c in arms.val_labels] if arms.cell.long_tailed else None
+    return paired_gain_z([c == "1" for c in correct], [c == "1" for c in b_correct], labels)["z"]
+
+
+def measure(arms, spec: str, best: str, b_score: float, candidate: dict | None, done: dict | None = None,
+            b_correct: str | None = None) -> dict:
     """One seed's scores of ``spec``'s candidate on top of ``best`` with each of ``GENERATORS``
-    (those not already in ``done``, a resumed record)."""
+    (those not already in ``done``, a resumed record), and, with ``b_correct`` (which validation
+    images B got right), each one's lead over B in standard errors and the guard's decision."""
     family, kind, _, options, _ = parse_source(spec)
     got = dict(done or {})
     t0 = time.perf_counter()
@@ -113,6 +128,9 @@ def measure(arms, spec: str, best: str, b_score: float, candidate: dict | None, 
     for name in (n for n in GENERATORS if n not in got):
         got[name] = score_candidate(arms, make[name](), kind, candidate, best, f"{spec} {name}")
         got[f"mixes_{name}"] = beats(got[name], b_score)  # a tie keeps B
+        z = None if b_correct is None else guard_z(arms, arms.correct.get(f"leak {spec} {name} on ({best})"), b_correct)
+        if z is not None:
+            got[f"z_{name}"], got[f"z_mixes_{name}"] = z, beats(z, DEFAULT_MIN_VALIDATION_Z)
     seconds = time.perf_counter() - t0 + (done or {}).get("seconds", 0.0)
     return {**(candidate or {}), **got, "b": b_score, "seconds": round(seconds, 1)}
 
@@ -129,21 +147,28 @@ def summarise(rows: list[dict]) -> dict:
         def paired(a, b, got=got):
             pairs = [(g[a], g[b]) for g in got if a in g and b in g]
             return paired_difference(*zip(*pairs)) if pairs else None
+        z_got = [g for g in got if "z_mixes_leaked" in g and "z_mixes_clean" in g]
         summary[spec] = {
             "leak": paired("matched", "clean"), "size": paired("leaked", "matched"), "total": paired("leaked", "clean"),
             "leaked_vs_b": paired("leaked", "b"), "clean_vs_b": paired("clean", "b"),
             "guard_flips": sum(g["mixes_leaked"] != g["mixes_clean"] for g in got),
             "seeds": [row["seed"] for row in rows if spec in row["sources"]],
+            "z_guard_flips": sum(g["z_mixes_leaked"] != g["z_mixes_clean"] for g in z_got),
+            "z_guard_seeds": len(z_got),
         }
     return summary
 
 
-def b_score(arms, row: dict, best: str) -> float:
-    """B's validation score on this machine (the cell recorded it on another run's)."""
-    if "b" not in row:
-        row["b"] = arms.validate(lambda fit, i: baseline_options(best, arms.k), label=f"({best})",
-                                 journal_key=f"baseline ({best})")  # downstream.py's choice of B runs the same
-    return row["b"]
+def b_score(arms, row: dict, best: str) -> tuple[float, str | None]:
+    """B's validation score on this machine (the cell recorded it on another run's) and which
+    validation images it got right (``b_correct``; B is validated again for a seed recorded before
+    it was kept, its score left as the record has it)."""
+    if "b" not in row or "b_correct" not in row:
+        score = arms.validate(lambda fit, i: baseline_options(best, arms.k), label=f"({best})",
+                              journal_key=f"baseline ({best})")  # downstream.py's choice of B runs the same
+        row.setdefault("b", score)
+        row["b_correct"] = arms.correct.get(f"baseline ({best})")
+    return row["b"], row["b_correct"]
 
 
 def main() -> None:
@@ -181,7 +206,8 @@ def main() -> None:
             if done and all(name in done for name in GENERATORS):
                 continue
             candidate = candidate_for(parse_source(spec)[1], args.mode)
-            got = measure(arms, spec, best, b_score(arms, row, best), candidate, done)
+            b, b_correct = b_score(arms, row, best)
+            got = measure(arms, spec, best, b, candidate, done, b_correct)
             row["sources"][spec] = {**got, "recorded": recorded_score(cell[seed]["arms"].get(spec), candidate),
                                     **provenance_of(done), "cpu": cpu_identity()}
             print(f"seed {seed} {spec}: " + ", ".join(f"{n} {got[n]:.4f}" for n in GENERATORS) + f", B {got['b']:.4f}",

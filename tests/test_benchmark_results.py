@@ -332,6 +332,17 @@ def test_the_leak_check_scores_each_split_with_its_own_clean_and_size_matched_ge
     validation_leak.measure(arms, "aae:variation", "a", 0.75, {"mode": "vary"})
     assert [key for key, *_ in handed] == ["fit0", "fit1", "fit0-val0+val0", "fit1-val1+val1"]
     assert all(isinstance(seconds, float) and seconds >= 0 for _, _, seconds, _ in handed)
+    # With which validation images B got right, each generator's lead is read in standard errors
+    # and the library's guard decides on it: 10 images, the leaked rows win 4 and lose none (z = 2),
+    # the clean ones win 2 and lose 1 (z = 0.58): the guard mixes only with the leaked generator.
+    b_right = "0000" + "1" * 6
+    arms.correct = {"leak aae:variation leaked on (a)": "1" * 10, "leak aae:variation clean on (a)": "1100" + "0" + "1" * 5}
+    arms.val_labels, arms.cell.long_tailed = "0" * 10, False
+    got = validation_leak.measure(arms, "aae:variation", "a", 0.75, {"mode": "vary"}, b_correct=b_right)
+    assert got["z_leaked"] == pytest.approx(2.0) and got["z_mixes_leaked"]
+    assert got["z_clean"] == pytest.approx(1 / 3**0.5) and not got["z_mixes_clean"]
+    assert "z_matched" not in got  # its images were not recorded: no figure rather than a wrong one
+    assert "z_leaked" not in validation_leak.measure(arms, "aae:variation", "a", 0.75, {"mode": "vary"})
 
 
 def test_the_size_matched_data_holds_the_validation_images_and_as_many_of_each_class_as_the_fit_part():
@@ -367,6 +378,11 @@ def test_the_leak_summary_pairs_the_seeds_and_counts_the_guards_flips():
     assert got["guard_flips"] == 2 and got["seeds"] == [0, 1, 2]
     del rows[0]["sources"]["cgan:free"]["matched"]  # a seed measured before the size-matched generator
     assert validation_leak.summarise(rows)["cgan:free"]["leak"]["n"] == 2
+    assert got["z_guard_seeds"] == 0 and got["z_guard_flips"] == 0  # measured before the images were kept
+    rows[1]["sources"]["cgan:free"].update(z_mixes_leaked=True, z_mixes_clean=False)
+    rows[2]["sources"]["cgan:free"].update(z_mixes_leaked=False, z_mixes_clean=False)
+    got = validation_leak.summarise(rows)["cgan:free"]
+    assert (got["z_guard_flips"], got["z_guard_seeds"]) == (1, 2)
 
 
 def test_the_leak_check_measures_a_fixed_candidate_and_finds_the_cells_own_score_of_it():
@@ -396,6 +412,12 @@ def test_the_report_gives_the_leak_table_in_points_with_the_seeds_commits():
     assert "| `aae:variation` | 2 | +1.0 [+1.0, +1.0] (2/2) | +1.0 [+1.0, +1.0] (2/2) | +2.0 [+2.0, +2.0] (2/2) |" in text
     assert "| +2.0 [+2.0, +2.0] (2/2) | +0.0 [+0.0, +0.0] (0/2) | 2/2 |" in text  # vs B; the guard flipped twice
     assert "commit: `abcdef123456`" in text and "CPU X" in text and "`python x.py`" in text
+    assert "Guard flips (z > 1)" not in text  # no seed recorded which images each got right
+    rows[1] = {**row, "seed": 1, "sources": {"aae:variation": {**row["sources"]["aae:variation"],
+                                                               "z_mixes_leaked": False, "z_mixes_clean": False}}}
+    text = report.validation_leak_section("x.json", {**d, "per_seed": rows, "summary": validation_leak.summarise(rows)})
+    assert "| Guard flips | Guard flips (z > 1) |" in text and "| 2/2 | 0/1 |" in text
+    assert "with the guard `augmentgen eval` applies (a lead of more than 1 standard error" in text
 
 
 def test_a_resumed_leak_record_keeps_the_commits_of_its_earlier_scores_and_the_report_lists_them(monkeypatch):
