@@ -757,7 +757,8 @@ def downstream_v3_section(name: str, d: dict) -> str:
               f"{interval_pct(e.get('b_drift'))} between the runs." for k, e in reruns.items()]
     if with_guard:
         notes += ["Mixed where validation beats B: per seed, the arm where its best validation score beat B's "
-                  "(the choice `augmentgen eval` makes, here between B and the arm's ratio), B itself elsewhere, "
+                  "(the choice `augmentgen eval` made until 2026-12-07, here between B and the arm's ratio; it now "
+                  "also asks for a lead of more than one standard error), B itself elsewhere, "
                   "read from the scores both recorded on the same split; nothing trains again. \"–\": an arm that recorded no validation "
                   "score (one candidate, measured before 2026-12-06 or from a bank)."]
     notes += [f"`{k}` with the guard `augmentgen eval` applies (mixed only on a validation lead of more than "
