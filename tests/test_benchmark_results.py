@@ -701,3 +701,23 @@ def test_a_validation_run_keeps_which_images_it_got_right_and_reads_them_back(tm
     assert fresh.guard_record("cgan:free", "free", "a", (None, "plain")) == {
         "validation_correct": "1" * len(right), "baseline_validation_correct": right,
         "validation_labels": fresh.val_labels}
+
+
+def test_the_leak_check_keeps_bs_images_and_validates_b_again_only_for_a_seed_recorded_without_them():
+    from types import SimpleNamespace
+
+    import validation_leak
+
+    runs = []
+
+    def validate(options, label="", journal_key=None):
+        runs.append(journal_key)
+        arms.correct[journal_key] = "0110"
+        return 0.5
+
+    arms = SimpleNamespace(k=10, correct={}, validate=validate)
+    old = {"b": 0.7}  # a seed recorded before B's images were kept: its score stays as recorded
+    assert validation_leak.b_score(arms, old, "a") == (0.7, "0110") and old == {"b": 0.7, "b_correct": "0110"}
+    assert validation_leak.b_score(arms, old, "a") == (0.7, "0110") and runs == ["baseline (a)"]  # once
+    new = {}
+    assert validation_leak.b_score(arms, new, "f") == (0.5, "0110") and runs[-1] == "baseline (f)"
