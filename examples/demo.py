@@ -118,6 +118,11 @@ def _cell_line(results: dict, report) -> str | None:
     if entry.get("guard_mixed"):  # what following validation gives: the rows where they beat B there, else B
         parts.append(f"mixed only where validation beats B {format_interval(entry['guarded_vs_best_baseline'])} "
                      f"(mixed at {sum(entry['guard_mixed'])} of {len(entry['guard_mixed'])} seeds)")
+    if entry.get("z_guard_mixed"):  # the guard eval applies now: a lead of more than one standard error
+        mixed = entry["z_guard_mixed"]
+        parts.append(f"mixed only on a validation lead of more than {entry['z_guard_min']:g} standard error "
+                     f"{format_interval(entry['z_guarded_vs_best_baseline'])} (mixed at {sum(mixed.values())} of "
+                     f"{len(mixed)} seeds that record it)")
     if summary.get("oracle_gain"):
         parts.append(f"twice the real images (the oracle) {format_interval(summary['oracle_gain'])}")
     return "; ".join(parts)

@@ -79,7 +79,8 @@ def test_the_demo_gives_each_cells_best_arm_among_the_most_measured(tmp_path):
             "summary": summary}
     (results / "downstream_v3_fashion-mnist_50pc.json").write_text(json.dumps(cell))
     guarded = {**summary["aae:variation"], "guarded_vs_best_baseline": _difference(0.002, 5, 3),
-               "guard_mixed": [True, True, False, True, False]}
+               "guard_mixed": [True, True, False, True, False], "z_guarded_vs_best_baseline": _difference(0.001, 2, 1),
+               "z_guard_mixed": {"5": True, "6": False}, "z_guard_min": 1.0}
     short = {**cell, "budget": "lt100", "seeds": list(range(7)), "summary": {**summary, "aae:variation": guarded}}
     (results / "downstream_v3_fashion-mnist_lt100.json").write_text(json.dumps(short))
     lines = [" ".join(line.split()) for line in benchmark_lines(results)]  # each cell's wrapped line, unwrapped
@@ -94,3 +95,7 @@ def test_the_demo_gives_each_cells_best_arm_among_the_most_measured(tmp_path):
     assert ("mixed only where validation beats B +0.2 [-0.8, +1.2] pts, 3/5 seeds > 0 (mixed at 3 of 5 seeds)"
             in lines[2])
     assert "mixed only where" not in lines[1]
+    # and, over the seeds that record each validation image, what the guard eval applies now gave.
+    assert ("mixed only on a validation lead of more than 1 standard error +0.1 [-0.9, +1.1] pts, 1/2 seeds > 0 "
+            "(mixed at 1 of 2 seeds that record it)") in lines[2]
+    assert "standard error" not in lines[1]
