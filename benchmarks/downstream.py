@@ -260,9 +260,14 @@ def z_guard_says_mix(row: dict, key: str, long_tailed: bool) -> bool | None:
     mine, b, labels = (arm.get(k) for k in ("validation_correct", "baseline_validation_correct", "validation_labels"))
     if not (mine and b and labels):
         return None
-    z = paired_gain_z([c == "1" for c in mine], [c == "1" for c in b],
-                      [int(c) for c in labels] if long_tailed else None)["z"]
-    return beats(z, DEFAULT_MIN_VALIDATION_Z)
+    return beats(recorded_gain_z(mine, b, labels, long_tailed), DEFAULT_MIN_VALIDATION_Z)
+
+
+def recorded_gain_z(correct: str, baseline_correct: str, labels: str, long_tailed: bool) -> float:
+    """``paired_gain_z`` of two recorded ``"0110..."`` strings (``images_right``) over the images
+    whose classes ``labels`` gives a digit each, class-weighted on long-tailed cells (their score)."""
+    return paired_gain_z([c == "1" for c in correct], [c == "1" for c in baseline_correct],
+                         [int(c) for c in labels] if long_tailed else None)["z"]
 
 
 def z_guard_summary(rows: list[dict], key: str, acc, best, long_tailed: bool) -> dict:

@@ -36,13 +36,21 @@ import time
 from pathlib import Path
 
 import torch
-from downstream import Arms, _candidate_label, baseline_options, parse_args, parse_source, train_generator
+from downstream import (
+    Arms,
+    _candidate_label,
+    baseline_options,
+    parse_args,
+    parse_source,
+    recorded_gain_z,
+    train_generator,
+)
 from generator_cache import cached_generator, cell_name, entry_key
 from harness import RESULTS, cpu_identity, git_commit, machine, write_json
 from protocol import draw_cell, load_split
 
 from augmentgen.data import LabelledImages
-from augmentgen.metrics import paired_difference, paired_gain_z
+from augmentgen.metrics import paired_difference
 from augmentgen.metrics.scores import DEFAULT_MIN_VALIDATION_Z
 from augmentgen.metrics.splits import beats
 from augmentgen.metrics.stats import format_interval
@@ -99,8 +107,7 @@ def guard_z(arms, correct: str | None, b_correct: str | None) -> float | None:
     from which validation images the candidate and B got right; None where either is unknown."""
     if correct is None or b_correct is None:
         return None
-    labels = [int(c) for c in arms.val_labels] if arms.cell.long_tailed else None
-    return paired_gain_z([c == "1" for c in correct], [c == "1" for c in b_correct], labels)["z"]
+    return recorded_gain_z(correct, b_correct, arms.val_labels, arms.cell.long_tailed)
 
 
 def measure(arms, spec: str, best: str, b_score: float, candidate: dict | None, done: dict | None = None,

@@ -20,7 +20,7 @@ def _counted(values: list[str]) -> str:
 
 
 def _held_back(reports: Sequence[dict]) -> str:
-    """``" by more than 1 standard error (a smaller lead, held back: 2 seeds)"`` where the guard of
+    """``" by more than 1 standard error (a smaller lead was held back, at 2 seeds)"`` where the guard of
     :func:`~augmentgen.metrics.downstream_gain` kept B against a synthetic candidate's lead."""
     margins = [r.get("validation_margin") for r in reports]
     held = [m for m in margins if m and m["held_back"]]
