@@ -27,7 +27,9 @@ of 128 real rows:
    recorded in the arm). A suffix ``@bank`` (``ddpm:variation@bank``) draws the rows from a bank
    made once (``SyntheticPool``; ``SyntheticPool.from_variations`` of the arm's own training
    images, ``--bank-per-image`` rows per image of the largest class) instead of at every step:
-   what makes a slow generator affordable, and a different method, so a different arm. Options
+   what makes a slow generator affordable, and a different method, so a different arm (a free
+   arm's validation folds draw from the head of its bank, ``SyntheticPool.head``: free samples do
+   not depend on the fold). Options
    in brackets set fields of the family's config (``cgan[diversity_weight=0.1,lecam_weight=0.3]:free``,
    values read like the CLI's ``--set``): a different generator, so a different arm, recorded
    under its spec with its ``family_options`` (``cgan_regularisers.py`` picks these two on
@@ -226,7 +228,7 @@ def rerun_summary(rows: list[dict], key: str, acc, best) -> dict:
 def validation_says_mix(row: dict, key: str) -> bool | None:
     """Whether the arm's best validation score beat B's (ties: no), as ``augmentgen eval`` decides
     against B; None where the arm recorded no score (a lone candidate measured before 2026-12-06,
-    or one drawn from a bank)."""
+    or one drawn from a bank before 2026-12-07 and not validated since: ``--validate-measured``)."""
     arm = row["arms"].get(key) or {}
     scores = [v for v in (arm.get("mode_selection") or arm.get("method_selection") or {}).values() if v is not None]
     baseline = (row.get("baseline_selection") or {}).get(row.get("best_baseline"))
@@ -255,7 +257,7 @@ def z_guard_says_mix(row: dict, key: str, long_tailed: bool) -> bool | None:
     ``DEFAULT_MIN_VALIDATION_Z`` standard errors (``paired_gain_z``, the guard ``augmentgen eval``
     applies since 2026-12-07: McNemar's z, class-weighted on long-tailed cells), read from which
     images each got right over the splits; None where the arm did not record them (arms measured
-    before that, or with one candidate from a bank)."""
+    before that, or with one candidate from a bank and not validated since)."""
     arm = row["arms"].get(key) or {}
     mine, b, labels = (arm.get(k) for k in ("validation_correct", "baseline_validation_correct", "validation_labels"))
     if not (mine and b and labels):
@@ -334,6 +336,11 @@ class Arms:
         # Generators by (family, options), for the same reason: ``ddpm:free@bank`` and
         # ``ddpm:variation@bank`` draw from one model (training it twice cost most of an hour a seed on a CPU).
         self.generators: dict[str, tuple] = {}
+        # Each generator's bank of free samples for the whole subset (by the generator's id), made
+        # once: free samples do not depend on the validation fold (the generator is the seed's
+        # one), so a fold's bank is its head, cut to the fold's size, and validating an @bank
+        # free arm costs its classifiers, not a bank a fold (over an hour a seed for a ddpm).
+        self.free_banks: dict[int, SyntheticPool] = {}
 
     def train(self, data, **kw):
         return train_classifier(data, seed=self.seed, augment="classic", **self.common, **kw)
@@ -512,12 +519,24 @@ class Arms:
             if not bank:
                 return generator
             per_class = self.bank_per_image * max(data.class_counts)
-            return SyntheticPool(generator, per_class=per_class, seed=self.seed, batch_size=256, **(pool_filter or {}))
+            if pool_filter:  # filtered by this data's own teacher: a bank of its own
+                return SyntheticPool(generator, per_class=per_class, seed=self.seed, batch_size=256, **pool_filter)
+            return self.free_bank(generator).head(per_class)
         source = VariationSource(generator, **candidate)
         if not bank:
             return source
         return SyntheticPool.from_variations(source, data.images, data.labels, per_image=self.bank_per_image,
                                              seed=self.seed, progress=False)
+
+    def free_bank(self, generator) -> SyntheticPool:
+        """``generator``'s bank of free samples sized for the whole subset (``bank_per_image`` rows
+        per image of its largest class), made on first use; the final arm draws from all of it,
+        a validation fold from its head (``SyntheticPool.head``)."""
+        if id(generator) not in self.free_banks:
+            per_class = self.bank_per_image * max(self.cell.subset.class_counts)
+            self.free_banks[id(generator)] = SyntheticPool(generator, per_class=per_class, seed=self.seed,
+                                                           batch_size=256)
+        return self.free_banks[id(generator)]
 
     def variation_candidates(self, generator) -> list[dict]:
         """The variation settings chosen among on validation: the three modes where the generator
@@ -560,6 +579,15 @@ class Arms:
             print(f"seed {self.seed} {label}: left out ({exc})", file=sys.stderr)
             return None
 
+    def choose(self, spec: str, generator, kind: str, bank: bool, best: str, candidates: list) -> tuple:
+        """(the chosen candidate, every candidate's validation score): the best score, ties to the
+        first, the first where none was scored. A lone candidate is scored too, so that the guarded
+        figures (mixed only where validation beats B: ``guard_summary``, ``z_guard_summary``) exist
+        for every arm."""
+        selection = [self.validate_candidate(spec, generator, kind, bank, best, c) for c in candidates]
+        scored = [i for i, v in enumerate(selection) if v is not None]
+        return (candidates[best_candidate(scored, selection.__getitem__)] if scored else candidates[0]), selection
+
     def source_arm(self, spec: str, best: str) -> dict:
         """``family:free`` or ``family:variation`` (``@bank``: from an offline bank; ``family[...]``:
         with config options) on top of B; the variation setting and the method (``--methods``)
@@ -572,18 +600,9 @@ class Arms:
                     **({"bank_per_image": self.bank_per_image} if bank else {}),
                     **({"family_options": options} if options else {}), **provenance}
         candidates = self.candidates(generator, kind, methods)
-        selection = None
-        # A lone candidate is scored too, so that the guarded figure (mixed only where validation
-        # beats B, guard_summary) exists for every arm; not from a bank, which would fill a second one.
-        if len(candidates) > 1 or not bank:
-            selection = [self.validate_candidate(spec, generator, kind, bank, best, c) for c in candidates]
-        chosen = candidates[0]
-        if len(candidates) > 1:
-            scored = [i for i, v in enumerate(selection) if v is not None]
-            chosen = candidates[best_candidate(scored, selection.__getitem__)]  # ties: the first
+        chosen, selection = self.choose(spec, generator, kind, bank, best, candidates)
         setting, method = chosen
-        if selection is not None:
-            settings.update(self.guard_record(spec, kind, best, chosen))
+        settings.update(self.guard_record(spec, kind, best, chosen))
         # B in this run: the teacher where the method needs one, and, for a seed whose B was
         # measured in an earlier run, the figure the arm is read against as well (b_rerun_acc).
         teacher = self.subset_teacher(best, settings)
@@ -593,6 +612,20 @@ class Arms:
         return {**arm, **self.choice_record(kind, chosen, candidates, selection, methods), **settings,
                 "coverage": self.row_coverage(generator, setting, teacher if method == "filter" else None),
                 "seconds": round(time.perf_counter() - t0, 1)}
+
+    def added_validation(self, spec: str, best: str, provenance: dict) -> dict:
+        """The validation record of an arm measured without one (a lone ``@bank`` candidate, before
+        its bank could be cut per fold): its candidate's scores and which validation images it and B
+        got right, as ``source_arm`` records them, and ``validation_added`` (``provenance`` and the
+        seconds). Its test figures stay as measured: nothing here reads the test set."""
+        t0 = time.perf_counter()
+        family, kind, bank, options, methods = parse_source(spec)
+        generator, _ = self.train_generator(family, options)
+        candidates = self.candidates(generator, kind, methods)
+        chosen, selection = self.choose(spec, generator, kind, bank, best, candidates)
+        return {**self.choice_record(kind, chosen, candidates, selection, methods),
+                **self.guard_record(spec, kind, best, chosen),
+                "validation_added": {**provenance, "seconds": round(time.perf_counter() - t0, 1)}}
 
     def choice_record(self, kind: str, chosen, candidates: list, selection: list | None, methods: list[str]) -> dict:
         """What an arm records of its choice: the variation ``mode`` (and ``strength``), the
@@ -900,6 +933,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--no-generator-cache", action="store_true",
                    help="train every generator, never reading one a killed run of the same code, subset, seed and "
                         "settings saved (generator_cache.py)")
+    p.add_argument("--validate-measured", action="store_true",
+                   help="for the --sources arms the file already holds without a validation score (a lone @bank "
+                        "candidate measured before 2026-12-07), run their validation and add it, with B's images "
+                        "for the guard; their test figures stay as measured")
     p.add_argument("--no-validation-journal", action="store_true",
                    help="train every validation run of an arm, never reading the scores a killed run of the same code, "
                         "subset, seed and settings kept (validation_journal.py)")
@@ -1003,6 +1040,10 @@ def run_seed(file: ResultsFile, arms: Arms, args, provenance: dict) -> None:
         if key == "t" and ("t" in now or not any(a.get("method") == "soft" for a in now.values())):
             continue
         if key in row["arms"]:
+            if args.validate_measured and ":" in key and not has_validation(row["arms"][key]):
+                added = arms.added_validation(key, best, provenance)
+                file.put_cell(seed, key, {**row["arms"][key], **added})
+                print(f"seed {seed} {key}: validation added ({added['validation_added']['seconds']} s)", flush=True)
             continue
         if ":" in key:
             check_arm_settings(file, key, {"gen_steps": args.gen_steps, "bank_per_image": args.bank_per_image})
@@ -1015,6 +1056,11 @@ def run_seed(file: ResultsFile, arms: Arms, args, provenance: dict) -> None:
         file.put_cell(seed, key, {**arm, **provenance})
         chosen = ", ".join(arm[k] for k in ("mode", "method") if k in arm)
         print(f"seed {seed} {key}: {arm['acc']:.4f}{f' ({chosen})' if chosen else ''}, {arm['seconds']} s", flush=True)
+
+
+def has_validation(arm: dict) -> bool:
+    """Whether a synthetic arm recorded its candidates' validation scores."""
+    return "method_selection" in arm or "mode_selection" in arm
 
 
 def check_arm_settings(file: ResultsFile, key: str, settings: dict) -> None:

@@ -760,7 +760,7 @@ def downstream_v3_section(name: str, d: dict) -> str:
                   "(the choice `augmentgen eval` made until 2026-12-07, here between B and the arm's ratio; it now "
                   "also asks for a lead of more than one standard error), B itself elsewhere, "
                   "read from the scores both recorded on the same split; nothing trains again. \"–\": an arm that recorded no validation "
-                  "score (one candidate, measured before 2026-12-06 or from a bank)."]
+                  "score (one candidate, measured before 2026-12-06, or from a bank before 2026-12-07 and not validated since)."]
     notes += [f"`{k}` with the guard `augmentgen eval` applies (mixed only on a validation lead of more than "
               f"{s[k]['z_guard_min']:g} standard error{'s' * (s[k]['z_guard_min'] != 1)}, McNemar's z over the "
               f"validation images{', class-weighted' if lt else ''}), over the seeds that record each image: vs B "

@@ -721,3 +721,70 @@ def test_the_leak_check_keeps_bs_images_and_validates_b_again_only_for_a_seed_re
     assert validation_leak.b_score(arms, old, "a") == (0.7, "0110") and runs == ["baseline (a)"]  # once
     new = {}
     assert validation_leak.b_score(arms, new, "f") == (0.5, "0110") and runs[-1] == "baseline (f)"
+
+
+def _bank_arms(tmp_path, monkeypatch, **extra):
+    """A tiny cell's Arms whose ``cgan`` is an untrained tiny one (no generator training), and that generator."""
+    from types import SimpleNamespace
+
+    from augmentgen.models import build_config, build_generator
+    from tests.conftest import make_images
+
+    monkeypatch.setenv("AUGMENTGEN_BENCH_CAMPAIGN", str(tmp_path))
+    cell, args = _tiny_cell_and_args()
+    torch.manual_seed(0)
+    generator = build_generator(build_config("cgan", num_classes=3, generator_width=8, latent_dim=8)).eval()
+    arms = downstream.Arms(cell, make_images(n_per_class=4, num_classes=3, seed=1), 0,
+                           SimpleNamespace(**vars(args), **extra))
+    monkeypatch.setattr(arms, "train_generator", lambda family, options=None, provenance=None: (generator, 0.0))
+    return arms, generator
+
+
+def test_a_free_bank_is_sampled_once_and_each_validation_fold_draws_its_head(tmp_path, monkeypatch):
+    """Validating a lone ``ddpm:free@bank`` candidate used to fill a bank a fold (over an hour a seed
+    on this CPU), so it was never scored. Free samples do not depend on the fold: one bank for the
+    subset, and each fold's rows are its first ``bank_per_image * largest class`` images a class."""
+    arms, generator = _bank_arms(tmp_path, monkeypatch)
+    made = []
+    real_pool = downstream.SyntheticPool
+    monkeypatch.setattr(downstream, "SyntheticPool", lambda *a, **kw: made.append(kw) or real_pool(*a, **kw))
+    whole = arms.rows_from(generator, "free", None, arms.cell.subset, True)
+    for fit, _ in arms.splits:
+        fold = arms.rows_from(generator, "free", None, fit, True)
+        assert fold.per_class == max(fit.class_counts) < whole.per_class == 6
+        assert torch.equal(fold.images, whole.images[:, :fold.per_class])
+    assert len(made) == 1 and made[0]["per_class"] == 6
+    # The bank is the one a fresh pool of the subset's size and the seed would hold: the final arm's rows are unchanged.
+    assert torch.equal(whole.images, real_pool(generator, per_class=6, seed=0, batch_size=256).images)
+
+
+def test_a_lone_free_bank_arm_records_its_validation_and_the_guards_images(tmp_path, monkeypatch):
+    arms, _ = _bank_arms(tmp_path, monkeypatch)
+    arm = arms.source_arm("cgan:free@bank", "a")
+    assert set(arm["method_selection"]) == {"plain"} and 0 <= arm["method_selection"]["plain"] <= 1
+    n = len(arms.cell.subset)
+    assert len(arm["validation_correct"]) == len(arm["baseline_validation_correct"]) == len(arm["validation_labels"]) == n
+    assert 0 <= arm["acc"] <= 1 and "validation_added" not in arm
+
+
+def test_validate_measured_adds_a_validation_to_an_arm_recorded_without_one_and_keeps_its_figures(
+        tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    arms, _ = _bank_arms(tmp_path, monkeypatch, validate_measured=True)
+    arms.baselines = ["a"]
+    file = downstream.ResultsFile(tmp_path / "cell.json", PROTOCOL, fresh=True)
+    file.put_row({"seed": 0, "class_counts": arms.cell.subset.class_counts, "best_baseline": "a",
+                  "baseline_selection": {"a": 0.6}, "selection_seconds": 1.0, "n_real": 18}, save=False)
+    measured = {"acc": 0.4321, "per_class": [0.4, 0.4, 0.5], "seconds": 9.0, "git_commit": "old"}
+    for key, arm in {"a": {"acc": 0.5}, "r": {"acc": 0.5}, "cgan:free@bank": measured}.items():
+        file.put_cell(0, key, arm, save=False)
+    args = SimpleNamespace(sources=["cgan:free@bank"], validate_measured=True, gen_steps=2, bank_per_image=1)
+    downstream.run_seed(file, arms, args, {"git_commit": "new", "cpu": "here"})
+    arm = json.loads((tmp_path / "cell.json").read_text())["per_seed"][0]["arms"]["cgan:free@bank"]
+    assert {k: arm[k] for k in measured} == measured  # its test figures as measured
+    assert set(arm["method_selection"]) == {"plain"} and len(arm["validation_correct"]) == 18
+    assert arm["validation_added"]["git_commit"] == "new" and arm["validation_added"]["seconds"] >= 0
+    # Run again: the arm has its validation, nothing is added or trained.
+    arms.validate = lambda *a, **kw: pytest.fail("validated twice")
+    downstream.run_seed(downstream.ResultsFile(tmp_path / "cell.json", PROTOCOL, fresh=False), arms, args, {})

@@ -167,8 +167,8 @@ class SyntheticPool:
         A bank made by :meth:`from_variations` makes new variations of the same real images (the
         next draws of its seeded stream). A bar shows it as :attr:`progress` says."""
         if self._variations is None and self.generator is None:
-            raise DataError("this SyntheticPool copy has no generator (it was unpickled in a worker); "
-                            "call refresh() in the main process")
+            raise DataError("this SyntheticPool copy has no generator (it was unpickled in a worker, or cut "
+                            "by head()); call refresh() on the pool it came from, in the main process")
         with self._fill_bar() as bar, sampling_progress(bar):
             if self._variations is not None:
                 self._refresh_variations()
@@ -398,6 +398,35 @@ class SyntheticPool:
         step = steps[torch.randint(len(steps), (self.num_classes,), generator=generator, device=device)]
         positions = (start[labels] + (ranks_in_class(labels, self.num_classes) % n) * step[labels]) % n
         return self.images[labels, positions]
+
+    def head(self, per_class: int) -> SyntheticPool:
+        """The first ``per_class`` images of each class, as a pool sharing this bank's memory.
+
+        A smaller bank without sampling again. The images of a free or teacher-filtered bank are
+        drawn independently of one another, so the first rows of each class are a bank of that
+        size in their own right: e.g. one bank sampled for the whole training set, cut to the
+        size of each validation fold's training part. The head is a view (no copy), so a
+        :meth:`refresh` of this pool rewrites it too; it cannot refresh itself (it holds no
+        generator). A bank of variations is refused: its rows are ordered by the real image
+        they were made from, so a head would keep only the first images' variations.
+
+        Args:
+            per_class (int): images kept per class, in ``[1, self.per_class]``.
+        """
+        check_int_arguments(per_class=(per_class, 1))
+        if per_class > self.per_class:
+            raise ConfigError(f"head({per_class}) asks for more images per class than this bank holds "
+                              f"({self.per_class}); build a larger SyntheticPool(generator, per_class={per_class})")
+        if self.variation is not None:
+            raise ConfigError("head() of a bank of variations would keep the variations of the first real images "
+                              "only; make a smaller bank with SyntheticPool.from_variations(..., per_image=...)")
+        head = SyntheticPool.__new__(SyntheticPool)
+        head.__dict__.update(self.__getstate__())  # no generator, teacher or stream: it only indexes
+        head.images = self.images[:, :per_class]
+        head.per_class, head.refresh_every, head.epoch = per_class, None, 0
+        # A teacher-filtered class that ran short repeats its accepted images after them.
+        head.distinct_counts = self.distinct_counts.clamp(max=per_class)
+        return head
 
     def _classes_text(self) -> str:
         return f"this pool holds {self.num_classes} classes"

@@ -315,3 +315,45 @@ def test_bank_sizes_must_be_positive_ints(gen, arguments, problem):
 def test_a_pool_takes_a_generator_first(gen, first):
     with pytest.raises(ConfigError, match=r"SyntheticPool takes a generator first .*SyntheticPool\(generator, per_class\)"):
         SyntheticPool(first, gen) if first == 4 else SyntheticPool(first, 4)
+
+
+def test_head_is_a_smaller_bank_sharing_memory_that_mixes_and_refuses_to_refresh(gen):
+    pool = SyntheticPool(gen, per_class=6, seed=0)
+    head = pool.head(4)
+    assert head.images.shape == (3, 4, 1, 28, 28) and len(head) == 12 and head.per_class == 4
+    assert torch.equal(head.images, pool.images[:, :4])
+    assert head.images.untyped_storage().data_ptr() == pool.images.untyped_storage().data_ptr()  # a view
+    assert head.generator is None and head.distinct_counts.tolist() == [4, 4, 4]
+    # take() draws only the head's rows: eight rows of one class are its four images, twice each.
+    taken = head.take(torch.zeros(8, dtype=torch.long), generator=torch.Generator().manual_seed(0))
+    assert sorted(int(i) for i in _bank_positions(pool, 0, taken)) == [0, 0, 1, 1, 2, 2, 3, 3]
+    images, labels = SyntheticMix(head, 0.5, mode="append", seed=0)(torch.zeros(4, 1, 28, 28), torch.zeros(4).long())
+    assert images.shape[0] == 6 and labels.shape == (6,)
+    assert send_to_worker(head).per_class == 4
+    with pytest.raises(DataError, match="head"):
+        head.refresh()
+    assert torch.equal(pool.head(6).images, pool.images)
+
+
+def _bank_positions(pool, c, taken):
+    """Where each taken image sits in class ``c``'s bank (they are distinct images)."""
+    flat = pool.images[c].flatten(1)
+    return [int((flat == row.flatten()).all(1).nonzero()[0]) for row in taken]
+
+
+def test_head_of_a_short_teacher_filtered_class_counts_only_its_distinct_images(tiny_data):
+    gen = WrongClassGenerator(tiny_data, [0.0, 0.5, 0.0])
+    with pytest.warns(UserWarning, match="ran short"):
+        pool = SyntheticPool(gen, per_class=8, seed=1, teacher=SquareTeacher(), filter_threshold=0.5,
+                             oversample=1, max_rounds=1)
+    distinct = int(pool.distinct_counts[1])
+    assert pool.head(2).distinct_counts.tolist() == [2, min(2, distinct), 2]
+    assert pool.head(8).distinct_counts.tolist() == [8, distinct, 8]
+
+
+@pytest.mark.parametrize("per_class, problem", [(0, "per_class must be an int >= 1"), (7, "more images per class"),
+                                                (2.5, "per_class must be an int >= 1")])
+def test_head_sizes_must_be_within_the_bank(gen, per_class, problem):
+    with pytest.raises(ConfigError, match=problem):
+        SyntheticPool(gen, per_class=6, seed=0).head(per_class)
+

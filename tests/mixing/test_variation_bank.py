@@ -249,3 +249,10 @@ def test_docstring_example_runs(untrained_vae, data):
     exec(_example(SyntheticPool.from_variations), namespace)
     rows = namespace["rows_of_image_7"]
     assert len(rows) == 4 and (rows[:, 0] == int(data.labels[7])).all()
+
+
+def test_head_of_a_bank_of_variations_is_refused(untrained_vae, data):
+    pool = SyntheticPool.from_variations(VariationSource(untrained_vae, "vary"), data.images, data.labels,
+                                         per_image=1, seed=0)
+    with pytest.raises(ConfigError, match=r"variations of the first real images.*from_variations"):
+        pool.head(1)
