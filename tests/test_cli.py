@@ -97,7 +97,7 @@ def test_sample_formats_and_eval_report(tmp_path, capsys):
     printed, err = capsys.readouterr()
     assert "baselines:     classic\n" in printed
     assert "sampling:      20 synthetic images once (2 per class) for consistency, CAS, distances and coverage; " \
-           "up to 2 banks for the synthetic arms" in printed
+           "up to 1 bank for the synthetic arms" in printed  # free samples: validation draws the final bank's head
     assert "sampled" in err  # the bar of the images made, beside the classifiers'
     assert json.loads((tmp_path / "plain" / "eval.json").read_text())["bank_per_image"] == 1
     plain = json.loads((tmp_path / "plain" / "eval.json").read_text())["downstream"]

@@ -235,7 +235,8 @@ def _eval_summary(args, generator, train_data, test_data, held_out: str, plan: d
     if bank is None:
         sampling += "the synthetic arms sample their rows at every training step (--bank-per-image K: once per arm)"
     else:
-        sampling += (f"up to {plan['bank_fills']} banks for the synthetic arms, each filled once from the arm's "
+        fills = plan["bank_fills"]
+        sampling += (f"up to {fills} bank{'s' * (fills != 1)} for the synthetic arms, each filled once for the arm's "
                      f"training data ({bank} rows per real image of its largest class"
                      + (f"; the {generator.family} default, as its sampler is slow: --bank-per-image 0 samples "
                         "at every step instead)" if args.bank_per_image is None else ")"))

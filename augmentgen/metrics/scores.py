@@ -336,12 +336,14 @@ def _bank_rows(method: str) -> tuple:
 
 def _planned_bank_fills(methods: Sequence[str], candidate_ratios: Sequence[float], ratio: float | None) -> int:
     """The most banks one :func:`downstream_gain` call fills: one per kind of rows among the
-    validation candidates, and the final arm's."""
+    validation candidates, and the final arm's unless it draws free samples, whose one bank the
+    validation candidates share with it (:meth:`_GainArms.free_bank`)."""
     if ratio is not None:
         return int(bool(ratio))
     if not any(candidate_ratios):
         return 0
-    return len({_bank_rows(m) for m in methods}) + 1
+    kinds = {_bank_rows(m) for m in methods}
+    return len(kinds) + int(kinds != {_bank_rows("plain")})
 
 
 class _Runs:
@@ -438,14 +440,16 @@ def downstream_gain(
     :attr:`~augmentgen.models.ConditionalGenerator.default_bank_per_image`: a bank of 4 for ``ddpm``,
     whose sampler runs many network passes per image, live sampling for the others. None samples
     every synthetic arm's rows live at each training step. An int K >= 1
-    gives each synthetic arm a :class:`~augmentgen.mixing.SyntheticPool` filled once from the data
+    gives each synthetic arm a :class:`~augmentgen.mixing.SyntheticPool` filled once for the data
     that arm trains on (the validation split's training part for a validation candidate, so no row
     is made from a validation image; all of ``train_data`` for a final arm): ``K * (images in its
     largest class)`` free samples per class, or for the variation methods ``K`` variations per image
     of the largest class (:meth:`~augmentgen.mixing.SyntheticPool.from_variations`). ``filter``'s
     bank is filtered by its teacher once when it fills. Candidates that draw the same rows
-    (``plain``, ``soft`` and ``weighted`` at any ratio) share one bank; :func:`downstream_plan`
-    counts the fills (``"bank_fills"``).
+    (``plain``, ``soft`` and ``weighted`` at any ratio) share one bank, and free samples, which no
+    real image decides, are one bank for the final arm whose head the validation candidates draw
+    (:meth:`~augmentgen.mixing.SyntheticPool.head`); :func:`downstream_plan` counts the fills
+    (``"bank_fills"``).
 
     Returns:
         A dict with ``best_baseline``, ``baselines`` (the names trained), ``baseline_selection``
@@ -483,8 +487,8 @@ def downstream_gain(
     original_device = generator.device
     generator.to(device)  # SyntheticMix samples on the batch's device
     arms = _GainArms(generator, runs, seed=seed, mode=mode, balance=balance, metric=metric, controls=control_names,
-                     bank_per_image=bank_per_image, steps=steps, epochs=epochs, min_steps=min_steps,
-                     batch_size=batch_size, width=width, device=device)
+                     bank_per_image=bank_per_image, final_largest_class=max(train_data.class_counts), steps=steps,
+                     epochs=epochs, min_steps=min_steps, batch_size=batch_size, width=width, device=device)
     try:
         report = _choose_and_test(arms, train_data, test_data, names, methods, ratio, candidate_ratios,
                                   validation_fraction, real_classic_model, float(min_validation_z))
@@ -744,11 +748,13 @@ class _GainArms:
     """The classifier arms of :func:`downstream_gain`, all with one budget, seed and device."""
 
     def __init__(self, generator: ConditionalGenerator, runs: _Runs, *, seed: int, mode: str, balance,
-                 metric: str, controls: Sequence[str] = (), bank_per_image: int | None = None, **budget):
+                 metric: str, controls: Sequence[str] = (), bank_per_image: int | None = None,
+                 final_largest_class: int = 1, **budget):
         self.generator, self.runs, self.seed, self.mode, self.balance = generator, runs, seed, mode, balance
         self.metric, self.num_classes, self.controls = metric, generator.num_classes, list(controls)
         self.common = {**budget, "seed": seed, "num_classes": generator.num_classes}
         self.bank_per_image, self.bank_fills = bank_per_image, 0
+        self.final_largest_class = final_largest_class  # of the training data: sizes the bank of free samples
         self._banks: dict[tuple, object] = {}  # (data, rows) -> SyntheticPool, filled once each
         self.val_correct: dict[tuple[str, float], torch.Tensor] = {}  # candidate -> validation images it got right
 
@@ -798,19 +804,31 @@ class _GainArms:
         if self.bank_per_image is None:
             return make_synthetic_mix(self.generator, ratio, **mixer, **options)
         per_class = self.bank_per_image * max(data.class_counts)
-        if "filter_threshold" in kw:  # the bank is filtered once as it fills, not in every step
+        if "filter_threshold" in kw:  # the bank is filtered once as it fills, by this data's teacher
             pool_filter = {"teacher": teacher, "filter_threshold": options.pop("filter_threshold")}
             options.pop("teacher")
             key = (*_bank_rows(method), id(teacher), pool_filter["filter_threshold"])
+            source = self.bank(data, role, key, lambda pool: pool(self.generator, per_class=per_class,
+                                                                 seed=self.seed, **pool_filter))
         else:
-            pool_filter, key = {}, _bank_rows(method)
-        source = self.bank(data, role, key, lambda pool: pool(self.generator, per_class=per_class, seed=self.seed,
-                                                             **pool_filter))
+            source = self.free_bank(role)
+            source = source if per_class == source.per_class else source.head(per_class)
         return make_synthetic_mix(source, ratio, **mixer, **options)
 
-    def bank(self, data: LabelledImages, role: str, rows: tuple, fill):
-        """The bank of ``rows`` made from ``data``, filled (``fill(SyntheticPool)``) the first time it is
-        asked for: every candidate drawing the same rows from the same data shares it."""
+    def free_bank(self, role: str):
+        """The bank of free samples, sized for the final arm (``bank_per_image`` rows per image of
+        the training data's largest class) and filled once. Free samples do not depend on the data
+        they are mixed into, only the bank's size, so a validation candidate draws the head of this
+        bank (:meth:`~augmentgen.mixing.SyntheticPool.head`, cut to its training part's size) and
+        the final arm all of it: one fill where a slow sampler used to make two."""
+        per_class = self.bank_per_image * self.final_largest_class
+        return self.bank(None, role, _bank_rows("plain"),
+                         lambda pool: pool(self.generator, per_class=per_class, seed=self.seed))
+
+    def bank(self, data: LabelledImages | None, role: str, rows: tuple, fill):
+        """The bank of ``rows`` made from ``data`` (None: from no data, the free samples), filled
+        (``fill(SyntheticPool)``) the first time it is asked for: every candidate drawing the same
+        rows from the same data shares it."""
         from ..mixing import SyntheticPool
 
         key = (id(data), rows)

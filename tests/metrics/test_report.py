@@ -218,8 +218,9 @@ def test_a_shared_synthetic_set_is_checked_against_the_generator(split, tiny_cga
         class_consistency(tiny_cgan, reference, 4, synthetic=two_classes)
 
 
-def test_a_bank_is_filled_once_from_the_data_each_arm_trains_on(split, monkeypatch):
-    from augmentgen.metrics import validation_split
+def test_a_bank_of_free_samples_is_filled_once_and_validation_draws_its_head(split, monkeypatch):
+    from augmentgen.metrics import downstream_plan, validation_split
+    from augmentgen.mixing import SyntheticPool
 
     train, test = split
     generator = RealImagesGenerator(train)
@@ -229,16 +230,21 @@ def test_a_bank_is_filled_once_from_the_data_each_arm_trains_on(split, monkeypat
     live = downstream_gain(generator, train, test, **options)
     live_calls = len(calls)
     calls.clear()
+    heads, real_head = [], SyntheticPool.head
+    monkeypatch.setattr(SyntheticPool, "head", lambda pool, n: heads.append(n) or real_head(pool, n))
     banked = downstream_gain(generator, train, test, bank_per_image=2, **options)
 
     fit, _ = validation_split(train, 0.2, seed=0)
-    # One bank for the four validation candidates (plain and weighted draw the same free samples),
-    # filled from the fit part only, and one from all the training data for the final arm: 2 x the
-    # largest class of each, per class. Nothing is sampled in the training steps.
-    expected = [3 * 2 * max(fit.class_counts)] + ([3 * 2 * 16] if banked["method"] != "none" else [])
-    assert calls == expected and banked["bank_fills"] == len(expected) and banked["bank_per_image"] == 2
+    # One bank of free samples (plain and weighted draw the same ones), sized for the final arm: 2 x
+    # the training data's largest class per class, filled once. The four validation candidates draw
+    # its head, 2 x the fit part's largest class, the final arm all of it (free samples depend on no
+    # real image, so one bank serves both where two were filled). Nothing is sampled in the steps.
+    assert calls == [3 * 2 * 16] and banked["bank_fills"] == 1 and banked["bank_per_image"] == 2
+    assert heads == [2 * max(fit.class_counts)] * 4
     assert live_calls > 4 * STEPS and live["bank_per_image"] is None and live["bank_fills"] == 0
     assert set(banked["selection"]) == set(live["selection"])
+    assert downstream_plan(train, **{k: options[k] for k in ("candidate_ratios", "methods", "baselines")},
+                           bank_per_image=2)["bank_fills"] == 1
 
 
 def test_a_slow_family_is_evaluated_from_a_bank_unless_told_otherwise(split, monkeypatch):
@@ -345,6 +351,8 @@ def test_the_plan_counts_the_bank_fills(split):
     # Per seed: free samples (plain, soft), filtered, two vary strengths, then the final arm's.
     plan = evaluation_plan(train, methods=methods, repeats=2, bank_per_image=3)
     assert plan["bank_fills"] == 2 * 5 and plan["bank_per_image"] == 3
+    # Free samples only (plain, soft, weighted): one bank, the final arm's, whose head validation draws.
+    assert evaluation_plan(train, methods=("plain", "soft", "weighted"), bank_per_image=3)["bank_fills"] == 1
     assert evaluation_plan(train, methods=methods, bank_per_image=None)["bank_fills"] == 0
     assert evaluation_plan(train, methods=methods, candidate_ratios=(0.0,), bank_per_image=3)["bank_fills"] == 0
 
