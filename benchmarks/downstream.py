@@ -1040,7 +1040,7 @@ def run_seed(file: ResultsFile, arms: Arms, args, provenance: dict) -> None:
         if key == "t" and ("t" in now or not any(a.get("method") == "soft" for a in now.values())):
             continue
         if key in row["arms"]:
-            if args.validate_measured and ":" in key and not has_validation(row["arms"][key]):
+            if getattr(args, "validate_measured", False) and ":" in key and not has_validation(row["arms"][key]):
                 added = arms.added_validation(key, best, provenance)
                 file.put_cell(seed, key, {**row["arms"][key], **added})
                 print(f"seed {seed} {key}: validation added ({added['validation_added']['seconds']} s)", flush=True)

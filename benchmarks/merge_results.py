@@ -3,7 +3,9 @@
 A campaign runs its lanes from git worktrees, each writing its own copy of a cell's file
 (``downstream.py`` merges lanes that share one file; worktrees do not). This copies into TARGET the
 seeds and arms that only SOURCE holds, refuses files of different protocols or subsets, keeps
-TARGET's arm where both hold one (and says where the two differ), then saves TARGET the way
+TARGET's arm where both hold one (and says where the two differ; an arm that SOURCE holds with the
+validation ``downstream.py --validate-measured`` added to it, and otherwise as TARGET holds it, is
+taken), then saves TARGET the way
 ``downstream.py`` does: atomically, under its lock, with the summary recomputed::
 
     python benchmarks/merge_results.py ../lane/benchmarks/results/downstream_v3_cifar10_200pc.json
@@ -16,7 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
-from downstream import PROVENANCE_FIELDS, ResultsFile
+from downstream import PROVENANCE_FIELDS, ResultsFile, has_validation
 from harness import RESULTS
 
 #: Fields of a file that are not its protocol: what ``ResultsFile`` fills and updates.
@@ -46,6 +48,9 @@ def merge(source: Path, target: Path) -> list[str]:
             if key not in ours["arms"]:
                 file.put_cell(seed, key, arm, save=False)
                 added.append(f"seed {seed} {key}: {arm.get('acc')}")
+            elif adds_validation(ours["arms"][key], arm):
+                file.put_cell(seed, key, arm, save=False)
+                added.append(f"seed {seed} {key}: its validation (downstream.py --validate-measured)")
             elif ours["arms"][key].get("acc") != arm.get("acc"):
                 differing.append(f"seed {seed} {key}: kept {ours['arms'][key].get('acc')}, theirs {arm.get('acc')}")
     for command in theirs.get("commands", []):
@@ -58,6 +63,13 @@ def merge(source: Path, target: Path) -> list[str]:
     file.results["sources"] = list(dict.fromkeys(file.results["sources"] + theirs["sources"]))
     file.save()  # once, for every arm added (and when none was: the summary by this version's rules)
     return [f"added {a}" for a in added] + [f"differs (TARGET's kept) {d}" for d in differing]
+
+
+def adds_validation(ours: dict, theirs: dict) -> bool:
+    """Whether THEIRS is OURS plus the validation ``downstream.py --validate-measured`` added to it:
+    every field of ours unchanged, and a validation score ours lacks."""
+    return not has_validation(ours) and has_validation(theirs) and all(
+        k in theirs and theirs[k] == v for k, v in ours.items())
 
 
 def main() -> None:

@@ -76,6 +76,23 @@ def test_a_merge_keeps_our_figure_where_the_two_files_differ_and_says_so(tmp_pat
     assert any(line.startswith("differs") and "kept 0.8" in line for line in lines)
 
 
+def test_a_merge_takes_the_validation_a_lane_added_to_an_arm_and_nothing_else(tmp_path):
+    ours, theirs = tmp_path / "ours.json", tmp_path / "theirs.json"
+    _write_lane_file(ours, {0: {"a": 0.80, "ddpm:free@bank": 0.82}, 1: {"a": 0.70, "ddpm:free@bank": 0.72}})
+    _write_lane_file(theirs, {0: {"a": 0.80, "ddpm:free@bank": 0.82}, 1: {"a": 0.70, "ddpm:free@bank": 0.73}})
+    lane = json.loads(theirs.read_text())
+    added = {"method_selection": {"plain": 0.75}, "validation_added": {"git_commit": "new"}}
+    for row in lane["per_seed"]:
+        row["arms"]["ddpm:free@bank"].update(added)
+    theirs.write_text(json.dumps(lane))
+    lines = merge_results.merge(theirs, ours)
+    merged = {r["seed"]: r["arms"]["ddpm:free@bank"] for r in json.loads(ours.read_text())["per_seed"]}
+    assert merged[0] == {**_arm(0.82), **added}  # the same arm, with its validation
+    assert merged[1] == _arm(0.72)  # another figure: ours kept, theirs not taken
+    assert "added seed 0 ddpm:free@bank: its validation (downstream.py --validate-measured)" in lines
+    assert any(line.startswith("differs") and "seed 1" in line for line in lines)
+
+
 def test_a_merge_restores_the_provenance_a_target_lacks(tmp_path):
     ours, theirs = tmp_path / "ours.json", tmp_path / "theirs.json"
     _write_lane_file(ours, {0: {"a": 0.80}})
