@@ -1089,7 +1089,8 @@ def main() -> None:
                f"--sources {shlex.quote(','.join(args.sources))} --seeds {','.join(map(str, args.seeds))} --epochs {args.epochs} "
                f"--min-steps {args.min_steps} --clf-width {args.clf_width} --clf-batch-size {args.clf_batch_size} "
                f"--gen-steps {args.gen_steps} --bank-per-image {args.bank_per_image} --ratio {args.ratio} "
-               f"--selection-folds {args.selection_folds}")  # the sources carry their methods
+               f"--selection-folds {args.selection_folds}"  # the sources carry their methods
+               + (" --validate-measured" if args.validate_measured else ""))
     file.add_run(args.seeds, args.sources, command)
     file.results.update({"machine": machine(), "torch": torch.__version__, "augmentgen": augmentgen.__version__})
     provenance = {"git_commit": git_commit(), "cpu": cpu_identity()}
