@@ -676,6 +676,28 @@ def downstream_v3_under_way(files: dict[str, dict]) -> str:
             + "\n\nNo difference of these arms is quoted in the docs before its seeds are in; one seed is a demo.")
 
 
+def downstream_v3_validation_to_add(files: dict[str, dict]) -> str:
+    """The synthetic arms with seeds that recorded no validation score (a lone candidate measured
+    before it was scored, or from a bank before 2026-12-07): their guarded figures wait for them,
+    which ``downstream.py --validate-measured`` adds without touching their test figures."""
+    from downstream import has_validation
+
+    rows = []
+    for name, d in files.items():
+        for key in v3_synthetic_keys(d):
+            lacking = [r["seed"] for r in d.get("per_seed", [])
+                       if key in r.get("arms", {}) and not has_validation(r["arms"][key])]
+            if lacking:
+                rows.append([cell_label(d), v3_arm_name(key), ", ".join(map(str, lacking)), f"`{name}`"])
+    if not rows:
+        return ""
+    return ("### Validation to add: arms with seeds that recorded no validation score\n\n"
+            + table(["Cell", "Arm", "Seeds without one", "File"], rows)
+            + "\n\nTheir guarded figures (\"mixed where validation beats B\" and under the library's guard) wait for "
+              "these seeds: `downstream.py` with the arm's recorded command and `--validate-measured` adds them, "
+              "validating the arm's candidate on the seed's splits; its test figures stay as measured.")
+
+
 def guard_overview(files: dict[str, dict]) -> str:
     """One sentence over every arm of every cell that records the guarded figure: its worst seed,
     against the worst seed of the same arms mixed regardless (the README's "never made worse")."""
@@ -833,6 +855,7 @@ def main() -> None:
         sections.insert(0, f"![ΔAcc and oracle gain per cell, mean and 95% interval over paired seeds]({plot.name})")
     if v3:
         sections[:0] = [text for text in [downstream_v3_matrix(v3), downstream_v3_under_way(v3),
+                                          downstream_v3_validation_to_add(v3),
                                           *(downstream_v3_section(n, d) for n, d in v3.items())] if text]
         plot_v3 = plot_downstream_v3(v3, out.parent / "downstream_v3.png")
         if plot_v3 is not None:

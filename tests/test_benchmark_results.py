@@ -194,6 +194,23 @@ def test_the_report_lists_the_arms_with_fewer_seeds_than_their_commands_asked_fo
     assert report.downstream_v3_under_way({path.name: d}) == ""
 
 
+def test_the_report_lists_the_seeds_whose_arm_has_no_validation_score_yet(tmp_path):
+    path = tmp_path / "downstream_v3_fashion-mnist_50pc.json"
+    _write_lane_file(path, {0: {"a": 0.80, "ddpm:free@bank": 0.82, "cgan:free": 0.79},
+                            1: {"a": 0.78, "ddpm:free@bank": 0.80, "cgan:free": 0.77}})
+    d = json.loads(path.read_text())
+    d["per_seed"][1]["arms"]["ddpm:free@bank"]["method_selection"] = {"plain": 0.7}
+    for seed in (0, 1):
+        d["per_seed"][seed]["arms"]["cgan:free"]["method_selection"] = {"plain": 0.7}
+    d["summary"] = downstream.summarise(d)
+    text = report.downstream_v3_validation_to_add({path.name: d})
+    lines = [line for line in text.splitlines() if line.startswith("| ") and "Cell" not in line]
+    assert len(lines) == 1 and "`ddpm` free samples, from a bank made once | 0 |" in lines[0], text
+    assert "--validate-measured" in text
+    d["per_seed"][0]["arms"]["ddpm:free@bank"]["mode_selection"] = {"vary@0.5": 0.7}
+    assert report.downstream_v3_validation_to_add({path.name: d}) == ""
+
+
 def test_each_validation_run_prints_a_line_and_the_choice_gets_their_mean(capsys):
     """Selection is most of a seed's time: a lane's log shows each split's run as it ends."""
     from types import SimpleNamespace
