@@ -579,19 +579,23 @@ class Arms:
             print(f"seed {self.seed} {label}: left out ({exc})", file=sys.stderr)
             return None
 
-    def choose(self, spec: str, generator, kind: str, bank: bool, best: str, candidates: list) -> tuple:
-        """(the chosen candidate, every candidate's validation score): the best score, ties to the
-        first, the first where none was scored. A lone candidate is scored too, so that the guarded
-        figures (mixed only where validation beats B: ``guard_summary``, ``z_guard_summary``) exist
-        for every arm."""
+    def choose(self, spec: str, generator, kind: str, bank: bool, best: str, methods: list[str]) -> tuple:
+        """(the chosen candidate, what the arm records of the choice): every candidate scored on
+        validation, the best chosen (ties to the first, the first where none was scored), its record
+        (``choice_record``) and which validation images it and B got right (``guard_record``). A
+        lone candidate is scored too, so that the guarded figures (mixed only where validation beats
+        B: ``guard_summary``, ``z_guard_summary``) exist for every arm."""
+        candidates = self.candidates(generator, kind, methods)
         selection = [self.validate_candidate(spec, generator, kind, bank, best, c) for c in candidates]
         scored = [i for i, v in enumerate(selection) if v is not None]
-        return (candidates[best_candidate(scored, selection.__getitem__)] if scored else candidates[0]), selection
+        chosen = candidates[best_candidate(scored, selection.__getitem__)] if scored else candidates[0]
+        return chosen, {**self.choice_record(kind, chosen, candidates, selection, methods),
+                        **self.guard_record(spec, kind, best, chosen)}
 
     def source_arm(self, spec: str, best: str) -> dict:
         """``family:free`` or ``family:variation`` (``@bank``: from an offline bank; ``family[...]``:
         with config options) on top of B; the variation setting and the method (``--methods``)
-        chosen on validation where there is more than one candidate."""
+        chosen on validation (``choose``)."""
         family, kind, bank, options, methods = parse_source(spec)
         t0 = time.perf_counter()
         provenance = {}
@@ -599,17 +603,15 @@ class Arms:
         settings = {"gen_steps": self.gen_steps, "gen_train_seconds": train_seconds,
                     **({"bank_per_image": self.bank_per_image} if bank else {}),
                     **({"family_options": options} if options else {}), **provenance}
-        candidates = self.candidates(generator, kind, methods)
-        chosen, selection = self.choose(spec, generator, kind, bank, best, candidates)
+        chosen, choice = self.choose(spec, generator, kind, bank, best, methods)
         setting, method = chosen
-        settings.update(self.guard_record(spec, kind, best, chosen))
         # B in this run: the teacher where the method needs one, and, for a seed whose B was
         # measured in an earlier run, the figure the arm is read against as well (b_rerun_acc).
         teacher = self.subset_teacher(best, settings)
         teacher = teacher if method in TEACHER_METHODS else None
         arm = self.mixed_arm(best, self.candidate_mix(generator, kind, bank, chosen, self.cell.subset, teacher),
                              **split_method_options(method)[1])
-        return {**arm, **self.choice_record(kind, chosen, candidates, selection, methods), **settings,
+        return {**arm, **choice, **settings,
                 "coverage": self.row_coverage(generator, setting, teacher if method == "filter" else None),
                 "seconds": round(time.perf_counter() - t0, 1)}
 
@@ -621,11 +623,8 @@ class Arms:
         t0 = time.perf_counter()
         family, kind, bank, options, methods = parse_source(spec)
         generator, _ = self.train_generator(family, options)
-        candidates = self.candidates(generator, kind, methods)
-        chosen, selection = self.choose(spec, generator, kind, bank, best, candidates)
-        return {**self.choice_record(kind, chosen, candidates, selection, methods),
-                **self.guard_record(spec, kind, best, chosen),
-                "validation_added": {**provenance, "seconds": round(time.perf_counter() - t0, 1)}}
+        _, choice = self.choose(spec, generator, kind, bank, best, methods)
+        return {**choice, "validation_added": {**provenance, "seconds": round(time.perf_counter() - t0, 1)}}
 
     def choice_record(self, kind: str, chosen, candidates: list, selection: list | None, methods: list[str]) -> dict:
         """What an arm records of its choice: the variation ``mode`` (and ``strength``), the
