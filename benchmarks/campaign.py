@@ -1,7 +1,8 @@
 """What the campaign folder holds, and the removal of a finished cell's entries.
 
 The campaign folder (``generator_cache.campaign_dir()``, ``benchmarks/campaign``) keeps what a seed
-longer than one session needs in the next: validation journals and generators slow to train. An
+longer than one session needs in the next: validation journals, generators slow to train and banks
+slow to sample. An
 entry is of use until its cell is complete; then the commit that completes the cell removes the
 cell's entries (git history keeps them)::
 
@@ -23,7 +24,7 @@ from generator_cache import campaign_dir, cell_name
 
 @dataclass
 class Entry:
-    """One journal (a file) or one generator (a folder) of the campaign folder."""
+    """One journal (a file), generator or bank (a folder) of the campaign folder."""
 
     path: Path
     cell: str
@@ -36,13 +37,19 @@ class Entry:
 
 
 def entries(root: Path) -> list[Entry]:
-    """Every journal and generator under ``root``, with the cell it belongs to."""
+    """Every journal, bank and generator under ``root``, with the cell it belongs to."""
     found = []
     for path in sorted((root / "validation-scores").glob("*.json")):
         record = json.loads(path.read_text())
         context = record["context"]
         found.append(Entry(path, cell_name(context["dataset"], context["budget"]),
                            f"journal seed {context['seed']}: {len(record['scores'])} validation runs"))
+    for path in sorted((root / "banks").glob("*/entry.json")):
+        record = json.loads(path.read_text())
+        key = record["key"]
+        found.append(Entry(path.parent, record.get("cell", "unknown cell"),
+                           f"bank of {key['generator']['family']} seed {key['seed']}, {key['per_class']} a class, "
+                           f"{record['fill_seconds']:.0f} s to sample at {str(record['commit'])[:10]}"))
     for path in sorted((root / "generators").glob("*/entry.json")):
         record = json.loads(path.read_text())
         key = record["key"]

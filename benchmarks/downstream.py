@@ -80,7 +80,7 @@ import time
 from pathlib import Path
 
 import torch
-from generator_cache import cached_generator, cell_name, data_sha256, entry_key
+from generator_cache import bank_key, cached_bank, cached_generator, cell_name, data_sha256, entry_key
 from harness import RESULTS, cpu_identity, git_commit, machine, write_json
 from protocol import CELLS, SELECTION_FOLDS, Cell, draw_cell, load_split
 from validation_journal import ValidationJournal
@@ -341,6 +341,10 @@ class Arms:
         # one), so a fold's bank is its head, cut to the fold's size, and validating an @bank
         # free arm costs its classifiers, not a bank a fold (over an hour a seed for a ddpm).
         self.free_banks: dict[int, SyntheticPool] = {}
+        # What keeps a generator and its bank on disk (generator_cache.py): each generator's
+        # cache key (by its id) and each bank's provenance (``bank_cache`` when read back).
+        self.generator_keys: dict[int, dict] = {}
+        self.bank_provenance: dict[int, dict] = {}
 
     def train(self, data, **kw):
         return train_classifier(data, seed=self.seed, augment="classic", **self.common, **kw)
@@ -504,6 +508,7 @@ class Arms:
                                   train_fn=train_generator)
             self.generators[key] = cached_generator(cache_key, train, enabled=self.generator_cache,
                                                     cell=cell_name(self.cell.dataset, self.cell.budget))
+            self.generator_keys[id(self.generators[key][0])] = cache_key
         generator, seconds, trained = self.generators[key]
         if provenance is not None:
             provenance.update(trained)
@@ -514,14 +519,13 @@ class Arms:
         """What an arm draws from: the generator (free) or a variation source, made per step, or,
         with ``bank``, a bank built once from ``data`` (the arm's own training images, so a
         validation run never sees rows made from the validation images); ``pool_filter``
-        (``teacher``, ``filter_threshold``): the teacher filter of a bank of free samples."""
+        (``teacher``, ``filter_threshold``): the images of the bank of free samples that this
+        data's teacher accepts (``SyntheticPool.filtered``: nothing is sampled again)."""
         if kind == "free":
             if not bank:
                 return generator
-            per_class = self.bank_per_image * max(data.class_counts)
-            if pool_filter:  # filtered by this data's own teacher: a bank of its own
-                return SyntheticPool(generator, per_class=per_class, seed=self.seed, batch_size=256, **pool_filter)
-            return self.free_bank(generator).head(per_class)
+            rows = self.free_bank(generator).head(self.bank_per_image * max(data.class_counts))
+            return rows.filtered(**pool_filter) if pool_filter else rows
         source = VariationSource(generator, **candidate)
         if not bank:
             return source
@@ -531,11 +535,22 @@ class Arms:
     def free_bank(self, generator) -> SyntheticPool:
         """``generator``'s bank of free samples sized for the whole subset (``bank_per_image`` rows
         per image of its largest class), made on first use; the final arm draws from all of it,
-        a validation fold from its head (``SyntheticPool.head``)."""
+        a validation fold from its head (``SyntheticPool.head``). Kept on disk by its generator's
+        key (``cached_bank``; a ``ddpm``'s takes over half an hour to sample here), so a killed
+        seed's next run reads it back."""
         if id(generator) not in self.free_banks:
             per_class = self.bank_per_image * max(self.cell.subset.class_counts)
-            self.free_banks[id(generator)] = SyntheticPool(generator, per_class=per_class, seed=self.seed,
-                                                           batch_size=256)
+            def fill():
+                return SyntheticPool(generator, per_class=per_class, seed=self.seed, batch_size=256)
+            generator_key = self.generator_keys.get(id(generator))
+            if generator_key is None:  # a generator trained outside train_generator: nothing to key it by
+                bank, provenance = fill(), {}
+            else:
+                bank, provenance = cached_bank(bank_key(generator_key, per_class=per_class, seed=self.seed,
+                                                        batch_size=256), fill, class_names=generator.class_names,
+                                               enabled=self.generator_cache,
+                                               cell=cell_name(self.cell.dataset, self.cell.budget))
+            self.free_banks[id(generator)], self.bank_provenance[id(generator)] = bank, provenance
         return self.free_banks[id(generator)]
 
     def variation_candidates(self, generator) -> list[dict]:
@@ -611,7 +626,8 @@ class Arms:
         teacher = teacher if method in TEACHER_METHODS else None
         arm = self.mixed_arm(best, self.candidate_mix(generator, kind, bank, chosen, self.cell.subset, teacher),
                              **split_method_options(method)[1])
-        return {**arm, **choice, **settings,
+        kept_bank = self.bank_provenance.get(id(generator), {}) if kind == "free" and bank else {}
+        return {**arm, **choice, **settings, **kept_bank,
                 "coverage": self.row_coverage(generator, setting, teacher if method == "filter" else None),
                 "seconds": round(time.perf_counter() - t0, 1)}
 
@@ -644,13 +660,21 @@ class Arms:
     def row_coverage(self, generator, candidate: dict | None, teacher=None, rows_per_class: int = 100
                      ) -> dict | None:
         """Pixel-space diversity and novelty ratios of the arm's rows (medians over classes):
-        free samples (kept by ``teacher``'s filter where the arm filters), or variations of the
-        subset's images (``rows_per_class`` of the largest class), against the held-out real
-        images (``metrics.coverage``; 1 = like new real data)."""
+        free samples (kept by ``teacher``'s filter where the arm filters; an ``@bank`` arm's are
+        the head of its bank, which an arm draws from, so a slow sampler samples nothing more), or
+        variations of the subset's images (``rows_per_class`` of the largest class), against the
+        held-out real images (``metrics.coverage``; 1 = like new real data)."""
         held, subset = self.cell.heldout, self.cell.subset
         if held is None:
             return None
-        if candidate is None:
+        if candidate is None and id(generator) in self.free_banks:
+            bank = self.free_banks[id(generator)]
+            try:  # filtered whole, so that a class keeps rows_per_class distinct images where it can
+                bank = bank if teacher is None else bank.filtered(teacher, method_options("filter")["filter_threshold"])
+            except DataError:  # the teacher accepted no image of a class: no rows to measure
+                return None
+            bank = bank.head(min(rows_per_class, bank.per_class))
+        elif candidate is None:
             kept = {} if teacher is None else {**method_options("filter"), "teacher": teacher}
             try:
                 bank = SyntheticPool(generator, per_class=rows_per_class, seed=self.seed, batch_size=256, **kept)
@@ -661,8 +685,9 @@ class Arms:
             bank = SyntheticPool.from_variations(VariationSource(generator, **candidate), subset.images,
                                                  subset.labels, per_image=per_image, seed=self.seed,
                                                  progress=False)
-        rows = bank.images.flatten(0, 1)
-        labels = torch.arange(bank.num_classes).repeat_interleave(bank.per_class)
+        # Distinct rows only: a class a filter left short repeats its images, which are no new spread.
+        rows = torch.cat([bank.images[c, :n] for c, n in enumerate(bank.distinct_counts.tolist())])
+        labels = torch.arange(bank.num_classes).repeat_interleave(bank.distinct_counts)
         common = dict(num_classes=self.k, seed=self.seed)
         diversity = diversity_ratio(rows, labels, held.images, held.labels, **common)
         novelty = novelty_ratio(rows, labels, subset.images, subset.labels, held.images, held.labels, **common)

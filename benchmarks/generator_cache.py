@@ -23,6 +23,13 @@ user cache (``$AUGMENTGEN_BENCH_CACHE``, default ``~/.cache/augmentgen/benchmark
 Lanes in worktrees point ``$AUGMENTGEN_BENCH_CAMPAIGN`` at main's checkout, so what they keep is
 ready to commit there. Both folders are read; ``--no-generator-cache`` turns the cache off.
 Entries are written atomically (``save_generator``, then ``entry.json`` last).
+
+A bank of free samples is kept the same way (``cached_bank``, under ``banks/`` of either folder):
+a ``ddpm``'s bank for the long-tailed cell (5,000 images) takes over half an hour to sample here,
+and a lane killed before its seed is done used to sample it again. It is found again by its
+generator's key, its size, seed and batch size, and the source of the code that samples it (the
+family's module, ``augmentgen/models``, the pool and its filter, the foundation modules); its
+images are stored as safetensors (uint8), never pickled.
 """
 
 from __future__ import annotations
@@ -31,16 +38,20 @@ import hashlib
 import inspect
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from harness import git_commit
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
 
 from augmentgen._io import atomic_write_bytes
 from augmentgen.hub.serialization import WEIGHTS_NAME, load_generator, save_generator
 from augmentgen.hub.zoo import resolve_shipped
 from augmentgen.metrics.eval_checkpoint import data_sha256
+from augmentgen.mixing import SyntheticPool
 from augmentgen.models import build_config
 
 BENCHMARKS = Path(__file__).resolve().parent
@@ -49,6 +60,11 @@ PACKAGE = BENCHMARKS.parent / "augmentgen"
 #: besides the family's own module (families never import one another) and, for a generator that
 #: starts from pretrained weights, the hub that loads them.
 TRAINING_CODE = ("families/__init__.py", "models", "training", "data/labelled.py")
+#: The package parts whose source decides a bank's images once its generator's weights are fixed,
+#: besides the family's own module and the foundation modules.
+SAMPLING_CODE = ("models", "mixing/pool.py", "mixing/filter.py")
+#: A bank entry's images (uint8 (K, N, C, H, W) under the key "images").
+BANK_FILE = "bank.safetensors"
 #: A generator whose training took at least this many seconds is kept in the campaign folder,
 #: which the repository holds, rather than in the user cache, which a session's end empties.
 KEEP_IN_CAMPAIGN_SECONDS = 900.0
@@ -149,3 +165,42 @@ def cached_generator(key: dict, train: Callable[[], tuple], *, enabled: bool = T
     record = {"key": key, "cell": cell, "commit": git_commit(), "train_seconds": seconds, "provenance": provenance}
     atomic_write_bytes(folder / "entry.json", (json.dumps(record, indent=1, default=str) + "\n").encode())
     return generator, seconds, provenance
+
+
+def bank_key(generator_key: dict, *, per_class: int, seed: int, batch_size: int) -> dict:
+    """What decides a bank of free samples' images: its generator (``entry_key``), its size, seed
+    and batch size, and the source of the code that samples it."""
+    family = generator_key["family"]
+    files = [p for part in SAMPLING_CODE
+             for p in ((PACKAGE / part).rglob("*.py") if (PACKAGE / part).is_dir() else [PACKAGE / part])]
+    return {"generator": generator_key, "per_class": per_class, "seed": seed, "batch_size": batch_size,
+            "sampling_code_sha256": files_sha256([*files, family_module(family), *PACKAGE.glob("_*.py")], PACKAGE)}
+
+
+def cached_bank(key: dict, fill: Callable[[], SyntheticPool], *, class_names: list[str], enabled: bool = True,
+                cell: str | None = None) -> tuple[SyntheticPool, dict]:
+    """``(bank, provenance)``: the bank read back where the campaign folder or the cache has an
+    entry with ``key`` (``provenance``: ``bank_cache``, the commit and seconds of the fill that made
+    it), else ``fill()`` and saved, in the campaign folder when the fill took at least
+    ``KEEP_IN_CAMPAIGN_SECONDS``. A bank read back cannot refresh (it has no generator)."""
+    if not enabled:
+        return fill(), {}
+    name = key_name(key)
+    for folder in (campaign_dir() / "banks" / name, cache_dir() / "banks" / name):
+        entry = folder / "entry.json"
+        if not entry.is_file():
+            continue
+        record = json.loads(entry.read_text())
+        if record["key"] == json.loads(json.dumps(key, default=str)):
+            images = load_tensors((folder / BANK_FILE).read_bytes())["images"]
+            return SyntheticPool.from_images(images, class_names=class_names), {
+                "bank_cache": {"filled_at_commit": record["commit"], "fill_seconds": record["fill_seconds"]}}
+    t0 = time.perf_counter()
+    bank = fill()
+    seconds = round(time.perf_counter() - t0, 1)
+    root = campaign_dir() if seconds >= KEEP_IN_CAMPAIGN_SECONDS else cache_dir()
+    folder = root / "banks" / name
+    atomic_write_bytes(folder / BANK_FILE, save_tensors({"images": bank.images.contiguous()}))
+    record = {"key": key, "cell": cell, "commit": git_commit(), "fill_seconds": seconds}
+    atomic_write_bytes(folder / "entry.json", (json.dumps(record, indent=1, default=str) + "\n").encode())
+    return bank, {}

@@ -583,6 +583,68 @@ def test_a_generator_slow_to_train_is_kept_in_the_committed_campaign_folder(tmp_
     assert trained == [generator_cache.KEEP_IN_CAMPAIGN_SECONDS, 60.0, 60.0]
 
 
+def _pool_of(per_class: int, seed: int = 0):
+    """A bank of ``per_class`` random uint8 images a class (3 classes, 1 x 4 x 4)."""
+    from augmentgen.mixing import SyntheticPool
+
+    images = torch.randint(0, 256, (3, per_class, 1, 4, 4), generator=torch.Generator().manual_seed(seed))
+    return SyntheticPool.from_images(images.to(torch.uint8))
+
+
+def test_a_bank_slow_to_sample_is_kept_and_read_back_only_by_its_whole_key(tmp_path, monkeypatch):
+    """A long-tailed ``ddpm``'s bank took over half an hour to sample, and a lane killed before its
+    seed was done sampled it again in the next session: it is kept beside the generator."""
+    import generator_cache
+
+    from tests.conftest import make_images
+
+    monkeypatch.setenv("AUGMENTGEN_BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("AUGMENTGEN_BENCH_CAMPAIGN", str(tmp_path / "campaign"))
+    data = make_images(n_per_class=4, num_classes=3)
+    generator = generator_cache.entry_key("cgan", {}, 2, 0, data, train_fn=downstream.train_generator)
+    key = generator_cache.bank_key(generator, per_class=2, seed=0, batch_size=256)
+    fills = []
+
+    def fill(seed=0):
+        fills.append(seed)
+        return _pool_of(2, seed)
+
+    first, provenance = generator_cache.cached_bank(key, fill, class_names=["a", "b", "c"])
+    again, provenance_again = generator_cache.cached_bank(key, fill, class_names=["a", "b", "c"])
+    assert fills == [0] and provenance == {} and "fill_seconds" in provenance_again["bank_cache"]
+    assert torch.equal(again.images, first.images) and again.class_names == ["a", "b", "c"]
+    assert (tmp_path / "cache" / "banks" / generator_cache.key_name(key) / "bank.safetensors").is_file()
+    # Another seed, size, generator or sampling code: sampled again; off: not read.
+    for other in ({**key, "seed": 1}, {**key, "per_class": 3}, {**key, "generator": {**generator, "seed": 1}},
+                  {**key, "sampling_code_sha256": "0" * 64}):
+        generator_cache.cached_bank(other, fill, class_names=None)
+    generator_cache.cached_bank(key, fill, class_names=None, enabled=False)
+    assert len(fills) == 6
+    # One slow to fill goes where the repository keeps it.
+    monkeypatch.setattr(generator_cache, "KEEP_IN_CAMPAIGN_SECONDS", 0.0)
+    slow = {**key, "seed": 2}
+    generator_cache.cached_bank(slow, fill, class_names=None, cell="fashion-mnist lt100")
+    entry = tmp_path / "campaign" / "banks" / generator_cache.key_name(slow) / "entry.json"
+    assert json.loads(entry.read_text())["cell"] == "fashion-mnist lt100"
+
+
+def test_an_arms_free_bank_is_read_back_by_the_next_run_of_its_seed(tmp_path, monkeypatch):
+    import generator_cache
+
+    monkeypatch.setenv("AUGMENTGEN_BENCH_CACHE", str(tmp_path / "cache"))
+    arms, generator = _bank_arms(tmp_path, monkeypatch)
+    key = generator_cache.entry_key("cgan", {}, 2, 0, arms.cell.subset, train_fn=downstream.train_generator)
+    arms.generator_keys[id(generator)] = key
+    made = arms.free_bank(generator)
+    assert arms.bank_provenance[id(generator)] == {}
+    again, _ = _bank_arms(tmp_path, monkeypatch)
+    again.generator_keys[id(generator)] = key
+    monkeypatch.setattr(generator, "sample", lambda *a, **kw: pytest.fail("sampled again"))
+    read = again.free_bank(generator)
+    assert torch.equal(read.images, made.images) and read.per_class == made.per_class == 6
+    assert "bank_cache" in again.bank_provenance[id(generator)]
+
+
 def test_the_campaign_folder_lists_its_entries_and_removes_a_finished_cells_only_when_told(tmp_path, monkeypatch, capsys):
     import campaign
     import generator_cache
@@ -599,13 +661,17 @@ def test_the_campaign_folder_lists_its_entries_and_removes_a_finished_cells_only
         cell="fashion-mnist lt100")
     for budget, seed in (("lt100", 1), ("50pc", 0)):
         ValidationJournal({"dataset": "fashion-mnist", "budget": budget, "seed": seed}).put("baseline (a)", 0, 0.5)
+    monkeypatch.setattr(generator_cache, "KEEP_IN_CAMPAIGN_SECONDS", 0.0)  # every bank is slow to fill
+    bank = generator_cache.bank_key(slow, per_class=2, seed=0, batch_size=256)
+    generator_cache.cached_bank(bank, lambda: _pool_of(2), class_names=None, cell="fashion-mnist lt100")
     capsys.readouterr()  # the training's summary
     campaign.main([])
     listed = capsys.readouterr().out.splitlines()
-    assert len(listed) == 4 and listed[-1].startswith("3 entries")
+    assert len(listed) == 5 and listed[-1].startswith("4 entries")
     assert any("cgan seed 0, 2 steps, 1000 s to train" in line for line in listed)
+    assert any("bank of cgan seed 0, 2 a class" in line for line in listed)
     campaign.main(["--remove", "fashion-mnist", "lt100"])  # a dry run
-    assert "pass --yes" in capsys.readouterr().out and len(campaign.entries(tmp_path)) == 3
+    assert "pass --yes" in capsys.readouterr().out and len(campaign.entries(tmp_path)) == 4
     campaign.main(["--remove", "fashion-mnist", "lt100", "--yes"])
     assert [e.cell for e in campaign.entries(tmp_path)] == ["fashion-mnist 50pc"]
     with pytest.raises(SystemExit, match="no entry of the cell 'mnist 10pc'"):
@@ -790,6 +856,36 @@ def test_a_free_bank_is_sampled_once_and_each_validation_fold_draws_its_head(tmp
     assert len(made) == 1 and made[0]["per_class"] == 6
     # The bank is the one a fresh pool of the subset's size and the seed would hold: the final arm's rows are unchanged.
     assert torch.equal(whole.images, real_pool(generator, per_class=6, seed=0, batch_size=256).images)
+
+
+def test_a_bank_arms_filter_keeps_what_each_folds_teacher_accepts_of_the_one_bank(tmp_path, monkeypatch):
+    """``ddpm:free@bank+filter`` used to fill a teacher-filtered bank a fold and one for the final
+    arm (several banks of a slow sampler a seed). The filter now keeps the images of the one bank
+    of free samples (its fold's head) that the fold's teacher accepts: nothing is sampled again."""
+    import dataclasses
+
+    from tests.conftest import make_images
+    from tests.metrics.fakes import SquareTeacher
+
+    arms, generator = _bank_arms(tmp_path, monkeypatch)
+    sampled, real_sample = [], generator.sample
+    monkeypatch.setattr(generator, "sample", lambda labels, **kw: sampled.append(len(labels)) or real_sample(labels, **kw))
+    whole = arms.free_bank(generator)
+    fills = len(sampled)
+    teacher = SquareTeacher(scale=0.0)  # p = 1/3 for every class: a 0.3 threshold keeps all, 0.5 none
+    for fit, _ in arms.splits:
+        kept = arms.rows_from(generator, "free", None, fit, True, pool_filter={"teacher": teacher,
+                                                                                "filter_threshold": 0.3})
+        assert torch.equal(kept.images, whole.images[:, :max(fit.class_counts)])
+        assert kept.filter_threshold == 0.3 and kept.candidate_counts.tolist() == [max(fit.class_counts)] * 3
+        with pytest.raises(downstream.DataError, match="accepted no image"):
+            arms.rows_from(generator, "free", None, fit, True, pool_filter={"teacher": teacher, "filter_threshold": 0.5})
+    assert len(sampled) == fills  # the folds sampled nothing
+    arms.cell = dataclasses.replace(arms.cell, heldout=make_images(n_per_class=5, num_classes=3, seed=2))
+    for coverage_teacher in (None, teacher):  # the filter arm's coverage: at 0.5 this teacher keeps nothing
+        coverage = arms.row_coverage(generator, None, teacher=coverage_teacher, rows_per_class=4)
+        assert coverage is None if coverage_teacher else coverage["rows_per_class"] == 4
+    assert len(sampled) == fills  # the arm's own rows: the bank's head
 
 
 def test_a_lone_free_bank_arm_records_its_validation_and_the_guards_images(tmp_path, monkeypatch):

@@ -327,7 +327,7 @@ def downstream_plan(train_data, *, baselines: str | Sequence[str] | None = "stro
 
 def _bank_rows(method: str) -> tuple:
     """What a bank of ``method``'s rows holds, as :meth:`_GainArms.mix` keys it (one teacher):
-    ``plain``, ``soft`` and ``weighted`` share the bank of free samples."""
+    ``plain``, ``soft`` and ``weighted`` share the bank of free samples, which ``filter`` filters."""
     kw = split_method_options(method)[0]
     if "variation" in kw:
         return (kw.pop("variation"), *sorted(kw.items()))
@@ -337,13 +337,15 @@ def _bank_rows(method: str) -> tuple:
 def _planned_bank_fills(methods: Sequence[str], candidate_ratios: Sequence[float], ratio: float | None) -> int:
     """The most banks one :func:`downstream_gain` call fills: one per kind of rows among the
     validation candidates, and the final arm's unless it draws free samples, whose one bank the
-    validation candidates share with it (:meth:`_GainArms.free_bank`)."""
+    validation candidates share with it (:meth:`_GainArms.free_bank`); ``filter`` filters that
+    bank, sampling nothing."""
     if ratio is not None:
         return int(bool(ratio))
     if not any(candidate_ratios):
         return 0
-    kinds = {_bank_rows(m) for m in methods}
-    return len(kinds) + int(kinds != {_bank_rows("plain")})
+    free = _bank_rows("plain")
+    kinds = {free if m == "filter" else _bank_rows(m) for m in methods}
+    return len(kinds) + int(kinds != {free})
 
 
 class _Runs:
@@ -444,12 +446,13 @@ def downstream_gain(
     that arm trains on (the validation split's training part for a validation candidate, so no row
     is made from a validation image; all of ``train_data`` for a final arm): ``K * (images in its
     largest class)`` free samples per class, or for the variation methods ``K`` variations per image
-    of the largest class (:meth:`~augmentgen.mixing.SyntheticPool.from_variations`). ``filter``'s
-    bank is filtered by its teacher once when it fills. Candidates that draw the same rows
-    (``plain``, ``soft`` and ``weighted`` at any ratio) share one bank, and free samples, which no
-    real image decides, are one bank for the final arm whose head the validation candidates draw
-    (:meth:`~augmentgen.mixing.SyntheticPool.head`); :func:`downstream_plan` counts the fills
-    (``"bank_fills"``).
+    of the largest class (:meth:`~augmentgen.mixing.SyntheticPool.from_variations`). Candidates
+    that draw the same rows (``plain``, ``soft`` and ``weighted`` at any ratio) share one bank, and
+    free samples, which no real image decides, are one bank for the final arm whose head the
+    validation candidates draw (:meth:`~augmentgen.mixing.SyntheticPool.head`); ``filter``'s rows
+    are the images of that bank (or head) its teacher accepts
+    (:meth:`~augmentgen.mixing.SyntheticPool.filtered`), so it samples nothing more.
+    :func:`downstream_plan` counts the fills (``"bank_fills"``).
 
     Returns:
         A dict with ``best_baseline``, ``baselines`` (the names trained), ``baseline_selection``
@@ -804,15 +807,13 @@ class _GainArms:
         if self.bank_per_image is None:
             return make_synthetic_mix(self.generator, ratio, **mixer, **options)
         per_class = self.bank_per_image * max(data.class_counts)
-        if "filter_threshold" in kw:  # the bank is filtered once as it fills, by this data's teacher
-            pool_filter = {"teacher": teacher, "filter_threshold": options.pop("filter_threshold")}
+        source = self.free_bank(role)
+        source = source if per_class == source.per_class else source.head(per_class)
+        if "filter_threshold" in kw:  # the images of that bank this data's teacher accepts: no new samples
+            threshold = options.pop("filter_threshold")
             options.pop("teacher")
-            key = (*_bank_rows(method), id(teacher), pool_filter["filter_threshold"])
-            source = self.bank(data, role, key, lambda pool: pool(self.generator, per_class=per_class,
-                                                                 seed=self.seed, **pool_filter))
-        else:
-            source = self.free_bank(role)
-            source = source if per_class == source.per_class else source.head(per_class)
+            key = (*_bank_rows(method), id(teacher), threshold, per_class)
+            source = self.bank(data, role, key, lambda _: source.filtered(teacher, threshold), fills=False)
         return make_synthetic_mix(source, ratio, **mixer, **options)
 
     def free_bank(self, role: str):
@@ -825,23 +826,24 @@ class _GainArms:
         return self.bank(None, role, _bank_rows("plain"),
                          lambda pool: pool(self.generator, per_class=per_class, seed=self.seed))
 
-    def bank(self, data: LabelledImages | None, role: str, rows: tuple, fill):
+    def bank(self, data: LabelledImages | None, role: str, rows: tuple, fill, *, fills: bool = True):
         """The bank of ``rows`` made from ``data`` (None: from no data, the free samples), filled
         (``fill(SyntheticPool)``) the first time it is asked for: every candidate drawing the same
-        rows from the same data shares it."""
+        rows from the same data shares it. ``fills``: False where ``fill`` samples nothing (a
+        teacher's filter of the free bank), which then does not count as a fill."""
         from ..mixing import SyntheticPool
 
         key = (id(data), rows)
         if key not in self._banks:
-            if self.runs.progress is not None:
+            if self.runs.progress is not None and fills:
                 self.runs.progress.set_postfix_str(f"{role}: filling a bank of synthetic rows ({rows[0]})",
                                                    refresh=True)
             try:
                 bank = fill(SyntheticPool)
-            except DataError as exc:  # a filtered bank whose teacher accepted no sample of a class
-                bank = exc  # not filled again for the next ratio
+            except DataError as exc:  # a filtered bank whose teacher accepted no image of a class
+                bank = exc  # not filtered again for the next ratio
             self._banks[key] = (data, bank)  # data kept: its id stays its own
-            self.bank_fills += 1
+            self.bank_fills += int(fills)
         bank = self._banks[key][1]
         if isinstance(bank, DataError):
             raise bank

@@ -116,8 +116,9 @@ def check_pool_options(*, temperature: Temperature, autocast: bool, compile: boo
         raise ConfigError(
             "filter_threshold cannot apply to a SyntheticPool source: the pool's images are made when "
             "it fills, not in the step. Filter them there, once per refresh: SyntheticPool(generator, "
-            "per_class, teacher=teacher, filter_threshold=...); keep teacher=... here only for "
-            "soft_labels=True")
+            "per_class, teacher=teacher, filter_threshold=...), or filter a bank already made without "
+            "sampling again: pool.filtered(teacher, filter_threshold=...); keep teacher=... here only "
+            "for soft_labels=True")
     if min_acceptance != 0.0:
         raise ConfigError(
             "min_acceptance cannot apply to a SyntheticPool source: acceptance is measured when the "

@@ -167,8 +167,9 @@ class SyntheticPool:
         A bank made by :meth:`from_variations` makes new variations of the same real images (the
         next draws of its seeded stream). A bar shows it as :attr:`progress` says."""
         if self._variations is None and self.generator is None:
-            raise DataError("this SyntheticPool copy has no generator (it was unpickled in a worker, or cut "
-                            "by head()); call refresh() on the pool it came from, in the main process")
+            raise DataError("this SyntheticPool has no generator to sample from (it was unpickled in a worker, "
+                            "cut by head() or filtered(), or built by from_images()); call refresh() on the pool "
+                            "it came from, in the main process, or build a SyntheticPool(generator, per_class)")
         with self._fill_bar() as bar, sampling_progress(bar):
             if self._variations is not None:
                 self._refresh_variations()
@@ -287,6 +288,45 @@ class SyntheticPool:
         return cls._of_variations(source, images, labels, counts, per_image=per_image, seed=seed,
                                   batch_size=batch_size, refresh_every=refresh_every, device=device,
                                   progress=progress)
+
+    @classmethod
+    def from_images(cls, images: torch.Tensor, *, class_names: list[str] | None = None,
+                    device: torch.device | str | None = None) -> SyntheticPool:
+        """A pool over a bank of images made before: uint8 (K, N, C, H, W), class ``k``'s at ``[k]``.
+
+        A slow sampler's bank (a ``ddpm``'s takes minutes to an hour on a CPU) need not be
+        sampled again in the next run: keep ``pool.images`` (``safetensors.torch.save_file(
+        {"images": pool.images}, path)``) and rebuild the pool from it. The pool holds no
+        generator, so it cannot :meth:`refresh`; it mixes, pickles to workers, cuts
+        (:meth:`head`) and filters (:meth:`filtered`) like any other.
+
+        Args:
+            images (torch.Tensor): uint8 (K, N, C, H, W), N images of each of K classes.
+            class_names (list[str], optional): K names (default ``"0"``, ``"1"``, ...), for messages.
+            device (torch.device or str, optional): where the bank lives, as for
+                :class:`SyntheticPool` (``None``: the CPU, in shared memory).
+        """
+        if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 5 \
+                or 0 in images.shape:
+            got = (f"dtype {images.dtype}, shape {tuple(images.shape)}" if isinstance(images, torch.Tensor)
+                   else type(images).__name__)
+            raise DataError(f"from_images takes a bank of uint8 images shaped (classes, per class, C, H, W) "
+                            f"(a pool's .images), got {got}")
+        k = images.shape[0]
+        if class_names is not None and len(class_names) != k:
+            raise ConfigError(f"class_names has {len(class_names)} names but the bank {k} classes")
+        _check_bank_options(None, device)
+        pool = cls.__new__(cls)
+        pool.generator, pool.teacher, pool._filter = None, None, None
+        pool.filter_threshold, pool.oversample, pool.max_rounds = None, 4, 4
+        pool.temperature, pool.batch_size = 1.0, 1024
+        pool.num_classes, pool.image_shape = k, tuple(images.shape[2:])
+        pool.class_names = list(class_names or [str(c) for c in range(k)])
+        pool._allocate(images.shape[1], refresh_every=None, seed=0, rng_device=torch.device("cpu"), device=device,
+                       progress=False)
+        pool.images.copy_(images)
+        pool.distinct_counts.fill_(pool.per_class)
+        return pool
 
     @classmethod
     def _of_variations(cls, source: AnchoredSource, images: torch.Tensor, labels: torch.Tensor, counts: torch.Tensor,
@@ -420,13 +460,81 @@ class SyntheticPool:
         if self.variation is not None:
             raise ConfigError("head() of a bank of variations would keep the variations of the first real images "
                               "only; make a smaller bank with SyntheticPool.from_variations(..., per_image=...)")
-        head = SyntheticPool.__new__(SyntheticPool)
-        head.__dict__.update(self.__getstate__())  # no generator, teacher or stream: it only indexes
-        head.images = self.images[:, :per_class]
-        head.per_class, head.refresh_every, head.epoch = per_class, None, 0
         # A teacher-filtered class that ran short repeats its accepted images after them.
-        head.distinct_counts = self.distinct_counts.clamp(max=per_class)
-        return head
+        return self._derived(self.images[:, :per_class], self.distinct_counts.clamp(max=per_class))
+
+    def filtered(self, teacher: nn.Module, filter_threshold: float, *, batch_size: int | None = None) -> SyntheticPool:
+        """The images of this bank that ``teacher`` accepts, as a new bank of the same size.
+
+        Teacher filtering of a bank already made, without sampling again (a ``ddpm``'s bank takes
+        its minutes to fill): each distinct image of class ``c`` is kept when the teacher's
+        probability of ``c`` is >= ``filter_threshold``, the same rule as the fill-time filter
+        (``SyntheticPool(..., teacher=..., filter_threshold=...)``), which samples until a class
+        has ``per_class`` accepted images. Here a class keeps only what it has: its accepted
+        images, in bank order, fill its ``per_class`` slots cyclically, and
+        :attr:`distinct_counts` (and :attr:`accepted_counts` against :attr:`candidate_counts`)
+        say how many are distinct. The new bank is a copy (on this bank's device); like
+        :meth:`head` it holds no generator, so it cannot refresh. A bank of variations is
+        refused (a row made from a real row keeps that row's label).
+
+        Args:
+            teacher (nn.Module): a classifier trained on the real data taking float images in
+                ``[-1, 1]`` and returning logits (N, K); the images are judged on its device.
+            filter_threshold (float): in [0, 1], as for the fill-time filter.
+            batch_size (int, optional): images judged per teacher call (defaults to the bank's
+                ``batch_size``).
+
+        Raises:
+            DataError: the teacher accepted no image of some class (naming it and the fix).
+        """
+        if self.variation is not None:
+            raise ConfigError("filtered() is for banks of free samples: a row made from a real row keeps that "
+                              "row's label, so variations are not teacher-filtered")
+        batch_size = self.batch_size if batch_size is None else batch_size
+        check_int_arguments(batch_size=(batch_size, 1))
+        if filter_threshold is None:
+            raise ConfigError("filtered() needs filter_threshold=<a probability in [0, 1]>")
+        judge = _judge_device(teacher, self.images.device)
+        bank_filter = TeacherFilter(teacher, filter_threshold, num_classes=self.num_classes, device=judge)
+        k, n = self.num_classes, self.per_class
+        # Only distinct images are candidates: a short class's repeats would be counted twice.
+        candidate = torch.arange(n, device=self.images.device) < self.distinct_counts.to(self.images.device)[:, None]
+        flat, classes = self.images.flatten(0, 1), torch.arange(k, device=self.images.device).repeat_interleave(n)
+        accepted = torch.cat([bank_filter.judge(to_signed_unit(flat[i:i + batch_size].to(judge)),
+                                                classes[i:i + batch_size].to(judge))[0].to(flat.device)
+                              for i in range(0, len(flat), batch_size)]).view(k, n) & candidate
+        kept = accepted.sum(1)
+        self._check_some_accepted(kept, candidate.sum(1), filter_threshold)
+        # Accepted images first, in bank order; slot s of class c takes accepted image s mod kept[c].
+        order = torch.argsort((~accepted).to(torch.uint8), dim=1, stable=True)
+        slots = order.gather(1, torch.arange(n, device=kept.device) % kept[:, None])
+        pool = self._derived(self.images[torch.arange(k, device=kept.device)[:, None], slots], kept.cpu())
+        pool.teacher, pool.filter_threshold = None, float(filter_threshold)
+        pool._counts = AcceptanceCounts(k)
+        pool._counts.candidates.copy_(candidate.sum(1))
+        pool._counts.accepted.copy_(kept)
+        return pool
+
+    def _check_some_accepted(self, kept: torch.Tensor, candidates: torch.Tensor, filter_threshold: float) -> None:
+        """A class with no accepted image cannot be mixed: a DataError naming it and the fix."""
+        empty = (kept == 0).nonzero().flatten().tolist()
+        if empty:
+            names = ", ".join(f"{self.class_names[c]!r} (0 of {int(candidates[c])})" for c in empty)
+            raise DataError(f"the teacher accepted no image of class {names} in this bank at filter_threshold="
+                            f"{filter_threshold}: lower filter_threshold, or fill a larger bank or one filtered "
+                            "as it fills (SyntheticPool(generator, per_class, teacher=..., filter_threshold=...))")
+
+    def _derived(self, images: torch.Tensor, distinct_counts: torch.Tensor) -> SyntheticPool:
+        """A pool of ``images`` (K, N, ...) cut or copied from this one: no generator, teacher or
+        stream (it only indexes), no refresh schedule."""
+        pool = SyntheticPool.__new__(SyntheticPool)
+        pool.__dict__.update(self.__getstate__())
+        if images.device.type == "cpu" and images.data_ptr() != self.images.data_ptr():
+            images.share_memory_()  # a copy goes to workers as the bank does
+        pool.images, pool.per_class = images, images.shape[1]
+        pool.refresh_every, pool.epoch = None, 0
+        pool.distinct_counts = distinct_counts
+        return pool
 
     def _classes_text(self) -> str:
         return f"this pool holds {self.num_classes} classes"
@@ -464,3 +572,13 @@ def _steps_coprime_with(n: int, device: torch.device) -> torch.Tensor:
     Stepping through ``0..n-1`` by such an ``s`` visits every position once before repeating.
     """
     return torch.tensor([s for s in range(1, max(n, 2)) if math.gcd(s, n) == 1], dtype=torch.long, device=device)
+
+
+def _judge_device(teacher: nn.Module, default: torch.device) -> torch.device:
+    """Where ``teacher`` runs: the device of its first parameter or buffer (``default`` without any,
+    or for what is no module, which :class:`TeacherFilter` then refuses)."""
+    if not isinstance(teacher, nn.Module):
+        return default
+    tensor = next(iter(teacher.parameters()), None)
+    tensor = next(iter(teacher.buffers()), None) if tensor is None else tensor
+    return default if tensor is None else tensor.device

@@ -247,6 +247,34 @@ def test_a_bank_of_free_samples_is_filled_once_and_validation_draws_its_head(spl
                            bank_per_image=2)["bank_fills"] == 1
 
 
+def test_filter_filters_the_one_bank_of_free_samples_by_each_teacher_sampling_nothing_more(split, monkeypatch):
+    from augmentgen.metrics import downstream_plan, validation_split
+    from augmentgen.mixing import SyntheticPool
+
+    train, test = split
+    generator = RealImagesGenerator(train)
+    options = dict(steps=STEPS, seed=0, candidate_ratios=(0.25, 0.5), methods=("plain", "filter"),
+                   baselines="none", controls="none", include_noaug=False, bank_per_image=2)
+    calls = _counting_samples(generator, monkeypatch)
+    filtered, real_filtered = [], SyntheticPool.filtered
+    # Recorded, then run at threshold 0 (every image kept): this test's teachers of 20 steps accept
+    # too little for every class to keep an image at the method's 0.5.
+    monkeypatch.setattr(SyntheticPool, "filtered", lambda pool, teacher, threshold: filtered.append(
+        (pool.per_class, id(teacher), threshold)) or real_filtered(pool, teacher, 0.0))
+    report = downstream_gain(generator, train, test, **options)
+    fit, _ = validation_split(train, 0.2, seed=0)
+    # One fill of free samples; the validation candidates at both ratios share one filtered head (B's
+    # classifier on the fit part as the teacher) and the final arm, had it chosen filter, filters all of it.
+    assert calls == [3 * 2 * 16] and report["bank_fills"] == 1
+    assert filtered[0][0] == 2 * max(fit.class_counts) and filtered[0][2] == 0.5
+    assert len(filtered) == 1 + (report["method"] == "filter")
+    if report["method"] == "filter":
+        assert filtered[1][0] == 2 * 16 and filtered[1][1] != filtered[0][1]
+    assert report["selection"]["filter@0.25"] is not None and report["selection"]["filter@0.5"] is not None
+    assert downstream_plan(train, **{k: options[k] for k in ("candidate_ratios", "methods", "baselines")},
+                           bank_per_image=2)["bank_fills"] == 1
+
+
 def test_a_slow_family_is_evaluated_from_a_bank_unless_told_otherwise(split, monkeypatch):
     from augmentgen.families.ddpm import DDPMGenerator
     from augmentgen.metrics import downstream_plan
@@ -348,11 +376,13 @@ def test_the_plan_counts_the_bank_fills(split):
 
     train, _ = split
     methods = ("plain", "soft", "filter", "vary:0.3", "vary:0.7")
-    # Per seed: free samples (plain, soft), filtered, two vary strengths, then the final arm's.
+    # Per seed: free samples (plain, soft, and filter, which filters them), two vary strengths, then
+    # the final arm's.
     plan = evaluation_plan(train, methods=methods, repeats=2, bank_per_image=3)
-    assert plan["bank_fills"] == 2 * 5 and plan["bank_per_image"] == 3
-    # Free samples only (plain, soft, weighted): one bank, the final arm's, whose head validation draws.
-    assert evaluation_plan(train, methods=("plain", "soft", "weighted"), bank_per_image=3)["bank_fills"] == 1
+    assert plan["bank_fills"] == 2 * 4 and plan["bank_per_image"] == 3
+    # Free samples only (plain, soft, weighted, filter): one bank, the final arm's, whose head validation draws.
+    for free in (("plain", "soft", "weighted"), ("plain", "filter")):
+        assert evaluation_plan(train, methods=free, bank_per_image=3)["bank_fills"] == 1
     assert evaluation_plan(train, methods=methods, bank_per_image=None)["bank_fills"] == 0
     assert evaluation_plan(train, methods=methods, candidate_ratios=(0.0,), bank_per_image=3)["bank_fills"] == 0
 

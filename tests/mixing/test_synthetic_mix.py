@@ -472,7 +472,7 @@ def test_pool_soft_labels_use_the_teacher_on_the_drawn_rows(gen, pool):
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"filter_threshold": 0.5, "teacher": torch.nn.Linear(1, 3)}, r"filter_threshold cannot apply.*SyntheticPool\(generator"),
+    ({"filter_threshold": 0.5, "teacher": torch.nn.Linear(1, 3)}, r"filter_threshold cannot apply.*SyntheticPool\(generator.*pool.filtered\(teacher"),
     ({"min_acceptance": 0.2}, r"min_acceptance cannot apply.*balance="),
     ({"temperature": 0.5}, r"temperature cannot apply.*SyntheticPool\(generator, temperature="),
     ({"temperature": [1.0, 0.0, 1.0]}, "temperature cannot apply"),

@@ -357,3 +357,96 @@ def test_head_sizes_must_be_within_the_bank(gen, per_class, problem):
     with pytest.raises(ConfigError, match=problem):
         SyntheticPool(gen, per_class=6, seed=0).head(per_class)
 
+
+
+def test_filtered_keeps_the_accepted_images_of_a_bank_in_order_without_sampling(tiny_data):
+    gen = WrongClassGenerator(tiny_data, [0.0, 0.5, 0.0])  # about half of class 1's samples show class 2
+    pool = SyntheticPool(gen, per_class=8, batch_size=10, seed=0)
+    before, teacher = pool.images.clone(), SquareTeacher()
+    shows = shown_class(teacher, pool.images)
+    right = shows[1] == 1
+    assert 0 < int(right.sum()) < 8  # the bank has images of both kinds in class 1
+    gen.wrong.fill_(1.0)  # a filtered bank that sampled again would hold no right image at all
+    teacher.train()  # shown_class left it in eval mode
+    kept = pool.filtered(teacher, 0.5, batch_size=5)
+    assert teacher.training  # run in eval mode, its mode restored
+    assert torch.equal(pool.images, before)  # the bank itself is untouched
+    assert kept.images.data_ptr() != pool.images.data_ptr() and kept.images.is_shared()
+    n_right = int(right.sum())
+    assert kept.distinct_counts.tolist() == [8, n_right, 8]
+    assert kept.candidate_counts.tolist() == [8, 8, 8] and kept.accepted_counts.tolist() == [8, n_right, 8]
+    assert torch.equal(kept.images[0], before[0]) and torch.equal(kept.images[2], before[2])
+    # Class 1: its right images in bank order, then the same again cyclically.
+    accepted = before[1][right]
+    assert torch.equal(kept.images[1], accepted[torch.arange(8) % n_right])
+    assert (shown_class(teacher, kept.images) == torch.arange(3).view(3, 1)).all()
+    assert kept.per_class == 8 and kept.generator is None and "filter_threshold=0.5" in repr(kept)
+    out, out_labels, mask = SyntheticMix(kept, 1.0, seed=0)(tiny_data.to_float(), tiny_data.labels, return_mask=True)
+    assert torch.equal(shown_class(teacher, ((out[mask] + 1) * 127.5).round().to(torch.uint8)[None])[0],
+                       out_labels[mask])
+    assert torch.equal(send_to_worker(kept).images, kept.images)
+    with pytest.raises(DataError, match="no generator"):
+        kept.refresh()
+
+
+def test_filtered_judges_only_the_distinct_images_of_a_short_class(tiny_data):
+    gen = WrongClassGenerator(tiny_data, [0.0, 0.5, 0.0])
+    with pytest.warns(UserWarning, match="ran short"):
+        pool = SyntheticPool(gen, per_class=8, seed=1, teacher=SquareTeacher(), filter_threshold=0.5,
+                             oversample=1, max_rounds=1)
+    distinct = int(pool.distinct_counts[1])
+    kept = pool.filtered(SquareTeacher(), 0.5)
+    assert kept.candidate_counts.tolist() == [8, distinct, 8] and kept.distinct_counts.tolist() == [8, distinct, 8]
+    assert torch.equal(kept.images, pool.images)  # every distinct image was accepted already
+
+
+def test_filtered_with_no_accepted_image_of_a_class_names_it_and_the_fix(tiny_data):
+    pool = SyntheticPool(WrongClassGenerator(tiny_data, [0.0, 1.0, 0.0]), per_class=4, seed=0)
+    with pytest.raises(DataError, match=r"no image of class 'class1' \(0 of 4\).*lower filter_threshold"):
+        pool.filtered(SquareTeacher(), 0.5)
+
+
+@pytest.mark.parametrize("teacher, threshold, problem", [
+    (SquareTeacher(), None, r"filtered\(\) needs filter_threshold"),
+    (SquareTeacher(), 1.5, r"filter_threshold must be a probability in \[0, 1\]"),
+    ("teacher.pt", 0.5, "teacher must be an nn.Module"),
+])
+def test_filtered_checks_its_teacher_and_threshold(gen, teacher, threshold, problem):
+    with pytest.raises(ConfigError, match=problem):
+        SyntheticPool(gen, per_class=2, seed=0).filtered(teacher, threshold)
+
+
+def test_from_images_rebuilds_a_saved_bank_that_mixes_cuts_and_filters(gen, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    pool = SyntheticPool(gen, per_class=6, seed=0)
+    save_file({"images": pool.images}, tmp_path / "bank.safetensors")
+    again = SyntheticPool.from_images(load_file(tmp_path / "bank.safetensors")["images"], class_names=gen.class_names)
+    assert torch.equal(again.images, pool.images) and again.images.is_shared()
+    assert (again.per_class, again.num_classes, again.image_shape) == (6, 3, (1, 28, 28))
+    assert again.distinct_counts.tolist() == [6, 6, 6] and again.class_names == gen.class_names
+    rng = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    labels = torch.tensor([0, 2, 2, 1])
+    assert torch.equal(again.take(labels, generator=rng()), pool.take(labels, generator=rng()))
+    assert torch.equal(again.head(2).images, pool.images[:, :2])
+    assert torch.equal(send_to_worker(again).images, pool.images)
+    with pytest.raises(DataError, match=r"no generator to sample from .*from_images"):
+        again.refresh()
+    with pytest.raises(DataError, match="class 7 is out of range|out of range|this pool holds 3 classes"):
+        again.take(torch.tensor([7]))
+
+
+@pytest.mark.parametrize("images, names, problem", [
+    (torch.zeros(3, 4, 1, 8, 8), None, r"uint8 images shaped \(classes, per class, C, H, W\).*dtype torch.float32"),
+    (torch.zeros(4, 1, 8, 8, dtype=torch.uint8), None, r"shape \(4, 1, 8, 8\)"),
+    (torch.zeros(3, 0, 1, 8, 8, dtype=torch.uint8), None, r"shape \(3, 0, 1, 8, 8\)"),
+    ("bank.safetensors", None, "got str"),
+])
+def test_from_images_refuses_what_is_no_bank(images, names, problem):
+    with pytest.raises(DataError, match=problem):
+        SyntheticPool.from_images(images, class_names=names)
+
+
+def test_from_images_checks_the_class_names():
+    with pytest.raises(ConfigError, match="class_names has 2 names but the bank 3 classes"):
+        SyntheticPool.from_images(torch.zeros(3, 2, 1, 8, 8, dtype=torch.uint8), class_names=["a", "b"])

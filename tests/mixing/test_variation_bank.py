@@ -256,3 +256,10 @@ def test_head_of_a_bank_of_variations_is_refused(untrained_vae, data):
                                          per_image=1, seed=0)
     with pytest.raises(ConfigError, match=r"variations of the first real images.*from_variations"):
         pool.head(1)
+
+
+def test_filtering_a_bank_of_variations_is_refused(untrained_vae, data):
+    pool = SyntheticPool.from_variations(VariationSource(untrained_vae, "vary"), data.images, data.labels,
+                                         per_image=1, seed=0)
+    with pytest.raises(ConfigError, match=r"filtered\(\) is for banks of free samples"):
+        pool.filtered(torch.nn.Linear(1, 3), 0.5)
