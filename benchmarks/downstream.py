@@ -87,6 +87,7 @@ from validation_journal import ValidationJournal
 
 import augmentgen
 from augmentgen._config import parse_overrides
+from augmentgen.data import LabelledImages
 from augmentgen.errors import AugmentgenError, ConfigError, DataError
 from augmentgen.metrics import (
     baselines,
@@ -199,8 +200,8 @@ def summarise(results: dict) -> dict:
             if ":variation" in key:
                 entry["modes_chosen"] = [r["arms"][key]["mode"] for r in rows if key in r["arms"]]
             covered = [r["arms"][key]["coverage"] for r in rows if (r["arms"].get(key) or {}).get("coverage")]
-            entry["coverage"] = {name: mean_std([c[name] for c in covered])
-                                 for name in ("diversity_pixels", "novelty_pixels")} if covered else None
+            entry["coverage"] = {name: mean_std([c[name] for c in covered if name in c])
+                                 for name in ("diversity_pixels", "novelty_pixels", "cas_heldout")} if covered else None
             entry.update(method_summary(rows, key, acc))
             entry.update(guard_summary(rows, key, acc, best))
             entry.update(z_guard_summary(rows, key, acc, best, lt))
@@ -663,7 +664,9 @@ class Arms:
         free samples (kept by ``teacher``'s filter where the arm filters; an ``@bank`` arm's are
         the head of its bank, which an arm draws from, so a slow sampler samples nothing more), or
         variations of the subset's images (``rows_per_class`` of the largest class), against the
-        held-out real images (``metrics.coverage``; 1 = like new real data)."""
+        held-out real images (``metrics.coverage``; 1 = like new real data), and their CAS
+        (``cas_heldout``: the protocol's classifier trained on those rows alone, accuracy on the
+        held-out images, since 2026-12-07)."""
         held, subset = self.cell.heldout, self.cell.subset
         if held is None:
             return None
@@ -691,8 +694,11 @@ class Arms:
         common = dict(num_classes=self.k, seed=self.seed)
         diversity = diversity_ratio(rows, labels, held.images, held.labels, **common)
         novelty = novelty_ratio(rows, labels, subset.images, subset.labels, held.images, held.labels, **common)
+        # CAS: the protocol's classifier trained on these rows alone, accuracy on the held-out images
+        # (the training split's, never the test set's): whether the rows teach their classes.
+        cas = evaluate_accuracy(self.train(LabelledImages(rows, labels, subset.class_names)), held)
         return {"diversity_pixels": diversity["median"], "novelty_pixels": novelty["median"],
-                "rows_per_class": bank.per_class, "space": "pixels"}
+                "cas_heldout": cas, "rows_per_class": bank.per_class, "space": "pixels"}
 
 
 def images_right(model, data) -> str:

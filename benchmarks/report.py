@@ -794,7 +794,9 @@ def downstream_v3_section(name: str, d: dict) -> str:
                   "labels on its real rows and no synthetic rows, so the gain is the synthetic rows' own."]
     notes += ["Diversity / novelty: pixel-space ratios of an arm's rows against held-out real images "
               "(diversity: within-class spread; novelty: distance to the nearest training image; 1 = like new "
-              "real images, novelty well below 1 = near copies), mean over the seeds measured (n)."]
+              "real images, novelty well below 1 = near copies), mean over the seeds measured (n); CAS, where "
+              "recorded (arms measured from 2026-12-07): the same classifier trained on those rows alone, "
+              "accuracy on the held-out images (m seeds)."]
     return (f"### {cell_label(d, ', ')} (protocol v3, appended ratio {d.get('appended_ratio')})\n\n"
             + table(header, rows) + "\n\n" + " ".join(notes) + "\n\n" + provenance(name, d))
 
@@ -818,11 +820,14 @@ def guard_text(entry: dict) -> str:
 
 
 def coverage_text(coverage: dict | None) -> str:
-    """``0.97 / 0.65 (n)``: mean diversity and novelty ratios of an arm's rows over the seeds measured."""
+    """``0.97 / 0.65 (n)``: mean diversity and novelty ratios of an arm's rows over the seeds measured,
+    then ``; CAS 61.2% (m)`` where seeds recorded it."""
     if not coverage or not coverage["diversity_pixels"]["n"]:
         return "–"
     d, n = coverage["diversity_pixels"], coverage["novelty_pixels"]
-    return f"{d['mean']:.2f} / {n['mean']:.2f} ({d['n']})"
+    cas = coverage.get("cas_heldout") or {}
+    cas_text = f"; CAS {100 * cas['mean']:.1f}% ({cas['n']})" if cas.get("n") else ""
+    return f"{d['mean']:.2f} / {n['mean']:.2f} ({d['n']}){cas_text}"
 
 
 def load(path: Path) -> dict | None:

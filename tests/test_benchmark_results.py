@@ -882,9 +882,10 @@ def test_a_bank_arms_filter_keeps_what_each_folds_teacher_accepts_of_the_one_ban
             arms.rows_from(generator, "free", None, fit, True, pool_filter={"teacher": teacher, "filter_threshold": 0.5})
     assert len(sampled) == fills  # the folds sampled nothing
     arms.cell = dataclasses.replace(arms.cell, heldout=make_images(n_per_class=5, num_classes=3, seed=2))
-    for coverage_teacher in (None, teacher):  # the filter arm's coverage: at 0.5 this teacher keeps nothing
-        coverage = arms.row_coverage(generator, None, teacher=coverage_teacher, rows_per_class=4)
-        assert coverage is None if coverage_teacher else coverage["rows_per_class"] == 4
+    coverage = arms.row_coverage(generator, None, rows_per_class=4)
+    # CAS: a classifier trained on the arm's rows alone, accuracy on the held-out images.
+    assert coverage["rows_per_class"] == 4 and 0 <= coverage["cas_heldout"] <= 1
+    assert arms.row_coverage(generator, None, teacher=teacher, rows_per_class=4) is None  # at 0.5 it keeps none
     assert len(sampled) == fills  # the arm's own rows: the bank's head
 
 
@@ -918,3 +919,13 @@ def test_validate_measured_adds_a_validation_to_an_arm_recorded_without_one_and_
     # Run again: the arm has its validation, nothing is added or trained.
     arms.validate = lambda *a, **kw: pytest.fail("validated twice")
     downstream.run_seed(downstream.ResultsFile(tmp_path / "cell.json", PROTOCOL, fresh=False), arms, args, {})
+
+
+def test_the_coverage_column_gives_cas_where_seeds_recorded_it():
+    import report
+
+    old = {"diversity_pixels": {"mean": 0.93, "n": 5}, "novelty_pixels": {"mean": 1.18, "n": 5}}
+    assert report.coverage_text(old) == "0.93 / 1.18 (5)"
+    assert report.coverage_text({**old, "cas_heldout": {"mean": None, "std": None, "n": 0}}) == "0.93 / 1.18 (5)"
+    assert report.coverage_text({**old, "cas_heldout": {"mean": 0.6075, "n": 2}}) == "0.93 / 1.18 (5); CAS 60.8% (2)"
+    assert report.coverage_text(None) == "–"
