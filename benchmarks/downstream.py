@@ -548,8 +548,7 @@ class Arms:
                 bank, provenance = fill(), {}
             else:
                 bank, provenance = cached_bank(bank_key(generator_key, per_class=per_class, seed=self.seed,
-                                                        batch_size=256), fill, class_names=generator.class_names,
-                                               enabled=self.generator_cache,
+                                                        batch_size=256), fill, enabled=self.generator_cache,
                                                cell=cell_name(self.cell.dataset, self.cell.budget))
             self.free_banks[id(generator)], self.bank_provenance[id(generator)] = bank, provenance
         return self.free_banks[id(generator)]

@@ -28,8 +28,8 @@ A bank of free samples is kept the same way (``cached_bank``, under ``banks/`` o
 a ``ddpm``'s bank for the long-tailed cell (5,000 images) takes over half an hour to sample here,
 and a lane killed before its seed is done used to sample it again. It is found again by its
 generator's key, its size, seed and batch size, and the source of the code that samples it (the
-family's module, ``augmentgen/models``, the pool and its filter, the foundation modules); its
-images are stored as safetensors (uint8), never pickled.
+family's module, ``augmentgen/models``, the pool and its filter, the foundation modules); it is
+stored by ``SyntheticPool.save`` (safetensors), never pickled.
 """
 
 from __future__ import annotations
@@ -44,8 +44,6 @@ from pathlib import Path
 
 import torch
 from harness import git_commit
-from safetensors.torch import load as load_tensors
-from safetensors.torch import save as save_tensors
 
 from augmentgen._io import atomic_write_bytes
 from augmentgen.hub.serialization import WEIGHTS_NAME, load_generator, save_generator
@@ -63,7 +61,7 @@ TRAINING_CODE = ("families/__init__.py", "models", "training", "data/labelled.py
 #: The package parts whose source decides a bank's images once its generator's weights are fixed,
 #: besides the family's own module and the foundation modules.
 SAMPLING_CODE = ("models", "mixing/pool.py", "mixing/filter.py")
-#: A bank entry's images (uint8 (K, N, C, H, W) under the key "images").
+#: A bank entry's file (``SyntheticPool.save``: safetensors).
 BANK_FILE = "bank.safetensors"
 #: A generator whose training took at least this many seconds is kept in the campaign folder,
 #: which the repository holds, rather than in the user cache, which a session's end empties.
@@ -177,7 +175,7 @@ def bank_key(generator_key: dict, *, per_class: int, seed: int, batch_size: int)
             "sampling_code_sha256": files_sha256([*files, family_module(family), *PACKAGE.glob("_*.py")], PACKAGE)}
 
 
-def cached_bank(key: dict, fill: Callable[[], SyntheticPool], *, class_names: list[str], enabled: bool = True,
+def cached_bank(key: dict, fill: Callable[[], SyntheticPool], *, enabled: bool = True,
                 cell: str | None = None) -> tuple[SyntheticPool, dict]:
     """``(bank, provenance)``: the bank read back where the campaign folder or the cache has an
     entry with ``key`` (``provenance``: ``bank_cache``, the commit and seconds of the fill that made
@@ -192,15 +190,14 @@ def cached_bank(key: dict, fill: Callable[[], SyntheticPool], *, class_names: li
             continue
         record = json.loads(entry.read_text())
         if record["key"] == json.loads(json.dumps(key, default=str)):
-            images = load_tensors((folder / BANK_FILE).read_bytes())["images"]
-            return SyntheticPool.from_images(images, class_names=class_names), {
+            return SyntheticPool.load(folder / BANK_FILE), {
                 "bank_cache": {"filled_at_commit": record["commit"], "fill_seconds": record["fill_seconds"]}}
     t0 = time.perf_counter()
     bank = fill()
     seconds = round(time.perf_counter() - t0, 1)
     root = campaign_dir() if seconds >= KEEP_IN_CAMPAIGN_SECONDS else cache_dir()
     folder = root / "banks" / name
-    atomic_write_bytes(folder / BANK_FILE, save_tensors({"images": bank.images.contiguous()}))
+    bank.save(folder / BANK_FILE)
     record = {"key": key, "cell": cell, "commit": git_commit(), "fill_seconds": seconds}
     atomic_write_bytes(folder / "entry.json", (json.dumps(record, indent=1, default=str) + "\n").encode())
     return bank, {}

@@ -609,21 +609,21 @@ def test_a_bank_slow_to_sample_is_kept_and_read_back_only_by_its_whole_key(tmp_p
         fills.append(seed)
         return _pool_of(2, seed)
 
-    first, provenance = generator_cache.cached_bank(key, fill, class_names=["a", "b", "c"])
-    again, provenance_again = generator_cache.cached_bank(key, fill, class_names=["a", "b", "c"])
+    first, provenance = generator_cache.cached_bank(key, fill)
+    again, provenance_again = generator_cache.cached_bank(key, fill)
     assert fills == [0] and provenance == {} and "fill_seconds" in provenance_again["bank_cache"]
-    assert torch.equal(again.images, first.images) and again.class_names == ["a", "b", "c"]
+    assert torch.equal(again.images, first.images) and again.class_names == first.class_names
     assert (tmp_path / "cache" / "banks" / generator_cache.key_name(key) / "bank.safetensors").is_file()
     # Another seed, size, generator or sampling code: sampled again; off: not read.
     for other in ({**key, "seed": 1}, {**key, "per_class": 3}, {**key, "generator": {**generator, "seed": 1}},
                   {**key, "sampling_code_sha256": "0" * 64}):
-        generator_cache.cached_bank(other, fill, class_names=None)
-    generator_cache.cached_bank(key, fill, class_names=None, enabled=False)
+        generator_cache.cached_bank(other, fill)
+    generator_cache.cached_bank(key, fill, enabled=False)
     assert len(fills) == 6
     # One slow to fill goes where the repository keeps it.
     monkeypatch.setattr(generator_cache, "KEEP_IN_CAMPAIGN_SECONDS", 0.0)
     slow = {**key, "seed": 2}
-    generator_cache.cached_bank(slow, fill, class_names=None, cell="fashion-mnist lt100")
+    generator_cache.cached_bank(slow, fill, cell="fashion-mnist lt100")
     entry = tmp_path / "campaign" / "banks" / generator_cache.key_name(slow) / "entry.json"
     assert json.loads(entry.read_text())["cell"] == "fashion-mnist lt100"
 
@@ -663,7 +663,7 @@ def test_the_campaign_folder_lists_its_entries_and_removes_a_finished_cells_only
         ValidationJournal({"dataset": "fashion-mnist", "budget": budget, "seed": seed}).put("baseline (a)", 0, 0.5)
     monkeypatch.setattr(generator_cache, "KEEP_IN_CAMPAIGN_SECONDS", 0.0)  # every bank is slow to fill
     bank = generator_cache.bank_key(slow, per_class=2, seed=0, batch_size=256)
-    generator_cache.cached_bank(bank, lambda: _pool_of(2), class_names=None, cell="fashion-mnist lt100")
+    generator_cache.cached_bank(bank, lambda: _pool_of(2), cell="fashion-mnist lt100")
     capsys.readouterr()  # the training's summary
     campaign.main([])
     listed = capsys.readouterr().out.splitlines()

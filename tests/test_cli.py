@@ -658,5 +658,8 @@ def test_a_killed_eval_keeps_its_finished_seeds_and_resumes(tmp_path, capsys, mo
     # --resume where no evaluation started says so; --overwrite starts over.
     assert main([*args[:-1], str(tmp_path / "other"), "--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+    (out / "eval.checkpoint.banks").mkdir()  # a killed seed's banks: --overwrite starts over without them
+    (out / "eval.checkpoint.banks" / "seed0-0123.safetensors").write_bytes(b"stale")
     assert main([*args, "--overwrite"]) == 0
     assert json.loads((out / "eval.json").read_text())["resumed_seeds"] == []
+    assert not (out / "eval.checkpoint.banks").exists()

@@ -5,6 +5,7 @@ will take, then the report of :func:`augmentgen.evaluate_generator` written as e
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
@@ -78,6 +79,7 @@ def _eval(args) -> int:
 
     from ..hub import from_pretrained
     from ..metrics.report import (
+        bank_folder_of,
         evaluate_generator,
         evaluation_plan,
         format_report,
@@ -106,6 +108,7 @@ def _eval(args) -> int:
     checkpoint = out / CHECKPOINT_FILE
     if args.overwrite:  # asked for: the earlier evaluation's seeds would otherwise be refused as another's
         checkpoint.unlink(missing_ok=True)
+        shutil.rmtree(bank_folder_of(checkpoint), ignore_errors=True)  # and the banks of its seed under way
     print(_eval_summary(args, generator, train_data, test_data, held_out, plan), flush=True)
     # Two bars: the classifiers (the phase beside it), and every image the generator makes (the
     # measured set, the banks or the rows sampled in the steps), which a ddpm advances per denoising step.

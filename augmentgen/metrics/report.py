@@ -25,6 +25,7 @@ from .._io import atomic_path, atomic_write_bytes
 from ..data import LabelledImages
 from ..errors import DataError
 from ..models.base import ConditionalGenerator
+from .bank_store import discard_banks
 from .baselines import BASELINES
 from .classifier import evaluate_accuracy, train_classifier
 from .controls import CONTROLS, DEFAULT_CONTROLS
@@ -131,6 +132,9 @@ def evaluate_generator(
             the seeds the file lacks (with a larger ``repeats``, it adds seeds to a finished
             evaluation); a file of another evaluation is refused, naming what differs (see
             :mod:`~augmentgen.metrics.eval_checkpoint`). Resumed or not, the figures are the same.
+            The banks of the seed under way are kept beside it (``eval.checkpoint.json`` ->
+            ``eval.checkpoint.banks/``, :func:`bank_folder_of`) until the seed's figures are saved,
+            so a seed killed half-way does not sample them again.
         min_validation_z: the synthetic rows are mixed only where they beat the best candidate
             without a generator by more than this many standard errors on the validation images
             (see :func:`~augmentgen.metrics.downstream_gain`); 0 mixes on any lead.
@@ -171,6 +175,9 @@ def evaluate_generator(
     check_held_out(train_data, test_data)
     saved = None if checkpoint_file is None else EvalCheckpoint(checkpoint_file, eval_identity(
         generator, train_data, test_data, _settings(seed, per_class, budget, choice)))
+    # A seed's banks are kept beside the checkpoint until its figures are saved (a ddpm's take
+    # most of a seed on a CPU): a seed killed half-way reads them back.
+    choice["bank_folder"] = None if checkpoint_file is None else bank_folder_of(checkpoint_file)
     start = time.perf_counter()
     resumed = [] if saved is None else [s for s in saved.seeds if seed <= s < seed + repeats]
     report = _first_seed(generator, train_data, test_data, seed, per_class, budget, choice, saved)
@@ -182,6 +189,13 @@ def evaluate_generator(
     report["classifier_runs"] = 2 + sum(g["classifier_runs"] for g in gains)
     report["seconds"] = round(time.perf_counter() - start, 1)
     return report
+
+
+def bank_folder_of(checkpoint_file: str | os.PathLike) -> Path:
+    """Where an evaluation with ``checkpoint_file`` keeps the banks of the seed under way:
+    ``eval.checkpoint.json`` -> ``eval.checkpoint.banks`` beside it."""
+    checkpoint_file = Path(checkpoint_file)
+    return checkpoint_file.with_name(checkpoint_file.stem + ".banks")
 
 
 def _settings(seed: int, per_class: int, budget: dict, choice: dict) -> dict:
@@ -202,6 +216,7 @@ def _first_seed(generator, train_data, test_data, seed: int, per_class: int, bud
     report = as_json_values(_one_seed_report(generator, train_data, test_data, seed, per_class, budget, choice))
     if saved is not None:
         saved.save_first(report)
+        discard_banks(choice["bank_folder"], seed)
     return report
 
 
@@ -216,6 +231,7 @@ def _later_seed(generator, train_data, test_data, seed: int, budget: dict, choic
                                           include_noaug=False))
     if saved is not None:
         saved.save_gain(seed, gain)
+        discard_banks(choice["bank_folder"], seed)
     return gain
 
 

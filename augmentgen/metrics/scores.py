@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import warnings
 from collections.abc import Collection, Mapping, Sequence
 
@@ -398,6 +399,7 @@ def downstream_gain(
     progress=None,
     bank_per_image: int | str | None = "auto",
     min_validation_z: float = DEFAULT_MIN_VALIDATION_Z,
+    bank_folder: str | os.PathLike | None = None,
 ) -> dict:
     """ΔAcc: do ``generator``'s samples improve on the best a user can do without a generator?
 
@@ -452,7 +454,11 @@ def downstream_gain(
     validation candidates draw (:meth:`~augmentgen.mixing.SyntheticPool.head`); ``filter``'s rows
     are the images of that bank (or head) its teacher accepts
     (:meth:`~augmentgen.mixing.SyntheticPool.filtered`), so it samples nothing more.
-    :func:`downstream_plan` counts the fills (``"bank_fills"``).
+    :func:`downstream_plan` counts the fills (``"bank_fills"``). ``bank_folder``: each bank is
+    saved there as it is filled and read back by a later call with the same generator, seed, data
+    and bank size instead of filled again (:class:`~augmentgen.metrics.bank_store.BankStore`), so
+    a killed evaluation does not sample its banks again; ``bank_fills`` counts only the banks
+    filled. :func:`evaluate_generator` with a ``checkpoint_file`` keeps them beside it.
 
     Returns:
         A dict with ``best_baseline``, ``baselines`` (the names trained), ``baseline_selection``
@@ -492,6 +498,7 @@ def downstream_gain(
     arms = _GainArms(generator, runs, seed=seed, mode=mode, balance=balance, metric=metric, controls=control_names,
                      bank_per_image=bank_per_image, final_largest_class=max(train_data.class_counts), steps=steps,
                      epochs=epochs, min_steps=min_steps, batch_size=batch_size, width=width, device=device)
+    arms.store = _bank_store(bank_folder, generator, bank_per_image)
     try:
         report = _choose_and_test(arms, train_data, test_data, names, methods, ratio, candidate_ratios,
                                   validation_fraction, real_classic_model, float(min_validation_z))
@@ -508,6 +515,18 @@ def downstream_gain(
         generator.to(original_device)
         runs.close()
     return report
+
+
+def _bank_store(bank_folder, generator: ConditionalGenerator, bank_per_image: int | None):
+    """The :class:`~augmentgen.metrics.bank_store.BankStore` of ``bank_folder`` (None without a
+    folder, or without banks to keep)."""
+    if bank_folder is None or bank_per_image is None:
+        return None
+    if not isinstance(bank_folder, (str, os.PathLike)):
+        raise ConfigError(f"bank_folder takes a folder path (or None), got {type(bank_folder).__name__}")
+    from .bank_store import BankStore
+
+    return BankStore(bank_folder, generator)
 
 
 def _check_generator_fits(generator: ConditionalGenerator, train_data: LabelledImages) -> None:
@@ -759,6 +778,7 @@ class _GainArms:
         self.bank_per_image, self.bank_fills = bank_per_image, 0
         self.final_largest_class = final_largest_class  # of the training data: sizes the bank of free samples
         self._banks: dict[tuple, object] = {}  # (data, rows) -> SyntheticPool, filled once each
+        self.store = None  # a BankStore: banks kept on disk, read back by a later call
         self.val_correct: dict[tuple[str, float], torch.Tensor] = {}  # candidate -> validation images it got right
 
     def train(self, what: str, data: LabelledImages, baseline: str = "classic", synthetic_mix=None,
@@ -839,15 +859,29 @@ class _GainArms:
                 self.runs.progress.set_postfix_str(f"{role}: filling a bank of synthetic rows ({rows[0]})",
                                                    refresh=True)
             try:
-                bank = fill(SyntheticPool)
+                bank, filled = self.kept_bank(data, rows, lambda: fill(SyntheticPool)) if fills else \
+                    (fill(SyntheticPool), False)
             except DataError as exc:  # a filtered bank whose teacher accepted no image of a class
-                bank = exc  # not filtered again for the next ratio
+                bank, filled = exc, False  # not filtered again for the next ratio
             self._banks[key] = (data, bank)  # data kept: its id stays its own
-            self.bank_fills += int(fills)
+            self.bank_fills += int(filled)
         bank = self._banks[key][1]
         if isinstance(bank, DataError):
             raise bank
         return bank
+
+    def kept_bank(self, data: LabelledImages | None, rows: tuple, fill) -> tuple[object, bool]:
+        """``(bank, filled)``: ``fill()``, or, with a :attr:`store`, the bank it kept for the same
+        rows, data and size (saved there when filled here)."""
+        if self.store is None:
+            return fill(), True
+        from .eval_checkpoint import as_json_values, data_sha256
+
+        what = {"rows": as_json_values(rows), "data_sha256": None if data is None else data_sha256(data),
+                "bank_per_image": self.bank_per_image, "final_largest_class": self.final_largest_class}
+        filled = []
+        bank = self.store.get(self.seed, what, lambda: filled.append(True) or fill())
+        return bank, bool(filled)
 
     def select_baseline(self, fit: LabelledImages, val: LabelledImages, names: list[str]
                         ) -> tuple[str, ReferenceClassifier, dict[str, float]]:

@@ -4,15 +4,21 @@ per-sample transforms in workers and for batch mixing."""
 from __future__ import annotations
 
 import functools
+import json
 import math
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as save_tensors
 from torch import nn
 
 from .._devices import check_device
 from .._images import to_signed_unit, to_uint8
+from .._io import atomic_write_bytes
 from .._labels import check_class_indices
 from .._processes import progress_bar
 from .._seeds import seeded_generator
@@ -27,6 +33,9 @@ from ..models.base import (
 from .filter import AcceptanceCounts, TeacherFilter, ranks_in_class
 from .sources import AnchoredSource, check_int_arguments
 from .variations import check_variation_inputs, class_anchors, variation_rows, variation_settings
+
+#: What :meth:`SyntheticPool.save` writes into its file's metadata, checked by :meth:`SyntheticPool.load`.
+POOL_FORMAT = "augmentgen-pool/1"
 
 
 def _check_bank_options(refresh_every, device) -> None:
@@ -289,16 +298,64 @@ class SyntheticPool:
                                   batch_size=batch_size, refresh_every=refresh_every, device=device,
                                   progress=progress)
 
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the bank to ``path`` as safetensors, atomically, and return the path.
+
+        A slow sampler's bank (a ``ddpm``'s takes minutes to an hour on a CPU) need not be
+        sampled again in the next run: :meth:`load` gives the pool back. The file holds the
+        images, :attr:`distinct_counts` and, for a bank of variations, :attr:`source_index`;
+        its metadata the class names, how the variations were made and the filter threshold.
+        Never a pickle: the file is read without running code.
+        """
+        tensors = {"images": self.images.detach().cpu().contiguous(), "distinct_counts": self.distinct_counts.cpu()}
+        if self.source_index is not None:
+            tensors["source_index"] = self.source_index.cpu().contiguous()
+        metadata = {"format": POOL_FORMAT, "class_names": json.dumps(self.class_names),
+                    "variation": json.dumps(self.variation), "filter_threshold": json.dumps(self.filter_threshold)}
+        path = Path(path)
+        atomic_write_bytes(path, save_tensors(tensors, metadata=metadata))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: torch.device | str | None = None) -> SyntheticPool:
+        """The pool :meth:`save` wrote to ``path`` (on the CPU in shared memory, or ``device``).
+
+        Like :meth:`from_images`, it holds no generator: it mixes, cuts and filters, and cannot
+        :meth:`refresh`.
+
+        Raises:
+            DataError: no file at ``path``, or not a pool that :meth:`save` wrote.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"no saved SyntheticPool at {path}: write one with pool.save({str(path)!r})")
+        try:
+            with safe_open(path, framework="pt") as file:
+                metadata = file.metadata() or {}
+                tensors = {name: file.get_tensor(name) for name in file.keys()}
+        except (OSError, ValueError, SafetensorError) as exc:
+            raise DataError(f"{path} is not a safetensors file ({exc}); load only what pool.save() wrote") from None
+        if metadata.get("format") != POOL_FORMAT or "images" not in tensors:
+            raise DataError(f"{path} is not a SyntheticPool that pool.save() wrote (format "
+                            f"{metadata.get('format')!r}, expected {POOL_FORMAT!r})")
+        pool = cls.from_images(tensors["images"], class_names=json.loads(metadata.get("class_names", "null")),
+                               device=device)
+        if "distinct_counts" in tensors:
+            pool.distinct_counts.copy_(tensors["distinct_counts"])
+        pool.source_index = tensors.get("source_index")
+        pool.variation = json.loads(metadata.get("variation", "null"))
+        pool.filter_threshold = json.loads(metadata.get("filter_threshold", "null"))
+        return pool
+
     @classmethod
     def from_images(cls, images: torch.Tensor, *, class_names: list[str] | None = None,
                     device: torch.device | str | None = None) -> SyntheticPool:
-        """A pool over a bank of images made before: uint8 (K, N, C, H, W), class ``k``'s at ``[k]``.
+        """A pool over a bank of images made elsewhere: uint8 (K, N, C, H, W), class ``k``'s at ``[k]``.
 
-        A slow sampler's bank (a ``ddpm``'s takes minutes to an hour on a CPU) need not be
-        sampled again in the next run: keep ``pool.images`` (``safetensors.torch.save_file(
-        {"images": pool.images}, path)``) and rebuild the pool from it. The pool holds no
-        generator, so it cannot :meth:`refresh`; it mixes, pickles to workers, cuts
-        (:meth:`head`) and filters (:meth:`filtered`) like any other.
+        E.g. the synthetic rows of a dataset written before, grouped by class, or a bank kept with
+        ``safetensors`` (:meth:`save` and :meth:`load` keep one whole). The pool holds no
+        generator, so it cannot :meth:`refresh`; it mixes, pickles to workers, cuts (:meth:`head`)
+        and filters (:meth:`filtered`) like any other.
 
         Args:
             images (torch.Tensor): uint8 (K, N, C, H, W), N images of each of K classes.

@@ -423,6 +423,58 @@ def _comparable(report: dict) -> str:
                       sort_keys=True)
 
 
+def test_a_bank_folder_keeps_the_banks_and_a_later_call_reads_them_instead_of_sampling(split, tmp_path,
+                                                                                        monkeypatch):
+    train, test = split
+    generator = RealImagesGenerator(train)
+    options = dict(steps=STEPS, seed=0, candidate_ratios=(0.5,), methods=("plain", "weighted"), baselines="none",
+                   controls="none", include_noaug=False, bank_per_image=2, bank_folder=tmp_path / "banks")
+    calls = _counting_samples(generator, monkeypatch)
+    first = downstream_gain(generator, train, test, **options)
+    assert calls == [3 * 2 * 16] and first["bank_fills"] == 1
+    assert len(list((tmp_path / "banks").glob("seed0-*.safetensors"))) == 1
+    calls.clear()
+    again = downstream_gain(generator, train, test, **options)
+    assert calls == [] and again["bank_fills"] == 0  # read back, not sampled
+    assert again["acc_mixed"] == first["acc_mixed"] and again["selection"] == first["selection"]
+    # Another seed is another bank.
+    downstream_gain(generator, train, test, **{**options, "seed": 1})
+    assert len(calls) == 1 and len(list((tmp_path / "banks").glob("*.safetensors"))) == 2
+    with pytest.raises(ConfigError, match="bank_folder takes a folder path"):
+        downstream_gain(generator, train, test, **{**options, "bank_folder": 3})
+
+
+def test_a_seed_killed_after_its_bank_was_filled_reads_it_back_and_its_banks_go_when_it_is_saved(
+        split, tmp_path, monkeypatch):
+    train, test = split
+    generator = RealImagesGenerator(train, shift=1)
+    options = dict(steps=STEPS, per_class=10, seed=3, repeats=2, baselines="none", controls="none",
+                   candidate_ratios=(0.0, 0.5), bank_per_image=2)
+    through = evaluate_generator(generator, train, test, checkpoint_file=tmp_path / "through.json", **options)
+    assert not (tmp_path / "through.banks").exists()  # every seed saved: no bank left
+
+    # Killed in seed 4's first classifier that mixes synthetic rows: its bank is filled and kept.
+    train_classifier = scores_module.train_classifier
+
+    def killed(*args, **kwargs):
+        if kwargs["seed"] == 4 and kwargs.get("synthetic_mix") is not None:
+            raise KeyboardInterrupt
+        return train_classifier(*args, **kwargs)
+
+    monkeypatch.setattr(scores_module, "train_classifier", killed)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_generator(generator, train, test, checkpoint_file=tmp_path / "killed.json", **options)
+    monkeypatch.undo()
+    kept = sorted(p.name for p in (tmp_path / "killed.banks").iterdir())
+    assert kept and all(name.startswith("seed4-") for name in kept)  # seed 3's went when it was saved
+
+    calls = _counting_samples(generator, monkeypatch)
+    resumed = evaluate_generator(generator, train, test, checkpoint_file=tmp_path / "killed.json", **options)
+    assert calls == []  # seed 4's bank read back, seed 3 read from the checkpoint
+    assert _comparable(resumed) == _comparable(through) and resumed["resumed_seeds"] == [3]
+    assert not (tmp_path / "killed.banks").exists()
+
+
 def test_a_killed_evaluation_resumes_from_its_finished_seeds(split, tmp_path, monkeypatch):
     from augmentgen.errors import CheckpointError
 

@@ -450,3 +450,31 @@ def test_from_images_refuses_what_is_no_bank(images, names, problem):
 def test_from_images_checks_the_class_names():
     with pytest.raises(ConfigError, match="class_names has 2 names but the bank 3 classes"):
         SyntheticPool.from_images(torch.zeros(3, 2, 1, 8, 8, dtype=torch.uint8), class_names=["a", "b"])
+
+
+def test_save_and_load_give_the_bank_back_with_its_counts(tiny_data, tmp_path):
+    gen = WrongClassGenerator(tiny_data, [0.0, 0.5, 0.0])
+    with pytest.warns(UserWarning, match="ran short"):
+        pool = SyntheticPool(gen, per_class=8, seed=1, teacher=SquareTeacher(), filter_threshold=0.5,
+                             oversample=1, max_rounds=1)
+    path = pool.save(tmp_path / "banks" / "bank.safetensors")
+    assert path.is_file() and not list(path.parent.glob("*.tmp"))  # written whole, through a temporary file
+    again = SyntheticPool.load(path)
+    assert torch.equal(again.images, pool.images) and again.images.is_shared()
+    assert torch.equal(again.distinct_counts, pool.distinct_counts) and again.class_names == pool.class_names
+    assert again.filter_threshold == 0.5 and again.source_index is None and again.variation is None
+    with pytest.raises(DataError, match="no generator to sample from"):
+        again.refresh()
+
+
+def test_load_refuses_what_save_did_not_write(tmp_path):
+    from safetensors.torch import save_file
+
+    with pytest.raises(DataError, match=r"no saved SyntheticPool at .*missing.safetensors: write one with pool.save"):
+        SyntheticPool.load(tmp_path / "missing.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(DataError, match="is not a safetensors file"):
+        SyntheticPool.load(tmp_path / "junk.safetensors")
+    save_file({"weight": torch.zeros(2)}, tmp_path / "model.safetensors")
+    with pytest.raises(DataError, match=r"is not a SyntheticPool that pool.save\(\) wrote \(format None"):
+        SyntheticPool.load(tmp_path / "model.safetensors")

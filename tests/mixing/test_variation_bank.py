@@ -263,3 +263,13 @@ def test_filtering_a_bank_of_variations_is_refused(untrained_vae, data):
                                          per_image=1, seed=0)
     with pytest.raises(ConfigError, match=r"filtered\(\) is for banks of free samples"):
         pool.filtered(torch.nn.Linear(1, 3), 0.5)
+
+
+def test_a_saved_bank_of_variations_keeps_its_source_index_and_how_it_was_made(untrained_vae, data, tmp_path):
+    pool = SyntheticPool.from_variations(VariationSource(untrained_vae, "vary"), data.images, data.labels,
+                                         per_image=1, seed=0)
+    again = SyntheticPool.load(pool.save(tmp_path / "variations.safetensors"))
+    assert torch.equal(again.images, pool.images) and torch.equal(again.source_index, pool.source_index)
+    assert again.variation == pool.variation
+    with pytest.raises(ConfigError, match="variations of the first real images"):
+        again.head(1)  # still a bank of variations
