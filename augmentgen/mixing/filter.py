@@ -26,7 +26,7 @@ from .._images import to_uint8
 from ..errors import ConfigError
 from .teacher import TeacherLabels
 
-__all__ = ["AcceptanceCounts", "TeacherFilter", "ranks_in_class"]
+__all__ = ["AcceptanceCounts", "TeacherFilter", "ranks_in_class", "teacher_device"]
 
 
 def ranks_in_class(classes: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -40,6 +40,16 @@ def ranks_in_class(classes: torch.Tensor, num_classes: int) -> torch.Tensor:
     order = torch.argsort(classes, stable=True)
     return torch.empty_like(classes).scatter_(
         0, order, torch.arange(n, device=device) - (counts.cumsum(0) - counts)[classes[order]])
+
+
+def teacher_device(teacher: Any, default: torch.device) -> torch.device:
+    """Where ``teacher`` runs: the device of its first parameter or buffer (``default`` where it has
+    none, or is no module, which :meth:`TeacherFilter.check_teacher` then refuses)."""
+    if not isinstance(teacher, nn.Module):
+        return default
+    tensor = next(iter(teacher.parameters()), None)
+    tensor = next(iter(teacher.buffers()), None) if tensor is None else tensor
+    return default if tensor is None else tensor.device
 
 
 def is_finite_number(value: Any) -> bool:
@@ -133,10 +143,9 @@ class TeacherFilter:
         if not isinstance(teacher, nn.Module):
             raise ConfigError(f"teacher must be an nn.Module (a classifier returning logits), got "
                               f"{type(teacher).__name__}")
-        tensor = next(iter(teacher.parameters()), None)
-        tensor = next(iter(teacher.buffers()), None) if tensor is None else tensor
-        if tensor is not None and tensor.device != device:
-            raise ConfigError(f"the teacher is on {tensor.device} but the generator on {device}: "
+        where = teacher_device(teacher, device)
+        if where != device:
+            raise ConfigError(f"the teacher is on {where} but the generator on {device}: "
                               f"use teacher.to({str(device)!r})")
 
     # ------------------------------------------------------------------ one round

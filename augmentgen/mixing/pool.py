@@ -30,7 +30,7 @@ from ..models.base import (
     sampling_chunk,
     sampling_progress,
 )
-from .filter import AcceptanceCounts, TeacherFilter, ranks_in_class
+from .filter import AcceptanceCounts, TeacherFilter, ranks_in_class, teacher_device
 from .sources import AnchoredSource, check_int_arguments
 from .variations import check_variation_inputs, class_anchors, variation_rows, variation_settings
 
@@ -551,7 +551,7 @@ class SyntheticPool:
         check_int_arguments(batch_size=(batch_size, 1))
         if filter_threshold is None:
             raise ConfigError("filtered() needs filter_threshold=<a probability in [0, 1]>")
-        judge = _judge_device(teacher, self.images.device)
+        judge = teacher_device(teacher, self.images.device)
         bank_filter = TeacherFilter(teacher, filter_threshold, num_classes=self.num_classes, device=judge)
         k, n = self.num_classes, self.per_class
         # Only distinct images are candidates: a short class's repeats would be counted twice.
@@ -629,13 +629,3 @@ def _steps_coprime_with(n: int, device: torch.device) -> torch.Tensor:
     Stepping through ``0..n-1`` by such an ``s`` visits every position once before repeating.
     """
     return torch.tensor([s for s in range(1, max(n, 2)) if math.gcd(s, n) == 1], dtype=torch.long, device=device)
-
-
-def _judge_device(teacher: nn.Module, default: torch.device) -> torch.device:
-    """Where ``teacher`` runs: the device of its first parameter or buffer (``default`` without any,
-    or for what is no module, which :class:`TeacherFilter` then refuses)."""
-    if not isinstance(teacher, nn.Module):
-        return default
-    tensor = next(iter(teacher.parameters()), None)
-    tensor = next(iter(teacher.buffers()), None) if tensor is None else tensor
-    return default if tensor is None else tensor.device
