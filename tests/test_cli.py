@@ -98,8 +98,10 @@ def test_sample_formats_and_eval_report(tmp_path, capsys):
     assert "baselines:     classic\n" in printed
     assert "sampling:      20 synthetic images once (2 per class) for consistency, CAS, distances and coverage; " \
            "up to 1 bank for the synthetic arms" in printed  # free samples: validation draws the final bank's head
+    assert f"kept in {tmp_path / 'plain' / 'eval.checkpoint.banks'} until their seed is saved" in printed
     assert "sampled" in err  # the bar of the images made, beside the classifiers'
     assert json.loads((tmp_path / "plain" / "eval.json").read_text())["bank_per_image"] == 1
+    assert not (tmp_path / "plain" / "eval.checkpoint.banks").exists()  # the seed was saved: its banks went
     plain = json.loads((tmp_path / "plain" / "eval.json").read_text())["downstream"]
     assert plain["baselines"] == ["classic"] and plain["baseline_selection"] is None
     assert plain["delta"] == plain["acc_mixed"] - plain["acc_real_classic"]

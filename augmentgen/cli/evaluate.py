@@ -219,6 +219,7 @@ def _synthetic_line(ratios: str, methods, min_z: float) -> str:
 def _eval_summary(args, generator, train_data, test_data, held_out: str, plan: dict) -> str:
     """What `augmentgen eval` will train, printed before the first classifier starts."""
     from ..metrics.classifier import classifier_steps
+    from ..metrics.report import bank_folder_of
 
     counts = train_data.class_counts
     budget = (f"{args.steps} steps" if args.epochs is None else
@@ -242,7 +243,8 @@ def _eval_summary(args, generator, train_data, test_data, held_out: str, plan: d
         sampling += (f"up to {fills} bank{'s' * (fills != 1)} for the synthetic arms, each filled once for the arm's "
                      f"training data ({bank} rows per real image of its largest class"
                      + (f"; the {generator.family} default, as its sampler is slow: --bank-per-image 0 samples "
-                        "at every step instead)" if args.bank_per_image is None else ")"))
+                        "at every step instead)" if args.bank_per_image is None else ")")
+                     + f", kept in {bank_folder_of(_report_folder(args) / CHECKPOINT_FILE)} until their seed is saved")
     seeds = ("1 seed (one seed is not evidence: --repeats 5 gives an interval)" if args.repeats == 1
              else f"{args.repeats} paired seeds, {args.seed} to {args.seed + args.repeats - 1}")
     return "\n".join([
