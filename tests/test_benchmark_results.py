@@ -587,8 +587,8 @@ def _pool_of(per_class: int, seed: int = 0):
     """A bank of ``per_class`` random uint8 images a class (3 classes, 1 x 4 x 4)."""
     from augmentgen.mixing import SyntheticPool
 
-    images = torch.randint(0, 256, (3, per_class, 1, 4, 4), generator=torch.Generator().manual_seed(seed))
-    return SyntheticPool.from_images(images.to(torch.uint8))
+    images = torch.randint(0, 256, (3 * per_class, 1, 4, 4), generator=torch.Generator().manual_seed(seed))
+    return SyntheticPool.from_images(images.to(torch.uint8), torch.arange(3).repeat_interleave(per_class))
 
 
 def test_a_bank_slow_to_sample_is_kept_and_read_back_only_by_its_whole_key(tmp_path, monkeypatch):

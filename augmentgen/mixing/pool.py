@@ -320,8 +320,7 @@ class SyntheticPool:
     def load(cls, path: str | os.PathLike, *, device: torch.device | str | None = None) -> SyntheticPool:
         """The pool :meth:`save` wrote to ``path`` (on the CPU in shared memory, or ``device``).
 
-        Like :meth:`from_images`, it holds no generator: it mixes, cuts and filters, and cannot
-        :meth:`refresh`.
+        It holds no generator: it mixes, cuts and filters like any pool, and cannot :meth:`refresh`.
 
         Raises:
             DataError: no file at ``path``, or not a pool that :meth:`save` wrote.
@@ -338,8 +337,11 @@ class SyntheticPool:
         if metadata.get("format") != POOL_FORMAT or "images" not in tensors:
             raise DataError(f"{path} is not a SyntheticPool that pool.save() wrote (format "
                             f"{metadata.get('format')!r}, expected {POOL_FORMAT!r})")
-        pool = cls.from_images(tensors["images"], class_names=json.loads(metadata.get("class_names", "null")),
-                               device=device)
+        images = tensors["images"]
+        if images.dtype != torch.uint8 or images.ndim != 5 or 0 in images.shape:
+            raise DataError(f"{path} holds no bank of uint8 images (classes, per class, C, H, W): got dtype "
+                            f"{images.dtype}, shape {tuple(images.shape)}")
+        pool = cls._of_bank(images, json.loads(metadata.get("class_names", "null")), device)
         if "distinct_counts" in tensors:
             pool.distinct_counts.copy_(tensors["distinct_counts"])
         pool.source_index = tensors.get("source_index")
@@ -348,30 +350,61 @@ class SyntheticPool:
         return pool
 
     @classmethod
-    def from_images(cls, images: torch.Tensor, *, class_names: list[str] | None = None,
-                    device: torch.device | str | None = None) -> SyntheticPool:
-        """A pool over a bank of images made elsewhere: uint8 (K, N, C, H, W), class ``k``'s at ``[k]``.
+    def from_images(cls, images: torch.Tensor, labels: torch.Tensor, *, per_class: int | None = None,
+                    class_names: list[str] | None = None, device: torch.device | str | None = None) -> SyntheticPool:
+        """A pool over synthetic images made elsewhere: uint8 ``images`` (N, C, H, W) and ``labels`` (N,).
 
-        E.g. the synthetic rows of a dataset written before, grouped by class, or a bank kept with
-        ``safetensors`` (:meth:`save` and :meth:`load` keep one whole). The pool holds no
-        generator, so it cannot :meth:`refresh`; it mixes, pickles to workers, cuts (:meth:`head`)
-        and filters (:meth:`filtered`) like any other.
+        E.g. an offline bank written as Parquet shards (``augmentgen sample --format parquet``,
+        :func:`~augmentgen.mixing.write_shards`) read back with ``datasets`` and
+        :func:`augmentgen.load_data`, to mix into a torch loader with
+        :class:`~augmentgen.mixing.SyntheticMix`::
+
+            bank = augmentgen.load_data(datasets.load_dataset("parquet", data_dir="synth", split="train"))
+            pool = SyntheticPool.from_images(bank.images, bank.labels, class_names=bank.class_names)
+
+        Each class keeps its first ``per_class`` rows, in order (:meth:`save` and :meth:`load`
+        keep a pool whole). The pool holds no generator, so it cannot :meth:`refresh`; it mixes,
+        pickles to workers, cuts (:meth:`head`) and filters (:meth:`filtered`) like any other.
 
         Args:
-            images (torch.Tensor): uint8 (K, N, C, H, W), N images of each of K classes.
-            class_names (list[str], optional): K names (default ``"0"``, ``"1"``, ...), for messages.
+            images (torch.Tensor): uint8 (N, C, H, W).
+            labels (torch.Tensor): class indices (N,) in ``[0, K)``, K being ``len(class_names)``
+                or else ``labels.max() + 1``; every class needs at least ``per_class`` rows.
+            per_class (int, optional): rows kept per class (default: as many as the class with
+                fewest has).
+            class_names (list[str], optional): K names (default ``"0"``, ``"1"``, ...).
             device (torch.device or str, optional): where the bank lives, as for
                 :class:`SyntheticPool` (``None``: the CPU, in shared memory).
         """
-        if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 5 \
-                or 0 in images.shape:
+        if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 4:
             got = (f"dtype {images.dtype}, shape {tuple(images.shape)}" if isinstance(images, torch.Tensor)
                    else type(images).__name__)
-            raise DataError(f"from_images takes a bank of uint8 images shaped (classes, per class, C, H, W) "
-                            f"(a pool's .images), got {got}")
+            raise DataError(f"from_images takes uint8 images shaped (N, C, H, W), got {got}")
+        k = None if class_names is None else len(class_names)
+        labels = check_class_indices(labels, k, classes=f"class_names has {k} names",
+                                     fix="pass a name for every class").cpu()
+        if len(labels) != len(images):
+            raise DataError(f"from_images got {len(images)} images but {len(labels)} labels")
+        if per_class is not None:
+            check_int_arguments(per_class=(per_class, 1))
+        counts = torch.bincount(labels, minlength=k or 0)
+        n = int(counts.min()) if per_class is None else per_class
+        short = (counts < max(n, 1)).nonzero().flatten().tolist()
+        if short:
+            names = class_names or [str(c) for c in range(len(counts))]
+            raise DataError("from_images needs " + (f"{n} rows of every class" if per_class else "rows of every class")
+                            + ": " + ", ".join(f"class {names[c]!r} has {int(counts[c])}" for c in short)
+                            + "; pass per_class=<at most the smallest count>, or add rows of those classes")
+        # Each class's rows in order: a stable sort by class, then the first n of each.
+        order = torch.argsort(labels, stable=True)
+        starts = counts.cumsum(0) - counts
+        rows = order[(starts[:, None] + torch.arange(n)).flatten()]
+        return cls._of_bank(images[rows.to(images.device)].unflatten(0, (len(counts), n)), class_names, device)
+
+    @classmethod
+    def _of_bank(cls, images: torch.Tensor, class_names: list[str] | None, device) -> SyntheticPool:
+        """A pool over ``images`` uint8 (K, N, C, H, W), class ``k``'s at ``[k]``: no generator."""
         k = images.shape[0]
-        if class_names is not None and len(class_names) != k:
-            raise ConfigError(f"class_names has {len(class_names)} names but the bank {k} classes")
         _check_bank_options(None, device)
         pool = cls.__new__(cls)
         pool.generator, pool.teacher, pool._filter = None, None, None

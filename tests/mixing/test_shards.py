@@ -196,6 +196,19 @@ def test_load_data_and_train_read_a_finished_bank_and_refuse_an_unfinished_one(r
         augmentgen.load_data(unfinished)
 
 
+def test_a_finished_bank_becomes_a_pool_that_mixes_into_a_torch_batch(reference, tmp_path, monkeypatch):
+    from augmentgen.mixing import SyntheticMix, SyntheticPool
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    bank = augmentgen.load_data(reference)
+    pool = SyntheticPool.from_images(bank.images, bank.labels, class_names=bank.class_names)
+    assert (pool.num_classes, pool.per_class, pool.class_names) == (3, 200, ["ant", "bee", "cat"])
+    for c in range(3):
+        assert torch.equal(pool.images[c], bank.images[bank.labels == c])
+    images, labels = SyntheticMix(pool, 0.5, mode="append", seed=0)(torch.zeros(8, 1, 28, 28), torch.zeros(8).long())
+    assert images.shape == (12, 1, 28, 28) and labels.tolist() == [0] * 12
+
+
 def test_the_weights_hash_of_a_bank_is_the_one_in_model_safetensors(tmp_path):
     from safetensors import safe_open
 

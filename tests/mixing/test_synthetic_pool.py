@@ -416,40 +416,45 @@ def test_filtered_checks_its_teacher_and_threshold(gen, teacher, threshold, prob
         SyntheticPool(gen, per_class=2, seed=0).filtered(teacher, threshold)
 
 
-def test_from_images_rebuilds_a_saved_bank_that_mixes_cuts_and_filters(gen, tmp_path):
-    from safetensors.torch import load_file, save_file
-
+def test_from_images_groups_rows_by_class_into_a_bank_that_mixes_cuts_and_filters(gen):
     pool = SyntheticPool(gen, per_class=6, seed=0)
-    save_file({"images": pool.images}, tmp_path / "bank.safetensors")
-    again = SyntheticPool.from_images(load_file(tmp_path / "bank.safetensors")["images"], class_names=gen.class_names)
-    assert torch.equal(again.images, pool.images) and again.images.is_shared()
-    assert (again.per_class, again.num_classes, again.image_shape) == (6, 3, (1, 28, 28))
+    # The bank as rows in a shuffled order, as a dataset of synthetic rows would hold them.
+    rows, labels = pool.images.flatten(0, 1), torch.arange(3).repeat_interleave(6)
+    shuffle = torch.randperm(18, generator=torch.Generator().manual_seed(0))
+    again = SyntheticPool.from_images(rows[shuffle], labels[shuffle], class_names=gen.class_names)
+    assert again.images.is_shared() and (again.per_class, again.num_classes, again.image_shape) == (6, 3, (1, 28, 28))
+    for c in range(3):  # each class's rows, in the order they came
+        assert torch.equal(again.images[c], rows[shuffle][labels[shuffle] == c])
     assert again.distinct_counts.tolist() == [6, 6, 6] and again.class_names == gen.class_names
-    rng = lambda: torch.Generator().manual_seed(3)  # noqa: E731
-    labels = torch.tensor([0, 2, 2, 1])
-    assert torch.equal(again.take(labels, generator=rng()), pool.take(labels, generator=rng()))
-    assert torch.equal(again.head(2).images, pool.images[:, :2])
-    assert torch.equal(send_to_worker(again).images, pool.images)
-    with pytest.raises(DataError, match=r"no generator to sample from .*from_images"):
+    assert SyntheticPool.from_images(rows, labels, per_class=4).images.shape[1] == 4
+    # One class short: the smallest class decides the size by default.
+    assert SyntheticPool.from_images(rows[:-2], labels[:-2]).per_class == 4
+    assert torch.equal(again.head(2).images, again.images[:, :2])
+    assert torch.equal(send_to_worker(again).images, again.images)
+    images, out_labels = SyntheticMix(again, 0.5, mode="append", seed=0)(torch.zeros(4, 1, 28, 28),
+                                                                          torch.zeros(4).long())
+    assert images.shape[0] == 6 and out_labels.shape == (6,)
+    with pytest.raises(DataError, match=r"no generator to sample from"):
         again.refresh()
-    with pytest.raises(DataError, match="class 7 is out of range|out of range|this pool holds 3 classes"):
-        again.take(torch.tensor([7]))
 
 
-@pytest.mark.parametrize("images, names, problem", [
-    (torch.zeros(3, 4, 1, 8, 8), None, r"uint8 images shaped \(classes, per class, C, H, W\).*dtype torch.float32"),
-    (torch.zeros(4, 1, 8, 8, dtype=torch.uint8), None, r"shape \(4, 1, 8, 8\)"),
-    (torch.zeros(3, 0, 1, 8, 8, dtype=torch.uint8), None, r"shape \(3, 0, 1, 8, 8\)"),
-    ("bank.safetensors", None, "got str"),
+@pytest.mark.parametrize("images, labels, options, problem", [
+    (torch.zeros(6, 1, 8, 8), torch.arange(3).repeat(2), {}, r"uint8 images shaped \(N, C, H, W\), got dtype torch.float32"),
+    (torch.zeros(3, 2, 1, 8, 8, dtype=torch.uint8), torch.arange(3), {}, r"shape \(3, 2, 1, 8, 8\)"),
+    ("bank.safetensors", torch.arange(3), {}, "got str"),
+    (torch.zeros(6, 1, 8, 8, dtype=torch.uint8), torch.arange(3), {}, "got 6 images but 3 labels"),
+    (torch.zeros(6, 1, 8, 8, dtype=torch.uint8), torch.tensor([0, 0, 0, 2, 2, 2]), {},
+     r"rows of every class: class '1' has 0"),
+    (torch.zeros(6, 1, 8, 8, dtype=torch.uint8), torch.tensor([0, 0, 0, 1, 1, 2]), {"per_class": 2},
+     r"needs 2 rows of every class: class '2' has 1; pass per_class="),
+    (torch.zeros(6, 1, 8, 8, dtype=torch.uint8), torch.arange(3).repeat(2), {"class_names": ["a", "b"]},
+     r"class_names has 2 names"),
+    (torch.zeros(6, 1, 8, 8, dtype=torch.uint8), torch.arange(3).repeat(2), {"per_class": 0},
+     "per_class must be an int >= 1"),
 ])
-def test_from_images_refuses_what_is_no_bank(images, names, problem):
-    with pytest.raises(DataError, match=problem):
-        SyntheticPool.from_images(images, class_names=names)
-
-
-def test_from_images_checks_the_class_names():
-    with pytest.raises(ConfigError, match="class_names has 2 names but the bank 3 classes"):
-        SyntheticPool.from_images(torch.zeros(3, 2, 1, 8, 8, dtype=torch.uint8), class_names=["a", "b"])
+def test_from_images_refuses_what_makes_no_bank(images, labels, options, problem):
+    with pytest.raises((DataError, ConfigError), match=problem):
+        SyntheticPool.from_images(images, labels, **options)
 
 
 def test_save_and_load_give_the_bank_back_with_its_counts(tiny_data, tmp_path):
