@@ -31,8 +31,9 @@ __all__ = ["EVAL_CHECKPOINT_FORMAT", "EvalCheckpoint", "as_json_values", "eval_i
 
 EVAL_CHECKPOINT_FORMAT = "augmentgen-eval-checkpoint/1"
 #: Settings added to the identity after files were written, and the value those files' seeds were
-#: decided with (before the guard, any validation lead mixed: ``min_validation_z`` 0).
-IDENTITY_DEFAULTS = {"min_validation_z": 0.0}
+#: decided with (before the guard, any validation lead mixed: ``min_validation_z`` 0; banks were
+#: drawn by an earlier scheme, which ``None`` stands for, so a file with banks is refused).
+IDENTITY_DEFAULTS = {"min_validation_z": 0.0, "bank_scheme": None}
 
 
 def as_json_values(value):

@@ -191,6 +191,11 @@ def evaluate_generator(
     return report
 
 
+#: How :func:`downstream_gain` draws banks, recorded in a checkpoint's identity: one bank of free
+#: samples whose head the validation candidates draw, ``filter`` keeping what its teacher accepts.
+BANK_SCHEME = "one free bank; filter: filtered()"
+
+
 def bank_folder_of(checkpoint_file: str | os.PathLike) -> Path:
     """Where an evaluation with ``checkpoint_file`` keeps the banks of the seed under way:
     ``eval.checkpoint.json`` -> ``eval.checkpoint.banks`` beside it."""
@@ -202,7 +207,10 @@ def _settings(seed: int, per_class: int, budget: dict, choice: dict) -> dict:
     """Every setting that decides a figure of the evaluation (``repeats`` only adds seeds)."""
     return {"seed": seed, "per_class": per_class, **budget, "device": str(choice["device"]),
             **{key: choice[key] for key in ("candidate_ratios", "methods", "baselines", "controls", "metric",
-                                            "balance", "bank_per_image", "min_validation_z")}}
+                                            "balance", "bank_per_image", "min_validation_z")},
+            # How banks are drawn: files of an earlier scheme (a bank a validation candidate, a
+            # filtered bank of its own) lack it and are refused rather than mixed with this one.
+            "bank_scheme": None if choice["bank_per_image"] is None else BANK_SCHEME}
 
 
 def _first_seed(generator, train_data, test_data, seed: int, per_class: int, budget: dict, choice: dict,

@@ -468,6 +468,17 @@ def test_a_seed_killed_after_its_bank_was_filled_reads_it_back_and_its_banks_go_
     kept = sorted(p.name for p in (tmp_path / "killed.banks").iterdir())
     assert kept and all(name.startswith("seed4-") for name in kept)  # seed 3's went when it was saved
 
+    # A file written before this bank scheme (its validation candidates had banks of their own) is
+    # refused, naming the setting, rather than mixed with seeds drawn otherwise.
+    from augmentgen.errors import CheckpointError
+
+    saved = json.loads((tmp_path / "killed.json").read_text())
+    assert saved["identity"]["bank_scheme"] == report_module.BANK_SCHEME
+    del saved["identity"]["bank_scheme"]
+    (tmp_path / "older.json").write_text(json.dumps(saved))
+    with pytest.raises(CheckpointError, match=r"another evaluation \(bank_scheme: null there, one free bank"):
+        evaluate_generator(generator, train, test, checkpoint_file=tmp_path / "older.json", **options)
+
     calls = _counting_samples(generator, monkeypatch)
     resumed = evaluate_generator(generator, train, test, checkpoint_file=tmp_path / "killed.json", **options)
     assert calls == []  # seed 4's bank read back, seed 3 read from the checkpoint
@@ -523,7 +534,8 @@ def test_a_killed_evaluation_resumes_from_its_finished_seeds(split, tmp_path, mo
     # min_validation_z=0, and the default names that setting as what differs.
     saved = json.loads((tmp_path / "killed.json").read_text())
     assert saved["identity"]["min_validation_z"] == 1.0
-    del saved["identity"]["min_validation_z"]
+    assert saved["identity"]["bank_scheme"] is None  # no bank: a file without the key still resumes
+    del saved["identity"]["min_validation_z"], saved["identity"]["bank_scheme"]
     (tmp_path / "older.json").write_text(json.dumps(saved))
     with pytest.raises(CheckpointError, match=r"another evaluation \(min_validation_z: 0.0 there, 1.0 here\)"):
         evaluate_generator(generator, train, test, repeats=3, checkpoint_file=tmp_path / "older.json", **options)
