@@ -2,9 +2,8 @@
 
 The campaign folder (``generator_cache.campaign_dir()``, ``benchmarks/campaign``) keeps what a seed
 longer than one session needs in the next: validation journals, generators slow to train and banks
-slow to sample. An
-entry is of use until its cell is complete; then the commit that completes the cell removes the
-cell's entries (git history keeps them)::
+slow to sample. An entry is of use until its cell is complete; then the commit that completes the
+cell removes the cell's entries (git history keeps them)::
 
     python benchmarks/campaign.py                                    # one line per entry
     python benchmarks/campaign.py --remove fashion-mnist lt100       # what would go
