@@ -43,18 +43,16 @@ def entries(root: Path) -> list[Entry]:
         context = record["context"]
         found.append(Entry(path, cell_name(context["dataset"], context["budget"]),
                            f"journal seed {context['seed']}: {len(record['scores'])} validation runs"))
-    for path in sorted((root / "banks").glob("*/entry.json")):
-        record = json.loads(path.read_text())
-        key = record["key"]
-        found.append(Entry(path.parent, record.get("cell", "unknown cell"),
-                           f"bank of {key['generator']['family']} seed {key['seed']}, {key['per_class']} a class, "
-                           f"{record['fill_seconds']:.0f} s to sample at {str(record['commit'])[:10]}"))
-    for path in sorted((root / "generators").glob("*/entry.json")):
-        record = json.loads(path.read_text())
-        key = record["key"]
-        found.append(Entry(path.parent, record.get("cell", "unknown cell"),
-                           f"{key['family']} seed {key['seed']}, {key['steps']} steps, "
-                           f"{record['train_seconds']:.0f} s to train at {str(record['commit'])[:10]}"))
+    described = {
+        "banks": lambda key, record: (f"bank of {key['generator']['family']} seed {key['seed']}, "
+                                      f"{key['per_class']} a class, {record['fill_seconds']:.0f} s to sample"),
+        "generators": lambda key, record: (f"{key['family']} seed {key['seed']}, {key['steps']} steps, "
+                                           f"{record['train_seconds']:.0f} s to train")}
+    for folder, describe in described.items():
+        for path in sorted((root / folder).glob("*/entry.json")):
+            record = json.loads(path.read_text())
+            found.append(Entry(path.parent, record.get("cell", "unknown cell"),
+                               f"{describe(record['key'], record)} at {str(record['commit'])[:10]}"))
     return found
 
 

@@ -341,11 +341,16 @@ def _bank_positions(pool, c, taken):
     return [int((flat == row.flatten()).all(1).nonzero()[0]) for row in taken]
 
 
-def test_head_of_a_short_teacher_filtered_class_counts_only_its_distinct_images(tiny_data):
+def _short_filtered_pool(tiny_data) -> SyntheticPool:
+    """A teacher-filtered bank of 8 a class whose class 1 ran short (about half its candidates pass)."""
     gen = WrongClassGenerator(tiny_data, [0.0, 0.5, 0.0])
     with pytest.warns(UserWarning, match="ran short"):
-        pool = SyntheticPool(gen, per_class=8, seed=1, teacher=SquareTeacher(), filter_threshold=0.5,
+        return SyntheticPool(gen, per_class=8, seed=1, teacher=SquareTeacher(), filter_threshold=0.5,
                              oversample=1, max_rounds=1)
+
+
+def test_head_of_a_short_teacher_filtered_class_counts_only_its_distinct_images(tiny_data):
+    pool = _short_filtered_pool(tiny_data)
     distinct = int(pool.distinct_counts[1])
     assert pool.head(2).distinct_counts.tolist() == [2, min(2, distinct), 2]
     assert pool.head(8).distinct_counts.tolist() == [8, distinct, 8]
@@ -390,10 +395,7 @@ def test_filtered_keeps_the_accepted_images_of_a_bank_in_order_without_sampling(
 
 
 def test_filtered_judges_only_the_distinct_images_of_a_short_class(tiny_data):
-    gen = WrongClassGenerator(tiny_data, [0.0, 0.5, 0.0])
-    with pytest.warns(UserWarning, match="ran short"):
-        pool = SyntheticPool(gen, per_class=8, seed=1, teacher=SquareTeacher(), filter_threshold=0.5,
-                             oversample=1, max_rounds=1)
+    pool = _short_filtered_pool(tiny_data)
     distinct = int(pool.distinct_counts[1])
     kept = pool.filtered(SquareTeacher(), 0.5)
     assert kept.candidate_counts.tolist() == [8, distinct, 8] and kept.distinct_counts.tolist() == [8, distinct, 8]
@@ -458,10 +460,7 @@ def test_from_images_refuses_what_makes_no_bank(images, labels, options, problem
 
 
 def test_save_and_load_give_the_bank_back_with_its_counts(tiny_data, tmp_path):
-    gen = WrongClassGenerator(tiny_data, [0.0, 0.5, 0.0])
-    with pytest.warns(UserWarning, match="ran short"):
-        pool = SyntheticPool(gen, per_class=8, seed=1, teacher=SquareTeacher(), filter_threshold=0.5,
-                             oversample=1, max_rounds=1)
+    pool = _short_filtered_pool(tiny_data)
     path = pool.save(tmp_path / "banks" / "bank.safetensors")
     assert path.is_file() and not list(path.parent.glob("*.tmp"))  # written whole, through a temporary file
     again = SyntheticPool.load(path)
