@@ -197,7 +197,7 @@ def cached_bank(key: dict, fill: Callable[[], SyntheticPool], *, enabled: bool =
     seconds = round(time.perf_counter() - t0, 1)
     root = campaign_dir() if seconds >= KEEP_IN_CAMPAIGN_SECONDS else cache_dir()
     folder = root / "banks" / name
-    bank.save(folder / BANK_FILE)
+    bank.save(folder / BANK_FILE, overwrite=True)  # a bank of this key whose entry a kill left unwritten
     record = {"key": key, "cell": cell, "commit": git_commit(), "fill_seconds": seconds}
     atomic_write_bytes(folder / "entry.json", (json.dumps(record, indent=1, default=str) + "\n").encode())
     return bank, {}

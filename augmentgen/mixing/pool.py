@@ -12,13 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save as save_tensors
 from torch import nn
 
 from .._devices import check_device
 from .._images import to_signed_unit, to_uint8
-from .._io import atomic_write_bytes
 from .._labels import check_class_indices
 from .._processes import progress_bar
 from .._seeds import seeded_generator
@@ -31,11 +28,9 @@ from ..models.base import (
     sampling_progress,
 )
 from .filter import AcceptanceCounts, TeacherFilter, ranks_in_class, teacher_device
+from .pool_file import read_pool_file, write_pool_file
 from .sources import AnchoredSource, check_int_arguments
 from .variations import check_variation_inputs, class_anchors, variation_rows, variation_settings
-
-#: What :meth:`SyntheticPool.save` writes into its file's metadata, checked by :meth:`SyntheticPool.load`.
-POOL_FORMAT = "augmentgen-pool/1"
 
 
 def _check_bank_options(refresh_every, device) -> None:
@@ -298,7 +293,7 @@ class SyntheticPool:
                                   batch_size=batch_size, refresh_every=refresh_every, device=device,
                                   progress=progress)
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write the bank to ``path`` as safetensors, atomically, and return the path.
 
         A slow sampler's bank (a ``ddpm``'s takes minutes to an hour on a CPU) need not be
@@ -306,15 +301,22 @@ class SyntheticPool:
         images, :attr:`distinct_counts` and, for a bank of variations, :attr:`source_index`;
         its metadata the class names, how the variations were made and the filter threshold.
         Never a pickle: the file is read without running code.
+
+        Args:
+            path (str or os.PathLike): the file to write (its folders are created).
+            overwrite (bool, defaults to False): replace a bank saved at ``path`` before; a file
+                that is not one (a model's weights) is never replaced.
+
+        Raises:
+            ConfigError: ``path`` is a folder, or a folder above it is a file.
+            DataError: ``path`` exists and ``overwrite`` is False, or it is not a saved bank.
         """
         tensors = {"images": self.images.detach().cpu().contiguous(), "distinct_counts": self.distinct_counts.cpu()}
         if self.source_index is not None:
             tensors["source_index"] = self.source_index.cpu().contiguous()
-        metadata = {"format": POOL_FORMAT, "class_names": json.dumps(self.class_names),
-                    "variation": json.dumps(self.variation), "filter_threshold": json.dumps(self.filter_threshold)}
-        path = Path(path)
-        atomic_write_bytes(path, save_tensors(tensors, metadata=metadata))
-        return path
+        metadata = {"class_names": json.dumps(self.class_names), "variation": json.dumps(self.variation),
+                    "filter_threshold": json.dumps(self.filter_threshold)}
+        return write_pool_file(path, tensors, metadata, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: torch.device | str | None = None) -> SyntheticPool:
@@ -325,22 +327,8 @@ class SyntheticPool:
         Raises:
             DataError: no file at ``path``, or not a pool that :meth:`save` wrote.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise DataError(f"no saved SyntheticPool at {path}: write one with pool.save({str(path)!r})")
-        try:
-            with safe_open(path, framework="pt") as file:
-                metadata = file.metadata() or {}
-                tensors = {name: file.get_tensor(name) for name in file.keys()}
-        except (OSError, ValueError, SafetensorError) as exc:
-            raise DataError(f"{path} is not a safetensors file ({exc}); load only what pool.save() wrote") from None
-        if metadata.get("format") != POOL_FORMAT or "images" not in tensors:
-            raise DataError(f"{path} is not a SyntheticPool that pool.save() wrote (format "
-                            f"{metadata.get('format')!r}, expected {POOL_FORMAT!r})")
+        tensors, metadata = read_pool_file(path)
         images = tensors["images"]
-        if images.dtype != torch.uint8 or images.ndim != 5 or 0 in images.shape:
-            raise DataError(f"{path} holds no bank of uint8 images (classes, per class, C, H, W): got dtype "
-                            f"{images.dtype}, shape {tuple(images.shape)}")
         pool = cls._of_bank(images, json.loads(metadata.get("class_names", "null")), device)
         if "distinct_counts" in tensors:
             pool.distinct_counts.copy_(tensors["distinct_counts"])
@@ -379,7 +367,11 @@ class SyntheticPool:
         if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 4:
             got = (f"dtype {images.dtype}, shape {tuple(images.shape)}" if isinstance(images, torch.Tensor)
                    else type(images).__name__)
-            raise DataError(f"from_images takes uint8 images shaped (N, C, H, W), got {got}")
+            raise DataError(f"from_images takes uint8 images shaped (N, C, H, W), got {got}; pass uint8 rows "
+                            "(0-255): a NumPy array as torch.from_numpy(array), float images in [0, 1] as "
+                            "(images * 255).round().to(torch.uint8)")
+        if len(images) == 0:
+            raise DataError("from_images got no images (N = 0); pass the rows of every class")
         k = None if class_names is None else len(class_names)
         labels = check_class_indices(labels, k, classes=f"class_names has {k} names",
                                      fix="pass a name for every class").cpu()

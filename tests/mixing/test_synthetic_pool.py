@@ -453,6 +453,9 @@ def test_from_images_groups_rows_by_class_into_a_bank_that_mixes_cuts_and_filter
      r"class_names has 2 names"),
     (torch.zeros(6, 1, 8, 8, dtype=torch.uint8), torch.arange(3).repeat(2), {"per_class": 0},
      "per_class must be an int >= 1"),
+    (torch.zeros(6, 1, 8, 8).numpy(), torch.arange(3).repeat(2), {}, r"got ndarray; .*torch.from_numpy\(array\)"),
+    (torch.zeros(6, 1, 8, 8), torch.arange(3).repeat(2), {}, r"\(images \* 255\).round\(\).to\(torch.uint8\)"),
+    (torch.zeros(0, 1, 8, 8, dtype=torch.uint8), torch.zeros(0, dtype=torch.long), {}, r"got no images \(N = 0\)"),
 ])
 def test_from_images_refuses_what_makes_no_bank(images, labels, options, problem):
     with pytest.raises((DataError, ConfigError), match=problem):
@@ -482,3 +485,41 @@ def test_load_refuses_what_save_did_not_write(tmp_path):
     save_file({"weight": torch.zeros(2)}, tmp_path / "model.safetensors")
     with pytest.raises(DataError, match=r"is not a SyntheticPool that pool.save\(\) wrote \(format None"):
         SyntheticPool.load(tmp_path / "model.safetensors")
+
+
+def test_save_never_replaces_a_file_without_overwrite(tiny_data, tmp_path):
+    pool, other = (SyntheticPool.from_images(torch.full((4, 1, 8, 8), v, dtype=torch.uint8), torch.arange(2).repeat(2))
+                   for v in (1, 2))
+    path = pool.save(tmp_path / "bank.safetensors")
+    with pytest.raises(DataError, match=r"bank.safetensors already exists; nothing was changed.*overwrite=True"):
+        other.save(path)
+    assert torch.equal(SyntheticPool.load(path).images, pool.images)  # the first bank, untouched
+    assert other.save(path, overwrite=True) == path  # an earlier bank is replaced only when asked
+    assert torch.equal(SyntheticPool.load(path).images, other.images)
+
+
+def test_save_refuses_a_path_that_is_not_a_bank(tmp_path):
+    from safetensors.torch import save_file
+
+    pool = SyntheticPool.from_images(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), torch.arange(2).repeat(2))
+    weights = tmp_path / "model.safetensors"
+    save_file({"weight": torch.ones(2)}, weights)
+    with pytest.raises(DataError, match="is not a bank that pool.save\\(\\) wrote, so overwrite=True will not replace"):
+        pool.save(weights, overwrite=True)  # a mistyped path onto a model's weights
+    assert weights.read_bytes() == save_bytes_of({"weight": torch.ones(2)})
+    with pytest.raises(ConfigError, match=r"is a folder, but pool.save writes one file; pass a file path like"):
+        pool.save(tmp_path)
+    (tmp_path / "notes").write_text("mine")
+    with pytest.raises(ConfigError, match="notes is a file, not a folder"):
+        pool.save(tmp_path / "notes" / "bank.safetensors")
+    with pytest.raises(ConfigError, match="overwrite must be True or False, got 'yes'"):
+        pool.save(tmp_path / "bank.safetensors", overwrite="yes")
+    with pytest.raises(ConfigError, match="path must be a path"):
+        pool.save(None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors", "notes"]  # nothing written
+
+
+def save_bytes_of(tensors):
+    from safetensors.torch import save
+
+    return save(tensors)
