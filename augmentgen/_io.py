@@ -7,7 +7,9 @@ never half of one, and a crash mid-write leaves the previous file intact.
 A folder is written in a scratch folder beside it (:func:`make_owned_dir`) that names the process
 writing it, so that a later writer can remove the scratch folders of killed processes, and only
 those (:func:`stale_owned_dirs`). A file's temporary name names its writer the same way, so that a
-resuming job can remove the temporaries a kill left (:func:`remove_dead_temporaries`).
+resuming job can remove the temporaries a kill left (:func:`remove_dead_temporaries`). A path
+that can never be created (a file where a folder above it should be) is refused before the long
+work whose result would go there (:func:`check_creatable`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
 
 __all__ = ["atomic_path", "atomic_write_bytes", "fsync_dir", "fsync_tree", "make_owned_dir", "read_head",
            "remove_dead_temporaries", "stale_owned_dirs"]
@@ -71,6 +73,20 @@ def read_head(path: str | os.PathLike, n: int) -> bytes | None:
             return f.read(n)
     except OSError:
         return None
+
+
+def check_creatable(out: str | os.PathLike) -> None:
+    """Refuse ``out`` when a folder above it is an existing file: nothing can ever be created there.
+
+    Checked before any sampling: creating the parents later would raise a bare
+    ``FileExistsError`` or ``NotADirectoryError`` once the (possibly long) work is done.
+    """
+    for parent in Path(out).expanduser().absolute().parents:
+        if parent.exists() or parent.is_symlink():  # a dangling link is neither folder nor creatable
+            if not parent.is_dir():
+                raise ConfigError(f"{out} cannot be created: {parent} is a file, not a folder; choose "
+                                  "another path")
+            return
 
 
 @contextmanager

@@ -37,7 +37,7 @@ def _sample(args) -> int:
         if args.overwrite:
             raise ConfigError("--overwrite does not apply to --format parquet: rerunning the same command resumes "
                               f"the bank in {args.out}; choose a new --out to start another, or delete it yourself")
-        from ..mixing.export import check_creatable
+        from .._io import check_creatable
         from ..mixing.shard_manifest import check_not_a_file
 
         check_creatable(Path(args.out))  # before the model and the data load

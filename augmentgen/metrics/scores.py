@@ -26,13 +26,15 @@ import numbers
 import os
 import warnings
 from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
 
 import torch
 
-from .._config import check_flag
+from .._config import check_flag, check_path
 from .._deprecation import renamed_argument
 from .._devices import check_device
 from .._images import to_uint8
+from .._io import check_creatable
 from .._seeds import check_seed
 from ..data.labelled import LabelledImages, warn_if_class_names_differ
 from ..errors import ConfigError, DataError
@@ -522,8 +524,13 @@ def _bank_store(bank_folder, generator: ConditionalGenerator, bank_per_image: in
     folder, or without banks to keep)."""
     if bank_folder is None or bank_per_image is None:
         return None
-    if not isinstance(bank_folder, (str, os.PathLike)):
-        raise ConfigError(f"bank_folder takes a folder path (or None), got {type(bank_folder).__name__}")
+    check_path(bank_folder, "bank_folder", kind="a folder path or None", empty="would keep banks loose in the "
+               "current folder", example="a folder for them, such as 'eval.banks', or None to keep none")
+    # Refused now, not once a bank (an hour of a ddpm's sampling on a CPU) has been filled.
+    if Path(bank_folder).expanduser().exists() and not Path(bank_folder).expanduser().is_dir():
+        raise ConfigError(f"bank_folder {bank_folder} is a file, not a folder; pass a folder path (the banks go "
+                          "into it), or None to keep none")
+    check_creatable(Path(bank_folder).expanduser())
     from .bank_store import BankStore
 
     return BankStore(bank_folder, generator)

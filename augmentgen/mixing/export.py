@@ -26,7 +26,15 @@ import torch
 
 from .._config import check_flag, check_path
 from .._images import save_sample_grid, to_uint8
-from .._io import fsync_dir, fsync_file, fsync_tree, make_owned_dir, read_head, stale_owned_dirs
+from .._io import (
+    check_creatable,
+    fsync_dir,
+    fsync_file,
+    fsync_tree,
+    make_owned_dir,
+    read_head,
+    stale_owned_dirs,
+)
 from .._processes import progress_bar
 from .._seeds import seeded_generator
 from ..data.folder_index import (
@@ -64,20 +72,6 @@ def _positive_int(value, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ConfigError(f"{what} must be a positive int, got {value!r}")
     return int(value)
-
-
-def check_creatable(out: Path) -> None:
-    """Refuse ``out`` when a folder above it is an existing file: nothing can ever be created there.
-
-    Checked before any sampling: creating the parents later would raise a bare
-    ``FileExistsError`` or ``NotADirectoryError`` once the (possibly long) work is done.
-    """
-    for parent in Path(out).expanduser().absolute().parents:
-        if parent.exists() or parent.is_symlink():  # a dangling link is neither folder nor creatable
-            if not parent.is_dir():
-                raise ConfigError(f"{out} cannot be created: {parent} is a file, not a folder; choose "
-                                  "another path")
-            return
 
 
 def check_target(out: str | os.PathLike, format: str, overwrite: bool = False) -> Path:

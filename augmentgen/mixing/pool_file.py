@@ -16,9 +16,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_tensors
 
 from .._config import check_flag, check_path
-from .._io import atomic_write_bytes
+from .._io import atomic_write_bytes, check_creatable
 from ..errors import ConfigError, DataError
-from .export import check_creatable
 
 #: What :func:`write_pool_file` writes into its file's metadata, checked by :func:`read_pool_file`.
 POOL_FORMAT = "augmentgen-pool/1"

@@ -53,12 +53,11 @@ from torch import nn
 
 from .._config import check_path
 from .._images import to_uint8
-from .._io import atomic_path, atomic_write_bytes
+from .._io import atomic_path, atomic_write_bytes, check_creatable
 from .._processes import progress_bar
 from .._seeds import check_seed
 from ..errors import ConfigError, DataError
 from ..models.base import ConditionalGenerator, Temperature, sampling_chunk, sampling_progress
-from .export import check_creatable
 from .filter import TeacherFilter
 from .hf import SYNTHETIC, _to_arrays, synthetic_features
 from .shard_manifest import (

@@ -440,8 +440,16 @@ def test_a_bank_folder_keeps_the_banks_and_a_later_call_reads_them_instead_of_sa
     # Another seed is another bank.
     downstream_gain(generator, train, test, **{**options, "seed": 1})
     assert len(calls) == 1 and len(list((tmp_path / "banks").glob("*.safetensors"))) == 2
-    with pytest.raises(ConfigError, match="bank_folder takes a folder path"):
+    calls.clear()
+    with pytest.raises(ConfigError, match=r"bank_folder must be a folder path or None \(a str or os.PathLike\), "
+                                          "got the int 3"):
         downstream_gain(generator, train, test, **{**options, "bank_folder": 3})
+    (tmp_path / "notes").write_text("mine")
+    with pytest.raises(ConfigError, match="bank_folder .*notes is a file, not a folder; pass a folder path"):
+        downstream_gain(generator, train, test, **{**options, "bank_folder": tmp_path / "notes"})
+    with pytest.raises(ConfigError, match="notes is a file, not a folder; choose another path"):
+        downstream_gain(generator, train, test, **{**options, "bank_folder": tmp_path / "notes" / "banks"})
+    assert calls == []  # refused before any bank was filled
 
 
 def test_a_seed_killed_after_its_bank_was_filled_reads_it_back_and_its_banks_go_when_it_is_saved(
