@@ -19,6 +19,9 @@ from .._config import check_flag, check_path
 from .._io import atomic_write_bytes, check_creatable
 from ..errors import ConfigError, DataError
 
+#: Suffixes of pickled or NumPy files: a bank saved under one would be opened with the wrong reader.
+_PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".npy", ".npz")
+
 #: What :func:`write_pool_file` writes into its file's metadata, checked by :func:`read_pool_file`.
 POOL_FORMAT = "augmentgen-pool/1"
 
@@ -38,6 +41,9 @@ def write_pool_file(path: str | os.PathLike, tensors: dict[str, torch.Tensor], m
     if path.is_dir():
         raise ConfigError(f"{path} is a folder, but pool.save writes one file; pass a file path like "
                           f"{path / 'bank.safetensors'}")
+    if path.suffix.lower() in _PICKLE_SUFFIXES:  # torch.load would be tried on it, and fail
+        raise ConfigError(f"{path} names a {path.suffix} file, but pool.save writes safetensors (never a pickle); "
+                          f"pass a .safetensors path like {path.with_suffix('.safetensors')}")
     check_creatable(path)
     if path.exists() or path.is_symlink():
         if not overwrite:

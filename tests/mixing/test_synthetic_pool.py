@@ -512,6 +512,8 @@ def test_save_refuses_a_path_that_is_not_a_bank(tmp_path):
     (tmp_path / "notes").write_text("mine")
     with pytest.raises(ConfigError, match="notes is a file, not a folder"):
         pool.save(tmp_path / "notes" / "bank.safetensors")
+    with pytest.raises(ConfigError, match=r"bank.pt names a .pt file, but pool.save writes safetensors .*bank.safetensors"):
+        pool.save(tmp_path / "bank.pt")
     with pytest.raises(ConfigError, match="overwrite must be True or False, got 'yes'"):
         pool.save(tmp_path / "bank.safetensors", overwrite="yes")
     with pytest.raises(ConfigError, match="path must be a path"):
