@@ -297,7 +297,15 @@ def method_summary(rows: list[dict], key: str, acc) -> dict:
     if not any(chosen):
         return {}
     soft = [r for r in rows if (r["arms"].get(key) or {}).get("method") == "soft"]
-    return {"methods_chosen": chosen, **({"vs_t": _paired(soft, acc(key), acc("t"))} if soft else {})}
+    # A candidate scored None was left out of the choice: its filtered bank's teacher accepted no
+    # image of some class (validate_candidate), which a reader of the choice needs to know.
+    left_out: dict[str, list[int]] = {}
+    for r in rows:
+        for method, score in ((r["arms"].get(key) or {}).get("method_selection") or {}).items():
+            if score is None:
+                left_out.setdefault(method, []).append(r["seed"])
+    return {"methods_chosen": chosen, **({"vs_t": _paired(soft, acc(key), acc("t"))} if soft else {}),
+            **({"methods_left_out": left_out} if left_out else {})}
 
 
 # --------------------------------------------------------------------------- arms

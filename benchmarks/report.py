@@ -738,6 +738,16 @@ def z_guard_overview(files: dict[str, dict]) -> str:
             f"seed-arms mixed regardless reach {100 * min(forced):+.2f}.")
 
 
+def left_out_text(left_out: dict[str, list[int]] | None) -> str:
+    """The methods a seed left out of its choice, and why (the only reason a candidate has no score)."""
+    if not left_out:
+        return ""
+    which = "; ".join(f"{method} at seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"
+                      for method, seeds in left_out.items())
+    return (f" (left out of the choice: {which}, where its teacher accepted no image of some class of the "
+            "bank)")
+
+
 def downstream_v3_section(name: str, d: dict) -> str:
     s, lt = d.get("summary", {}), d.get("long_tailed")
     arms = s.get("arms", {})
@@ -772,7 +782,7 @@ def downstream_v3_section(name: str, d: dict) -> str:
     methods = {k: s[k]["methods_chosen"] for k in v3_synthetic_keys(d) if s.get(k, {}).get("methods_chosen")}
     notes += [f"`{k}` methods chosen on validation per seed (plain; filter, soft: the teacher's filter or soft "
               f"labels, the teacher being B's classifier on the same data; weighted: synthetic rows at loss "
-              f"weight 0.5): {v}." for k, v in methods.items()]
+              f"weight 0.5): {v}{left_out_text(s[k].get('methods_left_out'))}." for k, v in methods.items()]
     reruns = {k: s[k] for k in [*v3_synthetic_keys(d), "t"] if s.get(k, {}).get("vs_b_rerun")}
     notes += [f"`{k}` was added to seeds whose B was measured in an earlier run (another commit or machine): "
               f"against B trained again in its own run {interval_pct(e['vs_b_rerun'])}, B having moved "

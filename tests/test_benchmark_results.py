@@ -164,6 +164,29 @@ def test_the_cell_table_shows_the_guarded_figure_and_the_seeds_it_mixed():
     assert "+1.0 [" in arm_line and "(1/2), 1/2" in arm_line  # +2 and 0 points: mixed at one seed of two
 
 
+def test_the_cell_notes_say_which_method_a_seed_left_out_of_its_choice():
+    """A candidate with no score (its filtered bank's teacher accepted no image of a class) is named
+    with its seeds, so a reader does not take the choice for one among every method."""
+    key = "ddpm:free@bank+filter+weighted"
+    rows = []
+    for seed, selection in ((0, {"plain": 0.80, "filter": None, "weighted": 0.79}),
+                            (1, {"plain": 0.78, "filter": 0.81, "weighted": 0.77}),
+                            (2, {"plain": 0.75, "filter": None, "weighted": 0.76})):
+        chosen = max((m for m in selection if selection[m] is not None), key=selection.get)
+        rows.append({"seed": seed, "best_baseline": "a", "baseline_selection": {"a": 0.7},
+                     "arms": {"a": {"acc": 0.7}, key: {"acc": 0.72, "method": chosen, "method_selection": selection}}})
+    d = {**PROTOCOL, "per_seed": rows}
+    d["summary"] = downstream.summarise(d)
+    assert d["summary"][key]["methods_chosen"] == ["plain", "filter", "weighted"]
+    assert d["summary"][key]["methods_left_out"] == {"filter": [0, 2]}
+    text = report.downstream_v3_section("cell.json", d)
+    assert ("['plain', 'filter', 'weighted'] (left out of the choice: filter at seeds 0, 2, where its teacher "
+            "accepted no image of some class of the bank).") in text
+    for row in rows:
+        row["arms"][key]["method_selection"]["filter"] = 0.5
+    assert "methods_left_out" not in downstream.summarise(d)[key]
+
+
 def test_the_guard_overview_gives_the_worst_seed_guarded_and_forced():
     rows = [_guard_row(0, 0.70, {"vary": 0.72}, 0.80, 0.79),  # mixed and lost 1 point
             _guard_row(1, 0.70, {"vary": 0.60}, 0.80, 0.74)]  # kept B where mixing would lose 6
