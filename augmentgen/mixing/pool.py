@@ -44,6 +44,18 @@ def _check_bank_options(refresh_every, device) -> None:
         check_device(device, shown=f"device {device!r}")
 
 
+def _rows_problem(images) -> str:
+    """What is wrong with ``images`` as from_images' rows, and the conversion that fixes it."""
+    if not isinstance(images, torch.Tensor):
+        return f"{type(images).__name__}; pass a tensor (a NumPy array as torch.from_numpy(array))"
+    got = f"dtype {images.dtype}, shape {tuple(images.shape)}"
+    if images.dtype != torch.uint8:
+        return f"{got}; pass uint8 rows (0-255): float images in [0, 1] as (images * 255).round().to(torch.uint8)"
+    if images.ndim == 3:
+        return f"{got}; add the channel axis of grayscale rows: images[:, None]"
+    return f"{got}; pass a batch of rows, one image each"
+
+
 class SyntheticPool:
     """``per_class`` synthetic images of every class, stored as uint8 (K, N, C, H, W).
 
@@ -365,11 +377,7 @@ class SyntheticPool:
                 :class:`SyntheticPool` (``None``: the CPU, in shared memory).
         """
         if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 4:
-            got = (f"dtype {images.dtype}, shape {tuple(images.shape)}" if isinstance(images, torch.Tensor)
-                   else type(images).__name__)
-            raise DataError(f"from_images takes uint8 images shaped (N, C, H, W), got {got}; pass uint8 rows "
-                            "(0-255): a NumPy array as torch.from_numpy(array), float images in [0, 1] as "
-                            "(images * 255).round().to(torch.uint8)")
+            raise DataError(f"from_images takes uint8 images shaped (N, C, H, W), got {_rows_problem(images)}")
         if len(images) == 0:
             raise DataError("from_images got no images (N = 0); pass the rows of every class")
         k = None if class_names is None else len(class_names)

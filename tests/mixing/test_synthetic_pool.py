@@ -454,6 +454,7 @@ def test_from_images_groups_rows_by_class_into_a_bank_that_mixes_cuts_and_filter
     (torch.zeros(6, 1, 8, 8, dtype=torch.uint8), torch.arange(3).repeat(2), {"per_class": 0},
      "per_class must be an int >= 1"),
     (torch.zeros(6, 1, 8, 8).numpy(), torch.arange(3).repeat(2), {}, r"got ndarray; .*torch.from_numpy\(array\)"),
+    (torch.zeros(6, 8, 8, dtype=torch.uint8), torch.arange(3).repeat(2), {}, r"shape \(6, 8, 8\); .*images\[:, None\]"),
     (torch.zeros(6, 1, 8, 8), torch.arange(3).repeat(2), {}, r"\(images \* 255\).round\(\).to\(torch.uint8\)"),
     (torch.zeros(0, 1, 8, 8, dtype=torch.uint8), torch.zeros(0, dtype=torch.long), {}, r"got no images \(N = 0\)"),
 ])
