@@ -262,6 +262,9 @@ def test_a_finished_run_is_never_overwritten_silently(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("augmentgen: error: ") and err.count("\n") == 1
     assert "already holds a trained model" in err and "--overwrite" in err and "--resume" in err
+    # in this command's words only: no train() argument names
+    assert "Pass --overwrite to start over" in err and "or choose another --out" in err
+    assert "overwrite=True" not in err and "resume=True" not in err and "output_dir" not in err
     assert (out / "model.safetensors").read_bytes() == before
     assert main([*aae, "--overwrite"]) == 0
     assert load_generator(out).family == "aae" and not (out / "eval.json").exists()
@@ -272,7 +275,7 @@ def test_out_that_is_a_file_is_refused_before_loading_anything(tmp_path, capsys)
     file = tmp_path / "taken"
     file.write_text("x")
     assert main(tiny_train(file)) == 2
-    assert "is an existing file" in capsys.readouterr().err
+    assert f"augmentgen: error: --out {file} is an existing file" in capsys.readouterr().err
     # eval: before the model is even loaded (it does not exist), so before hours of compute
     assert main(["eval", "--model", str(tmp_path / "none"), "--data", "fashion-mnist-small", "--out", str(file)]) == 2
     assert "--out" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 from .._processes import is_main_process
 from ..data.labelled import warn_if_class_names_differ
-from ..errors import ConfigError, DataError
+from ..errors import CheckpointError, ConfigError, DataError
 
 
 def _given(args, flag: str) -> bool:
@@ -27,7 +27,7 @@ _LEADING_NAME = re.compile(r"(?:[A-Z]\w*Config\.)?(\w+)(?=[ =:,;])")
 
 @contextmanager
 def named_as_flags(leading: Mapping[str, str], phrases: Mapping[str, str] | None = None) -> Iterator[None]:
-    """Re-raise the library's ConfigError / DataError in this command's words.
+    """Re-raise the library's ConfigError / DataError / CheckpointError in this command's words.
 
     A message that opens with a name in ``leading`` opens with its flag instead (``steps must be at
     least 1`` -> ``--steps must be at least 1``); each of ``phrases`` is replaced wherever it occurs
@@ -36,7 +36,7 @@ def named_as_flags(leading: Mapping[str, str], phrases: Mapping[str, str] | None
     """
     try:
         yield
-    except (ConfigError, DataError) as exc:
+    except (ConfigError, DataError, CheckpointError) as exc:
         message = str(exc)
         match = _LEADING_NAME.match(message)
         if match and match.group(1) in leading:

@@ -11,6 +11,13 @@ from .._processes import is_main_process
 from ..errors import UnknownFamilyError
 from .checks import _check_counts, _note_renamed_options, named_as_flags
 
+# The run folder's refusals name train()'s arguments; this command's user typed these flags (in
+# order: the longer phrase before the shorter one it holds).
+RUN_FOLDER_FLAGS = {"resume=True and steps=N": "--resume --steps N", "overwrite=True": "--overwrite",
+                    "resume=True": "--resume", "another output_dir": "another --out", "(output_dir ": "(--out ",
+                    "init_from=": "--init-from ", "as init_from": "to --init-from",
+                    "pass log_with=None": "drop --log-with"}
+
 
 def _train(args) -> int:
     from .._config import parse_overrides
@@ -38,8 +45,8 @@ def _train(args) -> int:
               "DEMO set, not your images; pass --data PATH to train on yours", file=sys.stderr)
     # An error about a value the user set names the flag they typed (`--steps`, `--set lecam_weight`).
     given = {name: "--" + name.replace("_", "-") for name, value in training.items() if value is not None}
-    given.update({name: f"--set {name}" for name in model_set})
-    with named_as_flags(given):
+    given.update({name: f"--set {name}" for name in model_set}, output_dir="--out")
+    with named_as_flags(given, RUN_FOLDER_FLAGS):
         generator = train(args.family, data or DEMO_DATA, args.out, data_dir=args.data_dir, per_class=args.per_class,
                           imbalance=args.imbalance, channels=args.channels, image_column=args.image_column,
                           label_column=args.label_column, resume=args.resume, overwrite=args.overwrite,

@@ -207,7 +207,7 @@ def load_newest_checkpoint(accelerator: Accelerator, output_dir: str | os.PathLi
         skipped.append(f"checkpoint {path} is damaged: {problem}")
     raise CheckpointError(
         f"no checkpoint in {Path(output_dir) / CHECKPOINT_DIR} can be loaded: {'; '.join(skipped)}. "
-        "Nothing was changed; start a new run with --overwrite (overwrite=True) or another --out"
+        "Nothing was changed; start a new run with overwrite=True or another output_dir"
     )
 
 

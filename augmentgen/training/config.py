@@ -241,7 +241,7 @@ def check_tracker_installed(log_with: str | None) -> None:
         if not any(importlib.util.find_spec(module) for module in TRACKER_MODULES.values()):
             raise ConfigError(f"log_with='all' logs to every installed tracker, but none of "
                               f"{sorted(TRACKER_MODULES)} is installed; pip install tensorboard (or another), "
-                              "or train without --log-with (log_with=None)")
+                              "or pass log_with=None to log nothing")
         return
     if log_with not in TRACKER_MODULES:
         raise ConfigError(f"log_with={log_with!r} is not a tracker Accelerate knows; use one of "
@@ -249,4 +249,4 @@ def check_tracker_installed(log_with: str | None) -> None:
     module = TRACKER_MODULES[log_with]
     if importlib.util.find_spec(module) is None:
         raise ConfigError(f"log_with={log_with!r} needs the {module!r} package, which is not installed; "
-                          f"pip install {module}, or train without --log-with (log_with=None)")
+                          f"pip install {module}, or pass log_with=None to log nothing")

@@ -48,10 +48,10 @@ _RUN_MARKERS = ("model.safetensors", "config.json", "training.json", CHECKPOINT_
 RESUME_FIELDS = ("seed", "batch_size", "ema_decay", "init_from", "freeze_discriminator_layers", "transfer_lr_scale")
 #: Model config fields that come from the data; the data check reports them.
 _DATA_FIELDS = ("num_classes", "class_names", "in_channels", "image_size")
-_START_OVER = "to start a new run pass --overwrite (overwrite=True) or another --out"
+_START_OVER = "to start a new run pass overwrite=True or another output_dir"
 
 
-def check_writable(path: str | os.PathLike, what: str = "--out") -> None:
+def check_writable(path: str | os.PathLike, what: str = "output_dir") -> None:
     """Refuse ``path`` as an output folder when it is a file or cannot be written, before any work."""
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
@@ -82,17 +82,17 @@ def check_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite: 
     out = Path(output_dir).expanduser()
     check_flag(resume, "resume"), check_flag(overwrite, "overwrite")
     if resume and overwrite:
-        raise ConfigError("resume and overwrite contradict each other: --resume continues the run in "
-                          f"{out}, --overwrite deletes it; pass one of them")
-    check_writable(out)
+        raise ConfigError("resume and overwrite contradict each other: resume=True continues the run in "
+                          f"{out}, overwrite=True deletes it; pass one of them")
+    check_writable(out, "output_dir")
     _check_init_from_outside(out, init_from)
     held = [name for name in _RUN_MARKERS if (out / name).exists()]
     if not resume:
         if held and not overwrite:
             raise CheckpointError(
                 f"{out} already holds a trained model or run ({', '.join(held)}); nothing was changed. Pass "
-                "--overwrite (overwrite=True) to start over, clearing that folder's previous outputs, --resume "
-                "(resume=True) to continue its run, or choose another --out"
+                "overwrite=True to start over, clearing that folder's previous outputs, resume=True to "
+                "continue its run, or choose another output_dir"
             )
         if not overwrite:
             _check_grid_paths_free(out)
@@ -101,7 +101,7 @@ def check_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite: 
     if not complete and not partial_checkpoints(out):
         trained = " It holds a model trained without checkpoints (checkpoint_every=0)." if held else ""
         raise CheckpointError(f"nothing to resume: no checkpoints in {out / CHECKPOINT_DIR}.{trained} "
-                              "Run without --resume (resume=False) to start a new run, adding --overwrite "
+                              "Run without resume=True to start a new run, adding overwrite=True "
                               "to replace what the folder holds")
     if not complete:
         return  # only a partial first checkpoint: prepare_run_folder starts a new run
@@ -110,8 +110,8 @@ def check_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite: 
     if steps < at:
         raise ConfigError(
             f"cannot resume {out} with steps={steps}: its run is already at step {at}, and a run never moves "
-            f"backwards. Nothing was changed. To train it further, rerun with --resume --steps N for an N above "
-            f"{at} (steps=N); {_START_OVER}"
+            f"backwards. Nothing was changed. To train it further, rerun with resume=True and steps=N for an N "
+            f"above {at}; {_START_OVER}"
         )
 
 
@@ -121,12 +121,12 @@ def _check_grid_paths_free(out: Path) -> None:
     grid, grids = out / "samples.png", out / "samples"
     if grid.exists() or grid.is_symlink():  # not a run's: a run writes it after its model, a marker
         raise CheckpointError(f"{out} already holds samples.png, which a new run writes its sample grid over; "
-                              "nothing was changed. Move it away, pass --overwrite (overwrite=True) to replace it, "
-                              "or choose another --out")
+                              "nothing was changed. Move it away, pass overwrite=True to replace it, or choose "
+                              "another output_dir")
     if (grids.exists() or grids.is_symlink()) and not grids.is_dir():
         raise CheckpointError(f"{grids} is a file, but a run writes its step grids into a folder of that name; "
-                              "nothing was changed. Move it away, pass --overwrite (overwrite=True) to remove it, "
-                              "or choose another --out")
+                              "nothing was changed. Move it away, pass overwrite=True to remove it, or choose "
+                              "another output_dir")
 
 
 def _check_init_from_outside(out: Path, init_from: str | os.PathLike | None) -> None:
@@ -136,9 +136,9 @@ def _check_init_from_outside(out: Path, init_from: str | os.PathLike | None) -> 
         return
     source = Path(init_from).expanduser()
     if source.exists() and out.exists() and source.resolve() == out.resolve():
-        raise ConfigError(f"init_from {init_from} is the run's own folder (--out {out}): this run would replace "
-                          "the model it starts from. Nothing was changed. Train into another folder (--out), or "
-                          "copy the model elsewhere and pass that copy to --init-from")
+        raise ConfigError(f"init_from {init_from} is the run's own folder (output_dir {out}): this run would "
+                          "replace the model it starts from. Nothing was changed. Train into another output_dir, "
+                          "or copy the model elsewhere and pass that copy as init_from")
 
 
 def _check_model_not_ahead(out: Path, newest_checkpoint: int) -> None:
@@ -155,7 +155,7 @@ def _check_model_not_ahead(out: Path, newest_checkpoint: int) -> None:
             f"{out} holds a model trained to step {trained}, but its newest checkpoint is step {newest_checkpoint} "
             f"(the steps after it kept none, checkpoint_every=0): resuming would restart at step "
             f"{newest_checkpoint} and replace that model. Nothing was changed. To train the model further, start a "
-            f"new run from its weights: --init-from {out} --out <another folder>; {_START_OVER}")
+            f"new run from its weights: init_from={str(out)!r} with another output_dir; {_START_OVER}")
 
 
 def prepare_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite: bool, steps: int,

@@ -281,8 +281,8 @@ def check_snapshot_resume(config, saved: dict, output_dir: Path) -> None:
         what = "; ".join(f"{k} is {a!r} there but {b!r} now" for k, a, b in differ)
         fix = " ".join(f"--{k.replace('_', '-')} {a}" for k, a, _ in differ)
         raise ConfigError(f"cannot resume {output_dir}: {what}. Nothing was changed. To resume, rerun "
-                          f"with {fix} (the same names in Python); to start a new run pass --overwrite "
-                          "(overwrite=True) or another --out")
+                          f"with {fix} (the same names in Python); to start a new run pass overwrite=True or "
+                          "another output_dir")
 
 
 def snapshot_interval(config, last_step: int | None) -> int:

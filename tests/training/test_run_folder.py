@@ -53,7 +53,8 @@ def test_a_folder_holding_a_model_is_refused_without_overwrite_or_resume(tmp_pat
     fit(tmp_path, tiny_data, checkpoint_every=0, steps=2)
     before = (tmp_path / "model.safetensors").read_bytes()
     aae = build_config("aae", num_classes=3, class_names=tiny_data.class_names, encoder_width=8, decoder_width=8)
-    with pytest.raises(CheckpointError, match=r"already holds a trained model.*--overwrite.*--resume") as info:
+    with pytest.raises(CheckpointError, match=r"already holds a trained model.*Pass overwrite=True to start over.*resume=True to "
+                                              r"continue its run, or choose another output_dir") as info:
         fit(tmp_path, tiny_data, config=aae, steps=2)
     assert "model.safetensors" in str(info.value) and "nothing was changed" in str(info.value)
     assert (tmp_path / "model.safetensors").read_bytes() == before
@@ -88,9 +89,9 @@ def test_a_users_samples_png_or_samples_file_is_refused_before_training(tmp_path
     (tmp_path / "file" / "samples").parent.mkdir()
     (tmp_path / "file" / "samples").write_text("mine")
     monkeypatch.setattr(GANStep, "__call__", lambda *a: pytest.fail("trained over a user's file"))
-    with pytest.raises(CheckpointError, match=r"already holds samples.png.*nothing was changed.*--overwrite"):
+    with pytest.raises(CheckpointError, match=r"already holds samples.png.*nothing was changed.*overwrite=True"):
         fit(tmp_path / "grid", tiny_data, steps=2)
-    with pytest.raises(CheckpointError, match=r"samples is a file.*nothing was changed.*--overwrite"):
+    with pytest.raises(CheckpointError, match=r"samples is a file.*nothing was changed.*overwrite=True"):
         fit(tmp_path / "file", tiny_data, steps=2)
     assert (tmp_path / "grid" / "samples.png").read_bytes() == b"my own picture"
     assert sorted(p.name for p in (tmp_path / "grid").iterdir()) == ["samples.png"]
@@ -115,14 +116,14 @@ def test_an_output_folder_behind_a_dangling_symbolic_link_is_refused_before_trai
 
 
 def test_resume_and_overwrite_together_are_refused(tmp_path, tiny_data):
-    with pytest.raises(ConfigError, match="contradict"):
+    with pytest.raises(ConfigError, match="contradict each other: resume=True continues .* overwrite=True deletes"):
         fit(tmp_path, tiny_data, resume=True, overwrite=True)
 
 
 def test_an_output_path_that_is_a_file_or_unwritable_is_refused_before_training(tmp_path, tiny_data, monkeypatch):
     file = tmp_path / "file"
     file.write_text("x")
-    with pytest.raises(ConfigError, match="is an existing file"):
+    with pytest.raises(ConfigError, match="^output_dir .*file is an existing file"):  # train()'s name for it
         fit(file, tiny_data)
     with pytest.raises(ConfigError, match="is a file"):
         check_writable(file / "run")
@@ -161,7 +162,7 @@ def test_the_last_step_is_checkpointed_and_resuming_further_equals_one_longer_ru
 
 def test_resume_never_moves_a_run_backwards(tmp_path, tiny_data):
     fit(tmp_path, tiny_data, steps=6)
-    with pytest.raises(ConfigError, match=r"already at step 6.*never moves backwards.*--steps N for an N above 6"):
+    with pytest.raises(ConfigError, match=r"already at step 6.*never moves backwards.*resume=True and steps=N for an N above 6"):
         fit(tmp_path, tiny_data, steps=3, resume=True)
     assert steps_of(tmp_path) == ["step-0000003", "step-0000006"]
 
@@ -170,7 +171,7 @@ def test_resume_never_moves_a_run_backwards(tmp_path, tiny_data):
     ({"classes": 4}, r"the class names is \[.*\] there but \[.*\] now"),
     ({"seed": 7}, r"the data's fingerprint is '[0-9a-f]{12}\.\.\.' there but '[0-9a-f]{12}\.\.\.' now"),
     ({"loss": "bce"}, r"loss is 'hinge' there but 'bce' now\. Nothing was changed\. To resume, rerun with "
-                      r"--set loss=hinge.*--overwrite"),
+                      r"--set loss=hinge.*overwrite=True or another output_dir"),
     ({"batch_size": 4}, r"batch_size is 8 there but 4 now.*--batch-size 8"),
     ({"family": "aae"}, r"the model family is 'cgan' there but 'aae' now.*rerun with --family cgan "
                         r"\(in Python augmentgen\.train\('cgan', \.\.\.\)\)"),
@@ -207,7 +208,7 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, ti
 def test_every_checkpoint_damaged_is_a_clear_error(tmp_path, tiny_data):
     fit(tmp_path, tiny_data, steps=3, keep_checkpoints=1)
     (tmp_path / "checkpoints" / "step-0000003" / "run.json").write_text("{not json")
-    with pytest.raises(CheckpointError, match=r"no checkpoint .* can be loaded.*run.json is unreadable.*--overwrite"):
+    with pytest.raises(CheckpointError, match=r"no checkpoint .* can be loaded.*run.json is unreadable.*overwrite=True or another output_dir"):
         fit(tmp_path, tiny_data, steps=6, resume=True)
 
 
@@ -215,7 +216,7 @@ def test_resume_after_a_kill_during_the_first_checkpoint_starts_a_new_run(tmp_pa
     partial = tmp_path / "checkpoints" / ".tmp-step-0000003"
     partial.mkdir(parents=True)
     (partial / "model.safetensors").write_bytes(b"half")
-    with pytest.raises(CheckpointError, match="--resume"):  # not silently trained over without a flag
+    with pytest.raises(CheckpointError, match="resume=True"):  # not silently trained over without a flag
         fit(tmp_path, tiny_data)
     with pytest.warns(UserWarning, match=r"no complete checkpoint.*Removed the partial .tmp-step-0000003 and "
                                          r"started a new run"):
@@ -244,7 +245,7 @@ def test_resume_behind_a_newer_model_is_refused(tmp_path, tiny_data):
     assert steps_of(tmp_path) == ["step-0000003"]
     before = (tmp_path / "model.safetensors").read_bytes()
     with pytest.raises(CheckpointError, match=r"holds a model trained to step 6, but its newest checkpoint is step 3"
-                                              r".*Nothing was changed.*--init-from"):
+                                              r".*Nothing was changed.*init_from='.*' with another output_dir"):
         fit(tmp_path, tiny_data, steps=9, resume=True)
     assert (tmp_path / "model.safetensors").read_bytes() == before
 
