@@ -46,12 +46,12 @@ def write_pool_file(path: str | os.PathLike, tensors: dict[str, torch.Tensor], m
                           f"pass a .safetensors path like {path.with_suffix('.safetensors')}")
     check_creatable(path)
     if path.exists() or path.is_symlink():
+        if saved_format(path) != POOL_FORMAT:  # with or without overwrite: never suggest what would be refused
+            raise DataError(f"{path} is not a bank that pool.save() wrote, so overwrite=True will not replace "
+                            "it; nothing was changed. Choose another file name, or remove it yourself")
         if not overwrite:
             raise DataError(f"{path} already exists; nothing was changed. Choose another file name, or pass "
                             "overwrite=True to replace the bank it holds")
-        if saved_format(path) != POOL_FORMAT:
-            raise DataError(f"{path} is not a bank that pool.save() wrote, so overwrite=True will not replace "
-                            "it; nothing was changed. Choose another file name, or remove it yourself")
     atomic_write_bytes(path, save_tensors(tensors, metadata={"format": POOL_FORMAT, **metadata}))
     return path
 

@@ -507,6 +507,8 @@ def test_save_refuses_a_path_that_is_not_a_bank(tmp_path):
     save_file({"weight": torch.ones(2)}, weights)
     with pytest.raises(DataError, match="is not a bank that pool.save\\(\\) wrote, so overwrite=True will not replace"):
         pool.save(weights, overwrite=True)  # a mistyped path onto a model's weights
+    with pytest.raises(DataError, match="is not a bank that pool.save"):  # not "pass overwrite=True" first
+        pool.save(weights)
     assert weights.read_bytes() == save_bytes_of({"weight": torch.ones(2)})
     with pytest.raises(ConfigError, match=r"is a folder, but pool.save writes one file; pass a file path like"):
         pool.save(tmp_path)
