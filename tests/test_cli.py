@@ -7,6 +7,7 @@ import warnings
 import pytest
 
 from augmentgen.cli import main
+from augmentgen.errors import CheckpointError, ConfigError
 from augmentgen.hub import load_generator
 
 
@@ -612,6 +613,28 @@ def test_named_as_flags_renames_only_the_names_the_user_set():
     assert raised("stepsize must be positive", {"steps": "--steps"}) == "stepsize must be positive"
     assert raised("pass overwrite=True to replace it", {}, {"overwrite=True": "--overwrite"}) == \
         "pass --overwrite to replace it"
+
+
+def test_the_run_folder_refusals_read_in_the_train_commands_flags(tmp_path):
+    """train() names its arguments; `augmentgen train` maps each phrase of the run folder's refusals."""
+    from augmentgen.cli.checks import named_as_flags
+    from augmentgen.cli.train import RUN_FOLDER_FLAGS
+    from augmentgen.training.run_folder import check_run_folder
+
+    def refusal(out, leading=None, **options):
+        with pytest.raises((ConfigError, CheckpointError)) as info, named_as_flags(leading or {}, RUN_FOLDER_FLAGS):
+            check_run_folder(out, steps=2, **{"resume": False, "overwrite": False, **options})
+        return str(info.value)
+
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    assert refusal(tmp_path).endswith("Pass --overwrite to start over, clearing that folder's previous outputs, "
+                                      "--resume to continue its run, or choose another --out")
+    assert "without --resume to start a new run, adding --overwrite" in refusal(tmp_path, resume=True)
+    assert "trained without checkpoints (--checkpoint-every 0)" in refusal(tmp_path, resume=True)
+    assert "contradict each other: --resume continues" in refusal(tmp_path, resume=True, overwrite=True)
+    assert refusal(tmp_path / "model.safetensors" / "run", {"output_dir": "--out"}).startswith("--out ")
+    for text in (refusal(tmp_path), refusal(tmp_path, resume=True)):
+        assert "=True" not in text and "output_dir" not in text and "checkpoint_every" not in text
 
 
 def test_eval_summary_says_when_no_ratio_mixes_synthetic_rows():

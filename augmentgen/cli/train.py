@@ -16,7 +16,7 @@ from .checks import _check_counts, _note_renamed_options, named_as_flags
 RUN_FOLDER_FLAGS = {"resume=True and steps=N": "--resume --steps N", "overwrite=True": "--overwrite",
                     "resume=True": "--resume", "another output_dir": "another --out", "(output_dir ": "(--out ",
                     "init_from=": "--init-from ", "as init_from": "to --init-from",
-                    "pass log_with=None": "drop --log-with"}
+                    "pass log_with=None": "drop --log-with", "checkpoint_every=0": "--checkpoint-every 0"}
 
 
 def _train(args) -> int:
