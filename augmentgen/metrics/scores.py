@@ -527,10 +527,11 @@ def _bank_store(bank_folder, generator: ConditionalGenerator, bank_per_image: in
     check_path(bank_folder, "bank_folder", kind="a folder path or None", empty="would keep banks loose in the "
                "current folder", example="a folder for them, such as 'eval.banks', or None to keep none")
     # Refused now, not once a bank (an hour of a ddpm's sampling on a CPU) has been filled.
-    if Path(bank_folder).expanduser().exists() and not Path(bank_folder).expanduser().is_dir():
+    folder = Path(bank_folder).expanduser()
+    if folder.exists() and not folder.is_dir():
         raise ConfigError(f"bank_folder {bank_folder} is a file, not a folder; pass a folder path (the banks go "
                           "into it), or None to keep none")
-    check_creatable(Path(bank_folder).expanduser())
+    check_creatable(folder)
     from .bank_store import BankStore
 
     return BankStore(bank_folder, generator)
