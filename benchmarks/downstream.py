@@ -73,6 +73,7 @@ import fcntl
 import json
 import re
 import shlex
+import shutil
 import statistics
 import sys
 import tempfile
@@ -80,7 +81,15 @@ import time
 from pathlib import Path
 
 import torch
-from generator_cache import bank_key, cached_bank, cached_generator, cell_name, data_sha256, entry_key
+from generator_cache import (
+    bank_key,
+    cached_bank,
+    cached_generator,
+    cell_name,
+    data_sha256,
+    entry_key,
+    training_dir,
+)
 from harness import RESULTS, cpu_identity, git_commit, machine, write_json
 from protocol import CELLS, SELECTION_FOLDS, Cell, draw_cell, load_split
 from validation_journal import ValidationJournal
@@ -122,6 +131,7 @@ from augmentgen.mixing import (
 from augmentgen.models import build_config
 from augmentgen.models.encoder import EncoderGenerator
 from augmentgen.training import Trainer, TrainingConfig
+from augmentgen.training.checkpoint import checkpoint_dirs, checkpoint_step
 
 PROTOCOL_VERSION = 3
 VARIATION_MODES = ("vary", "interpolate", "extrapolate")
@@ -507,14 +517,17 @@ class Arms:
         if key in self.generators and provenance is not None:
             provenance["generator_shared"] = True
         if key not in self.generators:
+            cache_key = entry_key(family, options or {}, self.gen_steps, self.seed, self.cell.subset,
+                                  train_fn=train_generator)
+
             def train():
                 t0, trained = time.perf_counter(), {}
                 generator = train_generator(family, self.cell.subset, steps=self.gen_steps, seed=self.seed,
-                                            options=options, provenance=trained)
-                return generator, round(time.perf_counter() - t0, 1), trained
+                                            options=options, provenance=trained,
+                                            run_dir=training_dir(cache_key) if self.generator_cache else None)
+                # A training resumed after a kill took its earlier parts too: the trainer's clock counts them.
+                return generator, trained.get("loop_seconds", round(time.perf_counter() - t0, 1)), trained
 
-            cache_key = entry_key(family, options or {}, self.gen_steps, self.seed, self.cell.subset,
-                                  train_fn=train_generator)
             self.generators[key] = cached_generator(cache_key, train, enabled=self.generator_cache,
                                                     cell=cell_name(self.cell.dataset, self.cell.budget))
             self.generator_keys[id(self.generators[key][0])] = cache_key
@@ -733,21 +746,39 @@ def _candidate_label(candidate: tuple[dict | None, str]) -> str:
 
 
 def train_generator(family: str, data, *, steps: int, seed: int, options: dict | None = None,
-                    provenance: dict | None = None):
+                    provenance: dict | None = None, run_dir: Path | None = None):
     """The protocol's generator: ``family`` (its config with ``options`` applied; the
     ``TRANSFER_FIELDS`` among them start it from a pretrained generator) trained on ``data``
-    only, batch 64, seeded, no checkpoints or sample grids, in eval mode. ``provenance``, when
-    given, receives ``init_source``: the pretrained weights' id, sha256 and what was copied."""
+    only, batch 64, seeded, no sample grids, in eval mode. ``provenance``, when given, receives
+    ``init_source``: the pretrained weights' id, sha256 and what was copied.
+
+    With ``run_dir`` (a folder of this training's own, ``generator_cache.training_dir``) it
+    checkpoints there every twentieth of its steps and resumes from the newest checkpoint a
+    killed lane left, so a kill loses at most that much of an hour's ``ddpm``; resuming is exact,
+    so the weights are an uninterrupted run's. ``provenance`` then receives ``resumed_at_step``
+    and ``loop_seconds`` (the trainer's clock over every part), and the folder is removed once
+    the model is trained. Without it, no checkpoints, in a temporary folder."""
     options = options or {}
     transfer = {k: v for k, v in options.items() if k in TRANSFER_FIELDS}
     model = {k: v for k, v in options.items() if k not in TRANSFER_FIELDS}
     config = build_config(family, **model, num_classes=data.num_classes, class_names=data.class_names,
                           image_size=data.image_shape[1], in_channels=data.image_shape[0])
-    training = TrainingConfig(steps=steps, batch_size=64, seed=seed, checkpoint_every=0,
+    training = TrainingConfig(steps=steps, batch_size=64, seed=seed,
+                              checkpoint_every=0 if run_dir is None else max(1, steps // 20),
                               sample_every=0, log_every=max(1, steps // 10), **transfer)
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(config, training, tmp)
-        generator = trainer.fit(data).eval()
+    if run_dir is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer = Trainer(config, training, tmp)
+            generator = trainer.fit(data).eval()
+    else:
+        done = checkpoint_dirs(run_dir)
+        trainer = Trainer(config, training, run_dir)
+        # A kill before the first checkpoint leaves only a start: that is cleared and trained anew.
+        generator = trainer.fit(data, resume=bool(done), overwrite=not done).eval()
+        if provenance is not None and done:
+            provenance.update(resumed_at_step=checkpoint_step(done[-1]),
+                              loop_seconds=round(trainer.progress.train_seconds, 1))
+        shutil.rmtree(run_dir)
     if provenance is not None and trainer.init_source is not None:
         provenance["init_source"] = {k: trainer.init_source[k] for k in
                                      ("id", "sha256", "same_classes", "copied", "reinitialised", "skipped", "frozen")}

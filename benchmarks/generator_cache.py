@@ -24,6 +24,10 @@ Lanes in worktrees point ``$AUGMENTGEN_BENCH_CAMPAIGN`` at main's checkout, so w
 ready to commit there. Both folders are read; ``--no-generator-cache`` turns the cache off.
 Entries are written atomically (``save_generator``, then ``entry.json`` last).
 
+A training under way checkpoints in the user cache (``training_dir``: every twentieth of its
+steps, by the key's name), and a lane killed mid-training resumes from there when the machine
+kept its cache: the trainer resumes exactly, so the generator is the uninterrupted one.
+
 A bank of free samples is kept the same way (``cached_bank``, under ``banks/`` of either folder):
 a ``ddpm``'s bank for the long-tailed cell (5,000 images) takes over half an hour to sample here,
 and a lane killed before its seed is done used to sample it again. It is found again by its
@@ -84,6 +88,14 @@ def campaign_dir() -> Path:
     """The campaign folder, committed with the results: validation scores and the generators slow
     to train again (``$AUGMENTGEN_BENCH_CAMPAIGN``, default ``benchmarks/campaign``)."""
     return Path(os.environ.get("AUGMENTGEN_BENCH_CAMPAIGN", BENCHMARKS / "campaign"))
+
+
+def training_dir(key: dict) -> Path:
+    """Where the training of the generator of ``key`` checkpoints while it runs (the user
+    cache's ``training/``), so a lane killed mid-training resumes it (``downstream.train_generator``
+    removes the folder once the model is trained). Named by the whole key, so other code, data or
+    options never resume it; a folder left by code since changed is never read again."""
+    return cache_dir() / "training" / key_name(key)
 
 
 def files_sha256(files, root: Path, *, prefix: bytes = b"") -> str:

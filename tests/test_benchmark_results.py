@@ -569,6 +569,64 @@ def test_a_cached_generator_is_the_trained_one_and_is_found_only_by_its_whole_ke
     assert len(trained) == 5
 
 
+class _Killed(BaseException):
+    """The lane's process dies here (a session's stop: no Ctrl-C, so no checkpoint of its own)."""
+
+
+def test_a_generator_training_killed_midway_resumes_from_its_checkpoint_to_the_same_weights(tmp_path, monkeypatch):
+    """An hour's ddpm killed at a session's stop used to start again from step 0: with a run
+    folder it checkpoints every twentieth of its steps and the next lane resumes, to the weights
+    an uninterrupted training makes."""
+    import generator_cache
+
+    from augmentgen.families.gan import GANStep
+    from tests.conftest import make_images
+
+    monkeypatch.setenv("AUGMENTGEN_BENCH_CACHE", str(tmp_path / "cache"))
+    data = make_images(n_per_class=4, num_classes=3)
+    options = {"generator_width": 8, "discriminator_width": 8, "latent_dim": 8}
+    straight = downstream.train_generator("cgan", data, steps=40, seed=0, options=options)
+    key = generator_cache.entry_key("cgan", options, 40, 0, data, train_fn=downstream.train_generator)
+    run_dir = generator_cache.training_dir(key)
+    assert run_dir.parent == tmp_path / "cache" / "training" and run_dir.name == generator_cache.key_name(key)
+
+    original = GANStep.__call__
+
+    def killed_at(step):
+        calls = {"n": 0}
+
+        def train_step(self, *args):
+            calls["n"] += 1
+            if calls["n"] == step:
+                raise _Killed
+            return original(self, *args)
+        return train_step
+
+    monkeypatch.setattr(GANStep, "__call__", killed_at(1))  # before its first checkpoint: a start, trained anew
+    with pytest.raises(_Killed):
+        downstream.train_generator("cgan", data, steps=40, seed=0, options=options, run_dir=run_dir)
+    assert run_dir.is_dir() and not (run_dir / "checkpoints").exists()
+    monkeypatch.setattr(GANStep, "__call__", killed_at(7))
+    with pytest.raises(_Killed):
+        downstream.train_generator("cgan", data, steps=40, seed=0, options=options, run_dir=run_dir)
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step-0000004", "step-0000006"]
+    resumed_steps = {"n": 0}
+
+    def counted(self, *args):
+        resumed_steps["n"] += 1
+        return original(self, *args)
+
+    monkeypatch.setattr(GANStep, "__call__", counted)
+    provenance = {}
+    resumed = downstream.train_generator("cgan", data, steps=40, seed=0, options=options, provenance=provenance,
+                                         run_dir=run_dir)
+    assert provenance["resumed_at_step"] == 6 and provenance["loop_seconds"] > 0
+    assert resumed_steps["n"] == 34  # from the checkpoint of step 6 on: none of its steps trained again
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert not run_dir.exists()  # trained: its checkpoints go
+
+
 def test_a_generator_slow_to_train_is_kept_in_the_committed_campaign_folder(tmp_path, monkeypatch):
     """The machine starts empty every session, so a generator that took an hour (a long-tailed
     ddpm) is kept where the repository holds it and read back from there in the next session;
