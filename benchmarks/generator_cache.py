@@ -14,8 +14,8 @@ and a change to one (a clearer refusal) would otherwise discard every generator 
 Training is seeded, so a generator read back is the one training would make again; an arm that
 used one records ``generator_cache`` (the commit it was trained at and its training seconds).
 
-Two folders hold entries. This machine starts empty every session: only what the repository
-holds survives a session's end, so a generator that took at least ``KEEP_IN_CAMPAIGN_SECONDS`` to
+Two folders hold entries. This machine may start a session empty: only what the repository
+holds is sure to survive a session's end, so a generator that took at least ``KEEP_IN_CAMPAIGN_SECONDS`` to
 train (a ``ddpm`` of 5000 steps: 80 minutes; 2.5 MB of weights) is kept in the campaign folder
 (``benchmarks/campaign/generators``, ``$AUGMENTGEN_BENCH_CAMPAIGN`` to move it), which is
 committed with the seeds' results, and the quick ones (a ``cgan`` of 600 steps: 4 minutes) in the
@@ -25,7 +25,7 @@ ready to commit there. Both folders are read; ``--no-generator-cache`` turns the
 Entries are written atomically (``save_generator``, then ``entry.json`` last).
 
 A training under way checkpoints in the user cache (``training_dir``: every twentieth of its
-steps, by the key's name), and a lane killed mid-training resumes from there when the machine
+steps, by the key's name), and a lane killed mid-training resumes from there where the machine
 kept its cache: the trainer resumes exactly, so the generator is the uninterrupted one.
 
 A bank of free samples is kept the same way (``cached_bank``, under ``banks/`` of either folder):
