@@ -9,7 +9,8 @@ writing it, so that a later writer can remove the scratch folders of killed proc
 those (:func:`stale_owned_dirs`). A file's temporary name names its writer the same way, so that a
 resuming job can remove the temporaries a kill left (:func:`remove_dead_temporaries`). A path
 that can never be created (a file where a folder above it should be) is refused before the long
-work whose result would go there (:func:`check_creatable`).
+work whose result would go there (:func:`check_creatable`), and a folder that cannot be
+written before the work that fills it (:func:`check_writable`).
 """
 
 from __future__ import annotations
@@ -87,6 +88,30 @@ def check_creatable(out: str | os.PathLike) -> None:
                 raise ConfigError(f"{out} cannot be created: {parent} is a file, not a folder; choose "
                                   "another path")
             return
+
+
+def check_writable(path: str | os.PathLike, what: str = "output_dir", *, fix: str = "choose a folder path") -> None:
+    """Refuse ``path`` as an output folder when it is a file or cannot be created or written,
+    before any work (``what`` names it as its caller does; ``fix`` says what to pass instead)."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{what} {path} is an existing file, not a folder; {fix}")
+    existing = path
+    while not existing.exists():
+        if existing.is_symlink():  # a dangling link: mkdir would fail on it after the work
+            raise ConfigError(f"{what} {path} cannot be created: {existing} is a symbolic link to "
+                              f"{os.readlink(existing)}, which does not exist; create that folder, or choose "
+                              "another folder path")
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{what} {path} cannot be created: {existing} is a file; choose another folder path")
+    try:  # os.access trusts permission bits only: a read-only filesystem or root's view needs a real write
+        fd, probe = tempfile.mkstemp(prefix=".augmentgen-write-test-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} is not writable: {exc.strerror or exc} (in {existing}); "
+                          "choose a folder you can write to") from exc
 
 
 @contextmanager

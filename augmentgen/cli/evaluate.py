@@ -132,10 +132,10 @@ def _report_folder(args) -> Path:
 def _check_eval_arguments(args) -> tuple[Path, dict]:
     """Every check that needs no model or data: the report folder, and the choice's options for
     :func:`~augmentgen.metrics.report.evaluate_generator`."""
+    from .._io import check_writable
     from .._seeds import check_seed
     from ..api import check_data_path, check_output_outside_data
     from ..data.sources import BUILTIN_DATASETS
-    from ..training.run_folder import check_writable
 
     _note_renamed_options(args)
     choice = dict(candidate_ratios=_ratios(args.ratios),

@@ -26,7 +26,6 @@ import numbers
 import os
 import warnings
 from collections.abc import Collection, Mapping, Sequence
-from pathlib import Path
 
 import torch
 
@@ -34,7 +33,7 @@ from .._config import check_flag, check_path
 from .._deprecation import renamed_argument
 from .._devices import check_device
 from .._images import to_uint8
-from .._io import check_creatable
+from .._io import check_writable
 from .._seeds import check_seed
 from ..data.labelled import LabelledImages, warn_if_class_names_differ
 from ..errors import ConfigError, DataError
@@ -527,11 +526,7 @@ def _bank_store(bank_folder, generator: ConditionalGenerator, bank_per_image: in
     check_path(bank_folder, "bank_folder", kind="a folder path or None", empty="would keep banks loose in the "
                "current folder", example="a folder for them, such as 'eval.banks', or None to keep none")
     # Refused now, not once a bank (an hour of a ddpm's sampling on a CPU) has been filled.
-    folder = Path(bank_folder).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"bank_folder {bank_folder} is a file, not a folder; pass a folder path (the banks go "
-                          "into it), or None to keep none")
-    check_creatable(folder)
+    check_writable(bank_folder, "bank_folder", fix="pass a folder path (the banks go into it), or None to keep none")
     from .bank_store import BankStore
 
     return BankStore(bank_folder, generator)

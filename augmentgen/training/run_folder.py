@@ -24,7 +24,6 @@ import os
 import shlex
 import shutil
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .._config import check_flag
-from .._io import remove_dead_temporaries
+from .._io import check_writable, remove_dead_temporaries
 from ..data.labelled import LabelledImages
 from ..errors import CheckpointError, ConfigError, DataError
 from ..models.base import GeneratorConfig
@@ -49,29 +48,6 @@ RESUME_FIELDS = ("seed", "batch_size", "ema_decay", "init_from", "freeze_discrim
 #: Model config fields that come from the data; the data check reports them.
 _DATA_FIELDS = ("num_classes", "class_names", "in_channels", "image_size")
 _START_OVER = "to start a new run pass overwrite=True or another output_dir"
-
-
-def check_writable(path: str | os.PathLike, what: str = "output_dir") -> None:
-    """Refuse ``path`` as an output folder when it is a file or cannot be written, before any work."""
-    path = Path(path).expanduser()
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{what} {path} is an existing file, not a folder; choose a folder path")
-    existing = path
-    while not existing.exists():
-        if existing.is_symlink():  # a dangling link: mkdir would fail on it after the data loaded
-            raise ConfigError(f"{what} {path} cannot be created: {existing} is a symbolic link to "
-                              f"{os.readlink(existing)}, which does not exist; create that folder, or choose "
-                              "another folder path")
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ConfigError(f"{what} {path} cannot be created: {existing} is a file; choose another folder path")
-    try:  # os.access trusts permission bits only: a read-only filesystem or root's view needs a real write
-        fd, probe = tempfile.mkstemp(prefix=".augmentgen-write-test-", dir=existing)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ConfigError(f"{what} {path} is not writable: {exc.strerror or exc} (in {existing}); "
-                          "choose a folder you can write to") from exc
 
 
 def check_run_folder(output_dir: str | os.PathLike, *, resume: bool, overwrite: bool, steps: int,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -445,10 +446,17 @@ def test_a_bank_folder_keeps_the_banks_and_a_later_call_reads_them_instead_of_sa
                                           "got the int 3"):
         downstream_gain(generator, train, test, **{**options, "bank_folder": 3})
     (tmp_path / "notes").write_text("mine")
-    with pytest.raises(ConfigError, match="bank_folder .*notes is a file, not a folder; pass a folder path"):
+    with pytest.raises(ConfigError, match="bank_folder .*notes is an existing file, not a folder; pass a folder path"):
         downstream_gain(generator, train, test, **{**options, "bank_folder": tmp_path / "notes"})
-    with pytest.raises(ConfigError, match="notes is a file, not a folder; choose another path"):
+    with pytest.raises(ConfigError, match="banks cannot be created: .*notes is a file; choose another folder path"):
         downstream_gain(generator, train, test, **{**options, "bank_folder": tmp_path / "notes" / "banks"})
+
+    def read_only(*args, **kwargs):  # root ignores permission bits: a read-only filesystem
+        raise OSError(30, os.strerror(30))
+
+    monkeypatch.setattr("augmentgen._io.tempfile.mkstemp", read_only)
+    with pytest.raises(ConfigError, match="bank_folder .*banks is not writable: Read-only file system"):
+        downstream_gain(generator, train, test, **options)
     assert calls == []  # refused before any bank was filled
 
 

@@ -14,12 +14,13 @@ import pytest
 import torch
 
 from augmentgen import _io
+from augmentgen._io import check_writable
 from augmentgen.errors import CheckpointError, ConfigError, DataError
 from augmentgen.families.gan import GANStep
 from augmentgen.hub import load_generator
 from augmentgen.models import build_config
 from augmentgen.training import Trainer, TrainingConfig, TrainingInterrupted
-from augmentgen.training.run_folder import check_writable, default_command
+from augmentgen.training.run_folder import default_command
 from tests.conftest import TINY_GAN, make_images, sigint_not_ignored
 
 
@@ -131,7 +132,7 @@ def test_an_output_path_that_is_a_file_or_unwritable_is_refused_before_training(
     def read_only(*args, **kwargs):  # root ignores permission bits: simulate a read-only filesystem
         raise OSError(30, os.strerror(30))
 
-    monkeypatch.setattr("augmentgen.training.run_folder.tempfile.mkstemp", read_only)
+    monkeypatch.setattr("augmentgen._io.tempfile.mkstemp", read_only)
     monkeypatch.setattr(GANStep, "__call__", lambda *a: pytest.fail("trained despite an unwritable --out"))
     with pytest.raises(ConfigError, match="not writable: Read-only file system"):
         fit(tmp_path / "run", tiny_data)
