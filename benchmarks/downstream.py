@@ -71,6 +71,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import math
 import re
 import shlex
 import shutil
@@ -146,6 +147,10 @@ PROTOCOL_DEFAULTS = {"selection_folds": 1}
 METHODS = ("plain", "filter", "soft", "weighted")
 #: The methods that need a teacher (B's classifier); ``weighted`` is a loss weight, no teacher.
 TEACHER_METHODS = ("filter", "soft")
+#: How closely a generator trained again must reproduce an arm's recorded pixel diversity and
+#: novelty for ``--validate-measured`` to take it for the measured one (the same weights give the
+#: same figures up to float rounding).
+SAME_ROWS_REL_TOL = 1e-4
 #: Config fields a source's options may not set: the cell sets them (its classes and image shape).
 CELL_FIELDS = ("num_classes", "class_names", "image_size", "in_channels")
 #: Training fields a source's options may set besides the family's config: fine-tuning from a
@@ -652,16 +657,38 @@ class Arms:
                 "coverage": self.row_coverage(generator, setting, teacher if method == "filter" else None),
                 "seconds": round(time.perf_counter() - t0, 1)}
 
-    def added_validation(self, spec: str, best: str, provenance: dict) -> dict:
+    def added_validation(self, spec: str, best: str, provenance: dict, measured: dict) -> dict:
         """The validation record of an arm measured without one (a lone ``@bank`` candidate, before
         its bank could be cut per fold): its candidate's scores and which validation images it and B
         got right, as ``source_arm`` records them, and ``validation_added`` (``provenance`` and the
-        seconds). Its test figures stay as measured: nothing here reads the test set."""
+        seconds). Its test figures stay as measured: nothing here reads the test set.
+
+        Only for the generator ``measured`` (the arm's record) was made with: one trained again from
+        other code or on another CPU may make other rows, whose validation would be paired with test
+        figures they did not make. Where its rows' pixel diversity and novelty differ from the
+        recorded ones (``same_rows``), nothing is validated: ``validation_refused`` says why."""
         t0 = time.perf_counter()
         family, kind, bank, options, methods = parse_source(spec)
         generator, _ = self.train_generator(family, options)
+        differs = self.same_rows(generator, bank, measured.get("coverage"))
+        if differs is not None:
+            return {"validation_refused": {**provenance, "reason": differs}}
         _, choice = self.choose(spec, generator, kind, bank, best, methods)
         return {**choice, "validation_added": {**provenance, "seconds": round(time.perf_counter() - t0, 1)}}
+
+    def same_rows(self, generator, bank: bool, recorded: dict | None) -> str | None:
+        """None where ``generator``'s plain rows (its bank's head for an ``@bank`` arm) have the
+        pixel diversity and novelty ``recorded`` (to ``SAME_ROWS_REL_TOL``): the generator an arm
+        was measured with; else why not."""
+        if not recorded or "diversity_pixels" not in recorded:
+            return "the arm recorded no coverage of its rows to check the generator trained now against"
+        if bank:
+            self.free_bank(generator)
+        now = self.row_coverage(generator, None, cas=False)
+        differ = [f"{name} {now[name]:.6f} where the arm's rows had {recorded[name]:.6f}"
+                  for name in ("diversity_pixels", "novelty_pixels")
+                  if not math.isclose(now[name], recorded[name], rel_tol=SAME_ROWS_REL_TOL)]
+        return None if not differ else "the generator trained now makes other rows: " + ", ".join(differ)
 
     def choice_record(self, kind: str, chosen, candidates: list, selection: list | None, methods: list[str]) -> dict:
         """What an arm records of its choice: the variation ``mode`` (and ``strength``), the
@@ -678,8 +705,8 @@ class Arms:
             record[name] = {_candidate_label(c): v for c, v in zip(candidates, selection)}
         return record
 
-    def row_coverage(self, generator, candidate: dict | None, teacher=None, rows_per_class: int = 100
-                     ) -> dict | None:
+    def row_coverage(self, generator, candidate: dict | None, teacher=None, rows_per_class: int = 100, *,
+                     cas: bool = True) -> dict | None:
         """Pixel-space diversity and novelty ratios of the arm's rows (medians over classes):
         free samples (kept by ``teacher``'s filter where the arm filters; an ``@bank`` arm's are
         the head of its bank, which an arm draws from, so a slow sampler samples nothing more), or
@@ -716,9 +743,12 @@ class Arms:
         novelty = novelty_ratio(rows, labels, subset.images, subset.labels, held.images, held.labels, **common)
         # CAS: the protocol's classifier trained on these rows alone, accuracy on the held-out images
         # (the training split's, never the test set's): whether the rows teach their classes.
-        cas = evaluate_accuracy(self.train(LabelledImages(rows, labels, subset.class_names)), held)
-        return {"diversity_pixels": diversity["median"], "novelty_pixels": novelty["median"],
-                "cas_heldout": cas, "rows_per_class": bank.per_class, "space": "pixels"}
+        coverage = {"diversity_pixels": diversity["median"], "novelty_pixels": novelty["median"],
+                    "rows_per_class": bank.per_class, "space": "pixels"}
+        if cas:
+            coverage["cas_heldout"] = evaluate_accuracy(self.train(LabelledImages(rows, labels, subset.class_names)),
+                                                        held)
+        return coverage
 
 
 def images_right(model, data) -> str:
@@ -1004,7 +1034,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--validate-measured", action="store_true",
                    help="for the --sources arms the file already holds without a validation score (a lone @bank "
                         "candidate measured before 2026-12-07), run their validation and add it, with B's images "
-                        "for the guard; their test figures stay as measured")
+                        "for the guard; their test figures stay as measured. Only where the generator trained now "
+                        "makes the rows the arm recorded (pixel diversity and novelty): else the arm records "
+                        "validation_refused and why")
     p.add_argument("--no-validation-journal", action="store_true",
                    help="train every validation run of an arm, never reading the scores a killed run of the same code, "
                         "subset, seed and settings kept (validation_journal.py)")
@@ -1108,10 +1140,14 @@ def run_seed(file: ResultsFile, arms: Arms, args, provenance: dict) -> None:
         if key == "t" and ("t" in now or not any(a.get("method") == "soft" for a in now.values())):
             continue
         if key in row["arms"]:
-            if getattr(args, "validate_measured", False) and ":" in key and not has_validation(row["arms"][key]):
-                added = arms.added_validation(key, best, provenance)
-                file.put_cell(seed, key, {**row["arms"][key], **added})
-                print(f"seed {seed} {key}: validation added ({added['validation_added']['seconds']} s)", flush=True)
+            measured = row["arms"][key]
+            if (getattr(args, "validate_measured", False) and ":" in key and not has_validation(measured)
+                    and "validation_refused" not in measured):
+                added = arms.added_validation(key, best, provenance, measured)
+                file.put_cell(seed, key, {**measured, **added})
+                said = (f"validation added ({added['validation_added']['seconds']} s)" if "validation_added" in added
+                        else f"no validation added: {added['validation_refused']['reason']}")
+                print(f"seed {seed} {key}: {said}", flush=True)
             continue
         if ":" in key:
             check_arm_settings(file, key, {"gen_steps": args.gen_steps, "bank_per_image": args.bank_per_image})

@@ -50,7 +50,8 @@ def merge(source: Path, target: Path) -> list[str]:
                 added.append(f"seed {seed} {key}: {arm.get('acc')}")
             elif adds_validation(ours["arms"][key], arm):
                 file.put_cell(seed, key, arm, save=False)
-                added.append(f"seed {seed} {key}: its validation (downstream.py --validate-measured)")
+                what = "why no validation could be added" if "validation_refused" in arm else "its validation"
+                added.append(f"seed {seed} {key}: {what} (downstream.py --validate-measured)")
             elif ours["arms"][key].get("acc") != arm.get("acc"):
                 differing.append(f"seed {seed} {key}: kept {ours['arms'][key].get('acc')}, theirs {arm.get('acc')}")
     for command in theirs.get("commands", []):
@@ -66,10 +67,11 @@ def merge(source: Path, target: Path) -> list[str]:
 
 
 def adds_validation(ours: dict, theirs: dict) -> bool:
-    """Whether THEIRS is OURS plus the validation ``downstream.py --validate-measured`` added to it:
-    every field of ours unchanged, and a validation score ours lacks."""
-    return not has_validation(ours) and has_validation(theirs) and all(
-        k in theirs and theirs[k] == v for k, v in ours.items())
+    """Whether THEIRS is OURS plus what ``downstream.py --validate-measured`` added to it: every
+    field of ours unchanged, and a validation score ours lacks, or why none could be added
+    (``validation_refused``: the generator trained again was not the measured one)."""
+    settled = lambda arm: has_validation(arm) or "validation_refused" in arm  # noqa: E731
+    return not settled(ours) and settled(theirs) and all(k in theirs and theirs[k] == v for k, v in ours.items())
 
 
 def main() -> None:

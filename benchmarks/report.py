@@ -682,20 +682,30 @@ def downstream_v3_validation_to_add(files: dict[str, dict]) -> str:
     which ``downstream.py --validate-measured`` adds without touching their test figures."""
     from downstream import has_validation
 
-    rows = []
+    rows, refused = [], []
     for name, d in files.items():
         for key in v3_synthetic_keys(d):
-            lacking = [r["seed"] for r in d.get("per_seed", [])
-                       if key in r.get("arms", {}) and not has_validation(r["arms"][key])]
+            arms = [(r["seed"], r["arms"][key]) for r in d.get("per_seed", []) if key in r.get("arms", {})]
+            lacking = [seed for seed, arm in arms if not has_validation(arm) and "validation_refused" not in arm]
             if lacking:
                 rows.append([cell_label(d), v3_arm_name(key), ", ".join(map(str, lacking)), f"`{name}`"])
-    if not rows:
+            refused += [f"{cell_label(d)}, {v3_arm_name(key)}, seed {seed}: {arm['validation_refused']['reason']}"
+                        for seed, arm in arms if "validation_refused" in arm]
+    if not rows and not refused:
         return ""
-    return ("### Validation to add: arms with seeds that recorded no validation score\n\n"
-            + table(["Cell", "Arm", "Seeds without one", "File"], rows)
-            + "\n\nTheir guarded figures (\"mixed where validation beats B\" and under the library's guard) wait for "
-              "these seeds: `downstream.py` with the arm's recorded command and `--validate-measured` adds them, "
-              "validating the arm's candidate on the seed's splits; its test figures stay as measured.")
+    text = "### Validation to add: arms with seeds that recorded no validation score\n\n"
+    if rows:
+        text += (table(["Cell", "Arm", "Seeds without one", "File"], rows)
+                 + "\n\nTheir guarded figures (\"mixed where validation beats B\" and under the library's guard) wait "
+                   "for these seeds: `downstream.py` with the arm's recorded command and `--validate-measured` adds "
+                   "them, validating the arm's candidate on the seed's splits; its test figures stay as measured. It "
+                   "does so only where the generator trained again makes the rows the arm recorded (their pixel "
+                   "diversity and novelty): a validation of other rows says nothing of the measured test figures.")
+    if refused:
+        text += ("\n\n" if rows else "") + ("Validation that cannot be added, the generator trained again not being the "
+                                             "one measured (these seeds have no guarded figure):\n\n"
+                                             + "\n".join(f"- {line}" for line in refused))
+    return text
 
 
 def guard_overview(files: dict[str, dict]) -> str:

@@ -91,6 +91,16 @@ def test_a_merge_takes_the_validation_a_lane_added_to_an_arm_and_nothing_else(tm
     assert merged[1] == _arm(0.72)  # another figure: ours kept, theirs not taken
     assert "added seed 0 ddpm:free@bank: its validation (downstream.py --validate-measured)" in lines
     assert any(line.startswith("differs") and "seed 1" in line for line in lines)
+    # A lane that found its generator was not the measured one: its refusal is merged, so no lane tries again.
+    _write_lane_file(ours, {0: {"a": 0.80, "cgan:free": 0.79}})
+    _write_lane_file(theirs, {0: {"a": 0.80, "cgan:free": 0.79}})
+    lane = json.loads(theirs.read_text())
+    lane["per_seed"][0]["arms"]["cgan:free"]["validation_refused"] = {"reason": "other rows"}
+    theirs.write_text(json.dumps(lane))
+    assert merge_results.merge(theirs, ours) == [
+        "added seed 0 cgan:free: why no validation could be added (downstream.py --validate-measured)"]
+    assert json.loads(ours.read_text())["per_seed"][0]["arms"]["cgan:free"]["validation_refused"] == {
+        "reason": "other rows"}
 
 
 def test_a_merge_restores_the_provenance_a_target_lacks(tmp_path):
@@ -230,6 +240,15 @@ def test_the_report_lists_the_seeds_whose_arm_has_no_validation_score_yet(tmp_pa
     lines = [line for line in text.splitlines() if line.startswith("| ") and "Cell" not in line]
     assert len(lines) == 1 and "`ddpm` free samples, from a bank made once | 0 |" in lines[0], text
     assert "--validate-measured" in text
+    # A seed whose generator trained again was not the measured one: named with why, not "to add".
+    d["per_seed"][0]["arms"]["ddpm:free@bank"]["validation_refused"] = {
+        "git_commit": "new", "reason": "the generator trained now makes other rows: diversity_pixels 0.9 where "
+                                       "the arm's rows had 0.8"}
+    text = report.downstream_v3_validation_to_add({path.name: d})
+    assert not [line for line in text.splitlines() if line.startswith("| ")], text
+    assert ("- fashion-mnist 50 per class, B + `ddpm` free samples, from a bank made once, seed 0: the generator "
+            "trained now makes other rows: diversity_pixels 0.9 where the arm's rows had 0.8") in text.splitlines()
+    del d["per_seed"][0]["arms"]["ddpm:free@bank"]["validation_refused"]
     d["per_seed"][0]["arms"]["ddpm:free@bank"]["mode_selection"] = {"vary@0.5": 0.7}
     assert report.downstream_v3_validation_to_add({path.name: d}) == ""
 
@@ -979,18 +998,30 @@ def test_a_lone_free_bank_arm_records_its_validation_and_the_guards_images(tmp_p
     assert 0 <= arm["acc"] <= 1 and "validation_added" not in arm
 
 
-def test_validate_measured_adds_a_validation_to_an_arm_recorded_without_one_and_keeps_its_figures(
+def test_validate_measured_adds_a_validation_only_for_the_measured_generator_and_keeps_its_figures(
         tmp_path, monkeypatch):
+    import dataclasses
     from types import SimpleNamespace
 
-    arms, _ = _bank_arms(tmp_path, monkeypatch, validate_measured=True)
+    from tests.conftest import make_images
+
+    arms, generator = _bank_arms(tmp_path, monkeypatch, validate_measured=True)
     arms.baselines = ["a"]
-    file = downstream.ResultsFile(tmp_path / "cell.json", PROTOCOL, fresh=True)
-    file.put_row({"seed": 0, "class_counts": arms.cell.subset.class_counts, "best_baseline": "a",
-                  "baseline_selection": {"a": 0.6}, "selection_seconds": 1.0, "n_real": 18}, save=False)
-    measured = {"acc": 0.4321, "per_class": [0.4, 0.4, 0.5], "seconds": 9.0, "git_commit": "old"}
-    for key, arm in {"a": {"acc": 0.5}, "r": {"acc": 0.5}, "cgan:free@bank": measured}.items():
-        file.put_cell(0, key, arm, save=False)
+    arms.cell = dataclasses.replace(arms.cell, heldout=make_images(n_per_class=5, num_classes=3, seed=2))
+    arms.free_bank(generator)
+    rows = arms.row_coverage(generator, None)  # what the arm recorded of its rows when it was measured
+
+    def measured_file(name, coverage):
+        file = downstream.ResultsFile(tmp_path / name, PROTOCOL, fresh=True)
+        file.put_row({"seed": 0, "class_counts": arms.cell.subset.class_counts, "best_baseline": "a",
+                      "baseline_selection": {"a": 0.6}, "selection_seconds": 1.0, "n_real": 18}, save=False)
+        measured = {"acc": 0.4321, "per_class": [0.4, 0.4, 0.5], "seconds": 9.0, "git_commit": "old",
+                    "coverage": coverage}
+        for key, arm in {"a": {"acc": 0.5}, "r": {"acc": 0.5}, "cgan:free@bank": measured}.items():
+            file.put_cell(0, key, arm, save=False)
+        return file, measured
+
+    file, measured = measured_file("cell.json", rows)
     args = SimpleNamespace(sources=["cgan:free@bank"], validate_measured=True, gen_steps=2, bank_per_image=1)
     downstream.run_seed(file, arms, args, {"git_commit": "new", "cpu": "here"})
     arm = json.loads((tmp_path / "cell.json").read_text())["per_seed"][0]["arms"]["cgan:free@bank"]
@@ -998,8 +1029,24 @@ def test_validate_measured_adds_a_validation_to_an_arm_recorded_without_one_and_
     assert set(arm["method_selection"]) == {"plain"} and len(arm["validation_correct"]) == 18
     assert arm["validation_added"]["git_commit"] == "new" and arm["validation_added"]["seconds"] >= 0
     # Run again: the arm has its validation, nothing is added or trained.
-    arms.validate = lambda *a, **kw: pytest.fail("validated twice")
+    arms.validate = lambda *a, **kw: pytest.fail("validated twice, or a generator that is not the measured one")
     downstream.run_seed(downstream.ResultsFile(tmp_path / "cell.json", PROTOCOL, fresh=False), arms, args, {})
+
+    # A generator trained again that makes other rows (other code, another CPU) is not the measured
+    # one: its validation would pair with test figures it did not make. Refused, and said why.
+    for name, coverage in (("other.json", {**rows, "diversity_pixels": rows["diversity_pixels"] * 1.01}),
+                           ("older.json", None)):
+        file, measured = measured_file(name, coverage)
+        downstream.run_seed(file, arms, args, {"git_commit": "new", "cpu": "here"})
+        arm = json.loads((tmp_path / name).read_text())["per_seed"][0]["arms"]["cgan:free@bank"]
+        assert {k: arm[k] for k in measured} == measured and not downstream.has_validation(arm)
+        assert "validation_added" not in arm and arm["validation_refused"]["git_commit"] == "new"
+        reason = ("the generator trained now makes other rows: diversity_pixels" if coverage
+                  else "the arm recorded no coverage of its rows")
+        assert arm["validation_refused"]["reason"].startswith(reason)
+    # Not tried again: the refusal stands (trained again, the generator would be the same one).
+    arms.train_generator = lambda *a, **kw: pytest.fail("trained again")
+    downstream.run_seed(downstream.ResultsFile(tmp_path / "other.json", PROTOCOL, fresh=False), arms, args, {})
 
 
 def test_the_coverage_column_gives_cas_where_seeds_recorded_it():
