@@ -685,6 +685,8 @@ class Arms:
         if bank:
             self.free_bank(generator)
         now = self.row_coverage(generator, None, cas=False)
+        if now is None:  # no held-out images to measure its rows against
+            return "the cell holds no held-out images to measure the rows of the generator trained now"
         differ = [f"{name} {now[name]:.6f} where the arm's rows had {recorded[name]:.6f}"
                   for name in ("diversity_pixels", "novelty_pixels")
                   if not math.isclose(now[name], recorded[name], rel_tol=SAME_ROWS_REL_TOL)]

@@ -70,8 +70,12 @@ def adds_validation(ours: dict, theirs: dict) -> bool:
     """Whether THEIRS is OURS plus what ``downstream.py --validate-measured`` added to it: every
     field of ours unchanged, and a validation score ours lacks, or why none could be added
     (``validation_refused``: the generator trained again was not the measured one)."""
-    settled = lambda arm: has_validation(arm) or "validation_refused" in arm  # noqa: E731
-    return not settled(ours) and settled(theirs) and all(k in theirs and theirs[k] == v for k, v in ours.items())
+    return not _settled(ours) and _settled(theirs) and all(k in theirs and theirs[k] == v for k, v in ours.items())
+
+
+def _settled(arm: dict) -> bool:
+    """Whether an arm has its validation, or the record of why none could be added."""
+    return has_validation(arm) or "validation_refused" in arm
 
 
 def main() -> None:
