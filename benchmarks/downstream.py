@@ -129,6 +129,7 @@ from augmentgen.mixing import (
     TeacherLabels,
     VariationSource,
 )
+from augmentgen.mixing.shard_manifest import generator_sha256
 from augmentgen.models import build_config
 from augmentgen.models.encoder import EncoderGenerator
 from augmentgen.training import Trainer, TrainingConfig
@@ -642,6 +643,8 @@ class Arms:
         provenance = {}
         generator, train_seconds = self.train_generator(family, options, provenance)
         settings = {"gen_steps": self.gen_steps, "gen_train_seconds": train_seconds,
+                    # which generator made the rows: what --validate-measured checks a generator against
+                    "generator_sha256": generator_sha256(generator),
                     **({"bank_per_image": self.bank_per_image} if bank else {}),
                     **({"family_options": options} if options else {}), **provenance}
         chosen, choice = self.choose(spec, generator, kind, bank, best, methods)
@@ -665,21 +668,29 @@ class Arms:
 
         Only for the generator ``measured`` (the arm's record) was made with: one trained again from
         other code or on another CPU may make other rows, whose validation would be paired with test
-        figures they did not make. Where its rows' pixel diversity and novelty differ from the
-        recorded ones (``same_rows``), nothing is validated: ``validation_refused`` says why."""
+        figures they did not make. Where its weights' sha256 (or, for an arm that recorded none, its
+        rows' pixel diversity and novelty) differ from the arm's (``same_generator``), nothing is
+        validated: ``validation_refused`` says why."""
         t0 = time.perf_counter()
         family, kind, bank, options, methods = parse_source(spec)
         generator, _ = self.train_generator(family, options)
-        differs = self.same_rows(generator, bank, measured.get("coverage"))
+        differs = self.same_generator(generator, bank, measured)
         if differs is not None:
             return {"validation_refused": {**provenance, "reason": differs}}
         _, choice = self.choose(spec, generator, kind, bank, best, methods)
         return {**choice, "validation_added": {**provenance, "seconds": round(time.perf_counter() - t0, 1)}}
 
-    def same_rows(self, generator, bank: bool, recorded: dict | None) -> str | None:
-        """None where ``generator``'s plain rows (its bank's head for an ``@bank`` arm) have the
-        pixel diversity and novelty ``recorded`` (to ``SAME_ROWS_REL_TOL``): the generator an arm
-        was measured with; else why not."""
+    def same_generator(self, generator, bank: bool, measured: dict) -> str | None:
+        """None where ``generator`` is the one the arm ``measured`` was made with, else why not: its
+        weights' sha256 where the arm recorded one (arms measured from 2026-12-07 on), else its
+        plain rows' pixel diversity and novelty (its bank's head for an ``@bank`` arm) against the
+        arm's ``coverage``, to ``SAME_ROWS_REL_TOL``. The second also refuses the measured generator
+        where its rows are drawn otherwise than they were (conservative)."""
+        if "generator_sha256" in measured:
+            now = generator_sha256(generator)
+            return None if now == measured["generator_sha256"] else (
+                f"the generator trained now has other weights (sha256 {now[:12]}, the arm's {measured['generator_sha256'][:12]})")
+        recorded = measured.get("coverage")
         if not recorded or "diversity_pixels" not in recorded:
             return "the arm recorded no coverage of its rows to check the generator trained now against"
         if bank:
@@ -1036,9 +1047,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--validate-measured", action="store_true",
                    help="for the --sources arms the file already holds without a validation score (a lone @bank "
                         "candidate measured before 2026-12-07), run their validation and add it, with B's images "
-                        "for the guard; their test figures stay as measured. Only where the generator trained now "
-                        "makes the rows the arm recorded (pixel diversity and novelty): else the arm records "
-                        "validation_refused and why")
+                        "for the guard; their test figures stay as measured. Only for the generator the arm was "
+                        "measured with (its weights' sha256, or where the arm recorded none its rows' pixel diversity "
+                        "and novelty): else the arm records validation_refused and why")
     p.add_argument("--no-validation-journal", action="store_true",
                    help="train every validation run of an arm, never reading the scores a killed run of the same code, "
                         "subset, seed and settings kept (validation_journal.py)")

@@ -990,12 +990,15 @@ def test_a_bank_arms_filter_keeps_what_each_folds_teacher_accepts_of_the_one_ban
 
 
 def test_a_lone_free_bank_arm_records_its_validation_and_the_guards_images(tmp_path, monkeypatch):
-    arms, _ = _bank_arms(tmp_path, monkeypatch)
+    arms, generator = _bank_arms(tmp_path, monkeypatch)
     arm = arms.source_arm("cgan:free@bank", "a")
     assert set(arm["method_selection"]) == {"plain"} and 0 <= arm["method_selection"]["plain"] <= 1
     n = len(arms.cell.subset)
     assert len(arm["validation_correct"]) == len(arm["baseline_validation_correct"]) == len(arm["validation_labels"]) == n
     assert 0 <= arm["acc"] <= 1 and "validation_added" not in arm
+    from augmentgen.mixing.shard_manifest import generator_sha256
+
+    assert arm["generator_sha256"] == generator_sha256(generator)  # what --validate-measured checks against
 
 
 def test_validate_measured_adds_a_validation_only_for_the_measured_generator_and_keeps_its_figures(
@@ -1029,7 +1032,7 @@ def test_validate_measured_adds_a_validation_only_for_the_measured_generator_and
     assert set(arm["method_selection"]) == {"plain"} and len(arm["validation_correct"]) == 18
     assert arm["validation_added"]["git_commit"] == "new" and arm["validation_added"]["seconds"] >= 0
     # Run again: the arm has its validation, nothing is added or trained.
-    arms.validate = lambda *a, **kw: pytest.fail("validated twice, or a generator that is not the measured one")
+    real_validate, arms.validate = arms.validate, lambda *a, **kw: pytest.fail("validated twice, or another generator")
     downstream.run_seed(downstream.ResultsFile(tmp_path / "cell.json", PROTOCOL, fresh=False), arms, args, {})
 
     # A generator trained again that makes other rows (other code, another CPU) is not the measured
@@ -1044,6 +1047,20 @@ def test_validate_measured_adds_a_validation_only_for_the_measured_generator_and
         reason = ("the generator trained now makes other rows: diversity_pixels" if coverage
                   else "the arm recorded no coverage of its rows")
         assert arm["validation_refused"]["reason"].startswith(reason)
+    # An arm measured from 2026-12-07 on records its generator's weights: the exact check, before any rows.
+    from augmentgen.mixing.shard_manifest import generator_sha256
+
+    for name, sha, validated in (("same.json", generator_sha256(generator), True), ("another.json", "0" * 64, False)):
+        file, measured = measured_file(name, None)
+        file.put_cell(0, "cgan:free@bank", {**measured, "generator_sha256": sha}, save=False)
+        if validated:
+            arms.validate = real_validate
+        downstream.run_seed(file, arms, args, {"git_commit": "new"})
+        arm = json.loads((tmp_path / name).read_text())["per_seed"][0]["arms"]["cgan:free@bank"]
+        assert downstream.has_validation(arm) == validated, name
+        if not validated:
+            assert arm["validation_refused"]["reason"].startswith("the generator trained now has other weights")
+        arms.validate = lambda *a, **kw: pytest.fail("validated another generator")
     # Not tried again: the refusal stands (trained again, the generator would be the same one).
     arms.train_generator = lambda *a, **kw: pytest.fail("trained again")
     downstream.run_seed(downstream.ResultsFile(tmp_path / "other.json", PROTOCOL, fresh=False), arms, args, {})
