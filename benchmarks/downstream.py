@@ -149,8 +149,9 @@ METHODS = ("plain", "filter", "soft", "weighted")
 #: The methods that need a teacher (B's classifier); ``weighted`` is a loss weight, no teacher.
 TEACHER_METHODS = ("filter", "soft")
 #: How closely a generator trained again must reproduce an arm's recorded pixel diversity and
-#: novelty for ``--validate-measured`` to take it for the measured one (the same weights give the
-#: same figures up to float rounding).
+#: novelty for ``--validate-measured`` to take it for the measured one, for arms that recorded no
+#: ``generator_sha256`` (the same rows give the same figures up to float rounding; the same
+#: generator's rows drawn another way already differ by about 1e-3, so it is refused too).
 SAME_ROWS_REL_TOL = 1e-4
 #: Config fields a source's options may not set: the cell sets them (its classes and image shape).
 CELL_FIELDS = ("num_classes", "class_names", "image_size", "in_channels")
