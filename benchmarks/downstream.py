@@ -1155,8 +1155,7 @@ def run_seed(file: ResultsFile, arms: Arms, args, provenance: dict) -> None:
             continue
         if key in row["arms"]:
             measured = row["arms"][key]
-            if (getattr(args, "validate_measured", False) and ":" in key and not has_validation(measured)
-                    and "validation_refused" not in measured):
+            if getattr(args, "validate_measured", False) and ":" in key and not validation_settled(measured):
                 added = arms.added_validation(key, best, provenance, measured)
                 file.put_cell(seed, key, {**measured, **added})
                 said = (f"validation added ({added['validation_added']['seconds']} s)" if "validation_added" in added
@@ -1179,6 +1178,12 @@ def run_seed(file: ResultsFile, arms: Arms, args, provenance: dict) -> None:
 def has_validation(arm: dict) -> bool:
     """Whether a synthetic arm recorded its candidates' validation scores."""
     return "method_selection" in arm or "mode_selection" in arm
+
+
+def validation_settled(arm: dict) -> bool:
+    """Whether an arm has its validation scores, or the record of why none can be added
+    (``validation_refused``: the generator trained again was not the measured one)."""
+    return has_validation(arm) or "validation_refused" in arm
 
 
 def check_arm_settings(file: ResultsFile, key: str, settings: dict) -> None:

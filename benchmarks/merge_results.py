@@ -18,7 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
-from downstream import PROVENANCE_FIELDS, ResultsFile, has_validation
+from downstream import PROVENANCE_FIELDS, ResultsFile, validation_settled
 from harness import RESULTS
 
 #: Fields of a file that are not its protocol: what ``ResultsFile`` fills and updates.
@@ -70,12 +70,8 @@ def adds_validation(ours: dict, theirs: dict) -> bool:
     """Whether THEIRS is OURS plus what ``downstream.py --validate-measured`` added to it: every
     field of ours unchanged, and a validation score ours lacks, or why none could be added
     (``validation_refused``: the generator trained again was not the measured one)."""
-    return not _settled(ours) and _settled(theirs) and all(k in theirs and theirs[k] == v for k, v in ours.items())
-
-
-def _settled(arm: dict) -> bool:
-    """Whether an arm has its validation, or the record of why none could be added."""
-    return has_validation(arm) or "validation_refused" in arm
+    return (not validation_settled(ours) and validation_settled(theirs)
+            and all(k in theirs and theirs[k] == v for k, v in ours.items()))
 
 
 def main() -> None:

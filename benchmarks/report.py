@@ -680,13 +680,13 @@ def downstream_v3_validation_to_add(files: dict[str, dict]) -> str:
     """The synthetic arms with seeds that recorded no validation score (a lone candidate measured
     before it was scored, or from a bank before 2026-12-07): their guarded figures wait for them,
     which ``downstream.py --validate-measured`` adds without touching their test figures."""
-    from downstream import has_validation
+    from downstream import validation_settled
 
     rows, refused = [], []
     for name, d in files.items():
         for key in v3_synthetic_keys(d):
             arms = [(r["seed"], r["arms"][key]) for r in d.get("per_seed", []) if key in r.get("arms", {})]
-            lacking = [seed for seed, arm in arms if not has_validation(arm) and "validation_refused" not in arm]
+            lacking = [seed for seed, arm in arms if not validation_settled(arm)]
             if lacking:
                 rows.append([cell_label(d), v3_arm_name(key), ", ".join(map(str, lacking)), f"`{name}`"])
             refused += [f"{cell_label(d)}, {v3_arm_name(key)}, seed {seed}: {arm['validation_refused']['reason']}"
@@ -699,8 +699,9 @@ def downstream_v3_validation_to_add(files: dict[str, dict]) -> str:
                  + "\n\nTheir guarded figures (\"mixed where validation beats B\" and under the library's guard) wait "
                    "for these seeds: `downstream.py` with the arm's recorded command and `--validate-measured` adds "
                    "them, validating the arm's candidate on the seed's splits; its test figures stay as measured. It "
-                   "does so only where the generator trained again makes the rows the arm recorded (their pixel "
-                   "diversity and novelty): a validation of other rows says nothing of the measured test figures.")
+                   "does so only where the generator trained again is the one the arm recorded (its weights' sha256, or "
+                   "for an arm measured before it recorded one, its rows' pixel diversity and novelty): a validation "
+                   "of other rows says nothing of the measured test figures.")
     if refused:
         text += ("\n\n" if rows else "") + ("Validation that cannot be added, the generator trained again not being the "
                                              "one measured (these seeds have no guarded figure):\n\n"
