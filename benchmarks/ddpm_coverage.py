@@ -46,7 +46,7 @@ from pathlib import Path
 
 import torch
 from downstream import TRANSFER_FIELDS, convergence_epochs, format_source, parse_source
-from harness import RESULTS, git_commit, machine, write_json
+from harness import RESULTS, git_commit, locked, machine, write_json
 from protocol import CELLS, draw_cell, load_split
 from time_to_grid import TimedScore, converged_at, snapshot_steps
 
@@ -207,9 +207,10 @@ def main() -> None:
         p.error("--measure-every must be a multiple of --snapshot-every: the coverage is measured at snapshots")
     args.epochs = args.epochs or convergence_epochs(args.dataset, args.budget)
     out = Path(args.out or RESULTS / f"ddpm_coverage_{args.dataset}_{args.budget}.json")
-    result = json.loads(out.read_text()) if out.exists() else {
+    result = existing_results(out, args) or {
         "benchmark": "coverage of generator samples by guidance scale and training length",
         "dataset": args.dataset, "budget": args.budget, "seed": args.seed, "per_class": args.per_class,
+        "classifier_epochs": args.epochs,
         "reference": "ResNet-8 trained on the subset; heldout: training-split images not in the subset "
                      "(the test set is never read)", "families": {}}
     cell = draw_cell(load_split(args.dataset), args.dataset, args.budget, args.seed)
@@ -220,8 +221,7 @@ def main() -> None:
     for entry in filter(None, args.compare.split(",")):
         family, steps = entry.split("=")
         runs.append((family, int(steps), int(steps), [None]))
-    result.update({"machine": machine(args.device), "torch": torch.__version__, "augmentgen": augmentgen.__version__,
-                   "classifier_epochs": args.epochs})
+    result.update({"machine": machine(args.device), "torch": torch.__version__, "augmentgen": augmentgen.__version__})
     for family, steps, every, guidance in runs:
         if family in result["families"] and not result["families"][family].get("partial"):
             continue
@@ -230,17 +230,46 @@ def main() -> None:
               f"at guidance {guidance}", flush=True)
 
         def progress(entry, family=family):
-            result["families"][family] = {**entry, "partial": True}
-            write_json(out, result)
+            save_family(out, result, family, {**entry, "partial": True})
 
-        result["families"][family] = measure_family(family, steps, every, guidance, cell, reference, args,
-                                                    measure_every=measure_every, out=out, progress=progress)
-        write_json(out, result)
+        save_family(out, result, family, measure_family(family, steps, every, guidance, cell, reference, args,
+                                                        measure_every=measure_every, out=out, progress=progress))
         entry = result["families"][family]
         if entry["snapshots"]:
             print(f"{family}: best snapshot score {entry['best_score']:.4f}; " +
                   (f"converged at step {entry['converged_step']}" if entry["converged"] else
                    f"not converged in {steps} steps"), flush=True)
+
+
+#: What every entry of one file shares: a file's figures compare only under these.
+SETTINGS = ("dataset", "budget", "seed", "per_class", "classifier_epochs")
+
+
+def existing_results(out: Path, args) -> dict | None:
+    """The results already in ``out``, or None; a SystemExit if they were measured under other
+    settings (another seed's subset, sample count or classifier budget), which no entry of this
+    run could be compared with."""
+    if not out.exists():
+        return None
+    result = json.loads(out.read_text())
+    asked = {"dataset": args.dataset, "budget": args.budget, "seed": args.seed, "per_class": args.per_class,
+             "classifier_epochs": args.epochs}
+    changed = {k: (result.get(k), asked[k]) for k in SETTINGS if result.get(k) != asked[k]}
+    if changed:
+        raise SystemExit(f"{out} holds figures measured under other settings (recorded, asked: {changed}); "
+                         "run with those, or pass --out for a file of its own")
+    return result
+
+
+def save_family(out: Path, result: dict, family: str, entry: dict) -> None:
+    """Write ``result`` with ``family``'s ``entry`` to ``out``. Two lanes may measure two settings
+    into one file: under the file's lock, the entries another run wrote meanwhile are kept."""
+    with locked(out):
+        if out.exists():
+            # the file's entries are newer than this run's copies of them, except its own family's
+            result["families"] = {**result["families"], **json.loads(out.read_text())["families"]}
+        result["families"][family] = entry
+        write_json(out, result)
 
 
 def ddpm_name(parser: argparse.ArgumentParser, spec: str) -> str:

@@ -69,7 +69,6 @@ and merge). The v2 files (``downstream_v2_*``, arms a-e only, made by this scrip
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import math
 import re
@@ -91,7 +90,7 @@ from generator_cache import (
     entry_key,
     training_dir,
 )
-from harness import RESULTS, cpu_identity, git_commit, machine, write_json
+from harness import RESULTS, cpu_identity, git_commit, locked, machine, write_json
 from protocol import CELLS, SELECTION_FOLDS, Cell, draw_cell, load_split
 from validation_journal import ValidationJournal
 
@@ -997,9 +996,7 @@ class ResultsFile:
         r["commands"] = list(dict.fromkeys(disk.get("commands", []) + r["commands"]))
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_suffix(".json.lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with locked(self.path):
             if self.merge_disk and self.path.exists():
                 self._merge_from_disk()
             self.merge_disk, self.measured = True, []

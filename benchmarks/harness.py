@@ -7,10 +7,13 @@ The scripts run as ``python benchmarks/<name>.py``, so this module is importable
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import platform
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -69,6 +72,18 @@ def write_json(path: str | Path, payload: dict) -> Path:
     """Write ``payload`` as indented JSON to ``path``, atomically (the folder is created)."""
     atomic_write_bytes(path, (json.dumps(payload, indent=2) + "\n").encode())
     return Path(path)
+
+
+@contextlib.contextmanager
+def locked(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (through ``<path>.lock`` beside it) inside the block:
+    lanes that read, merge and rewrite one results file take it so that neither loses the other's
+    entries."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def write(name: str, payload: dict) -> Path:

@@ -24,11 +24,11 @@ Written atomically after each run.
 
 from __future__ import annotations
 
-import fcntl
 import json
 
 import torch
 from generator_cache import BENCHMARKS, PACKAGE, campaign_dir, files_sha256, key_name
+from harness import locked
 
 from augmentgen._io import atomic_write_bytes
 from augmentgen.hub.zoo import pretrained_dir
@@ -81,9 +81,7 @@ class ValidationJournal:
         self.scores[f"{key} | split {split}"] = float(score)
         if correct is not None:
             self.correct[f"{key} | split {split}"] = correct
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_suffix(".json.lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with locked(self.path):
             if self.path.is_file():
                 record = json.loads(self.path.read_text())
                 if record["context"] == self.context:

@@ -811,6 +811,30 @@ def test_the_coverage_sweep_names_and_builds_a_ddpm_with_config_options(monkeypa
     assert (built[0].learning_rate, built[0].min_snr_gamma, built[0].num_classes) == (0.001, 5.0, 3)
 
 
+def test_two_coverage_lanes_keep_each_others_entries_and_refuse_another_subset(tmp_path):
+    """Two ``ddpm_coverage.py`` runs of other ``--ddpm`` settings share one file: each save keeps
+    the entries the other wrote since (its own older copies of them included), and a run under
+    other settings (another seed's subset) is refused rather than mixed in."""
+    from types import SimpleNamespace
+
+    import ddpm_coverage
+
+    out = tmp_path / "coverage.json"
+    args = SimpleNamespace(dataset="fashion-mnist", budget="50pc", seed=0, per_class=30, epochs=100.0)
+    assert ddpm_coverage.existing_results(out, args) is None
+    header = {"dataset": "fashion-mnist", "budget": "50pc", "seed": 0, "per_class": 30, "classifier_epochs": 100.0}
+    lane_a, lane_b = {**header, "families": {}}, {**header, "families": {}}
+    ddpm_coverage.save_family(out, lane_a, "ddpm[min_snr_gamma=5.0]", {"partial": True, "records": [1]})
+    ddpm_coverage.save_family(out, lane_b, "ddpm[learning_rate=0.001]", {"partial": True, "records": [2]})
+    ddpm_coverage.save_family(out, lane_b, "ddpm[learning_rate=0.001]", {"records": [2, 3]})
+    ddpm_coverage.save_family(out, lane_a, "ddpm[min_snr_gamma=5.0]", {"records": [1, 4]})
+    families = json.loads(out.read_text())["families"]
+    assert families == {"ddpm[min_snr_gamma=5.0]": {"records": [1, 4]}, "ddpm[learning_rate=0.001]": {"records": [2, 3]}}
+    assert ddpm_coverage.existing_results(out, args)["families"] == families
+    with pytest.raises(SystemExit, match="other settings.*'seed': \\(0, 1\\).*--out"):
+        ddpm_coverage.existing_results(out, SimpleNamespace(**{**vars(args), "seed": 1}))
+
+
 def test_the_guard_keeps_b_where_the_rows_tie_with_it_up_to_float_noise():
     """MNIST 10/class seed 0: B 0.9299999833, the cgan's rows 0.9299999952 on validation, both 93 of
     100 images; read as "beats B", the guarded figure mixed and lost 1.37 points there."""
