@@ -227,6 +227,20 @@ def test_the_report_lists_the_arms_with_fewer_seeds_than_their_commands_asked_fo
     assert report.downstream_v3_under_way({path.name: d}) == ""
 
 
+def test_the_report_reads_each_generator_against_the_cgan_over_the_seeds_both_measured(tmp_path):
+    path = tmp_path / "downstream_v3_fashion-mnist_50pc.json"
+    _write_lane_file(path, {0: {"a": 0.80, "cgan:free": 0.79, "ddpm:free@bank": 0.82, "aae:free": 0.80},
+                            1: {"a": 0.78, "cgan:free": 0.77, "ddpm:free@bank": 0.78},
+                            2: {"a": 0.79, "ddpm:free@bank": 0.90}})  # no cgan at seed 2: not paired
+    d = json.loads(path.read_text())
+    text = report.downstream_v3_against_reference({path.name: d})
+    lines = [line for line in text.splitlines() if line.startswith("| ") and "Cell" not in line]
+    # ddpm - cgan at seeds 0 and 1: +3 and +1 points; the aae shares one seed, too few to pair
+    assert len(lines) == 1 and "`ddpm` free samples" in lines[0] and "| +2.0 [-10.7, +14.7] (2/2) |" in lines[0], text
+    d["per_seed"][1]["arms"].pop("cgan:free")
+    assert report.downstream_v3_against_reference({path.name: d}) == ""
+
+
 def test_the_report_lists_the_seeds_whose_arm_has_no_validation_score_yet(tmp_path):
     path = tmp_path / "downstream_v3_fashion-mnist_50pc.json"
     _write_lane_file(path, {0: {"a": 0.80, "ddpm:free@bank": 0.82, "cgan:free": 0.79},
