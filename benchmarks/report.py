@@ -38,6 +38,7 @@ import sys
 from pathlib import Path
 
 from augmentgen._io import atomic_path, atomic_write_bytes
+from augmentgen.metrics import paired_difference
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -685,8 +686,6 @@ def downstream_v3_against_reference(files: dict[str, dict]) -> str:
     """Each synthetic arm against :data:`REFERENCE_ARM` over the seeds both measured: a paired
     difference of their test accuracies (same subset, B, classifier initialisation and batch order
     per seed), where they share at least two seeds."""
-    from augmentgen.metrics import paired_difference
-
     rows = []
     for d in files.values():
         for key in v3_synthetic_keys(d):
