@@ -28,7 +28,10 @@ multiples and the last step, so one training run gives a fine convergence curve 
 at a few training lengths (``benchmarks/gpu.sh`` runs it so). The grids of the measured steps go
 into one PNG next to the JSON (``grids/``), top to bottom. Writes
 ``benchmarks/results/ddpm_coverage_<dataset>_<budget>.json`` after each snapshot (an unfinished
-family is marked ``"partial": true``) and after each family (a rerun skips the finished families)::
+family is marked ``"partial": true``) and after each family (a rerun skips the finished families).
+With ``--run-dir`` the ``ddpm``'s training checkpoints there at every snapshot and a run killed
+before its end (a session's stop) resumes from it with the figures its partial entry holds, so
+a training longer than a session spans sessions (keep the folder, e.g. in the campaign folder)::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ddpm_coverage.py --steps 6000 --snapshot-every 1500 \\
         --guidance 1,2,3 --compare cgan=600
@@ -48,10 +51,13 @@ import torch
 from downstream import TRANSFER_FIELDS, convergence_epochs, format_source, parse_source
 from harness import RESULTS, git_commit, locked, machine, write_json
 from protocol import CELLS, draw_cell, load_split
+from safetensors.torch import load_file as load_tensors
+from safetensors.torch import save as save_tensors
 from time_to_grid import TimedScore, converged_at, snapshot_steps
 
 import augmentgen
 from augmentgen._images import save_sample_grid
+from augmentgen._io import atomic_write_bytes
 from augmentgen.data import LabelledImages
 from augmentgen.metrics import (
     diversity_ratio,
@@ -64,6 +70,10 @@ from augmentgen.metrics import (
 )
 from augmentgen.models import build_config
 from augmentgen.training import Trainer, TrainingConfig
+from augmentgen.training.checkpoint import checkpoint_dirs, checkpoint_step
+
+#: In ``--run-dir``: every scored snapshot's sample grid so far, which a resumed run's PNG needs.
+GRIDS_FILE = "snapshot_grids.safetensors"
 
 
 def samples_at(generator, per_class: int, seed: int, guidance: float | None) -> LabelledImages:
@@ -97,13 +107,28 @@ class SweepScore:
     ``measure_every`` and the last step); the time they take is kept out of the training seconds."""
 
     def __init__(self, data, cell, reference, args, guidance: list[float | None], steps: list[int],
-                 measure_every: int, progress=None):
+                 measure_every: int, progress=None, run_dir: Path | None = None):
         self.timed = TimedScore(data, seed=args.seed, device=args.device)
         self.cell, self.reference, self.args, self.guidance, self.steps = cell, reference, args, guidance, steps
-        self.measure_every, self.progress, self.records = measure_every, progress, []
+        self.measure_every, self.progress, self.records, self.run_dir = measure_every, progress, [], run_dir
 
     def measured(self, step: int) -> bool:
         return step % self.measure_every == 0 or step == self.steps[-1]
+
+    def restore(self, entry: dict, step: int, grids: torch.Tensor) -> None:
+        """Take up a killed run's figures up to ``step`` (its newest checkpoint) from its partial
+        ``entry`` and its snapshots' ``grids`` (N, 8 * classes, C, H, W); the snapshots after it
+        are scored again, as the trainer retrains those steps. The training clock goes on from
+        the last snapshot's seconds."""
+        timed = self.timed
+        timed.records = [r for r in entry["snapshots"] if r["step"] <= step]
+        self.records = [r for r in entry["records"] if r["step"] <= step]
+        if [r["step"] for r in timed.records] != [s for s in self.steps if s <= step] or len(grids) < len(timed.records):
+            raise SystemExit(f"the run folder's checkpoint is at step {step}, but the results file's entry has "
+                             f"snapshots {[r['step'] for r in entry['snapshots']]} and {len(grids)} grids: they "
+                             "are not one run's; pass another --run-dir or --out")
+        timed.grids = list(grids[:len(timed.records)])
+        timed.start = time.perf_counter() - (timed.records[-1]["train_seconds"] if timed.records else 0.0)
 
     def __call__(self, generator) -> dict:
         t0 = time.perf_counter()
@@ -120,6 +145,8 @@ class SweepScore:
         timed.scoring += time.perf_counter() - t0  # the measuring is not training either
         scores = timed(generator)
         timed.records[-1]["step"] = step
+        if self.run_dir is not None:  # what a resumed run needs beside the results file's entry
+            atomic_write_bytes(self.run_dir / GRIDS_FILE, save_tensors({"grids": torch.stack(timed.grids)}))
         print(f"  step {step}: snapshot score {scores['score']:.4f} after {train_seconds} s of training", flush=True)
         if self.progress is not None:
             self.progress(self)
@@ -150,33 +177,49 @@ def family_entry(sweep: SweepScore, family: str, steps: int, every: int, args, o
 
 
 def measure_family(name: str, steps: int, every: int, guidance: list[float | None], cell, reference,
-                   args, *, measure_every: int | None = None, out: Path, progress=None) -> dict:
+                   args, *, measure_every: int | None = None, out: Path, progress=None,
+                   run_dir: Path | None = None, partial: dict | None = None) -> dict:
     """Train ``name`` (a family, ``ddpm[field=value,...]`` with config options) on the cell's subset
     for ``steps``, scoring a snapshot every ``every`` steps and measuring its coverage every
     ``measure_every`` (default ``every``); ``progress(entry)`` gets the entry so far after each
-    snapshot."""
+    snapshot.
+
+    With ``run_dir`` the trainer checkpoints there at every snapshot, and a run killed before its
+    end resumes from its newest checkpoint, taking up the figures of ``partial`` (the results
+    file's entry it left) up to that step: a training longer than a session spans sessions."""
     subset = cell.subset
     family, _, _, options, _ = parse_source(f"{name}:free")
     config = build_config(family, **options, num_classes=subset.num_classes, class_names=subset.class_names,
                           image_size=subset.image_shape[1], in_channels=subset.image_shape[0])
-    training = TrainingConfig(steps=steps, batch_size=64, seed=args.seed, checkpoint_every=0, sample_every=0,
-                              log_every=max(1, steps // 20), snapshot_every=every)
+    training = TrainingConfig(steps=steps, batch_size=64, seed=args.seed, checkpoint_every=every if run_dir else 0,
+                              sample_every=0, log_every=max(1, steps // 20), snapshot_every=every)
+    done = checkpoint_dirs(run_dir) if run_dir is not None and run_dir.is_dir() else []
+    resumed_at = checkpoint_step(done[-1]) if done else None
     holder: dict[str, SweepScore] = {}
     t0 = time.perf_counter()
 
-    def report(sweep: SweepScore) -> None:
-        progress({**family_entry(sweep, name, steps, every, args, out),
-                  "wall_seconds": round(time.perf_counter() - t0, 1)})
+    earlier = (partial or {}) if done else {}  # a resumed run's entry adds up its parts
+    resumed = [*earlier.get("resumed_at_steps", []), resumed_at] if done else []
+
+    def entry(sweep: SweepScore) -> dict:
+        return {**family_entry(sweep, name, steps, every, args, out),
+                "wall_seconds": round(earlier.get("wall_seconds", 0.0) + time.perf_counter() - t0, 1),
+                **({"resumed_at_steps": resumed} if resumed else {})}
 
     def factory(data):
-        holder["score"] = SweepScore(data, cell, reference, args, guidance, snapshot_steps(steps, every),
-                                     measure_every or every, report if progress else None)
-        return holder["score"]
+        sweep = holder["score"] = SweepScore(data, cell, reference, args, guidance, snapshot_steps(steps, every),
+                                             measure_every or every, (lambda s: progress(entry(s))) if progress else None,
+                                             run_dir)
+        if done:
+            grids_file = run_dir / GRIDS_FILE
+            sweep.restore(partial or {"snapshots": [], "records": []}, resumed_at,
+                          load_tensors(grids_file)["grids"] if grids_file.exists() else torch.empty(0))
+        return sweep
 
-    with tempfile.TemporaryDirectory() as tmp:
-        Trainer(config, training, tmp, snapshot_scorer=factory).fit(subset)
-    return {**family_entry(holder["score"], name, steps, every, args, out),
-            "wall_seconds": round(time.perf_counter() - t0, 1)}
+    with contextlib.ExitStack() as stack:
+        folder = run_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        Trainer(config, training, folder, snapshot_scorer=factory).fit(subset, resume=bool(done))
+    return entry(holder["score"])
 
 
 def main() -> None:
@@ -201,6 +244,10 @@ def main() -> None:
     p.add_argument("--min-steps", type=int, default=200, help="the fewest steps of a classifier")
     p.add_argument("--device", default="cpu", help="where the classifiers and the snapshot score run (the "
                    "generators train where Accelerate puts them: CUDA when there is one)")
+    p.add_argument("--run-dir", type=Path,
+                   help="the ddpm's training folder: checkpointed at every snapshot, and a run killed before its "
+                        "end resumes there (with the results file's partial entry), so a training longer than a "
+                        "session spans sessions; default: a temporary folder, no resume")
     p.add_argument("--out")
     args = p.parse_args()
     if args.measure_every and args.measure_every % args.snapshot_every:
@@ -232,8 +279,11 @@ def main() -> None:
         def progress(entry, family=family):
             save_family(out, result, family, {**entry, "partial": True})
 
-        save_family(out, result, family, measure_family(family, steps, every, guidance, cell, reference, args,
-                                                        measure_every=measure_every, out=out, progress=progress))
+        resumable = family == ddpm and args.run_dir is not None
+        save_family(out, result, family, measure_family(
+            family, steps, every, guidance, cell, reference, args, measure_every=measure_every, out=out,
+            progress=progress, run_dir=args.run_dir if resumable else None,
+            partial=result["families"].get(family) if resumable else None))
         entry = result["families"][family]
         if entry["snapshots"]:
             print(f"{family}: best snapshot score {entry['best_score']:.4f}; " +

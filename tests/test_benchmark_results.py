@@ -849,6 +849,55 @@ def test_two_coverage_lanes_keep_each_others_entries_and_refuse_another_subset(t
         ddpm_coverage.existing_results(out, SimpleNamespace(**{**vars(args), "seed": 1}))
 
 
+def test_a_coverage_run_killed_mid_training_resumes_from_its_run_folder_with_an_uninterrupted_runs_figures(
+        tmp_path, monkeypatch):
+    """``ddpm_coverage.py --run-dir``: a run killed after scoring a snapshot but before its
+    checkpoint resumes from the checkpoint before, scores that snapshot again and ends with the
+    snapshots, scores and grids of a run never killed (a training longer than a session)."""
+    from types import SimpleNamespace
+
+    import ddpm_coverage
+    import time_to_grid
+
+    class WeightScore:  # the snapshot score as a function of the weights: equal runs score alike
+        def __init__(self, data, *, seed, device):
+            pass
+
+        def __call__(self, generator):
+            with torch.no_grad():
+                return {"score": float(sum(p.double().abs().sum() for p in generator.parameters()))}
+
+    monkeypatch.setattr(time_to_grid, "TrainingDataScore", WeightScore)
+    monkeypatch.setattr(ddpm_coverage, "samples_at", lambda *a: None)
+    monkeypatch.setattr(ddpm_coverage, "coverage_figures", lambda *a: {"cas": 0.5})
+    from tests.conftest import make_images
+    cell = SimpleNamespace(subset=make_images(n_per_class=4, num_classes=3))
+    args = SimpleNamespace(seed=0, device="cpu", per_class=2, tolerance=0.05)
+
+    def run(out, run_dir=None, partial=None, kill_at=None, saved=None):
+        def progress(entry):
+            if saved is not None:
+                saved.update(entry)  # what the results file holds
+            if entry["snapshots"][-1]["step"] == kill_at:
+                raise RuntimeError("killed")  # after the entry's save, before the trainer's checkpoint
+        return ddpm_coverage.measure_family("cgan", 6, 2, [1.0], cell, None, args, out=out, progress=progress,
+                                            run_dir=run_dir, partial=partial)
+
+    whole = run(tmp_path / "whole.json")
+    out, run_dir, saved = tmp_path / "killed.json", tmp_path / "run", {}
+    with pytest.raises(RuntimeError, match="killed"):
+        run(out, run_dir=run_dir, kill_at=4, saved=saved)
+    assert [s["step"] for s in saved["snapshots"]] == [2, 4]  # step 4 scored, its checkpoint never written
+    resumed = run(out, run_dir=run_dir, partial=saved)
+    assert resumed["resumed_at_steps"] == [2]
+    assert [s["step"] for s in resumed["snapshots"]] == [2, 4, 6]
+    assert [s["score"] for s in resumed["snapshots"]] == [s["score"] for s in whole["snapshots"]]
+    assert [r["step"] for r in resumed["records"]] == [2, 4, 6]
+    assert (tmp_path / resumed["grids"]["path"]).read_bytes() == (tmp_path / whole["grids"]["path"]).read_bytes()
+    with pytest.raises(SystemExit, match="not one run's"):  # a run folder without the entry it goes with
+        ddpm_coverage.measure_family("cgan", 8, 2, [1.0], cell, None, args, out=out, run_dir=run_dir, partial=None)
+
+
 def test_the_guard_keeps_b_where_the_rows_tie_with_it_up_to_float_noise():
     """MNIST 10/class seed 0: B 0.9299999833, the cgan's rows 0.9299999952 on validation, both 93 of
     100 images; read as "beats B", the guarded figure mixed and lost 1.37 points there."""
