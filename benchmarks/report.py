@@ -372,8 +372,24 @@ def ddpm_coverage_section(name: str, d: dict) -> str:
              "diversity and novelty: medians over classes of the ratios to held-out real images (1 = as spread / "
              "as new as real images; novelty well below 1 = near copies of the training images).")
     title = f"### Sample coverage by training length and guidance: {d.get('dataset')}, {budget_label(d)}"
-    return "\n\n".join([title, table(header, rows), notes,
+    convergence = " ".join(snapshot_convergence_text(family, f) for family, f in d.get("families", {}).items()
+                           if f.get("snapshots"))
+    return "\n\n".join([title, table(header, rows), notes + (" " + convergence if convergence else ""),
                          provenance(name, {**d, "per_seed": list(d.get("families", {}).values())})])
+
+
+def snapshot_convergence_text(family: str, f: dict) -> str:
+    """A family's snapshot scores in a line: how far it trained, its best score and whether it
+    converged (``time_to_grid.converged_at``), or that the run is under way."""
+    last = f["snapshots"][-1]
+    text = (f"`{family}`: {len(f['snapshots'])} snapshots scored to step {last['step']} ({num(last['train_seconds'])} s "
+            f"of training), best score {f.get('best_score'):.4f}; ")
+    if f.get("partial"):
+        return text + f"under way to step {f.get('steps')}" + (
+            f", resumed at steps {', '.join(map(str, f['resumed_at_steps']))}." if f.get("resumed_at_steps") else ".")
+    if f.get("converged"):
+        return text + f"converged at step {f['converged_step']} ({num(f['converged_train_seconds'])} s of training)."
+    return text + "not converged."
 
 
 def throughput_section(name: str, d: dict) -> str:

@@ -898,6 +898,17 @@ def test_a_coverage_run_killed_mid_training_resumes_from_its_run_folder_with_an_
         ddpm_coverage.measure_family("cgan", 8, 2, [1.0], cell, None, args, out=out, run_dir=run_dir, partial=None)
 
 
+def test_the_report_says_whether_a_coverage_run_converged_or_is_under_way():
+    snapshots = [{"step": 1000, "score": 0.01, "train_seconds": 500.0}, {"step": 2000, "score": 0.02, "train_seconds": 990.4}]
+    partial = {"steps": 30000, "snapshots": snapshots, "best_score": 0.02, "partial": True, "resumed_at_steps": [1000]}
+    assert report.snapshot_convergence_text("ddpm", partial) == (
+        "`ddpm`: 2 snapshots scored to step 2000 (990.4 s of training), best score 0.0200; under way to step 30000, "
+        "resumed at steps 1000.")
+    done = {**partial, "partial": False, "converged": True, "converged_step": 1000, "converged_train_seconds": 500.0}
+    assert report.snapshot_convergence_text("ddpm", done).endswith("converged at step 1000 (500.0 s of training).")
+    assert report.snapshot_convergence_text("ddpm", {**done, "converged": False}).endswith("not converged.")
+
+
 def test_the_guard_keeps_b_where_the_rows_tie_with_it_up_to_float_noise():
     """MNIST 10/class seed 0: B 0.9299999833, the cgan's rows 0.9299999952 on validation, both 93 of
     100 images; read as "beats B", the guarded figure mixed and lost 1.37 points there."""
