@@ -31,7 +31,8 @@ into one PNG next to the JSON (``grids/``), top to bottom. Writes
 family is marked ``"partial": true``) and after each family (a rerun skips the finished families).
 With ``--run-dir`` the ``ddpm``'s training checkpoints there at every snapshot and a run killed
 before its end (a session's stop) resumes from it with the figures its partial entry holds, so
-a training longer than a session spans sessions (keep the folder, e.g. in the campaign folder)::
+a training longer than a session goes on where the machine keeps the folder (in the user cache:
+its checkpoints hold Accelerate's pickled states, which never go into the repository)::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ddpm_coverage.py --steps 6000 --snapshot-every 1500 \\
         --guidance 1,2,3 --compare cgan=600
@@ -186,7 +187,7 @@ def measure_family(name: str, steps: int, every: int, guidance: list[float | Non
 
     With ``run_dir`` the trainer checkpoints there at every snapshot, and a run killed before its
     end resumes from its newest checkpoint, taking up the figures of ``partial`` (the results
-    file's entry it left) up to that step: a training longer than a session spans sessions."""
+    file's entry it left) up to that step, so a training longer than a session can go on."""
     subset = cell.subset
     family, _, _, options, _ = parse_source(f"{name}:free")
     config = build_config(family, **options, num_classes=subset.num_classes, class_names=subset.class_names,
@@ -247,11 +248,16 @@ def main() -> None:
     p.add_argument("--run-dir", type=Path,
                    help="the ddpm's training folder: checkpointed at every snapshot, and a run killed before its "
                         "end resumes there (with the results file's partial entry), so a training longer than a "
-                        "session spans sessions; default: a temporary folder, no resume")
+                        "session can go on; keep it in the user cache (Accelerate's pickled states never go into "
+                        "the repository); default: a temporary folder, no resume")
     p.add_argument("--out")
     args = p.parse_args()
     if args.measure_every and args.measure_every % args.snapshot_every:
         p.error("--measure-every must be a multiple of --snapshot-every: the coverage is measured at snapshots")
+    if args.run_dir is not None and args.run_dir.expanduser().resolve().is_relative_to(RESULTS.parent.parent.resolve()):
+        p.error(f"--run-dir {args.run_dir} is inside the repository: its checkpoints hold Accelerate's pickled "
+                "states, which are never committed; use a folder in the user cache, e.g. "
+                "~/.cache/augmentgen/benchmark-runs/ddpm-coverage-long")
     args.epochs = args.epochs or convergence_epochs(args.dataset, args.budget)
     out = Path(args.out or RESULTS / f"ddpm_coverage_{args.dataset}_{args.budget}.json")
     result = existing_results(out, args) or {
