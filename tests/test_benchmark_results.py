@@ -898,6 +898,16 @@ def test_a_coverage_run_killed_mid_training_resumes_from_its_run_folder_with_an_
         ddpm_coverage.measure_family("cgan", 8, 2, [1.0], cell, None, args, out=out, run_dir=run_dir, partial=None)
 
 
+def test_a_coverage_run_folder_inside_the_repository_is_refused(monkeypatch, capsys):
+    """Its checkpoints hold Accelerate's pickled states: they belong in the user cache, not in git."""
+    import ddpm_coverage
+
+    monkeypatch.setattr(sys, "argv", ["ddpm_coverage.py", "--run-dir", str(ddpm_coverage.RESULTS / "run")])
+    with pytest.raises(SystemExit) as exit_info:
+        ddpm_coverage.main()
+    assert exit_info.value.code == 2 and "inside the repository" in capsys.readouterr().err
+
+
 def test_the_report_says_whether_a_coverage_run_converged_or_is_under_way():
     snapshots = [{"step": 1000, "score": 0.01, "train_seconds": 500.0}, {"step": 2000, "score": 0.02, "train_seconds": 990.4}]
     partial = {"steps": 30000, "snapshots": snapshots, "best_score": 0.02, "partial": True, "resumed_at_steps": [1000]}
