@@ -261,9 +261,7 @@ def main() -> None:
     args.epochs = args.epochs or convergence_epochs(args.dataset, args.budget)
     out = Path(args.out or RESULTS / f"ddpm_coverage_{args.dataset}_{args.budget}.json")
     result = existing_results(out, args) or {
-        "benchmark": "coverage of generator samples by guidance scale and training length",
-        "dataset": args.dataset, "budget": args.budget, "seed": args.seed, "per_class": args.per_class,
-        "classifier_epochs": args.epochs,
+        "benchmark": "coverage of generator samples by guidance scale and training length", **settings_of(args),
         "reference": "ResNet-8 trained on the subset; heldout: training-split images not in the subset "
                      "(the test set is never read)", "families": {}}
     cell = draw_cell(load_split(args.dataset), args.dataset, args.budget, args.seed)
@@ -297,8 +295,10 @@ def main() -> None:
                    f"not converged in {steps} steps"), flush=True)
 
 
-#: What every entry of one file shares: a file's figures compare only under these.
-SETTINGS = ("dataset", "budget", "seed", "per_class", "classifier_epochs")
+def settings_of(args) -> dict:
+    """What every entry of one file shares: a file's figures compare only under these."""
+    return {"dataset": args.dataset, "budget": args.budget, "seed": args.seed, "per_class": args.per_class,
+            "classifier_epochs": args.epochs}
 
 
 def existing_results(out: Path, args) -> dict | None:
@@ -308,9 +308,7 @@ def existing_results(out: Path, args) -> dict | None:
     if not out.exists():
         return None
     result = json.loads(out.read_text())
-    asked = {"dataset": args.dataset, "budget": args.budget, "seed": args.seed, "per_class": args.per_class,
-             "classifier_epochs": args.epochs}
-    changed = {k: (result.get(k), asked[k]) for k in SETTINGS if result.get(k) != asked[k]}
+    changed = {k: (result.get(k), v) for k, v in settings_of(args).items() if result.get(k) != v}
     if changed:
         raise SystemExit(f"{out} holds figures measured under other settings (recorded, asked: {changed}); "
                          "run with those, or pass --out for a file of its own")
